@@ -1,0 +1,124 @@
+/**
+ * The JSON-over-HTTP client every Tessera component uses to call another one (client
+ * library → services, broker → broker, broker → coordinator). It keeps connections
+ * alive, never retries by itself (callers retry through `retry.ts`, where they chose
+ * to), and turns every error answer into the TesseraError the service meant.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import got, { type Got, RequestError } from 'got';
+import { ERRORS, type ErrorCode, TesseraError } from './errors.js';
+
+export interface JsonHttpClientOptions {
+  /** Per-request deadline when the call does not give one. */
+  timeoutMs: number;
+  /** Most sockets kept per host (default 64). */
+  maxSockets?: number;
+  /** Sent on every request, e.g. a cluster credential later on. */
+  headers?: Record<string, string>;
+}
+
+export interface RequestOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  searchParams?: Record<string, string | number>;
+}
+
+export class JsonHttpClient {
+  private readonly got: Got;
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+  readonly timeoutMs: number;
+
+  constructor(options: JsonHttpClientOptions) {
+    this.timeoutMs = options.timeoutMs;
+    const maxSockets = options.maxSockets ?? 64;
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 1_000 });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 1_000 });
+    this.got = got.extend({
+      agent: { http: this.httpAgent, https: this.httpsAgent },
+      retry: { limit: 0 },
+      throwHttpErrors: false,
+      responseType: 'text',
+      headers: { 'user-agent': 'tessera', ...options.headers },
+    });
+  }
+
+  get<T>(url: string, options: RequestOptions = {}): Promise<T> {
+    return this.request<T>('GET', url, undefined, options);
+  }
+
+  post<T>(url: string, body: unknown, options: RequestOptions = {}): Promise<T> {
+    return this.request<T>('POST', url, body, options);
+  }
+
+  delete<T>(url: string, options: RequestOptions = {}): Promise<T> {
+    return this.request<T>('DELETE', url, undefined, options);
+  }
+
+  async request<T>(method: 'GET' | 'POST' | 'DELETE', url: string, body: unknown, options: RequestOptions): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    let response;
+    try {
+      response = await this.got(url, {
+        method,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+        timeout: { request: timeoutMs },
+        signal: options.signal,
+        searchParams: options.searchParams,
+      });
+    } catch (error) {
+      throw networkError(error, method, url);
+    }
+    const text = response.body;
+    let parsed: unknown = undefined;
+    if (text.length > 0) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        if (response.statusCode < 400) {
+          throw new TesseraError('INTERNAL', `${method} ${url}: answer is not JSON (status ${response.statusCode})`);
+        }
+      }
+    }
+    if (response.statusCode >= 400) {
+      throw (
+        TesseraError.fromBody(parsed) ??
+        new TesseraError(codeForStatus(response.statusCode), `${method} ${url}: HTTP ${response.statusCode} ${text.slice(0, 200)}`)
+      );
+    }
+    return parsed as T;
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
+
+/**
+ * A call that got no answer keeps its network code (ECONNREFUSED, ETIMEDOUT, ...), so
+ * `isRetriable` recognises it, and says which call failed.
+ */
+function networkError(error: unknown, method: string, url: string): Error {
+  if (error instanceof RequestError) {
+    const wrapped = new Error(`${method} ${url}: ${error.code ?? 'request failed'} (${error.message})`, { cause: error });
+    (wrapped as Error & { code?: string }).code = error.code;
+    wrapped.name = 'NetworkError';
+    return wrapped;
+  }
+  return error as Error;
+}
+
+function codeForStatus(status: number): ErrorCode {
+  for (const [code, entry] of Object.entries(ERRORS)) {
+    if (entry.status === status) return code as ErrorCode;
+  }
+  return status >= 500 ? 'INTERNAL' : 'INVALID_REQUEST';
+}
+
+/** True when `error` is a call that got no answer at all (refused, reset, timed out). */
+export function isNetworkError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'NetworkError';
+}

@@ -1,0 +1,45 @@
+/**
+ * Every route path of every service, in one table. Handlers register these and
+ * clients build URLs from them with `routePath`, so a path is spelled once.
+ */
+export const COORDINATOR_ROUTES = {
+  health: '/health',
+  ready: '/ready',
+  metrics: '/metrics',
+  metadata: '/metadata',
+  topics: '/topics',
+  topic: '/topics/:topic',
+  routedProduce: '/topics/:topic/records',
+  brokers: '/brokers',
+  brokerRegister: '/brokers/register',
+  brokerHeartbeat: '/brokers/heartbeat',
+  isr: '/partitions/isr',
+  clusterStatus: '/cluster/status',
+  clusterEvents: '/cluster/events',
+  groups: '/groups',
+  group: '/groups/:group',
+  groupJoin: '/groups/:group/join',
+  groupHeartbeat: '/groups/:group/heartbeat',
+  groupLeave: '/groups/:group/leave',
+} as const;
+
+export const BROKER_ROUTES = {
+  health: '/health',
+  ready: '/ready',
+  metrics: '/metrics',
+  produce: '/topics/:topic/partitions/:partition/records',
+  fetch: '/fetch',
+  commit: '/commit',
+  committedOffsets: '/offsets',
+  replicate: '/internal/replicate',
+  metadataChanged: '/internal/metadata-changed',
+} as const;
+
+/** Fills a route template: `routePath('/topics/:topic', {topic: 'a b'})` gives `/topics/a%20b`. */
+export function routePath(template: string, params: Record<string, string | number> = {}): string {
+  return template.replace(/:([A-Za-z]+)/g, (_match, name: string) => {
+    const value = params[name];
+    if (value === undefined) throw new Error(`route ${template} needs parameter ${name}`);
+    return encodeURIComponent(String(value));
+  });
+}

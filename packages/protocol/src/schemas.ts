@@ -1,0 +1,236 @@
+/**
+ * The wire format of every request body, as zod schemas, with the TypeScript types
+ * inferred from them. Services validate every body with these at the edge, so
+ * nothing invalid reaches storage; clients use the inferred types to build them.
+ * Response bodies are plain interfaces in `wire.ts`.
+ */
+import { z } from 'zod';
+import {
+  GROUP_ID_PATTERN,
+  MAX_FETCH_WAIT_MS,
+  MAX_HEADERS_PER_RECORD,
+  MAX_PARTITIONS,
+  MAX_RECORDS_PER_REQUEST,
+  TOPIC_NAME_PATTERN,
+} from './limits.js';
+
+const nonNegativeInt = z.number().int().nonnegative();
+const brokerId = z.number().int().positive().max(1_000_000);
+
+export const topicName = z
+  .string()
+  .regex(TOPIC_NAME_PATTERN, 'topic names are 1 to 200 characters of [A-Za-z0-9._-]')
+  .refine((name) => name !== '.' && name !== '..', 'topic names "." and ".." are reserved');
+export const groupId = z
+  .string()
+  .regex(GROUP_ID_PATTERN, 'group ids are 1 to 200 characters of [A-Za-z0-9._-]')
+  .refine((name) => name !== '.' && name !== '..', 'group ids "." and ".." are reserved');
+export const partitionNumber = z.number().int().nonnegative().max(MAX_PARTITIONS - 1);
+/** Offsets and epochs stay within the integers a JavaScript number holds exactly. */
+export const offset = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+export const epoch = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+export const brokerUrl = z.string().url().max(500);
+
+export const headers = z
+  .record(z.string().max(256), z.string().max(64 * 1024))
+  .refine((h) => Object.keys(h).length <= MAX_HEADERS_PER_RECORD, `at most ${MAX_HEADERS_PER_RECORD} headers`);
+
+/** A record as a producer sends it. The value is text; the value size limit is checked by the broker. */
+export const recordInput = z.object({
+  key: z.string().max(64 * 1024).nullish(),
+  value: z.string(),
+  headers: headers.nullish(),
+  /** Milliseconds since the epoch; the broker stamps its own clock when absent. */
+  timestamp: nonNegativeInt.optional(),
+});
+export type RecordInput = z.infer<typeof recordInput>;
+
+export const topicConfig = z
+  .object({
+    /** 1 or 2: with 2, a produce is refused with NOT_ENOUGH_REPLICAS unless both replicas are in sync. */
+    minInsyncReplicas: z.number().int().min(1).max(2).optional(),
+    /** Records older than this are deleted in the background (null: keep forever). */
+    retentionMs: z.number().int().positive().nullish(),
+    /** Each partition is trimmed to about this many bytes (null: no limit). */
+    retentionBytes: z.number().int().positive().nullish(),
+  })
+  .strict();
+export type TopicConfig = z.infer<typeof topicConfig>;
+
+// ---- coordinator: topics -------------------------------------------------------------
+
+export const createTopicRequest = z
+  .object({
+    name: topicName,
+    partitions: z.number().int().min(1).max(MAX_PARTITIONS),
+    replicationFactor: z.number().int().min(1).max(2).default(2),
+    config: topicConfig.default({}),
+  })
+  .strict();
+export type CreateTopicRequest = z.input<typeof createTopicRequest>;
+
+/** Routing produce through the coordinator: each record's key picks its partition unless `partition` is given. */
+export const routedProduceRequest = z
+  .object({
+    records: z
+      .array(recordInput.extend({ partition: partitionNumber.optional() }))
+      .min(1)
+      .max(MAX_RECORDS_PER_REQUEST),
+  })
+  .strict();
+export type RoutedProduceRequest = z.infer<typeof routedProduceRequest>;
+
+// ---- coordinator: brokers ------------------------------------------------------------
+
+export const registerBrokerRequest = z.object({ id: brokerId, url: brokerUrl }).strict();
+export type RegisterBrokerRequest = z.infer<typeof registerBrokerRequest>;
+
+export const replicaReport = z
+  .object({
+    topic: topicName,
+    partition: partitionNumber,
+    epoch,
+    leo: offset,
+    hw: offset,
+    role: z.enum(['primary', 'secondary']),
+  })
+  .strict();
+export type ReplicaReport = z.infer<typeof replicaReport>;
+
+export const brokerHeartbeatRequest = z
+  .object({
+    id: brokerId,
+    url: brokerUrl,
+    replicas: z.array(replicaReport).max(100_000),
+  })
+  .strict();
+export type BrokerHeartbeatRequest = z.infer<typeof brokerHeartbeatRequest>;
+
+/**
+ * A primary asks the coordinator to change a partition's ISR: shrink to itself when the
+ * secondary cannot be reached, expand when the secondary has caught up. Refused with
+ * STALE_EPOCH when `epoch` is not the partition's current epoch, NOT_PRIMARY when the
+ * sender is not its primary.
+ */
+export const isrChangeRequest = z
+  .object({
+    brokerId,
+    topic: topicName,
+    partition: partitionNumber,
+    epoch,
+    isr: z.array(brokerId).min(1).max(2),
+  })
+  .strict();
+export type IsrChangeRequest = z.infer<typeof isrChangeRequest>;
+
+// ---- coordinator: consumer groups ----------------------------------------------------
+
+export const joinGroupRequest = z
+  .object({
+    topic: topicName,
+    /** Omit on first join; send the id you were given to rejoin. */
+    memberId: z.string().min(1).max(200).optional(),
+    /** Client-chosen name shown in group listings. */
+    clientId: z.string().max(200).optional(),
+    sessionTimeoutMs: z.number().int().min(100).max(300_000).optional(),
+  })
+  .strict();
+export type JoinGroupRequest = z.infer<typeof joinGroupRequest>;
+
+/**
+ * A member's heartbeat also acknowledges the generation whose assignment it has applied
+ * (stopped fetching what it lost, committed what it processed). Partitions move to their
+ * next owner only after the previous owner acknowledged losing them, so two members never
+ * process one partition at the same time.
+ */
+export const groupHeartbeatRequest = z.object({ memberId: z.string().min(1).max(200), generation: epoch }).strict();
+export type GroupHeartbeatRequest = z.infer<typeof groupHeartbeatRequest>;
+
+export const leaveGroupRequest = z.object({ memberId: z.string().min(1).max(200) }).strict();
+export type LeaveGroupRequest = z.infer<typeof leaveGroupRequest>;
+
+// ---- broker: produce, fetch, commit --------------------------------------------------
+
+/** Produce to one partition on its primary: `POST /topics/:topic/partitions/:partition/records`. */
+export const produceRequest = z
+  .object({ records: z.array(recordInput).min(1).max(MAX_RECORDS_PER_REQUEST) })
+  .strict();
+export type ProduceRequest = z.infer<typeof produceRequest>;
+
+export const partitionRef = z.object({ topic: topicName, partition: partitionNumber }).strict();
+export type PartitionRef = z.infer<typeof partitionRef>;
+
+/** Fetch from several partitions led by one broker; waits up to `waitMs` when none has records. */
+export const fetchRequest = z
+  .object({
+    partitions: z
+      .array(partitionRef.extend({ offset }).strict())
+      .min(1)
+      .max(MAX_PARTITIONS),
+    maxRecords: z.number().int().min(1).max(100_000).optional(),
+    maxBytes: z.number().int().min(1).max(64 * 1024 * 1024).optional(),
+    waitMs: z.number().int().min(0).max(MAX_FETCH_WAIT_MS).optional(),
+  })
+  .strict();
+export type FetchRequest = z.infer<typeof fetchRequest>;
+
+/** Commit a group's next offsets to read; `generation` is the group generation the member holds. */
+export const commitRequest = z
+  .object({
+    group: groupId,
+    generation: epoch,
+    memberId: z.string().min(1).max(200).optional(),
+    offsets: z
+      .array(partitionRef.extend({ offset }).strict())
+      .min(1)
+      .max(MAX_PARTITIONS),
+  })
+  .strict();
+export type CommitRequest = z.infer<typeof commitRequest>;
+
+export const committedOffsetsRequest = z
+  .object({ group: groupId, partitions: z.array(partitionRef).min(1).max(MAX_PARTITIONS) })
+  .strict();
+export type CommittedOffsetsRequest = z.infer<typeof committedOffsetsRequest>;
+
+// ---- broker to broker: replication ---------------------------------------------------
+
+export const replicatedRecord = z
+  .object({
+    offset,
+    epoch,
+    timestamp: nonNegativeInt,
+    key: z.string().nullable(),
+    value: z.string(),
+    headers: headers.nullable(),
+  })
+  .strict();
+export type ReplicatedRecord = z.infer<typeof replicatedRecord>;
+
+export const replicatedCommit = z.object({ group: groupId, offset, generation: epoch }).strict();
+export type ReplicatedCommit = z.infer<typeof replicatedCommit>;
+
+/**
+ * The primary pushes records to the secondary. The secondary appends only when `epoch` is
+ * not older than the one it knows and `baseOffset` equals its log end offset; otherwise it
+ * answers OFFSET_MISMATCH with its LEO and epoch history, and the primary resends from the
+ * point where the two histories diverge, with `truncateTo` set to that point.
+ */
+export const replicateRequest = z
+  .object({
+    topic: topicName,
+    partition: partitionNumber,
+    epoch,
+    /** The sending primary. */
+    primaryId: brokerId,
+    baseOffset: offset,
+    /** The secondary first deletes every record at or above this offset. */
+    truncateTo: offset.optional(),
+    records: z.array(replicatedRecord).max(MAX_RECORDS_PER_REQUEST),
+    /** The primary's high watermark, so the secondary can report and restore it. */
+    hw: offset,
+    /** Committed group offsets changed since the last call (every one on catch-up). */
+    commits: z.array(replicatedCommit).max(100_000).default([]),
+  })
+  .strict();
+export type ReplicateRequest = z.input<typeof replicateRequest>;

@@ -1,0 +1,180 @@
+/**
+ * Response bodies of every service, as plain types. Request bodies are in `schemas.ts`.
+ */
+import type { ErrorBody } from './errors.js';
+import type { PartitionRef, TopicConfig } from './schemas.js';
+
+export type { PartitionRef };
+
+/** A stored record, as fetch returns it. */
+export interface WireRecord {
+  offset: number;
+  key: string | null;
+  value: string;
+  headers: Record<string, string> | null;
+  /** Milliseconds since the Unix epoch. */
+  timestamp: number;
+}
+
+export interface BrokerInfo {
+  id: number;
+  url: string;
+  alive: boolean;
+}
+
+/** Where a partition lives. `primary` is null while the partition is offline. */
+export interface PartitionAssignment {
+  partition: number;
+  primary: number | null;
+  secondary: number | null;
+  epoch: number;
+  /** In-sync replicas: `[primary]` or `[primary, secondary]`. */
+  isr: number[];
+}
+
+export type PartitionStatus = 'online' | 'under-replicated' | 'offline';
+
+export interface TopicMetadata {
+  name: string;
+  replicationFactor: number;
+  config: Required<Pick<TopicConfig, 'minInsyncReplicas'>> & TopicConfig;
+  /** Indexed by partition number. */
+  partitions: PartitionAssignment[];
+}
+
+/** `GET /metadata`: the cluster map, what clients and brokers route by. */
+export interface MetadataResponse {
+  /** Increases on every change of the map; brokers compare it to refresh. */
+  version: number;
+  brokers: BrokerInfo[];
+  topics: TopicMetadata[];
+}
+
+export interface PartitionDescription extends PartitionAssignment {
+  status: PartitionStatus;
+  /** As last reported by the primary's heartbeat (null before the first report). */
+  highWatermark: number | null;
+  logEndOffset: number | null;
+}
+
+/** `GET /topics/:topic`, `POST /topics`. */
+export interface TopicDescription extends Omit<TopicMetadata, 'partitions'> {
+  partitions: PartitionDescription[];
+}
+
+/** `GET /topics`. */
+export interface TopicListResponse {
+  topics: Array<{ name: string; partitions: number; replicationFactor: number }>;
+}
+
+/** `POST /topics/:topic/partitions/:partition/records` on the primary. */
+export interface ProduceResponse {
+  topic: string;
+  partition: number;
+  /** Offset of the first record; the batch holds `baseOffset` .. `baseOffset + count - 1`. */
+  baseOffset: number;
+  count: number;
+  epoch: number;
+}
+
+/** `POST /topics/:topic/records` on the coordinator: one entry per record, in request order. */
+export interface RoutedProduceResponse {
+  offsets: Array<{ partition: number; offset: number }>;
+}
+
+export interface FetchPartitionResult {
+  topic: string;
+  partition: number;
+  highWatermark: number;
+  logStartOffset: number;
+  records: WireRecord[];
+  error?: ErrorBody['error'];
+}
+
+/** `POST /fetch`. */
+export interface FetchResponse {
+  partitions: FetchPartitionResult[];
+}
+
+/** `POST /commit`. */
+export interface CommitResponse {
+  results: Array<{ topic: string; partition: number; error?: ErrorBody['error'] }>;
+}
+
+/** `POST /offsets`: committed offsets of a group (null: nothing committed yet). */
+export interface CommittedOffsetsResponse {
+  partitions: Array<{
+    topic: string;
+    partition: number;
+    offset: number | null;
+    highWatermark: number;
+    logStartOffset: number;
+    error?: ErrorBody['error'];
+  }>;
+}
+
+/** `POST /internal/replicate`, when the batch was appended. */
+export interface ReplicateResponse {
+  leo: number;
+  epoch: number;
+}
+
+/** `POST /brokers/register` and `POST /brokers/heartbeat`. */
+export interface BrokerHeartbeatResponse {
+  metadataVersion: number;
+  /** Current generation of every consumer group, so brokers refuse stale commits. */
+  groups: Record<string, number>;
+  heartbeatMs: number;
+}
+
+/** `POST /groups/:group/join` and `POST /groups/:group/heartbeat`. */
+export interface GroupMembership {
+  group: string;
+  topic: string;
+  memberId: string;
+  generation: number;
+  /** The partitions this member owns in `generation`. */
+  assignment: number[];
+  members: number;
+  sessionTimeoutMs: number;
+  heartbeatMs: number;
+}
+
+/** `GET /groups/:group`. */
+export interface GroupDescription {
+  group: string;
+  topic: string;
+  generation: number;
+  members: Array<{ memberId: string; clientId: string | null; partitions: number[] }>;
+  /** Partitions no member owns right now (waiting for their previous owner to release them, or no members). */
+  unassigned: number[];
+}
+
+export interface GroupListResponse {
+  groups: Array<{ group: string; topic: string; generation: number; members: number }>;
+}
+
+export interface BrokerStatus extends BrokerInfo {
+  /** Milliseconds since the last heartbeat (null: none since the coordinator started). */
+  lastHeartbeatAgoMs: number | null;
+  primaries: number;
+  replicas: number;
+}
+
+/** `GET /cluster/status`. */
+export interface ClusterStatusResponse {
+  brokers: BrokerStatus[];
+  topics: number;
+  partitions: number;
+  underReplicated: number;
+  offline: number;
+  underReplicatedPartitions: PartitionRef[];
+  offlinePartitions: PartitionRef[];
+}
+
+/** `GET /health` and `GET /ready`. */
+export interface HealthResponse {
+  status: 'ok' | 'starting';
+  service: 'coordinator' | 'broker';
+  id?: number;
+}

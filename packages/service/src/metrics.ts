@@ -1,0 +1,19 @@
+import { Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface ServiceMetrics {
+  requestDuration: Histogram<'method' | 'route' | 'status'>;
+}
+
+/** One registry per service, with the process metrics and the request latency histogram. */
+export function createMetrics(service: string): { registry: Registry; metrics: ServiceMetrics } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'tessera_' });
+  const requestDuration = new Histogram({
+    name: `tessera_${service}_request_duration_seconds`,
+    help: `Time to answer an HTTP request to the ${service}, by route`,
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  return { registry, metrics: { requestDuration } };
+}
