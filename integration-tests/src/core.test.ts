@@ -1,0 +1,174 @@
+// The core scenarios of Tessera against a real coordinator and three real brokers on loopback:
+// group consumption, a secondary's crash, a cluster restart and a coordinator restart.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { TesseraClient } from '@tessera/client';
+import { type Cluster, startCluster, waitFor } from './harness/cluster.js';
+import { History, describeReport } from './harness/history.js';
+import { consumeInto, keys, produceKeyed } from './harness/workload.js';
+
+let cluster: Cluster | undefined;
+
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+async function topicWith(client: TesseraClient, partitions: number): Promise<string> {
+  const name = `t-${Math.random().toString(36).slice(2, 10)}`;
+  await client.admin.createTopic({ name, partitions, replicationFactor: 2 });
+  return name;
+}
+
+describe('a three-broker cluster', () => {
+  it('delivers every acknowledged record once per group, in key order, with partitions shared by members', async () => {
+    cluster = await startCluster({ name: 'groups' });
+    const client = cluster.client();
+    const topic = await topicWith(client, 6);
+
+    const history = new History();
+    const memberA1 = client.consumer({ group: 'a', topic, fromBeginning: true, waitMs: 500 });
+    const memberA2 = client.consumer({ group: 'a', topic, fromBeginning: true, waitMs: 500 });
+    const memberB = client.consumer({ group: 'b', topic, fromBeginning: true, waitMs: 500 });
+    const consuming = [consumeInto(memberA1, history, 'a'), consumeInto(memberA2, history, 'a'), consumeInto(memberB, history, 'b')];
+    await waitFor(() => memberA1.assignment().length + memberA2.assignment().length === 6, {
+      what: 'group a to own all six partitions',
+    });
+
+    const producer = client.producer({ lingerMs: 2 });
+    const acknowledged = await produceKeyed(producer, history, { topic, keys: keys(24), recordsPerKey: 50 });
+    expect(acknowledged).toBe(24 * 50);
+
+    for (const group of ['a', 'b']) {
+      await waitFor(() => history.acknowledgedDelivered(group) === acknowledged, { what: `group ${group} to see every record` });
+      const report = history.check(group);
+      expect(report.lost, describeReport(report)).toEqual([]);
+      expect(report.unexpected).toEqual([]);
+      expect(report.reordered).toEqual([]);
+      expect(report.duplicates).toBe(0);
+    }
+    // The two members of group a shared the partitions, three each.
+    expect(memberA1.assignment().length).toBe(3);
+    expect(memberA2.assignment().length).toBe(3);
+
+    await Promise.all([memberA1.close(), memberA2.close(), memberB.close()]);
+    await Promise.all(consuming);
+  });
+
+  it('keeps producing without loss after the secondary of a partition is killed, and re-syncs it on restart', async () => {
+    cluster = await startCluster({ name: 'secondary-crash' });
+    const client = cluster.client();
+    const topic = await topicWith(client, 1);
+    const before = await client.admin.describeTopic(topic);
+    const { primary, secondary } = before.partitions[0];
+    expect(primary).not.toBeNull();
+    expect(secondary).not.toBeNull();
+    expect(before.partitions[0].isr.sort()).toEqual([primary, secondary].sort());
+
+    const history = new History();
+    const producer = client.producer({ lingerMs: 1 });
+    let killed = false;
+    const acknowledged = await produceKeyed(producer, history, {
+      topic,
+      keys: keys(8),
+      recordsPerKey: 150,
+      onAcknowledged: async (count) => {
+        if (count === 300 && !killed) {
+          killed = true;
+          await cluster!.broker(secondary!).kill();
+        }
+      },
+    });
+    expect(killed).toBe(true);
+    expect(acknowledged).toBe(8 * 150);
+
+    const shrunk = await client.admin.describeTopic(topic);
+    expect(shrunk.partitions[0].isr).toEqual([primary]);
+    expect(shrunk.partitions[0].primary).toBe(primary);
+
+    await cluster.broker(secondary!).start();
+    await waitFor(async () => (await client.admin.describeTopic(topic)).partitions[0].isr.length === 2, {
+      what: 'the restarted secondary to rejoin the ISR',
+    });
+
+    const consumer = client.consumer({ group: 'check', topic, fromBeginning: true, waitMs: 200 });
+    const consuming = consumeInto(consumer, history, 'check');
+    await waitFor(() => history.acknowledgedDelivered('check') === acknowledged, { what: 'every acknowledged record' });
+    await consumer.close();
+    await consuming;
+    const report = history.check('check');
+    expect(report.lost, describeReport(report)).toEqual([]);
+    expect(report.reordered).toEqual([]);
+    expect(report.unexpected).toEqual([]);
+  });
+
+  it('keeps records and committed offsets across a restart of the whole cluster', async () => {
+    cluster = await startCluster({ name: 'restart' });
+    let client = cluster.client();
+    const topic = await topicWith(client, 4);
+    const history = new History();
+    const acknowledged = await produceKeyed(client.producer(), history, { topic, keys: keys(10), recordsPerKey: 60 });
+
+    // Read part of the topic and commit it.
+    const first = client.consumer({ group: 'g', topic, fromBeginning: true, waitMs: 200 });
+    const firstSeen = new Set<string>();
+    while (firstSeen.size < 250) {
+      const records = await first.poll({ maxRecords: 50 });
+      for (const record of records) firstSeen.add(record.value);
+      await first.commit(records);
+    }
+    await first.close();
+    const describedBefore = await client.admin.describeTopic(topic);
+    await client.close();
+
+    await cluster.stopProcesses();
+    await cluster.startProcesses();
+    client = cluster.client();
+
+    const after = await client.admin.describeTopic(topic);
+    expect(after.partitions.map(({ primary, secondary, epoch }) => ({ primary, secondary, epoch }))).toEqual(
+      describedBefore.partitions.map(({ primary, secondary, epoch }) => ({ primary, secondary, epoch })),
+    );
+
+    // The group goes on from its committed offsets: nothing it committed comes again.
+    const second = client.consumer({ group: 'g', topic, fromBeginning: true, waitMs: 200 });
+    const secondSeen = new Set<string>();
+    await waitFor(
+      async () => {
+        for (const record of await second.poll({ maxRecords: 500 })) secondSeen.add(record.value);
+        return firstSeen.size + secondSeen.size >= acknowledged;
+      },
+      { what: 'the rest of the records after the restart' },
+    );
+    await second.close();
+    const again = [...secondSeen].filter((value) => firstSeen.has(value));
+    expect(again).toEqual([]);
+    expect(firstSeen.size + secondSeen.size).toBe(acknowledged);
+
+    // A new group still sees every record.
+    const fresh = client.consumer({ group: 'fresh', topic, fromBeginning: true, waitMs: 200 });
+    const consuming = consumeInto(fresh, history, 'fresh');
+    await waitFor(() => history.acknowledgedDelivered('fresh') === acknowledged, { what: 'a new group to see everything' });
+    await fresh.close();
+    await consuming;
+    expect(history.check('fresh').lost).toEqual([]);
+  });
+
+  it('keeps topics and assignments across a coordinator restart', async () => {
+    cluster = await startCluster({ name: 'coordinator-restart' });
+    const client = cluster.client();
+    const topic = await topicWith(client, 8);
+    const before = await client.admin.describeTopic(topic);
+    await cluster.coordinator.restart();
+    const after = await client.admin.describeTopic(topic);
+    expect(after.partitions.map(({ partition, primary, secondary, epoch, isr }) => ({ partition, primary, secondary, epoch, isr }))).toEqual(
+      before.partitions.map(({ partition, primary, secondary, epoch, isr }) => ({ partition, primary, secondary, epoch, isr })),
+    );
+    expect((await client.admin.listTopics()).map((t) => t.name)).toContain(topic);
+    const metadata = await client.admin.metadata();
+    expect(metadata.brokers.map((broker) => broker.id).sort()).toEqual([1, 2, 3]);
+    // Brokers heartbeat again, so the restarted coordinator sees them alive.
+    await waitFor(async () => (await client.admin.clusterStatus()).brokers.every((broker) => broker.alive), {
+      what: 'every broker alive after the coordinator restart',
+    });
+  });
+});

@@ -1,0 +1,41 @@
+// Proves the history checker finds each kind of anomaly it reports, so a clean report means something.
+import { describe, expect, it } from 'vitest';
+import { History, recordValue } from './history.js';
+
+function history(): History {
+  const h = new History();
+  for (let seq = 0; seq < 3; seq++) {
+    const value = recordValue('k', seq, `u${seq}`);
+    h.sending(value);
+    h.produced(value, 'ok');
+  }
+  return h;
+}
+
+describe('History', () => {
+  it('reports a clean history as clean', () => {
+    const h = history();
+    for (let seq = 0; seq < 3; seq++) h.delivered('g', recordValue('k', seq, `u${seq}`), 0, seq);
+    expect(h.check('g')).toMatchObject({ acknowledged: 3, lost: [], unexpected: [], reordered: [], duplicates: 0 });
+  });
+
+  it('reports lost, unexpected, reordered and duplicated records', () => {
+    const h = history();
+    h.delivered('g', recordValue('k', 2, 'u2'), 0, 0);
+    h.delivered('g', recordValue('k', 0, 'u0'), 0, 1);
+    h.delivered('g', recordValue('k', 0, 'u0'), 0, 1);
+    h.delivered('g', recordValue('x', 0, 'never-sent'), 1, 0);
+    const report = h.check('g');
+    expect(report.lost).toEqual([recordValue('k', 1, 'u1')]);
+    expect(report.unexpected).toEqual([recordValue('x', 0, 'never-sent')]);
+    expect(report.reordered).toEqual([{ key: 'k', seq: 0, after: 2 }]);
+    expect(report.duplicates).toBe(1);
+  });
+
+  it('does not count a record the producer was unsure of as lost', () => {
+    const h = new History();
+    const value = recordValue('k', 0, 'u');
+    h.sending(value);
+    expect(h.check('g')).toMatchObject({ unknown: 1, lost: [] });
+  });
+});

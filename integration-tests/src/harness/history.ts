@@ -1,0 +1,124 @@
+/**
+ * The history checker: it records what producers were told about every record (ok,
+ * failed, unknown) and every delivery to a consumer group, then reports what a user
+ * of a broker cares about: acknowledged records never delivered (lost), deliveries of
+ * records never sent (unexpected), a key's records delivered out of the order they
+ * were acknowledged in (reordered), and records delivered more than once (duplicates,
+ * allowed under at-least-once but counted).
+ */
+
+export type ProduceOutcome = 'ok' | 'failed' | 'unknown';
+
+/** Every record value a workload sends is `${key}:${seq}:${unique}`, so a delivery names its origin. */
+export function recordValue(key: string, seq: number, unique: string): string {
+  return `${key}:${seq}:${unique}`;
+}
+
+function parseValue(value: string): { key: string; seq: number } | undefined {
+  const parts = value.split(':');
+  if (parts.length < 3) return undefined;
+  const seq = Number(parts[parts.length - 2]);
+  if (!Number.isInteger(seq)) return undefined;
+  return { key: parts.slice(0, -2).join(':'), seq };
+}
+
+export interface CheckReport {
+  sent: number;
+  acknowledged: number;
+  failed: number;
+  unknown: number;
+  delivered: number;
+  lost: string[];
+  unexpected: string[];
+  reordered: Array<{ key: string; seq: number; after: number }>;
+  duplicates: number;
+}
+
+export class History {
+  private readonly outcomes = new Map<string, ProduceOutcome>();
+  /** Deliveries per consumer group, in the order the group's members processed them. */
+  private readonly groups = new Map<string, Array<{ value: string; partition: number; offset: number }>>();
+
+  /** Call before sending, so a record whose outcome never arrives counts as unknown. */
+  sending(value: string): void {
+    this.outcomes.set(value, 'unknown');
+  }
+
+  produced(value: string, outcome: ProduceOutcome): void {
+    this.outcomes.set(value, outcome);
+  }
+
+  delivered(group: string, value: string, partition: number, offset: number): void {
+    let deliveries = this.groups.get(group);
+    if (!deliveries) this.groups.set(group, (deliveries = []));
+    deliveries.push({ value, partition, offset });
+  }
+
+  private deliveriesOf(group: string) {
+    return this.groups.get(group) ?? [];
+  }
+
+  /** Distinct acknowledged values `group` has been delivered so far. */
+  acknowledgedDelivered(group: string): number {
+    const seen = new Set(this.deliveriesOf(group).map((delivery) => delivery.value));
+    let count = 0;
+    for (const [value, outcome] of this.outcomes) if (outcome === 'ok' && seen.has(value)) count++;
+    return count;
+  }
+
+  /** Checks what `group` received against what the producers were told. */
+  check(group: string): CheckReport {
+    const deliveries = this.deliveriesOf(group);
+    const seen = new Set<string>();
+    const highestSeq = new Map<string, number>();
+    const report: CheckReport = {
+      sent: this.outcomes.size,
+      acknowledged: 0,
+      failed: 0,
+      unknown: 0,
+      delivered: deliveries.length,
+      lost: [],
+      unexpected: [],
+      reordered: [],
+      duplicates: 0,
+    };
+    for (const outcome of this.outcomes.values()) {
+      if (outcome === 'ok') report.acknowledged++;
+      else if (outcome === 'failed') report.failed++;
+      else report.unknown++;
+    }
+    for (const { value } of deliveries) {
+      if (!this.outcomes.has(value)) {
+        report.unexpected.push(value);
+        continue;
+      }
+      if (seen.has(value)) {
+        report.duplicates++;
+        continue;
+      }
+      seen.add(value);
+      // Only acknowledged records promise an order; an unknown one may land anywhere it was retried.
+      if (this.outcomes.get(value) !== 'ok') continue;
+      const parsed = parseValue(value);
+      if (!parsed) continue;
+      const highest = highestSeq.get(parsed.key) ?? -1;
+      if (parsed.seq < highest) report.reordered.push({ key: parsed.key, seq: parsed.seq, after: highest });
+      else highestSeq.set(parsed.key, parsed.seq);
+    }
+    for (const [value, outcome] of this.outcomes) {
+      if (outcome === 'ok' && !seen.has(value)) report.lost.push(value);
+    }
+    return report;
+  }
+}
+
+/** One line for a test failure message: the counts and the first few problems. */
+export function describeReport(report: CheckReport): string {
+  return JSON.stringify({
+    ...report,
+    lost: report.lost.slice(0, 10),
+    lostCount: report.lost.length,
+    unexpected: report.unexpected.slice(0, 10),
+    reordered: report.reordered.slice(0, 10),
+  });
+}
