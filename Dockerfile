@@ -1,0 +1,41 @@
+# One image for every role of Tessera: coordinator, broker, or the tessera CLI.
+#   docker run IMAGE coordinator   docker run IMAGE broker   docker run IMAGE topics list
+# Configuration comes from TESSERA_* environment variables (docs/operations.md).
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+# better-sqlite3 compiles from source when no prebuilt binary can be downloaded.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/* \
+ && npm install -g pnpm@10
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml tsconfig.base.json tsconfig.json ./
+COPY packages/protocol/package.json packages/protocol/
+COPY packages/service/package.json packages/service/
+COPY packages/coordinator/package.json packages/coordinator/
+COPY packages/broker/package.json packages/broker/
+COPY packages/client/package.json packages/client/
+COPY packages/cli/package.json packages/cli/
+COPY integration-tests/package.json integration-tests/
+# Sources are not here yet, so the root `prepare` build is skipped; native modules are built explicitly.
+RUN pnpm install --frozen-lockfile --ignore-scripts && pnpm rebuild better-sqlite3
+COPY packages packages
+RUN pnpm build \
+ && pnpm --filter @tessera/cli deploy --prod --legacy /app
+
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    TESSERA_HOST=0.0.0.0 \
+    TESSERA_DATA_DIR=/data
+WORKDIR /app
+COPY --from=build /app /app
+COPY docker/entrypoint.sh /usr/local/bin/tessera-entrypoint
+RUN mkdir -p /data && chown node:node /data && chmod 0755 /usr/local/bin/tessera-entrypoint
+USER node
+VOLUME ["/data"]
+EXPOSE 7070 7071
+# Services answer /health on TESSERA_PORT; the CLI role has no port and compose turns the check off for it.
+HEALTHCHECK --interval=5s --timeout=2s --start-period=10s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.TESSERA_PORT||7070)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+ENTRYPOINT ["tessera-entrypoint"]
+CMD ["--help"]
