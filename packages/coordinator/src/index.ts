@@ -1,1 +1,1 @@
-export {};
+export type { CoordinatorConfig } from './config.js';

@@ -1,0 +1,39 @@
+import {
+  DEFAULT_BROKER_TIMEOUT_MS,
+  DEFAULT_COORDINATOR_PORT,
+  DEFAULT_GROUP_SESSION_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_MS,
+} from '@tessera/protocol';
+
+/** Everything the coordinator is started with; `main.ts` fills it from flags and env. */
+export interface CoordinatorConfig {
+  /** 0 picks a free port (tests); the bound one is in the returned url. */
+  port: number;
+  host: string;
+  /** The SQLite file is `dataDir/coordinator.db`. */
+  dataDir: string;
+  /** How often brokers are asked to heartbeat. */
+  heartbeatMs: number;
+  /** A broker without a heartbeat for this long is dead. */
+  brokerTimeoutMs: number;
+  /** A group member without a heartbeat for this long is removed (unless it asked for its own timeout). */
+  groupSessionTimeoutMs: number;
+  /** Longest wait for brokers to answer a metadata-changed notification. */
+  notifyTimeoutMs: number;
+  logLevel: string;
+  logPretty: boolean;
+}
+
+export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
+  return {
+    port: DEFAULT_COORDINATOR_PORT,
+    host: '127.0.0.1',
+    heartbeatMs: DEFAULT_HEARTBEAT_MS,
+    brokerTimeoutMs: DEFAULT_BROKER_TIMEOUT_MS,
+    groupSessionTimeoutMs: DEFAULT_GROUP_SESSION_TIMEOUT_MS,
+    notifyTimeoutMs: 2_000,
+    logLevel: 'info',
+    logPretty: false,
+    ...overrides,
+  };
+}

@@ -1,0 +1,199 @@
+/**
+ * Consumer groups: join, heartbeat, leave, session timeouts, listing. The protocol
+ * itself is in membership.ts; this module validates, persists and answers.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  DEFAULT_GROUP_HEARTBEAT_MS,
+  TesseraError,
+  type GroupDescription,
+  type GroupListResponse,
+  type GroupMembership,
+  type GroupHeartbeatRequest,
+  type JoinGroupRequest,
+  type LeaveGroupRequest,
+} from '@tessera/protocol';
+import type { GroupState } from '../model.js';
+import type { Store, LoadedState } from '../store/store.js';
+import { acknowledge, addMember, change, claim, ownedBy, removeMember } from './membership.js';
+
+export interface GroupDeps {
+  store: Store;
+  /** Partition count of a topic, or null when it does not exist. */
+  partitionCount(topic: string): number | null;
+  defaultSessionTimeoutMs: number;
+  /** Monotonic milliseconds. */
+  nowMs(): number;
+  onRebalance(group: string, generation: number): void;
+}
+
+/** Most members one group may have: every member costs work on each change. */
+const MAX_MEMBERS_PER_GROUP = 1_000;
+
+export class GroupManager {
+  private readonly groups = new Map<string, GroupState>();
+
+  constructor(
+    private readonly deps: GroupDeps,
+    loaded: LoadedState['groups'],
+  ) {
+    const now = deps.nowMs();
+    for (const g of loaded) {
+      this.groups.set(g.group, {
+        ...g,
+        // A restart gives every member a full session timeout of grace.
+        members: new Map(g.members.map((m) => [m.memberId, { ...m, lastHeartbeatMs: now }])),
+      });
+    }
+  }
+
+  join(groupId: string, request: JoinGroupRequest): GroupMembership {
+    const count = this.deps.partitionCount(request.topic);
+    if (count === null) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${request.topic} does not exist`);
+    let group = this.groups.get(groupId);
+    if (group && group.topic !== request.topic) {
+      throw new TesseraError(
+        'INVALID_REQUEST',
+        `group ${groupId} consumes topic ${group.topic}, not ${request.topic} (one topic per group)`,
+      );
+    }
+    if (!group) {
+      group = { group: groupId, topic: request.topic, generation: 0, members: new Map(), owner: [], target: [] };
+      this.groups.set(groupId, group);
+    }
+    const sessionTimeoutMs = request.sessionTimeoutMs ?? this.deps.defaultSessionTimeoutMs;
+    const existing = request.memberId === undefined ? undefined : group.members.get(request.memberId);
+    const before = group.generation;
+    const memberId = existing?.memberId ?? request.memberId ?? `${(request.clientId || 'member').slice(0, 100)}-${randomUUID()}`;
+    if (existing) {
+      // A rejoin of a live member: same member, same holdings; it only refreshes its settings.
+      existing.lastHeartbeatMs = this.deps.nowMs();
+      existing.sessionTimeoutMs = sessionTimeoutMs;
+      if (request.clientId !== undefined) existing.clientId = request.clientId;
+    } else {
+      if (group.members.size >= MAX_MEMBERS_PER_GROUP) {
+        throw new TesseraError('INVALID_REQUEST', `group ${groupId} already has ${MAX_MEMBERS_PER_GROUP} members`);
+      }
+      addMember(group, count, {
+        memberId,
+        clientId: request.clientId ?? null,
+        sessionTimeoutMs,
+        lastHeartbeatMs: this.deps.nowMs(),
+        ackedGeneration: 0,
+      });
+    }
+    return this.answer(group, memberId, true, before);
+  }
+
+  heartbeat(groupId: string, request: GroupHeartbeatRequest): GroupMembership {
+    const group = this.requireMember(groupId, request.memberId);
+    const member = group.members.get(request.memberId)!;
+    member.lastHeartbeatMs = this.deps.nowMs();
+    const before = group.generation;
+    const changed = acknowledge(group, this.partitionCountOf(group), request.memberId, request.generation);
+    return this.answer(group, request.memberId, changed, before);
+  }
+
+  leave(groupId: string, request: LeaveGroupRequest): void {
+    const group = this.groups.get(groupId);
+    if (!group) throw new TesseraError('GROUP_NOT_FOUND', `group ${groupId} does not exist`);
+    // Leaving twice is harmless: the member is gone either way.
+    if (removeMember(group, this.partitionCountOf(group), request.memberId)) this.persist(group, true);
+  }
+
+  /** Removes every member whose session timed out; returns how many were removed. */
+  expireSessions(): number {
+    const now = this.deps.nowMs();
+    let removed = 0;
+    for (const group of this.groups.values()) {
+      for (const member of [...group.members.values()]) {
+        if (now - member.lastHeartbeatMs > member.sessionTimeoutMs) {
+          removeMember(group, this.partitionCountOf(group), member.memberId);
+          removed++;
+          this.persist(group, true);
+        }
+      }
+    }
+    return removed;
+  }
+
+  /** A topic was created or deleted: groups on it follow its new partition count. */
+  topicChanged(topic: string): void {
+    for (const group of this.groups.values()) {
+      if (group.topic !== topic) continue;
+      const before = group.generation;
+      // An empty change refits the partitions and rebalances; it bumps the generation only if assignments changed.
+      change(group, this.partitionCountOf(group), () => false);
+      this.persist(group, group.generation !== before);
+    }
+  }
+
+  generations(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const g of this.groups.values()) out[g.group] = g.generation;
+    return out;
+  }
+
+  list(): GroupListResponse {
+    return {
+      groups: [...this.groups.values()]
+        .sort((a, b) => (a.group < b.group ? -1 : 1))
+        .map((g) => ({ group: g.group, topic: g.topic, generation: g.generation, members: g.members.size })),
+    };
+  }
+
+  describe(groupId: string): GroupDescription {
+    const group = this.groups.get(groupId);
+    if (!group) throw new TesseraError('GROUP_NOT_FOUND', `group ${groupId} does not exist`);
+    return {
+      group: group.group,
+      topic: group.topic,
+      generation: group.generation,
+      members: [...group.members.values()].map((m) => ({
+        memberId: m.memberId,
+        clientId: m.clientId,
+        partitions: ownedBy(group, m.memberId),
+      })),
+      unassigned: group.owner.flatMap((o, p) => (o === null ? [p] : [])),
+    };
+  }
+
+  /** For tests and metrics: the live state of one group. */
+  get(groupId: string): GroupState | undefined {
+    return this.groups.get(groupId);
+  }
+
+  private requireMember(groupId: string, memberId: string): GroupState {
+    const group = this.groups.get(groupId);
+    if (!group) throw new TesseraError('GROUP_NOT_FOUND', `group ${groupId} does not exist: join it`);
+    if (!group.members.has(memberId)) {
+      throw new TesseraError('UNKNOWN_MEMBER', `member ${memberId} is not in group ${groupId} (session expired or left): rejoin`);
+    }
+    return group;
+  }
+
+  private partitionCountOf(group: GroupState): number {
+    return this.deps.partitionCount(group.topic) ?? 0;
+  }
+
+  private answer(group: GroupState, memberId: string, changed: boolean, generationBefore: number): GroupMembership {
+    const { assignment, changed: claimed } = claim(group, memberId);
+    if (changed || claimed || group.generation !== generationBefore) this.persist(group, group.generation !== generationBefore);
+    const member = group.members.get(memberId)!;
+    return {
+      group: group.group,
+      topic: group.topic,
+      memberId,
+      generation: group.generation,
+      assignment,
+      members: group.members.size,
+      sessionTimeoutMs: member.sessionTimeoutMs,
+      heartbeatMs: Math.max(1, Math.min(DEFAULT_GROUP_HEARTBEAT_MS, Math.floor(member.sessionTimeoutMs / 3))),
+    };
+  }
+
+  private persist(group: GroupState, rebalanced: boolean): void {
+    this.deps.store.saveGroup(group);
+    if (rebalanced) this.deps.onRebalance(group.group, group.generation);
+  }
+}

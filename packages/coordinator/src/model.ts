@@ -1,0 +1,59 @@
+/**
+ * The coordinator's state as it lives in memory and in SQLite. Every domain module
+ * works on these shapes; the store turns them into rows and back.
+ */
+import type { PartitionAssignment, TopicMetadata } from '@tessera/protocol';
+
+export interface BrokerState {
+  id: number;
+  url: string;
+  alive: boolean;
+  /** Monotonic clock (ms) of the last heartbeat, or of the coordinator start (grace). Not persisted. */
+  lastHeartbeatMs: number;
+  /** True once the broker heartbeated since this coordinator process started. */
+  heardSinceStart: boolean;
+}
+
+export interface PartitionState extends PartitionAssignment {
+  /**
+   * The ISR the partition had when it went offline: only these brokers hold every
+   * acknowledged record, so only one of them may become primary again. Empty while online.
+   */
+  lastIsr: number[];
+}
+
+export interface TopicState {
+  name: string;
+  replicationFactor: number;
+  config: TopicMetadata['config'];
+  partitions: PartitionState[];
+  createdMs: number;
+}
+
+export interface MemberState {
+  memberId: string;
+  clientId: string | null;
+  sessionTimeoutMs: number;
+  /** Monotonic clock (ms) of the last join or heartbeat. Not persisted: a restart gives a full session of grace. */
+  lastHeartbeatMs: number;
+  /** The last generation whose assignment the member acknowledged. */
+  ackedGeneration: number;
+}
+
+export interface GroupState {
+  group: string;
+  topic: string;
+  generation: number;
+  members: Map<string, MemberState>;
+  /** owner[p]: the member holding partition p now (told it owns p and not yet acknowledged losing it). */
+  owner: Array<string | null>;
+  /** target[p]: where the sticky balance wants partition p. */
+  target: Array<string | null>;
+}
+
+export interface ClusterEvent {
+  id: number;
+  timeMs: number;
+  type: string;
+  [detail: string]: unknown;
+}

@@ -1,0 +1,269 @@
+/**
+ * Every SQL statement of the coordinator, in one module: the schema (migrations by
+ * version, tracked in `PRAGMA user_version`), loading the whole state at start, and
+ * the writes each change makes. Every change is written before it is answered.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { ClusterEvent, GroupState, MemberState, PartitionState, TopicState } from '../model.js';
+
+/** Migration N (index N-1) brings the schema from version N-1 to N. Never edit one that shipped; append. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE brokers (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    alive INTEGER NOT NULL
+  );
+  CREATE TABLE topics (
+    name TEXT PRIMARY KEY,
+    replication_factor INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+  );
+  CREATE TABLE partitions (
+    topic TEXT NOT NULL REFERENCES topics(name) ON DELETE CASCADE,
+    partition INTEGER NOT NULL,
+    primary_id INTEGER,
+    secondary_id INTEGER,
+    epoch INTEGER NOT NULL,
+    isr TEXT NOT NULL,
+    last_isr TEXT NOT NULL,
+    PRIMARY KEY (topic, partition)
+  );
+  CREATE TABLE groups (
+    group_id TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    target TEXT NOT NULL
+  );
+  CREATE TABLE group_members (
+    group_id TEXT NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
+    member_id TEXT NOT NULL,
+    client_id TEXT,
+    session_timeout_ms INTEGER NOT NULL,
+    acked_generation INTEGER NOT NULL,
+    PRIMARY KEY (group_id, member_id)
+  );
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_ms INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    details TEXT NOT NULL
+  );
+  `,
+];
+
+/** The event log keeps this many newest rows. */
+const MAX_EVENTS = 10_000;
+
+export interface LoadedState {
+  version: number;
+  brokers: Array<{ id: number; url: string; alive: boolean }>;
+  topics: TopicState[];
+  groups: Array<Omit<GroupState, 'members'> & { members: Array<Omit<MemberState, 'lastHeartbeatMs'>> }>;
+}
+
+interface PartitionRow {
+  topic: string;
+  partition: number;
+  primary_id: number | null;
+  secondary_id: number | null;
+  epoch: number;
+  isr: string;
+  last_isr: string;
+}
+
+export class Store {
+  private readonly db: Database.Database;
+  private readonly statements;
+
+  constructor(dataDir: string) {
+    fs.mkdirSync(dataDir, { recursive: true });
+    this.db = new Database(path.join(dataDir, 'coordinator.db'));
+    this.db.pragma('journal_mode = WAL');
+    // The control plane writes little and must not forget a failover: sync every commit.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate();
+    const db = this.db;
+    this.statements = {
+      getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      allBrokers: db.prepare<[], { id: number; url: string; alive: number }>('SELECT id, url, alive FROM brokers ORDER BY id'),
+      upsertBroker: db.prepare(
+        'INSERT INTO brokers (id, url, alive) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET url = excluded.url, alive = excluded.alive',
+      ),
+      allTopics: db.prepare<[], { name: string; replication_factor: number; config: string; created_ms: number }>(
+        'SELECT name, replication_factor, config, created_ms FROM topics ORDER BY name',
+      ),
+      allPartitions: db.prepare<[], PartitionRow>('SELECT * FROM partitions ORDER BY topic, partition'),
+      insertTopic: db.prepare('INSERT INTO topics (name, replication_factor, config, created_ms) VALUES (?, ?, ?, ?)'),
+      deleteTopic: db.prepare('DELETE FROM topics WHERE name = ?'),
+      upsertPartition: db.prepare(
+        `INSERT INTO partitions (topic, partition, primary_id, secondary_id, epoch, isr, last_isr) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(topic, partition) DO UPDATE SET primary_id = excluded.primary_id, secondary_id = excluded.secondary_id,
+           epoch = excluded.epoch, isr = excluded.isr, last_isr = excluded.last_isr`,
+      ),
+      allGroups: db.prepare<[], { group_id: string; topic: string; generation: number; owner: string; target: string }>(
+        'SELECT group_id, topic, generation, owner, target FROM groups ORDER BY group_id',
+      ),
+      allMembers: db.prepare<
+        [],
+        { group_id: string; member_id: string; client_id: string | null; session_timeout_ms: number; acked_generation: number }
+      >('SELECT * FROM group_members ORDER BY group_id, member_id'),
+      upsertGroup: db.prepare(
+        `INSERT INTO groups (group_id, topic, generation, owner, target) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(group_id) DO UPDATE SET topic = excluded.topic, generation = excluded.generation,
+           owner = excluded.owner, target = excluded.target`,
+      ),
+      deleteMembersOfGroup: db.prepare('DELETE FROM group_members WHERE group_id = ?'),
+      insertMember: db.prepare(
+        'INSERT INTO group_members (group_id, member_id, client_id, session_timeout_ms, acked_generation) VALUES (?, ?, ?, ?, ?)',
+      ),
+      insertEvent: db.prepare('INSERT INTO events (time_ms, type, details) VALUES (?, ?, ?)'),
+      trimEvents: db.prepare('DELETE FROM events WHERE id <= ?'),
+      latestEvents: db.prepare<[number], { id: number; time_ms: number; type: string; details: string }>(
+        'SELECT id, time_ms, type, details FROM events ORDER BY id DESC LIMIT ?',
+      ),
+    };
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new Error(`coordinator.db has schema version ${current}, newer than this coordinator knows (${MIGRATIONS.length})`);
+    }
+    for (let version = current; version < MIGRATIONS.length; version++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[version]);
+        this.db.pragma(`user_version = ${version + 1}`);
+      })();
+    }
+  }
+
+  /** Runs `fn` in one SQLite transaction: all of a change is stored, or none of it. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  loadAll(): LoadedState {
+    const version = Number(this.statements.getMeta.get('version')?.value ?? 0);
+    const brokers = this.statements.allBrokers.all().map((row) => ({ id: row.id, url: row.url, alive: row.alive === 1 }));
+    const partitionsByTopic = new Map<string, PartitionState[]>();
+    for (const row of this.statements.allPartitions.all()) {
+      const list = partitionsByTopic.get(row.topic) ?? [];
+      list.push({
+        partition: row.partition,
+        primary: row.primary_id,
+        secondary: row.secondary_id,
+        epoch: row.epoch,
+        isr: JSON.parse(row.isr) as number[],
+        lastIsr: JSON.parse(row.last_isr) as number[],
+      });
+      partitionsByTopic.set(row.topic, list);
+    }
+    const topics = this.statements.allTopics.all().map((row): TopicState => {
+      const partitions = partitionsByTopic.get(row.name) ?? [];
+      partitions.forEach((p, index) => {
+        if (p.partition !== index) throw new Error(`coordinator.db: topic ${row.name} misses partition ${index}`);
+      });
+      return {
+        name: row.name,
+        replicationFactor: row.replication_factor,
+        config: JSON.parse(row.config) as TopicState['config'],
+        createdMs: row.created_ms,
+        partitions,
+      };
+    });
+    const membersByGroup = new Map<string, Array<Omit<MemberState, 'lastHeartbeatMs'>>>();
+    for (const row of this.statements.allMembers.all()) {
+      const list = membersByGroup.get(row.group_id) ?? [];
+      list.push({
+        memberId: row.member_id,
+        clientId: row.client_id,
+        sessionTimeoutMs: row.session_timeout_ms,
+        ackedGeneration: row.acked_generation,
+      });
+      membersByGroup.set(row.group_id, list);
+    }
+    const groups = this.statements.allGroups.all().map((row) => ({
+      group: row.group_id,
+      topic: row.topic,
+      generation: row.generation,
+      owner: JSON.parse(row.owner) as Array<string | null>,
+      target: JSON.parse(row.target) as Array<string | null>,
+      members: membersByGroup.get(row.group_id) ?? [],
+    }));
+    return { version, brokers, topics, groups };
+  }
+
+  saveVersion(version: number): void {
+    this.statements.setMeta.run('version', String(version));
+  }
+
+  saveBroker(broker: { id: number; url: string; alive: boolean }): void {
+    this.statements.upsertBroker.run(broker.id, broker.url, broker.alive ? 1 : 0);
+  }
+
+  insertTopic(topic: TopicState): void {
+    this.statements.insertTopic.run(topic.name, topic.replicationFactor, JSON.stringify(topic.config), topic.createdMs);
+    for (const partition of topic.partitions) this.savePartition(topic.name, partition);
+  }
+
+  /** Deletes the topic and, by cascade, its partitions. */
+  deleteTopic(name: string): void {
+    this.statements.deleteTopic.run(name);
+  }
+
+  savePartition(topic: string, p: PartitionState): void {
+    this.statements.upsertPartition.run(
+      topic,
+      p.partition,
+      p.primary,
+      p.secondary,
+      p.epoch,
+      JSON.stringify(p.isr),
+      JSON.stringify(p.lastIsr),
+    );
+  }
+
+  /** Writes the group row and replaces its member rows (groups are small: at most a few hundred members). */
+  saveGroup(group: GroupState): void {
+    this.transaction(() => {
+      this.statements.upsertGroup.run(
+        group.group,
+        group.topic,
+        group.generation,
+        JSON.stringify(group.owner),
+        JSON.stringify(group.target),
+      );
+      this.statements.deleteMembersOfGroup.run(group.group);
+      for (const m of group.members.values()) {
+        this.statements.insertMember.run(group.group, m.memberId, m.clientId, m.sessionTimeoutMs, m.ackedGeneration);
+      }
+    });
+  }
+
+  appendEvent(timeMs: number, type: string, details: Record<string, unknown>): number {
+    const id = Number(this.statements.insertEvent.run(timeMs, type, JSON.stringify(details)).lastInsertRowid);
+    // Bounded log: trim in steps so most inserts do not pay for a delete.
+    if (id % 1_000 === 0 && id > MAX_EVENTS) this.statements.trimEvents.run(id - MAX_EVENTS);
+    return id;
+  }
+
+  /** The newest `limit` events, oldest first. */
+  latestEvents(limit: number): ClusterEvent[] {
+    return this.statements.latestEvents
+      .all(limit)
+      .reverse()
+      .map((row) => ({ ...(JSON.parse(row.details) as Record<string, unknown>), id: row.id, timeMs: row.time_ms, type: row.type }));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
