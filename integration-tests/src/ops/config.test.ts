@@ -1,0 +1,102 @@
+// Checks that docker-compose.yml, prometheus/prometheus.yml, the Grafana provisioning, the GitLab
+// pipeline and the services' real configuration agree: ports, environment names, scrape targets
+// and the datasource the dashboards use.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { ENTRY_POINTS } from '../harness/process.js';
+import { dashboardFiles, panelQueries, repoRoot } from './dashboards.js';
+
+const readYaml = (file: string) => parse(readFileSync(path.join(repoRoot, file), 'utf8'));
+const compose = readYaml('docker-compose.yml') as {
+  services: Record<string, { command?: string[]; environment?: Record<string, string>; volumes?: string[]; ports?: string[] }>;
+};
+const prometheus = readYaml('prometheus/prometheus.yml') as {
+  scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }>;
+};
+const datasources = readYaml('grafana/provisioning/datasources/prometheus.yml') as {
+  datasources: Array<{ name: string; uid: string; type: string; url: string }>;
+};
+const providers = readYaml('grafana/provisioning/dashboards/tessera.yml') as {
+  providers: Array<{ type: string; options: { path: string } }>;
+};
+
+const helpOf = (role: 'coordinator' | 'broker') =>
+  spawnSync(process.execPath, [ENTRY_POINTS[role], '--help'], { encoding: 'utf8' }).stdout;
+
+const services = Object.entries(compose.services);
+const tesseraServices = services.filter(([, service]) => ['coordinator', 'broker'].includes(service.command?.[0] ?? ''));
+
+describe('docker-compose.yml', () => {
+  it('runs a coordinator and three brokers with distinct ids, ports and volumes', () => {
+    const brokers = tesseraServices.filter(([, service]) => service.command?.[0] === 'broker');
+    expect(tesseraServices.filter(([, service]) => service.command?.[0] === 'coordinator')).toHaveLength(1);
+    expect(brokers).toHaveLength(3);
+    expect(new Set(brokers.map(([, s]) => s.environment?.TESSERA_BROKER_ID)).size).toBe(3);
+    expect(new Set(brokers.map(([, s]) => s.environment?.TESSERA_PORT)).size).toBe(3);
+    for (const [name, service] of brokers) {
+      // Other containers and clients reach a broker by its compose name and its own port.
+      expect(service.environment?.TESSERA_ADVERTISED_URL).toBe(`http://${name}:${service.environment?.TESSERA_PORT}`);
+      expect(service.environment?.TESSERA_COORDINATOR).toBe(`http://coordinator:${compose.services.coordinator.environment?.TESSERA_PORT}`);
+      expect(service.volumes?.some((volume) => volume.endsWith(':/data'))).toBe(true);
+    }
+  });
+
+  it('uses only environment variables the services know', () => {
+    const help = { coordinator: helpOf('coordinator'), broker: helpOf('broker') };
+    for (const [name, service] of tesseraServices) {
+      const role = service.command![0] as 'coordinator' | 'broker';
+      for (const variable of Object.keys(service.environment ?? {})) {
+        expect(help[role], `${name} sets ${variable}`).toContain(variable);
+      }
+    }
+  });
+
+  it('mounts the Prometheus configuration and the Grafana provisioning of the repository', () => {
+    expect(compose.services.prometheus.volumes).toContain('./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
+    expect(compose.services.grafana.volumes).toContain('./grafana/provisioning:/etc/grafana/provisioning:ro');
+  });
+});
+
+describe('prometheus/prometheus.yml', () => {
+  it('scrapes every Tessera service of the compose file at its port', () => {
+    const targets = prometheus.scrape_configs.flatMap((job) => job.static_configs.flatMap((config) => config.targets));
+    const expected = tesseraServices.map(([name, service]) => `${name}:${service.environment?.TESSERA_PORT}`);
+    expect(targets.sort()).toEqual(expected.sort());
+  });
+});
+
+describe('the Grafana provisioning', () => {
+  it('points the datasource at the compose Prometheus', () => {
+    const [datasource] = datasources.datasources;
+    expect(datasource.type).toBe('prometheus');
+    expect(new URL(datasource.url).hostname).toBe('prometheus');
+    expect(compose.services.prometheus).toBeDefined();
+  });
+
+  it('loads dashboards from the folder they are in', () => {
+    expect(providers.providers[0].type).toBe('file');
+    expect(providers.providers[0].options.path).toBe('/etc/grafana/provisioning/dashboards');
+    expect(dashboardFiles().length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('uses the provisioned datasource in every panel query', () => {
+    const uid = datasources.datasources[0].uid;
+    for (const query of panelQueries()) expect(query.datasourceUid, `${query.dashboard} / ${query.panel}`).toBe(uid);
+  });
+});
+
+describe('.gitlab-ci.yml', () => {
+  const pipeline = readYaml('.gitlab-ci.yml') as Record<string, { stage?: string; script?: string[] }> & { stages: string[] };
+
+  it('has the four stages', () => {
+    expect(pipeline.stages).toEqual(['test', 'build', 'integration', 'deploy']);
+  });
+
+  it('runs in its test job the same command as .ci/run', () => {
+    const testJob = Object.values(pipeline).find((job) => typeof job === 'object' && !Array.isArray(job) && job.stage === 'test');
+    expect(testJob?.script).toEqual(['bash .ci/run']);
+  });
+});

@@ -1,0 +1,107 @@
+// Runs a real Prometheus against a local process cluster under a small workload, then runs every
+// query of every Grafana dashboard panel through Prometheus's HTTP API: each must succeed and
+// return at least one series, so no panel of the dashboards is empty or broken.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Cluster, startCluster, waitFor } from '../harness/cluster.js';
+import { freePort } from '../harness/ports.js';
+import { History } from '../harness/history.js';
+import { consumeInto, keys, produceKeyed } from '../harness/workload.js';
+import { panelQueries } from './dashboards.js';
+
+const prometheusBinary = process.env.PROMETHEUS_BIN ?? 'prometheus';
+const prometheusFound = spawnSync(prometheusBinary, ['--version']).status === 0;
+if (!prometheusFound) {
+  console.warn(`skipping the dashboard queries: no Prometheus binary "${prometheusBinary}" (apt-get install prometheus, or set PROMETHEUS_BIN)`);
+}
+
+let cluster: Cluster;
+let prometheus: ChildProcess | undefined;
+let prometheusUrl: string;
+
+async function query(expr: string): Promise<{ status: string; data?: { result: unknown[] }; error?: string }> {
+  const response = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
+  return (await response.json()) as { status: string; data?: { result: unknown[] }; error?: string };
+}
+
+describe.skipIf(!prometheusFound)('the Grafana dashboards against a real Prometheus', () => {
+  beforeAll(async () => {
+    cluster = await startCluster({ name: 'prometheus' });
+    const client = cluster.client();
+    const topic = 'dashboards';
+    await client.admin.createTopic({ name: topic, partitions: 3 });
+
+    const dir = path.join(cluster.dataDir, 'prometheus');
+    mkdirSync(dir, { recursive: true });
+    const hostPort = (url: string) => new URL(url).host;
+    writeFileSync(
+      path.join(dir, 'prometheus.yml'),
+      [
+        'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+        'scrape_configs:',
+        '  - job_name: tessera-coordinator',
+        `    static_configs: [{ targets: ['${hostPort(cluster.coordinatorUrl)}'] }]`,
+        '  - job_name: tessera-broker',
+        `    static_configs: [{ targets: [${[...cluster.brokers.values()].map((b) => `'${hostPort(b.url)}'`).join(', ')}] }]`,
+        '',
+      ].join('\n'),
+    );
+    const port = await freePort();
+    prometheusUrl = `http://127.0.0.1:${port}`;
+    prometheus = spawn(
+      prometheusBinary,
+      [
+        `--config.file=${path.join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
+      { stdio: 'ignore' },
+    );
+
+    // A small workload: keyed records produced while a group consumes them.
+    const history = new History();
+    const consumer = client.consumer({ group: 'dashboards-group', topic, fromBeginning: true, waitMs: 500 });
+    const consuming = consumeInto(consumer, history, 'dashboards-group');
+    await produceKeyed(client.producer(), history, { topic, keys: keys(6), recordsPerKey: 50 });
+    await waitFor(() => history.acknowledgedDelivered('dashboards-group') === 300, { what: 'the workload to be consumed' });
+    // Records that nobody consumes yet, so the lag panels have something to show.
+    await produceKeyed(client.producer(), history, { topic, keys: keys(3, 'later'), recordsPerKey: 20 });
+
+    await waitFor(
+      async () => {
+        const result = await query('up{job=~"tessera-.*"}');
+        return (result.data?.result.length ?? 0) === 1 + cluster.brokers.size;
+      },
+      { what: 'Prometheus to scrape every service', timeoutMs: 30_000 },
+    );
+    // rate() needs two samples after the workload; a few scrapes at 1 s cover it.
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    await consumer.close();
+    await consuming;
+  }, 120_000);
+
+  afterAll(async () => {
+    if (prometheus?.pid) {
+      prometheus.kill('SIGTERM');
+      await new Promise((resolve) => prometheus!.once('exit', resolve));
+    }
+    await cluster?.stop();
+  });
+
+  it.each(panelQueries().map((q) => [`${q.dashboard} / ${q.panel}: ${q.expr}`, q.expr]))('%s', async (_name, expr) => {
+    // Counters and gauges may need one more scrape after the workload; retry briefly.
+    let last: Awaited<ReturnType<typeof query>> | undefined;
+    await waitFor(
+      async () => {
+        last = await query(expr);
+        return last.status === 'success' && (last.data?.result.length ?? 0) > 0;
+      },
+      { what: `a series for ${expr}`, timeoutMs: 15_000, intervalMs: 500 },
+    ).catch(() => undefined);
+    expect(last?.error).toBeUndefined();
+    expect(last?.status).toBe('success');
+    expect(last?.data?.result.length ?? 0).toBeGreaterThan(0);
+  });
+});
