@@ -1,1 +1,42 @@
-export {};
+/**
+ * `@tessera/client`: the Node client library of Tessera.
+ *
+ * - `TesseraClient` — one per cluster; `client.admin`, `client.producer()`, `client.consumer()`.
+ * - `Producer` — batched, ordered per partition, retried sends straight to each partition's primary.
+ * - `Consumer` — a consumer group member: `poll()` + `commit()`, or `subscribe(handler)`.
+ * - Errors are `TesseraError` with a stable `code`; `isRetriable` and friends tell them apart.
+ */
+export { TesseraClient, type ClientOptions } from './client.js';
+export type { Admin, PartitionLag } from './admin/admin.js';
+export { Producer, type ProducerOptions, type ProducerRecord, type RecordMetadata } from './producer/producer.js';
+export { Consumer, type ConsumerOptions, type ConsumedRecord } from './consumer/consumer.js';
+export {
+  TesseraError,
+  ERRORS,
+  isRetriable,
+  isTesseraError,
+  isNotPrimary,
+  isStaleEpoch,
+  isGenerationMismatch,
+  isNetworkError,
+  DEFAULT_COORDINATOR_URL,
+  DEFAULT_RETRY,
+} from '@tessera/protocol';
+export type {
+  ErrorCode,
+  ErrorDetails,
+  RetryOptions,
+  CreateTopicRequest,
+  TopicConfig,
+  TopicDescription,
+  PartitionDescription,
+  TopicListResponse,
+  ClusterStatusResponse,
+  BrokerStatus,
+  GroupDescription,
+  GroupListResponse,
+  MetadataResponse,
+  TopicMetadata,
+  PartitionAssignment,
+  BrokerInfo,
+} from '@tessera/protocol';

@@ -1,0 +1,164 @@
+/**
+ * Cluster administration through the coordinator: topics, cluster status, groups and
+ * their lag. Every call is one request (no retries), so a command-line tool fails fast
+ * with a clear message when the coordinator is unreachable.
+ */
+import {
+  BROKER_ROUTES,
+  COORDINATOR_ROUTES,
+  createTopicRequest,
+  groupId,
+  isRetriable,
+  parseOrThrow,
+  topicName,
+  type ClusterStatusResponse,
+  type CommittedOffsetsResponse,
+  type CreateTopicRequest,
+  type GroupDescription,
+  type GroupListResponse,
+  type MetadataResponse,
+  type TopicDescription,
+  type TopicListResponse,
+  TesseraError,
+} from '@tessera/protocol';
+import type { Connection } from '../connection/connection.js';
+import { needsMetadataRefresh, primaryUrlIn, type MetadataCache } from '../cluster/metadata-cache.js';
+import { delay } from '../internal/signal.js';
+
+/** Lag of one partition of a group's topic. */
+export interface PartitionLag {
+  partition: number;
+  /** The group's next offset to read, or null when it never committed on this partition. */
+  committed: number | null;
+  highWatermark: number;
+  /** `highWatermark - committed`; with nothing committed, every retained record counts (`highWatermark - logStartOffset`). */
+  lag: number;
+}
+
+/** Administration of topics, groups and the cluster (`client.admin`). */
+export interface Admin {
+  /** Creates a topic (replication factor 2 by default); TOPIC_EXISTS when the name is taken. */
+  createTopic(request: CreateTopicRequest): Promise<TopicDescription>;
+  /** Every topic with its partition count and replication factor. */
+  listTopics(): Promise<TopicListResponse['topics']>;
+  /** A topic's partitions: primary, secondary, epoch, ISR, status, high watermark. */
+  describeTopic(name: string): Promise<TopicDescription>;
+  /** Deletes a topic and its records. */
+  deleteTopic(name: string): Promise<void>;
+  /** Brokers (alive or not) and partition health counts. */
+  clusterStatus(): Promise<ClusterStatusResponse>;
+  /** The coordinator's recent cluster events (failovers, ISR changes, ...), newest last. */
+  clusterEvents(limit?: number): Promise<unknown[]>;
+  /** Every consumer group with its topic, generation and member count. */
+  listGroups(): Promise<GroupListResponse['groups']>;
+  /** A group's members and the partitions each owns. */
+  describeGroup(group: string): Promise<GroupDescription>;
+  /**
+   * Committed offset, high watermark and lag per partition of the group's topic (asks each
+   * partition's primary via `POST /offsets`).
+   */
+  groupLag(group: string): Promise<PartitionLag[]>;
+  /** The cluster map as the coordinator has it now (also refreshes the client's cache). */
+  metadata(): Promise<MetadataResponse>;
+}
+
+/** @internal The Admin implementation behind `client.admin`. */
+export class AdminClient implements Admin {
+  constructor(
+    private readonly connection: Connection,
+    private readonly cache: MetadataCache,
+  ) {}
+
+  async createTopic(request: CreateTopicRequest): Promise<TopicDescription> {
+    const body = parseOrThrow(createTopicRequest, request, 'topic');
+    const description = await this.connection.coordinator<TopicDescription>('POST', COORDINATOR_ROUTES.topics, {}, body);
+    this.cache.invalidate();
+    return description;
+  }
+
+  async listTopics(): Promise<TopicListResponse['topics']> {
+    return (await this.connection.coordinator<TopicListResponse>('GET', COORDINATOR_ROUTES.topics)).topics;
+  }
+
+  describeTopic(name: string): Promise<TopicDescription> {
+    parseOrThrow(topicName, name, 'topic name');
+    return this.connection.coordinator<TopicDescription>('GET', COORDINATOR_ROUTES.topic, { topic: name });
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    parseOrThrow(topicName, name, 'topic name');
+    await this.connection.coordinator<unknown>('DELETE', COORDINATOR_ROUTES.topic, { topic: name });
+    this.cache.invalidate();
+  }
+
+  clusterStatus(): Promise<ClusterStatusResponse> {
+    return this.connection.coordinator<ClusterStatusResponse>('GET', COORDINATOR_ROUTES.clusterStatus);
+  }
+
+  async clusterEvents(limit?: number): Promise<unknown[]> {
+    const searchParams = limit === undefined ? undefined : { limit };
+    const body = await this.connection.coordinator<unknown>('GET', COORDINATOR_ROUTES.clusterEvents, {}, undefined, { searchParams });
+    // The coordinator answers `{events: [...]}`; a bare array is accepted too.
+    if (Array.isArray(body)) return body;
+    const events = (body as { events?: unknown } | null)?.events;
+    return Array.isArray(events) ? events : [];
+  }
+
+  async listGroups(): Promise<GroupListResponse['groups']> {
+    return (await this.connection.coordinator<GroupListResponse>('GET', COORDINATOR_ROUTES.groups)).groups;
+  }
+
+  describeGroup(group: string): Promise<GroupDescription> {
+    parseOrThrow(groupId, group, 'group id');
+    return this.connection.coordinator<GroupDescription>('GET', COORDINATOR_ROUTES.group, { group });
+  }
+
+  async groupLag(group: string): Promise<PartitionLag[]> {
+    const description = await this.describeGroup(group);
+    const lags: PartitionLag[] = [];
+    // A failover between reading the map and asking the primary answers NOT_PRIMARY: refresh and ask again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const metadata = await this.metadata();
+        const topic = metadata.topics.find((t) => t.name === description.topic);
+        if (topic === undefined) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${description.topic} of group ${group} does not exist`);
+        const byPrimary = new Map<string, number[]>();
+        for (const assignment of topic.partitions) {
+          const url = primaryUrlIn(metadata, topic, assignment.partition);
+          byPrimary.set(url, [...(byPrimary.get(url) ?? []), assignment.partition]);
+        }
+        const answers = await Promise.all(
+          [...byPrimary].map(([url, partitions]) =>
+            this.connection.broker<CommittedOffsetsResponse>(url, BROKER_ROUTES.committedOffsets, {}, {
+              group,
+              partitions: partitions.map((partition) => ({ topic: topic.name, partition })),
+            }),
+          ),
+        );
+        lags.length = 0;
+        for (const answer of answers) {
+          for (const entry of answer.partitions) {
+            if (entry.error !== undefined) throw TesseraError.fromBody({ error: entry.error });
+            const base = entry.offset ?? entry.logStartOffset;
+            lags.push({
+              partition: entry.partition,
+              committed: entry.offset,
+              highWatermark: entry.highWatermark,
+              lag: Math.max(0, entry.highWatermark - base),
+            });
+          }
+        }
+        return lags.sort((a, b) => a.partition - b.partition);
+      } catch (error) {
+        if (attempt >= 3 || !isRetriable(error) || !needsMetadataRefresh(error)) throw error;
+        await delay(100 * (attempt + 1));
+      }
+    }
+  }
+
+  async metadata(): Promise<MetadataResponse> {
+    const metadata = await this.connection.coordinator<MetadataResponse>('GET', COORDINATOR_ROUTES.metadata);
+    this.cache.update(metadata);
+    return metadata;
+  }
+}

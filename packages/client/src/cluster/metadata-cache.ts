@@ -1,0 +1,129 @@
+/**
+ * The client's view of the cluster map (`GET /metadata` on the coordinator).
+ *
+ * Producers and consumers route by this cache. It refreshes when it is older than
+ * `maxAgeMs` (in the background, answering from the cache meanwhile) and when a
+ * broker says the map is wrong (NOT_PRIMARY, STALE_EPOCH, PARTITION_NOT_FOUND, or no
+ * answer). While the coordinator is unreachable the last map stays in use, so produce
+ * and consume keep working (DESIGN.md promise 5).
+ */
+import { COORDINATOR_ROUTES, isNetworkError, isTesseraError, TesseraError } from '@tessera/protocol';
+import type { MetadataResponse, PartitionAssignment, TopicMetadata } from '@tessera/protocol';
+import type { Connection } from '../connection/connection.js';
+
+export class MetadataCache {
+  private current: MetadataResponse | null = null;
+  private fetchedAtMs = 0;
+  private inFlight: Promise<MetadataResponse> | null = null;
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly maxAgeMs: number,
+  ) {}
+
+  /** The cached map, fetched first when there is none; a stale map is refreshed in the background. */
+  async get(): Promise<MetadataResponse> {
+    if (this.current === null) return this.refresh();
+    if (Date.now() - this.fetchedAtMs > this.maxAgeMs) this.refreshInBackground();
+    return this.current;
+  }
+
+  /**
+   * Fetches the map now (one request at a time; concurrent callers share it). When the
+   * coordinator cannot answer and a map is cached, the cached map is returned instead.
+   */
+  async refresh(): Promise<MetadataResponse> {
+    try {
+      return await this.fetch();
+    } catch (error) {
+      if (this.current !== null && isRetriable(error)) return this.current;
+      throw error;
+    }
+  }
+
+  /** Starts a refresh without waiting for it; its failure leaves the cache as it is. */
+  refreshInBackground(): void {
+    this.fetch().catch(() => undefined);
+  }
+
+  /** Replaces the cache with a map fetched by someone else (e.g. `admin.metadata()`), unless it is older. */
+  update(metadata: MetadataResponse): void {
+    if (this.current === null || metadata.version >= this.current.version) {
+      this.current = metadata;
+      this.fetchedAtMs = Date.now();
+    }
+  }
+
+  /** Forgets the fetch time, so the next `get()` refreshes in the background. */
+  invalidate(): void {
+    this.fetchedAtMs = 0;
+  }
+
+  /** A topic's map; an unknown topic triggers one refresh before TOPIC_NOT_FOUND. */
+  async topic(name: string): Promise<TopicMetadata> {
+    const cached = (await this.get()).topics.find((topic) => topic.name === name);
+    if (cached !== undefined) return cached;
+    const fresh = (await this.refresh()).topics.find((topic) => topic.name === name);
+    if (fresh !== undefined) return fresh;
+    throw new TesseraError('TOPIC_NOT_FOUND', `topic ${name} does not exist`);
+  }
+
+  /** The cached topic without any I/O (undefined when not cached): the producer's fast path. */
+  cachedTopic(name: string): TopicMetadata | undefined {
+    if (this.current === null) return undefined;
+    if (Date.now() - this.fetchedAtMs > this.maxAgeMs) this.refreshInBackground();
+    return this.current.topics.find((topic) => topic.name === name);
+  }
+
+  /** The URL of a partition's primary, or PARTITION_OFFLINE (retriable) when it has none. */
+  async primaryUrl(topic: string, partition: number): Promise<string> {
+    const metadata = await this.get();
+    return primaryUrlIn(metadata, await this.topic(topic), partition);
+  }
+
+  private fetch(): Promise<MetadataResponse> {
+    if (this.inFlight !== null) return this.inFlight;
+    this.inFlight = this.connection
+      .coordinator<MetadataResponse>('GET', COORDINATOR_ROUTES.metadata)
+      .then((metadata) => {
+        this.update(metadata);
+        return this.current ?? metadata;
+      })
+      .finally(() => {
+        this.inFlight = null;
+      });
+    return this.inFlight;
+  }
+}
+
+/** Finds the primary's URL of `partition` in a map. */
+export function primaryUrlIn(metadata: MetadataResponse, topic: TopicMetadata, partition: number): string {
+  const assignment: PartitionAssignment | undefined = topic.partitions.find((p) => p.partition === partition);
+  if (assignment === undefined) {
+    throw new TesseraError('PARTITION_NOT_FOUND', `topic ${topic.name} has no partition ${partition}`);
+  }
+  if (assignment.primary === null) {
+    throw new TesseraError('PARTITION_OFFLINE', `partition ${topic.name}/${partition} has no live in-sync replica`);
+  }
+  const broker = metadata.brokers.find((b) => b.id === assignment.primary);
+  if (broker === undefined) {
+    throw new TesseraError('PARTITION_OFFLINE', `partition ${topic.name}/${partition}: primary broker ${assignment.primary} is unknown`);
+  }
+  return broker.url;
+}
+
+/** Errors after which the cluster map may be out of date and is worth fetching again. */
+export function needsMetadataRefresh(error: unknown): boolean {
+  return (
+    isNetworkError(error) ||
+    isTesseraError(error, 'NOT_PRIMARY') ||
+    isTesseraError(error, 'STALE_EPOCH') ||
+    isTesseraError(error, 'PARTITION_NOT_FOUND') ||
+    isTesseraError(error, 'PARTITION_OFFLINE') ||
+    isTesseraError(error, 'TIMEOUT')
+  );
+}
+
+function isRetriable(error: unknown): boolean {
+  return error instanceof TesseraError ? error.retriable : isNetworkError(error);
+}

@@ -1,0 +1,57 @@
+/**
+ * The client's one HTTP connection pool and the two kinds of calls it makes: to the
+ * coordinator (control plane: metadata, topics, groups) and to brokers (data plane:
+ * produce, fetch, commit, offsets). Coordinator calls that get no answer become a
+ * clear UNAVAILABLE error naming the coordinator, so a user sees what is wrong.
+ */
+import { isNetworkError, JsonHttpClient, routePath, TesseraError, type RequestOptions } from '@tessera/protocol';
+
+export interface ConnectionOptions {
+  coordinatorUrl: string;
+  requestTimeoutMs: number;
+}
+
+export class Connection {
+  readonly coordinatorUrl: string;
+  readonly requestTimeoutMs: number;
+  private readonly http: JsonHttpClient;
+
+  constructor(options: ConnectionOptions) {
+    this.coordinatorUrl = options.coordinatorUrl.replace(/\/+$/, '');
+    this.requestTimeoutMs = options.requestTimeoutMs;
+    this.http = new JsonHttpClient({ timeoutMs: options.requestTimeoutMs });
+  }
+
+  /** Calls the coordinator; `route` is a template from COORDINATOR_ROUTES filled with `params`. */
+  async coordinator<T>(
+    method: 'GET' | 'POST' | 'DELETE',
+    route: string,
+    params: Record<string, string | number> = {},
+    body?: unknown,
+    options: RequestOptions = {},
+  ): Promise<T> {
+    const url = this.coordinatorUrl + routePath(route, params);
+    try {
+      return await this.http.request<T>(method, url, body, options);
+    } catch (error) {
+      throw coordinatorError(error, this.coordinatorUrl);
+    }
+  }
+
+  /** Calls a broker at `brokerUrl`; errors keep their network code so callers can refresh metadata. */
+  broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
+    const url = brokerUrl.replace(/\/+$/, '') + routePath(route, params);
+    return this.http.post<T>(url, body, options);
+  }
+
+  close(): void {
+    this.http.close();
+  }
+}
+
+/** An unanswered coordinator call becomes UNAVAILABLE (retriable) with the network code in the message. */
+export function coordinatorError(error: unknown, coordinatorUrl: string): unknown {
+  if (!isNetworkError(error)) return error;
+  const code = (error as { code?: string }).code ?? 'no answer';
+  return new TesseraError('UNAVAILABLE', `cannot reach the coordinator at ${coordinatorUrl}: ${code}`, {}, { cause: error });
+}
