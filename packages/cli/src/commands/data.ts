@@ -1,0 +1,65 @@
+/** `tessera produce`, `tessera consume`, `tessera bench`. */
+import { type Command, Option } from 'commander';
+import { MAX_FETCH_WAIT_MS, MAX_PARTITIONS, MAX_RECORDS_PER_REQUEST } from '@tessera/protocol';
+import { runBench } from '../bench/run.js';
+import { runConsume } from '../consume/run.js';
+import { integer, nonEmpty, nonNegativeInt, positiveInt } from '../options.js';
+import { runProduce } from '../produce/run.js';
+import type { Runtime } from '../runtime.js';
+import { jsonOption } from './common.js';
+
+export function registerData(program: Command, runtime: Runtime): void {
+  program
+    .command('produce')
+    .description('send one record per stdin line; exits 0 only when every line is acknowledged')
+    .argument('<topic>', 'topic to write to')
+    .addOption(new Option('-k, --key <key>', 'the key of every record').conflicts('keySeparator'))
+    .addOption(
+      new Option('-K, --key-separator <sep>', 'text before the first SEP is the key (a line without it has no key)')
+        .argParser(nonEmpty)
+        .conflicts('key'),
+    )
+    .option('--partition <n>', 'send every record to this partition instead of hashing the key', integer(0, MAX_PARTITIONS - 1))
+    .option('--linger-ms <ms>', 'how long the producer waits to fill a batch', integer(0, 60_000))
+    .option('--batch-size <n>', 'most records per produce request', integer(1, MAX_RECORDS_PER_REQUEST))
+    .action(async (topic: string, options: { key?: string; keySeparator?: string; partition?: number; lingerMs?: number; batchSize?: number }) => {
+      await runProduce(runtime, topic, options);
+    });
+
+  program
+    .command('consume')
+    .description('print records as JSON lines on stdout, as a member of a consumer group, committing what was printed')
+    .argument('<topic>', 'topic to read')
+    .requiredOption('-g, --group <group>', 'consumer group id')
+    .option('--from-beginning', 'a group with no committed offset starts at the oldest record (default: only new records)')
+    .option('-n, --max-messages <n>', 'exit after this many records', positiveInt)
+    .option('--idle-timeout-ms <ms>', 'exit when no new record arrived for this long', nonNegativeInt)
+    .addOption(new Option('--poll-wait-ms <ms>', 'longest single long-poll').argParser(integer(0, MAX_FETCH_WAIT_MS)).hideHelp())
+    .action(async (topic: string, options: { group: string; fromBeginning?: boolean; maxMessages?: number; idleTimeoutMs?: number; pollWaitMs?: number }) => {
+      await runConsume(runtime, topic, options);
+    });
+
+  const bench = program.command('bench').description('measure produce throughput and end-to-end latency');
+  for (const mode of ['produce', 'e2e'] as const) {
+    bench
+      .command(mode)
+      .description(
+        mode === 'produce'
+          ? 'send N records of SIZE bytes; report msgs/s, MB/s, ack latency p50/p99/max'
+          : 'send while a group member reads; report produce→delivery latency p50/p99/max',
+      )
+      .requiredOption('-t, --topic <topic>', 'topic (created when missing)')
+      .option('-n, --messages <n>', 'records to send', positiveInt, 100_000)
+      .option('-s, --size <bytes>', 'value size of each record', integer(0, 1024 * 1024), 100)
+      .option('-c, --concurrency <n>', 'concurrent senders, each awaiting its acknowledgement', integer(1, 100_000), mode === 'produce' ? 1_000 : 50)
+      .option('--batch-size <n>', 'most records per produce request', integer(1, MAX_RECORDS_PER_REQUEST))
+      .option('--linger-ms <ms>', 'how long the producer waits to fill a batch', integer(0, 60_000))
+      .option('--rate <n>', 'records per second in total (default: as fast as possible)', positiveInt)
+      .option('--partitions <n>', 'partitions when the topic is created', integer(1, MAX_PARTITIONS), 6)
+      .option('--replication-factor <n>', 'replication factor when the topic is created', integer(1, 2), 2)
+      .addOption(jsonOption())
+      .action(async (options: Parameters<typeof runBench>[2]) => {
+        await runBench(runtime, mode, options);
+      });
+  }
+}

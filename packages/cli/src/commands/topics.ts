@@ -1,0 +1,139 @@
+/** `tessera topics create|list|describe|delete`. */
+import type { Command } from 'commander';
+import { MAX_PARTITIONS } from '@tessera/protocol';
+import { integer } from '../options.js';
+import { jsonLine } from '../output/write.js';
+import { renderFields, renderTable } from '../output/table.js';
+import type { Runtime } from '../runtime.js';
+import { jsonOption } from './common.js';
+
+export function registerTopics(program: Command, runtime: Runtime): void {
+  const topics = program.command('topics').description('create, list, describe and delete topics');
+
+  topics
+    .command('create')
+    .description('create a topic')
+    .argument('<name>', 'topic name ([A-Za-z0-9._-], up to 200 characters)')
+    .requiredOption('-p, --partitions <n>', `number of partitions (1..${MAX_PARTITIONS})`, integer(1, MAX_PARTITIONS))
+    .option('-r, --replication-factor <n>', 'replicas per partition (1 or 2)', integer(1, 2), 2)
+    .option('--min-insync-replicas <n>', 'replicas that must have a record before it is acknowledged (1 or 2)', integer(1, 2))
+    .addOption(jsonOption())
+    .action(async (name: string, options: { partitions: number; replicationFactor: number; minInsyncReplicas?: number; json?: boolean }) => {
+      runtime.errorContext.topic = name;
+      const config = options.minInsyncReplicas === undefined ? {} : { minInsyncReplicas: options.minInsyncReplicas };
+      const created = await runtime.client().admin.createTopic({
+        name,
+        partitions: options.partitions,
+        replicationFactor: options.replicationFactor,
+        config,
+      });
+      if (options.json) return runtime.out(jsonLine(created));
+      runtime.out(
+        `created topic "${created.name}" (${created.partitions.length} partitions, replication factor ${created.replicationFactor})\n`,
+      );
+    });
+
+  topics
+    .command('list')
+    .alias('ls')
+    .description('list topics')
+    .addOption(jsonOption())
+    .action(async (options: { json?: boolean }) => {
+      const list = await runtime.client().admin.listTopics();
+      const rows = [...toTopicRows(list)].sort((a, b) => a.name.localeCompare(b.name));
+      if (options.json) return runtime.out(jsonLine({ topics: rows }));
+      if (rows.length === 0) return runtime.err('no topics');
+      runtime.out(
+        renderTable(
+          [
+            { header: 'name', value: (t) => t.name },
+            { header: 'partitions', value: (t) => t.partitions },
+            { header: 'replication', value: (t) => t.replicationFactor },
+          ],
+          rows,
+        ),
+      );
+    });
+
+  topics
+    .command('describe')
+    .description('show where every partition of a topic lives and how far it is written')
+    .argument('<name>', 'topic name')
+    .addOption(jsonOption())
+    .action(async (name: string, options: { json?: boolean }) => {
+      runtime.errorContext.topic = name;
+      const topic = await runtime.client().admin.describeTopic(name);
+      if (options.json) {
+        return runtime.out(
+          jsonLine({
+            name: topic.name,
+            replicationFactor: topic.replicationFactor,
+            config: topic.config,
+            partitions: topic.partitions.map((p) => ({
+              partition: p.partition,
+              primary: p.primary,
+              secondary: p.secondary,
+              epoch: p.epoch,
+              isr: p.isr,
+              highWatermark: p.highWatermark,
+              logEndOffset: p.logEndOffset,
+              status: p.status,
+            })),
+          }),
+        );
+      }
+      runtime.out(
+        renderFields([
+          ['topic', topic.name],
+          ['partitions', topic.partitions.length],
+          ['replication factor', topic.replicationFactor],
+          ['min in-sync replicas', topic.config.minInsyncReplicas],
+        ]) + '\n',
+      );
+      runtime.out(
+        renderTable(
+          [
+            { header: 'partition', value: (p) => p.partition },
+            { header: 'primary', value: (p) => p.primary },
+            { header: 'secondary', value: (p) => p.secondary },
+            { header: 'epoch', value: (p) => p.epoch },
+            { header: 'isr', value: (p) => p.isr },
+            { header: 'hw', value: (p) => p.highWatermark, align: 'right' },
+            { header: 'leo', value: (p) => p.logEndOffset, align: 'right' },
+            { header: 'status', value: (p) => p.status },
+          ],
+          [...topic.partitions].sort((a, b) => a.partition - b.partition),
+        ),
+      );
+    });
+
+  topics
+    .command('delete')
+    .alias('rm')
+    .description('delete a topic and every record in it')
+    .argument('<name>', 'topic name')
+    .action(async (name: string) => {
+      runtime.errorContext.topic = name;
+      await runtime.client().admin.deleteTopic(name);
+      runtime.out(`deleted topic "${name}"\n`);
+    });
+}
+
+interface TopicRow {
+  name: string;
+  partitions: number;
+  replicationFactor: number;
+}
+
+/** `listTopics()` answers either the wire body `{topics: [...]}` or the array itself. */
+function toTopicRows(list: unknown): TopicRow[] {
+  const topics = Array.isArray(list) ? list : ((list as { topics?: unknown[] } | null)?.topics ?? []);
+  return topics.map((t) => {
+    const topic = t as { name: string; partitions: number | unknown[]; replicationFactor: number };
+    return {
+      name: topic.name,
+      partitions: Array.isArray(topic.partitions) ? topic.partitions.length : topic.partitions,
+      replicationFactor: topic.replicationFactor,
+    };
+  });
+}

@@ -1,0 +1,114 @@
+/**
+ * One supervised process of the dev cluster: spawned with this Node binary, its
+ * stdout and stderr forwarded line by line to our stderr behind a `[broker-2]`
+ * prefix, and stopped with SIGTERM, then SIGKILL after a grace period.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import readline from 'node:readline';
+import type { Role } from './state.js';
+
+export interface ChildSpec {
+  name: string;
+  role: Role;
+  id: 'coordinator' | number;
+  entry: string;
+  args: string[];
+  port: number;
+  url: string;
+  dataDir: string;
+}
+
+export interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export class ManagedChild {
+  readonly spec: ChildSpec;
+  private process: ChildProcess | undefined;
+  private exited: Promise<ChildExit> = Promise.resolve({ code: null, signal: null });
+  restarts = 0;
+  ready = false;
+  /** PID of the most recent process, kept after it exits so its death can be reported. */
+  lastPid: number | null = null;
+
+  constructor(spec: ChildSpec) {
+    this.spec = spec;
+  }
+
+  get pid(): number | null {
+    return this.running ? (this.process?.pid ?? null) : null;
+  }
+
+  get running(): boolean {
+    return this.process !== undefined && this.process.exitCode === null && this.process.signalCode === null;
+  }
+
+  /** Starts the process; `onExit` runs once when it ends, whatever the reason. */
+  start(log: (line: string) => void, onExit: (exit: ChildExit) => void): void {
+    if (this.running) throw new Error(`${this.spec.name} is already running`);
+    this.ready = false;
+    const child = spawn(process.execPath, [this.spec.entry, ...this.spec.args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: a Ctrl-C in the terminal reaches only the supervisor,
+      // which then stops every child with exactly one SIGTERM (a second signal would
+      // make a service exit at once, uncleanly).
+      detached: true,
+      env: { ...process.env, TESSERA_LOG_PRETTY: '1' },
+    });
+    this.process = child;
+    this.lastPid = child.pid ?? null;
+    const prefix = `[${this.spec.name}] `;
+    for (const stream of [child.stdout, child.stderr]) {
+      readline.createInterface({ input: stream!, crlfDelay: Infinity }).on('line', (line) => log(prefix + line));
+    }
+    this.exited = new Promise((resolve) => {
+      let settled = false;
+      const finish = (exit: ChildExit) => {
+        if (settled) return;
+        settled = true;
+        this.ready = false;
+        resolve(exit);
+        onExit(exit);
+      };
+      child.once('exit', (code, signal) => finish({ code, signal }));
+      child.once('error', (error) => {
+        log(`${prefix}cannot start: ${error.message}`);
+        finish({ code: null, signal: null });
+      });
+    });
+  }
+
+  /** Resolves when the current process has ended. */
+  waitForExit(): Promise<ChildExit> {
+    return this.exited;
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    const pid = this.pid;
+    if (pid === null) return;
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone between the check and the signal: nothing to stop.
+    }
+  }
+
+  /** SIGTERM, then SIGKILL when it has not exited after `graceMs`. */
+  async stop(graceMs: number): Promise<ChildExit> {
+    if (!this.running) return this.exited;
+    this.signal('SIGTERM');
+    const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+export function describeExit(exit: ChildExit): string {
+  if (exit.signal !== null) return `was killed by ${exit.signal}`;
+  if (exit.code !== null) return `exited with code ${exit.code}`;
+  return 'could not be started';
+}

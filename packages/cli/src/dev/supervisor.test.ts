@@ -1,0 +1,146 @@
+// Proves the dev supervisor's process handling with fake services (tiny HTTP servers that
+// answer /ready): start order and addresses, dev.json PIDs, restart after a kill, and a
+// clean stop that leaves no process behind.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DevCluster } from './supervisor.js';
+import { isAlive, readDevState } from './state.js';
+
+const FAKE_SERVICE = `
+import http from 'node:http';
+const args = process.argv.slice(2);
+const port = Number(args[args.indexOf('--port') + 1]);
+const server = http.createServer((req, res) => { res.writeHead(req.url === '/ready' ? 200 : 404); res.end('{}'); });
+server.listen(port, '127.0.0.1', () => console.log(JSON.stringify({ msg: 'listening', port, args })));
+process.on('SIGTERM', () => { console.log('stopping'); server.close(() => process.exit(0)); });
+`;
+
+async function freePortRange(count: number): Promise<number> {
+  for (;;) {
+    const base = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    if (base + count < 65_535) return base;
+  }
+}
+
+function collect(stream: PassThrough): () => string {
+  let text = '';
+  stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  return () => text;
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function setup(restartOnExit: boolean) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-dev-test-'));
+  const entry = path.join(dir, 'fake-service.mjs');
+  fs.writeFileSync(entry, FAKE_SERVICE);
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  return { dir, entry, stdout, stderr, out: collect(stdout), err: collect(stderr), restartOnExit };
+}
+
+describe('DevCluster', () => {
+  it('starts, records PIDs, restarts a killed broker, and stops everything', async () => {
+    const t = setup(true);
+    const port = await freePortRange(3);
+    const dataDir = path.join(t.dir, 'data');
+    const cluster = new DevCluster({
+      brokers: 2,
+      dataDir,
+      port,
+      restartOnExit: true,
+      coordinatorEntry: t.entry,
+      brokerEntry: t.entry,
+      stdout: t.stdout,
+      stderr: t.stderr,
+    });
+    const run = cluster.run();
+    cleanups.push(async () => {
+      await cluster.shutdown();
+      await run.catch(() => undefined);
+      fs.rmSync(t.dir, { recursive: true, force: true });
+    });
+
+    await waitFor(() => t.out().includes('broker-2'), 'the addresses');
+    expect(t.out()).toContain(`coordinator  http://127.0.0.1:${port}`);
+    expect(t.out()).toContain(`broker-1     http://127.0.0.1:${port + 1}`);
+    expect(t.err()).toContain('[broker-1] {"msg":"listening"');
+    expect(t.err()).toContain(`"--coordinator","http://127.0.0.1:${port}"`);
+
+    const state = readDevState(dataDir)!;
+    expect(state.processes.map((p) => [p.id, p.role, p.port])).toEqual([
+      ['coordinator', 'coordinator', port],
+      [1, 'broker', port + 1],
+      [2, 'broker', port + 2],
+    ]);
+    const pids = state.processes.map((p) => p.pid!);
+    expect(pids.every(isAlive)).toBe(true);
+
+    // SIGKILL broker 2: reported, restarted with a new PID, dev.json updated.
+    process.kill(pids[2]!, 'SIGKILL');
+    await waitFor(() => t.err().includes('broker-2 is back'), 'the restart');
+    expect(t.err()).toContain(`broker-2 (pid ${pids[2]}) was killed by SIGKILL`);
+    const restarted = readDevState(dataDir)!.processes[2]!;
+    expect(restarted.pid).not.toBe(pids[2]);
+    expect(restarted.restarts).toBe(1);
+
+    await cluster.shutdown('SIGTERM');
+    expect(await run).toBe(0);
+    for (const pid of [...pids.slice(0, 2), restarted.pid!]) expect(isAlive(pid)).toBe(false);
+    expect(readDevState(dataDir)).toBeUndefined();
+  });
+
+  it('keeps the others serving when a process dies without --restart-on-exit', async () => {
+    const t = setup(false);
+    const port = await freePortRange(2);
+    const dataDir = path.join(t.dir, 'data');
+    const cluster = new DevCluster({ brokers: 1, dataDir, port, restartOnExit: false, coordinatorEntry: t.entry, brokerEntry: t.entry, stdout: t.stdout, stderr: t.stderr });
+    const run = cluster.run();
+    cleanups.push(async () => {
+      await cluster.shutdown();
+      await run.catch(() => undefined);
+      fs.rmSync(t.dir, { recursive: true, force: true });
+    });
+    await waitFor(() => t.out().includes('broker-1'), 'the addresses');
+    const [coordinator, broker] = readDevState(dataDir)!.processes;
+    process.kill(broker!.pid!, 'SIGKILL');
+    await waitFor(() => t.err().includes('keep serving'), 'the report');
+    expect(readDevState(dataDir)!.processes[1]!.pid).toBeNull();
+    expect(isAlive(coordinator!.pid!)).toBe(true);
+    await cluster.shutdown('SIGTERM');
+    expect(await run).toBe(0);
+    expect(isAlive(coordinator!.pid!)).toBe(false);
+  });
+
+  it('refuses a port that is taken, naming it', async () => {
+    const t = setup(false);
+    const blocker = net.createServer();
+    const port = await new Promise<number>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as net.AddressInfo).port)));
+    cleanups.push(() => {
+      blocker.close();
+      fs.rmSync(t.dir, { recursive: true, force: true });
+    });
+    const cluster = new DevCluster({ brokers: 1, dataDir: path.join(t.dir, 'data'), port, restartOnExit: false, coordinatorEntry: t.entry, brokerEntry: t.entry, stdout: t.stdout, stderr: t.stderr });
+    await expect(cluster.run()).rejects.toThrow(`port ${port} on 127.0.0.1 is already in use`);
+  });
+});

@@ -1,0 +1,104 @@
+/**
+ * How the CLI turns a failure into the one line a user reads on stderr. A user error
+ * (bad flag, unknown topic, unreachable coordinator) never shows a stack trace;
+ * TESSERA_DEBUG=1 shows the stack of anything.
+ */
+import { TesseraError } from '@tessera/protocol';
+
+/** A failure the user can act on; its message is printed as is, after `tessera: `. */
+export class CliError extends Error {
+  readonly exitCode: number;
+
+  constructor(message: string, options: { exitCode?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'CliError';
+    this.exitCode = options.exitCode ?? 1;
+  }
+}
+
+/** What a command was working on, so an error can name it (`topic "x" not found`). */
+export interface ErrorContext {
+  coordinatorUrl: string;
+  topic?: string;
+  group?: string;
+}
+
+const NETWORK_REASONS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection closed',
+  ETIMEDOUT: 'timed out',
+  ERR_SOCKET_CONNECTION_TIMEOUT: 'timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+  UND_ERR_SOCKET: 'connection closed',
+};
+
+/** One line, without the `tessera: ` prefix, describing `error` for a user. */
+export function describeError(error: unknown, context: ErrorContext): string {
+  if (error instanceof CliError) return error.message;
+  // A call that got no answer, even when the client wrapped it (UNAVAILABLE with the network error as cause).
+  const network = networkFailure(error);
+  if (network !== undefined) {
+    const url = urlIn(network.error) ?? urlIn(error);
+    if (url === undefined || sameOrigin(url, context.coordinatorUrl)) {
+      return `cannot reach the coordinator at ${context.coordinatorUrl} (${network.reason})`;
+    }
+    return `cannot reach the broker at ${url} (${network.reason})`;
+  }
+  if (error instanceof TesseraError) return describeTesseraError(error, context);
+  if (error instanceof Error) return firstLine(error.message) || error.name;
+  return firstLine(String(error));
+}
+
+function describeTesseraError(error: TesseraError, context: ErrorContext): string {
+  switch (error.code) {
+    case 'TOPIC_NOT_FOUND':
+      return context.topic !== undefined ? `topic "${context.topic}" not found` : firstLine(error.message);
+    case 'GROUP_NOT_FOUND':
+      return context.group !== undefined ? `group "${context.group}" not found` : firstLine(error.message);
+    case 'TOPIC_EXISTS':
+      return context.topic !== undefined ? `topic "${context.topic}" already exists` : firstLine(error.message);
+    default:
+      return firstLine(error.message);
+  }
+}
+
+/**
+ * The network failure (no answer at all) in `error` or its causes, with its human
+ * reason, or undefined when the failure is something else.
+ */
+export function networkFailure(error: unknown): { error: Error; reason: string } | undefined {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && code in NETWORK_REASONS) return { error: current, reason: NETWORK_REASONS[code]! };
+    if (code === 'ERR_GOT_REQUEST_ERROR') return { error: current, reason: 'request failed' };
+    current = current.cause;
+  }
+  return undefined;
+}
+
+function urlIn(error: unknown): string | undefined {
+  const message = error instanceof Error ? error.message : String(error);
+  return /https?:\/\/[A-Za-z0-9.\-\[\]]+(?::\d+)?/.exec(message)?.[0];
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
+}
+
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0]!.trim();
+}
+
+/** True when TESSERA_DEBUG asks for stack traces. */
+export function debugEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  const value = env.TESSERA_DEBUG;
+  return value !== undefined && value !== '' && value !== '0' && value !== 'false';
+}

@@ -1,0 +1,55 @@
+/**
+ * What every command shares: the coordinator URL, the output streams, one lazily
+ * created client (closed when the command ends), and the error context a command
+ * fills in so a failure names what it was about.
+ */
+import { TesseraClient } from '@tessera/client';
+import type { ErrorContext } from './errors.js';
+
+export interface Io {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  stdin: NodeJS.ReadStream;
+}
+
+export class Runtime {
+  readonly io: Io;
+  readonly errorContext: ErrorContext;
+  private clientInstance: TesseraClient | undefined;
+  /** Per-request deadline of admin calls. */
+  requestTimeoutMs = 10_000;
+
+  constructor(io: Io, coordinatorUrl: string) {
+    this.io = io;
+    this.errorContext = { coordinatorUrl };
+  }
+
+  get coordinatorUrl(): string {
+    return this.errorContext.coordinatorUrl;
+  }
+
+  set coordinatorUrl(url: string) {
+    this.errorContext.coordinatorUrl = url;
+  }
+
+  client(): TesseraClient {
+    this.clientInstance ??= new TesseraClient({ coordinator: this.coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs });
+    return this.clientInstance;
+  }
+
+  async close(): Promise<void> {
+    const client = this.clientInstance;
+    this.clientInstance = undefined;
+    await client?.close();
+  }
+
+  /** Data for scripts and people: stdout. */
+  out(text: string): void {
+    this.io.stdout.write(text);
+  }
+
+  /** Logs, progress and summaries: stderr. */
+  err(text: string): void {
+    this.io.stderr.write(text.endsWith('\n') ? text : text + '\n');
+  }
+}
