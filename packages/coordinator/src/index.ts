@@ -1,1 +1,115 @@
-export type { CoordinatorConfig } from './config.js';
+/**
+ * The coordinator, in-process: `startCoordinator(config)` opens the SQLite state, serves
+ * the HTTP API and runs the liveness loop until `close()`.
+ */
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { JsonHttpClient } from '@tessera/protocol';
+import { createHttpService, createLogger } from '@tessera/service';
+import { Cluster } from './cluster/cluster.js';
+import { Notifier } from './cluster/notify.js';
+import type { CoordinatorConfig } from './config.js';
+import { GroupManager } from './groups/groups.js';
+import { registerRoutes } from './http/routes.js';
+import { registerCoordinatorMetrics } from './metrics/metrics.js';
+import { DEFAULT_ROUTING, ProduceRouter } from './routing/produce.js';
+import { Store } from './store/store.js';
+
+export { defaultConfig, type CoordinatorConfig } from './config.js';
+
+export interface RunningCoordinator {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startCoordinator(config: CoordinatorConfig): Promise<RunningCoordinator> {
+  const logger = createLogger('coordinator', {}, { level: config.logLevel, pretty: config.logPretty });
+  const nowMs = () => performance.now();
+  const store = new Store(config.dataDir);
+  const loaded = store.loadAll();
+  let ready = false;
+  const service = createHttpService({ service: 'coordinator', logger, isReady: () => ready });
+
+  // The metrics read the cluster at scrape time; `cluster` is assigned just below.
+  let cluster: Cluster | undefined;
+  const counters = registerCoordinatorMetrics(service.registry, {
+    brokersByState: () => {
+      const counts = { alive: 0, dead: 0 };
+      for (const b of cluster?.brokers.values() ?? []) counts[b.alive ? 'alive' : 'dead']++;
+      return counts;
+    },
+    partitionsByState: () => cluster?.partitionCounts() ?? {},
+  });
+
+  const notifyClient = new JsonHttpClient({ timeoutMs: config.notifyTimeoutMs, maxSockets: 8 });
+  let notifier: Notifier | undefined;
+  const theCluster = new Cluster(
+    {
+      store,
+      logger,
+      brokerTimeoutMs: config.brokerTimeoutMs,
+      nowMs,
+      counters,
+      onChange: () => notifier?.schedule(),
+    },
+    loaded,
+  );
+  cluster = theCluster;
+  notifier = new Notifier(notifyClient, config.notifyTimeoutMs, () => theCluster.liveBrokerUrls(), () => theCluster.version, logger);
+
+  const groups = new GroupManager(
+    {
+      store,
+      partitionCount: (topic) => theCluster.topics.get(topic)?.partitions.length ?? null,
+      defaultSessionTimeoutMs: config.groupSessionTimeoutMs,
+      nowMs,
+      onRebalance: () => {
+        counters.groupRebalances++;
+      },
+    },
+    loaded.groups,
+  );
+
+  const produceClient = new JsonHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs });
+  registerRoutes(service.router, {
+    cluster: theCluster,
+    groups,
+    router: new ProduceRouter(theCluster, produceClient),
+    notifier,
+    heartbeatMs: config.heartbeatMs,
+  });
+
+  const server = await service.listen(config.port, config.host);
+  const url = `http://${config.host}:${(server.address() as AddressInfo).port}`;
+  theCluster.recordEvent('coordinator_started', { url, brokers: theCluster.brokers.size, topics: theCluster.topics.size });
+
+  // Liveness and session checks run often enough to notice a timeout within a fraction of it.
+  const tickMs = Math.max(10, Math.min(config.heartbeatMs, Math.floor(config.brokerTimeoutMs / 4), 250));
+  const timer = setInterval(() => {
+    try {
+      theCluster.checkLiveness();
+      groups.expireSessions();
+    } catch (error) {
+      logger.error({ err: error }, 'liveness check failed');
+    }
+  }, tickMs);
+  ready = true;
+  logger.info({ url }, 'listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    close() {
+      closing ??= (async () => {
+        clearInterval(timer);
+        ready = false;
+        await service.close();
+        await notifier!.close();
+        notifyClient.close();
+        produceClient.close();
+        store.close();
+      })();
+      return closing;
+    },
+  };
+}

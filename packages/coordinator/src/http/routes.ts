@@ -1,0 +1,145 @@
+/**
+ * The coordinator's HTTP API: every route of COORDINATOR_ROUTES, each validating its
+ * params and body with the protocol schemas before anything else happens.
+ */
+import {
+  COORDINATOR_ROUTES as R,
+  TesseraError,
+  brokerHeartbeatRequest,
+  createTopicRequest,
+  groupHeartbeatRequest,
+  groupId,
+  isrChangeRequest,
+  joinGroupRequest,
+  leaveGroupRequest,
+  parseOrThrow,
+  registerBrokerRequest,
+  routedProduceRequest,
+  topicName,
+  type BrokerHeartbeatResponse,
+} from '@tessera/protocol';
+import type { Context, HttpService } from '@tessera/service';
+import type { Cluster } from '../cluster/cluster.js';
+import type { Notifier } from '../cluster/notify.js';
+import type { GroupManager } from '../groups/groups.js';
+import type { ProduceRouter } from '../routing/produce.js';
+import { createTopic } from '../topics/topics.js';
+
+export interface RouteDeps {
+  cluster: Cluster;
+  groups: GroupManager;
+  router: ProduceRouter;
+  notifier: Notifier;
+  heartbeatMs: number;
+}
+
+const DEFAULT_EVENTS_LIMIT = 100;
+const MAX_EVENTS_LIMIT = 1_000;
+
+const topicParam = (ctx: Context) => parseOrThrow(topicName, ctx.params.topic, 'topic name');
+const groupParam = (ctx: Context) => parseOrThrow(groupId, ctx.params.group, 'group id');
+
+export function registerRoutes(router: HttpService['router'], deps: RouteDeps): void {
+  const { cluster, groups } = deps;
+
+  const heartbeatAnswer = (): BrokerHeartbeatResponse => ({
+    metadataVersion: cluster.version,
+    groups: groups.generations(),
+    heartbeatMs: deps.heartbeatMs,
+  });
+
+  router.get(R.metadata, (ctx) => {
+    const raw = ctx.query.topics;
+    let names: string[] | undefined;
+    if (raw !== undefined) {
+      const list = (Array.isArray(raw) ? raw.join(',') : raw).split(',').filter((name) => name.length > 0);
+      names = list.map((name) => parseOrThrow(topicName, name, 'topic name in ?topics'));
+    }
+    ctx.body = cluster.metadata(names);
+  });
+
+  // ---- topics ----
+  router.post(R.topics, async (ctx) => {
+    const request = parseOrThrow(createTopicRequest, ctx.state.body);
+    const description = createTopic(cluster, request);
+    groups.topicChanged(request.name);
+    // Wait (bounded) for the brokers to create their replicas, so a produce right after finds them ready.
+    await deps.notifier.notifyNow();
+    ctx.status = 201;
+    ctx.body = description;
+  });
+  router.get(R.topics, (ctx) => {
+    ctx.body = cluster.listTopics();
+  });
+  router.get(R.topic, (ctx) => {
+    ctx.body = cluster.describeTopic(topicParam(ctx));
+  });
+  router.delete(R.topic, async (ctx) => {
+    const name = topicParam(ctx);
+    cluster.removeTopic(name);
+    groups.topicChanged(name);
+    await deps.notifier.notifyNow();
+    ctx.status = 204;
+  });
+  router.post(R.routedProduce, async (ctx) => {
+    const name = topicParam(ctx);
+    const request = parseOrThrow(routedProduceRequest, ctx.state.body);
+    ctx.body = await deps.router.produce(name, request);
+  });
+
+  // ---- brokers ----
+  router.post(R.brokerRegister, (ctx) => {
+    const request = parseOrThrow(registerBrokerRequest, ctx.state.body);
+    cluster.brokerSeen(request.id, request.url);
+    ctx.body = heartbeatAnswer();
+  });
+  router.post(R.brokerHeartbeat, (ctx) => {
+    const request = parseOrThrow(brokerHeartbeatRequest, ctx.state.body);
+    cluster.brokerSeen(request.id, request.url, request.replicas);
+    ctx.body = heartbeatAnswer();
+  });
+  router.get(R.brokers, (ctx) => {
+    ctx.body = { brokers: cluster.brokerStatuses() };
+  });
+  router.post(R.isr, (ctx) => {
+    const request = parseOrThrow(isrChangeRequest, ctx.state.body);
+    ctx.body = cluster.changeIsr(request);
+  });
+
+  // ---- cluster ----
+  router.get(R.clusterStatus, (ctx) => {
+    ctx.body = cluster.status();
+  });
+  router.get(R.clusterEvents, (ctx) => {
+    let limit = DEFAULT_EVENTS_LIMIT;
+    if (ctx.query.limit !== undefined) {
+      const raw = String(ctx.query.limit);
+      limit = Number(raw);
+      if (!/^\d+$/.test(raw) || limit < 1 || limit > MAX_EVENTS_LIMIT) {
+        throw new TesseraError('INVALID_REQUEST', `limit must be an integer from 1 to ${MAX_EVENTS_LIMIT}, got ${raw}`);
+      }
+    }
+    ctx.body = { events: cluster.events(limit) };
+  });
+
+  // ---- groups ----
+  router.get(R.groups, (ctx) => {
+    ctx.body = groups.list();
+  });
+  router.get(R.group, (ctx) => {
+    ctx.body = groups.describe(groupParam(ctx));
+  });
+  router.post(R.groupJoin, (ctx) => {
+    const group = groupParam(ctx);
+    ctx.body = groups.join(group, parseOrThrow(joinGroupRequest, ctx.state.body));
+  });
+  router.post(R.groupHeartbeat, (ctx) => {
+    const group = groupParam(ctx);
+    ctx.body = groups.heartbeat(group, parseOrThrow(groupHeartbeatRequest, ctx.state.body));
+  });
+  router.post(R.groupLeave, (ctx) => {
+    const group = groupParam(ctx);
+    groups.leave(group, parseOrThrow(leaveGroupRequest, ctx.state.body));
+    ctx.status = 204;
+  });
+}

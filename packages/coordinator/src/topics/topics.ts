@@ -1,0 +1,50 @@
+/**
+ * Creating and deleting topics. Placement is the pure `assignPartitions`; this module
+ * checks the request against the cluster and records the result.
+ */
+import { TesseraError, parseOrThrow, type createTopicRequest, type TopicDescription } from '@tessera/protocol';
+import type { Cluster } from '../cluster/cluster.js';
+import type { TopicState } from '../model.js';
+import { assignPartitions, brokerLoad } from './assignment.js';
+
+/** The parsed request, defaults applied. */
+export type CreateTopic = ReturnType<typeof parseOrThrow<typeof createTopicRequest>>;
+
+export function createTopic(cluster: Cluster, request: CreateTopic): TopicDescription {
+  if (cluster.topics.has(request.name)) throw new TesseraError('TOPIC_EXISTS', `topic ${request.name} already exists`);
+  const replicationFactor = request.replicationFactor as 1 | 2;
+  const minInsyncReplicas = request.config.minInsyncReplicas ?? 1;
+  if (minInsyncReplicas > replicationFactor) {
+    throw new TesseraError(
+      'INVALID_REQUEST',
+      `minInsyncReplicas ${minInsyncReplicas} can never be met with replicationFactor ${replicationFactor}`,
+    );
+  }
+  const live = cluster.liveBrokerIds();
+  if (live.length < replicationFactor) {
+    throw new TesseraError(
+      'NOT_ENOUGH_BROKERS',
+      `replicationFactor ${replicationFactor} needs ${replicationFactor} live brokers, ${live.length} alive`,
+    );
+  }
+  const placed = assignPartitions(request.partitions, replicationFactor, live, brokerLoad(cluster.topics.values(), live));
+  const config: TopicState['config'] = { minInsyncReplicas };
+  if (request.config.retentionMs != null) config.retentionMs = request.config.retentionMs;
+  if (request.config.retentionBytes != null) config.retentionBytes = request.config.retentionBytes;
+  cluster.addTopic({
+    name: request.name,
+    replicationFactor,
+    config,
+    createdMs: Date.now(),
+    // A new empty partition is in sync on both replicas.
+    partitions: placed.map((p, partition) => ({
+      partition,
+      primary: p.primary,
+      secondary: p.secondary,
+      epoch: 0,
+      isr: p.secondary === null ? [p.primary] : [p.primary, p.secondary],
+      lastIsr: [],
+    })),
+  });
+  return cluster.describeTopic(request.name);
+}
