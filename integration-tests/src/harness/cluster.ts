@@ -1,14 +1,12 @@
 /**
- * The cluster launcher every scenario is written against: a real coordinator and real
- * brokers as processes on loopback, each with its own port and data directory.
+ * The cluster launcher every scenario is written against. By default it starts a real
+ * coordinator and real brokers as processes on loopback (`process-cluster.ts`); with
+ * TESSERA_LAUNCHER=containers it starts the same services as containers of the repository's
+ * image through testcontainers (`container-cluster.ts`), as the GitLab pipeline does.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { TesseraClient, type ClientOptions } from '@tessera/client';
+import type { ClientOptions, TesseraClient } from '@tessera/client';
 import { sleep } from '@tessera/protocol';
-import { freePort } from './ports.js';
-import { ServiceProcess } from './process.js';
+import type { ServiceHandle } from './process.js';
 
 export interface ClusterOptions {
   /** Used in the data directory name, to find a scenario's logs. */
@@ -24,14 +22,15 @@ export interface ClusterOptions {
 
 export interface Cluster {
   readonly coordinatorUrl: string;
-  readonly coordinator: ServiceProcess;
-  readonly brokers: ReadonlyMap<number, ServiceProcess>;
+  readonly coordinator: ServiceHandle;
+  readonly brokers: ReadonlyMap<number, ServiceHandle>;
+  /** Where the scenario may keep files of its own (and, for processes, where the logs are). */
   readonly dataDir: string;
-  broker(id: number): ServiceProcess;
+  broker(id: number): ServiceHandle;
   /** A client of this cluster, closed by `stop()`. */
   client(options?: Omit<ClientOptions, 'coordinator'>): TesseraClient;
   /** Starts a broker that was not part of the cluster yet (it registers itself). */
-  addBroker(id: number): Promise<ServiceProcess>;
+  addBroker(id: number): Promise<ServiceHandle>;
   /** Stops every process (SIGTERM), keeping the data directory. */
   stopProcesses(): Promise<void>;
   /** Starts every process again on the same ports and data. */
@@ -40,104 +39,21 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
+export type Launcher = 'processes' | 'containers';
+
+export const launcher: Launcher = process.env.TESSERA_LAUNCHER === 'containers' ? 'containers' : 'processes';
+
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), `tessera-${options.name}-`));
-  const logDir = path.join(dataDir, 'logs');
-  const timing = [
-    '--heartbeat-ms',
-    String(options.heartbeatMs ?? 200),
-  ];
-  const coordinatorPort = await freePort();
-  const coordinatorUrl = `http://127.0.0.1:${coordinatorPort}`;
-  const coordinator = new ServiceProcess({
-    name: 'coordinator',
-    role: 'coordinator',
-    url: coordinatorUrl,
-    logDir,
-    args: [
-      '--port', String(coordinatorPort),
-      '--host', '127.0.0.1',
-      '--data-dir', path.join(dataDir, 'coordinator'),
-      ...timing,
-      '--broker-timeout-ms', String(options.brokerTimeoutMs ?? 3_000),
-      '--group-session-timeout-ms', String(options.groupSessionTimeoutMs ?? 5_000),
-    ],
-  });
-  const brokers = new Map<number, ServiceProcess>();
-  const makeBroker = async (id: number) => {
-    const port = await freePort();
-    const broker = new ServiceProcess({
-      name: `broker-${id}`,
-      role: 'broker',
-      url: `http://127.0.0.1:${port}`,
-      logDir,
-      args: [
-        '--id', String(id),
-        '--port', String(port),
-        '--host', '127.0.0.1',
-        '--data-dir', path.join(dataDir, `broker-${id}`),
-        '--coordinator', coordinatorUrl,
-        ...timing,
-        '--replica-timeout-ms', String(options.replicaTimeoutMs ?? 1_000),
-        '--durability', options.durability ?? 'normal',
-        ...(options.maxValueBytes ? ['--max-value-bytes', String(options.maxValueBytes)] : []),
-      ],
-    });
-    brokers.set(id, broker);
-    return broker;
-  };
-  for (let id = 1; id <= (options.brokers ?? 3); id++) await makeBroker(id);
-
-  const clients: TesseraClient[] = [];
-  const startProcesses = async () => {
-    await coordinator.start();
-    await Promise.all([...brokers.values()].map((broker) => broker.start()));
-    await waitForLiveBrokers(coordinatorUrl, brokers.size);
-  };
-  const stopProcesses = async () => {
-    await Promise.all([...brokers.values()].map((broker) => broker.stop()));
-    await coordinator.stop();
-  };
-
-  const cluster: Cluster = {
-    coordinatorUrl,
-    coordinator,
-    brokers,
-    dataDir,
-    broker(id) {
-      const broker = brokers.get(id);
-      if (!broker) throw new Error(`no broker ${id}`);
-      return broker;
-    },
-    client(clientOptions = {}) {
-      const client = new TesseraClient({ ...clientOptions, coordinator: coordinatorUrl });
-      clients.push(client);
-      return client;
-    },
-    async addBroker(id) {
-      const broker = await makeBroker(id);
-      await broker.start();
-      return broker;
-    },
-    stopProcesses,
-    startProcesses,
-    async stop() {
-      await Promise.allSettled(clients.map((client) => client.close()));
-      await stopProcesses();
-      if (process.env.TESSERA_KEEP_DATA !== '1') rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-  try {
-    await startProcesses();
-  } catch (error) {
-    await stopProcesses();
-    throw new Error(`cluster ${options.name} did not start; logs in ${logDir}`, { cause: error });
+  if (launcher === 'containers') {
+    const { startContainerCluster } = await import('./container-cluster.js');
+    return startContainerCluster(options);
   }
-  return cluster;
+  const { startProcessCluster } = await import('./process-cluster.js');
+  return startProcessCluster(options);
 }
 
 /** Waits until the coordinator counts `count` live brokers. */
-async function waitForLiveBrokers(coordinatorUrl: string, count: number): Promise<void> {
+export async function waitForLiveBrokers(coordinatorUrl: string, count: number): Promise<void> {
   await waitFor(
     async () => {
       const response = await fetch(`${coordinatorUrl}/cluster/status`);

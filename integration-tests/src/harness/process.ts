@@ -25,12 +25,35 @@ export interface ServiceSpec {
   logDir: string;
 }
 
-export class ServiceProcess {
+/**
+ * What a scenario can do to one service, whichever launcher started it: processes on loopback
+ * here, containers under testcontainers in the GitLab pipeline.
+ */
+export interface ServiceHandle {
+  readonly name: string;
+  readonly url: string;
+  readonly running: boolean;
+  start(): Promise<void>;
+  /** A clean stop (SIGTERM), waiting for the exit. */
+  stop(): Promise<unknown>;
+  /** A crash (SIGKILL). */
+  kill(): Promise<void>;
+  /** Freezes the service (SIGSTOP) without closing its sockets, and thaws it (SIGCONT). */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+export class ServiceProcess implements ServiceHandle {
   private child: ChildProcess | undefined;
   private log: WriteStream | undefined;
   private exited: Promise<number | null> = Promise.resolve(null);
 
   constructor(readonly spec: ServiceSpec) {}
+
+  get name(): string {
+    return this.spec.name;
+  }
 
   get url(): string {
     return this.spec.url;
@@ -102,6 +125,14 @@ export class ServiceProcess {
     clearTimeout(timer);
     this.log?.end();
     return code;
+  }
+
+  async pause(): Promise<void> {
+    this.signal('SIGSTOP');
+  }
+
+  async resume(): Promise<void> {
+    this.signal('SIGCONT');
   }
 
   async restart(): Promise<void> {

@@ -89,14 +89,20 @@ describe('the Grafana provisioning', () => {
 });
 
 describe('.gitlab-ci.yml', () => {
-  const pipeline = readYaml('.gitlab-ci.yml') as Record<string, { stage?: string; script?: string[] }> & { stages: string[] };
+  const pipeline = readYaml('.gitlab-ci.yml') as Record<string, unknown>;
+  const jobs = Object.values(pipeline).filter(
+    (job): job is { stage?: string; script?: string[] } => typeof job === 'object' && job !== null && !Array.isArray(job),
+  );
 
-  it('has the four stages', () => {
+  it('has the four stages, each with a job', () => {
     expect(pipeline.stages).toEqual(['test', 'build', 'integration', 'deploy']);
+    for (const stage of ['test', 'build', 'integration', 'deploy']) {
+      expect(jobs.some((job) => job.stage === stage), stage).toBe(true);
+    }
   });
 
   it('runs in its test job the same command as .ci/run', () => {
-    const testJob = Object.values(pipeline).find((job) => typeof job === 'object' && !Array.isArray(job) && job.stage === 'test');
+    const testJob = jobs.find((job) => job.stage === 'test');
     expect(testJob?.script).toEqual(['bash .ci/run']);
   });
 });

@@ -1,0 +1,105 @@
+/** The default launcher: the coordinator and brokers as real processes on loopback, each with its own port and data directory. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { TesseraClient } from '@tessera/client';
+import { type Cluster, type ClusterOptions, waitForLiveBrokers } from './cluster.js';
+import { freePort } from './ports.js';
+import { ServiceProcess } from './process.js';
+
+export async function startProcessCluster(options: ClusterOptions): Promise<Cluster> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), `tessera-${options.name}-`));
+  const logDir = path.join(dataDir, 'logs');
+  const timing = [
+    '--heartbeat-ms',
+    String(options.heartbeatMs ?? 200),
+  ];
+  const coordinatorPort = await freePort();
+  const coordinatorUrl = `http://127.0.0.1:${coordinatorPort}`;
+  const coordinator = new ServiceProcess({
+    name: 'coordinator',
+    role: 'coordinator',
+    url: coordinatorUrl,
+    logDir,
+    args: [
+      '--port', String(coordinatorPort),
+      '--host', '127.0.0.1',
+      '--data-dir', path.join(dataDir, 'coordinator'),
+      ...timing,
+      '--broker-timeout-ms', String(options.brokerTimeoutMs ?? 3_000),
+      '--group-session-timeout-ms', String(options.groupSessionTimeoutMs ?? 5_000),
+    ],
+  });
+  const brokers = new Map<number, ServiceProcess>();
+  const makeBroker = async (id: number) => {
+    const port = await freePort();
+    const broker = new ServiceProcess({
+      name: `broker-${id}`,
+      role: 'broker',
+      url: `http://127.0.0.1:${port}`,
+      logDir,
+      args: [
+        '--id', String(id),
+        '--port', String(port),
+        '--host', '127.0.0.1',
+        '--data-dir', path.join(dataDir, `broker-${id}`),
+        '--coordinator', coordinatorUrl,
+        ...timing,
+        '--replica-timeout-ms', String(options.replicaTimeoutMs ?? 1_000),
+        '--durability', options.durability ?? 'normal',
+        ...(options.maxValueBytes ? ['--max-value-bytes', String(options.maxValueBytes)] : []),
+      ],
+    });
+    brokers.set(id, broker);
+    return broker;
+  };
+  for (let id = 1; id <= (options.brokers ?? 3); id++) await makeBroker(id);
+
+  const clients: TesseraClient[] = [];
+  const startProcesses = async () => {
+    await coordinator.start();
+    await Promise.all([...brokers.values()].map((broker) => broker.start()));
+    await waitForLiveBrokers(coordinatorUrl, brokers.size);
+  };
+  const stopProcesses = async () => {
+    await Promise.all([...brokers.values()].map((broker) => broker.stop()));
+    await coordinator.stop();
+  };
+
+  const cluster: Cluster = {
+    coordinatorUrl,
+    coordinator,
+    brokers,
+    dataDir,
+    broker(id) {
+      const broker = brokers.get(id);
+      if (!broker) throw new Error(`no broker ${id}`);
+      return broker;
+    },
+    client(clientOptions = {}) {
+      const client = new TesseraClient({ ...clientOptions, coordinator: coordinatorUrl });
+      clients.push(client);
+      return client;
+    },
+    async addBroker(id) {
+      const broker = await makeBroker(id);
+      await broker.start();
+      return broker;
+    },
+    stopProcesses,
+    startProcesses,
+    async stop() {
+      await Promise.allSettled(clients.map((client) => client.close()));
+      await stopProcesses();
+      if (process.env.TESSERA_KEEP_DATA !== '1') rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await startProcesses();
+  } catch (error) {
+    await stopProcesses();
+    throw new Error(`cluster ${options.name} did not start; logs in ${logDir}`, { cause: error });
+  }
+  return cluster;
+}
+
