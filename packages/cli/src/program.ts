@@ -31,7 +31,7 @@ export function buildProgram(runtime: Runtime): Command {
       writeOut: (text) => runtime.io.stdout.write(text),
       writeErr: (text) => runtime.io.stderr.write(text),
       // Commander's own errors (bad flag, bad number, missing argument) as one `tessera: ...` line.
-      outputError: (text, write) => write(`tessera: ${text.replace(/^error: /, '').trim()}\n`),
+      outputError: (text, write) => write(`tessera: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}\n`),
     })
     .hook('preAction', (_program, action) => {
       runtime.coordinatorUrl = action.optsWithGlobals<{ coordinator: string }>().coordinator;

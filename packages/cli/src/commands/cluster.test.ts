@@ -4,7 +4,7 @@ import { brokerTable, eventsOf, formatEvent } from './cluster.js';
 
 describe('formatEvent', () => {
   it('puts the time and kind first, then the other fields', () => {
-    const line = formatEvent({ id: 7, timestamp: 0, type: 'failover', topic: 'orders', partition: 3, epoch: 4, isr: [2] });
+    const line = formatEvent({ id: 7, timeMs: 0, type: 'failover', topic: 'orders', partition: 3, epoch: 4, isr: [2] });
     expect(line).toBe('1970-01-01T00:00:00.000Z  failover  topic=orders  partition=3  epoch=4  isr=2');
   });
 });

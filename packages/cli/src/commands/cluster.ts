@@ -84,7 +84,7 @@ export function eventsOf(answer: unknown): Array<Record<string, unknown>> {
   return Array.isArray(list) ? (list as Array<Record<string, unknown>>) : [];
 }
 
-const TIME_FIELDS = ['timestamp', 'time', 'at', 'ts'];
+const TIME_FIELDS = ['timeMs', 'timestamp', 'time', 'at', 'ts'];
 const KIND_FIELDS = ['type', 'kind', 'event'];
 
 /** `2026-11-22T07:01:02.345Z  failover  topic=orders partition=3 epoch=4 ...`. */

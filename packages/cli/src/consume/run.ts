@@ -47,6 +47,7 @@ export async function runConsume(runtime: Runtime, topic: string, options: Consu
   process.on('SIGTERM', onSignal);
 
   let lastNewRecordMs = Date.now();
+  let assigned = false;
   let closed = false;
   try {
     while (!stopping) {
@@ -59,6 +60,12 @@ export async function runConsume(runtime: Runtime, topic: string, options: Consu
         waitMs = Math.min(waitMs, idleLeftMs);
       }
       const records = await consumer.poll({ maxRecords: Math.min(pollMaxRecords, remaining), waitMs });
+      // The idle clock starts when this member first holds partitions: joining the group
+      // (waiting for a previous owner to let go) is not "nothing new to read".
+      if (!assigned && consumer.assignment().length > 0) {
+        assigned = true;
+        if (records.length === 0) lastNewRecordMs = Date.now();
+      }
       if (records.length === 0) continue;
       const batch: ConsumedRecord[] = records.length > remaining ? records.slice(0, remaining) : records;
       try {

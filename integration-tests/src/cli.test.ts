@@ -1,0 +1,327 @@
+// Proves the `tessera` CLI end to end as a user runs it: `tessera dev` starts a real
+// three-broker cluster as processes, the CLI creates a topic, produces keyed stdin lines,
+// consumes them in a group (every line, per-key order), describes and reports status,
+// fails with one clear line, stops every child on SIGTERM, and a restart on the same
+// data dir keeps records and committed offsets.
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BIN = path.join(REPO, 'packages/cli/dist/bin.js');
+const BROKERS = 3;
+
+interface DevProcessInfo {
+  id: 'coordinator' | number;
+  role: 'coordinator' | 'broker';
+  pid: number | null;
+  port: number;
+  url: string;
+}
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A running `tessera dev`, with its output collected (it must be drained: stderr is a pipe). */
+interface Dev {
+  process: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+let dataDir: string;
+let port: number;
+let coordinatorUrl: string;
+let dev: Dev | undefined;
+/** Every PID any dev run recorded, so afterAll can make sure none survives a failed test. */
+const seenPids = new Set<number>();
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function portIsFree(candidate: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ port: candidate, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** A base port P with P..P+count all free (the OS picks P by binding port 0). */
+async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = await new Promise<number>((resolve, reject) => {
+      const server = net.createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port: chosen } = server.address() as net.AddressInfo;
+        server.close(() => resolve(chosen));
+      });
+    });
+    if (base + count > 65_535) continue;
+    let free = true;
+    for (let p = base; p <= base + count && free; p++) free = await portIsFree(p);
+    if (free) return base;
+  }
+  throw new Error('no free port range found');
+}
+
+async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function readDevJson(): { pid: number; processes: DevProcessInfo[] } | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dataDir, 'dev.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function startDev(): Dev {
+  const child = spawn(process.execPath, [BIN, 'dev', '--data-dir', dataDir, '--port', String(port), '--brokers', String(BROKERS)], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TESSERA_LOG_LEVEL: 'warn' },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  // Keep only the tail of the (chatty) logs, for failure messages.
+  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-20_000)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { process: child, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+/** Waits until dev printed every address (it does so after each process answered /ready). */
+async function waitDevReady(running: Dev): Promise<void> {
+  let exitCode: number | null | undefined;
+  void running.exited.then((code) => (exitCode = code));
+  await waitFor(
+    () => {
+      if (exitCode !== undefined) throw new Error(`tessera dev exited with ${exitCode}:\n${running.stderr()}`);
+      return running.stdout().includes(`broker-${BROKERS}`) || undefined;
+    },
+    'tessera dev to print its addresses',
+  );
+  for (const info of readDevJson()!.processes) if (info.pid !== null) seenPids.add(info.pid);
+}
+
+/** Runs `tessera --coordinator <dev> ...args` as a child process, with `input` on stdin. */
+function tessera(args: string[], options: { input?: string; coordinator?: string | null } = {}): Promise<RunResult> {
+  const coordinator = options.coordinator === undefined ? coordinatorUrl : options.coordinator;
+  const fullArgs = coordinator === null ? args : ['--coordinator', coordinator, ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...fullArgs], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+function jsonLines(text: string): Array<Record<string, unknown>> {
+  return text
+    .split('\n')
+    .filter((line) => line.trim().length > 0)
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** The stderr of a failed command: exactly one line, starting with `tessera: `, no stack. */
+function expectOneErrorLine(result: RunResult): string {
+  expect(result.code, result.stderr).not.toBe(0);
+  const lines = result.stderr.split('\n').filter((line) => line.length > 0);
+  expect(lines, result.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^tessera: /);
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+  return lines[0]!;
+}
+
+const TOPIC = 'cli-orders';
+const KEYS = 7;
+const RECORDS = 300;
+/** `key-<k>:<k>-<seq>` lines: the sequence per key lets the test check per-key order. */
+const LINES = Array.from({ length: RECORDS }, (_, i) => `key-${i % KEYS}:${i % KEYS}-${Math.floor(i / KEYS)}`);
+
+function expectEveryLineInKeyOrder(records: Array<Record<string, unknown>>): void {
+  expect(records).toHaveLength(RECORDS);
+  const lastSeq = new Map<string, number>();
+  for (const record of records) {
+    expect(Object.keys(record).slice(0, 6)).toEqual(['topic', 'partition', 'offset', 'key', 'value', 'timestamp']);
+    expect(record.topic).toBe(TOPIC);
+    const [k, seq] = String(record.value).split('-');
+    expect(record.key).toBe(`key-${k}`);
+    const previous = lastSeq.get(String(record.key)) ?? -1;
+    expect(Number(seq), `order of ${String(record.key)}`).toBe(previous + 1);
+    lastSeq.set(String(record.key), Number(seq));
+  }
+  expect(new Set(records.map((r) => r.value)).size).toBe(RECORDS);
+}
+
+beforeAll(async () => {
+  if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: build first (pnpm build)`);
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-test-'));
+  port = await freePortRange(BROKERS);
+  coordinatorUrl = `http://127.0.0.1:${port}`;
+  dev = startDev();
+  await waitDevReady(dev);
+});
+
+afterAll(async () => {
+  if (dev && dev.process.exitCode === null && dev.process.signalCode === null) {
+    dev.process.kill('SIGTERM');
+    await Promise.race([dev.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+  }
+  // Whatever a failed test left behind: every process any dev run started.
+  for (const pid of seenPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  if (dev && dev.process.exitCode === null) dev.process.kill('SIGKILL');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('tessera CLI against a tessera dev cluster', () => {
+  it('dev prints every address and records every PID in dev.json', () => {
+    expect(dev!.stdout()).toContain(`coordinator  ${coordinatorUrl}`);
+    for (let id = 1; id <= BROKERS; id++) expect(dev!.stdout()).toContain(`broker-${id}`);
+    const state = readDevJson()!;
+    expect(state.pid).toBe(dev!.process.pid);
+    expect(state.processes.map((p) => [p.id, p.role, p.port])).toEqual([
+      ['coordinator', 'coordinator', port],
+      ...Array.from({ length: BROKERS }, (_, i) => [i + 1, 'broker', port + i + 1]),
+    ]);
+    for (const p of state.processes) expect(isAlive(p.pid!)).toBe(true);
+  });
+
+  it('creates a topic and lists it', async () => {
+    const created = await tessera(['topics', 'create', TOPIC, '--partitions', '4', '--replication-factor', '2']);
+    expect(created.code, created.stderr).toBe(0);
+    const list = await tessera(['topics', 'list', '--json']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(JSON.parse(list.stdout).topics).toContainEqual({ name: TOPIC, partitions: 4, replicationFactor: 2 });
+    const again = await tessera(['topics', 'create', TOPIC, '--partitions', '4']);
+    expect(expectOneErrorLine(again)).toBe(`tessera: topic "${TOPIC}" already exists`);
+  });
+
+  it('produces keyed stdin lines and reports the count on stderr', async () => {
+    const result = await tessera(['produce', TOPIC, '--key-separator', ':'], { input: LINES.join('\n') + '\n' });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(new RegExp(`produced ${RECORDS} records`));
+  });
+
+  it('consumes every line in a group, each key in order', async () => {
+    const result = await tessera(['consume', TOPIC, '--group', 'g1', '--from-beginning', '--idle-timeout-ms', '3000']);
+    expect(result.code, result.stderr).toBe(0);
+    expectEveryLineInKeyOrder(jsonLines(result.stdout));
+  });
+
+  it('stops after --max-messages', async () => {
+    const result = await tessera(['consume', TOPIC, '--group', 'g-max', '--from-beginning', '--max-messages', '5', '--idle-timeout-ms', '10000']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(jsonLines(result.stdout)).toHaveLength(5);
+  });
+
+  it('describes the topic as JSON with the documented shape', async () => {
+    // The high watermark comes from the primaries' heartbeats, so wait until it is reported.
+    const topic = await waitFor(async () => {
+      const result = await tessera(['topics', 'describe', TOPIC, '--json']);
+      expect(result.code, result.stderr).toBe(0);
+      const body = JSON.parse(result.stdout);
+      const sum = body.partitions.reduce((total: number, p: { highWatermark: number | null }) => total + (p.highWatermark ?? 0), 0);
+      return sum === RECORDS ? body : undefined;
+    }, 'high watermarks to add up to every record', 20_000);
+    expect(topic.name).toBe(TOPIC);
+    expect(topic.partitions).toHaveLength(4);
+    for (const p of topic.partitions) {
+      for (const field of ['partition', 'primary', 'secondary', 'epoch', 'isr', 'highWatermark']) expect(p).toHaveProperty(field);
+      expect(p.primary).not.toBe(p.secondary);
+      expect(p.isr).toContain(p.primary);
+    }
+    const table = await tessera(['topics', 'describe', TOPIC]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/PARTITION\s+PRIMARY\s+SECONDARY\s+EPOCH\s+ISR\s+HW/);
+  });
+
+  it('reports cluster status and brokers', async () => {
+    const result = await tessera(['cluster', 'status', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const status = JSON.parse(result.stdout);
+    expect(status.brokers).toHaveLength(BROKERS);
+    for (const broker of status.brokers) {
+      expect(broker).toMatchObject({ url: `http://127.0.0.1:${port + broker.id}`, alive: true });
+    }
+    expect(status.offline).toBe(0);
+    const brokers = await tessera(['brokers', 'list']);
+    expect(brokers.code, brokers.stderr).toBe(0);
+    expect(brokers.stdout.split('\n').filter((l) => l.includes('http://'))).toHaveLength(BROKERS);
+  });
+
+  it('shows the group with its committed offsets and no lag', async () => {
+    const result = await tessera(['groups', 'describe', 'g1', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const group = JSON.parse(result.stdout);
+    expect(group.topic).toBe(TOPIC);
+    expect(group.partitions).toHaveLength(4);
+    expect(group.totalLag).toBe(0);
+    const list = await tessera(['groups', 'list', '--json']);
+    expect(JSON.parse(list.stdout).groups.map((g: { group: string }) => g.group)).toContain('g1');
+  });
+
+  it('fails with one clear line: unknown topic, unreachable coordinator, bad flags', async () => {
+    expect(expectOneErrorLine(await tessera(['topics', 'describe', 'no-such-topic']))).toBe('tessera: topic "no-such-topic" not found');
+    const produce = await tessera(['produce', 'no-such-topic'], { input: 'a\nb\n' });
+    expect(expectOneErrorLine(produce)).toContain('topic "no-such-topic" not found');
+
+    const closedPort = await freePortRange(0);
+    const unreachable = await tessera(['topics', 'list'], { coordinator: `http://127.0.0.1:${closedPort}` });
+    expect(expectOneErrorLine(unreachable)).toBe(`tessera: cannot reach the coordinator at http://127.0.0.1:${closedPort} (connection refused)`);
+
+    expect(expectOneErrorLine(await tessera(['topics', 'create', 'x', '--partitions', 'many']))).toContain("'--partitions <n>' argument 'many' is invalid");
+    expect(expectOneErrorLine(await tessera(['topics', 'list', '--no-such-flag']))).toContain("unknown option '--no-such-flag'");
+    expect(expectOneErrorLine(await tessera(['consume', TOPIC]))).toContain("required option '-g, --group <group>' not specified");
+  });
+
+  it('SIGTERM stops every child; a restart on the same data dir keeps records and committed offsets', async () => {
+    const pids = readDevJson()!.processes.map((p) => p.pid!);
+    dev!.process.kill('SIGTERM');
+    expect(await dev!.exited).toBe(0);
+    await waitFor(() => pids.every((pid) => !isAlive(pid)) || undefined, 'every child to exit', 15_000);
+    expect(readDevJson()).toBeUndefined();
+
+    dev = startDev();
+    await waitDevReady(dev);
+
+    // g1 committed everything before the restart: nothing new for it.
+    const again = await tessera(['consume', TOPIC, '--group', 'g1', '--idle-timeout-ms', '3000']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(jsonLines(again.stdout)).toEqual([]);
+
+    // A new group reads every record the first run stored.
+    const fresh = await tessera(['consume', TOPIC, '--group', 'g2', '--from-beginning', '--idle-timeout-ms', '3000']);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expectEveryLineInKeyOrder(jsonLines(fresh.stdout));
+  });
+});
