@@ -1,6 +1,7 @@
 /** `tessera topics create|list|describe|delete`. */
 import type { Command } from 'commander';
 import { MAX_PARTITIONS } from '@tessera/protocol';
+import { CliError } from '../errors.js';
 import { integer } from '../options.js';
 import { jsonLine } from '../output/write.js';
 import { renderFields, renderTable } from '../output/table.js';
@@ -20,6 +21,12 @@ export function registerTopics(program: Command, runtime: Runtime): void {
     .addOption(jsonOption())
     .action(async (name: string, options: { partitions: number; replicationFactor: number; minInsyncReplicas?: number; json?: boolean }) => {
       runtime.errorContext.topic = name;
+      if (options.minInsyncReplicas !== undefined && options.minInsyncReplicas > options.replicationFactor) {
+        throw new CliError(
+          `--min-insync-replicas ${options.minInsyncReplicas} cannot exceed --replication-factor ${options.replicationFactor}`,
+          { exitCode: 2 },
+        );
+      }
       const config = options.minInsyncReplicas === undefined ? {} : { minInsyncReplicas: options.minInsyncReplicas };
       const created = await runtime.client().admin.createTopic({
         name,
