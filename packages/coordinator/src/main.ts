@@ -21,9 +21,21 @@ function integer(min: number, max: number) {
   };
 }
 
+/** A number from the environment, checked like the flag it stands for. */
+function fromEnv(name: string, fallback: number, parse: (raw: string) => number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  try {
+    return parse(raw);
+  } catch (error) {
+    process.stderr.write(`tessera-coordinator: ${name}=${raw}: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
 const program = new Command('tessera-coordinator')
   .description('Tessera coordinator: the control plane of the cluster')
-  .option('--port <port>', 'port to listen on (0: any free port)', integer(0, 65_535), Number(process.env.TESSERA_PORT ?? DEFAULT_COORDINATOR_PORT))
+  .option('--port <port>', 'port to listen on (0: any free port)', integer(0, 65_535), fromEnv('TESSERA_PORT', DEFAULT_COORDINATOR_PORT, integer(0, 65_535)))
   .option('--host <host>', 'address to listen on', process.env.TESSERA_HOST ?? '127.0.0.1')
   .option('--data-dir <dir>', 'directory of coordinator.db', process.env.TESSERA_DATA_DIR ?? './data/coordinator')
   .option('--heartbeat-ms <ms>', 'broker heartbeat interval', integer(10, 600_000), DEFAULT_HEARTBEAT_MS)

@@ -1,0 +1,470 @@
+// Proves the coordinator's HTTP API end to end: a real coordinator in this process on an
+// ephemeral port with a temp data dir, fake brokers registered by plain HTTP calls, and a tiny
+// HTTP server standing in for brokers where the coordinator calls them (notifications, produce).
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { partitionForKey, type ErrorBody, type GroupMembership, type MetadataResponse, type TopicDescription } from '@tessera/protocol';
+import { defaultConfig, startCoordinator, type CoordinatorConfig, type RunningCoordinator } from '../index.js';
+
+// ---- harness ---------------------------------------------------------------------------
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-coordinator-'));
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function coordinator(overrides: Partial<CoordinatorConfig> = {}, dataDir = tempDir()): Promise<RunningCoordinator> {
+  const running = await startCoordinator(
+    defaultConfig({ port: 0, dataDir, logLevel: 'silent', notifyTimeoutMs: 500, ...overrides }),
+  );
+  let closed = false;
+  cleanups.push(async () => {
+    if (!closed) await running.close();
+  });
+  return {
+    url: running.url,
+    close: async () => {
+      closed = true;
+      await running.close();
+    },
+  };
+}
+
+interface Answer<T = unknown> {
+  status: number;
+  body: T;
+}
+
+async function call<T = any>(base: string, method: string, route: string, body?: unknown, raw?: string): Promise<Answer<T>> {
+  const response = await fetch(`${base}${route}`, {
+    method,
+    headers: body === undefined && raw === undefined ? {} : { 'content-type': 'application/json' },
+    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+  });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+function errorCode(answer: Answer): string | undefined {
+  return (answer.body as ErrorBody | undefined)?.error?.code;
+}
+
+/** A stand-in broker: answers metadata notifications and produce requests, recording them. */
+async function fakeBroker(options: { notPrimaryFirst?: boolean } = {}) {
+  const notifications: number[] = [];
+  const produced: Array<{ topic: string; partition: number; records: Array<{ key?: string | null; value: string }> }> = [];
+  const nextOffset = new Map<string, number>();
+  let refusedOnce = false;
+  const server = http.createServer((req, res) => {
+    let text = '';
+    req.on('data', (chunk) => (text += chunk));
+    req.on('end', () => {
+      const body = text ? JSON.parse(text) : undefined;
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/internal/metadata-changed') {
+        notifications.push(body.version);
+        res.end(JSON.stringify({ version: body.version }));
+        return;
+      }
+      const match = /^\/topics\/([^/]+)\/partitions\/(\d+)\/records$/.exec(req.url ?? '');
+      if (match) {
+        if (options.notPrimaryFirst && !refusedOnce) {
+          refusedOnce = true;
+          res.statusCode = 421;
+          res.end(JSON.stringify({ error: { code: 'NOT_PRIMARY', message: 'not yet', retriable: true, primary: null } }));
+          return;
+        }
+        const [topic, partition] = [decodeURIComponent(match[1]), Number(match[2])];
+        const key = `${topic}/${partition}`;
+        const baseOffset = nextOffset.get(key) ?? 0;
+        nextOffset.set(key, baseOffset + body.records.length);
+        produced.push({ topic, partition, records: body.records });
+        res.end(JSON.stringify({ topic, partition, baseOffset, count: body.records.length, epoch: 0 }));
+        return;
+      }
+      res.statusCode = 404;
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
+  return { url, notifications, produced };
+}
+
+/** A url nothing listens on: calls to it are refused at once. */
+async function closedPortUrl(): Promise<string> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+/** Polls `check` until it returns a value (no timing assertion: only an overall deadline). */
+async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, deadlineMs = 10_000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() - start > deadlineMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function register(base: string, id: number, url: string) {
+  const answer = await call(base, 'POST', '/brokers/register', { id, url });
+  expect(answer.status).toBe(200);
+  return answer.body;
+}
+
+/** Keeps the given brokers heartbeating until stopped. */
+function heartbeats(base: string, brokers: Map<number, string>, everyMs = 30) {
+  const timer = setInterval(() => {
+    for (const [id, url] of brokers) void call(base, 'POST', '/brokers/heartbeat', { id, url, replicas: [] }).catch(() => {});
+  }, everyMs);
+  cleanups.push(() => clearInterval(timer));
+  return { stop: () => clearInterval(timer) };
+}
+
+// ---- topics ----------------------------------------------------------------------------
+
+describe('topics', () => {
+  it('creates balanced topics, notifies live brokers (ignoring failures), lists, describes and deletes', async () => {
+    const c = await coordinator();
+    const broker = await fakeBroker();
+    await register(c.url, 1, broker.url);
+    await register(c.url, 2, broker.url);
+    await register(c.url, 3, await closedPortUrl());
+
+    const created = await call<TopicDescription>(c.url, 'POST', '/topics', { name: 'orders', partitions: 12 });
+    expect(created.status).toBe(201);
+    expect(created.body.replicationFactor).toBe(2);
+    expect(created.body.config.minInsyncReplicas).toBe(1);
+    for (const id of [1, 2, 3]) {
+      expect(created.body.partitions.filter((p) => p.primary === id)).toHaveLength(4);
+      expect(created.body.partitions.filter((p) => p.primary === id || p.secondary === id)).toHaveLength(8);
+    }
+    for (const p of created.body.partitions) {
+      expect(p.secondary).not.toBe(p.primary);
+      expect(p).toMatchObject({ epoch: 0, isr: [p.primary, p.secondary], status: 'online', highWatermark: null });
+    }
+    const metadata = await call<MetadataResponse>(c.url, 'GET', '/metadata');
+    // Both registrations reached the fake broker's url; the closed port's failure was ignored.
+    expect(broker.notifications).toEqual([metadata.body.version, metadata.body.version]);
+
+    const single = await call<TopicDescription>(c.url, 'POST', '/topics', { name: 'logs', partitions: 2, replicationFactor: 1 });
+    expect(single.status).toBe(201);
+    for (const p of single.body.partitions) expect(p).toMatchObject({ secondary: null, isr: [p.primary] });
+
+    expect(errorCode(await call(c.url, 'POST', '/topics', { name: 'orders', partitions: 1 }))).toBe('TOPIC_EXISTS');
+    expect((await call(c.url, 'GET', '/topics')).body).toEqual({
+      topics: [
+        { name: 'logs', partitions: 2, replicationFactor: 1 },
+        { name: 'orders', partitions: 12, replicationFactor: 2 },
+      ],
+    });
+    const filtered = await call<MetadataResponse>(c.url, 'GET', '/metadata?topics=logs');
+    expect(filtered.body.topics.map((t) => t.name)).toEqual(['logs']);
+    expect(filtered.body.brokers.map((b) => b.id)).toEqual([1, 2, 3]);
+    expect((await call(c.url, 'GET', '/topics/orders')).body).toEqual(created.body);
+
+    const before = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.version;
+    expect((await call(c.url, 'DELETE', '/topics/orders')).status).toBe(204);
+    expect(errorCode(await call(c.url, 'GET', '/topics/orders'))).toBe('TOPIC_NOT_FOUND');
+    expect(errorCode(await call(c.url, 'DELETE', '/topics/orders'))).toBe('TOPIC_NOT_FOUND');
+    const after = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.version;
+    expect(after).toBeGreaterThan(before);
+    expect(broker.notifications.at(-1)).toBe(after);
+
+    const events = (await call(c.url, 'GET', '/cluster/events?limit=3')).body.events;
+    expect(events.map((e: { type: string }) => e.type)).toEqual(['topic_created', 'topic_created', 'topic_deleted']);
+  });
+
+  it('refuses a replication factor above the live broker count with 503 NOT_ENOUGH_BROKERS', async () => {
+    const c = await coordinator();
+    await register(c.url, 1, await closedPortUrl());
+    const answer = await call(c.url, 'POST', '/topics', { name: 't', partitions: 1, replicationFactor: 2 });
+    expect(answer.status).toBe(503);
+    expect(errorCode(answer)).toBe('NOT_ENOUGH_BROKERS');
+  });
+});
+
+// ---- validation --------------------------------------------------------------------------
+
+describe('validation at the edge', () => {
+  it('answers bad input with a 4xx error body and stays up', async () => {
+    const c = await coordinator();
+    await register(c.url, 1, await closedPortUrl());
+    const cases: Array<[Answer, number, string]> = [
+      [await call(c.url, 'POST', '/topics', { name: 'a b', partitions: 1, replicationFactor: 1 }), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'POST', '/topics', { name: 'ok', partitions: 0, replicationFactor: 1 }), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'POST', '/topics', { name: 'ok', partitions: 1025, replicationFactor: 1 }), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'POST', '/topics', { name: 'ok', partitions: 1, replicationFactor: 3 }), 400, 'INVALID_REQUEST'],
+      [
+        await call(c.url, 'POST', '/topics', { name: 'ok', partitions: 1, replicationFactor: 1, config: { minInsyncReplicas: 2 } }),
+        400,
+        'INVALID_REQUEST',
+      ],
+      [await call(c.url, 'POST', '/topics', undefined, '{"name": "x", '), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'POST', '/topics', undefined, ''), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'POST', '/topics', undefined, JSON.stringify({ name: 'big', pad: 'x'.repeat(17 * 1024 * 1024) })), 413, 'PAYLOAD_TOO_LARGE'],
+      [await call(c.url, 'GET', `/topics/${encodeURIComponent('no/pe')}`), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'GET', `/topics/${'x'.repeat(201)}`), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'GET', '/metadata?topics=ok,b%20ad'), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'GET', '/cluster/events?limit=0'), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'POST', '/brokers/register', { id: -1, url: 'http://127.0.0.1:1' }), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'POST', '/brokers/heartbeat', { id: 1, url: 'not a url', replicas: [] }), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'POST', '/topics/missing/records', { records: [{ value: 'v' }] }), 404, 'TOPIC_NOT_FOUND'],
+      [await call(c.url, 'POST', '/topics/missing/records', { records: [] }), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'POST', '/groups/g/join', { topic: 'missing' }), 404, 'TOPIC_NOT_FOUND'],
+      [await call(c.url, 'POST', '/groups/b%20ad/join', { topic: 'missing' }), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'GET', '/groups/nobody'), 404, 'GROUP_NOT_FOUND'],
+      [await call(c.url, 'GET', '/no/such/route'), 404, 'NOT_FOUND'],
+    ];
+    for (const [i, [answer, status, code]] of cases.entries()) {
+      expect({ case: i, status: answer.status, code: errorCode(answer) }).toEqual({ case: i, status, code });
+      expect(typeof (answer.body as ErrorBody).error.message).toBe('string');
+    }
+    expect((await call(c.url, 'GET', '/topics')).body).toEqual({ topics: [] });
+    expect((await call(c.url, 'GET', '/health')).status).toBe(200);
+  });
+});
+
+// ---- ISR changes -------------------------------------------------------------------------
+
+describe('ISR changes', () => {
+  it('accepts shrink and expand from the primary at the current epoch, refuses the rest', async () => {
+    const c = await coordinator();
+    const closed = await closedPortUrl();
+    await register(c.url, 1, closed);
+    await register(c.url, 2, closed);
+    const topic = (await call<TopicDescription>(c.url, 'POST', '/topics', { name: 't', partitions: 1 })).body;
+    const { primary, secondary } = topic.partitions[0] as { primary: number; secondary: number };
+    const ask = (over: Record<string, unknown>) =>
+      call(c.url, 'POST', '/partitions/isr', { brokerId: primary, topic: 't', partition: 0, epoch: 0, isr: [primary], ...over });
+
+    const stale = await ask({ epoch: 1 });
+    expect(stale.status).toBe(409);
+    expect(stale.body).toMatchObject({ error: { code: 'STALE_EPOCH', epoch: 0 } });
+    const notPrimary = await ask({ brokerId: secondary, isr: [secondary] });
+    expect(notPrimary.status).toBe(421);
+    expect(notPrimary.body).toMatchObject({ error: { code: 'NOT_PRIMARY', primary: { id: primary, url: closed } } });
+    expect(errorCode(await ask({ isr: [secondary] }))).toBe('INVALID_REQUEST');
+    expect(errorCode(await ask({ isr: [primary, 99] }))).toBe('INVALID_REQUEST');
+    expect(errorCode(await ask({ partition: 5 }))).toBe('PARTITION_NOT_FOUND');
+    expect(errorCode(await ask({ topic: 'other' }))).toBe('TOPIC_NOT_FOUND');
+
+    const version = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.version;
+    const shrunk = await ask({});
+    expect(shrunk.status).toBe(200);
+    expect(shrunk.body).toEqual({ partition: 0, primary, secondary, epoch: 0, isr: [primary] });
+    const meta = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body;
+    expect(meta.version).toBe(version + 1);
+    expect(meta.topics[0].partitions[0].isr).toEqual([primary]);
+    expect((await call(c.url, 'GET', '/topics/t')).body.partitions[0].status).toBe('under-replicated');
+    expect((await call(c.url, 'GET', '/cluster/status')).body).toMatchObject({ underReplicated: 1, offline: 0 });
+
+    const expanded = await ask({ isr: [secondary, primary] });
+    expect(expanded.body).toEqual({ partition: 0, primary, secondary, epoch: 0, isr: [primary, secondary] });
+    const events = (await call(c.url, 'GET', '/cluster/events?limit=2')).body.events;
+    expect(events.map((e: { type: string; isr: number[] }) => [e.type, e.isr])).toEqual([
+      ['isr_change', [primary]],
+      ['isr_change', [primary, secondary]],
+    ]);
+  });
+});
+
+// ---- failover ----------------------------------------------------------------------------
+
+describe('failover', () => {
+  it('promotes in-sync secondaries of a silent broker, takes partitions without a live ISR member offline, and recovers them', async () => {
+    const c = await coordinator({ heartbeatMs: 20, brokerTimeoutMs: 300 });
+    const broker = await fakeBroker();
+    const urls = new Map([
+      [1, broker.url],
+      [2, broker.url],
+      [3, broker.url],
+    ]);
+    for (const [id, url] of urls) await register(c.url, id, url);
+    const live = heartbeats(c.url, new Map([...urls].filter(([id]) => id !== 1)));
+    const silent = heartbeats(c.url, new Map([[1, broker.url]]));
+    const before = (await call<TopicDescription>(c.url, 'POST', '/topics', { name: 't', partitions: 6 })).body;
+    const led = before.partitions.filter((p) => p.primary === 1);
+    expect(led.length).toBe(2);
+    // One partition led by broker 1 loses its secondary from the ISR first: it must go offline, not fail over.
+    const outOfSync = led[0];
+    await call(c.url, 'POST', '/partitions/isr', { brokerId: 1, topic: 't', partition: outOfSync.partition, epoch: 0, isr: [1] });
+    const versionBefore = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.version;
+
+    silent.stop();
+    const after = await waitFor('broker 1 declared dead', async () => {
+      const meta = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body;
+      return meta.brokers.find((b) => b.id === 1)?.alive === false ? meta : undefined;
+    });
+    expect(after.version).toBeGreaterThan(versionBefore);
+    const parts = after.topics[0].partitions;
+    const promoted = parts[led[1].partition];
+    expect(promoted.primary).toBe(led[1].secondary);
+    expect(promoted.epoch).toBe(1);
+    expect(promoted.isr).toEqual([promoted.primary]);
+    expect(promoted.secondary).not.toBeNull();
+    expect([1, promoted.primary]).not.toContain(promoted.secondary);
+    expect(parts[outOfSync.partition]).toMatchObject({ primary: null, epoch: 1, isr: [] });
+    // Partitions broker 1 did not lead keep their epoch.
+    for (const p of parts) if (before.partitions[p.partition].primary !== 1) expect(p.epoch).toBe(0);
+    const status = (await call(c.url, 'GET', '/cluster/status')).body;
+    expect(status.offlinePartitions).toEqual([{ topic: 't', partition: outOfSync.partition }]);
+    expect((await call(c.url, 'GET', '/topics/t')).body.partitions[outOfSync.partition].status).toBe('offline');
+    const types = (await call(c.url, 'GET', '/cluster/events')).body.events.map((e: { type: string }) => e.type);
+    expect(types).toContain('broker_down');
+    expect(types).toContain('failover');
+    expect(types).toContain('partition_offline');
+    // Notifications went out for the failover with the new version.
+    await waitFor('failover notification', async () => broker.notifications.includes(after.version));
+
+    // Broker 1 returns: it was the only ISR member of the offline partition, so it leads it again.
+    heartbeats(c.url, new Map([[1, broker.url]]));
+    const recovered = await waitFor('offline partition recovered', async () => {
+      const p = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.topics[0].partitions[outOfSync.partition];
+      return p.primary !== null ? p : undefined;
+    });
+    expect(recovered).toMatchObject({ primary: 1, epoch: 2, isr: [1] });
+    expect(recovered.secondary).not.toBe(1);
+    live.stop();
+  });
+
+  it('gives every known broker a full brokerTimeoutMs of grace after a restart and restores every partition', async () => {
+    const dataDir = tempDir();
+    const first = await coordinator({ brokerTimeoutMs: 60_000 }, dataDir);
+    const closed = await closedPortUrl();
+    await register(first.url, 1, closed);
+    await register(first.url, 2, closed);
+    await call(first.url, 'POST', '/topics', { name: 't', partitions: 3 });
+    await call(first.url, 'POST', '/topics', { name: 'u', partitions: 2, replicationFactor: 1, config: { retentionMs: 1000 } });
+    await call(first.url, 'POST', '/partitions/isr', { brokerId: 1, topic: 't', partition: 0, epoch: 0, isr: [1] });
+    await call(first.url, 'POST', '/groups/g/join', { topic: 't', memberId: 'member-a' });
+    const metadata = (await call<MetadataResponse>(first.url, 'GET', '/metadata')).body;
+    const group = (await call(first.url, 'GET', '/groups/g')).body;
+    await first.close();
+
+    const second = await coordinator({ brokerTimeoutMs: 60_000 }, dataDir);
+    expect((await call(second.url, 'GET', '/metadata')).body).toEqual(metadata);
+    expect((await call(second.url, 'GET', '/groups/g')).body).toEqual(group);
+    const brokers = (await call(second.url, 'GET', '/brokers')).body.brokers;
+    expect(brokers.map((b: { alive: boolean; lastHeartbeatAgoMs: number | null }) => [b.alive, b.lastHeartbeatAgoMs])).toEqual([
+      [true, null],
+      [true, null],
+    ]);
+    // The member's session also survived: it can heartbeat at once without rejoining.
+    const beat = await call<GroupMembership>(second.url, 'POST', '/groups/g/heartbeat', { memberId: 'member-a', generation: group.generation });
+    expect(beat.status).toBe(200);
+    expect(beat.body.assignment).toEqual([0, 1, 2]);
+  });
+});
+
+// ---- groups ------------------------------------------------------------------------------
+
+describe('consumer groups', () => {
+  it('joins, rebalances through acknowledgements, leaves, and times out members', async () => {
+    const c = await coordinator({ groupSessionTimeoutMs: 60_000 });
+    await register(c.url, 1, await closedPortUrl());
+    await call(c.url, 'POST', '/topics', { name: 't', partitions: 4, replicationFactor: 1 });
+    await call(c.url, 'POST', '/topics', { name: 'other', partitions: 1, replicationFactor: 1 });
+    const join = (body: Record<string, unknown>) => call<GroupMembership>(c.url, 'POST', '/groups/g/join', { topic: 't', ...body });
+    const beat = (m: GroupMembership) =>
+      call<GroupMembership>(c.url, 'POST', '/groups/g/heartbeat', { memberId: m.memberId, generation: m.generation });
+
+    let a = (await join({ clientId: 'a' })).body;
+    expect(a).toMatchObject({ group: 'g', topic: 't', generation: 1, assignment: [0, 1, 2, 3], members: 1 });
+    expect(a.memberId.startsWith('a-')).toBe(true);
+    let b = (await join({ clientId: 'b' })).body;
+    expect(b.generation).toBe(2);
+    expect(b.assignment).toEqual([]); // a still holds everything
+    a = (await beat(a)).body; // sees generation 2: half of its partitions are leaving
+    expect(a.generation).toBe(2);
+    expect(a.assignment).toHaveLength(2);
+    a = (await beat(a)).body; // acknowledges generation 2: releases two partitions, generation 3
+    expect(a.generation).toBe(3);
+    b = (await beat(b)).body;
+    expect(b.assignment).toHaveLength(2);
+    expect([...a.assignment, ...b.assignment].sort()).toEqual([0, 1, 2, 3]);
+
+    const brokerBeat = await call(c.url, 'POST', '/brokers/heartbeat', { id: 1, url: 'http://127.0.0.1:9', replicas: [] });
+    expect(brokerBeat.body.groups).toEqual({ g: 3 });
+    expect((await call(c.url, 'GET', '/groups')).body).toEqual({ groups: [{ group: 'g', topic: 't', generation: 3, members: 2 }] });
+
+    expect(errorCode(await call(c.url, 'POST', '/groups/g/join', { topic: 'other' }))).toBe('INVALID_REQUEST');
+    expect((await call(c.url, 'POST', '/groups/g/leave', { memberId: a.memberId })).status).toBe(204);
+    const gone = await beat(a);
+    expect(gone.status).toBe(409);
+    expect(errorCode(gone)).toBe('UNKNOWN_MEMBER');
+    b = (await beat(b)).body;
+    expect(b.generation).toBe(4);
+    expect(b.assignment).toEqual([0, 1, 2, 3]);
+
+    // A member with a short session that stops heartbeating is removed, and its partitions freed.
+    const c3 = (await join({ clientId: 'short', sessionTimeoutMs: 100 })).body;
+    expect(c3.members).toBe(2);
+    await waitFor('short-session member removed', async () => {
+      b = (await beat(b)).body;
+      return b.members === 1 ? true : undefined;
+    });
+    expect(errorCode(await beat(c3))).toBe('UNKNOWN_MEMBER');
+    const described = (await call(c.url, 'GET', '/groups/g')).body;
+    expect(described.members).toEqual([{ memberId: b.memberId, clientId: 'b', partitions: [0, 1, 2, 3] }]);
+    expect(described.unassigned).toEqual([]);
+  });
+});
+
+// ---- routed produce ----------------------------------------------------------------------
+
+describe('routed produce', () => {
+  it('hashes keys to partitions, keeps input order per partition, and answers offsets in request order', async () => {
+    const c = await coordinator();
+    const broker = await fakeBroker({ notPrimaryFirst: true });
+    await register(c.url, 1, broker.url);
+    await call(c.url, 'POST', '/topics', { name: 'p', partitions: 3, replicationFactor: 1 });
+    const records = ['k1', 'k2', 'k3', 'k1', 'k4', 'k2'].map((key, i) => ({ key, value: `v${i}` }));
+    const answer = await call(c.url, 'POST', '/topics/p/records', { records: [...records, { value: 'keyless', partition: 2 }] });
+    expect(answer.status).toBe(200);
+    const offsets = answer.body.offsets as Array<{ partition: number; offset: number }>;
+    records.forEach((r, i) => expect(offsets[i].partition).toBe(partitionForKey(r.key, 3)));
+    expect(offsets[6].partition).toBe(2);
+    for (const partition of [0, 1, 2]) {
+      const sent = broker.produced.filter((x) => x.partition === partition).flatMap((x) => x.records.map((r) => r.value));
+      const expected = [...records, { value: 'keyless', partition: 2 }]
+        .map((r, i) => ({ r, i }))
+        .filter(({ i }) => offsets[i].partition === partition);
+      expect(sent).toEqual(expected.map(({ r }) => r.value));
+      expect(expected.map(({ i }) => offsets[i].offset)).toEqual(expected.map((_, n) => n));
+    }
+    expect(errorCode(await call(c.url, 'POST', '/topics/p/records', { records: [{ value: 'x', partition: 3 }] }))).toBe('INVALID_REQUEST');
+  });
+
+  it('answers the first failed partition error when a primary cannot be reached', async () => {
+    const c = await coordinator();
+    await register(c.url, 1, await closedPortUrl());
+    await call(c.url, 'POST', '/topics', { name: 'p', partitions: 1, replicationFactor: 1 });
+    const answer = await call(c.url, 'POST', '/topics/p/records', { records: [{ value: 'x' }] });
+    expect(answer.status).toBe(503);
+    expect(answer.body.error).toMatchObject({ code: 'UNAVAILABLE', retriable: true });
+    expect(answer.body.error.message).toContain('partition 0');
+  });
+});
