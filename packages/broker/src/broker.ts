@@ -1,0 +1,89 @@
+/**
+ * Wires a broker together: the HTTP edge, the replicas, the replication client and the
+ * coordinator link. `startBroker` listens, then registers in the background; /ready turns
+ * true once the broker is registered and has applied its assignments.
+ */
+import { BROKER_ROUTES, JsonHttpClient } from '@tessera/protocol';
+import { createHttpService, createLogger } from '@tessera/service';
+import type { AddressInfo } from 'node:net';
+import { CoordinatorLink, reconcile } from './cluster/index.js';
+import { DEFAULT_CONFIG, DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.js';
+import { mountRoutes } from './http/routes.js';
+import { ReplicaSet } from './replica/index.js';
+import type { ReplicationPort } from './replication/index.js';
+
+export interface RunningBroker {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Required: id and dataDir; everything else has the contract's defaults. */
+export type BrokerOptions = Partial<BrokerConfig> & Pick<BrokerConfig, 'id' | 'dataDir'>;
+
+export async function startBroker(options: BrokerOptions): Promise<RunningBroker> {
+  const config: BrokerConfig = { ...DEFAULT_CONFIG, ...definedOnly(options) } as BrokerConfig;
+  const limits: BrokerLimits = { ...DEFAULT_LIMITS, ...definedOnly(options.limits ?? {}) };
+  const logger =
+    config.logger ?? createLogger('broker', { brokerId: config.id }, { level: config.logLevel, pretty: config.logPretty });
+
+  const peers = new JsonHttpClient({ timeoutMs: config.replicaTimeoutMs, maxSockets: 64 });
+  const client: ReplicationPort = {
+    replicate: (url, request, timeoutMs) => peers.post(url + BROKER_ROUTES.replicate, request, { timeoutMs }),
+  };
+
+  let replicas: ReplicaSet | undefined;
+  const link = new CoordinatorLink({
+    brokerId: config.id,
+    url: config.advertisedUrl ?? '',
+    coordinatorUrl: config.coordinatorUrl.replace(/\/+$/, ''),
+    heartbeatMs: config.heartbeatMs,
+    timeoutMs: limits.coordinatorTimeoutMs,
+    logger,
+    reports: () => replicas?.all().map((replica) => replica.report()) ?? [],
+    apply: async (metadata, fetchSeq, first) => {
+      if (replicas) await reconcile(metadata, { brokerId: config.id, replicas, logger, fetchSeq, deleteOrphans: first });
+    },
+  });
+  replicas = new ReplicaSet({
+    dataDir: config.dataDir,
+    durability: config.durability,
+    cluster: link,
+    client,
+    logger,
+    replicaTimeoutMs: config.replicaTimeoutMs,
+    limits,
+  });
+
+  const service = createHttpService({
+    service: 'broker',
+    id: config.id,
+    logger,
+    isReady: () => link.registered && link.loaded,
+  });
+  mountRoutes(service, { replicas, link, limits, maxValueBytes: config.maxValueBytes, logger });
+  const server = await service.listen(config.port, config.host);
+  const port = (server.address() as AddressInfo).port;
+  const url = (config.advertisedUrl ?? `http://${config.host}:${port}`).replace(/\/+$/, '');
+  link.setUrl(url);
+  logger.info({ url, dataDir: config.dataDir, coordinator: config.coordinatorUrl, durability: config.durability }, 'listening');
+  link.start();
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    close() {
+      closing ??= (async () => {
+        await link.stop();
+        await service.close();
+        await replicas.closeAll();
+        peers.close();
+        logger.info('stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function definedOnly<T extends object>(input: T): Partial<T> {
+  return Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,175 @@
+/**
+ * The broker's link to the coordinator: registers, heartbeats every heartbeatMs with every
+ * replica's {epoch, leo, hw, role}, refreshes the cluster map when its version changes (or on
+ * demand), asks for ISR changes, and remembers group generations. When the coordinator is
+ * unreachable the broker keeps serving with the last map it applied.
+ */
+import {
+  COORDINATOR_ROUTES,
+  JsonHttpClient,
+  type BrokerHeartbeatResponse,
+  type IsrChangeRequest,
+  type MetadataResponse,
+  type PartitionAssignment,
+  type ReplicaReport,
+} from '@tessera/protocol';
+import type { Logger } from '@tessera/service';
+import type { ClusterPort } from '../replication/ports.js';
+
+export interface CoordinatorLinkOptions {
+  brokerId: number;
+  /** This broker's advertised URL. */
+  url: string;
+  coordinatorUrl: string;
+  heartbeatMs: number;
+  timeoutMs: number;
+  logger: Logger;
+  reports: () => ReplicaReport[];
+  apply: (metadata: MetadataResponse, fetchSeq: number, first: boolean) => Promise<void>;
+}
+
+export class CoordinatorLink implements ClusterPort {
+  readonly brokerId: number;
+  registered = false;
+  /** True once a cluster map has been applied. */
+  loaded = false;
+  appliedVersion = -1;
+  private readonly http: JsonHttpClient;
+  private readonly brokers = new Map<number, string>();
+  private readonly generations = new Map<string, number>();
+  private isrSeq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private tickDone: Promise<void> = Promise.resolve();
+  private runningRefresh: Promise<void> | undefined;
+  private queuedRefresh: Promise<void> | undefined;
+  private unreachableSinceMs: number | undefined;
+
+  constructor(private readonly options: CoordinatorLinkOptions) {
+    this.brokerId = options.brokerId;
+    this.http = new JsonHttpClient({ timeoutMs: options.timeoutMs, maxSockets: 8 });
+    this.brokers.set(options.brokerId, options.url);
+  }
+
+  /** The advertised URL is known only once the server listens (port 0 picks one). */
+  setUrl(url: string): void {
+    this.options.url = url;
+    this.brokers.set(this.brokerId, url);
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await Promise.allSettled([this.tickDone, this.runningRefresh, this.queuedRefresh]);
+    this.http.close();
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.tickDone = this.tick().finally(() => this.schedule(this.options.heartbeatMs));
+    }, delayMs);
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      const path = this.registered ? COORDINATOR_ROUTES.brokerHeartbeat : COORDINATOR_ROUTES.brokerRegister;
+      const body = this.registered
+        ? { id: this.brokerId, url: this.options.url, replicas: this.options.reports() }
+        : { id: this.brokerId, url: this.options.url };
+      const answer = await this.http.post<BrokerHeartbeatResponse>(this.options.coordinatorUrl + path, body, {
+        timeoutMs: Math.max(this.options.heartbeatMs, this.options.timeoutMs),
+      });
+      if (!this.registered) {
+        this.registered = true;
+        this.options.logger.info({ coordinator: this.options.coordinatorUrl }, 'registered with the coordinator');
+      }
+      if (this.unreachableSinceMs !== undefined) {
+        this.options.logger.info({ downMs: Date.now() - this.unreachableSinceMs }, 'coordinator reachable again');
+        this.unreachableSinceMs = undefined;
+      }
+      for (const [group, generation] of Object.entries(answer.groups ?? {})) this.generations.set(group, generation);
+      if (!this.loaded || answer.metadataVersion !== this.appliedVersion) await this.refreshMetadata();
+    } catch (error) {
+      if (this.unreachableSinceMs === undefined) {
+        this.unreachableSinceMs = Date.now();
+        this.options.logger.warn(
+          { err: (error as Error).message },
+          'coordinator call failed; serving with the last known cluster map',
+        );
+      }
+    }
+  }
+
+  /**
+   * Fetches and applies the cluster map. Refreshes are serialized (so maps apply in order)
+   * and coalesced: callers arriving while one runs share the next one.
+   */
+  refreshMetadata(): Promise<void> {
+    if (this.queuedRefresh) return this.queuedRefresh;
+    const previous = this.runningRefresh ?? Promise.resolve();
+    const next: Promise<void> = previous
+      .catch(() => undefined)
+      .then(async () => {
+        this.queuedRefresh = undefined;
+        this.runningRefresh = next;
+        try {
+          await this.fetchAndApply();
+        } finally {
+          if (this.runningRefresh === next) this.runningRefresh = undefined;
+        }
+      });
+    this.queuedRefresh = next;
+    return next;
+  }
+
+  requestMetadataRefresh(reason: string): void {
+    if (this.stopped) return;
+    this.options.logger.debug({ reason }, 'metadata refresh requested');
+    this.refreshMetadata().catch((error: Error) =>
+      this.options.logger.warn({ err: error.message, reason }, 'metadata refresh failed'),
+    );
+  }
+
+  private async fetchAndApply(): Promise<void> {
+    if (this.stopped) return;
+    const fetchSeq = this.isrSeq;
+    const metadata = await this.http.get<MetadataResponse>(this.options.coordinatorUrl + COORDINATOR_ROUTES.metadata);
+    if (this.stopped) return;
+    for (const broker of metadata.brokers) this.brokers.set(broker.id, broker.url);
+    const first = !this.loaded;
+    await this.options.apply(metadata, fetchSeq, first);
+    if (metadata.version !== this.appliedVersion) {
+      this.options.logger.debug({ version: metadata.version }, 'cluster map applied');
+    }
+    this.appliedVersion = metadata.version;
+    this.loaded = true;
+  }
+
+  /** The generation of `group` from the latest heartbeat answer (undefined when never seen). */
+  generation(group: string): number | undefined {
+    return this.generations.get(group);
+  }
+
+  brokerUrl(id: number): string | undefined {
+    return this.brokers.get(id);
+  }
+
+  brokerRef(id: number | null): { id: number; url: string } | null {
+    if (id === null) return null;
+    const url = this.brokers.get(id);
+    return url === undefined ? null : { id, url };
+  }
+
+  changeIsr(request: IsrChangeRequest): Promise<PartitionAssignment> {
+    return this.http.post<PartitionAssignment>(this.options.coordinatorUrl + COORDINATOR_ROUTES.isr, request);
+  }
+
+  nextIsrSeq(): number {
+    return ++this.isrSeq;
+  }
+}

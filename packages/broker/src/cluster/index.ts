@@ -1,0 +1,2 @@
+export * from './coordinator-link.js';
+export * from './reconcile.js';

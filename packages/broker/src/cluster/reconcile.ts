@@ -1,0 +1,47 @@
+/**
+ * Applies the cluster map to this broker's replicas: opens the ones it now holds, drops the
+ * ones it no longer holds (and deleted topics), and hands each its role, epoch and ISR.
+ */
+import type { MetadataResponse, PartitionAssignment, TopicMetadata } from '@tessera/protocol';
+import type { Logger } from '@tessera/service';
+import { replicaKey, type ReplicaSet } from '../replica/index.js';
+
+export interface ReconcileOptions {
+  brokerId: number;
+  replicas: ReplicaSet;
+  logger: Logger;
+  /** The ISR seq when the metadata fetch started: replicas that took an ISR later keep theirs. */
+  fetchSeq: number;
+  /** First map since start: also delete databases on disk that no assignment mentions. */
+  deleteOrphans: boolean;
+}
+
+export async function reconcile(metadata: MetadataResponse, options: ReconcileOptions): Promise<void> {
+  const { brokerId, replicas } = options;
+  const held = new Map<string, { topic: TopicMetadata; assignment: PartitionAssignment }>();
+  /** Partitions this broker must not delete even though it is not assigned: offline ones keep every copy. */
+  const keep = new Set<string>();
+  for (const topic of metadata.topics) {
+    for (const assignment of topic.partitions) {
+      const key = replicaKey(topic.name, assignment.partition);
+      if (assignment.primary === brokerId || assignment.secondary === brokerId) {
+        held.set(key, { topic, assignment });
+      } else if (assignment.primary === null) {
+        // An offline partition waits for an ISR member to come back; this copy may be the one it needs.
+        keep.add(key);
+      }
+    }
+  }
+
+  for (const replica of replicas.all()) {
+    const key = replicaKey(replica.topic, replica.partition);
+    if (!held.has(key) && !keep.has(key)) await replicas.drop(replica.topic, replica.partition);
+  }
+  if (options.deleteOrphans) replicas.deleteOrphans(new Set([...held.keys(), ...keep]));
+
+  for (const { topic, assignment } of held.values()) {
+    const replica = replicas.open(topic.name, assignment.partition);
+    const minInsyncReplicas = topic.config.minInsyncReplicas ?? 1;
+    replica.applyAssignment(assignment, minInsyncReplicas, replica.isrSeq <= options.fetchSeq);
+  }
+}

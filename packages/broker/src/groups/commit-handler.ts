@@ -1,0 +1,65 @@
+/**
+ * `POST /commit` and `POST /offsets`: committed offsets of consumer groups, stored in each
+ * partition's own database on its primary and replicated with the log (through the same flush
+ * queue, so a commit is on every ISR member before it is answered).
+ */
+import {
+  TesseraError,
+  commitRequest,
+  committedOffsetsRequest,
+  parseOrThrow,
+  type CommitResponse,
+  type CommittedOffsetsResponse,
+} from '@tessera/protocol';
+import type { Context } from '@tessera/service';
+import { findReplicas, inlineError, partitionNotFound, type HandlerDeps } from '../http/deps.js';
+
+export async function handleCommit(deps: HandlerDeps, ctx: Context): Promise<void> {
+  const request = parseOrThrow(commitRequest, ctx.state.body);
+  const replicas = await findReplicas(deps, request.offsets);
+  const results = await Promise.all(
+    request.offsets.map(async (entry, i): Promise<CommitResponse['results'][number]> => {
+      const ref = { topic: entry.topic, partition: entry.partition };
+      try {
+        const replica = replicas[i];
+        if (replica === undefined || replica.isClosed) throw partitionNotFound(ref);
+        if (replica.role !== 'primary') throw replica.notPrimary();
+        // The group's generation as the coordinator last told us, or as stored by a newer commit.
+        const known = Math.max(deps.link.generation(request.group) ?? -1, replica.storedGeneration(request.group));
+        if (request.generation < known) {
+          throw new TesseraError('GENERATION_MISMATCH', `group ${request.group} is at generation ${known}`, { generation: known });
+        }
+        if (entry.offset > replica.hw) {
+          throw new TesseraError('OFFSET_OUT_OF_RANGE', `cannot commit ${entry.offset} beyond the high watermark ${replica.hw}`, {
+            logStartOffset: replica.logStartOffset,
+            highWatermark: replica.hw,
+          });
+        }
+        await replica.commit({ group: request.group, offset: entry.offset, generation: request.generation });
+        return ref;
+      } catch (error) {
+        return { ...ref, error: inlineError(deps, error) };
+      }
+    }),
+  );
+  const body: CommitResponse = { results };
+  ctx.body = body;
+}
+
+export async function handleCommittedOffsets(deps: HandlerDeps, ctx: Context): Promise<void> {
+  const request = parseOrThrow(committedOffsetsRequest, ctx.state.body);
+  const replicas = await findReplicas(deps, request.partitions);
+  const partitions = request.partitions.map((ref, i): CommittedOffsetsResponse['partitions'][number] => {
+    const replica = replicas[i];
+    const base = { topic: ref.topic, partition: ref.partition, highWatermark: replica?.hw ?? 0, logStartOffset: replica?.logStartOffset ?? 0 };
+    try {
+      if (replica === undefined || replica.isClosed) throw partitionNotFound(ref);
+      if (replica.role !== 'primary') throw replica.notPrimary();
+      return { ...base, offset: replica.store.groupOffset(request.group)?.offset ?? null };
+    } catch (error) {
+      return { ...base, offset: null, error: inlineError(deps, error) };
+    }
+  });
+  const body: CommittedOffsetsResponse = { partitions };
+  ctx.body = body;
+}

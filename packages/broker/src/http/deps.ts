@@ -1,0 +1,49 @@
+/** What the request handlers share: the replicas, the coordinator link, limits, and the lookups they all do. */
+import { TesseraError, parseOrThrow, partitionRef, type ErrorBody, type PartitionRef } from '@tessera/protocol';
+import type { Context, Logger } from '@tessera/service';
+import type { CoordinatorLink } from '../cluster/index.js';
+import type { BrokerLimits } from '../config.js';
+import type { PartitionReplica, ReplicaSet } from '../replica/index.js';
+
+export interface HandlerDeps {
+  replicas: ReplicaSet;
+  link: CoordinatorLink;
+  limits: BrokerLimits;
+  maxValueBytes: number;
+  logger: Logger;
+}
+
+/** The topic and partition of a route, validated like a body (`/topics/:topic/partitions/:partition/...`). */
+export function routePartition(ctx: Context): PartitionRef {
+  const raw = String(ctx.params.partition ?? '');
+  const partition = /^\d{1,10}$/.test(raw) ? Number(raw) : raw;
+  return parseOrThrow(partitionRef, { topic: ctx.params.topic, partition }, 'route parameters');
+}
+
+/**
+ * Finds the replicas of `refs`; when any is missing, refreshes the cluster map once (the
+ * broker may not have heard of a new topic yet) and looks again. Missing ones map to undefined.
+ */
+export async function findReplicas(deps: HandlerDeps, refs: PartitionRef[]): Promise<Array<PartitionReplica | undefined>> {
+  let found = refs.map((ref) => deps.replicas.get(ref.topic, ref.partition));
+  if (found.some((replica) => replica === undefined)) {
+    try {
+      await deps.link.refreshMetadata();
+    } catch (error) {
+      deps.logger.debug({ err: (error as Error).message }, 'metadata refresh for an unknown partition failed');
+    }
+    found = refs.map((ref) => deps.replicas.get(ref.topic, ref.partition));
+  }
+  return found;
+}
+
+export function partitionNotFound(ref: PartitionRef): TesseraError {
+  return new TesseraError('PARTITION_NOT_FOUND', `this broker holds no replica of ${ref.topic}/${ref.partition}`);
+}
+
+/** The inline error of one partition in a multi-partition answer. */
+export function inlineError(deps: HandlerDeps, error: unknown): ErrorBody['error'] {
+  if (error instanceof TesseraError) return error.toBody().error;
+  deps.logger.error({ err: error }, 'partition operation failed');
+  return new TesseraError('INTERNAL', 'internal error').toBody().error;
+}

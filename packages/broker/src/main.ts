@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+/** The broker process: `node packages/broker/dist/main.js --id 1 --port 7071 --data-dir DIR`. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createLogger, onShutdown } from '@tessera/service';
+import { startBroker } from './broker.js';
+import { DEFAULT_CONFIG } from './config.js';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
+  return n;
+}
+
+const program = new Command('tessera-broker')
+  .description('Tessera broker: stores and replicates partitions')
+  .addOption(new Option('--id <n>', 'broker id (required)').env('TESSERA_BROKER_ID').argParser(positiveInt).makeOptionMandatory())
+  .addOption(new Option('--port <n>', 'port to listen on').env('TESSERA_PORT').argParser(positiveInt).default(DEFAULT_CONFIG.port))
+  .addOption(new Option('--host <host>', 'address to listen on').env('TESSERA_HOST').default(DEFAULT_CONFIG.host))
+  .addOption(new Option('--advertised-url <url>', 'URL others reach this broker at (default http://HOST:PORT)').env('TESSERA_ADVERTISED_URL'))
+  .addOption(new Option('--data-dir <dir>', 'where the partition databases live').env('TESSERA_DATA_DIR').default('./data/broker'))
+  .addOption(new Option('--coordinator <url>', 'coordinator URL').env('TESSERA_COORDINATOR').default(DEFAULT_CONFIG.coordinatorUrl))
+  .addOption(
+    new Option('--durability <mode>', 'SQLite synchronous mode').env('TESSERA_DURABILITY').choices(['full', 'normal']).default('full'),
+  )
+  .addOption(new Option('--heartbeat-ms <ms>', 'heartbeat interval').argParser(positiveInt).default(DEFAULT_CONFIG.heartbeatMs))
+  .addOption(
+    new Option('--replica-timeout-ms <ms>', 'how long a failing in-sync secondary is retried before the ISR shrinks')
+      .argParser(positiveInt)
+      .default(DEFAULT_CONFIG.replicaTimeoutMs),
+  )
+  .addOption(new Option('--max-value-bytes <n>', 'largest record value').argParser(positiveInt).default(DEFAULT_CONFIG.maxValueBytes))
+  .addOption(new Option('--log-level <level>', 'pino log level').env('TESSERA_LOG_LEVEL').default('info'))
+  .addOption(new Option('--log-pretty', 'human-readable logs'));
+
+program.parse();
+const flags = program.opts<{
+  id: number;
+  port: number;
+  host: string;
+  advertisedUrl?: string;
+  dataDir: string;
+  coordinator: string;
+  durability: 'full' | 'normal';
+  heartbeatMs: number;
+  replicaTimeoutMs: number;
+  maxValueBytes: number;
+  logLevel: string;
+  logPretty?: boolean;
+}>();
+
+const logger = createLogger('broker', { brokerId: flags.id }, { level: flags.logLevel, pretty: flags.logPretty });
+try {
+  const broker = await startBroker({
+    id: flags.id,
+    port: flags.port,
+    host: flags.host,
+    advertisedUrl: flags.advertisedUrl,
+    dataDir: flags.dataDir,
+    coordinatorUrl: flags.coordinator,
+    durability: flags.durability,
+    heartbeatMs: flags.heartbeatMs,
+    replicaTimeoutMs: flags.replicaTimeoutMs,
+    maxValueBytes: flags.maxValueBytes,
+    logger,
+  });
+  onShutdown(logger, () => broker.close());
+} catch (error) {
+  logger.fatal({ err: error }, 'broker failed to start');
+  process.exit(1);
+}

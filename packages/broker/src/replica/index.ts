@@ -1,0 +1,2 @@
+export * from './partition-replica.js';
+export * from './replica-set.js';

@@ -1,0 +1,630 @@
+/**
+ * One partition replica on this broker: its role (primary or secondary), epoch, ISR, LEO and
+ * high watermark, the group-commit flush queue of the primary, and the replication of each
+ * flush to the secondary.
+ *
+ * Primary write path (group commit): produces and commits queue up; one flush at a time takes
+ * everything queued (bounded), writes it in ONE transaction, makes ONE replicate call when the
+ * secondary is in the ISR, then advances the HW and answers every waiter of the flush. A
+ * produce is acknowledged only when its last record is below the HW.
+ *
+ * HW rule: HW = LEO when the ISR is only the primary, else min(LEO, secondary's acked LEO). The
+ * primary never goes on alone before the coordinator has accepted the ISR shrink.
+ */
+import {
+  MAX_RECORDS_PER_REQUEST,
+  TesseraError,
+  backoffMs,
+  isTesseraError,
+  sleep,
+  type PartitionAssignment,
+  type RecordInput,
+  type ReplicaReport,
+  type RetryOptions,
+} from '@tessera/protocol';
+import type { Logger } from '@tessera/service';
+import type { BrokerLimits } from '../config.js';
+import type { ClusterPort, ReplicationPort } from '../replication/ports.js';
+import { SecondarySync, type FreshBatch } from '../replication/secondary-sync.js';
+import type { GroupOffset, PartitionStore, StoredRecord } from '../storage/index.js';
+import { assert } from '../util/assert.js';
+import { Mutex } from '../util/mutex.js';
+
+export type Role = 'primary' | 'secondary';
+
+export interface ProduceResult {
+  baseOffset: number;
+  count: number;
+  epoch: number;
+}
+
+interface ProduceEntry {
+  kind: 'produce';
+  records: RecordInput[];
+  resolve: (result: ProduceResult) => void;
+  reject: (error: unknown) => void;
+}
+
+interface CommitEntry {
+  kind: 'commit';
+  commit: GroupOffset;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+type Entry = ProduceEntry | CommitEntry;
+
+export interface ReplicaOptions {
+  topic: string;
+  partition: number;
+  store: PartitionStore;
+  cluster: ClusterPort;
+  client: ReplicationPort;
+  logger: Logger;
+  replicaTimeoutMs: number;
+  limits: BrokerLimits;
+}
+
+/** Retries of a failing replicate call while the ISR still holds the secondary. */
+const REPLICATE_RETRY: RetryOptions = { retries: 0, initialMs: 25, multiplier: 2, maxMs: 250, jitter: 0.2 };
+/** Backoff of the background catch-up loop. */
+const CATCH_UP_RETRY: RetryOptions = { retries: 0, initialMs: 100, multiplier: 2, maxMs: 2_000, jitter: 0.2 };
+
+export class PartitionReplica {
+  readonly topic: string;
+  readonly partition: number;
+  readonly store: PartitionStore;
+  role: Role = 'secondary';
+  epoch: number;
+  isr: number[] = [];
+  primaryId: number | null = null;
+  secondaryId: number | null = null;
+  minInsyncReplicas = 1;
+  hw: number;
+  /** The seq of the last ISR taken from a coordinator answer (metadata older than it keeps ours). */
+  isrSeq = 0;
+
+  private readonly options: ReplicaOptions;
+  private readonly logger: Logger;
+  private assigned = false;
+  private closed = false;
+  private queue: Entry[] = [];
+  private queuedRecords = 0;
+  private flushing = false;
+  private syncRequested = false;
+  private flushLoopDone: Promise<void> = Promise.resolve();
+  /** Serializes flushes and catch-up batches: the secondary sees one push at a time. */
+  private readonly lock = new Mutex();
+  private sync: SecondarySync | undefined;
+  private catchUp: AbortController | undefined;
+  private catchUpDone: Promise<void> = Promise.resolve();
+  private readonly listeners = new Set<() => void>();
+
+  constructor(options: ReplicaOptions) {
+    this.options = options;
+    this.topic = options.topic;
+    this.partition = options.partition;
+    this.store = options.store;
+    this.logger = options.logger.child({ topic: options.topic, partition: options.partition });
+    this.epoch = options.store.lastEpoch ?? 0;
+    this.hw = options.store.hwCheckpoint;
+  }
+
+  get leo(): number {
+    return this.store.leo;
+  }
+
+  get logStartOffset(): number {
+    return this.store.logStartOffset;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  report(): ReplicaReport {
+    return { topic: this.topic, partition: this.partition, epoch: this.epoch, leo: this.leo, hw: this.hw, role: this.role };
+  }
+
+  /** NOT_PRIMARY naming the primary this broker knows. */
+  notPrimary(): TesseraError {
+    return new TesseraError(
+      'NOT_PRIMARY',
+      `broker ${this.options.cluster.brokerId} is not the primary of ${this.topic}/${this.partition} (epoch ${this.epoch})`,
+      { primary: this.options.cluster.brokerRef(this.primaryId === this.options.cluster.brokerId ? null : this.primaryId) },
+    );
+  }
+
+  /** Calls `listener` once, on the next HW advance or role/epoch change or close. Returns an unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // ---- primary: produce and commit ---------------------------------------------------
+
+  produce(records: RecordInput[]): Promise<ProduceResult> {
+    this.checkCanWrite();
+    if (this.minInsyncReplicas >= 2 && this.isr.length < 2) {
+      throw new TesseraError(
+        'NOT_ENOUGH_REPLICAS',
+        `${this.topic}/${this.partition} needs ${this.minInsyncReplicas} in-sync replicas, ISR is [${this.isr.join(',')}]`,
+      );
+    }
+    if (this.queuedRecords + records.length > this.options.limits.maxQueuedRecordsPerPartition) {
+      throw new TesseraError('UNAVAILABLE', `${this.topic}/${this.partition}: too many records waiting to be written, retry`);
+    }
+    return new Promise<ProduceResult>((resolve, reject) => {
+      this.queue.push({ kind: 'produce', records, resolve, reject });
+      this.queuedRecords += records.length;
+      this.scheduleFlush();
+    });
+  }
+
+  /** Stores a committed offset on this primary and its in-sync secondary (through the flush queue). */
+  commit(commit: GroupOffset): Promise<void> {
+    this.checkCanWrite();
+    if (this.queue.length >= this.options.limits.maxQueuedRecordsPerPartition) {
+      throw new TesseraError('UNAVAILABLE', `${this.topic}/${this.partition}: too many writes waiting, retry`);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ kind: 'commit', commit, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  /** The newest generation this replica has stored for `group` (-1 when none). */
+  storedGeneration(group: string): number {
+    return this.store.groupOffset(group)?.generation ?? -1;
+  }
+
+  private checkCanWrite(): void {
+    if (this.closed) throw new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is not held here`);
+    if (this.role !== 'primary') throw this.notPrimary();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing || this.closed) return;
+    this.flushing = true;
+    this.flushLoopDone = this.flushLoop();
+  }
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (!this.closed && (this.queue.length > 0 || this.syncRequested)) {
+        await this.lock.run(() => this.flushOnce());
+      }
+    } catch (error) {
+      this.logger.error({ err: error }, 'flush failed');
+      this.failQueue(error);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Takes what is queued (up to maxFlushRecords), writes it in one transaction, replicates it, answers. */
+  private async flushOnce(): Promise<void> {
+    this.syncRequested = false;
+    if (this.closed) return;
+    if (this.role !== 'primary') {
+      this.failQueue(this.notPrimary());
+      return;
+    }
+    const epoch = this.epoch;
+    const entries = this.takeBatch();
+    const baseOffset = this.store.leo;
+    const now = Date.now();
+    const records: StoredRecord[] = [];
+    const produced: Array<{ entry: ProduceEntry; result: ProduceResult }> = [];
+    const commits: GroupOffset[] = [];
+    const committed: CommitEntry[] = [];
+    const generations = new Map<string, number>();
+    for (const entry of entries) {
+      if (entry.kind === 'produce') {
+        const first = baseOffset + records.length;
+        for (const input of entry.records) {
+          records.push({
+            offset: baseOffset + records.length,
+            epoch,
+            timestamp: input.timestamp ?? now,
+            key: input.key ?? null,
+            value: input.value,
+            headers: input.headers ?? null,
+          });
+        }
+        produced.push({ entry, result: { baseOffset: first, count: entry.records.length, epoch } });
+      } else {
+        // A commit of an older generation than one already stored (or earlier in this batch) is refused.
+        const known = generations.get(entry.commit.group) ?? this.storedGeneration(entry.commit.group);
+        if (entry.commit.generation < known) {
+          entry.reject(
+            new TesseraError('GENERATION_MISMATCH', `group ${entry.commit.group} is at generation ${known}`, { generation: known }),
+          );
+          continue;
+        }
+        generations.set(entry.commit.group, entry.commit.generation);
+        commits.push(entry.commit);
+        committed.push(entry);
+      }
+    }
+    if (records.length === 0 && commits.length === 0 && entries.length > 0) return;
+
+    try {
+      this.store.append(records, commits, this.hw);
+    } catch (error) {
+      for (const { entry } of produced) entry.reject(error);
+      for (const entry of committed) entry.reject(error);
+      throw error;
+    }
+
+    try {
+      await this.replicateFlush(epoch, { baseOffset, records, commits });
+    } catch (error) {
+      const failure = isTesseraError(error) ? error : this.notPrimary();
+      for (const { entry } of produced) entry.reject(failure);
+      for (const entry of committed) entry.reject(failure);
+      return;
+    }
+    // The flush is on every ISR member now, so the HW covers it.
+    assert(this.hw >= baseOffset + records.length, `hw ${this.hw} below flushed end ${baseOffset + records.length}`);
+    const alone = this.minInsyncReplicas >= 2 && this.isr.length < 2;
+    for (const { entry, result } of produced) {
+      if (alone) {
+        // Stored, but only on one replica while the topic asks for two: not acknowledged.
+        entry.reject(new TesseraError('NOT_ENOUGH_REPLICAS', `${this.topic}/${this.partition} lost its in-sync secondary`));
+      } else {
+        entry.resolve(result);
+      }
+    }
+    for (const entry of committed) entry.resolve();
+  }
+
+  private takeBatch(): Entry[] {
+    const limit = Math.min(this.options.limits.maxFlushRecords, MAX_RECORDS_PER_REQUEST);
+    let count = 0;
+    let taken = 0;
+    while (taken < this.queue.length) {
+      const entry = this.queue[taken];
+      const size = entry.kind === 'produce' ? entry.records.length : 0;
+      // Always take at least one entry; a single produce is bounded by the request schema.
+      if (taken > 0 && count + size > limit) break;
+      count += size;
+      taken++;
+    }
+    const batch = this.queue.splice(0, taken);
+    this.queuedRecords -= count;
+    return batch;
+  }
+
+  private failQueue(error: unknown): void {
+    const entries = this.queue;
+    this.queue = [];
+    this.queuedRecords = 0;
+    for (const entry of entries) entry.reject(error);
+  }
+
+  /**
+   * Makes the flushed records safe: pushes them to the secondary while it is in the ISR,
+   * retrying until replicaTimeoutMs of failures, then asks the coordinator to shrink the ISR.
+   * Returns once the HW covers the LEO; throws NOT_PRIMARY when this broker was deposed.
+   */
+  private async replicateFlush(epoch: number, fresh: FreshBatch | undefined): Promise<void> {
+    let failingSinceMs: number | undefined;
+    for (let attempt = 0; ; attempt++) {
+      this.checkStillPrimary(epoch);
+      const secondary = this.isrSecondary();
+      if (secondary === undefined) {
+        this.advanceHw(this.store.leo);
+        return;
+      }
+      const sync = this.syncFor(secondary);
+      const startedMs = Date.now();
+      try {
+        await sync.pushUntil(this.store.leo, this.hw, fresh, this.catchUpBatch());
+        this.checkStillPrimary(epoch);
+        this.advanceHw(Math.min(this.store.leo, sync.secondaryLeo ?? this.hw));
+        if (failingSinceMs !== undefined) this.logger.info({ secondary }, 'secondary answering again');
+        return;
+      } catch (error) {
+        if (isTesseraError(error, 'NOT_PRIMARY')) throw error;
+        if (isTesseraError(error, 'STALE_EPOCH')) {
+          this.deposed(`secondary ${secondary} knows epoch ${String(error.details.epoch)}`);
+          throw this.notPrimary();
+        }
+        if (failingSinceMs === undefined) {
+          failingSinceMs = startedMs;
+          this.logger.warn({ secondary, err: errorSummary(error) }, 'replication to secondary failing');
+        }
+        if (Date.now() - failingSinceMs >= this.options.replicaTimeoutMs) {
+          await this.shrinkIsr(epoch, secondary);
+          continue;
+        }
+      }
+      await sleep(backoffMs(attempt, REPLICATE_RETRY));
+    }
+  }
+
+  /** Asks the coordinator for ISR = [self]. Throws NOT_PRIMARY when refused; returns quietly when unreachable. */
+  private async shrinkIsr(epoch: number, secondary: number): Promise<void> {
+    const self = this.options.cluster.brokerId;
+    try {
+      const assignment = await this.options.cluster.changeIsr({
+        brokerId: self,
+        topic: this.topic,
+        partition: this.partition,
+        epoch,
+        isr: [self],
+      });
+      this.checkStillPrimary(epoch);
+      this.setIsr(assignment.isr, 'ISR shrunk: secondary unreachable');
+      this.isrSeq = this.options.cluster.nextIsrSeq();
+      this.ensureCatchUp();
+    } catch (error) {
+      if (isTesseraError(error, 'STALE_EPOCH') || isTesseraError(error, 'NOT_PRIMARY')) {
+        this.deposed(`coordinator refused the ISR shrink: ${error.code}`);
+        throw this.notPrimary();
+      }
+      this.logger.warn({ secondary, err: errorSummary(error) }, 'ISR shrink not answered; still waiting for the secondary');
+    }
+  }
+
+  private checkStillPrimary(epoch: number): void {
+    if (this.closed) throw new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is not held here any more`);
+    if (this.role !== 'primary' || this.epoch !== epoch) throw this.notPrimary();
+  }
+
+  /** The secondary when it is in the ISR of this primary, else undefined. */
+  private isrSecondary(): number | undefined {
+    const secondary = this.secondaryId;
+    return secondary !== null && this.isr.includes(secondary) ? secondary : undefined;
+  }
+
+  private syncFor(secondary: number): SecondarySync {
+    if (this.sync === undefined || this.sync.secondaryId !== secondary || this.sync.epoch !== this.epoch) {
+      this.sync = new SecondarySync({
+        topic: this.topic,
+        partition: this.partition,
+        epoch: this.epoch,
+        secondaryId: secondary,
+        store: this.store,
+        cluster: this.options.cluster,
+        client: this.options.client,
+        timeoutMs: this.options.replicaTimeoutMs,
+        logger: this.logger,
+      });
+    }
+    return this.sync;
+  }
+
+  private catchUpBatch(): { maxRecords: number; maxBytes: number } {
+    return { maxRecords: this.options.limits.catchUpBatchRecords, maxBytes: this.options.limits.catchUpBatchBytes };
+  }
+
+  /** Starts the background catch-up of a secondary that is assigned but not in the ISR. */
+  private ensureCatchUp(): void {
+    if (this.closed || this.role !== 'primary' || this.secondaryId === null) return;
+    if (this.isrSecondary() !== undefined || this.catchUp !== undefined) return;
+    const controller = new AbortController();
+    this.catchUp = controller;
+    const epoch = this.epoch;
+    const secondary = this.secondaryId;
+    this.catchUpDone = this.catchUpLoop(epoch, secondary, controller.signal).finally(() => {
+      if (this.catchUp === controller) this.catchUp = undefined;
+    });
+  }
+
+  private stopCatchUp(): void {
+    this.catchUp?.abort();
+    this.catchUp = undefined;
+  }
+
+  /**
+   * Pushes batches from the secondary's LEO, one per lock turn (so flushes interleave), with
+   * backoff on errors; when the secondary reaches the LEO (checked under the lock, so no flush
+   * can slip in between) asks the coordinator to put it back in the ISR.
+   */
+  private async catchUpLoop(epoch: number, secondary: number, signal: AbortSignal): Promise<void> {
+    this.logger.info({ secondary, epoch }, 'catching up secondary');
+    let attempt = 0;
+    while (!signal.aborted) {
+      try {
+        const done = await this.lock.run(async () => {
+          if (signal.aborted || this.closed || this.role !== 'primary' || this.epoch !== epoch || this.secondaryId !== secondary) {
+            return true;
+          }
+          if (this.isrSecondary() !== undefined) return true;
+          const sync = this.syncFor(secondary);
+          const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.catchUpBatch());
+          if (outcome === 'appended' && sync.secondaryLeo === this.store.leo) {
+            const self = this.options.cluster.brokerId;
+            const assignment = await this.options.cluster.changeIsr({
+              brokerId: self,
+              topic: this.topic,
+              partition: this.partition,
+              epoch,
+              isr: [self, secondary],
+            });
+            if (this.role === 'primary' && this.epoch === epoch) {
+              this.setIsr(assignment.isr, 'ISR expanded: secondary caught up');
+              this.isrSeq = this.options.cluster.nextIsrSeq();
+            }
+            return true;
+          }
+          return false;
+        });
+        if (done) return;
+        attempt = 0;
+      } catch (error) {
+        if (isTesseraError(error, 'STALE_EPOCH') || isTesseraError(error, 'NOT_PRIMARY')) {
+          this.deposed(`catch-up refused: ${error.code}`);
+          return;
+        }
+        this.logger.debug({ secondary, err: errorSummary(error) }, 'catch-up attempt failed');
+        try {
+          await sleep(backoffMs(attempt++, CATCH_UP_RETRY), signal);
+        } catch {
+          return;
+        }
+      }
+    }
+  }
+
+  private advanceHw(hw: number): void {
+    assert(hw <= this.store.leo, `hw ${hw} > leo ${this.store.leo}`);
+    if (hw <= this.hw) return;
+    this.hw = hw;
+    this.notify();
+  }
+
+  private notify(): void {
+    if (this.listeners.size === 0) return;
+    const listeners = [...this.listeners];
+    this.listeners.clear();
+    for (const listener of listeners) listener();
+  }
+
+  /**
+   * The coordinator refused this primary (or a secondary knows a newer epoch): stop writing,
+   * fail what waits, and learn the new map. Records written but not acknowledged stay in the
+   * log until the new primary's divergence check truncates them.
+   */
+  private deposed(reason: string): void {
+    if (this.role !== 'primary') return;
+    this.logger.warn({ epoch: this.epoch, reason }, 'deposed: no longer primary');
+    this.role = 'secondary';
+    this.primaryId = null;
+    this.stopCatchUp();
+    this.sync = undefined;
+    this.failQueue(this.notPrimary());
+    this.notify();
+    this.options.cluster.requestMetadataRefresh(`deposed from ${this.topic}/${this.partition}`);
+  }
+
+  private setIsr(isr: number[], message: string): void {
+    const changed = isr.length !== this.isr.length || isr.some((id, i) => id !== this.isr[i]);
+    this.isr = [...isr];
+    if (changed) {
+      this.logger.info({ role: this.role, epoch: this.epoch, isr: this.isr, secondary: this.secondaryId }, message);
+    }
+  }
+
+  // ---- assignments from the coordinator ---------------------------------------------
+
+  /**
+   * Applies the partition's assignment from metadata. Older epochs are ignored; `applyIsr`
+   * is false when this replica took a newer ISR from a coordinator answer than the metadata
+   * (fetched earlier) holds.
+   */
+  applyAssignment(assignment: PartitionAssignment, minInsyncReplicas: number, applyIsr: boolean): void {
+    if (this.closed) return;
+    const self = this.options.cluster.brokerId;
+    if (this.assigned && assignment.epoch < this.epoch) {
+      this.logger.debug({ epoch: this.epoch, metadataEpoch: assignment.epoch }, 'ignoring assignment of an older epoch');
+      return;
+    }
+    this.minInsyncReplicas = minInsyncReplicas;
+    const role: Role = assignment.primary === self ? 'primary' : 'secondary';
+    const changed = !this.assigned || role !== this.role || assignment.epoch !== this.epoch;
+    const secondaryChanged = assignment.secondary !== this.secondaryId;
+    this.assigned = true;
+    if (changed) {
+      if (this.role === 'primary') this.stepDown(assignment.primary);
+      this.role = role;
+      this.epoch = assignment.epoch;
+      this.primaryId = assignment.primary;
+      this.secondaryId = assignment.secondary;
+      this.isr = [...assignment.isr];
+      this.sync = undefined;
+      this.logger.info(
+        { role, epoch: this.epoch, isr: this.isr, primary: this.primaryId, secondary: this.secondaryId, leo: this.leo, hw: this.hw },
+        'role changed',
+      );
+      this.notify();
+    } else {
+      this.primaryId = assignment.primary;
+      if (secondaryChanged) {
+        this.logger.info({ epoch: this.epoch, secondary: assignment.secondary }, 'secondary changed');
+        this.secondaryId = assignment.secondary;
+        this.stopCatchUp();
+        this.sync = undefined;
+      }
+      if (applyIsr) this.setIsr(assignment.isr, 'ISR changed by the coordinator');
+    }
+    if (this.role === 'primary') this.primaryProgress();
+  }
+
+  /** After an assignment: advance the HW if alone, re-sync an in-ISR secondary, or catch up an out-of-ISR one. */
+  private primaryProgress(): void {
+    const secondary = this.isrSecondary();
+    if (secondary === undefined) {
+      this.advanceHw(this.store.leo);
+      this.ensureCatchUp();
+      return;
+    }
+    this.stopCatchUp();
+    if (this.hw < this.store.leo || this.sync?.secondaryLeo === undefined) {
+      // Records not yet known to be on the secondary (e.g. after a restart): a sync flush
+      // establishes where the secondary is and advances the HW.
+      this.syncRequested = true;
+      this.scheduleFlush();
+    }
+  }
+
+  private stepDown(newPrimary: number | null): void {
+    this.stopCatchUp();
+    this.sync = undefined;
+    this.role = 'secondary';
+    this.primaryId = newPrimary;
+    this.failQueue(this.notPrimary());
+  }
+
+  // ---- secondary: replication from the primary ---------------------------------------
+
+  /** A push from a primary at a newer epoch than we know: follow it. */
+  adoptEpoch(epoch: number, primaryId: number): void {
+    assert(epoch >= this.epoch, `adopting epoch ${epoch} below known ${this.epoch}`);
+    if (epoch === this.epoch && this.role === 'secondary' && this.primaryId === primaryId) return;
+    if (this.role === 'primary') this.stepDown(primaryId);
+    this.role = 'secondary';
+    this.epoch = epoch;
+    this.primaryId = primaryId;
+    this.logger.info({ role: this.role, epoch, primary: primaryId }, 'following a newer epoch');
+    this.notify();
+    this.options.cluster.requestMetadataRefresh(`newer epoch ${epoch} for ${this.topic}/${this.partition}`);
+  }
+
+  /** On a secondary: the HW the primary sent, never beyond our LEO. */
+  setSecondaryHw(hw: number): void {
+    const next = Math.min(hw, this.store.leo);
+    if (next !== this.hw) {
+      this.hw = next;
+      this.notify();
+    }
+  }
+
+  /** After a truncation the HW cannot stay above the LEO. */
+  clampHw(): void {
+    if (this.hw > this.store.leo) this.hw = this.store.leo;
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------
+
+  /** Stops writing, fails what waits, waits for the running flush/catch-up, checkpoints the HW and closes. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopCatchUp();
+    this.failQueue(new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is closing`));
+    this.notify();
+    await Promise.allSettled([this.flushLoopDone, this.catchUpDone, this.lock.idle()]);
+    if (this.store.isOpen) {
+      this.store.checkpointHw(Math.min(this.hw, this.store.leo));
+      this.store.close();
+    }
+  }
+}
+
+function errorSummary(error: unknown): string {
+  if (error instanceof Error) return `${(error as { code?: string }).code ?? error.name}: ${error.message}`;
+  return String(error);
+}
