@@ -1,0 +1,329 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { TesseraClient } from '../client.js';
+import type { ConsumedRecord } from './consumer.js';
+import { answer, errorAnswer, metadataFor, StubServer, until, type StubRequest } from '../test-support/stub-server.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function stub(name: string, log?: StubRequest[]): Promise<StubServer> {
+  const server = await StubServer.start(name, log);
+  cleanups.push(() => server.close());
+  return server;
+}
+
+function client(coordinator: StubServer): TesseraClient {
+  const c = new TesseraClient({ coordinator: coordinator.url, retry: { initialMs: 1, maxMs: 20, jitter: 0 }, requestTimeoutMs: 2_000 });
+  cleanups.push(() => c.close());
+  return c;
+}
+
+/** What the stub coordinator tells the member; tests change it to script a rebalance. */
+interface GroupScript {
+  generation: number;
+  assignment: number[];
+  /** Answer the next heartbeat with UNKNOWN_MEMBER. */
+  forget?: boolean;
+}
+
+function fakeCoordinator(coordinator: StubServer, metadata: () => unknown, group: GroupScript): void {
+  let joins = 0;
+  const membership = (memberId: string) => ({
+    group: 'g',
+    topic: 't',
+    memberId,
+    generation: group.generation,
+    assignment: group.assignment,
+    members: 1,
+    sessionTimeoutMs: 10_000,
+    heartbeatMs: 20,
+  });
+  coordinator
+    .on('GET', '/metadata', () => metadata())
+    .on('POST', '/groups/:group/join', () => membership(`m${++joins}`))
+    .on('POST', '/groups/:group/heartbeat', (r) => {
+      if (group.forget === true) {
+        group.forget = false;
+        return errorAnswer('UNKNOWN_MEMBER');
+      }
+      return membership(r.body.memberId);
+    })
+    .on('POST', '/groups/:group/leave', () => answer(204));
+}
+
+interface BrokerScript {
+  logs: Map<number, number>; // partition → high watermark (records are `v<offset>`)
+  logStartOffset?: number;
+  committed?: Map<number, number>;
+  /** Commits with a lower generation get GENERATION_MISMATCH. */
+  minGeneration?: number;
+  /** Partitions this broker no longer leads. */
+  notPrimary?: Set<number>;
+}
+
+function fakeBroker(broker: StubServer, script: BrokerScript): void {
+  const committed = (script.committed ??= new Map());
+  const logStart = () => script.logStartOffset ?? 0;
+  broker
+    .on('POST', '/offsets', (r) => ({
+      partitions: r.body.partitions.map(({ topic, partition }: { topic: string; partition: number }) => ({
+        topic,
+        partition,
+        offset: committed.get(partition) ?? null,
+        highWatermark: script.logs.get(partition) ?? 0,
+        logStartOffset: logStart(),
+      })),
+    }))
+    .on('POST', '/fetch', async (r) => {
+      const answerNow = () =>
+        r.body.partitions.map(({ topic, partition, offset }: { topic: string; partition: number; offset: number }) => {
+          const hw = script.logs.get(partition) ?? 0;
+          const base = { topic, partition, highWatermark: hw, logStartOffset: logStart(), records: [] as unknown[] };
+          if (script.notPrimary?.has(partition)) return { ...base, error: { code: 'NOT_PRIMARY', message: 'moved', retriable: true } };
+          if (offset < logStart() || offset > hw) {
+            return { ...base, error: { code: 'OFFSET_OUT_OF_RANGE', message: 'out of range', retriable: false } };
+          }
+          const end = Math.min(hw, offset + (r.body.maxRecords ?? 1000));
+          for (let o = offset; o < end; o++) base.records.push({ offset: o, key: `k${partition}`, value: `p${partition}-v${o}`, headers: null, timestamp: 1 });
+          return base;
+        });
+      let result = answerNow();
+      // A short long-poll keeps idle tests from spinning.
+      if (result.every((p: { records: unknown[]; error?: unknown }) => p.records.length === 0 && p.error === undefined)) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(r.body.waitMs ?? 0, 20)));
+        result = answerNow();
+      }
+      return { partitions: result };
+    })
+    .on('POST', '/commit', (r) => ({
+      results: r.body.offsets.map(({ topic, partition, offset }: { topic: string; partition: number; offset: number }) => {
+        if (r.body.generation < (script.minGeneration ?? 0)) {
+          return { topic, partition, error: { code: 'GENERATION_MISMATCH', message: 'old generation', retriable: true } };
+        }
+        committed.set(partition, offset);
+        return { topic, partition };
+      }),
+    }));
+}
+
+/** Polls until `count` records came (or fails the test). */
+async function pollAtLeast(consumer: { poll(o?: { waitMs?: number }): Promise<ConsumedRecord[]> }, count: number): Promise<ConsumedRecord[]> {
+  const records: ConsumedRecord[] = [];
+  for (let round = 0; records.length < count; round++) {
+    if (round > 200) throw new Error(`only ${records.length} of ${count} records`);
+    records.push(...(await consumer.poll({ waitMs: 50 })));
+  }
+  return records;
+}
+
+function firstOffsets(records: ConsumedRecord[]): Record<number, number> {
+  const first: Record<number, number> = {};
+  for (const r of records) first[r.partition] ??= r.offset;
+  return first;
+}
+
+describe('Consumer', () => {
+  it('starts at the committed offset, else at the log start when fromBeginning', async () => {
+    // Proves the start rule for a group with and without commits (fromBeginning).
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), { generation: 1, assignment: [0, 1] });
+    fakeBroker(broker, { logs: new Map([[0, 10], [1, 10]]), logStartOffset: 2, committed: new Map([[0, 5]]) });
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true });
+    const records = await pollAtLeast(consumer, 13);
+    expect(firstOffsets(records)).toEqual({ 0: 5, 1: 2 });
+    expect(records.filter((r) => r.partition === 0).map((r) => r.offset)).toEqual([5, 6, 7, 8, 9]);
+    expect(consumer.assignment()).toEqual([0, 1]);
+  });
+
+  it('starts at the high watermark without a commit when not fromBeginning, and commits what poll returned', async () => {
+    // Proves the "latest" start rule and that commit() stores next offsets with the member's generation.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), { generation: 4, assignment: [0, 1] });
+    const script: BrokerScript = { logs: new Map([[0, 10], [1, 7]]), committed: new Map([[0, 3]]) };
+    fakeBroker(broker, script);
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't' });
+    const first = await pollAtLeast(consumer, 7);
+    expect(firstOffsets(first)).toEqual({ 0: 3 });
+    const fetch = broker.calls('POST', '/fetch')[0].body;
+    expect(fetch.partitions).toEqual([
+      { topic: 't', partition: 0, offset: 3 },
+      { topic: 't', partition: 1, offset: 7 },
+    ]);
+    script.logs.set(1, 9);
+    const more = await pollAtLeast(consumer, 2);
+    expect(more.map((r) => `${r.partition}:${r.offset}`)).toEqual(['1:7', '1:8']);
+    await consumer.commit();
+    const commits = broker.calls('POST', '/commit');
+    expect(commits.at(-1)!.body).toMatchObject({ group: 'g', generation: 4, memberId: 'm1' });
+    expect(script.committed).toEqual(new Map([[0, 10], [1, 9]]));
+  });
+
+  it('in subscribe mode, lets the handler finish a revoked partition, commits it, and only then reports the new generation', async () => {
+    // Proves the cooperative protocol with a handler: while a revoked partition's record is being handled every heartbeat keeps the old generation; its commit precedes the report; it is not fetched after.
+    const log: StubRequest[] = [];
+    const coordinator = await stub('coordinator', log);
+    const broker = await stub('broker', log);
+    const group: GroupScript = { generation: 1, assignment: [0, 1] };
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), group);
+    const script: BrokerScript = { logs: new Map([[0, 3], [1, 3]]) };
+    fakeBroker(broker, script);
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true });
+    const revoked: number[][] = [];
+    consumer.on('revoked', (partitions: number[]) => revoked.push(partitions));
+
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    const handled: string[] = [];
+    const done = consumer.subscribe(async (record) => {
+      if (record.partition === 1 && record.offset === 2) await blocked;
+      handled.push(`${record.partition}:${record.offset}`);
+    });
+    await until(() => handled.includes('1:1'), 'partition 1 being handled');
+
+    // The coordinator moves partition 1 away while its last record is being handled.
+    group.generation = 2;
+    group.assignment = [0];
+    const heartbeatsBefore = coordinator.calls('POST', '/groups/g/heartbeat').length;
+    await until(() => coordinator.calls('POST', '/groups/g/heartbeat').length > heartbeatsBefore + 3, 'heartbeats during handling');
+    expect(coordinator.calls('POST', '/groups/g/heartbeat').every((r) => r.body.generation === 1)).toBe(true);
+    expect(script.committed!.get(1)).not.toBe(3);
+
+    release();
+    await until(() => coordinator.calls('POST', '/groups/g/heartbeat').some((r) => r.body.generation === 2), 'generation 2 reported');
+    const commitOfP1 = log.findIndex((r) => r.path === '/commit' && r.body.offsets.some((o: { partition: number; offset: number }) => o.partition === 1 && o.offset === 3));
+    const firstReport = log.findIndex((r) => r.path === '/groups/g/heartbeat' && r.body.generation === 2);
+    expect(commitOfP1).toBeGreaterThanOrEqual(0);
+    expect(commitOfP1).toBeLessThan(firstReport);
+    expect(revoked).toEqual([[1]]);
+    expect(consumer.assignment()).toEqual([0]);
+
+    // No fetch after the report asks for partition 1.
+    script.logs.set(0, 5);
+    script.logs.set(1, 6);
+    await until(() => handled.includes('0:4'), 'new records of partition 0');
+    const fetchesAfter = log.slice(firstReport).filter((r) => r.path === '/fetch');
+    expect(fetchesAfter.length).toBeGreaterThan(0);
+    for (const fetch of fetchesAfter) expect(fetch.body.partitions.map((p: { partition: number }) => p.partition)).toEqual([0]);
+    expect(handled.filter((h) => h.startsWith('1:'))).toEqual(['1:0', '1:1', '1:2']);
+
+    await consumer.close();
+    await done;
+    expect(coordinator.calls('POST', '/groups/g/leave').length).toBe(1);
+    expect(script.committed!.get(0)).toBe(5);
+  });
+
+  it('in poll mode, commits a revoked partition before the heartbeat that reports the new generation', async () => {
+    // Proves revoke-before-report without a handler: records poll() returned count as consumed, their commit precedes the report.
+    const log: StubRequest[] = [];
+    const coordinator = await stub('coordinator', log);
+    const broker = await stub('broker', log);
+    const group: GroupScript = { generation: 1, assignment: [0, 1] };
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), group);
+    const script: BrokerScript = { logs: new Map([[0, 2], [1, 2]]) };
+    fakeBroker(broker, script);
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true });
+    await pollAtLeast(consumer, 4);
+    expect(broker.calls('POST', '/commit').length).toBe(0);
+
+    group.generation = 2;
+    group.assignment = [0];
+    // Two heartbeats later the member has certainly heard of generation 2, but not applied it: it is not polling.
+    const heartbeatsBefore = coordinator.calls('POST', '/groups/g/heartbeat').length;
+    await until(() => coordinator.calls('POST', '/groups/g/heartbeat').length >= heartbeatsBefore + 2, 'heartbeats after the rebalance');
+    expect(coordinator.calls('POST', '/groups/g/heartbeat').every((r) => r.body.generation === 1)).toBe(true);
+    await consumer.poll({ waitMs: 0 });
+    await until(() => coordinator.calls('POST', '/groups/g/heartbeat').some((r) => r.body.generation === 2), 'generation 2 reported');
+    const commitOfP1 = log.findIndex((r) => r.path === '/commit' && r.body.offsets.some((o: { partition: number }) => o.partition === 1));
+    const firstReport = log.findIndex((r) => r.path === '/groups/g/heartbeat' && r.body.generation === 2);
+    expect(commitOfP1).toBeGreaterThanOrEqual(0);
+    expect(commitOfP1).toBeLessThan(firstReport);
+    expect(log[commitOfP1].body).toMatchObject({ generation: 2, offsets: [{ topic: 't', partition: 1, offset: 2 }] });
+    expect(consumer.assignment()).toEqual([0]);
+  });
+
+  it('on GENERATION_MISMATCH heartbeats and commits again with the current generation', async () => {
+    // Proves a commit refused for an old generation is retried after learning the new one.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    const group: GroupScript = { generation: 1, assignment: [0] };
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), group);
+    const script: BrokerScript = { logs: new Map([[0, 4]]) };
+    fakeBroker(broker, script);
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true });
+    await pollAtLeast(consumer, 4);
+    // A rebalance the member has not heard of yet: the broker already knows generation 2.
+    group.generation = 2;
+    script.minGeneration = 2;
+    await consumer.commit();
+    expect(script.committed!.get(0)).toBe(4);
+    const generations = broker.calls('POST', '/commit').map((r) => r.body.generation);
+    expect(generations[0]).toBe(1);
+    expect(generations.at(-1)).toBe(2);
+  });
+
+  it('resets to the log start on OFFSET_OUT_OF_RANGE', async () => {
+    // Proves a committed offset deleted by retention does not stall the consumer.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+    fakeBroker(broker, { logs: new Map([[0, 8]]), logStartOffset: 5, committed: new Map([[0, 1]]) });
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't' });
+    const records = await pollAtLeast(consumer, 3);
+    expect(records.map((r) => r.offset)).toEqual([5, 6, 7]);
+  });
+
+  it('rejoins after UNKNOWN_MEMBER and keeps consuming', async () => {
+    // Proves a member dropped by the coordinator drops its partitions, joins again and goes on.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    const group: GroupScript = { generation: 1, assignment: [0] };
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), group);
+    const script: BrokerScript = { logs: new Map([[0, 2]]) };
+    fakeBroker(broker, script);
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true });
+    const revoked: number[][] = [];
+    consumer.on('revoked', (p: number[]) => revoked.push(p));
+    await pollAtLeast(consumer, 2);
+    await consumer.commit();
+    group.forget = true;
+    group.generation = 3;
+    await until(() => coordinator.calls('POST', '/groups/g/heartbeat').length > 0 && group.forget === false, 'the forgetting heartbeat');
+    script.logs.set(0, 4);
+    const records = await pollAtLeast(consumer, 2);
+    expect(records.map((r) => r.offset)).toEqual([2, 3]);
+    const joins = coordinator.calls('POST', '/groups/g/join');
+    expect(joins.length).toBe(2);
+    expect(joins[1].body.memberId).toBe('m1');
+    expect(revoked).toEqual([[0]]);
+  });
+
+  it('follows a partition to its new primary after NOT_PRIMARY', async () => {
+    // Proves failover on the fetch path: metadata refresh, then fetch from the new primary at the same offset.
+    const coordinator = await stub('coordinator');
+    const b1 = await stub('broker-1');
+    const b2 = await stub('broker-2');
+    const brokers = [
+      { id: 1, url: b1.url },
+      { id: 2, url: b2.url },
+    ];
+    let failedOver = false;
+    fakeCoordinator(coordinator, () => (failedOver ? metadataFor('t', brokers, [2], 2, 1) : metadataFor('t', brokers, [1])), {
+      generation: 1,
+      assignment: [0],
+    });
+    const old: BrokerScript = { logs: new Map([[0, 2]]) };
+    fakeBroker(b1, old);
+    fakeBroker(b2, { logs: new Map([[0, 4]]) });
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true });
+    const before = await pollAtLeast(consumer, 2);
+    old.notPrimary = new Set([0]);
+    failedOver = true;
+    const after = await pollAtLeast(consumer, 2);
+    expect([...before, ...after].map((r) => r.offset)).toEqual([0, 1, 2, 3]);
+    expect(b2.calls('POST', '/fetch')[0].body.partitions[0].offset).toBe(2);
+  });
+});
