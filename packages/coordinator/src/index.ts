@@ -85,8 +85,19 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
 
   // Liveness and session checks run often enough to notice a timeout within a fraction of it.
   const tickMs = Math.max(10, Math.min(config.heartbeatMs, Math.floor(config.brokerTimeoutMs / 4), 250));
+  // A tick far later than planned means this process did not run (paused, or its event loop
+  // stalled): the silence it would see was its own, so nobody is declared dead for it.
+  const stallMs = Math.max(4 * tickMs, Math.floor(config.brokerTimeoutMs / 2));
+  let lastTickMs = nowMs();
   const timer = setInterval(() => {
     try {
+      const now = nowMs();
+      if (now - lastTickMs > stallMs) {
+        logger.warn({ stalledMs: Math.round(now - lastTickMs) }, 'coordinator did not run for a while: grace for brokers and group members');
+        theCluster.extendGrace();
+        groups.extendGrace();
+      }
+      lastTickMs = now;
       theCluster.checkLiveness();
       groups.expireSessions();
     } catch (error) {

@@ -115,6 +115,15 @@ export class Cluster {
     if (revived) this.reconcile();
   }
 
+  /**
+   * Restarts every broker's silence clock. Used when the coordinator itself was not running
+   * for a while (a stalled event loop, a paused process): the brokers' silence was ours.
+   */
+  extendGrace(): void {
+    const now = this.options.nowMs();
+    for (const b of this.brokers.values()) b.lastHeartbeatMs = Math.max(b.lastHeartbeatMs, now);
+  }
+
   /** Declares dead every broker silent for brokerTimeoutMs, then fails over what they led. */
   checkLiveness(): void {
     const now = this.options.nowMs();

@@ -117,6 +117,12 @@ export class GroupManager {
     return removed;
   }
 
+  /** Restarts every member's session clock (the coordinator was not running for a while). */
+  extendGrace(): void {
+    const now = this.deps.nowMs();
+    for (const group of this.groups.values()) for (const m of group.members.values()) m.lastHeartbeatMs = Math.max(m.lastHeartbeatMs, now);
+  }
+
   /** A topic was created or deleted: groups on it follow its new partition count. */
   topicChanged(topic: string): void {
     for (const group of this.groups.values()) {
