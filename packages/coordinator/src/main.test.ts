@@ -1,0 +1,47 @@
+// Proves the command line entry point: it prints one JSON "listening" line with its url on
+// stdout, serves, honours env and flags, and exits 0 on SIGTERM. Runs the built dist/main.js.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const mainJs = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/main.js');
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+describe('main', () => {
+  it('logs the listening url, serves, and stops cleanly on SIGTERM', async () => {
+    expect(fs.existsSync(mainJs), `${mainJs} is missing: build first (npx tsc -b packages/coordinator)`).toBe(true);
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-coordinator-main-'));
+    cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+    const child = spawn(process.execPath, [mainJs, '--port', '0', '--heartbeat-ms', '100'], {
+      env: { ...process.env, TESSERA_DATA_DIR: dataDir, TESSERA_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    cleanups.push(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const url = await new Promise<string>((resolve, reject) => {
+      const lines = readline.createInterface({ input: child.stdout });
+      lines.on('line', (line) => {
+        const entry = JSON.parse(line) as { msg?: string; url?: string };
+        if (entry.msg === 'listening' && entry.url) resolve(entry.url);
+      });
+      child.once('exit', (code) => reject(new Error(`coordinator exited with ${code} before listening`)));
+    });
+    const answer = await fetch(`${url}/brokers/register`, {
+      method: 'POST',
+      body: JSON.stringify({ id: 1, url: 'http://127.0.0.1:9' }),
+    });
+    expect(((await answer.json()) as { heartbeatMs: number }).heartbeatMs).toBe(100);
+    expect(fs.existsSync(path.join(dataDir, 'coordinator.db'))).toBe(true);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});
