@@ -109,6 +109,8 @@ export class Cluster {
           if (revived) this.event('broker_up', { brokerId: id, url });
           if (previousUrl !== url) this.event('broker_url_changed', { brokerId: id, url, previousUrl });
         });
+        // Replicas of this broker's partitions must learn where it moved.
+        if (previousUrl !== url) this.options.onChange();
       }
     }
     if (replicas) this.reports.set(id, new Map(replicas.map((r) => [`${r.topic}/${r.partition}`, r])));

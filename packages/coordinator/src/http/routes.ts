@@ -34,7 +34,8 @@ export interface RouteDeps {
 }
 
 const DEFAULT_EVENTS_LIMIT = 100;
-const MAX_EVENTS_LIMIT = 1_000;
+/** The log keeps about 10,000 events; a larger limit simply returns all of them. */
+const MAX_EVENTS_LIMIT = 100_000;
 
 const topicParam = (ctx: Context) => parseOrThrow(topicName, ctx.params.topic, 'topic name');
 const groupParam = (ctx: Context) => parseOrThrow(groupId, ctx.params.group, 'group id');
