@@ -51,6 +51,12 @@ export class GroupManager {
     const count = this.deps.partitionCount(request.topic);
     if (count === null) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${request.topic} does not exist`);
     let group = this.groups.get(groupId);
+    if (group && group.topic !== request.topic && group.members.size === 0) {
+      // An empty group may move to another topic; its generation keeps counting up, so old commits stay fenced.
+      group.topic = request.topic;
+      group.owner = [];
+      group.target = [];
+    }
     if (group && group.topic !== request.topic) {
       throw new TesseraError(
         'INVALID_REQUEST',

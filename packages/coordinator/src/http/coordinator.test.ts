@@ -430,6 +430,12 @@ describe('consumer groups', () => {
     const described = (await call(c.url, 'GET', '/groups/g')).body;
     expect(described.members).toEqual([{ memberId: b.memberId, clientId: 'b', partitions: [0, 1, 2, 3] }]);
     expect(described.unassigned).toEqual([]);
+
+    // Once empty, the group may consume another topic; its generation keeps counting up.
+    expect((await call(c.url, 'POST', '/groups/g/leave', { memberId: b.memberId })).status).toBe(204);
+    const moved = await call<GroupMembership>(c.url, 'POST', '/groups/g/join', { topic: 'other' });
+    expect(moved.body).toMatchObject({ topic: 'other', assignment: [0] });
+    expect(moved.body.generation).toBeGreaterThan(b.generation);
   });
 });
 
