@@ -89,11 +89,12 @@ function waitForChange(replicas: PartitionReplica[], waitMs: number, ctx: Contex
       done = true;
       clearTimeout(timer);
       for (const unsubscribe of unsubscribes) unsubscribe();
-      ctx.req.off('close', finish);
+      ctx.res.off('close', finish);
       resolve();
     };
     const timer = setTimeout(finish, waitMs);
     for (const replica of replicas) unsubscribes.push(replica.onChange(finish));
-    ctx.req.once('close', finish);
+    // The response closes early only when the client went away: stop waiting for it.
+    ctx.res.once('close', finish);
   });
 }

@@ -1,0 +1,417 @@
+// Proves the broker's data plane over real HTTP: two real brokers (startBroker, in-process, real
+// SQLite in a temp dir) and a small stub coordinator (koa, in-memory map this test controls) that
+// serves /metadata, /brokers/register, /brokers/heartbeat and /partitions/isr. Covers replication
+// before acknowledgement, long-poll, commits, fencing, ISR shrink/expand with catch-up, role
+// changes and bad input.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  TesseraError,
+  isrChangeRequest,
+  parseOrThrow,
+  type BrokerHeartbeatResponse,
+  type MetadataResponse,
+  type PartitionAssignment,
+  type ReplicaReport,
+  type TopicMetadata,
+} from '@tessera/protocol';
+import { createHttpService, createLogger, type HttpService } from '@tessera/service';
+import { startBroker, type RunningBroker } from './index.js';
+
+const LOG_LEVEL = process.env.TESSERA_TEST_LOG_LEVEL ?? 'silent';
+
+/** The coordinator as far as a broker sees it, with a map the test edits directly. */
+class StubCoordinator {
+  version = 1;
+  readonly brokers = new Map<number, string>();
+  readonly topics = new Map<string, TopicMetadata>();
+  readonly groups: Record<string, number> = {};
+  readonly isrRequests: Array<{ topic: string; partition: number; brokerId: number; epoch: number; isr: number[] }> = [];
+  readonly reports = new Map<number, ReplicaReport[]>();
+  private service: HttpService | undefined;
+  url = '';
+
+  async start(): Promise<void> {
+    const logger = createLogger('coordinator', { stub: true }, { level: LOG_LEVEL });
+    const service = createHttpService({ service: 'coordinator', logger, isReady: () => true });
+    service.router.get('/metadata', (ctx) => {
+      ctx.body = this.metadata();
+    });
+    service.router.post('/brokers/register', (ctx) => {
+      const body = ctx.state.body as { id: number; url: string };
+      this.upsertBroker(body.id, body.url);
+      ctx.body = this.heartbeatAnswer();
+    });
+    service.router.post('/brokers/heartbeat', (ctx) => {
+      const body = ctx.state.body as { id: number; url: string; replicas: ReplicaReport[] };
+      this.upsertBroker(body.id, body.url);
+      this.reports.set(body.id, body.replicas);
+      ctx.body = this.heartbeatAnswer();
+    });
+    service.router.post('/partitions/isr', (ctx) => {
+      const request = parseOrThrow(isrChangeRequest, ctx.state.body);
+      this.isrRequests.push(request);
+      const assignment = this.assignment(request.topic, request.partition);
+      if (request.epoch !== assignment.epoch) {
+        throw new TesseraError('STALE_EPOCH', 'stale epoch', { epoch: assignment.epoch });
+      }
+      if (request.brokerId !== assignment.primary) throw new TesseraError('NOT_PRIMARY', 'not primary', { primary: null });
+      assignment.isr = [...request.isr];
+      this.version++;
+      ctx.body = assignment;
+    });
+    const server = await service.listen(0, '127.0.0.1');
+    this.service = service;
+    this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  stop(): Promise<void> {
+    return this.service?.close() ?? Promise.resolve();
+  }
+
+  metadata(): MetadataResponse {
+    return {
+      version: this.version,
+      brokers: [...this.brokers].map(([id, url]) => ({ id, url, alive: true })),
+      topics: [...this.topics.values()].map((topic) => structuredClone(topic)),
+    };
+  }
+
+  assignment(topic: string, partition: number): PartitionAssignment {
+    const found = this.topics.get(topic)?.partitions[partition];
+    if (!found) throw new TesseraError('PARTITION_NOT_FOUND', `${topic}/${partition}`);
+    return found;
+  }
+
+  /** Adds a topic whose partitions all have this assignment, then tells every broker. */
+  async createTopic(
+    name: string,
+    assignment: Omit<PartitionAssignment, 'partition'>,
+    options: { partitions?: number; minInsyncReplicas?: number } = {},
+  ): Promise<void> {
+    this.topics.set(name, {
+      name,
+      replicationFactor: assignment.secondary === null ? 1 : 2,
+      config: { minInsyncReplicas: options.minInsyncReplicas ?? 1 },
+      partitions: Array.from({ length: options.partitions ?? 1 }, (_, partition) => ({ ...assignment, partition, isr: [...assignment.isr] })),
+    });
+    await this.changed();
+  }
+
+  /** Bumps the version and notifies brokers like the real coordinator does. */
+  async changed(): Promise<void> {
+    this.version++;
+    await Promise.allSettled(
+      [...this.brokers.values()].map((url) =>
+        fetch(`${url}/internal/metadata-changed`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ version: this.version }),
+          signal: AbortSignal.timeout(2_000),
+        }),
+      ),
+    );
+  }
+
+  private upsertBroker(id: number, url: string): void {
+    if (this.brokers.get(id) !== url) {
+      this.brokers.set(id, url);
+      this.version++;
+    }
+  }
+
+  private heartbeatAnswer(): BrokerHeartbeatResponse {
+    return { metadataVersion: this.version, groups: { ...this.groups }, heartbeatMs: 100 };
+  }
+}
+
+async function post(url: string, body: unknown, raw = false): Promise<{ status: number; body: any }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: raw ? (body as string) : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+function records(n: number, prefix: string) {
+  return Array.from({ length: n }, (_, i) => ({ key: `k${i % 3}`, value: `${prefix}-${i}` }));
+}
+
+/** Records and group offsets stored in a replica's database file (read-only, beside the broker). */
+function onDisk(dataDir: string, topic: string, partition: number) {
+  const db = new Database(path.join(dataDir, topic, `${partition}.db`), { readonly: true, fileMustExist: true });
+  try {
+    const values = (db.prepare('SELECT value FROM records ORDER BY offset').all() as Array<{ value: string }>).map((r) => r.value);
+    const groups = db.prepare('SELECT group_id, offset, generation FROM group_offsets').all();
+    const epochs = db.prepare('SELECT epoch, start_offset FROM epochs ORDER BY epoch').all();
+    return { values, groups, epochs };
+  } finally {
+    db.close();
+  }
+}
+
+describe('broker over HTTP with a stub coordinator', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-broker-'));
+  const dataDir = (id: number) => path.join(root, `broker-${id}`);
+  const coordinator = new StubCoordinator();
+  const brokers = new Map<number, RunningBroker>();
+
+  async function start(id: number, port = 0): Promise<RunningBroker> {
+    const broker = await startBroker({
+      id,
+      port,
+      host: '127.0.0.1',
+      dataDir: dataDir(id),
+      coordinatorUrl: coordinator.url,
+      heartbeatMs: 100,
+      replicaTimeoutMs: 400,
+      maxValueBytes: 1_000,
+      logger: createLogger('broker', { brokerId: id }, { level: LOG_LEVEL }),
+    });
+    brokers.set(id, broker);
+    await vi.waitFor(
+      async () => {
+        const response = await fetch(`${broker.url}/ready`);
+        expect(response.status).toBe(200);
+      },
+      { timeout: 10_000, interval: 50 },
+    );
+    return broker;
+  }
+
+  beforeAll(async () => {
+    await coordinator.start();
+    await start(1);
+    await start(2);
+  });
+
+  afterAll(async () => {
+    await Promise.allSettled([...brokers.values()].map((broker) => broker.close()));
+    await coordinator.stop();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  const url = (id: number) => brokers.get(id)!.url;
+
+  it('acknowledges a produce only once the secondary stored it, and serves it by fetch', async () => {
+    await coordinator.createTopic('orders', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] });
+    const produced = await post(`${url(1)}/topics/orders/partitions/0/records`, { records: records(3, 'a') });
+    expect(produced.status).toBe(200);
+    expect(produced.body).toEqual({ topic: 'orders', partition: 0, baseOffset: 0, count: 3, epoch: 0 });
+    // Acknowledged means on both replicas: the secondary's database already holds the records.
+    expect(onDisk(dataDir(2), 'orders', 0).values).toEqual(['a-0', 'a-1', 'a-2']);
+
+    const fetched = await post(`${url(1)}/fetch`, { partitions: [{ topic: 'orders', partition: 0, offset: 1 }] });
+    expect(fetched.status).toBe(200);
+    expect(fetched.body.partitions[0]).toMatchObject({ topic: 'orders', partition: 0, highWatermark: 3, logStartOffset: 0 });
+    expect(fetched.body.partitions[0].records.map((r: { offset: number; value: string }) => [r.offset, r.value])).toEqual([
+      [1, 'a-1'],
+      [2, 'a-2'],
+    ]);
+    expect(fetched.body.partitions[0].records[0]).toMatchObject({ key: 'k1', headers: null });
+  });
+
+  it('groups concurrent produces into batches and answers each with its own offsets', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => post(`${url(1)}/topics/orders/partitions/0/records`, { records: records(5, `c${i}`) })),
+    );
+    const bases = answers.map((a) => a.body.baseOffset as number).sort((x, y) => x - y);
+    expect(answers.every((a) => a.status === 200 && a.body.count === 5)).toBe(true);
+    expect(bases).toEqual(Array.from({ length: 20 }, (_, i) => 3 + i * 5));
+    expect(onDisk(dataDir(2), 'orders', 0).values).toHaveLength(103);
+  });
+
+  it('answers NOT_PRIMARY with the primary on the secondary, and 404 for unknown partitions', async () => {
+    const onSecondary = await post(`${url(2)}/topics/orders/partitions/0/records`, { records: records(1, 'x') });
+    expect(onSecondary.status).toBe(421);
+    expect(onSecondary.body.error).toMatchObject({ code: 'NOT_PRIMARY', retriable: true, primary: { id: 1, url: url(1) } });
+    const unknown = await post(`${url(1)}/topics/nope/partitions/0/records`, { records: records(1, 'x') });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toMatchObject({ code: 'PARTITION_NOT_FOUND', retriable: true });
+    const fetched = await post(`${url(2)}/fetch`, { partitions: [{ topic: 'orders', partition: 0, offset: 0 }, { topic: 'nope', partition: 0, offset: 0 }] });
+    expect(fetched.body.partitions.map((p: { error?: { code: string } }) => p.error?.code)).toEqual(['NOT_PRIMARY', 'PARTITION_NOT_FOUND']);
+  });
+
+  it('wakes a long-polling fetch when a produce arrives', async () => {
+    const hw = (await post(`${url(1)}/fetch`, { partitions: [{ topic: 'orders', partition: 0, offset: 0 }], maxRecords: 1 })).body
+      .partitions[0].highWatermark as number;
+    const waiting = post(`${url(1)}/fetch`, { partitions: [{ topic: 'orders', partition: 0, offset: hw }], waitMs: 30_000 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await post(`${url(1)}/topics/orders/partitions/0/records`, { records: [{ value: 'wake-up' }] });
+    const answer = await waiting;
+    expect(answer.status).toBe(200);
+    expect(answer.body.partitions[0].records.map((r: { value: string }) => r.value)).toEqual(['wake-up']);
+  });
+
+  it('answers an out-of-range fetch offset inline', async () => {
+    const fetched = await post(`${url(1)}/fetch`, { partitions: [{ topic: 'orders', partition: 0, offset: 10_000 }] });
+    expect(fetched.body.partitions[0].error).toMatchObject({ code: 'OFFSET_OUT_OF_RANGE', highWatermark: 104, logStartOffset: 0 });
+  });
+
+  it('stores commits on both replicas and refuses older generations', async () => {
+    coordinator.groups.g1 = 2;
+    // Wait until a heartbeat answer carried the generation to broker 1.
+    await vi.waitFor(
+      async () => {
+        const stale = await post(`${url(1)}/commit`, { group: 'g1', generation: 1, offsets: [{ topic: 'orders', partition: 0, offset: 1 }] });
+        expect(stale.body.results[0].error).toMatchObject({ code: 'GENERATION_MISMATCH', generation: 2 });
+      },
+      { timeout: 5_000, interval: 50 },
+    );
+    const ok = await post(`${url(1)}/commit`, { group: 'g1', generation: 2, offsets: [{ topic: 'orders', partition: 0, offset: 3 }] });
+    expect(ok.body).toEqual({ results: [{ topic: 'orders', partition: 0 }] });
+    expect(onDisk(dataDir(2), 'orders', 0).groups).toEqual([{ group_id: 'g1', offset: 3, generation: 2 }]);
+    // A commit of a newer generation raises what the broker knows, even before the coordinator says so.
+    await post(`${url(1)}/commit`, { group: 'g1', generation: 5, offsets: [{ topic: 'orders', partition: 0, offset: 4 }] });
+    const older = await post(`${url(1)}/commit`, { group: 'g1', generation: 3, offsets: [{ topic: 'orders', partition: 0, offset: 5 }] });
+    expect(older.body.results[0].error.code).toBe('GENERATION_MISMATCH');
+    const offsets = await post(`${url(1)}/offsets`, { group: 'g1', partitions: [{ topic: 'orders', partition: 0 }, { topic: 'orders', partition: 1 }] });
+    expect(offsets.body.partitions[0]).toMatchObject({ offset: 4, highWatermark: 104 });
+    expect(offsets.body.partitions[1].error.code).toBe('PARTITION_NOT_FOUND');
+    const none = await post(`${url(1)}/offsets`, { group: 'other', partitions: [{ topic: 'orders', partition: 0 }] });
+    expect(none.body.partitions[0].offset).toBeNull();
+  });
+
+  it('refuses NOT_ENOUGH_REPLICAS when minInsyncReplicas is 2 and the ISR has one member', async () => {
+    await coordinator.createTopic('strict', { primary: 1, secondary: null, epoch: 0, isr: [1] }, { minInsyncReplicas: 2 });
+    const refused = await post(`${url(1)}/topics/strict/partitions/0/records`, { records: records(1, 's') });
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe('NOT_ENOUGH_REPLICAS');
+  });
+
+  it('fences a push of a stale epoch, and answers OFFSET_MISMATCH with its log so a primary can truncate it', async () => {
+    await coordinator.createTopic('fenced', { primary: 1, secondary: 2, epoch: 5, isr: [1, 2] });
+    const base = { topic: 'fenced', partition: 0, primaryId: 1, hw: 0, commits: [] };
+    const rec = (offset: number, epoch: number) => ({ offset, epoch, timestamp: 1, key: null, value: `v${offset}`, headers: null });
+
+    const stale = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 4, baseOffset: 0, records: [rec(0, 4)] });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 5 });
+
+    const ok = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 5, baseOffset: 0, records: [rec(0, 5), rec(1, 5), rec(2, 5)] });
+    expect(ok.body).toEqual({ leo: 3, epoch: 5 });
+    const gap = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 5, baseOffset: 7, records: [rec(7, 5)] });
+    expect(gap.status).toBe(409);
+    expect(gap.body.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 3, epochs: [[5, 0]] });
+    // A newer primary truncates the tail it does not share and writes its own epoch.
+    const truncated = await post(`${url(2)}/internal/replicate`, {
+      ...base,
+      primaryId: 1,
+      epoch: 6,
+      baseOffset: 1,
+      truncateTo: 1,
+      records: [rec(1, 6)],
+    });
+    expect(truncated.body).toEqual({ leo: 2, epoch: 6 });
+    expect(onDisk(dataDir(2), 'fenced', 0)).toMatchObject({ values: ['v0', 'v1'], epochs: [{ epoch: 5, start_offset: 0 }, { epoch: 6, start_offset: 1 }] });
+    // Having seen epoch 6, the replica refuses epoch 5 now.
+    const nowStale = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 5, baseOffset: 2, records: [] });
+    expect(nowStale.body.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 6 });
+  });
+
+  it('answers bad requests with 4xx error bodies and stores nothing of them', async () => {
+    const produce = `${url(1)}/topics/orders/partitions/0/records`;
+    const cases: Array<[string, unknown, number, string, boolean?]> = [
+      [produce, '{not json', 400, 'INVALID_REQUEST', true],
+      [produce, {}, 400, 'INVALID_REQUEST'],
+      [produce, { records: [] }, 400, 'INVALID_REQUEST'],
+      [produce, { records: [{ value: 5 }] }, 400, 'INVALID_REQUEST'],
+      [produce, { records: [{ value: 'x' }], extra: 1 }, 400, 'INVALID_REQUEST'],
+      [`${url(1)}/topics/orders/partitions/abc/records`, { records: [{ value: 'x' }] }, 400, 'INVALID_REQUEST'],
+      [`${url(1)}/topics/bad%20name/partitions/0/records`, { records: [{ value: 'x' }] }, 400, 'INVALID_REQUEST'],
+      [`${url(1)}/topics/orders/partitions/-1/records`, { records: [{ value: 'x' }] }, 400, 'INVALID_REQUEST'],
+      [produce, { records: [{ value: 'ok' }, { value: 'y'.repeat(1_001) }] }, 413, 'PAYLOAD_TOO_LARGE'],
+      [produce, { records: [{ value: 'é'.repeat(501) }] }, 413, 'PAYLOAD_TOO_LARGE'],
+      [`${url(1)}/fetch`, { partitions: [] }, 400, 'INVALID_REQUEST'],
+      [`${url(1)}/fetch`, { partitions: [{ topic: 'orders', partition: 0, offset: -1 }] }, 400, 'INVALID_REQUEST'],
+      [`${url(1)}/commit`, { group: 'g', offsets: [] }, 400, 'INVALID_REQUEST'],
+      [`${url(1)}/offsets`, { group: '..', partitions: [{ topic: 'orders', partition: 0 }] }, 400, 'INVALID_REQUEST'],
+      [`${url(2)}/internal/replicate`, { topic: 'orders' }, 400, 'INVALID_REQUEST'],
+      [`${url(2)}/internal/metadata-changed`, { version: 'x' }, 400, 'INVALID_REQUEST'],
+      [`${url(1)}/no/such/route`, {}, 404, 'NOT_FOUND'],
+    ];
+    const leoBefore = onDisk(dataDir(1), 'orders', 0).values.length;
+    for (const [target, body, status, code, raw] of cases) {
+      const answer = await post(target, body, raw);
+      expect({ target, body, status: answer.status, code: answer.body?.error?.code }).toEqual({ target, body, status, code });
+      expect(typeof answer.body.error.message).toBe('string');
+    }
+    expect(onDisk(dataDir(1), 'orders', 0).values.length).toBe(leoBefore);
+    const health = await fetch(`${url(1)}/health`);
+    expect(health.status).toBe(200);
+  });
+
+  it('shrinks the ISR through the coordinator when the secondary stops, then catches it up and expands the ISR', async () => {
+    await coordinator.createTopic('failover', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] });
+    expect((await post(`${url(1)}/topics/failover/partitions/0/records`, { records: records(10, 'before') })).status).toBe(200);
+
+    const secondaryPort = Number(new URL(url(2)).port);
+    await brokers.get(2)!.close();
+    brokers.delete(2);
+
+    // The produce waits for the secondary, then for the coordinator to accept ISR [1], then succeeds alone.
+    const alone = await post(`${url(1)}/topics/failover/partitions/0/records`, { records: records(5, 'alone') });
+    expect(alone.status).toBe(200);
+    expect(alone.body).toMatchObject({ baseOffset: 10, count: 5 });
+    expect(coordinator.isrRequests).toContainEqual({ brokerId: 1, topic: 'failover', partition: 0, epoch: 0, isr: [1] });
+    expect(coordinator.assignment('failover', 0).isr).toEqual([1]);
+    // orders was idle, so its ISR is still whole; every later produce there would shrink it too.
+    for (let i = 0; i < 3; i++) {
+      expect((await post(`${url(1)}/topics/failover/partitions/0/records`, { records: records(2, `more${i}`) })).status).toBe(200);
+    }
+
+    // The secondary comes back on the same port and data dir; the primary catches it up and expands the ISR.
+    await start(2, secondaryPort);
+    await vi.waitFor(() => expect(coordinator.assignment('failover', 0).isr).toEqual([1, 2]), { timeout: 15_000, interval: 50 });
+    expect(coordinator.isrRequests).toContainEqual({ brokerId: 1, topic: 'failover', partition: 0, epoch: 0, isr: [1, 2] });
+    expect(onDisk(dataDir(2), 'failover', 0).values).toEqual(onDisk(dataDir(1), 'failover', 0).values);
+    expect(onDisk(dataDir(2), 'failover', 0).values).toHaveLength(21);
+
+    // Back in the ISR, produces are replicated synchronously again.
+    expect((await post(`${url(1)}/topics/failover/partitions/0/records`, { records: records(1, 'after') })).status).toBe(200);
+    expect(onDisk(dataDir(2), 'failover', 0).values.at(-1)).toBe('after-0');
+  });
+
+  it('moves leadership to the secondary at a new epoch, truncating the old primary to the common prefix', async () => {
+    await coordinator.createTopic('moving', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] });
+    expect((await post(`${url(1)}/topics/moving/partitions/0/records`, { records: records(4, 'e0') })).status).toBe(200);
+    // The old primary stops with a tail the secondary never got (written by hand, as if it crashed before replicating).
+    const oldPort = Number(new URL(url(1)).port);
+    await brokers.get(1)!.close();
+    brokers.delete(1);
+    const db = new Database(path.join(dataDir(1), 'moving', '0.db'));
+    db.prepare('INSERT INTO records (offset, epoch, timestamp, key, value, headers) VALUES (4, 0, 1, NULL, ?, NULL)').run('lost');
+    db.close();
+
+    const assignment = coordinator.assignment('moving', 0);
+    Object.assign(assignment, { primary: 2, secondary: 1, epoch: 1, isr: [2] });
+    await coordinator.changed();
+    const onNew = await post(`${url(2)}/topics/moving/partitions/0/records`, { records: records(2, 'e1') });
+    expect(onNew.status).toBe(200);
+    expect(onNew.body).toMatchObject({ baseOffset: 4, count: 2, epoch: 1 });
+
+    await start(1, oldPort);
+    const onOld = await post(`${url(1)}/topics/moving/partitions/0/records`, { records: records(1, 'x') });
+    expect(onOld.body.error).toMatchObject({ code: 'NOT_PRIMARY', primary: { id: 2 } });
+    await vi.waitFor(() => expect(coordinator.assignment('moving', 0).isr).toEqual([2, 1]), { timeout: 15_000, interval: 50 });
+    const oldPrimary = onDisk(dataDir(1), 'moving', 0);
+    expect(oldPrimary.values).toEqual(['e0-0', 'e0-1', 'e0-2', 'e0-3', 'e1-0', 'e1-1']);
+    expect(oldPrimary.epochs).toEqual([{ epoch: 0, start_offset: 0 }, { epoch: 1, start_offset: 4 }]);
+  });
+
+  it('drops the replicas of a deleted topic', async () => {
+    coordinator.topics.delete('strict');
+    coordinator.topics.delete('fenced');
+    await coordinator.changed();
+    expect(fs.existsSync(path.join(dataDir(1), 'strict', '0.db'))).toBe(false);
+    expect(fs.existsSync(path.join(dataDir(2), 'fenced', '0.db'))).toBe(false);
+    const answer = await post(`${url(1)}/topics/strict/partitions/0/records`, { records: records(1, 'x') });
+    expect(answer.body.error.code).toBe('PARTITION_NOT_FOUND');
+  });
+});
