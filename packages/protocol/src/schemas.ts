@@ -224,6 +224,12 @@ export const replicateRequest = z
     /** The sending primary. */
     primaryId: brokerId,
     baseOffset: offset,
+    /**
+     * Epoch of the primary's record at `baseOffset - 1` (absent when `baseOffset` is the log
+     * start). The secondary answers OFFSET_MISMATCH unless its own record there has this epoch,
+     * so two logs of equal length that diverged are never taken for in sync.
+     */
+    prevEpoch: epoch.optional(),
     /** The secondary first deletes every record at or above this offset. */
     truncateTo: offset.optional(),
     records: z.array(replicatedRecord).max(MAX_RECORDS_PER_REQUEST),
