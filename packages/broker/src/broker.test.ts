@@ -310,8 +310,13 @@ describe('broker over HTTP with a stub coordinator', () => {
     });
     expect(truncated.body).toEqual({ leo: 2, epoch: 6 });
     expect(onDisk(dataDir(2), 'fenced', 0)).toMatchObject({ values: ['v0', 'v1'], epochs: [{ epoch: 5, start_offset: 0 }, { epoch: 6, start_offset: 1 }] });
+    // A push whose previous record has another epoch than ours is refused, so diverged logs of one length are caught.
+    const otherPrev = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 6, baseOffset: 2, prevEpoch: 5, records: [] });
+    expect(otherPrev.body.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 2, epochs: [[5, 0], [6, 1]] });
+    const samePrev = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 6, baseOffset: 2, prevEpoch: 6, records: [rec(2, 6)] });
+    expect(samePrev.body).toEqual({ leo: 3, epoch: 6 });
     // Having seen epoch 6, the replica refuses epoch 5 now.
-    const nowStale = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 5, baseOffset: 2, records: [] });
+    const nowStale = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 5, baseOffset: 3, records: [] });
     expect(nowStale.body.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 6 });
   });
 
@@ -390,18 +395,23 @@ describe('broker over HTTP with a stub coordinator', () => {
     db.close();
 
     const assignment = coordinator.assignment('moving', 0);
-    Object.assign(assignment, { primary: 2, secondary: 1, epoch: 1, isr: [2] });
+    // Failover as the coordinator does it with broker 1 dead: broker 2 alone at epoch 1.
+    Object.assign(assignment, { primary: 2, secondary: null, epoch: 1, isr: [2] });
     await coordinator.changed();
-    const onNew = await post(`${url(2)}/topics/moving/partitions/0/records`, { records: records(2, 'e1') });
+    // The new primary writes as many records as the lost tail: both logs end at 5 but differ at offset 4.
+    const onNew = await post(`${url(2)}/topics/moving/partitions/0/records`, { records: records(1, 'e1') });
     expect(onNew.status).toBe(200);
-    expect(onNew.body).toMatchObject({ baseOffset: 4, count: 2, epoch: 1 });
+    expect(onNew.body).toMatchObject({ baseOffset: 4, count: 1, epoch: 1 });
 
+    // Broker 1 returns and is assigned as the secondary: the first probe finds two logs of one length.
+    Object.assign(assignment, { secondary: 1 });
+    await coordinator.changed();
     await start(1, oldPort);
     const onOld = await post(`${url(1)}/topics/moving/partitions/0/records`, { records: records(1, 'x') });
     expect(onOld.body.error).toMatchObject({ code: 'NOT_PRIMARY', primary: { id: 2 } });
     await vi.waitFor(() => expect(coordinator.assignment('moving', 0).isr).toEqual([2, 1]), { timeout: 15_000, interval: 50 });
     const oldPrimary = onDisk(dataDir(1), 'moving', 0);
-    expect(oldPrimary.values).toEqual(['e0-0', 'e0-1', 'e0-2', 'e0-3', 'e1-0', 'e1-1']);
+    expect(oldPrimary.values).toEqual(['e0-0', 'e0-1', 'e0-2', 'e0-3', 'e1-0']);
     expect(oldPrimary.epochs).toEqual([{ epoch: 0, start_offset: 0 }, { epoch: 1, start_offset: 4 }]);
   });
 

@@ -34,6 +34,14 @@ export function applyReplicate(replica: PartitionReplica, request: ParsedReplica
     replica.clampHw();
   }
   if (request.baseOffset !== store.leo) throw offsetMismatch(replica, `batch starts at ${request.baseOffset}`);
+  // Same offset, same epoch means same record, and every earlier record the same too (each push
+  // is checked this way). A different epoch before baseOffset means the logs diverged earlier.
+  if (request.prevEpoch !== undefined && request.baseOffset > store.logStartOffset) {
+    const ownEpoch = store.epochAt(request.baseOffset - 1);
+    if (ownEpoch !== request.prevEpoch) {
+      throw offsetMismatch(replica, `record ${request.baseOffset - 1} has epoch ${ownEpoch}, primary's has ${request.prevEpoch}`);
+    }
+  }
 
   let previousEpoch = store.lastEpoch;
   for (let i = 0; i < request.records.length; i++) {

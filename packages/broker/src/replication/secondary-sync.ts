@@ -91,6 +91,8 @@ export class SecondarySync {
       epoch: this.epoch,
       primaryId: cluster.brokerId,
       baseOffset,
+      // The secondary checks its record before baseOffset has this epoch (Raft's log matching).
+      ...(baseOffset > store.logStartOffset ? { prevEpoch: store.epochAt(baseOffset - 1) } : {}),
       ...(this.truncateTo === undefined ? {} : { truncateTo: this.truncateTo }),
       records,
       hw: Math.min(hw, baseOffset + records.length),

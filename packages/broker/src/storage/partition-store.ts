@@ -183,6 +183,17 @@ export class PartitionStore {
     return this.epochHistory.length === 0 ? undefined : this.epochHistory[this.epochHistory.length - 1][0];
   }
 
+  /** The epoch that wrote `offset` (undefined outside the log). */
+  epochAt(offset: number): number | undefined {
+    if (offset < this.logStartValue || offset >= this.leoValue) return undefined;
+    let found: number | undefined;
+    for (const [epoch, start] of this.epochHistory) {
+      if (start > offset) break;
+      found = epoch;
+    }
+    return found;
+  }
+
   /** A copy of the epoch history, `[epoch, startOffset]` pairs in order. */
   epochs(): EpochEntry[] {
     return this.epochHistory.map((entry): EpochEntry => [entry[0], entry[1]]);
