@@ -108,6 +108,20 @@ async function fakeBroker(options: { notPrimaryFirst?: boolean } = {}) {
   return { url, notifications, produced };
 }
 
+/** A url that accepts connections and never answers: notifications to it must time out, not block. */
+async function hangingUrl(): Promise<string> {
+  const server = http.createServer(() => {});
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
 /** A url nothing listens on: calls to it are refused at once. */
 async function closedPortUrl(): Promise<string> {
   const server = http.createServer();
@@ -152,21 +166,22 @@ describe('topics', () => {
     await register(c.url, 1, broker.url);
     await register(c.url, 2, broker.url);
     await register(c.url, 3, await closedPortUrl());
+    await register(c.url, 4, await hangingUrl());
 
     const created = await call<TopicDescription>(c.url, 'POST', '/topics', { name: 'orders', partitions: 12 });
     expect(created.status).toBe(201);
     expect(created.body.replicationFactor).toBe(2);
     expect(created.body.config.minInsyncReplicas).toBe(1);
-    for (const id of [1, 2, 3]) {
-      expect(created.body.partitions.filter((p) => p.primary === id)).toHaveLength(4);
-      expect(created.body.partitions.filter((p) => p.primary === id || p.secondary === id)).toHaveLength(8);
+    for (const id of [1, 2, 3, 4]) {
+      expect(created.body.partitions.filter((p) => p.primary === id)).toHaveLength(3);
+      expect(created.body.partitions.filter((p) => p.primary === id || p.secondary === id)).toHaveLength(6);
     }
     for (const p of created.body.partitions) {
       expect(p.secondary).not.toBe(p.primary);
       expect(p).toMatchObject({ epoch: 0, isr: [p.primary, p.secondary], status: 'online', highWatermark: null });
     }
     const metadata = await call<MetadataResponse>(c.url, 'GET', '/metadata');
-    // Both registrations reached the fake broker's url; the closed port's failure was ignored.
+    // Both registrations reached the fake broker's url; the closed port's and the silent broker's failures were ignored.
     expect(broker.notifications).toEqual([metadata.body.version, metadata.body.version]);
 
     const single = await call<TopicDescription>(c.url, 'POST', '/topics', { name: 'logs', partitions: 2, replicationFactor: 1 });
@@ -182,7 +197,7 @@ describe('topics', () => {
     });
     const filtered = await call<MetadataResponse>(c.url, 'GET', '/metadata?topics=logs');
     expect(filtered.body.topics.map((t) => t.name)).toEqual(['logs']);
-    expect(filtered.body.brokers.map((b) => b.id)).toEqual([1, 2, 3]);
+    expect(filtered.body.brokers.map((b) => b.id)).toEqual([1, 2, 3, 4]);
     expect((await call(c.url, 'GET', '/topics/orders')).body).toEqual(created.body);
 
     const before = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.version;
@@ -336,6 +351,10 @@ describe('failover', () => {
     expect(types).toContain('broker_down');
     expect(types).toContain('failover');
     expect(types).toContain('partition_offline');
+    const metrics = await (await fetch(`${c.url}/metrics`)).text();
+    expect(metrics).toContain('tessera_coordinator_failovers_total 1');
+    expect(metrics).toContain('tessera_coordinator_partitions{state="offline"} 1');
+    expect(metrics).toContain('tessera_coordinator_brokers{state="dead"} 1');
     // Notifications went out for the failover with the new version.
     await waitFor('failover notification', async () => broker.notifications.includes(after.version));
 
