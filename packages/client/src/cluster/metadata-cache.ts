@@ -7,13 +7,21 @@
  * answer). While the coordinator is unreachable the last map stays in use, so produce
  * and consume keep working (DESIGN.md promise 5).
  */
-import { COORDINATOR_ROUTES, isNetworkError, isTesseraError, TesseraError } from '@tessera/protocol';
+import { COORDINATOR_ROUTES, isNetworkError, isRetriable, isTesseraError, TesseraError } from '@tessera/protocol';
 import type { MetadataResponse, PartitionAssignment, TopicMetadata } from '@tessera/protocol';
 import type { Connection } from '../connection/connection.js';
+
+/**
+ * Background refreshes start at most this often, so a dead coordinator is not asked again
+ * on every send or fetch; explicit `refresh()` calls (made between retries, after a
+ * backoff) are not limited.
+ */
+const BACKGROUND_REFRESH_INTERVAL_MS = 250;
 
 export class MetadataCache {
   private current: MetadataResponse | null = null;
   private fetchedAtMs = 0;
+  private lastAttemptMs = 0;
   private inFlight: Promise<MetadataResponse> | null = null;
 
   constructor(
@@ -43,6 +51,7 @@ export class MetadataCache {
 
   /** Starts a refresh without waiting for it; its failure leaves the cache as it is. */
   refreshInBackground(): void {
+    if (Date.now() - this.lastAttemptMs < BACKGROUND_REFRESH_INTERVAL_MS) return;
     this.fetch().catch(() => undefined);
   }
 
@@ -83,6 +92,7 @@ export class MetadataCache {
 
   private fetch(): Promise<MetadataResponse> {
     if (this.inFlight !== null) return this.inFlight;
+    this.lastAttemptMs = Date.now();
     this.inFlight = this.connection
       .coordinator<MetadataResponse>('GET', COORDINATOR_ROUTES.metadata)
       .then((metadata) => {
@@ -122,8 +132,4 @@ export function needsMetadataRefresh(error: unknown): boolean {
     isTesseraError(error, 'PARTITION_OFFLINE') ||
     isTesseraError(error, 'TIMEOUT')
   );
-}
-
-function isRetriable(error: unknown): boolean {
-  return error instanceof TesseraError ? error.retriable : isNetworkError(error);
 }

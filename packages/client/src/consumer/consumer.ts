@@ -126,6 +126,8 @@ export class Consumer extends EventEmitter {
   private lost = false;
   private heartbeatMs = DEFAULT_GROUP_HEARTBEAT_MS;
   private heartbeatLoop: Promise<void> | null = null;
+  /** Set while heartbeats fail, so a long coordinator outage reports one 'error', not one per beat. */
+  private heartbeatFailing = false;
 
   private readonly owned = new Map<number, PartitionState>();
   /** One fetch at a time per broker URL. */
@@ -164,7 +166,7 @@ export class Consumer extends EventEmitter {
    * Returns the next records (up to `maxRecords`), waiting up to `waitMs` when there are
    * none. The first call joins the group. Records returned count as consumed: a plain
    * `commit()` and `close()` commit past them. Not to be called concurrently or while
-   * `subscribe()` runs.
+   * `subscribe()` runs; after `close()` it returns no records.
    */
   async poll(options: { maxRecords?: number; waitMs?: number } = {}): Promise<ConsumedRecord[]> {
     if (this.closed) return [];
@@ -460,6 +462,7 @@ export class Consumer extends EventEmitter {
       if (this.membership !== null && membership.generation < this.membership.generation) return; // An older answer overtaken.
       this.membership = membership;
       this.heartbeatMs = membership.heartbeatMs;
+      this.heartbeatFailing = false;
       if (membership.generation !== this.appliedGeneration) this.wakeup.notify();
     } catch (error) {
       if (memberId !== this.memberId || this.closed) return;
@@ -469,7 +472,8 @@ export class Consumer extends EventEmitter {
       }
       // Anything else (the coordinator is down, most likely) changes nothing: keep consuming
       // what this member owns, and try again at the next beat.
-      this.emitError(error);
+      if (!this.heartbeatFailing) this.emitError(error);
+      this.heartbeatFailing = true;
     }
   }
 

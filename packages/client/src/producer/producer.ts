@@ -106,7 +106,9 @@ export class Producer {
   private readonly queues = new Map<string, PartitionQueue>();
   /** Records accepted by `send()` and not yet settled; bounded by maxBufferedRecords. */
   private buffered = 0;
+  /** `send()` calls waiting for room, oldest first (a FIFO with a moving head: no O(n) shift per release). */
   private spaceWaiters: Array<() => void> = [];
+  private spaceWaitersHead = 0;
   /** Every `send()` not yet settled, so `flush()` can wait for them. */
   private readonly outstanding = new Set<Promise<void>>();
   /** The partition keyless records of each topic go to until that partition's batch is sent. */
@@ -362,8 +364,14 @@ export class Producer {
 
   private release(): void {
     this.buffered--;
-    const waiter = this.spaceWaiters.shift();
-    waiter?.();
+    if (this.spaceWaitersHead < this.spaceWaiters.length) {
+      const waiter = this.spaceWaiters[this.spaceWaitersHead++];
+      if (this.spaceWaitersHead === this.spaceWaiters.length) {
+        this.spaceWaiters = [];
+        this.spaceWaitersHead = 0;
+      }
+      waiter();
+    }
   }
 }
 
