@@ -299,7 +299,7 @@ describe('tessera CLI against a tessera dev cluster', () => {
     const unreachable = await tessera(['topics', 'list'], { coordinator: `http://127.0.0.1:${closedPort}` });
     expect(expectOneErrorLine(unreachable)).toBe(`tessera: cannot reach the coordinator at http://127.0.0.1:${closedPort} (connection refused)`);
 
-    expect(expectOneErrorLine(await tessera(['topics', 'create', 'x', '--partitions', 'many']))).toContain("'--partitions <n>' argument 'many' is invalid");
+    expect(expectOneErrorLine(await tessera(['topics', 'create', 'x', '--partitions', 'many']))).toContain("--partitions <n>' argument 'many' is invalid");
     expect(expectOneErrorLine(await tessera(['topics', 'list', '--no-such-flag']))).toContain("unknown option '--no-such-flag'");
     expect(expectOneErrorLine(await tessera(['consume', TOPIC]))).toContain("required option '-g, --group <group>' not specified");
   });

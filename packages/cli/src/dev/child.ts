@@ -94,13 +94,21 @@ export class ManagedChild {
     }
   }
 
-  /** SIGTERM, then SIGKILL when it has not exited after `graceMs`. */
-  async stop(graceMs: number): Promise<ChildExit> {
-    if (!this.running) return this.exited;
+  /**
+   * SIGTERM, then SIGKILL when it has not exited after `graceMs`. Resolves whether it
+   * had to be killed (false when it stopped by itself or was not running).
+   */
+  async stop(graceMs: number): Promise<{ killed: boolean }> {
+    if (!this.running) return { killed: false };
+    let killed = false;
     this.signal('SIGTERM');
-    const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
+    const timer = setTimeout(() => {
+      killed = true;
+      this.signal('SIGKILL');
+    }, graceMs);
     try {
-      return await this.exited;
+      await this.exited;
+      return { killed };
     } finally {
       clearTimeout(timer);
     }

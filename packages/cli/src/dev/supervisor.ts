@@ -292,7 +292,7 @@ export class DevCluster {
     if (signal !== undefined) this.note(`${signal}: stopping the cluster`);
     const exits = await Promise.all(this.children.map((child) => child.stop(this.options.stopGraceMs)));
     exits.forEach((exit, i) => {
-      if (exit.signal === 'SIGKILL') this.note(`${this.children[i]!.spec.name} did not stop in time and was killed`);
+      if (exit.killed) this.note(`${this.children[i]!.spec.name} did not stop in time and was killed`);
     });
     removeDevState(this.options.dataDir);
     this.note('stopped');
