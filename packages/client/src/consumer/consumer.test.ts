@@ -245,6 +245,29 @@ describe('Consumer', () => {
     expect(consumer.assignment()).toEqual([0]);
   });
 
+  it('close() commits what was handled: records of earlier polls and explicit commits, not the last unacknowledged poll', async () => {
+    // Proves at-least-once in poll mode: records the caller never came back from (nor committed) are delivered again.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+    const script: BrokerScript = { logs: new Map([[0, 2]]) };
+    fakeBroker(broker, script);
+    const c = client(coordinator);
+    const first = c.consumer({ group: 'g', topic: 't', fromBeginning: true });
+    expect((await pollAtLeast(first, 2)).map((r) => r.offset)).toEqual([0, 1]);
+    script.logs.set(0, 4);
+    expect((await pollAtLeast(first, 2)).map((r) => r.offset)).toEqual([2, 3]);
+    await first.close();
+    expect(script.committed!.get(0)).toBe(2);
+
+    const second = c.consumer({ group: 'g', topic: 't', fromBeginning: true });
+    const again = await pollAtLeast(second, 2);
+    expect(again.map((r) => r.offset)).toEqual([2, 3]);
+    await second.commit(again);
+    await second.close();
+    expect(script.committed!.get(0)).toBe(4);
+  });
+
   it('on GENERATION_MISMATCH heartbeats and commits again with the current generation', async () => {
     // Proves a commit refused for an old generation is retried after learning the new one.
     const coordinator = await stub('coordinator');

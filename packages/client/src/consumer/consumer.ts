@@ -92,8 +92,14 @@ interface PartitionState {
   fetchOffset: number | null;
   /** Fetched records not yet handed out; a partition is fetched again only when this is empty. */
   buffer: ConsumedRecord[];
-  /** Next offset after the last record handed out by `poll()` or handled by `subscribe()`: what a plain `commit()` stores. */
+  /**
+   * Next offset after the last HANDLED record: one the subscribe handler finished, one
+   * committed explicitly, or one returned by a `poll()` before the latest (calling `poll()`
+   * again says the previous records are done). What close() and a revocation commit.
+   */
   consumedOffset: number | null;
+  /** Next offset after the last record `poll()` returned: what a plain `commit()` stores. */
+  returnedOffset: number | null;
   /** The group's committed offset as far as this member knows. */
   committedOffset: number | null;
 }
@@ -164,15 +170,19 @@ export class Consumer extends EventEmitter {
 
   /**
    * Returns the next records (up to `maxRecords`), waiting up to `waitMs` when there are
-   * none. The first call joins the group. Records returned count as consumed: a plain
-   * `commit()` and `close()` commit past them. Not to be called concurrently or while
-   * `subscribe()` runs; after `close()` it returns no records.
+   * none. The first call joins the group. A plain `commit()` commits past everything
+   * returned so far. Calling `poll()` again marks the records of the previous call as
+   * handled, and only handled (or explicitly committed) records are committed by
+   * `close()` and when a partition is taken away, so records returned by the last poll
+   * and never committed come again (at-least-once). Not to be called concurrently or
+   * while `subscribe()` runs; after `close()` it returns no records.
    */
   async poll(options: { maxRecords?: number; waitMs?: number } = {}): Promise<ConsumedRecord[]> {
     if (this.closed) return [];
     if (this.busy) throw new TesseraError('INVALID_REQUEST', 'poll() is already running (or subscribe() is)');
     this.busy = true;
     try {
+      for (const state of this.owned.values()) state.consumedOffset = maxOffset(state.consumedOffset, state.returnedOffset);
       return await this.nextRecords(
         positive('maxRecords', options.maxRecords ?? this.maxRecords),
         nonNegative('waitMs', options.waitMs ?? this.waitMs),
@@ -192,13 +202,19 @@ export class Consumer extends EventEmitter {
     const offsets = new Map<number, number>();
     if (records === undefined) {
       for (const state of this.owned.values()) {
-        if (state.consumedOffset !== null) offsets.set(state.partition, state.consumedOffset);
+        const offset = maxOffset(state.consumedOffset, state.returnedOffset);
+        if (offset !== null) offsets.set(state.partition, offset);
       }
     } else {
       for (const record of records) {
         if (record.topic !== this.topic) continue;
         offsets.set(record.partition, Math.max(offsets.get(record.partition) ?? 0, record.offset + 1));
       }
+    }
+    // What the caller commits, it has handled.
+    for (const [partition, offset] of offsets) {
+      const state = this.owned.get(partition);
+      if (state !== undefined) state.consumedOffset = maxOffset(state.consumedOffset, offset);
     }
     await this.commitOffsets(offsets);
   }
@@ -237,7 +253,7 @@ export class Consumer extends EventEmitter {
       if (this.subscription !== null) await this.subscription.catch(() => undefined);
       if (this.memberId !== null && !this.lost) {
         try {
-          await this.commit();
+          await this.commitHandled();
         } catch (error) {
           this.emitError(error);
         }
@@ -287,7 +303,7 @@ export class Consumer extends EventEmitter {
       if (records.length === 0) continue;
       const handlerError = await this.handleBatch(records, handler);
       try {
-        await this.commit();
+        await this.commitHandled();
       } catch (error) {
         if (!isRetriable(error)) throw error;
         this.emitError(error);
@@ -334,6 +350,15 @@ export class Consumer extends EventEmitter {
     return failure;
   }
 
+  /** Commits the handled records of every owned partition. */
+  private commitHandled(): Promise<void> {
+    const offsets = new Map<number, number>();
+    for (const state of this.owned.values()) {
+      if (state.consumedOffset !== null) offsets.set(state.partition, state.consumedOffset);
+    }
+    return this.commitOffsets(offsets);
+  }
+
   /** Makes `offset` the next record of the partition to fetch and hand out. */
   private rewind(state: PartitionState, offset: number): void {
     state.buffer = [];
@@ -348,7 +373,7 @@ export class Consumer extends EventEmitter {
       if (state.buffer.length === 0) continue;
       const taken = state.buffer.splice(0, maxRecords - out.length);
       for (const record of taken) out.push(record);
-      if (markConsumed) state.consumedOffset = taken[taken.length - 1].offset + 1;
+      if (markConsumed) state.returnedOffset = taken[taken.length - 1].offset + 1;
     }
     this.drainStart++;
     return out;
@@ -430,7 +455,7 @@ export class Consumer extends EventEmitter {
     if (this.lost || this.membership?.memberId !== membership.memberId) return; // Rejoin in the next round.
     const added = membership.assignment.filter((partition) => !this.owned.has(partition)).sort((a, b) => a - b);
     for (const partition of added) {
-      this.owned.set(partition, { partition, fetchOffset: null, buffer: [], consumedOffset: null, committedOffset: null });
+      this.owned.set(partition, { partition, fetchOffset: null, buffer: [], consumedOffset: null, returnedOffset: null, committedOffset: null });
     }
     this.appliedGeneration = membership.generation;
     if (added.length > 0) this.safeEmit('assigned', added);
@@ -501,6 +526,7 @@ export class Consumer extends EventEmitter {
             const start = entry.offset ?? (this.fromBeginning ? entry.logStartOffset : entry.highWatermark);
             state.fetchOffset = start;
             state.consumedOffset = start;
+            state.returnedOffset = start;
             state.committedOffset = entry.offset;
           }
         } catch (error) {
@@ -703,4 +729,10 @@ function positive(name: string, value: number): number {
 function nonNegative(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 0) throw new TesseraError('INVALID_REQUEST', `${name} must be a non-negative integer, got ${value}`);
   return value;
+}
+
+function maxOffset(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.max(a, b);
 }
