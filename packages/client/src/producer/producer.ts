@@ -227,7 +227,11 @@ export class Producer {
     });
   }
 
-  /** The topic's map, retried while the coordinator cannot answer and time is left. */
+  /**
+   * The topic's map. Without a cached map it is retried per the client's retry policy
+   * (not the whole delivery timeout), so a coordinator that was never reachable is
+   * reported within seconds.
+   */
   private async topicMetadata(topic: string, deadlineMs: number): Promise<TopicMetadata> {
     const cached = this.context.metadata.cachedTopic(topic);
     if (cached !== undefined) return cached;
@@ -236,7 +240,7 @@ export class Producer {
         return await this.context.metadata.topic(topic);
       } catch (error) {
         const waitMs = backoffMs(Math.min(attempt, 20), this.context.retry);
-        if (!isRetriable(error) || Date.now() + waitMs >= deadlineMs) throw error;
+        if (!isRetriable(error) || attempt >= this.context.retry.retries || Date.now() + waitMs >= deadlineMs) throw error;
         await delay(waitMs);
       }
     }
