@@ -55,12 +55,14 @@ export class MetadataCache {
     this.fetch().catch(() => undefined);
   }
 
-  /** Replaces the cache with a map fetched by someone else (e.g. `admin.metadata()`), unless it is older. */
+  /**
+   * Replaces the cache with a map the coordinator just answered (also from `admin.metadata()`).
+   * The latest answer wins even with a lower version: only one refresh runs at a time, and
+   * a coordinator started afresh on an empty data directory counts versions from zero again.
+   */
   update(metadata: MetadataResponse): void {
-    if (this.current === null || metadata.version >= this.current.version) {
-      this.current = metadata;
-      this.fetchedAtMs = Date.now();
-    }
+    this.current = metadata;
+    this.fetchedAtMs = Date.now();
   }
 
   /** Forgets the fetch time, so the next `get()` refreshes in the background. */
@@ -97,7 +99,7 @@ export class MetadataCache {
       .coordinator<MetadataResponse>('GET', COORDINATOR_ROUTES.metadata)
       .then((metadata) => {
         this.update(metadata);
-        return this.current ?? metadata;
+        return metadata;
       })
       .finally(() => {
         this.inFlight = null;
