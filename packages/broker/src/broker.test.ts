@@ -278,6 +278,18 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(none.body.partitions[0].offset).toBeNull();
   });
 
+  it('exposes produce, fetch, batch, replication and group-lag metrics for Prometheus', async () => {
+    const text = await (await fetch(`${url(1)}/metrics`)).text();
+    expect(text).toMatch(/^tessera_broker_records_produced_total\{topic="orders"\} 104$/m);
+    expect(text).toMatch(/^tessera_broker_records_fetched_total\{topic="orders"\} \d+$/m);
+    expect(text).toMatch(/^tessera_broker_write_batch_records_bucket\{le="\+Inf"\} \d+$/m);
+    expect(text).toMatch(/^tessera_broker_replication_latency_seconds_count [1-9]\d*$/m);
+    expect(text).toMatch(/^tessera_broker_group_lag_records\{group="g1",topic="orders",partition="0"\} 100$/m);
+    expect(text).toMatch(/^tessera_broker_replication_lag_records\{topic="orders",partition="0"\} 0$/m);
+    expect(text).toMatch(/^tessera_broker_long_polls_open 0$/m);
+    expect(text).toMatch(/^tessera_broker_partitions\{role="primary"\} 1$/m);
+  });
+
   it('refuses NOT_ENOUGH_REPLICAS when minInsyncReplicas is 2 and the ISR has one member', async () => {
     await coordinator.createTopic('strict', { primary: 1, secondary: null, epoch: 0, isr: [1] }, { minInsyncReplicas: 2 });
     const refused = await post(`${url(1)}/topics/strict/partitions/0/records`, { records: records(1, 's') });

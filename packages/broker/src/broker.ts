@@ -3,12 +3,13 @@
  * coordinator link. `startBroker` listens, then registers in the background; /ready turns
  * true once the broker is registered and has applied its assignments.
  */
-import { BROKER_ROUTES, JsonHttpClient } from '@tessera/protocol';
+import { BROKER_ROUTES, JsonHttpClient, type ReplicateResponse } from '@tessera/protocol';
 import { createHttpService, createLogger } from '@tessera/service';
 import type { AddressInfo } from 'node:net';
 import { CoordinatorLink, reconcile } from './cluster/index.js';
 import { DEFAULT_CONFIG, DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.js';
 import { mountRoutes } from './http/routes.js';
+import { BrokerMetrics } from './metrics/broker-metrics.js';
 import { ReplicaSet } from './replica/index.js';
 import type { ReplicationPort } from './replication/index.js';
 
@@ -27,8 +28,14 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     config.logger ?? createLogger('broker', { brokerId: config.id }, { level: config.logLevel, pretty: config.logPretty });
 
   const peers = new JsonHttpClient({ timeoutMs: config.replicaTimeoutMs, maxSockets: 64 });
+  const metrics = new BrokerMetrics();
   const client: ReplicationPort = {
-    replicate: (url, request, timeoutMs) => peers.post(url + BROKER_ROUTES.replicate, request, { timeoutMs }),
+    async replicate(url, request, timeoutMs) {
+      const stopTimer = metrics.replicationLatency.startTimer();
+      const answer = await peers.post<ReplicateResponse>(url + BROKER_ROUTES.replicate, request, { timeoutMs });
+      stopTimer();
+      return answer;
+    },
   };
 
   let replicas: ReplicaSet | undefined;
@@ -52,6 +59,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     logger,
     replicaTimeoutMs: config.replicaTimeoutMs,
     limits,
+    onFlush: (records) => metrics.writeBatchRecords.observe(records),
   });
 
   const service = createHttpService({
@@ -60,7 +68,20 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     logger,
     isReady: () => link.registered && link.loaded,
   });
-  mountRoutes(service, { replicas, link, limits, maxValueBytes: config.maxValueBytes, logger });
+  const routes = mountRoutes(service, { replicas, link, limits, maxValueBytes: config.maxValueBytes, logger, metrics });
+  const held = replicas;
+  metrics.register(service, {
+    longPollsOpen: () => routes.fetch.pending,
+    replicationLag: () =>
+      held.all().flatMap((r) => (r.role === 'primary' && r.secondaryId !== null ? [{ topic: r.topic, partition: r.partition, lag: r.replicationLag() }] : [])),
+    groupLag: () =>
+      held.all().flatMap((r) =>
+        r.role === 'primary' && !r.isClosed
+          ? r.store.groupOffsets().map((g) => ({ group: g.group, topic: r.topic, partition: r.partition, lag: Math.max(0, r.hw - g.offset) }))
+          : [],
+      ),
+    partitions: () => held.all().map((r) => ({ role: r.role, underReplicated: r.underReplicated })),
+  });
   const server = await service.listen(config.port, config.host);
   const port = (server.address() as AddressInfo).port;
   const url = (config.advertisedUrl ?? `http://${config.host}:${port}`).replace(/\/+$/, '');

@@ -69,6 +69,10 @@ export class FetchHandler {
           result.records = read.records;
           recordsLeft -= read.records.length;
           bytesLeft -= read.bytes;
+          if (read.records.length > 0) {
+            this.deps.metrics.recordsFetched.inc({ topic: ref.topic }, read.records.length);
+            this.deps.metrics.bytesFetched.inc({ topic: ref.topic }, read.bytes);
+          }
         }
       } catch (error) {
         result.error = inlineError(this.deps, error);

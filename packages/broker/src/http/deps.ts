@@ -3,6 +3,7 @@ import { TesseraError, parseOrThrow, partitionRef, type ErrorBody, type Partitio
 import type { Context, Logger } from '@tessera/service';
 import type { CoordinatorLink } from '../cluster/index.js';
 import type { BrokerLimits } from '../config.js';
+import type { BrokerMetrics } from '../metrics/broker-metrics.js';
 import type { PartitionReplica, ReplicaSet } from '../replica/index.js';
 
 export interface HandlerDeps {
@@ -11,6 +12,7 @@ export interface HandlerDeps {
   limits: BrokerLimits;
   maxValueBytes: number;
   logger: Logger;
+  metrics: BrokerMetrics;
 }
 
 /** The topic and partition of a route, validated like a body (`/topics/:topic/partitions/:partition/...`). */

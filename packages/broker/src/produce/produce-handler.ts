@@ -8,12 +8,18 @@ import type { Context } from '@tessera/service';
 import { findReplicas, partitionNotFound, routePartition, type HandlerDeps } from '../http/deps.js';
 
 export async function handleProduce(deps: HandlerDeps, ctx: Context): Promise<void> {
+  const stopTimer = deps.metrics.produceLatency.startTimer();
   const ref = routePartition(ctx);
   const request = parseOrThrow(produceRequest, ctx.state.body);
   checkValueSizes(request.records, deps.maxValueBytes);
   const [replica] = await findReplicas(deps, [ref]);
   if (replica === undefined) throw partitionNotFound(ref);
   const result = await replica.produce(request.records);
+  stopTimer();
+  deps.metrics.recordsProduced.inc({ topic: ref.topic }, result.count);
+  let bytes = 0;
+  for (const record of request.records) bytes += record.value.length;
+  deps.metrics.bytesProduced.inc({ topic: ref.topic }, bytes);
   const body: ProduceResponse = { topic: ref.topic, partition: ref.partition, ...result };
   ctx.body = body;
 }

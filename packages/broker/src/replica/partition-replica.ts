@@ -63,6 +63,8 @@ export interface ReplicaOptions {
   logger: Logger;
   replicaTimeoutMs: number;
   limits: BrokerLimits;
+  /** Called with the record count of every flush (metrics). */
+  onFlush?: (records: number) => void;
 }
 
 /** Retries of a failing replicate call while the ISR still holds the secondary. */
@@ -124,6 +126,17 @@ export class PartitionReplica {
 
   report(): ReplicaReport {
     return { topic: this.topic, partition: this.partition, epoch: this.epoch, leo: this.leo, hw: this.hw, role: this.role };
+  }
+
+  /** Records the secondary is known to lack (primary only; 0 without a secondary). */
+  replicationLag(): number {
+    if (this.role !== 'primary' || this.secondaryId === null) return 0;
+    return Math.max(0, this.leo - (this.sync?.secondaryLeo ?? this.hw));
+  }
+
+  /** A primary whose assigned secondary is not in the ISR. */
+  get underReplicated(): boolean {
+    return this.role === 'primary' && this.secondaryId !== null && !this.isr.includes(this.secondaryId);
   }
 
   /** NOT_PRIMARY naming the primary this broker knows. */
@@ -249,6 +262,7 @@ export class PartitionReplica {
     }
     if (records.length === 0 && commits.length === 0 && entries.length > 0) return;
 
+    this.options.onFlush?.(records.length);
     try {
       this.store.append(records, commits, this.hw);
     } catch (error) {

@@ -13,6 +13,7 @@ export interface ReplicaSetOptions {
   logger: Logger;
   replicaTimeoutMs: number;
   limits: BrokerLimits;
+  onFlush?: (records: number) => void;
 }
 
 export function replicaKey(topic: string, partition: number): string {
@@ -47,6 +48,7 @@ export class ReplicaSet {
       logger: this.options.logger,
       replicaTimeoutMs: this.options.replicaTimeoutMs,
       limits: this.options.limits,
+      onFlush: this.options.onFlush,
     });
     this.replicas.set(key, replica);
     this.options.logger.info({ topic, partition, leo: store.leo, hw: store.hwCheckpoint }, 'replica opened');

@@ -1,0 +1,154 @@
+/**
+ * The broker's Prometheus metrics, registered in the service's prom-client registry. The
+ * broker does not depend on prom-client itself, so the few metric kinds it needs are small
+ * objects of the shape the registry reads (`{name, help, type, get()}`). Names follow the
+ * dashboards in grafana/: `tessera_broker_` prefix, base units, `_total` on counters.
+ */
+import type { HttpService } from '@tessera/service';
+
+type Labels = Record<string, string | number>;
+interface Sample {
+  value: number;
+  labels: Labels;
+  metricName?: string;
+}
+interface RegistryMetric {
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge' | 'histogram';
+  get(): Promise<{ name: string; help: string; type: string; values: Sample[]; aggregator: string }>;
+}
+
+function labelKey(labels: Labels): string {
+  return JSON.stringify(labels);
+}
+
+export class CounterMetric implements RegistryMetric {
+  readonly type = 'counter' as const;
+  private readonly values = new Map<string, Sample>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+  inc(labels: Labels, by = 1): void {
+    const key = labelKey(labels);
+    const sample = this.values.get(key);
+    if (sample) sample.value += by;
+    else this.values.set(key, { value: by, labels });
+  }
+  async get() {
+    return { name: this.name, help: this.help, type: this.type, values: [...this.values.values()], aggregator: 'sum' };
+  }
+}
+
+/** A gauge whose samples are computed at scrape time. */
+export class CollectedGauge implements RegistryMetric {
+  readonly type = 'gauge' as const;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly collect: () => Sample[],
+  ) {}
+  async get() {
+    return { name: this.name, help: this.help, type: this.type, values: this.collect(), aggregator: 'sum' };
+  }
+}
+
+/** A histogram without labels. */
+export class HistogramMetric implements RegistryMetric {
+  readonly type = 'histogram' as const;
+  private readonly counts: number[];
+  private sum = 0;
+  private count = 0;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly buckets: number[],
+  ) {
+    this.counts = buckets.map(() => 0);
+  }
+  observe(value: number): void {
+    this.sum += value;
+    this.count++;
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) this.counts[i]++;
+  }
+  /** Starts a timer; calling the returned function observes the elapsed seconds. */
+  startTimer(): () => void {
+    const started = process.hrtime.bigint();
+    return () => this.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+  async get() {
+    const values: Sample[] = this.buckets.map((le, i) => ({ metricName: `${this.name}_bucket`, labels: { le }, value: this.counts[i] }));
+    values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf' }, value: this.count });
+    values.push({ metricName: `${this.name}_sum`, labels: {}, value: this.sum });
+    values.push({ metricName: `${this.name}_count`, labels: {}, value: this.count });
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' };
+  }
+}
+
+const LATENCY_BUCKETS_SECONDS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const BATCH_BUCKETS_RECORDS = [1, 10, 100, 1_000, 10_000, 100_000];
+
+/** Where scrape-time gauges read from. */
+export interface MetricsSources {
+  longPollsOpen(): number;
+  replicationLag(): Array<{ topic: string; partition: number; lag: number }>;
+  groupLag(): Array<{ group: string; topic: string; partition: number; lag: number }>;
+  partitions(): Array<{ role: string; underReplicated: boolean }>;
+}
+
+export class BrokerMetrics {
+  readonly recordsProduced = new CounterMetric('tessera_broker_records_produced_total', 'Records acknowledged to producers');
+  readonly bytesProduced = new CounterMetric('tessera_broker_bytes_produced_total', 'Value bytes acknowledged to producers (UTF-16 length)');
+  readonly recordsFetched = new CounterMetric('tessera_broker_records_fetched_total', 'Records returned by fetch');
+  readonly bytesFetched = new CounterMetric('tessera_broker_bytes_fetched_total', 'Bytes returned by fetch (estimate)');
+  readonly produceLatency = new HistogramMetric(
+    'tessera_broker_produce_latency_seconds',
+    'Time from a produce request to its acknowledgement',
+    LATENCY_BUCKETS_SECONDS,
+  );
+  readonly replicationLatency = new HistogramMetric(
+    'tessera_broker_replication_latency_seconds',
+    'Duration of one replicate call to a secondary',
+    LATENCY_BUCKETS_SECONDS,
+  );
+  readonly writeBatchRecords = new HistogramMetric(
+    'tessera_broker_write_batch_records',
+    'Records per flush (one transaction, one replicate call)',
+    BATCH_BUCKETS_RECORDS,
+  );
+
+  register(service: HttpService, sources: MetricsSources): void {
+    const gauges = [
+      new CollectedGauge('tessera_broker_long_polls_open', 'Fetches waiting in a long-poll', () => [
+        { value: sources.longPollsOpen(), labels: {} },
+      ]),
+      new CollectedGauge('tessera_broker_replication_lag_records', 'Records the secondary lacks, per partition led here', () =>
+        sources.replicationLag().map((p) => ({ value: p.lag, labels: { topic: p.topic, partition: p.partition } })),
+      ),
+      new CollectedGauge('tessera_broker_group_lag_records', 'High watermark minus committed offset, per group and partition led here', () =>
+        sources.groupLag().map((p) => ({ value: p.lag, labels: { group: p.group, topic: p.topic, partition: p.partition } })),
+      ),
+      new CollectedGauge('tessera_broker_partitions', 'Replicas held, by role', () => {
+        const counts = { primary: 0, secondary: 0 };
+        for (const p of sources.partitions()) counts[p.role as keyof typeof counts]++;
+        return Object.entries(counts).map(([role, value]) => ({ value, labels: { role } }));
+      }),
+      new CollectedGauge('tessera_broker_under_replicated_partitions', 'Partitions led here whose secondary is not in the ISR', () => [
+        { value: sources.partitions().filter((p) => p.underReplicated).length, labels: {} },
+      ]),
+    ];
+    const metrics: RegistryMetric[] = [
+      this.recordsProduced,
+      this.bytesProduced,
+      this.recordsFetched,
+      this.bytesFetched,
+      this.produceLatency,
+      this.replicationLatency,
+      this.writeBatchRecords,
+      ...gauges,
+    ];
+    // The registry only reads name, help, type and get() of what it is given.
+    for (const metric of metrics) service.registry.registerMetric(metric as unknown as Parameters<HttpService['registry']['registerMetric']>[0]);
+  }
+}
