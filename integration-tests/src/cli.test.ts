@@ -304,6 +304,44 @@ describe('tessera CLI against a tessera dev cluster', () => {
     expect(expectOneErrorLine(await tessera(['consume', TOPIC]))).toContain("required option '-g, --group <group>' not specified");
   });
 
+  it('consume | head ends quietly (EPIPE) with exit 0', async () => {
+    const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} --coordinator ${coordinatorUrl} consume ${TOPIC} --group g-head --from-beginning --idle-timeout-ms 5000 | head -n 2; echo "consume exit $\{PIPESTATUS[0]}" >&2`;
+    const result = await new Promise<RunResult>((resolve) => {
+      const child = spawn('bash', ['-c', command], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.once('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(jsonLines(result.stdout)).toHaveLength(2);
+    expect(result.stderr).toContain('consume exit 0');
+    expect(result.stderr).not.toMatch(/EPIPE|\n\s+at /);
+  });
+
+  it('bench produce reports throughput and latency as JSON', async () => {
+    const result = await tessera(['bench', 'produce', '--topic', 'cli-bench', '--messages', '200', '--size', '64', '--concurrency', '50', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report).toMatchObject({ mode: 'produce', messages: 200, sizeBytes: 64, failed: 0 });
+    expect(report.messagesPerSecond).toBeGreaterThan(0);
+    expect(report.ackLatencyMs.p99).toBeGreaterThanOrEqual(report.ackLatencyMs.p50);
+  });
+
+  it('a broker killed with SIGKILL is reported by dev and shown dead; the cluster keeps serving', async () => {
+    const victim = readDevJson()!.processes.find((p) => p.id === BROKERS)!;
+    process.kill(victim.pid!, 'SIGKILL');
+    await waitFor(() => dev!.stderr().includes(`broker-${BROKERS} (pid ${victim.pid}) was killed by SIGKILL`) || undefined, 'dev to report the death');
+    expect(readDevJson()!.processes.find((p) => p.id === BROKERS)!.pid).toBeNull();
+    await waitFor(async () => {
+      const status = JSON.parse((await tessera(['cluster', 'status', '--json'])).stdout);
+      return status.brokers.find((b: { id: number }) => b.id === BROKERS)?.alive === false || undefined;
+    }, 'the coordinator to declare the broker dead', 30_000);
+    // Failover moved its partitions to the survivors: produce is acknowledged again.
+    const more = await tessera(['produce', 'cli-bench'], { input: 'a\nb\nc\n' });
+    expect(more.code, more.stderr).toBe(0);
+  });
+
   it('SIGTERM stops every child; a restart on the same data dir keeps records and committed offsets', async () => {
     const pids = readDevJson()!.processes.map((p) => p.pid!);
     dev!.process.kill('SIGTERM');

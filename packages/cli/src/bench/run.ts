@@ -1,7 +1,7 @@
 /**
  * `tessera bench produce|e2e`: measurements, not tests.
- *  - produce: N records of SIZE bytes through the batching Producer from C concurrent
- *    senders (each awaits its record's acknowledgement before sending the next);
+ *  - produce: N records of SIZE bytes through the batching Producer with at most C
+ *    records in flight (as C concurrent senders each awaiting its acknowledgement would);
  *    reports records/s, MB/s and ack latency percentiles.
  *  - e2e: the same sending (optionally paced with --rate) while a consumer group member
  *    of this process reads the topic; each record carries its send time in a header,
@@ -78,7 +78,6 @@ export async function runBench(runtime: Runtime, mode: 'produce' | 'e2e', option
   const value = 'x'.repeat(options.size);
   const ack = new LatencyHistogram();
   const e2e = new LatencyHistogram();
-  let next = 0;
   let acknowledged = 0;
   let failed = 0;
   let delivered = 0;
@@ -118,32 +117,48 @@ export async function runBench(runtime: Runtime, mode: 'produce' | 'e2e', option
     })();
   }
 
-  const send = async (producerRef: Producer) => {
+  /**
+   * Keeps up to `concurrency` records in flight (sent, not yet acknowledged); with a rate,
+   * record i leaves at start + i/rate (open loop: a slow acknowledgement does not delay
+   * the next send, only a full window does).
+   */
+  const sendAll = async (producerRef: Producer) => {
     const intervalMs = options.rate === undefined ? 0 : 1000 / options.rate;
-    while (firstError === undefined) {
-      const index = next++;
-      if (index >= options.messages) return;
+    let inFlight = 0;
+    let slotFreed: (() => void) | undefined;
+    const release = () => {
+      inFlight--;
+      const wake = slotFreed;
+      slotFreed = undefined;
+      wake?.();
+    };
+    for (let index = 0; index < options.messages && firstError === undefined; index++) {
+      while (inFlight >= options.concurrency) await new Promise<void>((resolve) => (slotFreed = resolve));
       if (intervalMs > 0) {
-        // Paced: record i leaves at start + i/rate, whichever sender takes it.
-        const dueMs = startedMs + index * intervalMs;
-        const waitMs = dueMs - performance.now();
+        const waitMs = startedMs + index * intervalMs - performance.now();
         if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
       }
       const sentAtMs = performance.now();
       const headers = mode === 'e2e' ? { [RUN_HEADER]: runId, [SENT_HEADER]: String(performance.timeOrigin + sentAtMs) } : undefined;
-      try {
-        await producerRef.send({ topic: options.topic, key: String(index), value, headers });
-        ack.recordMs(performance.now() - sentAtMs);
-        acknowledged++;
-      } catch (error) {
-        failed++;
-        firstError ??= error;
-      }
+      inFlight++;
+      producerRef.send({ topic: options.topic, key: String(index), value, headers }).then(
+        () => {
+          ack.recordMs(performance.now() - sentAtMs);
+          acknowledged++;
+          release();
+        },
+        (error: unknown) => {
+          failed++;
+          firstError ??= error;
+          release();
+        },
+      );
     }
+    while (inFlight > 0) await new Promise<void>((resolve) => (slotFreed = resolve));
   };
 
   try {
-    await Promise.all(Array.from({ length: options.concurrency }, () => send(producer)));
+    await sendAll(producer);
     await producer.flush().catch((error: unknown) => (firstError ??= error));
     const producedMs = performance.now();
     if (mode === 'e2e') {

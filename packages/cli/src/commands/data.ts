@@ -51,7 +51,7 @@ export function registerData(program: Command, runtime: Runtime): void {
       .requiredOption('-t, --topic <topic>', 'topic (created when missing)')
       .option('-n, --messages <n>', 'records to send', positiveInt, 100_000)
       .option('-s, --size <bytes>', 'value size of each record', integer(0, 1024 * 1024), 100)
-      .option('-c, --concurrency <n>', 'concurrent senders, each awaiting its acknowledgement', integer(1, 100_000), mode === 'produce' ? 1_000 : 50)
+      .option('-c, --concurrency <n>', 'records in flight (sent, not yet acknowledged) at most', integer(1, 100_000), 1_000)
       .option('--batch-size <n>', 'most records per produce request', integer(1, MAX_RECORDS_PER_REQUEST))
       .option('--linger-ms <ms>', 'how long the producer waits to fill a batch', integer(0, 60_000))
       .option('--rate <n>', 'records per second in total (default: as fast as possible)', positiveInt)

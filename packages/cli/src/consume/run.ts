@@ -5,7 +5,7 @@
  * records again next time (at-least-once).
  */
 import type { ConsumedRecord, Consumer } from '@tessera/client';
-import { formatCount } from '../output/format.js';
+import { plural } from '../output/format.js';
 import { OutputClosedError, writeOut } from '../output/write.js';
 import type { Runtime } from '../runtime.js';
 import { recordLine } from './format.js';
@@ -88,6 +88,6 @@ export async function runConsume(runtime: Runtime, topic: string, options: Consu
       runtime.err(`tessera: could not leave group "${options.group}" cleanly: ${(error as Error).message}`);
     });
   }
-  if (!closed) runtime.err(`consumed ${formatCount(printed)} records from "${topic}" as group "${options.group}"`);
+  if (!closed) runtime.err(`consumed ${plural(printed, 'record')} from "${topic}" as group "${options.group}"`);
   return printed;
 }

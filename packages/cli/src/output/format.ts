@@ -22,3 +22,8 @@ export function formatLatencyMs(ms: number): string {
 export function formatMegabytesPerSecond(bytesPerSecond: number): string {
   return `${(bytesPerSecond / (1024 * 1024)).toFixed(2)} MB/s`;
 }
+
+/** `1 record`, `2 records`, `1,000 records`. */
+export function plural(n: number, word: string): string {
+  return `${formatCount(n)} ${word}${n === 1 ? '' : 's'}`;
+}

@@ -6,7 +6,7 @@
  */
 import type { Producer } from '@tessera/client';
 import { CliError, describeError } from '../errors.js';
-import { formatCount, formatRate, formatSeconds } from '../output/format.js';
+import { formatCount, formatRate, formatSeconds, plural } from '../output/format.js';
 import { Progress } from '../output/progress.js';
 import type { Runtime } from '../runtime.js';
 import { type LineOptions, lineToRecord, readLines } from './lines.js';
@@ -116,12 +116,12 @@ export async function runProduce(runtime: Runtime, topic: string, options: Produ
   const summary = { read, acknowledged, failed, elapsedMs };
   if (firstError !== undefined || failed > 0) {
     const reason = describeError(firstError, runtime.errorContext);
-    throw new CliError(`${reason} (${formatCount(acknowledged)} records acknowledged, ${formatCount(failed)} failed; stopped reading input)`, {
+    throw new CliError(`${reason} (${plural(acknowledged, 'record')} acknowledged, ${formatCount(failed)} failed; stopped reading input)`, {
       cause: firstError,
     });
   }
   runtime.err(
-    `produced ${formatCount(acknowledged)} records to "${topic}" in ${formatSeconds(elapsedMs)} (${formatRate(acknowledged / (elapsedMs / 1000))} records/s)`,
+    `produced ${plural(acknowledged, 'record')} to "${topic}" in ${formatSeconds(elapsedMs)} (${formatRate(acknowledged / (elapsedMs / 1000))} records/s)`,
   );
   if (interrupted) throw new CliError('interrupted: stopped reading input (every record read was acknowledged)', { exitCode: 130 });
   return summary;
