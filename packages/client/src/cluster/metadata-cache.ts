@@ -128,6 +128,7 @@ export function primaryUrlIn(metadata: MetadataResponse, topic: TopicMetadata, p
 export function needsMetadataRefresh(error: unknown): boolean {
   return (
     isNetworkError(error) ||
+    isTesseraError(error, 'UNAVAILABLE') ||
     isTesseraError(error, 'NOT_PRIMARY') ||
     isTesseraError(error, 'STALE_EPOCH') ||
     isTesseraError(error, 'PARTITION_NOT_FOUND') ||

@@ -38,10 +38,14 @@ export class Connection {
     }
   }
 
-  /** Calls a broker at `brokerUrl`; errors keep their network code so callers can refresh metadata. */
-  broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
+  /** POSTs to a broker at `brokerUrl`; a call without an answer becomes UNAVAILABLE or TIMEOUT naming the broker. */
+  async broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
     const url = brokerUrl.replace(/\/+$/, '') + routePath(route, params);
-    return this.http.post<T>(url, body, options);
+    try {
+      return await this.http.post<T>(url, body, options);
+    } catch (error) {
+      throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
+    }
   }
 
   close(): void {
@@ -54,4 +58,17 @@ export function coordinatorError(error: unknown, coordinatorUrl: string): unknow
   if (!isNetworkError(error)) return error;
   const code = (error as { code?: string }).code ?? 'no answer';
   return new TesseraError('UNAVAILABLE', `cannot reach the coordinator at ${coordinatorUrl}: ${code}`, {}, { cause: error });
+}
+
+/**
+ * A broker call without an answer becomes a retriable TesseraError naming the broker:
+ * TIMEOUT when it timed out (the request may have been applied), else UNAVAILABLE.
+ */
+export function brokerError(error: unknown, brokerUrl: string, timeoutMs: number): unknown {
+  if (!isNetworkError(error)) return error;
+  const code = (error as { code?: string }).code ?? 'no answer';
+  if (code === 'ETIMEDOUT') {
+    return new TesseraError('TIMEOUT', `broker at ${brokerUrl} did not answer within ${timeoutMs} ms`, {}, { cause: error });
+  }
+  return new TesseraError('UNAVAILABLE', `cannot reach the broker at ${brokerUrl}: ${code}`, {}, { cause: error });
 }

@@ -104,8 +104,12 @@ interface PartitionState {
   committedOffset: number | null;
 }
 
-/** Commit retries before `commit()` gives up (each after a backoff, a heartbeat or a metadata refresh). */
-const COMMIT_ATTEMPTS = 5;
+/**
+ * How long a commit keeps retrying retriable errors (each retry after a backoff, and a
+ * heartbeat or a metadata refresh when they help): longer than a failover takes (the
+ * coordinator's brokerTimeoutMs, 3 s by default, plus the new primary's start).
+ */
+const COMMIT_TIMEOUT_MS = 15_000;
 
 /**
  * A member of a consumer group. Make one with `client.consumer()`, then either call
@@ -543,6 +547,7 @@ export class Consumer extends EventEmitter {
    */
   private async commitOffsets(offsets: Map<number, number>): Promise<void> {
     const todo = new Map(offsets);
+    const deadlineMs = Date.now() + COMMIT_TIMEOUT_MS;
     for (let attempt = 0; ; attempt++) {
       for (const [partition, offset] of todo) {
         const state = this.owned.get(partition);
@@ -585,12 +590,19 @@ export class Consumer extends EventEmitter {
         }),
       );
       if (todo.size === 0) return;
-      if (attempt + 1 >= COMMIT_ATTEMPTS) {
-        throw lastError ?? new TesseraError('INTERNAL', `commit of ${this.topic} partitions ${[...todo.keys()].join(',')} got no answer`);
+      const waitMs = backoffMs(Math.min(attempt, 20), this.context.retry);
+      if (Date.now() + waitMs >= deadlineMs) {
+        const reason = lastError instanceof Error ? lastError.message : 'no answer';
+        throw new TesseraError(
+          lastError instanceof TesseraError ? lastError.code : 'UNAVAILABLE',
+          `commit of group ${this.group} on ${this.topic} partitions ${[...todo.keys()].join(',')} failed: ${reason}`,
+          {},
+          { cause: lastError },
+        );
       }
       if (mismatch) await this.heartbeat();
       if (needsMetadataRefresh(lastError)) await this.context.metadata.refresh().catch(() => undefined);
-      await delay(backoffMs(attempt, this.context.retry));
+      await delay(waitMs);
     }
   }
 
