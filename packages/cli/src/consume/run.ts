@@ -7,6 +7,7 @@
 import type { ConsumedRecord, Consumer } from '@tessera/client';
 import { plural } from '../output/format.js';
 import { OutputClosedError, writeOut } from '../output/write.js';
+import { requireTopic } from '../preflight.js';
 import type { Runtime } from '../runtime.js';
 import { recordLine } from './format.js';
 
@@ -24,6 +25,7 @@ export interface ConsumeOptions {
 export async function runConsume(runtime: Runtime, topic: string, options: ConsumeOptions): Promise<number> {
   runtime.errorContext.topic = topic;
   runtime.errorContext.group = options.group;
+  await requireTopic(runtime, topic);
   const pollWaitMs = options.pollWaitMs ?? 1_000;
   const pollMaxRecords = options.pollMaxRecords ?? 1_000;
   const consumer: Consumer = runtime.client().consumer({

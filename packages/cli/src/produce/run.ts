@@ -8,6 +8,7 @@ import type { Producer } from '@tessera/client';
 import { CliError, describeError } from '../errors.js';
 import { formatCount, formatRate, formatSeconds, plural } from '../output/format.js';
 import { Progress } from '../output/progress.js';
+import { requireTopic } from '../preflight.js';
 import type { Runtime } from '../runtime.js';
 import { type LineOptions, lineToRecord, readLines } from './lines.js';
 
@@ -27,6 +28,7 @@ export interface ProduceSummary {
 
 export async function runProduce(runtime: Runtime, topic: string, options: ProduceOptions): Promise<ProduceSummary> {
   runtime.errorContext.topic = topic;
+  await requireTopic(runtime, topic);
   const maxInFlight = options.maxInFlight ?? 10_000;
   const producer: Producer = runtime.client().producer({
     lingerMs: options.lingerMs,
