@@ -234,6 +234,10 @@ describe('broker over HTTP with a stub coordinator', () => {
     const unknown = await post(`${url(1)}/topics/nope/partitions/0/records`, { records: records(1, 'x') });
     expect(unknown.status).toBe(404);
     expect(unknown.body.error).toMatchObject({ code: 'PARTITION_NOT_FOUND', retriable: true });
+    // A partition the map has, on a broker that holds no replica of it: NOT_PRIMARY naming where it is.
+    await coordinator.createTopic('elsewhere', { primary: 2, secondary: null, epoch: 0, isr: [2] });
+    const elsewhere = await post(`${url(1)}/topics/elsewhere/partitions/0/records`, { records: records(1, 'x') });
+    expect(elsewhere.body.error).toMatchObject({ code: 'NOT_PRIMARY', primary: { id: 2, url: url(2) } });
     const fetched = await post(`${url(2)}/fetch`, { partitions: [{ topic: 'orders', partition: 0, offset: 0 }, { topic: 'nope', partition: 0, offset: 0 }] });
     expect(fetched.body.partitions.map((p: { error?: { code: string } }) => p.error?.code)).toEqual(['NOT_PRIMARY', 'PARTITION_NOT_FOUND']);
   });

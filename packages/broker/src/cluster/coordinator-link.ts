@@ -34,6 +34,8 @@ export class CoordinatorLink implements ClusterPort {
   /** True once a cluster map has been applied. */
   loaded = false;
   appliedVersion = -1;
+  /** The last cluster map applied. */
+  metadata: MetadataResponse | undefined;
   private readonly http: JsonHttpClient;
   private readonly brokers = new Map<number, string>();
   private readonly generations = new Map<string, number>();
@@ -147,7 +149,14 @@ export class CoordinatorLink implements ClusterPort {
       this.options.logger.debug({ version: metadata.version }, 'cluster map applied');
     }
     this.appliedVersion = metadata.version;
+    this.metadata = metadata;
     this.loaded = true;
+  }
+
+  /** The primary of a partition in the last map: undefined when the map has no such partition. */
+  primaryOf(topic: string, partition: number): { primary: number | null } | undefined {
+    const assignment = this.metadata?.topics.find((t) => t.name === topic)?.partitions.find((p) => p.partition === partition);
+    return assignment === undefined ? undefined : { primary: assignment.primary };
   }
 
   /** The generation of `group` from the latest heartbeat answer (undefined when never seen). */

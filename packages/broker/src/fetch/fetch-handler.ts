@@ -6,7 +6,7 @@
  */
 import { TesseraError, fetchRequest, parseOrThrow, type FetchPartitionResult, type FetchResponse } from '@tessera/protocol';
 import type { Context } from '@tessera/service';
-import { findReplicas, inlineError, partitionNotFound, type HandlerDeps } from '../http/deps.js';
+import { findReplicas, inlineError, notHeldHere, type HandlerDeps } from '../http/deps.js';
 import type { PartitionReplica } from '../replica/index.js';
 
 type ParsedFetch = ReturnType<typeof fetchRequest.parse>;
@@ -51,7 +51,7 @@ export class FetchHandler {
         records: [],
       };
       try {
-        if (replica === undefined || replica.isClosed) throw partitionNotFound(ref);
+        if (replica === undefined || replica.isClosed) throw notHeldHere(this.deps, ref);
         if (replica.role !== 'primary') throw replica.notPrimary();
         if (ref.offset < replica.logStartOffset || ref.offset > replica.hw) {
           throw new TesseraError(

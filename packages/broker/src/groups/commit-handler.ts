@@ -12,7 +12,7 @@ import {
   type CommittedOffsetsResponse,
 } from '@tessera/protocol';
 import type { Context } from '@tessera/service';
-import { findReplicas, inlineError, partitionNotFound, type HandlerDeps } from '../http/deps.js';
+import { findReplicas, inlineError, notHeldHere, type HandlerDeps } from '../http/deps.js';
 
 export async function handleCommit(deps: HandlerDeps, ctx: Context): Promise<void> {
   const request = parseOrThrow(commitRequest, ctx.state.body);
@@ -22,7 +22,7 @@ export async function handleCommit(deps: HandlerDeps, ctx: Context): Promise<voi
       const ref = { topic: entry.topic, partition: entry.partition };
       try {
         const replica = replicas[i];
-        if (replica === undefined || replica.isClosed) throw partitionNotFound(ref);
+        if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
         if (replica.role !== 'primary') throw replica.notPrimary();
         // The group's generation as the coordinator last told us, or as stored by a newer commit.
         const known = Math.max(deps.link.generation(request.group) ?? -1, replica.storedGeneration(request.group));
@@ -53,7 +53,7 @@ export async function handleCommittedOffsets(deps: HandlerDeps, ctx: Context): P
     const replica = replicas[i];
     const base = { topic: ref.topic, partition: ref.partition, highWatermark: replica?.hw ?? 0, logStartOffset: replica?.logStartOffset ?? 0 };
     try {
-      if (replica === undefined || replica.isClosed) throw partitionNotFound(ref);
+      if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
       if (replica.role !== 'primary') throw replica.notPrimary();
       return { ...base, offset: replica.store.groupOffset(request.group)?.offset ?? null };
     } catch (error) {

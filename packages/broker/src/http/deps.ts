@@ -39,7 +39,17 @@ export async function findReplicas(deps: HandlerDeps, refs: PartitionRef[]): Pro
   return found;
 }
 
-export function partitionNotFound(ref: PartitionRef): TesseraError {
+/**
+ * The error for a partition this broker holds no replica of: NOT_PRIMARY naming the primary
+ * when the cluster map has the partition (it lives elsewhere), else PARTITION_NOT_FOUND.
+ */
+export function notHeldHere(deps: HandlerDeps, ref: PartitionRef): TesseraError {
+  const known = deps.link.primaryOf(ref.topic, ref.partition);
+  if (known !== undefined) {
+    return new TesseraError('NOT_PRIMARY', `broker ${deps.link.brokerId} holds no replica of ${ref.topic}/${ref.partition}`, {
+      primary: deps.link.brokerRef(known.primary),
+    });
+  }
   return new TesseraError('PARTITION_NOT_FOUND', `this broker holds no replica of ${ref.topic}/${ref.partition}`);
 }
 

@@ -5,7 +5,7 @@ import { handleCommit, handleCommittedOffsets } from '../groups/commit-handler.j
 import { FetchHandler } from '../fetch/fetch-handler.js';
 import { handleProduce } from '../produce/produce-handler.js';
 import { applyReplicate } from '../replication/receive.js';
-import { findReplicas, partitionNotFound, type HandlerDeps } from './deps.js';
+import { findReplicas, type HandlerDeps } from './deps.js';
 
 export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: FetchHandler } {
   const { router } = service;
@@ -24,7 +24,10 @@ async function handleReplicate(deps: HandlerDeps, ctx: Context): Promise<void> {
   const request = parseOrThrow(replicateRequest, ctx.state.body);
   const ref = { topic: request.topic, partition: request.partition };
   const [replica] = await findReplicas(deps, [ref]);
-  if (replica === undefined || replica.isClosed) throw partitionNotFound(ref);
+  // Not NOT_PRIMARY here: the sender is a primary, and to it that answer would mean it was deposed.
+  if (replica === undefined || replica.isClosed) {
+    throw new TesseraError('PARTITION_NOT_FOUND', `broker ${deps.link.brokerId} holds no replica of ${ref.topic}/${ref.partition} (yet)`);
+  }
   ctx.body = applyReplicate(replica, request);
 }
 

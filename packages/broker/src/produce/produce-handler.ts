@@ -5,7 +5,7 @@
  */
 import { TesseraError, parseOrThrow, produceRequest, type ProduceResponse } from '@tessera/protocol';
 import type { Context } from '@tessera/service';
-import { findReplicas, partitionNotFound, routePartition, type HandlerDeps } from '../http/deps.js';
+import { findReplicas, notHeldHere, routePartition, type HandlerDeps } from '../http/deps.js';
 
 export async function handleProduce(deps: HandlerDeps, ctx: Context): Promise<void> {
   const stopTimer = deps.metrics.produceLatency.startTimer();
@@ -13,7 +13,7 @@ export async function handleProduce(deps: HandlerDeps, ctx: Context): Promise<vo
   const request = parseOrThrow(produceRequest, ctx.state.body);
   checkValueSizes(request.records, deps.maxValueBytes);
   const [replica] = await findReplicas(deps, [ref]);
-  if (replica === undefined) throw partitionNotFound(ref);
+  if (replica === undefined) throw notHeldHere(deps, ref);
   const result = await replica.produce(request.records);
   stopTimer();
   deps.metrics.recordsProduced.inc({ topic: ref.topic }, result.count);
