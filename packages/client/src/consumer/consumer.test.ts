@@ -349,4 +349,32 @@ describe('Consumer', () => {
     expect([...before, ...after].map((r) => r.offset)).toEqual([0, 1, 2, 3]);
     expect(b2.calls('POST', '/fetch')[0].body.partitions[0].offset).toBe(2);
   });
+
+  it('commits through a failover: a dead primary, then the new one from refreshed metadata', async () => {
+    // Proves commit() retries unanswered calls with a metadata refresh instead of failing while the coordinator fails over.
+    const coordinator = await stub('coordinator');
+    const b1 = await stub('broker-1');
+    const b2 = await stub('broker-2');
+    const brokers = [
+      { id: 1, url: b1.url },
+      { id: 2, url: b2.url },
+    ];
+    let failedOver = false;
+    fakeCoordinator(coordinator, () => (failedOver ? metadataFor('t', brokers, [2], 2, 1) : metadataFor('t', brokers, [1])), {
+      generation: 1,
+      assignment: [0],
+    });
+    fakeBroker(b1, { logs: new Map([[0, 3]]) });
+    const next: BrokerScript = { logs: new Map([[0, 3]]) };
+    fakeBroker(b2, next);
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true });
+    await pollAtLeast(consumer, 3);
+    await b1.close();
+    const metadataCalls = coordinator.calls('GET', '/metadata').length;
+    const commit = consumer.commit();
+    await until(() => coordinator.calls('GET', '/metadata').length > metadataCalls + 1, 'metadata refreshes');
+    failedOver = true;
+    await commit;
+    expect(next.committed!.get(0)).toBe(3);
+  });
 });

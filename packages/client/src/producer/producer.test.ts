@@ -196,4 +196,22 @@ describe('Producer', () => {
     await producer.close();
     await expect(producer.send({ topic: 't', value: 'late' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
   });
+
+  it('goes to the new primary when the old one does not answer at all', async () => {
+    // Proves a dead primary (connection refused) leads to metadata refreshes until the map names a live one.
+    const coordinator = await stub('coordinator');
+    const dead = await stub('broker-1');
+    const live = await stub('broker-2');
+    const brokers = [
+      { id: 1, url: dead.url },
+      { id: 2, url: live.url },
+    ];
+    await dead.close();
+    let refreshes = 0;
+    coordinator.on('GET', '/metadata', () => (++refreshes > 3 ? metadataFor('t', brokers, [2], 2, 1) : metadataFor('t', brokers, [1])));
+    const logs = storingBroker(live);
+    const result = await client(coordinator).producer({ lingerMs: 0 }).send({ topic: 't', key: 'k', value: 'x' });
+    expect(result.offset).toBe(0);
+    expect(logs.get(0)!.map((r) => r.value)).toEqual(['x']);
+  });
 });
