@@ -9,7 +9,8 @@ import { parse } from 'yaml';
 import { ENTRY_POINTS } from '../harness/process.js';
 import { dashboardFiles, panelQueries, repoRoot } from './dashboards.js';
 
-const readYaml = (file: string) => parse(readFileSync(path.join(repoRoot, file), 'utf8'));
+// Compose files use YAML merge keys (`<<: *broker`), which YAML 1.2 parsers apply only when asked.
+const readYaml = (file: string) => parse(readFileSync(path.join(repoRoot, file), 'utf8'), { merge: true });
 const compose = readYaml('docker-compose.yml') as {
   services: Record<string, { command?: string[]; environment?: Record<string, string>; volumes?: string[]; ports?: string[] }>;
 };

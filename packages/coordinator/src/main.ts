@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * `node dist/main.js [flags]`: runs the coordinator until SIGTERM or SIGINT.
- * Flags win over env (TESSERA_PORT, TESSERA_HOST, TESSERA_DATA_DIR, TESSERA_LOG_LEVEL).
+ * Every flag has an environment variable (shown by --help); a flag wins over its variable.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   DEFAULT_BROKER_TIMEOUT_MS,
   DEFAULT_COORDINATOR_PORT,
@@ -21,33 +21,40 @@ function integer(min: number, max: number) {
   };
 }
 
-/** A number from the environment, checked like the flag it stands for. */
-function fromEnv(name: string, fallback: number, parse: (raw: string) => number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  try {
-    return parse(raw);
-  } catch (error) {
-    process.stderr.write(`tessera-coordinator: ${name}=${raw}: ${(error as Error).message}\n`);
-    process.exit(1);
-  }
-}
-
 const program = new Command('tessera-coordinator')
   .description('Tessera coordinator: the control plane of the cluster')
-  .option('--port <port>', 'port to listen on (0: any free port)', integer(0, 65_535), fromEnv('TESSERA_PORT', DEFAULT_COORDINATOR_PORT, integer(0, 65_535)))
-  .option('--host <host>', 'address to listen on', process.env.TESSERA_HOST ?? '127.0.0.1')
-  .option('--data-dir <dir>', 'directory of coordinator.db', process.env.TESSERA_DATA_DIR ?? './data/coordinator')
-  .option('--heartbeat-ms <ms>', 'broker heartbeat interval', integer(10, 600_000), DEFAULT_HEARTBEAT_MS)
-  .option('--broker-timeout-ms <ms>', 'a broker silent this long is dead', integer(50, 3_600_000), DEFAULT_BROKER_TIMEOUT_MS)
-  .option(
-    '--group-session-timeout-ms <ms>',
-    'a group member silent this long is removed',
-    integer(100, 3_600_000),
-    DEFAULT_GROUP_SESSION_TIMEOUT_MS,
+  .addOption(
+    new Option('--port <port>', 'port to listen on (0: any free port)')
+      .argParser(integer(0, 65_535))
+      .default(DEFAULT_COORDINATOR_PORT)
+      .env('TESSERA_PORT'),
   )
-  .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent', process.env.TESSERA_LOG_LEVEL ?? 'info')
-  .option('--log-pretty', 'human-readable logs', process.env.TESSERA_LOG_PRETTY === '1')
+  .addOption(new Option('--host <host>', 'address to listen on').default('127.0.0.1').env('TESSERA_HOST'))
+  .addOption(new Option('--data-dir <dir>', 'directory of coordinator.db').default('./data/coordinator').env('TESSERA_DATA_DIR'))
+  .addOption(
+    new Option('--heartbeat-ms <ms>', 'broker heartbeat interval')
+      .argParser(integer(10, 600_000))
+      .default(DEFAULT_HEARTBEAT_MS)
+      .env('TESSERA_HEARTBEAT_MS'),
+  )
+  .addOption(
+    new Option('--broker-timeout-ms <ms>', 'a broker silent this long is dead')
+      .argParser(integer(50, 3_600_000))
+      .default(DEFAULT_BROKER_TIMEOUT_MS)
+      .env('TESSERA_BROKER_TIMEOUT_MS'),
+  )
+  .addOption(
+    new Option('--group-session-timeout-ms <ms>', 'a group member silent this long is removed')
+      .argParser(integer(100, 3_600_000))
+      .default(DEFAULT_GROUP_SESSION_TIMEOUT_MS)
+      .env('TESSERA_GROUP_SESSION_TIMEOUT_MS'),
+  )
+  .addOption(
+    new Option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent')
+      .default('info')
+      .env('TESSERA_LOG_LEVEL'),
+  )
+  .addOption(new Option('--log-pretty', 'human-readable logs').env('TESSERA_LOG_PRETTY'))
   .action(async (options) => {
     const running = await startCoordinator({
       port: options.port,
