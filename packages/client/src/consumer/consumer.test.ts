@@ -377,4 +377,37 @@ describe('Consumer', () => {
     await commit;
     expect(next.committed!.get(0)).toBe(3);
   });
+
+  it('subscribe() rejects with a handler error after committing what was handled; the failed record comes again', async () => {
+    // Proves ack = commit: a record whose handler failed is not committed and is redelivered to the next member.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+    const script: BrokerScript = { logs: new Map([[0, 5]]) };
+    fakeBroker(broker, script);
+    const c = client(coordinator);
+    const first = c.consumer({ group: 'g', topic: 't', fromBeginning: true });
+    const boom = new Error('handler failed');
+    const handled: number[] = [];
+    await expect(
+      first.subscribe((record) => {
+        if (record.offset === 3) throw boom;
+        handled.push(record.offset);
+      }),
+    ).rejects.toBe(boom);
+    expect(handled).toEqual([0, 1, 2]);
+    expect(script.committed!.get(0)).toBe(3);
+    await first.close();
+
+    const second = c.consumer({ group: 'g', topic: 't', fromBeginning: true });
+    const again: number[] = [];
+    const done = second.subscribe((record) => {
+      again.push(record.offset);
+    });
+    await until(() => again.length >= 2, 'redelivery');
+    await second.close();
+    await done;
+    expect(again).toEqual([3, 4]);
+    expect(script.committed!.get(0)).toBe(5);
+  });
 });

@@ -37,7 +37,7 @@ export function answer(status: number, body?: unknown): StubAnswer & { __answer:
 }
 
 /** An error answer as every Tessera service sends it. */
-export function errorAnswer(code: ErrorCode, message = code, details: Record<string, unknown> = {}): StubAnswer & { __answer: true } {
+export function errorAnswer(code: ErrorCode, message: string = code, details: Record<string, unknown> = {}): StubAnswer & { __answer: true } {
   return answer(ERRORS[code].status, { error: { code, message, retriable: ERRORS[code].retriable, ...details } });
 }
 
