@@ -172,6 +172,8 @@ describe('broker over HTTP with a stub coordinator', () => {
       heartbeatMs: 100,
       replicaTimeoutMs: 400,
       maxValueBytes: 1_000,
+      // Tiny replication batches, so flushes and catch-ups are pushed in many chunks.
+      limits: { catchUpBatchRecords: 7 },
       logger: createLogger('broker', { brokerId: id }, { level: LOG_LEVEL }),
     });
     brokers.set(id, broker);

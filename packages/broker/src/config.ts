@@ -37,7 +37,7 @@ export interface BrokerLimits {
   maxQueuedRecordsPerPartition: number;
   /** Most records in one flush (one transaction, one replicate call). */
   maxFlushRecords: number;
-  /** Catch-up batches, records and bytes. */
+  /** Records and (estimated) bytes per replicate call, for flushes and catch-up alike. */
   catchUpBatchRecords: number;
   catchUpBatchBytes: number;
   /** Most fetches waiting in a long-poll at once; more are answered at once (empty). */
@@ -52,7 +52,8 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   maxQueuedRecordsPerPartition: 2 * MAX_RECORDS_PER_REQUEST,
   maxFlushRecords: MAX_RECORDS_PER_REQUEST,
   catchUpBatchRecords: 20_000,
-  catchUpBatchBytes: 8 * 1024 * 1024,
+  // Well below the 16 MiB request body limit: JSON escaping can make a body larger than its estimate.
+  catchUpBatchBytes: 4 * 1024 * 1024,
   maxPendingFetches: 10_000,
   fetchMaxRecords: DEFAULT_FETCH_MAX_RECORDS,
   fetchMaxBytes: DEFAULT_FETCH_MAX_BYTES,

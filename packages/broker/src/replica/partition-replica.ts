@@ -27,7 +27,7 @@ import type { BrokerLimits } from '../config.js';
 import type { ClusterPort, ReplicationPort } from '../replication/ports.js';
 import { SecondarySync, type FreshBatch } from '../replication/secondary-sync.js';
 import type { GroupOffset, PartitionStore, StoredRecord } from '../storage/index.js';
-import { assert } from '../util/assert.js';
+import { InvariantError, assert } from '../util/assert.js';
 import { Mutex } from '../util/mutex.js';
 
 export type Role = 'primary' | 'secondary';
@@ -208,8 +208,16 @@ export class PartitionReplica {
         await this.lock.run(() => this.flushOnce());
       }
     } catch (error) {
-      this.logger.error({ err: error }, 'flush failed');
       this.failQueue(error);
+      if (error instanceof InvariantError) {
+        // A programmer error: stop loudly rather than write on with a log we no longer understand.
+        this.logger.fatal({ err: error }, 'invariant violated while flushing; stopping');
+        setImmediate(() => {
+          throw error;
+        });
+      } else {
+        this.logger.error({ err: error }, 'flush failed');
+      }
     } finally {
       this.flushing = false;
     }

@@ -77,8 +77,11 @@ export class SecondarySync {
     }
     let records: StoredRecord[];
     let commits: GroupOffset[];
-    if (fresh !== undefined && fresh.baseOffset === baseOffset && this.truncateTo === undefined) {
-      records = fresh.records;
+    const freshEnd = fresh === undefined ? -1 : fresh.baseOffset + fresh.records.length;
+    if (fresh !== undefined && baseOffset >= fresh.baseOffset && baseOffset <= freshEnd && this.truncateTo === undefined) {
+      // The records the flush just wrote, from memory, in chunks no larger than a catch-up batch
+      // (a flush can be bigger than a request body may be). Usually one chunk: one call.
+      records = boundedSlice(fresh.records, baseOffset - fresh.baseOffset, batch);
       commits = fresh.commits;
     } else {
       records = store.readForReplication(baseOffset, { ...batch, endOffset: targetLeo });
@@ -138,4 +141,18 @@ export class SecondarySync {
       throw new TesseraError('INTERNAL', `secondary ${this.secondaryId} keeps answering with a log we did not expect`);
     }
   }
+}
+
+/** `records` from `start`, at most maxRecords and about maxBytes (at least one record). */
+function boundedSlice(records: StoredRecord[], start: number, batch: { maxRecords: number; maxBytes: number }): StoredRecord[] {
+  let end = start;
+  let bytes = 0;
+  const limit = Math.min(records.length, start + batch.maxRecords);
+  while (end < limit) {
+    const record = records[end];
+    bytes += record.value.length + (record.key?.length ?? 0) + (record.headers === null ? 0 : JSON.stringify(record.headers).length) + 100;
+    if (end > start && bytes > batch.maxBytes) break;
+    end++;
+  }
+  return start === 0 && end === records.length ? records : records.slice(start, end);
 }
