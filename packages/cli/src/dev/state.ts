@@ -62,3 +62,17 @@ export function isAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/**
+ * True when `pid` is still the process dev.json recorded: its command line names the
+ * process's own data dir (a PID reused by an unrelated process does not). Without
+ * /proc (not Linux) this cannot be told, so the answer is false and nothing is signalled.
+ */
+export function isRecordedProcess(pid: number, dataDir: string): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(dataDir);
+  } catch {
+    return false;
+  }
+}

@@ -144,3 +144,29 @@ describe('DevCluster', () => {
     await expect(cluster.run()).rejects.toThrow(`port ${port} on 127.0.0.1 is already in use`);
   });
 });
+
+describe('DevCluster after its supervisor was killed', () => {
+  it('stops the processes the previous run left behind, then starts', async () => {
+    const t = setup(false);
+    const port = await freePortRange(2);
+    const dataDir = path.join(t.dir, 'data');
+    const first = new DevCluster({ brokers: 1, dataDir, port, restartOnExit: false, coordinatorEntry: t.entry, brokerEntry: t.entry, stdout: t.stdout, stderr: t.stderr });
+    const firstRun = first.run();
+    await waitFor(() => t.out().includes('broker-1'), 'the first cluster');
+    const orphans = readDevState(dataDir)!.processes.map((p) => p.pid!);
+    // Pretend the supervisor died without cleaning up: dev.json names a dead supervisor, children alive.
+    const state = readDevState(dataDir)!;
+    fs.writeFileSync(path.join(dataDir, 'dev.json'), JSON.stringify({ ...state, pid: 2 ** 22 + 12345 }));
+    const second = new DevCluster({ brokers: 1, dataDir, port, restartOnExit: false, coordinatorEntry: t.entry, brokerEntry: t.entry, stdout: t.stdout, stderr: t.stderr });
+    const secondRun = second.run();
+    cleanups.push(async () => {
+      await second.shutdown();
+      await first.shutdown();
+      await Promise.allSettled([firstRun, secondRun]);
+      fs.rmSync(t.dir, { recursive: true, force: true });
+    });
+    await waitFor(() => t.err().includes('left running by a previous tessera dev'), 'the takeover');
+    await waitFor(() => readDevState(dataDir)?.pid === process.pid && readDevState(dataDir)!.processes.every((p) => p.ready), 'the second cluster');
+    for (const pid of orphans) expect(isAlive(pid)).toBe(false);
+  });
+});

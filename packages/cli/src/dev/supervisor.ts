@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { CliError } from '../errors.js';
 import { type ChildExit, ManagedChild, describeExit } from './child.js';
 import { isPortFree } from './ports.js';
-import { type DevState, isAlive, readDevState, removeDevState, writeDevState } from './state.js';
+import { type DevState, isAlive, isRecordedProcess, readDevState, removeDevState, writeDevState } from './state.js';
 
 export interface DevOptions {
   brokers: number;
@@ -167,7 +167,7 @@ export class DevCluster {
     if (previous.pid !== process.pid && isAlive(previous.pid)) {
       throw new CliError(`tessera dev (pid ${previous.pid}) is already running on ${this.options.dataDir}`);
     }
-    const leftovers = previous.processes.filter((p) => p.pid !== null && isAlive(p.pid));
+    const leftovers = previous.processes.filter((p) => p.pid !== null && isRecordedProcess(p.pid, p.dataDir));
     for (const leftover of leftovers) {
       this.note(`stopping ${leftover.role} ${leftover.id} (pid ${leftover.pid}) left running by a previous tessera dev`);
       try {
