@@ -32,6 +32,8 @@ class StubCoordinator {
   readonly groups: Record<string, number> = {};
   readonly isrRequests: Array<{ topic: string; partition: number; brokerId: number; epoch: number; isr: number[] }> = [];
   readonly reports = new Map<number, ReplicaReport[]>();
+  /** How /partitions/isr answers: as the real coordinator, as if down, or refusing a stale epoch. */
+  isrMode: 'accept' | 'unavailable' | 'stale' = 'accept';
   private service: HttpService | undefined;
   url = '';
 
@@ -55,7 +57,9 @@ class StubCoordinator {
     service.router.post('/partitions/isr', (ctx) => {
       const request = parseOrThrow(isrChangeRequest, ctx.state.body);
       this.isrRequests.push(request);
+      if (this.isrMode === 'unavailable') throw new TesseraError('UNAVAILABLE', 'coordinator unavailable (test)');
       const assignment = this.assignment(request.topic, request.partition);
+      if (this.isrMode === 'stale') throw new TesseraError('STALE_EPOCH', 'stale epoch (test)', { epoch: assignment.epoch + 1 });
       if (request.epoch !== assignment.epoch) {
         throw new TesseraError('STALE_EPOCH', 'stale epoch', { epoch: assignment.epoch });
       }
@@ -431,6 +435,41 @@ describe('broker over HTTP with a stub coordinator', () => {
     const oldPrimary = onDisk(dataDir(1), 'moving', 0);
     expect(oldPrimary.values).toEqual(['e0-0', 'e0-1', 'e0-2', 'e0-3', 'e1-0']);
     expect(oldPrimary.epochs).toEqual([{ epoch: 0, start_offset: 0 }, { epoch: 1, start_offset: 4 }]);
+  });
+
+  it('never acknowledges alone before the coordinator accepted the ISR shrink, and answers NOT_PRIMARY when it refuses', async () => {
+    await coordinator.createTopic('guarded', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] });
+    expect((await post(`${url(1)}/topics/guarded/partitions/0/records`, { records: records(1, 'g') })).status).toBe(200);
+    const secondaryPort = Number(new URL(url(2)).port);
+    const guardedIsrRequests = () => coordinator.isrRequests.filter((r) => r.topic === 'guarded');
+
+    coordinator.isrMode = 'unavailable';
+    await brokers.get(2)!.close();
+    brokers.delete(2);
+    let settled = false;
+    const pending = post(`${url(1)}/topics/guarded/partitions/0/records`, { records: records(1, 'pending') }).finally(() => {
+      settled = true;
+    });
+    await vi.waitFor(() => expect(guardedIsrRequests().length).toBeGreaterThanOrEqual(2), { timeout: 15_000, interval: 50 });
+    // The shrink was asked twice and not granted: the record is stored but neither acknowledged nor visible.
+    expect(settled).toBe(false);
+    const meanwhile = await post(`${url(1)}/fetch`, { partitions: [{ topic: 'guarded', partition: 0, offset: 1 }] });
+    expect(meanwhile.body.partitions[0]).toMatchObject({ highWatermark: 1, records: [] });
+    coordinator.isrMode = 'accept';
+    expect((await pending).body).toMatchObject({ baseOffset: 1, count: 1 });
+    expect(coordinator.assignment('guarded', 0).isr).toEqual([1]);
+
+    // Back to a full ISR, then a secondary failure whose shrink the coordinator refuses: deposed.
+    await start(2, secondaryPort);
+    await vi.waitFor(() => expect(coordinator.assignment('guarded', 0).isr).toEqual([1, 2]), { timeout: 15_000, interval: 50 });
+    coordinator.isrMode = 'stale';
+    await brokers.get(2)!.close();
+    brokers.delete(2);
+    const refused = await post(`${url(1)}/topics/guarded/partitions/0/records`, { records: records(1, 'refused') });
+    expect(refused.status).toBe(421);
+    expect(refused.body.error.code).toBe('NOT_PRIMARY');
+    coordinator.isrMode = 'accept';
+    await start(2, secondaryPort);
   });
 
   it('drops the replicas of a deleted topic', async () => {
