@@ -85,8 +85,9 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const server = await service.listen(config.port, config.host);
   const port = (server.address() as AddressInfo).port;
   const url = (config.advertisedUrl ?? `http://${config.host}:${port}`).replace(/\/+$/, '');
-  link.setUrl(url);
-  logger.info({ url, dataDir: config.dataDir, coordinator: config.coordinatorUrl, durability: config.durability }, 'listening');
+  const internalUrl = (config.internalUrl ?? url).replace(/\/+$/, '');
+  link.setUrl(url, internalUrl);
+  logger.info({ url, internalUrl, dataDir: config.dataDir, coordinator: config.coordinatorUrl, durability: config.durability }, 'listening');
   link.start();
 
   let closing: Promise<void> | undefined;

@@ -15,8 +15,10 @@ export interface BrokerConfig {
   /** Port to listen on; 0 picks a free one (the advertised URL then uses the actual port). */
   port: number;
   host: string;
-  /** The URL other brokers and clients reach this broker at (default http://HOST:PORT). */
+  /** The URL clients reach this broker at (default http://HOST:PORT). */
   advertisedUrl?: string;
+  /** The URL the coordinator and other brokers reach this broker at (default: the advertised URL). */
+  internalUrl?: string;
   dataDir: string;
   coordinatorUrl: string;
   durability: Durability;

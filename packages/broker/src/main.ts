@@ -16,7 +16,12 @@ const program = new Command('tessera-broker')
   .addOption(new Option('--id <n>', 'broker id (required)').env('TESSERA_BROKER_ID').argParser(positiveInt).makeOptionMandatory())
   .addOption(new Option('--port <n>', 'port to listen on').env('TESSERA_PORT').argParser(positiveInt).default(DEFAULT_CONFIG.port))
   .addOption(new Option('--host <host>', 'address to listen on').env('TESSERA_HOST').default(DEFAULT_CONFIG.host))
-  .addOption(new Option('--advertised-url <url>', 'URL others reach this broker at (default http://HOST:PORT)').env('TESSERA_ADVERTISED_URL'))
+  .addOption(new Option('--advertised-url <url>', 'URL clients reach this broker at (default http://HOST:PORT)').env('TESSERA_ADVERTISED_URL'))
+  .addOption(
+    new Option('--internal-url <url>', 'URL the coordinator and other brokers reach this broker at (default: the advertised URL)').env(
+      'TESSERA_INTERNAL_URL',
+    ),
+  )
   .addOption(new Option('--data-dir <dir>', 'where the partition databases live').env('TESSERA_DATA_DIR').default('./data/broker'))
   .addOption(new Option('--coordinator <url>', 'coordinator URL').env('TESSERA_COORDINATOR').default(DEFAULT_CONFIG.coordinatorUrl))
   .addOption(
@@ -38,6 +43,7 @@ const flags = program.opts<{
   port: number;
   host: string;
   advertisedUrl?: string;
+  internalUrl?: string;
   dataDir: string;
   coordinator: string;
   durability: 'full' | 'normal';
@@ -55,6 +61,7 @@ try {
     port: flags.port,
     host: flags.host,
     advertisedUrl: flags.advertisedUrl,
+    internalUrl: flags.internalUrl,
     dataDir: flags.dataDir,
     coordinatorUrl: flags.coordinator,
     durability: flags.durability,

@@ -6,7 +6,10 @@ import type { PartitionAssignment, TopicMetadata } from '@tessera/protocol';
 
 export interface BrokerState {
   id: number;
+  /** Where clients reach the broker. */
   url: string;
+  /** Where the coordinator and the other brokers reach it. */
+  internalUrl: string;
   alive: boolean;
   /** Monotonic clock (ms) of the last heartbeat, or of the coordinator start (grace). Not persisted. */
   lastHeartbeatMs: number;

@@ -82,7 +82,11 @@ export type RoutedProduceRequest = z.infer<typeof routedProduceRequest>;
 
 // ---- coordinator: brokers ------------------------------------------------------------
 
-export const registerBrokerRequest = z.object({ id: brokerId, url: brokerUrl }).strict();
+/**
+ * `url` is where clients reach the broker; `internalUrl` (default: `url`) is where the
+ * coordinator and the other brokers do, e.g. a container network alias, or a proxy in tests.
+ */
+export const registerBrokerRequest = z.object({ id: brokerId, url: brokerUrl, internalUrl: brokerUrl.optional() }).strict();
 export type RegisterBrokerRequest = z.infer<typeof registerBrokerRequest>;
 
 export const replicaReport = z
@@ -101,6 +105,7 @@ export const brokerHeartbeatRequest = z
   .object({
     id: brokerId,
     url: brokerUrl,
+    internalUrl: brokerUrl.optional(),
     replicas: z.array(replicaReport).max(100_000),
   })
   .strict();

@@ -18,7 +18,10 @@ export interface WireRecord {
 
 export interface BrokerInfo {
   id: number;
+  /** Where clients reach the broker. */
   url: string;
+  /** Where the coordinator and other brokers reach it (the same as `url` unless it was set apart). */
+  internalUrl: string;
   alive: boolean;
 }
 

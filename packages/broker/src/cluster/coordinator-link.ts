@@ -18,8 +18,10 @@ import type { ClusterPort } from '../replication/ports.js';
 
 export interface CoordinatorLinkOptions {
   brokerId: number;
-  /** This broker's advertised URL. */
+  /** This broker's advertised URL (for clients). */
   url: string;
+  /** Where the coordinator and other brokers reach this broker (default: `url`). */
+  internalUrl?: string;
   coordinatorUrl: string;
   heartbeatMs: number;
   timeoutMs: number;
@@ -37,7 +39,8 @@ export class CoordinatorLink implements ClusterPort {
   /** The last cluster map applied. */
   metadata: MetadataResponse | undefined;
   private readonly http: JsonHttpClient;
-  private readonly brokers = new Map<number, string>();
+  /** Every broker's URLs from the last map: `url` for clients, `internalUrl` for replication. */
+  private readonly brokers = new Map<number, { url: string; internalUrl: string }>();
   private readonly generations = new Map<string, number>();
   private isrSeq = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -50,13 +53,14 @@ export class CoordinatorLink implements ClusterPort {
   constructor(private readonly options: CoordinatorLinkOptions) {
     this.brokerId = options.brokerId;
     this.http = new JsonHttpClient({ timeoutMs: options.timeoutMs, maxSockets: 8 });
-    this.brokers.set(options.brokerId, options.url);
+    this.brokers.set(options.brokerId, { url: options.url, internalUrl: options.internalUrl ?? options.url });
   }
 
-  /** The advertised URL is known only once the server listens (port 0 picks one). */
-  setUrl(url: string): void {
+  /** The URLs are known only once the server listens (port 0 picks one). */
+  setUrl(url: string, internalUrl: string = url): void {
     this.options.url = url;
-    this.brokers.set(this.brokerId, url);
+    this.options.internalUrl = internalUrl;
+    this.brokers.set(this.brokerId, { url, internalUrl });
   }
 
   start(): void {
@@ -80,9 +84,8 @@ export class CoordinatorLink implements ClusterPort {
   private async tick(): Promise<void> {
     try {
       const path = this.registered ? COORDINATOR_ROUTES.brokerHeartbeat : COORDINATOR_ROUTES.brokerRegister;
-      const body = this.registered
-        ? { id: this.brokerId, url: this.options.url, replicas: this.options.reports() }
-        : { id: this.brokerId, url: this.options.url };
+      const self = { id: this.brokerId, url: this.options.url, internalUrl: this.options.internalUrl ?? this.options.url };
+      const body = this.registered ? { ...self, replicas: this.options.reports() } : self;
       const answer = await this.http.post<BrokerHeartbeatResponse>(this.options.coordinatorUrl + path, body, {
         timeoutMs: Math.max(this.options.heartbeatMs, this.options.timeoutMs),
       });
@@ -142,7 +145,9 @@ export class CoordinatorLink implements ClusterPort {
     const fetchSeq = this.isrSeq;
     const metadata = await this.http.get<MetadataResponse>(this.options.coordinatorUrl + COORDINATOR_ROUTES.metadata);
     if (this.stopped) return;
-    for (const broker of metadata.brokers) this.brokers.set(broker.id, broker.url);
+    for (const broker of metadata.brokers) {
+      this.brokers.set(broker.id, { url: broker.url, internalUrl: broker.internalUrl ?? broker.url });
+    }
     const first = !this.loaded;
     await this.options.apply(metadata, fetchSeq, first);
     if (metadata.version !== this.appliedVersion) {
@@ -164,14 +169,16 @@ export class CoordinatorLink implements ClusterPort {
     return this.generations.get(group);
   }
 
+  /** Where this broker reaches broker `id` (for replication). */
   brokerUrl(id: number): string | undefined {
-    return this.brokers.get(id);
+    return this.brokers.get(id)?.internalUrl;
   }
 
+  /** Broker `id` as clients know it, for NOT_PRIMARY answers. */
   brokerRef(id: number | null): { id: number; url: string } | null {
     if (id === null) return null;
-    const url = this.brokers.get(id);
-    return url === undefined ? null : { id, url };
+    const broker = this.brokers.get(id);
+    return broker === undefined ? null : { id, url: broker.url };
   }
 
   changeIsr(request: IsrChangeRequest): Promise<PartitionAssignment> {

@@ -81,13 +81,13 @@ export class Cluster {
     this.options.logger.info({ event: type, ...details }, type.replaceAll('_', ' '));
   }
 
-  /** A register or heartbeat: adds an unknown broker, updates a changed url, revives a dead one. */
-  brokerSeen(id: number, url: string, replicas?: ReplicaReport[]): void {
+  /** A register or heartbeat: adds an unknown broker, updates changed urls, revives a dead one. */
+  brokerSeen(id: number, url: string, internalUrl: string = url, replicas?: ReplicaReport[]): void {
     const now = this.options.nowMs();
     let broker = this.brokers.get(id);
     let revived = false;
     if (!broker) {
-      const added: BrokerState = { id, url, alive: true, lastHeartbeatMs: now, heardSinceStart: true };
+      const added: BrokerState = { id, url, internalUrl, alive: true, lastHeartbeatMs: now, heardSinceStart: true };
       broker = added;
       this.brokers.set(id, added);
       revived = true;
@@ -99,18 +99,20 @@ export class Cluster {
       const b = broker;
       b.lastHeartbeatMs = now;
       b.heardSinceStart = true;
-      if (b.url !== url || !b.alive) {
+      if (b.url !== url || b.internalUrl !== internalUrl || !b.alive) {
         revived = !b.alive;
-        const previousUrl = b.url;
+        const moved = b.url !== url || b.internalUrl !== internalUrl;
+        const previous = { url: b.url, internalUrl: b.internalUrl };
         b.url = url;
+        b.internalUrl = internalUrl;
         b.alive = true;
         this.commit(() => {
           this.options.store.saveBroker(b);
           if (revived) this.event('broker_up', { brokerId: id, url });
-          if (previousUrl !== url) this.event('broker_url_changed', { brokerId: id, url, previousUrl });
+          if (moved) this.event('broker_url_changed', { brokerId: id, url, internalUrl, previous });
         });
         // Replicas of this broker's partitions must learn where it moved.
-        if (previousUrl !== url) this.options.onChange();
+        if (moved) this.options.onChange();
       }
     }
     if (replicas) this.reports.set(id, new Map(replicas.map((r) => [`${r.topic}/${r.partition}`, r])));
@@ -225,7 +227,7 @@ export class Cluster {
     }
     if (request.brokerId !== p.primary) {
       throw new TesseraError('NOT_PRIMARY', `broker ${request.brokerId} is not the primary of ${request.topic}/${request.partition}`, {
-        primary: this.brokerRef(p.primary),
+        primary: this.clientRef(p.primary),
       });
     }
     const asked = [...new Set(request.isr)];
@@ -256,8 +258,9 @@ export class Cluster {
     return [...this.brokers.values()].filter((b) => b.alive).map((b) => b.id).sort((a, b) => a - b);
   }
 
+  /** Where the coordinator reaches each live broker. */
   liveBrokerUrls(): string[] {
-    return [...this.brokers.values()].filter((b) => b.alive).map((b) => b.url);
+    return [...this.brokers.values()].filter((b) => b.alive).map((b) => b.internalUrl);
   }
 
   topic(name: string): TopicState {
@@ -272,9 +275,16 @@ export class Cluster {
     return p;
   }
 
-  brokerRef(id: number | null): { id: number; url: string } | null {
+  /** A broker as error bodies name it to callers. */
+  clientRef(id: number | null): { id: number; url: string } | null {
     const broker = id === null ? undefined : this.brokers.get(id);
     return broker ? { id: broker.id, url: broker.url } : null;
+  }
+
+  /** A broker as clients know it (`url`), with the address the coordinator itself uses (`internalUrl`). */
+  brokerRef(id: number | null): { id: number; url: string; internalUrl: string } | null {
+    const broker = id === null ? undefined : this.brokers.get(id);
+    return broker ? { id: broker.id, url: broker.url, internalUrl: broker.internalUrl } : null;
   }
 
   partitionStatus(topic: TopicState, p: PartitionState): PartitionStatus {
@@ -287,7 +297,7 @@ export class Cluster {
     const wanted = topicNames ? new Set(topicNames) : null;
     return {
       version: this.versionValue,
-      brokers: [...this.brokers.values()].sort((a, b) => a.id - b.id).map((b) => ({ id: b.id, url: b.url, alive: b.alive })),
+      brokers: [...this.brokers.values()].sort((a, b) => a.id - b.id).map((b) => ({ id: b.id, url: b.url, internalUrl: b.internalUrl, alive: b.alive })),
       topics: [...this.topics.values()].filter((t) => !wanted || wanted.has(t.name)).map(toMetadata),
     };
   }
@@ -324,6 +334,7 @@ export class Cluster {
       .map((b) => ({
         id: b.id,
         url: b.url,
+        internalUrl: b.internalUrl,
         alive: b.alive,
         lastHeartbeatAgoMs: b.heardSinceStart ? Math.round(now - b.lastHeartbeatMs) : null,
         primaries: load.get(b.id)?.primaries ?? 0,

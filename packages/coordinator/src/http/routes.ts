@@ -91,12 +91,12 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
   // ---- brokers ----
   router.post(R.brokerRegister, (ctx) => {
     const request = parseOrThrow(registerBrokerRequest, ctx.state.body);
-    cluster.brokerSeen(request.id, request.url);
+    cluster.brokerSeen(request.id, request.url, request.internalUrl);
     ctx.body = heartbeatAnswer();
   });
   router.post(R.brokerHeartbeat, (ctx) => {
     const request = parseOrThrow(brokerHeartbeatRequest, ctx.state.body);
-    cluster.brokerSeen(request.id, request.url, request.replicas);
+    cluster.brokerSeen(request.id, request.url, request.internalUrl, request.replicas);
     ctx.body = heartbeatAnswer();
   });
   router.get(R.brokers, (ctx) => {

@@ -98,7 +98,7 @@ export class ProduceRouter {
         const primary = this.cluster.brokerRef(p.primary);
         if (!primary) throw new TesseraError('PARTITION_OFFLINE', `partition ${topic}/${partition} has no live in-sync replica`);
         return this.client.post<ProduceResponse>(
-          `${primary.url}${routePath(BROKER_ROUTES.produce, { topic, partition })}`,
+          `${primary.internalUrl}${routePath(BROKER_ROUTES.produce, { topic, partition })}`,
           { records },
           { timeoutMs: this.options.timeoutMs },
         );

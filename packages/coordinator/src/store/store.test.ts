@@ -43,8 +43,8 @@ describe('Store', () => {
       target: ['m-1', 'm-1'],
     };
     store.transaction(() => {
-      store.saveBroker({ id: 1, url: 'http://127.0.0.1:7071', alive: true });
-      store.saveBroker({ id: 2, url: 'http://127.0.0.1:7072', alive: false });
+      store.saveBroker({ id: 1, url: 'http://127.0.0.1:7071', internalUrl: 'http://127.0.0.1:7071', alive: true });
+      store.saveBroker({ id: 2, url: 'http://127.0.0.1:7072', internalUrl: 'http://broker-2:7072', alive: false });
       store.insertTopic(topic);
       store.saveVersion(42);
     });
@@ -56,8 +56,8 @@ describe('Store', () => {
     const loaded = reopened.loadAll();
     expect(loaded.version).toBe(42);
     expect(loaded.brokers).toEqual([
-      { id: 1, url: 'http://127.0.0.1:7071', alive: true },
-      { id: 2, url: 'http://127.0.0.1:7072', alive: false },
+      { id: 1, url: 'http://127.0.0.1:7071', internalUrl: 'http://127.0.0.1:7071', alive: true },
+      { id: 2, url: 'http://127.0.0.1:7072', internalUrl: 'http://broker-2:7072', alive: false },
     ]);
     expect(loaded.topics).toEqual([topic]);
     expect(loaded.groups).toEqual([

@@ -55,6 +55,8 @@ const MIGRATIONS: readonly string[] = [
     details TEXT NOT NULL
   );
   `,
+  // 2: a broker may be reached by the coordinator and its peers at another address than by clients.
+  `ALTER TABLE brokers ADD COLUMN internal_url TEXT;`,
 ];
 
 /** The event log keeps this many newest rows. */
@@ -62,7 +64,7 @@ const MAX_EVENTS = 10_000;
 
 export interface LoadedState {
   version: number;
-  brokers: Array<{ id: number; url: string; alive: boolean }>;
+  brokers: Array<{ id: number; url: string; internalUrl: string; alive: boolean }>;
   topics: TopicState[];
   groups: Array<Omit<GroupState, 'members'> & { members: Array<Omit<MemberState, 'lastHeartbeatMs'>> }>;
 }
@@ -93,9 +95,11 @@ export class Store {
     this.statements = {
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
-      allBrokers: db.prepare<[], { id: number; url: string; alive: number }>('SELECT id, url, alive FROM brokers ORDER BY id'),
+      allBrokers: db.prepare<[], { id: number; url: string; internal_url: string | null; alive: number }>(
+        'SELECT id, url, internal_url, alive FROM brokers ORDER BY id',
+      ),
       upsertBroker: db.prepare(
-        'INSERT INTO brokers (id, url, alive) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET url = excluded.url, alive = excluded.alive',
+        'INSERT INTO brokers (id, url, internal_url, alive) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET url = excluded.url, internal_url = excluded.internal_url, alive = excluded.alive',
       ),
       allTopics: db.prepare<[], { name: string; replication_factor: number; config: string; created_ms: number }>(
         'SELECT name, replication_factor, config, created_ms FROM topics ORDER BY name',
@@ -152,7 +156,9 @@ export class Store {
 
   loadAll(): LoadedState {
     const version = Number(this.statements.getMeta.get('version')?.value ?? 0);
-    const brokers = this.statements.allBrokers.all().map((row) => ({ id: row.id, url: row.url, alive: row.alive === 1 }));
+    const brokers = this.statements.allBrokers
+      .all()
+      .map((row) => ({ id: row.id, url: row.url, internalUrl: row.internal_url ?? row.url, alive: row.alive === 1 }));
     const partitionsByTopic = new Map<string, PartitionState[]>();
     for (const row of this.statements.allPartitions.all()) {
       const list = partitionsByTopic.get(row.topic) ?? [];
@@ -205,8 +211,8 @@ export class Store {
     this.statements.setMeta.run('version', String(version));
   }
 
-  saveBroker(broker: { id: number; url: string; alive: boolean }): void {
-    this.statements.upsertBroker.run(broker.id, broker.url, broker.alive ? 1 : 0);
+  saveBroker(broker: { id: number; url: string; internalUrl: string; alive: boolean }): void {
+    this.statements.upsertBroker.run(broker.id, broker.url, broker.internalUrl, broker.alive ? 1 : 0);
   }
 
   insertTopic(topic: TopicState): void {
