@@ -45,8 +45,8 @@ export function buildProgram(runtime: Runtime): Command {
 }
 
 /** Runs the CLI with `argv` (as process.argv: node, script, args...) and returns the exit code. */
-export async function main(argv: string[], io: Io): Promise<number> {
-  const runtime = new Runtime(io, process.env.TESSERA_COORDINATOR ?? DEFAULT_COORDINATOR_URL);
+export async function main(argv: string[], io: Io, createClient?: ConstructorParameters<typeof Runtime>[2]): Promise<number> {
+  const runtime = new Runtime(io, process.env.TESSERA_COORDINATOR ?? DEFAULT_COORDINATOR_URL, createClient);
   const program = buildProgram(runtime);
   if (argv.length <= 2) {
     io.stderr.write(program.helpInformation());

@@ -19,9 +19,17 @@ export class Runtime {
   /** Per-request deadline of admin calls. */
   requestTimeoutMs = 10_000;
 
-  constructor(io: Io, coordinatorUrl: string) {
+  private readonly createClient: (options: { coordinator: string; requestTimeoutMs: number }) => TesseraClient;
+
+  /** `createClient` is for tests, which pass a fake. */
+  constructor(
+    io: Io,
+    coordinatorUrl: string,
+    createClient: (options: { coordinator: string; requestTimeoutMs: number }) => TesseraClient = (options) => new TesseraClient(options),
+  ) {
     this.io = io;
     this.errorContext = { coordinatorUrl };
+    this.createClient = createClient;
   }
 
   get coordinatorUrl(): string {
@@ -33,7 +41,7 @@ export class Runtime {
   }
 
   client(): TesseraClient {
-    this.clientInstance ??= new TesseraClient({ coordinator: this.coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs });
+    this.clientInstance ??= this.createClient({ coordinator: this.coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs });
     return this.clientInstance;
   }
 

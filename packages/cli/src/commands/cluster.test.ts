@@ -20,8 +20,8 @@ describe('eventsOf', () => {
 describe('brokerTable', () => {
   it('lists brokers by id', () => {
     const text = brokerTable([
-      { id: 2, url: 'http://127.0.0.1:7072', alive: false, lastHeartbeatAgoMs: null, primaries: 0, replicas: 1 },
-      { id: 1, url: 'http://127.0.0.1:7071', alive: true, lastHeartbeatAgoMs: 120, primaries: 3, replicas: 6 },
+      { id: 2, url: 'http://127.0.0.1:7072', internalUrl: 'http://127.0.0.1:7072', alive: false, lastHeartbeatAgoMs: null, primaries: 0, replicas: 1 },
+      { id: 1, url: 'http://127.0.0.1:7071', internalUrl: 'http://127.0.0.1:7071', alive: true, lastHeartbeatAgoMs: 120, primaries: 3, replicas: 6 },
     ]);
     expect(text.split('\n')[1]).toMatch(/^ ?1\s+http:\/\/127\.0\.0\.1:7071\s+yes\s+3\s+6\s+120 ms ago$/);
     expect(text.split('\n')[2]).toMatch(/^ ?2 .* no /);

@@ -1,0 +1,74 @@
+// Proves the program's contract with the shell: usage errors are one `tessera:` line with
+// exit 2, and `topics describe --json` has the documented shape.
+import { PassThrough, Readable } from 'node:stream';
+import { describe, expect, it, vi } from 'vitest';
+import { main } from './program.js';
+
+async function run(args: string[], client?: unknown): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const io = {
+    stdin: Readable.from([]) as unknown as NodeJS.ReadStream,
+    stdout: stdout as unknown as NodeJS.WriteStream,
+    stderr: stderr as unknown as NodeJS.WriteStream,
+  };
+  const code = await main(['node', 'tessera', ...args], io, client === undefined ? undefined : () => client as never);
+  return { code, stdout: out, stderr: err };
+}
+
+describe('usage errors', () => {
+  it.each([
+    [['topics', 'create', 'x', '--partitions', 'abc'], "tessera: option '-p, --partitions <n>' argument 'abc' is invalid. expected an integer from 1 to 1024."],
+    [['topics', 'create', 'x', '--partitions', '0'], "tessera: option '-p, --partitions <n>' argument '0' is invalid. expected an integer from 1 to 1024."],
+    [['topics', 'create', 'x'], "tessera: required option '-p, --partitions <n>' not specified"],
+    [['consume', 't'], "tessera: required option '-g, --group <group>' not specified"],
+    [['produce', 't', '--key', 'k', '--key-separator', ':'], "tessera: option '-k, --key <key>' cannot be used with option '-K, --key-separator <sep>'"],
+    [['frobnicate'], "tessera: unknown command 'frobnicate'"],
+    [['--coordinator', 'nope', 'topics', 'list'], "tessera: option '--coordinator <url>' argument 'nope' is invalid. expected a URL like http://127.0.0.1:7070."],
+    [['dev', '--port', '70000'], "tessera: option '-p, --port <port>' argument '70000' is invalid. expected an integer from 1 to 65535."],
+  ])('%j → one line, exit 2', async (args, line) => {
+    const result = await run(args);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(line + '\n');
+    expect(result.stdout).toBe('');
+  });
+
+  it('joins a suggestion onto the same line', async () => {
+    const result = await run(['topics', 'list', '--jsn']);
+    expect(result.stderr).toBe("tessera: unknown option '--jsn' (Did you mean --json?)\n");
+  });
+});
+
+describe('topics describe --json', () => {
+  it('prints name and per-partition primary, secondary, epoch, isr, highWatermark', async () => {
+    const describeTopic = vi.fn(async () => ({
+      name: 't',
+      replicationFactor: 2,
+      config: { minInsyncReplicas: 1 },
+      partitions: [{ partition: 0, primary: 1, secondary: 2, epoch: 3, isr: [1, 2], status: 'online', highWatermark: 7, logEndOffset: 7 }],
+    }));
+    const result = await run(['topics', 'describe', 't', '--json'], { admin: { describeTopic }, close: async () => undefined });
+    expect(result.code).toBe(0);
+    expect(describeTopic).toHaveBeenCalledWith('t');
+    const body = JSON.parse(result.stdout);
+    expect(body.name).toBe('t');
+    expect(body.partitions).toEqual([
+      { partition: 0, primary: 1, secondary: 2, epoch: 3, isr: [1, 2], highWatermark: 7, logEndOffset: 7, status: 'online' },
+    ]);
+  });
+});
+
+describe('failures from the cluster', () => {
+  it('a missing topic is one line naming it, exit 1', async () => {
+    const { TesseraError } = await import('@tessera/protocol');
+    const describeTopic = async () => {
+      throw new TesseraError('TOPIC_NOT_FOUND', 'topic x does not exist');
+    };
+    const result = await run(['topics', 'describe', 'x'], { admin: { describeTopic }, close: async () => undefined });
+    expect(result).toEqual({ code: 1, stdout: '', stderr: 'tessera: topic "x" not found\n' });
+  });
+});
