@@ -30,15 +30,17 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   let ready = false;
   const service = createHttpService({ service: 'coordinator', logger, isReady: () => ready });
 
-  // The metrics read the cluster at scrape time; `cluster` is assigned just below.
+  // The metrics read the cluster and the groups at scrape time; both are assigned just below.
   let cluster: Cluster | undefined;
+  let groupsRead: GroupManager | undefined;
   const counters = registerCoordinatorMetrics(service.registry, {
     brokersByState: () => {
       const counts = { alive: 0, dead: 0 };
       for (const b of cluster?.brokers.values() ?? []) counts[b.alive ? 'alive' : 'dead']++;
       return counts;
     },
-    partitionsByState: () => cluster?.partitionCounts() ?? {},
+    partitionsByState: () => cluster?.partitionCounts() ?? { online: 0, 'under-replicated': 0, offline: 0 },
+    groupMembers: () => groupsRead?.list().groups.map((g) => ({ group: g.group, members: g.members })) ?? [],
   });
 
   const notifyClient = new JsonHttpClient({ timeoutMs: config.notifyTimeoutMs, maxSockets: 8 });
@@ -63,12 +65,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       partitionCount: (topic) => theCluster.topics.get(topic)?.partitions.length ?? null,
       defaultSessionTimeoutMs: config.groupSessionTimeoutMs,
       nowMs,
-      onRebalance: () => {
-        counters.groupRebalances++;
-      },
+      onRebalance: (group) => counters.groupRebalances.inc(group),
     },
     loaded.groups,
   );
+  groupsRead = groups;
 
   const produceClient = new JsonHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs });
   registerRoutes(service.router, {

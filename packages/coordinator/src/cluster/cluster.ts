@@ -188,7 +188,7 @@ export class Cluster {
         });
       }
     });
-    this.options.counters.failovers += changes.filter((c) => c.kind === 'failover').length;
+    this.options.counters.failovers.inc(changes.filter((c) => c.kind === 'failover').length);
     this.options.onChange();
   }
 
@@ -247,7 +247,7 @@ export class Cluster {
         this.options.store.savePartition(request.topic, p);
         this.event('isr_change', { topic: request.topic, partition: p.partition, epoch: p.epoch, isr, previousIsr });
       });
-      this.options.counters.isrChanges++;
+      this.options.counters.isrChanges.inc(isr.length < previousIsr.length ? 'shrink' : 'expand');
     }
     return toAssignment(p);
   }

@@ -3,20 +3,40 @@
  * does not depend on prom-client itself, so these are registered as plain collector
  * objects (name, help, type, get()) that the registry reads at scrape time: gauges
  * are computed from the live state, counters count in memory since the process started.
+ *
+ * Every state label value and every unlabeled counter is exported from the first scrape
+ * (at 0 when nothing happened), so dashboards and alerts see a series instead of no data.
+ *
+ * Hooks for the rest of the coordinator (`CoordinatorCounters`, reached through the
+ * cluster's options):
+ *   counters.failovers.inc(n)          a partition's primary changed because its broker died
+ *   counters.isrChanges.inc('shrink')  an accepted ISR change ('shrink' | 'expand')
+ *   counters.groupRebalances.inc(g)    a consumer group's generation was bumped
+ *   counters.rebalanceMoves.inc()      rebalancing finished moving one replica
  */
+import type { PartitionStatus } from '@tessera/protocol';
 import type { HttpService } from '@tessera/service';
 
 type Registry = HttpService['registry'];
 
+export type IsrChange = 'shrink' | 'expand';
+
+export interface CounterHook {
+  inc(by?: number): void;
+}
+
 export interface CoordinatorCounters {
-  failovers: number;
-  isrChanges: number;
-  groupRebalances: number;
+  failovers: CounterHook;
+  isrChanges: { inc(change: IsrChange, by?: number): void };
+  groupRebalances: { inc(group: string, by?: number): void };
+  rebalanceMoves: CounterHook;
 }
 
 export interface GaugeSources {
-  brokersByState(): Record<string, number>;
-  partitionsByState(): Record<string, number>;
+  brokersByState(): { alive: number; dead: number };
+  partitionsByState(): Record<PartitionStatus, number>;
+  /** Every group the coordinator knows, with its current member count. */
+  groupMembers(): Array<{ group: string; members: number }>;
 }
 
 interface MetricValue {
@@ -24,8 +44,38 @@ interface MetricValue {
   labels: Record<string, string>;
 }
 
+/** Prometheus label values of the partition states: `under-replicated` becomes `under_replicated`. */
+export const PARTITION_STATE_LABELS: Record<PartitionStatus, string> = {
+  online: 'online',
+  'under-replicated': 'under_replicated',
+  offline: 'offline',
+};
+
+/** A counter keyed by one label value ('' for an unlabeled counter); counts only go up. */
+class Counts {
+  private readonly values = new Map<string, number>();
+  constructor(initial: readonly string[] = []) {
+    for (const key of initial) this.values.set(key, 0);
+  }
+  inc(key: string, by = 1): void {
+    // A counter that goes down would read as a process restart to rate() and increase().
+    if (!(by >= 0)) throw new Error(`counter increment must be >= 0, got ${by}`);
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
+  }
+  get(key: string): number {
+    return this.values.get(key) ?? 0;
+  }
+  keys(): string[] {
+    return [...this.values.keys()];
+  }
+}
+
 export function registerCoordinatorMetrics(registry: Registry, sources: GaugeSources): CoordinatorCounters {
-  const counters: CoordinatorCounters = { failovers: 0, isrChanges: 0, groupRebalances: 0 };
+  const failovers = new Counts(['']);
+  const isrChanges = new Counts(['shrink', 'expand']);
+  const groupRebalances = new Counts();
+  const rebalanceMoves = new Counts(['']);
+
   const add = (name: string, help: string, type: 'gauge' | 'counter', values: () => MetricValue[]) => {
     const metric = {
       name,
@@ -37,22 +87,43 @@ export function registerCoordinatorMetrics(registry: Registry, sources: GaugeSou
     };
     registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
   };
-  const byLabel = (label: string, counts: Record<string, number>) =>
-    Object.entries(counts).map(([state, value]) => ({ value, labels: { [label]: state } }));
-  add('tessera_coordinator_brokers', 'Registered brokers by state (alive, dead)', 'gauge', () =>
-    byLabel('state', sources.brokersByState()),
+
+  add('tessera_coordinator_brokers', 'Registered brokers by state (alive, dead)', 'gauge', () => {
+    const counts = sources.brokersByState();
+    return [
+      { value: counts.alive, labels: { state: 'alive' } },
+      { value: counts.dead, labels: { state: 'dead' } },
+    ];
+  });
+  add('tessera_coordinator_partitions', 'Partitions by state (online, under_replicated, offline)', 'gauge', () => {
+    const counts = sources.partitionsByState();
+    return (Object.keys(PARTITION_STATE_LABELS) as PartitionStatus[]).map((status) => ({
+      value: counts[status] ?? 0,
+      labels: { state: PARTITION_STATE_LABELS[status] },
+    }));
+  });
+  add('tessera_coordinator_group_members', 'Members of each consumer group', 'gauge', () =>
+    sources.groupMembers().map((g) => ({ value: g.members, labels: { group: g.group } })),
   );
-  add('tessera_coordinator_partitions', 'Partitions by state (online, under-replicated, offline)', 'gauge', () =>
-    byLabel('state', sources.partitionsByState()),
+  add('tessera_coordinator_failovers_total', 'Partitions whose primary changed because its broker died', 'counter', () => [
+    { value: failovers.get(''), labels: {} },
+  ]);
+  add('tessera_coordinator_isr_changes_total', 'Accepted ISR changes asked by primaries, by change (shrink, expand)', 'counter', () =>
+    isrChanges.keys().map((change) => ({ value: isrChanges.get(change), labels: { change } })),
   );
-  add('tessera_coordinator_failovers_total', 'Partitions whose primary changed because a broker died', 'counter', () => [
-    { value: counters.failovers, labels: {} },
+  add('tessera_coordinator_group_rebalances_total', 'Consumer group generation bumps, by group', 'counter', () => {
+    // Known groups show 0 before their first rebalance in this process (e.g. after a restart).
+    const groups = new Set([...sources.groupMembers().map((g) => g.group), ...groupRebalances.keys()]);
+    return [...groups].sort().map((group) => ({ value: groupRebalances.get(group), labels: { group } }));
+  });
+  add('tessera_coordinator_rebalance_moves_total', 'Replica moves completed by rebalancing', 'counter', () => [
+    { value: rebalanceMoves.get(''), labels: {} },
   ]);
-  add('tessera_coordinator_isr_changes_total', 'Accepted ISR changes asked by primaries', 'counter', () => [
-    { value: counters.isrChanges, labels: {} },
-  ]);
-  add('tessera_coordinator_group_rebalances_total', 'Consumer group generation bumps', 'counter', () => [
-    { value: counters.groupRebalances, labels: {} },
-  ]);
-  return counters;
+
+  return {
+    failovers: { inc: (by = 1) => failovers.inc('', by) },
+    isrChanges: { inc: (change, by = 1) => isrChanges.inc(change, by) },
+    groupRebalances: { inc: (group, by = 1) => groupRebalances.inc(group, by) },
+    rebalanceMoves: { inc: (by = 1) => rebalanceMoves.inc('', by) },
+  };
 }
