@@ -81,6 +81,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
           : [],
       ),
     partitions: () => held.all().map((r) => ({ role: r.role, underReplicated: r.underReplicated })),
+    replicas: () => held.all().flatMap((r) => (r.isClosed ? [] : [r.report()])),
   });
   const server = await service.listen(config.port, config.host);
   const port = (server.address() as AddressInfo).port;

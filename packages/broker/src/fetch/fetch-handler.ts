@@ -7,6 +7,7 @@
 import { TesseraError, fetchRequest, parseOrThrow, type FetchPartitionResult, type FetchResponse } from '@tessera/protocol';
 import type { Context } from '@tessera/service';
 import { findReplicas, inlineError, notHeldHere, type HandlerDeps } from '../http/deps.js';
+import { payloadBytes } from '../metrics/broker-metrics.js';
 import type { PartitionReplica } from '../replica/index.js';
 
 type ParsedFetch = ReturnType<typeof fetchRequest.parse>;
@@ -71,7 +72,7 @@ export class FetchHandler {
           bytesLeft -= read.bytes;
           if (read.records.length > 0) {
             this.deps.metrics.recordsFetched.inc({ topic: ref.topic }, read.records.length);
-            this.deps.metrics.bytesFetched.inc({ topic: ref.topic }, read.bytes);
+            this.deps.metrics.bytesFetched.inc({ topic: ref.topic }, payloadBytes(read.records));
           }
         }
       } catch (error) {

@@ -89,19 +89,42 @@ export class HistogramMetric implements RegistryMetric {
 const LATENCY_BUCKETS_SECONDS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const BATCH_BUCKETS_RECORDS = [1, 10, 100, 1_000, 10_000, 100_000];
 
+/** Bytes of the keys and values of some records, in UTF-8: what the bytes counters count. */
+export function payloadBytes(records: ReadonlyArray<{ key?: string | null; value: string }>): number {
+  let bytes = 0;
+  for (const record of records) {
+    bytes += Buffer.byteLength(record.value, 'utf8');
+    if (record.key) bytes += Buffer.byteLength(record.key, 'utf8');
+  }
+  return bytes;
+}
+
+/** One replica held by this broker, as the per-replica gauges show it. */
+export interface ReplicaSample {
+  topic: string;
+  partition: number;
+  role: 'primary' | 'secondary';
+  epoch: number;
+  leo: number;
+  hw: number;
+}
+
 /** Where scrape-time gauges read from. */
 export interface MetricsSources {
   longPollsOpen(): number;
   replicationLag(): Array<{ topic: string; partition: number; lag: number }>;
   groupLag(): Array<{ group: string; topic: string; partition: number; lag: number }>;
   partitions(): Array<{ role: string; underReplicated: boolean }>;
+  replicas(): ReplicaSample[];
 }
+
+const ROLES = ['primary', 'secondary'] as const;
 
 export class BrokerMetrics {
   readonly recordsProduced = new CounterMetric('tessera_broker_records_produced_total', 'Records acknowledged to producers');
-  readonly bytesProduced = new CounterMetric('tessera_broker_bytes_produced_total', 'Value bytes acknowledged to producers (UTF-16 length)');
+  readonly bytesProduced = new CounterMetric('tessera_broker_bytes_produced_total', 'Key and value bytes (UTF-8) acknowledged to producers');
   readonly recordsFetched = new CounterMetric('tessera_broker_records_fetched_total', 'Records returned by fetch');
-  readonly bytesFetched = new CounterMetric('tessera_broker_bytes_fetched_total', 'Bytes returned by fetch (estimate)');
+  readonly bytesFetched = new CounterMetric('tessera_broker_bytes_fetched_total', 'Key and value bytes (UTF-8) returned by fetch');
   readonly produceLatency = new HistogramMetric(
     'tessera_broker_produce_latency_seconds',
     'Time from a produce request to its acknowledgement',
@@ -137,6 +160,21 @@ export class BrokerMetrics {
       new CollectedGauge('tessera_broker_under_replicated_partitions', 'Partitions led here whose secondary is not in the ISR', () => [
         { value: sources.partitions().filter((p) => p.underReplicated).length, labels: {} },
       ]),
+      new CollectedGauge('tessera_broker_replica_log_end_offset', 'Log end offset (next offset to write) of each replica held here', () =>
+        sources.replicas().map((r) => ({ value: r.leo, labels: { topic: r.topic, partition: r.partition } })),
+      ),
+      new CollectedGauge('tessera_broker_replica_high_watermark', 'High watermark of each replica held here', () =>
+        sources.replicas().map((r) => ({ value: r.hw, labels: { topic: r.topic, partition: r.partition } })),
+      ),
+      new CollectedGauge('tessera_broker_replica_epoch', 'Leader epoch each replica held here knows', () =>
+        sources.replicas().map((r) => ({ value: r.epoch, labels: { topic: r.topic, partition: r.partition } })),
+      ),
+      // A state set: 1 on the replica's current role, 0 on the other, so a role change is a value change.
+      new CollectedGauge('tessera_broker_replica_role', 'Role of each replica held here (1 on its current role)', () =>
+        sources
+          .replicas()
+          .flatMap((r) => ROLES.map((role) => ({ value: r.role === role ? 1 : 0, labels: { topic: r.topic, partition: r.partition, role } }))),
+      ),
     ];
     const metrics: RegistryMetric[] = [
       this.recordsProduced,

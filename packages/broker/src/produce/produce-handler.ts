@@ -6,6 +6,7 @@
 import { TesseraError, parseOrThrow, produceRequest, type ProduceResponse } from '@tessera/protocol';
 import type { Context } from '@tessera/service';
 import { findReplicas, notHeldHere, routePartition, type HandlerDeps } from '../http/deps.js';
+import { payloadBytes } from '../metrics/broker-metrics.js';
 
 export async function handleProduce(deps: HandlerDeps, ctx: Context): Promise<void> {
   const stopTimer = deps.metrics.produceLatency.startTimer();
@@ -17,9 +18,7 @@ export async function handleProduce(deps: HandlerDeps, ctx: Context): Promise<vo
   const result = await replica.produce(request.records);
   stopTimer();
   deps.metrics.recordsProduced.inc({ topic: ref.topic }, result.count);
-  let bytes = 0;
-  for (const record of request.records) bytes += record.value.length;
-  deps.metrics.bytesProduced.inc({ topic: ref.topic }, bytes);
+  deps.metrics.bytesProduced.inc({ topic: ref.topic }, payloadBytes(request.records));
   const body: ProduceResponse = { topic: ref.topic, partition: ref.partition, ...result };
   ctx.body = body;
 }

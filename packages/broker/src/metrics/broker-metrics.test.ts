@@ -1,0 +1,86 @@
+import { createMetrics, type HttpService } from '@tessera/service';
+import { describe, expect, it } from 'vitest';
+import { BrokerMetrics, payloadBytes, type MetricsSources } from './broker-metrics.js';
+
+function setup(sources: Partial<MetricsSources> = {}) {
+  const { registry } = createMetrics('broker');
+  const metrics = new BrokerMetrics();
+  // register() only reads the service's registry.
+  metrics.register({ registry } as HttpService, {
+    longPollsOpen: () => 0,
+    replicationLag: () => [],
+    groupLag: () => [],
+    partitions: () => [],
+    replicas: () => [],
+    ...sources,
+  });
+  return { metrics, scrape: () => registry.metrics() };
+}
+
+describe('broker metrics', () => {
+  it('counts records and bytes by topic', async () => {
+    const { metrics, scrape } = setup();
+    metrics.recordsProduced.inc({ topic: 'orders' }, 3);
+    metrics.recordsProduced.inc({ topic: 'orders' }, 2);
+    metrics.bytesProduced.inc({ topic: 'orders' }, 10);
+    metrics.recordsFetched.inc({ topic: 'audit' }, 1);
+    const text = await scrape();
+    expect(text).toContain('tessera_broker_records_produced_total{topic="orders"} 5');
+    expect(text).toContain('tessera_broker_bytes_produced_total{topic="orders"} 10');
+    expect(text).toContain('tessera_broker_records_fetched_total{topic="audit"} 1');
+    expect(text).toContain('# TYPE tessera_broker_records_produced_total counter');
+  });
+
+  it('exports histograms with cumulative buckets, sum and count', async () => {
+    const { metrics, scrape } = setup();
+    metrics.writeBatchRecords.observe(1);
+    metrics.writeBatchRecords.observe(50);
+    metrics.writeBatchRecords.observe(500);
+    const text = await scrape();
+    expect(text).toContain('tessera_broker_write_batch_records_bucket{le="1"} 1');
+    expect(text).toContain('tessera_broker_write_batch_records_bucket{le="100"} 2');
+    expect(text).toContain('tessera_broker_write_batch_records_bucket{le="1000"} 3');
+    expect(text).toContain('tessera_broker_write_batch_records_bucket{le="+Inf"} 3');
+    expect(text).toContain('tessera_broker_write_batch_records_sum 551');
+    expect(text).toContain('tessera_broker_write_batch_records_count 3');
+    expect(text).toContain('tessera_broker_produce_latency_seconds_count 0');
+    expect(text).toContain('tessera_broker_replication_latency_seconds_count 0');
+  });
+
+  it('reads replica, lag and long-poll gauges at scrape time', async () => {
+    const { scrape } = setup({
+      longPollsOpen: () => 4,
+      replicationLag: () => [{ topic: 'orders', partition: 0, lag: 7 }],
+      groupLag: () => [{ group: 'billing', topic: 'orders', partition: 0, lag: 12 }],
+      partitions: () => [
+        { role: 'primary', underReplicated: true },
+        { role: 'secondary', underReplicated: false },
+      ],
+      replicas: () => [
+        { topic: 'orders', partition: 0, role: 'primary', epoch: 2, leo: 40, hw: 33 },
+        { topic: 'orders', partition: 1, role: 'secondary', epoch: 1, leo: 9, hw: 9 },
+      ],
+    });
+    const text = await scrape();
+    for (const line of [
+      'tessera_broker_long_polls_open 4',
+      'tessera_broker_replication_lag_records{topic="orders",partition="0"} 7',
+      'tessera_broker_group_lag_records{group="billing",topic="orders",partition="0"} 12',
+      'tessera_broker_partitions{role="primary"} 1',
+      'tessera_broker_partitions{role="secondary"} 1',
+      'tessera_broker_under_replicated_partitions 1',
+      'tessera_broker_replica_log_end_offset{topic="orders",partition="0"} 40',
+      'tessera_broker_replica_high_watermark{topic="orders",partition="0"} 33',
+      'tessera_broker_replica_epoch{topic="orders",partition="1"} 1',
+      'tessera_broker_replica_role{topic="orders",partition="0",role="primary"} 1',
+      'tessera_broker_replica_role{topic="orders",partition="0",role="secondary"} 0',
+      'tessera_broker_replica_role{topic="orders",partition="1",role="secondary"} 1',
+    ]) {
+      expect(text).toContain(line);
+    }
+  });
+
+  it('counts payload bytes in UTF-8, keys included', () => {
+    expect(payloadBytes([{ key: 'ab', value: 'cde' }, { key: null, value: 'é' }, { value: '' }])).toBe(7);
+  });
+});
