@@ -18,6 +18,23 @@ export interface ClusterOptions {
   replicaTimeoutMs?: number;
   durability?: 'full' | 'normal';
   maxValueBytes?: number;
+  /**
+   * Route every broker's peer traffic and coordinator traffic through fault proxies, so a
+   * scenario can cut single network links (`Cluster.links`). Processes launcher only.
+   */
+  proxies?: boolean;
+}
+
+/** The network links of one broker that a scenario can cut, blackhole or delay. */
+export interface BrokerLinks {
+  /** Everything other brokers and the coordinator send to this broker (replication, notifications). */
+  inbound: LinkControl;
+  /** This broker's calls to the coordinator (register, heartbeat, metadata, ISR changes). */
+  toCoordinator: LinkControl;
+}
+
+export interface LinkControl {
+  set(mode: 'pass' | 'cut' | 'blackhole' | 'delay', delayMs?: number): void;
 }
 
 export interface Cluster {
@@ -26,6 +43,8 @@ export interface Cluster {
   readonly brokers: ReadonlyMap<number, ServiceHandle>;
   /** Where the scenario may keep files of its own (and, for processes, where the logs are). */
   readonly dataDir: string;
+  /** Present when the cluster was started with `proxies: true`. */
+  readonly links?: ReadonlyMap<number, BrokerLinks>;
   broker(id: number): ServiceHandle;
   /** A client of this cluster, closed by `stop()`. */
   client(options?: Omit<ClientOptions, 'coordinator'>): TesseraClient;

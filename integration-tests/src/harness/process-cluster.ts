@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TesseraClient } from '@tessera/client';
-import { type Cluster, type ClusterOptions, waitForLiveBrokers } from './cluster.js';
+import { type BrokerLinks, type Cluster, type ClusterOptions, waitForLiveBrokers } from './cluster.js';
 import { freePort } from './ports.js';
 import { ServiceProcess } from './process.js';
+import { TcpProxy } from './proxy.js';
 
 export async function startProcessCluster(options: ClusterOptions): Promise<Cluster> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `tessera-${options.name}-`));
@@ -31,8 +32,24 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
     ],
   });
   const brokers = new Map<number, ServiceProcess>();
+  const links = new Map<number, BrokerLinks>();
+  const proxies: TcpProxy[] = [];
   const makeBroker = async (id: number) => {
     const port = await freePort();
+    // With proxies, peers and the coordinator reach the broker through one proxy, and the broker
+    // reaches the coordinator through another, so each link can fail on its own.
+    let internal: string[] = [];
+    let brokerCoordinatorUrl = coordinatorUrl;
+    if (options.proxies) {
+      const inbound = new TcpProxy(port);
+      const toCoordinator = new TcpProxy(coordinatorPort);
+      await inbound.start();
+      await toCoordinator.start();
+      proxies.push(inbound, toCoordinator);
+      links.set(id, { inbound, toCoordinator });
+      internal = ['--internal-url', inbound.url];
+      brokerCoordinatorUrl = toCoordinator.url;
+    }
     const broker = new ServiceProcess({
       name: `broker-${id}`,
       role: 'broker',
@@ -43,7 +60,8 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
         '--port', String(port),
         '--host', '127.0.0.1',
         '--data-dir', path.join(dataDir, `broker-${id}`),
-        '--coordinator', coordinatorUrl,
+        '--coordinator', brokerCoordinatorUrl,
+        ...internal,
         ...timing,
         '--replica-timeout-ms', String(options.replicaTimeoutMs ?? 1_000),
         '--durability', options.durability ?? 'normal',
@@ -71,6 +89,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
     coordinator,
     brokers,
     dataDir,
+    links: options.proxies ? links : undefined,
     broker(id) {
       const broker = brokers.get(id);
       if (!broker) throw new Error(`no broker ${id}`);
@@ -91,6 +110,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
     async stop() {
       await Promise.allSettled(clients.map((client) => client.close()));
       await stopProcesses();
+      await Promise.all(proxies.map((proxy) => proxy.stop()));
       if (process.env.TESSERA_KEEP_DATA !== '1') rmSync(dataDir, { recursive: true, force: true });
     },
   };
