@@ -27,15 +27,28 @@ const program = new Command('tessera-broker')
   .addOption(
     new Option('--durability <mode>', 'SQLite synchronous mode').env('TESSERA_DURABILITY').choices(['full', 'normal']).default('full'),
   )
-  .addOption(new Option('--heartbeat-ms <ms>', 'heartbeat interval').argParser(positiveInt).default(DEFAULT_CONFIG.heartbeatMs))
+  .addOption(
+    new Option('--heartbeat-ms <ms>', 'heartbeat interval').env('TESSERA_HEARTBEAT_MS').argParser(positiveInt).default(DEFAULT_CONFIG.heartbeatMs),
+  )
   .addOption(
     new Option('--replica-timeout-ms <ms>', 'how long a failing in-sync secondary is retried before the ISR shrinks')
+      .env('TESSERA_REPLICA_TIMEOUT_MS')
       .argParser(positiveInt)
       .default(DEFAULT_CONFIG.replicaTimeoutMs),
   )
-  .addOption(new Option('--max-value-bytes <n>', 'largest record value').argParser(positiveInt).default(DEFAULT_CONFIG.maxValueBytes))
-  .addOption(new Option('--log-level <level>', 'pino log level').env('TESSERA_LOG_LEVEL').default('info'))
-  .addOption(new Option('--log-pretty', 'human-readable logs'));
+  .addOption(
+    new Option('--max-value-bytes <n>', 'largest record value')
+      .env('TESSERA_MAX_VALUE_BYTES')
+      .argParser(positiveInt)
+      .default(DEFAULT_CONFIG.maxValueBytes),
+  )
+  .addOption(
+    new Option('--log-level <level>', 'log level')
+      .env('TESSERA_LOG_LEVEL')
+      .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+      .default('info'),
+  )
+  .addOption(new Option('--log-pretty', 'human-readable logs instead of JSON lines').env('TESSERA_LOG_PRETTY'));
 
 program.parse();
 const flags = program.opts<{

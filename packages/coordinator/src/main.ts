@@ -50,11 +50,12 @@ const program = new Command('tessera-coordinator')
       .env('TESSERA_GROUP_SESSION_TIMEOUT_MS'),
   )
   .addOption(
-    new Option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent')
+    new Option('--log-level <level>', 'log level')
+      .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info')
       .env('TESSERA_LOG_LEVEL'),
   )
-  .addOption(new Option('--log-pretty', 'human-readable logs').env('TESSERA_LOG_PRETTY'))
+  .addOption(new Option('--log-pretty', 'human-readable logs instead of JSON lines').env('TESSERA_LOG_PRETTY'))
   .action(async (options) => {
     const running = await startCoordinator({
       port: options.port,
