@@ -290,8 +290,12 @@ export class DevCluster {
     for (const timer of this.restartTimers) clearTimeout(timer);
     this.restartTimers.clear();
     if (signal !== undefined) this.note(`${signal}: stopping the cluster`);
-    const exits = await Promise.all(this.children.map((child) => child.stop(this.options.stopGraceMs)));
-    exits.forEach((exit, i) => {
+    // Brokers first, while the coordinator still answers their last calls; then the coordinator.
+    // (Brokers stop well within the coordinator's broker timeout, so no failover starts.)
+    const [coordinator, ...brokers] = this.children;
+    const brokerExits = await Promise.all(brokers.map((child) => child.stop(this.options.stopGraceMs)));
+    const coordinatorExit = coordinator ? await coordinator.stop(this.options.stopGraceMs) : { killed: false };
+    [coordinatorExit, ...brokerExits].forEach((exit, i) => {
       if (exit.killed) this.note(`${this.children[i]!.spec.name} did not stop in time and was killed`);
     });
     removeDevState(this.options.dataDir);
