@@ -17,7 +17,7 @@ export function createLogger(service: string, bindings: Record<string, unknown>,
     level,
     base: { service, ...bindings },
     transport: pretty
-      ? { target: 'pino-pretty', options: { colorize: false, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } }
+      ? { target: 'pino-pretty', options: { colorize: false, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,service', singleLine: true } }
       : undefined,
   });
 }
