@@ -128,6 +128,31 @@ export const isrChangeRequest = z
   .strict();
 export type IsrChangeRequest = z.infer<typeof isrChangeRequest>;
 
+/**
+ * The primary tells the coordinator that the replica being added to a partition (`target`,
+ * the assignment's `adding`) has caught up to the primary's log end: the coordinator makes it
+ * the secondary with ISR [primary, target] in one step and drops the old secondary. Refused
+ * with STALE_EPOCH / NOT_PRIMARY like an ISR change, INVALID_REQUEST when `target` is not
+ * being added any more. Idempotent: asking again after the swap answers the same assignment.
+ */
+export const reassignCompleteRequest = z
+  .object({
+    brokerId,
+    topic: topicName,
+    partition: partitionNumber,
+    epoch,
+    target: brokerId,
+  })
+  .strict();
+export type ReassignCompleteRequest = z.infer<typeof reassignCompleteRequest>;
+
+/** A broker id in a route (`/brokers/:id/drain`), as text. */
+export const brokerIdParam = z
+  .string()
+  .regex(/^[1-9][0-9]{0,6}$/, 'a broker id is a positive integer')
+  .transform(Number)
+  .pipe(brokerId);
+
 // ---- coordinator: consumer groups ----------------------------------------------------
 
 export const joinGroupRequest = z

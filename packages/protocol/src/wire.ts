@@ -33,6 +33,12 @@ export interface PartitionAssignment {
   epoch: number;
   /** In-sync replicas: `[primary]` or `[primary, secondary]`. */
   isr: number[];
+  /**
+   * A replica being added by a move (rebalance, drain, replacement of a dead secondary): the
+   * primary catches it up in the background; it never counts for the HW, and once caught up
+   * it replaces the secondary (`POST /partitions/reassign-complete`). Absent or null: none.
+   */
+  adding?: number | null;
 }
 
 export type PartitionStatus = 'online' | 'under-replicated' | 'offline';
@@ -162,6 +168,17 @@ export interface BrokerStatus extends BrokerInfo {
   lastHeartbeatAgoMs: number | null;
   primaries: number;
   replicas: number;
+  /** `alive` or `dead` (the same as `alive`, spelled for people). */
+  state?: 'alive' | 'dead';
+  /** Marked for drain: every replica is being moved off it, and no new one is placed on it. */
+  draining?: boolean;
+  /** Replicas being added to this broker by moves in progress (not counted in `replicas`). */
+  adding?: number;
+}
+
+/** `GET /brokers`. */
+export interface BrokerListResponse {
+  brokers: BrokerStatus[];
 }
 
 /** `GET /cluster/status`. */
