@@ -5,6 +5,9 @@ import {
   DEFAULT_HEARTBEAT_MS,
 } from '@tessera/protocol';
 
+export const DEFAULT_MAX_CONCURRENT_MOVES = 2;
+export const DEFAULT_REPLACE_DEAD_AFTER_MS = 30_000;
+
 /** Everything the coordinator is started with; `main.ts` fills it from flags and env. */
 export interface CoordinatorConfig {
   /** 0 picks a free port (tests); the bound one is in the returned url. */
@@ -20,6 +23,10 @@ export interface CoordinatorConfig {
   groupSessionTimeoutMs: number;
   /** Longest wait for brokers to answer a metadata-changed notification. */
   notifyTimeoutMs: number;
+  /** Partition moves (rebalance, drain, replacement of dead secondaries) running at once. */
+  maxConcurrentMoves: number;
+  /** An rf=2 partition whose secondary has been dead this long gets a new secondary. */
+  replaceDeadAfterMs: number;
   logLevel: string;
   logPretty: boolean;
 }
@@ -32,6 +39,8 @@ export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<Coord
     brokerTimeoutMs: DEFAULT_BROKER_TIMEOUT_MS,
     groupSessionTimeoutMs: DEFAULT_GROUP_SESSION_TIMEOUT_MS,
     notifyTimeoutMs: 2_000,
+    maxConcurrentMoves: DEFAULT_MAX_CONCURRENT_MOVES,
+    replaceDeadAfterMs: DEFAULT_REPLACE_DEAD_AFTER_MS,
     logLevel: 'info',
     logPretty: false,
     ...overrides,

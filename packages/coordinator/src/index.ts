@@ -17,6 +17,8 @@ import { Store } from './store/store.js';
 
 export { defaultConfig, type CoordinatorConfig } from './config.js';
 
+const COUNTED_MOVE_STEPS = new Set(['replica_reassigned', 'leadership_transferred', 'replica_dropped']);
+
 export interface RunningCoordinator {
   url: string;
   close(): Promise<void>;
@@ -53,6 +55,12 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       nowMs,
       counters,
       onChange: () => notifier?.schedule(),
+      maxConcurrentMoves: config.maxConcurrentMoves,
+      replaceDeadAfterMs: config.replaceDeadAfterMs,
+      // A step that changes where a replica or the leadership lives counts as one move.
+      onMoveStep: (type) => {
+        if (COUNTED_MOVE_STEPS.has(type)) counters.rebalanceMoves.inc();
+      },
     },
     loaded,
   );
@@ -100,6 +108,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       }
       lastTickMs = now;
       theCluster.checkLiveness();
+      theCluster.driveMoves();
       groups.expireSessions();
     } catch (error) {
       logger.error({ err: error }, 'liveness check failed');

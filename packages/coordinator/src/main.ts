@@ -11,6 +11,7 @@ import {
   DEFAULT_HEARTBEAT_MS,
 } from '@tessera/protocol';
 import { createLogger, onShutdown } from '@tessera/service';
+import { DEFAULT_MAX_CONCURRENT_MOVES, DEFAULT_REPLACE_DEAD_AFTER_MS } from './config.js';
 import { startCoordinator } from './index.js';
 
 function integer(min: number, max: number) {
@@ -50,6 +51,18 @@ const program = new Command('tessera-coordinator')
       .env('TESSERA_GROUP_SESSION_TIMEOUT_MS'),
   )
   .addOption(
+    new Option('--max-concurrent-moves <n>', 'partition moves (rebalance, drain, dead secondary replacement) running at once')
+      .argParser(integer(1, 1_000))
+      .default(DEFAULT_MAX_CONCURRENT_MOVES)
+      .env('TESSERA_MAX_CONCURRENT_MOVES'),
+  )
+  .addOption(
+    new Option('--replace-dead-after-ms <ms>', 'an rf=2 partition whose secondary is dead this long gets a new one')
+      .argParser(integer(0, 86_400_000))
+      .default(DEFAULT_REPLACE_DEAD_AFTER_MS)
+      .env('TESSERA_REPLACE_DEAD_AFTER_MS'),
+  )
+  .addOption(
     new Option('--log-level <level>', 'log level')
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info')
@@ -65,6 +78,8 @@ const program = new Command('tessera-coordinator')
       brokerTimeoutMs: options.brokerTimeoutMs,
       groupSessionTimeoutMs: options.groupSessionTimeoutMs,
       notifyTimeoutMs: 2_000,
+      maxConcurrentMoves: options.maxConcurrentMoves,
+      replaceDeadAfterMs: options.replaceDeadAfterMs,
       logLevel: options.logLevel,
       logPretty: options.logPretty === true,
     });

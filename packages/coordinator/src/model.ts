@@ -15,6 +15,13 @@ export interface BrokerState {
   lastHeartbeatMs: number;
   /** True once the broker heartbeated since this coordinator process started. */
   heardSinceStart: boolean;
+  /** Marked for drain (persisted): moves take every replica off it and nothing new is placed on it. */
+  draining: boolean;
+  /**
+   * Monotonic clock (ms) since which the broker is dead (or the coordinator start, for a broker
+   * already dead then). Not persisted. Undefined while alive.
+   */
+  deadSinceMs?: number;
 }
 
 export interface PartitionState extends PartitionAssignment {
@@ -23,6 +30,25 @@ export interface PartitionState extends PartitionAssignment {
    * acknowledged record, so only one of them may become primary again. Empty while online.
    */
   lastIsr: number[];
+}
+
+/** Why a partition is being moved. */
+export type MoveReason = 'rebalance' | 'replace';
+
+/**
+ * A partition move in progress (persisted, so it survives a coordinator restart): the
+ * partition goes, one step at a time, from where it is to `targetPrimary`/`targetSecondary`.
+ * Steps: add a replica and swap it in for the secondary once caught up, or transfer
+ * leadership to the in-sync secondary (see `rebalance/steps.ts`).
+ */
+export interface MoveState {
+  topic: string;
+  partition: number;
+  targetPrimary: number;
+  targetSecondary: number | null;
+  reason: MoveReason;
+  /** Wall clock (ms since the Unix epoch) when the move started. */
+  startedMs: number;
 }
 
 export interface TopicState {

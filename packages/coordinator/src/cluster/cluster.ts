@@ -9,6 +9,7 @@ import {
   type ClusterStatusResponse,
   type IsrChangeRequest,
   type MetadataResponse,
+  type ReassignCompleteRequest,
   type PartitionAssignment,
   type PartitionStatus,
   type ReplicaReport,
@@ -17,10 +18,12 @@ import {
   type TopicMetadata,
 } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
-import type { BrokerState, ClusterEvent, PartitionState, TopicState } from '../model.js';
+import type { BrokerState, ClusterEvent, MoveReason, MoveState, PartitionState, TopicState } from '../model.js';
 import type { CoordinatorCounters } from '../metrics/metrics.js';
 import type { LoadedState, Store } from '../store/store.js';
 import { brokerLoad, leastLoaded, type BrokerLoad } from '../topics/assignment.js';
+import { planRebalance, type PlannerPartition } from '../rebalance/planner.js';
+import { nextStep } from '../rebalance/steps.js';
 import { reassign, type ReassignKind } from './failover.js';
 
 export interface ClusterOptions {
@@ -32,6 +35,12 @@ export interface ClusterOptions {
   counters: CoordinatorCounters;
   /** Called after a change brokers should hear about soon (failover, broker up/down); not for topic create/delete. */
   onChange(): void;
+  /** Partition moves running at once (rebalance, drain, replacement of dead secondaries). */
+  maxConcurrentMoves: number;
+  /** An rf=2 partition whose secondary has been dead this long gets a new one. */
+  replaceDeadAfterMs: number;
+  /** Called on every move step (started, replica added, swapped, leadership transferred, completed, cancelled). */
+  onMoveStep?(type: string): void;
 }
 
 const EVENT_OF_KIND: Record<ReassignKind, string> = {
@@ -46,6 +55,9 @@ export class Cluster {
   readonly topics = new Map<string, TopicState>();
   /** Latest replica reports per broker, keyed by `topic/partition`; memory only. */
   private readonly reports = new Map<number, Map<string, ReplicaReport>>();
+  /** Moves in progress, keyed by `topic/partition` (persisted). */
+  readonly moves = new Map<string, MoveState>();
+  private rebalanceRequested: boolean;
   private versionValue: number;
 
   constructor(
@@ -56,9 +68,11 @@ export class Cluster {
     const now = options.nowMs();
     for (const b of loaded.brokers) {
       // After a restart every broker gets a full brokerTimeoutMs of grace before it can be declared dead.
-      this.brokers.set(b.id, { ...b, lastHeartbeatMs: now, heardSinceStart: false });
+      this.brokers.set(b.id, { ...b, lastHeartbeatMs: now, heardSinceStart: false, deadSinceMs: b.alive ? undefined : now });
     }
     for (const t of loaded.topics) this.topics.set(t.name, t);
+    for (const m of loaded.moves) this.moves.set(moveKey(m.topic, m.partition), m);
+    this.rebalanceRequested = loaded.rebalanceRequested;
   }
 
   get version(): number {
@@ -87,13 +101,15 @@ export class Cluster {
     let broker = this.brokers.get(id);
     let revived = false;
     if (!broker) {
-      const added: BrokerState = { id, url, internalUrl, alive: true, lastHeartbeatMs: now, heardSinceStart: true };
+      const added: BrokerState = { id, url, internalUrl, alive: true, lastHeartbeatMs: now, heardSinceStart: true, draining: false };
       broker = added;
       this.brokers.set(id, added);
       revived = true;
       this.commit(() => {
         this.options.store.saveBroker(added);
         this.event('broker_registered', { brokerId: id, url });
+        // A new broker is empty: give it its share.
+        this.requestRebalance('broker_joined', id);
       });
     } else {
       const b = broker;
@@ -106,9 +122,12 @@ export class Cluster {
         b.url = url;
         b.internalUrl = internalUrl;
         b.alive = true;
+        b.deadSinceMs = undefined;
         this.commit(() => {
           this.options.store.saveBroker(b);
           if (revived) this.event('broker_up', { brokerId: id, url });
+          // Back after its replicas went elsewhere: it is as good as a new broker.
+          if (revived && !this.holdsAnything(id)) this.requestRebalance('broker_returned_empty', id);
           if (moved) this.event('broker_url_changed', { brokerId: id, url, internalUrl, previous });
         });
         // Replicas of this broker's partitions must learn where it moved.
@@ -136,6 +155,7 @@ export class Cluster {
       this.commit(() => {
         for (const b of dead) {
           b.alive = false;
+          b.deadSinceMs = now;
           this.options.store.saveBroker(b);
           this.event('broker_down', { brokerId: b.id, url: b.url, silentMs: Math.round(now - b.lastHeartbeatMs) });
         }
@@ -153,9 +173,15 @@ export class Cluster {
    */
   reconcile(): void {
     const liveIds = this.liveBrokerIds();
+    const placementIds = this.placementBrokerIds();
     const load = brokerLoad(this.topics.values(), liveIds);
     const isAlive = (id: number) => this.brokers.get(id)?.alive === true;
+    // New secondaries go to brokers that are not draining, unless only draining ones are left.
     const pick = (exclude: readonly number[]) =>
+      leastLoaded(
+        placementIds.filter((id) => !exclude.includes(id)),
+        load,
+      ) ??
       leastLoaded(
         liveIds.filter((id) => !exclude.includes(id)),
         load,
@@ -208,10 +234,12 @@ export class Cluster {
   removeTopic(name: string): void {
     if (!this.topics.has(name)) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${name} does not exist`);
     this.commit(() => {
+      // Its moves go with it (ON DELETE CASCADE in the store).
       this.options.store.deleteTopic(name);
       this.event('topic_deleted', { topic: name });
     });
     this.topics.delete(name);
+    for (const [key, move] of this.moves) if (move.topic === name) this.moves.delete(key);
   }
 
   /**
@@ -250,6 +278,265 @@ export class Cluster {
       this.options.counters.isrChanges.inc(isr.length < previousIsr.length ? 'shrink' : 'expand');
     }
     return toAssignment(p);
+  }
+
+  // ---- moves: rebalance, drain, replacement of dead secondaries ------------------------
+
+  /**
+   * The primary reports that the replica being added (`adding`) caught up to its log end:
+   * make it the secondary with ISR [primary, target] and drop the old secondary, in one step.
+   * The primary holds its flushes while it asks, so nothing is acknowledged on the old pair
+   * after the target caught up. Asking again after the swap answers the same assignment.
+   */
+  completeReassignment(request: ReassignCompleteRequest): PartitionAssignment {
+    const p = this.partition(request.topic, request.partition);
+    if (request.epoch !== p.epoch) {
+      throw new TesseraError('STALE_EPOCH', `partition ${request.topic}/${request.partition} is at epoch ${p.epoch}, not ${request.epoch}`, {
+        epoch: p.epoch,
+      });
+    }
+    if (request.brokerId !== p.primary) {
+      throw new TesseraError('NOT_PRIMARY', `broker ${request.brokerId} is not the primary of ${request.topic}/${request.partition}`, {
+        primary: this.clientRef(p.primary),
+      });
+    }
+    const adding = p.adding ?? null;
+    if (adding === null && p.secondary === request.target && p.isr.includes(request.target)) return toAssignment(p);
+    if (adding !== request.target) {
+      throw new TesseraError(
+        'INVALID_REQUEST',
+        `broker ${request.target} is not being added to ${request.topic}/${request.partition} (adding: ${adding ?? 'none'})`,
+      );
+    }
+    const previousSecondary = p.secondary;
+    const previousIsr = p.isr;
+    p.secondary = request.target;
+    p.isr = [p.primary, request.target];
+    p.adding = null;
+    this.commit(() => {
+      this.options.store.savePartition(request.topic, p);
+      this.event('replica_reassigned', {
+        topic: request.topic,
+        partition: p.partition,
+        epoch: p.epoch,
+        primary: p.primary,
+        secondary: p.secondary,
+        isr: p.isr,
+        previousSecondary,
+        previousIsr,
+      });
+    });
+    this.options.onMoveStep?.('replica_reassigned');
+    // The old secondary drops its copy when it hears of the new map.
+    this.options.onChange();
+    return toAssignment(p);
+  }
+
+  /** Marks a broker draining (moves take every replica off it) or not; answers its status. */
+  setDraining(id: number, draining: boolean): BrokerStatus {
+    const broker = this.brokers.get(id);
+    if (!broker) throw new TesseraError('NOT_FOUND', `broker ${id} is not registered`);
+    if (broker.draining !== draining) {
+      broker.draining = draining;
+      this.commit(() => {
+        this.options.store.saveBroker(broker);
+        this.event(draining ? 'broker_draining' : 'broker_undrained', { brokerId: id });
+        this.requestRebalance(draining ? 'broker_drain' : 'broker_undrain', id);
+      });
+    }
+    return this.brokerStatuses().find((b) => b.id === id)!;
+  }
+
+  /** Called inside a commit. */
+  private requestRebalance(reason: string, brokerId: number): void {
+    this.rebalanceRequested = true;
+    this.options.store.saveRebalanceRequested(true);
+    this.event('rebalance_requested', { reason, brokerId });
+  }
+
+  private holdsAnything(id: number): boolean {
+    for (const topic of this.topics.values()) {
+      for (const p of topic.partitions) {
+        if (p.primary === id || p.secondary === id || p.adding === id || p.lastIsr.includes(id)) return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * One turn of the move driver (from the liveness tick): starts replacements of secondaries
+   * dead for replaceDeadAfterMs, advances every running move by at most one step, and while a
+   * rebalance is wanted starts planned moves up to maxConcurrentMoves.
+   */
+  driveMoves(): void {
+    const isAlive = (id: number) => this.brokers.get(id)?.alive === true;
+    const usable = (id: number) => isAlive(id) && this.brokers.get(id)?.draining !== true;
+    let changed = false;
+    const steps: Array<() => void> = [];
+
+    // 1. Advance running moves.
+    for (const [key, move] of [...this.moves]) {
+      const topic = this.topics.get(move.topic);
+      const p = topic?.partitions[move.partition];
+      if (!topic || !p) {
+        this.moves.delete(key);
+        steps.push(() => this.options.store.deleteMove(move.topic, move.partition));
+        continue;
+      }
+      const step = nextStep(p, move, isAlive, usable);
+      const details = { topic: move.topic, partition: p.partition, reason: move.reason, targetPrimary: move.targetPrimary, targetSecondary: move.targetSecondary };
+      switch (step.kind) {
+        case 'wait':
+          break;
+        case 'done':
+        case 'cancel': {
+          this.moves.delete(key);
+          if (step.kind === 'cancel' && (p.adding ?? null) !== null) {
+            p.adding = null;
+            changed = true;
+          }
+          const type = step.kind === 'done' ? 'rebalance_move_completed' : 'rebalance_move_cancelled';
+          steps.push(() => {
+            this.options.store.deleteMove(move.topic, move.partition);
+            this.options.store.savePartition(move.topic, p);
+            this.event(type, { ...details, primary: p.primary, secondary: p.secondary, epoch: p.epoch, ...(step.kind === 'cancel' ? { why: step.why } : {}) });
+          });
+          this.options.onMoveStep?.(type);
+          break;
+        }
+        case 'add': {
+          p.adding = step.broker;
+          changed = true;
+          steps.push(() => {
+            this.options.store.savePartition(move.topic, p);
+            this.event('replica_adding', { ...details, broker: step.broker, primary: p.primary, secondary: p.secondary, epoch: p.epoch });
+          });
+          this.options.onMoveStep?.('replica_adding');
+          break;
+        }
+        case 'transfer': {
+          const previousPrimary = p.primary!;
+          const primary = p.secondary!;
+          p.primary = primary;
+          p.secondary = previousPrimary;
+          p.epoch += 1;
+          // The old primary holds every acknowledged record too; its unacknowledged tail is cut by the divergence check.
+          p.isr = [primary, previousPrimary];
+          p.lastIsr = [];
+          p.adding = null;
+          changed = true;
+          steps.push(() => {
+            this.options.store.savePartition(move.topic, p);
+            this.event('leadership_transferred', { ...details, primary, secondary: previousPrimary, epoch: p.epoch, previousPrimary });
+          });
+          this.options.onMoveStep?.('leadership_transferred');
+          break;
+        }
+        case 'drop-secondary': {
+          const previousSecondary = p.secondary;
+          p.secondary = null;
+          p.isr = [p.primary!];
+          changed = true;
+          steps.push(() => {
+            this.options.store.savePartition(move.topic, p);
+            this.event('replica_dropped', { ...details, broker: previousSecondary, primary: p.primary, epoch: p.epoch });
+          });
+          this.options.onMoveStep?.('replica_dropped');
+          break;
+        }
+      }
+    }
+
+    // 2. Replace secondaries dead for too long (redundancy first, so before rebalance moves).
+    const now = this.options.nowMs();
+    const load = this.placementLoad();
+    const startMove = (topicName: string, p: PartitionState, to: { primary: number; secondary: number | null }, reason: MoveReason) => {
+      const move: MoveState = { topic: topicName, partition: p.partition, targetPrimary: to.primary, targetSecondary: to.secondary, reason, startedMs: Date.now() };
+      this.moves.set(moveKey(topicName, p.partition), move);
+      steps.push(() => {
+        this.options.store.saveMove(move);
+        this.event('rebalance_move_started', {
+          topic: topicName,
+          partition: p.partition,
+          reason,
+          primary: p.primary,
+          secondary: p.secondary,
+          targetPrimary: to.primary,
+          targetSecondary: to.secondary,
+        });
+      });
+      this.options.onMoveStep?.('rebalance_move_started');
+    };
+    for (const topic of this.topics.values()) {
+      if (topic.replicationFactor !== 2) continue;
+      for (const p of topic.partitions) {
+        if (this.moves.size >= this.options.maxConcurrentMoves) break;
+        if (p.primary === null || !isAlive(p.primary) || p.secondary === null || isAlive(p.secondary)) continue;
+        if (this.moves.has(moveKey(topic.name, p.partition))) continue;
+        const deadSinceMs = this.brokers.get(p.secondary)?.deadSinceMs ?? now;
+        if (now - deadSinceMs < this.options.replaceDeadAfterMs) continue;
+        const candidates = this.placementBrokerIds().filter((id) => id !== p.primary && id !== p.secondary);
+        const secondary = leastLoaded(candidates, load);
+        if (secondary === null) continue;
+        load.get(secondary)!.replicas++;
+        startMove(topic.name, p, { primary: p.primary, secondary }, 'replace');
+      }
+    }
+
+    // 3. Rebalance while wanted.
+    if (this.rebalanceRequested && this.moves.size < this.options.maxConcurrentMoves) {
+      const partitions: PlannerPartition[] = [];
+      for (const topic of this.topics.values()) {
+        for (const p of topic.partitions) {
+          const move = this.moves.get(moveKey(topic.name, p.partition));
+          partitions.push({
+            topic: topic.name,
+            partition: p.partition,
+            replicationFactor: topic.replicationFactor,
+            primary: move ? move.targetPrimary : p.primary,
+            secondary: move ? move.targetSecondary : p.secondary,
+            pinned: move !== undefined,
+          });
+        }
+      }
+      const plan = planRebalance({ eligible: this.placementBrokerIds(), live: this.liveBrokerIds(), partitions });
+      if (plan.length === 0 && this.moves.size === 0) {
+        this.rebalanceRequested = false;
+        steps.push(() => {
+          this.options.store.saveRebalanceRequested(false);
+          this.event('rebalance_completed', { brokers: this.brokerStatuses().map((b) => ({ id: b.id, primaries: b.primaries, replicas: b.replicas })) });
+        });
+      }
+      for (const planned of plan) {
+        if (this.moves.size >= this.options.maxConcurrentMoves) break;
+        const p = this.topics.get(planned.topic)!.partitions[planned.partition];
+        startMove(planned.topic, p, planned.to, 'rebalance');
+      }
+    }
+
+    if (steps.length === 0) return;
+    this.commit(() => {
+      for (const step of steps) step();
+    });
+    if (changed) this.options.onChange();
+  }
+
+  /** Brokers new replicas may go to: alive and not draining. */
+  placementBrokerIds(): number[] {
+    return [...this.brokers.values()].filter((b) => b.alive && !b.draining).map((b) => b.id).sort((a, b) => a - b);
+  }
+
+  /** Load of the placement brokers, counting replicas being added as held. */
+  private placementLoad(): Map<number, BrokerLoad> {
+    const ids = this.placementBrokerIds();
+    const load = brokerLoad(this.topics.values(), ids);
+    for (const topic of this.topics.values()) {
+      for (const p of topic.partitions) {
+        const adding = p.adding ?? null;
+        if (adding !== null && load.has(adding)) load.get(adding)!.replicas++;
+      }
+    }
+    return load;
   }
 
   // ---- reads -------------------------------------------------------------------------
@@ -328,6 +615,10 @@ export class Cluster {
 
   brokerStatuses(): BrokerStatus[] {
     const load = brokerLoad(this.topics.values(), this.brokers.keys());
+    const adding = new Map<number, number>();
+    for (const topic of this.topics.values()) {
+      for (const p of topic.partitions) if (p.adding != null) adding.set(p.adding, (adding.get(p.adding) ?? 0) + 1);
+    }
     const now = this.options.nowMs();
     return [...this.brokers.values()]
       .sort((a, b) => a.id - b.id)
@@ -339,6 +630,9 @@ export class Cluster {
         lastHeartbeatAgoMs: b.heardSinceStart ? Math.round(now - b.lastHeartbeatMs) : null,
         primaries: load.get(b.id)?.primaries ?? 0,
         replicas: load.get(b.id)?.replicas ?? 0,
+        state: b.alive ? ('alive' as const) : ('dead' as const),
+        draining: b.draining,
+        adding: adding.get(b.id) ?? 0,
       }));
   }
 
@@ -394,7 +688,14 @@ function adjustLoad(load: Map<number, BrokerLoad>, p: PartitionState, delta: 1 |
 }
 
 export function toAssignment(p: PartitionState): PartitionAssignment {
-  return { partition: p.partition, primary: p.primary, secondary: p.secondary, epoch: p.epoch, isr: [...p.isr] };
+  const assignment: PartitionAssignment = { partition: p.partition, primary: p.primary, secondary: p.secondary, epoch: p.epoch, isr: [...p.isr] };
+  // Additive: present only while a replica is being added, so maps without moves read as before.
+  if (p.adding != null) assignment.adding = p.adding;
+  return assignment;
+}
+
+function moveKey(topic: string, partition: number): string {
+  return `${topic}/${partition}`;
 }
 
 function toMetadata(topic: TopicState): TopicMetadata {

@@ -6,6 +6,7 @@ import {
   COORDINATOR_ROUTES as R,
   TesseraError,
   brokerHeartbeatRequest,
+  brokerIdParam,
   createTopicRequest,
   groupHeartbeatRequest,
   groupId,
@@ -13,10 +14,12 @@ import {
   joinGroupRequest,
   leaveGroupRequest,
   parseOrThrow,
+  reassignCompleteRequest,
   registerBrokerRequest,
   routedProduceRequest,
   topicName,
   type BrokerHeartbeatResponse,
+  type BrokerListResponse,
 } from '@tessera/protocol';
 import type { Context, HttpService } from '@tessera/service';
 import type { Cluster } from '../cluster/cluster.js';
@@ -100,11 +103,23 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
     ctx.body = heartbeatAnswer();
   });
   router.get(R.brokers, (ctx) => {
-    ctx.body = { brokers: cluster.brokerStatuses() };
+    const body: BrokerListResponse = { brokers: cluster.brokerStatuses() };
+    ctx.body = body;
+  });
+  // Drain: moves take every replica off the broker (it can then be removed); DELETE undoes it.
+  router.post(R.brokerDrain, (ctx) => {
+    ctx.body = cluster.setDraining(parseOrThrow(brokerIdParam, ctx.params.id, 'broker id'), true);
+  });
+  router.delete(R.brokerDrain, (ctx) => {
+    ctx.body = cluster.setDraining(parseOrThrow(brokerIdParam, ctx.params.id, 'broker id'), false);
   });
   router.post(R.isr, (ctx) => {
     const request = parseOrThrow(isrChangeRequest, ctx.state.body);
     ctx.body = cluster.changeIsr(request);
+  });
+  router.post(R.reassignComplete, (ctx) => {
+    const request = parseOrThrow(reassignCompleteRequest, ctx.state.body);
+    ctx.body = cluster.completeReassignment(request);
   });
 
   // ---- cluster ----

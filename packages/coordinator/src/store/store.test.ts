@@ -44,9 +44,11 @@ describe('Store', () => {
     };
     store.transaction(() => {
       store.saveBroker({ id: 1, url: 'http://127.0.0.1:7071', internalUrl: 'http://127.0.0.1:7071', alive: true });
-      store.saveBroker({ id: 2, url: 'http://127.0.0.1:7072', internalUrl: 'http://broker-2:7072', alive: false });
+      store.saveBroker({ id: 2, url: 'http://127.0.0.1:7072', internalUrl: 'http://broker-2:7072', alive: false, draining: true });
       store.insertTopic(topic);
       store.saveVersion(42);
+      store.saveMove({ topic: 'orders', partition: 1, targetPrimary: 2, targetSecondary: 1, reason: 'rebalance', startedMs: 5 });
+      store.saveRebalanceRequested(true);
     });
     store.saveGroup(group);
     store.appendEvent(123, 'failover', { topic: 'orders', partition: 1 });
@@ -56,10 +58,13 @@ describe('Store', () => {
     const loaded = reopened.loadAll();
     expect(loaded.version).toBe(42);
     expect(loaded.brokers).toEqual([
-      { id: 1, url: 'http://127.0.0.1:7071', internalUrl: 'http://127.0.0.1:7071', alive: true },
-      { id: 2, url: 'http://127.0.0.1:7072', internalUrl: 'http://broker-2:7072', alive: false },
+      { id: 1, url: 'http://127.0.0.1:7071', internalUrl: 'http://127.0.0.1:7071', alive: true, draining: false },
+      { id: 2, url: 'http://127.0.0.1:7072', internalUrl: 'http://broker-2:7072', alive: false, draining: true },
     ]);
     expect(loaded.topics).toEqual([topic]);
+    // Moves in progress and a wanted rebalance survive a restart.
+    expect(loaded.moves).toEqual([{ topic: 'orders', partition: 1, targetPrimary: 2, targetSecondary: 1, reason: 'rebalance', startedMs: 5 }]);
+    expect(loaded.rebalanceRequested).toBe(true);
     expect(loaded.groups).toEqual([
       {
         group: 'billing',
@@ -78,7 +83,9 @@ describe('Store', () => {
     const dir = tempDir();
     const store = new Store(dir);
     store.insertTopic(topic);
+    store.saveMove({ topic: 'orders', partition: 0, targetPrimary: 1, targetSecondary: 2, reason: 'replace', startedMs: 1 });
     store.deleteTopic('orders');
+    expect(store.loadAll().moves).toEqual([]);
     for (let i = 0; i < 5; i++) store.appendEvent(i, 'e', { i });
     expect(store.loadAll().topics).toEqual([]);
     expect(store.latestEvents(2).map((e) => e.i)).toEqual([3, 4]);

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { ClusterEvent, GroupState, MemberState, PartitionState, TopicState } from '../model.js';
+import type { ClusterEvent, GroupState, MemberState, MoveReason, MoveState, PartitionState, TopicState } from '../model.js';
 
 /** Migration N (index N-1) brings the schema from version N-1 to N. Never edit one that shipped; append. */
 const MIGRATIONS: readonly string[] = [
@@ -57,6 +57,20 @@ const MIGRATIONS: readonly string[] = [
   `,
   // 2: a broker may be reached by the coordinator and its peers at another address than by clients.
   `ALTER TABLE brokers ADD COLUMN internal_url TEXT;`,
+  // 3: rebalancing: the replica being added to a partition, drained brokers, moves in progress.
+  `
+  ALTER TABLE partitions ADD COLUMN adding INTEGER;
+  ALTER TABLE brokers ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE moves (
+    topic TEXT NOT NULL REFERENCES topics(name) ON DELETE CASCADE,
+    partition INTEGER NOT NULL,
+    target_primary INTEGER NOT NULL,
+    target_secondary INTEGER,
+    reason TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+  );
+  `,
 ];
 
 /** The event log keeps this many newest rows. */
@@ -64,8 +78,11 @@ const MAX_EVENTS = 10_000;
 
 export interface LoadedState {
   version: number;
-  brokers: Array<{ id: number; url: string; internalUrl: string; alive: boolean }>;
+  brokers: Array<{ id: number; url: string; internalUrl: string; alive: boolean; draining: boolean }>;
   topics: TopicState[];
+  moves: MoveState[];
+  /** A rebalance was asked for (broker joined or drained) and has not finished yet. */
+  rebalanceRequested: boolean;
   groups: Array<Omit<GroupState, 'members'> & { members: Array<Omit<MemberState, 'lastHeartbeatMs'>> }>;
 }
 
@@ -77,6 +94,7 @@ interface PartitionRow {
   epoch: number;
   isr: string;
   last_isr: string;
+  adding: number | null;
 }
 
 export class Store {
@@ -95,11 +113,12 @@ export class Store {
     this.statements = {
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
-      allBrokers: db.prepare<[], { id: number; url: string; internal_url: string | null; alive: number }>(
-        'SELECT id, url, internal_url, alive FROM brokers ORDER BY id',
+      allBrokers: db.prepare<[], { id: number; url: string; internal_url: string | null; alive: number; draining: number }>(
+        'SELECT id, url, internal_url, alive, draining FROM brokers ORDER BY id',
       ),
       upsertBroker: db.prepare(
-        'INSERT INTO brokers (id, url, internal_url, alive) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET url = excluded.url, internal_url = excluded.internal_url, alive = excluded.alive',
+        `INSERT INTO brokers (id, url, internal_url, alive, draining) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET
+           url = excluded.url, internal_url = excluded.internal_url, alive = excluded.alive, draining = excluded.draining`,
       ),
       allTopics: db.prepare<[], { name: string; replication_factor: number; config: string; created_ms: number }>(
         'SELECT name, replication_factor, config, created_ms FROM topics ORDER BY name',
@@ -108,10 +127,20 @@ export class Store {
       insertTopic: db.prepare('INSERT INTO topics (name, replication_factor, config, created_ms) VALUES (?, ?, ?, ?)'),
       deleteTopic: db.prepare('DELETE FROM topics WHERE name = ?'),
       upsertPartition: db.prepare(
-        `INSERT INTO partitions (topic, partition, primary_id, secondary_id, epoch, isr, last_isr) VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO partitions (topic, partition, primary_id, secondary_id, epoch, isr, last_isr, adding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(topic, partition) DO UPDATE SET primary_id = excluded.primary_id, secondary_id = excluded.secondary_id,
-           epoch = excluded.epoch, isr = excluded.isr, last_isr = excluded.last_isr`,
+           epoch = excluded.epoch, isr = excluded.isr, last_isr = excluded.last_isr, adding = excluded.adding`,
       ),
+      allMoves: db.prepare<
+        [],
+        { topic: string; partition: number; target_primary: number; target_secondary: number | null; reason: string; started_ms: number }
+      >('SELECT * FROM moves ORDER BY started_ms, topic, partition'),
+      upsertMove: db.prepare(
+        `INSERT INTO moves (topic, partition, target_primary, target_secondary, reason, started_ms) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(topic, partition) DO UPDATE SET target_primary = excluded.target_primary,
+           target_secondary = excluded.target_secondary, reason = excluded.reason, started_ms = excluded.started_ms`,
+      ),
+      deleteMove: db.prepare('DELETE FROM moves WHERE topic = ? AND partition = ?'),
       allGroups: db.prepare<[], { group_id: string; topic: string; generation: number; owner: string; target: string }>(
         'SELECT group_id, topic, generation, owner, target FROM groups ORDER BY group_id',
       ),
@@ -158,7 +187,13 @@ export class Store {
     const version = Number(this.statements.getMeta.get('version')?.value ?? 0);
     const brokers = this.statements.allBrokers
       .all()
-      .map((row) => ({ id: row.id, url: row.url, internalUrl: row.internal_url ?? row.url, alive: row.alive === 1 }));
+      .map((row) => ({
+        id: row.id,
+        url: row.url,
+        internalUrl: row.internal_url ?? row.url,
+        alive: row.alive === 1,
+        draining: row.draining === 1,
+      }));
     const partitionsByTopic = new Map<string, PartitionState[]>();
     for (const row of this.statements.allPartitions.all()) {
       const list = partitionsByTopic.get(row.topic) ?? [];
@@ -169,6 +204,7 @@ export class Store {
         epoch: row.epoch,
         isr: JSON.parse(row.isr) as number[],
         lastIsr: JSON.parse(row.last_isr) as number[],
+        ...(row.adding === null ? {} : { adding: row.adding }),
       });
       partitionsByTopic.set(row.topic, list);
     }
@@ -204,15 +240,38 @@ export class Store {
       target: JSON.parse(row.target) as Array<string | null>,
       members: membersByGroup.get(row.group_id) ?? [],
     }));
-    return { version, brokers, topics, groups };
+    const moves = this.statements.allMoves.all().map(
+      (row): MoveState => ({
+        topic: row.topic,
+        partition: row.partition,
+        targetPrimary: row.target_primary,
+        targetSecondary: row.target_secondary,
+        reason: row.reason as MoveReason,
+        startedMs: row.started_ms,
+      }),
+    );
+    const rebalanceRequested = this.statements.getMeta.get('rebalance_requested')?.value === '1';
+    return { version, brokers, topics, groups, moves, rebalanceRequested };
   }
 
   saveVersion(version: number): void {
     this.statements.setMeta.run('version', String(version));
   }
 
-  saveBroker(broker: { id: number; url: string; internalUrl: string; alive: boolean }): void {
-    this.statements.upsertBroker.run(broker.id, broker.url, broker.internalUrl, broker.alive ? 1 : 0);
+  saveBroker(broker: { id: number; url: string; internalUrl: string; alive: boolean; draining?: boolean }): void {
+    this.statements.upsertBroker.run(broker.id, broker.url, broker.internalUrl, broker.alive ? 1 : 0, broker.draining ? 1 : 0);
+  }
+
+  saveMove(move: MoveState): void {
+    this.statements.upsertMove.run(move.topic, move.partition, move.targetPrimary, move.targetSecondary, move.reason, move.startedMs);
+  }
+
+  deleteMove(topic: string, partition: number): void {
+    this.statements.deleteMove.run(topic, partition);
+  }
+
+  saveRebalanceRequested(requested: boolean): void {
+    this.statements.setMeta.run('rebalance_requested', requested ? '1' : '0');
   }
 
   insertTopic(topic: TopicState): void {
@@ -234,6 +293,7 @@ export class Store {
       p.epoch,
       JSON.stringify(p.isr),
       JSON.stringify(p.lastIsr),
+      p.adding ?? null,
     );
   }
 

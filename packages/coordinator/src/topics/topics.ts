@@ -20,11 +20,12 @@ export function createTopic(cluster: Cluster, request: CreateTopic): TopicDescri
       `minInsyncReplicas ${minInsyncReplicas} can never be met with replicationFactor ${replicationFactor}`,
     );
   }
-  const live = cluster.liveBrokerIds();
+  // Draining brokers take no new replicas.
+  const live = cluster.placementBrokerIds();
   if (live.length < replicationFactor) {
     throw new TesseraError(
       'NOT_ENOUGH_BROKERS',
-      `replicationFactor ${replicationFactor} needs ${replicationFactor} live brokers, ${live.length} alive`,
+      `replicationFactor ${replicationFactor} needs ${replicationFactor} live brokers (not draining), ${live.length} available`,
     );
   }
   const placed = assignPartitions(request.partitions, replicationFactor, live, brokerLoad(cluster.topics.values(), live));

@@ -1,0 +1,185 @@
+/**
+ * The rebalance planner, as a pure function: from where every partition's replicas are now,
+ * a target map in which every eligible broker (alive and not draining) holds a number of
+ * replicas, and of primaries, that differs from every other eligible broker's by at most one,
+ * and nothing is left on a draining broker — reached with as few replica moves as it can.
+ *
+ * Greedy, in three passes over a working copy of the map:
+ *   1. evacuate: every replica on a live draining broker goes to the least-loaded eligible
+ *      broker (a draining primary first hands leadership to an eligible secondary, which
+ *      costs no copy);
+ *   2. replicas: while the most-loaded eligible broker holds two replicas more than the least
+ *      loaded, move one replica from it to the least loaded (each such move removes exactly
+ *      one replica of excess, so no plan can do it with fewer moves);
+ *   3. primaries: while primaries differ by more than one, swap the roles of a partition whose
+ *      primary is on the most-loaded broker and whose secondary is on a less-loaded one
+ *      (a leadership transfer: no copy at all).
+ * Ties go to partitions the plan already changes, so moves concentrate on few partitions.
+ *
+ * Partitions that are offline, whose primary is dead, or that are `pinned` (a move is already
+ * running on them) are left where they are but counted. Replicas on dead brokers are left for
+ * failover and the replacement of dead secondaries.
+ */
+
+export interface PlannerPartition {
+  topic: string;
+  partition: number;
+  replicationFactor: number;
+  primary: number | null;
+  secondary: number | null;
+  /** A move already runs on this partition: count it where it is going, do not touch it. */
+  pinned?: boolean;
+}
+
+export interface PlannerInput {
+  /** Brokers that may hold replicas: alive and not draining. */
+  eligible: readonly number[];
+  /** Every live broker (eligible or draining). */
+  live: readonly number[];
+  partitions: readonly PlannerPartition[];
+}
+
+export interface Placement {
+  primary: number | null;
+  secondary: number | null;
+}
+
+export interface PlannedMove {
+  topic: string;
+  partition: number;
+  from: Placement;
+  to: { primary: number; secondary: number | null };
+}
+
+interface Working {
+  source: PlannerPartition;
+  primary: number | null;
+  secondary: number | null;
+  fixed: boolean;
+}
+
+interface Load {
+  primaries: number;
+  replicas: number;
+}
+
+export function planRebalance(input: PlannerInput): PlannedMove[] {
+  const eligible = [...new Set(input.eligible)].sort((a, b) => a - b);
+  if (eligible.length === 0) return [];
+  const isEligible = new Set(eligible);
+  const isLive = new Set(input.live);
+  const work: Working[] = input.partitions.map((p) => ({
+    source: p,
+    primary: p.primary,
+    secondary: p.secondary,
+    fixed: p.pinned === true || p.primary === null || !isLive.has(p.primary),
+  }));
+  const changed = (w: Working) => w.primary !== w.source.primary || w.secondary !== w.source.secondary;
+
+  const load = new Map<number, Load>(eligible.map((id) => [id, { primaries: 0, replicas: 0 }]));
+  const add = (w: Working, delta: 1 | -1) => {
+    if (w.primary !== null && load.has(w.primary)) {
+      load.get(w.primary)!.primaries += delta;
+      load.get(w.primary)!.replicas += delta;
+    }
+    if (w.secondary !== null && load.has(w.secondary)) load.get(w.secondary)!.replicas += delta;
+  };
+  for (const w of work) add(w, 1);
+  /** Applies a change to a partition, keeping the load in step. */
+  const place = (w: Working, primary: number | null, secondary: number | null) => {
+    add(w, -1);
+    w.primary = primary;
+    w.secondary = secondary;
+    add(w, 1);
+    // Why assert: two replicas on one broker would make replication meaningless.
+    if (w.primary !== null && w.primary === w.secondary) {
+      throw new Error(`planRebalance: ${w.source.topic}/${w.source.partition} placed twice on broker ${w.primary}`);
+    }
+  };
+  const leastLoaded = (exclude: Array<number | null>, first: keyof Load): number | null => {
+    let best: number | null = null;
+    for (const id of eligible) {
+      if (exclude.includes(id)) continue;
+      if (best === null || compare(load.get(id)!, load.get(best)!, first) < 0) best = id;
+    }
+    return best;
+  };
+
+  // 1. Evacuate live draining brokers.
+  for (const w of work) {
+    if (w.fixed) continue;
+    if (w.primary !== null && !isEligible.has(w.primary)) {
+      if (w.secondary !== null && isEligible.has(w.secondary)) {
+        place(w, w.secondary, w.primary);
+      } else {
+        const primary = leastLoaded([w.secondary], 'primaries');
+        if (primary !== null) place(w, primary, w.secondary);
+      }
+    }
+    if (w.secondary !== null && isLive.has(w.secondary) && !isEligible.has(w.secondary)) {
+      const secondary = leastLoaded([w.primary], 'replicas');
+      // With rf=1 the "secondary" is a leftover of a move: simply drop it.
+      if (w.source.replicationFactor === 1) place(w, w.primary, null);
+      else if (secondary !== null) place(w, w.primary, secondary);
+    }
+  }
+
+  const movable = work.filter((w) => !w.fixed && w.primary !== null && isEligible.has(w.primary));
+  const bound = 4 * (work.length + eligible.length) + 16;
+  const extremes = (field: keyof Load) => {
+    let hi = eligible[0];
+    let lo = eligible[0];
+    for (const id of eligible) {
+      if (compare(load.get(id)!, load.get(hi)!, field) > 0) hi = id;
+      if (compare(load.get(id)!, load.get(lo)!, field) < 0) lo = id;
+    }
+    return { hi, lo, spread: load.get(hi)![field] - load.get(lo)![field] };
+  };
+  /** The first candidate, preferring partitions the plan already changes (fewer partitions touched). */
+  const pick = (candidates: Working[]) => candidates.find(changed) ?? candidates[0];
+
+  // 2. Replicas per broker.
+  for (let i = 0; i < bound; i++) {
+    const { hi, lo, spread } = extremes('replicas');
+    if (spread <= 1) break;
+    const free = movable.filter((w) => w.primary !== lo && w.secondary !== lo);
+    // Moving a secondary keeps primaries where they are; move a primary only when no secondary can go,
+    // and then preferably from a broker with too many primaries.
+    const secondary = pick(free.filter((w) => w.secondary === hi));
+    if (secondary !== undefined) {
+      place(secondary, secondary.primary, lo);
+      continue;
+    }
+    const primary = pick(free.filter((w) => w.primary === hi));
+    if (primary === undefined) break;
+    place(primary, lo, primary.secondary);
+  }
+
+  // 3. Primaries per broker, by leadership transfers between the two replicas of a partition.
+  for (let i = 0; i < bound; i++) {
+    const { hi, lo, spread } = extremes('primaries');
+    if (spread <= 1) break;
+    const hiPrimaries = load.get(hi)!.primaries;
+    const swappable = movable.filter(
+      (w) => w.primary === hi && w.secondary !== null && isEligible.has(w.secondary) && load.get(w.secondary)!.primaries < hiPrimaries - 1,
+    );
+    const best = pick(swappable.filter((w) => w.secondary === lo)) ?? pick(swappable);
+    if (best === undefined) break;
+    place(best, best.secondary, best.primary);
+  }
+
+  return work
+    .filter((w) => !w.fixed && changed(w) && w.primary !== null)
+    .map((w) => ({
+      topic: w.source.topic,
+      partition: w.source.partition,
+      from: { primary: w.source.primary, secondary: w.source.secondary },
+      to: { primary: w.primary!, secondary: w.secondary },
+    }));
+}
+
+/** Orders brokers by `first` (replicas or primaries), then the other, then nothing (ids break ties by order). */
+function compare(a: Load, b: Load, first: keyof Load): number {
+  const second: keyof Load = first === 'primaries' ? 'replicas' : 'primaries';
+  return a[first] - b[first] || a[second] - b[second];
+}
