@@ -11,6 +11,7 @@ import {
   type IsrChangeRequest,
   type MetadataResponse,
   type PartitionAssignment,
+  type ReassignCompleteRequest,
   type ReplicaReport,
 } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
@@ -183,6 +184,10 @@ export class CoordinatorLink implements ClusterPort {
 
   changeIsr(request: IsrChangeRequest): Promise<PartitionAssignment> {
     return this.http.post<PartitionAssignment>(this.options.coordinatorUrl + COORDINATOR_ROUTES.isr, request);
+  }
+
+  completeReassignment(request: ReassignCompleteRequest): Promise<PartitionAssignment> {
+    return this.http.post<PartitionAssignment>(this.options.coordinatorUrl + COORDINATOR_ROUTES.reassignComplete, request);
   }
 
   nextIsrSeq(): number {

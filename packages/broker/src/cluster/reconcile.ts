@@ -24,7 +24,8 @@ export async function reconcile(metadata: MetadataResponse, options: ReconcileOp
   for (const topic of metadata.topics) {
     for (const assignment of topic.partitions) {
       const key = replicaKey(topic.name, assignment.partition);
-      if (assignment.primary === brokerId || assignment.secondary === brokerId) {
+      // A replica being added here by a move is held like a secondary: the primary catches it up.
+      if (assignment.primary === brokerId || assignment.secondary === brokerId || assignment.adding === brokerId) {
         held.set(key, { topic, assignment });
       } else if (assignment.primary === null) {
         // An offline partition waits for an ISR member to come back; this copy may be the one it needs.

@@ -69,6 +69,8 @@ export interface ReplicaOptions {
 
 /** Retries of a failing replicate call while the ISR still holds the secondary. */
 const REPLICATE_RETRY: RetryOptions = { retries: 0, initialMs: 25, multiplier: 2, maxMs: 250, jitter: 0.2 };
+/** Coordinator answers to a move completion that are a decision, not a lost request. */
+const REFUSALS = new Set(['STALE_EPOCH', 'NOT_PRIMARY', 'INVALID_REQUEST', 'NOT_FOUND', 'TOPIC_NOT_FOUND', 'PARTITION_NOT_FOUND']);
 /** Backoff of the background catch-up loop. */
 const CATCH_UP_RETRY: RetryOptions = { retries: 0, initialMs: 100, multiplier: 2, maxMs: 2_000, jitter: 0.2 };
 
@@ -85,6 +87,11 @@ export class PartitionReplica {
   hw: number;
   /** The seq of the last ISR taken from a coordinator answer (metadata older than it keeps ours). */
   isrSeq = 0;
+  /**
+   * A replica being added by a move (primary only): caught up in the background like an
+   * out-of-ISR secondary, never counted for the HW, swapped in for the secondary once caught up.
+   */
+  addingId: number | null = null;
 
   private readonly options: ReplicaOptions;
   private readonly logger: Logger;
@@ -100,6 +107,9 @@ export class PartitionReplica {
   private sync: SecondarySync | undefined;
   private catchUp: AbortController | undefined;
   private catchUpDone: Promise<void> = Promise.resolve();
+  private addingSync: SecondarySync | undefined;
+  private adding: AbortController | undefined;
+  private addingDone: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<() => void>();
 
   constructor(options: ReplicaOptions) {
@@ -403,19 +413,23 @@ export class PartitionReplica {
 
   private syncFor(secondary: number): SecondarySync {
     if (this.sync === undefined || this.sync.secondaryId !== secondary || this.sync.epoch !== this.epoch) {
-      this.sync = new SecondarySync({
-        topic: this.topic,
-        partition: this.partition,
-        epoch: this.epoch,
-        secondaryId: secondary,
-        store: this.store,
-        cluster: this.options.cluster,
-        client: this.options.client,
-        timeoutMs: this.options.replicaTimeoutMs,
-        logger: this.logger,
-      });
+      this.sync = this.newSync(secondary);
     }
     return this.sync;
+  }
+
+  private newSync(broker: number): SecondarySync {
+    return new SecondarySync({
+      topic: this.topic,
+      partition: this.partition,
+      epoch: this.epoch,
+      secondaryId: broker,
+      store: this.store,
+      cluster: this.options.cluster,
+      client: this.options.client,
+      timeoutMs: this.options.replicaTimeoutMs,
+      logger: this.logger,
+    });
   }
 
   private catchUpBatch(): { maxRecords: number; maxBytes: number } {
@@ -491,6 +505,116 @@ export class PartitionReplica {
     }
   }
 
+  // ---- primary: the replica being added by a move --------------------------------------
+
+  /** Starts catching up the replica being added, when there is one and no loop runs yet. */
+  private ensureAdding(): void {
+    if (this.closed || this.role !== 'primary' || this.addingId === null || this.adding !== undefined) return;
+    const controller = new AbortController();
+    this.adding = controller;
+    const epoch = this.epoch;
+    const target = this.addingId;
+    this.addingDone = this.addingLoop(epoch, target, controller.signal).finally(() => {
+      if (this.adding === controller) this.adding = undefined;
+    });
+  }
+
+  private stopAdding(): void {
+    this.adding?.abort();
+    this.adding = undefined;
+    this.addingSync = undefined;
+  }
+
+  /**
+   * The catch-up loop of an out-of-ISR secondary, aimed at the replica being added: batches
+   * from its LEO, one per lock turn, backoff on errors. When it reaches the LEO (checked under
+   * the lock) the primary asks the coordinator to swap it in for the secondary, still under
+   * the lock, so no record is acknowledged on the old pair after the target caught up.
+   */
+  private async addingLoop(epoch: number, target: number, signal: AbortSignal): Promise<void> {
+    this.logger.info({ target, epoch }, 'catching up the replica being added');
+    let attempt = 0;
+    while (!signal.aborted) {
+      try {
+        const done = await this.lock.run(async () => {
+          if (signal.aborted || this.closed || this.role !== 'primary' || this.epoch !== epoch || this.addingId !== target) return true;
+          if (this.addingSync === undefined || this.addingSync.secondaryId !== target || this.addingSync.epoch !== epoch) {
+            this.addingSync = this.newSync(target);
+          }
+          const sync = this.addingSync;
+          const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.catchUpBatch());
+          if (outcome !== 'appended' || sync.secondaryLeo !== this.store.leo) return false;
+          const assignment = await this.completeReassignment(epoch, target, signal);
+          if (assignment !== undefined) this.swapIn(target, sync, assignment);
+          return true;
+        });
+        if (done) return;
+        attempt = 0;
+      } catch (error) {
+        if (isTesseraError(error, 'STALE_EPOCH') || isTesseraError(error, 'NOT_PRIMARY')) {
+          this.deposed(`move refused: ${error.code}`);
+          return;
+        }
+        if (isTesseraError(error, 'INVALID_REQUEST')) {
+          // The coordinator cancelled the move meanwhile; the next map says what holds now.
+          this.logger.info({ target, err: errorSummary(error) }, 'move cancelled by the coordinator');
+          this.options.cluster.requestMetadataRefresh(`move of ${this.topic}/${this.partition} cancelled`);
+          return;
+        }
+        this.logger.debug({ target, err: errorSummary(error) }, 'catch-up of the replica being added failed');
+        try {
+          await sleep(backoffMs(attempt++, CATCH_UP_RETRY), signal);
+        } catch {
+          return;
+        }
+      }
+    }
+  }
+
+  /**
+   * Asks the coordinator to swap the caught-up target in; retried (under the lock) until the
+   * coordinator answers either way, since an unanswered request may have been applied: going
+   * on acknowledging on the old pair then could lose records if the target were promoted.
+   * Returns undefined when this replica stopped being primary of `epoch` meanwhile (the map
+   * it learned says what holds). Throws the coordinator's refusal.
+   */
+  private async completeReassignment(epoch: number, target: number, signal: AbortSignal): Promise<PartitionAssignment | undefined> {
+    const self = this.options.cluster.brokerId;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.options.cluster.completeReassignment({ brokerId: self, topic: this.topic, partition: this.partition, epoch, target });
+      } catch (error) {
+        if (isTesseraError(error) && REFUSALS.has(error.code)) throw error;
+        this.logger.warn({ target, attempt, err: errorSummary(error) }, 'move completion not answered; asking again');
+      }
+      if (signal.aborted || this.closed || this.role !== 'primary' || this.epoch !== epoch) return undefined;
+      try {
+        await sleep(backoffMs(attempt, CATCH_UP_RETRY), signal);
+      } catch {
+        return undefined;
+      }
+    }
+  }
+
+  /** The coordinator made `target` the secondary: replicate to it from now on, with the LEO the catch-up confirmed. */
+  private swapIn(target: number, sync: SecondarySync, assignment: PartitionAssignment): void {
+    // Why assert: the coordinator answers the swap it made; anything else means we misread the protocol.
+    assert(
+      assignment.secondary === target && assignment.epoch === this.epoch && assignment.isr.includes(target),
+      `reassign-complete answered ${JSON.stringify(assignment)} for target ${target} at epoch ${this.epoch}`,
+    );
+    const previous = this.secondaryId;
+    this.stopCatchUp();
+    this.stopAdding();
+    this.addingId = null;
+    this.secondaryId = target;
+    this.sync = sync;
+    this.setIsr(assignment.isr, 'replica being added caught up: it is the secondary now');
+    this.isrSeq = this.options.cluster.nextIsrSeq();
+    this.logger.info({ secondary: target, previousSecondary: previous }, 'move: secondary replaced');
+    this.advanceHw(Math.min(this.store.leo, sync.secondaryLeo ?? this.hw));
+  }
+
   private advanceHw(hw: number): void {
     assert(hw <= this.store.leo, `hw ${hw} > leo ${this.store.leo}`);
     if (hw <= this.hw) return;
@@ -516,6 +640,7 @@ export class PartitionReplica {
     this.role = 'secondary';
     this.primaryId = null;
     this.stopCatchUp();
+    this.stopAdding();
     this.sync = undefined;
     this.failQueue(this.notPrimary());
     this.notify();
@@ -557,6 +682,8 @@ export class PartitionReplica {
       this.secondaryId = assignment.secondary;
       this.isr = [...assignment.isr];
       this.sync = undefined;
+      this.stopAdding();
+      this.addingId = assignment.adding ?? null;
       this.logger.info(
         { role, epoch: this.epoch, isr: this.isr, primary: this.primaryId, secondary: this.secondaryId, leo: this.leo, hw: this.hw },
         'role changed',
@@ -564,19 +691,30 @@ export class PartitionReplica {
       this.notify();
     } else {
       this.primaryId = assignment.primary;
-      if (secondaryChanged) {
-        this.logger.info({ epoch: this.epoch, secondary: assignment.secondary }, 'secondary changed');
-        this.secondaryId = assignment.secondary;
-        this.stopCatchUp();
-        this.sync = undefined;
+      // A map fetched before our latest coordinator answer (ISR change or move swap) may still
+      // name the old secondary: only a newer one may change the secondary, ISR and replica being added.
+      if (applyIsr) {
+        if (secondaryChanged) {
+          this.logger.info({ epoch: this.epoch, secondary: assignment.secondary }, 'secondary changed');
+          this.secondaryId = assignment.secondary;
+          this.stopCatchUp();
+          this.sync = undefined;
+        }
+        const adding = assignment.adding ?? null;
+        if (adding !== this.addingId) {
+          this.logger.info({ epoch: this.epoch, adding }, adding === null ? 'no replica being added any more' : 'replica being added');
+          this.stopAdding();
+          this.addingId = adding;
+        }
+        this.setIsr(assignment.isr, 'ISR changed by the coordinator');
       }
-      if (applyIsr) this.setIsr(assignment.isr, 'ISR changed by the coordinator');
     }
     if (this.role === 'primary') this.primaryProgress();
   }
 
   /** After an assignment: advance the HW if alone, re-sync an in-ISR secondary, or catch up an out-of-ISR one. */
   private primaryProgress(): void {
+    this.ensureAdding();
     const secondary = this.isrSecondary();
     if (secondary === undefined) {
       this.advanceHw(this.store.leo);
@@ -594,6 +732,7 @@ export class PartitionReplica {
 
   private stepDown(newPrimary: number | null): void {
     this.stopCatchUp();
+    this.stopAdding();
     this.sync = undefined;
     this.role = 'secondary';
     this.primaryId = newPrimary;
@@ -636,9 +775,10 @@ export class PartitionReplica {
     if (this.closed) return;
     this.closed = true;
     this.stopCatchUp();
+    this.stopAdding();
     this.failQueue(new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is closing`));
     this.notify();
-    await Promise.allSettled([this.flushLoopDone, this.catchUpDone, this.lock.idle()]);
+    await Promise.allSettled([this.flushLoopDone, this.catchUpDone, this.addingDone, this.lock.idle()]);
     if (this.store.isOpen) {
       this.store.checkpointHw(Math.min(this.hw, this.store.leo));
       this.store.close();

@@ -2,7 +2,7 @@
  * What a partition replica needs from the rest of the broker, as narrow interfaces, so the
  * replica state machine does not depend on HTTP or on the coordinator link directly.
  */
-import type { IsrChangeRequest, PartitionAssignment, ReplicateRequest, ReplicateResponse } from '@tessera/protocol';
+import type { IsrChangeRequest, PartitionAssignment, ReassignCompleteRequest, ReplicateRequest, ReplicateResponse } from '@tessera/protocol';
 
 export interface ClusterPort {
   readonly brokerId: number;
@@ -12,6 +12,8 @@ export interface ClusterPort {
   brokerRef(id: number | null): { id: number; url: string } | null;
   /** Asks the coordinator to change a partition's ISR (throws its refusal or a network error). */
   changeIsr(request: IsrChangeRequest): Promise<PartitionAssignment>;
+  /** Tells the coordinator the replica being added caught up: it becomes the secondary (throws its refusal or a network error). */
+  completeReassignment(request: ReassignCompleteRequest): Promise<PartitionAssignment>;
   /** Refreshes metadata in the background (coalesced). */
   requestMetadataRefresh(reason: string): void;
   /** A number that grows on every ISR the broker takes from a coordinator answer (see reconcile). */
