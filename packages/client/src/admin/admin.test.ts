@@ -54,6 +54,23 @@ describe('Admin', () => {
     await expect(admin.describeGroup('g')).rejects.toMatchObject({ code: 'GROUP_NOT_FOUND' });
   });
 
+  it('lists brokers and drains or undrains one by id', async () => {
+    // Proves the broker admin calls hit GET /brokers and POST/DELETE /brokers/:id/drain, and refuse a bad id locally.
+    const coordinator = await stub('coordinator');
+    const status = (draining: boolean) => ({ id: 4, url: 'http://b4', internalUrl: 'http://b4', alive: true, state: 'alive', draining, lastHeartbeatAgoMs: 1, primaries: 0, replicas: 0 });
+    coordinator
+      .on('GET', '/brokers', () => ({ brokers: [status(false)] }))
+      .on('POST', '/brokers/:id/drain', (r) => (r.path === '/brokers/9/drain' ? errorAnswer('NOT_FOUND') : status(true)))
+      .on('DELETE', '/brokers/:id/drain', () => status(false));
+    const admin = client(coordinator.url).admin;
+    expect(await admin.listBrokers()).toEqual([status(false)]);
+    expect(await admin.drainBroker(4)).toEqual(status(true));
+    expect(coordinator.calls('POST', '/brokers/4/drain').length).toBe(1);
+    expect((await admin.undrainBroker(4)).draining).toBe(false);
+    await expect(admin.drainBroker(9)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(admin.drainBroker(0)).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+  });
+
   it('computes group lag from each primary’s committed offsets', async () => {
     // Proves groupLag asks every partition's primary and counts uncommitted partitions from the log start.
     const coordinator = await stub('coordinator');

@@ -11,6 +11,8 @@ import {
   isRetriable,
   parseOrThrow,
   topicName,
+  type BrokerListResponse,
+  type BrokerStatus,
   type ClusterStatusResponse,
   type CommittedOffsetsResponse,
   type CreateTopicRequest,
@@ -45,6 +47,16 @@ export interface Admin {
   describeTopic(name: string): Promise<TopicDescription>;
   /** Deletes a topic and its records. */
   deleteTopic(name: string): Promise<void>;
+  /** Every broker: liveness (`state`), whether it is draining, primaries and replicas it holds. */
+  listBrokers(): Promise<BrokerStatus[]>;
+  /**
+   * Marks a broker draining: the coordinator moves every replica off it, one move at a time
+   * (add, catch up, swap; leadership transferred first for primaries), and places nothing new
+   * on it. Resolves at once with its status; poll `listBrokers()` to see it empty.
+   */
+  drainBroker(id: number): Promise<BrokerStatus>;
+  /** Ends a drain: the broker takes replicas again (a rebalance gives it its share). */
+  undrainBroker(id: number): Promise<BrokerStatus>;
   /** Brokers (alive or not) and partition health counts. */
   clusterStatus(): Promise<ClusterStatusResponse>;
   /** The coordinator's recent cluster events (failovers, ISR changes, ...), newest last. */
@@ -89,6 +101,18 @@ export class AdminClient implements Admin {
     parseOrThrow(topicName, name, 'topic name');
     await this.connection.coordinator<unknown>('DELETE', COORDINATOR_ROUTES.topic, { topic: name });
     this.cache.invalidate();
+  }
+
+  async listBrokers(): Promise<BrokerStatus[]> {
+    return (await this.connection.coordinator<BrokerListResponse>('GET', COORDINATOR_ROUTES.brokers)).brokers;
+  }
+
+  async drainBroker(id: number): Promise<BrokerStatus> {
+    return this.connection.coordinator<BrokerStatus>('POST', COORDINATOR_ROUTES.brokerDrain, { id: checkedBrokerId(id) });
+  }
+
+  async undrainBroker(id: number): Promise<BrokerStatus> {
+    return this.connection.coordinator<BrokerStatus>('DELETE', COORDINATOR_ROUTES.brokerDrain, { id: checkedBrokerId(id) });
   }
 
   clusterStatus(): Promise<ClusterStatusResponse> {
@@ -161,4 +185,9 @@ export class AdminClient implements Admin {
     this.cache.update(metadata);
     return metadata;
   }
+}
+
+function checkedBrokerId(id: number): number {
+  if (!Number.isInteger(id) || id < 1 || id > 1_000_000) throw new TesseraError('INVALID_REQUEST', `broker id must be an integer from 1 to 1000000, got ${id}`);
+  return id;
 }
