@@ -27,7 +27,7 @@ export async function runConsume(runtime: Runtime, topic: string, options: Consu
   runtime.errorContext.group = options.group;
   await requireTopic(runtime, topic);
   const pollWaitMs = options.pollWaitMs ?? 1_000;
-  const pollMaxRecords = options.pollMaxRecords ?? 1_000;
+  const pollMaxRecords = options.pollMaxRecords ?? 5_000;
   const consumer: Consumer = runtime.client().consumer({
     group: options.group,
     topic,
@@ -48,6 +48,7 @@ export async function runConsume(runtime: Runtime, topic: string, options: Consu
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  let pendingCommit: Promise<void> = Promise.resolve();
   let lastNewRecordMs = Date.now();
   let assigned = false;
   let closed = false;
@@ -81,11 +82,18 @@ export async function runConsume(runtime: Runtime, topic: string, options: Consu
       }
       printed += batch.length;
       lastNewRecordMs = Date.now();
-      await consumer.commit(batch);
+      // One commit in flight at a time, overlapping the next poll: commits stay in order
+      // and a failed one still ends the run (at the next batch or below).
+      await pendingCommit;
+      pendingCommit = consumer.commit(batch);
+      pendingCommit.catch(() => undefined);
     }
+    await pendingCommit;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    // On an error path the last commit may still be running: let it finish before leaving.
+    await pendingCommit.catch(() => undefined);
     await consumer.close().catch((error: unknown) => {
       runtime.err(`tessera: could not leave group "${options.group}" cleanly: ${(error as Error).message}`);
     });
