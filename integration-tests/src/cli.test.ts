@@ -233,7 +233,7 @@ describe('tessera CLI against a tessera dev cluster', () => {
   });
 
   it('consumes every line in a group, each key in order', async () => {
-    const result = await tessera(['consume', TOPIC, '--group', 'g1', '--from-beginning', '--idle-timeout-ms', '3000']);
+    const result = await tessera(['consume', TOPIC, '--group', 'g1', '--from-beginning', '--idle-timeout-ms', '6000']);
     expect(result.code, result.stderr).toBe(0);
     expectEveryLineInKeyOrder(jsonLines(result.stdout));
   });
@@ -358,7 +358,7 @@ describe('tessera CLI against a tessera dev cluster', () => {
     expect(jsonLines(again.stdout)).toEqual([]);
 
     // A new group reads every record the first run stored.
-    const fresh = await tessera(['consume', TOPIC, '--group', 'g2', '--from-beginning', '--idle-timeout-ms', '3000']);
+    const fresh = await tessera(['consume', TOPIC, '--group', 'g2', '--from-beginning', '--idle-timeout-ms', '8000']);
     expect(fresh.code, fresh.stderr).toBe(0);
     expectEveryLineInKeyOrder(jsonLines(fresh.stdout));
   });
