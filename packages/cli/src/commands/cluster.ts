@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { BrokerStatus, PartitionRef } from '@tessera/protocol';
 import { integer } from '../options.js';
-import { cellText, renderFields, renderTable } from '../output/table.js';
+import { type Column, cellText, renderFields, renderTable } from '../output/table.js';
 import { jsonLine } from '../output/write.js';
 import type { Runtime } from '../runtime.js';
 import { jsonOption } from './common.js';
@@ -55,10 +55,15 @@ export function registerCluster(program: Command, runtime: Runtime): void {
 }
 
 export function brokerTable(brokers: readonly BrokerStatus[]): string {
+  // The internal URL (coordinator and peers) is shown only where it differs from the client one.
+  const internal: Array<Column<BrokerStatus>> = brokers.some((b) => b.internalUrl !== undefined && b.internalUrl !== b.url)
+    ? [{ header: 'internal url', value: (b) => b.internalUrl }]
+    : [];
   return renderTable(
     [
       { header: 'id', value: (b) => b.id },
       { header: 'url', value: (b) => b.url },
+      ...internal,
       { header: 'alive', value: (b) => b.alive },
       { header: 'primaries', value: (b) => b.primaries },
       { header: 'replicas', value: (b) => b.replicas },
