@@ -54,7 +54,7 @@ export class ManagedChild {
       // which then stops every child with exactly one SIGTERM (a second signal would
       // make a service exit at once, uncleanly).
       detached: true,
-      env: { ...process.env, TESSERA_LOG_PRETTY: '1' },
+      env: childEnv(process.env),
     });
     this.process = child;
     this.lastPid = child.pid ?? null;
@@ -119,4 +119,26 @@ export function describeExit(exit: ChildExit): string {
   if (exit.signal !== null) return `was killed by ${exit.signal}`;
   if (exit.code !== null) return `exited with code ${exit.code}`;
   return 'could not be started';
+}
+
+/**
+ * Settings that name one process (its id, port, address, data dir) come from the flags
+ * the supervisor passes; the same value inherited by every child from the user's shell
+ * would make brokers collide (e.g. all advertising one TESSERA_ADVERTISED_URL). Cluster-
+ * wide settings (log level, durability, timeouts) pass through.
+ */
+const PER_PROCESS_ENV = [
+  'TESSERA_BROKER_ID',
+  'TESSERA_PORT',
+  'TESSERA_HOST',
+  'TESSERA_ADVERTISED_URL',
+  'TESSERA_INTERNAL_URL',
+  'TESSERA_DATA_DIR',
+  'TESSERA_COORDINATOR',
+];
+
+export function childEnv(parent: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...parent, TESSERA_LOG_PRETTY: '1' };
+  for (const name of PER_PROCESS_ENV) delete env[name];
+  return env;
 }

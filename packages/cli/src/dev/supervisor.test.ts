@@ -170,3 +170,11 @@ describe('DevCluster after its supervisor was killed', () => {
     for (const pid of orphans) expect(isAlive(pid)).toBe(false);
   });
 });
+
+describe('childEnv', () => {
+  it('drops per-process settings and keeps cluster-wide ones', async () => {
+    const { childEnv } = await import('./child.js');
+    const env = childEnv({ TESSERA_ADVERTISED_URL: 'http://x', TESSERA_PORT: '1', TESSERA_LOG_LEVEL: 'debug', PATH: '/bin' });
+    expect(env).toEqual({ TESSERA_LOG_LEVEL: 'debug', PATH: '/bin', TESSERA_LOG_PRETTY: '1' });
+  });
+});
