@@ -22,6 +22,12 @@ RUN pnpm install --frozen-lockfile --ignore-scripts && pnpm rebuild better-sqlit
 COPY packages packages
 RUN pnpm build \
  && pnpm --filter @tessera/cli deploy --prod --legacy /app
+# The layout the entrypoint relies on, and a native SQLite driver that loads, or the build fails here.
+RUN node /app/dist/bin.js --help >/dev/null \
+ && node /app/node_modules/@tessera/coordinator/dist/main.js --help >/dev/null \
+ && node /app/node_modules/@tessera/broker/dist/main.js --help >/dev/null \
+ && cd /app/node_modules/@tessera/broker \
+ && node -e "new (require('better-sqlite3'))(':memory:').close()"
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
@@ -34,8 +40,11 @@ RUN mkdir -p /data && chown node:node /data && chmod 0755 /usr/local/bin/tessera
 USER node
 VOLUME ["/data"]
 EXPOSE 7070 7071
-# Services answer /health on TESSERA_PORT; the CLI role has no port and compose turns the check off for it.
-HEALTHCHECK --interval=5s --timeout=2s --start-period=10s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.TESSERA_PORT||7070)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# Healthy = serving: /ready answers 200 once the coordinator has loaded its state, or once a broker
+# has registered and applied its assignments (it stays ready while the coordinator is away).
+# The port is TESSERA_PORT, else the role's default (a broker has TESSERA_BROKER_ID). The CLI role
+# has no port; compose turns the check off for it.
+HEALTHCHECK --interval=5s --timeout=2s --start-period=20s --retries=3 \
+  CMD node -e "const e=process.env;fetch('http://127.0.0.1:'+(e.TESSERA_PORT||(e.TESSERA_BROKER_ID?7071:7070))+'/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 ENTRYPOINT ["tessera-entrypoint"]
 CMD ["--help"]
