@@ -70,6 +70,8 @@ const PROBE_LIMIT_MS = 60_000;
 const RESYNC_LIMIT_MS = 120_000;
 /** Bound on the continuous producer's records sent and not yet settled, per partition. */
 const MAX_OUTSTANDING_PER_PARTITION = 2_000;
+/** The map must stay unchanged this long (and in sync) before the next kill. */
+const SETTLED_MS = 1_500;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -78,6 +80,10 @@ interface KillSample {
   brokerId: number;
   /** SIGKILL → first acknowledged probe. */
   failoverMs: number;
+  /** SIGKILL → the coordinator's broker_down event (detection). */
+  detectMs: number | null;
+  /** SIGKILL → the coordinator's failover event for the partition. */
+  promotedMs: number | null;
   /** SIGKILL → first acknowledgement the client library's producer got for a record sent after the kill. */
   producerMs: number | null;
   probes: number;
@@ -116,8 +122,11 @@ async function main(): Promise<void> {
     const acknowledged = new Set<string>();
     let producerFailed = 0;
     const outstanding = new Array<number>(partitions).fill(0);
-    /** Per partition: send time and ack time of each acknowledgement, for the producer-side recovery time. */
-    const lastAcks: Array<Array<{ sentMs: number; ackMs: number }>> = Array.from({ length: partitions }, () => []);
+    /**
+     * Per partition: send and ack time of each acknowledgement in ack order, for the producer-side
+     * recovery time (bounded: the run produces at a fixed rate for a bounded number of kills).
+     */
+    const acks: Array<Array<{ sentMs: number; ackMs: number }>> = Array.from({ length: partitions }, () => []);
     const producer = client.producer();
     let producing = true;
     let sequence = 0;
@@ -134,9 +143,7 @@ async function main(): Promise<void> {
               () => {
                 outstanding[partition]--;
                 acknowledged.add(value);
-                const acks = lastAcks[partition];
-                acks.push({ sentMs, ackMs: performance.now() });
-                if (acks.length > 4_096) acks.splice(0, 2_048);
+                acks[partition].push({ sentMs, ackMs: performance.now() });
               },
               () => {
                 outstanding[partition]--;
@@ -149,10 +156,10 @@ async function main(): Promise<void> {
       }
     })();
 
-    await waitInSync(coordinatorUrl, RESYNC_LIMIT_MS);
-    await sleep(1_000);
+    await waitSettled(coordinatorUrl, RESYNC_LIMIT_MS);
 
     const samples: KillSample[] = [];
+    const killedAt: number[] = [];
     let probeSequence = 0;
     for (let kill = 0; kill < kills; kill++) {
       const partition = kill % partitions;
@@ -162,6 +169,7 @@ async function main(): Promise<void> {
       const victim = cluster.brokers.get(brokerId)!;
 
       const killedAtMs = performance.now();
+      const killedAtWallMs = Date.now();
       await victim.kill();
       // Probe: one record per request, always to the primary the coordinator names right now,
       // with no client-side backoff, so the number is the cluster's and not the client's.
@@ -196,27 +204,37 @@ async function main(): Promise<void> {
         }
         await sleep(probeIntervalMs);
       }
+      // Where the time went, from the coordinator's event log (same machine, same wall clock).
+      const events = await clusterEvents(coordinatorUrl).catch(() => []);
+      const down = events.find((e) => e.type === 'broker_down' && e.brokerId === brokerId && e.timeMs >= killedAtWallMs);
+      const promoted = events.find((e) => e.type === 'failover' && e.topic === topic && e.partition === partition && e.timeMs >= killedAtWallMs);
+      const detectMs = down ? down.timeMs - killedAtWallMs : null;
+      const promotedMs = promoted ? promoted.timeMs - killedAtWallMs : null;
+
       const restartedAtMs = performance.now();
       await victim.start();
-      await waitInSync(coordinatorUrl, RESYNC_LIMIT_MS);
+      // In sync, and no rebalancing move left: the next kill starts from a quiet cluster.
+      await waitSettled(coordinatorUrl, RESYNC_LIMIT_MS);
       const resyncMs = performance.now() - restartedAtMs;
-      // The client library's view (its retry backoff included): the first acknowledgement of a
-      // record sent after the kill. Looked up only now, when the producer has long recovered.
-      const recovered = lastAcks[partition].find((ack) => ack.sentMs >= killedAtMs);
-      const producerMs = recovered ? recovered.ackMs - killedAtMs : null;
-      samples.push({ partition, brokerId, failoverMs, producerMs, probes, resyncMs });
+      samples.push({ partition, brokerId, failoverMs, detectMs, promotedMs, producerMs: null, probes, resyncMs });
+      killedAt.push(killedAtMs);
+      const ms = (v: number | null) => (v === null ? 'n/a' : `${v.toFixed(0)} ms`);
       log(
         `kill ${String(kill + 1).padStart(2)}/${kills}: partition ${partition}, broker ${brokerId} SIGKILLed → ` +
-          `first ack after ${failoverMs.toFixed(0)} ms (${probes} probes; producer ${producerMs === null ? 'n/a' : `${producerMs.toFixed(0)} ms`}); ` +
-          `restarted, in sync after ${(resyncMs / 1000).toFixed(1)} s; acknowledged so far ${acknowledged.size}`,
+          `declared dead ${ms(detectMs)}, failover ${ms(promotedMs)}, first ack ${ms(failoverMs)} (${probes} probes); ` +
+          `restarted, settled after ${(resyncMs / 1000).toFixed(1)} s; acknowledged so far ${acknowledged.size}`,
       );
-      // Let the restarted broker settle (heartbeats, metadata) before the next kill.
-      await sleep(500);
     }
 
     producing = false;
     await producerLoop;
     await producer.flush().catch(() => undefined);
+    // The client library's view (its retry backoff included): the first acknowledgement of a
+    // record sent after the kill, looked up now that every record has settled.
+    samples.forEach((sample, i) => {
+      const recovered = acks[sample.partition].find((ack) => ack.sentMs >= killedAt[i]);
+      sample.producerMs = recovered ? recovered.ackMs - killedAt[i] : null;
+    });
     const producedMs = performance.now();
     log(`producer stopped: ${acknowledged.size} records acknowledged, ${producerFailed} failed (not acknowledged); reading them back`);
 
@@ -245,6 +263,8 @@ async function main(): Promise<void> {
     const readSeconds = (performance.now() - producedMs) / 1000;
 
     const failover = samples.map((s) => s.failoverMs).sort((a, b) => a - b);
+    const detect = samples.flatMap((s) => (s.detectMs === null ? [] : [s.detectMs])).sort((a, b) => a - b);
+    const promotedSorted = samples.flatMap((s) => (s.promotedMs === null ? [] : [s.promotedMs])).sort((a, b) => a - b);
     const producerSide = samples.flatMap((s) => (s.producerMs === null ? [] : [s.producerMs])).sort((a, b) => a - b);
     const resync = samples.map((s) => s.resyncMs).sort((a, b) => a - b);
     const row = (name: string, sorted: number[], unit: 'ms' | 's') => {
@@ -259,9 +279,11 @@ async function main(): Promise<void> {
       '',
       '| measure | kills | p50 | p90 | max | min |',
       '| --- | --- | --- | --- | --- | --- |',
+      row('SIGKILL → coordinator declares the broker dead', detect, 'ms'),
+      row('SIGKILL → coordinator promotes the secondary', promotedSorted, 'ms'),
       row('SIGKILL → first acknowledged probe', failover, 'ms'),
       row('SIGKILL → first ack to the client producer', producerSide, 'ms'),
-      row('restart → all partitions in sync', resync, 's'),
+      row('restart → all partitions in sync, map settled', resync, 's'),
       '',
       `records acknowledged ${acknowledged.size} (incl. ${samples.length} probes), failed ${producerFailed}, ` +
         `delivered to a fresh group ${delivered} (distinct ${seen.size}), lost ${lost}`,
@@ -278,16 +300,42 @@ async function main(): Promise<void> {
   }
 }
 
-/** Every broker alive and every partition of the topic with both replicas in the ISR. */
-async function waitInSync(coordinatorUrl: string, timeoutMs: number): Promise<void> {
+/**
+ * Every broker alive, every partition of the topic with both replicas in the ISR, and the map
+ * unchanged for SETTLED_MS (so rebalancing moves after a broker's return are over).
+ */
+async function waitSettled(coordinatorUrl: string, timeoutMs: number): Promise<void> {
+  let stableSince = 0;
+  let lastVersion = -1;
   await waitUntil(
     async () => {
       const map = await metadata(coordinatorUrl);
-      return map.brokers.filter((b) => b.alive).length === BROKERS && map.topics[0].partitions.every((p) => p.primary !== null && p.isr.length === 2);
+      const inSync =
+        map.brokers.filter((b) => b.alive).length === BROKERS && map.topics[0].partitions.every((p) => p.primary !== null && p.isr.length === 2);
+      if (!inSync || map.version !== lastVersion) {
+        lastVersion = inSync ? map.version : -1;
+        stableSince = performance.now();
+        return false;
+      }
+      return performance.now() - stableSince >= SETTLED_MS;
     },
     timeoutMs,
-    'every partition in sync',
+    'every partition in sync and a settled map',
   );
+}
+
+interface ClusterEventLine {
+  timeMs: number;
+  type: string;
+  brokerId?: number;
+  topic?: string;
+  partition?: number;
+}
+
+async function clusterEvents(coordinatorUrl: string): Promise<ClusterEventLine[]> {
+  const response = await fetch(`${coordinatorUrl}/cluster/events?limit=200`, { signal: AbortSignal.timeout(2_000) });
+  if (!response.ok) throw new Error(`cluster events: HTTP ${response.status}`);
+  return ((await response.json()) as { events: ClusterEventLine[] }).events;
 }
 
 async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
