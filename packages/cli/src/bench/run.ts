@@ -4,8 +4,8 @@
  *    records in flight (as C concurrent senders each awaiting its acknowledgement would);
  *    reports records/s, MB/s and ack latency percentiles.
  *  - e2e: the same sending (optionally paced with --rate) while a consumer group member
- *    of this process reads the topic; each record carries its send time in a header,
- *    so produce→delivery latency is measured on one clock.
+ *    of this process reads the topic from its end; each record carries its send time in a
+ *    header, so produce→delivery latency is measured on one clock.
  */
 import { randomUUID } from 'node:crypto';
 import { isTesseraError } from '@tessera/protocol';
@@ -51,6 +51,8 @@ const RUN_HEADER = 'bench-run';
 const SENT_HEADER = 'bench-sent-ms';
 /** e2e: how long to wait for the last records after the last acknowledgement. */
 const E2E_DRAIN_MS = 10_000;
+/** e2e: how long the consumer may take to join and hold every partition. */
+const E2E_ASSIGN_TIMEOUT_MS = 30_000;
 
 export async function ensureTopic(runtime: Runtime, options: BenchOptions): Promise<void> {
   runtime.errorContext.topic = options.topic;
@@ -82,7 +84,8 @@ export async function runBench(runtime: Runtime, mode: 'produce' | 'e2e', option
   let failed = 0;
   let delivered = 0;
   let firstError: unknown;
-  const startedMs = performance.now();
+  // Reset once the e2e consumer is ready, so joining the group is not part of the measurement.
+  let startedMs = performance.now();
 
   const progress = new Progress({
     stream: runtime.io.stderr,
@@ -96,7 +99,19 @@ export async function runBench(runtime: Runtime, mode: 'produce' | 'e2e', option
   let consumerDone: Promise<void> = Promise.resolve();
   let stopConsumer = () => {};
   if (mode === 'e2e') {
-    const consumer = client.consumer({ group: `bench-${runId}`, topic: options.topic, fromBeginning: true, waitMs: 500 });
+    // A fresh group starting at the end of the log: it must hold every partition (and have
+    // found its start offsets, which the poll that applies an assignment does) before the
+    // first record is sent, or that record would be before its start and never delivered.
+    const consumer = client.consumer({ group: `bench-${runId}`, topic: options.topic, fromBeginning: false, waitMs: 100 });
+    const partitionCount = (await client.admin.describeTopic(options.topic)).partitions.length;
+    const assignedBy = Date.now() + E2E_ASSIGN_TIMEOUT_MS;
+    while (consumer.assignment().length < partitionCount) {
+      if (Date.now() > assignedBy) {
+        await consumer.close().catch(() => undefined);
+        throw new CliError(`the bench consumer did not get all ${partitionCount} partitions within ${E2E_ASSIGN_TIMEOUT_MS} ms`);
+      }
+      await consumer.poll({ maxRecords: 1, waitMs: 100 });
+    }
     let stop = false;
     stopConsumer = () => (stop = true);
     consumerDone = (async () => {
@@ -116,6 +131,8 @@ export async function runBench(runtime: Runtime, mode: 'produce' | 'e2e', option
       }
     })();
   }
+
+  startedMs = performance.now();
 
   /**
    * Keeps up to `concurrency` records in flight (sent, not yet acknowledged); with a rate,
