@@ -231,7 +231,7 @@ export class DevCluster {
     this.note(
       [
         `cluster ready; PIDs in ${path.join(this.options.dataDir, 'dev.json')}; Ctrl-C stops it. Try:`,
-        `  tessera${coordinatorFlag} topics create demo --partitions 6`,
+        `  tessera${coordinatorFlag} topics create demo --partitions 6${this.options.brokers < 2 ? ' --replication-factor 1' : ''}`,
         `  printf 'k1:hello\\nk2:world\\n' | tessera${coordinatorFlag} produce demo --key-separator :`,
         `  tessera${coordinatorFlag} consume demo --group g1 --from-beginning --idle-timeout-ms 2000`,
       ].join('\n'),
