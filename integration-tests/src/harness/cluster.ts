@@ -18,6 +18,10 @@ export interface ClusterOptions {
   replicaTimeoutMs?: number;
   durability?: 'full' | 'normal';
   maxValueBytes?: number;
+  /** Coordinator `--max-concurrent-moves` (default: the coordinator's, 2). */
+  maxConcurrentMoves?: number;
+  /** Coordinator `--replace-dead-after-ms` (default: the coordinator's, 30 s). */
+  replaceDeadAfterMs?: number;
   /**
    * Route every broker's peer traffic and coordinator traffic through fault proxies, so a
    * scenario can cut single network links (`Cluster.links`). Processes launcher only.
@@ -69,6 +73,14 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   }
   const { startProcessCluster } = await import('./process-cluster.js');
   return startProcessCluster(options);
+}
+
+/** The coordinator flags for `maxConcurrentMoves` and `replaceDeadAfterMs`, when set (both launchers pass them). */
+export function coordinatorMoveFlags(options: ClusterOptions): string[] {
+  return [
+    ...(options.maxConcurrentMoves === undefined ? [] : ['--max-concurrent-moves', String(options.maxConcurrentMoves)]),
+    ...(options.replaceDeadAfterMs === undefined ? [] : ['--replace-dead-after-ms', String(options.replaceDeadAfterMs)]),
+  ];
 }
 
 /** Waits until the coordinator counts `count` live brokers. */

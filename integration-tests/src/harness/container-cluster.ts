@@ -20,7 +20,7 @@ import {
   Wait,
   getContainerRuntimeClient,
 } from 'testcontainers';
-import { type Cluster, type ClusterOptions, waitFor, waitForLiveBrokers } from './cluster.js';
+import { type Cluster, type ClusterOptions, coordinatorMoveFlags, waitFor, waitForLiveBrokers } from './cluster.js';
 import type { ServiceHandle } from './process.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -133,6 +133,7 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
           ...heartbeat,
           '--broker-timeout-ms', String(options.brokerTimeoutMs ?? 3_000),
           '--group-session-timeout-ms', String(options.groupSessionTimeoutMs ?? 5_000),
+          ...coordinatorMoveFlags(options),
         ])
         .withWaitStrategy(Wait.forHttp('/ready', COORDINATOR_PORT))
         .withStartupTimeout(60_000),

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TesseraClient } from '@tessera/client';
-import { type BrokerLinks, type Cluster, type ClusterOptions, waitForLiveBrokers } from './cluster.js';
+import { type BrokerLinks, type Cluster, type ClusterOptions, coordinatorMoveFlags, waitForLiveBrokers } from './cluster.js';
 import { freePort } from './ports.js';
 import { ServiceProcess } from './process.js';
 import { TcpProxy } from './proxy.js';
@@ -29,6 +29,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
       ...timing,
       '--broker-timeout-ms', String(options.brokerTimeoutMs ?? 3_000),
       '--group-session-timeout-ms', String(options.groupSessionTimeoutMs ?? 5_000),
+      ...coordinatorMoveFlags(options),
     ],
   });
   const brokers = new Map<number, ServiceProcess>();
