@@ -58,6 +58,8 @@ export class Cluster {
   /** Moves in progress, keyed by `topic/partition` (persisted). */
   readonly moves = new Map<string, MoveState>();
   private rebalanceRequested: boolean;
+  /** Moves started since the rebalance was asked for; a rebalance with none ends without an event. */
+  private rebalanceMovesStarted = 0;
   private versionValue: number;
 
   constructor(
@@ -73,6 +75,7 @@ export class Cluster {
     for (const t of loaded.topics) this.topics.set(t.name, t);
     for (const m of loaded.moves) this.moves.set(moveKey(m.topic, m.partition), m);
     this.rebalanceRequested = loaded.rebalanceRequested;
+    this.rebalanceMovesStarted = loaded.moves.length;
   }
 
   get version(): number {
@@ -350,6 +353,7 @@ export class Cluster {
   /** Called inside a commit. */
   private requestRebalance(reason: string, brokerId: number): void {
     this.rebalanceRequested = true;
+    this.rebalanceMovesStarted = 0;
     this.options.store.saveRebalanceRequested(true);
     this.event('rebalance_requested', { reason, brokerId });
   }
@@ -453,6 +457,7 @@ export class Cluster {
     const startMove = (topicName: string, p: PartitionState, to: { primary: number; secondary: number | null }, reason: MoveReason) => {
       const move: MoveState = { topic: topicName, partition: p.partition, targetPrimary: to.primary, targetSecondary: to.secondary, reason, startedMs: Date.now() };
       this.moves.set(moveKey(topicName, p.partition), move);
+      this.rebalanceMovesStarted++;
       steps.push(() => {
         this.options.store.saveMove(move);
         this.event('rebalance_move_started', {
@@ -502,9 +507,16 @@ export class Cluster {
       const plan = planRebalance({ eligible: this.placementBrokerIds(), live: this.liveBrokerIds(), partitions });
       if (plan.length === 0 && this.moves.size === 0) {
         this.rebalanceRequested = false;
+        const moved = this.rebalanceMovesStarted;
         steps.push(() => {
           this.options.store.saveRebalanceRequested(false);
-          this.event('rebalance_completed', { brokers: this.brokerStatuses().map((b) => ({ id: b.id, primaries: b.primaries, replicas: b.replicas })) });
+          // Nothing to move (e.g. brokers registering before any topic exists): no event to read.
+          if (moved > 0) {
+            this.event('rebalance_completed', {
+              moves: moved,
+              brokers: this.brokerStatuses().map((b) => ({ id: b.id, primaries: b.primaries, replicas: b.replicas })),
+            });
+          }
         });
       }
       for (const planned of plan) {
@@ -515,10 +527,17 @@ export class Cluster {
     }
 
     if (steps.length === 0) return;
-    this.commit(() => {
-      for (const step of steps) step();
-    });
-    if (changed) this.options.onChange();
+    // Only a change of the map bumps the metadata version (brokers refresh on a new version).
+    if (changed) {
+      this.commit(() => {
+        for (const step of steps) step();
+      });
+      this.options.onChange();
+    } else {
+      this.options.store.transaction(() => {
+        for (const step of steps) step();
+      });
+    }
   }
 
   /** Brokers new replicas may go to: alive and not draining. */

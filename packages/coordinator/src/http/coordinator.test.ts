@@ -493,3 +493,75 @@ describe('routed produce', () => {
     expect(answer.body.error.message).toContain('partition 0');
   });
 });
+
+// ---- moves: rebalance and drain ------------------------------------------------------------
+
+describe('moves', () => {
+  it('adds a replica for a joining broker, swaps it in only when its primary says it caught up, drains, and keeps a move across a restart', async () => {
+    // Proves the coordinator side of a move: `adding` in the map, the reassign-complete checks
+    // (epoch, primary, target), the atomic swap, drain, and a move surviving a coordinator restart.
+    const dataDir = tempDir();
+    let c = await coordinator({ heartbeatMs: 20, brokerTimeoutMs: 2_000, maxConcurrentMoves: 1 }, dataDir);
+    const port = Number(new URL(c.url).port);
+    const broker = await fakeBroker();
+    await register(c.url, 1, broker.url);
+    await register(c.url, 2, broker.url);
+    heartbeats(c.url, new Map([[1, broker.url], [2, broker.url]]));
+    await call(c.url, 'POST', '/topics', { name: 't', partitions: 2 });
+
+    await register(c.url, 3, broker.url);
+    heartbeats(c.url, new Map([[3, broker.url]]));
+    const adding = await waitFor('a replica being added to broker 3', async () => {
+      const meta = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body;
+      return meta.topics[0].partitions.find((p) => p.adding === 3);
+    });
+    const primary = adding.primary!;
+    const ask = (over: Record<string, unknown>) =>
+      call(c.url, 'POST', '/partitions/reassign-complete', { brokerId: primary, topic: 't', partition: adding.partition, epoch: adding.epoch, target: 3, ...over });
+    expect(errorCode(await ask({ epoch: adding.epoch + 1 }))).toBe('STALE_EPOCH');
+    expect(errorCode(await ask({ brokerId: 3 }))).toBe('NOT_PRIMARY');
+    expect(errorCode(await ask({ target: adding.secondary }))).toBe('INVALID_REQUEST');
+    expect(errorCode(await ask({ extra: 1 }))).toBe('INVALID_REQUEST');
+    const swapped = await ask({});
+    expect(swapped.status).toBe(200);
+    expect(swapped.body).toEqual({ partition: adding.partition, primary, secondary: 3, epoch: adding.epoch, isr: [primary, 3] });
+    // Asked again (its answer was lost): the same assignment.
+    expect((await ask({})).body).toEqual(swapped.body);
+    await waitFor('the rebalance to complete', async () => {
+      const types = (await call(c.url, 'GET', '/cluster/events?limit=50')).body.events.map((e: { type: string }) => e.type);
+      return types.includes('rebalance_move_completed') && types.at(-1) === 'rebalance_completed';
+    });
+    const brokers = (await call(c.url, 'GET', '/brokers')).body.brokers;
+    expect(brokers.find((b: { id: number }) => b.id === 3)).toMatchObject({ state: 'alive', draining: false, replicas: 1, adding: 0 });
+
+    expect(errorCode(await call(c.url, 'POST', '/brokers/99/drain'))).toBe('NOT_FOUND');
+    expect(errorCode(await call(c.url, 'POST', '/brokers/abc/drain'))).toBe('INVALID_REQUEST');
+    const drained = await call(c.url, 'POST', '/brokers/3/drain');
+    expect(drained.body).toMatchObject({ id: 3, draining: true });
+    const leaving = await waitFor('a replica being added in place of broker 3', async () => {
+      const meta = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body;
+      return meta.topics[0].partitions.find((p) => p.secondary === 3 && typeof p.adding === 'number');
+    });
+
+    // The move survives a coordinator restart.
+    await c.close();
+    c = await coordinator({ port, heartbeatMs: 20, brokerTimeoutMs: 2_000, maxConcurrentMoves: 1 }, dataDir);
+    // The first call may meet a keep-alive socket of the closed process: ask until the new one answers.
+    const base = c.url;
+    const metadata = await waitFor('the restarted coordinator', () => call<MetadataResponse>(base, 'GET', '/metadata').catch(() => undefined));
+    const restored = metadata.body.topics[0].partitions[leaving.partition];
+    expect(restored.adding).toBe(leaving.adding);
+    const done = await call(c.url, 'POST', '/partitions/reassign-complete', {
+      brokerId: leaving.primary,
+      topic: 't',
+      partition: leaving.partition,
+      epoch: leaving.epoch,
+      target: leaving.adding,
+    });
+    expect(done.body).toMatchObject({ secondary: leaving.adding, isr: [leaving.primary, leaving.adding] });
+    await waitFor('broker 3 to hold nothing', async () => {
+      const status = (await call(c.url, 'GET', '/brokers')).body.brokers.find((b: { id: number }) => b.id === 3);
+      return status.replicas === 0 && status.adding === 0 ? status : undefined;
+    });
+  });
+});
