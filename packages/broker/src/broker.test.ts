@@ -13,6 +13,7 @@ import {
   TesseraError,
   isrChangeRequest,
   parseOrThrow,
+  reassignCompleteRequest,
   type BrokerHeartbeatResponse,
   type MetadataResponse,
   type PartitionAssignment,
@@ -34,6 +35,9 @@ class StubCoordinator {
   readonly reports = new Map<number, ReplicaReport[]>();
   /** How /partitions/isr answers: as the real coordinator, as if down, or refusing a stale epoch. */
   isrMode: 'accept' | 'unavailable' | 'stale' = 'accept';
+  readonly reassignRequests: Array<{ topic: string; partition: number; brokerId: number; epoch: number; target: number }> = [];
+  /** How many /partitions/reassign-complete calls to answer UNAVAILABLE before acting like the coordinator. */
+  reassignFailures = 0;
   private service: HttpService | undefined;
   url = '';
 
@@ -65,6 +69,21 @@ class StubCoordinator {
       }
       if (request.brokerId !== assignment.primary) throw new TesseraError('NOT_PRIMARY', 'not primary', { primary: null });
       assignment.isr = [...request.isr];
+      this.version++;
+      ctx.body = assignment;
+    });
+    service.router.post('/partitions/reassign-complete', (ctx) => {
+      const request = parseOrThrow(reassignCompleteRequest, ctx.state.body);
+      this.reassignRequests.push(request);
+      if (this.reassignFailures > 0) {
+        this.reassignFailures--;
+        throw new TesseraError('UNAVAILABLE', 'coordinator unavailable (test)');
+      }
+      const assignment = this.assignment(request.topic, request.partition);
+      if (request.epoch !== assignment.epoch) throw new TesseraError('STALE_EPOCH', 'stale epoch', { epoch: assignment.epoch });
+      if (request.brokerId !== assignment.primary) throw new TesseraError('NOT_PRIMARY', 'not primary', { primary: null });
+      if (assignment.adding !== request.target) throw new TesseraError('INVALID_REQUEST', 'not being added');
+      Object.assign(assignment, { secondary: request.target, isr: [assignment.primary, request.target], adding: null });
       this.version++;
       ctx.body = assignment;
     });
@@ -403,6 +422,28 @@ describe('broker over HTTP with a stub coordinator', () => {
     // Back in the ISR, produces are replicated synchronously again.
     expect((await post(`${url(1)}/topics/failover/partitions/0/records`, { records: records(1, 'after') })).status).toBe(200);
     expect(onDisk(dataDir(2), 'failover', 0).values.at(-1)).toBe('after-0');
+  });
+
+  it('catches up a replica being added while produces go on, and makes it the secondary only through reassign-complete', async () => {
+    // Proves the move path on the primary: the target is caught up like an out-of-ISR secondary
+    // (never counted for the HW), and the swap request is asked again when unanswered.
+    await coordinator.createTopic('adding', { primary: 1, secondary: null, epoch: 0, isr: [1] });
+    expect((await post(`${url(1)}/topics/adding/partitions/0/records`, { records: records(20, 'before') })).status).toBe(200);
+    coordinator.reassignFailures = 1;
+    Object.assign(coordinator.assignment('adding', 0), { adding: 2 });
+    await coordinator.changed();
+    // Produces during the catch-up are acknowledged on the primary alone (the target does not count).
+    expect((await post(`${url(1)}/topics/adding/partitions/0/records`, { records: records(5, 'during') })).status).toBe(200);
+    await vi.waitFor(() => expect(coordinator.assignment('adding', 0)).toMatchObject({ secondary: 2, isr: [1, 2], adding: null }), {
+      timeout: 15_000,
+      interval: 50,
+    });
+    expect(coordinator.reassignRequests.length).toBeGreaterThanOrEqual(2);
+    expect(coordinator.reassignRequests.at(-1)).toEqual({ brokerId: 1, topic: 'adding', partition: 0, epoch: 0, target: 2 });
+    // From the swap on, every produce is replicated to the new secondary before it is acknowledged.
+    expect((await post(`${url(1)}/topics/adding/partitions/0/records`, { records: records(1, 'after') })).status).toBe(200);
+    expect(onDisk(dataDir(2), 'adding', 0).values).toEqual(onDisk(dataDir(1), 'adding', 0).values);
+    expect(onDisk(dataDir(2), 'adding', 0).values).toHaveLength(26);
   });
 
   it('moves leadership to the secondary at a new epoch, truncating the old primary to the common prefix', async () => {
