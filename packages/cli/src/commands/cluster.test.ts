@@ -26,4 +26,11 @@ describe('brokerTable', () => {
     expect(text.split('\n')[1]).toMatch(/^ ?1\s+http:\/\/127\.0\.0\.1:7071\s+yes\s+3\s+6\s+120 ms ago$/);
     expect(text.split('\n')[2]).toMatch(/^ ?2 .* no /);
   });
+
+  it('shows a draining broker', () => {
+    const text = brokerTable([
+      { id: 3, url: 'http://b3', internalUrl: 'http://b3', alive: true, state: 'alive', draining: true, lastHeartbeatAgoMs: 5, primaries: 1, replicas: 2 },
+    ]);
+    expect(text.split('\n')[1]).toMatch(/^ ?3\s+http:\/\/b3\s+yes, draining\s+1\s+2\s+5 ms ago$/);
+  });
 });

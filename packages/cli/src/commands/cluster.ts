@@ -1,7 +1,9 @@
-/** `tessera cluster status|events` and `tessera brokers list`. */
+/** `tessera cluster status|events` and `tessera brokers list|drain|undrain`. */
 import type { Command } from 'commander';
-import type { BrokerStatus, PartitionRef } from '@tessera/protocol';
+import { sleep, type BrokerStatus, type PartitionRef } from '@tessera/protocol';
+import { CliError } from '../errors.js';
 import { integer } from '../options.js';
+import { Progress } from '../output/progress.js';
 import { type Column, cellText, renderFields, renderTable } from '../output/table.js';
 import { jsonLine } from '../output/write.js';
 import type { Runtime } from '../runtime.js';
@@ -45,14 +47,54 @@ export function registerCluster(program: Command, runtime: Runtime): void {
   brokers
     .command('list')
     .alias('ls')
-    .description('every broker: address, liveness, primaries and replicas it holds')
+    .description('every broker: address, state (alive, dead, draining), primaries and replicas it holds')
     .addOption(jsonOption())
     .action(async (options: { json?: boolean }) => {
-      const status = await runtime.client().admin.clusterStatus();
-      if (options.json) return runtime.out(jsonLine({ brokers: status.brokers }));
-      runtime.out(brokerTable(status.brokers));
+      const list = await runtime.client().admin.listBrokers();
+      if (options.json) return runtime.out(jsonLine({ brokers: list }));
+      runtime.out(brokerTable(list));
+    });
+
+  brokers
+    .command('drain')
+    .description('move every replica off a broker (so it can be removed); waits until it holds nothing')
+    .argument('<id>', 'broker id', integer(1, 1_000_000))
+    .option('--no-wait', 'return once the broker is marked draining')
+    .action(async (id: number, options: { wait: boolean }) => {
+      const admin = runtime.client().admin;
+      let status = await admin.drainBroker(id);
+      runtime.err(`broker ${id} draining: ${status.replicas} replicas (${status.primaries} primaries) to move`);
+      if (options.wait) {
+        const progress = new Progress({
+          stream: runtime.io.stderr,
+          render: () => `broker ${id}: ${status.replicas} replicas (${status.primaries} primaries) left`,
+        });
+        try {
+          while (status.replicas > 0) {
+            await sleep(DRAIN_POLL_MS);
+            const found = (await admin.listBrokers()).find((b) => b.id === id);
+            if (found === undefined) throw new CliError(`broker ${id} is not registered any more`);
+            status = found;
+          }
+        } finally {
+          progress.stop();
+        }
+        runtime.err(`broker ${id} drained: it holds no replica`);
+      }
+      runtime.out(brokerTable([status]));
+    });
+
+  brokers
+    .command('undrain')
+    .description('end a drain: the broker takes replicas again')
+    .argument('<id>', 'broker id', integer(1, 1_000_000))
+    .action(async (id: number) => {
+      runtime.out(brokerTable([await runtime.client().admin.undrainBroker(id)]));
     });
 }
+
+/** How often `brokers drain` asks how much is left. */
+const DRAIN_POLL_MS = 500;
 
 export function brokerTable(brokers: readonly BrokerStatus[]): string {
   // The internal URL (coordinator and peers) is shown only where it differs from the client one.
@@ -64,7 +106,7 @@ export function brokerTable(brokers: readonly BrokerStatus[]): string {
       { header: 'id', value: (b) => b.id },
       { header: 'url', value: (b) => b.url },
       ...internal,
-      { header: 'alive', value: (b) => b.alive },
+      { header: 'alive', value: (b) => (b.draining ? `${b.alive ? 'yes' : 'no'}, draining` : b.alive) },
       { header: 'primaries', value: (b) => b.primaries },
       { header: 'replicas', value: (b) => b.replicas },
       {
