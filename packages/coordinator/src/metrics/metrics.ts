@@ -12,7 +12,7 @@
  *   counters.failovers.inc(n)          a partition's primary changed because its broker died
  *   counters.isrChanges.inc('shrink')  an accepted ISR change ('shrink' | 'expand')
  *   counters.groupRebalances.inc(g)    a consumer group's generation was bumped
- *   counters.rebalanceMoves.inc()      rebalancing finished moving one replica
+ *   counters.rebalanceMoves.inc()      a move step changed where a replica or a partition's leadership lives
  */
 import type { PartitionStatus } from '@tessera/protocol';
 import type { HttpService } from '@tessera/service';
@@ -116,7 +116,7 @@ export function registerCoordinatorMetrics(registry: Registry, sources: GaugeSou
     const groups = new Set([...sources.groupMembers().map((g) => g.group), ...groupRebalances.keys()]);
     return [...groups].sort().map((group) => ({ value: groupRebalances.get(group), labels: { group } }));
   });
-  add('tessera_coordinator_rebalance_moves_total', 'Replica moves completed by rebalancing', 'counter', () => [
+  add('tessera_coordinator_rebalance_moves_total', 'Move steps (rebalance, drain, dead secondary replacement) that changed where a replica or the leadership lives', 'counter', () => [
     { value: rebalanceMoves.get(''), labels: {} },
   ]);
 
