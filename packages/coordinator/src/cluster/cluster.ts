@@ -311,6 +311,10 @@ export class Cluster {
         `broker ${request.target} is not being added to ${request.topic}/${request.partition} (adding: ${adding ?? 'none'})`,
       );
     }
+    if (this.brokers.get(request.target)?.alive !== true) {
+      // A dead secondary in the ISR would only stall the primary until it shrinks the ISR again; the move is cancelled instead.
+      throw new TesseraError('INVALID_REQUEST', `broker ${request.target} being added to ${request.topic}/${request.partition} is dead`);
+    }
     const previousSecondary = p.secondary;
     const previousIsr = p.isr;
     p.secondary = request.target;
