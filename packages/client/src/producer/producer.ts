@@ -77,8 +77,14 @@ const DEFAULTS = {
 
 /** Rough fixed cost of one record in a JSON body, in bytes. */
 const RECORD_OVERHEAD_BYTES = 48;
+/** The longest key `recordInput` accepts, in UTF-16 units (as zod's `.max` counts). */
+const MAX_KEY_LENGTH = 64 * 1024;
+/** Topic names already validated, so a hot loop on one topic does not run the schema per record. */
+const MAX_VALIDATED_TOPICS = 1_000;
 
 interface PendingRecord {
+  /** The `send()` it came from, for `flush()`. */
+  id: number;
   record: RecordInput;
   bytes: number;
   deadlineMs: number;
@@ -109,8 +115,16 @@ export class Producer {
   /** `send()` calls waiting for room, oldest first (a FIFO with a moving head: no O(n) shift per release). */
   private spaceWaiters: Array<() => void> = [];
   private spaceWaitersHead = 0;
-  /** Every `send()` not yet settled, so `flush()` can wait for them. */
-  private readonly outstanding = new Set<Promise<void>>();
+  /**
+   * Ids of the `send()` calls not yet settled, so `flush()` can wait for exactly those that
+   * came before it (a Set entry per record instead of a promise chain per record).
+   */
+  private readonly unsettled = new Set<number>();
+  private lastSendId = 0;
+  private flushWaiters: Array<{ ids: Set<number>; resolve: () => void }> = [];
+  /** `send()` calls on the slow path (waiting for room or metadata); while any is, every send takes it, to keep send order. */
+  private slowEnqueues = 0;
+  private readonly validTopics = new Set<string>();
   /** The partition keyless records of each topic go to until that partition's batch is sent. */
   private readonly stickyPartition = new Map<string, number>();
   private flushing = 0;
@@ -137,14 +151,15 @@ export class Producer {
    */
   send(record: ProducerRecord): Promise<RecordMetadata> {
     if (this.closed) return Promise.reject(new TesseraError('INVALID_REQUEST', 'the producer is closed'));
-    const result = this.enqueue(record);
-    const settled = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.outstanding.add(settled);
-    void settled.then(() => this.outstanding.delete(settled));
-    return result;
+    const id = ++this.lastSendId;
+    this.unsettled.add(id);
+    try {
+      return this.enqueue(record, id);
+    } catch (error) {
+      // Invalid input: settled at once.
+      this.settle(id);
+      return Promise.reject(error);
+    }
   }
 
   /** Sends many records; resolves with their metadata in the same order, or rejects with the first failure. */
@@ -157,7 +172,10 @@ export class Producer {
     this.flushing++;
     try {
       for (const queue of this.queues.values()) this.sendNext(queue);
-      await Promise.all([...this.outstanding]);
+      if (this.unsettled.size > 0) {
+        const ids = new Set(this.unsettled);
+        await new Promise<void>((resolve) => this.flushWaiters.push({ ids, resolve }));
+      }
     } finally {
       this.flushing--;
     }
@@ -176,32 +194,70 @@ export class Producer {
     return this.closing;
   }
 
-  private async enqueue(input: ProducerRecord): Promise<RecordMetadata> {
-    const topic = parseOrThrow(topicName, input.topic, 'topic name');
-    const record = parseOrThrow(
-      recordInput,
-      { key: input.key, value: input.value, headers: input.headers, timestamp: input.timestamp },
-      'record',
-    );
+  /**
+   * Validates the record (throws synchronously when invalid) and queues it. With room in the
+   * buffer and the topic's map cached, it is queued at once; otherwise it waits on the slow path.
+   */
+  private enqueue(input: ProducerRecord, id: number): Promise<RecordMetadata> {
+    const topic = this.validTopic(input.topic);
+    const record =
+      plainRecord(input) ??
+      parseOrThrow(recordInput, { key: input.key, value: input.value, headers: input.headers, timestamp: input.timestamp }, 'record');
     const valueBytes = Buffer.byteLength(record.value);
     if (valueBytes > DEFAULT_MAX_VALUE_BYTES) {
       throw new TesseraError('PAYLOAD_TOO_LARGE', `record value is ${valueBytes} bytes, more than ${DEFAULT_MAX_VALUE_BYTES}`);
     }
     const deadlineMs = Date.now() + this.options.deliveryTimeoutMs;
-    while (this.buffered >= this.options.maxBufferedRecords) {
-      await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
-    }
-    // The slot is taken before any wait below, so the buffer bound holds with concurrent sends.
+    const fast =
+      this.slowEnqueues === 0 && this.spaceWaitersHead >= this.spaceWaiters.length && this.buffered < this.options.maxBufferedRecords;
+    const cached = fast ? this.context.metadata.cachedTopic(topic) : undefined;
+    if (cached === undefined) return this.enqueueSlowly(input, id, topic, record, valueBytes, deadlineMs);
     this.buffered++;
-    let metadata: TopicMetadata;
     let partition: number;
     try {
-      metadata = await this.topicMetadata(topic, deadlineMs);
-      partition = this.choosePartition(metadata, record, input.partition);
+      partition = this.choosePartition(cached, record, input.partition);
     } catch (error) {
       this.release();
       throw error;
     }
+    return this.push(id, topic, partition, record, valueBytes, deadlineMs);
+  }
+
+  /** Waits for room in the buffer and for the topic's map, then queues the record. */
+  private async enqueueSlowly(
+    input: ProducerRecord,
+    id: number,
+    topic: string,
+    record: RecordInput,
+    valueBytes: number,
+    deadlineMs: number,
+  ): Promise<RecordMetadata> {
+    this.slowEnqueues++;
+    let partition: number;
+    try {
+      while (this.buffered >= this.options.maxBufferedRecords) {
+        await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
+      }
+      // The slot is taken before any wait below, so the buffer bound holds with concurrent sends.
+      this.buffered++;
+      try {
+        const metadata = await this.topicMetadata(topic, deadlineMs);
+        partition = this.choosePartition(metadata, record, input.partition);
+      } catch (error) {
+        this.release();
+        throw error;
+      }
+    } catch (error) {
+      this.settle(id);
+      throw error;
+    } finally {
+      this.slowEnqueues--;
+    }
+    return this.push(id, topic, partition, record, valueBytes, deadlineMs);
+  }
+
+  /** Puts an accepted record (its buffer slot taken) on its partition's queue. */
+  private push(id: number, topic: string, partition: number, record: RecordInput, valueBytes: number, deadlineMs: number): Promise<RecordMetadata> {
     const bytes =
       RECORD_OVERHEAD_BYTES +
       valueBytes +
@@ -210,20 +266,44 @@ export class Producer {
     return new Promise<RecordMetadata>((resolve, reject) => {
       const queue = this.queueFor(topic, partition);
       queue.pending.push({
+        id,
         record,
         bytes,
         deadlineMs,
         resolve: (result) => {
           this.release();
+          this.settle(id);
           resolve(result);
         },
         reject: (error) => {
           this.release();
+          this.settle(id);
           reject(error);
         },
       });
       queue.pendingBytes += bytes;
       this.schedule(queue);
+    });
+  }
+
+  private validTopic(name: string): string {
+    if (this.validTopics.has(name)) return name;
+    const topic = parseOrThrow(topicName, name, 'topic name');
+    if (this.validTopics.size >= MAX_VALIDATED_TOPICS) this.validTopics.clear();
+    this.validTopics.add(topic);
+    return topic;
+  }
+
+  /** A `send()` is over (acknowledged, failed or refused): wakes the flushes waiting for it. */
+  private settle(id: number): void {
+    this.unsettled.delete(id);
+    if (this.flushWaiters.length === 0) return;
+    this.flushWaiters = this.flushWaiters.filter((waiter) => {
+      if (waiter.ids.delete(id) && waiter.ids.size === 0) {
+        waiter.resolve();
+        return false;
+      }
+      return true;
     });
   }
 
@@ -327,7 +407,8 @@ export class Producer {
   private async deliver(queue: PartitionQueue, batch: PendingRecord[]): Promise<void> {
     const { topic, partition } = queue;
     const body = { records: batch.map((entry) => entry.record) };
-    const deadlineMs = Math.min(...batch.map((entry) => entry.deadlineMs));
+    let deadlineMs = Infinity;
+    for (const entry of batch) deadlineMs = Math.min(deadlineMs, entry.deadlineMs);
     for (let attempt = 0; ; attempt++) {
       try {
         const url = await this.context.metadata.primaryUrl(topic, partition);
@@ -377,6 +458,19 @@ export class Producer {
       waiter();
     }
   }
+}
+
+/**
+ * The record as `recordInput` would parse it, for the shape nearly every record has (text
+ * value, text or no key, no headers, no or a valid timestamp), checked without running the
+ * schema; undefined for anything else, which then goes through the schema (and its messages).
+ */
+export function plainRecord(input: ProducerRecord): RecordInput | undefined {
+  const { key, value, headers, timestamp } = input;
+  if (typeof value !== 'string' || headers != null) return undefined;
+  if (key != null && (typeof key !== 'string' || key.length > MAX_KEY_LENGTH)) return undefined;
+  if (timestamp !== undefined && !(Number.isSafeInteger(timestamp) && timestamp >= 0)) return undefined;
+  return { key, value, headers, timestamp };
 }
 
 function definedOnly<T extends object>(options: T): Partial<T> {
