@@ -7,7 +7,8 @@ export interface ServiceMetrics {
 /** One registry per service, with the process metrics and the request latency histogram. */
 export function createMetrics(service: string): { registry: Registry; metrics: ServiceMetrics } {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'tessera_' });
+  // Unprefixed, as every Node.js process exports them, so stock process and runtime dashboards apply.
+  collectDefaultMetrics({ register: registry });
   const requestDuration = new Histogram({
     name: `tessera_${service}_request_duration_seconds`,
     help: `Time to answer an HTTP request to the ${service}, by route`,
