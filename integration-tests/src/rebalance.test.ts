@@ -126,6 +126,26 @@ describe('rebalancing', () => {
     for (const p of described.partitions) expect(p.isr.length, JSON.stringify(p)).toBe(2);
   });
 
+  it('resumes moves after a coordinator restart in the middle of a rebalance', async () => {
+    cluster = await startCluster({ name: 'rebalance-restart', maxConcurrentMoves: 1 });
+    const client = cluster.client();
+    const topic = await topicWith(client, 12);
+
+    await withTraffic(client, topic, async () => {
+      await cluster!.addBroker(4);
+      await waitFor(async () => (await eventTypes(client)).includes('replica_adding'), { what: 'a move under way' });
+      await cluster!.coordinator.restart();
+      await waitFor(async () => balanced(await client.admin.listBrokers(), [1, 2, 3, 4]) && (await rebalanceSettled(client)), {
+        timeoutMs: 90_000,
+        intervalMs: 250,
+        what: 'the map balanced over four brokers after the restart',
+      });
+    });
+    const types = await eventTypes(client);
+    expect(types.indexOf('coordinator_started', types.indexOf('replica_adding'))).toBeGreaterThan(0);
+    expect(types.lastIndexOf('rebalance_move_completed')).toBeGreaterThan(types.lastIndexOf('coordinator_started'));
+  });
+
   it('drains a broker during traffic until it holds nothing, losing nothing', async () => {
     cluster = await startCluster({ name: 'rebalance-drain', brokers: 4, maxConcurrentMoves: 2 });
     const client = cluster.client();
