@@ -90,16 +90,17 @@ async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, w
   }
 }
 
-function readDevJson(): { pid: number; processes: DevProcessInfo[] } | undefined {
+function readDevJson(dir = dataDir): { pid: number; processes: DevProcessInfo[] } | undefined {
   try {
-    return JSON.parse(fs.readFileSync(path.join(dataDir, 'dev.json'), 'utf8'));
+    return JSON.parse(fs.readFileSync(path.join(dir, 'dev.json'), 'utf8'));
   } catch {
     return undefined;
   }
 }
 
-function startDev(): Dev {
-  const child = spawn(process.execPath, [BIN, 'dev', '--data-dir', dataDir, '--port', String(port), '--brokers', String(BROKERS)], {
+function startDev(extraArgs: string[] = [], where: { dir: string; port: number; brokers: number } = { dir: dataDir, port, brokers: BROKERS }): Dev {
+  const args = [BIN, 'dev', '--data-dir', where.dir, '--port', String(where.port), '--brokers', String(where.brokers), ...extraArgs];
+  const child = spawn(process.execPath, args, {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, TESSERA_LOG_LEVEL: 'warn' },
@@ -114,17 +115,17 @@ function startDev(): Dev {
 }
 
 /** Waits until dev printed every address (it does so after each process answered /ready). */
-async function waitDevReady(running: Dev): Promise<void> {
+async function waitDevReady(running: Dev, brokers = BROKERS, dir = dataDir): Promise<void> {
   let exitCode: number | null | undefined;
   void running.exited.then((code) => (exitCode = code));
   await waitFor(
     () => {
       if (exitCode !== undefined) throw new Error(`tessera dev exited with ${exitCode}:\n${running.stderr()}`);
-      return running.stdout().includes(`broker-${BROKERS}`) || undefined;
+      return running.stdout().includes(`broker-${brokers}`) || undefined;
     },
     'tessera dev to print its addresses',
   );
-  for (const info of readDevJson()!.processes) if (info.pid !== null) seenPids.add(info.pid);
+  for (const info of readDevJson(dir)!.processes) if (info.pid !== null) seenPids.add(info.pid);
 }
 
 /** Runs `tessera --coordinator <dev> ...args` as a child process, with `input` on stdin. */
@@ -361,5 +362,35 @@ describe('tessera CLI against a tessera dev cluster', () => {
     const fresh = await tessera(['consume', TOPIC, '--group', 'g2', '--from-beginning', '--idle-timeout-ms', '8000']);
     expect(fresh.code, fresh.stderr).toBe(0);
     expectEveryLineInKeyOrder(jsonLines(fresh.stdout));
+  });
+});
+
+describe('tessera dev --restart-on-exit', () => {
+  it('restarts a broker killed with SIGKILL, records its new PID, and the coordinator sees it alive again', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-restart-'));
+    const restartPort = await freePortRange(2);
+    const running = startDev(['--restart-on-exit'], { dir, port: restartPort, brokers: 2 });
+    try {
+      await waitDevReady(running, 2, dir);
+      const victim = readDevJson(dir)!.processes.find((p) => p.id === 1)!;
+      process.kill(victim.pid!, 'SIGKILL');
+      await waitFor(() => running.stderr().includes('broker-1 is back') || undefined, 'broker-1 to be restarted', 60_000);
+      const restarted = readDevJson(dir)!.processes.find((p) => p.id === 1)!;
+      expect(restarted.pid).not.toBe(victim.pid);
+      expect(restarted.restarts).toBe(1);
+      seenPids.add(restarted.pid!);
+      expect(isAlive(restarted.pid!)).toBe(true);
+      await waitFor(async () => {
+        const result = await tessera(['cluster', 'status', '--json'], { coordinator: `http://127.0.0.1:${restartPort}` });
+        const status = JSON.parse(result.stdout);
+        return status.brokers.find((b: { id: number }) => b.id === 1)?.alive === true || undefined;
+      }, 'broker 1 alive again');
+      running.process.kill('SIGTERM');
+      expect(await running.exited).toBe(0);
+      for (const p of [restarted, ...readDevJson(dir)?.processes ?? []]) if (p.pid !== null) expect(isAlive(p.pid)).toBe(false);
+    } finally {
+      if (running.process.exitCode === null) running.process.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
