@@ -21,6 +21,7 @@ interface DevProcessInfo {
   pid: number | null;
   port: number;
   url: string;
+  restarts: number;
 }
 
 interface RunResult {
