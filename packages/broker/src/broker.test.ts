@@ -34,7 +34,9 @@ class StubCoordinator {
   readonly isrRequests: Array<{ topic: string; partition: number; brokerId: number; epoch: number; isr: number[] }> = [];
   readonly reports = new Map<number, ReplicaReport[]>();
   /** How /partitions/isr answers: as the real coordinator, as if down, or refusing a stale epoch. */
-  isrMode: 'accept' | 'unavailable' | 'stale' = 'accept';
+  isrMode: 'accept' | 'unavailable' | 'stale' | 'apply-then-vanish' = 'accept';
+  /** While true the coordinator answers nothing but UNAVAILABLE (it is "down"). */
+  down = false;
   readonly reassignRequests: Array<{ topic: string; partition: number; brokerId: number; epoch: number; target: number }> = [];
   /** How many /partitions/reassign-complete calls to answer UNAVAILABLE before acting like the coordinator. */
   reassignFailures = 0;
@@ -44,6 +46,10 @@ class StubCoordinator {
   async start(): Promise<void> {
     const logger = createLogger('coordinator', { stub: true }, { level: LOG_LEVEL });
     const service = createHttpService({ service: 'coordinator', logger, isReady: () => true });
+    service.router.use((_ctx, next) => {
+      if (this.down) throw new TesseraError('UNAVAILABLE', 'coordinator down (test)');
+      return next();
+    });
     service.router.get('/metadata', (ctx) => {
       ctx.body = this.metadata();
     });
@@ -70,6 +76,13 @@ class StubCoordinator {
       if (request.brokerId !== assignment.primary) throw new TesseraError('NOT_PRIMARY', 'not primary', { primary: null });
       assignment.isr = [...request.isr];
       this.version++;
+      if (this.isrMode === 'apply-then-vanish') {
+        // The change is applied, then the coordinator goes away before the broker hears the answer.
+        this.down = true;
+        ctx.req.socket.destroy();
+        ctx.respond = false;
+        return;
+      }
       ctx.body = assignment;
     });
     service.router.post('/partitions/reassign-complete', (ctx) => {
@@ -510,6 +523,38 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(refused.status).toBe(421);
     expect(refused.body.error.code).toBe('NOT_PRIMARY');
     coordinator.isrMode = 'accept';
+    await start(2, secondaryPort);
+  });
+
+  it('counts a caught-up secondary for the HW from the moment it asks to expand the ISR, even when the answer is lost', async () => {
+    // The coordinator applies the expand and vanishes before answering: it now counts the secondary
+    // in the ISR (and would promote it), so the primary must never again acknowledge without it.
+    await coordinator.createTopic('expand', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] });
+    const secondaryPort = Number(new URL(url(2)).port);
+    await brokers.get(2)!.close();
+    brokers.delete(2);
+    expect((await post(`${url(1)}/topics/expand/partitions/0/records`, { records: records(3, 'alone') })).status).toBe(200);
+    expect(coordinator.assignment('expand', 0).isr).toEqual([1]);
+
+    coordinator.isrMode = 'apply-then-vanish';
+    await start(2, secondaryPort);
+    await vi.waitFor(() => expect(coordinator.assignment('expand', 0).isr).toEqual([1, 2]), { timeout: 15_000, interval: 50 });
+    expect(coordinator.down).toBe(true);
+
+    await brokers.get(2)!.close();
+    brokers.delete(2);
+    let settled = false;
+    const pending = post(`${url(1)}/topics/expand/partitions/0/records`, { records: records(1, 'unsure') }).finally(() => {
+      settled = true;
+    });
+    // Well past the replica timeout: without the secondary and without the coordinator, nothing is acknowledged.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(settled).toBe(false);
+
+    coordinator.isrMode = 'accept';
+    coordinator.down = false;
+    expect((await pending).status).toBe(200);
+    expect(coordinator.assignment('expand', 0).isr).toEqual([1]);
     await start(2, secondaryPort);
   });
 

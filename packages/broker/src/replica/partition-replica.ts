@@ -473,6 +473,12 @@ export class PartitionReplica {
           const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.catchUpBatch());
           if (outcome === 'appended' && sync.secondaryLeo === this.store.leo) {
             const self = this.options.cluster.brokerId;
+            // The secondary counts for the HW from before the coordinator is asked: if its answer
+            // is lost, the coordinator may already count the secondary in the ISR (and could promote
+            // it), so this primary must not acknowledge anything the secondary lacks. Should the
+            // coordinator not have applied it, its next map brings the ISR back to this primary alone.
+            this.setIsr([self, secondary], 'ISR expanding: secondary caught up');
+            this.isrSeq = this.options.cluster.nextIsrSeq();
             const assignment = await this.options.cluster.changeIsr({
               brokerId: self,
               topic: this.topic,
