@@ -1,8 +1,9 @@
 // Promises 1-5 under injected faults. For each seeded schedule, keyed producers and a consumer
 // group run while the nemesis applies every fault kind once (SIGKILL + restart, SIGSTOP/SIGCONT,
-// a cut or blackholed replication link, a cut link to the coordinator, a coordinator crash), one
-// at a time; then the history checker compares what producers were told with what two groups
-// received. Lost, unexpected and reordered records must be zero; duplicates are reported.
+// a cut or blackholed replication link, a cut link to the coordinator, a coordinator crash, a
+// broker drained and given back its share, a broker joining), one at a time; then the history
+// checker compares what producers were told with what two groups received. Lost, unexpected and
+// reordered records must be zero; duplicates are reported.
 //
 // Replay a failing seed:  TESSERA_FAULT_SEEDS=<seed> npx vitest run integration-tests/src/fault.test.ts
 // Soak:                   pnpm test:soak --minutes 30   (random seeds until the time is up)

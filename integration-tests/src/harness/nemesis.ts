@@ -16,12 +16,14 @@ export const FAULT_KINDS = [
   'blackhole-replication',
   'cut-coordinator-link',
   'coordinator-restart',
+  'drain-undrain',
+  'join',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface FaultStep {
   kind: FaultKind;
-  /** The broker the fault hits (the coordinator for coordinator-restart). */
+  /** The broker the fault hits (the coordinator for coordinator-restart, the new broker's id for join). */
   brokerId: number;
   durationMs: number;
 }
@@ -54,9 +56,10 @@ export function planSchedule(
     const j = Math.floor(random() * (i + 1));
     [order[i], order[j]] = [order[j], order[i]];
   }
+  const joining = Math.max(...brokerIds) + 1;
   return order.map((kind) => ({
     kind,
-    brokerId: brokerIds[Math.floor(random() * brokerIds.length)],
+    brokerId: kind === 'join' ? joining : brokerIds[Math.floor(random() * brokerIds.length)],
     durationMs: Math.round(brokerTimeoutMs * (0.3 + random() * 1.7)),
   }));
 }
@@ -92,6 +95,18 @@ export class Nemesis {
   }
 
   async apply(step: FaultStep, index: number, total: number): Promise<void> {
+    if (step.kind === 'join') {
+      this.log(`step ${index + 1}/${total}: join broker-${step.brokerId}`);
+      await this.cluster.addBroker(step.brokerId);
+      await waitFor(async () => (await this.admin.listBrokers()).find((b) => b.id === step.brokerId)?.replicas !== 0, {
+        what: `replicas to move to broker-${step.brokerId}`,
+        timeoutMs: 60_000,
+        intervalMs: 200,
+      });
+      await this.waitSettled();
+      await this.logMap('rebalanced:');
+      return;
+    }
     const broker = this.cluster.broker(step.brokerId);
     const links = this.cluster.links?.get(step.brokerId);
     const what = step.kind === 'coordinator-restart' ? 'the coordinator' : broker.name;
@@ -125,9 +140,20 @@ export class Nemesis {
         await sleep(step.durationMs);
         await this.cluster.coordinator.start();
         break;
+      case 'drain-undrain':
+        // Every replica moves off the broker under traffic, then it takes its share back.
+        await this.admin.drainBroker(step.brokerId);
+        await waitFor(async () => (await this.admin.listBrokers()).find((b) => b.id === step.brokerId)?.replicas === 0, {
+          what: `${broker.name} to be drained`,
+          timeoutMs: 90_000,
+          intervalMs: 200,
+        });
+        await this.logMap('drained:');
+        await this.admin.undrainBroker(step.brokerId);
+        break;
     }
     this.log(`healed ${what}`);
-    await this.waitHealthy();
+    await this.waitSettled();
     await this.logMap('in sync:');
   }
 
@@ -139,6 +165,18 @@ export class Nemesis {
         return status.brokers.every((b) => b.alive) && status.offline === 0 && status.underReplicated === 0;
       },
       { what: 'a fully replicated cluster', timeoutMs, intervalMs: 200 },
+    );
+  }
+
+  /** Healthy, and no replica move in progress. */
+  async waitSettled(timeoutMs = 90_000): Promise<void> {
+    await this.waitHealthy(timeoutMs);
+    await waitFor(
+      async () => {
+        const brokers = await this.admin.listBrokers();
+        return brokers.every((b) => !b.adding) && (await this.admin.clusterStatus()).underReplicated === 0;
+      },
+      { what: 'replica moves to finish', timeoutMs, intervalMs: 200 },
     );
   }
 
