@@ -4,7 +4,7 @@
  * TESSERA_LAUNCHER=containers it starts the same services as containers of the repository's
  * image through testcontainers (`container-cluster.ts`), as the GitLab pipeline does.
  */
-import type { ClientOptions, TesseraClient } from '@tessera/client';
+import { type ClientOptions, TesseraClient } from '@tessera/client';
 import { sleep } from '@tessera/protocol';
 import type { ServiceHandle } from './process.js';
 
@@ -60,6 +60,62 @@ export interface Cluster {
   startProcesses(): Promise<void>;
   /** Stops everything and removes the data directory (kept when TESSERA_KEEP_DATA=1). */
   stop(): Promise<void>;
+}
+
+/** What a launcher makes; `assembleCluster` turns it into the Cluster every scenario uses. */
+export interface ClusterParts {
+  coordinatorUrl: string;
+  coordinator: ServiceHandle;
+  brokers: Map<number, ServiceHandle>;
+  dataDir: string;
+  links?: ReadonlyMap<number, BrokerLinks>;
+  /** Defines broker `id` (and adds it to `brokers`) without starting it. */
+  makeBroker(id: number): Promise<ServiceHandle> | ServiceHandle;
+  /** Removes what the launcher made (containers, proxies, data) once every service stopped. */
+  teardown(): Promise<void>;
+}
+
+export function assembleCluster(parts: ClusterParts): Cluster {
+  const { coordinatorUrl, coordinator, brokers } = parts;
+  const clients: TesseraClient[] = [];
+  const startProcesses = async () => {
+    await coordinator.start();
+    await Promise.all([...brokers.values()].map((broker) => broker.start()));
+    await waitForLiveBrokers(coordinatorUrl, brokers.size);
+  };
+  const stopProcesses = async () => {
+    await Promise.all([...brokers.values()].map((broker) => broker.stop()));
+    await coordinator.stop();
+  };
+  return {
+    coordinatorUrl,
+    coordinator,
+    brokers,
+    dataDir: parts.dataDir,
+    links: parts.links,
+    broker(id) {
+      const broker = brokers.get(id);
+      if (!broker) throw new Error(`no broker ${id}`);
+      return broker;
+    },
+    client(clientOptions = {}) {
+      const client = new TesseraClient({ ...clientOptions, coordinator: coordinatorUrl });
+      clients.push(client);
+      return client;
+    },
+    async addBroker(id) {
+      const broker = await parts.makeBroker(id);
+      await broker.start();
+      return broker;
+    },
+    stopProcesses,
+    startProcesses,
+    async stop() {
+      await Promise.allSettled(clients.map((client) => client.close()));
+      await stopProcesses();
+      await parts.teardown();
+    },
+  };
 }
 
 export type Launcher = 'processes' | 'containers';

@@ -11,7 +11,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TesseraClient } from '@tessera/client';
 import {
   GenericContainer,
   Network,
@@ -20,7 +19,7 @@ import {
   Wait,
   getContainerRuntimeClient,
 } from 'testcontainers';
-import { type Cluster, type ClusterOptions, coordinatorMoveFlags, waitFor, waitForLiveBrokers } from './cluster.js';
+import { type Cluster, type ClusterOptions, assembleCluster, coordinatorMoveFlags, waitFor } from './cluster.js';
 import type { ServiceHandle } from './process.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -173,47 +172,19 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
   };
   for (let id = 1; id <= (options.brokers ?? 3); id++) makeBroker(id);
 
-  const clients: TesseraClient[] = [];
-  const startProcesses = async () => {
-    await coordinator.start();
-    await Promise.all([...brokers.values()].map((broker) => broker.start()));
-    await waitForLiveBrokers(coordinatorUrl, brokers.size);
-  };
-  const stopProcesses = async () => {
-    await Promise.all([...brokers.values()].map((broker) => broker.stop()));
-    await coordinator.stop();
-  };
-
-  const cluster: Cluster = {
+  const cluster = assembleCluster({
     coordinatorUrl,
     coordinator,
     brokers,
     dataDir,
-    broker(id) {
-      const broker = brokers.get(id);
-      if (!broker) throw new Error(`no broker ${id}`);
-      return broker;
-    },
-    client(clientOptions = {}) {
-      const client = new TesseraClient({ ...clientOptions, coordinator: coordinatorUrl });
-      clients.push(client);
-      return client;
-    },
-    async addBroker(id) {
-      const broker = makeBroker(id);
-      await broker.start();
-      return broker;
-    },
-    stopProcesses,
-    startProcesses,
-    async stop() {
-      await Promise.allSettled(clients.map((client) => client.close()));
+    makeBroker,
+    async teardown() {
       await Promise.allSettled([...brokers.values(), coordinator].map((service) => service.remove()));
       await network.stop();
       rmSync(dataDir, { recursive: true, force: true });
     },
-  };
-  await startProcesses();
+  });
+  await cluster.startProcesses();
   return cluster;
 }
 

@@ -2,8 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TesseraClient } from '@tessera/client';
-import { type BrokerLinks, type Cluster, type ClusterOptions, coordinatorMoveFlags, waitForLiveBrokers } from './cluster.js';
+import { type BrokerLinks, type Cluster, type ClusterOptions, assembleCluster, coordinatorMoveFlags } from './cluster.js';
 import { freePort } from './ports.js';
 import { ServiceProcess } from './process.js';
 import { TcpProxy } from './proxy.js';
@@ -74,51 +73,22 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
   };
   for (let id = 1; id <= (options.brokers ?? 3); id++) await makeBroker(id);
 
-  const clients: TesseraClient[] = [];
-  const startProcesses = async () => {
-    await coordinator.start();
-    await Promise.all([...brokers.values()].map((broker) => broker.start()));
-    await waitForLiveBrokers(coordinatorUrl, brokers.size);
-  };
-  const stopProcesses = async () => {
-    await Promise.all([...brokers.values()].map((broker) => broker.stop()));
-    await coordinator.stop();
-  };
-
-  const cluster: Cluster = {
+  const cluster = assembleCluster({
     coordinatorUrl,
     coordinator,
     brokers,
     dataDir,
     links: options.proxies ? links : undefined,
-    broker(id) {
-      const broker = brokers.get(id);
-      if (!broker) throw new Error(`no broker ${id}`);
-      return broker;
-    },
-    client(clientOptions = {}) {
-      const client = new TesseraClient({ ...clientOptions, coordinator: coordinatorUrl });
-      clients.push(client);
-      return client;
-    },
-    async addBroker(id) {
-      const broker = await makeBroker(id);
-      await broker.start();
-      return broker;
-    },
-    stopProcesses,
-    startProcesses,
-    async stop() {
-      await Promise.allSettled(clients.map((client) => client.close()));
-      await stopProcesses();
+    makeBroker,
+    async teardown() {
       await Promise.all(proxies.map((proxy) => proxy.stop()));
       if (process.env.TESSERA_KEEP_DATA !== '1') rmSync(dataDir, { recursive: true, force: true });
     },
-  };
+  });
   try {
-    await startProcesses();
+    await cluster.startProcesses();
   } catch (error) {
-    await stopProcesses();
+    await cluster.stopProcesses();
     throw new Error(`cluster ${options.name} did not start; logs in ${logDir}`, { cause: error });
   }
   return cluster;
