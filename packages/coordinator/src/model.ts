@@ -80,9 +80,4 @@ export interface GroupState {
   target: Array<string | null>;
 }
 
-export interface ClusterEvent {
-  id: number;
-  timeMs: number;
-  type: string;
-  [detail: string]: unknown;
-}
+export type { ClusterEvent } from '@tessera/protocol';

@@ -192,6 +192,21 @@ export interface ClusterStatusResponse {
   offlinePartitions: PartitionRef[];
 }
 
+/** One entry of the coordinator's event log: failover, ISR change, rebalance move, broker up or down... */
+export interface ClusterEvent {
+  id: number;
+  /** Milliseconds since the Unix epoch. */
+  timeMs: number;
+  type: string;
+  /** What the event is about: topic, partition, brokerId, epoch, isr... */
+  [detail: string]: unknown;
+}
+
+/** `GET /cluster/events?limit=N`: the newest N events, newest last. */
+export interface ClusterEventsResponse {
+  events: ClusterEvent[];
+}
+
 /** `GET /health` and `GET /ready`. */
 export interface HealthResponse {
   status: 'ok' | 'starting';

@@ -1,19 +1,11 @@
 // Proves the event log and broker table render whatever fields the coordinator sends, one line per event.
 import { describe, expect, it } from 'vitest';
-import { brokerTable, eventsOf, formatEvent } from './cluster.js';
+import { brokerTable, formatEvent } from './cluster.js';
 
 describe('formatEvent', () => {
   it('puts the time and kind first, then the other fields', () => {
     const line = formatEvent({ id: 7, timeMs: 0, type: 'failover', topic: 'orders', partition: 3, epoch: 4, isr: [2] });
     expect(line).toBe('1970-01-01T00:00:00.000Z  failover  topic=orders  partition=3  epoch=4  isr=2');
-  });
-});
-
-describe('eventsOf', () => {
-  it('accepts an array or an {events} body', () => {
-    expect(eventsOf([{ a: 1 }])).toEqual([{ a: 1 }]);
-    expect(eventsOf({ events: [{ a: 2 }] })).toEqual([{ a: 2 }]);
-    expect(eventsOf(null)).toEqual([]);
   });
 });
 

@@ -1,6 +1,6 @@
 /** `tessera cluster status|events` and `tessera brokers list|drain|undrain`. */
 import type { Command } from 'commander';
-import { sleep, type BrokerStatus, type PartitionRef } from '@tessera/protocol';
+import { sleep, type BrokerStatus, type ClusterEvent, type PartitionRef } from '@tessera/protocol';
 import { CliError } from '../errors.js';
 import { integer } from '../options.js';
 import { Progress } from '../output/progress.js';
@@ -36,8 +36,7 @@ export function registerCluster(program: Command, runtime: Runtime): void {
     .option('-n, --limit <n>', 'most recent events to show', integer(1, 100_000), 50)
     .addOption(jsonOption())
     .action(async (options: { limit: number; json?: boolean }) => {
-      const answer: unknown = await runtime.client().admin.clusterEvents(options.limit);
-      const events = eventsOf(answer);
+      const events = await runtime.client().admin.clusterEvents(options.limit);
       if (options.json) return runtime.out(jsonLine({ events }));
       if (events.length === 0) return runtime.err('no events');
       runtime.out(events.map(formatEvent).join('\n') + '\n');
@@ -125,30 +124,11 @@ function refList(refs: readonly PartitionRef[] | undefined): string {
   return ` (${shown.join(', ')}${refs.length > shown.length ? `, … ${refs.length - shown.length} more` : ''})`;
 }
 
-/** The event list, whether the client answers the array or a `{events: [...]}` body. */
-export function eventsOf(answer: unknown): Array<Record<string, unknown>> {
-  const list = Array.isArray(answer) ? answer : (answer as { events?: unknown } | null)?.events;
-  return Array.isArray(list) ? (list as Array<Record<string, unknown>>) : [];
-}
-
-const TIME_FIELDS = ['timeMs', 'timestamp', 'time', 'at', 'ts'];
-const KIND_FIELDS = ['type', 'kind', 'event'];
-
-/** `2026-11-22T07:01:02.345Z  failover  topic=orders partition=3 epoch=4 ...`. */
-export function formatEvent(event: Record<string, unknown>): string {
-  const timeField = TIME_FIELDS.find((f) => event[f] !== undefined);
-  const kindField = KIND_FIELDS.find((f) => event[f] !== undefined);
-  const parts: string[] = [];
-  if (timeField !== undefined) {
-    const value = event[timeField];
-    parts.push(typeof value === 'number' ? new Date(value).toISOString() : String(value));
-  }
-  if (kindField !== undefined) parts.push(String(event[kindField]));
-  const message = event.message;
-  if (typeof message === 'string') parts.push(message);
+/** `2026-11-22T07:01:02.345Z  failover  topic=orders  partition=3  epoch=4 ...`. */
+export function formatEvent(event: ClusterEvent): string {
+  const parts = [new Date(event.timeMs).toISOString(), event.type];
   for (const [name, value] of Object.entries(event)) {
-    if (name === timeField || name === kindField || name === 'message' || name === 'id') continue;
-    if (value === null || value === undefined) continue;
+    if (name === 'id' || name === 'timeMs' || name === 'type' || value === null || value === undefined) continue;
     parts.push(`${name}=${cellText(value)}`);
   }
   return parts.join('  ');

@@ -13,6 +13,8 @@ import {
   topicName,
   type BrokerListResponse,
   type BrokerStatus,
+  type ClusterEvent,
+  type ClusterEventsResponse,
   type ClusterStatusResponse,
   type CommittedOffsetsResponse,
   type CreateTopicRequest,
@@ -60,7 +62,7 @@ export interface Admin {
   /** Brokers (alive or not) and partition health counts. */
   clusterStatus(): Promise<ClusterStatusResponse>;
   /** The coordinator's recent cluster events (failovers, ISR changes, ...), newest last. */
-  clusterEvents(limit?: number): Promise<unknown[]>;
+  clusterEvents(limit?: number): Promise<ClusterEvent[]>;
   /** Every consumer group with its topic, generation and member count. */
   listGroups(): Promise<GroupListResponse['groups']>;
   /** A group's members and the partitions each owns. */
@@ -119,13 +121,12 @@ export class AdminClient implements Admin {
     return this.connection.coordinator<ClusterStatusResponse>('GET', COORDINATOR_ROUTES.clusterStatus);
   }
 
-  async clusterEvents(limit?: number): Promise<unknown[]> {
+  async clusterEvents(limit?: number): Promise<ClusterEvent[]> {
     const searchParams = limit === undefined ? undefined : { limit };
-    const body = await this.connection.coordinator<unknown>('GET', COORDINATOR_ROUTES.clusterEvents, {}, undefined, { searchParams });
-    // The coordinator answers `{events: [...]}`; a bare array is accepted too.
-    if (Array.isArray(body)) return body;
-    const events = (body as { events?: unknown } | null)?.events;
-    return Array.isArray(events) ? events : [];
+    const body = await this.connection.coordinator<ClusterEventsResponse>('GET', COORDINATOR_ROUTES.clusterEvents, {}, undefined, {
+      searchParams,
+    });
+    return body.events;
   }
 
   async listGroups(): Promise<GroupListResponse['groups']> {
