@@ -56,6 +56,13 @@ describe('murmurhash3', () => {
       expect(murmurhash3(key)).toBe(referenceMurmur3(utf8.encode(key)));
     }
   });
+
+  it('hashes keys of every length the same way, inside and beyond the reusable buffer', () => {
+    const utf8 = new TextEncoder();
+    const keys = ['x'.repeat(1023), 'x'.repeat(1024), 'x'.repeat(1025), 'é'.repeat(1024), '日'.repeat(1100), '\ud800 lone surrogate', '🙂'.repeat(600)];
+    for (let i = 0; i < 500; i++) keys.push(`key-${i}-${'ü'.repeat(i % 7)}`);
+    for (const key of keys) expect(murmurhash3(key)).toBe(referenceMurmur3(utf8.encode(key)));
+  });
 });
 
 describe('partitionForKey', () => {
