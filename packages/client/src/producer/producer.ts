@@ -109,7 +109,9 @@ interface PartitionQueue {
  */
 export class Producer {
   private readonly options: Required<ProducerOptions>;
-  private readonly queues = new Map<string, PartitionQueue>();
+  /** Every partition queue, and the same queues by topic and partition. */
+  private readonly queues: PartitionQueue[] = [];
+  private readonly queuesByTopic = new Map<string, PartitionQueue[]>();
   /** Records accepted by `send()` and not yet settled; bounded by maxBufferedRecords. */
   private buffered = 0;
   /** `send()` calls waiting for room, oldest first (a FIFO with a moving head: no O(n) shift per release). */
@@ -171,7 +173,7 @@ export class Producer {
   async flush(): Promise<void> {
     this.flushing++;
     try {
-      for (const queue of this.queues.values()) this.sendNext(queue);
+      for (const queue of this.queues) this.sendNext(queue);
       if (this.unsettled.size > 0) {
         const ids = new Set(this.unsettled);
         await new Promise<void>((resolve) => this.flushWaiters.push({ ids, resolve }));
@@ -186,7 +188,7 @@ export class Producer {
     if (this.closing !== null) return this.closing;
     this.closed = true;
     this.closing = this.flush().finally(() => {
-      for (const queue of this.queues.values()) {
+      for (const queue of this.queues) {
         if (queue.lingerTimer !== null) clearTimeout(queue.lingerTimer);
       }
       this.context.onClose(this);
@@ -344,11 +346,17 @@ export class Producer {
   }
 
   private queueFor(topic: string, partition: number): PartitionQueue {
-    const id = `${topic}\u0000${partition}`;
-    let queue = this.queues.get(id);
+    // Per topic an array by partition: no key string built per record.
+    let byPartition = this.queuesByTopic.get(topic);
+    if (byPartition === undefined) {
+      byPartition = [];
+      this.queuesByTopic.set(topic, byPartition);
+    }
+    let queue = byPartition[partition];
     if (queue === undefined) {
       queue = { topic, partition, pending: [], pendingBytes: 0, inFlight: false, lingerTimer: null };
-      this.queues.set(id, queue);
+      byPartition[partition] = queue;
+      this.queues.push(queue);
     }
     return queue;
   }
