@@ -49,10 +49,7 @@ export const topicConfig = z
   .object({
     /** 1 or 2: with 2, a produce is refused with NOT_ENOUGH_REPLICAS unless both replicas are in sync. */
     minInsyncReplicas: z.number().int().min(1).max(2).optional(),
-    /** Records older than this are deleted in the background (null: keep forever). */
-    retentionMs: z.number().int().positive().nullish(),
-    /** Each partition is trimmed to about this many bytes (null: no limit). */
-    retentionBytes: z.number().int().positive().nullish(),
+    // Retention by age and size is not built yet; a setting that would do nothing is refused.
   })
   .strict();
 export type TopicConfig = z.infer<typeof topicConfig>;

@@ -20,7 +20,7 @@ afterEach(() => {
 const topic: TopicState = {
   name: 'orders',
   replicationFactor: 2,
-  config: { minInsyncReplicas: 2, retentionMs: 60_000 },
+  config: { minInsyncReplicas: 2 },
   createdMs: 1_700_000_000_000,
   partitions: [
     { partition: 0, primary: 1, secondary: 2, epoch: 0, isr: [1, 2], lastIsr: [] },

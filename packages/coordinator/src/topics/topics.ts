@@ -30,8 +30,6 @@ export function createTopic(cluster: Cluster, request: CreateTopic): TopicDescri
   }
   const placed = assignPartitions(request.partitions, replicationFactor, live, brokerLoad(cluster.topics.values(), live));
   const config: TopicState['config'] = { minInsyncReplicas };
-  if (request.config.retentionMs != null) config.retentionMs = request.config.retentionMs;
-  if (request.config.retentionBytes != null) config.retentionBytes = request.config.retentionBytes;
   cluster.addTopic({
     name: request.name,
     replicationFactor,
