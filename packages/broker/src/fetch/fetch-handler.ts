@@ -54,10 +54,13 @@ export class FetchHandler {
       try {
         if (replica === undefined || replica.isClosed) throw notHeldHere(this.deps, ref);
         if (replica.role !== 'primary') throw replica.notPrimary();
-        if (ref.offset < replica.logStartOffset || ref.offset > replica.hw) {
+        // An offset between the HW and the LEO is not an error: right after a change of primary the
+        // new primary's HW can trail what a consumer already read from the old one. It waits like
+        // an offset at the HW until the HW passes it.
+        if (ref.offset < replica.logStartOffset || ref.offset > replica.store.leo) {
           throw new TesseraError(
             'OFFSET_OUT_OF_RANGE',
-            `offset ${ref.offset} is outside ${replica.logStartOffset}..${replica.hw} of ${ref.topic}/${ref.partition}`,
+            `offset ${ref.offset} is outside ${replica.logStartOffset}..${replica.store.leo} of ${ref.topic}/${ref.partition}`,
             { logStartOffset: replica.logStartOffset, highWatermark: replica.hw },
           );
         }

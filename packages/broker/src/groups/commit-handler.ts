@@ -29,8 +29,10 @@ export async function handleCommit(deps: HandlerDeps, ctx: Context): Promise<voi
         if (request.generation < known) {
           throw new TesseraError('GENERATION_MISMATCH', `group ${request.group} is at generation ${known}`, { generation: known });
         }
-        if (entry.offset > replica.hw) {
-          throw new TesseraError('OFFSET_OUT_OF_RANGE', `cannot commit ${entry.offset} beyond the high watermark ${replica.hw}`, {
+        // Up to the LEO, not only the HW: right after a change of primary the new primary's HW can
+        // trail, for a moment, what the group already read below the old primary's HW.
+        if (entry.offset > replica.store.leo) {
+          throw new TesseraError('OFFSET_OUT_OF_RANGE', `cannot commit ${entry.offset} beyond the log end offset ${replica.store.leo}`, {
             logStartOffset: replica.logStartOffset,
             highWatermark: replica.hw,
           });
