@@ -99,6 +99,15 @@ function recordBytes(record: { key: string | null; value: string; headers: unkno
 
 type Stmt = Database.Statement;
 
+/** A row of `records` as the read statements select it. */
+interface RecordRow {
+  offset: number;
+  key: string | null;
+  value: string;
+  headers: string | null;
+  timestamp: number;
+}
+
 export class PartitionStore {
   readonly file: string;
   private readonly db: Database.Database;
@@ -220,60 +229,46 @@ export class PartitionStore {
 
   /** Records from `fromOffset` up to `endOffset` (exclusive), at most maxRecords and about maxBytes (at least one). */
   readForFetch(fromOffset: number, limits: ReadLimits): { records: FetchedRecord[]; bytes: number } {
-    this.assertOpen();
-    const end = Math.min(limits.endOffset, this.leoValue);
-    if (fromOffset >= end || limits.maxRecords <= 0) return { records: [], bytes: 0 };
-    const records: FetchedRecord[] = [];
-    let bytes = 0;
-    for (const row of this.stmt.readForFetch.iterate(fromOffset, end, limits.maxRecords) as Iterable<{
-      offset: number;
-      key: string | null;
-      value: string;
-      headers: string | null;
-      timestamp: number;
-    }>) {
-      const size = recordBytes(row, row.headers);
-      if (records.length > 0 && bytes + size > limits.maxBytes) break;
-      bytes += size;
-      records.push({
-        offset: row.offset,
-        key: row.key,
-        value: row.value,
-        headers: row.headers === null ? null : (JSON.parse(row.headers) as Record<string, string>),
-        timestamp: row.timestamp,
-      });
-    }
-    return { records, bytes };
+    return this.readBounded(this.stmt.readForFetch, fromOffset, limits, (row, headers) => ({
+      offset: row.offset,
+      key: row.key,
+      value: row.value,
+      headers,
+      timestamp: row.timestamp,
+    }));
   }
 
   /** Like readForFetch, with each record's epoch, for pushing to a secondary. */
   readForReplication(fromOffset: number, limits: ReadLimits): StoredRecord[] {
+    return this.readBounded<RecordRow & { epoch: number }, StoredRecord>(this.stmt.readForReplication, fromOffset, limits, (row, headers) => ({
+      offset: row.offset,
+      epoch: row.epoch,
+      timestamp: row.timestamp,
+      key: row.key,
+      value: row.value,
+      headers,
+    })).records;
+  }
+
+  /** The one bounded read both paths share: stops at `endOffset`, the LEO, maxRecords or about maxBytes. */
+  private readBounded<R extends RecordRow, T>(
+    statement: Stmt,
+    fromOffset: number,
+    limits: ReadLimits,
+    toRecord: (row: R, headers: Record<string, string> | null) => T,
+  ): { records: T[]; bytes: number } {
     this.assertOpen();
     const end = Math.min(limits.endOffset, this.leoValue);
-    if (fromOffset >= end) return [];
-    const records: StoredRecord[] = [];
+    if (fromOffset >= end || limits.maxRecords <= 0) return { records: [], bytes: 0 };
+    const records: T[] = [];
     let bytes = 0;
-    for (const row of this.stmt.readForReplication.iterate(fromOffset, end, limits.maxRecords) as Iterable<{
-      offset: number;
-      epoch: number;
-      timestamp: number;
-      key: string | null;
-      value: string;
-      headers: string | null;
-    }>) {
+    for (const row of statement.iterate(fromOffset, end, limits.maxRecords) as Iterable<R>) {
       const size = recordBytes(row, row.headers);
       if (records.length > 0 && bytes + size > limits.maxBytes) break;
       bytes += size;
-      records.push({
-        offset: row.offset,
-        epoch: row.epoch,
-        timestamp: row.timestamp,
-        key: row.key,
-        value: row.value,
-        headers: row.headers === null ? null : (JSON.parse(row.headers) as Record<string, string>),
-      });
+      records.push(toRecord(row, row.headers === null ? null : (JSON.parse(row.headers) as Record<string, string>)));
     }
-    return records;
+    return { records, bytes };
   }
 
   /**
