@@ -1,10 +1,9 @@
 // The core scenarios of Tessera against a real coordinator and three real brokers on loopback:
 // group consumption, a secondary's crash, a cluster restart and a coordinator restart.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TesseraClient } from '@tessera/client';
 import { type Cluster, startCluster, waitFor } from './harness/cluster.js';
 import { History, describeReport } from './harness/history.js';
-import { consumeInto, keys, produceKeyed } from './harness/workload.js';
+import { consumeInto, createTopic, keys, produceKeyed } from './harness/workload.js';
 
 let cluster: Cluster | undefined;
 
@@ -13,17 +12,11 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-async function topicWith(client: TesseraClient, partitions: number): Promise<string> {
-  const name = `t-${Math.random().toString(36).slice(2, 10)}`;
-  await client.admin.createTopic({ name, partitions, replicationFactor: 2 });
-  return name;
-}
-
 describe('a three-broker cluster', () => {
   it('delivers every acknowledged record once per group, in key order, with partitions shared by members', async () => {
     cluster = await startCluster({ name: 'groups' });
     const client = cluster.client();
-    const topic = await topicWith(client, 6);
+    const topic = await createTopic(client, 6);
 
     const history = new History();
     const memberA1 = client.consumer({ group: 'a', topic, fromBeginning: true, waitMs: 500 });
@@ -57,7 +50,7 @@ describe('a three-broker cluster', () => {
   it('keeps producing without loss after the secondary of a partition is killed, and re-syncs it on restart', async () => {
     cluster = await startCluster({ name: 'secondary-crash' });
     const client = cluster.client();
-    const topic = await topicWith(client, 1);
+    const topic = await createTopic(client, 1);
     const before = await client.admin.describeTopic(topic);
     const { primary, secondary } = before.partitions[0];
     expect(primary).not.toBeNull();
@@ -104,7 +97,7 @@ describe('a three-broker cluster', () => {
   it('keeps records and committed offsets across a restart of the whole cluster', async () => {
     cluster = await startCluster({ name: 'restart' });
     let client = cluster.client();
-    const topic = await topicWith(client, 4);
+    const topic = await createTopic(client, 4);
     const history = new History();
     const acknowledged = await produceKeyed(client.producer(), history, { topic, keys: keys(10), recordsPerKey: 60 });
 
@@ -156,7 +149,7 @@ describe('a three-broker cluster', () => {
   it('keeps topics and assignments across a coordinator restart', async () => {
     cluster = await startCluster({ name: 'coordinator-restart' });
     const client = cluster.client();
-    const topic = await topicWith(client, 8);
+    const topic = await createTopic(client, 8);
     const before = await client.admin.describeTopic(topic);
     await cluster.coordinator.restart();
     const after = await client.admin.describeTopic(topic);

@@ -4,11 +4,12 @@
 // history checker finds no lost, unexpected or reordered record.
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Producer, TesseraClient } from '@tessera/client';
-import { sleep, type BrokerStatus } from '@tessera/protocol';
+import type { TesseraClient } from '@tessera/client';
+import type { BrokerStatus } from '@tessera/protocol';
 import { type Cluster, startCluster, waitFor } from './harness/cluster.js';
-import { History, describeReport, recordValue } from './harness/history.js';
-import { consumeInto, keys } from './harness/workload.js';
+import { History, describeReport } from './harness/history.js';
+import { KeyedLoad } from './harness/keyed-load.js';
+import { consumeInto, createTopic, keys } from './harness/workload.js';
 
 let cluster: Cluster | undefined;
 
@@ -16,36 +17,6 @@ afterEach(async () => {
   await cluster?.stop();
   cluster = undefined;
 });
-
-async function topicWith(client: TesseraClient, partitions: number): Promise<string> {
-  const name = `t-${Math.random().toString(36).slice(2, 10)}`;
-  await client.admin.createTopic({ name, partitions, replicationFactor: 2 });
-  return name;
-}
-
-/** Sends records for every key, one after another per key, until `stop.done`; resolves with the acknowledged count. */
-async function produceUntil(producer: Producer, history: History, topic: string, keyList: string[], stop: { done: boolean }): Promise<number> {
-  const run = randomUUID().slice(0, 8);
-  let acknowledged = 0;
-  await Promise.all(
-    keyList.map(async (key) => {
-      for (let seq = 0; !stop.done; seq++) {
-        const value = recordValue(key, seq, run);
-        history.sending(value);
-        try {
-          await producer.send({ topic, key, value });
-          history.produced(value, 'ok');
-          acknowledged++;
-        } catch {
-          history.produced(value, 'unknown');
-        }
-        // Paced, so the logs the moves copy stay a few thousand records.
-        await sleep(5);
-      }
-    }),
-  );
-  return acknowledged;
-}
 
 const spread = (values: number[]) => Math.max(...values) - Math.min(...values);
 
@@ -76,8 +47,9 @@ async function withTraffic(client: TesseraClient, topic: string, during: () => P
   const history = new History();
   const consumer = client.consumer({ group: 'check', topic, fromBeginning: true, waitMs: 200 });
   const consuming = consumeInto(consumer, history, 'check');
-  const stop = { done: false };
-  const producing = produceUntil(client.producer({ lingerMs: 2 }), history, topic, keys(16), stop);
+  // Paced, so the logs the moves copy stay a few thousand records.
+  const load = new KeyedLoad(history, topic, randomUUID().slice(0, 8));
+  load.start(client.producer({ lingerMs: 2 }), keys(16), 5);
   try {
     await waitFor(() => history.acknowledgedDelivered('check') >= 200, { what: 'traffic before the change' });
     await during();
@@ -85,9 +57,9 @@ async function withTraffic(client: TesseraClient, topic: string, during: () => P
     const after = history.acknowledgedDelivered('check');
     await waitFor(() => history.acknowledgedDelivered('check') >= after + 200, { what: 'traffic after the change' });
   } finally {
-    stop.done = true;
+    await load.stop();
   }
-  const acknowledged = await producing;
+  const acknowledged = load.acknowledged;
   await waitFor(() => history.acknowledgedDelivered('check') === acknowledged, { timeoutMs: 30_000, what: 'every acknowledged record delivered' });
   await consumer.close();
   await consuming;
@@ -101,7 +73,7 @@ describe('rebalancing', () => {
   it('moves replicas and leadership to a joining broker until counts differ by at most one, losing nothing', async () => {
     cluster = await startCluster({ name: 'rebalance-join', maxConcurrentMoves: 2 });
     const client = cluster.client();
-    const topic = await topicWith(client, 12);
+    const topic = await createTopic(client, 12);
 
     await withTraffic(client, topic, async () => {
       await cluster!.addBroker(4);
@@ -129,7 +101,7 @@ describe('rebalancing', () => {
   it('resumes moves after a coordinator restart in the middle of a rebalance', async () => {
     cluster = await startCluster({ name: 'rebalance-restart', maxConcurrentMoves: 1 });
     const client = cluster.client();
-    const topic = await topicWith(client, 12);
+    const topic = await createTopic(client, 12);
 
     await withTraffic(client, topic, async () => {
       await cluster!.addBroker(4);
@@ -149,7 +121,7 @@ describe('rebalancing', () => {
   it('drains a broker during traffic until it holds nothing, losing nothing', async () => {
     cluster = await startCluster({ name: 'rebalance-drain', brokers: 4, maxConcurrentMoves: 2 });
     const client = cluster.client();
-    const topic = await topicWith(client, 12);
+    const topic = await createTopic(client, 12);
 
     await withTraffic(client, topic, async () => {
       const status = await client.admin.drainBroker(1);
@@ -176,7 +148,7 @@ describe('rebalancing', () => {
   it('replaces a secondary that stays dead for replace-dead-after-ms', async () => {
     cluster = await startCluster({ name: 'rebalance-replace', brokerTimeoutMs: 1_500, replaceDeadAfterMs: 1_500 });
     const client = cluster.client();
-    const topic = await topicWith(client, 6);
+    const topic = await createTopic(client, 6);
 
     await withTraffic(client, topic, async () => {
       await cluster!.broker(3).kill();

@@ -3,7 +3,7 @@
  * History, and consumers that record every delivery.
  */
 import { randomUUID } from 'node:crypto';
-import type { Consumer, Producer } from '@tessera/client';
+import type { Consumer, Producer, TesseraClient } from '@tessera/client';
 import { History, recordValue } from './history.js';
 
 export interface KeyedWorkload {
@@ -46,6 +46,13 @@ export function consumeInto(consumer: Consumer, history: History, group: string)
   return consumer.subscribe((record) => {
     history.delivered(group, record.value, record.partition, record.offset);
   });
+}
+
+/** A topic with a fresh random name, replicated on two brokers. */
+export async function createTopic(client: TesseraClient, partitions: number): Promise<string> {
+  const name = `t-${Math.random().toString(36).slice(2, 10)}`;
+  await client.admin.createTopic({ name, partitions, replicationFactor: 2 });
+  return name;
 }
 
 export function keys(count: number, prefix = 'key'): string[] {
