@@ -14,13 +14,11 @@
  *
  * Progress goes to stderr, the final table to stdout.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { TesseraClient } from '#tessera/client';
-import type { MetadataResponse } from '#tessera/protocol';
-import { sleep, startBenchCluster, type BenchCluster } from './launcher.js';
+import type { TesseraClient } from '@tessera/client';
+import type { Cluster } from '@tessera/integration-tests/harness/cluster';
+import { startProcessCluster } from '@tessera/integration-tests/harness/process-cluster';
+import { type MetadataResponse, sleep } from '@tessera/protocol';
 
 const USAGE = `usage: pnpm bench:failover [--kills 20] [--broker-timeout-ms 3000] [--heartbeat-ms 500]
   [--replica-timeout-ms 2000] [--partitions 6] [--rate 600] [--probe-interval-ms 5]
@@ -103,15 +101,14 @@ function percentile(sorted: number[], fraction: number): number {
 
 async function main(): Promise<void> {
   const runStartedMs = performance.now();
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tessera-failover-bench-'));
-  log(`data and logs in ${dataDir}`);
-  let cluster: BenchCluster | undefined;
+  let cluster: Cluster | undefined;
   let client: TesseraClient | undefined;
   try {
-    cluster = await startBenchCluster({ dataDir, brokers: BROKERS, heartbeatMs, brokerTimeoutMs, replicaTimeoutMs, durability });
+    // The integration tests' process launcher: it waits until every broker is alive.
+    cluster = await startProcessCluster({ name: 'failover-bench', brokers: BROKERS, heartbeatMs, brokerTimeoutMs, replicaTimeoutMs, durability });
+    log(`data and logs in ${cluster.dataDir}`);
     const { coordinatorUrl } = cluster;
-    client = new TesseraClient({ coordinator: coordinatorUrl });
-    await waitUntil(async () => (await metadata(coordinatorUrl)).brokers.filter((b) => b.alive).length === BROKERS, 20_000, 'live brokers');
+    client = cluster.client();
     await client.admin.createTopic({ name: topic, partitions, replicationFactor: 2 });
     log(
       `cluster up: ${BROKERS} brokers, topic ${topic} (${partitions} partitions, rf 2), heartbeatMs ${heartbeatMs}, ` +
@@ -294,9 +291,11 @@ async function main(): Promise<void> {
     if (lost > 0) process.exitCode = 1;
   } finally {
     await client?.close().catch(() => undefined);
+    if (flags['keep-data'] || process.exitCode === 1) {
+      process.env.TESSERA_KEEP_DATA = '1';
+      if (cluster) log(`kept ${cluster.dataDir}`);
+    }
     await cluster?.stop();
-    if (!flags['keep-data'] && process.exitCode !== 1) rmSync(dataDir, { recursive: true, force: true });
-    else log(`kept ${dataDir}`);
   }
 }
 
