@@ -20,8 +20,9 @@ COPY integration-tests/package.json integration-tests/
 # Sources are not here yet, so the root `prepare` build is skipped; native modules are built explicitly.
 RUN pnpm install --frozen-lockfile --ignore-scripts && pnpm rebuild better-sqlite3
 COPY packages packages
-# Only the packages the image runs (the test harness is not copied in).
-RUN pnpm exec tsc -b packages/cli \
+# The root build (and `pnpm deploy`, which runs the root `prepare`) also compiles the test harness.
+COPY integration-tests integration-tests
+RUN pnpm build \
  && pnpm --filter @tessera/cli deploy --prod --legacy /app
 # The layout the entrypoint relies on, and a native SQLite driver that loads, or the build fails here.
 RUN node /app/dist/bin.js --help >/dev/null \
