@@ -246,10 +246,11 @@ export class Cluster {
   }
 
   /**
-   * A primary asks to shrink its ISR to itself or expand it back to both replicas. Refused when
-   * its epoch is not current (it may have been deposed) or it is not the primary.
+   * The partition a primary's request is about, once the request is fenced: refused with
+   * STALE_EPOCH when its epoch is not current (the sender may have been deposed), NOT_PRIMARY
+   * when the sender is not the primary.
    */
-  changeIsr(request: IsrChangeRequest): PartitionAssignment {
+  private fencedPartition(request: { topic: string; partition: number; epoch: number; brokerId: number }): PartitionState & { primary: number } {
     const p = this.partition(request.topic, request.partition);
     if (request.epoch !== p.epoch) {
       throw new TesseraError('STALE_EPOCH', `partition ${request.topic}/${request.partition} is at epoch ${p.epoch}, not ${request.epoch}`, {
@@ -261,6 +262,15 @@ export class Cluster {
         primary: this.clientRef(p.primary),
       });
     }
+    return p as PartitionState & { primary: number };
+  }
+
+  /**
+   * A primary asks to shrink its ISR to itself or expand it back to both replicas. Refused when
+   * its epoch is not current (it may have been deposed) or it is not the primary.
+   */
+  changeIsr(request: IsrChangeRequest): PartitionAssignment {
+    const p = this.fencedPartition(request);
     const asked = [...new Set(request.isr)];
     const isrSelf = asked.length === 1 && asked[0] === p.primary;
     const isrBoth = asked.length === 2 && p.secondary !== null && asked.includes(p.primary) && asked.includes(p.secondary);
@@ -292,17 +302,7 @@ export class Cluster {
    * after the target caught up. Asking again after the swap answers the same assignment.
    */
   completeReassignment(request: ReassignCompleteRequest): PartitionAssignment {
-    const p = this.partition(request.topic, request.partition);
-    if (request.epoch !== p.epoch) {
-      throw new TesseraError('STALE_EPOCH', `partition ${request.topic}/${request.partition} is at epoch ${p.epoch}, not ${request.epoch}`, {
-        epoch: p.epoch,
-      });
-    }
-    if (request.brokerId !== p.primary) {
-      throw new TesseraError('NOT_PRIMARY', `broker ${request.brokerId} is not the primary of ${request.topic}/${request.partition}`, {
-        primary: this.clientRef(p.primary),
-      });
-    }
+    const p = this.fencedPartition(request);
     const adding = p.adding ?? null;
     if (adding === null && p.secondary === request.target && p.isr.includes(request.target)) return toAssignment(p);
     if (adding !== request.target) {
