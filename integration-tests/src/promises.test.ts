@@ -70,7 +70,10 @@ describe('Tessera promises', () => {
     });
     const after = (await client.admin.describeTopic('fenced')).partitions[0];
     expect(after.epoch).toBeGreaterThan(before.epoch);
-    expect(after.isr).toEqual([after.primary]);
+    expect(after.primary).toBe(before.secondary);
+    // The ISR is the new primary, plus the newly assigned secondary once it has caught up.
+    expect(after.isr[0]).toBe(after.primary);
+    expect(after.isr).not.toContain(oldPrimary);
     for (let i = 0; i < 20; i++) await producer.send({ topic: 'fenced', key: 'k', value: `after-${i}` });
 
     // Thawed but still cut off from the coordinator, the old primary believes it leads: it must not acknowledge.

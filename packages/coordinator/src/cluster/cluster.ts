@@ -597,10 +597,16 @@ export class Cluster {
     return broker ? { id: broker.id, url: broker.url, internalUrl: broker.internalUrl } : null;
   }
 
+  /**
+   * Under-replicated also covers a dead secondary still in the ISR: the primary only asks to
+   * shrink the ISR when a write needs the secondary, so an idle partition keeps a dead one
+   * listed, but it has a single live copy all the same.
+   */
   partitionStatus(topic: TopicState, p: PartitionState): PartitionStatus {
     if (p.primary === null || this.brokers.get(p.primary)?.alive !== true) return 'offline';
-    if (topic.replicationFactor === 2 && p.isr.length < 2) return 'under-replicated';
-    return 'online';
+    if (topic.replicationFactor < 2) return 'online';
+    const secondaryAlive = p.secondary !== null && this.brokers.get(p.secondary)?.alive === true;
+    return p.isr.length < 2 || !secondaryAlive ? 'under-replicated' : 'online';
   }
 
   metadata(topicNames?: string[]): MetadataResponse {

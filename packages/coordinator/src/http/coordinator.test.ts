@@ -370,6 +370,30 @@ describe('failover', () => {
     live.stop();
   });
 
+  it('reports a partition whose secondary died as under-replicated even while its ISR still lists it', async () => {
+    // An idle partition's primary never needs to shrink the ISR, so the dead secondary stays
+    // listed in it; operators must still see that only one live copy is left.
+    const c = await coordinator({ heartbeatMs: 50, brokerTimeoutMs: 1_500 });
+    const broker = await fakeBroker();
+    for (const id of [1, 2]) await register(c.url, id, broker.url);
+    const live = heartbeats(c.url, new Map([[1, broker.url]]));
+    const silent = heartbeats(c.url, new Map([[2, broker.url]]));
+    const created = (await call<TopicDescription>(c.url, 'POST', '/topics', { name: 'idle', partitions: 2 })).body;
+    expect(created.partitions.every((p) => p.status === 'online')).toBe(true);
+    const secondaryOnTwo = created.partitions.find((p) => p.secondary === 2)!;
+
+    silent.stop();
+    const status = await waitFor('broker 2 declared dead', async () => {
+      const body = (await call(c.url, 'GET', '/cluster/status')).body;
+      return body.brokers.find((b: { id: number; alive: boolean }) => b.id === 2)?.alive === false ? body : undefined;
+    });
+    const described = (await call<TopicDescription>(c.url, 'GET', '/topics/idle')).body.partitions[secondaryOnTwo.partition];
+    expect(described.isr).toEqual([1, 2]);
+    expect(described.status).toBe('under-replicated');
+    expect(status.underReplicatedPartitions).toContainEqual({ topic: 'idle', partition: secondaryOnTwo.partition });
+    live.stop();
+  });
+
   it('gives every known broker a full brokerTimeoutMs of grace after a restart and restores every partition', async () => {
     const dataDir = tempDir();
     const first = await coordinator({ brokerTimeoutMs: 60_000 }, dataDir);
