@@ -1,22 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TesseraError } from '@tessera/protocol';
 import { TesseraClient } from '../client.js';
-import { errorAnswer, metadataFor, StubServer } from '../test-support/stub-server.js';
+import { closeAfterTest, closeTestResources, errorAnswer, metadataFor, stub } from '../test-support/stub-server.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-async function stub(name: string): Promise<StubServer> {
-  const server = await StubServer.start(name);
-  cleanups.push(() => server.close());
-  return server;
-}
+afterEach(closeTestResources);
 
 function client(coordinatorUrl: string): TesseraClient {
   const c = new TesseraClient({ coordinator: coordinatorUrl, retry: { initialMs: 1, maxMs: 5 } });
-  cleanups.push(() => c.close());
+  closeAfterTest(() => c.close());
   return c;
 }
 

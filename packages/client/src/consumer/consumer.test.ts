@@ -1,22 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TesseraClient } from '../client.js';
 import type { ConsumedRecord } from './consumer.js';
-import { answer, errorAnswer, metadataFor, StubServer, until, type StubRequest } from '../test-support/stub-server.js';
+import { answer, closeAfterTest, closeTestResources, errorAnswer, metadataFor, stub, StubServer, until, type StubRequest } from '../test-support/stub-server.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-async function stub(name: string, log?: StubRequest[]): Promise<StubServer> {
-  const server = await StubServer.start(name, log);
-  cleanups.push(() => server.close());
-  return server;
-}
+afterEach(closeTestResources);
 
 function client(coordinator: StubServer): TesseraClient {
   const c = new TesseraClient({ coordinator: coordinator.url, retry: { initialMs: 1, maxMs: 20, jitter: 0 }, requestTimeoutMs: 2_000 });
-  cleanups.push(() => c.close());
+  closeAfterTest(() => c.close());
   return c;
 }
 

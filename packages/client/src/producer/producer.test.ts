@@ -1,24 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { partitionForKey, TesseraError } from '@tessera/protocol';
 import { TesseraClient } from '../client.js';
-import { errorAnswer, metadataFor, StubServer, type StubRequest } from '../test-support/stub-server.js';
+import { closeAfterTest, closeTestResources, errorAnswer, metadataFor, stub, StubServer, type StubRequest } from '../test-support/stub-server.js';
 
 const FAST_RETRY = { initialMs: 1, maxMs: 10, jitter: 0 };
-const cleanups: Array<() => Promise<void>> = [];
-
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
-
-async function stub(name: string): Promise<StubServer> {
-  const server = await StubServer.start(name);
-  cleanups.push(() => server.close());
-  return server;
-}
+afterEach(closeTestResources);
 
 function client(coordinator: StubServer, options: { metadataMaxAgeMs?: number } = {}): TesseraClient {
   const c = new TesseraClient({ coordinator: coordinator.url, retry: FAST_RETRY, requestTimeoutMs: 2_000, ...options });
-  cleanups.push(() => c.close());
+  closeAfterTest(() => c.close());
   return c;
 }
 

@@ -155,6 +155,25 @@ export function metadataFor(
 }
 
 /** Resolves when `predicate` holds, checking every few ms; fails the test after `timeoutMs`. */
+/** What a test opened (stub servers, clients), closed after it, newest first. */
+const cleanups: Array<() => Promise<void>> = [];
+
+export function closeAfterTest(close: () => Promise<void>): void {
+  cleanups.push(close);
+}
+
+/** For `afterEach`: closes everything registered with `closeAfterTest`. */
+export async function closeTestResources(): Promise<void> {
+  while (cleanups.length > 0) await cleanups.pop()!();
+}
+
+/** A stub server closed after the test. */
+export async function stub(name: string, log?: StubRequest[]): Promise<StubServer> {
+  const server = await StubServer.start(name, log);
+  closeAfterTest(() => server.close());
+  return server;
+}
+
 export async function until(predicate: () => boolean, what = 'condition', timeoutMs = 5_000): Promise<void> {
   const start = Date.now();
   while (!predicate()) {
