@@ -1,20 +1,12 @@
 /** Every partition replica this broker holds, keyed by topic and partition, with their databases on disk. */
-import type { Logger } from '@tessera/service';
-import type { BrokerLimits } from '../config.js';
-import type { ClusterPort, ReplicationPort } from '../replication/ports.js';
 import { PartitionStore, deletePartitionFiles, listPartitionFiles, partitionFile, type Durability } from '../storage/index.js';
-import { PartitionReplica } from './partition-replica.js';
+import { PartitionReplica, type ReplicaOptions } from './partition-replica.js';
 
-export interface ReplicaSetOptions {
+/** What every replica shares (cluster link, replication client, limits...), and where their databases live. */
+export type ReplicaSetOptions = Omit<ReplicaOptions, 'topic' | 'partition' | 'store'> & {
   dataDir: string;
   durability: Durability;
-  cluster: ClusterPort;
-  client: ReplicationPort;
-  logger: Logger;
-  replicaTimeoutMs: number;
-  limits: BrokerLimits;
-  onFlush?: (records: number) => void;
-}
+};
 
 export function replicaKey(topic: string, partition: number): string {
   return `${topic}/${partition}`;
@@ -38,18 +30,9 @@ export class ReplicaSet {
     const key = replicaKey(topic, partition);
     const existing = this.replicas.get(key);
     if (existing) return existing;
-    const store = PartitionStore.open(partitionFile(this.options.dataDir, topic, partition), this.options.durability);
-    const replica = new PartitionReplica({
-      topic,
-      partition,
-      store,
-      cluster: this.options.cluster,
-      client: this.options.client,
-      logger: this.options.logger,
-      replicaTimeoutMs: this.options.replicaTimeoutMs,
-      limits: this.options.limits,
-      onFlush: this.options.onFlush,
-    });
+    const { dataDir, durability, ...shared } = this.options;
+    const store = PartitionStore.open(partitionFile(dataDir, topic, partition), durability);
+    const replica = new PartitionReplica({ ...shared, topic, partition, store });
     this.replicas.set(key, replica);
     this.options.logger.info({ topic, partition, leo: store.leo, hw: store.hwCheckpoint }, 'replica opened');
     return replica;
