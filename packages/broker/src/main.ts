@@ -3,7 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createLogger, onShutdown } from '@tessera/service';
 import { startBroker } from './broker.js';
-import { DEFAULT_CONFIG } from './config.js';
+import { type BrokerConfig, DEFAULT_CONFIG } from './config.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -51,38 +51,14 @@ const program = new Command('tessera-broker')
   .addOption(new Option('--log-pretty', 'human-readable logs instead of JSON lines').env('TESSERA_LOG_PRETTY'));
 
 program.parse();
-const flags = program.opts<{
-  id: number;
-  port: number;
-  host: string;
-  advertisedUrl?: string;
-  internalUrl?: string;
-  dataDir: string;
-  coordinator: string;
-  durability: 'full' | 'normal';
-  heartbeatMs: number;
-  replicaTimeoutMs: number;
-  maxValueBytes: number;
-  logLevel: string;
-  logPretty?: boolean;
-}>();
+// The flags are the broker's configuration, but for the coordinator's flag name.
+const { coordinator, ...flags } = program.opts<
+  Omit<BrokerConfig, 'coordinatorUrl' | 'logger' | 'limits'> & { coordinator: string; logLevel: string }
+>();
 
 const logger = createLogger('broker', { brokerId: flags.id }, { level: flags.logLevel, pretty: flags.logPretty });
 try {
-  const broker = await startBroker({
-    id: flags.id,
-    port: flags.port,
-    host: flags.host,
-    advertisedUrl: flags.advertisedUrl,
-    internalUrl: flags.internalUrl,
-    dataDir: flags.dataDir,
-    coordinatorUrl: flags.coordinator,
-    durability: flags.durability,
-    heartbeatMs: flags.heartbeatMs,
-    replicaTimeoutMs: flags.replicaTimeoutMs,
-    maxValueBytes: flags.maxValueBytes,
-    logger,
-  });
+  const broker = await startBroker({ ...flags, coordinatorUrl: coordinator, logger });
   onShutdown(logger, () => broker.close());
 } catch (error) {
   logger.fatal({ err: error }, 'broker failed to start');
