@@ -315,8 +315,8 @@ describe('Consumer', () => {
     expect(revoked).toEqual([[0]]);
   });
 
-  it('follows a partition to its new primary after NOT_PRIMARY', async () => {
-    // Proves failover on the fetch path: metadata refresh, then fetch from the new primary at the same offset.
+  /** Partition t/0 led by broker 1 until `failOver()`, then by broker 2 at epoch 1; one member owns it. */
+  async function partitionOnTwoBrokers() {
     const coordinator = await stub('coordinator');
     const b1 = await stub('broker-1');
     const b2 = await stub('broker-2');
@@ -329,13 +329,19 @@ describe('Consumer', () => {
       generation: 1,
       assignment: [0],
     });
+    return { coordinator, b1, b2, failOver: () => void (failedOver = true) };
+  }
+
+  it('follows a partition to its new primary after NOT_PRIMARY', async () => {
+    // Proves failover on the fetch path: metadata refresh, then fetch from the new primary at the same offset.
+    const { coordinator, b1, b2, failOver } = await partitionOnTwoBrokers();
     const old: BrokerScript = { logs: new Map([[0, 2]]) };
     fakeBroker(b1, old);
     fakeBroker(b2, { logs: new Map([[0, 4]]) });
     const consumer = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true });
     const before = await pollAtLeast(consumer, 2);
     old.notPrimary = new Set([0]);
-    failedOver = true;
+    failOver();
     const after = await pollAtLeast(consumer, 2);
     expect([...before, ...after].map((r) => r.offset)).toEqual([0, 1, 2, 3]);
     expect(b2.calls('POST', '/fetch')[0].body.partitions[0].offset).toBe(2);
@@ -343,18 +349,7 @@ describe('Consumer', () => {
 
   it('commits through a failover: a dead primary, then the new one from refreshed metadata', async () => {
     // Proves commit() retries unanswered calls with a metadata refresh instead of failing while the coordinator fails over.
-    const coordinator = await stub('coordinator');
-    const b1 = await stub('broker-1');
-    const b2 = await stub('broker-2');
-    const brokers = [
-      { id: 1, url: b1.url },
-      { id: 2, url: b2.url },
-    ];
-    let failedOver = false;
-    fakeCoordinator(coordinator, () => (failedOver ? metadataFor('t', brokers, [2], 2, 1) : metadataFor('t', brokers, [1])), {
-      generation: 1,
-      assignment: [0],
-    });
+    const { coordinator, b1, b2, failOver } = await partitionOnTwoBrokers();
     fakeBroker(b1, { logs: new Map([[0, 3]]) });
     const next: BrokerScript = { logs: new Map([[0, 3]]) };
     fakeBroker(b2, next);
@@ -364,7 +359,7 @@ describe('Consumer', () => {
     const metadataCalls = coordinator.calls('GET', '/metadata').length;
     const commit = consumer.commit();
     await until(() => coordinator.calls('GET', '/metadata').length > metadataCalls + 1, 'metadata refreshes');
-    failedOver = true;
+    failOver();
     await commit;
     expect(next.committed!.get(0)).toBe(3);
   });
