@@ -166,4 +166,46 @@ describe('rebalancing', () => {
     expect(events.some((e) => e.type === 'rebalance_move_started' && e.reason === 'replace')).toBe(true);
     expect(events.some((e) => e.type === 'replica_reassigned')).toBe(true);
   });
+
+  it('balances leadership by itself after every broker was stopped and the brokers return one by one', async () => {
+    // As after `docker compose down` and `up`, but worse: the coordinator restarts first and the
+    // brokers come back far apart, so failover and recovery pile primaries onto the first ones.
+    cluster = await startCluster({ name: 'rebalance-leadership', brokerTimeoutMs: 1_500, leadershipBalanceDelayMs: 1_000 });
+    const client = cluster.client();
+    const topic = await createTopic(client, 6);
+    const producer = client.producer({ lingerMs: 2 });
+    await Promise.all(keys(30).map((key) => producer.send({ topic, key, value: `before ${key}` })));
+    await producer.flush();
+    await cluster.stopProcesses();
+
+    await cluster.coordinator.start();
+    for (const id of [3, 2, 1]) {
+      await cluster.broker(id).start();
+      // The others are declared dead meanwhile: broker 3 takes over what it can, broker 2 the offline rest.
+      if (id !== 1) await new Promise((resolve) => setTimeout(resolve, 2_500));
+    }
+    const primaries = async () => (await client.admin.listBrokers()).map((b) => b.primaries);
+    await waitFor(async () => spread(await primaries()) <= 1, { timeoutMs: 60_000, intervalMs: 250, what: 'primaries within one of each other' });
+
+    const events = (await client.admin.clusterEvents(5_000)) as Array<{ type: string; reason?: string }>;
+    const restarted = events.findLastIndex((e) => e.type === 'coordinator_started');
+    const since = events.slice(restarted).map((e) => e.type);
+    expect(since).toContain('broker_down');
+    expect(since).toContain('leadership_balance_started');
+    expect(events.slice(restarted).some((e) => e.type === 'rebalance_move_started' && e.reason === 'leadership')).toBe(true);
+    const metrics = await (await fetch(`${cluster.coordinatorUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^tessera_coordinator_leadership_balance_transfers_total [1-9]/m);
+    // Every partition on two in-sync replicas again, and every record still readable.
+    await waitFor(async () => (await client.admin.describeTopic(topic)).partitions.every((p) => p.isr.length === 2), {
+      timeoutMs: 30_000,
+      what: 'every partition in sync',
+    });
+    const consumer = client.consumer({ group: 'after', topic, fromBeginning: true, waitMs: 200 });
+    const seen = new Set<string>();
+    await waitFor(async () => {
+      for (const record of await consumer.poll()) seen.add(record.key ?? '');
+      return seen.size === 30;
+    }, { timeoutMs: 30_000, what: 'every record read back' });
+    await consumer.close();
+  });
 });

@@ -22,6 +22,8 @@ export interface ClusterOptions {
   maxConcurrentMoves?: number;
   /** Coordinator `--replace-dead-after-ms` (default: the coordinator's, 30 s). */
   replaceDeadAfterMs?: number;
+  /** Coordinator `--leadership-balance-delay-ms` (default: the coordinator's, 5 s). */
+  leadershipBalanceDelayMs?: number;
   /**
    * Route every broker's peer traffic and coordinator traffic through fault proxies, so a
    * scenario can cut single network links (`Cluster.links`). Processes launcher only.
@@ -131,11 +133,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   return startProcessCluster(options);
 }
 
-/** The coordinator flags for `maxConcurrentMoves` and `replaceDeadAfterMs`, when set (both launchers pass them). */
+/** The coordinator flags for `maxConcurrentMoves`, `replaceDeadAfterMs` and `leadershipBalanceDelayMs`, when set (both launchers pass them). */
 export function coordinatorMoveFlags(options: ClusterOptions): string[] {
   return [
     ...(options.maxConcurrentMoves === undefined ? [] : ['--max-concurrent-moves', String(options.maxConcurrentMoves)]),
     ...(options.replaceDeadAfterMs === undefined ? [] : ['--replace-dead-after-ms', String(options.replaceDeadAfterMs)]),
+    ...(options.leadershipBalanceDelayMs === undefined ? [] : ['--leadership-balance-delay-ms', String(options.leadershipBalanceDelayMs)]),
   ];
 }
 

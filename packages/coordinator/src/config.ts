@@ -7,6 +7,8 @@ import {
 
 export const DEFAULT_MAX_CONCURRENT_MOVES = 2;
 export const DEFAULT_REPLACE_DEAD_AFTER_MS = 30_000;
+export const DEFAULT_BROKER_START_GRACE_MS = 60_000;
+export const DEFAULT_LEADERSHIP_BALANCE_DELAY_MS = 5_000;
 
 /** Everything the coordinator is started with; `main.ts` fills it from flags and env. */
 export interface CoordinatorConfig {
@@ -27,6 +29,13 @@ export interface CoordinatorConfig {
   maxConcurrentMoves: number;
   /** An rf=2 partition whose secondary has been dead this long gets a new secondary. */
   replaceDeadAfterMs: number;
+  /**
+   * After the coordinator starts, brokers are not declared dead before one of them was heard
+   * (then the others get a full brokerTimeoutMs) or before this long has passed.
+   */
+  brokerStartGraceMs: number;
+  /** Primaries unbalanced for this long start leadership transfers to even them out. */
+  leadershipBalanceDelayMs: number;
   logLevel: string;
   logPretty: boolean;
 }
@@ -41,6 +50,8 @@ export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<Coord
     notifyTimeoutMs: 2_000,
     maxConcurrentMoves: DEFAULT_MAX_CONCURRENT_MOVES,
     replaceDeadAfterMs: DEFAULT_REPLACE_DEAD_AFTER_MS,
+    brokerStartGraceMs: DEFAULT_BROKER_START_GRACE_MS,
+    leadershipBalanceDelayMs: DEFAULT_LEADERSHIP_BALANCE_DELAY_MS,
     logLevel: 'info',
     logPretty: false,
     ...overrides,

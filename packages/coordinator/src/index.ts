@@ -43,6 +43,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     },
     partitionsByState: () => cluster?.partitionCounts() ?? { online: 0, 'under-replicated': 0, offline: 0 },
     groupMembers: () => groupsRead?.list().groups.map((g) => ({ group: g.group, members: g.members })) ?? [],
+    primarySpread: () => cluster?.primarySpread() ?? 0,
   });
 
   const notifyClient = new JsonHttpClient({ timeoutMs: config.notifyTimeoutMs, maxSockets: 8 });
@@ -57,6 +58,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       onChange: () => notifier?.schedule(),
       maxConcurrentMoves: config.maxConcurrentMoves,
       replaceDeadAfterMs: config.replaceDeadAfterMs,
+      brokerStartGraceMs: config.brokerStartGraceMs,
+      leadershipBalanceDelayMs: config.leadershipBalanceDelayMs,
       // A step that changes where a replica or the leadership lives counts as one move.
       onMoveStep: (type) => {
         if (COUNTED_MOVE_STEPS.has(type)) counters.rebalanceMoves.inc();

@@ -11,7 +11,12 @@ import {
   DEFAULT_HEARTBEAT_MS,
 } from '@tessera/protocol';
 import { createLogger, onShutdown } from '@tessera/service';
-import { DEFAULT_MAX_CONCURRENT_MOVES, DEFAULT_REPLACE_DEAD_AFTER_MS } from './config.js';
+import {
+  DEFAULT_BROKER_START_GRACE_MS,
+  DEFAULT_LEADERSHIP_BALANCE_DELAY_MS,
+  DEFAULT_MAX_CONCURRENT_MOVES,
+  DEFAULT_REPLACE_DEAD_AFTER_MS,
+} from './config.js';
 import { startCoordinator } from './index.js';
 
 function integer(min: number, max: number) {
@@ -63,6 +68,18 @@ const program = new Command('tessera-coordinator')
       .env('TESSERA_REPLACE_DEAD_AFTER_MS'),
   )
   .addOption(
+    new Option('--broker-start-grace-ms <ms>', 'after a start, no broker is declared dead before one was heard or this long passed')
+      .argParser(integer(0, 3_600_000))
+      .default(DEFAULT_BROKER_START_GRACE_MS)
+      .env('TESSERA_BROKER_START_GRACE_MS'),
+  )
+  .addOption(
+    new Option('--leadership-balance-delay-ms <ms>', 'primaries unbalanced this long get leadership transfers')
+      .argParser(integer(0, 86_400_000))
+      .default(DEFAULT_LEADERSHIP_BALANCE_DELAY_MS)
+      .env('TESSERA_LEADERSHIP_BALANCE_DELAY_MS'),
+  )
+  .addOption(
     new Option('--log-level <level>', 'log level')
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info')
@@ -80,6 +97,8 @@ const program = new Command('tessera-coordinator')
       notifyTimeoutMs: 2_000,
       maxConcurrentMoves: options.maxConcurrentMoves,
       replaceDeadAfterMs: options.replaceDeadAfterMs,
+      brokerStartGraceMs: options.brokerStartGraceMs,
+      leadershipBalanceDelayMs: options.leadershipBalanceDelayMs,
       logLevel: options.logLevel,
       logPretty: options.logPretty === true,
     });

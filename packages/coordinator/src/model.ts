@@ -33,7 +33,8 @@ export interface PartitionState extends PartitionAssignment {
 }
 
 /** Why a partition is being moved. */
-export type MoveReason = 'rebalance' | 'replace';
+/** `leadership`: a leadership transfer of the automatic leadership balance. */
+export type MoveReason = 'rebalance' | 'replace' | 'leadership';
 
 /**
  * A partition move in progress (persisted, so it survives a coordinator restart): the

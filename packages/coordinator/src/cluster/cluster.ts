@@ -41,6 +41,13 @@ export interface ClusterOptions {
   replaceDeadAfterMs: number;
   /** Called on every move step (started, replica added, swapped, leadership transferred, completed, cancelled). */
   onMoveStep?(type: string): void;
+  /**
+   * After a start, brokers not heard from yet are not declared dead before a broker was heard
+   * (then they get a full brokerTimeoutMs from that moment), or before this long has passed.
+   */
+  brokerStartGraceMs: number;
+  /** Primaries unbalanced (spread over 1) this long, with no rebalance running, start leadership transfers. */
+  leadershipBalanceDelayMs: number;
 }
 
 const EVENT_OF_KIND: Record<ReassignKind, string> = {
@@ -61,6 +68,12 @@ export class Cluster {
   /** Moves started since the rebalance was asked for; a rebalance with none ends without an event. */
   private rebalanceMovesStarted = 0;
   private versionValue: number;
+  /** Monotonic ms of this process's start, and whether any broker was heard since (the start grace). */
+  private readonly startedMs: number;
+  private anyHeardSinceStart = false;
+  /** Since when primaries have been unbalanced (monotonic ms), and whether transfers for it have started. */
+  private unbalancedSinceMs: number | undefined;
+  private leadershipBalancing = false;
 
   constructor(
     private readonly options: ClusterOptions,
@@ -68,6 +81,7 @@ export class Cluster {
   ) {
     this.versionValue = loaded.version;
     const now = options.nowMs();
+    this.startedMs = now;
     for (const b of loaded.brokers) {
       // After a restart every broker gets a full brokerTimeoutMs of grace before it can be declared dead.
       this.brokers.set(b.id, { ...b, lastHeartbeatMs: now, heardSinceStart: false, deadSinceMs: b.alive ? undefined : now });
@@ -101,6 +115,12 @@ export class Cluster {
   /** A register or heartbeat: adds an unknown broker, updates changed urls, revives a dead one. */
   brokerSeen(id: number, url: string, internalUrl: string = url, replicas?: ReplicaReport[]): void {
     const now = this.options.nowMs();
+    if (!this.anyHeardSinceStart) {
+      // Brokers started after the coordinator (compose starts them once it is healthy) arrive
+      // together: the first one heard starts everyone's clock, not the coordinator's start.
+      this.anyHeardSinceStart = true;
+      for (const b of this.brokers.values()) if (b.alive && !b.heardSinceStart) b.lastHeartbeatMs = Math.max(b.lastHeartbeatMs, now);
+    }
     let broker = this.brokers.get(id);
     let revived = false;
     if (!broker) {
@@ -153,7 +173,10 @@ export class Cluster {
   /** Declares dead every broker silent for brokerTimeoutMs, then fails over what they led. */
   checkLiveness(): void {
     const now = this.options.nowMs();
-    const dead = [...this.brokers.values()].filter((b) => b.alive && now - b.lastHeartbeatMs > this.options.brokerTimeoutMs);
+    // Before any broker is back after a start, declaring brokers dead moves nothing anywhere (no
+    // live replica could take over) and would take every partition offline: wait, within bounds.
+    const inStartGrace = !this.anyHeardSinceStart && now - this.startedMs < this.options.brokerStartGraceMs;
+    const dead = inStartGrace ? [] : [...this.brokers.values()].filter((b) => b.alive && now - b.lastHeartbeatMs > this.options.brokerTimeoutMs);
     if (dead.length > 0) {
       this.commit(() => {
         for (const b of dead) {
@@ -530,6 +553,9 @@ export class Cluster {
       }
     }
 
+    // 4. Leadership balance: once every broker's data is back, primaries are where recovery put them.
+    this.balanceLeadership(now, startMove, steps);
+
     if (steps.length === 0) return;
     // Only a change of the map bumps the metadata version (brokers refresh on a new version).
     if (changed) {
@@ -542,6 +568,75 @@ export class Cluster {
         for (const step of steps) step();
       });
     }
+  }
+
+  /**
+   * Starts leadership transfers (moves of reason `leadership`, at most maxConcurrentMoves at a
+   * time) when the primaries of the live, not draining brokers have differed by more than one
+   * for leadershipBalanceDelayMs while no rebalance runs. Only partitions whose secondary is alive
+   * and in the ISR are candidates: a transfer copies nothing, and the partition is writable again
+   * as soon as the new primary hears of it. Returning brokers are what usually causes this: a
+   * partition that failed over or went offline keeps its new primary when the old one returns.
+   */
+  private balanceLeadership(
+    now: number,
+    startMove: (topic: string, p: PartitionState, to: { primary: number; secondary: number | null }, reason: MoveReason) => void,
+    steps: Array<() => void>,
+  ): void {
+    const spread = this.primarySpread();
+    const running = [...this.moves.values()].filter((m) => m.reason === 'leadership').length;
+    if (spread <= 1 || this.rebalanceRequested) {
+      this.unbalancedSinceMs = undefined;
+      if (this.leadershipBalancing && running === 0) {
+        this.leadershipBalancing = false;
+        const brokers = this.brokerStatuses().filter((b) => b.alive).map((b) => ({ id: b.id, primaries: b.primaries }));
+        steps.push(() => this.event('leadership_balance_completed', { spread, brokers }));
+      }
+      return;
+    }
+    this.unbalancedSinceMs ??= now;
+    if (now - this.unbalancedSinceMs < this.options.leadershipBalanceDelayMs) return;
+    if (this.moves.size >= this.options.maxConcurrentMoves) return;
+    const isAlive = (id: number) => this.brokers.get(id)?.alive === true;
+    const partitions: PlannerPartition[] = [];
+    for (const topic of this.topics.values()) {
+      for (const p of topic.partitions) {
+        const move = this.moves.get(moveKey(topic.name, p.partition));
+        partitions.push({
+          topic: topic.name,
+          partition: p.partition,
+          replicationFactor: topic.replicationFactor,
+          primary: move ? move.targetPrimary : p.primary,
+          secondary: move ? move.targetSecondary : p.secondary,
+          pinned: move !== undefined,
+          inSync: p.secondary !== null && isAlive(p.secondary) && p.isr.includes(p.secondary) && (p.adding ?? null) === null,
+        });
+      }
+    }
+    const plan = planRebalance({ eligible: this.placementBrokerIds(), live: this.liveBrokerIds(), partitions, leadershipOnly: true });
+    const capacity = this.options.maxConcurrentMoves - this.moves.size;
+    const starting = plan.slice(0, capacity);
+    if (starting.length === 0) {
+      // Nothing can move yet (secondaries catching up, rf=1 topics): plan again after another delay.
+      if (!running) this.unbalancedSinceMs = now;
+      return;
+    }
+    if (!this.leadershipBalancing) {
+      this.leadershipBalancing = true;
+      const brokers = this.brokerStatuses().filter((b) => b.alive).map((b) => ({ id: b.id, primaries: b.primaries }));
+      steps.push(() => this.event('leadership_balance_started', { spread, transfers: plan.length, brokers }));
+    }
+    for (const planned of starting) startMove(planned.topic, this.topics.get(planned.topic)!.partitions[planned.partition], planned.to, 'leadership');
+    this.options.counters.leadershipTransfers.inc(starting.length);
+  }
+
+  /** The most primaries a live, not draining broker leads minus the fewest (0 with fewer than two such brokers). */
+  primarySpread(): number {
+    const ids = this.placementBrokerIds();
+    if (ids.length < 2) return 0;
+    const load = brokerLoad(this.topics.values(), ids);
+    const primaries = ids.map((id) => load.get(id)!.primaries);
+    return Math.max(...primaries) - Math.min(...primaries);
   }
 
   /** Brokers new replicas may go to: alive and not draining. */

@@ -394,6 +394,35 @@ describe('failover', () => {
     live.stop();
   });
 
+  it('after a restart declares no broker dead before one is heard, then gives the others a full brokerTimeoutMs from then', async () => {
+    // Brokers that start after the coordinator (compose waits for its health check) must not
+    // find every partition offline; a broker that never returns is still declared dead.
+    const dataDir = tempDir();
+    const first = await coordinator({ heartbeatMs: 20, brokerTimeoutMs: 300 }, dataDir);
+    const broker = await fakeBroker();
+    await register(first.url, 1, broker.url);
+    await register(first.url, 2, broker.url);
+    await call(first.url, 'POST', '/topics', { name: 't', partitions: 2 });
+    await first.close();
+
+    const second = await coordinator({ heartbeatMs: 20, brokerTimeoutMs: 300, brokerStartGraceMs: 60_000 }, dataDir);
+    // Several broker timeouts without a single heartbeat: nobody is declared dead.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const quiet = (await call(second.url, 'GET', '/cluster/status')).body;
+    expect(quiet.brokers.map((b: { alive: boolean }) => b.alive)).toEqual([true, true]);
+    expect(quiet.offline).toBe(0);
+
+    heartbeats(second.url, new Map([[1, broker.url]]));
+    await waitFor('broker 2 declared dead once broker 1 was heard', async () => {
+      const brokers = (await call(second.url, 'GET', '/brokers')).body.brokers;
+      return brokers.find((b: { id: number; alive: boolean }) => b.id === 2)?.alive === false;
+    });
+    const status = (await call(second.url, 'GET', '/cluster/status')).body;
+    expect(status.brokers.find((b: { id: number }) => b.id === 1).alive).toBe(true);
+    // Broker 1 leads everything now, but broker 2 is dead: nothing to balance with.
+    expect(status.offline).toBe(0);
+  });
+
   it('gives every known broker a full brokerTimeoutMs of grace after a restart and restores every partition', async () => {
     const dataDir = tempDir();
     const first = await coordinator({ brokerTimeoutMs: 60_000 }, dataDir);

@@ -8,6 +8,7 @@ function setup(sources: Partial<GaugeSources> = {}) {
     brokersByState: () => ({ alive: 0, dead: 0 }),
     partitionsByState: () => ({ online: 0, 'under-replicated': 0, offline: 0 }),
     groupMembers: () => [],
+    primarySpread: () => 0,
     ...sources,
   });
   return { counters, scrape: () => registry.metrics() };
@@ -26,6 +27,8 @@ describe('coordinator metrics', () => {
       'tessera_coordinator_isr_changes_total{change="shrink"} 0',
       'tessera_coordinator_isr_changes_total{change="expand"} 0',
       'tessera_coordinator_rebalance_moves_total 0',
+      'tessera_coordinator_primaries_spread 0',
+      'tessera_coordinator_leadership_balance_transfers_total 0',
     ]) {
       expect(text).toContain(line);
     }
@@ -38,6 +41,7 @@ describe('coordinator metrics', () => {
     const { scrape } = setup({
       brokersByState: () => ({ alive, dead: 3 - alive }),
       partitionsByState: () => ({ online: 4, 'under-replicated': 2, offline: 1 }),
+      primarySpread: () => 3,
       groupMembers: () => [
         { group: 'billing', members: 2 },
         { group: 'audit', members: 0 },
@@ -49,6 +53,7 @@ describe('coordinator metrics', () => {
     expect(text).toContain('tessera_coordinator_brokers{state="dead"} 1');
     expect(text).toContain('tessera_coordinator_partitions{state="under_replicated"} 2');
     expect(text).toContain('tessera_coordinator_group_members{group="billing"} 2');
+    expect(text).toContain('tessera_coordinator_primaries_spread 3');
     expect(text).toContain('tessera_coordinator_group_members{group="audit"} 0');
     // A known group shows its rebalance counter at 0 before its first rebalance.
     expect(text).toContain('tessera_coordinator_group_rebalances_total{group="audit"} 0');
@@ -64,6 +69,7 @@ describe('coordinator metrics', () => {
     counters.groupRebalances.inc('billing');
     counters.groupRebalances.inc('gone');
     counters.rebalanceMoves.inc();
+    counters.leadershipTransfers.inc(2);
     const text = await scrape();
     expect(text).toContain('tessera_coordinator_failovers_total 3');
     expect(text).toContain('tessera_coordinator_isr_changes_total{change="shrink"} 2');
@@ -71,6 +77,7 @@ describe('coordinator metrics', () => {
     expect(text).toContain('tessera_coordinator_group_rebalances_total{group="billing"} 1');
     expect(text).toContain('tessera_coordinator_group_rebalances_total{group="gone"} 1');
     expect(text).toContain('tessera_coordinator_rebalance_moves_total 1');
+    expect(text).toContain('tessera_coordinator_leadership_balance_transfers_total 2');
   });
 
   it('refuses to count down', () => {

@@ -13,6 +13,7 @@
  *   counters.isrChanges.inc('shrink')  an accepted ISR change ('shrink' | 'expand')
  *   counters.groupRebalances.inc(g)    a consumer group's generation was bumped
  *   counters.rebalanceMoves.inc()      a move step changed where a replica or a partition's leadership lives
+ *   counters.leadershipTransfers.inc(n) the automatic leadership balance started n transfers
  */
 import type { PartitionStatus } from '@tessera/protocol';
 import type { HttpService } from '@tessera/service';
@@ -30,6 +31,7 @@ export interface CoordinatorCounters {
   isrChanges: { inc(change: IsrChange, by?: number): void };
   groupRebalances: { inc(group: string, by?: number): void };
   rebalanceMoves: CounterHook;
+  leadershipTransfers: CounterHook;
 }
 
 export interface GaugeSources {
@@ -37,6 +39,8 @@ export interface GaugeSources {
   partitionsByState(): Record<PartitionStatus, number>;
   /** Every group the coordinator knows, with its current member count. */
   groupMembers(): Array<{ group: string; members: number }>;
+  /** Most minus fewest primaries over the live, not draining brokers. */
+  primarySpread(): number;
 }
 
 interface MetricValue {
@@ -75,6 +79,7 @@ export function registerCoordinatorMetrics(registry: Registry, sources: GaugeSou
   const isrChanges = new Counts(['shrink', 'expand']);
   const groupRebalances = new Counts();
   const rebalanceMoves = new Counts(['']);
+  const leadershipTransfers = new Counts(['']);
 
   const add = (name: string, help: string, type: 'gauge' | 'counter', values: () => MetricValue[]) => {
     const metric = {
@@ -119,11 +124,18 @@ export function registerCoordinatorMetrics(registry: Registry, sources: GaugeSou
   add('tessera_coordinator_rebalance_moves_total', 'Move steps (rebalance, drain, dead secondary replacement) that changed where a replica or the leadership lives', 'counter', () => [
     { value: rebalanceMoves.get(''), labels: {} },
   ]);
+  add('tessera_coordinator_primaries_spread', 'Most minus fewest partitions led by a live, not draining broker (the leadership balance keeps it at 1 or 0)', 'gauge', () => [
+    { value: sources.primarySpread(), labels: {} },
+  ]);
+  add('tessera_coordinator_leadership_balance_transfers_total', 'Leadership transfers started by the automatic leadership balance', 'counter', () => [
+    { value: leadershipTransfers.get(''), labels: {} },
+  ]);
 
   return {
     failovers: { inc: (by = 1) => failovers.inc('', by) },
     isrChanges: { inc: (change, by = 1) => isrChanges.inc(change, by) },
     groupRebalances: { inc: (group, by = 1) => groupRebalances.inc(group, by) },
     rebalanceMoves: { inc: (by = 1) => rebalanceMoves.inc('', by) },
+    leadershipTransfers: { inc: (by = 1) => leadershipTransfers.inc('', by) },
   };
 }

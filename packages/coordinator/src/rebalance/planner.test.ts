@@ -113,4 +113,43 @@ describe('planRebalance', () => {
     const after = counts(apply(before, moves), [1, 2, 3]);
     expect(spread(after.primaries, [1, 2, 3])).toBeLessThanOrEqual(1);
   });
+
+  it('balances leadership after every broker returned, by transfers to in-sync secondaries only', () => {
+    // A round-robin placement whose partitions came back online as brokers 3, 2, 1 returned: 0 / 2 / 4 primaries.
+    const led = (partition: number, primary: number, secondary: number): PlannerPartition => ({ topic: 't', partition, replicationFactor: 2, primary, secondary, inSync: true });
+    const before = [led(0, 2, 1), led(1, 3, 2), led(2, 3, 1), led(3, 2, 1), led(4, 3, 2), led(5, 3, 1)];
+    const primariesBefore = counts(before, [1, 2, 3]).primaries;
+    expect(spread(primariesBefore, [1, 2, 3])).toBeGreaterThan(1);
+    const moves = planRebalance({ eligible: [1, 2, 3], live: [1, 2, 3], partitions: before, leadershipOnly: true });
+    expect(copies(moves)).toBe(0);
+    for (const m of moves) expect(m.to).toEqual({ primary: m.from.secondary, secondary: m.from.primary });
+    expect(spread(counts(apply(before, moves), [1, 2, 3]).primaries, [1, 2, 3])).toBeLessThanOrEqual(1);
+  });
+
+  it('moves no leadership to a secondary that is not in sync, and moves no replica, in leadership-only mode', () => {
+    const before: PlannerPartition[] = [
+      { topic: 't', partition: 0, replicationFactor: 2, primary: 1, secondary: 2, inSync: false },
+      { topic: 't', partition: 1, replicationFactor: 2, primary: 1, secondary: 2, inSync: true },
+      { topic: 't', partition: 2, replicationFactor: 2, primary: 1, secondary: 2, inSync: false },
+    ];
+    const moves = planRebalance({ eligible: [1, 2, 3], live: [1, 2, 3], partitions: before, leadershipOnly: true });
+    // Broker 3 holds nothing and gets nothing (that would be a copy); one transfer to broker 2 is all it may do.
+    expect(moves).toEqual([{ topic: 't', partition: 1, from: { primary: 1, secondary: 2 }, to: { primary: 2, secondary: 1 } }]);
+  });
+
+  it('balances primaries through a chain of transfers when no single one helps', () => {
+    // Primaries 3 / 2 / 1: broker 1's partitions all follow broker 2, and only broker 2's reach broker 3.
+    const before: PlannerPartition[] = [
+      { topic: 't', partition: 0, replicationFactor: 2, primary: 1, secondary: 2, inSync: true },
+      { topic: 't', partition: 1, replicationFactor: 2, primary: 1, secondary: 2, inSync: true },
+      { topic: 't', partition: 2, replicationFactor: 2, primary: 1, secondary: 2, inSync: true },
+      { topic: 't', partition: 3, replicationFactor: 2, primary: 2, secondary: 3, inSync: true },
+      { topic: 't', partition: 4, replicationFactor: 2, primary: 2, secondary: 3, inSync: true },
+      { topic: 't', partition: 5, replicationFactor: 2, primary: 3, secondary: 1, inSync: true },
+    ];
+    const moves = planRebalance({ eligible: [1, 2, 3], live: [1, 2, 3], partitions: before, leadershipOnly: true });
+    const after = counts(apply(before, moves), [1, 2, 3]).primaries;
+    expect([...after.values()]).toEqual([2, 2, 2]);
+    expect(moves).toHaveLength(2);
+  });
 });

@@ -11,10 +11,13 @@
  *   2. replicas: while the most-loaded eligible broker holds two replicas more than the least
  *      loaded, move one replica from it to the least loaded (each such move removes exactly
  *      one replica of excess, so no plan can do it with fewer moves);
- *   3. primaries: while primaries differ by more than one, swap the roles of a partition whose
- *      primary is on the most-loaded broker and whose secondary is on a less-loaded one
- *      (a leadership transfer: no copy at all).
+ *   3. primaries: while primaries differ by more than one, swap the roles of partitions along the
+ *      shortest chain from a broker with the most primaries to one with two fewer (leadership
+ *      transfers: no copy at all).
  * Ties go to partitions the plan already changes, so moves concentrate on few partitions.
+ *
+ * With `leadershipOnly` only pass 3 runs, and only over partitions whose secondary is in sync
+ * (`inSync`): the automatic leadership balance after brokers return, which copies nothing.
  *
  * Partitions that are offline, whose primary is dead, or that are `pinned` (a move is already
  * running on them) are left where they are but counted. Replicas on dead brokers are left for
@@ -29,6 +32,8 @@ export interface PlannerPartition {
   secondary: number | null;
   /** A move already runs on this partition: count it where it is going, do not touch it. */
   pinned?: boolean;
+  /** The secondary is alive and in the ISR, so leadership can go to it at once (read by `leadershipOnly`). */
+  inSync?: boolean;
 }
 
 export interface PlannerInput {
@@ -37,6 +42,8 @@ export interface PlannerInput {
   /** Every live broker (eligible or draining). */
   live: readonly number[];
   partitions: readonly PlannerPartition[];
+  /** Balance primaries only, by leadership transfers to in-sync secondaries; no replica moves. */
+  leadershipOnly?: boolean;
 }
 
 export interface Placement {
@@ -105,8 +112,9 @@ export function planRebalance(input: PlannerInput): PlannedMove[] {
     return best;
   };
 
+  const leadershipOnly = input.leadershipOnly === true;
   // 1. Evacuate live draining brokers.
-  for (const w of work) {
+  for (const w of leadershipOnly ? [] : work) {
     if (w.fixed) continue;
     if (w.primary !== null && !isEligible.has(w.primary)) {
       if (w.secondary !== null && isEligible.has(w.secondary)) {
@@ -139,7 +147,7 @@ export function planRebalance(input: PlannerInput): PlannedMove[] {
   const pick = (candidates: Working[]) => candidates.find(changed) ?? candidates[0];
 
   // 2. Replicas per broker.
-  for (let i = 0; i < bound; i++) {
+  for (let i = 0; i < (leadershipOnly ? 0 : bound); i++) {
     const { hi, lo, spread } = extremes('replicas');
     if (spread <= 1) break;
     const free = movable.filter((w) => w.primary !== lo && w.secondary !== lo);
@@ -156,16 +164,43 @@ export function planRebalance(input: PlannerInput): PlannedMove[] {
   }
 
   // 3. Primaries per broker, by leadership transfers between the two replicas of a partition.
+  // A transfer moves one primary from a partition's primary broker to its secondary broker. The
+  // shortest chain of transfers from a broker with the most primaries to one with at least two
+  // fewer lowers the first by one and raises the last by one (brokers in between keep their count);
+  // a single transfer is the chain of length one. Chains matter when the fullest broker's
+  // partitions all follow brokers that are nearly as full.
+  const transferable = (w: Working) =>
+    w.secondary !== null && isEligible.has(w.secondary) && (!leadershipOnly || w.source.inSync === true);
+  const chainFrom = (from: number): Working[] | null => {
+    const want = load.get(from)!.primaries - 2;
+    const via = new Map<number, Working | null>([[from, null]]);
+    const queue = [from];
+    for (let head = 0; head < queue.length; head++) {
+      const at = queue[head];
+      // Partitions the plan already changes first, then the direct way to the emptiest broker.
+      const edges = movable.filter((w) => w.primary === at && transferable(w));
+      edges.sort((a, b) => Number(changed(b)) - Number(changed(a)) || load.get(a.secondary!)!.primaries - load.get(b.secondary!)!.primaries);
+      for (const w of edges) {
+        const next = w.secondary!;
+        if (via.has(next)) continue;
+        via.set(next, w);
+        if (load.get(next)!.primaries <= want) {
+          const chain: Working[] = [];
+          for (let step = via.get(next); step; step = via.get(step.primary!)) chain.push(step);
+          return chain;
+        }
+        queue.push(next);
+      }
+    }
+    return null;
+  };
   for (let i = 0; i < bound; i++) {
-    const { hi, lo, spread } = extremes('primaries');
-    if (spread <= 1) break;
-    const hiPrimaries = load.get(hi)!.primaries;
-    const swappable = movable.filter(
-      (w) => w.primary === hi && w.secondary !== null && isEligible.has(w.secondary) && load.get(w.secondary)!.primaries < hiPrimaries - 1,
-    );
-    const best = pick(swappable.filter((w) => w.secondary === lo)) ?? pick(swappable);
-    if (best === undefined) break;
-    place(best, best.secondary, best.primary);
+    if (extremes('primaries').spread <= 1) break;
+    const fullestFirst = [...eligible].sort((a, b) => load.get(b)!.primaries - load.get(a)!.primaries);
+    let chain: Working[] | null = null;
+    for (const id of fullestFirst) if ((chain = chainFrom(id))) break;
+    if (!chain) break;
+    for (const w of chain) place(w, w.secondary, w.primary);
   }
 
   return work
