@@ -327,6 +327,10 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(text).toMatch(/^tessera_broker_write_batch_records_bucket\{le="\+Inf"\} \d+$/m);
     expect(text).toMatch(/^tessera_broker_replication_latency_seconds_count [1-9]\d*$/m);
     expect(text).toMatch(/^tessera_broker_group_lag_records\{group="g1",topic="orders",partition="0"\} 100$/m);
+    // g1 committed offset 4: its lag in seconds is the age of record 4, written earlier in this file.
+    const lagSeconds = Number(/^tessera_broker_group_lag_seconds\{group="g1",topic="orders",partition="0"\} (\S+)$/m.exec(text)?.[1]);
+    expect(lagSeconds).toBeGreaterThan(0);
+    expect(lagSeconds).toBeLessThan(600);
     expect(text).toMatch(/^tessera_broker_replication_lag_records\{topic="orders",partition="0"\} 0$/m);
     expect(text).toMatch(/^tessera_broker_long_polls_open 0$/m);
     expect(text).toMatch(/^tessera_broker_partitions\{role="primary"\} 1$/m);

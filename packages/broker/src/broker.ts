@@ -10,6 +10,7 @@ import { CoordinatorLink, reconcile } from './cluster/index.js';
 import { DEFAULT_CONFIG, DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.js';
 import { mountRoutes } from './http/routes.js';
 import { BrokerMetrics } from './metrics/broker-metrics.js';
+import { groupLag } from './metrics/group-lag.js';
 import { ReplicaSet } from './replica/index.js';
 import type { ReplicationPort } from './replication/index.js';
 
@@ -74,12 +75,10 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     longPollsOpen: () => routes.fetch.pending,
     replicationLag: () =>
       held.all().flatMap((r) => (r.role === 'primary' && r.secondaryId !== null ? [{ topic: r.topic, partition: r.partition, lag: r.replicationLag() }] : [])),
-    groupLag: () =>
-      held.all().flatMap((r) =>
-        r.role === 'primary' && !r.isClosed
-          ? r.store.groupOffsets().map((g) => ({ group: g.group, topic: r.topic, partition: r.partition, lag: Math.max(0, r.hw - g.offset) }))
-          : [],
-      ),
+    groupLag: () => {
+      const now = Date.now();
+      return held.all().flatMap((r) => groupLag(r, now));
+    },
     partitions: () => held.all().map((r) => ({ role: r.role, underReplicated: r.underReplicated })),
     replicas: () => held.all().flatMap((r) => (r.isClosed ? [] : [r.report()])),
   });

@@ -51,7 +51,7 @@ describe('broker metrics', () => {
     const { scrape } = setup({
       longPollsOpen: () => 4,
       replicationLag: () => [{ topic: 'orders', partition: 0, lag: 7 }],
-      groupLag: () => [{ group: 'billing', topic: 'orders', partition: 0, lag: 12 }],
+      groupLag: () => [{ group: 'billing', topic: 'orders', partition: 0, lag: 12, lagSeconds: 2.5 }],
       partitions: () => [
         { role: 'primary', underReplicated: true },
         { role: 'secondary', underReplicated: false },
@@ -66,6 +66,7 @@ describe('broker metrics', () => {
       'tessera_broker_long_polls_open 4',
       'tessera_broker_replication_lag_records{topic="orders",partition="0"} 7',
       'tessera_broker_group_lag_records{group="billing",topic="orders",partition="0"} 12',
+      'tessera_broker_group_lag_seconds{group="billing",topic="orders",partition="0"} 2.5',
       'tessera_broker_partitions{role="primary"} 1',
       'tessera_broker_partitions{role="secondary"} 1',
       'tessera_broker_under_replicated_partitions 1',

@@ -113,7 +113,7 @@ export interface ReplicaSample {
 export interface MetricsSources {
   longPollsOpen(): number;
   replicationLag(): Array<{ topic: string; partition: number; lag: number }>;
-  groupLag(): Array<{ group: string; topic: string; partition: number; lag: number }>;
+  groupLag(): Array<{ group: string; topic: string; partition: number; lag: number; lagSeconds: number }>;
   partitions(): Array<{ role: string; underReplicated: boolean }>;
   replicas(): ReplicaSample[];
 }
@@ -151,6 +151,11 @@ export class BrokerMetrics {
       ),
       new CollectedGauge('tessera_broker_group_lag_records', 'High watermark minus committed offset, per group and partition led here', () =>
         sources.groupLag().map((p) => ({ value: p.lag, labels: { group: p.group, topic: p.topic, partition: p.partition } })),
+      ),
+      new CollectedGauge(
+        'tessera_broker_group_lag_seconds',
+        'Age of the oldest record a group has not committed (0 when caught up), per group and partition led here',
+        () => sources.groupLag().map((p) => ({ value: p.lagSeconds, labels: { group: p.group, topic: p.topic, partition: p.partition } })),
       ),
       new CollectedGauge('tessera_broker_partitions', 'Replicas held, by role', () => {
         const counts = { primary: 0, secondary: 0 };
