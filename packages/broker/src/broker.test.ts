@@ -333,6 +333,9 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(lagSeconds).toBeLessThan(600);
     expect(text).toMatch(/^tessera_broker_replication_lag_records\{topic="orders",partition="0"\} 0$/m);
     expect(text).toMatch(/^tessera_broker_long_polls_open 0$/m);
+    // The filesystem of its data directory, for the disk-nearly-full alert.
+    expect(Number(/^tessera_data_dir_free_bytes (\S+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+    expect(Number(/^tessera_data_dir_size_bytes (\S+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(Number(/^tessera_data_dir_free_bytes (\S+)$/m.exec(text)?.[1]));
     expect(text).toMatch(/^tessera_broker_partitions\{role="primary"\} 1$/m);
   });
 

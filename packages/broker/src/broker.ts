@@ -4,7 +4,7 @@
  * true once the broker is registered and has applied its assignments.
  */
 import { BROKER_ROUTES, JsonHttpClient, type ReplicateResponse } from '@tessera/protocol';
-import { createHttpService, createLogger } from '@tessera/service';
+import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import type { AddressInfo } from 'node:net';
 import { CoordinatorLink, reconcile } from './cluster/index.js';
 import { DEFAULT_CONFIG, DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.js';
@@ -82,6 +82,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     partitions: () => held.all().map((r) => ({ role: r.role, underReplicated: r.underReplicated })),
     replicas: () => held.all().flatMap((r) => (r.isClosed ? [] : [r.report()])),
   });
+  registerDiskMetrics(service.registry, config.dataDir);
   const server = await service.listen(config.port, config.host);
   const port = (server.address() as AddressInfo).port;
   const url = (config.advertisedUrl ?? `http://${config.host}:${port}`).replace(/\/+$/, '');

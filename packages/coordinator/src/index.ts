@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { JsonHttpClient } from '@tessera/protocol';
-import { createHttpService, createLogger } from '@tessera/service';
+import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import { Cluster } from './cluster/cluster.js';
 import { Notifier } from './cluster/notify.js';
 import type { CoordinatorConfig } from './config.js';
@@ -45,6 +45,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     groupMembers: () => groupsRead?.list().groups.map((g) => ({ group: g.group, members: g.members })) ?? [],
     primarySpread: () => cluster?.primarySpread() ?? 0,
   });
+
+  registerDiskMetrics(service.registry, config.dataDir);
 
   const notifyClient = new JsonHttpClient({ timeoutMs: config.notifyTimeoutMs, maxSockets: 8 });
   let notifier: Notifier | undefined;

@@ -1,4 +1,5 @@
-import { Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { statfsSync } from 'node:fs';
+import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface ServiceMetrics {
   requestDuration: Histogram<'method' | 'route' | 'status'>;
@@ -17,4 +18,38 @@ export function createMetrics(service: string): { registry: Registry; metrics: S
     registers: [registry],
   });
   return { registry, metrics: { requestDuration } };
+}
+
+/**
+ * Free and total bytes of the filesystem holding `dataDir`, read at scrape time: a full disk
+ * stops every write (SQLite fails with SQLITE_FULL), so operators alert on it before it happens.
+ */
+export function registerDiskMetrics(registry: Registry, dataDir: string): void {
+  const read = () => {
+    try {
+      const stats = statfsSync(dataDir);
+      return { free: stats.bavail * stats.bsize, size: stats.blocks * stats.bsize };
+    } catch {
+      // The directory vanished or is unreadable: no sample rather than a false 0.
+      return undefined;
+    }
+  };
+  new Gauge({
+    name: 'tessera_data_dir_free_bytes',
+    help: 'Bytes available to this process on the filesystem holding its data directory',
+    registers: [registry],
+    collect() {
+      const disk = read();
+      if (disk) this.set(disk.free);
+    },
+  });
+  new Gauge({
+    name: 'tessera_data_dir_size_bytes',
+    help: 'Size in bytes of the filesystem holding the data directory',
+    registers: [registry],
+    collect() {
+      const disk = read();
+      if (disk) this.set(disk.size);
+    },
+  });
 }
