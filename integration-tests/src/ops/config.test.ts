@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ENTRY_POINTS } from '../harness/process.js';
-import { dashboardFiles, panelQueries, repoRoot } from './dashboards.js';
+import { dashboardFiles, dashboards, panelQueries, repoRoot } from './dashboards.js';
 
 // Compose files use YAML merge keys (`<<: *broker`), which YAML 1.2 parsers apply only when asked.
 const readYaml = (file: string) => parse(readFileSync(path.join(repoRoot, file), 'utf8'), { merge: true });
@@ -83,9 +83,53 @@ describe('the Grafana provisioning', () => {
     expect(dashboardFiles().length).toBeGreaterThanOrEqual(4);
   });
 
-  it('uses the provisioned datasource in every panel query', () => {
+  it('uses the provisioned datasource in every panel query, through the datasource variable', () => {
     const uid = datasources.datasources[0].uid;
     for (const query of panelQueries()) expect(query.datasourceUid, `${query.dashboard} / ${query.panel}`).toBe(uid);
+  });
+
+  it('has datasource, topic, consumer group and broker variables on every dashboard', () => {
+    for (const dashboard of dashboards()) {
+      const variables = dashboard.templating.list;
+      expect(variables.map((v) => v.name), dashboard.title).toEqual(['datasource', 'topic', 'group', 'broker']);
+      expect(variables[0]).toMatchObject({ type: 'datasource', query: 'prometheus' });
+      for (const variable of variables.slice(1)) {
+        expect(variable, `${dashboard.title} $${variable.name}`).toMatchObject({ type: 'query', includeAll: true, allValue: '.*' });
+        expect(variable.datasource?.uid).toBe('${datasource}');
+      }
+    }
+    // A variable nothing uses would filter nothing: each one appears in some query.
+    const all = panelQueries().map((q) => q.expr).join('\n');
+    for (const name of ['topic', 'group', 'broker']) expect(all).toContain(`$${name}`);
+  });
+
+  it('gives every panel a unit, and every stat panel thresholds', () => {
+    for (const dashboard of dashboards()) {
+      for (const panel of dashboard.panels) {
+        expect(panel.fieldConfig?.defaults?.unit, `${dashboard.title} / ${panel.title}`).toBeTruthy();
+        if (panel.type === 'stat') expect(panel.fieldConfig?.defaults?.thresholds?.steps.length, panel.title).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('turns red on dead brokers, offline and under-replicated partitions, and growing lag', () => {
+    const panels = dashboards().flatMap((dashboard) => dashboard.panels);
+    const redAtOne = (title: string) => {
+      const panel = panels.find((p) => p.title === title);
+      expect(panel, title).toBeDefined();
+      const steps = panel!.fieldConfig?.defaults?.thresholds?.steps ?? [];
+      // Green at 0, red from the first one.
+      expect(steps[0]?.color, title).toBe('green');
+      expect(steps.find((step) => step.color === 'red')?.value, title).toBe(1);
+    };
+    for (const title of ['Brokers dead', 'Offline partitions', 'Under-replicated partitions', 'Groups whose lag grows']) redAtOne(title);
+  });
+
+  it('shows consumer lag in seconds', () => {
+    const lagSeconds = panelQueries().filter((q) => q.expr.includes('tessera_broker_group_lag_seconds'));
+    expect(lagSeconds.length).toBeGreaterThan(0);
+    const units = dashboards().flatMap((d) => d.panels).filter((p) => p.targets?.some((t) => t.expr.includes('tessera_broker_group_lag_seconds')));
+    for (const panel of units) expect(panel.fieldConfig?.defaults?.unit, panel.title).toBe('s');
   });
 });
 

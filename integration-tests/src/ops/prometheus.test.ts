@@ -9,7 +9,7 @@ import { type Cluster, startCluster, waitFor } from '../harness/cluster.js';
 import { freePort } from '../harness/ports.js';
 import { History } from '../harness/history.js';
 import { consumeInto, keys, produceKeyed } from '../harness/workload.js';
-import { panelQueries } from './dashboards.js';
+import { dashboards, panelQueries } from './dashboards.js';
 
 const prometheusBinary = process.env.PROMETHEUS_BIN ?? 'prometheus';
 const prometheusFound = spawnSync(prometheusBinary, ['--version']).status === 0;
@@ -90,7 +90,22 @@ describe.skipIf(!prometheusFound)('the Grafana dashboards against a real Prometh
     await cluster?.stop();
   });
 
-  it.each(panelQueries().map((q) => [`${q.dashboard} / ${q.panel}: ${q.expr}`, q.expr]))('%s', async (_name, expr) => {
+  // The values of each template variable, as Grafana's `label_values(metric, label)` asks for them.
+  const variableQueries = dashboards().flatMap((dashboard) =>
+    dashboard.templating.list.flatMap((variable) => {
+      const text = typeof variable.query === 'string' ? variable.query : (variable.query as { query?: string } | undefined)?.query;
+      const match = /^label_values\((\w+), (\w+)\)$/.exec(text ?? '');
+      return match ? [[`${dashboard.title} / $${variable.name}`, `count by (${match[2]}) (${match[1]})`]] : [];
+    }),
+  );
+  it.each(variableQueries)('variable %s has values', async (_name, expr) => {
+    let last: Awaited<ReturnType<typeof query>> | undefined;
+    await waitFor(async () => ((last = await query(expr)).data?.result.length ?? 0) > 0, { what: expr, timeoutMs: 15_000, intervalMs: 500 }).catch(() => undefined);
+    expect(last?.data?.result.length ?? 0).toBeGreaterThan(0);
+  });
+
+  // Each query as Grafana sends it with every variable at "All" (`$topic` as `.*`, ...).
+  it.each(panelQueries().map((q) => [`${q.dashboard} / ${q.panel}: ${q.query}`, q.query]))('%s', async (_name, expr) => {
     // Counters and gauges may need one more scrape after the workload; retry briefly.
     let last: Awaited<ReturnType<typeof query>> | undefined;
     await waitFor(
