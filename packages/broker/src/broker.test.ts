@@ -12,8 +12,10 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   TesseraError,
   isrChangeRequest,
+  openApiDocument,
   parseOrThrow,
   reassignCompleteRequest,
+  responseSchemas,
   type BrokerHeartbeatResponse,
   type MetadataResponse,
   type PartitionAssignment,
@@ -337,6 +339,21 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(Number(/^tessera_data_dir_free_bytes (\S+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
     expect(Number(/^tessera_data_dir_size_bytes (\S+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(Number(/^tessera_data_dir_free_bytes (\S+)$/m.exec(text)?.[1]));
     expect(text).toMatch(/^tessera_broker_partitions\{role="primary"\} 1$/m);
+  });
+
+  it('serves its OpenAPI description, and produce and fetch answers match its response schemas', async () => {
+    const served = await fetch(`${url(1)}/openapi.json`);
+    expect(served.status).toBe(200);
+    expect(await served.json()).toEqual(openApiDocument('broker'));
+    await coordinator.createTopic('described', { primary: 1, secondary: null, epoch: 0, isr: [1] });
+    const produced = await post(`${url(1)}/topics/described/partitions/0/records`, { records: records(2, 'd') });
+    expect(produced.status).toBe(200);
+    expect(() => responseSchemas.produceResponse.parse(produced.body)).not.toThrow();
+    const fetched = await post(`${url(1)}/fetch`, { partitions: [{ topic: 'described', partition: 0, offset: 0 }], maxRecords: 2 });
+    expect(fetched.body.partitions[0].records).toHaveLength(2);
+    expect(() => responseSchemas.fetchResponse.parse(fetched.body)).not.toThrow();
+    const offsets = await post(`${url(1)}/offsets`, { group: 'g1', partitions: [{ topic: 'orders', partition: 0 }] });
+    expect(() => responseSchemas.committedOffsetsResponse.parse(offsets.body)).not.toThrow();
   });
 
   it('refuses NOT_ENOUGH_REPLICAS when minInsyncReplicas is 2 and the ISR has one member', async () => {

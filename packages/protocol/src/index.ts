@@ -7,3 +7,5 @@ export * from './schemas.js';
 export * from './validate.js';
 export type * from './wire.js';
 export * from './http-client.js';
+export { API_VERSION, INTERNAL_ROUTES, OPENAPI_ROUTE, openApiDocument, openApiPath, operations, type ServiceName } from './openapi/document.js';
+export * as responseSchemas from './openapi/responses.js';

@@ -1,5 +1,5 @@
 /** The broker's routes (paths from BROKER_ROUTES), each a thin adapter to its domain handler. */
-import { BROKER_ROUTES, TesseraError, epoch, parseOrThrow, replicateRequest } from '@tessera/protocol';
+import { BROKER_ROUTES, TesseraError, epoch, openApiDocument, parseOrThrow, replicateRequest } from '@tessera/protocol';
 import type { Context, HttpService } from '@tessera/service';
 import { handleCommit, handleCommittedOffsets } from '../groups/commit-handler.js';
 import { FetchHandler } from '../fetch/fetch-handler.js';
@@ -16,6 +16,10 @@ export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: F
   router.post(BROKER_ROUTES.committedOffsets, (ctx) => handleCommittedOffsets(deps, ctx));
   router.post(BROKER_ROUTES.replicate, (ctx) => handleReplicate(deps, ctx));
   router.post(BROKER_ROUTES.metadataChanged, (ctx) => handleMetadataChanged(deps, ctx));
+  const openApi = openApiDocument('broker');
+  router.get(BROKER_ROUTES.openapi, (ctx) => {
+    ctx.body = openApi;
+  });
   return { fetch };
 }
 

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { partitionForKey, type ErrorBody, type GroupMembership, type MetadataResponse, type TopicDescription } from '@tessera/protocol';
+import { openApiDocument, partitionForKey, responseSchemas, type ErrorBody, type GroupMembership, type MetadataResponse, type TopicDescription } from '@tessera/protocol';
 import { defaultConfig, startCoordinator, type CoordinatorConfig, type RunningCoordinator } from '../index.js';
 
 // ---- harness ---------------------------------------------------------------------------
@@ -617,5 +617,37 @@ describe('moves', () => {
       const status = (await call(c.url, 'GET', '/brokers')).body.brokers.find((b: { id: number }) => b.id === 3);
       return status.replicas === 0 && status.adding === 0 ? status : undefined;
     });
+  });
+});
+
+// ---- the API description -------------------------------------------------------------------
+
+describe('GET /openapi.json', () => {
+  it('serves the OpenAPI description, and real answers match its response schemas', async () => {
+    const c = await coordinator();
+    const broker = await fakeBroker();
+    for (const id of [1, 2]) await register(c.url, id, broker.url);
+    const served = await call(c.url, 'GET', '/openapi.json');
+    expect(served.status).toBe(200);
+    expect(served.body).toEqual(openApiDocument('coordinator'));
+
+    await call(c.url, 'POST', '/topics', { name: 'described', partitions: 2 });
+    await call(c.url, 'POST', '/groups/g/join', { topic: 'described', memberId: 'm' });
+    const answers: Array<[string, { parse(value: unknown): unknown }]> = [
+      ['/metadata', responseSchemas.metadataResponse],
+      ['/topics', responseSchemas.topicListResponse],
+      ['/topics/described', responseSchemas.topicDescription],
+      ['/brokers', responseSchemas.brokerListResponse],
+      ['/cluster/status', responseSchemas.clusterStatusResponse],
+      ['/cluster/events', responseSchemas.clusterEventsResponse],
+      ['/groups', responseSchemas.groupListResponse],
+      ['/groups/g', responseSchemas.groupDescription],
+      ['/health', responseSchemas.healthResponse],
+      ['/topics/missing', responseSchemas.errorBody],
+    ];
+    for (const [route, schema] of answers) {
+      const answer = await call(c.url, 'GET', route);
+      expect(() => schema.parse(answer.body), `${route}: ${JSON.stringify(answer.body)}`).not.toThrow();
+    }
   });
 });

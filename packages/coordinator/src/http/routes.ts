@@ -13,6 +13,7 @@ import {
   isrChangeRequest,
   joinGroupRequest,
   leaveGroupRequest,
+  openApiDocument,
   parseOrThrow,
   reassignCompleteRequest,
   registerBrokerRequest,
@@ -50,6 +51,12 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
     metadataVersion: cluster.version,
     groups: groups.generations(),
     heartbeatMs: deps.heartbeatMs,
+  });
+
+  // The public API's description, built once from the protocol schemas.
+  const openApi = openApiDocument('coordinator');
+  router.get(R.openapi, (ctx) => {
+    ctx.body = openApi;
   });
 
   router.get(R.metadata, (ctx) => {

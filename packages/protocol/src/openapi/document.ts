@@ -1,0 +1,376 @@
+/**
+ * The OpenAPI 3.1 description of the public HTTP API of the coordinator and of the brokers,
+ * generated from the request schemas the services validate with (`schemas.ts`) and the response
+ * schemas of `responses.ts`, through zod's own JSON Schema output (OpenAPI 3.1 uses JSON Schema
+ * 2020-12). Each service serves its document at `GET /openapi.json`; `docs/openapi/` holds
+ * copies that a test keeps equal to what this builds.
+ *
+ * Routes only services call on each other (broker registration and heartbeats, ISR changes,
+ * reassignment, replication, metadata notifications) are internal and left out: they change
+ * with the replication protocol and no client should call them. `INTERNAL_ROUTES` lists them.
+ */
+import { z } from 'zod';
+import { BROKER_ROUTES, COORDINATOR_ROUTES } from '../routes.js';
+import {
+  commitRequest,
+  committedOffsetsRequest,
+  createTopicRequest,
+  fetchRequest,
+  groupHeartbeatRequest,
+  groupId,
+  joinGroupRequest,
+  leaveGroupRequest,
+  partitionNumber,
+  produceRequest,
+  routedProduceRequest,
+  topicName,
+} from '../schemas.js';
+import * as responses from './responses.js';
+
+export type ServiceName = 'coordinator' | 'broker';
+
+/** The API's version: the wire contract's, which changes with `@tessera/protocol`. */
+export const API_VERSION = '0.1.0';
+
+export const INTERNAL_ROUTES: Record<ServiceName, readonly string[]> = {
+  coordinator: [
+    COORDINATOR_ROUTES.brokerRegister,
+    COORDINATOR_ROUTES.brokerHeartbeat,
+    COORDINATOR_ROUTES.isr,
+    COORDINATOR_ROUTES.reassignComplete,
+  ],
+  broker: [BROKER_ROUTES.replicate, BROKER_ROUTES.metadataChanged],
+};
+
+/** The route of the document itself, on both services. */
+export const OPENAPI_ROUTE = COORDINATOR_ROUTES.openapi;
+
+type Method = 'get' | 'post' | 'delete';
+
+interface Operation {
+  method: Method;
+  path: string;
+  operationId: string;
+  summary: string;
+  tag: string;
+  request?: { id: string; schema: z.ZodType };
+  /** Success status and body (none for 204; `text` for the Prometheus exposition). */
+  response: { status: number; description: string; id?: string; schema?: z.ZodType; text?: true };
+  query?: Array<{ name: string; description: string; schema: Record<string, unknown> }>;
+}
+
+const PARAMS: Record<string, { schema: z.ZodType; description: string }> = {
+  topic: { schema: topicName, description: 'topic name' },
+  partition: { schema: partitionNumber, description: 'partition number' },
+  group: { schema: groupId, description: 'consumer group id' },
+  id: { schema: z.number().int().positive(), description: 'broker id' },
+};
+
+const common = (service: ServiceName): Operation[] => [
+  {
+    method: 'get',
+    path: '/health',
+    operationId: 'health',
+    summary: 'Liveness: 200 while the process serves HTTP',
+    tag: 'operations',
+    response: { status: 200, description: 'the process runs', id: 'HealthResponse', schema: responses.healthResponse },
+  },
+  {
+    method: 'get',
+    path: '/ready',
+    operationId: 'ready',
+    summary:
+      service === 'coordinator'
+        ? 'Readiness: 200 once the state is loaded, 503 UNAVAILABLE while stopping'
+        : 'Readiness: 200 once registered with the coordinator and its assignments applied, 503 UNAVAILABLE before',
+    tag: 'operations',
+    response: { status: 200, description: 'ready to serve', id: 'HealthResponse', schema: responses.healthResponse },
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    operationId: 'metrics',
+    summary: 'Prometheus metrics (text exposition format)',
+    tag: 'operations',
+    response: { status: 200, description: 'the metrics', text: true },
+  },
+  {
+    method: 'get',
+    path: OPENAPI_ROUTE,
+    operationId: 'openapi',
+    summary: 'This OpenAPI 3.1 description',
+    tag: 'operations',
+    response: { status: 200, description: 'the OpenAPI document', schema: z.object({}).catchall(z.unknown()), id: 'OpenApiDocument' },
+  },
+];
+
+const C = COORDINATOR_ROUTES;
+const COORDINATOR_OPERATIONS: Operation[] = [
+  {
+    method: 'get',
+    path: C.metadata,
+    operationId: 'getMetadata',
+    summary: 'The cluster map: brokers and where every partition lives (what clients route by)',
+    tag: 'cluster',
+    query: [{ name: 'topics', description: 'comma-separated topic names to limit the answer to', schema: { type: 'string' } }],
+    response: { status: 200, description: 'the map', id: 'MetadataResponse', schema: responses.metadataResponse },
+  },
+  {
+    method: 'get',
+    path: C.topics,
+    operationId: 'listTopics',
+    summary: 'Every topic with its partition count and replication factor',
+    tag: 'topics',
+    response: { status: 200, description: 'the topics', id: 'TopicListResponse', schema: responses.topicListResponse },
+  },
+  {
+    method: 'post',
+    path: C.topics,
+    operationId: 'createTopic',
+    summary: 'Create a topic (409 TOPIC_EXISTS when it exists, 503 NOT_ENOUGH_BROKERS when too few brokers are alive)',
+    tag: 'topics',
+    request: { id: 'CreateTopicRequest', schema: createTopicRequest },
+    response: { status: 201, description: 'created; the brokers were told before the answer', id: 'TopicDescription', schema: responses.topicDescription },
+  },
+  {
+    method: 'get',
+    path: C.topic,
+    operationId: 'describeTopic',
+    summary: 'Where each partition lives, its status, epoch, ISR and high watermark',
+    tag: 'topics',
+    response: { status: 200, description: 'the topic', id: 'TopicDescription', schema: responses.topicDescription },
+  },
+  {
+    method: 'delete',
+    path: C.topic,
+    operationId: 'deleteTopic',
+    summary: 'Delete a topic and its records',
+    tag: 'topics',
+    response: { status: 204, description: 'deleted' },
+  },
+  {
+    method: 'post',
+    path: C.routedProduce,
+    operationId: 'produceRouted',
+    summary: "Produce through the coordinator: each record's key picks its partition, and the coordinator forwards to the primaries",
+    tag: 'records',
+    request: { id: 'RoutedProduceRequest', schema: routedProduceRequest },
+    response: { status: 200, description: 'stored on every in-sync replica', id: 'RoutedProduceResponse', schema: responses.routedProduceResponse },
+  },
+  {
+    method: 'get',
+    path: C.brokers,
+    operationId: 'listBrokers',
+    summary: 'Every registered broker: liveness, primaries, replicas, draining',
+    tag: 'brokers',
+    response: { status: 200, description: 'the brokers', id: 'BrokerListResponse', schema: responses.brokerListResponse },
+  },
+  {
+    method: 'post',
+    path: C.brokerDrain,
+    operationId: 'drainBroker',
+    summary: 'Mark a broker draining: moves take every replica off it',
+    tag: 'brokers',
+    response: { status: 200, description: 'the broker', id: 'BrokerStatus', schema: responses.brokerStatusResponse },
+  },
+  {
+    method: 'delete',
+    path: C.brokerDrain,
+    operationId: 'undrainBroker',
+    summary: 'Stop draining a broker',
+    tag: 'brokers',
+    response: { status: 200, description: 'the broker', id: 'BrokerStatus', schema: responses.brokerStatusResponse },
+  },
+  {
+    method: 'get',
+    path: C.clusterStatus,
+    operationId: 'clusterStatus',
+    summary: 'Brokers, and the under-replicated and offline partitions',
+    tag: 'cluster',
+    response: { status: 200, description: 'the status', id: 'ClusterStatusResponse', schema: responses.clusterStatusResponse },
+  },
+  {
+    method: 'get',
+    path: C.clusterEvents,
+    operationId: 'clusterEvents',
+    summary: 'The newest events of the cluster (failovers, ISR changes, moves, brokers up and down), newest last',
+    tag: 'cluster',
+    query: [{ name: 'limit', description: 'how many events (default 100)', schema: { type: 'integer', minimum: 1, maximum: 100_000 } }],
+    response: { status: 200, description: 'the events', id: 'ClusterEventsResponse', schema: responses.clusterEventsResponse },
+  },
+  {
+    method: 'get',
+    path: C.groups,
+    operationId: 'listGroups',
+    summary: 'Every consumer group',
+    tag: 'groups',
+    response: { status: 200, description: 'the groups', id: 'GroupListResponse', schema: responses.groupListResponse },
+  },
+  {
+    method: 'get',
+    path: C.group,
+    operationId: 'describeGroup',
+    summary: 'A group: members and the partitions each owns',
+    tag: 'groups',
+    response: { status: 200, description: 'the group', id: 'GroupDescription', schema: responses.groupDescription },
+  },
+  {
+    method: 'post',
+    path: C.groupJoin,
+    operationId: 'joinGroup',
+    summary: 'Join a group (or rejoin with the member id given before); answers the assignment',
+    tag: 'groups',
+    request: { id: 'JoinGroupRequest', schema: joinGroupRequest },
+    response: { status: 200, description: 'the membership', id: 'GroupMembership', schema: responses.groupMembership },
+  },
+  {
+    method: 'post',
+    path: C.groupHeartbeat,
+    operationId: 'groupHeartbeat',
+    summary: 'Keep a membership alive and acknowledge the generation whose assignment the member applied',
+    tag: 'groups',
+    request: { id: 'GroupHeartbeatRequest', schema: groupHeartbeatRequest },
+    response: { status: 200, description: 'the membership', id: 'GroupMembership', schema: responses.groupMembership },
+  },
+  {
+    method: 'post',
+    path: C.groupLeave,
+    operationId: 'leaveGroup',
+    summary: 'Leave a group',
+    tag: 'groups',
+    request: { id: 'LeaveGroupRequest', schema: leaveGroupRequest },
+    response: { status: 204, description: 'left' },
+  },
+];
+
+const B = BROKER_ROUTES;
+const BROKER_OPERATIONS: Operation[] = [
+  {
+    method: 'post',
+    path: B.produce,
+    operationId: 'produce',
+    summary: "Append records to a partition on its primary (421 NOT_PRIMARY names the primary); answered once every in-sync replica holds them",
+    tag: 'records',
+    request: { id: 'ProduceRequest', schema: produceRequest },
+    response: { status: 200, description: 'stored on every in-sync replica', id: 'ProduceResponse', schema: responses.produceResponse },
+  },
+  {
+    method: 'post',
+    path: B.fetch,
+    operationId: 'fetch',
+    summary: 'Read records below the high watermark from partitions this broker leads; long-polls up to waitMs when none has any',
+    tag: 'records',
+    request: { id: 'FetchRequest', schema: fetchRequest },
+    response: { status: 200, description: 'records, or an error, per partition', id: 'FetchResponse', schema: responses.fetchResponse },
+  },
+  {
+    method: 'post',
+    path: B.commit,
+    operationId: 'commit',
+    summary: "Commit a group's next offsets to read, on the partitions' primaries (stored on every in-sync replica)",
+    tag: 'groups',
+    request: { id: 'CommitRequest', schema: commitRequest },
+    response: { status: 200, description: 'a result per partition', id: 'CommitResponse', schema: responses.commitResponse },
+  },
+  {
+    method: 'post',
+    path: B.committedOffsets,
+    operationId: 'committedOffsets',
+    summary: "A group's committed offsets on partitions this broker leads",
+    tag: 'groups',
+    request: { id: 'CommittedOffsetsRequest', schema: committedOffsetsRequest },
+    response: { status: 200, description: 'an offset, or an error, per partition', id: 'CommittedOffsetsResponse', schema: responses.committedOffsetsResponse },
+  },
+];
+
+export function operations(service: ServiceName): Operation[] {
+  return [...common(service), ...(service === 'coordinator' ? COORDINATOR_OPERATIONS : BROKER_OPERATIONS)];
+}
+
+/** `/topics/:topic` → `/topics/{topic}`. */
+export function openApiPath(route: string): string {
+  return route.replace(/:([A-Za-z]+)/g, '{$1}');
+}
+
+const componentRef = (id: string) => ({ $ref: `#/components/schemas/${id}` });
+
+/** Drops the keys JSON Schema output adds for a standalone document. */
+function bare(schema: Record<string, unknown>): Record<string, unknown> {
+  const { $schema: _schema, $id: _id, ...rest } = schema;
+  return rest;
+}
+
+function jsonSchema(schema: z.ZodType): Record<string, unknown> {
+  return bare(z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>);
+}
+
+/** The OpenAPI 3.1 document of one service. */
+export function openApiDocument(service: ServiceName): Record<string, unknown> {
+  const ops = operations(service);
+  const registry = z.registry<{ id: string }>();
+  const named = new Map<string, z.ZodType>([['ErrorBody', responses.errorBody]]);
+  for (const op of ops) {
+    if (op.request) named.set(op.request.id, op.request.schema);
+    if (op.response.id && op.response.schema) named.set(op.response.id, op.response.schema);
+  }
+  for (const [id, schema] of named) registry.add(schema, { id });
+  const generated = z.toJSONSchema(registry, {
+    target: 'draft-2020-12',
+    io: 'input',
+    unrepresentable: 'any',
+    uri: (id) => `#/components/schemas/${id}`,
+  }).schemas;
+  const schemas: Record<string, unknown> = {};
+  for (const id of [...named.keys()].sort()) schemas[id] = bare(generated[id] as Record<string, unknown>);
+
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of ops) {
+    const path = openApiPath(op.path);
+    const parameters = [
+      ...[...op.path.matchAll(/:([A-Za-z]+)/g)].map(([, name]) => ({
+        name,
+        in: 'path',
+        required: true,
+        description: PARAMS[name].description,
+        schema: jsonSchema(PARAMS[name].schema),
+      })),
+      ...(op.query ?? []).map((q) => ({ name: q.name, in: 'query', required: false, description: q.description, schema: q.schema })),
+    ];
+    const success: Record<string, unknown> = { description: op.response.description };
+    if (op.response.text) success.content = { 'text/plain': { schema: { type: 'string' } } };
+    else if (op.response.id) success.content = { 'application/json': { schema: componentRef(op.response.id) } };
+    const operation: Record<string, unknown> = {
+      operationId: op.operationId,
+      summary: op.summary,
+      tags: [op.tag],
+      ...(parameters.length > 0 ? { parameters } : {}),
+      ...(op.request ? { requestBody: { required: true, content: { 'application/json': { schema: componentRef(op.request.id) } } } } : {}),
+      responses: {
+        [String(op.response.status)]: success,
+        default: {
+          description: 'an error: 4xx for a request that cannot succeed as sent, 5xx for one that may later (see `retriable`)',
+          content: { 'application/json': { schema: componentRef('ErrorBody') } },
+        },
+      },
+    };
+    (paths[path] ??= {})[op.method] = operation;
+  }
+
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: service === 'coordinator' ? 'Tessera coordinator' : 'Tessera broker',
+      version: API_VERSION,
+      description:
+        service === 'coordinator'
+          ? 'The control plane of a Tessera cluster: topics, the cluster map, consumer groups, brokers and routed produce. ' +
+            'Every body is JSON; every error is {"error": {"code", "message", "retriable"}}.'
+          : 'A Tessera broker: produce to the partitions it leads, fetch, and consumer group offsets. ' +
+            'Every body is JSON; every error is {"error": {"code", "message", "retriable"}}.',
+    },
+    servers: [{ url: service === 'coordinator' ? 'http://127.0.0.1:7070' : 'http://127.0.0.1:7071' }],
+    tags: [...new Set(ops.map((op) => op.tag))].map((name) => ({ name })),
+    paths,
+    components: { schemas },
+  };
+}
