@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { sleep, type BrokerStatus, type ClusterEvent, type PartitionRef } from '@tessera/protocol';
 import { CliError } from '../errors.js';
 import { integer } from '../options.js';
+import { plural } from '../output/format.js';
 import { Progress } from '../output/progress.js';
 import { type Column, cellText, renderFields, renderTable } from '../output/table.js';
 import { jsonLine } from '../output/write.js';
@@ -62,11 +63,11 @@ export function registerCluster(program: Command, runtime: Runtime): void {
     .action(async (id: number, options: { wait: boolean }) => {
       const admin = runtime.client().admin;
       let status = await admin.drainBroker(id);
-      runtime.err(`broker ${id} draining: ${status.replicas} replicas (${status.primaries} primaries) to move`);
+      runtime.err(`broker ${id} draining: ${plural(status.replicas, 'replica')} (${plural(status.primaries, 'primary', 'primaries')}) to move`);
       if (options.wait) {
         const progress = new Progress({
           stream: runtime.io.stderr,
-          render: () => `broker ${id}: ${status.replicas} replicas (${status.primaries} primaries) left`,
+          render: () => `broker ${id}: ${plural(status.replicas, 'replica')} (${plural(status.primaries, 'primary', 'primaries')}) left`,
         });
         try {
           while (status.replicas > 0) {

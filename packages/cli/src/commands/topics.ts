@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { MAX_PARTITIONS } from '@tessera/protocol';
 import { CliError } from '../errors.js';
 import { integer } from '../options.js';
+import { plural } from '../output/format.js';
 import { jsonLine } from '../output/write.js';
 import { renderFields, renderTable } from '../output/table.js';
 import type { Runtime } from '../runtime.js';
@@ -36,7 +37,7 @@ export function registerTopics(program: Command, runtime: Runtime): void {
       });
       if (options.json) return runtime.out(jsonLine(created));
       runtime.out(
-        `created topic "${created.name}" (${created.partitions.length} partitions, replication factor ${created.replicationFactor})\n`,
+        `created topic "${created.name}" (${plural(created.partitions.length, 'partition')}, replication factor ${created.replicationFactor})\n`,
       );
     });
 

@@ -57,4 +57,16 @@ describe('runConsume', () => {
     expect(fake.committed).toEqual([]);
     expect(fake.closed()).toBe(true);
   });
+
+  it('on Ctrl-C commits what it printed, leaves the group and fails with exit code 130', async () => {
+    const fake = fakeConsumer([[record(0)]]);
+    const io = fakeRuntime({ admin: fakeAdmin(['t']), consumer: () => fake.consumer });
+    const running = runConsume(io.runtime, 't', { group: 'g' });
+    while (fake.committed.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    process.emit('SIGINT', 'SIGINT');
+    await expect(running).rejects.toMatchObject({ exitCode: 130 });
+    expect(fake.committed).toEqual([[0]]);
+    expect(fake.closed()).toBe(true);
+    expect(io.stderr()).toContain('consumed 1 record from "t"');
+  });
 });

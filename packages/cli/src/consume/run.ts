@@ -5,6 +5,7 @@
  * records again next time (at-least-once).
  */
 import type { ConsumedRecord, Consumer } from '@tessera/client';
+import { CliError } from '../errors.js';
 import { plural } from '../output/format.js';
 import { OutputClosedError, writeOut } from '../output/write.js';
 import { requireTopic } from '../preflight.js';
@@ -99,5 +100,9 @@ export async function runConsume(runtime: Runtime, topic: string, options: Consu
     });
   }
   if (!closed) runtime.err(`consumed ${plural(printed, 'record')} from "${topic}" as group "${options.group}"`);
+  // Like every long-running command stopped by Ctrl-C: exit 130, after a clean stop.
+  if (interruptedBy !== undefined) {
+    throw new CliError(`interrupted (${interruptedBy}): left group "${options.group}" after committing every printed record`, { exitCode: 130 });
+  }
   return printed;
 }

@@ -132,6 +132,28 @@ describe('DevCluster', () => {
     expect(isAlive(coordinator!.pid!)).toBe(false);
   });
 
+  it('stops cleanly with exit 0 when one Ctrl-C arrives twice at once (terminal and pnpm)', async () => {
+    const t = setup(false);
+    const port = await freePortRange(2);
+    const dataDir = path.join(t.dir, 'data');
+    const cluster = new DevCluster({ brokers: 1, dataDir, port, restartOnExit: false, coordinatorEntry: t.entry, brokerEntry: t.entry, stdout: t.stdout, stderr: t.stderr });
+    const run = cluster.run();
+    cleanups.push(async () => {
+      await run.catch(() => undefined);
+      fs.rmSync(t.dir, { recursive: true, force: true });
+    });
+    await waitFor(() => t.out().includes('broker-1'), 'the addresses');
+    const pids = readDevState(dataDir)!.processes.map((p) => p.pid!);
+    const first = cluster.shutdown('SIGINT');
+    const second = cluster.shutdown('SIGINT');
+    await Promise.all([first, second]);
+    expect(await run).toBe(0);
+    expect(t.err()).not.toContain('again: killing');
+    // Each fake service stopped on its SIGTERM (it prints "stopping"), none was killed.
+    expect(t.err().match(/\] stopping/g)?.length).toBe(2);
+    for (const pid of pids) expect(isAlive(pid)).toBe(false);
+  });
+
   it('refuses a port that is taken, naming it', async () => {
     const t = setup(false);
     const blocker = net.createServer();

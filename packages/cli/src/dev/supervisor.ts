@@ -37,6 +37,8 @@ const RESTART_BACKOFF_INITIAL_MS = 500;
 const RESTART_BACKOFF_MAX_MS = 10_000;
 /** A process that ran this long before dying starts its restart backoff from the beginning again. */
 const RESTART_BACKOFF_RESET_AFTER_MS = 30_000;
+/** A second identical signal this soon after the first is the same Ctrl-C delivered twice. */
+const REPEATED_SIGNAL_WINDOW_MS = 1_000;
 
 export function resolveEntry(specifier: string): string {
   let entry: string;
@@ -60,6 +62,9 @@ export class DevCluster {
   private readonly lastStartMs = new Map<ManagedChild, number>();
   private readonly failuresInARow = new Map<ManagedChild, number>();
   private finish!: (exitCode: number) => void;
+  /** The signal that started the shutdown, and when (wall clock ms). */
+  private stopSignal: NodeJS.Signals | undefined;
+  private stopSignalMs = 0;
   private readonly finished = new Promise<number>((resolve) => (this.finish = resolve));
 
   constructor(options: DevOptions) {
@@ -280,6 +285,9 @@ export class DevCluster {
   /** Stops every child (SIGTERM, SIGKILL after the grace period) and ends the run. */
   async shutdown(signal?: NodeJS.Signals, exitCode = 0): Promise<void> {
     if (this.stopping) {
+      // Under a package manager (`pnpm start`) one Ctrl-C arrives twice at once: from the terminal
+      // and forwarded by pnpm. Only a signal a moment later is a second Ctrl-C.
+      if (signal !== undefined && signal === this.stopSignal && Date.now() - this.stopSignalMs < REPEATED_SIGNAL_WINDOW_MS) return;
       if (signal !== undefined) {
         this.note(`${signal} again: killing every process`);
         this.children.forEach((child) => child.signal('SIGKILL'));
@@ -287,6 +295,8 @@ export class DevCluster {
       return;
     }
     this.stopping = true;
+    this.stopSignal = signal;
+    this.stopSignalMs = Date.now();
     for (const timer of this.restartTimers) clearTimeout(timer);
     this.restartTimers.clear();
     if (signal !== undefined) this.note(`${signal}: stopping the cluster`);

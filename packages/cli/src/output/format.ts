@@ -23,7 +23,7 @@ export function formatMegabytesPerSecond(bytesPerSecond: number): string {
   return `${(bytesPerSecond / (1024 * 1024)).toFixed(2)} MB/s`;
 }
 
-/** `1 record`, `2 records`, `1,000 records`. */
-export function plural(n: number, word: string): string {
-  return `${formatCount(n)} ${word}${n === 1 ? '' : 's'}`;
+/** `1 record`, `2 records`, `1,000 records`; `pluralWord` for irregular plurals (`primary`, `primaries`). */
+export function plural(n: number, word: string, pluralWord = `${word}s`): string {
+  return `${formatCount(n)} ${n === 1 ? word : pluralWord}`;
 }
