@@ -179,6 +179,8 @@ afterAll(async () => {
 
 describe('tessera CLI against a tessera dev cluster', () => {
   it('dev prints every address and records every PID in dev.json', () => {
+    // Its output goes to pipes: plain text, no colour or cursor codes.
+    expect(dev!.stdout() + dev!.stderr()).not.toContain('\x1b');
     expect(dev!.stdout()).toContain(`coordinator  ${coordinatorUrl}`);
     for (let id = 1; id <= BROKERS; id++) expect(dev!.stdout()).toContain(`broker-${id}`);
     const state = readDevJson()!;
@@ -277,6 +279,14 @@ describe('tessera CLI against a tessera dev cluster', () => {
     expect(expectOneErrorLine(await tessera(['topics', 'create', 'x', '--partitions', 'many']))).toContain("--partitions <n>' argument 'many' is invalid");
     expect(expectOneErrorLine(await tessera(['topics', 'list', '--no-such-flag']))).toContain("unknown option '--no-such-flag'");
     expect(expectOneErrorLine(await tessera(['consume', TOPIC]))).toContain("required option '-g, --group <group>' not specified");
+
+    // Pointed at a broker instead of the coordinator, it says so.
+    const brokerUrl = `http://127.0.0.1:${port + 1}`;
+    for (const args of [['topics', 'list'], ['cluster', 'status']]) {
+      expect(expectOneErrorLine(await tessera(args, { coordinator: brokerUrl }))).toBe(
+        `tessera: ${brokerUrl} is broker 1, not the coordinator: give --coordinator (or TESSERA_COORDINATOR) the coordinator's URL`,
+      );
+    }
   });
 
   it('consume | head ends quietly (EPIPE) with exit 0', async () => {

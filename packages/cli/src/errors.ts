@@ -36,6 +36,24 @@ const NETWORK_REASONS: Record<string, string> = {
   UND_ERR_SOCKET: 'connection closed',
 };
 
+/**
+ * When a call found no such route, asks `/health` of the URL given as the coordinator which
+ * service answers there: pointed at a broker, the CLI says so instead of "no route GET
+ * /topics". Undefined for any other failure, or when the URL does not say it is a broker.
+ */
+export async function wrongServiceHint(error: unknown, context: ErrorContext, timeoutMs = 2_000): Promise<string | undefined> {
+  if (!(error instanceof TesseraError) || error.code !== 'NOT_FOUND') return undefined;
+  try {
+    const response = await fetch(new URL('/health', context.coordinatorUrl), { signal: AbortSignal.timeout(timeoutMs) });
+    const health = (await response.json()) as { service?: unknown; id?: unknown };
+    if (health.service !== 'broker') return undefined;
+    const broker = typeof health.id === 'number' ? `broker ${health.id}` : 'a broker';
+    return `${context.coordinatorUrl} is ${broker}, not the coordinator: give --coordinator (or TESSERA_COORDINATOR) the coordinator's URL`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One line, without the `tessera: ` prefix, describing `error` for a user. */
 export function describeError(error: unknown, context: ErrorContext): string {
   if (error instanceof CliError) return error.message;

@@ -10,7 +10,7 @@ import { registerData } from './commands/data.js';
 import { registerDev } from './commands/dev.js';
 import { registerGroups } from './commands/groups.js';
 import { registerTopics } from './commands/topics.js';
-import { CliError, debugEnabled, describeError } from './errors.js';
+import { CliError, debugEnabled, describeError, wrongServiceHint } from './errors.js';
 import { coordinatorUrl } from './options.js';
 import { type Io, Runtime } from './runtime.js';
 
@@ -60,7 +60,8 @@ export async function main(argv: string[], io: Io, createClient?: ConstructorPar
       // Help and --version end with exit code 0; everything else is a usage error already printed.
       return error.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
     }
-    io.stderr.write(`tessera: ${describeError(error, runtime.errorContext)}\n`);
+    const hint = await wrongServiceHint(error, runtime.errorContext);
+    io.stderr.write(`tessera: ${hint ?? describeError(error, runtime.errorContext)}\n`);
     if (debugEnabled() && error instanceof Error) io.stderr.write(`${error.stack ?? error}\n`);
     if (debugEnabled() && error instanceof Error && error.cause instanceof Error) {
       io.stderr.write(`caused by: ${error.cause.stack ?? error.cause}\n`);

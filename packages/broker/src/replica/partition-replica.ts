@@ -677,7 +677,8 @@ export class PartitionReplica {
     }
     this.minInsyncReplicas = minInsyncReplicas;
     const role: Role = assignment.primary === self ? 'primary' : 'secondary';
-    const changed = !this.assigned || role !== this.role || assignment.epoch !== this.epoch;
+    const initial = !this.assigned;
+    const changed = initial || role !== this.role || assignment.epoch !== this.epoch;
     const secondaryChanged = assignment.secondary !== this.secondaryId;
     this.assigned = true;
     if (changed) {
@@ -690,9 +691,10 @@ export class PartitionReplica {
       this.sync = undefined;
       this.stopAdding();
       this.addingId = assignment.adding ?? null;
-      this.logger.info(
+      // A replica's first role is routine (one line per replica of every new topic): debug.
+      this.logger[initial ? 'debug' : 'info'](
         { role, epoch: this.epoch, isr: this.isr, primary: this.primaryId, secondary: this.secondaryId, leo: this.leo, hw: this.hw },
-        'role changed',
+        initial ? 'role assigned' : 'role changed',
       );
       this.notify();
     } else {

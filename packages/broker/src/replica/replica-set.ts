@@ -34,7 +34,7 @@ export class ReplicaSet {
     const store = PartitionStore.open(partitionFile(dataDir, topic, partition), durability);
     const replica = new PartitionReplica({ ...shared, topic, partition, store });
     this.replicas.set(key, replica);
-    this.options.logger.info({ topic, partition, leo: store.leo, hw: store.hwCheckpoint }, 'replica opened');
+    this.options.logger.debug({ topic, partition, leo: store.leo, hw: store.hwCheckpoint }, 'replica opened');
     return replica;
   }
 
@@ -46,7 +46,7 @@ export class ReplicaSet {
     this.replicas.delete(key);
     await replica.close();
     deletePartitionFiles(replica.store.file);
-    this.options.logger.info({ topic, partition }, 'replica dropped');
+    this.options.logger.debug({ topic, partition }, 'replica dropped');
   }
 
   /** Deletes databases on disk that are neither open nor in `keep` (replicas given up while this broker was down). */

@@ -1,7 +1,8 @@
 /**
  * A progress line on stderr, at most once a second. On a terminal it rewrites one
- * line in place; otherwise (a log file, CI) it prints a new line each second, so only
- * runs longer than a second print anything.
+ * line in place; otherwise (a log file, or CI set, as CI runners set it even on a pseudo
+ * terminal) it prints a new line each second with no control codes, so only runs longer
+ * than a second print anything.
  */
 export interface ProgressOptions {
   stream?: NodeJS.WriteStream;
@@ -15,9 +16,11 @@ export class Progress {
   private readonly render: () => string;
   private readonly timer: NodeJS.Timeout;
   private drawn = false;
+  private readonly inPlace: boolean;
 
   constructor(options: ProgressOptions) {
     this.stream = options.stream ?? process.stderr;
+    this.inPlace = this.stream.isTTY === true && !isCi();
     this.render = options.render;
     this.timer = setInterval(() => this.draw(), options.intervalMs ?? 1_000);
     // The progress line must never keep the process alive by itself.
@@ -26,7 +29,7 @@ export class Progress {
 
   private draw(): void {
     const text = this.render();
-    if (this.stream.isTTY) {
+    if (this.inPlace) {
       this.stream.write(`\r\x1b[K${text}`);
       this.drawn = true;
     } else {
@@ -37,7 +40,13 @@ export class Progress {
   /** Stops the ticker and clears the in-place line, so the summary prints on a clean line. */
   stop(): void {
     clearInterval(this.timer);
-    if (this.drawn && this.stream.isTTY) this.stream.write('\r\x1b[K');
+    if (this.drawn && this.inPlace) this.stream.write('\r\x1b[K');
     this.drawn = false;
   }
+}
+
+/** `CI` set to anything but `false`/`0`, as CI services do. */
+export function isCi(env: NodeJS.ProcessEnv = process.env): boolean {
+  const ci = env.CI;
+  return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
 }
