@@ -5,7 +5,7 @@
  * `maxAgeMs` (in the background, answering from the cache meanwhile) and when a
  * broker says the map is wrong (NOT_PRIMARY, STALE_EPOCH, PARTITION_NOT_FOUND, or no
  * answer). While the coordinator is unreachable the last map stays in use, so produce
- * and consume keep working (DESIGN.md promise 5).
+ * and consume keep working (promise 5 of docs/architecture.md).
  */
 import { COORDINATOR_ROUTES, isNetworkError, isRetriable, isTesseraError, TesseraError } from '@tessera/protocol';
 import type { MetadataResponse, PartitionAssignment, TopicMetadata } from '@tessera/protocol';
