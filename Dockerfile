@@ -1,14 +1,18 @@
 # One image for every role of Tessera: coordinator, broker, or the tessera CLI.
 #   docker run IMAGE coordinator   docker run IMAGE broker   docker run IMAGE topics list
 # Configuration comes from TESSERA_* environment variables (docs/operations.md).
+# Behind a TLS-intercepting proxy: docker build --build-arg EXTRA_CA_CERT="$(cat proxy-ca.pem)" .
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
-# better-sqlite3 compiles from source when no prebuilt binary can be downloaded.
+# PEM text of one more CA to trust while downloading (build stage only; see docker/with-extra-ca.sh).
+ARG EXTRA_CA_CERT=""
+COPY docker/with-extra-ca.sh /usr/local/bin/with-extra-ca
+# Compilers for the SQLite driver, which is built from source below.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/* \
- && npm install -g pnpm@10
+ && with-extra-ca npm install -g pnpm@10
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml tsconfig.base.json tsconfig.json ./
 COPY packages/protocol/package.json packages/protocol/
 COPY packages/service/package.json packages/service/
@@ -17,13 +21,25 @@ COPY packages/broker/package.json packages/broker/
 COPY packages/client/package.json packages/client/
 COPY packages/cli/package.json packages/cli/
 COPY integration-tests/package.json integration-tests/
-# Sources are not here yet, so the root `prepare` build is skipped; native modules are built explicitly.
-RUN pnpm install --frozen-lockfile --ignore-scripts && pnpm rebuild better-sqlite3
+# What the TypeScript build needs. No install scripts: compiling needs nothing native, and the
+# sources are not here yet for the root `prepare` build.
+RUN with-extra-ca pnpm install --frozen-lockfile --ignore-scripts
 COPY packages packages
-# The root build (and `pnpm deploy`, which runs the root `prepare`) also compiles the test harness.
+# The root build also compiles the test harness.
 COPY integration-tests integration-tests
+# /app: the CLI (which runs the coordinator and the broker too) with its production dependencies,
+# in a flat node_modules, without install scripts: the one native module is built next.
 RUN pnpm build \
- && pnpm --filter @tessera/cli deploy --prod --legacy /app
+ && with-extra-ca pnpm --filter @tessera/cli deploy --prod --legacy --config.node-linker=hoisted --config.ignore-scripts=true /app \
+ && rm -rf /app/node_modules/.pnpm /app/node_modules/.modules.yaml
+# The native step: better-sqlite3 compiled in /app, where it runs, against this image's own Node
+# headers; then only the compiled module is kept (no sources, objects or static library).
+RUN cd /app/node_modules/better-sqlite3 \
+ && npm_config_nodedir=/usr/local with-extra-ca npm run build-release \
+ && mv build/Release/better_sqlite3.node /root/better_sqlite3.node \
+ && rm -rf build deps src binding.gyp \
+ && mkdir -p build/Release \
+ && mv /root/better_sqlite3.node build/Release/
 # The layout the entrypoint relies on, and a native SQLite driver that loads, or the build fails here.
 RUN node /app/dist/bin.js --help >/dev/null \
  && node /app/node_modules/@tessera/coordinator/dist/main.js --help >/dev/null \
@@ -38,9 +54,10 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=build /app /app
 COPY docker/entrypoint.sh /usr/local/bin/tessera-entrypoint
+# /data is where the services keep their databases: mount a named volume there (compose does).
+# No VOLUME instruction, so containers that keep no data (the CLI, the demo) leave no anonymous volume.
 RUN mkdir -p /data && chown node:node /data && chmod 0755 /usr/local/bin/tessera-entrypoint
 USER node
-VOLUME ["/data"]
 EXPOSE 7070 7071
 # Healthy = serving: /ready answers 200 once the coordinator has loaded its state, or once a broker
 # has registered and applied its assignments (it stays ready while the coordinator is away).

@@ -84,14 +84,11 @@ try {
     // The SQLite driver's sources and compiler output: only the compiled module is loaded.
     const sqlite = path.join(stage, 'node_modules', 'better-sqlite3');
     if (existsSync(sqlite)) {
-      for (const leftover of ['deps', 'src', 'build/Release/obj', 'build/Release/obj.target', 'build/Release/.deps', 'build/Release/test_extension.node', 'build/deps']) {
-        rmSync(path.join(sqlite, leftover), { recursive: true, force: true });
-      }
-      for (const file of readdirSync(path.join(sqlite, 'build', 'Release'))) {
-        if (file.endsWith('.a')) rmSync(path.join(sqlite, 'build', 'Release', file));
-      }
+      const compiled = readFileSync(path.join(sqlite, 'build', 'Release', 'better_sqlite3.node'));
+      for (const leftover of ['build', 'deps', 'src', 'binding.gyp']) rmSync(path.join(sqlite, leftover), { recursive: true, force: true });
+      mkdirSync(path.join(sqlite, 'build', 'Release'), { recursive: true });
+      writeFileSync(path.join(sqlite, 'build', 'Release', 'better_sqlite3.node'), compiled);
       // Already compiled: npm would run its install script (or node-gyp, for a binding.gyp) again.
-      rmSync(path.join(sqlite, 'binding.gyp'), { force: true });
       rewrite(path.join(sqlite, 'package.json'), (file) => {
         const manifest = JSON.parse(readFileSync(file, 'utf8'));
         delete manifest.scripts;

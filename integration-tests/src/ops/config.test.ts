@@ -55,6 +55,31 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('runs every helper (a shell or the CLI, no data) under an init, so docker stop ends it at once', () => {
+    const helpers = services.filter(([, service]) => (service as { image?: string }).image?.includes('tessera') && !['coordinator', 'broker'].includes(service.command?.[0] ?? ''));
+    expect(helpers.map(([name]) => name).sort()).toEqual(['cli', 'demo-consumer', 'demo-producer', 'demo-topic']);
+    for (const [name, service] of helpers) expect((service as { init?: boolean }).init, name).toBe(true);
+  });
+
+  it('keeps data only in named volumes, and the image declares no VOLUME (no anonymous volume per container)', () => {
+    const named = Object.keys((readYaml('docker-compose.yml') as { volumes: Record<string, unknown> }).volumes);
+    for (const [name, service] of services) {
+      for (const volume of service.volumes ?? []) {
+        const source = volume.split(':')[0]!;
+        if (!source.startsWith('./')) expect(named, `${name}: ${volume}`).toContain(source);
+      }
+    }
+    const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+    expect(dockerfile).not.toMatch(/^VOLUME/m);
+  });
+
+  it('passes an optional extra CA to the image build', () => {
+    const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^ARG EXTRA_CA_CERT=""$/m);
+    const build = (compose.services.coordinator as { build?: { args?: Record<string, string> } }).build;
+    expect(build?.args?.EXTRA_CA_CERT).toBe('${EXTRA_CA_CERT:-}');
+  });
+
   it('mounts the Prometheus configuration and the Grafana provisioning of the repository', () => {
     expect(compose.services.prometheus.volumes).toContain('./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
     expect(compose.services.grafana.volumes).toContain('./grafana/provisioning:/etc/grafana/provisioning:ro');
