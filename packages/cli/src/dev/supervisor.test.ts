@@ -59,6 +59,22 @@ function setup(restartOnExit: boolean) {
   return { dir, entry, stdout, stderr, out: collect(stdout), err: collect(stderr), restartOnExit };
 }
 
+/** A running DevCluster of the fake services, one broker, without restarts; stopped after the test. */
+async function startOneBroker() {
+  const t = setup(false);
+  const port = await freePortRange(2);
+  const dataDir = path.join(t.dir, 'data');
+  const cluster = new DevCluster({ brokers: 1, dataDir, port, restartOnExit: false, coordinatorEntry: t.entry, brokerEntry: t.entry, stdout: t.stdout, stderr: t.stderr });
+  const run = cluster.run();
+  cleanups.push(async () => {
+    await cluster.shutdown();
+    await run.catch(() => undefined);
+    fs.rmSync(t.dir, { recursive: true, force: true });
+  });
+  await waitFor(() => t.out().includes('broker-1'), 'the addresses');
+  return { t, dataDir, cluster, run };
+}
+
 describe('DevCluster', () => {
   it('starts, records PIDs, restarts a killed broker, and stops everything', async () => {
     const t = setup(true);
@@ -111,17 +127,7 @@ describe('DevCluster', () => {
   });
 
   it('keeps the others serving when a process dies without --restart-on-exit', async () => {
-    const t = setup(false);
-    const port = await freePortRange(2);
-    const dataDir = path.join(t.dir, 'data');
-    const cluster = new DevCluster({ brokers: 1, dataDir, port, restartOnExit: false, coordinatorEntry: t.entry, brokerEntry: t.entry, stdout: t.stdout, stderr: t.stderr });
-    const run = cluster.run();
-    cleanups.push(async () => {
-      await cluster.shutdown();
-      await run.catch(() => undefined);
-      fs.rmSync(t.dir, { recursive: true, force: true });
-    });
-    await waitFor(() => t.out().includes('broker-1'), 'the addresses');
+    const { t, dataDir, cluster, run } = await startOneBroker();
     const [coordinator, broker] = readDevState(dataDir)!.processes;
     process.kill(broker!.pid!, 'SIGKILL');
     await waitFor(() => t.err().includes('keep serving'), 'the report');
@@ -133,16 +139,7 @@ describe('DevCluster', () => {
   });
 
   it('stops cleanly with exit 0 when one Ctrl-C arrives twice at once (terminal and pnpm)', async () => {
-    const t = setup(false);
-    const port = await freePortRange(2);
-    const dataDir = path.join(t.dir, 'data');
-    const cluster = new DevCluster({ brokers: 1, dataDir, port, restartOnExit: false, coordinatorEntry: t.entry, brokerEntry: t.entry, stdout: t.stdout, stderr: t.stderr });
-    const run = cluster.run();
-    cleanups.push(async () => {
-      await run.catch(() => undefined);
-      fs.rmSync(t.dir, { recursive: true, force: true });
-    });
-    await waitFor(() => t.out().includes('broker-1'), 'the addresses');
+    const { t, dataDir, cluster, run } = await startOneBroker();
     const pids = readDevState(dataDir)!.processes.map((p) => p.pid!);
     const first = cluster.shutdown('SIGINT');
     const second = cluster.shutdown('SIGINT');

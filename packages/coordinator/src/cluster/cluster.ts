@@ -517,21 +517,7 @@ export class Cluster {
 
     // 3. Rebalance while wanted.
     if (this.rebalanceRequested && this.moves.size < this.options.maxConcurrentMoves) {
-      const partitions: PlannerPartition[] = [];
-      for (const topic of this.topics.values()) {
-        for (const p of topic.partitions) {
-          const move = this.moves.get(moveKey(topic.name, p.partition));
-          partitions.push({
-            topic: topic.name,
-            partition: p.partition,
-            replicationFactor: topic.replicationFactor,
-            primary: move ? move.targetPrimary : p.primary,
-            secondary: move ? move.targetSecondary : p.secondary,
-            pinned: move !== undefined,
-          });
-        }
-      }
-      const plan = planRebalance({ eligible: this.placementBrokerIds(), live: this.liveBrokerIds(), partitions });
+      const plan = planRebalance({ eligible: this.placementBrokerIds(), live: this.liveBrokerIds(), partitions: this.plannerPartitions() });
       if (plan.length === 0 && this.moves.size === 0) {
         this.rebalanceRequested = false;
         const moved = this.rebalanceMovesStarted;
@@ -597,6 +583,28 @@ export class Cluster {
     this.unbalancedSinceMs ??= now;
     if (now - this.unbalancedSinceMs < this.options.leadershipBalanceDelayMs) return;
     if (this.moves.size >= this.options.maxConcurrentMoves) return;
+    const plan = planRebalance({ eligible: this.placementBrokerIds(), live: this.liveBrokerIds(), partitions: this.plannerPartitions(), leadershipOnly: true });
+    const capacity = this.options.maxConcurrentMoves - this.moves.size;
+    const starting = plan.slice(0, capacity);
+    if (starting.length === 0) {
+      // Nothing can move yet (secondaries catching up, rf=1 topics): plan again after another delay.
+      if (!running) this.unbalancedSinceMs = now;
+      return;
+    }
+    if (!this.leadershipBalancing) {
+      this.leadershipBalancing = true;
+      const brokers = this.brokerStatuses().filter((b) => b.alive).map((b) => ({ id: b.id, primaries: b.primaries }));
+      steps.push(() => this.event('leadership_balance_started', { spread, transfers: plan.length, brokers }));
+    }
+    for (const planned of starting) startMove(planned.topic, this.topics.get(planned.topic)!.partitions[planned.partition], planned.to, 'leadership');
+    this.options.counters.leadershipTransfers.inc(starting.length);
+  }
+
+  /**
+   * Every partition as the planner sees it: one with a move running counted at its target and
+   * pinned, and whether its secondary is alive and in the ISR (a leadership transfer may go now).
+   */
+  private plannerPartitions(): PlannerPartition[] {
     const isAlive = (id: number) => this.brokers.get(id)?.alive === true;
     const partitions: PlannerPartition[] = [];
     for (const topic of this.topics.values()) {
@@ -613,21 +621,7 @@ export class Cluster {
         });
       }
     }
-    const plan = planRebalance({ eligible: this.placementBrokerIds(), live: this.liveBrokerIds(), partitions, leadershipOnly: true });
-    const capacity = this.options.maxConcurrentMoves - this.moves.size;
-    const starting = plan.slice(0, capacity);
-    if (starting.length === 0) {
-      // Nothing can move yet (secondaries catching up, rf=1 topics): plan again after another delay.
-      if (!running) this.unbalancedSinceMs = now;
-      return;
-    }
-    if (!this.leadershipBalancing) {
-      this.leadershipBalancing = true;
-      const brokers = this.brokerStatuses().filter((b) => b.alive).map((b) => ({ id: b.id, primaries: b.primaries }));
-      steps.push(() => this.event('leadership_balance_started', { spread, transfers: plan.length, brokers }));
-    }
-    for (const planned of starting) startMove(planned.topic, this.topics.get(planned.topic)!.partitions[planned.partition], planned.to, 'leadership');
-    this.options.counters.leadershipTransfers.inc(starting.length);
+    return partitions;
   }
 
   /** The most primaries a live, not draining broker leads minus the fewest (0 with fewer than two such brokers). */
