@@ -300,8 +300,9 @@ async function main(): Promise<void> {
 }
 
 /**
- * Every broker alive, every partition of the topic with both replicas in the ISR, and the map
- * unchanged for SETTLED_MS (so rebalancing moves after a broker's return are over).
+ * Every broker alive, every partition of the topic with both replicas in the ISR, primaries
+ * within one of each other per broker (the coordinator's leadership balance after a broker's
+ * return is done), and the map unchanged for SETTLED_MS (so moves after a return are over).
  */
 async function waitSettled(coordinatorUrl: string, timeoutMs: number): Promise<void> {
   let stableSince = 0;
@@ -309,8 +310,11 @@ async function waitSettled(coordinatorUrl: string, timeoutMs: number): Promise<v
   await waitUntil(
     async () => {
       const map = await metadata(coordinatorUrl);
+      const led = map.brokers.filter((b) => b.alive).map((b) => map.topics[0].partitions.filter((p) => p.primary === b.id).length);
       const inSync =
-        map.brokers.filter((b) => b.alive).length === BROKERS && map.topics[0].partitions.every((p) => p.primary !== null && p.isr.length === 2);
+        led.length === BROKERS &&
+        Math.max(...led) - Math.min(...led) <= 1 &&
+        map.topics[0].partitions.every((p) => p.primary !== null && p.isr.length === 2);
       if (!inSync || map.version !== lastVersion) {
         lastVersion = inSync ? map.version : -1;
         stableSince = performance.now();
