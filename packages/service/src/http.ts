@@ -1,7 +1,8 @@
 /**
  * The HTTP edge shared by the coordinator and the brokers: one koa app with the error
- * body of every failure, a bounded JSON body reader, the place where authentication
- * will sit, request metrics, and the /health, /ready and /metrics routes.
+ * body of every failure, a bounded JSON body reader, access control (who is calling, and
+ * may they make this request: `access.ts`), request metrics, and the /health, /ready and
+ * /metrics routes.
  */
 import type { Server } from 'node:http';
 import Router, { type RouterContext } from '@koa/router';
@@ -9,6 +10,7 @@ import Koa from 'koa';
 import getRawBody from 'raw-body';
 import type { Registry } from 'prom-client';
 import { DEFAULT_MAX_REQUEST_BYTES, TesseraError, type HealthResponse } from '@tessera/protocol';
+import { type AccessControl, type Caller, checkAccess } from './access.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 
@@ -17,6 +19,8 @@ export type Context = RouterContext<ServiceState>;
 export interface ServiceState {
   /** The parsed JSON body (undefined for requests without one). */
   body: unknown;
+  /** Who made the request, as access control identified them. */
+  caller: Caller;
 }
 
 export interface HttpServiceOptions {
@@ -26,6 +30,8 @@ export interface HttpServiceOptions {
   maxRequestBytes?: number;
   /** Tells /ready whether the service is serving yet. */
   isReady: () => boolean;
+  /** Who may call what; without it every request is allowed (an embedded service in a test). */
+  access?: AccessControl;
 }
 
 export interface HttpService {
@@ -46,8 +52,8 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
 
   app.use(errorBodies(options.logger));
   app.use(requestMetrics(metrics));
-  app.use(authenticate());
   app.use(jsonBody(maxRequestBytes));
+  app.use(authenticate(router, metrics, options.access));
 
   const health = (status: HealthResponse['status']): HealthResponse => ({
     status,
@@ -131,11 +137,36 @@ function toTesseraError(error: unknown): TesseraError {
 }
 
 /**
- * Authentication and authorization go here, and only here: a later token check reads
- * the request's credentials and the route's required permission, so no handler changes.
+ * Authentication and authorization happen here, and only here, before any handler: the
+ * caller is identified from the request's credentials, and the matched route's rule decides
+ * with the route's parameters and the validated-later body. Refusals are counted by reason
+ * (401) and by principal (403).
  */
-function authenticate(): Koa.Middleware<ServiceState> {
-  return (_ctx, next) => next();
+function authenticate(
+  router: Router<ServiceState>,
+  metrics: ServiceMetrics,
+  access: AccessControl | undefined,
+): Koa.Middleware<ServiceState> {
+  return async (ctx, next) => {
+    ctx.state.caller = { kind: 'anonymous' };
+    if (access !== undefined) {
+      const matched = router.match(ctx.path, ctx.method).pathAndMethod.find((layer) => layer.methods.length > 0);
+      const route = matched === undefined ? undefined : String(matched.path);
+      const params = matched === undefined ? {} : matched.params(ctx.path, matched.captures(ctx.path));
+      // Service identity (a signed call from a cluster member) is checked before this.
+      const identity = ctx.state as { clusterNode?: string; clusterAuthOff?: boolean };
+      ctx.state.caller = await checkAccess(access, metrics, {
+        method: ctx.method,
+        route,
+        params,
+        headers: ctx.headers,
+        body: ctx.state.body,
+        member: identity.clusterNode,
+        membersUnchecked: identity.clusterAuthOff === true,
+      });
+    }
+    await next();
+  };
 }
 
 /** Reads a JSON body of at most `limit` bytes into `ctx.state.body`. */

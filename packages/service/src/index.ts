@@ -1,3 +1,4 @@
+export * from './access.js';
 export * from './http.js';
 export * from './logger.js';
 export * from './metrics.js';
