@@ -7,3 +7,5 @@ export * from './schemas.js';
 export * from './validate.js';
 export type * from './wire.js';
 export * from './http-client.js';
+export * from './cluster-auth.js';
+export * from './tls.js';

@@ -3,3 +3,4 @@ export * from './http.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './shutdown.js';
+export * from './cluster-identity.js';
