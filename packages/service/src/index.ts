@@ -1,4 +1,5 @@
 export * from './access.js';
+export * from './client-auth.js';
 export * from './http.js';
 export * from './logger.js';
 export * from './metrics.js';
