@@ -28,6 +28,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
   searchParams?: Record<string, string | number>;
+  /** Sent with this request only (a client's Authorization header). */
+  headers?: Record<string, string>;
 }
 
 export class JsonHttpClient {
@@ -69,7 +71,8 @@ export class JsonHttpClient {
     const target = new URL(url);
     for (const [name, value] of Object.entries(options.searchParams ?? {})) target.searchParams.set(name, String(value));
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = text === undefined ? {} : { 'content-type': 'application/json' };
+    const headers: Record<string, string> = { ...options.headers };
+    if (text !== undefined) headers['content-type'] = 'application/json';
     if (this.signer) headers[CLUSTER_AUTH_HEADER] = this.signer.header(method, target.pathname + target.search, text);
     let response;
     try {
