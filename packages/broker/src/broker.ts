@@ -3,7 +3,7 @@
  * coordinator link. `startBroker` listens, then registers in the background; /ready turns
  * true once the broker is registered and has applied its assignments.
  */
-import { BROKER_ROUTES, JsonHttpClient, type ReplicateResponse } from '@tessera/protocol';
+import { BROKER_ROUTES, ClusterSigner, JsonHttpClient, brokerNode, type ReplicateResponse } from '@tessera/protocol';
 import { createHttpService, createLogger } from '@tessera/service';
 import type { AddressInfo } from 'node:net';
 import { CoordinatorLink, reconcile } from './cluster/index.js';
@@ -27,7 +27,9 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const logger =
     config.logger ?? createLogger('broker', { brokerId: config.id }, { level: config.logLevel, pretty: config.logPretty });
 
-  const peers = new JsonHttpClient({ timeoutMs: config.replicaTimeoutMs, maxSockets: 64 });
+  // Every call to another service carries this broker's signature and trusts the cluster's CA.
+  const signer = config.clusterSecrets ? new ClusterSigner(config.clusterSecrets, brokerNode(config.id)) : undefined;
+  const peers = new JsonHttpClient({ timeoutMs: config.replicaTimeoutMs, maxSockets: 64, tls: config.clientTls, signer });
   const metrics = new BrokerMetrics();
   const client: ReplicationPort = {
     async replicate(url, request, timeoutMs) {
@@ -45,6 +47,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     coordinatorUrl: config.coordinatorUrl.replace(/\/+$/, ''),
     heartbeatMs: config.heartbeatMs,
     timeoutMs: limits.coordinatorTimeoutMs,
+    tls: config.clientTls,
+    signer,
     logger,
     reports: () => replicas?.all().map((replica) => replica.report()) ?? [],
     apply: async (metadata, fetchSeq, first) => {
@@ -67,6 +71,9 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     id: config.id,
     logger,
     isReady: () => link.registered && link.loaded,
+    tls: config.tls,
+    clusterSecrets: config.clusterSecrets,
+    serverLimits: config.serverLimits,
   });
   const routes = mountRoutes(service, { replicas, link, limits, maxValueBytes: config.maxValueBytes, logger, metrics });
   const held = replicas;
@@ -85,7 +92,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   });
   const server = await service.listen(config.port, config.host);
   const port = (server.address() as AddressInfo).port;
-  const url = (config.advertisedUrl ?? `http://${config.host}:${port}`).replace(/\/+$/, '');
+  const url = (config.advertisedUrl ?? `${service.scheme}://${config.host}:${port}`).replace(/\/+$/, '');
   const internalUrl = (config.internalUrl ?? url).replace(/\/+$/, '');
   link.setUrl(url, internalUrl);
   logger.info({ url, internalUrl, dataDir: config.dataDir, coordinator: config.coordinatorUrl, durability: config.durability }, 'listening');

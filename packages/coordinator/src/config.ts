@@ -3,7 +3,10 @@ import {
   DEFAULT_COORDINATOR_PORT,
   DEFAULT_GROUP_SESSION_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_MS,
+  type TlsClientOptions,
+  type TlsServerOptions,
 } from '@tessera/protocol';
+import type { ServerLimits } from '@tessera/service';
 
 export const DEFAULT_MAX_CONCURRENT_MOVES = 2;
 export const DEFAULT_REPLACE_DEAD_AFTER_MS = 30_000;
@@ -29,6 +32,13 @@ export interface CoordinatorConfig {
   replaceDeadAfterMs: number;
   logLevel: string;
   logPretty: boolean;
+  /** Serve HTTPS with this certificate (else plain HTTP). */
+  tls?: TlsServerOptions;
+  /** What the brokers' certificates must chain to. */
+  clientTls?: TlsClientOptions;
+  /** Cluster secrets (the first signs): calls between services are signed and checked with them. */
+  clusterSecrets?: string[];
+  serverLimits?: Partial<ServerLimits>;
 }
 
 export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {

@@ -10,7 +10,7 @@ import {
   DEFAULT_GROUP_SESSION_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_MS,
 } from '@tessera/protocol';
-import { createLogger, onShutdown } from '@tessera/service';
+import { createLogger, edgeConfig, edgeOptions, onShutdown } from '@tessera/service';
 import { DEFAULT_MAX_CONCURRENT_MOVES, DEFAULT_REPLACE_DEAD_AFTER_MS } from './config.js';
 import { startCoordinator } from './index.js';
 
@@ -68,23 +68,25 @@ const program = new Command('tessera-coordinator')
       .default('info')
       .env('TESSERA_LOG_LEVEL'),
   )
-  .addOption(new Option('--log-pretty', 'human-readable logs instead of JSON lines').env('TESSERA_LOG_PRETTY'))
-  .action(async (options) => {
-    const running = await startCoordinator({
-      port: options.port,
-      host: options.host,
-      dataDir: options.dataDir,
-      heartbeatMs: options.heartbeatMs,
-      brokerTimeoutMs: options.brokerTimeoutMs,
-      groupSessionTimeoutMs: options.groupSessionTimeoutMs,
-      notifyTimeoutMs: 2_000,
-      maxConcurrentMoves: options.maxConcurrentMoves,
-      replaceDeadAfterMs: options.replaceDeadAfterMs,
-      logLevel: options.logLevel,
-      logPretty: options.logPretty === true,
-    });
-    onShutdown(createLogger('coordinator', {}, { level: options.logLevel, pretty: options.logPretty === true }), running.close);
+  .addOption(new Option('--log-pretty', 'human-readable logs instead of JSON lines').env('TESSERA_LOG_PRETTY'));
+for (const option of edgeOptions()) program.addOption(option);
+program.action(async (options) => {
+  const running = await startCoordinator({
+    ...edgeConfig(options),
+    port: options.port,
+    host: options.host,
+    dataDir: options.dataDir,
+    heartbeatMs: options.heartbeatMs,
+    brokerTimeoutMs: options.brokerTimeoutMs,
+    groupSessionTimeoutMs: options.groupSessionTimeoutMs,
+    notifyTimeoutMs: 2_000,
+    maxConcurrentMoves: options.maxConcurrentMoves,
+    replaceDeadAfterMs: options.replaceDeadAfterMs,
+    logLevel: options.logLevel,
+    logPretty: options.logPretty === true,
   });
+  onShutdown(createLogger('coordinator', {}, { level: options.logLevel, pretty: options.logPretty === true }), running.close);
+});
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`tessera-coordinator: ${(error as Error).message}\n`);

@@ -5,3 +5,4 @@ export * from './logger.js';
 export * from './metrics.js';
 export * from './shutdown.js';
 export * from './cluster-identity.js';
+export * from './flags.js';

@@ -7,6 +7,8 @@
 import {
   COORDINATOR_ROUTES,
   JsonHttpClient,
+  type ClusterSigner,
+  type TlsClientOptions,
   type BrokerHeartbeatResponse,
   type IsrChangeRequest,
   type MetadataResponse,
@@ -26,6 +28,10 @@ export interface CoordinatorLinkOptions {
   coordinatorUrl: string;
   heartbeatMs: number;
   timeoutMs: number;
+  /** What the coordinator's certificate must chain to, when it serves HTTPS. */
+  tls?: TlsClientOptions;
+  /** Signs every call as this broker (service identity). */
+  signer?: ClusterSigner;
   logger: Logger;
   reports: () => ReplicaReport[];
   apply: (metadata: MetadataResponse, fetchSeq: number, first: boolean) => Promise<void>;
@@ -53,7 +59,7 @@ export class CoordinatorLink implements ClusterPort {
 
   constructor(private readonly options: CoordinatorLinkOptions) {
     this.brokerId = options.brokerId;
-    this.http = new JsonHttpClient({ timeoutMs: options.timeoutMs, maxSockets: 8 });
+    this.http = new JsonHttpClient({ timeoutMs: options.timeoutMs, maxSockets: 8, tls: options.tls, signer: options.signer });
     this.brokers.set(options.brokerId, { url: options.url, internalUrl: options.internalUrl ?? options.url });
   }
 

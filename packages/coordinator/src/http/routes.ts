@@ -20,8 +20,9 @@ import {
   topicName,
   type BrokerHeartbeatResponse,
   type BrokerListResponse,
+  brokerNode,
 } from '@tessera/protocol';
-import type { Context, HttpService } from '@tessera/service';
+import { type Context, type HttpService, type ServiceMetrics, requireClusterNode } from '@tessera/service';
 import type { Cluster } from '../cluster/cluster.js';
 import type { Notifier } from '../cluster/notify.js';
 import type { GroupManager } from '../groups/groups.js';
@@ -34,6 +35,7 @@ export interface RouteDeps {
   router: ProduceRouter;
   notifier: Notifier;
   heartbeatMs: number;
+  metrics: ServiceMetrics;
 }
 
 const DEFAULT_EVENTS_LIMIT = 100;
@@ -45,6 +47,9 @@ const groupParam = (ctx: Context) => parseOrThrow(groupId, ctx.params.group, 'gr
 
 export function registerRoutes(router: HttpService['router'], deps: RouteDeps): void {
   const { cluster, groups } = deps;
+  // Only cluster members reach the broker routes (the HTTP edge checks that); each broker may
+  // only speak for itself.
+  const asBroker = (ctx: Context, id: number) => requireClusterNode(ctx.state, brokerNode(id), deps.metrics);
 
   const heartbeatAnswer = (): BrokerHeartbeatResponse => ({
     metadataVersion: cluster.version,
@@ -94,11 +99,13 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
   // ---- brokers ----
   router.post(R.brokerRegister, (ctx) => {
     const request = parseOrThrow(registerBrokerRequest, ctx.state.body);
+    asBroker(ctx, request.id);
     cluster.brokerSeen(request.id, request.url, request.internalUrl);
     ctx.body = heartbeatAnswer();
   });
   router.post(R.brokerHeartbeat, (ctx) => {
     const request = parseOrThrow(brokerHeartbeatRequest, ctx.state.body);
+    asBroker(ctx, request.id);
     cluster.brokerSeen(request.id, request.url, request.internalUrl, request.replicas);
     ctx.body = heartbeatAnswer();
   });
@@ -115,10 +122,12 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
   });
   router.post(R.isr, (ctx) => {
     const request = parseOrThrow(isrChangeRequest, ctx.state.body);
+    asBroker(ctx, request.brokerId);
     ctx.body = cluster.changeIsr(request);
   });
   router.post(R.reassignComplete, (ctx) => {
     const request = parseOrThrow(reassignCompleteRequest, ctx.state.body);
+    asBroker(ctx, request.brokerId);
     ctx.body = cluster.completeReassignment(request);
   });
 
