@@ -6,6 +6,7 @@ import { DEFAULT_COORDINATOR_URL, DEFAULT_RETRY, TesseraError, type RetryOptions
 import { AdminClient, type Admin } from './admin/admin.js';
 import { MetadataCache } from './cluster/metadata-cache.js';
 import { Connection } from './connection/connection.js';
+import { type Credentials, discoverCredentials } from './connection/credentials.js';
 import { Consumer, type ConsumerOptions } from './consumer/consumer.js';
 import { Producer, type ProducerOptions } from './producer/producer.js';
 
@@ -19,6 +20,12 @@ export interface ClientOptions {
   retry?: Partial<RetryOptions>;
   /** The cluster map is refreshed in the background when older than this, in ms (default 30000). */
   metadataMaxAgeMs?: number;
+  /**
+   * Who the client is: `{ principal, secret }` (exchanged for short-lived tokens) or `{ token }`.
+   * Default: TESSERA_TOKEN, else TESSERA_PRINCIPAL and TESSERA_SECRET, else the admin credentials
+   * of a `tessera dev` cluster at this coordinator (from `.tessera/dev`); `null` sends none.
+   */
+  credentials?: Credentials | null;
 }
 
 /**
@@ -53,7 +60,8 @@ export class TesseraClient {
     }
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.retryOptions = { ...DEFAULT_RETRY, ...definedOnly(options.retry ?? {}) };
-    this.connection = new Connection({ coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs });
+    const credentials = options.credentials === undefined ? discoverCredentials(coordinatorUrl) : (options.credentials ?? undefined);
+    this.connection = new Connection({ coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs, credentials });
     this.metadataCache = new MetadataCache(this.connection, options.metadataMaxAgeMs ?? 30_000);
     this.admin = new AdminClient(this.connection, this.metadataCache);
   }

@@ -4,22 +4,27 @@
  * produce, fetch, commit, offsets). Coordinator calls that get no answer become a
  * clear UNAVAILABLE error naming the coordinator, so a user sees what is wrong.
  */
-import { isNetworkError, JsonHttpClient, routePath, TesseraError, type RequestOptions } from '@tessera/protocol';
+import { isNetworkError, isTesseraError, JsonHttpClient, routePath, TesseraError, type RequestOptions } from '@tessera/protocol';
+import { type Credentials, TokenSource } from './credentials.js';
 
 export interface ConnectionOptions {
   coordinatorUrl: string;
   requestTimeoutMs: number;
+  /** Sent (as a token) on every call; without them, calls are anonymous. */
+  credentials?: Credentials;
 }
 
 export class Connection {
   readonly coordinatorUrl: string;
   readonly requestTimeoutMs: number;
   private readonly http: JsonHttpClient;
+  private readonly tokens: TokenSource | undefined;
 
   constructor(options: ConnectionOptions) {
     this.coordinatorUrl = options.coordinatorUrl.replace(/\/+$/, '');
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.http = new JsonHttpClient({ timeoutMs: options.requestTimeoutMs });
+    this.tokens = options.credentials && new TokenSource(options.credentials, this.coordinatorUrl, this.http);
   }
 
   /** Calls the coordinator; `route` is a template from COORDINATOR_ROUTES filled with `params`. */
@@ -32,7 +37,7 @@ export class Connection {
   ): Promise<T> {
     const url = this.coordinatorUrl + routePath(route, params);
     try {
-      return await this.http.request<T>(method, url, body, options);
+      return await this.authenticated((headers) => this.http.request<T>(method, url, body, { ...options, headers }));
     } catch (error) {
       throw coordinatorError(error, this.coordinatorUrl);
     }
@@ -42,7 +47,7 @@ export class Connection {
   async broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
     const url = brokerUrl.replace(/\/+$/, '') + routePath(route, params);
     try {
-      return await this.http.post<T>(url, body, options);
+      return await this.authenticated((headers) => this.http.post<T>(url, body, { ...options, headers }));
     } catch (error) {
       throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
     }
@@ -50,6 +55,21 @@ export class Connection {
 
   close(): void {
     this.http.close();
+  }
+
+  /**
+   * Makes a call with the Authorization header, the one place the client adds it. A 401 with a
+   * token from a secret (expired, or the secret was rotated) gets one more try with a new token.
+   */
+  private async authenticated<T>(call: (headers: Record<string, string> | undefined) => Promise<T>): Promise<T> {
+    if (this.tokens === undefined) return call(undefined);
+    const headers = await this.tokens.header();
+    try {
+      return await call(headers);
+    } catch (error) {
+      if (!isTesseraError(error, 'UNAUTHORIZED') || !this.tokens.invalidate()) throw error;
+      return call(await this.tokens.header());
+    }
   }
 }
 
