@@ -4,7 +4,9 @@
  * usage, 130 interrupted).
  */
 import { Command, CommanderError, Option } from 'commander';
+import type { Credentials } from '@tessera/client';
 import { DEFAULT_COORDINATOR_URL } from '@tessera/protocol';
+import { registerAuth } from './commands/auth.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerData } from './commands/data.js';
 import { registerDev } from './commands/dev.js';
@@ -24,6 +26,9 @@ export function buildProgram(runtime: Runtime): Command {
     .addOption(
       new Option('--coordinator <url>', 'coordinator URL').env('TESSERA_COORDINATOR').default(DEFAULT_COORDINATOR_URL).argParser(coordinatorUrl),
     )
+    .addOption(new Option('--principal <name>', 'authenticate as this principal (with --secret or TESSERA_SECRET)'))
+    .addOption(new Option('--secret <secret>', "the principal's secret (visible to other local users in the process list: prefer TESSERA_SECRET)"))
+    .addOption(new Option('--token <token>', 'a token instead of a principal and secret (or TESSERA_TOKEN)'))
     .showHelpAfterError(false)
     .showSuggestionAfterError(true)
     .exitOverride()
@@ -34,14 +39,38 @@ export function buildProgram(runtime: Runtime): Command {
       outputError: (text, write) => write(`tessera: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}\n`),
     })
     .hook('preAction', (_program, action) => {
-      runtime.coordinatorUrl = action.optsWithGlobals<{ coordinator: string }>().coordinator;
+      const options = action.optsWithGlobals<{ coordinator: string; principal?: string; secret?: string; token?: string }>();
+      runtime.coordinatorUrl = options.coordinator;
+      runtime.credentials = credentialsFromFlags(options);
     });
   registerDev(program, runtime);
   registerTopics(program, runtime);
   registerData(program, runtime);
   registerGroups(program, runtime);
   registerCluster(program, runtime);
+  registerAuth(program, runtime);
   return program;
+}
+
+/**
+ * `--token`, or `--principal` with `--secret` (or TESSERA_SECRET); undefined leaves the
+ * client to find them (TESSERA_TOKEN, TESSERA_PRINCIPAL and TESSERA_SECRET, a dev cluster's).
+ */
+export function credentialsFromFlags(
+  flags: { principal?: string; secret?: string; token?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): Credentials | undefined {
+  if (flags.token !== undefined) {
+    if (flags.principal !== undefined || flags.secret !== undefined) throw new CliError('give --token or --principal, not both', { exitCode: 2 });
+    return { token: flags.token };
+  }
+  if (flags.principal === undefined) {
+    if (flags.secret !== undefined) throw new CliError('--secret needs --principal', { exitCode: 2 });
+    return undefined;
+  }
+  const secret = flags.secret ?? env.TESSERA_SECRET;
+  if (secret === undefined || secret === '') throw new CliError(`--principal ${flags.principal} needs --secret or TESSERA_SECRET`, { exitCode: 2 });
+  return { principal: flags.principal, secret };
 }
 
 /** Runs the CLI with `argv` (as process.argv: node, script, args...) and returns the exit code. */
