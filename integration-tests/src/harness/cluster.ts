@@ -5,7 +5,7 @@
  * image through testcontainers (`container-cluster.ts`), as the GitLab pipeline does.
  */
 import { type ClientOptions, TesseraClient } from '@tessera/client';
-import { sleep } from '@tessera/protocol';
+import { JsonHttpClient, type TlsClientOptions, sleep } from '@tessera/protocol';
 import type { ServiceHandle } from './process.js';
 
 export interface ClusterOptions {
@@ -27,6 +27,8 @@ export interface ClusterOptions {
    * scenario can cut single network links (`Cluster.links`). Processes launcher only.
    */
   proxies?: boolean;
+  /** Every service serves HTTPS with certificates of a CA made for the cluster. Processes launcher only. */
+  tls?: boolean;
 }
 
 /** The network links of one broker that a scenario can cut, blackhole or delay. */
@@ -43,6 +45,10 @@ export interface LinkControl {
 
 export interface Cluster {
   readonly coordinatorUrl: string;
+  /** The secret the services sign their calls to each other with. */
+  readonly clusterSecret: string;
+  /** What the services' certificates chain to, when the cluster runs with TLS. */
+  readonly tls?: TlsClientOptions;
   readonly coordinator: ServiceHandle;
   readonly brokers: ReadonlyMap<number, ServiceHandle>;
   /** Where the scenario may keep files of its own (and, for processes, where the logs are). */
@@ -65,6 +71,8 @@ export interface Cluster {
 /** What a launcher makes; `assembleCluster` turns it into the Cluster every scenario uses. */
 export interface ClusterParts {
   coordinatorUrl: string;
+  clusterSecret: string;
+  tls?: TlsClientOptions;
   coordinator: ServiceHandle;
   brokers: Map<number, ServiceHandle>;
   dataDir: string;
@@ -81,7 +89,7 @@ export function assembleCluster(parts: ClusterParts): Cluster {
   const startProcesses = async () => {
     await coordinator.start();
     await Promise.all([...brokers.values()].map((broker) => broker.start()));
-    await waitForLiveBrokers(coordinatorUrl, brokers.size);
+    await waitForLiveBrokers(coordinatorUrl, brokers.size, parts.tls);
   };
   const stopProcesses = async () => {
     await Promise.all([...brokers.values()].map((broker) => broker.stop()));
@@ -89,6 +97,8 @@ export function assembleCluster(parts: ClusterParts): Cluster {
   };
   return {
     coordinatorUrl,
+    clusterSecret: parts.clusterSecret,
+    ...(parts.tls ? { tls: parts.tls } : {}),
     coordinator,
     brokers,
     dataDir: parts.dataDir,
@@ -140,15 +150,19 @@ export function coordinatorMoveFlags(options: ClusterOptions): string[] {
 }
 
 /** Waits until the coordinator counts `count` live brokers. */
-export async function waitForLiveBrokers(coordinatorUrl: string, count: number): Promise<void> {
-  await waitFor(
-    async () => {
-      const response = await fetch(`${coordinatorUrl}/cluster/status`);
-      const status = (await response.json()) as { brokers: Array<{ alive: boolean }> };
-      return status.brokers.filter((broker) => broker.alive).length >= count;
-    },
-    { timeoutMs: 20_000, what: `${count} live brokers` },
-  );
+export async function waitForLiveBrokers(coordinatorUrl: string, count: number, tls?: TlsClientOptions): Promise<void> {
+  const http = new JsonHttpClient({ timeoutMs: 2_000, maxSockets: 1, tls });
+  try {
+    await waitFor(
+      async () => {
+        const status = await http.get<{ brokers: Array<{ alive: boolean }> }>(`${coordinatorUrl}/cluster/status`);
+        return status.brokers.filter((broker) => broker.alive).length >= count;
+      },
+      { timeoutMs: 20_000, what: `${count} live brokers` },
+    );
+  } finally {
+    http.close();
+  }
 }
 
 /** Polls `condition` until it holds, failing with `what` after `timeoutMs`. */

@@ -7,6 +7,7 @@
  * test process reaches them through ports published at fixed host ports (`--advertised-url`),
  * so the URLs in the cluster map work from both sides and survive a container restart.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -116,6 +117,8 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
   const network: StartedNetwork = await new Network().start();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `tessera-${options.name}-`));
   const heartbeat = ['--heartbeat-ms', String(options.heartbeatMs ?? 200)];
+  // The services sign their calls to each other with a secret made for this cluster.
+  const clusterSecret = randomBytes(24).toString('hex');
 
   const coordinatorHostPort = hostPort();
   const coordinatorUrl = `http://${host}:${coordinatorHostPort}`;
@@ -126,7 +129,7 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
         .withNetwork(network)
         .withNetworkAliases('coordinator')
         .withExposedPorts({ container: COORDINATOR_PORT, host: coordinatorHostPort })
-        .withEnvironment({ TESSERA_PORT: String(COORDINATOR_PORT) })
+        .withEnvironment({ TESSERA_PORT: String(COORDINATOR_PORT), TESSERA_CLUSTER_SECRET: clusterSecret })
         .withCommand([
           'coordinator',
           ...heartbeat,
@@ -155,6 +158,7 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
             TESSERA_ADVERTISED_URL: `http://${host}:${published}`,
             TESSERA_INTERNAL_URL: `http://broker-${id}:${BROKER_PORT}`,
             TESSERA_COORDINATOR: `http://coordinator:${COORDINATOR_PORT}`,
+            TESSERA_CLUSTER_SECRET: clusterSecret,
           })
           .withCommand([
             'broker',
@@ -174,6 +178,7 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
 
   const cluster = assembleCluster({
     coordinatorUrl,
+    clusterSecret,
     coordinator,
     brokers,
     dataDir,

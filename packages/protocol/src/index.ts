@@ -10,3 +10,4 @@ export type * from './wire.js';
 export * from './http-client.js';
 export * from './cluster-auth.js';
 export * from './tls.js';
+export * from './certificates.js';
