@@ -109,7 +109,7 @@ export function assembleCluster(parts: ClusterParts): Cluster {
       return broker;
     },
     client(clientOptions = {}) {
-      const client = new TesseraClient({ ...clientOptions, coordinator: coordinatorUrl });
+      const client = new TesseraClient({ ...(parts.tls ? { tls: parts.tls } : {}), ...clientOptions, coordinator: coordinatorUrl });
       clients.push(client);
       return client;
     },

@@ -2,11 +2,12 @@
  * The entry point of the client library: one `TesseraClient` per cluster holds the
  * connection pool and the metadata cache that its admin, producers and consumers share.
  */
-import { DEFAULT_COORDINATOR_URL, DEFAULT_RETRY, TesseraError, type RetryOptions } from '@tessera/protocol';
+import { DEFAULT_COORDINATOR_URL, DEFAULT_RETRY, TesseraError, type RetryOptions, type TlsClientOptions } from '@tessera/protocol';
 import { AdminClient, type Admin } from './admin/admin.js';
 import { MetadataCache } from './cluster/metadata-cache.js';
 import { Connection } from './connection/connection.js';
 import { type Credentials, discoverCredentials } from './connection/credentials.js';
+import { discoverTls } from './connection/tls.js';
 import { Consumer, type ConsumerOptions } from './consumer/consumer.js';
 import { Producer, type ProducerOptions } from './producer/producer.js';
 
@@ -26,6 +27,13 @@ export interface ClientOptions {
    * of a `tessera dev` cluster at this coordinator (from `.tessera/dev`); `null` sends none.
    */
   credentials?: Credentials | null;
+  /**
+   * What the cluster's certificates must chain to, for an https coordinator: `{ ca }` (PEM), plus
+   * `cert`/`key` for a client certificate. Default: TESSERA_CA_FILE, else the CA of a
+   * `tessera dev` cluster (`.tessera/dev/tls/ca.crt`), else the system CAs. The server's
+   * certificate is always verified unless `rejectUnauthorized: false`.
+   */
+  tls?: TlsClientOptions;
 }
 
 /**
@@ -61,7 +69,8 @@ export class TesseraClient {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.retryOptions = { ...DEFAULT_RETRY, ...definedOnly(options.retry ?? {}) };
     const credentials = options.credentials === undefined ? discoverCredentials(coordinatorUrl) : (options.credentials ?? undefined);
-    this.connection = new Connection({ coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs, credentials });
+    const tls = options.tls ?? discoverTls(coordinatorUrl);
+    this.connection = new Connection({ coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs, credentials, ...(tls ? { tls } : {}) });
     this.metadataCache = new MetadataCache(this.connection, options.metadataMaxAgeMs ?? 30_000);
     this.admin = new AdminClient(this.connection, this.metadataCache);
   }

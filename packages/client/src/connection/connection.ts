@@ -4,7 +4,15 @@
  * produce, fetch, commit, offsets). Coordinator calls that get no answer become a
  * clear UNAVAILABLE error naming the coordinator, so a user sees what is wrong.
  */
-import { isNetworkError, isTesseraError, JsonHttpClient, routePath, TesseraError, type RequestOptions } from '@tessera/protocol';
+import {
+  isNetworkError,
+  isTesseraError,
+  JsonHttpClient,
+  routePath,
+  TesseraError,
+  type RequestOptions,
+  type TlsClientOptions,
+} from '@tessera/protocol';
 import { type Credentials, TokenSource } from './credentials.js';
 
 export interface ConnectionOptions {
@@ -12,6 +20,8 @@ export interface ConnectionOptions {
   requestTimeoutMs: number;
   /** Sent (as a token) on every call; without them, calls are anonymous. */
   credentials?: Credentials;
+  /** What the services' certificates must chain to (https URLs); without it, the system CAs. */
+  tls?: TlsClientOptions;
 }
 
 export class Connection {
@@ -23,7 +33,7 @@ export class Connection {
   constructor(options: ConnectionOptions) {
     this.coordinatorUrl = options.coordinatorUrl.replace(/\/+$/, '');
     this.requestTimeoutMs = options.requestTimeoutMs;
-    this.http = new JsonHttpClient({ timeoutMs: options.requestTimeoutMs });
+    this.http = new JsonHttpClient({ timeoutMs: options.requestTimeoutMs, tls: options.tls });
     this.tokens = options.credentials && new TokenSource(options.credentials, this.coordinatorUrl, this.http);
   }
 
