@@ -3,6 +3,7 @@ import {
   DEFAULT_COORDINATOR_PORT,
   DEFAULT_GROUP_SESSION_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_MS,
+  DEFAULT_TOKEN_TTL_MS,
   type TlsClientOptions,
   type TlsServerOptions,
 } from '@tessera/protocol';
@@ -39,6 +40,12 @@ export interface CoordinatorConfig {
   /** Cluster secrets (the first signs): calls between services are signed and checked with them. */
   clusterSecrets?: string[];
   serverLimits?: Partial<ServerLimits>;
+  /** Client authentication and ACLs on (the default): every client call needs a token. */
+  auth: boolean;
+  /** How long a token is valid. */
+  tokenTtlMs: number;
+  /** The bootstrap admin's secret on first start (TESSERA_BOOTSTRAP_ADMIN_SECRET); generated into DATA/bootstrap-admin.json when absent. */
+  bootstrapAdminSecret?: string;
 }
 
 export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
@@ -53,6 +60,8 @@ export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<Coord
     replaceDeadAfterMs: DEFAULT_REPLACE_DEAD_AFTER_MS,
     logLevel: 'info',
     logPretty: false,
+    auth: true,
+    tokenTtlMs: DEFAULT_TOKEN_TTL_MS,
     ...overrides,
   };
 }

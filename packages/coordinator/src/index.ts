@@ -10,6 +10,9 @@ import { Cluster } from './cluster/cluster.js';
 import { Notifier } from './cluster/notify.js';
 import type { CoordinatorConfig } from './config.js';
 import { GroupManager } from './groups/groups.js';
+import { AuthRegistry } from './auth/registry.js';
+import { COORDINATOR_RULES } from './http/access-rules.js';
+import { registerAuthRoutes } from './http/auth-routes.js';
 import { registerRoutes } from './http/routes.js';
 import { registerCoordinatorMetrics } from './metrics/metrics.js';
 import { DEFAULT_ROUTING, ProduceRouter } from './routing/produce.js';
@@ -30,10 +33,19 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const store = new Store(config.dataDir);
   const loaded = store.loadAll();
   let ready = false;
+  const auth = await AuthRegistry.open({
+    store,
+    logger,
+    dataDir: config.dataDir,
+    enabled: config.auth,
+    tokenTtlMs: config.tokenTtlMs,
+    bootstrapSecret: config.bootstrapAdminSecret,
+  });
   const service = createHttpService({
     service: 'coordinator',
     logger,
     isReady: () => ready,
+    access: auth.clientAuth.accessControl(COORDINATOR_RULES),
     tls: config.tls,
     clusterSecrets: config.clusterSecrets,
     // What only brokers may call: their own registration and liveness, and the changes a primary asks for.
@@ -103,7 +115,9 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     notifier,
     heartbeatMs: config.heartbeatMs,
     metrics: service.metrics,
+    authVersion: () => auth.version,
   });
+  registerAuthRoutes(service, auth);
 
   const server = await service.listen(config.port, config.host);
   const url = `${service.scheme}://${config.host}:${(server.address() as AddressInfo).port}`;

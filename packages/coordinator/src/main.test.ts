@@ -27,9 +27,11 @@ describe('main', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const logged: string[] = [];
     const url = await new Promise<string>((resolve, reject) => {
       const lines = readline.createInterface({ input: child.stdout });
       lines.on('line', (line) => {
+        logged.push(line);
         const entry = JSON.parse(line) as { msg?: string; url?: string };
         if (entry.msg === 'listening' && entry.url) resolve(entry.url);
       });
@@ -41,7 +43,16 @@ describe('main', () => {
     });
     expect(((await answer.json()) as { heartbeatMs: number }).heartbeatMs).toBe(100);
     expect(fs.existsSync(path.join(dataDir, 'coordinator.db'))).toBe(true);
+    // Authentication is on by default: the bootstrap admin's secret is in a file only its owner can read, and in no log line.
+    const bootstrapFile = path.join(dataDir, 'bootstrap-admin.json');
+    expect(fs.statSync(bootstrapFile).mode & 0o777).toBe(0o600);
+    const { principal, secret } = JSON.parse(fs.readFileSync(bootstrapFile, 'utf8')) as { principal: string; secret: string };
+    expect(principal).toBe('admin');
+    expect(secret.length).toBeGreaterThanOrEqual(32);
+    expect((await fetch(`${url}/topics`)).status).toBe(401);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+    expect(logged.some((line) => line.includes('bootstrap admin'))).toBe(true);
+    expect(logged.filter((line) => line.includes(secret))).toEqual([]);
   });
 });

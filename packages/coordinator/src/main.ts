@@ -9,6 +9,7 @@ import {
   DEFAULT_COORDINATOR_PORT,
   DEFAULT_GROUP_SESSION_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_MS,
+  DEFAULT_TOKEN_TTL_MS,
 } from '@tessera/protocol';
 import { createLogger, edgeConfig, edgeOptions, onShutdown } from '@tessera/service';
 import { DEFAULT_MAX_CONCURRENT_MOVES, DEFAULT_REPLACE_DEAD_AFTER_MS } from './config.js';
@@ -68,7 +69,19 @@ const program = new Command('tessera-coordinator')
       .default('info')
       .env('TESSERA_LOG_LEVEL'),
   )
-  .addOption(new Option('--log-pretty', 'human-readable logs instead of JSON lines').env('TESSERA_LOG_PRETTY'));
+  .addOption(new Option('--log-pretty', 'human-readable logs instead of JSON lines').env('TESSERA_LOG_PRETTY'))
+  .addOption(
+    new Option('--auth <on|off>', 'client authentication and ACLs (off: every client may do everything)')
+      .choices(['on', 'off'])
+      .default('on')
+      .env('TESSERA_AUTH'),
+  )
+  .addOption(
+    new Option('--token-ttl-ms <ms>', 'how long a client token is valid')
+      .argParser(integer(1_000, 86_400_000))
+      .default(DEFAULT_TOKEN_TTL_MS)
+      .env('TESSERA_TOKEN_TTL_MS'),
+  );
 for (const option of edgeOptions()) program.addOption(option);
 program.action(async (options) => {
   const running = await startCoordinator({
@@ -84,6 +97,10 @@ program.action(async (options) => {
     replaceDeadAfterMs: options.replaceDeadAfterMs,
     logLevel: options.logLevel,
     logPretty: options.logPretty === true,
+    auth: options.auth === 'on',
+    tokenTtlMs: options.tokenTtlMs,
+    // From the environment only: a flag's value would show in the process list.
+    bootstrapAdminSecret: process.env.TESSERA_BOOTSTRAP_ADMIN_SECRET,
   });
   onShutdown(createLogger('coordinator', {}, { level: options.logLevel, pretty: options.logPretty === true }), running.close);
 });

@@ -25,7 +25,8 @@ function tempDir(): string {
 
 async function coordinator(overrides: Partial<CoordinatorConfig> = {}, dataDir = tempDir()): Promise<RunningCoordinator> {
   const running = await startCoordinator(
-    defaultConfig({ port: 0, dataDir, logLevel: 'silent', notifyTimeoutMs: 500, ...overrides }),
+    // Client authentication has its own tests (auth.test.ts); these call the API anonymously.
+    defaultConfig({ port: 0, dataDir, logLevel: 'silent', notifyTimeoutMs: 500, auth: false, ...overrides }),
   );
   let closed = false;
   cleanups.push(async () => {

@@ -36,6 +36,8 @@ export interface RouteDeps {
   notifier: Notifier;
   heartbeatMs: number;
   metrics: ServiceMetrics;
+  /** Version of the principals and ACLs, so brokers refetch them when it changes. */
+  authVersion: () => number;
 }
 
 const DEFAULT_EVENTS_LIMIT = 100;
@@ -55,6 +57,7 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
     metadataVersion: cluster.version,
     groups: groups.generations(),
     heartbeatMs: deps.heartbeatMs,
+    authVersion: deps.authVersion(),
   });
 
   router.get(R.metadata, (ctx) => {
