@@ -53,6 +53,10 @@ class StubCoordinator {
     service.router.get('/metadata', (ctx) => {
       ctx.body = this.metadata();
     });
+    // Client authentication off: the broker's own access checks have their own tests.
+    service.router.get('/internal/auth', (ctx) => {
+      ctx.body = { version: 0, enabled: false, keys: [], principals: [], acls: [] };
+    });
     service.router.post('/brokers/register', (ctx) => {
       const body = ctx.state.body as { id: number; url: string };
       this.upsertBroker(body.id, body.url);
@@ -161,7 +165,7 @@ class StubCoordinator {
   }
 
   private heartbeatAnswer(): BrokerHeartbeatResponse {
-    return { metadataVersion: this.version, groups: { ...this.groups }, heartbeatMs: 100 };
+    return { metadataVersion: this.version, groups: { ...this.groups }, heartbeatMs: 100, authVersion: 0 };
   }
 }
 

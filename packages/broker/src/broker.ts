@@ -6,6 +6,7 @@
 import { BROKER_ROUTES, ClusterSigner, JsonHttpClient, brokerNode, type ReplicateResponse } from '@tessera/protocol';
 import { createHttpService, createLogger } from '@tessera/service';
 import type { AddressInfo } from 'node:net';
+import { AuthSync } from './auth/auth-sync.js';
 import { CoordinatorLink, reconcile } from './cluster/index.js';
 import { DEFAULT_CONFIG, DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.js';
 import { mountRoutes } from './http/routes.js';
@@ -40,6 +41,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     },
   };
 
+  // Client credentials are checked against the coordinator's auth state, refetched when a heartbeat says it changed.
+  const auth = new AuthSync(peers, config.coordinatorUrl.replace(/\/+$/, ''), logger);
   let replicas: ReplicaSet | undefined;
   const link = new CoordinatorLink({
     brokerId: config.id,
@@ -50,6 +53,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     tls: config.clientTls,
     signer,
     logger,
+    onHeartbeatAnswer: (answer) => auth.seen(answer.authVersion),
     reports: () => replicas?.all().map((replica) => replica.report()) ?? [],
     apply: async (metadata, fetchSeq, first) => {
       if (replicas) await reconcile(metadata, { brokerId: config.id, replicas, logger, fetchSeq, deleteOrphans: first });
@@ -70,7 +74,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     service: 'broker',
     id: config.id,
     logger,
-    isReady: () => link.registered && link.loaded,
+    isReady: () => link.registered && link.loaded && auth.loaded,
+    access: auth.accessControl(),
     tls: config.tls,
     clusterSecrets: config.clusterSecrets,
     serverLimits: config.serverLimits,

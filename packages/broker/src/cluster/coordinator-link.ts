@@ -34,6 +34,8 @@ export interface CoordinatorLinkOptions {
   signer?: ClusterSigner;
   logger: Logger;
   reports: () => ReplicaReport[];
+  /** Sees every heartbeat answer (the auth version rides on it). */
+  onHeartbeatAnswer?: (answer: BrokerHeartbeatResponse) => void;
   apply: (metadata: MetadataResponse, fetchSeq: number, first: boolean) => Promise<void>;
 }
 
@@ -105,6 +107,7 @@ export class CoordinatorLink implements ClusterPort {
         this.unreachableSinceMs = undefined;
       }
       for (const [group, generation] of Object.entries(answer.groups ?? {})) this.generations.set(group, generation);
+      this.options.onHeartbeatAnswer?.(answer);
       if (!this.loaded || answer.metadataVersion !== this.appliedVersion) await this.refreshMetadata();
     } catch (error) {
       if (this.unreachableSinceMs === undefined) {
