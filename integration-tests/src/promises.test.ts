@@ -29,7 +29,7 @@ async function produceDirect(url: string, topic: string, partition: number, valu
   try {
     const response = await fetch(`${url}/topics/${topic}/partitions/${partition}/records`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { ...(await cluster!.adminHeaders()), 'content-type': 'application/json' },
       body: JSON.stringify({ records: [{ value }] }),
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -206,7 +206,7 @@ describe('Tessera promises', () => {
     const primary = metadata.brokers.find((b) => b.id === metadata.topics.find((t) => t.name === 'work')!.partitions[0].primary)!;
     const stale = await fetch(`${primary.url}/commit`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { ...(await cluster!.adminHeaders()), 'content-type': 'application/json' },
       body: JSON.stringify({ group: 'workers', generation: generationWithTwo - 1, offsets: [{ topic: 'work', partition: 0, offset: 1 }] }),
     });
     const body = (await stale.json()) as { results: Array<{ error?: { code: string } }> };

@@ -20,7 +20,7 @@ import {
   Wait,
   getContainerRuntimeClient,
 } from 'testcontainers';
-import { type Cluster, type ClusterOptions, assembleCluster, coordinatorMoveFlags, waitFor } from './cluster.js';
+import { type Cluster, type ClusterOptions, assembleCluster, bootstrapAdmin, coordinatorMoveFlags, waitFor } from './cluster.js';
 import type { ServiceHandle } from './process.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -119,6 +119,7 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
   const heartbeat = ['--heartbeat-ms', String(options.heartbeatMs ?? 200)];
   // The services sign their calls to each other with a secret made for this cluster.
   const clusterSecret = randomBytes(24).toString('hex');
+  const auth = bootstrapAdmin(options);
 
   const coordinatorHostPort = hostPort();
   const coordinatorUrl = `http://${host}:${coordinatorHostPort}`;
@@ -129,13 +130,14 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
         .withNetwork(network)
         .withNetworkAliases('coordinator')
         .withExposedPorts({ container: COORDINATOR_PORT, host: coordinatorHostPort })
-        .withEnvironment({ TESSERA_PORT: String(COORDINATOR_PORT), TESSERA_CLUSTER_SECRET: clusterSecret })
+        .withEnvironment({ TESSERA_PORT: String(COORDINATOR_PORT), TESSERA_CLUSTER_SECRET: clusterSecret, ...auth.env })
         .withCommand([
           'coordinator',
           ...heartbeat,
           '--broker-timeout-ms', String(options.brokerTimeoutMs ?? 3_000),
           '--group-session-timeout-ms', String(options.groupSessionTimeoutMs ?? 5_000),
           ...coordinatorMoveFlags(options),
+          ...auth.flags,
         ])
         .withWaitStrategy(Wait.forHttp('/ready', COORDINATOR_PORT))
         .withStartupTimeout(60_000),
@@ -179,6 +181,7 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
   const cluster = assembleCluster({
     coordinatorUrl,
     clusterSecret,
+    ...(auth.admin ? { admin: auth.admin } : {}),
     coordinator,
     brokers,
     dataDir,

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { makeCertificates } from '@tessera/protocol';
-import { type BrokerLinks, type Cluster, type ClusterOptions, assembleCluster, coordinatorMoveFlags } from './cluster.js';
+import { type BrokerLinks, type Cluster, type ClusterOptions, assembleCluster, bootstrapAdmin, coordinatorMoveFlags } from './cluster.js';
 import { freePort } from './ports.js';
 import { ServiceProcess } from './process.js';
 import { TcpProxy } from './proxy.js';
@@ -31,12 +31,13 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
   const env = { TESSERA_CLUSTER_SECRET: clusterSecret };
   const coordinatorPort = await freePort();
   const coordinatorUrl = `${scheme}://127.0.0.1:${coordinatorPort}`;
+  const auth = bootstrapAdmin(options);
   const coordinator = new ServiceProcess({
     name: 'coordinator',
     role: 'coordinator',
     url: coordinatorUrl,
     logDir,
-    env,
+    env: { ...env, ...auth.env },
     tls,
     args: [
       ...coordinatorTls,
@@ -47,6 +48,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
       '--broker-timeout-ms', String(options.brokerTimeoutMs ?? 3_000),
       '--group-session-timeout-ms', String(options.groupSessionTimeoutMs ?? 5_000),
       ...coordinatorMoveFlags(options),
+      ...auth.flags,
     ],
   });
   const brokers = new Map<number, ServiceProcess>();
@@ -98,6 +100,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
     coordinatorUrl,
     clusterSecret,
     ...(tls ? { tls } : {}),
+    ...(auth.admin ? { admin: auth.admin } : {}),
     coordinator,
     brokers,
     dataDir,
