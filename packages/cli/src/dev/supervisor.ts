@@ -11,6 +11,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { CliError } from '../errors.js';
 import { type ChildExit, ManagedChild, describeExit } from './child.js';
+import { ensureDevCredentials } from './credentials.js';
 import { isPortFree } from './ports.js';
 import { type DevState, isAlive, isRecordedProcess, readDevState, removeDevState, writeDevState } from './state.js';
 
@@ -90,7 +91,8 @@ export class DevCluster {
     }
     const coordinatorEntry = this.options.coordinatorEntry ?? resolveEntry('@tessera/coordinator/main');
     const brokerEntry = this.options.brokerEntry ?? resolveEntry('@tessera/broker/main');
-    this.buildChildren(coordinatorEntry, brokerEntry);
+    const credentials = ensureDevCredentials(dataDir, this.coordinatorUrl);
+    this.buildChildren(coordinatorEntry, brokerEntry, credentials.secret);
     for (const child of this.children) fs.mkdirSync(child.spec.dataDir, { recursive: true });
 
     const onSignal = (signal: NodeJS.Signals) => void this.shutdown(signal);
@@ -115,7 +117,7 @@ export class DevCluster {
     }
   }
 
-  private buildChildren(coordinatorEntry: string, brokerEntry: string): void {
+  private buildChildren(coordinatorEntry: string, brokerEntry: string, adminSecret: string): void {
     const { brokers, dataDir, port, logLevel } = this.options;
     const levelArgs = logLevel ? ['--log-level', logLevel] : [];
     const coordinatorDir = path.join(dataDir, 'coordinator');
@@ -129,6 +131,8 @@ export class DevCluster {
         port,
         url: this.coordinatorUrl,
         dataDir: coordinatorDir,
+        // Authentication is on, as in production; the admin is the one of DIR/credentials.json.
+        env: { TESSERA_BOOTSTRAP_ADMIN_SECRET: adminSecret },
       }),
     );
     for (let id = 1; id <= brokers; id++) {
@@ -230,7 +234,11 @@ export class DevCluster {
     const coordinatorFlag = this.options.port === 7070 ? '' : ` --coordinator ${this.coordinatorUrl}`;
     this.note(
       [
-        `cluster ready; PIDs in ${path.join(this.options.dataDir, 'dev.json')}; Ctrl-C stops it. Try:`,
+        `cluster ready; PIDs in ${path.join(this.options.dataDir, 'dev.json')}; Ctrl-C stops it.`,
+        `authentication is on: the admin credentials are in ${path.join(this.options.dataDir, 'credentials.json')} (mode 0600),`,
+        this.options.dataDir.endsWith(path.join('.tessera', 'dev'))
+          ? `which the CLI and the client library find when run from ${path.dirname(path.dirname(this.options.dataDir))}. Try:`
+          : `which the CLI and the client library find with TESSERA_DEV_DIR=${this.options.dataDir}. Try:`,
         `  tessera${coordinatorFlag} topics create demo --partitions 6${this.options.brokers < 2 ? ' --replication-factor 1' : ''}`,
         `  printf 'k1:hello\\nk2:world\\n' | tessera${coordinatorFlag} produce demo --key-separator :`,
         `  tessera${coordinatorFlag} consume demo --group g1 --from-beginning --idle-timeout-ms 2000`,
