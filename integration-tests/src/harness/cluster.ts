@@ -36,6 +36,8 @@ export interface ClusterOptions {
   auth?: boolean;
   /** Every service serves HTTPS with certificates of a CA made for the cluster. Processes launcher only. */
   tls?: boolean;
+  /** Extra environment of every service (e.g. TESSERA_HEADERS_TIMEOUT_MS). Processes launcher only. */
+  serviceEnv?: Record<string, string>;
 }
 
 /** The network links of one broker that a scenario can cut, blackhole or delay. */

@@ -28,7 +28,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
   const coordinatorTls = tlsFlags('coordinator');
   const tls = options.tls ? { ca: readFileSync(path.join(tlsDir, 'ca.crt')), rejectUnauthorized: true } : undefined;
   const scheme = options.tls ? 'https' : 'http';
-  const env = { TESSERA_CLUSTER_SECRET: clusterSecret };
+  const env = { ...options.serviceEnv, TESSERA_CLUSTER_SECRET: clusterSecret };
   const coordinatorPort = await freePort();
   const coordinatorUrl = `${scheme}://127.0.0.1:${coordinatorPort}`;
   const auth = bootstrapAdmin(options);

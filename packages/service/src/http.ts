@@ -84,6 +84,16 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   if (options.clusterSecrets === undefined) {
     options.logger.warn('no cluster secret: cluster-only routes accept any caller (set --cluster-secret-file or TESSERA_CLUSTER_SECRET)');
   }
+  // What koa reports outside the middleware (a client's stream failing, a deadline passing):
+  // one line for a client's fault, the stack only for a server error. Without this listener koa
+  // prints every such error's stack to stderr.
+  app.on('error', (error: Error & { status?: number; code?: string }) => {
+    if ((error.status ?? 500) >= 500 && !CLIENT_STREAM_ERRORS.has(error.code ?? '')) {
+      options.logger.error({ err: error }, 'request stream failed');
+    } else {
+      options.logger.info({ code: error.code, status: error.status, message: error.message.slice(0, 200) }, 'request stream failed');
+    }
+  });
   app.use(errorBodies(options.logger));
   app.use(requestMetrics(metrics));
   app.use(
@@ -145,6 +155,9 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     },
   };
 }
+
+/** Errors of a client's connection (it went away, or missed a deadline): not the server's fault. */
+const CLIENT_STREAM_ERRORS = new Set(['ERR_HTTP_REQUEST_TIMEOUT', 'ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
 
 /**
  * An HTTP or HTTPS server with every bound of `limits`. With TLS, a client speaking plain HTTP
