@@ -5,18 +5,18 @@ import { aclFromFlags } from './auth.js';
 
 describe('aclFromFlags', () => {
   it('builds one entry per resource kind', () => {
-    expect(aclFromFlags({ principal: 'a', topic: 'orders', operation: 'produce' })).toEqual({
+    expect(aclFromFlags({ allowPrincipal: 'a', topic: 'orders', operation: 'produce' })).toEqual({
       principal: 'a', resource: 'topic', name: 'orders', prefix: false, operation: 'produce',
     });
-    expect(aclFromFlags({ principal: 'a', topicPrefix: 'team.', operation: 'consume' })).toMatchObject({ name: 'team.', prefix: true });
-    expect(aclFromFlags({ principal: 'a', group: 'billing' })).toMatchObject({ resource: 'group', operation: 'consume' });
-    expect(aclFromFlags({ principal: 'a', cluster: true })).toMatchObject({ resource: 'cluster', name: '', operation: 'admin' });
+    expect(aclFromFlags({ allowPrincipal: 'a', topicPrefix: 'team.', operation: 'consume' })).toMatchObject({ name: 'team.', prefix: true });
+    expect(aclFromFlags({ allowPrincipal: 'a', group: 'billing' })).toMatchObject({ resource: 'group', operation: 'consume' });
+    expect(aclFromFlags({ allowPrincipal: 'a', cluster: true })).toMatchObject({ resource: 'cluster', name: '', operation: 'admin' });
   });
 
   it('refuses zero or two resources, and a topic without an operation', () => {
-    expect(() => aclFromFlags({ principal: 'a', operation: 'produce' })).toThrow(/exactly one/);
-    expect(() => aclFromFlags({ principal: 'a', topic: 't', group: 'g', operation: 'consume' })).toThrow(/exactly one/);
-    expect(() => aclFromFlags({ principal: 'a', topic: 't' })).toThrow(/needs --operation/);
+    expect(() => aclFromFlags({ allowPrincipal: 'a', operation: 'produce' })).toThrow(/exactly one/);
+    expect(() => aclFromFlags({ allowPrincipal: 'a', topic: 't', group: 'g', operation: 'consume' })).toThrow(/exactly one/);
+    expect(() => aclFromFlags({ allowPrincipal: 'a', topic: 't' })).toThrow(/needs --operation/);
   });
 });
 

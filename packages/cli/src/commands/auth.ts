@@ -68,7 +68,7 @@ export function registerAuth(program: Command, runtime: Runtime): void {
   const acl = program.command('acl').description('permissions of principals on topics, groups and the cluster (needs cluster admin)');
   const resourceOptions = (command: Command) =>
     command
-      .requiredOption('--principal <name>', 'the principal the permission is for')
+      .requiredOption('--allow-principal <name>', 'the principal the permission is for')
       .option('--topic <name>', 'a topic (* for every topic)')
       .option('--topic-prefix <prefix>', 'every topic whose name starts with this')
       .option('--group <name>', 'a consumer group (* for every group)')
@@ -102,10 +102,10 @@ export function registerAuth(program: Command, runtime: Runtime): void {
     .command('list')
     .alias('ls')
     .description("every permission, or one principal's")
-    .option('--principal <name>', 'only this principal')
+    .option('--allow-principal <name>', 'only this principal')
     .addOption(jsonOption())
-    .action(async (options: { principal?: string; json?: boolean }) => {
-      const acls = await runtime.client().admin.listAcls(options.principal);
+    .action(async (options: { allowPrincipal?: string; json?: boolean }) => {
+      const acls = await runtime.client().admin.listAcls(options.allowPrincipal);
       if (options.json) return runtime.out(jsonLine({ acls }));
       const columns: Array<Column<AclEntry>> = [
         { header: 'PRINCIPAL', value: (a) => a.principal },
@@ -118,8 +118,9 @@ export function registerAuth(program: Command, runtime: Runtime): void {
     });
 }
 
+/** The ACL's principal is `--allow-principal` (as in Kafka's kafka-acls): `--principal` is who runs the command. */
 interface AclFlags {
-  principal: string;
+  allowPrincipal: string;
   topic?: string;
   topicPrefix?: string;
   group?: string;
@@ -143,7 +144,7 @@ export function aclFromFlags(flags: AclFlags): AclInput {
   const resource = given[0]!;
   const operation = flags.operation ?? (resource.resource === 'cluster' ? 'admin' : resource.resource === 'group' ? 'consume' : undefined);
   if (operation === undefined) throw new CliError('a topic permission needs --operation produce, consume or admin', { exitCode: 2 });
-  return { principal: flags.principal, ...resource, operation };
+  return { principal: flags.allowPrincipal, ...resource, operation };
 }
 
 function describeAcl(acl: AclInput): string {
