@@ -24,6 +24,16 @@ describe('discoverCredentials', () => {
     expect(() => discoverCredentials('http://127.0.0.1:7070', { TESSERA_PRINCIPAL: 'p' }, cwd)).toThrow(/go together/);
   });
 
+  it('reads TESSERA_CREDENTIALS_FILE (the bootstrap admin file) before a dev cluster, and says when it is unusable', () => {
+    const cwd = devDir('http://127.0.0.1:7070');
+    const file = path.join(cwd, 'bootstrap-admin.json');
+    fs.writeFileSync(file, JSON.stringify({ principal: 'admin', secret: 'b'.repeat(20) }));
+    expect(discoverCredentials('http://127.0.0.1:7070', { TESSERA_CREDENTIALS_FILE: file }, cwd)).toEqual({ principal: 'admin', secret: 'b'.repeat(20) });
+    expect(() => discoverCredentials('http://127.0.0.1:7070', { TESSERA_CREDENTIALS_FILE: path.join(cwd, 'none.json') }, cwd)).toThrow(
+      /cannot read TESSERA_CREDENTIALS_FILE/,
+    );
+  });
+
   it('uses the dev credentials only for the coordinator they were written for', () => {
     const cwd = devDir('http://127.0.0.1:7070');
     expect(discoverCredentials('http://localhost:7070', {}, cwd)).toEqual({ principal: 'admin', secret: 's'.repeat(20) });

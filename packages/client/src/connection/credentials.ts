@@ -5,9 +5,10 @@
  * answers 401 (an expired or rotated token); with a token, it sends that token as is.
  *
  * Without explicit credentials the client looks, in order, at TESSERA_TOKEN,
- * TESSERA_PRINCIPAL + TESSERA_SECRET, and the credentials file `tessera dev` writes into its
- * data dir (`.tessera/dev/credentials.json` under the working directory, or TESSERA_DEV_DIR)
- * when that file names the coordinator the client talks to.
+ * TESSERA_PRINCIPAL + TESSERA_SECRET, TESSERA_CREDENTIALS_FILE (a JSON file with `principal` and
+ * `secret`, such as the coordinator's `bootstrap-admin.json`), and the credentials file
+ * `tessera dev` writes into its data dir (`.tessera/dev/credentials.json` under the working
+ * directory, or TESSERA_DEV_DIR) when that file names the coordinator the client talks to.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -93,9 +94,24 @@ export function discoverCredentials(coordinatorUrl: string, env: NodeJS.ProcessE
     }
     return { principal: env.TESSERA_PRINCIPAL, secret: env.TESSERA_SECRET };
   }
+  if (env.TESSERA_CREDENTIALS_FILE) return readCredentialsFile(env.TESSERA_CREDENTIALS_FILE);
   const file = readDevCredentials(path.resolve(cwd, env.TESSERA_DEV_DIR || DEFAULT_DEV_DIR));
   if (file !== undefined && sameCoordinator(file.coordinator, coordinatorUrl)) return { principal: file.principal, secret: file.secret };
   return undefined;
+}
+
+/** `{principal, secret}` from a JSON file; a missing or wrong file is an error, since it was named. */
+function readCredentialsFile(file: string): Credentials {
+  let parsed: { principal?: unknown; secret?: unknown };
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof parsed;
+  } catch (error) {
+    throw new TesseraError('INVALID_REQUEST', `cannot read TESSERA_CREDENTIALS_FILE ${file}: ${(error as Error).message}`);
+  }
+  if (typeof parsed.principal !== 'string' || typeof parsed.secret !== 'string') {
+    throw new TesseraError('INVALID_REQUEST', `TESSERA_CREDENTIALS_FILE ${file} must hold {"principal": ..., "secret": ...}`);
+  }
+  return { principal: parsed.principal, secret: parsed.secret };
 }
 
 export function readDevCredentials(devDir: string): DevCredentialsFile | undefined {
