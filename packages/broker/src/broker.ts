@@ -42,7 +42,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   };
 
   // Client credentials are checked against the coordinator's auth state, refetched when a heartbeat says it changed.
-  const auth = new AuthSync(peers, config.coordinatorUrl.replace(/\/+$/, ''), logger);
+  const auth = new AuthSync(peers, config.coordinatorUrl.replace(/\/+$/, ''), limits.coordinatorTimeoutMs, logger);
   let replicas: ReplicaSet | undefined;
   const link = new CoordinatorLink({
     brokerId: config.id,

@@ -11,10 +11,13 @@ import { BROKER_RULES } from './access-rules.js';
 export class AuthSync {
   readonly clientAuth = new ClientAuth();
   private running: Promise<void> | undefined;
+  /** A newer version was announced while a fetch ran: fetch again when it ends. */
+  private again = false;
 
   constructor(
     private readonly http: JsonHttpClient,
     private readonly coordinatorUrl: string,
+    private readonly timeoutMs: number,
     private readonly logger: Logger,
   ) {}
 
@@ -22,18 +25,27 @@ export class AuthSync {
     return this.clientAuth.loaded;
   }
 
-  /** A heartbeat answer's `authVersion`: fetches the state when it is newer than the one applied. */
+  /**
+   * A heartbeat answer's `authVersion`: fetches the state when it differs from the one applied
+   * (a coordinator restored from an older backup counts lower, and is believed all the same).
+   */
   seen(version: number | undefined): void {
-    if (version === undefined) return;
-    if (version > this.clientAuth.version || !this.loaded) void this.refresh();
+    if (version === undefined || (this.loaded && version === this.clientAuth.version)) return;
+    if (this.running) this.again = true;
+    else void this.refresh();
   }
 
-  /** One fetch at a time; a failure is logged and retried on the next heartbeat. */
+  /** One fetch at a time, then one more if a change was announced meanwhile; a failure is logged and retried on the next heartbeat. */
   refresh(): Promise<void> {
     this.running ??= (async () => {
       try {
-        const state = await this.http.get<AuthStateResponse>(this.coordinatorUrl + COORDINATOR_ROUTES.authState);
-        if (state.version >= this.clientAuth.version) this.clientAuth.apply(state);
+        do {
+          this.again = false;
+          const state = await this.http.get<AuthStateResponse>(this.coordinatorUrl + COORDINATOR_ROUTES.authState, {
+            timeoutMs: this.timeoutMs,
+          });
+          this.clientAuth.apply(state);
+        } while (this.again);
       } catch (error) {
         this.logger.warn({ err: (error as Error).message }, 'cannot fetch the auth state; keeping the last one');
       } finally {
