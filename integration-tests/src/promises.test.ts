@@ -185,7 +185,10 @@ describe('Tessera promises', () => {
     const crashing = spawn(
       process.execPath,
       [ENTRY_POINTS.cli, 'consume', 'work', '--group', 'workers', '--coordinator', cluster.coordinatorUrl, '--max-messages', '1000000'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, TESSERA_PRINCIPAL: cluster.admin?.principal ?? '', TESSERA_SECRET: cluster.admin?.secret ?? '' },
+      },
     );
     crashing.stdout.resume();
     crashing.stderr.resume();
