@@ -195,7 +195,7 @@ beforeAll(async () => {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: build first (pnpm build)`);
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-test-'));
   port = await freePortRange(BROKERS);
-  coordinatorUrl = `http://127.0.0.1:${port}`;
+  coordinatorUrl = `https://127.0.0.1:${port}`;
   dev = startDev();
   await waitDevReady(dev);
 });
@@ -232,6 +232,21 @@ describe('tessera CLI against a tessera dev cluster', () => {
     expect(JSON.parse(list.stdout).topics).toContainEqual({ name: TOPIC, partitions: 4, replicationFactor: 2 });
     const again = await tessera(['topics', 'create', TOPIC, '--partitions', '4']);
     expect(expectOneErrorLine(again)).toBe(`tessera: topic "${TOPIC}" already exists`);
+  });
+
+  it('finds the dev cluster, its CA and its credentials without flags; plaintext and a wrong CA are refused in one line', async () => {
+    // dev serves HTTPS with a local CA and key files of mode 0600 in its data dir.
+    expect(fs.statSync(path.join(dataDir, 'tls', 'coordinator.key')).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(dataDir, 'cluster-secret')).mode & 0o777).toBe(0o600);
+    const found = await tessera(['topics', 'list', '--json'], { coordinator: null });
+    expect(found.code, found.stderr).toBe(0);
+    expect(JSON.parse(found.stdout).topics).toContainEqual({ name: TOPIC, partitions: 4, replicationFactor: 2 });
+    const plain = await tessera(['topics', 'list'], { coordinator: coordinatorUrl.replace('https:', 'http:') });
+    expect(expectOneErrorLine(plain)).toMatch(/^tessera: cannot reach the coordinator at http:/);
+    const otherCa = path.join(dataDir, 'other-ca.crt');
+    fs.writeFileSync(otherCa, fs.readFileSync(path.join(dataDir, 'tls', 'coordinator.crt')));
+    const wrongCa = await tessera(['topics', 'list', '--ca-file', otherCa]);
+    expect(expectOneErrorLine(wrongCa)).toMatch(/^tessera: cannot reach the coordinator at https:.*: its certificate is not trusted \(\w+\)/);
   });
 
   it('produces keyed stdin lines and reports the count on stderr', async () => {
@@ -280,12 +295,12 @@ describe('tessera CLI against a tessera dev cluster', () => {
     const status = JSON.parse(result.stdout);
     expect(status.brokers).toHaveLength(BROKERS);
     for (const broker of status.brokers) {
-      expect(broker).toMatchObject({ url: `http://127.0.0.1:${port + broker.id}`, alive: true });
+      expect(broker).toMatchObject({ url: `https://127.0.0.1:${port + broker.id}`, alive: true });
     }
     expect(status.offline).toBe(0);
     const brokers = await tessera(['brokers', 'list']);
     expect(brokers.code, brokers.stderr).toBe(0);
-    expect(brokers.stdout.split('\n').filter((l) => l.includes('http://'))).toHaveLength(BROKERS);
+    expect(brokers.stdout.split('\n').filter((l) => l.includes('https://'))).toHaveLength(BROKERS);
   });
 
   it('shows the group with its committed offsets and no lag', async () => {
@@ -339,7 +354,9 @@ describe('tessera CLI against a tessera dev cluster', () => {
     expect(JSON.parse((await tessera(['topics', 'describe', TOPIC, '--json'])).stdout)).toEqual(before);
 
     // No credentials, a wrong secret, a deleted principal: each one line.
-    const anonymous = await tessera(['topics', 'list'], { env: { TESSERA_DEV_DIR: path.join(dataDir, 'nowhere') } });
+    const anonymous = await tessera(['topics', 'list'], {
+      env: { TESSERA_DEV_DIR: path.join(dataDir, 'nowhere'), TESSERA_CA_FILE: path.join(dataDir, 'tls', 'ca.crt') },
+    });
     expect(expectOneErrorLine(anonymous)).toMatch(/^tessera: authentication required at .*--principal and --secret/);
     expect(expectOneErrorLine(await asTeam(['topics', 'list'], undefined, 'x'.repeat(32)))).toBe('tessera: authentication failed for principal team-a');
     expect((await tessera(['users', 'delete', 'team-a'])).code).toBe(0);
@@ -423,7 +440,7 @@ describe('tessera dev --restart-on-exit', () => {
       expect(isAlive(restarted.pid!)).toBe(true);
       await waitFor(async () => {
         const result = await tessera(['cluster', 'status', '--json'], {
-          coordinator: `http://127.0.0.1:${restartPort}`,
+          coordinator: `https://127.0.0.1:${restartPort}`,
           env: { TESSERA_DEV_DIR: dir },
         });
         const status = JSON.parse(result.stdout);

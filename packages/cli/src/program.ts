@@ -3,9 +3,10 @@
  * every failure into one line on stderr and an exit code (0 ok, 1 failed, 2 bad
  * usage, 130 interrupted).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import type { Credentials } from '@tessera/client';
-import { DEFAULT_COORDINATOR_URL } from '@tessera/protocol';
+import { type Credentials, defaultCoordinatorUrl } from '@tessera/client';
+import type { TlsClientOptions } from '@tessera/protocol';
 import { registerAuth } from './commands/auth.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerData } from './commands/data.js';
@@ -24,7 +25,15 @@ export function buildProgram(runtime: Runtime): Command {
     .description('Tessera: a partitioned, replicated message broker')
     .version(VERSION, '-V, --version')
     .addOption(
-      new Option('--coordinator <url>', 'coordinator URL').env('TESSERA_COORDINATOR').default(DEFAULT_COORDINATOR_URL).argParser(coordinatorUrl),
+      new Option('--coordinator <url>', 'coordinator URL (default: a tessera dev cluster\'s in .tessera/dev, else http://127.0.0.1:7070)')
+        .env('TESSERA_COORDINATOR')
+        .default(defaultCoordinatorUrl({ TESSERA_DEV_DIR: process.env.TESSERA_DEV_DIR }))
+        .argParser(coordinatorUrl),
+    )
+    .addOption(
+      new Option('--ca-file <file>', 'PEM CA the cluster\'s certificates chain to (default: a tessera dev cluster\'s, else the system CAs)').env(
+        'TESSERA_CA_FILE',
+      ),
     )
     .addOption(new Option('--principal <name>', 'authenticate as this principal (with --secret or TESSERA_SECRET)'))
     .addOption(new Option('--secret <secret>', "the principal's secret (visible to other local users in the process list: prefer TESSERA_SECRET)"))
@@ -39,8 +48,9 @@ export function buildProgram(runtime: Runtime): Command {
       outputError: (text, write) => write(`tessera: ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')}\n`),
     })
     .hook('preAction', (_program, action) => {
-      const options = action.optsWithGlobals<{ coordinator: string; principal?: string; secret?: string; token?: string }>();
+      const options = action.optsWithGlobals<{ coordinator: string; caFile?: string; principal?: string; secret?: string; token?: string }>();
       runtime.coordinatorUrl = options.coordinator;
+      runtime.tls = tlsFromFlags(options.caFile);
       runtime.credentials = credentialsFromFlags(options);
     });
   registerDev(program, runtime);
@@ -73,9 +83,19 @@ export function credentialsFromFlags(
   return { principal: flags.principal, secret };
 }
 
+/** `--ca-file`: the CA to verify the cluster's certificates with; undefined lets the client find one. */
+function tlsFromFlags(caFile: string | undefined): TlsClientOptions | undefined {
+  if (caFile === undefined) return undefined;
+  try {
+    return { ca: readFileSync(caFile), rejectUnauthorized: true };
+  } catch (error) {
+    throw new CliError(`cannot read --ca-file ${caFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { exitCode: 2 });
+  }
+}
+
 /** Runs the CLI with `argv` (as process.argv: node, script, args...) and returns the exit code. */
 export async function main(argv: string[], io: Io, createClient?: ConstructorParameters<typeof Runtime>[2]): Promise<number> {
-  const runtime = new Runtime(io, process.env.TESSERA_COORDINATOR ?? DEFAULT_COORDINATOR_URL, createClient);
+  const runtime = new Runtime(io, defaultCoordinatorUrl(), createClient);
   const program = buildProgram(runtime);
   if (argv.length <= 2) {
     io.stderr.write(program.helpInformation());

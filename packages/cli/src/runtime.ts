@@ -3,7 +3,7 @@
  * created client (closed when the command ends), and the error context a command
  * fills in so a failure names what it was about.
  */
-import { type Credentials, TesseraClient } from '@tessera/client';
+import { type Credentials, TesseraClient, type TlsClientOptions } from '@tessera/client';
 import type { ErrorContext } from './errors.js';
 
 export interface Io {
@@ -16,6 +16,7 @@ export interface ClientFactoryOptions {
   coordinator: string;
   requestTimeoutMs: number;
   credentials?: Credentials;
+  tls?: TlsClientOptions;
 }
 
 export class Runtime {
@@ -26,6 +27,8 @@ export class Runtime {
   requestTimeoutMs = 10_000;
   /** From the flags; undefined lets the client find them (environment, dev cluster). */
   credentials: Credentials | undefined;
+  /** From --ca-file; undefined lets the client find the CA (TESSERA_CA_FILE, dev cluster). */
+  tls: TlsClientOptions | undefined;
 
   private readonly createClient: (options: ClientFactoryOptions) => TesseraClient;
 
@@ -53,6 +56,7 @@ export class Runtime {
       coordinator: this.coordinatorUrl,
       requestTimeoutMs: this.requestTimeoutMs,
       ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
+      ...(this.tls === undefined ? {} : { tls: this.tls }),
     });
     return this.clientInstance;
   }

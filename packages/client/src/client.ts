@@ -2,18 +2,19 @@
  * The entry point of the client library: one `TesseraClient` per cluster holds the
  * connection pool and the metadata cache that its admin, producers and consumers share.
  */
-import { DEFAULT_COORDINATOR_URL, DEFAULT_RETRY, TesseraError, type RetryOptions, type TlsClientOptions } from '@tessera/protocol';
+import { DEFAULT_RETRY, TesseraError, type RetryOptions, type TlsClientOptions } from '@tessera/protocol';
 import { AdminClient, type Admin } from './admin/admin.js';
 import { MetadataCache } from './cluster/metadata-cache.js';
 import { Connection } from './connection/connection.js';
 import { type Credentials, discoverCredentials } from './connection/credentials.js';
+import { defaultCoordinatorUrl } from './connection/dev-cluster.js';
 import { discoverTls } from './connection/tls.js';
 import { Consumer, type ConsumerOptions } from './consumer/consumer.js';
 import { Producer, type ProducerOptions } from './producer/producer.js';
 
 /** How a client reaches the cluster. */
 export interface ClientOptions {
-  /** The coordinator's URL (default `process.env.TESSERA_COORDINATOR`, else `http://127.0.0.1:7070`). */
+  /** The coordinator's URL (default: TESSERA_COORDINATOR, else a `tessera dev` cluster's from `.tessera/dev`, else `http://127.0.0.1:7070`). */
   coordinator?: string;
   /** Deadline of each HTTP request, in ms (default 10000; a fetch adds its long-poll wait). */
   requestTimeoutMs?: number;
@@ -62,7 +63,7 @@ export class TesseraClient {
   private closed = false;
 
   constructor(options: ClientOptions = {}) {
-    const coordinatorUrl = options.coordinator ?? process.env.TESSERA_COORDINATOR ?? DEFAULT_COORDINATOR_URL;
+    const coordinatorUrl = options.coordinator ?? defaultCoordinatorUrl();
     if (!/^https?:\/\/[^/]+/.test(coordinatorUrl)) {
       throw new TesseraError('INVALID_REQUEST', `coordinator URL must look like http://host:port, got ${JSON.stringify(coordinatorUrl)}`);
     }

@@ -9,6 +9,7 @@
 export { TesseraClient, type ClientOptions } from './client.js';
 export { type Credentials, discoverCredentials, readDevCredentials, type DevCredentialsFile, DEFAULT_DEV_DIR, DEV_CREDENTIALS_FILE } from './connection/credentials.js';
 export { discoverTls, DEV_CA_FILE } from './connection/tls.js';
+export { defaultCoordinatorUrl } from './connection/dev-cluster.js';
 export type { Admin, PartitionLag } from './admin/admin.js';
 export { Producer, type ProducerOptions, type ProducerRecord, type RecordMetadata } from './producer/producer.js';
 export { Consumer, type ConsumerOptions, type ConsumedRecord } from './consumer/consumer.js';

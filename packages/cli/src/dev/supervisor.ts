@@ -9,10 +9,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { JsonHttpClient } from '@tessera/protocol';
 import { CliError } from '../errors.js';
 import { type ChildExit, ManagedChild, describeExit } from './child.js';
 import { ensureDevCredentials } from './credentials.js';
 import { isPortFree } from './ports.js';
+import { type DevSecurity, ensureDevSecurity } from './security.js';
 import { type DevState, isAlive, isRecordedProcess, readDevState, removeDevState, writeDevState } from './state.js';
 
 export interface DevOptions {
@@ -20,6 +22,8 @@ export interface DevOptions {
   dataDir: string;
   port: number;
   restartOnExit: boolean;
+  /** Every process serves HTTPS with certificates of a local CA made with openssl. */
+  tls?: boolean;
   logLevel?: string;
   /** Entry scripts; default: `@tessera/coordinator/main` and `@tessera/broker/main` (tests pass fakes). */
   coordinatorEntry?: string;
@@ -51,8 +55,10 @@ export function resolveEntry(specifier: string): string {
 }
 
 export class DevCluster {
-  private readonly options: Required<Omit<DevOptions, 'logLevel' | 'coordinatorEntry' | 'brokerEntry'>> &
-    Pick<DevOptions, 'logLevel' | 'coordinatorEntry' | 'brokerEntry'>;
+  private readonly options: Required<Omit<DevOptions, 'logLevel' | 'coordinatorEntry' | 'brokerEntry' | 'tls'>> &
+    Pick<DevOptions, 'logLevel' | 'coordinatorEntry' | 'brokerEntry' | 'tls'>;
+  /** Asks the processes whether they are ready (trusting the dev CA with TLS). */
+  private probe = new JsonHttpClient({ timeoutMs: 1_000, maxSockets: 4 });
   private readonly children: ManagedChild[] = [];
   private readonly startedAt = new Date().toISOString();
   private stopping = false;
@@ -75,7 +81,11 @@ export class DevCluster {
   }
 
   get coordinatorUrl(): string {
-    return `http://${HOST}:${this.options.port}`;
+    return `${this.scheme}://${HOST}:${this.options.port}`;
+  }
+
+  private get scheme(): 'http' | 'https' {
+    return this.options.tls ? 'https' : 'http';
   }
 
   /** Runs the cluster until a signal stops it; resolves with the exit code. */
@@ -92,7 +102,13 @@ export class DevCluster {
     const coordinatorEntry = this.options.coordinatorEntry ?? resolveEntry('@tessera/coordinator/main');
     const brokerEntry = this.options.brokerEntry ?? resolveEntry('@tessera/broker/main');
     const credentials = ensureDevCredentials(dataDir, this.coordinatorUrl);
-    this.buildChildren(coordinatorEntry, brokerEntry, credentials.secret);
+    const names = ['coordinator', ...Array.from({ length: brokers }, (_, i) => `broker-${i + 1}`)];
+    const security = ensureDevSecurity(dataDir, names, this.options.tls === true, [HOST, 'localhost']);
+    if (security.clientTls) {
+      this.probe.close();
+      this.probe = new JsonHttpClient({ timeoutMs: 1_000, maxSockets: 4, tls: security.clientTls });
+    }
+    this.buildChildren(coordinatorEntry, brokerEntry, credentials.secret, security);
     for (const child of this.children) fs.mkdirSync(child.spec.dataDir, { recursive: true });
 
     const onSignal = (signal: NodeJS.Signals) => void this.shutdown(signal);
@@ -114,12 +130,20 @@ export class DevCluster {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('exit', onExit);
+      this.probe.close();
     }
   }
 
-  private buildChildren(coordinatorEntry: string, brokerEntry: string, adminSecret: string): void {
+  private buildChildren(coordinatorEntry: string, brokerEntry: string, adminSecret: string, security: DevSecurity): void {
     const { brokers, dataDir, port, logLevel } = this.options;
     const levelArgs = logLevel ? ['--log-level', logLevel] : [];
+    // Every process signs its calls to the others with the cluster secret and, with TLS, serves
+    // its own certificate and trusts the dev CA.
+    const securityArgs = (name: string): string[] => {
+      const files = security.certificates;
+      const tls = files ? ['--tls-cert', files.services[name]!.certFile, '--tls-key', files.services[name]!.keyFile, '--tls-ca', files.caFile] : [];
+      return ['--cluster-secret-file', security.secretFile, ...tls];
+    };
     const coordinatorDir = path.join(dataDir, 'coordinator');
     this.children.push(
       new ManagedChild({
@@ -127,7 +151,7 @@ export class DevCluster {
         role: 'coordinator',
         id: 'coordinator',
         entry: coordinatorEntry,
-        args: ['--host', HOST, '--port', String(port), '--data-dir', coordinatorDir, '--log-pretty', ...levelArgs],
+        args: ['--host', HOST, '--port', String(port), '--data-dir', coordinatorDir, '--log-pretty', ...levelArgs, ...securityArgs('coordinator')],
         port,
         url: this.coordinatorUrl,
         dataDir: coordinatorDir,
@@ -152,9 +176,10 @@ export class DevCluster {
             '--coordinator', this.coordinatorUrl,
             '--log-pretty',
             ...levelArgs,
+            ...securityArgs(`broker-${id}`),
           ],
           port: brokerPort,
-          url: `http://${HOST}:${brokerPort}`,
+          url: `${this.scheme}://${HOST}:${brokerPort}`,
           dataDir: brokerDir,
         }),
       );
@@ -215,7 +240,7 @@ export class DevCluster {
       if (!child.running) {
         throw new CliError(`${child.spec.name} ${describeExit(await child.waitForExit())} while starting (see its log above)`);
       }
-      if (await answersReady(child.spec.url)) {
+      if (await this.answersReady(child.spec.url)) {
         child.ready = true;
         this.saveState();
         return;
@@ -224,6 +249,15 @@ export class DevCluster {
         throw new CliError(`${child.spec.name} did not become ready at ${child.spec.url} within ${this.options.readyTimeoutMs} ms`);
       }
       await delay(READY_POLL_MS);
+    }
+  }
+
+  private async answersReady(url: string): Promise<boolean> {
+    try {
+      await this.probe.get(`${url}/ready`);
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -347,15 +381,6 @@ export class DevCluster {
   }
 }
 
-async function answersReady(url: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(1_000) });
-    await response.body?.cancel();
-    return response.ok;
-  } catch {
-    return false;
-  }
-}
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -87,7 +87,13 @@ export class Connection {
 export function coordinatorError(error: unknown, coordinatorUrl: string): unknown {
   if (!isNetworkError(error)) return error;
   const code = (error as { code?: string }).code ?? 'no answer';
-  return new TesseraError('UNAVAILABLE', `cannot reach the coordinator at ${coordinatorUrl}: ${code}`, {}, { cause: error });
+  return new TesseraError('UNAVAILABLE', `cannot reach the coordinator at ${coordinatorUrl}: ${untrusted(code) ?? code}`, {}, { cause: error });
+}
+
+/** A TLS verification failure, said so: the server's certificate is not one the client trusts. */
+function untrusted(code: string): string | undefined {
+  if (!/CERT|SIGNATURE|VERIFY|ERR_TLS/.test(code)) return undefined;
+  return `its certificate is not trusted (${code}); give the cluster's CA (tls option, --ca-file or TESSERA_CA_FILE)`;
 }
 
 /**
@@ -100,5 +106,5 @@ export function brokerError(error: unknown, brokerUrl: string, timeoutMs: number
   if (code === 'ETIMEDOUT') {
     return new TesseraError('TIMEOUT', `broker at ${brokerUrl} did not answer within ${timeoutMs} ms`, {}, { cause: error });
   }
-  return new TesseraError('UNAVAILABLE', `cannot reach the broker at ${brokerUrl}: ${code}`, {}, { cause: error });
+  return new TesseraError('UNAVAILABLE', `cannot reach the broker at ${brokerUrl}: ${untrusted(code) ?? code}`, {}, { cause: error });
 }
