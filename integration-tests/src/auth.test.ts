@@ -204,3 +204,47 @@ describe('client authentication and ACLs', () => {
     expect(sent).toBeGreaterThan(acknowledged.length);
   });
 });
+
+// The second half of the bound: a broker cut off from the coordinator keeps the principals it
+// last had, so there a deleted principal's token works until it expires, and not a moment longer.
+describe('a broker that cannot reach the coordinator', () => {
+  const TOKEN_TTL_MS = 4_000;
+  let cut: Cluster;
+
+  beforeAll(async () => {
+    // A long broker timeout: the cut-off broker stays primary, so only authentication can refuse.
+    cut = await startCluster({ name: 'auth-cut', brokers: 2, heartbeatMs: HEARTBEAT_MS, brokerTimeoutMs: 60_000, proxies: true, tokenTtlMs: TOKEN_TTL_MS });
+  }, 60_000);
+
+  afterAll(async () => {
+    await cut?.stop();
+  });
+
+  it("refuses a deleted principal's token once the token expires (the token lifetime bounds revocation there)", async () => {
+    const client = cut.client({ requestTimeoutMs: 5_000 });
+    await client.admin.createTopic({ name: 'cut-topic', partitions: 1 });
+    const secret = (await client.admin.createPrincipal('team-d')).secret;
+    await client.admin.addAcl({ principal: 'team-d', resource: 'topic', name: 'cut-topic', operation: 'produce' });
+    const metadata = await client.admin.metadata();
+    const primary = metadata.topics.find((t) => t.name === 'cut-topic')!.partitions[0]!.primary!;
+    const url = metadata.brokers.find((b) => b.id === primary)!.url + routePath(BROKER_ROUTES.produce, { topic: 'cut-topic', partition: 0 });
+    // Wait until the broker knows team-d, then take its token.
+    const issuedAt = Date.now();
+    const token = await issueToken(cut.coordinatorUrl, { principal: 'team-d', secret }, cut.tls);
+    await waitFor(async () => (await call(url, 'POST', { records: [{ value: 'known' }] }, token)).status === 200, { what: 'the broker to know team-d' });
+
+    cut.links!.get(primary)!.toCoordinator.set('cut');
+    await client.admin.deletePrincipal('team-d');
+    await waitFor(async () => (await call(url, 'POST', { records: [{ value: 'late' }] }, token)).status === 401, {
+      what: 'the token to expire on the cut-off broker',
+      timeoutMs: TOKEN_TTL_MS + 5_000,
+      intervalMs: 50,
+    });
+    const refusedAfterMs = Date.now() - issuedAt;
+    const refused = await call(url, 'POST', { records: [{ value: 'late' }] }, token);
+    expect(refused.body.error.message).toMatch(/has expired/);
+    // Scheduling on a loaded machine may add to it; one second is allowed.
+    expect(refusedAfterMs).toBeLessThanOrEqual(TOKEN_TTL_MS + 1_000);
+    cut.links!.get(primary)!.toCoordinator.set('pass');
+  });
+});

@@ -34,6 +34,8 @@ export interface ClusterOptions {
    * told otherwise. `false` starts the coordinator with `--auth off`.
    */
   auth?: boolean;
+  /** Coordinator `--token-ttl-ms` (default: the coordinator's, 15 min). */
+  tokenTtlMs?: number;
   /** Every service serves HTTPS with certificates of a CA made for the cluster. Processes launcher only. */
   tls?: boolean;
   /** Extra environment of every service (e.g. TESSERA_HEADERS_TIMEOUT_MS). Processes launcher only. */
@@ -214,7 +216,8 @@ export async function issueToken(
 export function bootstrapAdmin(options: ClusterOptions): { admin?: { principal: string; secret: string }; env: Record<string, string>; flags: string[] } {
   if (options.auth === false) return { env: {}, flags: ['--auth', 'off'] };
   const secret = randomBytes(24).toString('hex');
-  return { admin: { principal: 'admin', secret }, env: { TESSERA_BOOTSTRAP_ADMIN_SECRET: secret }, flags: [] };
+  const flags = options.tokenTtlMs === undefined ? [] : ['--token-ttl-ms', String(options.tokenTtlMs)];
+  return { admin: { principal: 'admin', secret }, env: { TESSERA_BOOTSTRAP_ADMIN_SECRET: secret }, flags };
 }
 
 /** Polls `condition` until it holds, failing with `what` after `timeoutMs`. */
