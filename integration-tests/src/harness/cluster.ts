@@ -60,6 +60,8 @@ export interface Cluster {
   readonly clusterSecret: string;
   /** What the services' certificates chain to, when the cluster runs with TLS. */
   readonly tls?: TlsClientOptions;
+  /** The same CA as a file (for child processes: TESSERA_CA_FILE). */
+  readonly caFile?: string;
   /** The bootstrap admin's credentials; undefined when the cluster runs without authentication. */
   readonly admin?: { principal: string; secret: string };
   readonly coordinator: ServiceHandle;
@@ -88,6 +90,7 @@ export interface ClusterParts {
   coordinatorUrl: string;
   clusterSecret: string;
   tls?: TlsClientOptions;
+  caFile?: string;
   admin?: { principal: string; secret: string };
   coordinator: ServiceHandle;
   brokers: Map<number, ServiceHandle>;
@@ -115,6 +118,7 @@ export function assembleCluster(parts: ClusterParts): Cluster {
     coordinatorUrl,
     clusterSecret: parts.clusterSecret,
     ...(parts.tls ? { tls: parts.tls } : {}),
+    ...(parts.caFile ? { caFile: parts.caFile } : {}),
     ...(parts.admin ? { admin: parts.admin } : {}),
     coordinator,
     brokers,

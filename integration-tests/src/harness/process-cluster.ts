@@ -99,7 +99,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
   const cluster = assembleCluster({
     coordinatorUrl,
     clusterSecret,
-    ...(tls ? { tls } : {}),
+    ...(tls ? { tls, caFile: path.join(tlsDir, 'ca.crt') } : {}),
     ...(auth.admin ? { admin: auth.admin } : {}),
     coordinator,
     brokers,
