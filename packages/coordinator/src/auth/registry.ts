@@ -30,6 +30,13 @@ import { UNKNOWN_PRINCIPAL_HASH, generateSecret, hashSecret, verifySecret } from
 
 export const BOOTSTRAP_ADMIN_FILE = 'bootstrap-admin.json';
 const SIGNING_KEY_META = 'token_signing_key';
+/**
+ * Secret checks running at once, and waiting. Each costs tens of milliseconds of a libuv worker
+ * thread on purpose; beyond these, token requests are refused (503, retriable), so a flood of
+ * them can neither take every worker thread nor queue without bound.
+ */
+const MAX_CONCURRENT_SECRET_CHECKS = 2;
+const MAX_WAITING_SECRET_CHECKS = 256;
 const AUTH_VERSION_META = 'auth_version';
 
 export interface AuthRegistryOptions {
@@ -49,6 +56,8 @@ export class AuthRegistry {
   readonly clientAuth: ClientAuth;
   private principalsByName = new Map<string, PrincipalRow>();
   private authVersion: number;
+  private secretChecks = 0;
+  private readonly waitingChecks: Array<() => void> = [];
 
   private constructor(
     private readonly options: AuthRegistryOptions,
@@ -147,7 +156,13 @@ export class AuthRegistry {
   async issueToken(authorization: string | undefined): Promise<TokenResponse> {
     const { name, secret } = parseBasic(authorization);
     const row = this.principalsByName.get(name);
-    const matches = await verifySecret(secret, row?.secret_hash ?? (await UNKNOWN_PRINCIPAL_HASH));
+    let matches: boolean;
+    await this.startSecretCheck();
+    try {
+      matches = await verifySecret(secret, row?.secret_hash ?? (await UNKNOWN_PRINCIPAL_HASH));
+    } finally {
+      this.endSecretCheck();
+    }
     if (row === undefined || !matches) {
       throw new AuthenticationFailure(row === undefined ? 'unknown_principal' : 'bad_secret', `authentication failed for principal ${name}`);
     }
@@ -165,6 +180,24 @@ export class AuthRegistry {
       .setExpirationTime(Math.floor(expiresAtMs / 1000))
       .sign(this.signingKey);
     return { token, principal: name, expiresAtMs: Math.floor(expiresAtMs / 1000) * 1000 };
+  }
+
+  /** Takes a secret check slot, waiting for one (a finished check hands its slot over), or refuses when too many wait. */
+  private async startSecretCheck(): Promise<void> {
+    if (this.secretChecks < MAX_CONCURRENT_SECRET_CHECKS) {
+      this.secretChecks++;
+      return;
+    }
+    if (this.waitingChecks.length >= MAX_WAITING_SECRET_CHECKS) {
+      throw new TesseraError('UNAVAILABLE', 'too many authentications at once; retry shortly');
+    }
+    await new Promise<void>((resolve) => this.waitingChecks.push(resolve));
+  }
+
+  private endSecretCheck(): void {
+    const next = this.waitingChecks.shift();
+    if (next) next();
+    else this.secretChecks--;
   }
 
   private get(name: string): PrincipalRow {
