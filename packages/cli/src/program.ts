@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { type Credentials, defaultCoordinatorUrl } from '@tessera/client';
 import type { TlsClientOptions } from '@tessera/protocol';
 import { registerAuth } from './commands/auth.js';
+import { registerCerts } from './commands/certs.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerData } from './commands/data.js';
 import { registerDev } from './commands/dev.js';
@@ -59,6 +60,7 @@ export function buildProgram(runtime: Runtime): Command {
   registerGroups(program, runtime);
   registerCluster(program, runtime);
   registerAuth(program, runtime);
+  registerCerts(program, runtime);
   return program;
 }
 
