@@ -128,9 +128,9 @@ export class ClientAuth {
   }
 
   /** The AccessControl of a service with these rules. */
-  accessControl(rules: RuleTable, identifiers: Identifier[] = []): AccessControl {
+  accessControl(rules: RuleTable): AccessControl {
     return {
-      identify: [...identifiers, this.bearerIdentifier()],
+      identify: [this.bearerIdentifier()],
       authorize: (request) => {
         const rule = request.route === undefined ? undefined : rules[`${request.method} ${request.route}`];
         this.authorize(rule === undefined ? { kind: 'authenticated' } : rule(request), request.caller, request.membersUnchecked);
