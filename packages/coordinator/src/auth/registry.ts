@@ -32,7 +32,7 @@ export const BOOTSTRAP_ADMIN_FILE = 'bootstrap-admin.json';
 const SIGNING_KEY_META = 'token_signing_key';
 /**
  * Secret checks running at once, and waiting. Each costs tens of milliseconds of a libuv worker
- * thread on purpose; beyond these, token requests are refused (503, retriable), so a flood of
+ * thread on purpose; beyond these, token requests are refused (429, retriable), so a flood of
  * them can neither take every worker thread nor queue without bound.
  */
 const MAX_CONCURRENT_SECRET_CHECKS = 2;
@@ -189,7 +189,7 @@ export class AuthRegistry {
       return;
     }
     if (this.waitingChecks.length >= MAX_WAITING_SECRET_CHECKS) {
-      throw new TesseraError('UNAVAILABLE', 'too many authentications at once; retry shortly');
+      throw new TesseraError('TOO_MANY_REQUESTS', 'too many authentications at once; retry shortly');
     }
     await new Promise<void>((resolve) => this.waitingChecks.push(resolve));
   }
