@@ -46,6 +46,8 @@ export interface CoordinatorConfig {
   tokenTtlMs: number;
   /** The bootstrap admin's secret on first start (TESSERA_BOOTSTRAP_ADMIN_SECRET); generated into DATA/bootstrap-admin.json when absent. */
   bootstrapAdminSecret?: string;
+  /** Token requests checking a secret at once, and waiting to (default 2 and 256); more get 429. */
+  secretChecks?: { running: number; waiting: number };
 }
 
 export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {

@@ -40,6 +40,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     enabled: config.auth,
     tokenTtlMs: config.tokenTtlMs,
     bootstrapSecret: config.bootstrapAdminSecret,
+    secretChecks: config.secretChecks,
   });
   const service = createHttpService({
     service: 'coordinator',

@@ -35,8 +35,7 @@ const SIGNING_KEY_META = 'token_signing_key';
  * thread on purpose; beyond these, token requests are refused (429, retriable), so a flood of
  * them can neither take every worker thread nor queue without bound.
  */
-const MAX_CONCURRENT_SECRET_CHECKS = 2;
-const MAX_WAITING_SECRET_CHECKS = 256;
+export const DEFAULT_SECRET_CHECKS = { running: 2, waiting: 256 } as const;
 const AUTH_VERSION_META = 'auth_version';
 
 export interface AuthRegistryOptions {
@@ -50,6 +49,8 @@ export interface AuthRegistryOptions {
   bootstrapSecret?: string;
   /** Wall-clock time: tokens carry absolute expiry times. */
   nowMs?: () => number;
+  /** Secret checks running and waiting at once (DEFAULT_SECRET_CHECKS). */
+  secretChecks?: { running: number; waiting: number };
 }
 
 export class AuthRegistry {
@@ -184,11 +185,12 @@ export class AuthRegistry {
 
   /** Takes a secret check slot, waiting for one (a finished check hands its slot over), or refuses when too many wait. */
   private async startSecretCheck(): Promise<void> {
-    if (this.secretChecks < MAX_CONCURRENT_SECRET_CHECKS) {
+    const bound = this.options.secretChecks ?? DEFAULT_SECRET_CHECKS;
+    if (this.secretChecks < bound.running) {
       this.secretChecks++;
       return;
     }
-    if (this.waitingChecks.length >= MAX_WAITING_SECRET_CHECKS) {
+    if (this.waitingChecks.length >= bound.waiting) {
       throw new TesseraError('TOO_MANY_REQUESTS', 'too many authentications at once; retry shortly');
     }
     await new Promise<void>((resolve) => this.waitingChecks.push(resolve));

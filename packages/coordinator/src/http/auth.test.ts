@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { defaultConfig, startCoordinator, type RunningCoordinator } from '../index.js';
+import { defaultConfig, startCoordinator, type CoordinatorConfig, type RunningCoordinator } from '../index.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -22,9 +22,13 @@ function tempDir(): string {
 }
 
 /** `bootstrapAdminSecret` null: none given, so the coordinator writes one to bootstrap-admin.json. */
-async function coordinator(dataDir: string, bootstrapAdminSecret: string | null = ADMIN_SECRET): Promise<RunningCoordinator> {
+async function coordinator(
+  dataDir: string,
+  bootstrapAdminSecret: string | null = ADMIN_SECRET,
+  overrides: Partial<CoordinatorConfig> = {},
+): Promise<RunningCoordinator> {
   const running = await startCoordinator(
-    defaultConfig({ port: 0, dataDir, logLevel: 'silent', ...(bootstrapAdminSecret === null ? {} : { bootstrapAdminSecret }) }),
+    defaultConfig({ port: 0, dataDir, logLevel: 'silent', ...(bootstrapAdminSecret === null ? {} : { bootstrapAdminSecret }), ...overrides }),
   );
   cleanups.push(() => running.close());
   return running;
@@ -133,5 +137,21 @@ describe('coordinator authentication API', () => {
     const carolToken = await token(second.url, 'carol', 'carol-secret-123456');
     expect((await call(second.url, 'GET', '/users', { token: carolToken })).status).toBe(200);
     expect(JSON.parse(fs.readFileSync(file, 'utf8')).secret).toBe(secret);
+  });
+
+  it('checks a bounded number of secrets at once and refuses the excess with 429, answering everything else', async () => {
+    const { url } = await coordinator(tempDir(), ADMIN_SECRET, { secretChecks: { running: 1, waiting: 2 } });
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => call(url, 'POST', '/auth/token', { basic: 'admin:a-wrong-guess-of-the-secret' })),
+    );
+    // One check runs and two wait; the rest arrive while those are busy (a check takes tens of ms).
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.every((status) => status === 401 || status === 429)).toBe(true);
+    expect(statuses.filter((status) => status === 401).length).toBeGreaterThanOrEqual(3);
+    expect(statuses.filter((status) => status === 429).length).toBeGreaterThanOrEqual(1);
+    expect(answers.find((a) => a.status === 429)!.body.error).toMatchObject({ code: 'TOO_MANY_REQUESTS', retriable: true });
+    expect((await call(url, 'GET', '/health')).status).toBe(200);
+    // Once the checks ended, the right secret gets its token.
+    expect((await token(url, 'admin', ADMIN_SECRET)).length).toBeGreaterThan(0);
   });
 });
