@@ -59,6 +59,7 @@ const {
   tlsKey,
   tlsCa,
   clusterSecretFile,
+  insecureCluster,
   headersTimeoutMs,
   requestTimeoutMs,
   keepAliveTimeoutMs,
@@ -67,7 +68,7 @@ const {
 } = program.opts<Omit<BrokerConfig, 'coordinatorUrl' | 'logger' | 'limits'> & EdgeFlags & { coordinator: string; logLevel: string }>();
 let edge;
 try {
-  edge = edgeConfig({ tlsCert, tlsKey, tlsCa, clusterSecretFile, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, maxConnections });
+  edge = edgeConfig({ tlsCert, tlsKey, tlsCa, clusterSecretFile, insecureCluster, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, maxConnections });
 } catch (error) {
   process.stderr.write(`tessera-broker: ${(error as Error).message}\n`);
   process.exit(1);

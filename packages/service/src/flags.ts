@@ -11,6 +11,7 @@ export interface EdgeFlags {
   tlsKey?: string;
   tlsCa?: string;
   clusterSecretFile?: string;
+  insecureCluster?: boolean;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
@@ -44,6 +45,9 @@ export function edgeOptions(): Option[] {
       '--cluster-secret-file <file>',
       'file of cluster secrets, one per line; the first signs calls between services, all are accepted (or TESSERA_CLUSTER_SECRET, comma-separated)',
     ).env('TESSERA_CLUSTER_SECRET_FILE'),
+    new Option('--insecure-cluster', 'run without a cluster secret: anyone who reaches the service may call its internal routes').env(
+      'TESSERA_INSECURE_CLUSTER',
+    ),
     new Option('--headers-timeout-ms <ms>', 'time a client has to send its request headers')
       .env('TESSERA_HEADERS_TIMEOUT_MS')
       .argParser(positive)
@@ -63,10 +67,18 @@ export function edgeOptions(): Option[] {
   ];
 }
 
-/** Reads the files the edge flags name. Throws a one-line error when one is missing or wrong. */
+/**
+ * Reads the files the edge flags name. Throws a one-line error when one is missing or wrong, or
+ * when no cluster secret is given without --insecure-cluster: a service is secure by default.
+ */
 export function edgeConfig(flags: EdgeFlags, env: NodeJS.ProcessEnv = process.env): EdgeConfig {
   const tls = loadTlsFiles(flags);
   const clusterSecrets = loadClusterSecrets(flags.clusterSecretFile, env.TESSERA_CLUSTER_SECRET);
+  if (clusterSecrets === undefined && flags.insecureCluster !== true) {
+    throw new Error(
+      'no cluster secret: give --cluster-secret-file (or TESSERA_CLUSTER_SECRET), the same on every service, or --insecure-cluster to let anyone call the internal routes',
+    );
+  }
   return {
     ...(tls.server ? { tls: tls.server } : {}),
     ...(tls.client ? { clientTls: tls.client } : {}),
