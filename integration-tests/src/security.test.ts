@@ -19,6 +19,8 @@ import {
   routePath,
 } from '@tessera/protocol';
 import { type Cluster, launcher, startCluster, waitFor } from './harness/cluster.js';
+import { freePort } from './harness/ports.js';
+import { ServiceProcess } from './harness/process.js';
 
 const WRONG_SECRET = 'not-the-cluster-secret-0123456789';
 
@@ -290,6 +292,35 @@ describe.skipIf(launcher !== 'processes')('a cluster with TLS on every hop', () 
     const wrong = track(anonymous({ ca: readFileSync(otherCa), rejectUnauthorized: true }));
     expect(await refusal(wrong.get(`${cluster.coordinatorUrl}/health`))).toMatch(/CERT|SIGNATURE|VERIFY/);
     expect(await refusal(track(anonymous()).get(`${cluster.broker(1).url}/health`))).toMatch(/CERT|SIGNATURE|VERIFY/);
+  });
+
+  it('keeps out a broker started with a wrong cluster secret, though its certificate is good', async () => {
+    const made = makeCertificates(path.join(cluster.dataDir, 'tls'), [{ name: 'broker-9', hosts: ['127.0.0.1', 'localhost'] }]);
+    const port = await freePort();
+    const intruder = new ServiceProcess({
+      name: 'broker-9',
+      role: 'broker',
+      url: `https://127.0.0.1:${port}`,
+      logDir: path.join(cluster.dataDir, 'logs'),
+      env: { TESSERA_CLUSTER_SECRET: WRONG_SECRET },
+      tls: cluster.tls,
+      args: [
+        '--id', '9', '--port', String(port), '--host', '127.0.0.1', '--data-dir', path.join(cluster.dataDir, 'broker-9'),
+        '--coordinator', cluster.coordinatorUrl, '--heartbeat-ms', '200',
+        '--tls-cert', made.services['broker-9']!.certFile, '--tls-key', made.services['broker-9']!.keyFile, '--tls-ca', made.caFile,
+      ],
+    });
+    await intruder.start({ waitReady: false });
+    try {
+      await waitFor(() => readFileSync(intruder.logFile, 'utf8').includes('cluster credential refused'), {
+        what: 'the coordinator to refuse the intruder',
+      });
+      const client = cluster.client({ requestTimeoutMs: 3_000 });
+      expect((await client.admin.listBrokers()).map((b) => b.id).sort()).toEqual([1, 2]);
+      expect((await client.admin.metadata()).brokers.map((b) => b.id)).not.toContain(9);
+    } finally {
+      await intruder.stop();
+    }
   });
 
   it('lets no one replicate without the cluster secret, not even over a verified TLS link', async () => {
