@@ -170,6 +170,11 @@ describe.skipIf(launcher !== 'processes')('a cluster with service identity', () 
     expect(brokers.map((b) => b.id).sort()).toEqual([...cluster.brokers.keys()].sort());
     expect(brokers.every((b) => !b.draining)).toBe(true);
     expect((await client.admin.clusterEvents(1_000)).filter((e) => e.type === 'broker_registered' && e.brokerId === 99)).toEqual([]);
+    // Operators see the attempts: 401s by reason, 403s by the member that overstepped.
+    const metrics = await (await fetch(`${c}/metrics`)).text();
+    expect(counter(metrics, 'tessera_auth_failures_total{reason="cluster_missing"}')).toBeGreaterThanOrEqual(4);
+    expect(counter(metrics, 'tessera_auth_failures_total{reason="cluster_bad_signature"}')).toBeGreaterThanOrEqual(1);
+    expect(counter(metrics, `tessera_auth_denied_total{principal="broker-${partition.secondary!}"}`)).toBeGreaterThanOrEqual(1);
   });
 
   it('refuses a commit of a future generation; the real member keeps committing', async () => {
@@ -245,6 +250,12 @@ describe.skipIf(launcher !== 'processes')('a cluster with service identity', () 
     }
   });
 });
+
+/** The value of one Prometheus sample line, 0 when absent. */
+function counter(text: string, sample: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(sample + ' '));
+  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
+}
 
 /** The "request refused" lines a log file gained since byte `start`. */
 function refusedLines(file: string, start: number): string[] {
