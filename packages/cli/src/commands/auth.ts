@@ -1,6 +1,6 @@
 /** `tessera users create|list|delete|rotate` and `tessera acl add|list|remove`: principals and their permissions. */
 import { type Command, Option } from 'commander';
-import type { AclEntry, AclInput } from '@tessera/client';
+import type { AclEntry, AclInput, PrincipalSecretResponse } from '@tessera/client';
 import { CliError } from '../errors.js';
 import { type Column, renderTable } from '../output/table.js';
 import { jsonLine } from '../output/write.js';
@@ -10,18 +10,27 @@ import { jsonOption } from './common.js';
 export function registerAuth(program: Command, runtime: Runtime): void {
   const users = program.command('users').description('principals: who may connect (needs cluster admin)');
 
-  users
-    .command('create')
-    .description('create a principal; prints its secret once (generated unless --new-secret or TESSERA_NEW_SECRET gives one)')
-    .argument('<name>', 'principal name')
-    .addOption(new Option('--new-secret <secret>', 'the secret to set (at least 16 characters)').env('TESSERA_NEW_SECRET'))
-    .addOption(jsonOption())
-    .action(async (name: string, options: { newSecret?: string; json?: boolean }) => {
-      const created = await runtime.client().admin.createPrincipal(name, options.newSecret);
-      if (options.json) return runtime.out(jsonLine(created));
-      runtime.err(`created principal ${created.name}; its secret is shown once, below`);
-      runtime.out(created.secret + '\n');
-    });
+  // create and rotate both set a secret and show it once: on stdout, so it can go straight to a file.
+  const secretCommand = (name: string, description: string, note: string, call: (principal: string, secret?: string) => Promise<PrincipalSecretResponse>) =>
+    users
+      .command(name)
+      .description(description)
+      .argument('<name>', 'principal name')
+      .addOption(new Option('--new-secret <secret>', 'the secret to set (at least 16 characters)').env('TESSERA_NEW_SECRET'))
+      .addOption(jsonOption())
+      .action(async (principal: string, options: { newSecret?: string; json?: boolean }) => {
+        const answer = await call(principal, options.newSecret);
+        if (options.json) return runtime.out(jsonLine(answer));
+        runtime.err(`${note} ${answer.name}; shown once, below`);
+        runtime.out(answer.secret + '\n');
+      });
+
+  secretCommand(
+    'create',
+    'create a principal; prints its secret once (generated unless --new-secret or TESSERA_NEW_SECRET gives one)',
+    'created principal',
+    (principal, secret) => runtime.client().admin.createPrincipal(principal, secret),
+  );
 
   users
     .command('list')
@@ -52,18 +61,12 @@ export function registerAuth(program: Command, runtime: Runtime): void {
       runtime.err(`deleted principal ${name}`);
     });
 
-  users
-    .command('rotate')
-    .description("give a principal a new secret; tokens of the old one stop working like a deleted principal's")
-    .argument('<name>', 'principal name')
-    .addOption(new Option('--new-secret <secret>', 'the secret to set (at least 16 characters)').env('TESSERA_NEW_SECRET'))
-    .addOption(jsonOption())
-    .action(async (name: string, options: { newSecret?: string; json?: boolean }) => {
-      const rotated = await runtime.client().admin.rotateSecret(name, options.newSecret);
-      if (options.json) return runtime.out(jsonLine(rotated));
-      runtime.err(`new secret for principal ${rotated.name}; shown once, below`);
-      runtime.out(rotated.secret + '\n');
-    });
+  secretCommand(
+    'rotate',
+    "give a principal a new secret; tokens of the old one stop working like a deleted principal's",
+    'new secret for principal',
+    (principal, secret) => runtime.client().admin.rotateSecret(principal, secret),
+  );
 
   const acl = program.command('acl').description('permissions of principals on topics, groups and the cluster (needs cluster admin)');
   const resourceOptions = (command: Command) =>
