@@ -271,7 +271,12 @@ describe.skipIf(launcher !== 'processes')('a cluster with TLS on every hop', () 
   const track = (c: JsonHttpClient) => (clients.push(c), c);
 
   beforeAll(async () => {
-    cluster = await startCluster({ name: 'security-tls', brokers: 2, tls: true });
+    cluster = await startCluster({
+      name: 'security-tls',
+      brokers: 2,
+      tls: true,
+      serviceEnv: { TESSERA_HEADERS_TIMEOUT_MS: '1000', TESSERA_REQUEST_TIMEOUT_MS: '2000' },
+    });
   });
 
   afterAll(async () => {
@@ -296,6 +301,24 @@ describe.skipIf(launcher !== 'processes')('a cluster with TLS on every hop', () 
     const plain = cluster.coordinatorUrl.replace('https:', 'http:');
     await expect(fetch(`${plain}/health`, { signal: AbortSignal.timeout(5_000) })).rejects.toThrow();
     await expect(fetch(`${cluster.broker(1).url.replace('https:', 'http:')}/health`, { signal: AbortSignal.timeout(5_000) })).rejects.toThrow();
+  });
+
+  it('closes connections that never finish their TLS handshake', async () => {
+    const { port } = new URL(cluster.coordinatorUrl);
+    const sockets = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const socket = net.connect(Number(port), '127.0.0.1');
+        await once(socket, 'connect');
+        // Half send nothing; half start a ClientHello (a TLS record header) and stop.
+        if (i % 2 === 1) socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+        socket.on('error', () => undefined);
+        socket.resume();
+        return socket;
+      }),
+    );
+    await waitFor(() => sockets.every((socket) => socket.destroyed), { timeoutMs: 15_000, what: 'the server to close every stalled handshake' });
+    const client = cluster.client({ requestTimeoutMs: 3_000 });
+    expect((await client.admin.clusterStatus()).brokers.filter((b) => b.alive)).toHaveLength(2);
   });
 
   it('refuses a client that trusts another CA, or only the system CAs', async () => {
