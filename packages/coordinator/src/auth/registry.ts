@@ -71,8 +71,10 @@ export class AuthRegistry {
   }
 
   static async open(options: AuthRegistryOptions): Promise<AuthRegistry> {
-    const { signingKey, publicJwk } = await loadSigningKey(options.store);
+    const { signingKey, publicJwk, created } = await loadSigningKey(options.store);
     const registry = new AuthRegistry(options, signingKey, publicJwk);
+    // A new key (first start, or the old one was removed to replace it) is a new auth state: brokers refetch it.
+    if (created) registry.change(() => undefined);
     if (options.enabled && registry.principalsByName.size === 0) await registry.bootstrap();
     registry.publish();
     return registry;
@@ -270,8 +272,9 @@ function newCredential(): string {
 }
 
 /** The Ed25519 key tokens are signed with: made on first start, kept in coordinator.db. */
-async function loadSigningKey(store: Store): Promise<{ signingKey: CryptoKey; publicJwk: JWK }> {
+async function loadSigningKey(store: Store): Promise<{ signingKey: CryptoKey; publicJwk: JWK; created: boolean }> {
   let stored = store.getMeta(SIGNING_KEY_META);
+  const created = stored === undefined;
   if (stored === undefined) {
     const { privateKey } = await generateKeyPair(TOKEN_ALGORITHM, { crv: 'Ed25519', extractable: true });
     const jwk = await exportJWK(privateKey);
@@ -282,5 +285,5 @@ async function loadSigningKey(store: Store): Promise<{ signingKey: CryptoKey; pu
   const { d: _private, ...publicPart } = jwk;
   const publicJwk: JWK = { ...publicPart, alg: TOKEN_ALGORITHM, use: 'sig', kid: await calculateJwkThumbprint(publicPart) };
   const signingKey = (await importJWK(jwk, TOKEN_ALGORITHM)) as CryptoKey;
-  return { signingKey, publicJwk };
+  return { signingKey, publicJwk, created };
 }

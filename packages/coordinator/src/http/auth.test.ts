@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultConfig, startCoordinator, type CoordinatorConfig, type RunningCoordinator } from '../index.js';
 
@@ -137,6 +138,17 @@ describe('coordinator authentication API', () => {
     const carolToken = await token(second.url, 'carol', 'carol-secret-123456');
     expect((await call(second.url, 'GET', '/users', { token: carolToken })).status).toBe(200);
     expect(JSON.parse(fs.readFileSync(file, 'utf8')).secret).toBe(secret);
+    const versionBefore = (await call(second.url, 'GET', '/internal/auth')).body.version as number;
+    await second.close();
+
+    // Replacing the signing key (as docs/operations.md describes): old tokens are refused, a new auth version tells brokers.
+    const db = new Database(path.join(dataDir, 'coordinator.db'));
+    db.prepare("DELETE FROM meta WHERE key = 'token_signing_key'").run();
+    db.close();
+    const third = await coordinator(dataDir);
+    expect((await call(third.url, 'GET', '/users', { token: carolToken })).body.error.message).toBe('token refused: its signature does not verify');
+    expect((await call(third.url, 'GET', '/users', { token: await token(third.url, 'carol', 'carol-secret-123456') })).status).toBe(200);
+    expect((await call(third.url, 'GET', '/internal/auth')).body.version).toBeGreaterThan(versionBefore);
   });
 
   it('checks a bounded number of secrets at once and refuses the excess with 429, answering everything else', async () => {
