@@ -6,7 +6,7 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClusterSigner, JsonHttpClient } from '@tessera/protocol';
+import { ClusterSigner, JsonHttpClient, TesseraError } from '@tessera/protocol';
 import { createHttpService, type HttpService } from './http.js';
 
 const SECRET = 'a-cluster-secret-of-enough-length';
@@ -42,6 +42,9 @@ async function start(options: { maxConnections?: number; clusterSecrets?: string
   service.router.get('/boom', () => {
     throw new Error('a bug');
   });
+  service.router.get('/later', () => {
+    throw new TesseraError('UNAVAILABLE', 'not yet');
+  });
   const server = await service.listen(0, '127.0.0.1');
   const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
   const client = new JsonHttpClient({ timeoutMs: 2_000 });
@@ -66,10 +69,14 @@ describe('the HTTP edge', () => {
     await expect.poll(() => client.get(`${url}/health`).catch(() => undefined), { timeout: 5_000 }).toMatchObject({ status: 'ok' });
   });
 
-  it('logs a 4xx as one line without a stack and a 5xx with its stack', async () => {
+  it('logs a 4xx and a deliberate 5xx as one line without a stack, and a bug with its stack', async () => {
     const { url, client, lines } = await start();
     await expect(client.post(`${url}/nowhere`, {})).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(client.get(`${url}/boom`)).rejects.toMatchObject({ code: 'INTERNAL' });
+    await expect(client.get(`${url}/later`)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const notServed = lines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'request not served');
+    expect(notServed).toEqual([expect.objectContaining({ status: 503, code: 'UNAVAILABLE', path: '/later' })]);
+    expect(notServed[0].err).toBeUndefined();
     const refused = lines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'request refused');
     expect(refused).toEqual([expect.objectContaining({ status: 404, code: 'NOT_FOUND', path: '/nowhere' })]);
     expect(refused[0].err).toBeUndefined();

@@ -184,8 +184,9 @@ function createServer(handler: http.RequestListener, limits: ServerLimits, tls: 
 
 /**
  * Every failure becomes `{"error": {"code", "message", "retriable"}}` with the code's status.
- * A 5xx is logged with its stack; a 4xx (the caller's mistake, or an attacker's probing) is one
- * line without a stack, so bad requests cannot flood the log with traces.
+ * An INTERNAL error (a bug, or anything not a TesseraError) is logged with its stack; a 4xx (the
+ * caller's mistake, or an attacker's probing) and a deliberate 5xx are one line without a stack,
+ * so bad requests cannot flood the log with traces.
  */
 function errorBodies(logger: Logger): Koa.Middleware<ServiceState> {
   return async (ctx, next) => {
@@ -193,10 +194,13 @@ function errorBodies(logger: Logger): Koa.Middleware<ServiceState> {
       await next();
     } catch (error) {
       const tessera = toTesseraError(error);
-      if (tessera.status >= 500) {
+      if (tessera.code === 'INTERNAL') {
         logger.error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
       } else {
-        logger.info({ method: ctx.method, path: ctx.path.slice(0, 200), status: tessera.status, code: tessera.code }, 'request refused');
+        // A deliberate 5xx (UNAVAILABLE while starting, NOT_ENOUGH_REPLICAS...) is a state, not a
+        // bug: one line like a 4xx, so a readiness probe or a retrying client cannot flood the log.
+        const line = { method: ctx.method, path: ctx.path.slice(0, 200), status: tessera.status, code: tessera.code };
+        logger.info(line, tessera.status >= 500 ? 'request not served' : 'request refused');
       }
       ctx.status = tessera.status;
       ctx.body = tessera.toBody();
