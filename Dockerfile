@@ -51,19 +51,21 @@ FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     TESSERA_HOST=0.0.0.0 \
     TESSERA_DATA_DIR=/data
+# openssl makes the cluster's certificates (`tessera certs create`, compose's tls-init).
+RUN apt-get update && apt-get install -y --no-install-recommends openssl && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app /app
 COPY docker/entrypoint.sh /usr/local/bin/tessera-entrypoint
 # /data is where the services keep their databases: mount a named volume there (compose does).
 # No VOLUME instruction, so containers that keep no data (the CLI, the demo) leave no anonymous volume.
-RUN mkdir -p /data && chown node:node /data && chmod 0755 /usr/local/bin/tessera-entrypoint
+RUN mkdir -p /data /tls && chown node:node /data /tls && chmod 0755 /usr/local/bin/tessera-entrypoint
 USER node
 EXPOSE 7070 7071
-# Healthy = serving: /ready answers 200 once the coordinator has loaded its state, or once a broker
+# Healthy = serving (over HTTPS when TESSERA_TLS_CERT is set, checked with TESSERA_TLS_CA): /ready answers 200 once the coordinator has loaded its state, or once a broker
 # has registered and applied its assignments (it stays ready while the coordinator is away).
 # The port is TESSERA_PORT, else the role's default (a broker has TESSERA_BROKER_ID). The CLI role
 # has no port; compose turns the check off for it.
 HEALTHCHECK --interval=5s --timeout=2s --start-period=20s --retries=3 \
-  CMD node -e "const e=process.env;fetch('http://127.0.0.1:'+(e.TESSERA_PORT||(e.TESSERA_BROKER_ID?7071:7070))+'/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD node -e "const e=process.env,m=require(e.TESSERA_TLS_CERT?'https':'http');m.get({host:'127.0.0.1',port:e.TESSERA_PORT||(e.TESSERA_BROKER_ID?7071:7070),path:'/ready',ca:e.TESSERA_TLS_CA&&require('fs').readFileSync(e.TESSERA_TLS_CA),timeout:1500},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"
 ENTRYPOINT ["tessera-entrypoint"]
 CMD ["--help"]

@@ -1,6 +1,7 @@
 // Promise 6: bad input never crashes a service or corrupts data. Sends malformed, invalid and
 // oversized requests as a plain HTTP client would, checks each 4xx error body, and then checks
-// that every service still serves and that nothing of a refused batch was stored.
+// that every service still serves and that nothing of a refused batch was stored. The calls
+// carry the admin's token, so they reach validation (refusals of credentials: auth.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Cluster, startCluster } from './harness/cluster.js';
 
@@ -8,9 +9,11 @@ let cluster: Cluster;
 let topic: string;
 let primaryUrl: string;
 let partition0Primary: number;
+let auth: Record<string, string>;
 
 beforeAll(async () => {
   cluster = await startCluster({ name: 'bad-input', maxValueBytes: 1024 });
+  auth = await cluster.adminHeaders();
   topic = `bad-${Date.now()}`;
   const client = cluster.client();
   const described = await client.admin.createTopic({ name: topic, partitions: 2 });
@@ -26,7 +29,7 @@ async function call(url: string, method: string, body?: string | Uint8Array, con
   const response = await fetch(url, {
     method,
     body,
-    headers: body === undefined ? undefined : { 'content-type': contentType },
+    headers: body === undefined ? auth : { ...auth, 'content-type': contentType },
   });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };

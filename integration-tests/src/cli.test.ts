@@ -102,12 +102,19 @@ async function waitDevReady(running: Dev, brokers = BROKERS, dir = dataDir): Pro
   for (const info of readDevJson(dir)!.processes) if (info.pid !== null) seenPids.add(info.pid);
 }
 
-/** Runs `tessera --coordinator <dev> ...args` as a child process, with `input` on stdin. */
-function tessera(args: string[], options: { input?: string; coordinator?: string | null } = {}): Promise<RunResult> {
+/**
+ * Runs `tessera --coordinator <dev> ...args` as a child process, with `input` on stdin. It finds
+ * the dev cluster's admin credentials through TESSERA_DEV_DIR (the data dir is not ./.tessera/dev).
+ */
+function tessera(
+  args: string[],
+  options: { input?: string; coordinator?: string | null; env?: Record<string, string> } = {},
+): Promise<RunResult> {
   const coordinator = options.coordinator === undefined ? coordinatorUrl : options.coordinator;
   const fullArgs = coordinator === null ? args : ['--coordinator', coordinator, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...fullArgs], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+    const env = { ...process.env, TESSERA_DEV_DIR: dataDir, ...options.env };
+    const child = spawn(process.execPath, [BIN, ...fullArgs], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -161,7 +168,7 @@ beforeAll(async () => {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: build first (pnpm build)`);
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-test-'));
   port = await freePortRange(BROKERS);
-  coordinatorUrl = `http://127.0.0.1:${port}`;
+  coordinatorUrl = `https://127.0.0.1:${port}`;
   dev = startDev();
   await waitDevReady(dev);
 });
@@ -200,6 +207,21 @@ describe('tessera CLI against a tessera dev cluster', () => {
     expect(JSON.parse(list.stdout).topics).toContainEqual({ name: TOPIC, partitions: 4, replicationFactor: 2 });
     const again = await tessera(['topics', 'create', TOPIC, '--partitions', '4']);
     expect(expectOneErrorLine(again)).toBe(`tessera: topic "${TOPIC}" already exists`);
+  });
+
+  it('finds the dev cluster, its CA and its credentials without flags; plaintext and a wrong CA are refused in one line', async () => {
+    // dev serves HTTPS with a local CA and key files of mode 0600 in its data dir.
+    expect(fs.statSync(path.join(dataDir, 'tls', 'coordinator.key')).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(dataDir, 'cluster-secret')).mode & 0o777).toBe(0o600);
+    const found = await tessera(['topics', 'list', '--json'], { coordinator: null });
+    expect(found.code, found.stderr).toBe(0);
+    expect(JSON.parse(found.stdout).topics).toContainEqual({ name: TOPIC, partitions: 4, replicationFactor: 2 });
+    const plain = await tessera(['topics', 'list'], { coordinator: coordinatorUrl.replace('https:', 'http:') });
+    expect(expectOneErrorLine(plain)).toMatch(/^tessera: cannot reach the coordinator at http:/);
+    const otherCa = path.join(dataDir, 'other-ca.crt');
+    fs.writeFileSync(otherCa, fs.readFileSync(path.join(dataDir, 'tls', 'coordinator.crt')));
+    const wrongCa = await tessera(['topics', 'list', '--ca-file', otherCa]);
+    expect(expectOneErrorLine(wrongCa)).toMatch(/^tessera: cannot reach the coordinator at https:.*: its certificate is not trusted \(\w+\)/);
   });
 
   it('produces keyed stdin lines and reports the count on stderr', async () => {
@@ -248,12 +270,12 @@ describe('tessera CLI against a tessera dev cluster', () => {
     const status = JSON.parse(result.stdout);
     expect(status.brokers).toHaveLength(BROKERS);
     for (const broker of status.brokers) {
-      expect(broker).toMatchObject({ url: `http://127.0.0.1:${port + broker.id}`, alive: true });
+      expect(broker).toMatchObject({ url: `https://127.0.0.1:${port + broker.id}`, alive: true });
     }
     expect(status.offline).toBe(0);
     const brokers = await tessera(['brokers', 'list']);
     expect(brokers.code, brokers.stderr).toBe(0);
-    expect(brokers.stdout.split('\n').filter((l) => l.includes('http://'))).toHaveLength(BROKERS);
+    expect(brokers.stdout.split('\n').filter((l) => l.includes('https://'))).toHaveLength(BROKERS);
   });
 
   it('shows the group with its committed offsets and no lag', async () => {
@@ -289,10 +311,45 @@ describe('tessera CLI against a tessera dev cluster', () => {
     }
   });
 
+  it('manages principals and ACLs: a principal works where its ACLs allow and is refused elsewhere in one line', async () => {
+    const created = await tessera(['users', 'create', 'team-a']);
+    expect(created.code, created.stderr).toBe(0);
+    const secret = created.stdout.trim();
+    expect(secret.length).toBeGreaterThanOrEqual(32);
+    const granted = await tessera(['acl', 'add', '--allow-principal', 'team-a', '--topic-prefix', 'team-a.', '--operation', 'admin']);
+    expect(granted.code, granted.stderr).toBe(0);
+    const acls = JSON.parse((await tessera(['acl', 'list', '--allow-principal', 'team-a', '--json'])).stdout).acls;
+    expect(acls).toEqual([{ principal: 'team-a', resource: 'topic', name: 'team-a.', prefix: true, operation: 'admin' }]);
+
+    const asTeam = (args: string[], input?: string, teamSecret = secret) =>
+      tessera(['--principal', 'team-a', ...args], { input, env: { TESSERA_SECRET: teamSecret } });
+    expect((await asTeam(['topics', 'create', 'team-a.orders', '--partitions', '2'])).code).toBe(0);
+    const produced = await asTeam(['produce', 'team-a.orders', '--key-separator', ':'], 'k:one\nk:two\n');
+    expect(produced.code, produced.stderr).toBe(0);
+    const consumedOwn = await tessera(['consume', 'team-a.orders', '--group', 'admin-check', '--from-beginning', '--max-messages', '2']);
+    expect(jsonLines(consumedOwn.stdout).map((r) => r.value)).toEqual(['one', 'two']);
+
+    // Outside its prefix: refused with one line naming the principal, the operation and the topic; the topic is untouched.
+    const before = JSON.parse((await tessera(['topics', 'describe', TOPIC, '--json'])).stdout);
+    expect(expectOneErrorLine(await asTeam(['produce', TOPIC], 'x\n'))).toContain(`principal team-a is not allowed to produce to topic ${TOPIC}`);
+    expect(expectOneErrorLine(await asTeam(['topics', 'delete', TOPIC]))).toBe(`tessera: principal team-a is not allowed to administer topic ${TOPIC}`);
+    expect(expectOneErrorLine(await asTeam(['users', 'list']))).toBe('tessera: principal team-a is not allowed to administer the cluster');
+    expect(JSON.parse((await tessera(['topics', 'describe', TOPIC, '--json'])).stdout)).toEqual(before);
+
+    // No credentials, a wrong secret, a deleted principal: each one line.
+    const anonymous = await tessera(['topics', 'list'], {
+      env: { TESSERA_DEV_DIR: path.join(dataDir, 'nowhere'), TESSERA_CA_FILE: path.join(dataDir, 'tls', 'ca.crt') },
+    });
+    expect(expectOneErrorLine(anonymous)).toMatch(/^tessera: authentication required at .*--principal and --secret/);
+    expect(expectOneErrorLine(await asTeam(['topics', 'list'], undefined, 'x'.repeat(32)))).toBe('tessera: authentication failed for principal team-a');
+    expect((await tessera(['users', 'delete', 'team-a'])).code).toBe(0);
+    expect(expectOneErrorLine(await asTeam(['topics', 'list']))).toBe('tessera: authentication failed for principal team-a');
+  });
+
   it('consume | head ends quietly (EPIPE) with exit 0', async () => {
     const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} --coordinator ${coordinatorUrl} consume ${TOPIC} --group g-head --from-beginning --idle-timeout-ms 5000 | head -n 2; echo "consume exit $\{PIPESTATUS[0]}" >&2`;
     const result = await new Promise<RunResult>((resolve) => {
-      const child = spawn('bash', ['-c', command], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('bash', ['-c', command], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TESSERA_DEV_DIR: dataDir } });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -365,7 +422,10 @@ describe('tessera dev --restart-on-exit', () => {
       seenPids.add(restarted.pid!);
       expect(isAlive(restarted.pid!)).toBe(true);
       await waitFor(async () => {
-        const result = await tessera(['cluster', 'status', '--json'], { coordinator: `http://127.0.0.1:${restartPort}` });
+        const result = await tessera(['cluster', 'status', '--json'], {
+          coordinator: `https://127.0.0.1:${restartPort}`,
+          env: { TESSERA_DEV_DIR: dir },
+        });
         const status = JSON.parse(result.stdout);
         return status.brokers.find((b: { id: number }) => b.id === 1)?.alive === true || undefined;
       }, 'broker 1 alive again');

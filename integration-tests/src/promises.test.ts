@@ -10,6 +10,7 @@ import { sleep } from '@tessera/protocol';
 import { type Cluster, startCluster, waitFor } from './harness/cluster.js';
 import { History, describeReport } from './harness/history.js';
 import { ENTRY_POINTS } from './harness/process.js';
+import { rawPost } from './harness/raw-http.js';
 import { consumeInto, keys, produceKeyed } from './harness/workload.js';
 
 const BROKER_TIMEOUT_MS = 1_500;
@@ -21,22 +22,17 @@ afterEach(async () => {
 });
 
 async function start(name: string, proxies = false): Promise<{ cluster: Cluster; client: TesseraClient }> {
-  cluster = await startCluster({ name, proxies, brokerTimeoutMs: BROKER_TIMEOUT_MS, replicaTimeoutMs: 800, groupSessionTimeoutMs: 3_000 });
+  // The promises hold with every hop secured: TLS, signed internal calls and client authentication.
+  cluster = await startCluster({ name, proxies, tls: true, brokerTimeoutMs: BROKER_TIMEOUT_MS, replicaTimeoutMs: 800, groupSessionTimeoutMs: 3_000 });
   return { cluster, client: cluster.client({ requestTimeoutMs: 3_000 }) };
 }
 
 async function produceDirect(url: string, topic: string, partition: number, value: string, timeoutMs = 5_000) {
-  try {
-    const response = await fetch(`${url}/topics/${topic}/partitions/${partition}/records`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ records: [{ value }] }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    return { status: response.status, body: (await response.json()) as any };
-  } catch (error) {
-    return { status: 0, body: { error: { code: (error as Error).name } } };
-  }
+  return rawPost(`${url}/topics/${topic}/partitions/${partition}/records`, { records: [{ value }] }, {
+    headers: await cluster!.adminHeaders(),
+    tls: cluster!.tls,
+    timeoutMs,
+  });
 }
 
 /** Every value a new group reads from the beginning of `topic` until `expected` distinct values arrived. */
@@ -185,7 +181,15 @@ describe('Tessera promises', () => {
     const crashing = spawn(
       process.execPath,
       [ENTRY_POINTS.cli, 'consume', 'work', '--group', 'workers', '--coordinator', cluster.coordinatorUrl, '--max-messages', '1000000'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          TESSERA_PRINCIPAL: cluster.admin?.principal ?? '',
+          TESSERA_SECRET: cluster.admin?.secret ?? '',
+          ...(cluster.caFile ? { TESSERA_CA_FILE: cluster.caFile } : {}),
+        },
+      },
     );
     crashing.stdout.resume();
     crashing.stderr.resume();
@@ -204,12 +208,12 @@ describe('Tessera promises', () => {
 
     const metadata = await client.admin.metadata();
     const primary = metadata.brokers.find((b) => b.id === metadata.topics.find((t) => t.name === 'work')!.partitions[0].primary)!;
-    const stale = await fetch(`${primary.url}/commit`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ group: 'workers', generation: generationWithTwo - 1, offsets: [{ topic: 'work', partition: 0, offset: 1 }] }),
-    });
-    const body = (await stale.json()) as { results: Array<{ error?: { code: string } }> };
+    const stale = await rawPost(
+      `${primary.url}/commit`,
+      { group: 'workers', generation: generationWithTwo - 1, offsets: [{ topic: 'work', partition: 0, offset: 1 }] },
+      { headers: await cluster!.adminHeaders(), tls: cluster!.tls },
+    );
+    const body = stale.body as { results: Array<{ error?: { code: string } }> };
     expect(body.results[0].error?.code).toBe('GENERATION_MISMATCH');
     void cluster;
   });

@@ -4,8 +4,9 @@
  * TESSERA_LAUNCHER=containers it starts the same services as containers of the repository's
  * image through testcontainers (`container-cluster.ts`), as the GitLab pipeline does.
  */
+import { randomBytes } from 'node:crypto';
 import { type ClientOptions, TesseraClient } from '@tessera/client';
-import { sleep } from '@tessera/protocol';
+import { JsonHttpClient, type TlsClientOptions, type TokenResponse, sleep } from '@tessera/protocol';
 import type { ServiceHandle } from './process.js';
 
 export interface ClusterOptions {
@@ -29,6 +30,18 @@ export interface ClusterOptions {
    * scenario can cut single network links (`Cluster.links`). Processes launcher only.
    */
   proxies?: boolean;
+  /**
+   * Client authentication and ACLs (default on, as the services run by default): the cluster
+   * starts with a bootstrap admin (`Cluster.admin`) whose credentials `client()` uses unless
+   * told otherwise. `false` starts the coordinator with `--auth off`.
+   */
+  auth?: boolean;
+  /** Coordinator `--token-ttl-ms` (default: the coordinator's, 15 min). */
+  tokenTtlMs?: number;
+  /** Every service serves HTTPS with certificates of a CA made for the cluster. Processes launcher only. */
+  tls?: boolean;
+  /** Extra environment of every service (e.g. TESSERA_HEADERS_TIMEOUT_MS). Processes launcher only. */
+  serviceEnv?: Record<string, string>;
 }
 
 /** The network links of one broker that a scenario can cut, blackhole or delay. */
@@ -45,6 +58,14 @@ export interface LinkControl {
 
 export interface Cluster {
   readonly coordinatorUrl: string;
+  /** The secret the services sign their calls to each other with. */
+  readonly clusterSecret: string;
+  /** What the services' certificates chain to, when the cluster runs with TLS. */
+  readonly tls?: TlsClientOptions;
+  /** The same CA as a file (for child processes: TESSERA_CA_FILE). */
+  readonly caFile?: string;
+  /** The bootstrap admin's credentials; undefined when the cluster runs without authentication. */
+  readonly admin?: { principal: string; secret: string };
   readonly coordinator: ServiceHandle;
   readonly brokers: ReadonlyMap<number, ServiceHandle>;
   /** Where the scenario may keep files of its own (and, for processes, where the logs are). */
@@ -52,8 +73,10 @@ export interface Cluster {
   /** Present when the cluster was started with `proxies: true`. */
   readonly links?: ReadonlyMap<number, BrokerLinks>;
   broker(id: number): ServiceHandle;
-  /** A client of this cluster, closed by `stop()`. */
+  /** A client of this cluster (as the bootstrap admin unless `credentials` says otherwise), closed by `stop()`. */
   client(options?: Omit<ClientOptions, 'coordinator'>): TesseraClient;
+  /** `Authorization` for a raw HTTP call as the bootstrap admin (empty without authentication). */
+  adminHeaders(): Promise<Record<string, string>>;
   /** Starts a broker that was not part of the cluster yet (it registers itself). */
   addBroker(id: number): Promise<ServiceHandle>;
   /** Stops every process (SIGTERM), keeping the data directory. */
@@ -67,6 +90,10 @@ export interface Cluster {
 /** What a launcher makes; `assembleCluster` turns it into the Cluster every scenario uses. */
 export interface ClusterParts {
   coordinatorUrl: string;
+  clusterSecret: string;
+  tls?: TlsClientOptions;
+  caFile?: string;
+  admin?: { principal: string; secret: string };
   coordinator: ServiceHandle;
   brokers: Map<number, ServiceHandle>;
   dataDir: string;
@@ -83,7 +110,7 @@ export function assembleCluster(parts: ClusterParts): Cluster {
   const startProcesses = async () => {
     await coordinator.start();
     await Promise.all([...brokers.values()].map((broker) => broker.start()));
-    await waitForLiveBrokers(coordinatorUrl, brokers.size);
+    await waitForLiveBrokers(coordinatorUrl, brokers.size, parts.tls, parts.admin);
   };
   const stopProcesses = async () => {
     await Promise.all([...brokers.values()].map((broker) => broker.stop()));
@@ -91,6 +118,10 @@ export function assembleCluster(parts: ClusterParts): Cluster {
   };
   return {
     coordinatorUrl,
+    clusterSecret: parts.clusterSecret,
+    ...(parts.tls ? { tls: parts.tls } : {}),
+    ...(parts.caFile ? { caFile: parts.caFile } : {}),
+    ...(parts.admin ? { admin: parts.admin } : {}),
     coordinator,
     brokers,
     dataDir: parts.dataDir,
@@ -101,9 +132,18 @@ export function assembleCluster(parts: ClusterParts): Cluster {
       return broker;
     },
     client(clientOptions = {}) {
-      const client = new TesseraClient({ ...clientOptions, coordinator: coordinatorUrl });
+      const client = new TesseraClient({
+        ...(parts.tls ? { tls: parts.tls } : {}),
+        credentials: parts.admin ?? null,
+        ...clientOptions,
+        coordinator: coordinatorUrl,
+      });
       clients.push(client);
       return client;
+    },
+    async adminHeaders(): Promise<Record<string, string>> {
+      if (parts.admin === undefined) return {};
+      return { authorization: `Bearer ${await issueToken(coordinatorUrl, parts.admin, parts.tls)}` };
     },
     async addBroker(id) {
       const broker = await parts.makeBroker(id);
@@ -143,15 +183,48 @@ export function coordinatorMoveFlags(options: ClusterOptions): string[] {
 }
 
 /** Waits until the coordinator counts `count` live brokers. */
-export async function waitForLiveBrokers(coordinatorUrl: string, count: number): Promise<void> {
-  await waitFor(
-    async () => {
-      const response = await fetch(`${coordinatorUrl}/cluster/status`);
-      const status = (await response.json()) as { brokers: Array<{ alive: boolean }> };
-      return status.brokers.filter((broker) => broker.alive).length >= count;
-    },
-    { timeoutMs: 20_000, what: `${count} live brokers` },
-  );
+export async function waitForLiveBrokers(
+  coordinatorUrl: string,
+  count: number,
+  tls?: TlsClientOptions,
+  admin?: { principal: string; secret: string },
+): Promise<void> {
+  const client = new TesseraClient({ coordinator: coordinatorUrl, requestTimeoutMs: 2_000, credentials: admin ?? null, ...(tls ? { tls } : {}) });
+  try {
+    await waitFor(
+      async () => {
+        const status = await client.admin.clusterStatus();
+        return status.brokers.filter((broker) => broker.alive).length >= count;
+      },
+      { timeoutMs: 20_000, what: `${count} live brokers` },
+    );
+  } finally {
+    await client.close();
+  }
+}
+
+/** A token for `credentials` from the coordinator, as a client library would get one. */
+export async function issueToken(
+  coordinatorUrl: string,
+  credentials: { principal: string; secret: string },
+  tls?: TlsClientOptions,
+): Promise<string> {
+  const http = new JsonHttpClient({ timeoutMs: 5_000, maxSockets: 1, tls });
+  try {
+    const basic = Buffer.from(`${credentials.principal}:${credentials.secret}`).toString('base64');
+    const answer = await http.post<TokenResponse>(`${coordinatorUrl}/auth/token`, undefined, { headers: { authorization: `Basic ${basic}` } });
+    return answer.token;
+  } finally {
+    http.close();
+  }
+}
+
+/** The bootstrap admin of a cluster started with authentication (both launchers make one per cluster). */
+export function bootstrapAdmin(options: ClusterOptions): { admin?: { principal: string; secret: string }; env: Record<string, string>; flags: string[] } {
+  if (options.auth === false) return { env: {}, flags: ['--auth', 'off'] };
+  const secret = randomBytes(24).toString('hex');
+  const flags = options.tokenTtlMs === undefined ? [] : ['--token-ttl-ms', String(options.tokenTtlMs)];
+  return { admin: { principal: 'admin', secret }, env: { TESSERA_BOOTSTRAP_ADMIN_SECRET: secret }, flags };
 }
 
 /** Polls `condition` until it holds, failing with `what` after `timeoutMs`. */

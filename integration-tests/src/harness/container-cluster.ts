@@ -7,6 +7,7 @@
  * test process reaches them through ports published at fixed host ports (`--advertised-url`),
  * so the URLs in the cluster map work from both sides and survive a container restart.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +20,7 @@ import {
   Wait,
   getContainerRuntimeClient,
 } from 'testcontainers';
-import { type Cluster, type ClusterOptions, assembleCluster, coordinatorMoveFlags, waitFor } from './cluster.js';
+import { type Cluster, type ClusterOptions, assembleCluster, bootstrapAdmin, coordinatorMoveFlags, waitFor } from './cluster.js';
 import type { ServiceHandle } from './process.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
@@ -116,6 +117,9 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
   const network: StartedNetwork = await new Network().start();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `tessera-${options.name}-`));
   const heartbeat = ['--heartbeat-ms', String(options.heartbeatMs ?? 200)];
+  // The services sign their calls to each other with a secret made for this cluster.
+  const clusterSecret = randomBytes(24).toString('hex');
+  const auth = bootstrapAdmin(options);
 
   const coordinatorHostPort = hostPort();
   const coordinatorUrl = `http://${host}:${coordinatorHostPort}`;
@@ -126,13 +130,14 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
         .withNetwork(network)
         .withNetworkAliases('coordinator')
         .withExposedPorts({ container: COORDINATOR_PORT, host: coordinatorHostPort })
-        .withEnvironment({ TESSERA_PORT: String(COORDINATOR_PORT) })
+        .withEnvironment({ TESSERA_PORT: String(COORDINATOR_PORT), TESSERA_CLUSTER_SECRET: clusterSecret, ...auth.env })
         .withCommand([
           'coordinator',
           ...heartbeat,
           '--broker-timeout-ms', String(options.brokerTimeoutMs ?? 3_000),
           '--group-session-timeout-ms', String(options.groupSessionTimeoutMs ?? 5_000),
           ...coordinatorMoveFlags(options),
+          ...auth.flags,
         ])
         .withWaitStrategy(Wait.forHttp('/ready', COORDINATOR_PORT))
         .withStartupTimeout(60_000),
@@ -155,6 +160,7 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
             TESSERA_ADVERTISED_URL: `http://${host}:${published}`,
             TESSERA_INTERNAL_URL: `http://broker-${id}:${BROKER_PORT}`,
             TESSERA_COORDINATOR: `http://coordinator:${COORDINATOR_PORT}`,
+            TESSERA_CLUSTER_SECRET: clusterSecret,
           })
           .withCommand([
             'broker',
@@ -174,6 +180,8 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
 
   const cluster = assembleCluster({
     coordinatorUrl,
+    clusterSecret,
+    ...(auth.admin ? { admin: auth.admin } : {}),
     coordinator,
     brokers,
     dataDir,

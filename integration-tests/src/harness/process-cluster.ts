@@ -1,8 +1,10 @@
 /** The default launcher: the coordinator and brokers as real processes on loopback, each with its own port and data directory. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type BrokerLinks, type Cluster, type ClusterOptions, assembleCluster, coordinatorMoveFlags } from './cluster.js';
+import { makeCertificates } from '@tessera/protocol';
+import { type BrokerLinks, type Cluster, type ClusterOptions, assembleCluster, bootstrapAdmin, coordinatorMoveFlags } from './cluster.js';
 import { freePort } from './ports.js';
 import { ServiceProcess } from './process.js';
 import { TcpProxy } from './proxy.js';
@@ -14,14 +16,31 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
     '--heartbeat-ms',
     String(options.heartbeatMs ?? 200),
   ];
+  // Every cluster signs its internal calls; with `tls`, every service also serves HTTPS with a
+  // certificate of a CA made for this cluster, and the other services trust that CA.
+  const clusterSecret = randomBytes(24).toString('hex');
+  const tlsDir = path.join(dataDir, 'tls');
+  const tlsFlags = (name: string): string[] => {
+    if (!options.tls) return [];
+    const made = makeCertificates(tlsDir, [{ name, hosts: ['127.0.0.1', 'localhost'] }]);
+    return ['--tls-cert', made.services[name]!.certFile, '--tls-key', made.services[name]!.keyFile, '--tls-ca', made.caFile];
+  };
+  const coordinatorTls = tlsFlags('coordinator');
+  const tls = options.tls ? { ca: readFileSync(path.join(tlsDir, 'ca.crt')), rejectUnauthorized: true } : undefined;
+  const scheme = options.tls ? 'https' : 'http';
+  const env = { ...options.serviceEnv, TESSERA_CLUSTER_SECRET: clusterSecret };
   const coordinatorPort = await freePort();
-  const coordinatorUrl = `http://127.0.0.1:${coordinatorPort}`;
+  const coordinatorUrl = `${scheme}://127.0.0.1:${coordinatorPort}`;
+  const auth = bootstrapAdmin(options);
   const coordinator = new ServiceProcess({
     name: 'coordinator',
     role: 'coordinator',
     url: coordinatorUrl,
     logDir,
+    env: { ...env, ...auth.env },
+    tls,
     args: [
+      ...coordinatorTls,
       '--port', String(coordinatorPort),
       '--host', '127.0.0.1',
       '--data-dir', path.join(dataDir, 'coordinator'),
@@ -29,6 +48,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
       '--broker-timeout-ms', String(options.brokerTimeoutMs ?? 3_000),
       '--group-session-timeout-ms', String(options.groupSessionTimeoutMs ?? 5_000),
       ...coordinatorMoveFlags(options),
+      ...auth.flags,
     ],
   });
   const brokers = new Map<number, ServiceProcess>();
@@ -47,15 +67,18 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
       await toCoordinator.start();
       proxies.push(inbound, toCoordinator);
       links.set(id, { inbound, toCoordinator });
-      internal = ['--internal-url', inbound.url];
-      brokerCoordinatorUrl = toCoordinator.url;
+      internal = ['--internal-url', inbound.url.replace('http:', `${scheme}:`)];
+      brokerCoordinatorUrl = toCoordinator.url.replace('http:', `${scheme}:`);
     }
     const broker = new ServiceProcess({
       name: `broker-${id}`,
       role: 'broker',
-      url: `http://127.0.0.1:${port}`,
+      url: `${scheme}://127.0.0.1:${port}`,
       logDir,
+      env,
+      tls,
       args: [
+        ...tlsFlags(`broker-${id}`),
         '--id', String(id),
         '--port', String(port),
         '--host', '127.0.0.1',
@@ -75,6 +98,9 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
 
   const cluster = assembleCluster({
     coordinatorUrl,
+    clusterSecret,
+    ...(tls ? { tls, caFile: path.join(tlsDir, 'ca.crt') } : {}),
+    ...(auth.admin ? { admin: auth.admin } : {}),
     coordinator,
     brokers,
     dataDir,

@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sleep } from '@tessera/protocol';
+import { JsonHttpClient, type TlsClientOptions, sleep } from '@tessera/protocol';
 
 const packagesDir = fileURLToPath(new URL('../../../packages/', import.meta.url));
 
@@ -23,6 +23,10 @@ export interface ServiceSpec {
   args: string[];
   url: string;
   logDir: string;
+  /** Extra environment (the cluster secret). */
+  env?: Record<string, string>;
+  /** What the service's certificate chains to, when it serves HTTPS. */
+  tls?: TlsClientOptions;
 }
 
 /**
@@ -73,7 +77,7 @@ export class ServiceProcess implements ServiceHandle {
     this.log = createWriteStream(path.join(this.spec.logDir, `${this.spec.name}.log`), { flags: 'a' });
     const child = spawn(process.execPath, [ENTRY_POINTS[this.spec.role], ...this.spec.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'info' },
+      env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'info', ...this.spec.env },
     });
     this.child = child;
     child.stdout?.pipe(this.log, { end: false });
@@ -85,15 +89,20 @@ export class ServiceProcess implements ServiceHandle {
   /** Polls /ready until the service serves, failing early if the process exits. */
   async waitReady(timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`${this.spec.name} exited before it was ready (see ${this.logFile})`);
-      try {
-        const response = await fetch(`${this.spec.url}/ready`, { signal: AbortSignal.timeout(1_000) });
-        if (response.ok) return;
-      } catch {
-        // not listening yet
+    const http = new JsonHttpClient({ timeoutMs: 1_000, maxSockets: 1, tls: this.spec.tls });
+    try {
+      while (Date.now() < deadline) {
+        if (!this.running) throw new Error(`${this.spec.name} exited before it was ready (see ${this.logFile})`);
+        try {
+          await http.get(`${this.spec.url}/ready`);
+          return;
+        } catch {
+          // not listening yet
+        }
+        await sleep(50);
       }
-      await sleep(50);
+    } finally {
+      http.close();
     }
     throw new Error(`${this.spec.name} was not ready within ${timeoutMs} ms (see ${this.logFile})`);
   }

@@ -15,7 +15,7 @@ const compose = readYaml('docker-compose.yml') as {
   services: Record<string, { command?: string[]; environment?: Record<string, string>; volumes?: string[]; ports?: string[] }>;
 };
 const prometheus = readYaml('prometheus/prometheus.yml') as {
-  scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }>;
+  scrape_configs: Array<{ job_name: string; scheme?: string; tls_config?: { ca_file: string }; static_configs: Array<{ targets: string[] }> }>;
 };
 const datasources = readYaml('grafana/provisioning/datasources/prometheus.yml') as {
   datasources: Array<{ name: string; uid: string; type: string; url: string }>;
@@ -39,8 +39,11 @@ describe('docker-compose.yml', () => {
     expect(new Set(brokers.map(([, s]) => s.environment?.TESSERA_PORT)).size).toBe(3);
     for (const [name, service] of brokers) {
       // Other containers and clients reach a broker by its compose name and its own port.
-      expect(service.environment?.TESSERA_ADVERTISED_URL).toBe(`http://${name}:${service.environment?.TESSERA_PORT}`);
-      expect(service.environment?.TESSERA_COORDINATOR).toBe(`http://coordinator:${compose.services.coordinator.environment?.TESSERA_PORT}`);
+      expect(service.environment?.TESSERA_ADVERTISED_URL).toBe(`https://${name}:${service.environment?.TESSERA_PORT}`);
+      expect(service.environment?.TESSERA_COORDINATOR).toBe(`https://coordinator:${compose.services.coordinator.environment?.TESSERA_PORT}`);
+      // Its own certificate (made by tls-init under its compose name), and the cluster secret.
+      expect(service.environment?.TESSERA_TLS_CERT).toBe(`/tls/private/${name}.crt`);
+      expect(service.environment?.TESSERA_CLUSTER_SECRET_FILE).toBe('/tls/private/cluster-secret');
       expect(service.volumes?.some((volume) => volume.endsWith(':/data'))).toBe(true);
     }
   });
@@ -91,6 +94,11 @@ describe('prometheus/prometheus.yml', () => {
     const targets = prometheus.scrape_configs.flatMap((job) => job.static_configs.flatMap((config) => config.targets));
     const expected = tesseraServices.map(([name, service]) => `${name}:${service.environment?.TESSERA_PORT}`);
     expect(targets.sort()).toEqual(expected.sort());
+  });
+
+  it('scrapes over HTTPS, checking the certificates with the CA compose mounts into Prometheus', () => {
+    for (const job of prometheus.scrape_configs) expect(job).toMatchObject({ scheme: 'https', tls_config: { ca_file: '/tls/ca.crt' } });
+    expect(compose.services.prometheus.volumes).toContain('tls:/tls:ro');
   });
 });
 

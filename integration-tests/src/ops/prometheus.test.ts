@@ -32,6 +32,11 @@ describe.skipIf(!prometheusFound)('the Grafana dashboards against a real Prometh
     const client = cluster.client();
     const topic = 'dashboards';
     await client.admin.createTopic({ name: topic, partitions: 3 });
+    // One refused call of each kind (401 without credentials, 403 without the permission) for the authentication panel.
+    expect((await fetch(`${cluster.coordinatorUrl}/topics`)).status).toBe(401);
+    const reader = await client.admin.createPrincipal('dashboards-reader');
+    const readerClient = cluster.client({ credentials: { principal: 'dashboards-reader', secret: reader.secret } });
+    await expect(readerClient.admin.listPrincipals()).rejects.toMatchObject({ code: 'FORBIDDEN' });
 
     const dir = path.join(cluster.dataDir, 'prometheus');
     mkdirSync(dir, { recursive: true });

@@ -55,6 +55,10 @@ class StubCoordinator {
     service.router.get('/metadata', (ctx) => {
       ctx.body = this.metadata();
     });
+    // Client authentication off: the broker's own access checks have their own tests.
+    service.router.get('/internal/auth', (ctx) => {
+      ctx.body = { version: 0, enabled: false, keys: [], principals: [], acls: [] };
+    });
     service.router.post('/brokers/register', (ctx) => {
       const body = ctx.state.body as { id: number; url: string };
       this.upsertBroker(body.id, body.url);
@@ -163,7 +167,7 @@ class StubCoordinator {
   }
 
   private heartbeatAnswer(): BrokerHeartbeatResponse {
-    return { metadataVersion: this.version, groups: { ...this.groups }, heartbeatMs: 100 };
+    return { metadataVersion: this.version, groups: { ...this.groups }, heartbeatMs: 100, authVersion: 0 };
   }
 }
 
@@ -298,7 +302,7 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(fetched.body.partitions[0].error).toMatchObject({ code: 'OFFSET_OUT_OF_RANGE', highWatermark: 104, logStartOffset: 0 });
   });
 
-  it('stores commits on both replicas and refuses older generations', async () => {
+  it('stores commits on both replicas and refuses every generation but the current one', async () => {
     coordinator.groups.g1 = 2;
     // Wait until a heartbeat answer carried the generation to broker 1.
     await vi.waitFor(
@@ -311,10 +315,20 @@ describe('broker over HTTP with a stub coordinator', () => {
     const ok = await post(`${url(1)}/commit`, { group: 'g1', generation: 2, offsets: [{ topic: 'orders', partition: 0, offset: 3 }] });
     expect(ok.body).toEqual({ results: [{ topic: 'orders', partition: 0 }] });
     expect(onDisk(dataDir(2), 'orders', 0).groups).toEqual([{ group_id: 'g1', offset: 3, generation: 2 }]);
-    // A commit of a newer generation raises what the broker knows, even before the coordinator says so.
-    await post(`${url(1)}/commit`, { group: 'g1', generation: 5, offsets: [{ topic: 'orders', partition: 0, offset: 4 }] });
-    const older = await post(`${url(1)}/commit`, { group: 'g1', generation: 3, offsets: [{ topic: 'orders', partition: 0, offset: 5 }] });
-    expect(older.body.results[0].error.code).toBe('GENERATION_MISMATCH');
+    // A future generation is refused and stored nowhere, so it cannot fence the real members out.
+    const future = await post(`${url(1)}/commit`, {
+      group: 'g1',
+      generation: Number.MAX_SAFE_INTEGER,
+      offsets: [{ topic: 'orders', partition: 0, offset: 0 }],
+    });
+    expect(future.body.results[0].error).toMatchObject({ code: 'GENERATION_MISMATCH', generation: 2 });
+    expect(onDisk(dataDir(1), 'orders', 0).groups).toEqual([{ group_id: 'g1', offset: 3, generation: 2 }]);
+    // The real member's next commit still works; a newer generation counts once the coordinator says so.
+    expect((await post(`${url(1)}/commit`, { group: 'g1', generation: 2, offsets: [{ topic: 'orders', partition: 0, offset: 4 }] })).body).toEqual({
+      results: [{ topic: 'orders', partition: 0 }],
+    });
+    const unknown = await post(`${url(1)}/commit`, { group: 'nobody-told', generation: 1, offsets: [{ topic: 'orders', partition: 0, offset: 1 }] });
+    expect(unknown.body.results[0].error.code).toBe('GENERATION_MISMATCH');
     const offsets = await post(`${url(1)}/offsets`, { group: 'g1', partitions: [{ topic: 'orders', partition: 0 }, { topic: 'orders', partition: 1 }] });
     expect(offsets.body.partitions[0]).toMatchObject({ offset: 4, highWatermark: 104 });
     expect(offsets.body.partitions[1].error.code).toBe('PARTITION_NOT_FOUND');

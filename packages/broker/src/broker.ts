@@ -3,9 +3,10 @@
  * coordinator link. `startBroker` listens, then registers in the background; /ready turns
  * true once the broker is registered and has applied its assignments.
  */
-import { BROKER_ROUTES, JsonHttpClient, type ReplicateResponse } from '@tessera/protocol';
+import { BROKER_ROUTES, ClusterSigner, JsonHttpClient, brokerNode, type ReplicateResponse } from '@tessera/protocol';
 import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import type { AddressInfo } from 'node:net';
+import { AuthSync } from './auth/auth-sync.js';
 import { CoordinatorLink, reconcile } from './cluster/index.js';
 import { DEFAULT_CONFIG, DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.js';
 import { mountRoutes } from './http/routes.js';
@@ -28,7 +29,9 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const logger =
     config.logger ?? createLogger('broker', { brokerId: config.id }, { level: config.logLevel, pretty: config.logPretty });
 
-  const peers = new JsonHttpClient({ timeoutMs: config.replicaTimeoutMs, maxSockets: 64 });
+  // Every call to another service carries this broker's signature and trusts the cluster's CA.
+  const signer = config.clusterSecrets ? new ClusterSigner(config.clusterSecrets, brokerNode(config.id)) : undefined;
+  const peers = new JsonHttpClient({ timeoutMs: config.replicaTimeoutMs, maxSockets: 64, tls: config.clientTls, signer });
   const metrics = new BrokerMetrics();
   const client: ReplicationPort = {
     async replicate(url, request, timeoutMs) {
@@ -39,6 +42,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     },
   };
 
+  // Client credentials are checked against the coordinator's auth state, refetched when a heartbeat says it changed.
+  const auth = new AuthSync(peers, config.coordinatorUrl.replace(/\/+$/, ''), limits.coordinatorTimeoutMs, logger);
   let replicas: ReplicaSet | undefined;
   const link = new CoordinatorLink({
     brokerId: config.id,
@@ -46,7 +51,10 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     coordinatorUrl: config.coordinatorUrl.replace(/\/+$/, ''),
     heartbeatMs: config.heartbeatMs,
     timeoutMs: limits.coordinatorTimeoutMs,
+    tls: config.clientTls,
+    signer,
     logger,
+    onHeartbeatAnswer: (answer) => auth.seen(answer.authVersion),
     reports: () => replicas?.all().map((replica) => replica.report()) ?? [],
     apply: async (metadata, fetchSeq, first) => {
       if (replicas) await reconcile(metadata, { brokerId: config.id, replicas, logger, fetchSeq, deleteOrphans: first });
@@ -67,7 +75,11 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     service: 'broker',
     id: config.id,
     logger,
-    isReady: () => link.registered && link.loaded,
+    isReady: () => link.registered && link.loaded && auth.loaded,
+    access: auth.accessControl(),
+    tls: config.tls,
+    clusterSecrets: config.clusterSecrets,
+    serverLimits: config.serverLimits,
   });
   const routes = mountRoutes(service, { replicas, link, limits, maxValueBytes: config.maxValueBytes, logger, metrics });
   const held = replicas;
@@ -85,7 +97,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   registerDiskMetrics(service.registry, config.dataDir);
   const server = await service.listen(config.port, config.host);
   const port = (server.address() as AddressInfo).port;
-  const url = (config.advertisedUrl ?? `http://${config.host}:${port}`).replace(/\/+$/, '');
+  const url = (config.advertisedUrl ?? `${service.scheme}://${config.host}:${port}`).replace(/\/+$/, '');
   const internalUrl = (config.internalUrl ?? url).replace(/\/+$/, '');
   link.setUrl(url, internalUrl);
   logger.info({ url, internalUrl, dataDir: config.dataDir, coordinator: config.coordinatorUrl, durability: config.durability }, 'listening');

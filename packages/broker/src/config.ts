@@ -7,7 +7,8 @@ import {
   DEFAULT_MAX_VALUE_BYTES,
   MAX_RECORDS_PER_REQUEST,
 } from '@tessera/protocol';
-import type { Logger } from '@tessera/service';
+import type { TlsClientOptions, TlsServerOptions } from '@tessera/protocol';
+import type { Logger, ServerLimits } from '@tessera/service';
 import type { Durability } from './storage/index.js';
 
 export interface BrokerConfig {
@@ -28,6 +29,13 @@ export interface BrokerConfig {
   maxValueBytes: number;
   logLevel?: string;
   logPretty?: boolean;
+  /** Serve HTTPS with this certificate (else plain HTTP). */
+  tls?: TlsServerOptions;
+  /** What the coordinator's and other brokers' certificates must chain to. */
+  clientTls?: TlsClientOptions;
+  /** Cluster secrets (the first signs): calls between services are signed and checked with them. */
+  clusterSecrets?: string[];
+  serverLimits?: Partial<ServerLimits>;
   /** A logger to use instead of creating one (tests). */
   logger?: Logger;
   limits?: Partial<BrokerLimits>;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The broker process: `node packages/broker/dist/main.js --id 1 --port 7071 --data-dir DIR`. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { createLogger, onShutdown } from '@tessera/service';
+import { type EdgeFlags, createLogger, edgeConfig, edgeOptions, onShutdown } from '@tessera/service';
 import { startBroker } from './broker.js';
 import { type BrokerConfig, DEFAULT_CONFIG } from './config.js';
 
@@ -49,16 +49,34 @@ const program = new Command('tessera-broker')
       .default('info'),
   )
   .addOption(new Option('--log-pretty', 'human-readable logs instead of JSON lines').env('TESSERA_LOG_PRETTY'));
+for (const option of edgeOptions()) program.addOption(option);
 
 program.parse();
 // The flags are the broker's configuration, but for the coordinator's flag name.
-const { coordinator, ...flags } = program.opts<
-  Omit<BrokerConfig, 'coordinatorUrl' | 'logger' | 'limits'> & { coordinator: string; logLevel: string }
->();
+const {
+  coordinator,
+  tlsCert,
+  tlsKey,
+  tlsCa,
+  clusterSecretFile,
+  insecureCluster,
+  headersTimeoutMs,
+  requestTimeoutMs,
+  keepAliveTimeoutMs,
+  maxConnections,
+  ...flags
+} = program.opts<Omit<BrokerConfig, 'coordinatorUrl' | 'logger' | 'limits'> & EdgeFlags & { coordinator: string; logLevel: string }>();
+let edge;
+try {
+  edge = edgeConfig({ tlsCert, tlsKey, tlsCa, clusterSecretFile, insecureCluster, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, maxConnections });
+} catch (error) {
+  process.stderr.write(`tessera-broker: ${(error as Error).message}\n`);
+  process.exit(1);
+}
 
 const logger = createLogger('broker', { brokerId: flags.id }, { level: flags.logLevel, pretty: flags.logPretty });
 try {
-  const broker = await startBroker({ ...flags, coordinatorUrl: coordinator, logger });
+  const broker = await startBroker({ ...flags, ...edge, coordinatorUrl: coordinator, logger });
   onShutdown(logger, () => broker.close());
 } catch (error) {
   logger.fatal({ err: error }, 'broker failed to start');

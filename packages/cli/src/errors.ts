@@ -79,6 +79,11 @@ function describeTesseraError(error: TesseraError, context: ErrorContext): strin
       return context.group !== undefined ? `group "${context.group}" not found` : firstLine(error.message);
     case 'TOPIC_EXISTS':
       return context.topic !== undefined ? `topic "${context.topic}" already exists` : firstLine(error.message);
+    case 'UNAUTHORIZED':
+      // A call without credentials; a wrong or revoked one says which principal failed.
+      return /^authentication required/.test(error.message)
+        ? `authentication required at ${context.coordinatorUrl}: pass --principal and --secret, or set TESSERA_TOKEN (or TESSERA_PRINCIPAL and TESSERA_SECRET)`
+        : firstLine(error.message);
     default:
       return firstLine(error.message);
   }

@@ -3,7 +3,7 @@
  * created client (closed when the command ends), and the error context a command
  * fills in so a failure names what it was about.
  */
-import { TesseraClient } from '@tessera/client';
+import { type Credentials, TesseraClient, type TlsClientOptions } from '@tessera/client';
 import type { ErrorContext } from './errors.js';
 
 export interface Io {
@@ -12,20 +12,31 @@ export interface Io {
   stdin: NodeJS.ReadStream;
 }
 
+export interface ClientFactoryOptions {
+  coordinator: string;
+  requestTimeoutMs: number;
+  credentials?: Credentials;
+  tls?: TlsClientOptions;
+}
+
 export class Runtime {
   readonly io: Io;
   readonly errorContext: ErrorContext;
   private clientInstance: TesseraClient | undefined;
   /** Per-request deadline of admin calls. */
   requestTimeoutMs = 10_000;
+  /** From the flags; undefined lets the client find them (environment, dev cluster). */
+  credentials: Credentials | undefined;
+  /** From --ca-file; undefined lets the client find the CA (TESSERA_CA_FILE, dev cluster). */
+  tls: TlsClientOptions | undefined;
 
-  private readonly createClient: (options: { coordinator: string; requestTimeoutMs: number }) => TesseraClient;
+  private readonly createClient: (options: ClientFactoryOptions) => TesseraClient;
 
   /** `createClient` is for tests, which pass a fake. */
   constructor(
     io: Io,
     coordinatorUrl: string,
-    createClient: (options: { coordinator: string; requestTimeoutMs: number }) => TesseraClient = (options) => new TesseraClient(options),
+    createClient: (options: ClientFactoryOptions) => TesseraClient = (options) => new TesseraClient(options),
   ) {
     this.io = io;
     this.errorContext = { coordinatorUrl };
@@ -41,7 +52,12 @@ export class Runtime {
   }
 
   client(): TesseraClient {
-    this.clientInstance ??= this.createClient({ coordinator: this.coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs });
+    this.clientInstance ??= this.createClient({
+      coordinator: this.coordinatorUrl,
+      requestTimeoutMs: this.requestTimeoutMs,
+      ...(this.credentials === undefined ? {} : { credentials: this.credentials }),
+      ...(this.tls === undefined ? {} : { tls: this.tls }),
+    });
     return this.clientInstance;
   }
 

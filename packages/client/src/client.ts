@@ -2,16 +2,19 @@
  * The entry point of the client library: one `TesseraClient` per cluster holds the
  * connection pool and the metadata cache that its admin, producers and consumers share.
  */
-import { DEFAULT_COORDINATOR_URL, DEFAULT_RETRY, TesseraError, type RetryOptions } from '@tessera/protocol';
+import { DEFAULT_RETRY, TesseraError, type RetryOptions, type TlsClientOptions } from '@tessera/protocol';
 import { AdminClient, type Admin } from './admin/admin.js';
 import { MetadataCache } from './cluster/metadata-cache.js';
 import { Connection } from './connection/connection.js';
+import { type Credentials, discoverCredentials } from './connection/credentials.js';
+import { defaultCoordinatorUrl } from './connection/dev-cluster.js';
+import { discoverTls } from './connection/tls.js';
 import { Consumer, type ConsumerOptions } from './consumer/consumer.js';
 import { Producer, type ProducerOptions } from './producer/producer.js';
 
 /** How a client reaches the cluster. */
 export interface ClientOptions {
-  /** The coordinator's URL (default `process.env.TESSERA_COORDINATOR`, else `http://127.0.0.1:7070`). */
+  /** The coordinator's URL (default: TESSERA_COORDINATOR, else a `tessera dev` cluster's from `.tessera/dev`, else `http://127.0.0.1:7070`). */
   coordinator?: string;
   /** Deadline of each HTTP request, in ms (default 10000; a fetch adds its long-poll wait). */
   requestTimeoutMs?: number;
@@ -19,6 +22,19 @@ export interface ClientOptions {
   retry?: Partial<RetryOptions>;
   /** The cluster map is refreshed in the background when older than this, in ms (default 30000). */
   metadataMaxAgeMs?: number;
+  /**
+   * Who the client is: `{ principal, secret }` (exchanged for short-lived tokens) or `{ token }`.
+   * Default: TESSERA_TOKEN, else TESSERA_PRINCIPAL and TESSERA_SECRET, else the admin credentials
+   * of a `tessera dev` cluster at this coordinator (from `.tessera/dev`); `null` sends none.
+   */
+  credentials?: Credentials | null;
+  /**
+   * What the cluster's certificates must chain to, for an https coordinator: `{ ca }` (PEM), plus
+   * `cert`/`key` for a client certificate. Default: TESSERA_CA_FILE, else the CA of a
+   * `tessera dev` cluster (`.tessera/dev/tls/ca.crt`), else the system CAs. The server's
+   * certificate is always verified unless `rejectUnauthorized: false`.
+   */
+  tls?: TlsClientOptions;
 }
 
 /**
@@ -47,13 +63,15 @@ export class TesseraClient {
   private closed = false;
 
   constructor(options: ClientOptions = {}) {
-    const coordinatorUrl = options.coordinator ?? process.env.TESSERA_COORDINATOR ?? DEFAULT_COORDINATOR_URL;
+    const coordinatorUrl = options.coordinator ?? defaultCoordinatorUrl();
     if (!/^https?:\/\/[^/]+/.test(coordinatorUrl)) {
       throw new TesseraError('INVALID_REQUEST', `coordinator URL must look like http://host:port, got ${JSON.stringify(coordinatorUrl)}`);
     }
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.retryOptions = { ...DEFAULT_RETRY, ...definedOnly(options.retry ?? {}) };
-    this.connection = new Connection({ coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs });
+    const credentials = options.credentials === undefined ? discoverCredentials(coordinatorUrl) : (options.credentials ?? undefined);
+    const tls = options.tls ?? discoverTls(coordinatorUrl);
+    this.connection = new Connection({ coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs, credentials, ...(tls ? { tls } : {}) });
     this.metadataCache = new MetadataCache(this.connection, options.metadataMaxAgeMs ?? 30_000);
     this.admin = new AdminClient(this.connection, this.metadataCache);
   }

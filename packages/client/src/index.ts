@@ -7,6 +7,9 @@
  * - Errors are `TesseraError` with a stable `code`; `isRetriable` and friends tell them apart.
  */
 export { TesseraClient, type ClientOptions } from './client.js';
+export { type Credentials, discoverCredentials, readDevCredentials, type DevCredentialsFile, DEFAULT_DEV_DIR, DEV_CREDENTIALS_FILE } from './connection/credentials.js';
+export { discoverTls, DEV_CA_FILE } from './connection/tls.js';
+export { defaultCoordinatorUrl } from './connection/dev-cluster.js';
 export type { Admin, PartitionLag } from './admin/admin.js';
 export { Producer, type ProducerOptions, type ProducerRecord, type RecordMetadata } from './producer/producer.js';
 export { Consumer, type ConsumerOptions, type ConsumedRecord } from './consumer/consumer.js';
@@ -23,6 +26,7 @@ export {
   DEFAULT_RETRY,
 } from '@tessera/protocol';
 export type {
+  TlsClientOptions,
   ErrorCode,
   ErrorDetails,
   RetryOptions,
@@ -39,4 +43,9 @@ export type {
   TopicMetadata,
   PartitionAssignment,
   BrokerInfo,
+  AclEntry,
+  AclInput,
+  AclListResponse,
+  PrincipalInfo,
+  PrincipalSecretResponse,
 } from '@tessera/protocol';

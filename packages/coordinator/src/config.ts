@@ -3,7 +3,11 @@ import {
   DEFAULT_COORDINATOR_PORT,
   DEFAULT_GROUP_SESSION_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_MS,
+  DEFAULT_TOKEN_TTL_MS,
+  type TlsClientOptions,
+  type TlsServerOptions,
 } from '@tessera/protocol';
+import type { ServerLimits } from '@tessera/service';
 
 export const DEFAULT_MAX_CONCURRENT_MOVES = 2;
 export const DEFAULT_REPLACE_DEAD_AFTER_MS = 30_000;
@@ -38,6 +42,21 @@ export interface CoordinatorConfig {
   leadershipBalanceDelayMs: number;
   logLevel: string;
   logPretty: boolean;
+  /** Serve HTTPS with this certificate (else plain HTTP). */
+  tls?: TlsServerOptions;
+  /** What the brokers' certificates must chain to. */
+  clientTls?: TlsClientOptions;
+  /** Cluster secrets (the first signs): calls between services are signed and checked with them. */
+  clusterSecrets?: string[];
+  serverLimits?: Partial<ServerLimits>;
+  /** Client authentication and ACLs on (the default): every client call needs a token. */
+  auth: boolean;
+  /** How long a token is valid. */
+  tokenTtlMs: number;
+  /** The bootstrap admin's secret on first start (TESSERA_BOOTSTRAP_ADMIN_SECRET); generated into DATA/bootstrap-admin.json when absent. */
+  bootstrapAdminSecret?: string;
+  /** Token requests checking a secret at once, and waiting to (default 2 and 256); more get 429. */
+  secretChecks?: { running: number; waiting: number };
 }
 
 export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<CoordinatorConfig, 'dataDir'>): CoordinatorConfig {
@@ -54,6 +73,8 @@ export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<Coord
     leadershipBalanceDelayMs: DEFAULT_LEADERSHIP_BALANCE_DELAY_MS,
     logLevel: 'info',
     logPretty: false,
+    auth: true,
+    tokenTtlMs: DEFAULT_TOKEN_TTL_MS,
     ...overrides,
   };
 }

@@ -4,12 +4,15 @@
  */
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { JsonHttpClient } from '@tessera/protocol';
+import { COORDINATOR_ROUTES, ClusterSigner, JsonHttpClient } from '@tessera/protocol';
 import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import { Cluster } from './cluster/cluster.js';
 import { Notifier } from './cluster/notify.js';
 import type { CoordinatorConfig } from './config.js';
 import { GroupManager } from './groups/groups.js';
+import { AuthRegistry } from './auth/registry.js';
+import { COORDINATOR_RULES } from './http/access-rules.js';
+import { registerAuthRoutes } from './http/auth-routes.js';
 import { registerRoutes } from './http/routes.js';
 import { registerCoordinatorMetrics } from './metrics/metrics.js';
 import { DEFAULT_ROUTING, ProduceRouter } from './routing/produce.js';
@@ -30,7 +33,33 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const store = new Store(config.dataDir);
   const loaded = store.loadAll();
   let ready = false;
-  const service = createHttpService({ service: 'coordinator', logger, isReady: () => ready });
+  const auth = await AuthRegistry.open({
+    store,
+    logger,
+    dataDir: config.dataDir,
+    enabled: config.auth,
+    tokenTtlMs: config.tokenTtlMs,
+    bootstrapSecret: config.bootstrapAdminSecret,
+    secretChecks: config.secretChecks,
+  });
+  const service = createHttpService({
+    service: 'coordinator',
+    logger,
+    isReady: () => ready,
+    access: auth.clientAuth.accessControl(COORDINATOR_RULES),
+    tls: config.tls,
+    clusterSecrets: config.clusterSecrets,
+    // What only brokers may call: their own registration and liveness, and the changes a primary asks for.
+    clusterOnlyPaths: [
+      COORDINATOR_ROUTES.brokerRegister,
+      COORDINATOR_ROUTES.brokerHeartbeat,
+      COORDINATOR_ROUTES.isr,
+      COORDINATOR_ROUTES.reassignComplete,
+    ],
+    serverLimits: config.serverLimits,
+  });
+  // Calls to brokers are signed as the coordinator and trust the cluster's CA.
+  const signer = config.clusterSecrets ? new ClusterSigner(config.clusterSecrets, 'coordinator') : undefined;
 
   // The metrics read the cluster and the groups at scrape time; both are assigned just below.
   let cluster: Cluster | undefined;
@@ -48,7 +77,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
 
   registerDiskMetrics(service.registry, config.dataDir);
 
-  const notifyClient = new JsonHttpClient({ timeoutMs: config.notifyTimeoutMs, maxSockets: 8 });
+  const notifyClient = new JsonHttpClient({ timeoutMs: config.notifyTimeoutMs, maxSockets: 8, tls: config.clientTls, signer });
   let notifier: Notifier | undefined;
   const theCluster = new Cluster(
     {
@@ -84,17 +113,20 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   );
   groupsRead = groups;
 
-  const produceClient = new JsonHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs });
+  const produceClient = new JsonHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs, tls: config.clientTls, signer });
   registerRoutes(service.router, {
     cluster: theCluster,
     groups,
     router: new ProduceRouter(theCluster, produceClient),
     notifier,
     heartbeatMs: config.heartbeatMs,
+    metrics: service.metrics,
+    authVersion: () => auth.version,
   });
+  registerAuthRoutes(service, auth);
 
   const server = await service.listen(config.port, config.host);
-  const url = `http://${config.host}:${(server.address() as AddressInfo).port}`;
+  const url = `${service.scheme}://${config.host}:${(server.address() as AddressInfo).port}`;
   theCluster.recordEvent('coordinator_started', { url, brokers: theCluster.brokers.size, topics: theCluster.topics.size });
 
   // Liveness and session checks run often enough to notice a timeout within a fraction of it.

@@ -9,8 +9,9 @@ import {
   DEFAULT_COORDINATOR_PORT,
   DEFAULT_GROUP_SESSION_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_MS,
+  DEFAULT_TOKEN_TTL_MS,
 } from '@tessera/protocol';
-import { createLogger, onShutdown } from '@tessera/service';
+import { createLogger, edgeConfig, edgeOptions, onShutdown } from '@tessera/service';
 import {
   DEFAULT_BROKER_START_GRACE_MS,
   DEFAULT_LEADERSHIP_BALANCE_DELAY_MS,
@@ -86,24 +87,42 @@ const program = new Command('tessera-coordinator')
       .env('TESSERA_LOG_LEVEL'),
   )
   .addOption(new Option('--log-pretty', 'human-readable logs instead of JSON lines').env('TESSERA_LOG_PRETTY'))
-  .action(async (options) => {
-    const running = await startCoordinator({
-      port: options.port,
-      host: options.host,
-      dataDir: options.dataDir,
-      heartbeatMs: options.heartbeatMs,
-      brokerTimeoutMs: options.brokerTimeoutMs,
-      groupSessionTimeoutMs: options.groupSessionTimeoutMs,
-      notifyTimeoutMs: 2_000,
-      maxConcurrentMoves: options.maxConcurrentMoves,
-      replaceDeadAfterMs: options.replaceDeadAfterMs,
-      brokerStartGraceMs: options.brokerStartGraceMs,
-      leadershipBalanceDelayMs: options.leadershipBalanceDelayMs,
-      logLevel: options.logLevel,
-      logPretty: options.logPretty === true,
-    });
-    onShutdown(createLogger('coordinator', {}, { level: options.logLevel, pretty: options.logPretty === true }), running.close);
+  .addOption(
+    new Option('--auth <on|off>', 'client authentication and ACLs (off: every client may do everything)')
+      .choices(['on', 'off'])
+      .default('on')
+      .env('TESSERA_AUTH'),
+  )
+  .addOption(
+    new Option('--token-ttl-ms <ms>', 'how long a client token is valid')
+      .argParser(integer(1_000, 86_400_000))
+      .default(DEFAULT_TOKEN_TTL_MS)
+      .env('TESSERA_TOKEN_TTL_MS'),
+  );
+for (const option of edgeOptions()) program.addOption(option);
+program.action(async (options) => {
+  const running = await startCoordinator({
+    ...edgeConfig(options),
+    port: options.port,
+    host: options.host,
+    dataDir: options.dataDir,
+    heartbeatMs: options.heartbeatMs,
+    brokerTimeoutMs: options.brokerTimeoutMs,
+    groupSessionTimeoutMs: options.groupSessionTimeoutMs,
+    notifyTimeoutMs: 2_000,
+    maxConcurrentMoves: options.maxConcurrentMoves,
+    replaceDeadAfterMs: options.replaceDeadAfterMs,
+    brokerStartGraceMs: options.brokerStartGraceMs,
+    leadershipBalanceDelayMs: options.leadershipBalanceDelayMs,
+    logLevel: options.logLevel,
+    logPretty: options.logPretty === true,
+    auth: options.auth === 'on',
+    tokenTtlMs: options.tokenTtlMs,
+    // From the environment only: a flag's value would show in the process list.
+    bootstrapAdminSecret: process.env.TESSERA_BOOTSTRAP_ADMIN_SECRET,
   });
+  onShutdown(createLogger('coordinator', {}, { level: options.logLevel, pretty: options.logPretty === true }), running.close);
+});
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`tessera-coordinator: ${(error as Error).message}\n`);

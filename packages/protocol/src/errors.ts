@@ -16,6 +16,8 @@ export const ERRORS = {
   /** The member is not (or no longer) in the group: rejoin. */
   UNKNOWN_MEMBER: { status: 409, retriable: false },
   TOPIC_EXISTS: { status: 409, retriable: false },
+  PRINCIPAL_NOT_FOUND: { status: 404, retriable: false },
+  PRINCIPAL_EXISTS: { status: 409, retriable: false },
   /** The request carries an epoch older than the one the receiver knows. */
   STALE_EPOCH: { status: 409, retriable: true },
   /** A commit carries a group generation older than the current one. */
@@ -27,6 +29,8 @@ export const ERRORS = {
   /** This broker does not lead the partition; the body names the primary it knows, if any. */
   NOT_PRIMARY: { status: 421, retriable: true },
   PAYLOAD_TOO_LARGE: { status: 413, retriable: false },
+  /** Too many requests of this kind at once (token requests beyond the coordinator's bound): retry shortly. */
+  TOO_MANY_REQUESTS: { status: 429, retriable: true },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retriable: false },
   INTERNAL: { status: 500, retriable: true },
   /** The service cannot serve now (starting, or a dependency is unreachable). */

@@ -7,34 +7,44 @@
 import http from 'node:http';
 import https from 'node:https';
 import got, { type Got, RequestError } from 'got';
+import { CLUSTER_AUTH_HEADER, type ClusterSigner } from './cluster-auth.js';
 import { ERRORS, type ErrorCode, TesseraError } from './errors.js';
+import type { TlsClientOptions } from './tls.js';
 
 export interface JsonHttpClientOptions {
   /** Per-request deadline when the call does not give one. */
   timeoutMs: number;
   /** Most sockets kept per host (default 64). */
   maxSockets?: number;
-  /** Sent on every request, e.g. a cluster credential later on. */
+  /** Sent on every request. */
   headers?: Record<string, string>;
+  /** Trusted CA (and client certificate) for https URLs; without it, the system CAs. */
+  tls?: TlsClientOptions;
+  /** Signs every request as a cluster member (brokers and the coordinator calling each other). */
+  signer?: ClusterSigner;
 }
 
 export interface RequestOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
   searchParams?: Record<string, string | number>;
+  /** Sent with this request only (a client's Authorization header). */
+  headers?: Record<string, string>;
 }
 
 export class JsonHttpClient {
   private readonly got: Got;
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
+  private readonly signer: ClusterSigner | undefined;
   readonly timeoutMs: number;
 
   constructor(options: JsonHttpClientOptions) {
     this.timeoutMs = options.timeoutMs;
+    this.signer = options.signer;
     const maxSockets = options.maxSockets ?? 64;
     this.httpAgent = new http.Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 1_000 });
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 1_000 });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets, keepAliveMsecs: 1_000, ...options.tls });
     this.got = got.extend({
       agent: { http: this.httpAgent, https: this.httpsAgent },
       retry: { limit: 0 },
@@ -58,24 +68,29 @@ export class JsonHttpClient {
 
   async request<T>(method: 'GET' | 'POST' | 'DELETE', url: string, body: unknown, options: RequestOptions): Promise<T> {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const target = new URL(url);
+    for (const [name, value] of Object.entries(options.searchParams ?? {})) target.searchParams.set(name, String(value));
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = { ...options.headers };
+    if (text !== undefined) headers['content-type'] = 'application/json';
+    if (this.signer) headers[CLUSTER_AUTH_HEADER] = this.signer.header(method, target.pathname + target.search, text);
     let response;
     try {
-      response = await this.got(url, {
+      response = await this.got(target, {
         method,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+        body: text,
+        headers,
         timeout: { request: timeoutMs },
         signal: options.signal,
-        searchParams: options.searchParams,
       });
     } catch (error) {
       throw networkError(error, method, url);
     }
-    const text = response.body;
+    const answer = response.body;
     let parsed: unknown = undefined;
-    if (text.length > 0) {
+    if (answer.length > 0) {
       try {
-        parsed = JSON.parse(text);
+        parsed = JSON.parse(answer);
       } catch {
         if (response.statusCode < 400) {
           throw new TesseraError('INTERNAL', `${method} ${url}: answer is not JSON (status ${response.statusCode})`);
@@ -85,7 +100,7 @@ export class JsonHttpClient {
     if (response.statusCode >= 400) {
       throw (
         TesseraError.fromBody(parsed) ??
-        new TesseraError(codeForStatus(response.statusCode), `${method} ${url}: HTTP ${response.statusCode} ${text.slice(0, 200)}`)
+        new TesseraError(codeForStatus(response.statusCode), `${method} ${url}: HTTP ${response.statusCode} ${answer.slice(0, 200)}`)
       );
     }
     return parsed as T;

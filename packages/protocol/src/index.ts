@@ -1,3 +1,4 @@
+export * from './auth.js';
 export * from './errors.js';
 export * from './limits.js';
 export * from './partitioner.js';
@@ -9,3 +10,6 @@ export type * from './wire.js';
 export * from './http-client.js';
 export { API_VERSION, INTERNAL_ROUTES, OPENAPI_ROUTE, openApiDocument, openApiPath, operations, type ServiceName } from './openapi/document.js';
 export * as responseSchemas from './openapi/responses.js';
+export * from './cluster-auth.js';
+export * from './tls.js';
+export * from './certificates.js';

@@ -24,6 +24,13 @@ export const COORDINATOR_ROUTES = {
   groupJoin: '/groups/:group/join',
   groupHeartbeat: '/groups/:group/heartbeat',
   groupLeave: '/groups/:group/leave',
+  authToken: '/auth/token',
+  users: '/users',
+  user: '/users/:name',
+  userSecret: '/users/:name/secret',
+  acls: '/acls',
+  aclsRemove: '/acls/remove',
+  authState: '/internal/auth',
 } as const;
 
 export const BROKER_ROUTES = {

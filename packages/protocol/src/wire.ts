@@ -134,6 +134,8 @@ export interface BrokerHeartbeatResponse {
   /** Current generation of every consumer group, so brokers refuse stale commits. */
   groups: Record<string, number>;
   heartbeatMs: number;
+  /** Version of the principals and ACLs (`GET /internal/auth`); brokers refetch them when it changes. */
+  authVersion?: number;
 }
 
 /** `POST /groups/:group/join` and `POST /groups/:group/heartbeat`. */

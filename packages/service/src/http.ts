@@ -1,23 +1,48 @@
 /**
  * The HTTP edge shared by the coordinator and the brokers: one koa app with the error
- * body of every failure, a bounded JSON body reader, the place where authentication
- * will sit, request metrics, and the /health, /ready and /metrics routes.
+ * body of every failure, a bounded JSON body reader, access control (who is calling, and
+ * may they make this request: `access.ts`), request metrics, and the /health, /ready and
+ * /metrics routes.
  */
-import type { Server } from 'node:http';
+import http, { type Server } from 'node:http';
+import https from 'node:https';
 import Router, { type RouterContext } from '@koa/router';
 import Koa from 'koa';
 import getRawBody from 'raw-body';
 import type { Registry } from 'prom-client';
-import { DEFAULT_MAX_REQUEST_BYTES, TesseraError, type HealthResponse } from '@tessera/protocol';
+import { DEFAULT_MAX_REQUEST_BYTES, TesseraError, type HealthResponse, type TlsServerOptions } from '@tessera/protocol';
+import { type AccessControl, type Caller, checkAccess } from './access.js';
+import { clusterIdentity, type ClusterIdentityState } from './cluster-identity.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 
 export type Context = RouterContext<ServiceState>;
 
-export interface ServiceState {
+export interface ServiceState extends ClusterIdentityState {
   /** The parsed JSON body (undefined for requests without one). */
   body: unknown;
+  /** Who made the request, as access control identified them. */
+  caller: Caller;
 }
+
+/** Bounds on what one client can hold open: the defence against slow and idle connections. */
+export interface ServerLimits {
+  /** Time to receive a request's headers, from the connection's start or the previous request. */
+  headersTimeoutMs: number;
+  /** Time to receive a whole request, headers and body. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number;
+  /** Open connections beyond this are closed as soon as they are accepted. */
+  maxConnections: number;
+}
+
+export const DEFAULT_SERVER_LIMITS: ServerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 65_000,
+  maxConnections: 1_024,
+};
 
 export interface HttpServiceOptions {
   service: HealthResponse['service'];
@@ -26,6 +51,15 @@ export interface HttpServiceOptions {
   maxRequestBytes?: number;
   /** Tells /ready whether the service is serving yet. */
   isReady: () => boolean;
+  /** Serve HTTPS with this certificate; without it, plain HTTP. */
+  tls?: TlsServerOptions;
+  serverLimits?: Partial<ServerLimits>;
+  /** Cluster secrets: a call signed with one of them comes from a cluster member (`cluster-identity.ts`). */
+  clusterSecrets?: readonly string[];
+  /** Paths (besides /internal/*) only cluster members may call. */
+  clusterOnlyPaths?: readonly string[];
+  /** Who may call what; without it every request is allowed (an embedded service in a test). */
+  access?: AccessControl;
 }
 
 export interface HttpService {
@@ -33,6 +67,8 @@ export interface HttpService {
   router: Router<ServiceState>;
   metrics: ServiceMetrics;
   registry: Registry;
+  /** `https` when the service serves TLS. */
+  scheme: 'http' | 'https';
   listen(port: number, host: string): Promise<Server>;
   close(): Promise<void>;
 }
@@ -42,12 +78,34 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   const router = new Router<ServiceState>();
   const { registry, metrics } = createMetrics(options.service);
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+  const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...options.serverLimits };
   let server: Server | undefined;
 
+  if (options.clusterSecrets === undefined) {
+    options.logger.warn('no cluster secret: cluster-only routes accept any caller (set --cluster-secret-file or TESSERA_CLUSTER_SECRET)');
+  }
+  // What koa reports outside the middleware (a client's stream failing, a deadline passing):
+  // one line for a client's fault, the stack only for a server error. Without this listener koa
+  // prints every such error's stack to stderr.
+  app.on('error', (error: Error & { status?: number; code?: string }) => {
+    if ((error.status ?? 500) >= 500 && !CLIENT_STREAM_ERRORS.has(error.code ?? '')) {
+      options.logger.error({ err: error }, 'request stream failed');
+    } else {
+      options.logger.info({ code: error.code, status: error.status, message: error.message.slice(0, 200) }, 'request stream failed');
+    }
+  });
   app.use(errorBodies(options.logger));
   app.use(requestMetrics(metrics));
-  app.use(authenticate());
+  app.use(
+    clusterIdentity({
+      secrets: options.clusterSecrets,
+      clusterOnlyPaths: new Set(options.clusterOnlyPaths ?? []),
+      maxRequestBytes,
+      metrics,
+    }),
+  );
   app.use(jsonBody(maxRequestBytes));
+  app.use(authenticate(router, metrics, options.access));
 
   const health = (status: HealthResponse['status']): HealthResponse => ({
     status,
@@ -74,18 +132,18 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     router,
     metrics,
     registry,
+    scheme: options.tls ? 'https' : 'http',
     listen(port, host) {
       app.use(router.routes());
       app.use(notFound());
       return new Promise((resolve, reject) => {
-        const listening = app.listen(port, host);
-        listening.keepAliveTimeout = 65_000;
-        listening.headersTimeout = 66_000;
+        const listening = createServer(app.callback(), limits, options.tls);
         listening.once('error', reject);
         listening.once('listening', () => {
           server = listening;
           resolve(listening);
         });
+        listening.listen(port, host);
       });
     },
     close() {
@@ -98,7 +156,38 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   };
 }
 
-/** Every failure becomes `{"error": {"code", "message", "retriable"}}` with the code's status. */
+/** Errors of a client's connection (it went away, or missed a deadline): not the server's fault. */
+const CLIENT_STREAM_ERRORS = new Set(['ERR_HTTP_REQUEST_TIMEOUT', 'ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/**
+ * An HTTP or HTTPS server with every bound of `limits`. With TLS, a client speaking plain HTTP
+ * fails the handshake and is disconnected: nothing is served in clear.
+ */
+function createServer(handler: http.RequestListener, limits: ServerLimits, tls: TlsServerOptions | undefined): Server {
+  const options: http.ServerOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // How often the header and request deadlines are checked; Node's default (30 s) would let a
+    // slow connection outlive a short deadline by that much.
+    connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+  };
+  const server = tls
+    ? https.createServer(
+        { ...options, cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), minVersion: 'TLSv1.2', handshakeTimeout: limits.headersTimeoutMs },
+        handler,
+      )
+    : http.createServer(options, handler);
+  server.maxConnections = limits.maxConnections;
+  return server;
+}
+
+/**
+ * Every failure becomes `{"error": {"code", "message", "retriable"}}` with the code's status.
+ * An INTERNAL error (a bug, or anything not a TesseraError) is logged with its stack; a 4xx (the
+ * caller's mistake, or an attacker's probing) and a deliberate 5xx are one line without a stack,
+ * so bad requests cannot flood the log with traces.
+ */
 function errorBodies(logger: Logger): Koa.Middleware<ServiceState> {
   return async (ctx, next) => {
     try {
@@ -107,6 +196,11 @@ function errorBodies(logger: Logger): Koa.Middleware<ServiceState> {
       const tessera = toTesseraError(error);
       if (tessera.code === 'INTERNAL') {
         logger.error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
+      } else {
+        // A deliberate 5xx (UNAVAILABLE while starting, NOT_ENOUGH_REPLICAS...) is a state, not a
+        // bug: one line like a 4xx, so a readiness probe or a retrying client cannot flood the log.
+        const line = { method: ctx.method, path: ctx.path.slice(0, 200), status: tessera.status, code: tessera.code };
+        logger.info(line, tessera.status >= 500 ? 'request not served' : 'request refused');
       }
       ctx.status = tessera.status;
       ctx.body = tessera.toBody();
@@ -131,11 +225,36 @@ function toTesseraError(error: unknown): TesseraError {
 }
 
 /**
- * Authentication and authorization go here, and only here: a later token check reads
- * the request's credentials and the route's required permission, so no handler changes.
+ * Authentication and authorization happen here, and only here, before any handler: the
+ * caller is identified from the request's credentials, and the matched route's rule decides
+ * with the route's parameters and the validated-later body. Refusals are counted by reason
+ * (401) and by principal (403).
  */
-function authenticate(): Koa.Middleware<ServiceState> {
-  return (_ctx, next) => next();
+function authenticate(
+  router: Router<ServiceState>,
+  metrics: ServiceMetrics,
+  access: AccessControl | undefined,
+): Koa.Middleware<ServiceState> {
+  return async (ctx, next) => {
+    ctx.state.caller = { kind: 'anonymous' };
+    if (access !== undefined) {
+      const matched = router.match(ctx.path, ctx.method).pathAndMethod.find((layer) => layer.methods.length > 0);
+      const route = matched === undefined ? undefined : String(matched.path);
+      const params = matched === undefined ? {} : matched.params(ctx.path, matched.captures(ctx.path));
+      // Service identity (a signed call from a cluster member) is checked before this.
+      const identity = ctx.state as { clusterNode?: string; clusterAuthOff?: boolean };
+      ctx.state.caller = await checkAccess(access, metrics, {
+        method: ctx.method,
+        route,
+        params,
+        headers: ctx.headers,
+        body: ctx.state.body,
+        member: identity.clusterNode,
+        membersUnchecked: identity.clusterAuthOff === true,
+      });
+    }
+    await next();
+  };
 }
 
 /** Reads a JSON body of at most `limit` bytes into `ctx.state.body`. */
@@ -147,7 +266,7 @@ function jsonBody(limit: number): Koa.Middleware<ServiceState> {
       if (Number.isFinite(declared) && declared > limit) {
         throw new TesseraError('PAYLOAD_TOO_LARGE', `request body is larger than ${limit} bytes`);
       }
-      const text = await getRawBody(ctx.req, { limit, encoding: 'utf8' });
+      const text = ctx.state.rawBody ?? (await getRawBody(ctx.req, { limit, encoding: 'utf8' }));
       if (text.length > 0) {
         try {
           ctx.state.body = JSON.parse(text);

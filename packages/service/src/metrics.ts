@@ -1,8 +1,12 @@
 import { statfsSync } from 'node:fs';
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface ServiceMetrics {
   requestDuration: Histogram<'method' | 'route' | 'status'>;
+  /** Requests refused because their credential is missing or wrong, by reason (no principal: it is not known). */
+  authFailures: Counter<'reason'>;
+  /** Authenticated requests refused for want of a permission, by principal. */
+  authDenied: Counter<'principal'>;
 }
 
 /** One registry per service, with the process metrics and the request latency histogram. */
@@ -17,7 +21,19 @@ export function createMetrics(service: string): { registry: Registry; metrics: S
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
-  return { registry, metrics: { requestDuration } };
+  const authFailures = new Counter({
+    name: 'tessera_auth_failures_total',
+    help: 'Requests refused with 401: missing, malformed, expired or wrongly signed credentials, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const authDenied = new Counter({
+    name: 'tessera_auth_denied_total',
+    help: 'Authenticated requests refused with 403 for want of a permission, by principal',
+    labelNames: ['principal'] as const,
+    registers: [registry],
+  });
+  return { registry, metrics: { requestDuration, authFailures, authDenied } };
 }
 
 /**

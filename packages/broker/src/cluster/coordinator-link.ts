@@ -7,6 +7,8 @@
 import {
   COORDINATOR_ROUTES,
   JsonHttpClient,
+  type ClusterSigner,
+  type TlsClientOptions,
   type BrokerHeartbeatResponse,
   type IsrChangeRequest,
   type MetadataResponse,
@@ -26,8 +28,14 @@ export interface CoordinatorLinkOptions {
   coordinatorUrl: string;
   heartbeatMs: number;
   timeoutMs: number;
+  /** What the coordinator's certificate must chain to, when it serves HTTPS. */
+  tls?: TlsClientOptions;
+  /** Signs every call as this broker (service identity). */
+  signer?: ClusterSigner;
   logger: Logger;
   reports: () => ReplicaReport[];
+  /** Sees every heartbeat answer (the auth version rides on it). */
+  onHeartbeatAnswer?: (answer: BrokerHeartbeatResponse) => void;
   apply: (metadata: MetadataResponse, fetchSeq: number, first: boolean) => Promise<void>;
 }
 
@@ -53,7 +61,7 @@ export class CoordinatorLink implements ClusterPort {
 
   constructor(private readonly options: CoordinatorLinkOptions) {
     this.brokerId = options.brokerId;
-    this.http = new JsonHttpClient({ timeoutMs: options.timeoutMs, maxSockets: 8 });
+    this.http = new JsonHttpClient({ timeoutMs: options.timeoutMs, maxSockets: 8, tls: options.tls, signer: options.signer });
     this.brokers.set(options.brokerId, { url: options.url, internalUrl: options.internalUrl ?? options.url });
   }
 
@@ -99,6 +107,7 @@ export class CoordinatorLink implements ClusterPort {
         this.unreachableSinceMs = undefined;
       }
       for (const [group, generation] of Object.entries(answer.groups ?? {})) this.generations.set(group, generation);
+      this.options.onHeartbeatAnswer?.(answer);
       if (!this.loaded || answer.metadataVersion !== this.appliedVersion) await this.refreshMetadata();
     } catch (error) {
       if (this.unreachableSinceMs === undefined) {

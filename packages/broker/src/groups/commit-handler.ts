@@ -24,10 +24,17 @@ export async function handleCommit(deps: HandlerDeps, ctx: Context): Promise<voi
         const replica = replicas[i];
         if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
         if (replica.role !== 'primary') throw replica.notPrimary();
-        // The group's generation as the coordinator last told us, or as stored by a newer commit.
-        const known = Math.max(deps.link.generation(request.group) ?? -1, replica.storedGeneration(request.group));
-        if (request.generation < known) {
-          throw new TesseraError('GENERATION_MISMATCH', `group ${request.group} is at generation ${known}`, { generation: known });
+        // Only the group's current generation may commit: as the coordinator last told us, or,
+        // when it never did (this broker restarted while the coordinator is down), as the last
+        // commit replicated here says. A newer generation than that is not believed: a commit
+        // could otherwise fence every real member out with a far-future generation.
+        const known = deps.link.generation(request.group) ?? replica.storedGeneration(request.group);
+        if (request.generation !== known) {
+          const message =
+            known < 0
+              ? `group ${request.group}: generation not known here yet, retry`
+              : `group ${request.group} is at generation ${known}, not ${request.generation}`;
+          throw new TesseraError('GENERATION_MISMATCH', message, known < 0 ? {} : { generation: known });
         }
         // Up to the LEO, not only the HW: right after a change of primary the new primary's HW can
         // trail, for a moment, what the group already read below the old primary's HW.

@@ -9,6 +9,7 @@ export interface DevCommandOptions {
   dataDir: string;
   port: number;
   restartOnExit?: boolean;
+  tls: boolean;
   logLevel?: string;
 }
 
@@ -20,6 +21,7 @@ export function registerDev(program: Command, runtime: Runtime): void {
     .option('-d, --data-dir <dir>', 'where every process keeps its data (kept across runs)', '.tessera/dev')
     .option('-p, --port <port>', 'coordinator port; brokers take the next ones', port, 7070)
     .option('--restart-on-exit', 'restart a process that dies (after a short backoff)')
+    .option('--no-tls', 'serve plain HTTP instead of HTTPS with a local CA made with openssl (DIR/tls)')
     .addOption(
       new Option('--log-level <level>', 'log level of every process').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     )
@@ -29,6 +31,7 @@ export function registerDev(program: Command, runtime: Runtime): void {
         dataDir: options.dataDir,
         port: options.port,
         restartOnExit: options.restartOnExit ?? false,
+        tls: options.tls,
         logLevel: options.logLevel,
         stdout: runtime.io.stdout,
         stderr: runtime.io.stderr,

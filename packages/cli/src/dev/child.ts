@@ -16,6 +16,8 @@ export interface ChildSpec {
   port: number;
   url: string;
   dataDir: string;
+  /** Environment of this process only (the coordinator's bootstrap admin secret). */
+  env?: Record<string, string>;
 }
 
 export interface ChildExit {
@@ -54,7 +56,7 @@ export class ManagedChild {
       // which then stops every child with exactly one SIGTERM (a second signal would
       // make a service exit at once, uncleanly).
       detached: true,
-      env: childEnv(process.env),
+      env: { ...childEnv(process.env), ...this.spec.env },
     });
     this.process = child;
     this.lastPid = child.pid ?? null;

@@ -112,6 +112,13 @@ describe('DevCluster', () => {
     const pids = state.processes.map((p) => p.pid!);
     expect(pids.every(isAlive)).toBe(true);
 
+    // The admin credentials the CLI finds: readable by their owner only, naming this coordinator.
+    const credentialsFile = path.join(dataDir, 'credentials.json');
+    expect(fs.statSync(credentialsFile).mode & 0o777).toBe(0o600);
+    const credentials = JSON.parse(fs.readFileSync(credentialsFile, 'utf8'));
+    expect(credentials).toMatchObject({ coordinator: `http://127.0.0.1:${port}`, principal: 'admin' });
+    expect(t.err()).not.toContain(credentials.secret);
+
     // SIGKILL broker 2: reported, restarted with a new PID, dev.json updated.
     process.kill(pids[2]!, 'SIGKILL');
     await waitFor(() => t.err().includes('broker-2 is back'), 'the restart');

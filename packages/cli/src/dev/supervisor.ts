@@ -9,9 +9,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { JsonHttpClient } from '@tessera/protocol';
 import { CliError } from '../errors.js';
 import { type ChildExit, ManagedChild, describeExit } from './child.js';
+import { ensureDevCredentials } from './credentials.js';
 import { isPortFree } from './ports.js';
+import { type DevSecurity, ensureDevSecurity } from './security.js';
 import { type DevState, isAlive, isRecordedProcess, readDevState, removeDevState, writeDevState } from './state.js';
 
 export interface DevOptions {
@@ -19,6 +22,8 @@ export interface DevOptions {
   dataDir: string;
   port: number;
   restartOnExit: boolean;
+  /** Every process serves HTTPS with certificates of a local CA made with openssl. */
+  tls?: boolean;
   logLevel?: string;
   /** Entry scripts; default: `@tessera/coordinator/main` and `@tessera/broker/main` (tests pass fakes). */
   coordinatorEntry?: string;
@@ -52,8 +57,10 @@ export function resolveEntry(specifier: string): string {
 }
 
 export class DevCluster {
-  private readonly options: Required<Omit<DevOptions, 'logLevel' | 'coordinatorEntry' | 'brokerEntry'>> &
-    Pick<DevOptions, 'logLevel' | 'coordinatorEntry' | 'brokerEntry'>;
+  private readonly options: Required<Omit<DevOptions, 'logLevel' | 'coordinatorEntry' | 'brokerEntry' | 'tls'>> &
+    Pick<DevOptions, 'logLevel' | 'coordinatorEntry' | 'brokerEntry' | 'tls'>;
+  /** Asks the processes whether they are ready (trusting the dev CA with TLS). */
+  private probe = new JsonHttpClient({ timeoutMs: 1_000, maxSockets: 4 });
   private readonly children: ManagedChild[] = [];
   private readonly startedAt = new Date().toISOString();
   private stopping = false;
@@ -79,7 +86,11 @@ export class DevCluster {
   }
 
   get coordinatorUrl(): string {
-    return `http://${HOST}:${this.options.port}`;
+    return `${this.scheme}://${HOST}:${this.options.port}`;
+  }
+
+  private get scheme(): 'http' | 'https' {
+    return this.options.tls ? 'https' : 'http';
   }
 
   /** Runs the cluster until a signal stops it; resolves with the exit code. */
@@ -95,7 +106,14 @@ export class DevCluster {
     }
     const coordinatorEntry = this.options.coordinatorEntry ?? resolveEntry('@tessera/coordinator/main');
     const brokerEntry = this.options.brokerEntry ?? resolveEntry('@tessera/broker/main');
-    this.buildChildren(coordinatorEntry, brokerEntry);
+    const credentials = ensureDevCredentials(dataDir, this.coordinatorUrl);
+    const names = ['coordinator', ...Array.from({ length: brokers }, (_, i) => `broker-${i + 1}`)];
+    const security = ensureDevSecurity(dataDir, names, this.options.tls === true, [HOST, 'localhost']);
+    if (security.clientTls) {
+      this.probe.close();
+      this.probe = new JsonHttpClient({ timeoutMs: 1_000, maxSockets: 4, tls: security.clientTls });
+    }
+    this.buildChildren(coordinatorEntry, brokerEntry, credentials.secret, security);
     for (const child of this.children) fs.mkdirSync(child.spec.dataDir, { recursive: true });
 
     const onSignal = (signal: NodeJS.Signals) => void this.shutdown(signal);
@@ -117,12 +135,20 @@ export class DevCluster {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('exit', onExit);
+      this.probe.close();
     }
   }
 
-  private buildChildren(coordinatorEntry: string, brokerEntry: string): void {
+  private buildChildren(coordinatorEntry: string, brokerEntry: string, adminSecret: string, security: DevSecurity): void {
     const { brokers, dataDir, port, logLevel } = this.options;
     const levelArgs = logLevel ? ['--log-level', logLevel] : [];
+    // Every process signs its calls to the others with the cluster secret and, with TLS, serves
+    // its own certificate and trusts the dev CA.
+    const securityArgs = (name: string): string[] => {
+      const files = security.certificates;
+      const tls = files ? ['--tls-cert', files.services[name]!.certFile, '--tls-key', files.services[name]!.keyFile, '--tls-ca', files.caFile] : [];
+      return ['--cluster-secret-file', security.secretFile, ...tls];
+    };
     const coordinatorDir = path.join(dataDir, 'coordinator');
     this.children.push(
       new ManagedChild({
@@ -130,10 +156,12 @@ export class DevCluster {
         role: 'coordinator',
         id: 'coordinator',
         entry: coordinatorEntry,
-        args: ['--host', HOST, '--port', String(port), '--data-dir', coordinatorDir, '--log-pretty', ...levelArgs],
+        args: ['--host', HOST, '--port', String(port), '--data-dir', coordinatorDir, '--log-pretty', ...levelArgs, ...securityArgs('coordinator')],
         port,
         url: this.coordinatorUrl,
         dataDir: coordinatorDir,
+        // Authentication is on, as in production; the admin is the one of DIR/credentials.json.
+        env: { TESSERA_BOOTSTRAP_ADMIN_SECRET: adminSecret },
       }),
     );
     for (let id = 1; id <= brokers; id++) {
@@ -153,9 +181,10 @@ export class DevCluster {
             '--coordinator', this.coordinatorUrl,
             '--log-pretty',
             ...levelArgs,
+            ...securityArgs(`broker-${id}`),
           ],
           port: brokerPort,
-          url: `http://${HOST}:${brokerPort}`,
+          url: `${this.scheme}://${HOST}:${brokerPort}`,
           dataDir: brokerDir,
         }),
       );
@@ -216,7 +245,7 @@ export class DevCluster {
       if (!child.running) {
         throw new CliError(`${child.spec.name} ${describeExit(await child.waitForExit())} while starting (see its log above)`);
       }
-      if (await answersReady(child.spec.url)) {
+      if (await this.answersReady(child.spec.url)) {
         child.ready = true;
         this.saveState();
         return;
@@ -228,6 +257,15 @@ export class DevCluster {
     }
   }
 
+  private async answersReady(url: string): Promise<boolean> {
+    try {
+      await this.probe.get(`${url}/ready`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   private announce(): void {
     const width = Math.max(...this.children.map((child) => child.spec.name.length));
     const lines = this.children.map((child) => `${child.spec.name.padEnd(width)}  ${child.spec.url}`);
@@ -235,7 +273,11 @@ export class DevCluster {
     const coordinatorFlag = this.options.port === 7070 ? '' : ` --coordinator ${this.coordinatorUrl}`;
     this.note(
       [
-        `cluster ready; PIDs in ${path.join(this.options.dataDir, 'dev.json')}; Ctrl-C stops it. Try:`,
+        `cluster ready; PIDs in ${path.join(this.options.dataDir, 'dev.json')}; Ctrl-C stops it.`,
+        `authentication is on: the admin credentials are in ${path.join(this.options.dataDir, 'credentials.json')} (mode 0600),`,
+        this.options.dataDir.endsWith(path.join('.tessera', 'dev'))
+          ? `which the CLI and the client library find when run from ${path.dirname(path.dirname(this.options.dataDir))}. Try:`
+          : `which the CLI and the client library find with TESSERA_DEV_DIR=${this.options.dataDir}. Try:`,
         `  tessera${coordinatorFlag} topics create demo --partitions 6${this.options.brokers < 2 ? ' --replication-factor 1' : ''}`,
         `  printf 'k1:hello\\nk2:world\\n' | tessera${coordinatorFlag} produce demo --key-separator :`,
         `  tessera${coordinatorFlag} consume demo --group g1 --from-beginning --idle-timeout-ms 2000`,
@@ -349,15 +391,6 @@ export class DevCluster {
   }
 }
 
-async function answersReady(url: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(1_000) });
-    await response.body?.cancel();
-    return response.ok;
-  } catch {
-    return false;
-  }
-}
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -23,7 +23,17 @@ import {
   type MetadataResponse,
   type TopicDescription,
   type TopicListResponse,
+  type AclEntry,
+  type AclInput,
+  type AclListResponse,
+  type PrincipalInfo,
+  type PrincipalListResponse,
+  type PrincipalSecretResponse,
   TesseraError,
+  aclEntry,
+  createPrincipalRequest,
+  principalName,
+  rotateSecretRequest,
 } from '@tessera/protocol';
 import type { Connection } from '../connection/connection.js';
 import { needsMetadataRefresh, primaryUrlIn, type MetadataCache } from '../cluster/metadata-cache.js';
@@ -74,6 +84,19 @@ export interface Admin {
   groupLag(group: string): Promise<PartitionLag[]>;
   /** The cluster map as the coordinator has it now (also refreshes the client's cache). */
   metadata(): Promise<MetadataResponse>;
+  /** Creates a principal; without a secret the coordinator generates one. The answer is the only time the secret is shown. */
+  createPrincipal(name: string, secret?: string): Promise<PrincipalSecretResponse>;
+  listPrincipals(): Promise<PrincipalInfo[]>;
+  /** Revokes a principal: its tokens stop working (on brokers within one heartbeat). */
+  deletePrincipal(name: string): Promise<void>;
+  /** A new secret for the principal; tokens of the old one stop working like a deleted principal's. */
+  rotateSecret(name: string, secret?: string): Promise<PrincipalSecretResponse>;
+  /** ACL entries, all or one principal's. */
+  listAcls(principal?: string): Promise<AclEntry[]>;
+  /** Grants a permission; `added` is false when it was granted already. */
+  addAcl(acl: AclInput): Promise<{ added: boolean }>;
+  /** Takes a permission back; `removed` is false when there was no such entry. */
+  removeAcl(acl: AclInput): Promise<{ removed: boolean }>;
 }
 
 /** @internal The Admin implementation behind `client.admin`. */
@@ -185,6 +208,39 @@ export class AdminClient implements Admin {
     const metadata = await this.connection.coordinator<MetadataResponse>('GET', COORDINATOR_ROUTES.metadata);
     this.cache.update(metadata);
     return metadata;
+  }
+
+  createPrincipal(name: string, secret?: string): Promise<PrincipalSecretResponse> {
+    const body = parseOrThrow(createPrincipalRequest, { name, ...(secret === undefined ? {} : { secret }) });
+    return this.connection.coordinator<PrincipalSecretResponse>('POST', COORDINATOR_ROUTES.users, {}, body);
+  }
+
+  async listPrincipals(): Promise<PrincipalInfo[]> {
+    return (await this.connection.coordinator<PrincipalListResponse>('GET', COORDINATOR_ROUTES.users)).principals;
+  }
+
+  async deletePrincipal(name: string): Promise<void> {
+    await this.connection.coordinator<unknown>('DELETE', COORDINATOR_ROUTES.user, { name: parseOrThrow(principalName, name, 'principal name') });
+  }
+
+  rotateSecret(name: string, secret?: string): Promise<PrincipalSecretResponse> {
+    const body = parseOrThrow(rotateSecretRequest, secret === undefined ? {} : { secret });
+    return this.connection.coordinator<PrincipalSecretResponse>('POST', COORDINATOR_ROUTES.userSecret, {
+      name: parseOrThrow(principalName, name, 'principal name'),
+    }, body);
+  }
+
+  async listAcls(principal?: string): Promise<AclEntry[]> {
+    const options = principal === undefined ? {} : { searchParams: { principal: parseOrThrow(principalName, principal, 'principal name') } };
+    return (await this.connection.coordinator<AclListResponse>('GET', COORDINATOR_ROUTES.acls, {}, undefined, options)).acls;
+  }
+
+  addAcl(acl: AclInput): Promise<{ added: boolean }> {
+    return this.connection.coordinator<{ added: boolean }>('POST', COORDINATOR_ROUTES.acls, {}, parseOrThrow(aclEntry, acl, 'ACL'));
+  }
+
+  removeAcl(acl: AclInput): Promise<{ removed: boolean }> {
+    return this.connection.coordinator<{ removed: boolean }>('POST', COORDINATOR_ROUTES.aclsRemove, {}, parseOrThrow(aclEntry, acl, 'ACL'));
   }
 }
 

@@ -136,6 +136,12 @@ export class Cluster {
       });
     } else {
       const b = broker;
+      // A live broker keeps its URLs: a call naming its id with other URLs is someone else (or
+      // a second process started with the same id). A broker that really moved is accepted once
+      // its old self has been silent for brokerTimeoutMs and is declared dead.
+      if (b.alive && (b.url !== url || b.internalUrl !== internalUrl)) {
+        throw new TesseraError('FORBIDDEN', `broker ${id} is alive at ${b.url}; a new URL is accepted once it has been silent for the broker timeout`);
+      }
       b.lastHeartbeatMs = now;
       b.heardSinceStart = true;
       if (b.url !== url || b.internalUrl !== internalUrl || !b.alive) {

@@ -25,7 +25,8 @@ function tempDir(): string {
 
 async function coordinator(overrides: Partial<CoordinatorConfig> = {}, dataDir = tempDir()): Promise<RunningCoordinator> {
   const running = await startCoordinator(
-    defaultConfig({ port: 0, dataDir, logLevel: 'silent', notifyTimeoutMs: 500, ...overrides }),
+    // Client authentication has its own tests (auth.test.ts); these call the API anonymously.
+    defaultConfig({ port: 0, dataDir, logLevel: 'silent', notifyTimeoutMs: 500, auth: false, ...overrides }),
   );
   let closed = false;
   cleanups.push(async () => {
@@ -457,7 +458,8 @@ describe('failover', () => {
 describe('consumer groups', () => {
   it('joins, rebalances through acknowledgements, leaves, and times out members', async () => {
     const c = await coordinator({ groupSessionTimeoutMs: 60_000 });
-    await register(c.url, 1, await closedPortUrl());
+    const brokerUrl = await closedPortUrl();
+    await register(c.url, 1, brokerUrl);
     await call(c.url, 'POST', '/topics', { name: 't', partitions: 4, replicationFactor: 1 });
     await call(c.url, 'POST', '/topics', { name: 'other', partitions: 1, replicationFactor: 1 });
     const join = (body: Record<string, unknown>) => call<GroupMembership>(c.url, 'POST', '/groups/g/join', { topic: 't', ...body });
@@ -479,7 +481,7 @@ describe('consumer groups', () => {
     expect(b.assignment).toHaveLength(2);
     expect([...a.assignment, ...b.assignment].sort()).toEqual([0, 1, 2, 3]);
 
-    const brokerBeat = await call(c.url, 'POST', '/brokers/heartbeat', { id: 1, url: 'http://127.0.0.1:9', replicas: [] });
+    const brokerBeat = await call(c.url, 'POST', '/brokers/heartbeat', { id: 1, url: brokerUrl, replicas: [] });
     expect(brokerBeat.body.groups).toEqual({ g: 3 });
     expect((await call(c.url, 'GET', '/groups')).body).toEqual({ groups: [{ group: 'g', topic: 't', generation: 3, members: 2 }] });
 

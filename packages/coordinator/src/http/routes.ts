@@ -21,8 +21,9 @@ import {
   topicName,
   type BrokerHeartbeatResponse,
   type BrokerListResponse,
+  brokerNode,
 } from '@tessera/protocol';
-import type { Context, HttpService } from '@tessera/service';
+import { type Context, type HttpService, type ServiceMetrics, requireClusterNode } from '@tessera/service';
 import type { Cluster } from '../cluster/cluster.js';
 import type { Notifier } from '../cluster/notify.js';
 import type { GroupManager } from '../groups/groups.js';
@@ -35,6 +36,9 @@ export interface RouteDeps {
   router: ProduceRouter;
   notifier: Notifier;
   heartbeatMs: number;
+  metrics: ServiceMetrics;
+  /** Version of the principals and ACLs, so brokers refetch them when it changes. */
+  authVersion: () => number;
 }
 
 const DEFAULT_EVENTS_LIMIT = 100;
@@ -46,11 +50,15 @@ const groupParam = (ctx: Context) => parseOrThrow(groupId, ctx.params.group, 'gr
 
 export function registerRoutes(router: HttpService['router'], deps: RouteDeps): void {
   const { cluster, groups } = deps;
+  // Only cluster members reach the broker routes (the HTTP edge checks that); each broker may
+  // only speak for itself.
+  const asBroker = (ctx: Context, id: number) => requireClusterNode(ctx.state, brokerNode(id), deps.metrics);
 
   const heartbeatAnswer = (): BrokerHeartbeatResponse => ({
     metadataVersion: cluster.version,
     groups: groups.generations(),
     heartbeatMs: deps.heartbeatMs,
+    authVersion: deps.authVersion(),
   });
 
   // The public API's description, built once from the protocol schemas.
@@ -101,11 +109,13 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
   // ---- brokers ----
   router.post(R.brokerRegister, (ctx) => {
     const request = parseOrThrow(registerBrokerRequest, ctx.state.body);
+    asBroker(ctx, request.id);
     cluster.brokerSeen(request.id, request.url, request.internalUrl);
     ctx.body = heartbeatAnswer();
   });
   router.post(R.brokerHeartbeat, (ctx) => {
     const request = parseOrThrow(brokerHeartbeatRequest, ctx.state.body);
+    asBroker(ctx, request.id);
     cluster.brokerSeen(request.id, request.url, request.internalUrl, request.replicas);
     ctx.body = heartbeatAnswer();
   });
@@ -122,10 +132,12 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
   });
   router.post(R.isr, (ctx) => {
     const request = parseOrThrow(isrChangeRequest, ctx.state.body);
+    asBroker(ctx, request.brokerId);
     ctx.body = cluster.changeIsr(request);
   });
   router.post(R.reassignComplete, (ctx) => {
     const request = parseOrThrow(reassignCompleteRequest, ctx.state.body);
+    asBroker(ctx, request.brokerId);
     ctx.body = cluster.completeReassignment(request);
   });
 

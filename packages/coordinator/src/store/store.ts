@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import type { AclEntry } from '@tessera/protocol';
 import type { ClusterEvent, GroupState, MemberState, MoveReason, MoveState, PartitionState, TopicState } from '../model.js';
 
 /** Migration N (index N-1) brings the schema from version N-1 to N. Never edit one that shipped; append. */
@@ -71,6 +72,23 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (topic, partition)
   );
   `,
+  // 4: client authentication and authorization: principals with hashed secrets, and ACLs.
+  `
+  CREATE TABLE principals (
+    name TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    credential TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+  );
+  CREATE TABLE acls (
+    principal TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    name TEXT NOT NULL,
+    prefix INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    PRIMARY KEY (principal, resource, name, prefix, operation)
+  );
+  `,
 ];
 
 /** The event log keeps this many newest rows. */
@@ -84,6 +102,15 @@ export interface LoadedState {
   /** A rebalance was asked for (broker joined or drained) and has not finished yet. */
   rebalanceRequested: boolean;
   groups: Array<Omit<GroupState, 'members'> & { members: Array<Omit<MemberState, 'lastHeartbeatMs'>> }>;
+}
+
+/** A principal as stored: its secret only as a scrypt hash (`secrets.ts`). */
+export interface PrincipalRow {
+  name: string;
+  secret_hash: string;
+  /** Changes with the secret; tokens name it, so tokens of an old secret are refused. */
+  credential: string;
+  created_ms: number;
 }
 
 interface PartitionRow {
@@ -157,6 +184,17 @@ export class Store {
       insertMember: db.prepare(
         'INSERT INTO group_members (group_id, member_id, client_id, session_timeout_ms, acked_generation) VALUES (?, ?, ?, ?, ?)',
       ),
+      allPrincipals: db.prepare<[], PrincipalRow>('SELECT name, secret_hash, credential, created_ms FROM principals ORDER BY name'),
+      upsertPrincipal: db.prepare(
+        `INSERT INTO principals (name, secret_hash, credential, created_ms) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET
+           secret_hash = excluded.secret_hash, credential = excluded.credential`,
+      ),
+      deletePrincipal: db.prepare('DELETE FROM principals WHERE name = ?'),
+      allAcls: db.prepare<[], { principal: string; resource: string; name: string; prefix: number; operation: string }>(
+        'SELECT principal, resource, name, prefix, operation FROM acls ORDER BY principal, resource, name, prefix, operation',
+      ),
+      insertAcl: db.prepare('INSERT OR IGNORE INTO acls (principal, resource, name, prefix, operation) VALUES (?, ?, ?, ?, ?)'),
+      deleteAcl: db.prepare('DELETE FROM acls WHERE principal = ? AND resource = ? AND name = ? AND prefix = ? AND operation = ?'),
       insertEvent: db.prepare('INSERT INTO events (time_ms, type, details) VALUES (?, ?, ?)'),
       trimEvents: db.prepare('DELETE FROM events WHERE id <= ?'),
       latestEvents: db.prepare<[number], { id: number; time_ms: number; type: string; details: string }>(
@@ -312,6 +350,47 @@ export class Store {
         this.statements.insertMember.run(group.group, m.memberId, m.clientId, m.sessionTimeoutMs, m.ackedGeneration);
       }
     });
+  }
+
+  getMeta(key: string): string | undefined {
+    return this.statements.getMeta.get(key)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.statements.setMeta.run(key, value);
+  }
+
+  principals(): PrincipalRow[] {
+    return this.statements.allPrincipals.all();
+  }
+
+  savePrincipal(row: PrincipalRow): void {
+    this.statements.upsertPrincipal.run(row.name, row.secret_hash, row.credential, row.created_ms);
+  }
+
+  /** True when the principal existed. */
+  deletePrincipal(name: string): boolean {
+    return this.statements.deletePrincipal.run(name).changes > 0;
+  }
+
+  acls(): AclEntry[] {
+    return this.statements.allAcls.all().map((row) => ({
+      principal: row.principal,
+      resource: row.resource as AclEntry['resource'],
+      name: row.name,
+      prefix: row.prefix === 1,
+      operation: row.operation as AclEntry['operation'],
+    }));
+  }
+
+  /** True when the entry is new. */
+  addAcl(acl: AclEntry): boolean {
+    return this.statements.insertAcl.run(acl.principal, acl.resource, acl.name, acl.prefix ? 1 : 0, acl.operation).changes > 0;
+  }
+
+  /** True when the entry existed. */
+  removeAcl(acl: AclEntry): boolean {
+    return this.statements.deleteAcl.run(acl.principal, acl.resource, acl.name, acl.prefix ? 1 : 0, acl.operation).changes > 0;
   }
 
   appendEvent(timeMs: number, type: string, details: Record<string, unknown>): number {

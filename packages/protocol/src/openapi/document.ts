@@ -25,6 +25,7 @@ import {
   routedProduceRequest,
   topicName,
 } from '../schemas.js';
+import { aclEntry, createPrincipalRequest, principalName, rotateSecretRequest } from '../auth.js';
 import * as responses from './responses.js';
 
 export type ServiceName = 'coordinator' | 'broker';
@@ -38,6 +39,7 @@ export const INTERNAL_ROUTES: Record<ServiceName, readonly string[]> = {
     COORDINATOR_ROUTES.brokerHeartbeat,
     COORDINATOR_ROUTES.isr,
     COORDINATOR_ROUTES.reassignComplete,
+    COORDINATOR_ROUTES.authState,
   ],
   broker: [BROKER_ROUTES.replicate, BROKER_ROUTES.metadataChanged],
 };
@@ -57,6 +59,8 @@ interface Operation {
   /** Success status and body (none for 204; `text` for the Prometheus exposition). */
   response: { status: number; description: string; id?: string; schema?: z.ZodType; text?: true };
   query?: Array<{ name: string; description: string; schema: Record<string, unknown> }>;
+  /** Open without a token (health, readiness, metrics, this document, the token exchange). */
+  public?: true;
 }
 
 const PARAMS: Record<string, { schema: z.ZodType; description: string }> = {
@@ -64,12 +68,14 @@ const PARAMS: Record<string, { schema: z.ZodType; description: string }> = {
   partition: { schema: partitionNumber, description: 'partition number' },
   group: { schema: groupId, description: 'consumer group id' },
   id: { schema: z.number().int().positive(), description: 'broker id' },
+  name: { schema: principalName, description: 'principal name' },
 };
 
 const common = (service: ServiceName): Operation[] => [
   {
     method: 'get',
     path: '/health',
+    public: true,
     operationId: 'health',
     summary: 'Liveness: 200 while the process serves HTTP',
     tag: 'operations',
@@ -78,6 +84,7 @@ const common = (service: ServiceName): Operation[] => [
   {
     method: 'get',
     path: '/ready',
+    public: true,
     operationId: 'ready',
     summary:
       service === 'coordinator'
@@ -89,6 +96,7 @@ const common = (service: ServiceName): Operation[] => [
   {
     method: 'get',
     path: '/metrics',
+    public: true,
     operationId: 'metrics',
     summary: 'Prometheus metrics (text exposition format)',
     tag: 'operations',
@@ -97,6 +105,7 @@ const common = (service: ServiceName): Operation[] => [
   {
     method: 'get',
     path: OPENAPI_ROUTE,
+    public: true,
     operationId: 'openapi',
     summary: 'This OpenAPI 3.1 description',
     tag: 'operations',
@@ -234,6 +243,76 @@ const COORDINATOR_OPERATIONS: Operation[] = [
   },
   {
     method: 'post',
+    path: C.authToken,
+    operationId: 'issueToken',
+    summary: "Exchange a principal's secret (HTTP Basic: principal:secret) for a signed token, valid --token-ttl-ms; 401 UNAUTHORIZED otherwise",
+    tag: 'auth',
+    public: true,
+    response: { status: 200, description: 'the token', id: 'TokenResponse', schema: responses.tokenResponse },
+  },
+  {
+    method: 'get',
+    path: C.users,
+    operationId: 'listPrincipals',
+    summary: 'Every principal (cluster admin)',
+    tag: 'auth',
+    response: { status: 200, description: 'the principals', id: 'PrincipalListResponse', schema: responses.principalListResponse },
+  },
+  {
+    method: 'post',
+    path: C.users,
+    operationId: 'createPrincipal',
+    summary: 'Create a principal with a given or generated secret, shown once (409 PRINCIPAL_EXISTS; cluster admin)',
+    tag: 'auth',
+    request: { id: 'CreatePrincipalRequest', schema: createPrincipalRequest },
+    response: { status: 201, description: 'created', id: 'PrincipalSecretResponse', schema: responses.principalSecretResponse },
+  },
+  {
+    method: 'delete',
+    path: C.user,
+    operationId: 'deletePrincipal',
+    summary: 'Delete a principal: its tokens stop working (cluster admin)',
+    tag: 'auth',
+    response: { status: 204, description: 'deleted' },
+  },
+  {
+    method: 'post',
+    path: C.userSecret,
+    operationId: 'rotateSecret',
+    summary: "Replace a principal's secret (given or generated, shown once); tokens of the old one stop working (cluster admin)",
+    tag: 'auth',
+    request: { id: 'RotateSecretRequest', schema: rotateSecretRequest },
+    response: { status: 200, description: 'the new secret', id: 'PrincipalSecretResponse', schema: responses.principalSecretResponse },
+  },
+  {
+    method: 'get',
+    path: C.acls,
+    operationId: 'listAcls',
+    summary: 'The ACLs, optionally of one principal (cluster admin)',
+    tag: 'auth',
+    query: [{ name: 'principal', description: 'only the ACLs of this principal', schema: { type: 'string' } }],
+    response: { status: 200, description: 'the ACLs', id: 'AclListResponse', schema: responses.aclListResponse },
+  },
+  {
+    method: 'post',
+    path: C.acls,
+    operationId: 'addAcl',
+    summary: 'Allow a principal an operation on a topic, a group or the cluster (201 added, 200 when it existed; cluster admin)',
+    tag: 'auth',
+    request: { id: 'AclEntry', schema: aclEntry },
+    response: { status: 201, description: 'added', id: 'AclAddResponse', schema: responses.aclAddResponse },
+  },
+  {
+    method: 'post',
+    path: C.aclsRemove,
+    operationId: 'removeAcl',
+    summary: 'Remove an ACL (cluster admin)',
+    tag: 'auth',
+    request: { id: 'AclEntry', schema: aclEntry },
+    response: { status: 200, description: 'whether it existed', id: 'AclRemoveResponse', schema: responses.aclRemoveResponse },
+  },
+  {
+    method: 'post',
     path: C.groupLeave,
     operationId: 'leaveGroup',
     summary: 'Leave a group',
@@ -343,6 +422,7 @@ export function openApiDocument(service: ServiceName): Record<string, unknown> {
       operationId: op.operationId,
       summary: op.summary,
       tags: [op.tag],
+      ...(op.operationId === 'issueToken' ? { security: [{ principalSecret: [] }] } : op.public ? { security: [] } : {}),
       ...(parameters.length > 0 ? { parameters } : {}),
       ...(op.request ? { requestBody: { required: true, content: { 'application/json': { schema: componentRef(op.request.id) } } } } : {}),
       responses: {
@@ -363,14 +443,23 @@ export function openApiDocument(service: ServiceName): Record<string, unknown> {
       version: API_VERSION,
       description:
         service === 'coordinator'
-          ? 'The control plane of a Tessera cluster: topics, the cluster map, consumer groups, brokers and routed produce. ' +
+          ? 'The control plane of a Tessera cluster: topics, the cluster map, consumer groups, brokers, routed produce, principals and ACLs. ' +
             'Every body is JSON; every error is {"error": {"code", "message", "retriable"}}.'
           : 'A Tessera broker: produce to the partitions it leads, fetch, and consumer group offsets. ' +
             'Every body is JSON; every error is {"error": {"code", "message", "retriable"}}.',
     },
-    servers: [{ url: service === 'coordinator' ? 'http://127.0.0.1:7070' : 'http://127.0.0.1:7071' }],
+    servers: [{ url: service === 'coordinator' ? 'https://127.0.0.1:7070' : 'https://127.0.0.1:7071' }],
     tags: [...new Set(ops.map((op) => op.tag))].map((name) => ({ name })),
+    // With authentication on (the default) every operation but the public ones needs a token
+    // from POST /auth/token; the token exchange itself takes the principal's secret by HTTP Basic.
+    security: [{ bearerToken: [] }],
     paths,
-    components: { schemas },
+    components: {
+      schemas,
+      securitySchemes: {
+        bearerToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'a token from POST /auth/token' },
+        ...(service === 'coordinator' ? { principalSecret: { type: 'http', scheme: 'basic', description: 'principal name and secret, for POST /auth/token only' } } : {}),
+      },
+    },
   };
 }

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ERRORS, type ErrorBody } from '../errors.js';
 import type * as wire from '../wire.js';
+import { ACL_OPERATIONS, ACL_RESOURCES, type AclListResponse, type PrincipalListResponse, type PrincipalSecretResponse, type TokenResponse } from '../auth.js';
 
 const int = z.number().int();
 const brokerRef = z.object({ id: int, url: z.string() });
@@ -193,6 +194,21 @@ export const healthResponse = z.object({
 
 // ---- compile-time checks: each schema describes exactly its wire type ---------------------
 
+const principalInfo = z.object({ name: z.string(), createdMs: int });
+export const principalListResponse = z.object({ principals: z.array(principalInfo) });
+export const principalSecretResponse = principalInfo.extend({ secret: z.string().describe('shown once; only its scrypt hash is stored') });
+const aclOut = z.object({
+  principal: z.string(),
+  resource: z.enum(ACL_RESOURCES),
+  name: z.string(),
+  prefix: z.boolean(),
+  operation: z.enum(ACL_OPERATIONS),
+});
+export const aclListResponse = z.object({ acls: z.array(aclOut) });
+export const aclAddResponse = z.object({ added: z.boolean().describe('false when the ACL existed already') });
+export const aclRemoveResponse = z.object({ removed: z.boolean().describe('false when no such ACL existed') });
+export const tokenResponse = z.object({ token: z.string(), principal: z.string(), expiresAtMs: int });
+
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Out<T extends z.ZodType> = z.output<T>;
 
@@ -213,4 +229,8 @@ export const RESPONSE_SCHEMAS_MATCH_WIRE_TYPES: [
   Same<Out<typeof clusterStatusResponse>, wire.ClusterStatusResponse>,
   Same<Out<typeof clusterEventsResponse>, wire.ClusterEventsResponse>,
   Same<Out<typeof healthResponse>, wire.HealthResponse>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+  Same<Out<typeof principalListResponse>, PrincipalListResponse>,
+  Same<Out<typeof principalSecretResponse>, PrincipalSecretResponse>,
+  Same<Out<typeof aclListResponse>, AclListResponse>,
+  Same<Out<typeof tokenResponse>, TokenResponse>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];

@@ -1,0 +1,20 @@
+/**
+ * Who may call each broker route. Cluster members (the coordinator and other brokers, signed
+ * with the cluster secret) may call everything; clients need `produce` on the topic to
+ * produce, `consume` on every topic they fetch, and `consume` on the group and its topics to
+ * commit or read committed offsets. Replication and notifications are for members alone.
+ */
+import { BROKER_ROUTES as R } from '@tessera/protocol';
+import { type RuleTable, stringIn, topicsIn } from '@tessera/service';
+
+export const BROKER_RULES: RuleTable = {
+  [`GET ${R.health}`]: () => ({ kind: 'public' }),
+  [`GET ${R.ready}`]: () => ({ kind: 'public' }),
+  [`GET ${R.metrics}`]: () => ({ kind: 'public' }),
+  [`POST ${R.produce}`]: ({ params }) => ({ kind: 'topic', operation: 'produce', topics: [params.topic ?? ''] }),
+  [`POST ${R.fetch}`]: ({ body }) => ({ kind: 'topic', operation: 'consume', topics: topicsIn(body, 'partitions') }),
+  [`POST ${R.commit}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'offsets') }),
+  [`POST ${R.committedOffsets}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'partitions') }),
+  [`POST ${R.replicate}`]: () => ({ kind: 'member' }),
+  [`POST ${R.metadataChanged}`]: () => ({ kind: 'member' }),
+};
