@@ -303,7 +303,7 @@ describe('tessera CLI against a tessera dev cluster', () => {
     expect(expectOneErrorLine(await tessera(['consume', TOPIC]))).toContain("required option '-g, --group <group>' not specified");
 
     // Pointed at a broker instead of the coordinator, it says so.
-    const brokerUrl = `http://127.0.0.1:${port + 1}`;
+    const brokerUrl = `https://127.0.0.1:${port + 1}`;
     for (const args of [['topics', 'list'], ['cluster', 'status']]) {
       expect(expectOneErrorLine(await tessera(args, { coordinator: brokerUrl }))).toBe(
         `tessera: ${brokerUrl} is broker 1, not the coordinator: give --coordinator (or TESSERA_COORDINATOR) the coordinator's URL`,

@@ -60,7 +60,7 @@ describe('docker-compose.yml', () => {
 
   it('runs every helper (a shell or the CLI, no data) under an init, so docker stop ends it at once', () => {
     const helpers = services.filter(([, service]) => (service as { image?: string }).image?.includes('tessera') && !['coordinator', 'broker'].includes(service.command?.[0] ?? ''));
-    expect(helpers.map(([name]) => name).sort()).toEqual(['cli', 'demo-consumer', 'demo-producer', 'demo-topic']);
+    expect(helpers.map(([name]) => name).sort()).toEqual(['cli', 'demo-consumer', 'demo-producer', 'demo-topic', 'tls-init']);
     for (const [name, service] of helpers) expect((service as { init?: boolean }).init, name).toBe(true);
   });
 

@@ -32,7 +32,6 @@ const env = {
 };
 let dev: ChildProcess | undefined;
 let devLog = '';
-let coordinatorUrl = '';
 
 /** The README's client library example: the first ```js block after its heading. */
 function readmeExample(): string {
@@ -61,7 +60,6 @@ describe.skipIf(!npmFound || !tarFound)('the packed client and CLI, installed wi
 
     // `tessera dev` from the PATH, in a directory that is not the repository.
     const port = await freePortRange(3);
-    coordinatorUrl = `http://127.0.0.1:${port}`;
     dev = spawn('tessera', ['dev', '--data-dir', path.join(work, 'dev'), '--port', String(port)], {
       cwd: work,
       env: { ...env, TESSERA_LOG_LEVEL: 'warn' },
@@ -104,7 +102,9 @@ describe.skipIf(!npmFound || !tarFound)('the packed client and CLI, installed wi
     for (const run of [1, 2]) {
       const result = spawnSync(process.execPath, ['example.mjs'], {
         cwd: project,
-        env: { ...env, TESSERA_COORDINATOR: coordinatorUrl },
+        // As from the directory where `tessera dev` keeps its data: the client finds the dev
+        // cluster's URL, CA and admin credentials there (TESSERA_DEV_DIR points elsewhere here).
+        env: { ...env, TESSERA_DEV_DIR: path.join(work, 'dev') },
         encoding: 'utf8',
         timeout: 60_000,
       });
@@ -113,7 +113,7 @@ describe.skipIf(!npmFound || !tarFound)('the packed client and CLI, installed wi
       const lines = result.stdout.trim().split('\n');
       expect(lines.at(-1), `run ${run}`).toMatch(/^\d+ \d+ alice first order$/);
     }
-    const described = spawnSync('tessera', ['--coordinator', coordinatorUrl, 'topics', 'describe', 'orders', '--json'], { cwd: work, env, encoding: 'utf8' });
+    const described = spawnSync('tessera', ['topics', 'describe', 'orders', '--json'], { cwd: work, env: { ...env, TESSERA_DEV_DIR: path.join(work, 'dev') }, encoding: 'utf8' });
     expect(described.status, described.stderr).toBe(0);
     expect(JSON.parse(described.stdout).partitions).toHaveLength(6);
   });

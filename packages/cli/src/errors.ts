@@ -3,7 +3,8 @@
  * (bad flag, unknown topic, unreachable coordinator) never shows a stack trace;
  * TESSERA_DEBUG=1 shows the stack of anything.
  */
-import { TesseraError } from '@tessera/protocol';
+import { discoverTls } from '@tessera/client';
+import { JsonHttpClient, TesseraError, type TlsClientOptions } from '@tessera/protocol';
 
 /** A failure the user can act on; its message is printed as is, after `tessera: `. */
 export class CliError extends Error {
@@ -37,20 +38,29 @@ const NETWORK_REASONS: Record<string, string> = {
 };
 
 /**
- * When a call found no such route, asks `/health` of the URL given as the coordinator which
- * service answers there: pointed at a broker, the CLI says so instead of "no route GET
+ * When a call found no such route, or was refused for want of credentials (a broker does not
+ * know the dev cluster's admin by its URL), asks `/health` of the URL given as the coordinator
+ * which service answers there: pointed at a broker, the CLI says so instead of "no route GET
  * /topics". Undefined for any other failure, or when the URL does not say it is a broker.
  */
-export async function wrongServiceHint(error: unknown, context: ErrorContext, timeoutMs = 2_000): Promise<string | undefined> {
-  if (!(error instanceof TesseraError) || error.code !== 'NOT_FOUND') return undefined;
+export async function wrongServiceHint(
+  error: unknown,
+  context: ErrorContext,
+  options: { tls?: TlsClientOptions; timeoutMs?: number } = {},
+): Promise<string | undefined> {
+  if (!(error instanceof TesseraError) || (error.code !== 'NOT_FOUND' && error.code !== 'UNAUTHORIZED')) return undefined;
+  let http: JsonHttpClient | undefined;
   try {
-    const response = await fetch(new URL('/health', context.coordinatorUrl), { signal: AbortSignal.timeout(timeoutMs) });
-    const health = (await response.json()) as { service?: unknown; id?: unknown };
+    const tls = options.tls ?? discoverTls(context.coordinatorUrl);
+    http = new JsonHttpClient({ timeoutMs: options.timeoutMs ?? 2_000, maxSockets: 1, ...(tls === undefined ? {} : { tls }) });
+    const health = await http.get<{ service?: unknown; id?: unknown }>(new URL('/health', context.coordinatorUrl).toString());
     if (health.service !== 'broker') return undefined;
     const broker = typeof health.id === 'number' ? `broker ${health.id}` : 'a broker';
     return `${context.coordinatorUrl} is ${broker}, not the coordinator: give --coordinator (or TESSERA_COORDINATOR) the coordinator's URL`;
   } catch {
     return undefined;
+  } finally {
+    http?.close();
   }
 }
 

@@ -111,7 +111,7 @@ export async function main(argv: string[], io: Io, createClient?: ConstructorPar
       // Help and --version end with exit code 0; everything else is a usage error already printed.
       return error.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
     }
-    const hint = await wrongServiceHint(error, runtime.errorContext);
+    const hint = await wrongServiceHint(error, runtime.errorContext, runtime.tls === undefined ? {} : { tls: runtime.tls });
     io.stderr.write(`tessera: ${hint ?? describeError(error, runtime.errorContext)}\n`);
     if (debugEnabled() && error instanceof Error) io.stderr.write(`${error.stack ?? error}\n`);
     if (debugEnabled() && error instanceof Error && error.cause instanceof Error) {
