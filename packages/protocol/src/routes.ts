@@ -29,7 +29,10 @@ export const BROKER_ROUTES = {
   health: '/health',
   ready: '/ready',
   metrics: '/metrics',
+  /** One partition's records as JSON, for curl users (converted to a batch at the edge). */
   produce: '/topics/:topic/partitions/:partition/records',
+  /** Record batches of many partitions in one frame (`batch/frame.ts`): the clients' produce. */
+  produceBatches: '/produce',
   fetch: '/fetch',
   commit: '/commit',
   committedOffsets: '/offsets',

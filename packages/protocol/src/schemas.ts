@@ -267,3 +267,49 @@ export const replicateRequest = z
   })
   .strict();
 export type ReplicateRequest = z.input<typeof replicateRequest>;
+
+// ---- frames: heads of the binary data plane (`batch/frame.ts`) ------------------------
+
+/** Bytes of one frame part (the tail's real size is checked against the sum by `splitTail`). */
+const partBytes = z.number().int().nonnegative().max(2 ** 31 - 1);
+
+/**
+ * `POST /produce` on a broker: per partition, `bytes` of whole RecordBatches in the tail,
+ * in the order listed. A partition appears at most once.
+ */
+export const produceFrameHead = z
+  .object({
+    partitions: z
+      .array(partitionRef.extend({ bytes: partBytes.min(1) }).strict())
+      .min(1)
+      .max(MAX_PARTITIONS * 16)
+      .refine(
+        (partitions) => new Set(partitions.map((p) => `${p.topic}\u0000${p.partition}`)).size === partitions.length,
+        'each partition appears at most once',
+      ),
+  })
+  .strict();
+export type ProduceFrameHead = z.infer<typeof produceFrameHead>;
+
+const errorBody = z
+  .object({ code: z.string(), message: z.string(), retriable: z.boolean() })
+  .passthrough();
+
+/** `POST /fetch` answered as a frame: per partition, `bytes` of whole stored batches in the tail. */
+export const fetchFrameHead = z
+  .object({
+    partitions: z
+      .array(
+        partitionRef
+          .extend({
+            highWatermark: offset,
+            logStartOffset: offset,
+            bytes: partBytes,
+            error: errorBody.optional(),
+          })
+          .strict(),
+      )
+      .max(MAX_PARTITIONS * 16),
+  })
+  .strict();
+export type FetchFrameHead = z.infer<typeof fetchFrameHead>;
