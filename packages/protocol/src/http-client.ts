@@ -71,24 +71,7 @@ export class JsonHttpClient {
     } catch (error) {
       throw networkError(error, method, url);
     }
-    const text = response.body;
-    let parsed: unknown = undefined;
-    if (text.length > 0) {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        if (response.statusCode < 400) {
-          throw new TesseraError('INTERNAL', `${method} ${url}: answer is not JSON (status ${response.statusCode})`);
-        }
-      }
-    }
-    if (response.statusCode >= 400) {
-      throw (
-        TesseraError.fromBody(parsed) ??
-        new TesseraError(codeForStatus(response.statusCode), `${method} ${url}: HTTP ${response.statusCode} ${text.slice(0, 200)}`)
-      );
-    }
-    return parsed as T;
+    return parseJsonAnswer<T>(response.statusCode, response.body, method, url);
   }
 
   close(): void {
@@ -109,6 +92,25 @@ function networkError(error: unknown, method: string, url: string): Error {
     return wrapped;
   }
   return error as Error;
+}
+
+/**
+ * The JSON of an answer, or the TesseraError it carries: an error body becomes the error
+ * the service meant; an error status without one becomes the code its status stands for.
+ */
+export function parseJsonAnswer<T>(status: number, text: string, method: string, url: string): T {
+  let parsed: unknown = undefined;
+  if (text.length > 0) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      if (status < 400) throw new TesseraError('INTERNAL', `${method} ${url}: answer is not JSON (status ${status})`);
+    }
+  }
+  if (status >= 400) {
+    throw TesseraError.fromBody(parsed) ?? new TesseraError(codeForStatus(status), `${method} ${url}: HTTP ${status} ${text.slice(0, 200)}`);
+  }
+  return parsed as T;
 }
 
 function codeForStatus(status: number): ErrorCode {

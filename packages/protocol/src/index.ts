@@ -7,6 +7,7 @@ export * from './schemas.js';
 export * from './validate.js';
 export type * from './wire.js';
 export * from './http-client.js';
+export * from './data-http-client.js';
 export * from './invariant.js';
 export * from './batch/record-batch.js';
 export * from './batch/frame.js';
