@@ -10,7 +10,12 @@ import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  FRAME_CONTENT_TYPE,
   TesseraError,
+  decodeFrame,
+  decodeRecordBatch,
+  encodeFrame,
+  encodeRecordBatch,
   isrChangeRequest,
   parseOrThrow,
   reassignCompleteRequest,
@@ -179,17 +184,36 @@ function records(n: number, prefix: string) {
   return Array.from({ length: n }, (_, i) => ({ key: `k${i % 3}`, value: `${prefix}-${i}` }));
 }
 
-/** Records and group offsets stored in a replica's database file (read-only, beside the broker). */
+/** Records and group offsets of one replica as stored in its broker's database (read-only, beside the broker). */
 function onDisk(dataDir: string, topic: string, partition: number) {
-  const db = new Database(path.join(dataDir, topic, `${partition}.db`), { readonly: true, fileMustExist: true });
+  const db = new Database(path.join(dataDir, 'broker.db'), { readonly: true, fileMustExist: true });
   try {
-    const values = (db.prepare('SELECT value FROM records ORDER BY offset').all() as Array<{ value: string }>).map((r) => r.value);
-    const groups = db.prepare('SELECT group_id, offset, generation FROM group_offsets').all();
-    const epochs = db.prepare('SELECT epoch, start_offset FROM epochs ORDER BY epoch').all();
-    return { values, groups, epochs };
+    const rows = db.prepare('SELECT data FROM batches WHERE topic = ? AND partition = ? ORDER BY base_offset').all(topic, partition) as Array<{ data: Buffer }>;
+    const values = rows.flatMap((row) => decodeRecordBatch(row.data).records.map((r) => r.value?.toString() ?? null));
+    const groups = db.prepare('SELECT group_id, offset, generation FROM group_offsets WHERE topic = ? AND partition = ?').all(topic, partition);
+    const epochs = db.prepare('SELECT epoch, start_offset FROM epochs WHERE topic = ? AND partition = ? ORDER BY epoch').all(topic, partition);
+    const held = db.prepare('SELECT COUNT(*) AS n FROM partitions WHERE topic = ? AND partition = ?').get(topic, partition) as { n: number };
+    return { values, groups, epochs, held: held.n > 0 };
   } finally {
     db.close();
   }
+}
+
+/** Sends one replication exchange holding `pushes` (each with its batches) and returns the answer to each. */
+async function exchange(target: string, pushes: Array<{ head: Record<string, unknown>; batches: Buffer[] }>): Promise<any[]> {
+  const head = { from: 1, pushes: pushes.map((p) => ({ commits: [], hw: 0, ...p.head, bytes: p.batches.reduce((n, b) => n + b.length, 0) })) };
+  const response = await fetch(`${target}/internal/replicate`, {
+    method: 'POST',
+    headers: { 'content-type': FRAME_CONTENT_TYPE },
+    body: Buffer.concat(encodeFrame(head, pushes.flatMap((p) => p.batches))),
+  });
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { answers: any[] }).answers;
+}
+
+/** A batch of one record at `offset` written in `epoch`, value `v<offset>`. */
+function rec(offset: number, epoch: number): Buffer {
+  return encodeRecordBatch([{ key: null, value: Buffer.from(`v${offset}`), timestamp: 1 }], { baseOffset: offset, partitionLeaderEpoch: epoch });
 }
 
 describe('broker over HTTP with a stub coordinator', () => {
@@ -197,6 +221,7 @@ describe('broker over HTTP with a stub coordinator', () => {
   const dataDir = (id: number) => path.join(root, `broker-${id}`);
   const coordinator = new StubCoordinator();
   const brokers = new Map<number, RunningBroker>();
+  const fatal: Error[] = [];
 
   async function start(id: number, port = 0): Promise<RunningBroker> {
     const broker = await startBroker({
@@ -208,8 +233,12 @@ describe('broker over HTTP with a stub coordinator', () => {
       heartbeatMs: 100,
       replicaTimeoutMs: 400,
       maxValueBytes: 1_000,
-      // Tiny replication batches, so flushes and catch-ups are pushed in many chunks.
-      limits: { catchUpBatchRecords: 7 },
+      // Tiny replication pushes (one batch each), so flushes and catch-ups are pushed in many chunks.
+      limits: { catchUpBatchBytes: 1 },
+      // A broken invariant fails the test run instead of exiting the test process.
+      onFatal: (error) => {
+        fatal.push(error);
+      },
       logger: createLogger('broker', { brokerId: id }, { level: LOG_LEVEL }),
     });
     brokers.set(id, broker);
@@ -230,6 +259,7 @@ describe('broker over HTTP with a stub coordinator', () => {
   });
 
   afterAll(async () => {
+    expect(fatal).toEqual([]);
     await Promise.allSettled([...brokers.values()].map((broker) => broker.close()));
     await coordinator.stop();
     fs.rmSync(root, { recursive: true, force: true });
@@ -341,37 +371,34 @@ describe('broker over HTTP with a stub coordinator', () => {
 
   it('fences a push of a stale epoch, and answers OFFSET_MISMATCH with its log so a primary can truncate it', async () => {
     await coordinator.createTopic('fenced', { primary: 1, secondary: 2, epoch: 5, isr: [1, 2] });
-    const base = { topic: 'fenced', partition: 0, primaryId: 1, hw: 0, commits: [] };
-    const rec = (offset: number, epoch: number) => ({ offset, epoch, timestamp: 1, key: null, value: `v${offset}`, headers: null });
+    const base = { topic: 'fenced', partition: 0, primaryId: 1 };
 
-    const stale = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 4, baseOffset: 0, records: [rec(0, 4)] });
-    expect(stale.status).toBe(409);
-    expect(stale.body.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 5 });
+    const [stale] = await exchange(url(2), [{ head: { ...base, epoch: 4, baseOffset: 0 }, batches: [rec(0, 4)] }]);
+    expect(stale.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 5 });
 
-    const ok = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 5, baseOffset: 0, records: [rec(0, 5), rec(1, 5), rec(2, 5)] });
-    expect(ok.body).toEqual({ leo: 3, epoch: 5 });
-    const gap = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 5, baseOffset: 7, records: [rec(7, 5)] });
-    expect(gap.status).toBe(409);
-    expect(gap.body.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 3, epochs: [[5, 0]] });
+    const [ok] = await exchange(url(2), [{ head: { ...base, epoch: 5, baseOffset: 0 }, batches: [rec(0, 5), rec(1, 5), rec(2, 5)] }]);
+    expect(ok).toEqual({ leo: 3, epoch: 5 });
+    const [gap] = await exchange(url(2), [{ head: { ...base, epoch: 5, baseOffset: 7 }, batches: [rec(7, 5)] }]);
+    expect(gap.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 3, epochs: [[5, 0]] });
     // A newer primary truncates the tail it does not share and writes its own epoch.
-    const truncated = await post(`${url(2)}/internal/replicate`, {
-      ...base,
-      primaryId: 1,
-      epoch: 6,
-      baseOffset: 1,
-      truncateTo: 1,
-      records: [rec(1, 6)],
-    });
-    expect(truncated.body).toEqual({ leo: 2, epoch: 6 });
+    const [truncated] = await exchange(url(2), [{ head: { ...base, epoch: 6, baseOffset: 1, truncateTo: 1 }, batches: [rec(1, 6)] }]);
+    expect(truncated).toEqual({ leo: 2, epoch: 6 });
     expect(onDisk(dataDir(2), 'fenced', 0)).toMatchObject({ values: ['v0', 'v1'], epochs: [{ epoch: 5, start_offset: 0 }, { epoch: 6, start_offset: 1 }] });
     // A push whose previous record has another epoch than ours is refused, so diverged logs of one length are caught.
-    const otherPrev = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 6, baseOffset: 2, prevEpoch: 5, records: [] });
-    expect(otherPrev.body.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 2, epochs: [[5, 0], [6, 1]] });
-    const samePrev = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 6, baseOffset: 2, prevEpoch: 6, records: [rec(2, 6)] });
-    expect(samePrev.body).toEqual({ leo: 3, epoch: 6 });
+    const [otherPrev] = await exchange(url(2), [{ head: { ...base, epoch: 6, baseOffset: 2, prevEpoch: 5 }, batches: [] }]);
+    expect(otherPrev.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 2, epochs: [[5, 0], [6, 1]] });
+    // One exchange carries several pushes, each answered on its own: this one applies, the next is stale.
+    const [samePrev, nowStale] = await exchange(url(2), [
+      { head: { ...base, epoch: 6, baseOffset: 2, prevEpoch: 6 }, batches: [rec(2, 6)] },
+      { head: { ...base, epoch: 5, baseOffset: 3 }, batches: [] },
+    ]);
+    expect(samePrev).toEqual({ leo: 3, epoch: 6 });
     // Having seen epoch 6, the replica refuses epoch 5 now.
-    const nowStale = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 5, baseOffset: 3, records: [] });
-    expect(nowStale.body.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 6 });
+    expect(nowStale.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 6 });
+    // A push whose batches do not follow each other is bad input, refused before anything is stored.
+    const [broken] = await exchange(url(2), [{ head: { ...base, epoch: 6, baseOffset: 3 }, batches: [rec(3, 6), rec(5, 6)] }]);
+    expect(broken.error).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect(onDisk(dataDir(2), 'fenced', 0).values).toEqual(['v0', 'v1', 'v2']);
   });
 
   it('answers bad requests with 4xx error bodies and stores nothing of them', async () => {
@@ -466,8 +493,9 @@ describe('broker over HTTP with a stub coordinator', () => {
     const oldPort = Number(new URL(url(1)).port);
     await brokers.get(1)!.close();
     brokers.delete(1);
-    const db = new Database(path.join(dataDir(1), 'moving', '0.db'));
-    db.prepare('INSERT INTO records (offset, epoch, timestamp, key, value, headers) VALUES (4, 0, 1, NULL, ?, NULL)').run('lost');
+    const db = new Database(path.join(dataDir(1), 'broker.db'));
+    const lost = encodeRecordBatch([{ key: null, value: Buffer.from('lost'), timestamp: 1 }], { baseOffset: 4, partitionLeaderEpoch: 0 });
+    db.prepare("INSERT INTO batches (topic, partition, base_offset, last_offset, epoch, max_timestamp, data) VALUES ('moving', 0, 4, 4, 0, 1, ?)").run(lost);
     db.close();
 
     const assignment = coordinator.assignment('moving', 0);
@@ -562,8 +590,10 @@ describe('broker over HTTP with a stub coordinator', () => {
     coordinator.topics.delete('strict');
     coordinator.topics.delete('fenced');
     await coordinator.changed();
-    expect(fs.existsSync(path.join(dataDir(1), 'strict', '0.db'))).toBe(false);
-    expect(fs.existsSync(path.join(dataDir(2), 'fenced', '0.db'))).toBe(false);
+    await vi.waitFor(() => {
+      expect(onDisk(dataDir(1), 'strict', 0)).toMatchObject({ values: [], held: false });
+      expect(onDisk(dataDir(2), 'fenced', 0)).toMatchObject({ values: [], epochs: [], held: false });
+    });
     const answer = await post(`${url(1)}/topics/strict/partitions/0/records`, { records: records(1, 'x') });
     expect(answer.body.error.code).toBe('PARTITION_NOT_FOUND');
   });

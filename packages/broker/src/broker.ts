@@ -3,15 +3,15 @@
  * coordinator link. `startBroker` listens, then registers in the background; /ready turns
  * true once the broker is registered and has applied its assignments.
  */
-import { BROKER_ROUTES, JsonHttpClient, type ReplicateResponse } from '@tessera/protocol';
 import { createHttpService, createLogger } from '@tessera/service';
 import type { AddressInfo } from 'node:net';
 import { CoordinatorLink, reconcile } from './cluster/index.js';
 import { DEFAULT_CONFIG, DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.js';
 import { mountRoutes } from './http/routes.js';
 import { BrokerMetrics } from './metrics/broker-metrics.js';
-import { ReplicaSet } from './replica/index.js';
-import type { ReplicationPort } from './replication/index.js';
+import { PartitionSet } from './partition/index.js';
+import { PairExchanges } from './replication/index.js';
+import { BrokerStore, migrateLegacyLayout } from './storage/index.js';
 
 export interface RunningBroker {
   url: string;
@@ -27,18 +27,31 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const logger =
     config.logger ?? createLogger('broker', { brokerId: config.id }, { level: config.logLevel, pretty: config.logPretty });
 
-  const peers = new JsonHttpClient({ timeoutMs: config.replicaTimeoutMs, maxSockets: 64 });
+  // A broken invariant or a failed storage write: the broker cannot go on without risking its logs.
+  const onFatal =
+    config.onFatal ??
+    ((error: Error) => {
+      logger.fatal({ err: error }, 'stopping: invariant violated or storage failed');
+      process.exit(1);
+    });
   const metrics = new BrokerMetrics();
-  const client: ReplicationPort = {
-    async replicate(url, request, timeoutMs) {
-      const stopTimer = metrics.replicationLatency.startTimer();
-      const answer = await peers.post<ReplicateResponse>(url + BROKER_ROUTES.replicate, request, { timeoutMs });
-      stopTimer();
-      return answer;
-    },
-  };
+  const store = BrokerStore.open(config.dataDir, config.durability);
+  store.onFatal = (error) => onFatal(error as Error);
+  store.onCommit = (_writes, ms) => metrics.groupCommitLatency.observe(ms / 1000);
+  try {
+    await migrateLegacyLayout(config.dataDir, store, logger);
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+  const client = new PairExchanges({
+    brokerId: config.id,
+    timeoutMs: config.replicaTimeoutMs,
+    maxExchangeBytes: limits.maxExchangeBytes,
+    onExchange: (seconds) => metrics.replicationLatency.observe(seconds),
+  });
 
-  let replicas: ReplicaSet | undefined;
+  let replicas: PartitionSet | undefined;
   const link = new CoordinatorLink({
     brokerId: config.id,
     url: config.advertisedUrl ?? '',
@@ -51,9 +64,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       if (replicas) await reconcile(metadata, { brokerId: config.id, replicas, logger, fetchSeq, deleteOrphans: first });
     },
   });
-  replicas = new ReplicaSet({
-    dataDir: config.dataDir,
-    durability: config.durability,
+  replicas = new PartitionSet({
+    store,
     cluster: link,
     client,
     logger,
@@ -67,6 +79,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     id: config.id,
     logger,
     isReady: () => link.registered && link.loaded,
+    onInvariantBroken: onFatal,
   });
   const routes = mountRoutes(service, { replicas, link, limits, maxValueBytes: config.maxValueBytes, logger, metrics });
   const held = replicas;
@@ -99,7 +112,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         await link.stop();
         await service.close();
         await replicas.closeAll();
-        peers.close();
+        await client.close();
         logger.info('stopped');
       })();
       return closing;

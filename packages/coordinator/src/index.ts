@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { JsonHttpClient } from '@tessera/protocol';
+import { DataHttpClient, JsonHttpClient } from '@tessera/protocol';
 import { createHttpService, createLogger } from '@tessera/service';
 import { Cluster } from './cluster/cluster.js';
 import { Notifier } from './cluster/notify.js';
@@ -79,7 +79,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   );
   groupsRead = groups;
 
-  const produceClient = new JsonHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs });
+  const produceClient = new DataHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs });
   registerRoutes(service.router, {
     cluster: theCluster,
     groups,
@@ -127,7 +127,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
         await service.close();
         await notifier!.close();
         notifyClient.close();
-        produceClient.close();
+        await produceClient.close();
         store.close();
       })();
       return closing;

@@ -42,6 +42,8 @@ export const recordInput = z.object({
   headers: headers.nullish(),
   /** Milliseconds since the epoch; the broker stamps its own clock when absent. */
   timestamp: nonNegativeInt.optional(),
+  /** How `value` is written: UTF-8 text (default) or base64 for bytes that are not text. */
+  valueEncoding: z.enum(['utf8', 'base64']).optional(),
 });
 export type RecordInput = z.infer<typeof recordInput>;
 

@@ -8,15 +8,17 @@ import Router, { type RouterContext } from '@koa/router';
 import Koa from 'koa';
 import getRawBody from 'raw-body';
 import type { Registry } from 'prom-client';
-import { DEFAULT_MAX_REQUEST_BYTES, TesseraError, type HealthResponse } from '@tessera/protocol';
+import { DEFAULT_MAX_REQUEST_BYTES, FRAME_CONTENT_TYPE, TesseraError, type HealthResponse } from '@tessera/protocol';
 import type { Logger } from './logger.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
 
 export type Context = RouterContext<ServiceState>;
 
 export interface ServiceState {
-  /** The parsed JSON body (undefined for requests without one). */
+  /** The parsed JSON body (undefined for requests without one, or with a frame body). */
   body: unknown;
+  /** The body of a request sent as `application/vnd.tessera.frame` (undefined otherwise). */
+  frame?: Buffer;
 }
 
 export interface HttpServiceOptions {
@@ -26,6 +28,11 @@ export interface HttpServiceOptions {
   maxRequestBytes?: number;
   /** Tells /ready whether the service is serving yet. */
   isReady: () => boolean;
+  /**
+   * Called when a request handler broke an invariant (an InvariantError): a programmer error
+   * that must stop the service loudly, never become a retriable 500. Default: log and exit 1.
+   */
+  onInvariantBroken?: (error: Error) => void;
 }
 
 export interface HttpService {
@@ -44,7 +51,13 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   let server: Server | undefined;
 
-  app.use(errorBodies(options.logger));
+  const onInvariantBroken =
+    options.onInvariantBroken ??
+    ((error: Error) => {
+      options.logger.fatal({ err: error }, 'invariant violated; stopping');
+      process.exit(1);
+    });
+  app.use(errorBodies(options.logger, onInvariantBroken));
   app.use(requestMetrics(metrics));
   app.use(authenticate());
   app.use(jsonBody(maxRequestBytes));
@@ -99,11 +112,12 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
 }
 
 /** Every failure becomes `{"error": {"code", "message", "retriable"}}` with the code's status. */
-function errorBodies(logger: Logger): Koa.Middleware<ServiceState> {
+function errorBodies(logger: Logger, onInvariantBroken: (error: Error) => void): Koa.Middleware<ServiceState> {
   return async (ctx, next) => {
     try {
       await next();
     } catch (error) {
+      if (error instanceof Error && error.name === 'InvariantError') onInvariantBroken(error);
       const tessera = toTesseraError(error);
       if (tessera.code === 'INTERNAL') {
         logger.error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
@@ -138,14 +152,22 @@ function authenticate(): Koa.Middleware<ServiceState> {
   return (_ctx, next) => next();
 }
 
-/** Reads a JSON body of at most `limit` bytes into `ctx.state.body`. */
+/**
+ * Reads a body of at most `limit` bytes: JSON into `ctx.state.body`, a frame
+ * (`application/vnd.tessera.frame`, batches in binary) into `ctx.state.frame`.
+ */
 function jsonBody(limit: number): Koa.Middleware<ServiceState> {
   return async (ctx, next) => {
     ctx.state.body = undefined;
+    ctx.state.frame = undefined;
     if (ctx.method === 'POST' || ctx.method === 'PUT' || ctx.method === 'PATCH') {
       const declared = Number(ctx.get('content-length'));
       if (Number.isFinite(declared) && declared > limit) {
         throw new TesseraError('PAYLOAD_TOO_LARGE', `request body is larger than ${limit} bytes`);
+      }
+      if (ctx.is(FRAME_CONTENT_TYPE)) {
+        ctx.state.frame = await getRawBody(ctx.req, { limit });
+        return next();
       }
       const text = await getRawBody(ctx.req, { limit, encoding: 'utf8' });
       if (text.length > 0) {

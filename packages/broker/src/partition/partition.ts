@@ -1,32 +1,34 @@
 /**
  * One partition replica on this broker: its role (primary or secondary), epoch, ISR, LEO and
- * high watermark, the group-commit flush queue of the primary, and the replication of each
- * flush to the secondary.
+ * high watermark, the write queue of the primary, the replication of each flush to the
+ * secondary, and (as a follower) the application of the primary's pushes.
  *
- * Primary write path (group commit): produces and commits queue up; one flush at a time takes
- * everything queued (bounded), writes it in ONE transaction, makes ONE replicate call when the
- * secondary is in the ISR, then advances the HW and answers every waiter of the flush. A
- * produce is acknowledged only when its last record is below the HW.
+ * Primary write path: produces (whole RecordBatches) and commits queue up; one flush at a
+ * time takes everything queued (bounded), stamps offsets and the epoch into the batches'
+ * headers, hands them to the broker's group commit (one transaction for every partition
+ * with pending writes), pushes them to the secondary when it is in the ISR, then advances
+ * the HW and answers every waiter of the flush. A produce is acknowledged only when its last
+ * record is below the HW.
  *
  * HW rule: HW = LEO when the ISR is only the primary, else min(LEO, secondary's acked LEO). The
  * primary never goes on alone before the coordinator has accepted the ISR shrink.
  */
 import {
-  MAX_RECORDS_PER_REQUEST,
   TesseraError,
   backoffMs,
   isTesseraError,
+  setBaseOffset,
+  setPartitionLeaderEpoch,
   sleep,
   type PartitionAssignment,
-  type RecordInput,
   type ReplicaReport,
   type RetryOptions,
 } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
 import type { BrokerLimits } from '../config.js';
 import type { ClusterPort, ReplicationPort } from '../replication/ports.js';
-import { SecondarySync, type FreshBatch } from '../replication/secondary-sync.js';
-import type { GroupOffset, PartitionStore, StoredRecord } from '../storage/index.js';
+import { SecondarySync, type FreshBatches } from '../replication/leader/secondary-sync.js';
+import { cutBatch, type GroupOffset, type PartitionLog, type StoredBatch } from '../storage/index.js';
 import { InvariantError, assert } from '../util/assert.js';
 import { Mutex } from '../util/mutex.js';
 
@@ -34,13 +36,23 @@ export type Role = 'primary' | 'secondary';
 
 export interface ProduceResult {
   baseOffset: number;
+  lastOffset: number;
   count: number;
   epoch: number;
 }
 
+/** A batch as the produce path validated it: its bytes and the header fields the broker needs. */
+export interface IncomingBatch {
+  bytes: Buffer;
+  recordCount: number;
+  lastOffsetDelta: number;
+  maxTimestamp: number;
+}
+
 interface ProduceEntry {
   kind: 'produce';
-  records: RecordInput[];
+  batches: IncomingBatch[];
+  records: number;
   resolve: (result: ProduceResult) => void;
   reject: (error: unknown) => void;
 }
@@ -57,7 +69,7 @@ type Entry = ProduceEntry | CommitEntry;
 export interface ReplicaOptions {
   topic: string;
   partition: number;
-  store: PartitionStore;
+  store: PartitionLog;
   cluster: ClusterPort;
   client: ReplicationPort;
   logger: Logger;
@@ -71,13 +83,15 @@ export interface ReplicaOptions {
 const REPLICATE_RETRY: RetryOptions = { retries: 0, initialMs: 25, multiplier: 2, maxMs: 250, jitter: 0.2 };
 /** Coordinator answers to a move completion that are a decision, not a lost request. */
 const REFUSALS = new Set(['STALE_EPOCH', 'NOT_PRIMARY', 'INVALID_REQUEST', 'NOT_FOUND', 'TOPIC_NOT_FOUND', 'PARTITION_NOT_FOUND']);
+/** Most produce and commit requests waiting for a flush in one partition. */
+const MAX_QUEUED_WRITES = 10_000;
 /** Backoff of the background catch-up loop. */
 const CATCH_UP_RETRY: RetryOptions = { retries: 0, initialMs: 100, multiplier: 2, maxMs: 2_000, jitter: 0.2 };
 
-export class PartitionReplica {
+export class Partition {
   readonly topic: string;
   readonly partition: number;
-  readonly store: PartitionStore;
+  readonly store: PartitionLog;
   role: Role = 'secondary';
   epoch: number;
   isr: number[] = [];
@@ -166,7 +180,7 @@ export class PartitionReplica {
 
   // ---- primary: produce and commit ---------------------------------------------------
 
-  produce(records: RecordInput[]): Promise<ProduceResult> {
+  produce(batches: IncomingBatch[]): Promise<ProduceResult> {
     this.checkCanWrite();
     if (this.minInsyncReplicas >= 2 && this.isr.length < 2) {
       throw new TesseraError(
@@ -174,12 +188,14 @@ export class PartitionReplica {
         `${this.topic}/${this.partition} needs ${this.minInsyncReplicas} in-sync replicas, ISR is [${this.isr.join(',')}]`,
       );
     }
-    if (this.queuedRecords + records.length > this.options.limits.maxQueuedRecordsPerPartition) {
+    let records = 0;
+    for (const batch of batches) records += batch.recordCount;
+    if (this.queuedRecords + records > this.options.limits.maxQueuedRecordsPerPartition || this.queue.length >= MAX_QUEUED_WRITES) {
       throw new TesseraError('UNAVAILABLE', `${this.topic}/${this.partition}: too many records waiting to be written, retry`);
     }
     return new Promise<ProduceResult>((resolve, reject) => {
-      this.queue.push({ kind: 'produce', records, resolve, reject });
-      this.queuedRecords += records.length;
+      this.queue.push({ kind: 'produce', batches, records, resolve, reject });
+      this.queuedRecords += records;
       this.scheduleFlush();
     });
   }
@@ -187,7 +203,7 @@ export class PartitionReplica {
   /** Stores a committed offset on this primary and its in-sync secondary (through the flush queue). */
   commit(commit: GroupOffset): Promise<void> {
     this.checkCanWrite();
-    if (this.queue.length >= this.options.limits.maxQueuedRecordsPerPartition) {
+    if (this.queue.length >= MAX_QUEUED_WRITES) {
       throw new TesseraError('UNAVAILABLE', `${this.topic}/${this.partition}: too many writes waiting, retry`);
     }
     return new Promise<void>((resolve, reject) => {
@@ -233,7 +249,10 @@ export class PartitionReplica {
     }
   }
 
-  /** Takes what is queued (up to maxFlushRecords), writes it in one transaction, replicates it, answers. */
+  /**
+   * Takes what is queued (up to maxFlushRecords), stamps offsets and the epoch into the
+   * batches, writes them in the broker's next group commit, replicates them, answers.
+   */
   private async flushOnce(): Promise<void> {
     this.syncRequested = false;
     if (this.closed) return;
@@ -244,26 +263,23 @@ export class PartitionReplica {
     const epoch = this.epoch;
     const entries = this.takeBatch();
     const baseOffset = this.store.leo;
-    const now = Date.now();
-    const records: StoredRecord[] = [];
+    let next = baseOffset;
+    const batches: StoredBatch[] = [];
     const produced: Array<{ entry: ProduceEntry; result: ProduceResult }> = [];
     const commits: GroupOffset[] = [];
     const committed: CommitEntry[] = [];
     const generations = new Map<string, number>();
     for (const entry of entries) {
       if (entry.kind === 'produce') {
-        const first = baseOffset + records.length;
-        for (const input of entry.records) {
-          records.push({
-            offset: baseOffset + records.length,
-            epoch,
-            timestamp: input.timestamp ?? now,
-            key: input.key ?? null,
-            value: input.value,
-            headers: input.headers ?? null,
-          });
+        const first = next;
+        for (const batch of entry.batches) {
+          // Offsets and the epoch live outside the batch's CRC: stamping them keeps the producer's bytes valid.
+          setBaseOffset(batch.bytes, 0, next);
+          setPartitionLeaderEpoch(batch.bytes, 0, epoch);
+          batches.push({ baseOffset: next, lastOffset: next + batch.lastOffsetDelta, epoch, maxTimestamp: batch.maxTimestamp, bytes: batch.bytes });
+          next += batch.lastOffsetDelta + 1;
         }
-        produced.push({ entry, result: { baseOffset: first, count: entry.records.length, epoch } });
+        produced.push({ entry, result: { baseOffset: first, lastOffset: next - 1, count: next - first, epoch } });
       } else {
         // A commit of an older generation than one already stored (or earlier in this batch) is refused.
         const known = generations.get(entry.commit.group) ?? this.storedGeneration(entry.commit.group);
@@ -278,19 +294,14 @@ export class PartitionReplica {
         committed.push(entry);
       }
     }
-    if (records.length === 0 && commits.length === 0 && entries.length > 0) return;
+    if (batches.length === 0 && commits.length === 0 && entries.length > 0) return;
 
-    this.options.onFlush?.(records.length);
-    try {
-      this.store.append(records, commits, this.hw);
-    } catch (error) {
-      for (const { entry } of produced) entry.reject(error);
-      for (const entry of committed) entry.reject(error);
-      throw error;
-    }
+    this.options.onFlush?.(next - baseOffset);
+    // A failed write stops the broker (see storage): nothing to undo here.
+    await this.store.append(batches, commits, this.hw);
 
     try {
-      await this.replicateFlush(epoch, { baseOffset, records, commits });
+      await this.replicateFlush(epoch, { baseOffset, batches, commits });
     } catch (error) {
       const failure = isTesseraError(error) ? error : this.notPrimary();
       for (const { entry } of produced) entry.reject(failure);
@@ -298,7 +309,7 @@ export class PartitionReplica {
       return;
     }
     // The flush is on every ISR member now, so the HW covers it.
-    assert(this.hw >= baseOffset + records.length, `hw ${this.hw} below flushed end ${baseOffset + records.length}`);
+    assert(this.hw >= next, `hw ${this.hw} below flushed end ${next}`);
     const alone = this.minInsyncReplicas >= 2 && this.isr.length < 2;
     for (const { entry, result } of produced) {
       if (alone) {
@@ -312,12 +323,12 @@ export class PartitionReplica {
   }
 
   private takeBatch(): Entry[] {
-    const limit = Math.min(this.options.limits.maxFlushRecords, MAX_RECORDS_PER_REQUEST);
+    const limit = this.options.limits.maxFlushRecords;
     let count = 0;
     let taken = 0;
     while (taken < this.queue.length) {
       const entry = this.queue[taken];
-      const size = entry.kind === 'produce' ? entry.records.length : 0;
+      const size = entry.kind === 'produce' ? entry.records : 0;
       // Always take at least one entry; a single produce is bounded by the request schema.
       if (taken > 0 && count + size > limit) break;
       count += size;
@@ -340,7 +351,7 @@ export class PartitionReplica {
    * retrying until replicaTimeoutMs of failures, then asks the coordinator to shrink the ISR.
    * Returns once the HW covers the LEO; throws NOT_PRIMARY when this broker was deposed.
    */
-  private async replicateFlush(epoch: number, fresh: FreshBatch | undefined): Promise<void> {
+  private async replicateFlush(epoch: number, fresh: FreshBatches | undefined): Promise<void> {
     let failingSinceMs: number | undefined;
     for (let attempt = 0; ; attempt++) {
       this.checkStillPrimary(epoch);
@@ -350,9 +361,10 @@ export class PartitionReplica {
         return;
       }
       const sync = this.syncFor(secondary);
-      const startedMs = Date.now();
+      // Monotonic: a wall-clock step must not decide when a secondary leaves the ISR.
+      const startedMs = performance.now();
       try {
-        await sync.pushUntil(this.store.leo, this.hw, fresh, this.catchUpBatch());
+        await sync.pushUntil(this.store.leo, this.hw, fresh, this.options.limits.catchUpBatchBytes);
         this.checkStillPrimary(epoch);
         this.advanceHw(Math.min(this.store.leo, sync.secondaryLeo ?? this.hw));
         if (failingSinceMs !== undefined) this.logger.info({ secondary }, 'secondary answering again');
@@ -367,7 +379,7 @@ export class PartitionReplica {
           failingSinceMs = startedMs;
           this.logger.warn({ secondary, err: errorSummary(error) }, 'replication to secondary failing');
         }
-        if (Date.now() - failingSinceMs >= this.options.replicaTimeoutMs) {
+        if (performance.now() - failingSinceMs >= this.options.replicaTimeoutMs) {
           await this.shrinkIsr(epoch, secondary);
           continue;
         }
@@ -424,16 +436,12 @@ export class PartitionReplica {
       partition: this.partition,
       epoch: this.epoch,
       secondaryId: broker,
-      store: this.store,
+      log: this.store,
       cluster: this.options.cluster,
       client: this.options.client,
       timeoutMs: this.options.replicaTimeoutMs,
       logger: this.logger,
     });
-  }
-
-  private catchUpBatch(): { maxRecords: number; maxBytes: number } {
-    return { maxRecords: this.options.limits.catchUpBatchRecords, maxBytes: this.options.limits.catchUpBatchBytes };
   }
 
   /** Starts the background catch-up of a secondary that is assigned but not in the ISR. */
@@ -470,7 +478,7 @@ export class PartitionReplica {
           }
           if (this.isrSecondary() !== undefined) return true;
           const sync = this.syncFor(secondary);
-          const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.catchUpBatch());
+          const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.options.limits.catchUpBatchBytes);
           if (outcome === 'appended' && sync.secondaryLeo === this.store.leo) {
             const self = this.options.cluster.brokerId;
             // The secondary counts for the HW from before the coordinator is asked: if its answer
@@ -548,7 +556,7 @@ export class PartitionReplica {
             this.addingSync = this.newSync(target);
           }
           const sync = this.addingSync;
-          const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.catchUpBatch());
+          const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.options.limits.catchUpBatchBytes);
           if (outcome !== 'appended' || sync.secondaryLeo !== this.store.leo) return false;
           const assignment = await this.completeReassignment(epoch, target, signal);
           if (assignment !== undefined) this.swapIn(target, sync, assignment);
@@ -623,6 +631,7 @@ export class PartitionReplica {
 
   private advanceHw(hw: number): void {
     assert(hw <= this.store.leo, `hw ${hw} > leo ${this.store.leo}`);
+    assert(this.role === 'primary', `${this.topic}/${this.partition}: only a primary advances its HW`);
     if (hw <= this.hw) return;
     this.hw = hw;
     this.notify();
@@ -760,23 +769,37 @@ export class PartitionReplica {
     this.options.cluster.requestMetadataRefresh(`newer epoch ${epoch} for ${this.topic}/${this.partition}`);
   }
 
-  /** On a secondary: the HW the primary sent, never beyond our LEO. */
-  setSecondaryHw(hw: number): void {
-    const next = Math.min(hw, this.store.leo);
-    if (next !== this.hw) {
-      this.hw = next;
+  /**
+   * As a follower: writes one push of the primary, already checked against this log by
+   * replication/follower/apply.ts: cut the log back to `truncateTo` (a batch straddling it is
+   * re-encoded to its records below it), append `batches`, store `commits`, and take the
+   * primary's HW, all in the broker's next group commit. Resolves once durable.
+   */
+  async followerWrite(write: { truncateTo?: number; batches: StoredBatch[]; commits: GroupOffset[]; hw: number }): Promise<void> {
+    assert(this.role === 'secondary', `${this.topic}/${this.partition}: a primary does not take pushes`);
+    const log = this.store;
+    const pending: Array<Promise<void>> = [];
+    if (write.truncateTo !== undefined && write.truncateTo < log.leo) {
+      const to = Math.max(write.truncateTo, log.logStartOffset);
+      const straddling = to > log.logStartOffset ? log.batchAt(to - 1) : undefined;
+      const cut = straddling !== undefined && straddling.lastOffset >= to ? cutBatch(straddling, straddling.baseOffset, to) : undefined;
+      this.logger.info({ from: log.leo, to }, 'truncating the log to where it agrees with the primary');
+      pending.push(log.truncate(to, cut));
+      if (this.hw > to) this.hw = to;
+    }
+    const leoAfter = write.batches.length === 0 ? log.leo : write.batches[write.batches.length - 1].lastOffset + 1;
+    const hw = Math.min(write.hw, leoAfter);
+    pending.push(log.append(write.batches, write.commits, hw));
+    await Promise.all(pending);
+    if (this.role === 'secondary' && hw !== this.hw && hw <= log.leo) {
+      this.hw = hw;
       this.notify();
     }
   }
 
-  /** After a truncation the HW cannot stay above the LEO. */
-  clampHw(): void {
-    if (this.hw > this.store.leo) this.hw = this.store.leo;
-  }
-
   // ---- lifecycle ---------------------------------------------------------------------
 
-  /** Stops writing, fails what waits, waits for the running flush/catch-up, checkpoints the HW and closes. */
+  /** Stops writing, fails what waits, waits for the running flush/catch-up and checkpoints the HW. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -785,10 +808,7 @@ export class PartitionReplica {
     this.failQueue(new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is closing`));
     this.notify();
     await Promise.allSettled([this.flushLoopDone, this.catchUpDone, this.addingDone, this.lock.idle()]);
-    if (this.store.isOpen) {
-      this.store.checkpointHw(Math.min(this.hw, this.store.leo));
-      this.store.close();
-    }
+    await this.store.checkpointHw(Math.min(this.hw, this.store.leo));
   }
 }
 

@@ -1,0 +1,352 @@
+/**
+ * The broker's storage: ONE SQLite database (WAL) for every partition replica this broker
+ * holds, `DATA/broker.db`. Logs are stored by batch (one row per RecordBatch, its bytes as
+ * they came from the producer with the offsets and epoch the primary assigned), so nothing
+ * on the write or read path looks at single records.
+ *
+ * Group commit across partitions: every write (append, truncation, commit of group offsets,
+ * HW checkpoint) is queued with `write()`, and one flush per event-loop turn runs all queued
+ * writes of every partition in ONE transaction, so at most one fsync covers them all. A log's
+ * in-memory view (LEO, epoch history) moves when its write is queued, so the next write of
+ * the same log checks against it; readers only read what their callers know is committed.
+ * A write that fails is fatal (the database and the in-memory view could disagree): the
+ * broker stops loudly, like a Kafka broker whose only log directory failed.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { InvariantError, assert } from '../util/assert.js';
+import { META_SCHEMA_VERSION, SCHEMA, SCHEMA_VERSION, SQL } from './sql.js';
+
+export type Durability = 'full' | 'normal';
+
+/** One RecordBatch as stored: its offsets, the epoch of the primary that wrote it, and its bytes. */
+export interface StoredBatch {
+  baseOffset: number;
+  lastOffset: number;
+  epoch: number;
+  maxTimestamp: number;
+  bytes: Buffer;
+}
+
+export interface GroupOffset {
+  group: string;
+  offset: number;
+  generation: number;
+}
+
+/** `[epoch, startOffset]`: the first offset written in `epoch`. Sorted by epoch (and so by offset). */
+export type EpochEntry = [epoch: number, startOffset: number];
+
+/** The one size function: what a batch counts for in every byte limit (fetch, replication, queues). */
+export function batchBytes(batch: { bytes: Buffer }): number {
+  return batch.bytes.length;
+}
+
+export const DATABASE_FILE = 'broker.db';
+
+type Stmt = Database.Statement;
+type Statements = Record<keyof typeof SQL, Stmt>;
+
+export class BrokerStore {
+  readonly file: string;
+  private readonly db: Database.Database;
+  readonly stmt: Statements;
+  private pending: Array<() => void> = [];
+  private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  private scheduled = false;
+  private closed = false;
+  private readonly runPending: (work: Array<() => void>) => void;
+  /** Called with the number of writes and the milliseconds of every group commit (metrics). */
+  onCommit: ((writes: number, ms: number) => void) | undefined;
+  /** Called when a write failed: the broker must stop (see the module comment). */
+  onFatal: (error: unknown) => void = (error) => {
+    throw error;
+  };
+
+  private constructor(file: string, durability: Durability) {
+    this.file = file;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.exec(SCHEMA);
+    const stmt = {} as Statements;
+    for (const [name, sql] of Object.entries(SQL)) stmt[name as keyof typeof SQL] = this.db.prepare(sql);
+    this.stmt = stmt;
+    const version = (stmt.selectMeta.get(META_SCHEMA_VERSION) as { value: string } | undefined)?.value;
+    if (version === undefined) stmt.upsertMeta.run(META_SCHEMA_VERSION, String(SCHEMA_VERSION));
+    else if (Number(version) !== SCHEMA_VERSION) {
+      throw new Error(`${file} has storage schema ${version}, this broker reads schema ${SCHEMA_VERSION}`);
+    }
+    this.runPending = this.db.transaction((work: Array<() => void>) => {
+      for (const fn of work) fn();
+    });
+  }
+
+  static open(dataDir: string, durability: Durability): BrokerStore {
+    return new BrokerStore(path.join(dataDir, DATABASE_FILE), durability);
+  }
+
+  /** The log of one partition replica (nothing is written until its first write). */
+  log(topic: string, partition: number): PartitionLog {
+    this.assertOpen();
+    return new PartitionLog(this, topic, partition);
+  }
+
+  /** Every partition with a log in this database. */
+  partitions(): Array<{ topic: string; partition: number }> {
+    this.assertOpen();
+    return this.stmt.selectPartitions.all() as Array<{ topic: string; partition: number }>;
+  }
+
+  /**
+   * Queues `work` (synchronous SQL through `stmt`) for the next group commit and resolves once
+   * the transaction holding it committed. Writes run in the order they were queued.
+   */
+  write(work: () => void): Promise<void> {
+    this.assertOpen();
+    this.pending.push(work);
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      // setImmediate runs after the I/O callbacks of this loop turn: every request that arrived
+      // together shares the transaction, and nothing waits for a timer.
+      setImmediate(() => this.flush());
+    }
+    return done;
+  }
+
+  /** Runs every queued write in one transaction now (also used on close). */
+  flush(): void {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const work = this.pending;
+    const waiters = this.waiters;
+    this.pending = [];
+    this.waiters = [];
+    const startedMs = performance.now();
+    try {
+      this.runPending(work);
+    } catch (error) {
+      for (const waiter of waiters) waiter.reject(error);
+      this.onFatal(error instanceof InvariantError ? error : new Error(`storage write failed: ${(error as Error).message}`, { cause: error }));
+      return;
+    }
+    this.onCommit?.(work.length, performance.now() - startedMs);
+    for (const waiter of waiters) waiter.resolve();
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+
+  assertOpen(): void {
+    assert(!this.closed, `broker store ${this.file} is closed`);
+  }
+}
+
+/**
+ * One partition replica's log inside the broker's database, with the in-memory view every
+ * check needs (LEO, log start, epoch history, HW checkpoint). Offsets are gap-free from the
+ * log start, epochs never decrease, and the HW checkpoint never exceeds the LEO.
+ */
+export class PartitionLog {
+  private leoValue: number;
+  private logStartValue: number;
+  private epochHistory: EpochEntry[];
+  private checkpointedHw: number;
+
+  constructor(
+    private readonly store: BrokerStore,
+    readonly topic: string,
+    readonly partition: number,
+  ) {
+    const { stmt } = store;
+    const state = stmt.selectPartition.get(topic, partition) as { hw: number; log_start_offset: number } | undefined;
+    const first = stmt.firstBatch.get(topic, partition) as { base_offset: number } | undefined;
+    const last = stmt.lastBatch.get(topic, partition) as { last_offset: number } | undefined;
+    this.logStartValue = first?.base_offset ?? state?.log_start_offset ?? 0;
+    this.leoValue = last === undefined ? this.logStartValue : last.last_offset + 1;
+    this.epochHistory = (stmt.selectEpochs.all(topic, partition) as Array<{ epoch: number; start_offset: number }>).map(
+      (row): EpochEntry => [row.epoch, row.start_offset],
+    );
+    // The checkpoint may be ahead of the log if the tail was truncated; HW never exceeds LEO.
+    this.checkpointedHw = Math.min(state?.hw ?? 0, this.leoValue);
+  }
+
+  /** Log end offset: the offset the next record gets (counting writes queued but not yet committed). */
+  get leo(): number {
+    return this.leoValue;
+  }
+
+  get logStartOffset(): number {
+    return this.logStartValue;
+  }
+
+  /** The high watermark last checkpointed (restored on open as min(checkpoint, LEO)). */
+  get hwCheckpoint(): number {
+    return this.checkpointedHw;
+  }
+
+  /** The epoch of the last record, undefined for an empty log. */
+  get lastEpoch(): number | undefined {
+    return this.epochHistory.length === 0 ? undefined : this.epochHistory[this.epochHistory.length - 1][0];
+  }
+
+  /** The epoch that wrote `offset` (undefined outside the log). */
+  epochAt(offset: number): number | undefined {
+    if (offset < this.logStartValue || offset >= this.leoValue) return undefined;
+    let found: number | undefined;
+    for (const [epoch, start] of this.epochHistory) {
+      if (start > offset) break;
+      found = epoch;
+    }
+    return found;
+  }
+
+  /** A copy of the epoch history, `[epoch, startOffset]` pairs in order. */
+  epochs(): EpochEntry[] {
+    return this.epochHistory.map((entry): EpochEntry => [entry[0], entry[1]]);
+  }
+
+  /**
+   * Appends `batches` (which must start at the LEO, follow each other without gaps and carry
+   * non-decreasing epochs), stores `commits` and checkpoints `hw`, in the next group commit.
+   * The in-memory view moves at once; the promise resolves once it is durable.
+   */
+  append(batches: StoredBatch[], commits: GroupOffset[] = [], hw?: number): Promise<void> {
+    const { topic, partition } = this;
+    let leo = this.leoValue;
+    let lastEpoch = this.lastEpoch;
+    const newEpochs: EpochEntry[] = [];
+    for (const batch of batches) {
+      // Offsets are gap-free: a batch can only be written at the log end.
+      assert(batch.baseOffset === leo, `${topic}/${partition}: append at offset ${batch.baseOffset} but LEO is ${leo}`);
+      assert(batch.lastOffset >= batch.baseOffset, `${topic}/${partition}: batch ${batch.baseOffset}..${batch.lastOffset} is empty`);
+      // Epochs never go backwards in a log; a lower epoch here means divergence went unnoticed.
+      assert(lastEpoch === undefined || batch.epoch >= lastEpoch, `${topic}/${partition}: batch epoch ${batch.epoch} < last epoch ${lastEpoch}`);
+      if (lastEpoch === undefined || batch.epoch > lastEpoch) {
+        newEpochs.push([batch.epoch, batch.baseOffset]);
+        lastEpoch = batch.epoch;
+      }
+      leo = batch.lastOffset + 1;
+    }
+    if (hw !== undefined) assert(hw <= leo, `${topic}/${partition}: hw ${hw} beyond LEO ${leo} after append`);
+    this.leoValue = leo;
+    this.epochHistory.push(...newEpochs);
+    const checkpoint = hw ?? this.checkpointedHw;
+    this.checkpointedHw = checkpoint;
+    const logStart = this.logStartValue;
+    const { stmt } = this.store;
+    return this.store.write(() => {
+      for (const [epoch, start] of newEpochs) stmt.insertEpoch.run(topic, partition, epoch, start);
+      for (const b of batches) stmt.insertBatch.run(topic, partition, b.baseOffset, b.lastOffset, b.epoch, b.maxTimestamp, b.bytes);
+      for (const c of commits) stmt.upsertGroupOffset.run(topic, partition, c.group, c.offset, c.generation);
+      stmt.upsertPartition.run(topic, partition, checkpoint, logStart);
+    });
+  }
+
+  /**
+   * Whole batches from the one holding `fromOffset` up to `endOffset` (exclusive), about
+   * `maxBytes` of them but at least one. Only what is committed is read: callers read below
+   * an HW (fetch) or under the partition's lock once its writes are durable (replication).
+   */
+  readBatches(fromOffset: number, endOffset: number, maxBytes: number): StoredBatch[] {
+    this.store.assertOpen();
+    const end = Math.min(endOffset, this.leoValue);
+    if (fromOffset >= end) return [];
+    const batches: StoredBatch[] = [];
+    let bytes = 0;
+    for (const row of this.store.stmt.readBatches.iterate({ topic: this.topic, partition: this.partition, from: fromOffset, end }) as Iterable<BatchRow>) {
+      if (row.last_offset < fromOffset) continue;
+      const batch: StoredBatch = { baseOffset: row.base_offset, lastOffset: row.last_offset, epoch: row.epoch, maxTimestamp: 0, bytes: row.data };
+      if (batches.length > 0 && bytes + batchBytes(batch) > maxBytes) break;
+      bytes += batchBytes(batch);
+      batches.push(batch);
+    }
+    return batches;
+  }
+
+  /** The stored batch holding `offset` (for cutting it at a truncation point), undefined outside the log. */
+  batchAt(offset: number): StoredBatch | undefined {
+    this.store.assertOpen();
+    const row = this.store.stmt.batchAt.get(this.topic, this.partition, offset) as (BatchRow & { max_timestamp: number }) | undefined;
+    if (row === undefined || row.last_offset < offset) return undefined;
+    return { baseOffset: row.base_offset, lastOffset: row.last_offset, epoch: row.epoch, maxTimestamp: row.max_timestamp, bytes: row.data };
+  }
+
+  /**
+   * Deletes every batch at or above `toOffset` and the epochs that started there, so the epoch
+   * history describes the remaining log; a batch straddling `toOffset` is replaced by `cut`
+   * (its records below `toOffset`, re-encoded by the caller). The HW checkpoint follows the LEO down.
+   */
+  truncate(toOffset: number, cut?: StoredBatch): Promise<void> {
+    const { topic, partition } = this;
+    assert(toOffset >= this.logStartValue, `${topic}/${partition}: truncate to ${toOffset} below log start ${this.logStartValue}`);
+    if (toOffset >= this.leoValue) return Promise.resolve();
+    if (cut !== undefined) {
+      assert(cut.lastOffset === toOffset - 1, `${topic}/${partition}: cut batch ends at ${cut.lastOffset}, not ${toOffset - 1}`);
+    }
+    this.leoValue = toOffset;
+    this.epochHistory = this.epochHistory.filter((entry) => entry[1] < toOffset);
+    this.checkpointedHw = Math.min(this.checkpointedHw, toOffset);
+    const hw = this.checkpointedHw;
+    const logStart = this.logStartValue;
+    const { stmt } = this.store;
+    return this.store.write(() => {
+      stmt.deleteBatchesFrom.run(topic, partition, cut?.baseOffset ?? toOffset);
+      if (cut !== undefined) stmt.insertBatch.run(topic, partition, cut.baseOffset, cut.lastOffset, cut.epoch, cut.maxTimestamp, cut.bytes);
+      stmt.deleteEpochsFrom.run(topic, partition, toOffset);
+      stmt.upsertPartition.run(topic, partition, hw, logStart);
+    });
+  }
+
+  /** Checkpoints the high watermark (restored on reopen as min(checkpoint, LEO)). */
+  checkpointHw(hw: number): Promise<void> {
+    assert(hw <= this.leoValue, `${this.topic}/${this.partition}: hw ${hw} > leo ${this.leoValue}`);
+    if (hw === this.checkpointedHw) return Promise.resolve();
+    this.checkpointedHw = hw;
+    const { topic, partition, logStartValue } = this;
+    return this.store.write(() => this.store.stmt.upsertPartition.run(topic, partition, hw, logStartValue));
+  }
+
+  groupOffset(group: string): GroupOffset | undefined {
+    this.store.assertOpen();
+    const row = this.store.stmt.selectGroupOffset.get(this.topic, this.partition, group) as { offset: number; generation: number } | undefined;
+    return row === undefined ? undefined : { group, offset: row.offset, generation: row.generation };
+  }
+
+  groupOffsets(): GroupOffset[] {
+    this.store.assertOpen();
+    return (this.store.stmt.selectGroupOffsets.all(this.topic, this.partition) as Array<{ group_id: string; offset: number; generation: number }>).map(
+      (row) => ({ group: row.group_id, offset: row.offset, generation: row.generation }),
+    );
+  }
+
+  /** Deletes the whole log (this broker no longer holds the replica). */
+  destroy(): Promise<void> {
+    const { topic, partition } = this;
+    const { stmt } = this.store;
+    return this.store.write(() => {
+      stmt.deleteBatches.run(topic, partition);
+      stmt.deleteEpochs.run(topic, partition);
+      stmt.deleteGroupOffsets.run(topic, partition);
+      stmt.deletePartition.run(topic, partition);
+    });
+  }
+}
+
+interface BatchRow {
+  base_offset: number;
+  last_offset: number;
+  epoch: number;
+  data: Buffer;
+}
