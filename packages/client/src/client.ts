@@ -2,7 +2,7 @@
  * The entry point of the client library: one `TesseraClient` per cluster holds the
  * connection pool and the metadata cache that its admin, producers and consumers share.
  */
-import { DEFAULT_COORDINATOR_URL, DEFAULT_RETRY, TesseraError, type RetryOptions } from '@tessera/protocol';
+import { DEFAULT_COORDINATOR_URL, DEFAULT_RETRY, TesseraError, type HttpTlsOptions, type RetryOptions } from '@tessera/protocol';
 import { AdminClient, type Admin } from './admin/admin.js';
 import { MetadataCache } from './cluster/metadata-cache.js';
 import { Connection } from './connection/connection.js';
@@ -19,6 +19,8 @@ export interface ClientOptions {
   retry?: Partial<RetryOptions>;
   /** The cluster map is refreshed in the background when older than this, in ms (default 30000). */
   metadataMaxAgeMs?: number;
+  /** TLS settings (CA, client certificate and key) for brokers reached over https. */
+  tls?: HttpTlsOptions;
 }
 
 /**
@@ -28,9 +30,12 @@ export interface ClientOptions {
  * const client = new TesseraClient({ coordinator: 'http://127.0.0.1:7070' });
  * await client.admin.createTopic({ name: 'orders', partitions: 6 });
  * const producer = client.producer();
- * await producer.send({ topic: 'orders', key: 'customer-1', value: 'hello' });
+ * await producer.send({ topic: 'orders', key: 'customer-1', value: 'hello' });        // text is sent as UTF-8
+ * await producer.send({ topic: 'orders', value: Buffer.from([0, 1, 2]), headers: { trace: 'abc' } });
+ * await producer.send({ topic: 'orders', value: codecs.json.encode({ id: 7 }) });
  * const consumer = client.consumer({ group: 'billing', topic: 'orders', fromBeginning: true });
- * const records = await consumer.poll();
+ * const records = await consumer.poll();                 // keys, values, headers are Buffers
+ * console.log(records[0]?.value?.toString(), codecs.json.decode(records[2]!.value));
  * await consumer.commit();
  * await client.close();
  * ```
@@ -53,7 +58,7 @@ export class TesseraClient {
     }
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.retryOptions = { ...DEFAULT_RETRY, ...definedOnly(options.retry ?? {}) };
-    this.connection = new Connection({ coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs });
+    this.connection = new Connection({ coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs, tls: options.tls });
     this.metadataCache = new MetadataCache(this.connection, options.metadataMaxAgeMs ?? 30_000);
     this.admin = new AdminClient(this.connection, this.metadataCache);
   }
@@ -103,7 +108,7 @@ export class TesseraClient {
     this.closed = true;
     await Promise.allSettled([...this.producers].map((p) => p.close()));
     await Promise.allSettled([...this.consumers].map((c) => c.close()));
-    this.connection.close();
+    await this.connection.close();
   }
 
   private assertOpen(): void {

@@ -8,8 +8,9 @@
  */
 export { TesseraClient, type ClientOptions } from './client.js';
 export type { Admin, PartitionLag } from './admin/admin.js';
-export { Producer, type ProducerOptions, type ProducerRecord, type RecordMetadata } from './producer/producer.js';
-export { Consumer, type ConsumerOptions, type ConsumedRecord } from './consumer/consumer.js';
+export { Producer, type ProducerOptions } from './producer/producer.js';
+export { Consumer, type ConsumerOptions } from './consumer/consumer.js';
+export { codecs, type Bytes, type Codec, type ConsumedRecord, type ProducerRecord, type RecordMetadata } from './records.js';
 export {
   TesseraError,
   ERRORS,

@@ -120,9 +120,9 @@ export async function runBench(runtime: Runtime, mode: 'produce' | 'e2e', option
           const records = await consumer.poll({ maxRecords: 10_000, waitMs: 500 });
           const now = performance.timeOrigin + performance.now();
           for (const record of records) {
-            if (record.headers?.[RUN_HEADER] !== runId) continue;
+            if (record.headers[RUN_HEADER]?.toString() !== runId) continue;
             delivered++;
-            e2e.recordMs(now - Number(record.headers[SENT_HEADER]));
+            e2e.recordMs(now - Number(record.headers[SENT_HEADER]?.toString()));
           }
           if (records.length > 0) await consumer.commit(records);
         }

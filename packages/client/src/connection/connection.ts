@@ -1,25 +1,41 @@
 /**
- * The client's one HTTP connection pool and the two kinds of calls it makes: to the
- * coordinator (control plane: metadata, topics, groups) and to brokers (data plane:
- * produce, fetch, commit, offsets). Coordinator calls that get no answer become a
- * clear UNAVAILABLE error naming the coordinator, so a user sees what is wrong.
+ * The client's HTTP connections and the two kinds of calls it makes: to the coordinator
+ * (control plane: metadata, topics, groups; JSON over got) and to brokers (data plane:
+ * produce, fetch, commit, offsets; JSON and frames over undici, see DataHttpClient).
+ * Calls that get no answer become a clear UNAVAILABLE or TIMEOUT error naming the
+ * service, so a user sees what is wrong.
  */
-import { isNetworkError, JsonHttpClient, routePath, TesseraError, type RequestOptions } from '@tessera/protocol';
+import {
+  DataHttpClient,
+  decodeFrame,
+  FRAME_CONTENT_TYPE,
+  isNetworkError,
+  JsonHttpClient,
+  routePath,
+  TesseraError,
+  type DataAnswer,
+  type HttpTlsOptions,
+  type RequestOptions,
+} from '@tessera/protocol';
 
 export interface ConnectionOptions {
   coordinatorUrl: string;
   requestTimeoutMs: number;
+  /** TLS settings for https: brokers. */
+  tls?: HttpTlsOptions;
 }
 
 export class Connection {
   readonly coordinatorUrl: string;
   readonly requestTimeoutMs: number;
   private readonly http: JsonHttpClient;
+  private readonly data: DataHttpClient;
 
   constructor(options: ConnectionOptions) {
     this.coordinatorUrl = options.coordinatorUrl.replace(/\/+$/, '');
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.http = new JsonHttpClient({ timeoutMs: options.requestTimeoutMs });
+    this.data = new DataHttpClient({ timeoutMs: options.requestTimeoutMs, tls: options.tls });
   }
 
   /** Calls the coordinator; `route` is a template from COORDINATOR_ROUTES filled with `params`. */
@@ -38,18 +54,60 @@ export class Connection {
     }
   }
 
-  /** POSTs to a broker at `brokerUrl`; a call without an answer becomes UNAVAILABLE or TIMEOUT naming the broker. */
+  /** POSTs JSON to a broker at `brokerUrl`; a call without an answer becomes UNAVAILABLE or TIMEOUT naming the broker. */
   async broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
-    const url = brokerUrl.replace(/\/+$/, '') + routePath(route, params);
     try {
-      return await this.http.post<T>(url, body, options);
+      return await this.data.postJson<T>(brokerUrl.replace(/\/+$/, '') + routePath(route, params), body, options);
     } catch (error) {
       throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
     }
   }
 
-  close(): void {
+  /** POSTs a frame (the chunks of `encodeFrame`) to a broker and parses its JSON answer. */
+  async brokerFrame<T>(brokerUrl: string, route: string, chunks: readonly Buffer[], options: RequestOptions = {}): Promise<T> {
+    const url = brokerUrl.replace(/\/+$/, '') + routePath(route);
+    let answer: DataAnswer;
+    try {
+      answer = await this.data.postFrame(url, chunks, options);
+    } catch (error) {
+      throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
+    }
+    try {
+      return JSON.parse(answer.body.toString('utf8')) as T;
+    } catch {
+      throw new TesseraError('INTERNAL', `POST ${url}: answer is not JSON`);
+    }
+  }
+
+  /**
+   * POSTs JSON to a broker asking for a frame back: resolves with the frame's head (not yet
+   * validated) and tail. A broker that answers JSON instead gets an INTERNAL error.
+   */
+  async brokerForFrame(
+    brokerUrl: string,
+    route: string,
+    body: unknown,
+    options: RequestOptions = {},
+  ): Promise<{ head: unknown; tail: Buffer }> {
+    const url = brokerUrl.replace(/\/+$/, '') + routePath(route);
+    let answer: DataAnswer;
+    try {
+      answer = await this.data.post(url, Buffer.from(JSON.stringify(body), 'utf8'), 'application/json', {
+        ...options,
+        accept: `${FRAME_CONTENT_TYPE}, application/json;q=0.5`,
+      });
+    } catch (error) {
+      throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
+    }
+    if (answer.contentType !== FRAME_CONTENT_TYPE) {
+      throw new TesseraError('INTERNAL', `POST ${url}: expected a ${FRAME_CONTENT_TYPE} answer, got ${answer.contentType || 'no content type'}`);
+    }
+    return decodeFrame(answer.body);
+  }
+
+  async close(): Promise<void> {
     this.http.close();
+    await this.data.close();
   }
 }
 

@@ -13,9 +13,13 @@
  *
  * Data path: for each assigned partition the start offset is the group's committed
  * offset, else the log start (`fromBeginning`) or the high watermark. Records are
- * fetched with long-polls, one request per primary broker covering all its partitions;
- * a request outlives a `poll()` that ended first, and its records wait in a bounded
- * per-partition buffer (a partition with buffered records is not fetched again).
+ * fetched as RecordBatches with long-polls (`fetcher.ts`), one request per primary broker
+ * covering all its partitions; a request outlives a `poll()` that ended first, and its
+ * records wait in a bounded per-partition buffer (a partition with buffered records is
+ * not fetched again). As soon as a poll empties a partition's buffer its next fetch
+ * starts, while the records are being handled; `subscribe()` commits in the background,
+ * so neither a commit nor a fetch round trip sits between a record's arrival and the
+ * next fetch.
  */
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
@@ -33,8 +37,6 @@ import {
   topicName,
   type CommitResponse,
   type CommittedOffsetsResponse,
-  type FetchPartitionResult,
-  type FetchResponse,
   type GroupMembership,
   type JoinGroupRequest,
   type RetryOptions,
@@ -42,6 +44,9 @@ import {
 import type { Connection } from '../connection/connection.js';
 import { needsMetadataRefresh, primaryUrlIn, type MetadataCache } from '../cluster/metadata-cache.js';
 import { delay, Wakeup } from '../internal/signal.js';
+import type { ConsumedRecord } from '../records.js';
+import { Fetcher } from './fetcher.js';
+import { maxOffset, newPartitionState, type PartitionState } from './partition-state.js';
 
 /** What a consumer reads and how. */
 export interface ConsumerOptions {
@@ -64,17 +69,7 @@ export interface ConsumerOptions {
   clientId?: string;
 }
 
-/** A record as the consumer hands it out. */
-export interface ConsumedRecord {
-  topic: string;
-  partition: number;
-  offset: number;
-  key: string | null;
-  value: string;
-  headers: Record<string, string> | null;
-  /** Milliseconds since the Unix epoch. */
-  timestamp: number;
-}
+export type { ConsumedRecord };
 
 /** What a consumer needs from the client that made it. */
 export interface ConsumerContext {
@@ -83,25 +78,6 @@ export interface ConsumerContext {
   retry: RetryOptions;
   requestTimeoutMs: number;
   onClose(consumer: Consumer): void;
-}
-
-/** The consumer's state of one partition it owns. */
-interface PartitionState {
-  partition: number;
-  /** Next offset to fetch; null until the start offset is known. */
-  fetchOffset: number | null;
-  /** Fetched records not yet handed out; a partition is fetched again only when this is empty. */
-  buffer: ConsumedRecord[];
-  /**
-   * Next offset after the last HANDLED record: one the subscribe handler finished, one
-   * committed explicitly, or one returned by a `poll()` before the latest (calling `poll()`
-   * again says the previous records are done). What close() and a revocation commit.
-   */
-  consumedOffset: number | null;
-  /** Next offset after the last record `poll()` returned: what a plain `commit()` stores. */
-  returnedOffset: number | null;
-  /** The group's committed offset as far as this member knows. */
-  committedOffset: number | null;
 }
 
 /**
@@ -140,9 +116,12 @@ export class Consumer extends EventEmitter {
   private heartbeatFailing = false;
 
   private readonly owned = new Map<number, PartitionState>();
-  /** One fetch at a time per broker URL. */
-  private readonly fetches = new Map<string, Promise<void>>();
-  private readonly brokerFailures = new Map<string, number>();
+  private readonly fetcher: Fetcher;
+  /** The background commit of `subscribe()`, and whether another is wanted when it ends. */
+  private backgroundCommit: Promise<void> | null = null;
+  private commitAgain = false;
+  /** A background commit that failed for good: `subscribe()` rejects with it. */
+  private commitFailure: unknown = undefined;
   /** Wakes a waiting `poll()`: a fetch finished, the membership changed, or close(). */
   private readonly wakeup = new Wakeup();
   private readonly abort = new AbortController();
@@ -170,6 +149,19 @@ export class Consumer extends EventEmitter {
       clientId: options.clientId ?? `${hostname()}-${process.pid}`,
       ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
     };
+    this.fetcher = new Fetcher({
+      topic: this.topic,
+      connection: context.connection,
+      retry: context.retry,
+      requestTimeoutMs: context.requestTimeoutMs,
+      maxRecords: this.maxRecords,
+      signal: this.abort.signal,
+      owned: this.owned,
+      groupByPrimary: (partitions) => this.groupByPrimary(partitions),
+      onFetchDone: () => this.wakeup.notify(),
+      onPartitionError: (error) => this.onPartitionError(error),
+      onError: (error) => this.emitError(error),
+    });
   }
 
   /**
@@ -284,8 +276,13 @@ export class Consumer extends EventEmitter {
       await this.sync();
       const records = this.takeBuffered(maxRecords, markConsumed);
       const remainingMs = deadlineMs - Date.now();
-      if (records.length > 0 || remainingMs <= 0 || this.closed) return records;
-      await this.startFetches(remainingMs);
+      if (records.length > 0) {
+        // The partitions just emptied are fetched again while the caller handles these records.
+        this.fetcher.start(this.waitMs).catch((error: unknown) => this.emitError(error));
+        return records;
+      }
+      if (remainingMs <= 0 || this.closed) return records;
+      await this.fetcher.start(remainingMs);
       await this.wakeup.wait(remainingMs, { signal: this.abort.signal });
     }
   }
@@ -304,16 +301,43 @@ export class Consumer extends EventEmitter {
         await delay(backoffMs(Math.min(failures++, 20), this.context.retry), this.abort.signal);
         continue;
       }
+      if (this.commitFailure !== undefined) throw this.commitFailure;
       if (records.length === 0) continue;
       const handlerError = await this.handleBatch(records, handler);
-      try {
-        await this.commitHandled();
-      } catch (error) {
-        if (!isRetriable(error)) throw error;
-        this.emitError(error);
+      if (handlerError !== undefined) {
+        // What was handled before the failure is committed before the error ends the subscription.
+        await this.backgroundCommit;
+        await this.commitHandled().catch((error: unknown) => this.emitError(error));
+        throw handlerError.error;
       }
-      if (handlerError !== undefined) throw handlerError.error;
+      this.commitInBackground();
     }
+    await this.backgroundCommit;
+  }
+
+  /**
+   * Commits the handled records without making the next fetch wait for it: one commit at a
+   * time, and one more after it when records were handled meanwhile. A retriable failure is
+   * reported (the next commit covers it); a non-retriable one ends the subscription.
+   */
+  private commitInBackground(): void {
+    if (this.backgroundCommit !== null) {
+      this.commitAgain = true;
+      return;
+    }
+    this.backgroundCommit = (async () => {
+      do {
+        this.commitAgain = false;
+        try {
+          await this.commitHandled();
+        } catch (error) {
+          if (isRetriable(error)) this.emitError(error);
+          else this.commitFailure ??= error;
+        }
+      } while (this.commitAgain && !this.closed && this.commitFailure === undefined);
+      this.backgroundCommit = null;
+      this.wakeup.notify();
+    })();
   }
 
   /**
@@ -459,7 +483,7 @@ export class Consumer extends EventEmitter {
     if (this.lost || this.membership?.memberId !== membership.memberId) return; // Rejoin in the next round.
     const added = membership.assignment.filter((partition) => !this.owned.has(partition)).sort((a, b) => a - b);
     for (const partition of added) {
-      this.owned.set(partition, { partition, fetchOffset: null, buffer: [], consumedOffset: null, returnedOffset: null, committedOffset: null });
+      this.owned.set(partition, newPartitionState(partition));
     }
     this.appliedGeneration = membership.generation;
     if (added.length > 0) this.safeEmit('assigned', added);
@@ -606,87 +630,7 @@ export class Consumer extends EventEmitter {
     }
   }
 
-  // ---- fetching ---------------------------------------------------------------------
-
-  /** Starts one long-poll per primary broker (that has none out) for owned partitions with empty buffers. */
-  private async startFetches(waitMs: number): Promise<void> {
-    const ready = [...this.owned.values()].filter((state) => state.fetchOffset !== null && state.buffer.length === 0);
-    if (ready.length === 0) return;
-    const byPrimary = await this.groupByPrimary(ready.map((state) => state.partition));
-    for (const [url, partitions] of byPrimary) {
-      if (this.fetches.has(url)) continue;
-      const requested = new Map<number, number>();
-      for (const partition of partitions) requested.set(partition, this.owned.get(partition)!.fetchOffset!);
-      const fetch = this.fetch(url, requested, Math.min(waitMs, 60_000)).finally(() => {
-        this.fetches.delete(url);
-        this.wakeup.notify();
-      });
-      this.fetches.set(url, fetch);
-    }
-  }
-
-  /** One fetch from one broker; never throws. After a failure it waits (backoff) before letting the broker be asked again. */
-  private async fetch(url: string, requested: Map<number, number>, waitMs: number): Promise<void> {
-    try {
-      const answer = await this.context.connection.broker<FetchResponse>(
-        url,
-        BROKER_ROUTES.fetch,
-        {},
-        {
-          partitions: [...requested].map(([partition, offset]) => ({ topic: this.topic, partition, offset })),
-          maxRecords: this.maxRecords,
-          waitMs,
-        },
-        { timeoutMs: this.context.requestTimeoutMs + waitMs, signal: this.abort.signal },
-      );
-      this.brokerFailures.delete(url);
-      for (const result of answer.partitions) this.onFetched(result, requested.get(result.partition));
-    } catch (error) {
-      if (this.closed) return;
-      const failures = (this.brokerFailures.get(url) ?? 0) + 1;
-      this.brokerFailures.set(url, failures);
-      this.onPartitionError(error);
-      await delay(backoffMs(Math.min(failures - 1, 20), this.context.retry), this.abort.signal, { unref: true });
-    }
-  }
-
-  private onFetched(result: FetchPartitionResult, requestedOffset: number | undefined): void {
-    const state = this.owned.get(result.partition);
-    // Revoked meanwhile, or moved on (rewound, or already fetched from a new primary): drop the answer.
-    if (result.topic !== this.topic || state === undefined || requestedOffset === undefined || state.fetchOffset !== requestedOffset) return;
-    if (state.buffer.length > 0) return;
-    if (result.error !== undefined) {
-      const error = TesseraError.fromBody({ error: result.error }) ?? new TesseraError('INTERNAL', result.error.message);
-      if (isTesseraError(error, 'OFFSET_OUT_OF_RANGE')) {
-        // Below the log start: records were deleted by retention, go on from the oldest left.
-        // Above the high watermark (a new primary whose HW lags, or a truncated log): go back
-        // to the high watermark. Either way nothing that exists is skipped.
-        const logStart = error.details.logStartOffset ?? result.logStartOffset;
-        const highWatermark = error.details.highWatermark ?? result.highWatermark;
-        state.fetchOffset = requestedOffset < logStart ? logStart : Math.min(requestedOffset, highWatermark);
-        if (state.fetchOffset === requestedOffset) state.fetchOffset = logStart;
-        this.emitError(error);
-      } else {
-        this.onPartitionError(error);
-      }
-      return;
-    }
-    let next = requestedOffset;
-    for (const record of result.records) {
-      if (record.offset < next) continue; // Never hand out a record twice from one position.
-      state.buffer.push({
-        topic: this.topic,
-        partition: result.partition,
-        offset: record.offset,
-        key: record.key,
-        value: record.value,
-        headers: record.headers,
-        timestamp: record.timestamp,
-      });
-      next = record.offset + 1;
-    }
-    state.fetchOffset = next;
-  }
+  // ---- routing ----------------------------------------------------------------------
 
   /** Groups partitions by their primary's URL; partitions without a known primary are left out (and metadata refreshed). */
   private async groupByPrimary(partitions: number[]): Promise<Map<string, number[]>> {
@@ -741,10 +685,4 @@ function positive(name: string, value: number): number {
 function nonNegative(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 0) throw new TesseraError('INVALID_REQUEST', `${name} must be a non-negative integer, got ${value}`);
   return value;
-}
-
-function maxOffset(a: number | null, b: number | null): number | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return Math.max(a, b);
 }
