@@ -11,5 +11,6 @@ export * from './data-http-client.js';
 export * from './invariant.js';
 export * from './batch/record-batch.js';
 export * from './batch/frame.js';
+export * from './base64.js';
 export * from './replication.js';
 export * from './json-records.js';

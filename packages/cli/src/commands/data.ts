@@ -20,15 +20,24 @@ export function registerData(program: Command, runtime: Runtime): void {
         .conflicts('key'),
     )
     .option('--partition <n>', 'send every record to this partition instead of hashing the key', integer(0, MAX_PARTITIONS - 1))
+    .addOption(
+      new Option('--value-format <format>', 'how each value is written on its line: text (sent as UTF-8) or base64 (any bytes)')
+        .choices(['text', 'base64'])
+        .default('text'),
+    )
+    .addOption(new Option('--key-format <format>', 'how keys are written: text or base64').choices(['text', 'base64']).default('text'))
     .option('--linger-ms <ms>', 'how long the producer waits to fill a batch', integer(0, 60_000))
     .option('--batch-size <n>', 'most records per produce request', integer(1, MAX_RECORDS_PER_REQUEST))
-    .action(async (topic: string, options: { key?: string; keySeparator?: string; partition?: number; lingerMs?: number; batchSize?: number }) => {
+    .action(async (topic: string, options: Parameters<typeof runProduce>[2]) => {
       await runProduce(runtime, topic, options);
     });
 
   program
     .command('consume')
-    .description('print records as JSON lines on stdout, as a member of a consumer group, committing what was printed')
+    .description(
+      'print records as JSON lines on stdout, as a member of a consumer group, committing what was printed; ' +
+        'a record with bytes that are not UTF-8 is printed in base64 with "encoding":"base64"',
+    )
     .argument('<topic>', 'topic to read')
     .requiredOption('-g, --group <group>', 'consumer group id')
     .option('--from-beginning', 'a group with no committed offset starts at the oldest record (default: only new records)')
