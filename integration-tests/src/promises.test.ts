@@ -45,7 +45,7 @@ async function readAll(client: TesseraClient, topic: string, group: string, expe
   const values = new Set<string>();
   await waitFor(
     async () => {
-      for (const record of await consumer.poll({ maxRecords: 1_000 })) values.add(record.value);
+      for (const record of await consumer.poll({ maxRecords: 1_000 })) values.add(record.value!.toString());
       return values.size >= expected;
     },
     { what: `${expected} records in ${topic}`, timeoutMs: 30_000 },
