@@ -17,6 +17,7 @@ import {
   TesseraError,
   backoffMs,
   isTesseraError,
+  retry,
   setBaseOffset,
   setPartitionLeaderEpoch,
   sleep,
@@ -65,6 +66,12 @@ interface CommitEntry {
 }
 
 type Entry = ProduceEntry | CommitEntry;
+
+/** A follower outside the ISR that the catch-up loop feeds: the assigned secondary, or a replica being added by a move. */
+interface CatchUpTarget {
+  broker: number;
+  kind: 'secondary' | 'adding';
+}
 
 export interface ReplicaOptions {
   topic: string;
@@ -452,7 +459,7 @@ export class Partition {
     this.catchUp = controller;
     const epoch = this.epoch;
     const secondary = this.secondaryId;
-    this.catchUpDone = this.catchUpLoop(epoch, secondary, controller.signal).finally(() => {
+    this.catchUpDone = this.catchUpLoop(epoch, { broker: secondary, kind: 'secondary' }, controller.signal).finally(() => {
       if (this.catchUp === controller) this.catchUp = undefined;
     });
   }
@@ -463,59 +470,86 @@ export class Partition {
   }
 
   /**
-   * Pushes batches from the secondary's LEO, one per lock turn (so flushes interleave), with
-   * backoff on errors; when the secondary reaches the LEO (checked under the lock, so no flush
-   * can slip in between) asks the coordinator to put it back in the ISR.
+   * THE catch-up loop, for both kinds of follower outside the ISR: the assigned secondary
+   * (`kind: 'secondary'`) and the replica being added by a move (`kind: 'adding'`). It pushes
+   * batches from the follower's LEO, one push per turn of the partition's lock (so flushes
+   * interleave), with backoff on errors (the protocol's retry policy). When the follower
+   * reaches the LEO, checked under the lock so no flush can slip in between, it finishes in
+   * that same step: a secondary is put back in the ISR through the coordinator; a replica
+   * being added is swapped in for the secondary (`reassign-complete`), so no record is
+   * acknowledged on the old pair after the target caught up.
    */
-  private async catchUpLoop(epoch: number, secondary: number, signal: AbortSignal): Promise<void> {
-    this.logger.info({ secondary, epoch }, 'catching up secondary');
-    let attempt = 0;
-    while (!signal.aborted) {
-      try {
-        const done = await this.lock.run(async () => {
-          if (signal.aborted || this.closed || this.role !== 'primary' || this.epoch !== epoch || this.secondaryId !== secondary) {
-            return true;
-          }
-          if (this.isrSecondary() !== undefined) return true;
-          const sync = this.syncFor(secondary);
-          const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.options.limits.catchUpBatchBytes);
-          if (outcome === 'appended' && sync.secondaryLeo === this.store.leo) {
-            const self = this.options.cluster.brokerId;
-            // The secondary counts for the HW from before the coordinator is asked: if its answer
-            // is lost, the coordinator may already count the secondary in the ISR (and could promote
-            // it), so this primary must not acknowledge anything the secondary lacks. Should the
-            // coordinator not have applied it, its next map brings the ISR back to this primary alone.
-            this.setIsr([self, secondary], 'ISR expanding: secondary caught up');
-            this.isrSeq = this.options.cluster.nextIsrSeq();
-            const assignment = await this.options.cluster.changeIsr({
-              brokerId: self,
-              topic: this.topic,
-              partition: this.partition,
-              epoch,
-              isr: [self, secondary],
-            });
-            if (this.role === 'primary' && this.epoch === epoch) {
-              this.setIsr(assignment.isr, 'ISR expanded: secondary caught up');
-              this.isrSeq = this.options.cluster.nextIsrSeq();
-            }
-            return true;
-          }
-          return false;
-        });
-        if (done) return;
-        attempt = 0;
-      } catch (error) {
-        if (isTesseraError(error, 'STALE_EPOCH') || isTesseraError(error, 'NOT_PRIMARY')) {
-          this.deposed(`catch-up refused: ${error.code}`);
-          return;
+  private async catchUpLoop(epoch: number, target: CatchUpTarget, signal: AbortSignal): Promise<void> {
+    this.logger.info({ follower: target.broker, kind: target.kind, epoch }, 'catching up a follower');
+    const still = () =>
+      !signal.aborted &&
+      !this.closed &&
+      this.role === 'primary' &&
+      this.epoch === epoch &&
+      (target.kind === 'secondary' ? this.secondaryId === target.broker && this.isrSecondary() === undefined : this.addingId === target.broker);
+    /** One push under the lock; true when the loop is done (caught up, or no longer wanted). */
+    const step = () =>
+      this.lock.run(async (): Promise<boolean> => {
+        if (!still()) return true;
+        const sync = target.kind === 'secondary' ? this.syncFor(target.broker) : this.addingSyncFor(target.broker);
+        const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.options.limits.catchUpBatchBytes);
+        if (outcome !== 'appended' || sync.secondaryLeo !== this.store.leo) return false;
+        if (target.kind === 'secondary') await this.expandIsr(epoch, target.broker);
+        else {
+          const assignment = await this.completeReassignment(epoch, target.broker, signal);
+          if (assignment !== undefined) this.swapIn(target.broker, sync, assignment);
         }
-        this.logger.debug({ secondary, err: errorSummary(error) }, 'catch-up attempt failed');
-        try {
-          await sleep(backoffMs(attempt++, CATCH_UP_RETRY), signal);
-        } catch {
-          return;
-        }
+        return true;
+      });
+    try {
+      await retry(
+        async () => {
+          while (!(await step()));
+        },
+        {
+          ...CATCH_UP_RETRY,
+          retries: Number.MAX_SAFE_INTEGER,
+          signal,
+          // A refusal that is a decision ends the loop; a broken invariant is never retried.
+          shouldRetry: (error) =>
+            !(error instanceof InvariantError) &&
+            !isTesseraError(error, 'STALE_EPOCH') &&
+            !isTesseraError(error, 'NOT_PRIMARY') &&
+            !(target.kind === 'adding' && isTesseraError(error, 'INVALID_REQUEST')),
+          onRetry: (error) => this.logger.debug({ follower: target.broker, kind: target.kind, err: errorSummary(error) }, 'catch-up push failed'),
+        },
+      );
+    } catch (error) {
+      if (signal.aborted) return;
+      if (isTesseraError(error, 'STALE_EPOCH') || isTesseraError(error, 'NOT_PRIMARY')) {
+        this.deposed(`catch-up refused: ${error.code}`);
+      } else if (isTesseraError(error, 'INVALID_REQUEST') && target.kind === 'adding') {
+        // The coordinator cancelled the move meanwhile; the next map says what holds now.
+        this.logger.info({ target: target.broker, err: errorSummary(error) }, 'move cancelled by the coordinator');
+        this.options.cluster.requestMetadataRefresh(`move of ${this.topic}/${this.partition} cancelled`);
+      } else if (error instanceof InvariantError) {
+        throw error;
+      } else {
+        this.logger.warn({ follower: target.broker, err: errorSummary(error) }, 'catch-up stopped');
       }
+    }
+  }
+
+  /**
+   * The caught-up secondary goes back in the ISR through the coordinator. It counts for the HW
+   * from before the coordinator is asked: if the answer is lost, the coordinator may already
+   * count the secondary in the ISR (and could promote it), so this primary must not acknowledge
+   * anything the secondary lacks. Should the coordinator not have applied it, its next map
+   * brings the ISR back to this primary alone.
+   */
+  private async expandIsr(epoch: number, secondary: number): Promise<void> {
+    const self = this.options.cluster.brokerId;
+    this.setIsr([self, secondary], 'ISR expanding: secondary caught up');
+    this.isrSeq = this.options.cluster.nextIsrSeq();
+    const assignment = await this.options.cluster.changeIsr({ brokerId: self, topic: this.topic, partition: this.partition, epoch, isr: [self, secondary] });
+    if (this.role === 'primary' && this.epoch === epoch) {
+      this.setIsr(assignment.isr, 'ISR expanded: secondary caught up');
+      this.isrSeq = this.options.cluster.nextIsrSeq();
     }
   }
 
@@ -527,8 +561,8 @@ export class Partition {
     const controller = new AbortController();
     this.adding = controller;
     const epoch = this.epoch;
-    const target = this.addingId;
-    this.addingDone = this.addingLoop(epoch, target, controller.signal).finally(() => {
+    const target: CatchUpTarget = { broker: this.addingId, kind: 'adding' };
+    this.addingDone = this.catchUpLoop(epoch, target, controller.signal).finally(() => {
       if (this.adding === controller) this.adding = undefined;
     });
   }
@@ -539,50 +573,11 @@ export class Partition {
     this.addingSync = undefined;
   }
 
-  /**
-   * The catch-up loop of an out-of-ISR secondary, aimed at the replica being added: batches
-   * from its LEO, one per lock turn, backoff on errors. When it reaches the LEO (checked under
-   * the lock) the primary asks the coordinator to swap it in for the secondary, still under
-   * the lock, so no record is acknowledged on the old pair after the target caught up.
-   */
-  private async addingLoop(epoch: number, target: number, signal: AbortSignal): Promise<void> {
-    this.logger.info({ target, epoch }, 'catching up the replica being added');
-    let attempt = 0;
-    while (!signal.aborted) {
-      try {
-        const done = await this.lock.run(async () => {
-          if (signal.aborted || this.closed || this.role !== 'primary' || this.epoch !== epoch || this.addingId !== target) return true;
-          if (this.addingSync === undefined || this.addingSync.secondaryId !== target || this.addingSync.epoch !== epoch) {
-            this.addingSync = this.newSync(target);
-          }
-          const sync = this.addingSync;
-          const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.options.limits.catchUpBatchBytes);
-          if (outcome !== 'appended' || sync.secondaryLeo !== this.store.leo) return false;
-          const assignment = await this.completeReassignment(epoch, target, signal);
-          if (assignment !== undefined) this.swapIn(target, sync, assignment);
-          return true;
-        });
-        if (done) return;
-        attempt = 0;
-      } catch (error) {
-        if (isTesseraError(error, 'STALE_EPOCH') || isTesseraError(error, 'NOT_PRIMARY')) {
-          this.deposed(`move refused: ${error.code}`);
-          return;
-        }
-        if (isTesseraError(error, 'INVALID_REQUEST')) {
-          // The coordinator cancelled the move meanwhile; the next map says what holds now.
-          this.logger.info({ target, err: errorSummary(error) }, 'move cancelled by the coordinator');
-          this.options.cluster.requestMetadataRefresh(`move of ${this.topic}/${this.partition} cancelled`);
-          return;
-        }
-        this.logger.debug({ target, err: errorSummary(error) }, 'catch-up of the replica being added failed');
-        try {
-          await sleep(backoffMs(attempt++, CATCH_UP_RETRY), signal);
-        } catch {
-          return;
-        }
-      }
+  private addingSyncFor(target: number): SecondarySync {
+    if (this.addingSync === undefined || this.addingSync.secondaryId !== target || this.addingSync.epoch !== this.epoch) {
+      this.addingSync = this.newSync(target);
     }
+    return this.addingSync;
   }
 
   /**
