@@ -222,53 +222,7 @@ export const committedOffsetsRequest = z
   .strict();
 export type CommittedOffsetsRequest = z.infer<typeof committedOffsetsRequest>;
 
-// ---- broker to broker: replication ---------------------------------------------------
-
-export const replicatedRecord = z
-  .object({
-    offset,
-    epoch,
-    timestamp: nonNegativeInt,
-    key: z.string().nullable(),
-    value: z.string(),
-    headers: headers.nullable(),
-  })
-  .strict();
-export type ReplicatedRecord = z.infer<typeof replicatedRecord>;
-
-export const replicatedCommit = z.object({ group: groupId, offset, generation: epoch }).strict();
-export type ReplicatedCommit = z.infer<typeof replicatedCommit>;
-
-/**
- * The primary pushes records to the secondary. The secondary appends only when `epoch` is
- * not older than the one it knows and `baseOffset` equals its log end offset; otherwise it
- * answers OFFSET_MISMATCH with its LEO and epoch history, and the primary resends from the
- * point where the two histories diverge, with `truncateTo` set to that point.
- */
-export const replicateRequest = z
-  .object({
-    topic: topicName,
-    partition: partitionNumber,
-    epoch,
-    /** The sending primary. */
-    primaryId: brokerId,
-    baseOffset: offset,
-    /**
-     * Epoch of the primary's record at `baseOffset - 1` (absent when `baseOffset` is the log
-     * start). The secondary answers OFFSET_MISMATCH unless its own record there has this epoch,
-     * so two logs of equal length that diverged are never taken for in sync.
-     */
-    prevEpoch: epoch.optional(),
-    /** The secondary first deletes every record at or above this offset. */
-    truncateTo: offset.optional(),
-    records: z.array(replicatedRecord).max(MAX_RECORDS_PER_REQUEST),
-    /** The primary's high watermark, so the secondary can report and restore it. */
-    hw: offset,
-    /** Committed group offsets changed since the last call (every one on catch-up). */
-    commits: z.array(replicatedCommit).max(100_000).default([]),
-  })
-  .strict();
-export type ReplicateRequest = z.input<typeof replicateRequest>;
+// Broker-to-broker replication exchanges: `replication.ts`.
 
 // ---- frames: heads of the binary data plane (`batch/frame.ts`) ------------------------
 

@@ -122,12 +122,6 @@ export interface CommittedOffsetsResponse {
   }>;
 }
 
-/** `POST /internal/replicate`, when the batch was appended. */
-export interface ReplicateResponse {
-  leo: number;
-  epoch: number;
-}
-
 /** `POST /brokers/register` and `POST /brokers/heartbeat`. */
 export interface BrokerHeartbeatResponse {
   metadataVersion: number;
