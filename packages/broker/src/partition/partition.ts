@@ -32,6 +32,7 @@ import { SecondarySync, type FreshBatches } from '../replication/leader/secondar
 import { cutBatch, type GroupOffset, type PartitionLog, type StoredBatch } from '../storage/index.js';
 import { InvariantError, assert } from '../util/assert.js';
 import { Mutex } from '../util/mutex.js';
+import { committedIsr, expandingIsr, sameMembers, shrinkingIsr, type IsrState } from './isr.js';
 
 export type Role = 'primary' | 'secondary';
 
@@ -101,7 +102,8 @@ export class Partition {
   readonly store: PartitionLog;
   role: Role = 'secondary';
   epoch: number;
-  isr: number[] = [];
+  /** The ISR as this replica counts it (see isr.ts); `isr` is its members. */
+  private isrState: IsrState = committedIsr([]);
   primaryId: number | null = null;
   secondaryId: number | null = null;
   minInsyncReplicas = 1;
@@ -141,6 +143,15 @@ export class Partition {
     this.logger = options.logger.child({ topic: options.topic, partition: options.partition });
     this.epoch = options.store.lastEpoch ?? 0;
     this.hw = options.store.hwCheckpoint;
+  }
+
+  /** The ISR members counted for the HW (committed, or the larger side of a pending change). */
+  get isr(): readonly number[] {
+    return this.isrState.members;
+  }
+
+  get isrKind(): IsrState['kind'] {
+    return this.isrState.kind;
   }
 
   get leo(): number {
@@ -398,6 +409,7 @@ export class Partition {
   /** Asks the coordinator for ISR = [self]. Throws NOT_PRIMARY when refused; returns quietly when unreachable. */
   private async shrinkIsr(epoch: number, secondary: number): Promise<void> {
     const self = this.options.cluster.brokerId;
+    this.isrState = shrinkingIsr(this.isrState, secondary);
     try {
       const assignment = await this.options.cluster.changeIsr({
         brokerId: self,
@@ -544,7 +556,8 @@ export class Partition {
    */
   private async expandIsr(epoch: number, secondary: number): Promise<void> {
     const self = this.options.cluster.brokerId;
-    this.setIsr([self, secondary], 'ISR expanding: secondary caught up');
+    this.isrState = expandingIsr(committedIsr([self]), secondary);
+    this.logger.info({ epoch, isr: this.isr, secondary }, 'ISR expanding: secondary caught up');
     this.isrSeq = this.options.cluster.nextIsrSeq();
     const assignment = await this.options.cluster.changeIsr({ brokerId: self, topic: this.topic, partition: this.partition, epoch, isr: [self, secondary] });
     if (this.role === 'primary' && this.epoch === epoch) {
@@ -657,9 +670,10 @@ export class Partition {
     this.options.cluster.requestMetadataRefresh(`deposed from ${this.topic}/${this.partition}`);
   }
 
-  private setIsr(isr: number[], message: string): void {
-    const changed = isr.length !== this.isr.length || isr.some((id, i) => id !== this.isr[i]);
-    this.isr = [...isr];
+  /** The ISR the coordinator answered or the map says. */
+  private setIsr(isr: readonly number[], message: string): void {
+    const changed = !sameMembers(isr, this.isr);
+    this.isrState = committedIsr(isr);
     if (changed) {
       this.logger.info({ role: this.role, epoch: this.epoch, isr: this.isr, secondary: this.secondaryId }, message);
     }
@@ -690,7 +704,7 @@ export class Partition {
       this.epoch = assignment.epoch;
       this.primaryId = assignment.primary;
       this.secondaryId = assignment.secondary;
-      this.isr = [...assignment.isr];
+      this.isrState = committedIsr(assignment.isr);
       this.sync = undefined;
       this.stopAdding();
       this.addingId = assignment.adding ?? null;
