@@ -85,11 +85,13 @@ describe('bytes end to end', () => {
     await client.admin.createTopic({ name: topic, partitions: 3, replicationFactor: 2 });
 
     // Partition 0: the client library, with binary keys and headers.
-    const viaClient: Sent[] = awkwardValues().map((value, i) => ({
-      key: i % 3 === 0 ? null : randomBytes(i + 1),
-      value,
-      headers: i % 2 === 0 ? { trace: randomBytes(8), empty: Buffer.alloc(0), 'ünïcode': Buffer.from([0, 0xff]) } : {},
-    }));
+    const viaClient = awkwardValues().map(
+      (value, i): Sent => ({
+        key: i % 3 === 0 ? null : randomBytes(i + 1),
+        value,
+        headers: i % 2 === 0 ? { trace: randomBytes(8), empty: Buffer.alloc(0), 'ünïcode': Buffer.from([0, 0xff]) } : {},
+      }),
+    );
     const producer = client.producer();
     for (const record of viaClient) await producer.send({ topic, partition: 0, key: record.key, value: record.value, headers: record.headers });
 
