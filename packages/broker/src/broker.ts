@@ -71,7 +71,12 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     logger,
     replicaTimeoutMs: config.replicaTimeoutMs,
     limits,
-    onFlush: (records) => metrics.writeBatchRecords.observe(records),
+    onFlush: (stats) => {
+      metrics.writeBatchRecords.observe(stats.records);
+      metrics.flushQueueLatency.observe(stats.queueSeconds);
+      metrics.flushLocalLatency.observe(stats.localSeconds);
+      metrics.flushReplicateLatency.observe(stats.replicateSeconds);
+    },
   });
 
   const service = createHttpService({

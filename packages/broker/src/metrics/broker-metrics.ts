@@ -125,6 +125,21 @@ export class BrokerMetrics {
     'Duration of one replication exchange with another broker (the pushes of many partitions)',
     LATENCY_BUCKETS_SECONDS,
   );
+  readonly flushQueueLatency = new HistogramMetric(
+    'tessera_broker_flush_queue_seconds',
+    'Time the oldest request of a partition flush waited in the write queue before the flush started',
+    LATENCY_BUCKETS_SECONDS,
+  );
+  readonly flushLocalLatency = new HistogramMetric(
+    'tessera_broker_flush_local_seconds',
+    'Time a partition flush waited for the group commit that made it durable on the primary',
+    LATENCY_BUCKETS_SECONDS,
+  );
+  readonly flushReplicateLatency = new HistogramMetric(
+    'tessera_broker_flush_replicate_seconds',
+    'Time a partition flush waited for its in-sync secondary (0 without one)',
+    LATENCY_BUCKETS_SECONDS,
+  );
   readonly groupCommitLatency = new HistogramMetric(
     'tessera_broker_group_commit_seconds',
     'Duration of one storage transaction (every partition with pending writes, at most one fsync)',
@@ -180,6 +195,9 @@ export class BrokerMetrics {
       this.replicationLatency,
       this.writeBatchRecords,
       this.groupCommitLatency,
+      this.flushQueueLatency,
+      this.flushLocalLatency,
+      this.flushReplicateLatency,
       ...gauges,
     ];
     // The registry only reads name, help, type and get() of what it is given.

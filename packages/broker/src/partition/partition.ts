@@ -51,8 +51,20 @@ export interface IncomingBatch {
   maxTimestamp: number;
 }
 
+/** Where one flush spent its time, in seconds (simple instrumentation of the produce path). */
+export interface FlushStats {
+  records: number;
+  /** From the oldest queued request to the start of its flush. */
+  queueSeconds: number;
+  /** Waiting for the group commit that made the flush durable here. */
+  localSeconds: number;
+  /** Pushing to the in-sync secondary until it answered (0 without one). */
+  replicateSeconds: number;
+}
+
 interface ProduceEntry {
   kind: 'produce';
+  queuedAtMs: number;
   batches: IncomingBatch[];
   records: number;
   resolve: (result: ProduceResult) => void;
@@ -61,6 +73,7 @@ interface ProduceEntry {
 
 interface CommitEntry {
   kind: 'commit';
+  queuedAtMs: number;
   commit: GroupOffset;
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -83,8 +96,8 @@ export interface ReplicaOptions {
   logger: Logger;
   replicaTimeoutMs: number;
   limits: BrokerLimits;
-  /** Called with the record count of every flush (metrics). */
-  onFlush?: (records: number) => void;
+  /** Called after every flush of a primary with its record count and where its time went (metrics). */
+  onFlush?: (stats: FlushStats) => void;
 }
 
 /** Retries of a failing replicate call while the ISR still holds the secondary. */
@@ -212,7 +225,7 @@ export class Partition {
       throw new TesseraError('UNAVAILABLE', `${this.topic}/${this.partition}: too many records waiting to be written, retry`);
     }
     return new Promise<ProduceResult>((resolve, reject) => {
-      this.queue.push({ kind: 'produce', batches, records, resolve, reject });
+      this.queue.push({ kind: 'produce', queuedAtMs: performance.now(), batches, records, resolve, reject });
       this.queuedRecords += records;
       this.scheduleFlush();
     });
@@ -225,7 +238,7 @@ export class Partition {
       throw new TesseraError('UNAVAILABLE', `${this.topic}/${this.partition}: too many writes waiting, retry`);
     }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ kind: 'commit', commit, resolve, reject });
+      this.queue.push({ kind: 'commit', queuedAtMs: performance.now(), commit, resolve, reject });
       this.scheduleFlush();
     });
   }
@@ -279,7 +292,9 @@ export class Partition {
       return;
     }
     const epoch = this.epoch;
+    const startedMs = performance.now();
     const entries = this.takeBatch();
+    const queuedAtMs = entries.length === 0 ? startedMs : entries[0].queuedAtMs;
     const baseOffset = this.store.leo;
     let next = baseOffset;
     const batches: StoredBatch[] = [];
@@ -314,12 +329,18 @@ export class Partition {
     }
     if (batches.length === 0 && commits.length === 0 && entries.length > 0) return;
 
-    this.options.onFlush?.(next - baseOffset);
     // A failed write stops the broker (see storage): nothing to undo here.
     await this.store.append(batches, commits, this.hw);
+    const storedMs = performance.now();
 
     try {
       await this.replicateFlush(epoch, { baseOffset, batches, commits });
+      this.options.onFlush?.({
+        records: next - baseOffset,
+        queueSeconds: (startedMs - queuedAtMs) / 1000,
+        localSeconds: (storedMs - startedMs) / 1000,
+        replicateSeconds: (performance.now() - storedMs) / 1000,
+      });
     } catch (error) {
       const failure = isTesseraError(error) ? error : this.notPrimary();
       for (const { entry } of produced) entry.reject(failure);
