@@ -1,67 +1,41 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame, FRAME_CONTENT_TYPE } from './batch/frame.js';
 import { DataHttpClient } from './data-http-client.js';
 import { isRetriable, isTesseraError } from './errors.js';
 import { isNetworkError } from './http-client.js';
+import { refusedUrl, startLoopbackServer, type LoopbackServer } from './test-support/loopback-server.js';
 
 // The data-path client against a real node:http server on loopback: JSON and frames both
 // ways over kept-alive connections, error bodies back to TesseraErrors, calls without an
 // answer as retriable network errors (ETIMEDOUT, ECONNREFUSED, a reset), aborts not retriable.
 describe('DataHttpClient', () => {
-  let server: http.Server;
+  let server: LoopbackServer;
   let base: string;
-  const sockets = new Set<unknown>();
   const client = new DataHttpClient({ timeoutMs: 2_000, headers: { 'x-extra': 'yes' } });
 
   beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      sockets.add(req.socket);
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks);
-        switch (req.url) {
-          case '/echo-json':
-            res.setHeader('content-type', 'application/json; charset=utf-8');
-            res.end(JSON.stringify({ got: JSON.parse(body.toString()), type: req.headers['content-type'], extra: req.headers['x-extra'] }));
-            return;
-          case '/echo-frame': {
-            const { head, tail } = decodeFrame(body);
-            res.setHeader('content-type', FRAME_CONTENT_TYPE);
-            res.end(Buffer.concat(encodeFrame({ echoed: head, accept: req.headers.accept }, [tail])));
-            return;
-          }
-          case '/error':
-            res.statusCode = 421;
-            res.end(JSON.stringify({ error: { code: 'NOT_PRIMARY', message: 'not me', retriable: true, primary: null } }));
-            return;
-          case '/plain-503':
-            res.statusCode = 503;
-            res.end('busy');
-            return;
-          case '/slow':
-            setTimeout(() => res.end('{}'), 1_000);
-            return;
-          case '/reset':
-            req.socket.destroy();
-            return;
-        }
-      });
+    server = await startLoopbackServer((req, res, body, url) => {
+      if (url.pathname === '/echo-json') {
+        res.setHeader('content-type', 'application/json; charset=utf-8');
+        res.end(JSON.stringify({ got: JSON.parse(body.toString()), type: req.headers['content-type'], extra: req.headers['x-extra'] }));
+      } else if (url.pathname === '/echo-frame') {
+        const { head, tail } = decodeFrame(body);
+        res.setHeader('content-type', FRAME_CONTENT_TYPE);
+        res.end(Buffer.concat(encodeFrame({ echoed: head, accept: req.headers.accept }, [tail])));
+      } else {
+        res.writeHead(404).end();
+      }
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    base = server.base;
   });
 
   afterAll(async () => {
     await client.close();
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await server.close();
   });
 
   it('sends JSON and frames, reuses its connection, and passes the accept header', async () => {
-    sockets.clear();
+    server.sockets.clear();
     expect(await client.postJson(`${base}/echo-json`, { a: ['é', 1] })).toEqual({ got: { a: ['é', 1] }, type: 'application/json', extra: 'yes' });
     const bytes = Buffer.from([0, 255, 1, 0xc3]);
     const answer = await client.postFrame(`${base}/echo-frame`, encodeFrame({ n: 1 }, [bytes]), { accept: FRAME_CONTENT_TYPE });
@@ -71,15 +45,17 @@ describe('DataHttpClient', () => {
     expect(tail.equals(bytes)).toBe(true);
     for (let i = 0; i < 10; i++) await client.postJson(`${base}/echo-json`, { i });
     // Kept alive: twelve sequential calls, not twelve connections (undici may open a second before the first is free).
-    expect(sockets.size).toBeLessThanOrEqual(2);
+    expect(server.sockets.size).toBeLessThanOrEqual(2);
   });
 
   it('turns error answers into the TesseraError the server meant', async () => {
     const error = await client.postJson(`${base}/error`, {}).catch((e: unknown) => e);
     expect(isTesseraError(error, 'NOT_PRIMARY')).toBe(true);
     expect((error as { details: unknown }).details).toEqual({ primary: null });
-    const busy = await client.postJson(`${base}/plain-503`, {}).catch((e: unknown) => e);
-    expect(isTesseraError(busy, 'UNAVAILABLE')).toBe(true);
+    const internal = await client.postJson(`${base}/plain-500`, {}).catch((e: unknown) => e);
+    expect(isTesseraError(internal, 'INTERNAL')).toBe(true);
+    const notJson = await client.postJson(`${base}/not-json`, {}).catch((e: unknown) => e);
+    expect(isTesseraError(notJson, 'INTERNAL')).toBe(true);
   });
 
   it('reports calls without an answer as retriable network errors', async () => {
@@ -92,14 +68,11 @@ describe('DataHttpClient', () => {
     expect(isNetworkError(reset)).toBe(true);
     expect(isRetriable(reset)).toBe(true);
 
-    const closed = http.createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
-    const refused = await client.postJson(`http://127.0.0.1:${port}/x`, {}).catch((e: unknown) => e);
+    const url = await refusedUrl('/x');
+    const refused = await client.postJson(url, {}).catch((e: unknown) => e);
     expect((refused as { code?: string }).code).toBe('ECONNREFUSED');
     expect(isRetriable(refused)).toBe(true);
-    expect((refused as Error).message).toContain(`POST http://127.0.0.1:${port}/x: ECONNREFUSED`);
+    expect((refused as Error).message).toContain(`POST ${url}: ECONNREFUSED`);
   });
 
   it('stops at once when its signal aborts, and that is not retriable', async () => {
