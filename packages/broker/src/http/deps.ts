@@ -1,5 +1,5 @@
 /** What the request handlers share: the replicas, the coordinator link, limits, and the lookups they all do. */
-import { InvariantError, TesseraError, parseOrThrow, partitionRef, type ErrorBody, type PartitionRef } from '@tessera/protocol';
+import { InvariantError, TesseraError, decodeFrame, splitTail, parseOrThrow, partitionRef, type ErrorBody, type PartitionRef } from '@tessera/protocol';
 import type { Context, Logger } from '@tessera/service';
 import type { CoordinatorLink } from '../cluster/index.js';
 import type { BrokerLimits } from '../config.js';
@@ -60,4 +60,22 @@ export function inlineError(deps: HandlerDeps, error: unknown): ErrorBody['error
   if (error instanceof InvariantError) throw error;
   deps.logger.error({ err: error }, 'partition operation failed');
   return new TesseraError('INTERNAL', 'internal error').toBody().error;
+}
+
+/**
+ * The frame of a request (`application/vnd.tessera.frame`): its head validated by `parse`
+ * (a zod schema through parseOrThrow), and its tail cut into one part per entry of
+ * `entries(head)` (their `bytes` must cover it exactly).
+ */
+export function readFrame<H>(
+  ctx: Context,
+  parse: (raw: unknown) => H,
+  entries: (head: H) => ReadonlyArray<{ bytes: number }>,
+): { head: H; parts: Buffer[] } {
+  if (ctx.state.frame === undefined) {
+    throw new TesseraError('INVALID_REQUEST', `POST ${ctx.path} takes a frame (content-type application/vnd.tessera.frame)`);
+  }
+  const { head: raw, tail } = decodeFrame(ctx.state.frame);
+  const head = parse(raw);
+  return { head, parts: splitTail(tail, entries(head).map((entry) => entry.bytes)) };
 }

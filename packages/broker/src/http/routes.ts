@@ -2,11 +2,9 @@
 import {
   BROKER_ROUTES,
   TesseraError,
-  decodeFrame,
   epoch,
   parseOrThrow,
   replicateExchangeHead,
-  splitTail,
   type PushAnswer,
   type ReplicateExchangeResponse,
 } from '@tessera/protocol';
@@ -15,7 +13,7 @@ import { handleCommit, handleCommittedOffsets } from '../groups/commit-handler.j
 import { FetchHandler } from '../fetch/fetch-handler.js';
 import { handleProduceBatches, handleProduceJson } from '../produce/produce-handler.js';
 import { applyPush, type ParsedPush } from '../replication/index.js';
-import { findReplicas, inlineError, type HandlerDeps } from './deps.js';
+import { findReplicas, inlineError, readFrame, type HandlerDeps } from './deps.js';
 
 export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: FetchHandler } {
   const { router } = service;
@@ -36,10 +34,7 @@ export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: F
  * (in order), all of them land in the same group commit, and each gets its own answer.
  */
 async function handleReplicate(deps: HandlerDeps, ctx: Context): Promise<void> {
-  if (ctx.state.frame === undefined) throw new TesseraError('INVALID_REQUEST', 'replication exchanges are frames');
-  const { head: rawHead, tail } = decodeFrame(ctx.state.frame);
-  const head = parseOrThrow(replicateExchangeHead, rawHead, 'frame head');
-  const parts = splitTail(tail, head.pushes.map((push) => push.bytes));
+  const { head, parts } = readFrame(ctx, (raw) => parseOrThrow(replicateExchangeHead, raw, 'frame head'), (h) => h.pushes);
   const replicas = await findReplicas(deps, head.pushes);
   const answers = await Promise.all(
     head.pushes.map(async (push, i): Promise<PushAnswer> => {

@@ -81,6 +81,26 @@ interface CommitEntry {
 
 type Entry = ProduceEntry | CommitEntry;
 
+/** A flush stamped and written locally, waiting to be replicated and answered. */
+interface PreparedFlush {
+  epoch: number;
+  baseOffset: number;
+  /** The LEO after this flush. */
+  end: number;
+  batches: StoredBatch[];
+  commits: GroupOffset[];
+  produced: Array<{ entry: ProduceEntry; result: ProduceResult }>;
+  committed: CommitEntry[];
+  startedMs: number;
+  queuedAtMs: number;
+  storedMs: number;
+}
+
+function rejectFlush(flush: PreparedFlush, error: unknown): void {
+  for (const { entry } of flush.produced) entry.reject(error);
+  for (const entry of flush.committed) entry.reject(error);
+}
+
 /** A follower outside the ISR that the catch-up loop feeds: the assigned secondary, or a replica being added by a move. */
 interface CatchUpTarget {
   broker: number;
@@ -259,13 +279,37 @@ export class Partition {
     this.flushLoopDone = this.flushLoop();
   }
 
+  /**
+   * Flushes until the queue is empty, pipelined two deep: while one flush waits for its
+   * secondary (under the lock, one push in flight per partition), the next one is already
+   * stamped and written locally in the broker's group commit. Offsets follow the in-memory LEO,
+   * so the second flush starts where the first ends whatever the first's fate.
+   */
   private async flushLoop(): Promise<void> {
+    let inFlight: Promise<void> | undefined;
+    let prepared: PreparedFlush | undefined;
     try {
-      while (!this.closed && (this.queue.length > 0 || this.syncRequested)) {
-        await this.lock.run(() => this.flushOnce());
+      for (;;) {
+        if (this.closed) break;
+        if (this.queue.length === 0 && !this.syncRequested) {
+          if (inFlight === undefined) break;
+          await inFlight;
+          inFlight = undefined;
+          continue;
+        }
+        prepared = await this.prepareFlush();
+        if (inFlight !== undefined) {
+          await inFlight;
+          inFlight = undefined;
+        }
+        const flush = prepared;
+        prepared = undefined;
+        if (flush !== undefined) inFlight = this.lock.run(() => this.finishFlush(flush));
       }
+      await inFlight;
     } catch (error) {
       this.failQueue(error);
+      if (prepared !== undefined) rejectFlush(prepared, error);
       if (error instanceof InvariantError) {
         // A programmer error: stop loudly rather than write on with a log we no longer understand.
         this.logger.fatal({ err: error }, 'invariant violated while flushing; stopping');
@@ -282,14 +326,15 @@ export class Partition {
 
   /**
    * Takes what is queued (up to maxFlushRecords), stamps offsets and the epoch into the
-   * batches, writes them in the broker's next group commit, replicates them, answers.
+   * batches, and writes them in the broker's next group commit. Undefined when there is
+   * nothing to replicate (or this replica is not a primary any more).
    */
-  private async flushOnce(): Promise<void> {
+  private async prepareFlush(): Promise<PreparedFlush | undefined> {
     this.syncRequested = false;
-    if (this.closed) return;
+    if (this.closed) return undefined;
     if (this.role !== 'primary') {
       this.failQueue(this.notPrimary());
-      return;
+      return undefined;
     }
     const epoch = this.epoch;
     const startedMs = performance.now();
@@ -298,7 +343,7 @@ export class Partition {
     const baseOffset = this.store.leo;
     let next = baseOffset;
     const batches: StoredBatch[] = [];
-    const produced: Array<{ entry: ProduceEntry; result: ProduceResult }> = [];
+    const produced: PreparedFlush['produced'] = [];
     const commits: GroupOffset[] = [];
     const committed: CommitEntry[] = [];
     const generations = new Map<string, number>();
@@ -327,28 +372,36 @@ export class Partition {
         committed.push(entry);
       }
     }
-    if (batches.length === 0 && commits.length === 0 && entries.length > 0) return;
-
-    // A failed write stops the broker (see storage): nothing to undo here.
-    await this.store.append(batches, commits, this.hw);
-    const storedMs = performance.now();
-
+    if (batches.length === 0 && commits.length === 0 && entries.length > 0) return undefined;
+    const flush: PreparedFlush = { epoch, baseOffset, end: next, batches, commits, produced, committed, startedMs, queuedAtMs, storedMs: 0 };
     try {
-      await this.replicateFlush(epoch, { baseOffset, batches, commits });
+      // A failed write stops the broker (see storage): nothing to undo here.
+      await this.store.append(batches, commits, this.hw);
+    } catch (error) {
+      rejectFlush(flush, error);
+      throw error;
+    }
+    flush.storedMs = performance.now();
+    return flush;
+  }
+
+  /** Replicates a prepared flush to the in-sync secondary (under the lock) and answers its requests. */
+  private async finishFlush(flush: PreparedFlush): Promise<void> {
+    const { produced, committed } = flush;
+    try {
+      await this.replicateFlush(flush.epoch, { baseOffset: flush.baseOffset, batches: flush.batches, commits: flush.commits }, flush.end);
       this.options.onFlush?.({
-        records: next - baseOffset,
-        queueSeconds: (startedMs - queuedAtMs) / 1000,
-        localSeconds: (storedMs - startedMs) / 1000,
-        replicateSeconds: (performance.now() - storedMs) / 1000,
+        records: flush.end - flush.baseOffset,
+        queueSeconds: (flush.startedMs - flush.queuedAtMs) / 1000,
+        localSeconds: (flush.storedMs - flush.startedMs) / 1000,
+        replicateSeconds: (performance.now() - flush.storedMs) / 1000,
       });
     } catch (error) {
-      const failure = isTesseraError(error) ? error : this.notPrimary();
-      for (const { entry } of produced) entry.reject(failure);
-      for (const entry of committed) entry.reject(failure);
+      rejectFlush(flush, isTesseraError(error) ? error : this.notPrimary());
       return;
     }
     // The flush is on every ISR member now, so the HW covers it.
-    assert(this.hw >= next, `hw ${this.hw} below flushed end ${next}`);
+    assert(this.hw >= flush.end, `hw ${this.hw} below flushed end ${flush.end}`);
     const alone = this.minInsyncReplicas >= 2 && this.isr.length < 2;
     for (const { entry, result } of produced) {
       if (alone) {
@@ -390,22 +443,22 @@ export class Partition {
    * retrying until replicaTimeoutMs of failures, then asks the coordinator to shrink the ISR.
    * Returns once the HW covers the LEO; throws NOT_PRIMARY when this broker was deposed.
    */
-  private async replicateFlush(epoch: number, fresh: FreshBatches | undefined): Promise<void> {
+  private async replicateFlush(epoch: number, fresh: FreshBatches | undefined, endOffset: number): Promise<void> {
     let failingSinceMs: number | undefined;
     for (let attempt = 0; ; attempt++) {
       this.checkStillPrimary(epoch);
       const secondary = this.isrSecondary();
       if (secondary === undefined) {
-        this.advanceHw(this.store.leo);
+        this.advanceHw(endOffset);
         return;
       }
       const sync = this.syncFor(secondary);
       // Monotonic: a wall-clock step must not decide when a secondary leaves the ISR.
       const startedMs = performance.now();
       try {
-        await sync.pushUntil(this.store.leo, this.hw, fresh, this.options.limits.catchUpBatchBytes);
+        await sync.pushUntil(endOffset, this.hw, fresh, this.options.limits.catchUpBatchBytes);
         this.checkStillPrimary(epoch);
-        this.advanceHw(Math.min(this.store.leo, sync.secondaryLeo ?? this.hw));
+        this.advanceHw(Math.min(endOffset, sync.secondaryLeo ?? this.hw));
         if (failingSinceMs !== undefined) this.logger.info({ secondary }, 'secondary answering again');
         return;
       } catch (error) {
@@ -525,8 +578,10 @@ export class Partition {
       this.lock.run(async (): Promise<boolean> => {
         if (!still()) return true;
         const sync = target.kind === 'secondary' ? this.syncFor(target.broker) : this.addingSyncFor(target.broker);
-        const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.options.limits.catchUpBatchBytes);
-        if (outcome !== 'appended' || sync.secondaryLeo !== this.store.leo) return false;
+        // Up to what is durable here: a flush written but not yet committed follows in its own push.
+        const leo = this.store.durableLeo;
+        const outcome = await sync.pushOnce(leo, this.hw, undefined, this.options.limits.catchUpBatchBytes);
+        if (outcome !== 'appended' || sync.secondaryLeo !== leo) return false;
         if (target.kind === 'secondary') await this.expandIsr(epoch, target.broker);
         else {
           const assignment = await this.completeReassignment(epoch, target.broker, signal);
@@ -655,11 +710,12 @@ export class Partition {
     this.setIsr(assignment.isr, 'replica being added caught up: it is the secondary now');
     this.isrSeq = this.options.cluster.nextIsrSeq();
     this.logger.info({ secondary: target, previousSecondary: previous }, 'move: secondary replaced');
-    this.advanceHw(Math.min(this.store.leo, sync.secondaryLeo ?? this.hw));
+    this.advanceHw(Math.min(this.store.durableLeo, sync.secondaryLeo ?? this.hw));
   }
 
   private advanceHw(hw: number): void {
-    assert(hw <= this.store.leo, `hw ${hw} > leo ${this.store.leo}`);
+    // The HW never covers what is not durable here, whatever the followers have.
+    assert(hw <= this.store.durableLeo, `hw ${hw} > durable leo ${this.store.durableLeo} (leo ${this.store.leo})`);
     assert(this.role === 'primary', `${this.topic}/${this.partition}: only a primary advances its HW`);
     if (hw <= this.hw) return;
     this.hw = hw;
@@ -762,7 +818,7 @@ export class Partition {
     this.ensureAdding();
     const secondary = this.isrSecondary();
     if (secondary === undefined) {
-      this.advanceHw(this.store.leo);
+      this.advanceHw(this.store.durableLeo);
       this.ensureCatchUp();
       return;
     }

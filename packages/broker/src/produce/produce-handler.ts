@@ -10,19 +10,17 @@
  */
 import {
   TesseraError,
-  decodeFrame,
   jsonRecordsToBatch,
   iterateBatches,
   parseOrThrow,
   produceFrameHead,
   produceRequest,
-  splitTail,
   validateBatch,
   type ErrorBody,
   type ProduceResponse,
 } from '@tessera/protocol';
 import type { Context } from '@tessera/service';
-import { findReplicas, inlineError, notHeldHere, routePartition, type HandlerDeps } from '../http/deps.js';
+import { findReplicas, inlineError, notHeldHere, readFrame, routePartition, type HandlerDeps } from '../http/deps.js';
 import type { IncomingBatch, Partition } from '../partition/index.js';
 
 /** One partition's answer in `POST /produce`. */
@@ -32,12 +30,7 @@ export type ProducedPartition =
 
 export async function handleProduceBatches(deps: HandlerDeps, ctx: Context): Promise<void> {
   const stopTimer = deps.metrics.produceLatency.startTimer();
-  if (ctx.state.frame === undefined) {
-    throw new TesseraError('INVALID_REQUEST', 'POST /produce takes a frame (content-type application/vnd.tessera.frame)');
-  }
-  const { head: rawHead, tail } = decodeFrame(ctx.state.frame);
-  const head = parseOrThrow(produceFrameHead, rawHead, 'frame head');
-  const parts = splitTail(tail, head.partitions.map((p) => p.bytes));
+  const { head, parts } = readFrame(ctx, (raw) => parseOrThrow(produceFrameHead, raw, 'frame head'), (h) => h.partitions);
   const replicas = await findReplicas(deps, head.partitions);
   const partitions = await Promise.all(
     head.partitions.map(async (ref, i): Promise<ProducedPartition> => {

@@ -160,6 +160,8 @@ export class BrokerStore {
  */
 export class PartitionLog {
   private leoValue: number;
+  /** The LEO of what is committed (writes complete in queue order). */
+  private durableLeoValue: number;
   private logStartValue: number;
   private epochHistory: EpochEntry[];
   private checkpointedHw: number;
@@ -175,6 +177,7 @@ export class PartitionLog {
     const last = stmt.lastBatch.get(topic, partition) as { last_offset: number } | undefined;
     this.logStartValue = first?.base_offset ?? state?.log_start_offset ?? 0;
     this.leoValue = last === undefined ? this.logStartValue : last.last_offset + 1;
+    this.durableLeoValue = this.leoValue;
     this.epochHistory = (stmt.selectEpochs.all(topic, partition) as Array<{ epoch: number; start_offset: number }>).map(
       (row): EpochEntry => [row.epoch, row.start_offset],
     );
@@ -189,6 +192,11 @@ export class PartitionLog {
 
   get logStartOffset(): number {
     return this.logStartValue;
+  }
+
+  /** The LEO of what is durable: writes queued but not yet committed are not counted. */
+  get durableLeo(): number {
+    return this.durableLeoValue;
   }
 
   /** The high watermark last checkpointed (restored on open as min(checkpoint, LEO)). */
@@ -246,12 +254,16 @@ export class PartitionLog {
     this.checkpointedHw = checkpoint;
     const logStart = this.logStartValue;
     const { stmt } = this.store;
-    return this.store.write(() => {
-      for (const [epoch, start] of newEpochs) stmt.insertEpoch.run(topic, partition, epoch, start);
-      for (const b of batches) stmt.insertBatch.run(topic, partition, b.baseOffset, b.lastOffset, b.epoch, b.maxTimestamp, b.bytes);
-      for (const c of commits) stmt.upsertGroupOffset.run(topic, partition, c.group, c.offset, c.generation);
-      stmt.upsertPartition.run(topic, partition, checkpoint, logStart);
-    });
+    return this.store
+      .write(() => {
+        for (const [epoch, start] of newEpochs) stmt.insertEpoch.run(topic, partition, epoch, start);
+        for (const b of batches) stmt.insertBatch.run(topic, partition, b.baseOffset, b.lastOffset, b.epoch, b.maxTimestamp, b.bytes);
+        for (const c of commits) stmt.upsertGroupOffset.run(topic, partition, c.group, c.offset, c.generation);
+        stmt.upsertPartition.run(topic, partition, checkpoint, logStart);
+      })
+      .then(() => {
+        this.durableLeoValue = leo;
+      });
   }
 
   /**
@@ -301,12 +313,16 @@ export class PartitionLog {
     const hw = this.checkpointedHw;
     const logStart = this.logStartValue;
     const { stmt } = this.store;
-    return this.store.write(() => {
-      stmt.deleteBatchesFrom.run(topic, partition, cut?.baseOffset ?? toOffset);
-      if (cut !== undefined) stmt.insertBatch.run(topic, partition, cut.baseOffset, cut.lastOffset, cut.epoch, cut.maxTimestamp, cut.bytes);
-      stmt.deleteEpochsFrom.run(topic, partition, toOffset);
-      stmt.upsertPartition.run(topic, partition, hw, logStart);
-    });
+    return this.store
+      .write(() => {
+        stmt.deleteBatchesFrom.run(topic, partition, cut?.baseOffset ?? toOffset);
+        if (cut !== undefined) stmt.insertBatch.run(topic, partition, cut.baseOffset, cut.lastOffset, cut.epoch, cut.maxTimestamp, cut.bytes);
+        stmt.deleteEpochsFrom.run(topic, partition, toOffset);
+        stmt.upsertPartition.run(topic, partition, hw, logStart);
+      })
+      .then(() => {
+        this.durableLeoValue = toOffset;
+      });
   }
 
   /** Checkpoints the high watermark (restored on reopen as min(checkpoint, LEO)). */
