@@ -27,6 +27,7 @@ import {
 } from '@tessera/protocol';
 import { createHttpService, createLogger, type HttpService } from '@tessera/service';
 import { startBroker, type RunningBroker } from './index.js';
+import { oldRecords, writeLegacyReplica } from './test-support/legacy-layout.js';
 
 const LOG_LEVEL = process.env.TESSERA_TEST_LOG_LEVEL ?? 'silent';
 
@@ -362,6 +363,71 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(text).toMatch(/^tessera_broker_partitions\{role="primary"\} 1$/m);
   });
 
+  it('stores the bytes of produced batches exactly, several partitions per frame, and fetches them back as frames or base64 JSON', async () => {
+    await coordinator.createTopic('binary', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] }, { partitions: 2 });
+    const oneMiB = Buffer.alloc(1024 * 1024, 7);
+    oneMiB[0] = 0xff;
+    const records = [
+      { key: Buffer.from([0, 1, 2]), value: Buffer.from([0xc3, 0x28, 0x00, 0xff]), headers: [{ key: 'h', value: Buffer.from([0x80]) }], timestamp: 5 },
+      { key: null, value: Buffer.alloc(0), headers: [{ key: 'null', value: null }], timestamp: 6 },
+      { key: Buffer.from('text key'), value: Buffer.from('plain text ✓'), timestamp: 7 },
+    ];
+    const first = encodeRecordBatch(records);
+    const big = encodeRecordBatch([{ key: null, value: oneMiB, timestamp: 8 }]);
+    const corrupt = encodeRecordBatch([{ key: null, value: Buffer.from('x'), timestamp: 9 }]);
+    corrupt[corrupt.length - 1] ^= 1;
+    const frame = (parts: Array<[number, Buffer[]]>) =>
+      Buffer.concat(encodeFrame({ partitions: parts.map(([partition, bs]) => ({ topic: 'binary', partition, bytes: bs.reduce((n, b) => n + b.length, 0) })) }, parts.flatMap(([, bs]) => bs)));
+    const produce = async (body: Buffer) => {
+      const response = await fetch(`${url(1)}/produce`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body });
+      return { status: response.status, body: (await response.json()) as any };
+    };
+
+    const answer = await produce(frame([[0, [first, big]], [1, [corrupt]]]));
+    expect(answer.status).toBe(200);
+    // Each partition on its own: partition 0 stored both batches, partition 1 refused its corrupt one.
+    expect(answer.body.partitions[0]).toEqual({ topic: 'binary', partition: 0, baseOffset: 0, lastOffset: 3, epoch: 0 });
+    expect(answer.body.partitions[1]).toMatchObject({ topic: 'binary', partition: 1, error: { code: 'INVALID_REQUEST' } });
+    expect(answer.body.partitions[1].error.message).toContain('CRC');
+    expect((await produce(Buffer.from('not a frame'))).status).toBe(400);
+
+    const response = await fetch(`${url(1)}/fetch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: FRAME_CONTENT_TYPE },
+      body: JSON.stringify({ partitions: [{ topic: 'binary', partition: 0, offset: 1 }, { topic: 'binary', partition: 1, offset: 0 }] }),
+    });
+    expect(response.headers.get('content-type')).toContain(FRAME_CONTENT_TYPE);
+    const { head, tail } = decodeFrame(Buffer.from(await response.arrayBuffer()));
+    const parts = (head as { partitions: Array<{ bytes: number; highWatermark: number }> }).partitions;
+    expect(parts.map((p) => p.highWatermark)).toEqual([4, 0]);
+    // Whole stored batches: the first begins before the requested offset.
+    const fetched = [];
+    for (let at = 0; at < parts[0].bytes; ) {
+      const { header, records: decoded } = decodeRecordBatch(tail, at);
+      fetched.push(...decoded);
+      at += 12 + header.batchLength;
+    }
+    expect(fetched.map((r) => r.offset)).toEqual([0, 1, 2, 3]);
+    expect(fetched.slice(0, 3).map((r) => [r.key, r.value, r.headers, r.timestamp])).toEqual(
+      records.map((r) => [r.key, r.value, r.headers ?? [], r.timestamp]),
+    );
+    expect(fetched[3].value!.equals(oneMiB)).toBe(true);
+
+    // JSON for curl users: base64 (and marked) where the bytes are not UTF-8, text otherwise.
+    const json = await post(`${url(1)}/fetch`, { partitions: [{ topic: 'binary', partition: 0, offset: 0 }], maxRecords: 3 });
+    expect(json.body.partitions[0].records).toEqual([
+      { offset: 0, timestamp: 5, key: 'AAEC', value: 'wygA/w==', headers: { h: 'gA==' }, encoding: 'base64' },
+      { offset: 1, timestamp: 6, key: null, value: '', headers: { null: null } },
+      { offset: 2, timestamp: 7, key: 'text key', value: 'plain text ✓', headers: null },
+    ]);
+    // And the JSON produce route takes base64 values.
+    const viaJson = await post(`${url(1)}/topics/binary/partitions/1/records`, { records: [{ value: Buffer.from([0xfe, 0]).toString('base64'), valueEncoding: 'base64' }] });
+    expect(viaJson.body).toMatchObject({ baseOffset: 0, count: 1 });
+    expect((await post(`${url(1)}/topics/binary/partitions/1/records`, { records: [{ value: '%%%', valueEncoding: 'base64' }] })).status).toBe(400);
+    const back = await post(`${url(1)}/fetch`, { partitions: [{ topic: 'binary', partition: 1, offset: 0 }] });
+    expect(back.body.partitions[0].records[0]).toMatchObject({ value: '/gA=', encoding: 'base64' });
+  });
+
   it('refuses NOT_ENOUGH_REPLICAS when minInsyncReplicas is 2 and the ISR has one member', async () => {
     await coordinator.createTopic('strict', { primary: 1, secondary: null, epoch: 0, isr: [1] }, { minInsyncReplicas: 2 });
     const refused = await post(`${url(1)}/topics/strict/partitions/0/records`, { records: records(1, 's') });
@@ -584,6 +650,35 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect((await pending).status).toBe(200);
     expect(coordinator.assignment('expand', 0).isr).toEqual([1]);
     await start(2, secondaryPort);
+  });
+
+  it('migrates a data dir of the per-partition layout when started on it, and serves every record and committed offset', async () => {
+    // Broker 3's data dir holds two replicas written by the former layout.
+    const legacy = oldRecords(300, (offset) => (offset < 120 ? 0 : 2));
+    writeLegacyReplica(dataDir(3), 'legacy', 0, legacy, { hw: 300, groups: [['readers', 250, 4]] });
+    writeLegacyReplica(dataDir(3), 'legacy', 1, oldRecords(5, () => 1), { hw: 5, groups: [] });
+    await coordinator.createTopic('legacy', { primary: 3, secondary: null, epoch: 2, isr: [3] }, { partitions: 2 });
+    await start(3);
+    try {
+      const read = await post(`${url(3)}/fetch`, { partitions: [{ topic: 'legacy', partition: 0, offset: 0 }, { topic: 'legacy', partition: 1, offset: 0 }] });
+      const [p0, p1] = read.body.partitions;
+      expect(p0.highWatermark).toBe(300);
+      expect(p0.records.map((r: any) => ({ offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers }))).toEqual(
+        legacy.map(({ epoch: _epoch, ...record }) => record),
+      );
+      expect(p1.records.map((r: any) => r.value)).toEqual(oldRecords(5, () => 1).map((r) => r.value));
+      const offsets = await post(`${url(3)}/offsets`, { group: 'readers', partitions: [{ topic: 'legacy', partition: 0 }] });
+      expect(offsets.body.partitions[0].offset).toBe(250);
+      // The epoch history came along: a write now starts epoch 2 at offset 300 after epochs 0 and 2.
+      expect((await post(`${url(3)}/topics/legacy/partitions/0/records`, { records: records(1, 'new') })).body).toMatchObject({ baseOffset: 300, epoch: 2 });
+      expect(onDisk(dataDir(3), 'legacy', 0).epochs).toEqual([{ epoch: 0, start_offset: 0 }, { epoch: 2, start_offset: 120 }]);
+      expect(fs.existsSync(path.join(dataDir(3), 'legacy', '0.db'))).toBe(false);
+    } finally {
+      await brokers.get(3)!.close();
+      brokers.delete(3);
+      coordinator.topics.delete('legacy');
+      await coordinator.changed();
+    }
   });
 
   it('drops the replicas of a deleted topic', async () => {
