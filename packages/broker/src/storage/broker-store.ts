@@ -290,6 +290,8 @@ export class PartitionLog {
   /** The stored batch holding `offset` (for cutting it at a truncation point), undefined outside the log. */
   batchAt(offset: number): StoredBatch | undefined {
     this.store.assertOpen();
+    // The batch may still be queued for the group commit: commit what is pending before reading.
+    this.store.flush();
     const row = this.store.stmt.batchAt.get(this.topic, this.partition, offset) as (BatchRow & { max_timestamp: number }) | undefined;
     if (row === undefined || row.last_offset < offset) return undefined;
     return { baseOffset: row.base_offset, lastOffset: row.last_offset, epoch: row.epoch, maxTimestamp: row.max_timestamp, bytes: row.data };
