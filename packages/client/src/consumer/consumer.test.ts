@@ -433,4 +433,45 @@ describe('Consumer', () => {
     expect(again).toEqual([3, 4]);
     expect(script.committed!.get(0)).toBe(5);
   });
+
+  it('fetches the next records while a handler runs and while its commit is out, and still commits everything handled', async () => {
+    // Proves the latency changes: no commit round trip and no handler sits between two fetches of a partition.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+    const script: BrokerScript = { logs: new Map([[0, 3]]) };
+    fakeBroker(broker, script);
+    let releaseCommit!: () => void;
+    const commitHeld = new Promise<void>((resolve) => (releaseCommit = resolve));
+    let commitsStarted = 0;
+    broker.on('POST', '/commit', async (r) => {
+      commitsStarted++;
+      await commitHeld;
+      for (const { partition, offset } of r.body.offsets) script.committed!.set(partition, offset);
+      return { results: r.body.offsets.map(({ topic, partition }: { topic: string; partition: number }) => ({ topic, partition })) };
+    });
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true, waitMs: 50 });
+    const handled: number[] = [];
+    let fetchesDuringFirstHandler = -1;
+    const done = consumer.subscribe(async (record) => {
+      if (record.offset === 0) {
+        // The next fetch of the partition is already out while this handler runs.
+        const before = broker.calls('POST', '/fetch').length;
+        await until(() => broker.calls('POST', '/fetch').length > before, 'a fetch while the handler runs');
+        fetchesDuringFirstHandler = broker.calls('POST', '/fetch').length - before;
+      }
+      handled.push(record.offset);
+    });
+    await until(() => handled.length === 3 && commitsStarted === 1, 'the first batch handled and its commit sent');
+    // With the commit held, new records are still fetched and handled.
+    script.logs.set(0, 6);
+    await until(() => handled.length === 6, 'the records after the held commit');
+    expect(commitsStarted).toBe(1);
+    expect(fetchesDuringFirstHandler).toBeGreaterThan(0);
+    releaseCommit();
+    await consumer.close();
+    await done;
+    expect(handled).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(script.committed!.get(0)).toBe(6);
+  });
 });
