@@ -30,6 +30,8 @@ export class Connection {
   readonly requestTimeoutMs: number;
   private readonly http: JsonHttpClient;
   private readonly data: DataHttpClient;
+  /** Broker URLs of routes without parameters (produce, fetch, commit, offsets), built once per broker. */
+  private readonly routeUrls = new Map<string, string>();
 
   constructor(options: ConnectionOptions) {
     this.coordinatorUrl = options.coordinatorUrl.replace(/\/+$/, '');
@@ -57,7 +59,7 @@ export class Connection {
   /** POSTs JSON to a broker at `brokerUrl`; a call without an answer becomes UNAVAILABLE or TIMEOUT naming the broker. */
   async broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
     try {
-      return await this.data.postJson<T>(brokerUrl.replace(/\/+$/, '') + routePath(route, params), body, options);
+      return await this.data.postJson<T>(this.brokerRouteUrl(brokerUrl, route, params), body, options);
     } catch (error) {
       throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
     }
@@ -65,7 +67,7 @@ export class Connection {
 
   /** POSTs a frame (the chunks of `encodeFrame`) to a broker and parses its JSON answer. */
   async brokerFrame<T>(brokerUrl: string, route: string, chunks: readonly Buffer[], options: RequestOptions = {}): Promise<T> {
-    const url = brokerUrl.replace(/\/+$/, '') + routePath(route);
+    const url = this.brokerRouteUrl(brokerUrl, route);
     let answer: DataAnswer;
     try {
       answer = await this.data.postFrame(url, chunks, options);
@@ -89,7 +91,7 @@ export class Connection {
     body: unknown,
     options: RequestOptions = {},
   ): Promise<{ head: unknown; tail: Buffer }> {
-    const url = brokerUrl.replace(/\/+$/, '') + routePath(route);
+    const url = this.brokerRouteUrl(brokerUrl, route);
     let answer: DataAnswer;
     try {
       answer = await this.data.post(url, Buffer.from(JSON.stringify(body), 'utf8'), 'application/json', {
@@ -103,6 +105,19 @@ export class Connection {
       throw new TesseraError('INTERNAL', `POST ${url}: expected a ${FRAME_CONTENT_TYPE} answer, got ${answer.contentType || 'no content type'}`);
     }
     return decodeFrame(answer.body);
+  }
+
+  private brokerRouteUrl(brokerUrl: string, route: string, params: Record<string, string | number> = {}): string {
+    if (Object.keys(params).length > 0) return brokerUrl.replace(/\/+$/, '') + routePath(route, params);
+    const key = `${brokerUrl} ${route}`;
+    let url = this.routeUrls.get(key);
+    if (url === undefined) {
+      // Bounded like every cache here: a few routes per broker, cleared if brokers keep changing address.
+      if (this.routeUrls.size >= 4_096) this.routeUrls.clear();
+      url = brokerUrl.replace(/\/+$/, '') + routePath(route);
+      this.routeUrls.set(key, url);
+    }
+    return url;
   }
 
   async close(): Promise<void> {
