@@ -26,8 +26,8 @@ export function registerData(program: Command, runtime: Runtime): void {
         .default('text'),
     )
     .addOption(new Option('--key-format <format>', 'how keys are written: text or base64').choices(['text', 'base64']).default('text'))
-    .option('--linger-ms <ms>', 'how long the producer waits to fill a batch', integer(0, 60_000))
-    .option('--batch-size <n>', 'most records per produce request', integer(1, MAX_RECORDS_PER_REQUEST))
+    .option('--linger-ms <ms>', 'how long a batch waits for more records (default 0)', integer(0, 60_000))
+    .option('--batch-size <n>', 'most records per batch (one batch per partition in a request)', integer(1, MAX_RECORDS_PER_REQUEST))
     .action(async (topic: string, options: Parameters<typeof runProduce>[2]) => {
       await runProduce(runtime, topic, options);
     });
