@@ -33,23 +33,11 @@ import { cutBatch, type GroupOffset, type PartitionLog, type StoredBatch } from 
 import { InvariantError, assert } from '../util/assert.js';
 import { Mutex } from '../util/mutex.js';
 import { committedIsr, expandingIsr, sameMembers, shrinkingIsr, type IsrState } from './isr.js';
+import { WriteQueue, type CommitEntry, type IncomingBatch, type ProduceEntry, type ProduceResult } from './write-queue.js';
+
+export type { IncomingBatch, ProduceResult } from './write-queue.js';
 
 export type Role = 'primary' | 'secondary';
-
-export interface ProduceResult {
-  baseOffset: number;
-  lastOffset: number;
-  count: number;
-  epoch: number;
-}
-
-/** A batch as the produce path validated it: its bytes and the header fields the broker needs. */
-export interface IncomingBatch {
-  bytes: Buffer;
-  recordCount: number;
-  lastOffsetDelta: number;
-  maxTimestamp: number;
-}
 
 /** Where one flush spent its time, in seconds (simple instrumentation of the produce path). */
 export interface FlushStats {
@@ -62,24 +50,6 @@ export interface FlushStats {
   replicateSeconds: number;
 }
 
-interface ProduceEntry {
-  kind: 'produce';
-  queuedAtMs: number;
-  batches: IncomingBatch[];
-  records: number;
-  resolve: (result: ProduceResult) => void;
-  reject: (error: unknown) => void;
-}
-
-interface CommitEntry {
-  kind: 'commit';
-  queuedAtMs: number;
-  commit: GroupOffset;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
-type Entry = ProduceEntry | CommitEntry;
 
 /** A flush stamped and written locally, waiting to be replicated and answered. */
 interface PreparedFlush {
@@ -124,8 +94,9 @@ export interface ReplicaOptions {
 const REPLICATE_RETRY: RetryOptions = { retries: 0, initialMs: 25, multiplier: 2, maxMs: 250, jitter: 0.2 };
 /** Coordinator answers to a move completion that are a decision, not a lost request. */
 const REFUSALS = new Set(['STALE_EPOCH', 'NOT_PRIMARY', 'INVALID_REQUEST', 'NOT_FOUND', 'TOPIC_NOT_FOUND', 'PARTITION_NOT_FOUND']);
-/** Most produce and commit requests waiting for a flush in one partition. */
-const MAX_QUEUED_WRITES = 10_000;
+/** Most produce requests, and most commits, waiting for a flush in one partition. */
+const MAX_QUEUED_PRODUCES = 10_000;
+const MAX_QUEUED_COMMITS = 10_000;
 /** Backoff of the background catch-up loop. */
 const CATCH_UP_RETRY: RetryOptions = { retries: 0, initialMs: 100, multiplier: 2, maxMs: 2_000, jitter: 0.2 };
 
@@ -153,8 +124,7 @@ export class Partition {
   private readonly logger: Logger;
   private assigned = false;
   private closed = false;
-  private queue: Entry[] = [];
-  private queuedRecords = 0;
+  private readonly queue: WriteQueue;
   private flushing = false;
   private syncRequested = false;
   private flushLoopDone: Promise<void> = Promise.resolve();
@@ -170,6 +140,12 @@ export class Partition {
 
   constructor(options: ReplicaOptions) {
     this.options = options;
+    this.queue = new WriteQueue(`${options.topic}/${options.partition}`, {
+      maxRecords: options.limits.maxQueuedRecordsPerPartition,
+      maxProduces: MAX_QUEUED_PRODUCES,
+      maxCommits: MAX_QUEUED_COMMITS,
+      maxFlushRecords: options.limits.maxFlushRecords,
+    });
     this.topic = options.topic;
     this.partition = options.partition;
     this.store = options.store;
@@ -239,28 +215,17 @@ export class Partition {
         `${this.topic}/${this.partition} needs ${this.minInsyncReplicas} in-sync replicas, ISR is [${this.isr.join(',')}]`,
       );
     }
-    let records = 0;
-    for (const batch of batches) records += batch.recordCount;
-    if (this.queuedRecords + records > this.options.limits.maxQueuedRecordsPerPartition || this.queue.length >= MAX_QUEUED_WRITES) {
-      throw new TesseraError('UNAVAILABLE', `${this.topic}/${this.partition}: too many records waiting to be written, retry`);
-    }
-    return new Promise<ProduceResult>((resolve, reject) => {
-      this.queue.push({ kind: 'produce', queuedAtMs: performance.now(), batches, records, resolve, reject });
-      this.queuedRecords += records;
-      this.scheduleFlush();
-    });
+    const result = this.queue.produce(batches);
+    this.scheduleFlush();
+    return result;
   }
 
   /** Stores a committed offset on this primary and its in-sync secondary (through the flush queue). */
   commit(commit: GroupOffset): Promise<void> {
     this.checkCanWrite();
-    if (this.queue.length >= MAX_QUEUED_WRITES) {
-      throw new TesseraError('UNAVAILABLE', `${this.topic}/${this.partition}: too many writes waiting, retry`);
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ kind: 'commit', queuedAtMs: performance.now(), commit, resolve, reject });
-      this.scheduleFlush();
-    });
+    const done = this.queue.commit(commit);
+    this.scheduleFlush();
+    return done;
   }
 
   /** The newest generation this replica has stored for `group` (-1 when none). */
@@ -291,7 +256,7 @@ export class Partition {
     try {
       for (;;) {
         if (this.closed) break;
-        if (this.queue.length === 0 && !this.syncRequested) {
+        if (this.queue.isEmpty && !this.syncRequested) {
           if (inFlight === undefined) break;
           await inFlight;
           inFlight = undefined;
@@ -338,7 +303,7 @@ export class Partition {
     }
     const epoch = this.epoch;
     const startedMs = performance.now();
-    const entries = this.takeBatch();
+    const entries = this.queue.take();
     const queuedAtMs = entries.length === 0 ? startedMs : entries[0].queuedAtMs;
     const baseOffset = this.store.leo;
     let next = baseOffset;
@@ -414,28 +379,8 @@ export class Partition {
     for (const entry of committed) entry.resolve();
   }
 
-  private takeBatch(): Entry[] {
-    const limit = this.options.limits.maxFlushRecords;
-    let count = 0;
-    let taken = 0;
-    while (taken < this.queue.length) {
-      const entry = this.queue[taken];
-      const size = entry.kind === 'produce' ? entry.records : 0;
-      // Always take at least one entry; a single produce is bounded by the request schema.
-      if (taken > 0 && count + size > limit) break;
-      count += size;
-      taken++;
-    }
-    const batch = this.queue.splice(0, taken);
-    this.queuedRecords -= count;
-    return batch;
-  }
-
   private failQueue(error: unknown): void {
-    const entries = this.queue;
-    this.queue = [];
-    this.queuedRecords = 0;
-    for (const entry of entries) entry.reject(error);
+    this.queue.failAll(error);
   }
 
   /**
