@@ -41,7 +41,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   try {
     await migrateLegacyLayout(config.dataDir, store, logger);
   } catch (error) {
-    store.close();
+    await store.close();
     throw error;
   }
   const client = new PairExchanges({

@@ -44,7 +44,7 @@ async function handleReplicate(deps: HandlerDeps, ctx: Context): Promise<void> {
         if (replica === undefined || replica.isClosed) {
           throw new TesseraError('PARTITION_NOT_FOUND', `broker ${deps.link.brokerId} holds no replica of ${push.topic}/${push.partition} (yet)`);
         }
-        return await applyPush(replica, push as ParsedPush, parts[i]);
+        return await replica.followerTurn(() => applyPush(replica, push as ParsedPush, parts[i]));
       } catch (error) {
         return { error: inlineError(deps, error) };
       }

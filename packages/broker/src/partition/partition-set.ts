@@ -60,6 +60,6 @@ export class PartitionSet {
     const replicas = this.all();
     this.replicas.clear();
     await Promise.allSettled(replicas.map((replica) => replica.close()));
-    this.options.store.close();
+    await this.options.store.close();
   }
 }

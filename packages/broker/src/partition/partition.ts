@@ -130,6 +130,8 @@ export class Partition {
   private flushLoopDone: Promise<void> = Promise.resolve();
   /** Serializes flushes and catch-up batches: the secondary sees one push at a time. */
   private readonly lock = new Mutex();
+  /** Serializes the pushes a follower applies (see followerTurn). */
+  private readonly followerLock = new Mutex();
   private sync: SecondarySync | undefined;
   private catchUp: AbortController | undefined;
   private catchUpDone: Promise<void> = Promise.resolve();
@@ -806,13 +808,23 @@ export class Partition {
    * re-encoded to its records below it), append `batches`, store `commits`, and take the
    * primary's HW, all in the broker's next group commit. Resolves once durable.
    */
+  /**
+   * Runs one push of the primary (checks and write) after the previous one of this partition
+   * finished: a push sent again after a timeout must not be checked against a log that an
+   * earlier push is still changing.
+   */
+  followerTurn<T>(apply: () => Promise<T>): Promise<T> {
+    return this.followerLock.run(apply);
+  }
+
   async followerWrite(write: { truncateTo?: number; batches: StoredBatch[]; commits: GroupOffset[]; hw: number }): Promise<void> {
     assert(this.role === 'secondary', `${this.topic}/${this.partition}: a primary does not take pushes`);
     const log = this.store;
     const pending: Array<Promise<void>> = [];
     if (write.truncateTo !== undefined && write.truncateTo < log.leo) {
       const to = Math.max(write.truncateTo, log.logStartOffset);
-      const straddling = to > log.logStartOffset ? log.batchAt(to - 1) : undefined;
+      // Reads the committed log (waiting for queued writes): pushes of this partition are serialized (followerTurn).
+      const straddling = to > log.logStartOffset ? await log.batchAt(to - 1) : undefined;
       const cut = straddling !== undefined && straddling.lastOffset >= to ? cutBatch(straddling, straddling.baseOffset, to) : undefined;
       this.logger.info({ from: log.leo, to }, 'truncating the log to where it agrees with the primary');
       pending.push(log.truncate(to, cut));

@@ -15,8 +15,8 @@ beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-store-'));
   store = BrokerStore.open(dir, 'full');
 });
-afterEach(() => {
-  if (store.isOpen) store.close();
+afterEach(async () => {
+  if (store.isOpen) await store.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -84,7 +84,7 @@ describe('BrokerStore', () => {
   it('truncates inside a batch by keeping its records below the point, and fixes the epoch history', async () => {
     const log = store.log('t', 0);
     await log.append([batch(0, 4, 1), batch(4, 4, 2)], [], 8);
-    const straddling = log.batchAt(5)!;
+    const straddling = (await log.batchAt(5))!;
     expect(straddling.baseOffset).toBe(4);
     const { cutBatch } = await import('./batch-index.js');
     await log.truncate(6, cutBatch(straddling, straddling.baseOffset, 6));
@@ -105,7 +105,7 @@ describe('BrokerStore', () => {
     const b = store.log('b', 7);
     await Promise.all([a.append([batch(0, 3, 1)], [{ group: 'g', offset: 2, generation: 4 }], 2), b.append([batch(0, 1, 0), batch(1, 1, 1)], [], 2)]);
     await a.checkpointHw(3);
-    store.close();
+    await store.close();
     store = BrokerStore.open(dir, 'normal');
     const reopened = store.log('a', 0);
     expect(reopened.leo).toBe(3);

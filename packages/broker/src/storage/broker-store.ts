@@ -5,15 +5,20 @@
  * on the write or read path looks at single records.
  *
  * Group commit across partitions: every write (append, truncation, commit of group offsets,
- * HW checkpoint) is queued with `write()`, and one flush per event-loop turn runs all queued
- * writes of every partition in ONE transaction, so at most one fsync covers them all. A log's
- * in-memory view (LEO, epoch history) moves when its write is queued, so the next write of
- * the same log checks against it; readers only read what their callers know is committed.
- * A write that fails is fatal (the database and the in-memory view could disagree): the
- * broker stops loudly, like a Kafka broker whose only log directory failed.
+ * HW checkpoint) is queued with `write()` as statements to run, and all queued writes of
+ * every partition go in ONE transaction, so at most one fsync covers them all. The
+ * transactions run on a worker thread with its own connection (WAL: one writer, readers
+ * beside it), so the event loop keeps serving fetches, pushes and heartbeats while the disk
+ * syncs; the next transaction takes everything queued meanwhile. A log's in-memory view (LEO,
+ * epoch history) moves when its write is queued, so the next write of the same log checks
+ * against it; readers (this thread's connection) only read what their callers know is
+ * committed. A write that fails is fatal (the database and the in-memory view could
+ * disagree): the broker stops loudly, like a Kafka broker whose only log directory failed.
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { InvariantError, assert } from '../util/assert.js';
 import { META_SCHEMA_VERSION, SCHEMA, SCHEMA_VERSION, SQL } from './sql.js';
@@ -47,16 +52,55 @@ export const DATABASE_FILE = 'broker.db';
 
 type Stmt = Database.Statement;
 type Statements = Record<keyof typeof SQL, Stmt>;
+/** One statement of a write, by name, with its parameters. */
+export type WriteOp = [statement: keyof typeof SQL, ...params: Array<string | number | Buffer | null>];
+
+/**
+ * The commit thread (plain JavaScript, evaluated as a worker so it runs the same from sources
+ * and from dist): its own connection, the same prepared statements, one transaction per message.
+ */
+const COMMIT_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file);
+db.pragma('journal_mode = WAL');
+db.pragma('synchronous = ' + workerData.synchronous);
+const statements = {};
+for (const [name, sql] of Object.entries(workerData.sql)) statements[name] = db.prepare(sql);
+const asBuffer = (p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p);
+const run = db.transaction((ops) => {
+  for (const op of ops) statements[op[0]].run(...op.slice(1).map(asBuffer));
+});
+parentPort.on('message', (message) => {
+  if (message.close) {
+    db.close();
+    parentPort.postMessage({ closed: true });
+    return;
+  }
+  try {
+    run(message.ops);
+    parentPort.postMessage({ ok: true });
+  } catch (error) {
+    parentPort.postMessage({ error: String((error && error.message) || error) });
+  }
+});
+`;
 
 export class BrokerStore {
   readonly file: string;
   private readonly db: Database.Database;
   readonly stmt: Statements;
-  private pending: Array<() => void> = [];
+  private pending: WriteOp[] = [];
+  private pendingWrites = 0;
   private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
   private closed = false;
-  private readonly runPending: (work: Array<() => void>) => void;
+  private failed: Error | undefined;
+  private readonly worker: Worker;
+  /** The transaction the worker runs now (one at a time, in order). */
+  private inFlight: { waiters: BrokerStore['waiters']; writes: number; startedMs: number } | undefined;
+  private idleWaiters: Array<() => void> = [];
+  private closedByWorker: (() => void) | undefined;
   /** Called with the number of writes and the milliseconds of every group commit (metrics). */
   onCommit: ((writes: number, ms: number) => void) | undefined;
   /** Called when a write failed: the broker must stop (see the module comment). */
@@ -79,9 +123,17 @@ export class BrokerStore {
     else if (Number(version) !== SCHEMA_VERSION) {
       throw new Error(`${file} has storage schema ${version}, this broker reads schema ${SCHEMA_VERSION}`);
     }
-    this.runPending = this.db.transaction((work: Array<() => void>) => {
-      for (const fn of work) fn();
+    this.worker = new Worker(COMMIT_WORKER, {
+      eval: true,
+      workerData: {
+        file,
+        synchronous: durability === 'full' ? 'FULL' : 'NORMAL',
+        sql: SQL,
+        driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+      },
     });
+    this.worker.on('message', (message: { ok?: true; error?: string; closed?: true }) => this.onWorkerMessage(message));
+    this.worker.on('error', (error) => this.fail(new Error(`storage commit thread failed: ${error.message}`, { cause: error })));
   }
 
   static open(dataDir: string, durability: Durability): BrokerStore {
@@ -101,50 +153,89 @@ export class BrokerStore {
   }
 
   /**
-   * Queues `work` (synchronous SQL through `stmt`) for the next group commit and resolves once
-   * the transaction holding it committed. Writes run in the order they were queued.
+   * Queues the statements of one write for the next group commit and resolves once the
+   * transaction holding it committed. Writes run in the order they were queued.
    */
-  write(work: () => void): Promise<void> {
+  write(ops: WriteOp[]): Promise<void> {
     this.assertOpen();
-    this.pending.push(work);
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    for (const op of ops) this.pending.push(op);
+    this.pendingWrites++;
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    if (!this.scheduled) {
+    if (!this.scheduled && this.inFlight === undefined) {
       this.scheduled = true;
       // setImmediate runs after the I/O callbacks of this loop turn: every request that arrived
       // together shares the transaction, and nothing waits for a timer.
-      setImmediate(() => this.flush());
+      setImmediate(() => this.send());
     }
     return done;
   }
 
-  /** Runs every queued write in one transaction now (also used on close). */
-  flush(): void {
+  /** Resolves once every write queued so far is committed. */
+  idle(): Promise<void> {
+    if (this.inFlight === undefined && this.pendingWrites === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Hands everything queued to the commit thread, unless a transaction is running (then it follows). */
+  private send(): void {
     this.scheduled = false;
-    if (this.pending.length === 0) return;
-    const work = this.pending;
-    const waiters = this.waiters;
-    this.pending = [];
-    this.waiters = [];
-    const startedMs = performance.now();
-    try {
-      this.runPending(work);
-    } catch (error) {
-      for (const waiter of waiters) waiter.reject(error);
-      this.onFatal(error instanceof InvariantError ? error : new Error(`storage write failed: ${(error as Error).message}`, { cause: error }));
+    if (this.inFlight !== undefined || this.failed !== undefined) return;
+    if (this.pendingWrites === 0) {
+      const waiting = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiting) resolve();
       return;
     }
-    this.onCommit?.(work.length, performance.now() - startedMs);
-    for (const waiter of waiters) waiter.resolve();
+    this.inFlight = { waiters: this.waiters, writes: this.pendingWrites, startedMs: performance.now() };
+    const ops = this.pending;
+    this.pending = [];
+    this.pendingWrites = 0;
+    this.waiters = [];
+    this.worker.postMessage({ ops });
+  }
+
+  private onWorkerMessage(message: { ok?: true; error?: string; closed?: true }): void {
+    if (message.closed) {
+      this.closedByWorker?.();
+      return;
+    }
+    const done = this.inFlight;
+    if (done === undefined) return;
+    this.inFlight = undefined;
+    if (message.error !== undefined) {
+      const error = new Error(`storage write failed: ${message.error}`);
+      for (const waiter of done.waiters) waiter.reject(error);
+      this.fail(error);
+      return;
+    }
+    this.onCommit?.(done.writes, performance.now() - done.startedMs);
+    for (const waiter of done.waiters) waiter.resolve();
+    // What was queued during this transaction goes in the next one at once.
+    this.send();
+  }
+
+  private fail(error: Error): void {
+    if (this.failed !== undefined) return;
+    this.failed = error;
+    for (const waiter of this.waiters) waiter.reject(error);
+    this.waiters = [];
+    this.onFatal(error);
   }
 
   get isOpen(): boolean {
     return !this.closed;
   }
 
-  close(): void {
+  /** Commits what is queued, stops the commit thread and closes the database. */
+  async close(): Promise<void> {
     if (this.closed) return;
-    this.flush();
+    if (this.failed === undefined) await this.idle();
     this.closed = true;
+    const closed = new Promise<void>((resolve) => (this.closedByWorker = resolve));
+    this.worker.postMessage({ close: true });
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+    await this.worker.terminate();
     this.db.close();
   }
 
@@ -253,14 +344,13 @@ export class PartitionLog {
     const checkpoint = hw ?? this.checkpointedHw;
     this.checkpointedHw = checkpoint;
     const logStart = this.logStartValue;
-    const { stmt } = this.store;
+    const ops: WriteOp[] = [];
+    for (const [epoch, start] of newEpochs) ops.push(['insertEpoch', topic, partition, epoch, start]);
+    for (const b of batches) ops.push(['insertBatch', topic, partition, b.baseOffset, b.lastOffset, b.epoch, b.maxTimestamp, b.bytes]);
+    for (const c of commits) ops.push(['upsertGroupOffset', topic, partition, c.group, c.offset, c.generation]);
+    ops.push(['upsertPartition', topic, partition, checkpoint, logStart]);
     return this.store
-      .write(() => {
-        for (const [epoch, start] of newEpochs) stmt.insertEpoch.run(topic, partition, epoch, start);
-        for (const b of batches) stmt.insertBatch.run(topic, partition, b.baseOffset, b.lastOffset, b.epoch, b.maxTimestamp, b.bytes);
-        for (const c of commits) stmt.upsertGroupOffset.run(topic, partition, c.group, c.offset, c.generation);
-        stmt.upsertPartition.run(topic, partition, checkpoint, logStart);
-      })
+      .write(ops)
       .then(() => {
         this.durableLeoValue = leo;
       });
@@ -287,11 +377,13 @@ export class PartitionLog {
     return batches;
   }
 
-  /** The stored batch holding `offset` (for cutting it at a truncation point), undefined outside the log. */
-  batchAt(offset: number): StoredBatch | undefined {
+  /**
+   * The stored batch holding `offset` (for cutting it at a truncation point), undefined outside
+   * the log. It may still be queued for the group commit: this waits for what is queued first.
+   */
+  async batchAt(offset: number): Promise<StoredBatch | undefined> {
     this.store.assertOpen();
-    // The batch may still be queued for the group commit: commit what is pending before reading.
-    this.store.flush();
+    await this.store.idle();
     const row = this.store.stmt.batchAt.get(this.topic, this.partition, offset) as (BatchRow & { max_timestamp: number }) | undefined;
     if (row === undefined || row.last_offset < offset) return undefined;
     return { baseOffset: row.base_offset, lastOffset: row.last_offset, epoch: row.epoch, maxTimestamp: row.max_timestamp, bytes: row.data };
@@ -314,14 +406,11 @@ export class PartitionLog {
     this.checkpointedHw = Math.min(this.checkpointedHw, toOffset);
     const hw = this.checkpointedHw;
     const logStart = this.logStartValue;
-    const { stmt } = this.store;
+    const ops: WriteOp[] = [['deleteBatchesFrom', topic, partition, cut?.baseOffset ?? toOffset]];
+    if (cut !== undefined) ops.push(['insertBatch', topic, partition, cut.baseOffset, cut.lastOffset, cut.epoch, cut.maxTimestamp, cut.bytes]);
+    ops.push(['deleteEpochsFrom', topic, partition, toOffset], ['upsertPartition', topic, partition, hw, logStart]);
     return this.store
-      .write(() => {
-        stmt.deleteBatchesFrom.run(topic, partition, cut?.baseOffset ?? toOffset);
-        if (cut !== undefined) stmt.insertBatch.run(topic, partition, cut.baseOffset, cut.lastOffset, cut.epoch, cut.maxTimestamp, cut.bytes);
-        stmt.deleteEpochsFrom.run(topic, partition, toOffset);
-        stmt.upsertPartition.run(topic, partition, hw, logStart);
-      })
+      .write(ops)
       .then(() => {
         this.durableLeoValue = toOffset;
       });
@@ -333,7 +422,7 @@ export class PartitionLog {
     if (hw === this.checkpointedHw) return Promise.resolve();
     this.checkpointedHw = hw;
     const { topic, partition, logStartValue } = this;
-    return this.store.write(() => this.store.stmt.upsertPartition.run(topic, partition, hw, logStartValue));
+    return this.store.write([['upsertPartition', topic, partition, hw, logStartValue]]);
   }
 
   groupOffset(group: string): GroupOffset | undefined {
@@ -352,13 +441,12 @@ export class PartitionLog {
   /** Deletes the whole log (this broker no longer holds the replica). */
   destroy(): Promise<void> {
     const { topic, partition } = this;
-    const { stmt } = this.store;
-    return this.store.write(() => {
-      stmt.deleteBatches.run(topic, partition);
-      stmt.deleteEpochs.run(topic, partition);
-      stmt.deleteGroupOffsets.run(topic, partition);
-      stmt.deletePartition.run(topic, partition);
-    });
+    return this.store.write([
+      ['deleteBatches', topic, partition],
+      ['deleteEpochs', topic, partition],
+      ['deleteGroupOffsets', topic, partition],
+      ['deletePartition', topic, partition],
+    ]);
   }
 }
 

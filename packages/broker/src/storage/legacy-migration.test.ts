@@ -63,7 +63,7 @@ describe('migration of the per-partition layout', () => {
       expect(fs.existsSync(path.join(dir, MIGRATED_DIR, 'orders', '0.db'))).toBe(true);
       expect(await migrateLegacyLayout(dir, store, logger)).toBe(0);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
@@ -79,7 +79,7 @@ describe('migration of the per-partition layout', () => {
       expect(store.log('t', 0).leo).toBe(10);
       expect(store.log('t', 0).readBatches(0, 10, 1 << 20).length).toBeGreaterThan(0);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
@@ -98,7 +98,7 @@ describe('migration of the per-partition layout', () => {
       // Nothing of it was moved or deleted.
       expect(fs.existsSync(path.join(dir, 'weird', '0.db'))).toBe(true);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

@@ -112,7 +112,6 @@ async function migrateOne(store: BrokerStore, topic: string, partition: number, 
       if (pending.length === 0) return;
       const written = log.append(pending);
       pending = [];
-      store.flush();
       await written;
     };
     for (const record of db.prepare(LEGACY_SQL.records).iterate() as Iterable<LegacyRecord>) {
@@ -132,13 +131,10 @@ async function migrateOne(store: BrokerStore, topic: string, partition: number, 
     const hw = Math.min(Number(meta.get('hw') ?? 0), leo);
     if (pending.length === 0) {
       // An empty log (or one whose tail only held commits): still carry the commits and HW.
-      const written = log.append([], commits, hw);
-      store.flush();
-      await written;
+      await log.append([], commits, hw);
     } else {
       const written = log.append(pending, commits, hw);
       pending = [];
-      store.flush();
       await written;
     }
     // The new log must say what the old one said.
