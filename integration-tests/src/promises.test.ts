@@ -184,19 +184,21 @@ describe('Tessera promises', () => {
     // A real consumer process (the CLI) joins first and is then SIGKILLed: it never leaves the group.
     const crashing = spawn(
       process.execPath,
-      [ENTRY_POINTS.cli, 'consume', 'work', '--group', 'workers', '--coordinator', cluster.coordinatorUrl, '--max-messages', '1000000'],
+      [ENTRY_POINTS.cli, 'consume', 'work', '--group', 'workers', '--from-beginning', '--coordinator', cluster.coordinatorUrl, '--max-messages', '1000000'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    // What the CLI printed it processed: its commits may move those partitions past them, so
-    // they count as delivered to the group (they come again only if it crashed before committing).
+    // The CLI member starts at the oldest record like the survivor (without --from-beginning
+    // it would start at the end and may commit that before it is killed, which rightly skips
+    // the older records for the whole group). What it printed it processed: its commits may
+    // move those partitions past them, so they count as delivered to the group.
     let printed = '';
     crashing.stdout.on('data', (chunk: Buffer) => {
       printed += chunk.toString('utf8');
       const lines = printed.split('\n');
       printed = lines.pop() ?? '';
       for (const line of lines.filter((l) => l.trim() !== '')) {
-        const record = JSON.parse(line) as { value: string; partition: number; offset: number };
-        history.delivered('workers', Buffer.from(record.value, 'utf8'), record.partition, record.offset);
+        const record = JSON.parse(line) as { value: string; partition: number; offset: number; encoding?: 'base64' };
+        history.delivered('workers', Buffer.from(record.value, record.encoding ?? 'utf8'), record.partition, record.offset);
       }
     });
     crashing.stderr.resume();
