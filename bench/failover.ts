@@ -244,8 +244,9 @@ async function main(): Promise<void> {
       const records = await consumer.poll({ maxRecords: 10_000, waitMs: 500 });
       for (const record of records) {
         delivered++;
-        if (!seen.has(record.value)) lastNewMs = performance.now();
-        seen.add(record.value);
+        const value = record.value?.toString() ?? '';
+        if (!seen.has(value)) lastNewMs = performance.now();
+        seen.add(value);
       }
       if (records.length > 0) await consumer.commit(records);
       if (seen.size >= acknowledged.size) {

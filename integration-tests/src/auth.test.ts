@@ -70,7 +70,7 @@ async function readAll(topic: string, group: string, expected: number): Promise<
   const consumer = admin.consumer({ group, topic, fromBeginning: true, waitMs: 200 });
   const values: string[] = [];
   await waitFor(async () => {
-    for (const record of await consumer.poll()) values.push(record.value);
+    for (const record of await consumer.poll()) values.push(record.value?.toString() ?? '');
     return values.length >= expected;
   }, { what: `${expected} records of ${topic}`, timeoutMs: 20_000 });
   await consumer.close();

@@ -362,12 +362,16 @@ describe('tessera CLI against a tessera dev cluster', () => {
   });
 
   it('bench produce reports throughput and latency as JSON', async () => {
-    const result = await tessera(['bench', 'produce', '--topic', 'cli-bench', '--messages', '200', '--size', '64', '--concurrency', '50', '--json']);
+    const result = await tessera(['bench', 'produce', '--topic', 'cli-bench', '--messages', '200', '--size', '64', '--max-in-flight', '50', '--json']);
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout);
-    expect(report).toMatchObject({ mode: 'produce', messages: 200, sizeBytes: 64, failed: 0 });
-    expect(report.messagesPerSecond).toBeGreaterThan(0);
+    expect(report).toMatchObject({ mode: 'produce', messages: 200, sizeBytes: 64, maxInFlight: 50, failed: 0 });
+    expect(report.recordsPerSecond).toBeGreaterThan(0);
     expect(report.ackLatencyMs.p99).toBeGreaterThanOrEqual(report.ackLatencyMs.p50);
+    // Every process's CPU per record, read from each service's /metrics (and this process's own).
+    expect(report.cpu.map((c: { process: string }) => c.process)).toEqual(['coordinator', 'broker-1', 'broker-2', 'broker-3', 'bench']);
+    for (const use of report.cpu) expect(use.microsPerRecord).toBeGreaterThan(0);
+    expect(report.loadAverage.cpus).toBeGreaterThan(0);
   });
 
   it('a broker killed with SIGKILL is reported by dev and shown dead; the cluster keeps serving', async () => {

@@ -106,7 +106,7 @@ describe('a three-broker cluster', () => {
     const firstSeen = new Set<string>();
     while (firstSeen.size < 250) {
       const records = await first.poll({ maxRecords: 50 });
-      for (const record of records) firstSeen.add(record.value);
+      for (const record of records) firstSeen.add(record.value!.toString());
       await first.commit(records);
     }
     await first.close();
@@ -127,7 +127,7 @@ describe('a three-broker cluster', () => {
     const secondSeen = new Set<string>();
     await waitFor(
       async () => {
-        for (const record of await second.poll({ maxRecords: 500 })) secondSeen.add(record.value);
+        for (const record of await second.poll({ maxRecords: 500 })) secondSeen.add(record.value!.toString());
         return firstSeen.size + secondSeen.size >= acknowledged;
       },
       { what: 'the rest of the records after the restart' },

@@ -203,7 +203,7 @@ describe('rebalancing', () => {
     const consumer = client.consumer({ group: 'after', topic, fromBeginning: true, waitMs: 200 });
     const seen = new Set<string>();
     await waitFor(async () => {
-      for (const record of await consumer.poll()) seen.add(record.key ?? '');
+      for (const record of await consumer.poll()) seen.add(record.key?.toString() ?? '');
       return seen.size === 30;
     }, { timeoutMs: 30_000, what: 'every record read back' });
     await consumer.close();

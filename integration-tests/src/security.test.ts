@@ -115,7 +115,7 @@ describe.skipIf(launcher !== 'processes')('a cluster with service identity', () 
     const consumer = client.consumer({ group: 'sec-check', topic, fromBeginning: true, waitMs: 200 });
     const values: string[] = [];
     await waitFor(async () => {
-      for (const record of await consumer.poll()) values.push(record.value);
+      for (const record of await consumer.poll()) values.push(record.value?.toString() ?? '');
       return values.length >= 2;
     }, { what: 'the two acknowledged records' });
     expect(values).toEqual(['real-0', 'real-1']);
@@ -292,7 +292,7 @@ describe.skipIf(launcher !== 'processes')('a cluster with TLS on every hop', () 
     for (let i = 0; i < 4; i++) await producer.send({ topic: 'tls-orders', key: `k${i}`, value: `v${i}` });
     const consumer = client.consumer({ group: 'tls-group', topic: 'tls-orders', fromBeginning: true, waitMs: 200 });
     const values: string[] = [];
-    await waitFor(async () => (values.push(...(await consumer.poll()).map((r) => r.value)), values.length >= 4), { what: 'four records' });
+    await waitFor(async () => (values.push(...(await consumer.poll()).map((r) => r.value?.toString() ?? '')), values.length >= 4), { what: 'four records' });
     expect(values.sort()).toEqual(['v0', 'v1', 'v2', 'v3']);
     await consumer.close();
   });
@@ -379,7 +379,7 @@ describe.skipIf(launcher !== 'processes')('a cluster with TLS on every hop', () 
     const consumer = client.consumer({ group: 'tls-check', topic: 'tls-replica', fromBeginning: true, waitMs: 200 });
     await client.producer({ lingerMs: 0 }).send({ topic: 'tls-replica', value: 'real-2' });
     const values: string[] = [];
-    await waitFor(async () => (values.push(...(await consumer.poll()).map((r) => r.value)), values.length >= 2), { what: 'two records' });
+    await waitFor(async () => (values.push(...(await consumer.poll()).map((r) => r.value?.toString() ?? '')), values.length >= 2), { what: 'two records' });
     expect(values).toEqual(['real', 'real-2']);
     await consumer.close();
   });

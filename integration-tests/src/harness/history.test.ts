@@ -1,6 +1,6 @@
 // Proves the history checker finds each kind of anomaly it reports, so a clean report means something.
 import { describe, expect, it } from 'vitest';
-import { History, recordValue } from './history.js';
+import { History, recordId, recordValue } from './history.js';
 
 function history(): History {
   const h = new History();
@@ -26,10 +26,24 @@ describe('History', () => {
     h.delivered('g', recordValue('k', 0, 'u0'), 0, 1);
     h.delivered('g', recordValue('x', 0, 'never-sent'), 1, 0);
     const report = h.check('g');
-    expect(report.lost).toEqual([recordValue('k', 1, 'u1')]);
-    expect(report.unexpected).toEqual([recordValue('x', 0, 'never-sent')]);
+    expect(report.lost).toEqual(['k:1:u1']);
+    expect(report.unexpected).toEqual(['x:0:never-sent']);
     expect(report.reordered).toEqual([{ key: 'k', seq: 0, after: 2 }]);
     expect(report.duplicates).toBe(1);
+  });
+
+  it('reports a value whose bytes changed (or became text) as unexpected, and its record as lost', () => {
+    const h = history();
+    const changed = recordValue('k', 0, 'u0');
+    changed[changed.length - 1] ^= 1;
+    h.delivered('g', changed, 0, 0);
+    h.delivered('g', Buffer.from(recordValue('k', 1, 'u1').toString('utf8')), 0, 1);
+    h.delivered('g', recordValue('k', 2, 'u2'), 0, 2);
+    const report = h.check('g');
+    expect(report.unexpected).toHaveLength(2);
+    expect(report.unexpected.every((id) => id.startsWith('corrupt:'))).toBe(true);
+    expect(report.lost).toEqual(['k:0:u0', 'k:1:u1']);
+    expect(recordId(null)).toBe('corrupt:null');
   });
 
   it('does not count a record the producer was unsure of as lost', () => {

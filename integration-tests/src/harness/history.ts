@@ -2,16 +2,39 @@
  * The history checker: it records what producers were told about every record (ok,
  * failed, unknown) and every delivery to a consumer group, then reports what a user
  * of a broker cares about: acknowledged records never delivered (lost), deliveries of
- * records never sent (unexpected), a key's records delivered out of the order they
+ * records never sent or whose bytes changed (unexpected), a key's records delivered out of the order they
  * were acknowledged in (reordered), and records delivered more than once (duplicates,
  * allowed under at-least-once but counted).
  */
 
+import { createHash } from 'node:crypto';
+
 export type ProduceOutcome = 'ok' | 'failed' | 'unknown';
 
-/** Every record value a workload sends is `${key}:${seq}:${unique}`, so a delivery names its origin. */
-export function recordValue(key: string, seq: number, unique: string): string {
-  return `${key}:${seq}:${unique}`;
+/**
+ * Every record value a workload sends is bytes: its id `${key}:${seq}:${unique}` as text,
+ * a NUL byte, then check bytes derived from the id that are not valid UTF-8 (0xff 0xfe and
+ * eight bytes of its SHA-256). So a delivery names its origin, and a value changed on the
+ * way (or turned into text) shows up as corrupt.
+ */
+export function recordValue(key: string, seq: number, unique: string): Buffer {
+  const id = `${key}:${seq}:${unique}`;
+  return Buffer.concat([Buffer.from(id, 'utf8'), Buffer.from([0]), checkBytes(id)]);
+}
+
+function checkBytes(id: string): Buffer {
+  return Buffer.concat([Buffer.from([0xff, 0xfe]), createHash('sha256').update(id).digest().subarray(0, 8)]);
+}
+
+/** The id of a value made by `recordValue`, or `corrupt:<base64>` when its bytes are not intact. */
+export function recordId(value: Buffer | null): string {
+  if (value === null) return 'corrupt:null';
+  const nul = value.indexOf(0);
+  if (nul > 0) {
+    const id = value.subarray(0, nul).toString('utf8');
+    if (value.subarray(nul + 1).equals(checkBytes(id))) return id;
+  }
+  return `corrupt:${value.toString('base64')}`;
 }
 
 function parseValue(value: string): { key: string; seq: number } | undefined {
@@ -40,18 +63,19 @@ export class History {
   private readonly groups = new Map<string, Array<{ value: string; partition: number; offset: number }>>();
 
   /** Call before sending, so a record whose outcome never arrives counts as unknown. */
-  sending(value: string): void {
-    this.outcomes.set(value, 'unknown');
+  sending(value: Buffer): void {
+    this.outcomes.set(recordId(value), 'unknown');
   }
 
-  produced(value: string, outcome: ProduceOutcome): void {
-    this.outcomes.set(value, outcome);
+  produced(value: Buffer, outcome: ProduceOutcome): void {
+    this.outcomes.set(recordId(value), outcome);
   }
 
-  delivered(group: string, value: string, partition: number, offset: number): void {
+  /** A delivery of `value` (bytes as consumed); a value whose bytes changed counts as unexpected. */
+  delivered(group: string, value: Buffer | null, partition: number, offset: number): void {
     let deliveries = this.groups.get(group);
     if (!deliveries) this.groups.set(group, (deliveries = []));
-    deliveries.push({ value, partition, offset });
+    deliveries.push({ value: recordId(value), partition, offset });
   }
 
   private deliveriesOf(group: string) {

@@ -10,7 +10,12 @@ import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  FRAME_CONTENT_TYPE,
   TesseraError,
+  decodeFrame,
+  decodeRecordBatch,
+  encodeFrame,
+  encodeRecordBatch,
   isrChangeRequest,
   openApiDocument,
   parseOrThrow,
@@ -24,6 +29,7 @@ import {
 } from '@tessera/protocol';
 import { createHttpService, createLogger, type HttpService } from '@tessera/service';
 import { startBroker, type RunningBroker } from './index.js';
+import { oldRecords, writeLegacyReplica } from './test-support/legacy-layout.js';
 
 const LOG_LEVEL = process.env.TESSERA_TEST_LOG_LEVEL ?? 'silent';
 
@@ -185,17 +191,36 @@ function records(n: number, prefix: string) {
   return Array.from({ length: n }, (_, i) => ({ key: `k${i % 3}`, value: `${prefix}-${i}` }));
 }
 
-/** Records and group offsets stored in a replica's database file (read-only, beside the broker). */
+/** Records and group offsets of one replica as stored in its broker's database (read-only, beside the broker). */
 function onDisk(dataDir: string, topic: string, partition: number) {
-  const db = new Database(path.join(dataDir, topic, `${partition}.db`), { readonly: true, fileMustExist: true });
+  const db = new Database(path.join(dataDir, 'broker.db'), { readonly: true, fileMustExist: true });
   try {
-    const values = (db.prepare('SELECT value FROM records ORDER BY offset').all() as Array<{ value: string }>).map((r) => r.value);
-    const groups = db.prepare('SELECT group_id, offset, generation FROM group_offsets').all();
-    const epochs = db.prepare('SELECT epoch, start_offset FROM epochs ORDER BY epoch').all();
-    return { values, groups, epochs };
+    const rows = db.prepare('SELECT data FROM batches WHERE topic = ? AND partition = ? ORDER BY base_offset').all(topic, partition) as Array<{ data: Buffer }>;
+    const values = rows.flatMap((row) => decodeRecordBatch(row.data).records.map((r) => r.value?.toString() ?? null));
+    const groups = db.prepare('SELECT group_id, offset, generation FROM group_offsets WHERE topic = ? AND partition = ?').all(topic, partition);
+    const epochs = db.prepare('SELECT epoch, start_offset FROM epochs WHERE topic = ? AND partition = ? ORDER BY epoch').all(topic, partition);
+    const held = db.prepare('SELECT COUNT(*) AS n FROM partitions WHERE topic = ? AND partition = ?').get(topic, partition) as { n: number };
+    return { values, groups, epochs, held: held.n > 0 };
   } finally {
     db.close();
   }
+}
+
+/** Sends one replication exchange holding `pushes` (each with its batches) and returns the answer to each. */
+async function exchange(target: string, pushes: Array<{ head: Record<string, unknown>; batches: Buffer[] }>): Promise<any[]> {
+  const head = { from: 1, pushes: pushes.map((p) => ({ commits: [], hw: 0, ...p.head, bytes: p.batches.reduce((n, b) => n + b.length, 0) })) };
+  const response = await fetch(`${target}/internal/replicate`, {
+    method: 'POST',
+    headers: { 'content-type': FRAME_CONTENT_TYPE },
+    body: Buffer.concat(encodeFrame(head, pushes.flatMap((p) => p.batches))),
+  });
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { answers: any[] }).answers;
+}
+
+/** A batch of one record at `offset` written in `epoch`, value `v<offset>`. */
+function rec(offset: number, epoch: number): Buffer {
+  return encodeRecordBatch([{ key: null, value: Buffer.from(`v${offset}`), timestamp: 1 }], { baseOffset: offset, partitionLeaderEpoch: epoch });
 }
 
 describe('broker over HTTP with a stub coordinator', () => {
@@ -203,6 +228,7 @@ describe('broker over HTTP with a stub coordinator', () => {
   const dataDir = (id: number) => path.join(root, `broker-${id}`);
   const coordinator = new StubCoordinator();
   const brokers = new Map<number, RunningBroker>();
+  const fatal: Error[] = [];
 
   async function start(id: number, port = 0): Promise<RunningBroker> {
     const broker = await startBroker({
@@ -214,8 +240,12 @@ describe('broker over HTTP with a stub coordinator', () => {
       heartbeatMs: 100,
       replicaTimeoutMs: 400,
       maxValueBytes: 1_000,
-      // Tiny replication batches, so flushes and catch-ups are pushed in many chunks.
-      limits: { catchUpBatchRecords: 7 },
+      // Tiny replication pushes (one batch each), so flushes and catch-ups are pushed in many chunks.
+      limits: { catchUpBatchBytes: 1 },
+      // A broken invariant fails the test run instead of exiting the test process.
+      onFatal: (error) => {
+        fatal.push(error);
+      },
       logger: createLogger('broker', { brokerId: id }, { level: LOG_LEVEL }),
     });
     brokers.set(id, broker);
@@ -236,6 +266,7 @@ describe('broker over HTTP with a stub coordinator', () => {
   });
 
   afterAll(async () => {
+    expect(fatal).toEqual([]);
     await Promise.allSettled([...brokers.values()].map((broker) => broker.close()));
     await coordinator.stop();
     fs.rmSync(root, { recursive: true, force: true });
@@ -370,6 +401,71 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(() => responseSchemas.committedOffsetsResponse.parse(offsets.body)).not.toThrow();
   });
 
+  it('stores the bytes of produced batches exactly, several partitions per frame, and fetches them back as frames or base64 JSON', async () => {
+    await coordinator.createTopic('binary', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] }, { partitions: 2 });
+    const oneMiB = Buffer.alloc(1024 * 1024, 7);
+    oneMiB[0] = 0xff;
+    const records = [
+      { key: Buffer.from([0, 1, 2]), value: Buffer.from([0xc3, 0x28, 0x00, 0xff]), headers: [{ key: 'h', value: Buffer.from([0x80]) }], timestamp: 5 },
+      { key: null, value: Buffer.alloc(0), headers: [{ key: 'null', value: null }], timestamp: 6 },
+      { key: Buffer.from('text key'), value: Buffer.from('plain text ✓'), timestamp: 7 },
+    ];
+    const first = encodeRecordBatch(records);
+    const big = encodeRecordBatch([{ key: null, value: oneMiB, timestamp: 8 }]);
+    const corrupt = encodeRecordBatch([{ key: null, value: Buffer.from('x'), timestamp: 9 }]);
+    corrupt[corrupt.length - 1] ^= 1;
+    const frame = (parts: Array<[number, Buffer[]]>) =>
+      Buffer.concat(encodeFrame({ partitions: parts.map(([partition, bs]) => ({ topic: 'binary', partition, bytes: bs.reduce((n, b) => n + b.length, 0) })) }, parts.flatMap(([, bs]) => bs)));
+    const produce = async (body: Buffer) => {
+      const response = await fetch(`${url(1)}/produce`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body });
+      return { status: response.status, body: (await response.json()) as any };
+    };
+
+    const answer = await produce(frame([[0, [first, big]], [1, [corrupt]]]));
+    expect(answer.status).toBe(200);
+    // Each partition on its own: partition 0 stored both batches, partition 1 refused its corrupt one.
+    expect(answer.body.partitions[0]).toEqual({ topic: 'binary', partition: 0, baseOffset: 0, lastOffset: 3, epoch: 0 });
+    expect(answer.body.partitions[1]).toMatchObject({ topic: 'binary', partition: 1, error: { code: 'INVALID_REQUEST' } });
+    expect(answer.body.partitions[1].error.message).toContain('CRC');
+    expect((await produce(Buffer.from('not a frame'))).status).toBe(400);
+
+    const response = await fetch(`${url(1)}/fetch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: FRAME_CONTENT_TYPE },
+      body: JSON.stringify({ partitions: [{ topic: 'binary', partition: 0, offset: 1 }, { topic: 'binary', partition: 1, offset: 0 }] }),
+    });
+    expect(response.headers.get('content-type')).toContain(FRAME_CONTENT_TYPE);
+    const { head, tail } = decodeFrame(Buffer.from(await response.arrayBuffer()));
+    const parts = (head as { partitions: Array<{ bytes: number; highWatermark: number }> }).partitions;
+    expect(parts.map((p) => p.highWatermark)).toEqual([4, 0]);
+    // Whole stored batches: the first begins before the requested offset.
+    const fetched = [];
+    for (let at = 0; at < parts[0].bytes; ) {
+      const { header, records: decoded } = decodeRecordBatch(tail, at);
+      fetched.push(...decoded);
+      at += 12 + header.batchLength;
+    }
+    expect(fetched.map((r) => r.offset)).toEqual([0, 1, 2, 3]);
+    expect(fetched.slice(0, 3).map((r) => [r.key, r.value, r.headers, r.timestamp])).toEqual(
+      records.map((r) => [r.key, r.value, r.headers ?? [], r.timestamp]),
+    );
+    expect(fetched[3].value!.equals(oneMiB)).toBe(true);
+
+    // JSON for curl users: base64 (and marked) where the bytes are not UTF-8, text otherwise.
+    const json = await post(`${url(1)}/fetch`, { partitions: [{ topic: 'binary', partition: 0, offset: 0 }], maxRecords: 3 });
+    expect(json.body.partitions[0].records).toEqual([
+      { offset: 0, timestamp: 5, key: 'AAEC', value: 'wygA/w==', headers: { h: 'gA==' }, encoding: 'base64' },
+      { offset: 1, timestamp: 6, key: null, value: '', headers: { null: null } },
+      { offset: 2, timestamp: 7, key: 'text key', value: 'plain text ✓', headers: null },
+    ]);
+    // And the JSON produce route takes base64 values.
+    const viaJson = await post(`${url(1)}/topics/binary/partitions/1/records`, { records: [{ value: Buffer.from([0xfe, 0]).toString('base64'), valueEncoding: 'base64' }] });
+    expect(viaJson.body).toMatchObject({ baseOffset: 0, count: 1 });
+    expect((await post(`${url(1)}/topics/binary/partitions/1/records`, { records: [{ value: '%%%', valueEncoding: 'base64' }] })).status).toBe(400);
+    const back = await post(`${url(1)}/fetch`, { partitions: [{ topic: 'binary', partition: 1, offset: 0 }] });
+    expect(back.body.partitions[0].records[0]).toMatchObject({ value: '/gA=', encoding: 'base64' });
+  });
+
   it('refuses NOT_ENOUGH_REPLICAS when minInsyncReplicas is 2 and the ISR has one member', async () => {
     await coordinator.createTopic('strict', { primary: 1, secondary: null, epoch: 0, isr: [1] }, { minInsyncReplicas: 2 });
     const refused = await post(`${url(1)}/topics/strict/partitions/0/records`, { records: records(1, 's') });
@@ -379,37 +475,34 @@ describe('broker over HTTP with a stub coordinator', () => {
 
   it('fences a push of a stale epoch, and answers OFFSET_MISMATCH with its log so a primary can truncate it', async () => {
     await coordinator.createTopic('fenced', { primary: 1, secondary: 2, epoch: 5, isr: [1, 2] });
-    const base = { topic: 'fenced', partition: 0, primaryId: 1, hw: 0, commits: [] };
-    const rec = (offset: number, epoch: number) => ({ offset, epoch, timestamp: 1, key: null, value: `v${offset}`, headers: null });
+    const base = { topic: 'fenced', partition: 0, primaryId: 1 };
 
-    const stale = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 4, baseOffset: 0, records: [rec(0, 4)] });
-    expect(stale.status).toBe(409);
-    expect(stale.body.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 5 });
+    const [stale] = await exchange(url(2), [{ head: { ...base, epoch: 4, baseOffset: 0 }, batches: [rec(0, 4)] }]);
+    expect(stale.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 5 });
 
-    const ok = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 5, baseOffset: 0, records: [rec(0, 5), rec(1, 5), rec(2, 5)] });
-    expect(ok.body).toEqual({ leo: 3, epoch: 5 });
-    const gap = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 5, baseOffset: 7, records: [rec(7, 5)] });
-    expect(gap.status).toBe(409);
-    expect(gap.body.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 3, epochs: [[5, 0]] });
+    const [ok] = await exchange(url(2), [{ head: { ...base, epoch: 5, baseOffset: 0 }, batches: [rec(0, 5), rec(1, 5), rec(2, 5)] }]);
+    expect(ok).toEqual({ leo: 3, epoch: 5 });
+    const [gap] = await exchange(url(2), [{ head: { ...base, epoch: 5, baseOffset: 7 }, batches: [rec(7, 5)] }]);
+    expect(gap.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 3, epochs: [[5, 0]] });
     // A newer primary truncates the tail it does not share and writes its own epoch.
-    const truncated = await post(`${url(2)}/internal/replicate`, {
-      ...base,
-      primaryId: 1,
-      epoch: 6,
-      baseOffset: 1,
-      truncateTo: 1,
-      records: [rec(1, 6)],
-    });
-    expect(truncated.body).toEqual({ leo: 2, epoch: 6 });
+    const [truncated] = await exchange(url(2), [{ head: { ...base, epoch: 6, baseOffset: 1, truncateTo: 1 }, batches: [rec(1, 6)] }]);
+    expect(truncated).toEqual({ leo: 2, epoch: 6 });
     expect(onDisk(dataDir(2), 'fenced', 0)).toMatchObject({ values: ['v0', 'v1'], epochs: [{ epoch: 5, start_offset: 0 }, { epoch: 6, start_offset: 1 }] });
     // A push whose previous record has another epoch than ours is refused, so diverged logs of one length are caught.
-    const otherPrev = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 6, baseOffset: 2, prevEpoch: 5, records: [] });
-    expect(otherPrev.body.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 2, epochs: [[5, 0], [6, 1]] });
-    const samePrev = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 6, baseOffset: 2, prevEpoch: 6, records: [rec(2, 6)] });
-    expect(samePrev.body).toEqual({ leo: 3, epoch: 6 });
+    const [otherPrev] = await exchange(url(2), [{ head: { ...base, epoch: 6, baseOffset: 2, prevEpoch: 5 }, batches: [] }]);
+    expect(otherPrev.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 2, epochs: [[5, 0], [6, 1]] });
+    // One exchange carries several pushes, each answered on its own: this one applies, the next is stale.
+    const [samePrev, nowStale] = await exchange(url(2), [
+      { head: { ...base, epoch: 6, baseOffset: 2, prevEpoch: 6 }, batches: [rec(2, 6)] },
+      { head: { ...base, epoch: 5, baseOffset: 3 }, batches: [] },
+    ]);
+    expect(samePrev).toEqual({ leo: 3, epoch: 6 });
     // Having seen epoch 6, the replica refuses epoch 5 now.
-    const nowStale = await post(`${url(2)}/internal/replicate`, { ...base, epoch: 5, baseOffset: 3, records: [] });
-    expect(nowStale.body.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 6 });
+    expect(nowStale.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 6 });
+    // A push whose batches do not follow each other is bad input, refused before anything is stored.
+    const [broken] = await exchange(url(2), [{ head: { ...base, epoch: 6, baseOffset: 3 }, batches: [rec(3, 6), rec(5, 6)] }]);
+    expect(broken.error).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect(onDisk(dataDir(2), 'fenced', 0).values).toEqual(['v0', 'v1', 'v2']);
   });
 
   it('answers bad requests with 4xx error bodies and stores nothing of them', async () => {
@@ -504,8 +597,9 @@ describe('broker over HTTP with a stub coordinator', () => {
     const oldPort = Number(new URL(url(1)).port);
     await brokers.get(1)!.close();
     brokers.delete(1);
-    const db = new Database(path.join(dataDir(1), 'moving', '0.db'));
-    db.prepare('INSERT INTO records (offset, epoch, timestamp, key, value, headers) VALUES (4, 0, 1, NULL, ?, NULL)').run('lost');
+    const db = new Database(path.join(dataDir(1), 'broker.db'));
+    const lost = encodeRecordBatch([{ key: null, value: Buffer.from('lost'), timestamp: 1 }], { baseOffset: 4, partitionLeaderEpoch: 0 });
+    db.prepare("INSERT INTO batches (topic, partition, base_offset, last_offset, epoch, max_timestamp, data) VALUES ('moving', 0, 4, 4, 0, 1, ?)").run(lost);
     db.close();
 
     const assignment = coordinator.assignment('moving', 0);
@@ -596,12 +690,43 @@ describe('broker over HTTP with a stub coordinator', () => {
     await start(2, secondaryPort);
   });
 
+  it('migrates a data dir of the per-partition layout when started on it, and serves every record and committed offset', async () => {
+    // Broker 3's data dir holds two replicas written by the former layout.
+    const legacy = oldRecords(300, (offset) => (offset < 120 ? 0 : 2));
+    writeLegacyReplica(dataDir(3), 'legacy', 0, legacy, { hw: 300, groups: [['readers', 250, 4]] });
+    writeLegacyReplica(dataDir(3), 'legacy', 1, oldRecords(5, () => 1), { hw: 5, groups: [] });
+    await coordinator.createTopic('legacy', { primary: 3, secondary: null, epoch: 2, isr: [3] }, { partitions: 2 });
+    await start(3);
+    try {
+      const read = await post(`${url(3)}/fetch`, { partitions: [{ topic: 'legacy', partition: 0, offset: 0 }, { topic: 'legacy', partition: 1, offset: 0 }] });
+      const [p0, p1] = read.body.partitions;
+      expect(p0.highWatermark).toBe(300);
+      expect(p0.records.map((r: any) => ({ offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers }))).toEqual(
+        legacy.map(({ epoch: _epoch, ...record }) => record),
+      );
+      expect(p1.records.map((r: any) => r.value)).toEqual(oldRecords(5, () => 1).map((r) => r.value));
+      const offsets = await post(`${url(3)}/offsets`, { group: 'readers', partitions: [{ topic: 'legacy', partition: 0 }] });
+      expect(offsets.body.partitions[0].offset).toBe(250);
+      // The epoch history came along: a write now starts epoch 2 at offset 300 after epochs 0 and 2.
+      expect((await post(`${url(3)}/topics/legacy/partitions/0/records`, { records: records(1, 'new') })).body).toMatchObject({ baseOffset: 300, epoch: 2 });
+      expect(onDisk(dataDir(3), 'legacy', 0).epochs).toEqual([{ epoch: 0, start_offset: 0 }, { epoch: 2, start_offset: 120 }]);
+      expect(fs.existsSync(path.join(dataDir(3), 'legacy', '0.db'))).toBe(false);
+    } finally {
+      await brokers.get(3)!.close();
+      brokers.delete(3);
+      coordinator.topics.delete('legacy');
+      await coordinator.changed();
+    }
+  });
+
   it('drops the replicas of a deleted topic', async () => {
     coordinator.topics.delete('strict');
     coordinator.topics.delete('fenced');
     await coordinator.changed();
-    expect(fs.existsSync(path.join(dataDir(1), 'strict', '0.db'))).toBe(false);
-    expect(fs.existsSync(path.join(dataDir(2), 'fenced', '0.db'))).toBe(false);
+    await vi.waitFor(() => {
+      expect(onDisk(dataDir(1), 'strict', 0)).toMatchObject({ values: [], held: false });
+      expect(onDisk(dataDir(2), 'fenced', 0)).toMatchObject({ values: [], epochs: [], held: false });
+    });
     const answer = await post(`${url(1)}/topics/strict/partitions/0/records`, { records: records(1, 'x') });
     expect(answer.body.error.code).toBe('PARTITION_NOT_FOUND');
   });

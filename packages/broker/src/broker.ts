@@ -3,7 +3,7 @@
  * coordinator link. `startBroker` listens, then registers in the background; /ready turns
  * true once the broker is registered and has applied its assignments.
  */
-import { BROKER_ROUTES, ClusterSigner, JsonHttpClient, brokerNode, type ReplicateResponse } from '@tessera/protocol';
+import { ClusterSigner, JsonHttpClient, brokerNode } from '@tessera/protocol';
 import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import type { AddressInfo } from 'node:net';
 import { AuthSync } from './auth/auth-sync.js';
@@ -12,8 +12,9 @@ import { DEFAULT_CONFIG, DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } 
 import { mountRoutes } from './http/routes.js';
 import { BrokerMetrics } from './metrics/broker-metrics.js';
 import { groupLag } from './metrics/group-lag.js';
-import { ReplicaSet } from './replica/index.js';
-import type { ReplicationPort } from './replication/index.js';
+import { PartitionSet } from './partition/index.js';
+import { PairExchanges } from './replication/index.js';
+import { BrokerStore, migrateLegacyLayout } from './storage/index.js';
 
 export interface RunningBroker {
   url: string;
@@ -32,19 +33,35 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   // Every call to another service carries this broker's signature and trusts the cluster's CA.
   const signer = config.clusterSecrets ? new ClusterSigner(config.clusterSecrets, brokerNode(config.id)) : undefined;
   const peers = new JsonHttpClient({ timeoutMs: config.replicaTimeoutMs, maxSockets: 64, tls: config.clientTls, signer });
+  // A broken invariant or a failed storage write: the broker cannot go on without risking its logs.
+  const onFatal =
+    config.onFatal ??
+    ((error: Error) => {
+      logger.fatal({ err: error }, 'stopping: invariant violated or storage failed');
+      process.exit(1);
+    });
   const metrics = new BrokerMetrics();
-  const client: ReplicationPort = {
-    async replicate(url, request, timeoutMs) {
-      const stopTimer = metrics.replicationLatency.startTimer();
-      const answer = await peers.post<ReplicateResponse>(url + BROKER_ROUTES.replicate, request, { timeoutMs });
-      stopTimer();
-      return answer;
-    },
-  };
+  const store = BrokerStore.open(config.dataDir, config.durability);
+  store.onFatal = (error) => onFatal(error as Error);
+  store.onCommit = (_writes, ms) => metrics.groupCommitLatency.observe(ms / 1000);
+  try {
+    await migrateLegacyLayout(config.dataDir, store, logger);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const client = new PairExchanges({
+    brokerId: config.id,
+    timeoutMs: config.replicaTimeoutMs,
+    maxExchangeBytes: limits.maxExchangeBytes,
+    ...(config.clientTls ? { tls: config.clientTls } : {}),
+    ...(signer ? { signer } : {}),
+    onExchange: (seconds) => metrics.replicationLatency.observe(seconds),
+  });
 
   // Client credentials are checked against the coordinator's auth state, refetched when a heartbeat says it changed.
   const auth = new AuthSync(peers, config.coordinatorUrl.replace(/\/+$/, ''), limits.coordinatorTimeoutMs, logger);
-  let replicas: ReplicaSet | undefined;
+  let replicas: PartitionSet | undefined;
   const link = new CoordinatorLink({
     brokerId: config.id,
     url: config.advertisedUrl ?? '',
@@ -60,15 +77,19 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       if (replicas) await reconcile(metadata, { brokerId: config.id, replicas, logger, fetchSeq, deleteOrphans: first });
     },
   });
-  replicas = new ReplicaSet({
-    dataDir: config.dataDir,
-    durability: config.durability,
+  replicas = new PartitionSet({
+    store,
     cluster: link,
     client,
     logger,
     replicaTimeoutMs: config.replicaTimeoutMs,
     limits,
-    onFlush: (records) => metrics.writeBatchRecords.observe(records),
+    onFlush: (stats) => {
+      metrics.writeBatchRecords.observe(stats.records);
+      metrics.flushQueueLatency.observe(stats.queueSeconds);
+      metrics.flushLocalLatency.observe(stats.localSeconds);
+      metrics.flushReplicateLatency.observe(stats.replicateSeconds);
+    },
   });
 
   const service = createHttpService({
@@ -80,6 +101,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     tls: config.tls,
     clusterSecrets: config.clusterSecrets,
     serverLimits: config.serverLimits,
+    onInvariantBroken: onFatal,
   });
   const routes = mountRoutes(service, { replicas, link, limits, maxValueBytes: config.maxValueBytes, logger, metrics });
   const held = replicas;
@@ -111,7 +133,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         await link.stop();
         await service.close();
         await replicas.closeAll();
-        peers.close();
+        await client.close();
         logger.info('stopped');
       })();
       return closing;

@@ -38,6 +38,8 @@ export interface BrokerConfig {
   serverLimits?: Partial<ServerLimits>;
   /** A logger to use instead of creating one (tests). */
   logger?: Logger;
+  /** What to do on a broken invariant or a failed storage write (default: log it and exit 1; tests pass their own). */
+  onFatal?: (error: Error) => void;
   limits?: Partial<BrokerLimits>;
 }
 
@@ -45,11 +47,14 @@ export interface BrokerConfig {
 export interface BrokerLimits {
   /** Most records waiting for a flush in one partition; more get 503 UNAVAILABLE (retriable). */
   maxQueuedRecordsPerPartition: number;
-  /** Most records in one flush (one transaction, one replicate call). */
+  /** Most records in one partition's flush (one push to its secondary). */
   maxFlushRecords: number;
-  /** Records and (estimated) bytes per replicate call, for flushes and catch-up alike. */
-  catchUpBatchRecords: number;
+  /** Bytes of batches per push to a follower, for flushes and catch-up alike (at least one batch). */
   catchUpBatchBytes: number;
+  /** Most bytes of batches in one replication exchange between two brokers (a larger push goes alone). */
+  maxExchangeBytes: number;
+  /** Largest RecordBatch a producer may send (Kafka's max.message.bytes); a larger one is 413. */
+  maxBatchBytes: number;
   /** Most fetches waiting in a long-poll at once; more are answered at once (empty). */
   maxPendingFetches: number;
   fetchMaxRecords: number;
@@ -61,9 +66,11 @@ export interface BrokerLimits {
 export const DEFAULT_LIMITS: BrokerLimits = {
   maxQueuedRecordsPerPartition: 2 * MAX_RECORDS_PER_REQUEST,
   maxFlushRecords: MAX_RECORDS_PER_REQUEST,
-  catchUpBatchRecords: 20_000,
-  // Well below the 16 MiB request body limit: JSON escaping can make a body larger than its estimate.
   catchUpBatchBytes: 4 * 1024 * 1024,
+  // Well below the 16 MiB request body limit.
+  maxExchangeBytes: 8 * 1024 * 1024,
+  // A 1 MiB value with its key and headers fits; the request body limit (16 MiB) bounds a whole produce.
+  maxBatchBytes: 4 * 1024 * 1024,
   maxPendingFetches: 10_000,
   fetchMaxRecords: DEFAULT_FETCH_MAX_RECORDS,
   fetchMaxBytes: DEFAULT_FETCH_MAX_BYTES,

@@ -79,6 +79,11 @@ try {
   const broker = await startBroker({ ...flags, ...edge, coordinatorUrl: coordinator, logger });
   onShutdown(logger, () => broker.close());
 } catch (error) {
-  logger.fatal({ err: error }, 'broker failed to start');
+  if (error instanceof Error && error.name === 'MigrationError') {
+    // One line that says what to do, not a stack trace.
+    process.stderr.write(`tessera-broker: ${error.message}\n`);
+  } else {
+    logger.fatal({ err: error }, 'broker failed to start');
+  }
   process.exit(1);
 }

@@ -44,9 +44,12 @@ export interface ClientOptions {
  * const client = new TesseraClient({ coordinator: 'http://127.0.0.1:7070' });
  * await client.admin.createTopic({ name: 'orders', partitions: 6 });
  * const producer = client.producer();
- * await producer.send({ topic: 'orders', key: 'customer-1', value: 'hello' });
+ * await producer.send({ topic: 'orders', key: 'customer-1', value: 'hello' });        // text is sent as UTF-8
+ * await producer.send({ topic: 'orders', value: Buffer.from([0, 1, 2]), headers: { trace: 'abc' } });
+ * await producer.send({ topic: 'orders', value: codecs.json.encode({ id: 7 }) });
  * const consumer = client.consumer({ group: 'billing', topic: 'orders', fromBeginning: true });
- * const records = await consumer.poll();
+ * const records = await consumer.poll();                 // keys, values, headers are Buffers
+ * console.log(records[0]?.value?.toString(), codecs.json.decode(records[2]!.value));
  * await consumer.commit();
  * await client.close();
  * ```
@@ -121,7 +124,7 @@ export class TesseraClient {
     this.closed = true;
     await Promise.allSettled([...this.producers].map((p) => p.close()));
     await Promise.allSettled([...this.consumers].map((c) => c.close()));
-    this.connection.close();
+    await this.connection.close();
   }
 
   private assertOpen(): void {

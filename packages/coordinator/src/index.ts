@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { COORDINATOR_ROUTES, ClusterSigner, JsonHttpClient } from '@tessera/protocol';
+import { COORDINATOR_ROUTES, ClusterSigner, DataHttpClient, JsonHttpClient } from '@tessera/protocol';
 import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import { Cluster } from './cluster/cluster.js';
 import { Notifier } from './cluster/notify.js';
@@ -113,7 +113,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   );
   groupsRead = groups;
 
-  const produceClient = new JsonHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs, tls: config.clientTls, signer });
+  const produceClient = new DataHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs, ...(config.clientTls ? { tls: config.clientTls } : {}), ...(signer ? { signer } : {}) });
   registerRoutes(service.router, {
     cluster: theCluster,
     groups,
@@ -164,7 +164,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
         await service.close();
         await notifier!.close();
         notifyClient.close();
-        produceClient.close();
+        await produceClient.close();
         store.close();
       })();
       return closing;

@@ -119,7 +119,7 @@ export function isRetriable(error: unknown): boolean {
   return typeof code === 'string' && NETWORK_ERROR_CODES.has(code);
 }
 
-/** Node and got codes that mean "no answer": the request may or may not have been applied. */
+/** Node, got and undici codes that mean "no answer": the request may or may not have been applied. */
 export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -131,4 +131,6 @@ export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
   'ERR_GOT_REQUEST_ERROR',
   'ERR_SOCKET_CONNECTION_TIMEOUT',
   'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
 ]);

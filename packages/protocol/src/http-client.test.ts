@@ -1,64 +1,29 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRetriable, isTesseraError } from './errors.js';
 import { isNetworkError, JsonHttpClient } from './http-client.js';
+import { refusedUrl, startLoopbackServer, type LoopbackServer } from './test-support/loopback-server.js';
 
 // The HTTP client against a real node:http server on loopback: JSON both ways, error bodies
 // back to TesseraErrors, and calls without an answer as retriable network errors with the
 // Node code (refused, reset, timed out), aborted calls as non-retriable.
 describe('JsonHttpClient', () => {
-  let server: http.Server;
+  let server: LoopbackServer;
   let base: string;
   const client = new JsonHttpClient({ timeoutMs: 2_000, headers: { 'x-extra': 'yes' } });
 
   beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      let body = '';
-      req.setEncoding('utf8');
-      req.on('data', (chunk: string) => (body += chunk));
-      req.on('end', () => {
-        const url = new URL(req.url ?? '/', 'http://localhost');
-        switch (url.pathname) {
-          case '/echo':
-            res.setHeader('content-type', 'application/json');
-            res.end(JSON.stringify({ method: req.method, body: body === '' ? null : JSON.parse(body), query: Object.fromEntries(url.searchParams), extra: req.headers['x-extra'], type: req.headers['content-type'] ?? null }));
-            return;
-          case '/error':
-            res.statusCode = 421;
-            res.end(JSON.stringify({ error: { code: 'NOT_PRIMARY', message: 'not me', retriable: true, primary: null } }));
-            return;
-          case '/plain-500':
-            res.statusCode = 500;
-            res.end('boom');
-            return;
-          case '/not-json':
-            res.end('hello');
-            return;
-          case '/empty':
-            res.statusCode = 204;
-            res.end();
-            return;
-          case '/slow':
-            setTimeout(() => res.end('{}'), 1_000);
-            return;
-          case '/reset':
-            req.socket.destroy();
-            return;
-          case '/unicode':
-            res.end(JSON.stringify({ text: 'é'.repeat(100_000) }));
-            return;
-        }
-      });
+    server = await startLoopbackServer((req, res, body, url) => {
+      if (url.pathname !== '/echo') return void res.writeHead(404).end();
+      const text = body.toString('utf8');
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ method: req.method, body: text === '' ? null : JSON.parse(text), query: Object.fromEntries(url.searchParams), extra: req.headers['x-extra'], type: req.headers['content-type'] ?? null }));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    base = server.base;
   });
 
   afterAll(async () => {
     client.close();
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await server.close();
   });
 
   it('sends and parses JSON, with query parameters and the configured headers', async () => {
@@ -94,14 +59,11 @@ describe('JsonHttpClient', () => {
     expect(isNetworkError(reset)).toBe(true);
     expect(isRetriable(reset)).toBe(true);
 
-    const closed = http.createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
-    const refused = await client.get(`http://127.0.0.1:${port}/x`).catch((e: unknown) => e);
+    const url = await refusedUrl('/x');
+    const refused = await client.get(url).catch((e: unknown) => e);
     expect((refused as { code?: string }).code).toBe('ECONNREFUSED');
     expect(isRetriable(refused)).toBe(true);
-    expect((refused as Error).message).toContain(`GET http://127.0.0.1:${port}/x: ECONNREFUSED`);
+    expect((refused as Error).message).toContain(`GET ${url}: ECONNREFUSED`);
   });
 
   it('stops at once when its signal aborts, and that is not retriable', async () => {

@@ -86,24 +86,7 @@ export class JsonHttpClient {
     } catch (error) {
       throw networkError(error, method, url);
     }
-    const answer = response.body;
-    let parsed: unknown = undefined;
-    if (answer.length > 0) {
-      try {
-        parsed = JSON.parse(answer);
-      } catch {
-        if (response.statusCode < 400) {
-          throw new TesseraError('INTERNAL', `${method} ${url}: answer is not JSON (status ${response.statusCode})`);
-        }
-      }
-    }
-    if (response.statusCode >= 400) {
-      throw (
-        TesseraError.fromBody(parsed) ??
-        new TesseraError(codeForStatus(response.statusCode), `${method} ${url}: HTTP ${response.statusCode} ${answer.slice(0, 200)}`)
-      );
-    }
-    return parsed as T;
+    return parseJsonAnswer<T>(response.statusCode, response.body, method, url);
   }
 
   close(): void {
@@ -124,6 +107,25 @@ function networkError(error: unknown, method: string, url: string): Error {
     return wrapped;
   }
   return error as Error;
+}
+
+/**
+ * The JSON of an answer, or the TesseraError it carries: an error body becomes the error
+ * the service meant; an error status without one becomes the code its status stands for.
+ */
+export function parseJsonAnswer<T>(status: number, text: string, method: string, url: string): T {
+  let parsed: unknown = undefined;
+  if (text.length > 0) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      if (status < 400) throw new TesseraError('INTERNAL', `${method} ${url}: answer is not JSON (status ${status})`);
+    }
+  }
+  if (status >= 400) {
+    throw TesseraError.fromBody(parsed) ?? new TesseraError(codeForStatus(status), `${method} ${url}: HTTP ${status} ${text.slice(0, 200)}`);
+  }
+  return parsed as T;
 }
 
 function codeForStatus(status: number): ErrorCode {

@@ -38,6 +38,14 @@ describe('partitionForKey', () => {
     expect(partitionForKey('hello', 1)).toBe(0);
   });
 
+  it('puts a byte key on the partition of the text whose UTF-8 bytes it is, and hashes any bytes', () => {
+    for (const key of ['hello', 'naïve café', '🙂']) {
+      expect(partitionForKey(Buffer.from(key, 'utf8'), 13)).toBe(partitionForKey(key, 13));
+    }
+    const bytes = new Uint8Array([0, 0xff, 0xfe, 0x80, 0]);
+    expect(partitionForKey(bytes, 1000)).toBe(referenceMurmur3(bytes) % 1000);
+  });
+
   it('spreads keys over every partition', () => {
     const counts = new Array(8).fill(0);
     for (let i = 0; i < 8000; i++) counts[partitionForKey(`key-${i}`, 8)]++;

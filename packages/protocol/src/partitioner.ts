@@ -1,13 +1,13 @@
 /**
  * The one partitioning function of Tessera, used by the coordinator's routing
- * produce endpoint and by every client: murmurhash3_32 of the key's UTF-8 bytes
- * with seed 0, modulo the partition count.
+ * produce endpoint and by every client: murmurhash3_32 of the key's bytes (a text
+ * key: its UTF-8 bytes) with seed 0, modulo the partition count.
  */
-export function partitionForKey(key: string, partitionCount: number): number {
+export function partitionForKey(key: string | Uint8Array, partitionCount: number): number {
   if (!Number.isInteger(partitionCount) || partitionCount < 1) {
     throw new RangeError(`partitionCount must be a positive integer, got ${partitionCount}`);
   }
-  return murmurhash3(key) % partitionCount;
+  return (typeof key === 'string' ? murmurhash3(key) : murmur3Bytes(key, key.length, 0)) % partitionCount;
 }
 
 const utf8 = new TextEncoder();

@@ -41,6 +41,21 @@ describe('retry', () => {
     expect(seen).toEqual([0, 1]);
   });
 
+  it('gives up with the last error instead of waiting past its deadline', async () => {
+    let calls = 0;
+    const started = Date.now();
+    await expect(
+      retry(
+        async () => {
+          calls++;
+          throw new TesseraError('UNAVAILABLE', `attempt ${calls}`);
+        },
+        { initialMs: 20, maxMs: 20, jitter: 0, retries: Infinity, deadlineMs: Date.now() + 70 },
+      ),
+    ).rejects.toThrow(/attempt [34]/);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
   it('grows the wait exponentially up to the cap', () => {
     const policy = { retries: 10, initialMs: 10, multiplier: 2, maxMs: 100, jitter: 0 };
     expect([0, 1, 2, 3, 4, 5].map((attempt) => backoffMs(attempt, policy))).toEqual([10, 20, 40, 80, 100, 100]);

@@ -43,6 +43,11 @@ export interface RetryCallOptions extends Partial<RetryOptions> {
   /** Called before each wait, e.g. to refresh metadata after NOT_PRIMARY. */
   onRetry?: (error: unknown, attempt: number) => void | Promise<void>;
   signal?: AbortSignal;
+  /**
+   * Gives up (throwing the last error) instead of waiting past this time, in `Date.now()`
+   * milliseconds: for loops bound by a delivery or commit timeout rather than a count.
+   */
+  deadlineMs?: number;
 }
 
 /** Runs `fn` until it succeeds, an error is not retriable, or the retries are used up. */
@@ -54,8 +59,10 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
       return await fn(attempt);
     } catch (error) {
       if (attempt >= policy.retries || !shouldRetry(error) || options.signal?.aborted) throw error;
+      const waitMs = backoffMs(Math.min(attempt, 30), policy);
+      if (options.deadlineMs !== undefined && Date.now() + waitMs >= options.deadlineMs) throw error;
       await options.onRetry?.(error, attempt);
-      await sleep(backoffMs(attempt, policy), options.signal);
+      await sleep(waitMs, options.signal);
     }
   }
 }

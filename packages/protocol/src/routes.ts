@@ -38,7 +38,10 @@ export const BROKER_ROUTES = {
   ready: '/ready',
   metrics: '/metrics',
   openapi: '/openapi.json',
+  /** One partition's records as JSON, for curl users (converted to a batch at the edge). */
   produce: '/topics/:topic/partitions/:partition/records',
+  /** Record batches of many partitions in one frame (`batch/frame.ts`): the clients' produce. */
+  produceBatches: '/produce',
   fetch: '/fetch',
   commit: '/commit',
   committedOffsets: '/offsets',

@@ -1,7 +1,7 @@
 // Proves the edge validation accepts what the API documents and refuses the rest with INVALID_REQUEST.
 import { describe, expect, it } from 'vitest';
 import { TesseraError } from './errors.js';
-import { createTopicRequest, fetchRequest, produceRequest, replicateRequest } from './schemas.js';
+import { createTopicRequest, fetchRequest, produceRequest } from './schemas.js';
 import { parseOrThrow } from './validate.js';
 
 function invalid(schema: Parameters<typeof parseOrThrow>[0], input: unknown): TesseraError {
@@ -65,20 +65,5 @@ describe('fetchRequest', () => {
     expect(invalid(fetchRequest, { partitions: [{ topic: 't', partition: 0, offset: -1 }] }).code).toBe(
       'INVALID_REQUEST',
     );
-  });
-});
-
-describe('replicateRequest', () => {
-  it('defaults commits to none', () => {
-    const parsed = parseOrThrow(replicateRequest, {
-      topic: 't',
-      partition: 0,
-      epoch: 1,
-      primaryId: 1,
-      baseOffset: 0,
-      records: [],
-      hw: 0,
-    });
-    expect(parsed.commits).toEqual([]);
   });
 });

@@ -42,6 +42,8 @@ export const recordInput = z.object({
   headers: headers.nullish(),
   /** Milliseconds since the epoch; the broker stamps its own clock when absent. */
   timestamp: nonNegativeInt.optional(),
+  /** How `value` is written: UTF-8 text (default) or base64 for bytes that are not text. */
+  valueEncoding: z.enum(['utf8', 'base64']).optional(),
 });
 export type RecordInput = z.infer<typeof recordInput>;
 
@@ -220,50 +222,50 @@ export const committedOffsetsRequest = z
   .strict();
 export type CommittedOffsetsRequest = z.infer<typeof committedOffsetsRequest>;
 
-// ---- broker to broker: replication ---------------------------------------------------
+// Broker-to-broker replication exchanges: `replication.ts`.
 
-export const replicatedRecord = z
-  .object({
-    offset,
-    epoch,
-    timestamp: nonNegativeInt,
-    key: z.string().nullable(),
-    value: z.string(),
-    headers: headers.nullable(),
-  })
-  .strict();
-export type ReplicatedRecord = z.infer<typeof replicatedRecord>;
+// ---- frames: heads of the binary data plane (`batch/frame.ts`) ------------------------
 
-export const replicatedCommit = z.object({ group: groupId, offset, generation: epoch }).strict();
-export type ReplicatedCommit = z.infer<typeof replicatedCommit>;
+/** Bytes of one frame part (the tail's real size is checked against the sum by `splitTail`). */
+const partBytes = z.number().int().nonnegative().max(2 ** 31 - 1);
 
 /**
- * The primary pushes records to the secondary. The secondary appends only when `epoch` is
- * not older than the one it knows and `baseOffset` equals its log end offset; otherwise it
- * answers OFFSET_MISMATCH with its LEO and epoch history, and the primary resends from the
- * point where the two histories diverge, with `truncateTo` set to that point.
+ * `POST /produce` on a broker: per partition, `bytes` of whole RecordBatches in the tail,
+ * in the order listed. A partition appears at most once.
  */
-export const replicateRequest = z
+export const produceFrameHead = z
   .object({
-    topic: topicName,
-    partition: partitionNumber,
-    epoch,
-    /** The sending primary. */
-    primaryId: brokerId,
-    baseOffset: offset,
-    /**
-     * Epoch of the primary's record at `baseOffset - 1` (absent when `baseOffset` is the log
-     * start). The secondary answers OFFSET_MISMATCH unless its own record there has this epoch,
-     * so two logs of equal length that diverged are never taken for in sync.
-     */
-    prevEpoch: epoch.optional(),
-    /** The secondary first deletes every record at or above this offset. */
-    truncateTo: offset.optional(),
-    records: z.array(replicatedRecord).max(MAX_RECORDS_PER_REQUEST),
-    /** The primary's high watermark, so the secondary can report and restore it. */
-    hw: offset,
-    /** Committed group offsets changed since the last call (every one on catch-up). */
-    commits: z.array(replicatedCommit).max(100_000).default([]),
+    partitions: z
+      .array(partitionRef.extend({ bytes: partBytes.min(1) }).strict())
+      .min(1)
+      .max(MAX_PARTITIONS * 16)
+      .refine(
+        (partitions) => new Set(partitions.map((p) => `${p.topic}\u0000${p.partition}`)).size === partitions.length,
+        'each partition appears at most once',
+      ),
   })
   .strict();
-export type ReplicateRequest = z.input<typeof replicateRequest>;
+export type ProduceFrameHead = z.infer<typeof produceFrameHead>;
+
+const errorBody = z
+  .object({ code: z.string(), message: z.string(), retriable: z.boolean() })
+  .passthrough();
+
+/** `POST /fetch` answered as a frame: per partition, `bytes` of whole stored batches in the tail. */
+export const fetchFrameHead = z
+  .object({
+    partitions: z
+      .array(
+        partitionRef
+          .extend({
+            highWatermark: offset,
+            logStartOffset: offset,
+            bytes: partBytes,
+            error: errorBody.optional(),
+          })
+          .strict(),
+      )
+      .max(MAX_PARTITIONS * 16),
+  })
+  .strict();
+export type FetchFrameHead = z.infer<typeof fetchFrameHead>;

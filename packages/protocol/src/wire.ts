@@ -10,10 +10,12 @@ export type { PartitionRef };
 export interface WireRecord {
   offset: number;
   key: string | null;
-  value: string;
-  headers: Record<string, string> | null;
+  value: string | null;
+  headers: Record<string, string | null> | null;
   /** Milliseconds since the Unix epoch. */
   timestamp: number;
+  /** Present when the record's bytes are not UTF-8: key, value and header values are base64. */
+  encoding?: 'base64';
 }
 
 export interface BrokerInfo {
@@ -120,12 +122,6 @@ export interface CommittedOffsetsResponse {
     logStartOffset: number;
     error?: ErrorBody['error'];
   }>;
-}
-
-/** `POST /internal/replicate`, when the batch was appended. */
-export interface ReplicateResponse {
-  leo: number;
-  epoch: number;
 }
 
 /** `POST /brokers/register` and `POST /brokers/heartbeat`. */

@@ -32,6 +32,8 @@ export interface AccessRequest extends IdentifyRequest {
   params: Record<string, string>;
   /** The parsed JSON body, not yet validated: rules read what they need defensively. */
   body: unknown;
+  /** A frame body (`application/vnd.tessera.frame`), not yet validated: rules read its head. */
+  frame?: Buffer | undefined;
   /** The cluster member that signed the request (service identity), if one did. */
   member: string | undefined;
   /** True when the service runs without service identity, so no caller can be told to be a member. */

@@ -29,8 +29,8 @@ export interface ClusterIdentityState {
   clusterNode?: ClusterNode;
   /** True when the service runs without cluster secrets: nobody is checked. */
   clusterAuthOff?: boolean;
-  /** The body as received, when it was read here to check its signature. */
-  rawBody?: string;
+  /** The body as received (bytes: a frame is binary), when it was read here to check its signature. */
+  rawBody?: Buffer;
 }
 
 export function clusterIdentity(options: ClusterIdentityOptions): Koa.Middleware<ClusterIdentityState> {
@@ -57,7 +57,7 @@ export function clusterIdentity(options: ClusterIdentityOptions): Koa.Middleware
     const result = verifyClusterAuth(options.secrets, header, ctx.method, ctx.originalUrl, body);
     if (!result.ok) refuse(result.reason, 'cluster credential refused');
     else ctx.state.clusterNode = result.node;
-    ctx.state.rawBody = body?.toString('utf8');
+    ctx.state.rawBody = body;
     return next();
   };
 }

@@ -10,7 +10,7 @@ import Router, { type RouterContext } from '@koa/router';
 import Koa from 'koa';
 import getRawBody from 'raw-body';
 import type { Registry } from 'prom-client';
-import { DEFAULT_MAX_REQUEST_BYTES, TesseraError, type HealthResponse, type TlsServerOptions } from '@tessera/protocol';
+import { DEFAULT_MAX_REQUEST_BYTES, FRAME_CONTENT_TYPE, TesseraError, type HealthResponse, type TlsServerOptions } from '@tessera/protocol';
 import { type AccessControl, type Caller, checkAccess } from './access.js';
 import { clusterIdentity, type ClusterIdentityState } from './cluster-identity.js';
 import type { Logger } from './logger.js';
@@ -19,8 +19,10 @@ import { createMetrics, type ServiceMetrics } from './metrics.js';
 export type Context = RouterContext<ServiceState>;
 
 export interface ServiceState extends ClusterIdentityState {
-  /** The parsed JSON body (undefined for requests without one). */
+  /** The parsed JSON body (undefined for requests without one, or with a frame body). */
   body: unknown;
+  /** The body of a request sent as `application/vnd.tessera.frame` (undefined otherwise). */
+  frame?: Buffer;
   /** Who made the request, as access control identified them. */
   caller: Caller;
 }
@@ -60,6 +62,11 @@ export interface HttpServiceOptions {
   clusterOnlyPaths?: readonly string[];
   /** Who may call what; without it every request is allowed (an embedded service in a test). */
   access?: AccessControl;
+  /**
+   * Called when a request handler broke an invariant (an InvariantError): a programmer error
+   * that must stop the service loudly, never become a retriable 500. Default: log and exit 1.
+   */
+  onInvariantBroken?: (error: Error) => void;
 }
 
 export interface HttpService {
@@ -94,7 +101,13 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       options.logger.info({ code: error.code, status: error.status, message: error.message.slice(0, 200) }, 'request stream failed');
     }
   });
-  app.use(errorBodies(options.logger));
+  const onInvariantBroken =
+    options.onInvariantBroken ??
+    ((error: Error) => {
+      options.logger.fatal({ err: error }, 'invariant violated; stopping');
+      process.exit(1);
+    });
+  app.use(errorBodies(options.logger, onInvariantBroken));
   app.use(requestMetrics(metrics));
   app.use(
     clusterIdentity({
@@ -188,11 +201,12 @@ function createServer(handler: http.RequestListener, limits: ServerLimits, tls: 
  * caller's mistake, or an attacker's probing) and a deliberate 5xx are one line without a stack,
  * so bad requests cannot flood the log with traces.
  */
-function errorBodies(logger: Logger): Koa.Middleware<ServiceState> {
+function errorBodies(logger: Logger, onInvariantBroken: (error: Error) => void): Koa.Middleware<ServiceState> {
   return async (ctx, next) => {
     try {
       await next();
     } catch (error) {
+      if (error instanceof Error && error.name === 'InvariantError') onInvariantBroken(error);
       const tessera = toTesseraError(error);
       if (tessera.code === 'INTERNAL') {
         logger.error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
@@ -249,6 +263,7 @@ function authenticate(
         params,
         headers: ctx.headers,
         body: ctx.state.body,
+        frame: ctx.state.frame,
         member: identity.clusterNode,
         membersUnchecked: identity.clusterAuthOff === true,
       });
@@ -257,16 +272,24 @@ function authenticate(
   };
 }
 
-/** Reads a JSON body of at most `limit` bytes into `ctx.state.body`. */
+/**
+ * Reads a body of at most `limit` bytes: JSON into `ctx.state.body`, a frame
+ * (`application/vnd.tessera.frame`, batches in binary) into `ctx.state.frame`.
+ */
 function jsonBody(limit: number): Koa.Middleware<ServiceState> {
   return async (ctx, next) => {
     ctx.state.body = undefined;
+    ctx.state.frame = undefined;
     if (ctx.method === 'POST' || ctx.method === 'PUT' || ctx.method === 'PATCH') {
       const declared = Number(ctx.get('content-length'));
       if (Number.isFinite(declared) && declared > limit) {
         throw new TesseraError('PAYLOAD_TOO_LARGE', `request body is larger than ${limit} bytes`);
       }
-      const text = ctx.state.rawBody ?? (await getRawBody(ctx.req, { limit, encoding: 'utf8' }));
+      if (ctx.is(FRAME_CONTENT_TYPE)) {
+        ctx.state.frame = ctx.state.rawBody ?? (await getRawBody(ctx.req, { limit }));
+        return next();
+      }
+      const text = ctx.state.rawBody?.toString('utf8') ?? (await getRawBody(ctx.req, { limit, encoding: 'utf8' }));
       if (text.length > 0) {
         try {
           ctx.state.body = JSON.parse(text);

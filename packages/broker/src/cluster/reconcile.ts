@@ -4,17 +4,21 @@
  */
 import type { MetadataResponse, PartitionAssignment, TopicMetadata } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
-import { replicaKey, type ReplicaSet } from '../replica/index.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { replicaKey, type PartitionSet } from '../partition/index.js';
 
 export interface ReconcileOptions {
   brokerId: number;
-  replicas: ReplicaSet;
+  replicas: PartitionSet;
   logger: Logger;
   /** The ISR seq when the metadata fetch started: replicas that took an ISR later keep theirs. */
   fetchSeq: number;
   /** First map since start: also delete databases on disk that no assignment mentions. */
   deleteOrphans: boolean;
 }
+
+/** Replicas opened and assigned per turn of the event loop. */
+const APPLY_CHUNK = 50;
 
 export async function reconcile(metadata: MetadataResponse, options: ReconcileOptions): Promise<void> {
   const { brokerId, replicas } = options;
@@ -38,11 +42,19 @@ export async function reconcile(metadata: MetadataResponse, options: ReconcileOp
     const key = replicaKey(replica.topic, replica.partition);
     if (!held.has(key) && !keep.has(key)) await replicas.drop(replica.topic, replica.partition);
   }
-  if (options.deleteOrphans) replicas.deleteOrphans(new Set([...held.keys(), ...keep]));
+  if (options.deleteOrphans) await replicas.deleteOrphans(new Set([...held.keys(), ...keep]));
 
+  let sinceYield = 0;
   for (const { topic, assignment } of held.values()) {
+    // A map with many new partitions (a 1,000-partition topic) is applied in chunks, giving the
+    // event loop back in between so heartbeats and other partitions' requests keep flowing.
+    if (++sinceYield >= APPLY_CHUNK) {
+      sinceYield = 0;
+      await nextTurn();
+    }
     const replica = replicas.open(topic.name, assignment.partition);
     const minInsyncReplicas = topic.config.minInsyncReplicas ?? 1;
+    // The map may have moved on while we yielded: an older epoch is ignored by applyAssignment.
     replica.applyAssignment(assignment, minInsyncReplicas, replica.isrSeq <= options.fetchSeq);
   }
 }

@@ -1,16 +1,41 @@
 /**
- * `POST /fetch`: records below the HW of each requested partition, within one response-wide
- * budget of records and bytes. When no partition has anything at its offset (and none has an
- * error), the request waits (long-poll) until one of them changes or waitMs passes; the
- * number of waiting fetches is bounded.
+ * `POST /fetch`: whole stored batches below the HW of each requested partition, within one
+ * response-wide byte budget (at least one batch when one is available, so a batch larger
+ * than maxBytes still makes progress). Asked with `Accept: application/vnd.tessera.frame`,
+ * the answer is a frame (the batches as stored, the first may begin before the requested
+ * offset); otherwise JSON records for curl users, keys/values/header values as UTF-8 text,
+ * or base64 with `"encoding": "base64"` on a record whose bytes are not valid UTF-8. When no
+ * partition has anything at its offset (and none has an error), the request waits
+ * (long-poll) until one of them changes or waitMs passes; waiting fetches are bounded.
  */
-import { TesseraError, fetchRequest, parseOrThrow, type FetchPartitionResult, type FetchResponse } from '@tessera/protocol';
+import {
+  FRAME_CONTENT_TYPE,
+  TesseraError,
+  decodeRecordBatch,
+  encodeFrame,
+  fetchRequest,
+  parseOrThrow,
+  recordToJson,
+  type ErrorBody,
+  type JsonRecordOutput,
+  type FetchFrameHead,
+} from '@tessera/protocol';
 import type { Context } from '@tessera/service';
 import { findReplicas, inlineError, notHeldHere, type HandlerDeps } from '../http/deps.js';
-import { payloadBytes } from '../metrics/broker-metrics.js';
-import type { PartitionReplica } from '../replica/index.js';
+import type { Partition } from '../partition/index.js';
+import { batchBytes, type StoredBatch } from '../storage/index.js';
 
 type ParsedFetch = ReturnType<typeof fetchRequest.parse>;
+
+interface PartitionRead {
+  topic: string;
+  partition: number;
+  highWatermark: number;
+  logStartOffset: number;
+  offset: number;
+  batches: StoredBatch[];
+  error?: ErrorBody['error'];
+}
 
 export class FetchHandler {
   private pendingLongPolls = 0;
@@ -24,32 +49,63 @@ export class FetchHandler {
   async handle(ctx: Context): Promise<void> {
     const request = parseOrThrow(fetchRequest, ctx.state.body);
     const replicas = await findReplicas(this.deps, request.partitions);
-    let answer = this.read(request, replicas);
+    let reads = this.read(request, replicas);
     const waitMs = request.waitMs ?? 0;
-    const idle = answer.partitions.every((p) => p.records.length === 0 && p.error === undefined);
+    const idle = reads.every((p) => p.batches.length === 0 && p.error === undefined);
     if (idle && waitMs > 0 && this.pendingLongPolls < this.deps.limits.maxPendingFetches) {
       this.pendingLongPolls++;
       try {
-        await waitForChange(replicas.filter((r): r is PartitionReplica => r !== undefined), waitMs, ctx);
+        await waitForChange(replicas.filter((r): r is Partition => r !== undefined), waitMs, ctx);
       } finally {
         this.pendingLongPolls--;
       }
-      answer = this.read(request, replicas);
+      reads = this.read(request, replicas);
     }
-    ctx.body = answer;
+    let records = 0;
+    let bytes = 0;
+    for (const read of reads) {
+      for (const batch of read.batches) bytes += batchBytes(batch);
+      if (read.batches.length > 0) records += read.batches[read.batches.length - 1].lastOffset + 1 - Math.max(read.offset, read.batches[0].baseOffset);
+    }
+    if (ctx.accepts('application/json', FRAME_CONTENT_TYPE) === FRAME_CONTENT_TYPE && ctx.get('accept').includes(FRAME_CONTENT_TYPE)) {
+      const head: FetchFrameHead = {
+        partitions: reads.map((read) => ({
+          topic: read.topic,
+          partition: read.partition,
+          highWatermark: read.highWatermark,
+          logStartOffset: read.logStartOffset,
+          bytes: read.batches.reduce((sum, batch) => sum + batchBytes(batch), 0),
+          ...(read.error === undefined ? {} : { error: read.error }),
+        })),
+      };
+      ctx.type = FRAME_CONTENT_TYPE;
+      ctx.body = Buffer.concat(encodeFrame(head, reads.flatMap((read) => read.batches.map((batch) => batch.bytes))));
+    } else {
+      // maxRecords bounds the whole JSON answer, like maxBytes.
+      const budget = { recordsLeft: request.maxRecords ?? this.deps.limits.fetchMaxRecords };
+      ctx.body = { partitions: reads.map((read) => toJson(read, budget)) };
+    }
+    this.countFetched(reads, records, bytes);
   }
 
-  private read(request: ParsedFetch, replicas: Array<PartitionReplica | undefined>): FetchResponse {
-    let recordsLeft = Math.min(request.maxRecords ?? this.deps.limits.fetchMaxRecords, this.deps.limits.fetchMaxRecords * 10);
+  private countFetched(reads: PartitionRead[], records: number, bytes: number): void {
+    if (records === 0) return;
+    const topic = reads[0].topic;
+    this.deps.metrics.recordsFetched.inc({ topic }, records);
+    this.deps.metrics.bytesFetched.inc({ topic }, bytes);
+  }
+
+  private read(request: ParsedFetch, replicas: Array<Partition | undefined>): PartitionRead[] {
     let bytesLeft = request.maxBytes ?? this.deps.limits.fetchMaxBytes;
-    const partitions: FetchPartitionResult[] = request.partitions.map((ref, i) => {
+    return request.partitions.map((ref, i) => {
       const replica = replicas[i];
-      const result: FetchPartitionResult = {
+      const result: PartitionRead = {
         topic: ref.topic,
         partition: ref.partition,
         highWatermark: replica?.hw ?? 0,
         logStartOffset: replica?.logStartOffset ?? 0,
-        records: [],
+        offset: ref.offset,
+        batches: [],
       };
       try {
         if (replica === undefined || replica.isClosed) throw notHeldHere(this.deps, ref);
@@ -64,31 +120,40 @@ export class FetchHandler {
             { logStartOffset: replica.logStartOffset, highWatermark: replica.hw },
           );
         }
-        if (recordsLeft > 0 && bytesLeft > 0 && ref.offset < replica.hw) {
-          const read = replica.store.readForFetch(ref.offset, {
-            maxRecords: Math.min(recordsLeft, this.deps.limits.fetchMaxRecords),
-            maxBytes: bytesLeft,
-            endOffset: replica.hw,
-          });
-          result.records = read.records;
-          recordsLeft -= read.records.length;
-          bytesLeft -= read.bytes;
-          if (read.records.length > 0) {
-            this.deps.metrics.recordsFetched.inc({ topic: ref.topic }, read.records.length);
-            this.deps.metrics.bytesFetched.inc({ topic: ref.topic }, payloadBytes(read.records));
-          }
+        if (bytesLeft > 0 && ref.offset < replica.hw) {
+          result.batches = replica.store.readBatches(ref.offset, replica.hw, bytesLeft);
+          for (const batch of result.batches) bytesLeft -= batchBytes(batch);
         }
       } catch (error) {
         result.error = inlineError(this.deps, error);
       }
       return result;
     });
-    return { partitions };
   }
 }
 
+/** A partition's batches as JSON records from the requested offset, below the HW, within the answer's record budget. */
+function toJson(read: PartitionRead, budget: { recordsLeft: number }) {
+  const records: JsonRecordOutput[] = [];
+  for (const batch of read.batches) {
+    for (const record of decodeRecordBatch(batch.bytes).records) {
+      if (record.offset < read.offset || record.offset >= read.highWatermark || budget.recordsLeft <= 0) continue;
+      budget.recordsLeft--;
+      records.push(recordToJson(record));
+    }
+  }
+  return {
+    topic: read.topic,
+    partition: read.partition,
+    highWatermark: read.highWatermark,
+    logStartOffset: read.logStartOffset,
+    records,
+    ...(read.error === undefined ? {} : { error: read.error }),
+  };
+}
+
 /** Resolves when any replica's HW or role changes, after waitMs, or when the client goes away. */
-function waitForChange(replicas: PartitionReplica[], waitMs: number, ctx: Context): Promise<void> {
+function waitForChange(replicas: Partition[], waitMs: number, ctx: Context): Promise<void> {
   return new Promise((resolve) => {
     const unsubscribes: Array<() => void> = [];
     let done = false;

@@ -1,13 +1,13 @@
 /** What the request handlers share: the replicas, the coordinator link, limits, and the lookups they all do. */
-import { TesseraError, parseOrThrow, partitionRef, type ErrorBody, type PartitionRef } from '@tessera/protocol';
+import { InvariantError, TesseraError, decodeFrame, splitTail, parseOrThrow, partitionRef, type ErrorBody, type PartitionRef } from '@tessera/protocol';
 import type { Context, Logger } from '@tessera/service';
 import type { CoordinatorLink } from '../cluster/index.js';
 import type { BrokerLimits } from '../config.js';
 import type { BrokerMetrics } from '../metrics/broker-metrics.js';
-import type { PartitionReplica, ReplicaSet } from '../replica/index.js';
+import type { Partition, PartitionSet } from '../partition/index.js';
 
 export interface HandlerDeps {
-  replicas: ReplicaSet;
+  replicas: PartitionSet;
   link: CoordinatorLink;
   limits: BrokerLimits;
   maxValueBytes: number;
@@ -26,7 +26,7 @@ export function routePartition(ctx: Context): PartitionRef {
  * Finds the replicas of `refs`; when any is missing, refreshes the cluster map once (the
  * broker may not have heard of a new topic yet) and looks again. Missing ones map to undefined.
  */
-export async function findReplicas(deps: HandlerDeps, refs: PartitionRef[]): Promise<Array<PartitionReplica | undefined>> {
+export async function findReplicas(deps: HandlerDeps, refs: PartitionRef[]): Promise<Array<Partition | undefined>> {
   let found = refs.map((ref) => deps.replicas.get(ref.topic, ref.partition));
   if (found.some((replica) => replica === undefined)) {
     try {
@@ -56,6 +56,26 @@ export function notHeldHere(deps: HandlerDeps, ref: PartitionRef): TesseraError 
 /** The inline error of one partition in a multi-partition answer. */
 export function inlineError(deps: HandlerDeps, error: unknown): ErrorBody['error'] {
   if (error instanceof TesseraError) return error.toBody().error;
+  // A broken invariant is not one partition's error: it stops the broker (see the service's edge).
+  if (error instanceof InvariantError) throw error;
   deps.logger.error({ err: error }, 'partition operation failed');
   return new TesseraError('INTERNAL', 'internal error').toBody().error;
+}
+
+/**
+ * The frame of a request (`application/vnd.tessera.frame`): its head validated by `parse`
+ * (a zod schema through parseOrThrow), and its tail cut into one part per entry of
+ * `entries(head)` (their `bytes` must cover it exactly).
+ */
+export function readFrame<H>(
+  ctx: Context,
+  parse: (raw: unknown) => H,
+  entries: (head: H) => ReadonlyArray<{ bytes: number }>,
+): { head: H; parts: Buffer[] } {
+  if (ctx.state.frame === undefined) {
+    throw new TesseraError('INVALID_REQUEST', `POST ${ctx.path} takes a frame (content-type application/vnd.tessera.frame)`);
+  }
+  const { head: raw, tail } = decodeFrame(ctx.state.frame);
+  const head = parse(raw);
+  return { head, parts: splitTail(tail, entries(head).map((entry) => entry.bytes)) };
 }

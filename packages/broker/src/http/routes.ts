@@ -1,16 +1,26 @@
 /** The broker's routes (paths from BROKER_ROUTES), each a thin adapter to its domain handler. */
-import { BROKER_ROUTES, TesseraError, epoch, openApiDocument, parseOrThrow, replicateRequest } from '@tessera/protocol';
+import {
+  BROKER_ROUTES,
+  TesseraError,
+  epoch,
+  openApiDocument,
+  parseOrThrow,
+  replicateExchangeHead,
+  type PushAnswer,
+  type ReplicateExchangeResponse,
+} from '@tessera/protocol';
 import type { Context, HttpService } from '@tessera/service';
 import { handleCommit, handleCommittedOffsets } from '../groups/commit-handler.js';
 import { FetchHandler } from '../fetch/fetch-handler.js';
-import { handleProduce } from '../produce/produce-handler.js';
-import { applyReplicate } from '../replication/receive.js';
-import { findReplicas, type HandlerDeps } from './deps.js';
+import { handleProduceBatches, handleProduceJson } from '../produce/produce-handler.js';
+import { applyPush, type ParsedPush } from '../replication/index.js';
+import { findReplicas, inlineError, readFrame, type HandlerDeps } from './deps.js';
 
 export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: FetchHandler } {
   const { router } = service;
   const fetch = new FetchHandler(deps);
-  router.post(BROKER_ROUTES.produce, (ctx) => handleProduce(deps, ctx));
+  router.post(BROKER_ROUTES.produceBatches, (ctx) => handleProduceBatches(deps, ctx));
+  router.post(BROKER_ROUTES.produce, (ctx) => handleProduceJson(deps, ctx));
   router.post(BROKER_ROUTES.fetch, (ctx) => fetch.handle(ctx));
   router.post(BROKER_ROUTES.commit, (ctx) => handleCommit(deps, ctx));
   router.post(BROKER_ROUTES.committedOffsets, (ctx) => handleCommittedOffsets(deps, ctx));
@@ -23,16 +33,30 @@ export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: F
   return { fetch };
 }
 
-/** `POST /internal/replicate`: a push from the primary (this broker is the secondary). */
+/**
+ * `POST /internal/replicate` (a frame): one exchange from another broker, the pushes of the
+ * partitions it leads and this broker follows. Each push is checked and applied on its own
+ * (in order), all of them land in the same group commit, and each gets its own answer.
+ */
 async function handleReplicate(deps: HandlerDeps, ctx: Context): Promise<void> {
-  const request = parseOrThrow(replicateRequest, ctx.state.body);
-  const ref = { topic: request.topic, partition: request.partition };
-  const [replica] = await findReplicas(deps, [ref]);
-  // Not NOT_PRIMARY here: the sender is a primary, and to it that answer would mean it was deposed.
-  if (replica === undefined || replica.isClosed) {
-    throw new TesseraError('PARTITION_NOT_FOUND', `broker ${deps.link.brokerId} holds no replica of ${ref.topic}/${ref.partition} (yet)`);
-  }
-  ctx.body = applyReplicate(replica, request);
+  const { head, parts } = readFrame(ctx, (raw) => parseOrThrow(replicateExchangeHead, raw, 'frame head'), (h) => h.pushes);
+  const replicas = await findReplicas(deps, head.pushes);
+  const answers = await Promise.all(
+    head.pushes.map(async (push, i): Promise<PushAnswer> => {
+      try {
+        const replica = replicas[i];
+        // Not NOT_PRIMARY here: the sender is a primary, and to it that answer would mean it was deposed.
+        if (replica === undefined || replica.isClosed) {
+          throw new TesseraError('PARTITION_NOT_FOUND', `broker ${deps.link.brokerId} holds no replica of ${push.topic}/${push.partition} (yet)`);
+        }
+        return await replica.followerTurn(() => applyPush(replica, push as ParsedPush, parts[i]));
+      } catch (error) {
+        return { error: inlineError(deps, error) };
+      }
+    }),
+  );
+  const body: ReplicateExchangeResponse = { answers };
+  ctx.body = body;
 }
 
 /** `POST /internal/metadata-changed {version}`: the coordinator changed the map; apply it before answering. */

@@ -1,6 +1,6 @@
 import { createMetrics, type HttpService } from '@tessera/service';
 import { describe, expect, it } from 'vitest';
-import { BrokerMetrics, payloadBytes, type MetricsSources } from './broker-metrics.js';
+import { BrokerMetrics, type MetricsSources } from './broker-metrics.js';
 
 function setup(sources: Partial<MetricsSources> = {}) {
   const { registry } = createMetrics('broker');
@@ -79,9 +79,5 @@ describe('broker metrics', () => {
     ]) {
       expect(text).toContain(line);
     }
-  });
-
-  it('counts payload bytes in UTF-8, keys included', () => {
-    expect(payloadBytes([{ key: 'ab', value: 'cde' }, { key: null, value: 'é' }, { value: '' }])).toBe(7);
   });
 });

@@ -89,16 +89,6 @@ export class HistogramMetric implements RegistryMetric {
 const LATENCY_BUCKETS_SECONDS = [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const BATCH_BUCKETS_RECORDS = [1, 10, 100, 1_000, 10_000, 100_000];
 
-/** Bytes of the keys and values of some records, in UTF-8: what the bytes counters count. */
-export function payloadBytes(records: ReadonlyArray<{ key?: string | null; value: string }>): number {
-  let bytes = 0;
-  for (const record of records) {
-    bytes += Buffer.byteLength(record.value, 'utf8');
-    if (record.key) bytes += Buffer.byteLength(record.key, 'utf8');
-  }
-  return bytes;
-}
-
 /** One replica held by this broker, as the per-replica gauges show it. */
 export interface ReplicaSample {
   topic: string;
@@ -122,9 +112,9 @@ const ROLES = ['primary', 'secondary'] as const;
 
 export class BrokerMetrics {
   readonly recordsProduced = new CounterMetric('tessera_broker_records_produced_total', 'Records acknowledged to producers');
-  readonly bytesProduced = new CounterMetric('tessera_broker_bytes_produced_total', 'Key and value bytes (UTF-8) acknowledged to producers');
+  readonly bytesProduced = new CounterMetric('tessera_broker_bytes_produced_total', 'RecordBatch bytes acknowledged to producers');
   readonly recordsFetched = new CounterMetric('tessera_broker_records_fetched_total', 'Records returned by fetch');
-  readonly bytesFetched = new CounterMetric('tessera_broker_bytes_fetched_total', 'Key and value bytes (UTF-8) returned by fetch');
+  readonly bytesFetched = new CounterMetric('tessera_broker_bytes_fetched_total', 'RecordBatch bytes returned by fetch (whole stored batches)');
   readonly produceLatency = new HistogramMetric(
     'tessera_broker_produce_latency_seconds',
     'Time from a produce request to its acknowledgement',
@@ -132,12 +122,32 @@ export class BrokerMetrics {
   );
   readonly replicationLatency = new HistogramMetric(
     'tessera_broker_replication_latency_seconds',
-    'Duration of one replicate call to a secondary',
+    'Duration of one replication exchange with another broker (the pushes of many partitions)',
+    LATENCY_BUCKETS_SECONDS,
+  );
+  readonly flushQueueLatency = new HistogramMetric(
+    'tessera_broker_flush_queue_seconds',
+    'Time the oldest request of a partition flush waited in the write queue before the flush started',
+    LATENCY_BUCKETS_SECONDS,
+  );
+  readonly flushLocalLatency = new HistogramMetric(
+    'tessera_broker_flush_local_seconds',
+    'Time a partition flush waited for the group commit that made it durable on the primary',
+    LATENCY_BUCKETS_SECONDS,
+  );
+  readonly flushReplicateLatency = new HistogramMetric(
+    'tessera_broker_flush_replicate_seconds',
+    'Time a partition flush waited for its in-sync secondary (0 without one)',
+    LATENCY_BUCKETS_SECONDS,
+  );
+  readonly groupCommitLatency = new HistogramMetric(
+    'tessera_broker_group_commit_seconds',
+    'Duration of one storage transaction (every partition with pending writes, at most one fsync)',
     LATENCY_BUCKETS_SECONDS,
   );
   readonly writeBatchRecords = new HistogramMetric(
     'tessera_broker_write_batch_records',
-    'Records per flush (one transaction, one replicate call)',
+    'Records per partition flush (one push to the secondary)',
     BATCH_BUCKETS_RECORDS,
   );
 
@@ -189,6 +199,10 @@ export class BrokerMetrics {
       this.produceLatency,
       this.replicationLatency,
       this.writeBatchRecords,
+      this.groupCommitLatency,
+      this.flushQueueLatency,
+      this.flushLocalLatency,
+      this.flushReplicateLatency,
       ...gauges,
     ];
     // The registry only reads name, help, type and get() of what it is given.

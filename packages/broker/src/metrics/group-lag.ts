@@ -3,7 +3,8 @@
  * place the metrics read committed offsets and the log for it, so a change of the storage
  * changes this function only.
  */
-import type { PartitionReplica } from '../replica/index.js';
+import { decodeRecordBatch } from '@tessera/protocol';
+import type { Partition } from '../partition/index.js';
 
 export interface GroupLagSample {
   group: string;
@@ -15,17 +16,20 @@ export interface GroupLagSample {
   lagSeconds: number;
 }
 
-export function groupLag(replica: PartitionReplica, nowMs: number): GroupLagSample[] {
-  if (replica.role !== 'primary' || replica.isClosed) return [];
-  const hw = replica.hw;
-  return replica.store.groupOffsets().map((g) => {
+export function groupLag(partition: Partition, nowMs: number): GroupLagSample[] {
+  if (partition.role !== 'primary' || partition.isClosed) return [];
+  const hw = partition.hw;
+  return partition.store.groupOffsets().map((g) => {
     const lag = Math.max(0, hw - g.offset);
     let lagSeconds = 0;
     if (lag > 0) {
-      // The record at the committed offset is the oldest one the group still has to process.
-      const [oldest] = replica.store.readForFetch(Math.max(g.offset, replica.logStartOffset), { maxRecords: 1, maxBytes: 1, endOffset: hw }).records;
+      // The record at the committed offset is the oldest one the group still has to process:
+      // read the one batch holding it and take that record's timestamp.
+      const from = Math.max(g.offset, partition.logStartOffset);
+      const [batch] = partition.store.readBatches(from, hw, 1);
+      const oldest = batch && decodeRecordBatch(batch.bytes).records.find((record) => record.offset >= from);
       if (oldest) lagSeconds = Math.max(0, nowMs - oldest.timestamp) / 1000;
     }
-    return { group: g.group, topic: replica.topic, partition: replica.partition, lag, lagSeconds };
+    return { group: g.group, topic: partition.topic, partition: partition.partition, lag, lagSeconds };
   });
 }

@@ -1,37 +1,91 @@
 /**
- * `POST /topics/:topic/partitions/:partition/records`: validates the whole request (route,
- * body, every value's size) before anything is stored, then hands the records to the
- * partition's flush queue and answers once they are below the HW.
+ * Produce on the primary.
+ * - `POST /produce` (a frame): whole RecordBatches of many partitions, as the producer
+ *   encoded them. Every batch of a partition is validated (CRC, sizes, codec) before anything
+ *   of that partition is queued; each partition succeeds or fails on its own, answered in
+ *   request order. A malformed frame is a 400 for the whole request.
+ * - `POST /topics/:topic/partitions/:partition/records` (JSON, for curl users): the records
+ *   are turned into one batch at the edge (`jsonRecordsToBatch`), then take the same path.
+ * A produce is answered once its last record is below the HW.
  */
-import { TesseraError, parseOrThrow, produceRequest, type ProduceResponse } from '@tessera/protocol';
+import {
+  TesseraError,
+  jsonRecordsToBatch,
+  iterateBatches,
+  parseOrThrow,
+  produceFrameHead,
+  produceRequest,
+  validateBatch,
+  type ErrorBody,
+  type ProduceResponse,
+} from '@tessera/protocol';
 import type { Context } from '@tessera/service';
-import { findReplicas, notHeldHere, routePartition, type HandlerDeps } from '../http/deps.js';
-import { payloadBytes } from '../metrics/broker-metrics.js';
+import { findReplicas, inlineError, notHeldHere, readFrame, routePartition, type HandlerDeps } from '../http/deps.js';
+import type { IncomingBatch, Partition } from '../partition/index.js';
 
-export async function handleProduce(deps: HandlerDeps, ctx: Context): Promise<void> {
+/** One partition's answer in `POST /produce`. */
+export type ProducedPartition =
+  | { topic: string; partition: number; baseOffset: number; lastOffset: number; epoch: number }
+  | { topic: string; partition: number; error: ErrorBody['error'] };
+
+export async function handleProduceBatches(deps: HandlerDeps, ctx: Context): Promise<void> {
+  const stopTimer = deps.metrics.produceLatency.startTimer();
+  const { head, parts } = readFrame(ctx, (raw) => parseOrThrow(produceFrameHead, raw, 'frame head'), (h) => h.partitions);
+  const replicas = await findReplicas(deps, head.partitions);
+  const partitions = await Promise.all(
+    head.partitions.map(async (ref, i): Promise<ProducedPartition> => {
+      const key = { topic: ref.topic, partition: ref.partition };
+      try {
+        const batches = validateBatches(parts[i], deps.limits.maxBatchBytes);
+        const result = await produceTo(deps, replicas[i], key, batches);
+        return { ...key, baseOffset: result.baseOffset, lastOffset: result.lastOffset, epoch: result.epoch };
+      } catch (error) {
+        return { ...key, error: inlineError(deps, error) };
+      }
+    }),
+  );
+  stopTimer();
+  ctx.body = { partitions };
+}
+
+export async function handleProduceJson(deps: HandlerDeps, ctx: Context): Promise<void> {
   const stopTimer = deps.metrics.produceLatency.startTimer();
   const ref = routePartition(ctx);
   const request = parseOrThrow(produceRequest, ctx.state.body);
-  checkValueSizes(request.records, deps.maxValueBytes);
+  const batch = jsonRecordsToBatch(request.records, deps.maxValueBytes);
   const [replica] = await findReplicas(deps, [ref]);
-  if (replica === undefined) throw notHeldHere(deps, ref);
-  const result = await replica.produce(request.records);
+  const result = await produceTo(deps, replica, ref, validateBatches(batch, Number.MAX_SAFE_INTEGER));
   stopTimer();
-  deps.metrics.recordsProduced.inc({ topic: ref.topic }, result.count);
-  deps.metrics.bytesProduced.inc({ topic: ref.topic }, payloadBytes(request.records));
-  const body: ProduceResponse = { topic: ref.topic, partition: ref.partition, ...result };
+  const body: ProduceResponse = { topic: ref.topic, partition: ref.partition, baseOffset: result.baseOffset, count: result.count, epoch: result.epoch };
   ctx.body = body;
 }
 
-/** One value over the limit refuses the whole request (413), so nothing of it is stored. */
-export function checkValueSizes(records: ReadonlyArray<{ value: string }>, maxValueBytes: number): void {
-  for (let i = 0; i < records.length; i++) {
-    const value = records[i].value;
-    // UTF-8 takes at least one byte per UTF-16 unit and at most three: measure only when in doubt.
-    if (value.length * 3 <= maxValueBytes) continue;
-    const bytes = value.length > maxValueBytes ? value.length : Buffer.byteLength(value, 'utf8');
-    if (bytes > maxValueBytes) {
-      throw new TesseraError('PAYLOAD_TOO_LARGE', `record ${i}: value is larger than ${maxValueBytes} bytes; nothing was stored`);
+async function produceTo(deps: HandlerDeps, replica: Partition | undefined, ref: { topic: string; partition: number }, batches: IncomingBatch[]) {
+  if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
+  const result = await replica.produce(batches);
+  deps.metrics.recordsProduced.inc({ topic: ref.topic }, result.count);
+  let bytes = 0;
+  for (const batch of batches) bytes += batch.bytes.length;
+  deps.metrics.bytesProduced.inc({ topic: ref.topic }, bytes);
+  return result;
+}
+
+/** Every batch of one partition's part, checked whole (CRC, sizes, codec) before any is stored. */
+function validateBatches(part: Buffer, maxBatchBytes: number): IncomingBatch[] {
+  const batches: IncomingBatch[] = [];
+  for (const { at, header } of iterateBatches(part)) {
+    const size = 12 + header.batchLength;
+    if (size > maxBatchBytes) {
+      throw new TesseraError('PAYLOAD_TOO_LARGE', `batch of ${size} bytes is larger than ${maxBatchBytes}; nothing of this partition was stored`);
     }
+    validateBatch(part, at);
+    batches.push({
+      bytes: part.subarray(at, at + size),
+      recordCount: header.recordCount,
+      lastOffsetDelta: header.lastOffsetDelta,
+      maxTimestamp: header.maxTimestamp,
+    });
   }
+  if (batches.length === 0) throw new TesseraError('INVALID_REQUEST', 'no record batch for this partition');
+  return batches;
 }

@@ -1,4 +1,5 @@
 export * from './divergence.js';
 export * from './ports.js';
-export * from './receive.js';
-export * from './secondary-sync.js';
+export * from './follower/apply.js';
+export * from './leader/exchange.js';
+export * from './leader/secondary-sync.js';

@@ -1,8 +1,8 @@
 /**
- * What a partition replica needs from the rest of the broker, as narrow interfaces, so the
- * replica state machine does not depend on HTTP or on the coordinator link directly.
+ * What a partition needs from the rest of the broker, as narrow interfaces, so the partition
+ * state machine does not depend on HTTP or on the coordinator link directly.
  */
-import type { IsrChangeRequest, PartitionAssignment, ReassignCompleteRequest, ReplicateRequest, ReplicateResponse } from '@tessera/protocol';
+import type { IsrChangeRequest, PartitionAssignment, PartitionPush, ReassignCompleteRequest } from '@tessera/protocol';
 
 export interface ClusterPort {
   readonly brokerId: number;
@@ -20,6 +20,14 @@ export interface ClusterPort {
   nextIsrSeq(): number;
 }
 
+/** One partition's push without its byte count (the exchange fills it in from `batches`). */
+export type PushHead = Omit<PartitionPush, 'bytes'>;
+
 export interface ReplicationPort {
-  replicate(url: string, request: ReplicateRequest, timeoutMs: number): Promise<ReplicateResponse>;
+  /**
+   * Sends one partition's push to the broker at `url` (in an exchange shared with the other
+   * partitions pushing to that broker at the same moment). Resolves with the secondary's LEO;
+   * throws its refusal as a TesseraError, or the network error.
+   */
+  push(url: string, head: PushHead, batches: Buffer[], timeoutMs: number): Promise<{ leo: number; epoch: number }>;
 }

@@ -1,1 +1,3 @@
-export * from './partition-store.js';
+export * from './batch-index.js';
+export * from './broker-store.js';
+export * from './legacy-migration.js';

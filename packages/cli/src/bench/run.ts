@@ -1,15 +1,21 @@
 /**
- * `tessera bench produce|e2e`: measurements, not tests.
- *  - produce: N records of SIZE bytes through the batching Producer with at most C
- *    records in flight (as C concurrent senders each awaiting its acknowledgement would);
- *    reports records/s, MB/s and ack latency percentiles.
- *  - e2e: the same sending (optionally paced with --rate) while a consumer group member
- *    of this process reads the topic from its end; each record carries its send time in a
- *    header, so produce→delivery latency is measured on one clock.
+ * `tessera bench produce|latency|e2e|consume`: measurements, not tests.
+ *  - produce: N records of SIZE bytes through the batching Producer with at most
+ *    `--max-in-flight` records sent and not yet acknowledged (as that many concurrent
+ *    senders awaiting their acknowledgements would); records/s, MB/s, ack latency.
+ *  - latency: one record at a time (`--max-in-flight 1`): ack latency p50/p99.
+ *  - e2e: sending at `--rate` records/s while a consumer group member of this process reads
+ *    the topic from its end and commits in the background; each record carries its send
+ *    time in a header, so produce→delivery latency is measured on one clock.
+ *  - consume: stores N records first (not timed), then a new group reads them from the
+ *    beginning, committing after every poll; records/s from the first batch.
+ * Every mode also reports the load average before and after, and the CPU time per record
+ * of every process (each service's `process_cpu_seconds_total`, and this process).
  */
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import { isTesseraError } from '@tessera/protocol';
-import type { Producer } from '@tessera/client';
+import type { Producer, TesseraClient } from '@tessera/client';
 import { CliError } from '../errors.js';
 import { formatCount, formatLatencyMs, formatMegabytesPerSecond, formatRate, formatSeconds } from '../output/format.js';
 import { Progress } from '../output/progress.js';
@@ -17,12 +23,16 @@ import { renderFields } from '../output/table.js';
 import { jsonLine } from '../output/write.js';
 import type { Runtime } from '../runtime.js';
 import { LatencyHistogram } from './histogram.js';
+import { cpuPerRecord, sampleCpu, type CpuUse } from './service-cpu.js';
+
+export type BenchMode = 'produce' | 'latency' | 'e2e' | 'consume';
 
 export interface BenchOptions {
   topic: string;
   messages: number;
   size: number;
-  concurrency: number;
+  /** Records sent and not yet acknowledged, at most. */
+  maxInFlight: number;
   batchSize?: number;
   lingerMs?: number;
   /** Records per second in total; unpaced when absent. */
@@ -32,19 +42,29 @@ export interface BenchOptions {
   json?: boolean;
 }
 
+export interface LatencySummary {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
 export interface BenchResult {
-  mode: 'produce' | 'e2e';
+  mode: BenchMode;
   topic: string;
+  partitions: number;
   messages: number;
   sizeBytes: number;
-  concurrency: number;
+  maxInFlight: number;
   seconds: number;
-  messagesPerSecond: number;
+  recordsPerSecond: number;
   megabytesPerSecond: number;
-  ackLatencyMs: { p50: number; p99: number; max: number };
-  e2eLatencyMs?: { p50: number; p99: number; max: number };
+  ackLatencyMs?: LatencySummary;
+  e2eLatencyMs?: LatencySummary;
   failed: number;
   delivered?: number;
+  /** 1-minute load average when the run started and when it ended. */
+  loadAverage: { before: number; after: number; cpus: number };
+  cpu: CpuUse[];
 }
 
 const RUN_HEADER = 'bench-run';
@@ -53,13 +73,14 @@ const SENT_HEADER = 'bench-sent-ms';
 const E2E_DRAIN_MS = 10_000;
 /** e2e: how long the consumer may take to join and hold every partition. */
 const E2E_ASSIGN_TIMEOUT_MS = 30_000;
+/** consume: how long a poll may come back empty before the run gives up. */
+const CONSUME_STALL_MS = 10_000;
 
-export async function ensureTopic(runtime: Runtime, options: BenchOptions): Promise<void> {
+export async function ensureTopic(runtime: Runtime, options: BenchOptions): Promise<number> {
   runtime.errorContext.topic = options.topic;
   const admin = runtime.client().admin;
   try {
-    await admin.describeTopic(options.topic);
-    return;
+    return (await admin.describeTopic(options.topic)).partitions.length;
   } catch (error) {
     if (!isTesseraError(error, 'TOPIC_NOT_FOUND')) throw error;
   }
@@ -70,75 +91,100 @@ export async function ensureTopic(runtime: Runtime, options: BenchOptions): Prom
     // Another bench created it in between: fine.
     if (!isTesseraError(error, 'TOPIC_EXISTS')) throw error;
   }
+  return (await admin.describeTopic(options.topic)).partitions.length;
 }
 
-export async function runBench(runtime: Runtime, mode: 'produce' | 'e2e', options: BenchOptions): Promise<BenchResult> {
-  await ensureTopic(runtime, options);
+export async function runBench(runtime: Runtime, mode: BenchMode, options: BenchOptions): Promise<BenchResult> {
+  const partitions = await ensureTopic(runtime, options);
   const client = runtime.client();
+  const maxInFlight = mode === 'latency' ? 1 : options.maxInFlight;
+  const loadBefore = os.loadavg()[0]!;
+  let measured: Measured;
+  let cpuBefore;
+  if (mode === 'consume') {
+    await sendRecords(runtime, client, mode, { ...options, maxInFlight }, undefined, 'storing');
+    cpuBefore = await sampleCpu(client);
+    measured = await consumeAll(runtime, client, options);
+  } else {
+    cpuBefore = await sampleCpu(client);
+    measured = await sendRecords(runtime, client, mode, { ...options, maxInFlight }, mode === 'e2e' ? randomUUID() : undefined, 'sent');
+  }
+  const cpuAfter = await sampleCpu(client);
+  const result: BenchResult = {
+    mode,
+    topic: options.topic,
+    partitions,
+    messages: measured.records,
+    sizeBytes: options.size,
+    maxInFlight,
+    seconds: measured.seconds,
+    recordsPerSecond: measured.records / measured.seconds,
+    megabytesPerSecond: (measured.records * options.size) / measured.seconds / (1024 * 1024),
+    failed: measured.failed,
+    loadAverage: { before: loadBefore, after: os.loadavg()[0]!, cpus: os.cpus().length },
+    cpu: cpuPerRecord(cpuBefore, cpuAfter, measured.records),
+  };
+  if (measured.ack !== undefined) result.ackLatencyMs = summary(measured.ack);
+  if (measured.e2e !== undefined) {
+    result.e2eLatencyMs = summary(measured.e2e);
+    result.delivered = measured.delivered;
+  }
+  if (options.json) runtime.out(jsonLine(result));
+  else runtime.out(renderBenchResult(result));
+  if (measured.failed > 0) throw new CliError(`${formatCount(measured.failed)} records failed`, { cause: measured.firstError });
+  if (mode === 'e2e' && (measured.delivered ?? 0) < measured.records) {
+    throw new CliError(`${formatCount(measured.records - (measured.delivered ?? 0))} acknowledged records were not delivered within ${E2E_DRAIN_MS} ms`);
+  }
+  if (mode === 'consume' && measured.records < options.messages) {
+    throw new CliError(`read ${formatCount(measured.records)} of ${formatCount(options.messages)} records: no new record for ${CONSUME_STALL_MS} ms`);
+  }
+  return result;
+}
+
+interface Measured {
+  records: number;
+  seconds: number;
+  failed: number;
+  firstError?: unknown;
+  ack?: LatencyHistogram;
+  e2e?: LatencyHistogram;
+  delivered?: number;
+}
+
+const summary = (h: LatencyHistogram): LatencySummary => ({ p50: h.percentileMs(0.5), p99: h.percentileMs(0.99), max: h.maxMs });
+
+/**
+ * Sends `messages` records with at most `maxInFlight` unacknowledged; with a rate, record i
+ * leaves at start + i/rate (open loop: a slow acknowledgement does not delay the next send,
+ * only a full window does). With `runId` (e2e), a consumer in this process times deliveries.
+ */
+async function sendRecords(
+  runtime: Runtime,
+  client: TesseraClient,
+  mode: BenchMode,
+  options: BenchOptions,
+  runId: string | undefined,
+  verb: string,
+): Promise<Measured> {
   const producer = client.producer({ lingerMs: options.lingerMs, maxBatchRecords: options.batchSize });
-  const runId = randomUUID();
-  const value = 'x'.repeat(options.size);
+  const value = Buffer.alloc(options.size, 'x');
   const ack = new LatencyHistogram();
   const e2e = new LatencyHistogram();
   let acknowledged = 0;
   let failed = 0;
   let delivered = 0;
   let firstError: unknown;
-  // Reset once the e2e consumer is ready, so joining the group is not part of the measurement.
-  let startedMs = performance.now();
-
+  const consumer = runId === undefined ? undefined : await startE2eConsumer(client, options.topic, runId, e2e, () => delivered++);
+  const startedMs = performance.now();
   const progress = new Progress({
     stream: runtime.io.stderr,
     render: () => {
       const seconds = (performance.now() - startedMs) / 1000;
-      const e2eText = mode === 'e2e' ? `, delivered ${formatCount(delivered)}, e2e p99 ${formatLatencyMs(e2e.percentileMs(0.99))}` : '';
-      return `sent ${formatCount(acknowledged)}/${formatCount(options.messages)} (${formatRate(acknowledged / seconds)} msgs/s, ack p99 ${formatLatencyMs(ack.percentileMs(0.99))}${e2eText})`;
+      const e2eText = runId === undefined ? '' : `, delivered ${formatCount(delivered)}, e2e p99 ${formatLatencyMs(e2e.percentileMs(0.99))}`;
+      return `${mode}: ${verb} ${formatCount(acknowledged)}/${formatCount(options.messages)} (${formatRate(acknowledged / seconds)} records/s, ack p99 ${formatLatencyMs(ack.percentileMs(0.99))}${e2eText})`;
     },
   });
 
-  let consumerDone: Promise<void> = Promise.resolve();
-  let stopConsumer = () => {};
-  if (mode === 'e2e') {
-    // A fresh group starting at the end of the log: it must hold every partition (and have
-    // found its start offsets, which the poll that applies an assignment does) before the
-    // first record is sent, or that record would be before its start and never delivered.
-    const consumer = client.consumer({ group: `bench-${runId}`, topic: options.topic, fromBeginning: false, waitMs: 100 });
-    const partitionCount = (await client.admin.describeTopic(options.topic)).partitions.length;
-    const assignedBy = Date.now() + E2E_ASSIGN_TIMEOUT_MS;
-    while (consumer.assignment().length < partitionCount) {
-      if (Date.now() > assignedBy) {
-        await consumer.close().catch(() => undefined);
-        throw new CliError(`the bench consumer did not get all ${partitionCount} partitions within ${E2E_ASSIGN_TIMEOUT_MS} ms`);
-      }
-      await consumer.poll({ maxRecords: 1, waitMs: 100 });
-    }
-    let stop = false;
-    stopConsumer = () => (stop = true);
-    consumerDone = (async () => {
-      try {
-        while (!stop) {
-          const records = await consumer.poll({ maxRecords: 10_000, waitMs: 500 });
-          const now = performance.timeOrigin + performance.now();
-          for (const record of records) {
-            if (record.headers?.[RUN_HEADER] !== runId) continue;
-            delivered++;
-            e2e.recordMs(now - Number(record.headers[SENT_HEADER]));
-          }
-          if (records.length > 0) await consumer.commit(records);
-        }
-      } finally {
-        await consumer.close().catch(() => undefined);
-      }
-    })();
-  }
-
-  startedMs = performance.now();
-
-  /**
-   * Keeps up to `concurrency` records in flight (sent, not yet acknowledged); with a rate,
-   * record i leaves at start + i/rate (open loop: a slow acknowledgement does not delay
-   * the next send, only a full window does).
-   */
   const sendAll = async (producerRef: Producer) => {
     const intervalMs = options.rate === undefined ? 0 : 1000 / options.rate;
     let inFlight = 0;
@@ -150,13 +196,13 @@ export async function runBench(runtime: Runtime, mode: 'produce' | 'e2e', option
       wake?.();
     };
     for (let index = 0; index < options.messages && firstError === undefined; index++) {
-      while (inFlight >= options.concurrency) await new Promise<void>((resolve) => (slotFreed = resolve));
+      while (inFlight >= options.maxInFlight) await new Promise<void>((resolve) => (slotFreed = resolve));
       if (intervalMs > 0) {
         const waitMs = startedMs + index * intervalMs - performance.now();
         if (waitMs > 1) await new Promise((resolve) => setTimeout(resolve, waitMs));
       }
       const sentAtMs = performance.now();
-      const headers = mode === 'e2e' ? { [RUN_HEADER]: runId, [SENT_HEADER]: String(performance.timeOrigin + sentAtMs) } : undefined;
+      const headers = runId === undefined ? undefined : { [RUN_HEADER]: runId, [SENT_HEADER]: String(performance.timeOrigin + sentAtMs) };
       inFlight++;
       producerRef.send({ topic: options.topic, key: String(index), value, headers }).then(
         () => {
@@ -178,66 +224,120 @@ export async function runBench(runtime: Runtime, mode: 'produce' | 'e2e', option
     await sendAll(producer);
     await producer.flush().catch((error: unknown) => (firstError ??= error));
     const producedMs = performance.now();
-    if (mode === 'e2e') {
+    if (consumer !== undefined) {
       // Wait for the consumer to see every acknowledged record, or give up after a while.
       while (delivered < acknowledged && performance.now() - producedMs < E2E_DRAIN_MS) {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      stopConsumer();
-      await consumerDone;
     }
   } finally {
     progress.stop();
-    stopConsumer();
+    await consumer?.stop();
     await producer.close().catch(() => undefined);
   }
   if (firstError !== undefined && acknowledged === 0) throw firstError;
   const seconds = (performance.now() - startedMs) / 1000;
-  const summary = (h: LatencyHistogram) => ({ p50: h.percentileMs(0.5), p99: h.percentileMs(0.99), max: h.maxMs });
-  const result: BenchResult = {
-    mode,
-    topic: options.topic,
-    messages: acknowledged,
-    sizeBytes: options.size,
-    concurrency: options.concurrency,
-    seconds,
-    messagesPerSecond: acknowledged / seconds,
-    megabytesPerSecond: (acknowledged * options.size) / seconds / (1024 * 1024),
-    ackLatencyMs: summary(ack),
-    failed,
+  return { records: acknowledged, seconds, failed, firstError, ack, ...(runId === undefined ? {} : { e2e, delivered }) };
+}
+
+/**
+ * A fresh group at the end of the log that must hold every partition (and have found its
+ * start offsets, which the poll that applies an assignment does) before the first record is
+ * sent, or that record would be before its start and never delivered. It commits in the
+ * background, one commit at a time, so a commit never delays the next poll.
+ */
+async function startE2eConsumer(client: TesseraClient, topic: string, runId: string, e2e: LatencyHistogram, onDelivered: () => void) {
+  const consumer = client.consumer({ group: `bench-${runId}`, topic, fromBeginning: false, waitMs: 100 });
+  const partitionCount = (await client.admin.describeTopic(topic)).partitions.length;
+  const assignedBy = Date.now() + E2E_ASSIGN_TIMEOUT_MS;
+  while (consumer.assignment().length < partitionCount) {
+    if (Date.now() > assignedBy) {
+      await consumer.close().catch(() => undefined);
+      throw new CliError(`the bench consumer did not get all ${partitionCount} partitions within ${E2E_ASSIGN_TIMEOUT_MS} ms`);
+    }
+    await consumer.poll({ maxRecords: 1, waitMs: 100 });
+  }
+  let stop = false;
+  let commit: Promise<void> | null = null;
+  const done = (async () => {
+    try {
+      while (!stop) {
+        const records = await consumer.poll({ maxRecords: 10_000, waitMs: 500 });
+        const now = performance.timeOrigin + performance.now();
+        for (const record of records) {
+          if (record.headers[RUN_HEADER]?.toString() !== runId) continue;
+          onDelivered();
+          e2e.recordMs(now - Number(record.headers[SENT_HEADER]?.toString()));
+        }
+        if (records.length > 0 && commit === null) {
+          commit = consumer.commit().finally(() => (commit = null));
+          commit.catch(() => undefined);
+        }
+      }
+    } finally {
+      await commit?.catch(() => undefined);
+      await consumer.close().catch(() => undefined);
+    }
+  })();
+  return {
+    stop: async () => {
+      stop = true;
+      await done;
+    },
   };
-  if (mode === 'e2e') {
-    result.e2eLatencyMs = summary(e2e);
-    result.delivered = delivered;
+}
+
+/** Reads `messages` records with a new group from the beginning, committing after every poll. */
+async function consumeAll(runtime: Runtime, client: TesseraClient, options: BenchOptions): Promise<Measured> {
+  const consumer = client.consumer({ group: `bench-consume-${randomUUID()}`, topic: options.topic, fromBeginning: true, maxRecords: 10_000, waitMs: 500 });
+  let read = 0;
+  let startedMs: number | undefined;
+  const progress = new Progress({
+    stream: runtime.io.stderr,
+    render: () => {
+      const seconds = startedMs === undefined ? 0 : (performance.now() - startedMs) / 1000;
+      return `consume: read and committed ${formatCount(read)}/${formatCount(options.messages)} (${formatRate(read / seconds)} records/s)`;
+    },
+  });
+  let lastRecordMs = performance.now();
+  try {
+    while (read < options.messages && performance.now() - lastRecordMs < CONSUME_STALL_MS) {
+      const records = await consumer.poll({ maxRecords: 10_000, waitMs: 500 });
+      if (records.length === 0) continue;
+      startedMs ??= performance.now();
+      lastRecordMs = performance.now();
+      read += records.length;
+      await consumer.commit(records);
+    }
+  } finally {
+    progress.stop();
+    await consumer.close().catch(() => undefined);
   }
-  if (options.json) runtime.out(jsonLine(result));
-  else runtime.out(renderBenchResult(result));
-  if (failed > 0) throw new CliError(`${formatCount(failed)} records failed`, { cause: firstError });
-  if (mode === 'e2e' && delivered < acknowledged) {
-    throw new CliError(`${formatCount(acknowledged - delivered)} acknowledged records were not delivered within ${E2E_DRAIN_MS} ms`);
-  }
-  return result;
+  const seconds = startedMs === undefined ? 0 : (performance.now() - startedMs) / 1000;
+  return { records: Math.min(read, options.messages), seconds, failed: 0 };
 }
 
 export function renderBenchResult(result: BenchResult): string {
+  const latency = (l: LatencySummary) => `p50 ${formatLatencyMs(l.p50)}, p99 ${formatLatencyMs(l.p99)}, max ${formatLatencyMs(l.max)}`;
   const fields: Array<[string, unknown]> = [
     ['mode', result.mode],
-    ['topic', result.topic],
-    ['messages', `${formatCount(result.messages)} × ${formatCount(result.sizeBytes)} B, concurrency ${result.concurrency}`],
+    ['topic', `${result.topic} (${result.partitions} partitions)`],
+    ['records', `${formatCount(result.messages)} × ${formatCount(result.sizeBytes)} B, at most ${formatCount(result.maxInFlight)} in flight`],
     ['time', formatSeconds(result.seconds * 1000)],
-    ['throughput', `${formatRate(result.messagesPerSecond)} msgs/s, ${formatMegabytesPerSecond(result.megabytesPerSecond * 1024 * 1024)}`],
-    [
-      'ack latency',
-      `p50 ${formatLatencyMs(result.ackLatencyMs.p50)}, p99 ${formatLatencyMs(result.ackLatencyMs.p99)}, max ${formatLatencyMs(result.ackLatencyMs.max)}`,
-    ],
+    ['throughput', `${formatRate(result.recordsPerSecond)} records/s, ${formatMegabytesPerSecond(result.megabytesPerSecond * 1024 * 1024)}`],
   ];
+  if (result.ackLatencyMs) fields.push(['ack latency', latency(result.ackLatencyMs)]);
   if (result.e2eLatencyMs) {
-    fields.push([
-      'e2e latency',
-      `p50 ${formatLatencyMs(result.e2eLatencyMs.p50)}, p99 ${formatLatencyMs(result.e2eLatencyMs.p99)}, max ${formatLatencyMs(result.e2eLatencyMs.max)}`,
-    ]);
+    fields.push(['e2e latency', latency(result.e2eLatencyMs)]);
     fields.push(['delivered', formatCount(result.delivered ?? 0)]);
   }
   if (result.failed > 0) fields.push(['failed', formatCount(result.failed)]);
+  fields.push(['load average', `${result.loadAverage.before.toFixed(2)} → ${result.loadAverage.after.toFixed(2)} (${result.loadAverage.cpus} CPUs)`]);
+  for (const use of result.cpu) {
+    fields.push([
+      `cpu ${use.process}`,
+      use.cpuSeconds === null ? 'not readable' : `${use.cpuSeconds.toFixed(2)} s, ${use.microsPerRecord === null ? '-' : use.microsPerRecord.toFixed(2)} µs/record`,
+    ]);
+  }
   return renderFields(fields);
 }

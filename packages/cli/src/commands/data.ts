@@ -20,15 +20,24 @@ export function registerData(program: Command, runtime: Runtime): void {
         .conflicts('key'),
     )
     .option('--partition <n>', 'send every record to this partition instead of hashing the key', integer(0, MAX_PARTITIONS - 1))
-    .option('--linger-ms <ms>', 'how long the producer waits to fill a batch', integer(0, 60_000))
-    .option('--batch-size <n>', 'most records per produce request', integer(1, MAX_RECORDS_PER_REQUEST))
-    .action(async (topic: string, options: { key?: string; keySeparator?: string; partition?: number; lingerMs?: number; batchSize?: number }) => {
+    .addOption(
+      new Option('--value-format <format>', 'how each value is written on its line: text (sent as UTF-8) or base64 (any bytes)')
+        .choices(['text', 'base64'])
+        .default('text'),
+    )
+    .addOption(new Option('--key-format <format>', 'how keys are written: text or base64').choices(['text', 'base64']).default('text'))
+    .option('--linger-ms <ms>', 'how long a batch waits for more records (default 0)', integer(0, 60_000))
+    .option('--batch-size <n>', 'most records per batch (one batch per partition in a request)', integer(1, MAX_RECORDS_PER_REQUEST))
+    .action(async (topic: string, options: Parameters<typeof runProduce>[2]) => {
       await runProduce(runtime, topic, options);
     });
 
   program
     .command('consume')
-    .description('print records as JSON lines on stdout, as a member of a consumer group, committing what was printed')
+    .description(
+      'print records as JSON lines on stdout, as a member of a consumer group, committing what was printed; ' +
+        'a record with bytes that are not UTF-8 is printed in base64 with "encoding":"base64"',
+    )
     .argument('<topic>', 'topic to read')
     .requiredOption('-g, --group <group>', 'consumer group id')
     .option('--from-beginning', 'a group with no committed offset starts at the oldest record (default: only new records)')
@@ -39,27 +48,33 @@ export function registerData(program: Command, runtime: Runtime): void {
       await runConsume(runtime, topic, options);
     });
 
-  const bench = program.command('bench').description('measure produce throughput and end-to-end latency');
-  for (const mode of ['produce', 'e2e'] as const) {
+  const bench = program
+    .command('bench')
+    .description('measure throughput, latency and CPU per record (load average and each process\'s CPU are in every report)');
+  const modes = {
+    produce: 'send N records of SIZE bytes with at most --max-in-flight unacknowledged; records/s, MB/s, ack latency',
+    latency: 'send one record at a time; acknowledgement latency p50/p99/max',
+    e2e: 'send at --rate records/s while a group member of this process reads; produce→delivery latency p50/p99/max',
+    consume: 'store N records, then read them with a new group committing after every poll; records/s',
+  } as const;
+  for (const [mode, description] of Object.entries(modes) as Array<[keyof typeof modes, string]>) {
     bench
       .command(mode)
-      .description(
-        mode === 'produce'
-          ? 'send N records of SIZE bytes; report msgs/s, MB/s, ack latency p50/p99/max'
-          : 'send while a group member reads; report produce→delivery latency p50/p99/max',
-      )
+      .description(description)
       .requiredOption('-t, --topic <topic>', 'topic (created when missing)')
-      .option('-n, --messages <n>', 'records to send', positiveInt, 100_000)
+      .option('-n, --messages <n>', 'records to send (or read)', positiveInt, mode === 'latency' ? 5_000 : 100_000)
       .option('-s, --size <bytes>', 'value size of each record', integer(0, 1024 * 1024), 100)
-      .option('-c, --concurrency <n>', 'records in flight (sent, not yet acknowledged) at most', integer(1, 100_000), 1_000)
-      .option('--batch-size <n>', 'most records per produce request', integer(1, MAX_RECORDS_PER_REQUEST))
-      .option('--linger-ms <ms>', 'how long the producer waits to fill a batch', integer(0, 60_000))
-      .option('--rate <n>', 'records per second in total (default: as fast as possible)', positiveInt)
+      .option('-c, --max-in-flight <n>', 'records sent and not yet acknowledged, at most (latency: always 1)', integer(1, 1_000_000), 1_000)
+      .addOption(new Option('--concurrency <n>', 'old name of --max-in-flight').argParser(integer(1, 1_000_000)).hideHelp())
+      .option('--batch-size <n>', 'most records per batch', integer(1, MAX_RECORDS_PER_REQUEST))
+      .option('--linger-ms <ms>', 'how long a batch waits for more records (default 0)', integer(0, 60_000))
+      .option('--rate <n>', 'records per second in total (e2e default 5000; others: as fast as possible)', positiveInt, mode === 'e2e' ? 5_000 : undefined)
       .option('--partitions <n>', 'partitions when the topic is created', integer(1, MAX_PARTITIONS), 6)
       .option('--replication-factor <n>', 'replication factor when the topic is created', integer(1, 2), 2)
       .addOption(jsonOption())
-      .action(async (options: Parameters<typeof runBench>[2]) => {
-        await runBench(runtime, mode, options);
+      .action(async (options: Parameters<typeof runBench>[2] & { concurrency?: number }) => {
+        const { concurrency, ...rest } = options;
+        await runBench(runtime, mode, { ...rest, maxInFlight: concurrency ?? rest.maxInFlight });
       });
   }
 }

@@ -6,7 +6,7 @@ import { fakeAdmin, fakeRuntime } from '../test-support.js';
 import { runConsume } from './run.js';
 
 function record(offset: number) {
-  return { topic: 't', partition: 0, offset, key: `k${offset}`, value: `v${offset}`, headers: null, timestamp: 1 };
+  return { topic: 't', partition: 0, offset, key: Buffer.from(`k${offset}`), value: Buffer.from(`v${offset}`), headers: {}, timestamp: 1 };
 }
 
 function fakeConsumer(batches: Array<ReturnType<typeof record>[]>) {

@@ -24,6 +24,14 @@ describe('lineToRecord', () => {
   it('sends the whole line as the value without key options', () => {
     expect(lineToRecord('a:b', {})).toEqual({ value: 'a:b' });
   });
+
+  it('decodes base64 values and keys, and refuses what is not base64', () => {
+    const bytes = Buffer.from([0, 0xff, 0xfe, 10, 13]);
+    expect(lineToRecord(`k:${bytes.toString('base64')}`, { keySeparator: ':', valueFormat: 'base64' })).toEqual({ key: 'k', value: bytes });
+    expect(lineToRecord(`AP8=:`, { keySeparator: ':', keyFormat: 'base64', valueFormat: 'base64' })).toEqual({ key: Buffer.from([0, 0xff]), value: Buffer.alloc(0) });
+    expect(() => lineToRecord('not base64!', { valueFormat: 'base64' })).toThrow(/the value is not valid base64/);
+    expect(() => lineToRecord('x', { key: 'AB', keyFormat: 'base64' })).toThrow(/the key is not valid base64/);
+  });
 });
 
 describe('LineSplitter', () => {

@@ -1,11 +1,16 @@
 /**
  * Turning stdin into records: a streaming line splitter (never holds more than one
- * partial line) and the rule that maps one line to one record.
+ * partial line) and the rule that maps one line to one record. A line is text; with
+ * `--value-format base64` (and `--key-format base64`) the value (key) is the base64 of
+ * the bytes to send, so any bytes fit on a line.
  */
+import { decodeBase64 } from '@tessera/protocol';
+
+export type TextFormat = 'text' | 'base64';
 
 export interface LineRecord {
-  key?: string;
-  value: string;
+  key?: string | Buffer;
+  value: string | Buffer;
   partition?: number;
 }
 
@@ -15,19 +20,27 @@ export interface LineOptions {
   /** The text before the first separator is the key; a line without it is keyless. */
   keySeparator?: string;
   partition?: number;
+  /** How the value is written on the line (default text: sent as its UTF-8 bytes). */
+  valueFormat?: TextFormat;
+  /** How the key is written (the line's or `--key`; default text). */
+  keyFormat?: TextFormat;
 }
 
+/** The record of one line; throws INVALID_REQUEST when a base64 part is not base64. */
 export function lineToRecord(line: string, options: LineOptions): LineRecord {
-  const record: LineRecord = { value: line };
+  let key: string | undefined;
+  let value = line;
   if (options.key !== undefined) {
-    record.key = options.key;
+    key = options.key;
   } else if (options.keySeparator !== undefined) {
     const at = line.indexOf(options.keySeparator);
     if (at >= 0) {
-      record.key = line.slice(0, at);
-      record.value = line.slice(at + options.keySeparator.length);
+      key = line.slice(0, at);
+      value = line.slice(at + options.keySeparator.length);
     }
   }
+  const record: LineRecord = { value: options.valueFormat === 'base64' ? decodeBase64(value, 'the value') : value };
+  if (key !== undefined) record.key = options.keyFormat === 'base64' ? decodeBase64(key, 'the key') : key;
   if (options.partition !== undefined) record.partition = options.partition;
   return record;
 }

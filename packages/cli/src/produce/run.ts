@@ -81,7 +81,13 @@ export async function runProduce(runtime: Runtime, topic: string, options: Produ
         };
         let sent: Promise<unknown>;
         try {
-          sent = producer.send({ topic, ...lineToRecord(line, options) });
+          let record;
+          try {
+            record = lineToRecord(line, options);
+          } catch (error) {
+            throw new CliError(`line ${read}: ${(error as Error).message}`, { cause: error });
+          }
+          sent = producer.send({ topic, ...record });
         } catch (error) {
           sent = Promise.reject(error);
         }

@@ -10,6 +10,7 @@ import {
   groupId,
   isRetriable,
   parseOrThrow,
+  retry,
   topicName,
   type BrokerListResponse,
   type BrokerStatus,
@@ -37,7 +38,6 @@ import {
 } from '@tessera/protocol';
 import type { Connection } from '../connection/connection.js';
 import { needsMetadataRefresh, primaryUrlIn, type MetadataCache } from '../cluster/metadata-cache.js';
-import { delay } from '../internal/signal.js';
 
 /** Lag of one partition of a group's topic. */
 export interface PartitionLag {
@@ -163,10 +163,10 @@ export class AdminClient implements Admin {
 
   async groupLag(group: string): Promise<PartitionLag[]> {
     const description = await this.describeGroup(group);
-    const lags: PartitionLag[] = [];
-    // A failover between reading the map and asking the primary answers NOT_PRIMARY: refresh and ask again.
-    for (let attempt = 0; ; attempt++) {
-      try {
+    // A failover between reading the map and asking the primary answers NOT_PRIMARY: read the map again and ask again.
+    return retry(
+      async () => {
+        const lags: PartitionLag[] = [];
         const metadata = await this.metadata();
         const topic = metadata.topics.find((t) => t.name === description.topic);
         if (topic === undefined) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${description.topic} of group ${group} does not exist`);
@@ -183,7 +183,6 @@ export class AdminClient implements Admin {
             }),
           ),
         );
-        lags.length = 0;
         for (const answer of answers) {
           for (const entry of answer.partitions) {
             if (entry.error !== undefined) throw TesseraError.fromBody({ error: entry.error });
@@ -197,11 +196,9 @@ export class AdminClient implements Admin {
           }
         }
         return lags.sort((a, b) => a.partition - b.partition);
-      } catch (error) {
-        if (attempt >= 3 || !isRetriable(error) || !needsMetadataRefresh(error)) throw error;
-        await delay(100 * (attempt + 1));
-      }
-    }
+      },
+      { retries: 3, initialMs: 100, multiplier: 2, maxMs: 400, shouldRetry: (error) => isRetriable(error) && needsMetadataRefresh(error) },
+    );
   }
 
   async metadata(): Promise<MetadataResponse> {

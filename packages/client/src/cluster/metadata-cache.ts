@@ -86,6 +86,15 @@ export class MetadataCache {
     return this.current.topics.find((topic) => topic.name === name);
   }
 
+  /**
+   * The URL of a partition's primary from the cached map without any I/O: undefined when
+   * the topic is not cached, PARTITION_OFFLINE (thrown) when the map names no primary.
+   */
+  cachedPrimaryUrl(topic: string, partition: number): string | undefined {
+    const cached = this.cachedTopic(topic);
+    return cached === undefined ? undefined : primaryUrlIn(this.current!, cached, partition);
+  }
+
   /** The URL of a partition's primary, or PARTITION_OFFLINE (retriable) when it has none. */
   async primaryUrl(topic: string, partition: number): Promise<string> {
     const metadata = await this.get();

@@ -1,17 +1,22 @@
 /**
- * The client's one HTTP connection pool and the two kinds of calls it makes: to the
- * coordinator (control plane: metadata, topics, groups) and to brokers (data plane:
- * produce, fetch, commit, offsets). Coordinator calls that get no answer become a
- * clear UNAVAILABLE error naming the coordinator, so a user sees what is wrong.
+ * The client's HTTP connections and the two kinds of calls it makes: to the coordinator
+ * (control plane: metadata, topics, groups; JSON over got) and to brokers (data plane:
+ * produce, fetch, commit, offsets; JSON and frames over undici, see DataHttpClient).
+ * Calls that get no answer become a clear UNAVAILABLE or TIMEOUT error naming the
+ * service, so a user sees what is wrong.
  */
 import {
+  DataHttpClient,
+  decodeFrame,
+  FRAME_CONTENT_TYPE,
   isNetworkError,
   isTesseraError,
   JsonHttpClient,
   routePath,
   TesseraError,
-  type RequestOptions,
+  type DataAnswer,
   type TlsClientOptions,
+  type RequestOptions,
 } from '@tessera/protocol';
 import { type Credentials, TokenSource } from './credentials.js';
 
@@ -29,11 +34,15 @@ export class Connection {
   readonly requestTimeoutMs: number;
   private readonly http: JsonHttpClient;
   private readonly tokens: TokenSource | undefined;
+  private readonly data: DataHttpClient;
+  /** Broker URLs of routes without parameters (produce, fetch, commit, offsets), built once per broker. */
+  private readonly routeUrls = new Map<string, string>();
 
   constructor(options: ConnectionOptions) {
     this.coordinatorUrl = options.coordinatorUrl.replace(/\/+$/, '');
     this.requestTimeoutMs = options.requestTimeoutMs;
     this.http = new JsonHttpClient({ timeoutMs: options.requestTimeoutMs, tls: options.tls });
+    this.data = new DataHttpClient({ timeoutMs: options.requestTimeoutMs, ...(options.tls ? { tls: options.tls } : {}) });
     this.tokens = options.credentials && new TokenSource(options.credentials, this.coordinatorUrl, this.http);
   }
 
@@ -53,18 +62,76 @@ export class Connection {
     }
   }
 
-  /** POSTs to a broker at `brokerUrl`; a call without an answer becomes UNAVAILABLE or TIMEOUT naming the broker. */
+  /** POSTs JSON to a broker at `brokerUrl`; a call without an answer becomes UNAVAILABLE or TIMEOUT naming the broker. */
   async broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
-    const url = brokerUrl.replace(/\/+$/, '') + routePath(route, params);
     try {
-      return await this.authenticated((headers) => this.http.post<T>(url, body, { ...options, headers }));
+      return await this.authenticated((headers) => this.data.postJson<T>(this.brokerRouteUrl(brokerUrl, route, params), body, { ...options, ...(headers ? { headers } : {}) }));
     } catch (error) {
       throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
     }
   }
 
-  close(): void {
+  /** POSTs a frame (the chunks of `encodeFrame`) to a broker and parses its JSON answer. */
+  async brokerFrame<T>(brokerUrl: string, route: string, chunks: readonly Buffer[], options: RequestOptions = {}): Promise<T> {
+    const url = this.brokerRouteUrl(brokerUrl, route);
+    let answer: DataAnswer;
+    try {
+      answer = await this.authenticated((headers) => this.data.postFrame(url, chunks, { ...options, ...(headers ? { headers } : {}) }));
+    } catch (error) {
+      throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
+    }
+    try {
+      return JSON.parse(answer.body.toString('utf8')) as T;
+    } catch {
+      throw new TesseraError('INTERNAL', `POST ${url}: answer is not JSON`);
+    }
+  }
+
+  /**
+   * POSTs JSON to a broker asking for a frame back: resolves with the frame's head (not yet
+   * validated) and tail. A broker that answers JSON instead gets an INTERNAL error.
+   */
+  async brokerForFrame(
+    brokerUrl: string,
+    route: string,
+    body: unknown,
+    options: RequestOptions = {},
+  ): Promise<{ head: unknown; tail: Buffer }> {
+    const url = this.brokerRouteUrl(brokerUrl, route);
+    let answer: DataAnswer;
+    try {
+      answer = await this.authenticated((headers) =>
+        this.data.post(url, Buffer.from(JSON.stringify(body), 'utf8'), 'application/json', {
+          ...options,
+          ...(headers ? { headers } : {}),
+          accept: `${FRAME_CONTENT_TYPE}, application/json;q=0.5`,
+        }),
+      );
+    } catch (error) {
+      throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
+    }
+    if (answer.contentType !== FRAME_CONTENT_TYPE) {
+      throw new TesseraError('INTERNAL', `POST ${url}: expected a ${FRAME_CONTENT_TYPE} answer, got ${answer.contentType || 'no content type'}`);
+    }
+    return decodeFrame(answer.body);
+  }
+
+  private brokerRouteUrl(brokerUrl: string, route: string, params: Record<string, string | number> = {}): string {
+    if (Object.keys(params).length > 0) return brokerUrl.replace(/\/+$/, '') + routePath(route, params);
+    const key = `${brokerUrl} ${route}`;
+    let url = this.routeUrls.get(key);
+    if (url === undefined) {
+      // Bounded like every cache here: a few routes per broker, cleared if brokers keep changing address.
+      if (this.routeUrls.size >= 4_096) this.routeUrls.clear();
+      url = brokerUrl.replace(/\/+$/, '') + routePath(route);
+      this.routeUrls.set(key, url);
+    }
+    return url;
+  }
+
+  async close(): Promise<void> {
     this.http.close();
+    await this.data.close();
   }
 
   /**

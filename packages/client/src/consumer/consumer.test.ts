@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TesseraClient } from '../client.js';
 import type { ConsumedRecord } from './consumer.js';
-import { answer, closeAfterTest, closeTestResources, errorAnswer, metadataFor, stub, StubServer, until, type StubRequest } from '../test-support/stub-server.js';
+import { answer, closeAfterTest, closeTestResources, errorAnswer, fetchFrameAnswer, metadataFor, stub, StubServer, until, type StubFetchPartition, type StubRequest } from '../test-support/stub-server.js';
 
 afterEach(closeTestResources);
 
@@ -71,7 +71,7 @@ function fakeBroker(broker: StubServer, script: BrokerScript): void {
       const answerNow = () =>
         r.body.partitions.map(({ topic, partition, offset }: { topic: string; partition: number; offset: number }) => {
           const hw = script.logs.get(partition) ?? 0;
-          const base = { topic, partition, highWatermark: hw, logStartOffset: logStart(), records: [] as unknown[] };
+          const base: StubFetchPartition = { topic, partition, highWatermark: hw, logStartOffset: logStart(), records: [] };
           if (script.notPrimary?.has(partition)) return { ...base, error: { code: 'NOT_PRIMARY', message: 'moved', retriable: true } };
           if (offset < logStart() || offset > hw) {
             return { ...base, error: { code: 'OFFSET_OUT_OF_RANGE', message: 'out of range', retriable: false } };
@@ -82,11 +82,11 @@ function fakeBroker(broker: StubServer, script: BrokerScript): void {
         });
       let result = answerNow();
       // A short long-poll keeps idle tests from spinning.
-      if (result.every((p: { records: unknown[]; error?: unknown }) => p.records.length === 0 && p.error === undefined)) {
+      if (result.every((p: StubFetchPartition) => p.records.length === 0 && p.error === undefined)) {
         await new Promise((resolve) => setTimeout(resolve, Math.min(r.body.waitMs ?? 0, 20)));
         result = answerNow();
       }
-      return { partitions: result };
+      return fetchFrameAnswer(result);
     })
     .on('POST', '/commit', (r) => ({
       results: r.body.offsets.map(({ topic, partition, offset }: { topic: string; partition: number; offset: number }) => {
@@ -127,6 +127,43 @@ describe('Consumer', () => {
     expect(firstOffsets(records)).toEqual({ 0: 5, 1: 2 });
     expect(records.filter((r) => r.partition === 0).map((r) => r.offset)).toEqual([5, 6, 7, 8, 9]);
     expect(consumer.assignment()).toEqual([0, 1]);
+  });
+
+  it('hands out the exact bytes of fetched batches, skipping records below the fetch offset and at or above the high watermark', async () => {
+    // Proves the frame fetch path: a batch that begins before the committed offset and runs past the HW yields only offsets 2..3, byte-exact.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+    fakeBroker(broker, { logs: new Map([[0, 4]]), committed: new Map([[0, 2]]) });
+    const binary = Buffer.from([0, 0xff, 0xc3, 0x28, 0]);
+    broker.on('POST', '/fetch', (r) => {
+      expect(r.accept).toContain('application/vnd.tessera.frame');
+      const { offset } = r.body.partitions[0];
+      if (offset !== 2) return fetchFrameAnswer([{ topic: 't', partition: 0, highWatermark: 4, logStartOffset: 0, records: [] }]);
+      return fetchFrameAnswer([
+        {
+          topic: 't',
+          partition: 0,
+          highWatermark: 4,
+          logStartOffset: 0,
+          records: [0, 1, 2, 3, 4, 5].map((o) => ({
+            offset: o,
+            key: o === 3 ? null : Buffer.from([o]),
+            value: o === 2 ? binary : Buffer.alloc(0),
+            headers: o === 2 ? { trace: binary, text: 'ü' } : null,
+            timestamp: 1000 + o,
+          })),
+        },
+      ]);
+    });
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't' });
+    const records = await pollAtLeast(consumer, 2);
+    expect(records.map((r) => r.offset)).toEqual([2, 3]);
+    expect(records[0]).toMatchObject({ key: Buffer.from([2]), value: binary, timestamp: 1002, headers: { trace: binary, text: Buffer.from('ü') } });
+    expect(records[1]).toMatchObject({ key: null, value: Buffer.alloc(0), headers: {} });
+    // The next fetch asks from the high watermark, not past the records it ignored.
+    await consumer.poll({ waitMs: 30 });
+    expect(broker.calls('POST', '/fetch').at(-1)!.body.partitions[0].offset).toBe(4);
   });
 
   it('starts at the high watermark without a commit when not fromBeginning, and commits what poll returned', async () => {
@@ -395,5 +432,46 @@ describe('Consumer', () => {
     await done;
     expect(again).toEqual([3, 4]);
     expect(script.committed!.get(0)).toBe(5);
+  });
+
+  it('fetches the next records while a handler runs and while its commit is out, and still commits everything handled', async () => {
+    // Proves the latency changes: no commit round trip and no handler sits between two fetches of a partition.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+    const script: BrokerScript = { logs: new Map([[0, 3]]) };
+    fakeBroker(broker, script);
+    let releaseCommit!: () => void;
+    const commitHeld = new Promise<void>((resolve) => (releaseCommit = resolve));
+    let commitsStarted = 0;
+    broker.on('POST', '/commit', async (r) => {
+      commitsStarted++;
+      await commitHeld;
+      for (const { partition, offset } of r.body.offsets) script.committed!.set(partition, offset);
+      return { results: r.body.offsets.map(({ topic, partition }: { topic: string; partition: number }) => ({ topic, partition })) };
+    });
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true, waitMs: 50 });
+    const handled: number[] = [];
+    let fetchesDuringFirstHandler = -1;
+    const done = consumer.subscribe(async (record) => {
+      if (record.offset === 0) {
+        // The next fetch of the partition is already out while this handler runs.
+        const before = broker.calls('POST', '/fetch').length;
+        await until(() => broker.calls('POST', '/fetch').length > before, 'a fetch while the handler runs');
+        fetchesDuringFirstHandler = broker.calls('POST', '/fetch').length - before;
+      }
+      handled.push(record.offset);
+    });
+    await until(() => handled.length === 3 && commitsStarted === 1, 'the first batch handled and its commit sent');
+    // With the commit held, new records are still fetched and handled.
+    script.logs.set(0, 6);
+    await until(() => handled.length === 6, 'the records after the held commit');
+    expect(commitsStarted).toBe(1);
+    expect(fetchesDuringFirstHandler).toBeGreaterThan(0);
+    releaseCommit();
+    await consumer.close();
+    await done;
+    expect(handled).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(script.committed!.get(0)).toBe(6);
   });
 });

@@ -11,37 +11,32 @@
  * lets the coordinator hand them to their next owner. So two members never process one
  * partition at the same time.
  *
+ * Code: `membership.ts` (join, heartbeats, applied generation), `fetcher.ts` (long-polls
+ * of RecordBatch frames), `offsets.ts` (start offsets, commits), `runner.ts` (the
+ * `subscribe()` loop); this file is the public face and the rounds of work.
+ *
  * Data path: for each assigned partition the start offset is the group's committed
  * offset, else the log start (`fromBeginning`) or the high watermark. Records are
- * fetched with long-polls, one request per primary broker covering all its partitions;
- * a request outlives a `poll()` that ended first, and its records wait in a bounded
- * per-partition buffer (a partition with buffered records is not fetched again).
+ * fetched as RecordBatches with long-polls (`fetcher.ts`), one request per primary broker
+ * covering all its partitions; a request outlives a `poll()` that ended first, and its
+ * records wait in a bounded per-partition buffer (a partition with buffered records is
+ * not fetched again). As soon as a poll empties a partition's buffer its next fetch
+ * starts, while the records are being handled; `subscribe()` commits in the background,
+ * so neither a commit nor a fetch round trip sits between a record's arrival and the
+ * next fetch.
  */
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import {
-  backoffMs,
-  BROKER_ROUTES,
-  COORDINATOR_ROUTES,
-  DEFAULT_GROUP_HEARTBEAT_MS,
-  groupId,
-  isRetriable,
-  isTesseraError,
-  parseOrThrow,
-  retry,
-  TesseraError,
-  topicName,
-  type CommitResponse,
-  type CommittedOffsetsResponse,
-  type FetchPartitionResult,
-  type FetchResponse,
-  type GroupMembership,
-  type JoinGroupRequest,
-  type RetryOptions,
-} from '@tessera/protocol';
+import { groupId, parseOrThrow, TesseraError, topicName, type RetryOptions } from '@tessera/protocol';
 import type { Connection } from '../connection/connection.js';
 import { needsMetadataRefresh, primaryUrlIn, type MetadataCache } from '../cluster/metadata-cache.js';
-import { delay, Wakeup } from '../internal/signal.js';
+import { Wakeup } from '../internal/signal.js';
+import type { ConsumedRecord } from '../records.js';
+import { Fetcher } from './fetcher.js';
+import { Membership } from './membership.js';
+import { Offsets } from './offsets.js';
+import { maxOffset, newPartitionState, type PartitionState } from './partition-state.js';
+import { SubscriptionRunner, type RecordHandler } from './runner.js';
 
 /** What a consumer reads and how. */
 export interface ConsumerOptions {
@@ -64,17 +59,7 @@ export interface ConsumerOptions {
   clientId?: string;
 }
 
-/** A record as the consumer hands it out. */
-export interface ConsumedRecord {
-  topic: string;
-  partition: number;
-  offset: number;
-  key: string | null;
-  value: string;
-  headers: Record<string, string> | null;
-  /** Milliseconds since the Unix epoch. */
-  timestamp: number;
-}
+export type { ConsumedRecord };
 
 /** What a consumer needs from the client that made it. */
 export interface ConsumerContext {
@@ -85,64 +70,23 @@ export interface ConsumerContext {
   onClose(consumer: Consumer): void;
 }
 
-/** The consumer's state of one partition it owns. */
-interface PartitionState {
-  partition: number;
-  /** Next offset to fetch; null until the start offset is known. */
-  fetchOffset: number | null;
-  /** Fetched records not yet handed out; a partition is fetched again only when this is empty. */
-  buffer: ConsumedRecord[];
-  /**
-   * Next offset after the last HANDLED record: one the subscribe handler finished, one
-   * committed explicitly, or one returned by a `poll()` before the latest (calling `poll()`
-   * again says the previous records are done). What close() and a revocation commit.
-   */
-  consumedOffset: number | null;
-  /** Next offset after the last record `poll()` returned: what a plain `commit()` stores. */
-  returnedOffset: number | null;
-  /** The group's committed offset as far as this member knows. */
-  committedOffset: number | null;
-}
-
-/**
- * How long a commit keeps retrying retriable errors (each retry after a backoff, and a
- * heartbeat or a metadata refresh when they help): longer than a failover takes (the
- * coordinator's brokerTimeoutMs, 3 s by default, plus the new primary's start).
- */
-const COMMIT_TIMEOUT_MS = 15_000;
-
 /**
  * A member of a consumer group. Make one with `client.consumer()`, then either call
- * `poll()` in a loop (and `commit()`), or `subscribe(handler)` once.
+ * `poll()` in a loop (and `commit()`), or `subscribe(handler)` once. Keys, values and
+ * header values are Buffers (`record.value?.toString()` for text, `codecs.json.decode`).
  *
  * Events: `'assigned'` (partitions: number[]), `'revoked'` (partitions: number[]),
  * `'error'` (error) for problems it recovers from by itself; without an `'error'`
  * listener those are dropped.
  */
 export class Consumer extends EventEmitter {
-  private readonly group: string;
   private readonly topic: string;
-  private readonly fromBeginning: boolean;
   private readonly maxRecords: number;
   private readonly waitMs: number;
-  private readonly joinRequest: Omit<JoinGroupRequest, 'memberId'>;
-
-  private memberId: string | null = null;
-  /** The latest membership the coordinator answered (join or heartbeat). */
-  private membership: GroupMembership | null = null;
-  /** The generation whose assignment this member has applied; what heartbeats report. */
-  private appliedGeneration: number | null = null;
-  /** Set when the coordinator no longer knows this member: everything owned is lost, rejoin. */
-  private lost = false;
-  private heartbeatMs = DEFAULT_GROUP_HEARTBEAT_MS;
-  private heartbeatLoop: Promise<void> | null = null;
-  /** Set while heartbeats fail, so a long coordinator outage reports one 'error', not one per beat. */
-  private heartbeatFailing = false;
-
   private readonly owned = new Map<number, PartitionState>();
-  /** One fetch at a time per broker URL. */
-  private readonly fetches = new Map<string, Promise<void>>();
-  private readonly brokerFailures = new Map<string, number>();
+  private readonly membership: Membership;
+  private readonly fetcher: Fetcher;
+  private readonly offsets: Offsets;
   /** Wakes a waiting `poll()`: a fetch finished, the membership changed, or close(). */
   private readonly wakeup = new Wakeup();
   private readonly abort = new AbortController();
@@ -160,16 +104,53 @@ export class Consumer extends EventEmitter {
     options: ConsumerOptions,
   ) {
     super();
-    this.group = parseOrThrow(groupId, options.group, 'group id');
+    const group = parseOrThrow(groupId, options.group, 'group id');
     this.topic = parseOrThrow(topicName, options.topic, 'topic name');
-    this.fromBeginning = options.fromBeginning ?? false;
     this.maxRecords = positive('maxRecords', options.maxRecords ?? 1000);
     this.waitMs = nonNegative('waitMs', options.waitMs ?? 1000);
-    this.joinRequest = {
+    const isClosed = () => this.closed;
+    this.membership = new Membership({
+      group,
+      joinRequest: {
+        topic: this.topic,
+        clientId: options.clientId ?? `${hostname()}-${process.pid}`,
+        ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
+      },
+      connection: context.connection,
+      retry: context.retry,
+      signal: this.abort.signal,
+      isClosed,
+      onChange: () => this.wakeup.notify(),
+      onError: (error) => this.emitError(error),
+    });
+    const groupByPrimary = (partitions: number[]) => this.groupByPrimary(partitions);
+    const onPartitionError = (error: unknown) => this.onPartitionError(error);
+    this.fetcher = new Fetcher({
       topic: this.topic,
-      clientId: options.clientId ?? `${hostname()}-${process.pid}`,
-      ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
-    };
+      connection: context.connection,
+      retry: context.retry,
+      requestTimeoutMs: context.requestTimeoutMs,
+      maxRecords: this.maxRecords,
+      signal: this.abort.signal,
+      owned: this.owned,
+      groupByPrimary,
+      onFetchDone: () => this.wakeup.notify(),
+      onPartitionError,
+      onError: (error) => this.emitError(error),
+    });
+    this.offsets = new Offsets({
+      group,
+      topic: this.topic,
+      fromBeginning: options.fromBeginning ?? false,
+      owned: this.owned,
+      connection: context.connection,
+      metadata: context.metadata,
+      retry: context.retry,
+      member: () => this.membership.committer,
+      heartbeat: () => this.membership.heartbeat(),
+      groupByPrimary,
+      onPartitionError,
+    });
   }
 
   /**
@@ -220,23 +201,36 @@ export class Consumer extends EventEmitter {
       const state = this.owned.get(partition);
       if (state !== undefined) state.consumedOffset = maxOffset(state.consumedOffset, offset);
     }
-    await this.commitOffsets(offsets);
+    await this.offsets.commit(offsets);
   }
 
   /**
    * Feeds every record to `handler` until `close()`: records of one partition one after
-   * the other in offset order (partitions side by side), committing after each handled
-   * batch. Resolves when the consumer is closed; rejects on a fatal error — a
+   * the other in offset order (partitions side by side), committing handled records in
+   * the background. Resolves when the consumer is closed; rejects on a fatal error — a
    * non-retriable one, or a handler that threw (what was handled before is committed,
    * the failed record will be delivered again).
    */
-  subscribe(handler: (record: ConsumedRecord) => void | Promise<void>): Promise<void> {
+  subscribe(handler: RecordHandler): Promise<void> {
     if (this.subscription !== null || this.busy) {
       return Promise.reject(new TesseraError('INVALID_REQUEST', 'the consumer is already subscribed or polling'));
     }
     if (this.closed) return Promise.resolve();
     this.busy = true;
-    this.subscription = this.runSubscription(handler).finally(() => {
+    const runner = new SubscriptionRunner(
+      {
+        owned: this.owned,
+        retry: this.context.retry,
+        signal: this.abort.signal,
+        isClosed: () => this.closed,
+        nextRecords: () => this.nextRecords(this.maxRecords, this.waitMs, false),
+        commitHandled: () => this.commitHandled(),
+        rewind: (state, offset) => this.rewind(state, offset),
+        onError: (error) => this.emitError(error),
+      },
+      handler,
+    );
+    this.subscription = runner.run().finally(() => {
       this.busy = false;
     });
     return this.subscription;
@@ -255,19 +249,15 @@ export class Consumer extends EventEmitter {
       this.abort.abort();
       this.wakeup.notify();
       if (this.subscription !== null) await this.subscription.catch(() => undefined);
-      if (this.memberId !== null && !this.lost) {
+      if (this.membership.memberId !== null && !this.membership.lost) {
         try {
           await this.commitHandled();
         } catch (error) {
           this.emitError(error);
         }
-        try {
-          await this.context.connection.coordinator('POST', COORDINATOR_ROUTES.groupLeave, { group: this.group }, { memberId: this.memberId });
-        } catch {
-          // Leaving is a courtesy: the coordinator drops a silent member after its session timeout anyway.
-        }
+        await this.membership.leave();
       }
-      await this.heartbeatLoop;
+      await this.membership.stopped();
       this.owned.clear();
       this.context.onClose(this);
     })();
@@ -284,74 +274,15 @@ export class Consumer extends EventEmitter {
       await this.sync();
       const records = this.takeBuffered(maxRecords, markConsumed);
       const remainingMs = deadlineMs - Date.now();
-      if (records.length > 0 || remainingMs <= 0 || this.closed) return records;
-      await this.startFetches(remainingMs);
+      if (records.length > 0) {
+        // The partitions just emptied are fetched again while the caller handles these records.
+        this.fetcher.start(this.waitMs).catch((error: unknown) => this.emitError(error));
+        return records;
+      }
+      if (remainingMs <= 0 || this.closed) return records;
+      await this.fetcher.start(remainingMs);
       await this.wakeup.wait(remainingMs, { signal: this.abort.signal });
     }
-  }
-
-  private async runSubscription(handler: (record: ConsumedRecord) => void | Promise<void>): Promise<void> {
-    let failures = 0;
-    while (!this.closed) {
-      let records: ConsumedRecord[];
-      try {
-        records = await this.nextRecords(this.maxRecords, this.waitMs, false);
-        failures = 0;
-      } catch (error) {
-        if (this.closed) break;
-        if (!isRetriable(error)) throw error;
-        this.emitError(error);
-        await delay(backoffMs(Math.min(failures++, 20), this.context.retry), this.abort.signal);
-        continue;
-      }
-      if (records.length === 0) continue;
-      const handlerError = await this.handleBatch(records, handler);
-      try {
-        await this.commitHandled();
-      } catch (error) {
-        if (!isRetriable(error)) throw error;
-        this.emitError(error);
-      }
-      if (handlerError !== undefined) throw handlerError.error;
-    }
-  }
-
-  /**
-   * Runs the handler over one batch: each partition's records in order, partitions side by
-   * side. After a handler error (or close()) the remaining records are not handled, and
-   * their partitions rewind to the first unhandled offset so they come again.
-   */
-  private async handleBatch(
-    records: ConsumedRecord[],
-    handler: (record: ConsumedRecord) => void | Promise<void>,
-  ): Promise<{ error: unknown } | undefined> {
-    const byPartition = new Map<number, ConsumedRecord[]>();
-    for (const record of records) {
-      const list = byPartition.get(record.partition);
-      if (list === undefined) byPartition.set(record.partition, [record]);
-      else list.push(record);
-    }
-    let failure: { error: unknown } | undefined;
-    await Promise.all(
-      [...byPartition.values()].map(async (list) => {
-        for (const record of list) {
-          const state = this.owned.get(record.partition);
-          if (failure !== undefined || this.closed || state === undefined) {
-            if (state !== undefined && !this.closed) this.rewind(state, record.offset);
-            return;
-          }
-          try {
-            await handler(record);
-          } catch (error) {
-            failure ??= { error };
-            this.rewind(state, record.offset);
-            return;
-          }
-          state.consumedOffset = record.offset + 1;
-        }
-      }),
-    );
-    return failure;
   }
 
   /** Commits the handled records of every owned partition. */
@@ -360,7 +291,7 @@ export class Consumer extends EventEmitter {
     for (const state of this.owned.values()) {
       if (state.consumedOffset !== null) offsets.set(state.partition, state.consumedOffset);
     }
-    return this.commitOffsets(offsets);
+    return this.offsets.commit(offsets);
   }
 
   /** Makes `offset` the next record of the partition to fetch and hand out. */
@@ -373,11 +304,11 @@ export class Consumer extends EventEmitter {
     const states = [...this.owned.values()];
     const out: ConsumedRecord[] = [];
     for (let i = 0; i < states.length && out.length < maxRecords; i++) {
-      const state = states[(this.drainStart + i) % states.length];
+      const state = states[(this.drainStart + i) % states.length]!;
       if (state.buffer.length === 0) continue;
       const taken = state.buffer.splice(0, maxRecords - out.length);
       for (const record of taken) out.push(record);
-      if (markConsumed) state.returnedOffset = taken[taken.length - 1].offset + 1;
+      if (markConsumed) state.returnedOffset = taken[taken.length - 1]!.offset + 1;
     }
     this.drainStart++;
     return out;
@@ -387,48 +318,19 @@ export class Consumer extends EventEmitter {
 
   /** Joins (or rejoins) when needed, applies the latest assignment, and finds start offsets. */
   private async sync(): Promise<void> {
-    if (this.memberId === null || this.lost) await this.join();
-    const membership = this.membership;
-    if (membership !== null && membership.generation !== this.appliedGeneration) await this.apply(membership);
-    await this.initPositions();
-  }
-
-  private async join(): Promise<void> {
-    if (this.lost) {
-      // The coordinator dropped this member, so its partitions may already be someone
-      // else's: stop at once, and commit nothing (it would be refused or overwrite theirs).
-      const lost = this.assignment();
-      this.owned.clear();
-      if (lost.length > 0) this.safeEmit('revoked', lost);
+    if (this.membership.needsJoin) {
+      if (this.membership.lost) {
+        // The coordinator dropped this member, so its partitions may already be someone
+        // else's: stop at once, and commit nothing (it would be refused or overwrite theirs).
+        const lost = this.assignment();
+        this.owned.clear();
+        if (lost.length > 0) this.safeEmit('revoked', lost);
+      }
+      await this.membership.join();
     }
-    let memberId = this.memberId;
-    const membership = await retry(
-      async () => {
-        try {
-          return await this.context.connection.coordinator<GroupMembership>(
-            'POST',
-            COORDINATOR_ROUTES.groupJoin,
-            { group: this.group },
-            { ...this.joinRequest, ...(memberId === null ? {} : { memberId }) },
-            { signal: this.abort.signal },
-          );
-        } catch (error) {
-          // The coordinator forgot the old id: join as a new member.
-          if (isTesseraError(error, 'UNKNOWN_MEMBER') && memberId !== null) {
-            memberId = null;
-            throw new TesseraError('UNAVAILABLE', 'rejoining as a new member', {}, { cause: error });
-          }
-          throw error;
-        }
-      },
-      { ...this.context.retry, signal: this.abort.signal },
-    );
-    this.memberId = membership.memberId;
-    this.membership = membership;
-    this.appliedGeneration = null;
-    this.lost = false;
-    this.heartbeatMs = membership.heartbeatMs;
-    this.heartbeatLoop ??= this.runHeartbeats();
+    const unapplied = this.membership.unapplied;
+    if (unapplied !== null) await this.apply(unapplied);
+    await this.offsets.initPositions();
   }
 
   /**
@@ -437,7 +339,7 @@ export class Consumer extends EventEmitter {
    * generation marked applied and reported, so the coordinator never hands a partition on
    * before this member has let go of it.
    */
-  private async apply(membership: GroupMembership): Promise<void> {
+  private async apply(membership: { memberId: string; generation: number; assignment: number[] }): Promise<void> {
     const target = new Set(membership.assignment);
     const revoked = this.assignment().filter((partition) => !target.has(partition));
     if (revoked.length > 0) {
@@ -448,7 +350,7 @@ export class Consumer extends EventEmitter {
         if (consumed !== null) offsets.set(partition, consumed);
       }
       try {
-        await this.commitOffsets(offsets);
+        await this.offsets.commit(offsets);
       } catch (error) {
         // Not fatal: the next owner starts from the last commit and sees some records again.
         this.emitError(error);
@@ -456,237 +358,14 @@ export class Consumer extends EventEmitter {
       for (const partition of revoked) this.owned.delete(partition);
       this.safeEmit('revoked', revoked);
     }
-    if (this.lost || this.membership?.memberId !== membership.memberId) return; // Rejoin in the next round.
+    if (this.membership.lost || this.membership.current?.memberId !== membership.memberId) return; // Rejoin in the next round.
     const added = membership.assignment.filter((partition) => !this.owned.has(partition)).sort((a, b) => a - b);
-    for (const partition of added) {
-      this.owned.set(partition, { partition, fetchOffset: null, buffer: [], consumedOffset: null, returnedOffset: null, committedOffset: null });
-    }
-    this.appliedGeneration = membership.generation;
+    for (const partition of added) this.owned.set(partition, newPartitionState(partition));
+    this.membership.applied(membership.generation);
     if (added.length > 0) this.safeEmit('assigned', added);
-    // Report the applied generation now rather than at the next beat: other members may be waiting for it.
-    void this.heartbeat();
   }
 
-  private async runHeartbeats(): Promise<void> {
-    while (!this.closed) {
-      await delay(this.heartbeatMs, this.abort.signal, { unref: true });
-      if (this.closed) break;
-      await this.heartbeat();
-    }
-  }
-
-  /** One heartbeat carrying the applied generation; never throws. */
-  private async heartbeat(): Promise<void> {
-    const memberId = this.memberId;
-    const generation = this.appliedGeneration;
-    if (memberId === null || generation === null || this.lost || this.closed) return;
-    try {
-      const membership = await this.context.connection.coordinator<GroupMembership>(
-        'POST',
-        COORDINATOR_ROUTES.groupHeartbeat,
-        { group: this.group },
-        { memberId, generation },
-      );
-      if (memberId !== this.memberId || this.lost) return;
-      if (this.membership !== null && membership.generation < this.membership.generation) return; // An older answer overtaken.
-      this.membership = membership;
-      this.heartbeatMs = membership.heartbeatMs;
-      this.heartbeatFailing = false;
-      if (membership.generation !== this.appliedGeneration) this.wakeup.notify();
-    } catch (error) {
-      if (memberId !== this.memberId || this.closed) return;
-      if (isTesseraError(error, 'UNKNOWN_MEMBER') || isTesseraError(error, 'GROUP_NOT_FOUND')) {
-        this.lost = true;
-        this.wakeup.notify();
-      }
-      // Anything else (the coordinator is down, most likely) changes nothing: keep consuming
-      // what this member owns, and try again at the next beat.
-      if (!this.heartbeatFailing) this.emitError(error);
-      this.heartbeatFailing = true;
-    }
-  }
-
-  // ---- offsets ----------------------------------------------------------------------
-
-  /** Finds the start offset of every owned partition that has none yet; failures are retried next round. */
-  private async initPositions(): Promise<void> {
-    const pending = [...this.owned.values()].filter((state) => state.fetchOffset === null);
-    if (pending.length === 0) return;
-    const byPrimary = await this.groupByPrimary(pending.map((state) => state.partition));
-    await Promise.all(
-      [...byPrimary].map(async ([url, partitions]) => {
-        try {
-          const answer = await this.context.connection.broker<CommittedOffsetsResponse>(url, BROKER_ROUTES.committedOffsets, {}, {
-            group: this.group,
-            partitions: partitions.map((partition) => ({ topic: this.topic, partition })),
-          });
-          for (const entry of answer.partitions) {
-            const state = this.owned.get(entry.partition);
-            if (state === undefined || state.fetchOffset !== null || entry.topic !== this.topic) continue;
-            if (entry.error !== undefined) {
-              this.onPartitionError(TesseraError.fromBody({ error: entry.error }));
-              continue;
-            }
-            const start = entry.offset ?? (this.fromBeginning ? entry.logStartOffset : entry.highWatermark);
-            state.fetchOffset = start;
-            state.consumedOffset = start;
-            state.returnedOffset = start;
-            state.committedOffset = entry.offset;
-          }
-        } catch (error) {
-          this.onPartitionError(error);
-        }
-      }),
-    );
-  }
-
-  /**
-   * Commits `offsets` (partition → next offset) for the partitions still owned, with the
-   * latest generation known. On GENERATION_MISMATCH it heartbeats (to learn the current
-   * generation) and tries again; on routing errors it refreshes metadata and tries again.
-   */
-  private async commitOffsets(offsets: Map<number, number>): Promise<void> {
-    const todo = new Map(offsets);
-    const deadlineMs = Date.now() + COMMIT_TIMEOUT_MS;
-    for (let attempt = 0; ; attempt++) {
-      for (const [partition, offset] of todo) {
-        const state = this.owned.get(partition);
-        if (state === undefined || (state.committedOffset !== null && offset <= state.committedOffset)) todo.delete(partition);
-      }
-      const memberId = this.memberId;
-      const generation = this.membership?.generation;
-      if (todo.size === 0 || memberId === null || generation === undefined) return;
-      let lastError: unknown;
-      let mismatch = false;
-      const byPrimary = await this.groupByPrimary([...todo.keys()]);
-      if (byPrimary.size === 0) lastError = new TesseraError('PARTITION_OFFLINE', `no primary known for ${this.topic} partitions ${[...todo.keys()].join(',')}`);
-      await Promise.all(
-        [...byPrimary].map(async ([url, partitions]) => {
-          try {
-            const answer = await this.context.connection.broker<CommitResponse>(url, BROKER_ROUTES.commit, {}, {
-              group: this.group,
-              generation,
-              memberId,
-              offsets: partitions.map((partition) => ({ topic: this.topic, partition, offset: todo.get(partition)! })),
-            });
-            for (const result of answer.results) {
-              if (result.topic !== this.topic || !todo.has(result.partition)) continue;
-              if (result.error === undefined) {
-                const state = this.owned.get(result.partition);
-                const offset = todo.get(result.partition)!;
-                if (state !== undefined) state.committedOffset = Math.max(state.committedOffset ?? 0, offset);
-                todo.delete(result.partition);
-                continue;
-              }
-              const error = TesseraError.fromBody({ error: result.error }) ?? new TesseraError('INTERNAL', result.error.message);
-              if (error.code === 'GENERATION_MISMATCH') mismatch = true;
-              else if (!error.retriable) throw error;
-              lastError = error;
-            }
-          } catch (error) {
-            if (!isRetriable(error)) throw error;
-            lastError = error;
-          }
-        }),
-      );
-      if (todo.size === 0) return;
-      const waitMs = backoffMs(Math.min(attempt, 20), this.context.retry);
-      if (Date.now() + waitMs >= deadlineMs) {
-        const reason = lastError instanceof Error ? lastError.message : 'no answer';
-        throw new TesseraError(
-          lastError instanceof TesseraError ? lastError.code : 'UNAVAILABLE',
-          `commit of group ${this.group} on ${this.topic} partitions ${[...todo.keys()].join(',')} failed: ${reason}`,
-          {},
-          { cause: lastError },
-        );
-      }
-      if (mismatch) await this.heartbeat();
-      if (needsMetadataRefresh(lastError)) await this.context.metadata.refresh().catch(() => undefined);
-      await delay(waitMs);
-    }
-  }
-
-  // ---- fetching ---------------------------------------------------------------------
-
-  /** Starts one long-poll per primary broker (that has none out) for owned partitions with empty buffers. */
-  private async startFetches(waitMs: number): Promise<void> {
-    const ready = [...this.owned.values()].filter((state) => state.fetchOffset !== null && state.buffer.length === 0);
-    if (ready.length === 0) return;
-    const byPrimary = await this.groupByPrimary(ready.map((state) => state.partition));
-    for (const [url, partitions] of byPrimary) {
-      if (this.fetches.has(url)) continue;
-      const requested = new Map<number, number>();
-      for (const partition of partitions) requested.set(partition, this.owned.get(partition)!.fetchOffset!);
-      const fetch = this.fetch(url, requested, Math.min(waitMs, 60_000)).finally(() => {
-        this.fetches.delete(url);
-        this.wakeup.notify();
-      });
-      this.fetches.set(url, fetch);
-    }
-  }
-
-  /** One fetch from one broker; never throws. After a failure it waits (backoff) before letting the broker be asked again. */
-  private async fetch(url: string, requested: Map<number, number>, waitMs: number): Promise<void> {
-    try {
-      const answer = await this.context.connection.broker<FetchResponse>(
-        url,
-        BROKER_ROUTES.fetch,
-        {},
-        {
-          partitions: [...requested].map(([partition, offset]) => ({ topic: this.topic, partition, offset })),
-          maxRecords: this.maxRecords,
-          waitMs,
-        },
-        { timeoutMs: this.context.requestTimeoutMs + waitMs, signal: this.abort.signal },
-      );
-      this.brokerFailures.delete(url);
-      for (const result of answer.partitions) this.onFetched(result, requested.get(result.partition));
-    } catch (error) {
-      if (this.closed) return;
-      const failures = (this.brokerFailures.get(url) ?? 0) + 1;
-      this.brokerFailures.set(url, failures);
-      this.onPartitionError(error);
-      await delay(backoffMs(Math.min(failures - 1, 20), this.context.retry), this.abort.signal, { unref: true });
-    }
-  }
-
-  private onFetched(result: FetchPartitionResult, requestedOffset: number | undefined): void {
-    const state = this.owned.get(result.partition);
-    // Revoked meanwhile, or moved on (rewound, or already fetched from a new primary): drop the answer.
-    if (result.topic !== this.topic || state === undefined || requestedOffset === undefined || state.fetchOffset !== requestedOffset) return;
-    if (state.buffer.length > 0) return;
-    if (result.error !== undefined) {
-      const error = TesseraError.fromBody({ error: result.error }) ?? new TesseraError('INTERNAL', result.error.message);
-      if (isTesseraError(error, 'OFFSET_OUT_OF_RANGE')) {
-        // Below the log start: records were deleted by retention, go on from the oldest left.
-        // Above the high watermark (a new primary whose HW lags, or a truncated log): go back
-        // to the high watermark. Either way nothing that exists is skipped.
-        const logStart = error.details.logStartOffset ?? result.logStartOffset;
-        const highWatermark = error.details.highWatermark ?? result.highWatermark;
-        state.fetchOffset = requestedOffset < logStart ? logStart : Math.min(requestedOffset, highWatermark);
-        if (state.fetchOffset === requestedOffset) state.fetchOffset = logStart;
-        this.emitError(error);
-      } else {
-        this.onPartitionError(error);
-      }
-      return;
-    }
-    let next = requestedOffset;
-    for (const record of result.records) {
-      if (record.offset < next) continue; // Never hand out a record twice from one position.
-      state.buffer.push({
-        topic: this.topic,
-        partition: result.partition,
-        offset: record.offset,
-        key: record.key,
-        value: record.value,
-        headers: record.headers,
-        timestamp: record.timestamp,
-      });
-      next = record.offset + 1;
-    }
-    state.fetchOffset = next;
-  }
+  // ---- routing ----------------------------------------------------------------------
 
   /** Groups partitions by their primary's URL; partitions without a known primary are left out (and metadata refreshed). */
   private async groupByPrimary(partitions: number[]): Promise<Map<string, number[]>> {
@@ -741,10 +420,4 @@ function positive(name: string, value: number): number {
 function nonNegative(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 0) throw new TesseraError('INVALID_REQUEST', `${name} must be a non-negative integer, got ${value}`);
   return value;
-}
-
-function maxOffset(a: number | null, b: number | null): number | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return Math.max(a, b);
 }

@@ -1,7 +1,19 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { partitionForKey, TesseraError } from '@tessera/protocol';
 import { TesseraClient } from '../client.js';
-import { closeAfterTest, closeTestResources, errorAnswer, metadataFor, stub, StubServer, type StubRequest } from '../test-support/stub-server.js';
+import {
+  closeAfterTest,
+  closeTestResources,
+  errorAnswer,
+  metadataFor,
+  partitionError,
+  producedPartitions,
+  storingBroker,
+  storingProduceHandler,
+  stub,
+  StubServer,
+  type StoredLogs,
+} from '../test-support/stub-server.js';
 
 const FAST_RETRY = { initialMs: 1, maxMs: 10, jitter: 0 };
 afterEach(closeTestResources);
@@ -10,27 +22,6 @@ function client(coordinator: StubServer, options: { metadataMaxAgeMs?: number } 
   const c = new TesseraClient({ coordinator: coordinator.url, retry: FAST_RETRY, requestTimeoutMs: 2_000, ...options });
   closeAfterTest(() => c.close());
   return c;
-}
-
-type Logs = Map<number, Array<{ key?: string | null; value: string }>>;
-
-/** A produce handler that stores every record per partition and answers like a primary. */
-function storingHandler(logs: Logs): (request: StubRequest) => unknown {
-  return (request) => {
-    const partition = Number(request.params.partition);
-    const log = logs.get(partition) ?? [];
-    logs.set(partition, log);
-    const baseOffset = log.length;
-    log.push(...request.body.records);
-    return { topic: request.params.topic, partition, baseOffset, count: request.body.records.length, epoch: 0 };
-  };
-}
-
-/** A broker stub that stores every produced record per partition. */
-function storingBroker(broker: StubServer): Logs {
-  const logs: Logs = new Map();
-  broker.on('POST', '/topics/:topic/partitions/:partition/records', storingHandler(logs));
-  return logs;
 }
 
 describe('Producer', () => {
@@ -49,12 +40,14 @@ describe('Producer', () => {
       expect(result.partition).toBe(partitionForKey(records[i].key, 3));
       expect(logs.get(result.partition)![result.offset].value).toBe(`v${i}`);
     }
+    // One request per broker round trip carries all three partitions.
     const requests = broker.requests.length;
-    expect(requests).toBeGreaterThanOrEqual(3);
-    expect(requests).toBeLessThanOrEqual(9);
+    expect(requests).toBeGreaterThanOrEqual(1);
+    expect(requests).toBeLessThanOrEqual(3);
+    expect(producedPartitions(broker.requests[0]!).map((p) => p.partition).sort()).toEqual([0, 1, 2]);
     // Within a partition, send order is storage order.
     for (const log of logs.values()) {
-      const indexes = log.map((r) => Number(r.value.slice(1)));
+      const indexes = log.map((r) => Number(r.value!.slice(1)));
       expect(indexes).toEqual([...indexes].sort((a, b) => a - b));
     }
   });
@@ -67,7 +60,9 @@ describe('Producer', () => {
     const logs = storingBroker(broker);
     const producer = client(coordinator).producer({ lingerMs: 20, maxBatchRecords: 10 });
     await producer.sendBatch(Array.from({ length: 100 }, (_, i) => ({ topic: 't', value: `v${i}` })));
-    for (const request of broker.requests) expect(request.body.records.length).toBeLessThanOrEqual(10);
+    for (const request of broker.requests) {
+      for (const { records } of producedPartitions(request)) expect(records.length).toBeLessThanOrEqual(10);
+    }
     expect([...logs.values()].reduce((n, log) => n + log.length, 0)).toBe(100);
     expect(logs.size).toBe(2);
   });
@@ -77,20 +72,16 @@ describe('Producer', () => {
     const coordinator = await stub('coordinator');
     const broker = await stub('broker');
     coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
-    const logs: Logs = new Map();
-    const store = storingHandler(logs);
+    const logs: StoredLogs = new Map();
     let failuresLeft = 3;
-    broker.on('POST', '/topics/:topic/partitions/:partition/records', (request) => {
-      if (failuresLeft-- > 0) return errorAnswer('NOT_ENOUGH_REPLICAS');
-      return store(request);
-    });
+    broker.on('POST', '/produce', storingProduceHandler(logs, () => (failuresLeft-- > 0 ? partitionError('NOT_ENOUGH_REPLICAS') : undefined)));
     const producer = client(coordinator).producer({ lingerMs: 0, maxBatchRecords: 4 });
     const sends = Array.from({ length: 40 }, (_, i) => producer.send({ topic: 't', key: 'same', value: `v${i}` }));
     const results = await Promise.all(sends);
     expect(logs.get(0)!.map((r) => r.value)).toEqual(Array.from({ length: 40 }, (_, i) => `v${i}`));
     expect(results.map((r) => r.offset)).toEqual(Array.from({ length: 40 }, (_, i) => i));
     // Never two requests at once: every request after a failure starts with the failed batch's first record.
-    const firsts = broker.requests.map((r) => r.body.records[0].value);
+    const firsts = broker.requests.map((r) => producedPartitions(r)[0]!.records[0]!.value!.toString());
     expect(firsts.slice(0, 4)).toEqual(['v0', 'v0', 'v0', 'v0']);
   });
 
@@ -105,9 +96,9 @@ describe('Producer', () => {
     ];
     let failedOver = false;
     coordinator.on('GET', '/metadata', () => (failedOver ? metadataFor('t', brokers, [2], 2, 1) : metadataFor('t', brokers, [1], 1, 0)));
-    oldPrimary.on('POST', '/topics/:topic/partitions/:partition/records', () => {
+    oldPrimary.on('POST', '/produce', () => {
       failedOver = true;
-      return errorAnswer('NOT_PRIMARY', 'not primary', { primary: { id: 2, url: newPrimary.url } });
+      return { partitions: [{ topic: 't', partition: 0, ...partitionError('NOT_PRIMARY', 'not primary', { primary: { id: 2, url: newPrimary.url } }) }] };
     });
     const logs = storingBroker(newPrimary);
     const producer = client(coordinator).producer({ lingerMs: 0 });
@@ -123,7 +114,7 @@ describe('Producer', () => {
     const coordinator = await stub('coordinator');
     const broker = await stub('broker');
     coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
-    broker.on('POST', '/topics/:topic/partitions/:partition/records', () => errorAnswer('PAYLOAD_TOO_LARGE', 'value too large'));
+    broker.on('POST', '/produce', () => errorAnswer('PAYLOAD_TOO_LARGE', 'request too large'));
     const producer = client(coordinator).producer({ lingerMs: 0 });
     const error = await producer.send({ topic: 't', value: 'x' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TesseraError);
@@ -136,7 +127,7 @@ describe('Producer', () => {
     const coordinator = await stub('coordinator');
     const broker = await stub('broker');
     coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
-    broker.on('POST', '/topics/:topic/partitions/:partition/records', () => errorAnswer('NOT_ENOUGH_REPLICAS'));
+    broker.on('POST', '/produce', storingProduceHandler(new Map(), () => partitionError('NOT_ENOUGH_REPLICAS')));
     const producer = client(coordinator).producer({ lingerMs: 0, deliveryTimeoutMs: 200 });
     const error = await producer.send({ topic: 't', value: 'x' }).catch((e: unknown) => e);
     expect((error as TesseraError).code).toBe('TIMEOUT');
@@ -181,7 +172,9 @@ describe('Producer', () => {
     const sends = Array.from({ length: 30 }, (_, i) => producer.send({ topic: 't', key: 'k', value: `v${i}` }));
     await producer.flush();
     expect(logs.get(0)!.length).toBe(30);
-    for (const request of broker.requests) expect(request.body.records.length).toBeLessThanOrEqual(3);
+    for (const request of broker.requests) {
+      for (const { records } of producedPartitions(request)) expect(records.length).toBeLessThanOrEqual(3);
+    }
     expect((await Promise.all(sends)).map((r) => r.offset)).toEqual(Array.from({ length: 30 }, (_, i) => i));
     await producer.close();
     await expect(producer.send({ topic: 't', value: 'late' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
@@ -203,5 +196,73 @@ describe('Producer', () => {
     const result = await client(coordinator).producer({ lingerMs: 0 }).send({ topic: 't', key: 'k', value: 'x' });
     expect(result.offset).toBe(0);
     expect(logs.get(0)!.map((r) => r.value)).toEqual(['x']);
+  });
+
+  it('sends keys, values and headers as the exact bytes given (Buffer, Uint8Array, string, null)', async () => {
+    // Proves binary values end to end on the client side: the stored batch holds the bytes the caller gave.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1, 1, 1]));
+    const logs = storingBroker(broker);
+    const producer = client(coordinator).producer();
+    const binary = Buffer.from([0, 0xff, 0xfe, 0, 0xc3, 0x28]);
+    const sent = [
+      { topic: 't', partition: 0, key: binary, value: binary, headers: { raw: binary, text: 'ü' } },
+      { topic: 't', partition: 0, key: new Uint8Array([1, 2]), value: new Uint8Array(0) },
+      { topic: 't', partition: 0, key: null, value: null, timestamp: 1234 },
+      { topic: 't', partition: 0, value: 'naïve' },
+    ];
+    await producer.sendBatch(sent);
+    const stored = logs.get(0)!.map((entry) => entry.record);
+    expect(stored[0]!.key).toEqual(binary);
+    expect(stored[0]!.value).toEqual(binary);
+    expect(stored[0]!.headers).toEqual([
+      { key: 'raw', value: binary },
+      { key: 'text', value: Buffer.from('ü') },
+    ]);
+    expect(stored[1]!.key).toEqual(Buffer.from([1, 2]));
+    expect(stored[1]!.value).toEqual(Buffer.alloc(0));
+    expect(stored[2]).toMatchObject({ key: null, value: null, timestamp: 1234, headers: [] });
+    expect(stored[3]!.value).toEqual(Buffer.from('naïve', 'utf8'));
+    // A byte key goes where the text of the same UTF-8 bytes goes.
+    const byText = await producer.send({ topic: 't', key: 'customer-7', value: 'a' });
+    const byBytes = await producer.send({ topic: 't', key: Buffer.from('customer-7'), value: 'b' });
+    expect(byBytes.partition).toBe(byText.partition);
+  });
+
+  it('sends one request per broker carrying every partition it leads, and fails only the partition that was refused', async () => {
+    // Proves per-broker batching and per-partition results: 4 partitions on 2 brokers, one partition refused for good.
+    const coordinator = await stub('coordinator');
+    const b1 = await stub('broker-1');
+    const b2 = await stub('broker-2');
+    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: b1.url }, { id: 2, url: b2.url }], [1, 2, 1, 2]));
+    const logs1: StoredLogs = new Map();
+    b1.on('POST', '/produce', storingProduceHandler(logs1, (_topic, partition) => (partition === 2 ? partitionError('PAYLOAD_TOO_LARGE') : undefined)));
+    const logs2 = storingBroker(b2);
+    const producer = client(coordinator).producer();
+    const sends = [0, 1, 2, 3].flatMap((partition) => [0, 1].map((i) => producer.send({ topic: 't', partition, value: `p${partition}-${i}` })));
+    const results = await Promise.allSettled(sends);
+    expect(b1.requests.length).toBe(1);
+    expect(b2.requests.length).toBe(1);
+    expect(producedPartitions(b1.requests[0]!).map((p) => [p.partition, p.records.length])).toEqual([[0, 2], [2, 2]]);
+    expect(producedPartitions(b2.requests[0]!).map((p) => [p.partition, p.records.length])).toEqual([[1, 2], [3, 2]]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected', 'fulfilled', 'fulfilled']);
+    expect(((results[4] as PromiseRejectedResult).reason as TesseraError).code).toBe('PAYLOAD_TOO_LARGE');
+    expect(logs1.get(0)!.map((r) => r.value)).toEqual(['p0-0', 'p0-1']);
+    expect(logs2.get(3)!.map((r) => r.value)).toEqual(['p3-0', 'p3-1']);
+  });
+
+  it('refuses values that are not bytes or text, oversized values and too many headers, before sending', async () => {
+    // Proves bad input is refused with a clear typed error and nothing reaches the broker.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const producer = client(coordinator).producer();
+    await expect(producer.send({ topic: 't', value: { a: 1 } as unknown as string })).rejects.toThrow(/record value: expected a Buffer/);
+    await expect(producer.send({ topic: 't', value: Buffer.alloc(1024 * 1024 + 1) })).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    const headers = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`h${i}`, 'v']));
+    await expect(producer.send({ topic: 't', value: 'x', headers })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+    await expect(producer.send({ topic: 't', value: 'x', timestamp: -5 })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+    expect(broker.requests.length).toBe(0);
   });
 });

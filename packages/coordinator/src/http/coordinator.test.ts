@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openApiDocument, partitionForKey, responseSchemas, type ErrorBody, type GroupMembership, type MetadataResponse, type TopicDescription } from '@tessera/protocol';
+import { decodeFrame, decodeRecordBatch, openApiDocument, partitionForKey, responseSchemas, type ErrorBody, type GroupMembership, type MetadataResponse, type TopicDescription } from '@tessera/protocol';
 import { defaultConfig, startCoordinator, type CoordinatorConfig, type RunningCoordinator } from '../index.js';
 
 // ---- harness ---------------------------------------------------------------------------
@@ -67,30 +67,37 @@ async function fakeBroker(options: { notPrimaryFirst?: boolean } = {}) {
   const nextOffset = new Map<string, number>();
   let refusedOnce = false;
   const server = http.createServer((req, res) => {
-    let text = '';
-    req.on('data', (chunk) => (text += chunk));
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const body = text ? JSON.parse(text) : undefined;
+      const raw = Buffer.concat(chunks);
       res.setHeader('content-type', 'application/json');
       if (req.url === '/internal/metadata-changed') {
+        const body = JSON.parse(raw.toString('utf8'));
         notifications.push(body.version);
         res.end(JSON.stringify({ version: body.version }));
         return;
       }
-      const match = /^\/topics\/([^/]+)\/partitions\/(\d+)\/records$/.exec(req.url ?? '');
-      if (match) {
-        if (options.notPrimaryFirst && !refusedOnce) {
-          refusedOnce = true;
-          res.statusCode = 421;
-          res.end(JSON.stringify({ error: { code: 'NOT_PRIMARY', message: 'not yet', retriable: true, primary: null } }));
-          return;
-        }
-        const [topic, partition] = [decodeURIComponent(match[1]), Number(match[2])];
-        const key = `${topic}/${partition}`;
-        const baseOffset = nextOffset.get(key) ?? 0;
-        nextOffset.set(key, baseOffset + body.records.length);
-        produced.push({ topic, partition, records: body.records });
-        res.end(JSON.stringify({ topic, partition, baseOffset, count: body.records.length, epoch: 0 }));
+      // Produce as a broker takes it: a frame of RecordBatches per partition, answered per partition.
+      if (req.url === '/produce') {
+        const { head, tail } = decodeFrame(raw);
+        const partitions = (head as { partitions: Array<{ topic: string; partition: number; bytes: number }> }).partitions;
+        let at = 0;
+        const answers = partitions.map(({ topic, partition, bytes }) => {
+          const part = tail.subarray(at, at + bytes);
+          at += bytes;
+          if (options.notPrimaryFirst && !refusedOnce) {
+            refusedOnce = true;
+            return { topic, partition, error: { code: 'NOT_PRIMARY', message: 'not yet', retriable: true, primary: null } };
+          }
+          const records = decodeRecordBatch(part).records.map((r) => ({ key: r.key?.toString() ?? null, value: r.value!.toString() }));
+          const key = `${topic}/${partition}`;
+          const baseOffset = nextOffset.get(key) ?? 0;
+          nextOffset.set(key, baseOffset + records.length);
+          produced.push({ topic, partition, records });
+          return { topic, partition, baseOffset, lastOffset: baseOffset + records.length - 1, epoch: 0 };
+        });
+        res.end(JSON.stringify({ partitions: answers }));
         return;
       }
       res.statusCode = 404;

@@ -1,21 +1,29 @@
 /**
  * Routed produce: a plain HTTP client sends records for a topic to the coordinator, which
  * picks each record's partition like every client does (`partitionForKey`, keyless records
- * round-robin) and forwards each partition's records, in input order, to its primary.
+ * round-robin), turns each partition's records (in input order) into one RecordBatch at the
+ * edge, and forwards it to the partition's primary with `POST /produce`.
  */
 import {
   BROKER_ROUTES,
+  DEFAULT_MAX_VALUE_BYTES,
   TesseraError,
+  encodeFrame,
   isNetworkError,
+  jsonRecordsToBatch,
   partitionForKey,
   retry,
-  routePath,
-  type JsonHttpClient,
-  type ProduceResponse,
+  type DataHttpClient,
+  type ErrorBody,
   type RecordInput,
   type RoutedProduceRequest,
   type RoutedProduceResponse,
 } from '@tessera/protocol';
+
+/** One partition's answer of a broker's `POST /produce`. */
+type ProducedPartition =
+  | { topic: string; partition: number; baseOffset: number; lastOffset: number; epoch: number }
+  | { topic: string; partition: number; error: ErrorBody['error'] };
 import type { Cluster } from '../cluster/cluster.js';
 
 export interface RoutingOptions {
@@ -33,13 +41,14 @@ export class ProduceRouter {
 
   constructor(
     private readonly cluster: Cluster,
-    private readonly client: JsonHttpClient,
+    private readonly client: DataHttpClient,
     private readonly options: RoutingOptions = DEFAULT_ROUTING,
   ) {}
 
   async produce(topicName: string, request: RoutedProduceRequest): Promise<RoutedProduceResponse> {
     const partitionCount = this.cluster.topic(topicName).partitions.length;
     const byPartition = new Map<number, { indexes: number[]; records: RecordInput[] }>();
+    const nowMs = Date.now();
     request.records.forEach((input, index) => {
       const { partition: explicit, ...record } = input;
       let partition: number;
@@ -60,14 +69,16 @@ export class ProduceRouter {
       group.records.push(record);
     });
 
+    // Every batch is built before anything is sent: a bad record refuses the whole request.
+    const batches = new Map([...byPartition].map(([partition, group]) => [partition, jsonRecordsToBatch(group.records, DEFAULT_MAX_VALUE_BYTES, nowMs)]));
     const offsets: RoutedProduceResponse['offsets'] = new Array(request.records.length);
     const failures: Array<{ partition: number; error: unknown }> = [];
     await Promise.all(
       [...byPartition].map(async ([partition, group]) => {
         try {
-          const answer = await this.sendToPrimary(topicName, partition, group.records);
-          if (answer.count !== group.records.length) {
-            throw new TesseraError('INTERNAL', `primary stored ${answer.count} of ${group.records.length} records`);
+          const answer = await this.sendToPrimary(topicName, partition, batches.get(partition)!);
+          if (answer.lastOffset - answer.baseOffset + 1 !== group.records.length) {
+            throw new TesseraError('INTERNAL', `primary stored ${answer.lastOffset - answer.baseOffset + 1} of ${group.records.length} records`);
           }
           group.indexes.forEach((index, i) => {
             offsets[index] = { partition, offset: answer.baseOffset + i };
@@ -90,18 +101,21 @@ export class ProduceRouter {
     return { offsets };
   }
 
-  private sendToPrimary(topic: string, partition: number, records: RecordInput[]): Promise<ProduceResponse> {
+  private sendToPrimary(topic: string, partition: number, batch: Buffer): Promise<{ baseOffset: number; lastOffset: number }> {
     return retry(
       async () => {
         // Looked up on every attempt: a failover may have moved the primary meanwhile.
         const p = this.cluster.partition(topic, partition);
         const primary = this.cluster.brokerRef(p.primary);
         if (!primary) throw new TesseraError('PARTITION_OFFLINE', `partition ${topic}/${partition} has no live in-sync replica`);
-        return this.client.post<ProduceResponse>(
-          `${primary.internalUrl}${routePath(BROKER_ROUTES.produce, { topic, partition })}`,
-          { records },
-          { timeoutMs: this.options.timeoutMs },
-        );
+        const frame = encodeFrame({ partitions: [{ topic, partition, bytes: batch.length }] }, [batch]);
+        const answer = await this.client.postFrame(`${primary.internalUrl}${BROKER_ROUTES.produceBatches}`, frame, {
+          timeoutMs: this.options.timeoutMs,
+        });
+        const [result] = (JSON.parse(answer.body.toString('utf8')) as { partitions: ProducedPartition[] }).partitions;
+        if (result === undefined) throw new TesseraError('INTERNAL', `${primary.internalUrl} answered no partition`);
+        if ('error' in result) throw TesseraError.fromBody({ error: result.error }) ?? new TesseraError('INTERNAL', 'unreadable partition error');
+        return result;
       },
       { retries: this.options.retries, initialMs: this.options.initialMs, maxMs: this.options.maxMs },
     );

@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { BROKER_ROUTES, COORDINATOR_ROUTES } from '../routes.js';
+import { FRAME_CONTENT_TYPE } from '../batch/frame.js';
 import {
   commitRequest,
   committedOffsetsRequest,
@@ -56,6 +57,8 @@ interface Operation {
   summary: string;
   tag: string;
   request?: { id: string; schema: z.ZodType };
+  /** A binary request body instead of JSON (a frame of record batches). */
+  binaryRequest?: { contentType: string; description: string };
   /** Success status and body (none for 204; `text` for the Prometheus exposition). */
   response: { status: number; description: string; id?: string; schema?: z.ZodType; text?: true };
   query?: Array<{ name: string; description: string; schema: Record<string, unknown> }>;
@@ -326,6 +329,21 @@ const B = BROKER_ROUTES;
 const BROKER_OPERATIONS: Operation[] = [
   {
     method: 'post',
+    path: B.produceBatches,
+    operationId: 'produceBatches',
+    summary:
+      'Append record batches to partitions this broker leads, many partitions per request; each partition answers on its own (NOT_PRIMARY names the primary), once every in-sync replica holds its batches',
+    tag: 'records',
+    binaryRequest: {
+      contentType: FRAME_CONTENT_TYPE,
+      description:
+        'A frame: a uint32 (big-endian) head length, a JSON head {"partitions":[{"topic","partition","bytes"}]}, then per partition ' +
+        '`bytes` of whole Kafka RecordBatch v2 (magic 2) batches, CRC-32C checked, uncompressed',
+    },
+    response: { status: 200, description: 'a result or an error per partition', id: 'ProduceBatchesResponse', schema: responses.produceBatchesResponse },
+  },
+  {
+    method: 'post',
     path: B.produce,
     operationId: 'produce',
     summary: "Append records to a partition on its primary (421 NOT_PRIMARY names the primary); answered once every in-sync replica holds them",
@@ -337,7 +355,10 @@ const BROKER_OPERATIONS: Operation[] = [
     method: 'post',
     path: B.fetch,
     operationId: 'fetch',
-    summary: 'Read records below the high watermark from partitions this broker leads; long-polls up to waitMs when none has any',
+    summary:
+      'Read records below the high watermark from partitions this broker leads; long-polls up to waitMs when none has any. ' +
+      'With `Accept: application/vnd.tessera.frame` the answer is a frame of whole stored RecordBatches per partition instead of JSON; ' +
+      'in JSON, a record whose bytes are not UTF-8 has key, value and headers in base64 and "encoding": "base64"',
     tag: 'records',
     request: { id: 'FetchRequest', schema: fetchRequest },
     response: { status: 200, description: 'records, or an error, per partition', id: 'FetchResponse', schema: responses.fetchResponse },
@@ -425,6 +446,15 @@ export function openApiDocument(service: ServiceName): Record<string, unknown> {
       ...(op.operationId === 'issueToken' ? { security: [{ principalSecret: [] }] } : op.public ? { security: [] } : {}),
       ...(parameters.length > 0 ? { parameters } : {}),
       ...(op.request ? { requestBody: { required: true, content: { 'application/json': { schema: componentRef(op.request.id) } } } } : {}),
+      ...(op.binaryRequest
+        ? {
+            requestBody: {
+              required: true,
+              description: op.binaryRequest.description,
+              content: { [op.binaryRequest.contentType]: { schema: { type: 'string', contentMediaType: op.binaryRequest.contentType } } },
+            },
+          }
+        : {}),
       responses: {
         [String(op.response.status)]: success,
         default: {

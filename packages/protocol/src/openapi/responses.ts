@@ -30,9 +30,10 @@ export const errorBody = z.object({
 const wireRecord = z.object({
   offset: int,
   key: z.string().nullable(),
-  value: z.string(),
-  headers: z.record(z.string(), z.string()).nullable(),
+  value: z.string().nullable(),
+  headers: z.record(z.string(), z.string().nullable()).nullable(),
   timestamp: int.describe('milliseconds since the Unix epoch'),
+  encoding: z.literal('base64').optional().describe("present when the record's bytes are not UTF-8: key, value and header values are base64"),
 });
 
 const brokerInfo = z.object({
@@ -193,6 +194,15 @@ export const healthResponse = z.object({
 });
 
 // ---- compile-time checks: each schema describes exactly its wire type ---------------------
+
+export const produceBatchesResponse = z.object({
+  partitions: z.array(
+    z.union([
+      z.object({ topic: z.string(), partition: int, baseOffset: int, lastOffset: int, epoch: int }),
+      z.object({ topic: z.string(), partition: int, error: errorBody.shape.error }),
+    ]),
+  ),
+});
 
 const principalInfo = z.object({ name: z.string(), createdMs: int });
 export const principalListResponse = z.object({ principals: z.array(principalInfo) });

@@ -1,86 +1,113 @@
 /**
  * One partition replica on this broker: its role (primary or secondary), epoch, ISR, LEO and
- * high watermark, the group-commit flush queue of the primary, and the replication of each
- * flush to the secondary.
+ * high watermark, the write queue of the primary, the replication of each flush to the
+ * secondary, and (as a follower) the application of the primary's pushes.
  *
- * Primary write path (group commit): produces and commits queue up; one flush at a time takes
- * everything queued (bounded), writes it in ONE transaction, makes ONE replicate call when the
- * secondary is in the ISR, then advances the HW and answers every waiter of the flush. A
- * produce is acknowledged only when its last record is below the HW.
+ * Primary write path: produces (whole RecordBatches) and commits queue up; one flush at a
+ * time takes everything queued (bounded), stamps offsets and the epoch into the batches'
+ * headers, hands them to the broker's group commit (one transaction for every partition
+ * with pending writes), pushes them to the secondary when it is in the ISR, then advances
+ * the HW and answers every waiter of the flush. A produce is acknowledged only when its last
+ * record is below the HW.
  *
  * HW rule: HW = LEO when the ISR is only the primary, else min(LEO, secondary's acked LEO). The
  * primary never goes on alone before the coordinator has accepted the ISR shrink.
  */
 import {
-  MAX_RECORDS_PER_REQUEST,
   TesseraError,
   backoffMs,
   isTesseraError,
+  retry,
+  setBaseOffset,
+  setPartitionLeaderEpoch,
   sleep,
   type PartitionAssignment,
-  type RecordInput,
   type ReplicaReport,
   type RetryOptions,
 } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
 import type { BrokerLimits } from '../config.js';
 import type { ClusterPort, ReplicationPort } from '../replication/ports.js';
-import { SecondarySync, type FreshBatch } from '../replication/secondary-sync.js';
-import type { GroupOffset, PartitionStore, StoredRecord } from '../storage/index.js';
+import { SecondarySync, type FreshBatches } from '../replication/leader/secondary-sync.js';
+import { cutBatch, type GroupOffset, type PartitionLog, type StoredBatch } from '../storage/index.js';
 import { InvariantError, assert } from '../util/assert.js';
 import { Mutex } from '../util/mutex.js';
+import { committedIsr, expandingIsr, sameMembers, shrinkingIsr, type IsrState } from './isr.js';
+import { WriteQueue, type CommitEntry, type IncomingBatch, type ProduceEntry, type ProduceResult } from './write-queue.js';
+
+export type { IncomingBatch, ProduceResult } from './write-queue.js';
 
 export type Role = 'primary' | 'secondary';
 
-export interface ProduceResult {
-  baseOffset: number;
-  count: number;
+/** Where one flush spent its time, in seconds (simple instrumentation of the produce path). */
+export interface FlushStats {
+  records: number;
+  /** From the oldest queued request to the start of its flush. */
+  queueSeconds: number;
+  /** Waiting for the group commit that made the flush durable here. */
+  localSeconds: number;
+  /** Pushing to the in-sync secondary until it answered (0 without one). */
+  replicateSeconds: number;
+}
+
+
+/** A flush stamped and written locally, waiting to be replicated and answered. */
+interface PreparedFlush {
   epoch: number;
+  baseOffset: number;
+  /** The LEO after this flush. */
+  end: number;
+  batches: StoredBatch[];
+  commits: GroupOffset[];
+  produced: Array<{ entry: ProduceEntry; result: ProduceResult }>;
+  committed: CommitEntry[];
+  startedMs: number;
+  queuedAtMs: number;
+  storedMs: number;
 }
 
-interface ProduceEntry {
-  kind: 'produce';
-  records: RecordInput[];
-  resolve: (result: ProduceResult) => void;
-  reject: (error: unknown) => void;
+function rejectFlush(flush: PreparedFlush, error: unknown): void {
+  for (const { entry } of flush.produced) entry.reject(error);
+  for (const entry of flush.committed) entry.reject(error);
 }
 
-interface CommitEntry {
-  kind: 'commit';
-  commit: GroupOffset;
-  resolve: () => void;
-  reject: (error: unknown) => void;
+/** A follower outside the ISR that the catch-up loop feeds: the assigned secondary, or a replica being added by a move. */
+interface CatchUpTarget {
+  broker: number;
+  kind: 'secondary' | 'adding';
 }
-
-type Entry = ProduceEntry | CommitEntry;
 
 export interface ReplicaOptions {
   topic: string;
   partition: number;
-  store: PartitionStore;
+  store: PartitionLog;
   cluster: ClusterPort;
   client: ReplicationPort;
   logger: Logger;
   replicaTimeoutMs: number;
   limits: BrokerLimits;
-  /** Called with the record count of every flush (metrics). */
-  onFlush?: (records: number) => void;
+  /** Called after every flush of a primary with its record count and where its time went (metrics). */
+  onFlush?: (stats: FlushStats) => void;
 }
 
 /** Retries of a failing replicate call while the ISR still holds the secondary. */
 const REPLICATE_RETRY: RetryOptions = { retries: 0, initialMs: 25, multiplier: 2, maxMs: 250, jitter: 0.2 };
 /** Coordinator answers to a move completion that are a decision, not a lost request. */
 const REFUSALS = new Set(['STALE_EPOCH', 'NOT_PRIMARY', 'INVALID_REQUEST', 'NOT_FOUND', 'TOPIC_NOT_FOUND', 'PARTITION_NOT_FOUND']);
+/** Most produce requests, and most commits, waiting for a flush in one partition. */
+const MAX_QUEUED_PRODUCES = 10_000;
+const MAX_QUEUED_COMMITS = 10_000;
 /** Backoff of the background catch-up loop. */
 const CATCH_UP_RETRY: RetryOptions = { retries: 0, initialMs: 100, multiplier: 2, maxMs: 2_000, jitter: 0.2 };
 
-export class PartitionReplica {
+export class Partition {
   readonly topic: string;
   readonly partition: number;
-  readonly store: PartitionStore;
+  readonly store: PartitionLog;
   role: Role = 'secondary';
   epoch: number;
-  isr: number[] = [];
+  /** The ISR as this replica counts it (see isr.ts); `isr` is its members. */
+  private isrState: IsrState = committedIsr([]);
   primaryId: number | null = null;
   secondaryId: number | null = null;
   minInsyncReplicas = 1;
@@ -97,13 +124,14 @@ export class PartitionReplica {
   private readonly logger: Logger;
   private assigned = false;
   private closed = false;
-  private queue: Entry[] = [];
-  private queuedRecords = 0;
+  private readonly queue: WriteQueue;
   private flushing = false;
   private syncRequested = false;
   private flushLoopDone: Promise<void> = Promise.resolve();
   /** Serializes flushes and catch-up batches: the secondary sees one push at a time. */
   private readonly lock = new Mutex();
+  /** Serializes the pushes a follower applies (see followerTurn). */
+  private readonly followerLock = new Mutex();
   private sync: SecondarySync | undefined;
   private catchUp: AbortController | undefined;
   private catchUpDone: Promise<void> = Promise.resolve();
@@ -114,12 +142,27 @@ export class PartitionReplica {
 
   constructor(options: ReplicaOptions) {
     this.options = options;
+    this.queue = new WriteQueue(`${options.topic}/${options.partition}`, {
+      maxRecords: options.limits.maxQueuedRecordsPerPartition,
+      maxProduces: MAX_QUEUED_PRODUCES,
+      maxCommits: MAX_QUEUED_COMMITS,
+      maxFlushRecords: options.limits.maxFlushRecords,
+    });
     this.topic = options.topic;
     this.partition = options.partition;
     this.store = options.store;
     this.logger = options.logger.child({ topic: options.topic, partition: options.partition });
     this.epoch = options.store.lastEpoch ?? 0;
     this.hw = options.store.hwCheckpoint;
+  }
+
+  /** The ISR members counted for the HW (committed, or the larger side of a pending change). */
+  get isr(): readonly number[] {
+    return this.isrState.members;
+  }
+
+  get isrKind(): IsrState['kind'] {
+    return this.isrState.kind;
   }
 
   get leo(): number {
@@ -166,7 +209,7 @@ export class PartitionReplica {
 
   // ---- primary: produce and commit ---------------------------------------------------
 
-  produce(records: RecordInput[]): Promise<ProduceResult> {
+  produce(batches: IncomingBatch[]): Promise<ProduceResult> {
     this.checkCanWrite();
     if (this.minInsyncReplicas >= 2 && this.isr.length < 2) {
       throw new TesseraError(
@@ -174,26 +217,17 @@ export class PartitionReplica {
         `${this.topic}/${this.partition} needs ${this.minInsyncReplicas} in-sync replicas, ISR is [${this.isr.join(',')}]`,
       );
     }
-    if (this.queuedRecords + records.length > this.options.limits.maxQueuedRecordsPerPartition) {
-      throw new TesseraError('UNAVAILABLE', `${this.topic}/${this.partition}: too many records waiting to be written, retry`);
-    }
-    return new Promise<ProduceResult>((resolve, reject) => {
-      this.queue.push({ kind: 'produce', records, resolve, reject });
-      this.queuedRecords += records.length;
-      this.scheduleFlush();
-    });
+    const result = this.queue.produce(batches);
+    this.scheduleFlush();
+    return result;
   }
 
   /** Stores a committed offset on this primary and its in-sync secondary (through the flush queue). */
   commit(commit: GroupOffset): Promise<void> {
     this.checkCanWrite();
-    if (this.queue.length >= this.options.limits.maxQueuedRecordsPerPartition) {
-      throw new TesseraError('UNAVAILABLE', `${this.topic}/${this.partition}: too many writes waiting, retry`);
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ kind: 'commit', commit, resolve, reject });
-      this.scheduleFlush();
-    });
+    const done = this.queue.commit(commit);
+    this.scheduleFlush();
+    return done;
   }
 
   /** The newest generation this replica has stored for `group` (-1 when none). */
@@ -212,13 +246,37 @@ export class PartitionReplica {
     this.flushLoopDone = this.flushLoop();
   }
 
+  /**
+   * Flushes until the queue is empty, pipelined two deep: while one flush waits for its
+   * secondary (under the lock, one push in flight per partition), the next one is already
+   * stamped and written locally in the broker's group commit. Offsets follow the in-memory LEO,
+   * so the second flush starts where the first ends whatever the first's fate.
+   */
   private async flushLoop(): Promise<void> {
+    let inFlight: Promise<void> | undefined;
+    let prepared: PreparedFlush | undefined;
     try {
-      while (!this.closed && (this.queue.length > 0 || this.syncRequested)) {
-        await this.lock.run(() => this.flushOnce());
+      for (;;) {
+        if (this.closed) break;
+        if (this.queue.isEmpty && !this.syncRequested) {
+          if (inFlight === undefined) break;
+          await inFlight;
+          inFlight = undefined;
+          continue;
+        }
+        prepared = await this.prepareFlush();
+        if (inFlight !== undefined) {
+          await inFlight;
+          inFlight = undefined;
+        }
+        const flush = prepared;
+        prepared = undefined;
+        if (flush !== undefined) inFlight = this.lock.run(() => this.finishFlush(flush));
       }
+      await inFlight;
     } catch (error) {
       this.failQueue(error);
+      if (prepared !== undefined) rejectFlush(prepared, error);
       if (error instanceof InvariantError) {
         // A programmer error: stop loudly rather than write on with a log we no longer understand.
         this.logger.fatal({ err: error }, 'invariant violated while flushing; stopping');
@@ -233,37 +291,40 @@ export class PartitionReplica {
     }
   }
 
-  /** Takes what is queued (up to maxFlushRecords), writes it in one transaction, replicates it, answers. */
-  private async flushOnce(): Promise<void> {
+  /**
+   * Takes what is queued (up to maxFlushRecords), stamps offsets and the epoch into the
+   * batches, and writes them in the broker's next group commit. Undefined when there is
+   * nothing to replicate (or this replica is not a primary any more).
+   */
+  private async prepareFlush(): Promise<PreparedFlush | undefined> {
     this.syncRequested = false;
-    if (this.closed) return;
+    if (this.closed) return undefined;
     if (this.role !== 'primary') {
       this.failQueue(this.notPrimary());
-      return;
+      return undefined;
     }
     const epoch = this.epoch;
-    const entries = this.takeBatch();
+    const startedMs = performance.now();
+    const entries = this.queue.take();
+    const queuedAtMs = entries.length === 0 ? startedMs : entries[0].queuedAtMs;
     const baseOffset = this.store.leo;
-    const now = Date.now();
-    const records: StoredRecord[] = [];
-    const produced: Array<{ entry: ProduceEntry; result: ProduceResult }> = [];
+    let next = baseOffset;
+    const batches: StoredBatch[] = [];
+    const produced: PreparedFlush['produced'] = [];
     const commits: GroupOffset[] = [];
     const committed: CommitEntry[] = [];
     const generations = new Map<string, number>();
     for (const entry of entries) {
       if (entry.kind === 'produce') {
-        const first = baseOffset + records.length;
-        for (const input of entry.records) {
-          records.push({
-            offset: baseOffset + records.length,
-            epoch,
-            timestamp: input.timestamp ?? now,
-            key: input.key ?? null,
-            value: input.value,
-            headers: input.headers ?? null,
-          });
+        const first = next;
+        for (const batch of entry.batches) {
+          // Offsets and the epoch live outside the batch's CRC: stamping them keeps the producer's bytes valid.
+          setBaseOffset(batch.bytes, 0, next);
+          setPartitionLeaderEpoch(batch.bytes, 0, epoch);
+          batches.push({ baseOffset: next, lastOffset: next + batch.lastOffsetDelta, epoch, maxTimestamp: batch.maxTimestamp, bytes: batch.bytes });
+          next += batch.lastOffsetDelta + 1;
         }
-        produced.push({ entry, result: { baseOffset: first, count: entry.records.length, epoch } });
+        produced.push({ entry, result: { baseOffset: first, lastOffset: next - 1, count: next - first, epoch } });
       } else {
         // A commit of an older generation than one already stored (or earlier in this batch) is refused.
         const known = generations.get(entry.commit.group) ?? this.storedGeneration(entry.commit.group);
@@ -278,27 +339,36 @@ export class PartitionReplica {
         committed.push(entry);
       }
     }
-    if (records.length === 0 && commits.length === 0 && entries.length > 0) return;
-
-    this.options.onFlush?.(records.length);
+    if (batches.length === 0 && commits.length === 0 && entries.length > 0) return undefined;
+    const flush: PreparedFlush = { epoch, baseOffset, end: next, batches, commits, produced, committed, startedMs, queuedAtMs, storedMs: 0 };
     try {
-      this.store.append(records, commits, this.hw);
+      // A failed write stops the broker (see storage): nothing to undo here.
+      await this.store.append(batches, commits, this.hw);
     } catch (error) {
-      for (const { entry } of produced) entry.reject(error);
-      for (const entry of committed) entry.reject(error);
+      rejectFlush(flush, error);
       throw error;
     }
+    flush.storedMs = performance.now();
+    return flush;
+  }
 
+  /** Replicates a prepared flush to the in-sync secondary (under the lock) and answers its requests. */
+  private async finishFlush(flush: PreparedFlush): Promise<void> {
+    const { produced, committed } = flush;
     try {
-      await this.replicateFlush(epoch, { baseOffset, records, commits });
+      await this.replicateFlush(flush.epoch, { baseOffset: flush.baseOffset, batches: flush.batches, commits: flush.commits }, flush.end);
+      this.options.onFlush?.({
+        records: flush.end - flush.baseOffset,
+        queueSeconds: (flush.startedMs - flush.queuedAtMs) / 1000,
+        localSeconds: (flush.storedMs - flush.startedMs) / 1000,
+        replicateSeconds: (performance.now() - flush.storedMs) / 1000,
+      });
     } catch (error) {
-      const failure = isTesseraError(error) ? error : this.notPrimary();
-      for (const { entry } of produced) entry.reject(failure);
-      for (const entry of committed) entry.reject(failure);
+      rejectFlush(flush, isTesseraError(error) ? error : this.notPrimary());
       return;
     }
     // The flush is on every ISR member now, so the HW covers it.
-    assert(this.hw >= baseOffset + records.length, `hw ${this.hw} below flushed end ${baseOffset + records.length}`);
+    assert(this.hw >= flush.end, `hw ${this.hw} below flushed end ${flush.end}`);
     const alone = this.minInsyncReplicas >= 2 && this.isr.length < 2;
     for (const { entry, result } of produced) {
       if (alone) {
@@ -311,28 +381,8 @@ export class PartitionReplica {
     for (const entry of committed) entry.resolve();
   }
 
-  private takeBatch(): Entry[] {
-    const limit = Math.min(this.options.limits.maxFlushRecords, MAX_RECORDS_PER_REQUEST);
-    let count = 0;
-    let taken = 0;
-    while (taken < this.queue.length) {
-      const entry = this.queue[taken];
-      const size = entry.kind === 'produce' ? entry.records.length : 0;
-      // Always take at least one entry; a single produce is bounded by the request schema.
-      if (taken > 0 && count + size > limit) break;
-      count += size;
-      taken++;
-    }
-    const batch = this.queue.splice(0, taken);
-    this.queuedRecords -= count;
-    return batch;
-  }
-
   private failQueue(error: unknown): void {
-    const entries = this.queue;
-    this.queue = [];
-    this.queuedRecords = 0;
-    for (const entry of entries) entry.reject(error);
+    this.queue.failAll(error);
   }
 
   /**
@@ -340,21 +390,22 @@ export class PartitionReplica {
    * retrying until replicaTimeoutMs of failures, then asks the coordinator to shrink the ISR.
    * Returns once the HW covers the LEO; throws NOT_PRIMARY when this broker was deposed.
    */
-  private async replicateFlush(epoch: number, fresh: FreshBatch | undefined): Promise<void> {
+  private async replicateFlush(epoch: number, fresh: FreshBatches | undefined, endOffset: number): Promise<void> {
     let failingSinceMs: number | undefined;
     for (let attempt = 0; ; attempt++) {
       this.checkStillPrimary(epoch);
       const secondary = this.isrSecondary();
       if (secondary === undefined) {
-        this.advanceHw(this.store.leo);
+        this.advanceHw(endOffset);
         return;
       }
       const sync = this.syncFor(secondary);
-      const startedMs = Date.now();
+      // Monotonic: a wall-clock step must not decide when a secondary leaves the ISR.
+      const startedMs = performance.now();
       try {
-        await sync.pushUntil(this.store.leo, this.hw, fresh, this.catchUpBatch());
+        await sync.pushUntil(endOffset, this.hw, fresh, this.options.limits.catchUpBatchBytes);
         this.checkStillPrimary(epoch);
-        this.advanceHw(Math.min(this.store.leo, sync.secondaryLeo ?? this.hw));
+        this.advanceHw(Math.min(endOffset, sync.secondaryLeo ?? this.hw));
         if (failingSinceMs !== undefined) this.logger.info({ secondary }, 'secondary answering again');
         return;
       } catch (error) {
@@ -367,7 +418,7 @@ export class PartitionReplica {
           failingSinceMs = startedMs;
           this.logger.warn({ secondary, err: errorSummary(error) }, 'replication to secondary failing');
         }
-        if (Date.now() - failingSinceMs >= this.options.replicaTimeoutMs) {
+        if (performance.now() - failingSinceMs >= this.options.replicaTimeoutMs) {
           await this.shrinkIsr(epoch, secondary);
           continue;
         }
@@ -379,6 +430,7 @@ export class PartitionReplica {
   /** Asks the coordinator for ISR = [self]. Throws NOT_PRIMARY when refused; returns quietly when unreachable. */
   private async shrinkIsr(epoch: number, secondary: number): Promise<void> {
     const self = this.options.cluster.brokerId;
+    this.isrState = shrinkingIsr(this.isrState, secondary);
     try {
       const assignment = await this.options.cluster.changeIsr({
         brokerId: self,
@@ -424,16 +476,12 @@ export class PartitionReplica {
       partition: this.partition,
       epoch: this.epoch,
       secondaryId: broker,
-      store: this.store,
+      log: this.store,
       cluster: this.options.cluster,
       client: this.options.client,
       timeoutMs: this.options.replicaTimeoutMs,
       logger: this.logger,
     });
-  }
-
-  private catchUpBatch(): { maxRecords: number; maxBytes: number } {
-    return { maxRecords: this.options.limits.catchUpBatchRecords, maxBytes: this.options.limits.catchUpBatchBytes };
   }
 
   /** Starts the background catch-up of a secondary that is assigned but not in the ISR. */
@@ -444,7 +492,7 @@ export class PartitionReplica {
     this.catchUp = controller;
     const epoch = this.epoch;
     const secondary = this.secondaryId;
-    this.catchUpDone = this.catchUpLoop(epoch, secondary, controller.signal).finally(() => {
+    this.catchUpDone = this.catchUpLoop(epoch, { broker: secondary, kind: 'secondary' }, controller.signal).finally(() => {
       if (this.catchUp === controller) this.catchUp = undefined;
     });
   }
@@ -455,59 +503,89 @@ export class PartitionReplica {
   }
 
   /**
-   * Pushes batches from the secondary's LEO, one per lock turn (so flushes interleave), with
-   * backoff on errors; when the secondary reaches the LEO (checked under the lock, so no flush
-   * can slip in between) asks the coordinator to put it back in the ISR.
+   * THE catch-up loop, for both kinds of follower outside the ISR: the assigned secondary
+   * (`kind: 'secondary'`) and the replica being added by a move (`kind: 'adding'`). It pushes
+   * batches from the follower's LEO, one push per turn of the partition's lock (so flushes
+   * interleave), with backoff on errors (the protocol's retry policy). When the follower
+   * reaches the LEO, checked under the lock so no flush can slip in between, it finishes in
+   * that same step: a secondary is put back in the ISR through the coordinator; a replica
+   * being added is swapped in for the secondary (`reassign-complete`), so no record is
+   * acknowledged on the old pair after the target caught up.
    */
-  private async catchUpLoop(epoch: number, secondary: number, signal: AbortSignal): Promise<void> {
-    this.logger.info({ secondary, epoch }, 'catching up secondary');
-    let attempt = 0;
-    while (!signal.aborted) {
-      try {
-        const done = await this.lock.run(async () => {
-          if (signal.aborted || this.closed || this.role !== 'primary' || this.epoch !== epoch || this.secondaryId !== secondary) {
-            return true;
-          }
-          if (this.isrSecondary() !== undefined) return true;
-          const sync = this.syncFor(secondary);
-          const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.catchUpBatch());
-          if (outcome === 'appended' && sync.secondaryLeo === this.store.leo) {
-            const self = this.options.cluster.brokerId;
-            // The secondary counts for the HW from before the coordinator is asked: if its answer
-            // is lost, the coordinator may already count the secondary in the ISR (and could promote
-            // it), so this primary must not acknowledge anything the secondary lacks. Should the
-            // coordinator not have applied it, its next map brings the ISR back to this primary alone.
-            this.setIsr([self, secondary], 'ISR expanding: secondary caught up');
-            this.isrSeq = this.options.cluster.nextIsrSeq();
-            const assignment = await this.options.cluster.changeIsr({
-              brokerId: self,
-              topic: this.topic,
-              partition: this.partition,
-              epoch,
-              isr: [self, secondary],
-            });
-            if (this.role === 'primary' && this.epoch === epoch) {
-              this.setIsr(assignment.isr, 'ISR expanded: secondary caught up');
-              this.isrSeq = this.options.cluster.nextIsrSeq();
-            }
-            return true;
-          }
-          return false;
-        });
-        if (done) return;
-        attempt = 0;
-      } catch (error) {
-        if (isTesseraError(error, 'STALE_EPOCH') || isTesseraError(error, 'NOT_PRIMARY')) {
-          this.deposed(`catch-up refused: ${error.code}`);
-          return;
+  private async catchUpLoop(epoch: number, target: CatchUpTarget, signal: AbortSignal): Promise<void> {
+    this.logger.info({ follower: target.broker, kind: target.kind, epoch }, 'catching up a follower');
+    const still = () =>
+      !signal.aborted &&
+      !this.closed &&
+      this.role === 'primary' &&
+      this.epoch === epoch &&
+      (target.kind === 'secondary' ? this.secondaryId === target.broker && this.isrSecondary() === undefined : this.addingId === target.broker);
+    /** One push under the lock; true when the loop is done (caught up, or no longer wanted). */
+    const step = () =>
+      this.lock.run(async (): Promise<boolean> => {
+        if (!still()) return true;
+        const sync = target.kind === 'secondary' ? this.syncFor(target.broker) : this.addingSyncFor(target.broker);
+        // Up to what is durable here: a flush written but not yet committed follows in its own push.
+        const leo = this.store.durableLeo;
+        const outcome = await sync.pushOnce(leo, this.hw, undefined, this.options.limits.catchUpBatchBytes);
+        if (outcome !== 'appended' || sync.secondaryLeo !== leo) return false;
+        if (target.kind === 'secondary') await this.expandIsr(epoch, target.broker);
+        else {
+          const assignment = await this.completeReassignment(epoch, target.broker, signal);
+          if (assignment !== undefined) this.swapIn(target.broker, sync, assignment);
         }
-        this.logger.debug({ secondary, err: errorSummary(error) }, 'catch-up attempt failed');
-        try {
-          await sleep(backoffMs(attempt++, CATCH_UP_RETRY), signal);
-        } catch {
-          return;
-        }
+        return true;
+      });
+    try {
+      await retry(
+        async () => {
+          while (!(await step()));
+        },
+        {
+          ...CATCH_UP_RETRY,
+          retries: Number.MAX_SAFE_INTEGER,
+          signal,
+          // A refusal that is a decision ends the loop; a broken invariant is never retried.
+          shouldRetry: (error) =>
+            !(error instanceof InvariantError) &&
+            !isTesseraError(error, 'STALE_EPOCH') &&
+            !isTesseraError(error, 'NOT_PRIMARY') &&
+            !(target.kind === 'adding' && isTesseraError(error, 'INVALID_REQUEST')),
+          onRetry: (error) => this.logger.debug({ follower: target.broker, kind: target.kind, err: errorSummary(error) }, 'catch-up push failed'),
+        },
+      );
+    } catch (error) {
+      if (signal.aborted) return;
+      if (isTesseraError(error, 'STALE_EPOCH') || isTesseraError(error, 'NOT_PRIMARY')) {
+        this.deposed(`catch-up refused: ${error.code}`);
+      } else if (isTesseraError(error, 'INVALID_REQUEST') && target.kind === 'adding') {
+        // The coordinator cancelled the move meanwhile; the next map says what holds now.
+        this.logger.info({ target: target.broker, err: errorSummary(error) }, 'move cancelled by the coordinator');
+        this.options.cluster.requestMetadataRefresh(`move of ${this.topic}/${this.partition} cancelled`);
+      } else if (error instanceof InvariantError) {
+        throw error;
+      } else {
+        this.logger.warn({ follower: target.broker, err: errorSummary(error) }, 'catch-up stopped');
       }
+    }
+  }
+
+  /**
+   * The caught-up secondary goes back in the ISR through the coordinator. It counts for the HW
+   * from before the coordinator is asked: if the answer is lost, the coordinator may already
+   * count the secondary in the ISR (and could promote it), so this primary must not acknowledge
+   * anything the secondary lacks. Should the coordinator not have applied it, its next map
+   * brings the ISR back to this primary alone.
+   */
+  private async expandIsr(epoch: number, secondary: number): Promise<void> {
+    const self = this.options.cluster.brokerId;
+    this.isrState = expandingIsr(committedIsr([self]), secondary);
+    this.logger.info({ epoch, isr: this.isr, secondary }, 'ISR expanding: secondary caught up');
+    this.isrSeq = this.options.cluster.nextIsrSeq();
+    const assignment = await this.options.cluster.changeIsr({ brokerId: self, topic: this.topic, partition: this.partition, epoch, isr: [self, secondary] });
+    if (this.role === 'primary' && this.epoch === epoch) {
+      this.setIsr(assignment.isr, 'ISR expanded: secondary caught up');
+      this.isrSeq = this.options.cluster.nextIsrSeq();
     }
   }
 
@@ -519,8 +597,8 @@ export class PartitionReplica {
     const controller = new AbortController();
     this.adding = controller;
     const epoch = this.epoch;
-    const target = this.addingId;
-    this.addingDone = this.addingLoop(epoch, target, controller.signal).finally(() => {
+    const target: CatchUpTarget = { broker: this.addingId, kind: 'adding' };
+    this.addingDone = this.catchUpLoop(epoch, target, controller.signal).finally(() => {
       if (this.adding === controller) this.adding = undefined;
     });
   }
@@ -531,50 +609,11 @@ export class PartitionReplica {
     this.addingSync = undefined;
   }
 
-  /**
-   * The catch-up loop of an out-of-ISR secondary, aimed at the replica being added: batches
-   * from its LEO, one per lock turn, backoff on errors. When it reaches the LEO (checked under
-   * the lock) the primary asks the coordinator to swap it in for the secondary, still under
-   * the lock, so no record is acknowledged on the old pair after the target caught up.
-   */
-  private async addingLoop(epoch: number, target: number, signal: AbortSignal): Promise<void> {
-    this.logger.info({ target, epoch }, 'catching up the replica being added');
-    let attempt = 0;
-    while (!signal.aborted) {
-      try {
-        const done = await this.lock.run(async () => {
-          if (signal.aborted || this.closed || this.role !== 'primary' || this.epoch !== epoch || this.addingId !== target) return true;
-          if (this.addingSync === undefined || this.addingSync.secondaryId !== target || this.addingSync.epoch !== epoch) {
-            this.addingSync = this.newSync(target);
-          }
-          const sync = this.addingSync;
-          const outcome = await sync.pushOnce(this.store.leo, this.hw, undefined, this.catchUpBatch());
-          if (outcome !== 'appended' || sync.secondaryLeo !== this.store.leo) return false;
-          const assignment = await this.completeReassignment(epoch, target, signal);
-          if (assignment !== undefined) this.swapIn(target, sync, assignment);
-          return true;
-        });
-        if (done) return;
-        attempt = 0;
-      } catch (error) {
-        if (isTesseraError(error, 'STALE_EPOCH') || isTesseraError(error, 'NOT_PRIMARY')) {
-          this.deposed(`move refused: ${error.code}`);
-          return;
-        }
-        if (isTesseraError(error, 'INVALID_REQUEST')) {
-          // The coordinator cancelled the move meanwhile; the next map says what holds now.
-          this.logger.info({ target, err: errorSummary(error) }, 'move cancelled by the coordinator');
-          this.options.cluster.requestMetadataRefresh(`move of ${this.topic}/${this.partition} cancelled`);
-          return;
-        }
-        this.logger.debug({ target, err: errorSummary(error) }, 'catch-up of the replica being added failed');
-        try {
-          await sleep(backoffMs(attempt++, CATCH_UP_RETRY), signal);
-        } catch {
-          return;
-        }
-      }
+  private addingSyncFor(target: number): SecondarySync {
+    if (this.addingSync === undefined || this.addingSync.secondaryId !== target || this.addingSync.epoch !== this.epoch) {
+      this.addingSync = this.newSync(target);
     }
+    return this.addingSync;
   }
 
   /**
@@ -618,11 +657,13 @@ export class PartitionReplica {
     this.setIsr(assignment.isr, 'replica being added caught up: it is the secondary now');
     this.isrSeq = this.options.cluster.nextIsrSeq();
     this.logger.info({ secondary: target, previousSecondary: previous }, 'move: secondary replaced');
-    this.advanceHw(Math.min(this.store.leo, sync.secondaryLeo ?? this.hw));
+    this.advanceHw(Math.min(this.store.durableLeo, sync.secondaryLeo ?? this.hw));
   }
 
   private advanceHw(hw: number): void {
-    assert(hw <= this.store.leo, `hw ${hw} > leo ${this.store.leo}`);
+    // The HW never covers what is not durable here, whatever the followers have.
+    assert(hw <= this.store.durableLeo, `hw ${hw} > durable leo ${this.store.durableLeo} (leo ${this.store.leo})`);
+    assert(this.role === 'primary', `${this.topic}/${this.partition}: only a primary advances its HW`);
     if (hw <= this.hw) return;
     this.hw = hw;
     this.notify();
@@ -653,9 +694,10 @@ export class PartitionReplica {
     this.options.cluster.requestMetadataRefresh(`deposed from ${this.topic}/${this.partition}`);
   }
 
-  private setIsr(isr: number[], message: string): void {
-    const changed = isr.length !== this.isr.length || isr.some((id, i) => id !== this.isr[i]);
-    this.isr = [...isr];
+  /** The ISR the coordinator answered or the map says. */
+  private setIsr(isr: readonly number[], message: string): void {
+    const changed = !sameMembers(isr, this.isr);
+    this.isrState = committedIsr(isr);
     if (changed) {
       this.logger.info({ role: this.role, epoch: this.epoch, isr: this.isr, secondary: this.secondaryId }, message);
     }
@@ -687,7 +729,7 @@ export class PartitionReplica {
       this.epoch = assignment.epoch;
       this.primaryId = assignment.primary;
       this.secondaryId = assignment.secondary;
-      this.isr = [...assignment.isr];
+      this.isrState = committedIsr(assignment.isr);
       this.sync = undefined;
       this.stopAdding();
       this.addingId = assignment.adding ?? null;
@@ -725,7 +767,7 @@ export class PartitionReplica {
     this.ensureAdding();
     const secondary = this.isrSecondary();
     if (secondary === undefined) {
-      this.advanceHw(this.store.leo);
+      this.advanceHw(this.store.durableLeo);
       this.ensureCatchUp();
       return;
     }
@@ -762,23 +804,47 @@ export class PartitionReplica {
     this.options.cluster.requestMetadataRefresh(`newer epoch ${epoch} for ${this.topic}/${this.partition}`);
   }
 
-  /** On a secondary: the HW the primary sent, never beyond our LEO. */
-  setSecondaryHw(hw: number): void {
-    const next = Math.min(hw, this.store.leo);
-    if (next !== this.hw) {
-      this.hw = next;
+  /**
+   * As a follower: writes one push of the primary, already checked against this log by
+   * replication/follower/apply.ts: cut the log back to `truncateTo` (a batch straddling it is
+   * re-encoded to its records below it), append `batches`, store `commits`, and take the
+   * primary's HW, all in the broker's next group commit. Resolves once durable.
+   */
+  /**
+   * Runs one push of the primary (checks and write) after the previous one of this partition
+   * finished: a push sent again after a timeout must not be checked against a log that an
+   * earlier push is still changing.
+   */
+  followerTurn<T>(apply: () => Promise<T>): Promise<T> {
+    return this.followerLock.run(apply);
+  }
+
+  async followerWrite(write: { truncateTo?: number; batches: StoredBatch[]; commits: GroupOffset[]; hw: number }): Promise<void> {
+    assert(this.role === 'secondary', `${this.topic}/${this.partition}: a primary does not take pushes`);
+    const log = this.store;
+    const pending: Array<Promise<void>> = [];
+    if (write.truncateTo !== undefined && write.truncateTo < log.leo) {
+      const to = Math.max(write.truncateTo, log.logStartOffset);
+      // Reads the committed log (waiting for queued writes): pushes of this partition are serialized (followerTurn).
+      const straddling = to > log.logStartOffset ? await log.batchAt(to - 1) : undefined;
+      const cut = straddling !== undefined && straddling.lastOffset >= to ? cutBatch(straddling, straddling.baseOffset, to) : undefined;
+      this.logger.info({ from: log.leo, to }, 'truncating the log to where it agrees with the primary');
+      pending.push(log.truncate(to, cut));
+      if (this.hw > to) this.hw = to;
+    }
+    const leoAfter = write.batches.length === 0 ? log.leo : write.batches[write.batches.length - 1].lastOffset + 1;
+    const hw = Math.min(write.hw, leoAfter);
+    pending.push(log.append(write.batches, write.commits, hw));
+    await Promise.all(pending);
+    if (this.role === 'secondary' && hw !== this.hw && hw <= log.leo) {
+      this.hw = hw;
       this.notify();
     }
   }
 
-  /** After a truncation the HW cannot stay above the LEO. */
-  clampHw(): void {
-    if (this.hw > this.store.leo) this.hw = this.store.leo;
-  }
-
   // ---- lifecycle ---------------------------------------------------------------------
 
-  /** Stops writing, fails what waits, waits for the running flush/catch-up, checkpoints the HW and closes. */
+  /** Stops writing, fails what waits, waits for the running flush/catch-up and checkpoints the HW. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -787,10 +853,7 @@ export class PartitionReplica {
     this.failQueue(new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is closing`));
     this.notify();
     await Promise.allSettled([this.flushLoopDone, this.catchUpDone, this.addingDone, this.lock.idle()]);
-    if (this.store.isOpen) {
-      this.store.checkpointHw(Math.min(this.hw, this.store.leo));
-      this.store.close();
-    }
+    await this.store.checkpointHw(Math.min(this.hw, this.store.leo));
   }
 }
 

@@ -1,0 +1,2 @@
+export * from './partition.js';
+export * from './partition-set.js';

@@ -1,2 +1,0 @@
-export * from './partition-replica.js';
-export * from './replica-set.js';

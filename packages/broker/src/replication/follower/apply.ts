@@ -1,0 +1,73 @@
+/**
+ * The follower side of replication: checks one push of the primary against this replica's
+ * log and hands it to the partition to write. The checks are synchronous, and the partition
+ * moves its in-memory log view when the write is queued, so a push that arrives while the
+ * previous one is still being committed is checked against the log as it will be.
+ */
+import { TesseraError, iterateBatches, type PartitionPush } from '@tessera/protocol';
+import type { Partition } from '../../partition/index.js';
+import { storedBatch, type StoredBatch } from '../../storage/index.js';
+
+export type ParsedPush = PartitionPush & { commits: Array<{ group: string; offset: number; generation: number }> };
+
+/** Applies one push; resolves with the follower's LEO and epoch once the push is durable. */
+export async function applyPush(replica: Partition, push: ParsedPush, tail: Buffer): Promise<{ leo: number; epoch: number }> {
+  // Fencing: a primary of an older epoch has been deposed and must not write here.
+  if (push.epoch < replica.epoch) {
+    throw new TesseraError('STALE_EPOCH', `${replica.topic}/${replica.partition} is at epoch ${replica.epoch}`, { epoch: replica.epoch });
+  }
+  if (push.epoch === replica.epoch) {
+    const otherPrimary = replica.role === 'primary' || (replica.primaryId !== null && replica.primaryId !== push.primaryId);
+    if (otherPrimary) {
+      // Two primaries never share an epoch; the sender's view is out of date.
+      throw new TesseraError(
+        'STALE_EPOCH',
+        `${replica.topic}/${replica.partition} epoch ${replica.epoch} is led by ${replica.primaryId ?? 'nobody'}, not ${push.primaryId}`,
+        { epoch: replica.epoch },
+      );
+    }
+  }
+  if (push.epoch > replica.epoch || replica.primaryId === null) replica.adoptEpoch(push.epoch, push.primaryId);
+
+  const log = replica.store;
+  // The LEO the log will have after the truncation this push asks for.
+  const leo = push.truncateTo !== undefined && push.truncateTo < log.leo ? Math.max(push.truncateTo, log.logStartOffset) : log.leo;
+  if (push.baseOffset !== leo) throw offsetMismatch(replica, `push starts at ${push.baseOffset}`);
+  // Same offset, same epoch means same record, and every earlier record the same too (each push
+  // is checked this way). A different epoch before baseOffset means the logs diverged earlier.
+  if (push.prevEpoch !== undefined && push.baseOffset > log.logStartOffset) {
+    const ownEpoch = log.epochAt(push.baseOffset - 1);
+    if (ownEpoch !== push.prevEpoch) {
+      throw offsetMismatch(replica, `record ${push.baseOffset - 1} has epoch ${ownEpoch}, the primary's has ${push.prevEpoch}`);
+    }
+  }
+
+  const batches: StoredBatch[] = [];
+  let expected = push.baseOffset;
+  let previousEpoch = push.baseOffset > log.logStartOffset ? log.epochAt(push.baseOffset - 1) : undefined;
+  for (const { at, header } of iterateBatches(tail)) {
+    const batch = storedBatch(tail.subarray(at, at + 12 + header.batchLength), header);
+    if (batch.baseOffset !== expected) {
+      throw new TesseraError('INVALID_REQUEST', `batch at byte ${at} starts at offset ${batch.baseOffset}, expected ${expected}`);
+    }
+    if (batch.epoch > push.epoch || batch.epoch < 0) {
+      throw new TesseraError('INVALID_REQUEST', `batch ${batch.baseOffset} has epoch ${batch.epoch}, the push is of epoch ${push.epoch}`);
+    }
+    if (previousEpoch !== undefined && batch.epoch < previousEpoch) {
+      // Our tail was written in a later epoch than the primary's batch: the logs diverged earlier.
+      throw offsetMismatch(replica, `batch ${batch.baseOffset} of epoch ${batch.epoch} follows epoch ${previousEpoch}`);
+    }
+    previousEpoch = batch.epoch;
+    expected = batch.lastOffset + 1;
+    batches.push(batch);
+  }
+  await replica.followerWrite({ truncateTo: push.truncateTo, batches, commits: push.commits, hw: push.hw });
+  return { leo: expected, epoch: replica.epoch };
+}
+
+function offsetMismatch(replica: Partition, why: string): TesseraError {
+  return new TesseraError('OFFSET_MISMATCH', `${replica.topic}/${replica.partition}: ${why}, log ends at ${replica.store.leo}`, {
+    leo: replica.store.leo,
+    epochs: replica.store.epochs(),
+  });
+}

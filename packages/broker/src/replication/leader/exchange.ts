@@ -1,0 +1,129 @@
+/**
+ * Replication by broker pair: the pushes of every partition this broker sends to one other
+ * broker in the same event-loop turn travel in ONE exchange (`POST /internal/replicate`, a
+ * frame: the pushes' heads in the JSON head, their batches in the tail), and the secondary
+ * stores all of them in one group commit. Each partition still has at most one push in
+ * flight (its lock), so an exchange is only a transport: every push keeps its own answer,
+ * and a partition's failure never fails another's push.
+ */
+import {
+  BROKER_ROUTES,
+  DataHttpClient,
+  type ClusterSigner,
+  type TlsClientOptions,
+  TesseraError,
+  encodeFrame,
+  type ReplicateExchangeHead,
+  type ReplicateExchangeResponse,
+} from '@tessera/protocol';
+import type { PushHead, ReplicationPort } from '../ports.js';
+
+interface Waiting {
+  head: PushHead;
+  batches: Buffer[];
+  bytes: number;
+  timeoutMs: number;
+  resolve: (answer: { leo: number; epoch: number }) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface ExchangeOptions {
+  brokerId: number;
+  /** Deadline of an exchange when its pushes give none. */
+  timeoutMs: number;
+  /** Most bytes of batches in one exchange (well below the request body limit); a larger push goes alone. */
+  maxExchangeBytes: number;
+  /** Observes each exchange's duration in seconds and its push count (metrics). */
+  onExchange?: (seconds: number, pushes: number) => void;
+  /** The cluster's CA (and this broker's client certificate) for https peers. */
+  tls?: TlsClientOptions;
+  /** Signs every exchange as this broker: followers accept pushes from cluster members only. */
+  signer?: ClusterSigner;
+}
+
+export class PairExchanges implements ReplicationPort {
+  private readonly http: DataHttpClient;
+  private readonly waiting = new Map<string, Waiting[]>();
+  private scheduled = false;
+
+  constructor(private readonly options: ExchangeOptions) {
+    this.http = new DataHttpClient({
+      timeoutMs: options.timeoutMs,
+      connectionsPerOrigin: 16,
+      headers: { 'user-agent': 'tessera-broker' },
+      ...(options.tls ? { tls: options.tls } : {}),
+      ...(options.signer ? { signer: options.signer } : {}),
+    });
+  }
+
+  push(url: string, head: PushHead, batches: Buffer[], timeoutMs: number): Promise<{ leo: number; epoch: number }> {
+    let bytes = 0;
+    for (const batch of batches) bytes += batch.length;
+    return new Promise((resolve, reject) => {
+      let queue = this.waiting.get(url);
+      if (queue === undefined) this.waiting.set(url, (queue = []));
+      queue.push({ head, batches, bytes, timeoutMs, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.sendAll());
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+
+  private sendAll(): void {
+    this.scheduled = false;
+    const all = [...this.waiting];
+    this.waiting.clear();
+    for (const [url, pushes] of all) {
+      // Split into exchanges of at most maxExchangeBytes (a push larger than that goes alone).
+      let group: Waiting[] = [];
+      let bytes = 0;
+      for (const push of pushes) {
+        if (group.length > 0 && bytes + push.bytes > this.options.maxExchangeBytes) {
+          void this.send(url, group);
+          group = [];
+          bytes = 0;
+        }
+        group.push(push);
+        bytes += push.bytes;
+      }
+      if (group.length > 0) void this.send(url, group);
+    }
+  }
+
+  private async send(url: string, pushes: Waiting[]): Promise<void> {
+    const head: ReplicateExchangeHead = {
+      from: this.options.brokerId,
+      pushes: pushes.map((push) => ({ ...push.head, bytes: push.bytes })),
+    };
+    const chunks = encodeFrame(head, pushes.flatMap((push) => push.batches));
+    const startedMs = performance.now();
+    try {
+      const answer = await this.http.postFrame(url + BROKER_ROUTES.replicate, chunks, {
+        timeoutMs: Math.min(...pushes.map((push) => push.timeoutMs)),
+      });
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(answer.body.toString('utf8'));
+      } catch {
+        throw new TesseraError('INTERNAL', `replicate to ${url}: the answer is not JSON`);
+      }
+      const answers = (parsed as ReplicateExchangeResponse | undefined)?.answers;
+      if (!Array.isArray(answers) || answers.length !== pushes.length) {
+        throw new TesseraError('INTERNAL', `replicate to ${url}: ${pushes.length} pushes got ${String(answers?.length)} answers`);
+      }
+      this.options.onExchange?.((performance.now() - startedMs) / 1000, pushes.length);
+      pushes.forEach((push, i) => {
+        const answer = answers[i];
+        if ('error' in answer) push.reject(TesseraError.fromBody({ error: answer.error }) ?? new TesseraError('INTERNAL', 'bad answer'));
+        else push.resolve(answer);
+      });
+    } catch (error) {
+      for (const push of pushes) push.reject(error);
+    }
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Every SQL statement of the broker's storage, in one place: the schema of the broker's one
+ * database (`DATA/broker.db`) and the statements run against it, plus the few reads of the
+ * former per-partition layout that migration needs.
+ *
+ * Tables of `broker.db`:
+ * - batches(topic, partition, base_offset, last_offset, epoch, max_timestamp, data): the logs,
+ *   one row per RecordBatch exactly as it travels on the wire (Kafka RecordBatch v2 bytes).
+ * - epochs(topic, partition, epoch, start_offset): each log's epoch history.
+ * - group_offsets(topic, partition, group_id, offset, generation): committed offsets.
+ * - partitions(topic, partition, hw, log_start_offset): every log this broker holds, with its
+ *   HW checkpoint.
+ * - meta(key, value): the schema version.
+ */
+
+export const SCHEMA_VERSION = 2;
+
+export const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS batches (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    base_offset INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    max_timestamp INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (topic, partition, base_offset)
+  );
+  CREATE TABLE IF NOT EXISTS epochs (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    start_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition, epoch)
+  );
+  CREATE TABLE IF NOT EXISTS group_offsets (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    group_id TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition, group_id)
+  );
+  CREATE TABLE IF NOT EXISTS partitions (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    hw INTEGER NOT NULL,
+    log_start_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+  );
+  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+export const SQL = {
+  insertBatch:
+    'INSERT INTO batches (topic, partition, base_offset, last_offset, epoch, max_timestamp, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  firstBatch: 'SELECT base_offset FROM batches WHERE topic = ? AND partition = ? ORDER BY base_offset ASC LIMIT 1',
+  lastBatch: 'SELECT last_offset FROM batches WHERE topic = ? AND partition = ? ORDER BY base_offset DESC LIMIT 1',
+  /** Whole batches from the one holding @from (or the first after it) below @end, in offset order. */
+  readBatches:
+    'SELECT base_offset, last_offset, epoch, data FROM batches WHERE topic = @topic AND partition = @partition ' +
+    'AND base_offset >= COALESCE((SELECT MAX(base_offset) FROM batches WHERE topic = @topic AND partition = @partition AND base_offset <= @from), @from) ' +
+    'AND base_offset < @end ORDER BY base_offset',
+  /** The batch holding an offset (for a truncation inside it). */
+  batchAt:
+    'SELECT base_offset, last_offset, epoch, max_timestamp, data FROM batches WHERE topic = ? AND partition = ? ' +
+    'AND base_offset <= ? ORDER BY base_offset DESC LIMIT 1',
+  deleteBatchesFrom: 'DELETE FROM batches WHERE topic = ? AND partition = ? AND base_offset >= ?',
+  deleteBatches: 'DELETE FROM batches WHERE topic = ? AND partition = ?',
+  insertEpoch: 'INSERT OR REPLACE INTO epochs (topic, partition, epoch, start_offset) VALUES (?, ?, ?, ?)',
+  selectEpochs: 'SELECT epoch, start_offset FROM epochs WHERE topic = ? AND partition = ? ORDER BY epoch',
+  deleteEpochsFrom: 'DELETE FROM epochs WHERE topic = ? AND partition = ? AND start_offset >= ?',
+  deleteEpochs: 'DELETE FROM epochs WHERE topic = ? AND partition = ?',
+  upsertGroupOffset:
+    'INSERT INTO group_offsets (topic, partition, group_id, offset, generation) VALUES (?, ?, ?, ?, ?) ' +
+    'ON CONFLICT(topic, partition, group_id) DO UPDATE SET offset = excluded.offset, generation = excluded.generation',
+  selectGroupOffset: 'SELECT offset, generation FROM group_offsets WHERE topic = ? AND partition = ? AND group_id = ?',
+  selectGroupOffsets: 'SELECT group_id, offset, generation FROM group_offsets WHERE topic = ? AND partition = ? ORDER BY group_id',
+  deleteGroupOffsets: 'DELETE FROM group_offsets WHERE topic = ? AND partition = ?',
+  upsertPartition:
+    'INSERT INTO partitions (topic, partition, hw, log_start_offset) VALUES (?, ?, ?, ?) ' +
+    'ON CONFLICT(topic, partition) DO UPDATE SET hw = excluded.hw, log_start_offset = excluded.log_start_offset',
+  selectPartition: 'SELECT hw, log_start_offset FROM partitions WHERE topic = ? AND partition = ?',
+  selectPartitions: 'SELECT topic, partition FROM partitions ORDER BY topic, partition',
+  deletePartition: 'DELETE FROM partitions WHERE topic = ? AND partition = ?',
+  upsertMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+  selectMeta: 'SELECT value FROM meta WHERE key = ?',
+} as const;
+
+/** Reads of a database of the former layout (`DATA/<topic>/<partition>.db`, one per replica), for migration. */
+export const LEGACY_SQL = {
+  tables: "SELECT name FROM sqlite_master WHERE type = 'table'",
+  records: 'SELECT offset, epoch, timestamp, key, value, headers FROM records ORDER BY offset',
+  epochs: 'SELECT epoch, start_offset FROM epochs ORDER BY epoch',
+  groupOffsets: 'SELECT group_id, offset, generation FROM group_offsets ORDER BY group_id',
+  meta: 'SELECT key, value FROM meta',
+} as const;
+
+export const META_SCHEMA_VERSION = 'schema_version';

@@ -1,0 +1,169 @@
+/**
+ * The consumer's fetcher: one long-poll `POST /fetch` per primary broker at a time,
+ * covering every owned partition of that broker whose buffer is empty, answered as a frame
+ * of whole RecordBatches. Records below the requested offset (a batch may begin before
+ * it) and at or above the high watermark are skipped; the rest go to the partition's
+ * buffer as Buffers (views of the answer, no copy).
+ */
+import {
+  backoffMs,
+  BROKER_ROUTES,
+  decodeRecordBatch,
+  DEFAULT_FETCH_MAX_BYTES,
+  fetchFrameHead,
+  isTesseraError,
+  iterateBatches,
+  MAX_FETCH_WAIT_MS,
+  parseOrThrow,
+  splitTail,
+  TesseraError,
+  type FetchFrameHead,
+  type RetryOptions,
+} from '@tessera/protocol';
+import type { Connection } from '../connection/connection.js';
+import { delay } from '../internal/signal.js';
+import type { ConsumedRecord } from '../records.js';
+import type { PartitionState } from './partition-state.js';
+
+export interface FetcherContext {
+  topic: string;
+  connection: Connection;
+  retry: RetryOptions;
+  requestTimeoutMs: number;
+  /** Most records asked for per fetch. */
+  maxRecords: number;
+  signal: AbortSignal;
+  owned: Map<number, PartitionState>;
+  /** Partitions grouped by their primary's URL (partitions without one left out). */
+  groupByPrimary(partitions: number[]): Promise<Map<string, number[]>>;
+  /** A fetch answered or failed: waiting polls look again. */
+  onFetchDone(): void;
+  /** A partition-level problem: routing errors refresh the map, the rest are reported. */
+  onPartitionError(error: unknown): void;
+  /** A problem the consumer recovered from by itself, reported as an 'error' event. */
+  onError(error: unknown): void;
+}
+
+type FetchedPartition = FetchFrameHead['partitions'][number];
+
+export class Fetcher {
+  /** One fetch at a time per broker URL. */
+  private readonly fetches = new Map<string, Promise<void>>();
+  private readonly brokerFailures = new Map<string, number>();
+
+  constructor(private readonly context: FetcherContext) {}
+
+  /** Starts one long-poll per primary broker (that has none out) for owned partitions with empty buffers. */
+  async start(waitMs: number): Promise<void> {
+    const ready: number[] = [];
+    for (const state of this.context.owned.values()) {
+      if (state.fetchOffset !== null && state.buffer.length === 0) ready.push(state.partition);
+    }
+    if (ready.length === 0) return;
+    const byPrimary = await this.context.groupByPrimary(ready);
+    for (const [url, partitions] of byPrimary) {
+      if (this.fetches.has(url)) continue;
+      const requested = new Map<number, number>();
+      for (const partition of partitions) {
+        const state = this.context.owned.get(partition);
+        if (state?.fetchOffset != null && state.buffer.length === 0) requested.set(partition, state.fetchOffset);
+      }
+      if (requested.size === 0) continue;
+      const fetch = this.fetch(url, requested, Math.min(waitMs, MAX_FETCH_WAIT_MS)).finally(() => {
+        this.fetches.delete(url);
+        this.context.onFetchDone();
+      });
+      this.fetches.set(url, fetch);
+    }
+  }
+
+  /** One fetch from one broker; never throws. After a failure it waits (backoff) before letting the broker be asked again. */
+  private async fetch(url: string, requested: Map<number, number>, waitMs: number): Promise<void> {
+    const { topic } = this.context;
+    try {
+      const { head, tail } = await this.context.connection.brokerForFrame(
+        url,
+        BROKER_ROUTES.fetch,
+        {
+          partitions: [...requested].map(([partition, offset]) => ({ topic, partition, offset })),
+          maxRecords: this.context.maxRecords,
+          maxBytes: DEFAULT_FETCH_MAX_BYTES,
+          waitMs,
+        },
+        { timeoutMs: this.context.requestTimeoutMs + waitMs, signal: this.context.signal },
+      );
+      const answer = parseOrThrow(fetchFrameHead, head, 'fetch answer');
+      const parts = splitTail(tail, answer.partitions.map((p) => p.bytes));
+      let unreadable: unknown;
+      answer.partitions.forEach((result, i) => {
+        try {
+          this.onFetched(result, parts[i]!, requested.get(result.partition));
+        } catch (error) {
+          unreadable ??= error;
+        }
+      });
+      // An unreadable batch counts as a failed fetch: reported, and the broker asked again after a backoff.
+      if (unreadable !== undefined) throw unreadable;
+      this.brokerFailures.delete(url);
+    } catch (error) {
+      if (this.context.signal.aborted) return;
+      const failures = (this.brokerFailures.get(url) ?? 0) + 1;
+      this.brokerFailures.set(url, failures);
+      this.context.onPartitionError(error);
+      await delay(backoffMs(Math.min(failures - 1, 20), this.context.retry), this.context.signal, { unref: true });
+    }
+  }
+
+  private onFetched(result: FetchedPartition, batches: Buffer, requestedOffset: number | undefined): void {
+    const state = this.context.owned.get(result.partition);
+    // Revoked meanwhile, or moved on (rewound, or already fetched from a new primary): drop the answer.
+    if (result.topic !== this.context.topic || state === undefined || requestedOffset === undefined) return;
+    if (state.fetchOffset !== requestedOffset || state.buffer.length > 0) return;
+    if (result.error !== undefined) {
+      const error = TesseraError.fromBody({ error: result.error }) ?? new TesseraError('INTERNAL', result.error.message);
+      if (isTesseraError(error, 'OFFSET_OUT_OF_RANGE')) {
+        // Below the log start: records were deleted by retention, go on from the oldest left.
+        // Above the high watermark (a new primary whose HW lags, or a truncated log): go back
+        // to the high watermark. Either way nothing that exists is skipped.
+        const logStart = error.details.logStartOffset ?? result.logStartOffset;
+        const highWatermark = error.details.highWatermark ?? result.highWatermark;
+        state.fetchOffset = requestedOffset < logStart ? logStart : Math.min(requestedOffset, highWatermark);
+        if (state.fetchOffset === requestedOffset) state.fetchOffset = logStart;
+        this.context.onError(error);
+      } else {
+        this.context.onPartitionError(error);
+      }
+      return;
+    }
+    let next = requestedOffset;
+    try {
+      for (const { at } of iterateBatches(batches)) {
+        for (const record of decodeRecordBatch(batches, at).records) {
+          // Never hand out a record twice from one position, nor one not yet committed.
+          if (record.offset < next) continue;
+          if (record.offset >= result.highWatermark) break;
+          state.buffer.push(consumed(this.context.topic, result.partition, record));
+          next = record.offset + 1;
+        }
+      }
+    } catch (error) {
+      // Keep what came before the unreadable batch and fetch again from there.
+      state.fetchOffset = next;
+      throw new TesseraError('INTERNAL', `${this.context.topic}/${result.partition}: unreadable batch at offset ${next}: ${(error as Error).message}`, {}, { cause: error });
+    }
+    state.fetchOffset = next;
+  }
+}
+
+function consumed(
+  topic: string,
+  partition: number,
+  record: ReturnType<typeof decodeRecordBatch>['records'][number],
+): ConsumedRecord {
+  const headers: Record<string, Buffer> = {};
+  // A header without a value (Kafka allows it; this client never sends one) reads as empty bytes; a repeated name keeps its last value.
+  for (const header of record.headers) headers[header.key] = header.value ?? EMPTY;
+  return { topic, partition, offset: record.offset, timestamp: record.timestamp, key: record.key, value: record.value, headers };
+}
+
+const EMPTY = Buffer.alloc(0);

@@ -1,0 +1,156 @@
+/**
+ * The consumer's offsets: where each newly owned partition starts (the group's committed
+ * offset, else the log start with `fromBeginning`, else the high watermark), and commits of
+ * the next offsets to read on each partition's primary, retried through the one retry
+ * helper until they land or the commit timeout passes.
+ */
+import {
+  BROKER_ROUTES,
+  isGenerationMismatch,
+  isRetriable,
+  retry,
+  TesseraError,
+  type CommitResponse,
+  type CommittedOffsetsResponse,
+  type RetryOptions,
+} from '@tessera/protocol';
+import type { Connection } from '../connection/connection.js';
+import { needsMetadataRefresh, type MetadataCache } from '../cluster/metadata-cache.js';
+import type { PartitionState } from './partition-state.js';
+
+/**
+ * How long a commit keeps retrying retriable errors (each retry after a backoff, and a
+ * heartbeat or a metadata refresh when they help): longer than a failover takes (the
+ * coordinator's brokerTimeoutMs, 3 s by default, plus the new primary's start).
+ */
+const COMMIT_TIMEOUT_MS = 15_000;
+
+export interface OffsetsContext {
+  group: string;
+  topic: string;
+  fromBeginning: boolean;
+  owned: Map<number, PartitionState>;
+  connection: Connection;
+  metadata: MetadataCache;
+  retry: RetryOptions;
+  /** The member and generation commits are made as; null while not a member. */
+  member(): { memberId: string; generation: number } | null;
+  /** Learns the group's current generation (after GENERATION_MISMATCH). */
+  heartbeat(): Promise<void>;
+  groupByPrimary(partitions: number[]): Promise<Map<string, number[]>>;
+  onPartitionError(error: unknown): void;
+}
+
+export class Offsets {
+  constructor(private readonly context: OffsetsContext) {}
+
+  /** Finds the start offset of every owned partition that has none yet; failures are retried next round. */
+  async initPositions(): Promise<void> {
+    const { owned, topic } = this.context;
+    const pending = [...owned.values()].filter((state) => state.fetchOffset === null);
+    if (pending.length === 0) return;
+    const byPrimary = await this.context.groupByPrimary(pending.map((state) => state.partition));
+    await Promise.all(
+      [...byPrimary].map(async ([url, partitions]) => {
+        try {
+          const answer = await this.context.connection.broker<CommittedOffsetsResponse>(url, BROKER_ROUTES.committedOffsets, {}, {
+            group: this.context.group,
+            partitions: partitions.map((partition) => ({ topic, partition })),
+          });
+          for (const entry of answer.partitions) {
+            const state = owned.get(entry.partition);
+            if (state === undefined || state.fetchOffset !== null || entry.topic !== topic) continue;
+            if (entry.error !== undefined) {
+              this.context.onPartitionError(TesseraError.fromBody({ error: entry.error }));
+              continue;
+            }
+            const start = entry.offset ?? (this.context.fromBeginning ? entry.logStartOffset : entry.highWatermark);
+            state.fetchOffset = start;
+            state.consumedOffset = start;
+            state.returnedOffset = start;
+            state.committedOffset = entry.offset;
+          }
+        } catch (error) {
+          this.context.onPartitionError(error);
+        }
+      }),
+    );
+  }
+
+  /**
+   * Commits `offsets` (partition → next offset) for the partitions still owned, with the
+   * latest generation known. On GENERATION_MISMATCH it heartbeats (to learn the current
+   * generation) and tries again; on routing errors it refreshes metadata and tries again.
+   */
+  async commit(offsets: Map<number, number>): Promise<void> {
+    const { owned, topic } = this.context;
+    const todo = new Map(offsets);
+    /** What the last round ran into, for the retry helper's decisions. */
+    let mismatch = false;
+    let routing = false;
+    const round = async (): Promise<void> => {
+      for (const [partition, offset] of todo) {
+        const state = owned.get(partition);
+        if (state === undefined || (state.committedOffset !== null && offset <= state.committedOffset)) todo.delete(partition);
+      }
+      const member = this.context.member();
+      if (todo.size === 0 || member === null) return;
+      mismatch = false;
+      routing = false;
+      let lastError: unknown;
+      const byPrimary = await this.context.groupByPrimary([...todo.keys()]);
+      if (byPrimary.size === 0) lastError = new TesseraError('PARTITION_OFFLINE', `no primary known for ${topic} partitions ${[...todo.keys()].join(',')}`);
+      await Promise.all(
+        [...byPrimary].map(async ([url, partitions]) => {
+          try {
+            const answer = await this.context.connection.broker<CommitResponse>(url, BROKER_ROUTES.commit, {}, {
+              group: this.context.group,
+              generation: member.generation,
+              memberId: member.memberId,
+              offsets: partitions.map((partition) => ({ topic, partition, offset: todo.get(partition)! })),
+            });
+            for (const result of answer.results) {
+              if (result.topic !== topic || !todo.has(result.partition)) continue;
+              if (result.error === undefined) {
+                const state = owned.get(result.partition);
+                const offset = todo.get(result.partition)!;
+                if (state !== undefined) state.committedOffset = Math.max(state.committedOffset ?? 0, offset);
+                todo.delete(result.partition);
+                continue;
+              }
+              const error = TesseraError.fromBody({ error: result.error }) ?? new TesseraError('INTERNAL', result.error.message);
+              if (!error.retriable) throw error;
+              lastError = error;
+            }
+          } catch (error) {
+            if (!isRetriable(error)) throw error;
+            lastError = error;
+          }
+        }),
+      );
+      if (todo.size === 0) return;
+      mismatch = isGenerationMismatch(lastError);
+      routing = needsMetadataRefresh(lastError);
+      throw lastError ?? new TesseraError('UNAVAILABLE', `commit of ${topic} partitions ${[...todo.keys()].join(',')} not answered`);
+    };
+    try {
+      await retry(round, {
+        ...this.context.retry,
+        retries: Infinity,
+        deadlineMs: Date.now() + COMMIT_TIMEOUT_MS,
+        onRetry: async () => {
+          if (mismatch) await this.context.heartbeat();
+          if (routing) await this.context.metadata.refresh().catch(() => undefined);
+        },
+      });
+    } catch (error) {
+      if (!isRetriable(error)) throw error;
+      throw new TesseraError(
+        error instanceof TesseraError ? error.code : 'UNAVAILABLE',
+        `commit of group ${this.context.group} on ${topic} partitions ${[...todo.keys()].join(',')} failed: ${error instanceof Error ? error.message : 'no answer'}`,
+        {},
+        { cause: error },
+      );
+    }
+  }
+}

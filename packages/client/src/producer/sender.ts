@@ -1,0 +1,137 @@
+/**
+ * The producer's sender: one channel per broker that gathers the batches submitted in the
+ * same tick, for every partition that broker leads, into one `POST /produce` frame, and
+ * hands each partition its own result (offsets, or its error). The producer keeps at most
+ * one batch per partition in flight, so a frame never carries two batches of a partition.
+ */
+import {
+  BROKER_ROUTES,
+  encodeFrame,
+  TesseraError,
+  type ErrorBody,
+  type ProduceFrameHead,
+} from '@tessera/protocol';
+import type { Connection } from '../connection/connection.js';
+
+/** Where a partition's batch was stored. */
+export interface PartitionAck {
+  baseOffset: number;
+  lastOffset: number;
+  epoch: number;
+}
+
+/** `POST /produce` answer: one entry per partition of the request, in request order. */
+interface ProduceBatchesResponse {
+  partitions: Array<
+    | { topic: string; partition: number; baseOffset: number; lastOffset: number; epoch: number; error?: undefined }
+    | { topic: string; partition: number; error: ErrorBody['error'] }
+  >;
+}
+
+interface Submitted {
+  topic: string;
+  partition: number;
+  batch: Buffer;
+  resolve(ack: PartitionAck): void;
+  reject(error: unknown): void;
+}
+
+export interface SenderOptions {
+  requestTimeoutMs: number;
+  /** Most bytes of batches in one request; a batch larger than this goes alone. */
+  maxRequestBytes: number;
+}
+
+export class ProduceSender {
+  private readonly channels = new Map<string, BrokerChannel>();
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly options: SenderOptions,
+  ) {}
+
+  /**
+   * Sends `batch` (one encoded RecordBatch) for the partition in the next request to the
+   * broker at `url`. Resolves with the partition's offsets; rejects with its own error (or
+   * the request's, when the whole request failed).
+   */
+  submit(url: string, topic: string, partition: number, batch: Buffer): Promise<PartitionAck> {
+    let channel = this.channels.get(url);
+    if (channel === undefined) {
+      channel = new BrokerChannel(url, this.connection, this.options);
+      this.channels.set(url, channel);
+    }
+    return channel.submit(topic, partition, batch);
+  }
+}
+
+class BrokerChannel {
+  private pending: Submitted[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly connection: Connection,
+    private readonly options: SenderOptions,
+  ) {}
+
+  submit(topic: string, partition: number, batch: Buffer): Promise<PartitionAck> {
+    return new Promise<PartitionAck>((resolve, reject) => {
+      this.pending.push({ topic, partition, batch, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        // Everything submitted in this tick shares the request.
+        queueMicrotask(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const pending = this.pending;
+    this.pending = [];
+    let start = 0;
+    while (start < pending.length) {
+      let bytes = pending[start]!.batch.length;
+      let end = start + 1;
+      while (end < pending.length && bytes + pending[end]!.batch.length <= this.options.maxRequestBytes) {
+        bytes += pending[end]!.batch.length;
+        end++;
+      }
+      void this.send(pending.slice(start, end));
+      start = end;
+    }
+  }
+
+  /** One request; settles every entry, never rejects. */
+  private async send(entries: Submitted[]): Promise<void> {
+    const head: ProduceFrameHead = {
+      partitions: entries.map((entry) => ({ topic: entry.topic, partition: entry.partition, bytes: entry.batch.length })),
+    };
+    let answer: ProduceBatchesResponse;
+    try {
+      answer = await this.connection.brokerFrame<ProduceBatchesResponse>(
+        this.url,
+        BROKER_ROUTES.produceBatches,
+        encodeFrame(head, entries.map((entry) => entry.batch)),
+        { timeoutMs: this.options.requestTimeoutMs },
+      );
+      if (!Array.isArray(answer?.partitions) || answer.partitions.length !== entries.length) {
+        throw new TesseraError('INTERNAL', `broker ${this.url} answered ${answer?.partitions?.length} partitions to a produce of ${entries.length}`);
+      }
+    } catch (error) {
+      for (const entry of entries) entry.reject(error);
+      return;
+    }
+    entries.forEach((entry, i) => {
+      const result = answer.partitions[i]!;
+      if (result.topic !== entry.topic || result.partition !== entry.partition) {
+        entry.reject(new TesseraError('INTERNAL', `broker ${this.url} answered ${result.topic}/${result.partition} in the place of ${entry.topic}/${entry.partition}`));
+      } else if (result.error !== undefined) {
+        entry.reject(TesseraError.fromBody({ error: result.error }) ?? new TesseraError('INTERNAL', String(result.error.message)));
+      } else {
+        entry.resolve({ baseOffset: result.baseOffset, lastOffset: result.lastOffset, epoch: result.epoch });
+      }
+    });
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Broker-to-broker replication: one exchange between two brokers carries the pushes of many
+ * partitions (`POST /internal/replicate`, a frame). Each push is what a primary sends one
+ * secondary for one partition: its batches from `baseOffset` (RecordBatch v2 bytes as stored,
+ * in the frame's tail), the primary's high watermark and committed group offsets. The
+ * secondary answers every push on its own, in request order: its new LEO, or an error
+ * (STALE_EPOCH, OFFSET_MISMATCH with its LEO and epoch history, PARTITION_NOT_FOUND...).
+ */
+import { z } from 'zod';
+import type { ErrorBody } from './errors.js';
+import { MAX_PARTITIONS } from './limits.js';
+import { epoch, groupId, offset, partitionNumber, topicName } from './schemas.js';
+
+const brokerId = z.number().int().positive().max(1_000_000);
+
+export const pushedCommit = z.object({ group: groupId, offset, generation: epoch }).strict();
+
+/**
+ * One partition's push. The secondary appends only when `epoch` is not older than the one it
+ * knows and `baseOffset` equals its log end offset; otherwise it answers OFFSET_MISMATCH with
+ * its LEO and epoch history, and the primary resends from the point where the two histories
+ * diverge, with `truncateTo` set to that point.
+ */
+export const partitionPush = z
+  .object({
+    topic: topicName,
+    partition: partitionNumber,
+    epoch,
+    /** The sending primary. */
+    primaryId: brokerId,
+    baseOffset: offset,
+    /**
+     * Epoch of the primary's record at `baseOffset - 1` (absent when `baseOffset` is the log
+     * start). The secondary answers OFFSET_MISMATCH unless its own record there has this epoch,
+     * so two logs of equal length that diverged are never taken for in sync.
+     */
+    prevEpoch: epoch.optional(),
+    /** The secondary first deletes every record at or above this offset. */
+    truncateTo: offset.optional(),
+    /** The primary's high watermark, so the secondary can report and restore it. */
+    hw: offset,
+    /** Committed group offsets changed since the last push (every one on catch-up). */
+    commits: z.array(pushedCommit).max(100_000).default([]),
+    /** Bytes of this push's batches in the frame's tail. */
+    bytes: z.number().int().nonnegative(),
+  })
+  .strict();
+export type PartitionPush = z.input<typeof partitionPush>;
+
+/** The head of a replication exchange; the tail holds each push's batches in order. */
+export const replicateExchangeHead = z
+  .object({ from: brokerId, pushes: z.array(partitionPush).min(1).max(4 * MAX_PARTITIONS) })
+  .strict();
+export type ReplicateExchangeHead = z.input<typeof replicateExchangeHead>;
+
+/** The answer to one push: the secondary's LEO (and epoch) after it, or why it was refused. */
+export type PushAnswer = { leo: number; epoch: number } | { error: ErrorBody['error'] };
+
+/** `POST /internal/replicate`: one answer per push, in request order. */
+export interface ReplicateExchangeResponse {
+  answers: PushAnswer[];
+}
