@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { TesseraClient } from '@tessera/client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Cluster, startCluster } from './harness/cluster.js';
+import { rawPost } from './harness/raw-http.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(REPO, 'packages/cli/dist/bin.js');
@@ -44,9 +45,18 @@ function awkwardValues(): Buffer[] {
   ];
 }
 
+/** The CLI as the cluster's admin, trusting its CA: what an operator's shell would have set. */
+function cliEnv(running: Cluster): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    ...(running.admin ? { TESSERA_PRINCIPAL: running.admin.principal, TESSERA_SECRET: running.admin.secret } : {}),
+    ...(running.caFile ? { TESSERA_CA_FILE: running.caFile } : {}),
+  };
+}
+
 function runCli(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'], env: cliEnv(cluster!) });
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
@@ -106,16 +116,16 @@ describe('bytes end to end', () => {
 
     // Partition 2: plain HTTP JSON to the coordinator's routed produce, values in base64, as curl would send them.
     const viaHttp: Sent[] = awkwardValues().map((value, i) => ({ key: Buffer.from(`key-${i}`), value, headers: { source: Buffer.from('curl') } }));
+    const tls = cluster.tls;
+    const adminHeaders = await cluster.adminHeaders();
     for (const record of viaHttp) {
       // One record per request: a 1 MiB value in base64 is most of a request body.
-      const response = await fetch(`${cluster.coordinatorUrl}/topics/${topic}/records`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          records: [{ partition: 2, key: record.key!.toString('utf8'), value: record.value.toString('base64'), valueEncoding: 'base64', headers: { source: 'curl' } }],
-        }),
-      });
-      expect(response.status, await response.clone().text()).toBe(200);
+      const answer = await rawPost(
+        `${cluster.coordinatorUrl}/topics/${topic}/records`,
+        { records: [{ partition: 2, key: record.key!.toString('utf8'), value: record.value.toString('base64'), valueEncoding: 'base64', headers: { source: 'curl' } }] },
+        { headers: adminHeaders, ...(tls ? { tls } : {}) },
+      );
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
     }
 
     const sent: Sent[][] = [viaClient, viaCli, viaHttp];
@@ -156,13 +166,13 @@ describe('bytes end to end', () => {
       const primary = metadata.brokers.find((b) => b.id === assignment[partition]!.primary)!;
       const got: Array<Record<string, any>> = [];
       while (got.length < sent[partition]!.length) {
-        const response = await fetch(`${primary.url}/fetch`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ partitions: [{ topic, partition, offset: got.length }], maxBytes: 4 * MIB }),
-        });
-        expect(response.status).toBe(200);
-        const body = (await response.json()) as { partitions: Array<{ records: Array<Record<string, any>> }> };
+        const answer = await rawPost(
+          `${primary.url}/fetch`,
+          { partitions: [{ topic, partition, offset: got.length }], maxBytes: 4 * MIB },
+          { headers: adminHeaders, ...(tls ? { tls } : {}) },
+        );
+        expect(answer.status).toBe(200);
+        const body = answer.body as { partitions: Array<{ records: Array<Record<string, any>> }> };
         const records = body.partitions[0]!.records.filter((r) => r.offset >= got.length);
         expect(records.length, `JSON fetch of partition ${partition} from ${got.length}`).toBeGreaterThan(0);
         got.push(...records);

@@ -62,6 +62,18 @@ export class JsonHttpClient {
     return this.request<T>('POST', url, body, options);
   }
 
+  /** GETs a text document (e.g. a Prometheus exposition): its body for a 2xx, the TesseraError otherwise. */
+  async getText(url: string, options: RequestOptions = {}): Promise<string> {
+    let response;
+    try {
+      response = await this.got(url, { method: 'GET', headers: { ...options.headers }, timeout: { request: options.timeoutMs ?? this.timeoutMs }, signal: options.signal });
+    } catch (error) {
+      throw networkError(error, 'GET', url);
+    }
+    if (response.statusCode >= 400) parseJsonAnswer(response.statusCode, response.body, 'GET', url);
+    return response.body;
+  }
+
   delete<T>(url: string, options: RequestOptions = {}): Promise<T> {
     return this.request<T>('DELETE', url, undefined, options);
   }

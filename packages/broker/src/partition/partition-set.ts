@@ -43,7 +43,7 @@ export class PartitionSet {
     this.replicas.delete(key);
     await replica.close();
     await replica.store.destroy();
-    this.options.logger.info({ topic, partition }, 'replica dropped');
+    this.options.logger.debug({ topic, partition }, 'replica dropped');
   }
 
   /** Deletes logs in the database that are neither open nor in `keep` (replicas given up while this broker was down). */

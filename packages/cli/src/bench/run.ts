@@ -103,13 +103,13 @@ export async function runBench(runtime: Runtime, mode: BenchMode, options: Bench
   let cpuBefore;
   if (mode === 'consume') {
     await sendRecords(runtime, client, mode, { ...options, maxInFlight }, undefined, 'storing');
-    cpuBefore = await sampleCpu(client);
+    cpuBefore = await sampleCpu(client, runtime.tls);
     measured = await consumeAll(runtime, client, options);
   } else {
-    cpuBefore = await sampleCpu(client);
+    cpuBefore = await sampleCpu(client, runtime.tls);
     measured = await sendRecords(runtime, client, mode, { ...options, maxInFlight }, mode === 'e2e' ? randomUUID() : undefined, 'sent');
   }
-  const cpuAfter = await sampleCpu(client);
+  const cpuAfter = await sampleCpu(client, runtime.tls);
   const result: BenchResult = {
     mode,
     topic: options.topic,

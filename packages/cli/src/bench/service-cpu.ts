@@ -4,7 +4,8 @@
  * own `process.cpuUsage()`, read before and after a run, so a report can say how many
  * microseconds of CPU each process spent per record.
  */
-import type { TesseraClient } from '@tessera/client';
+import { discoverTls, type TesseraClient } from '@tessera/client';
+import { JsonHttpClient, type TlsClientOptions } from '@tessera/protocol';
 
 export interface CpuSample {
   /** `coordinator`, `broker-<id>`, `bench` (this process). */
@@ -21,14 +22,24 @@ export interface CpuUse {
 
 const METRICS_TIMEOUT_MS = 2_000;
 
-/** Reads every process's CPU seconds now (a service that does not answer reads as null). */
-export async function sampleCpu(client: TesseraClient): Promise<CpuSample[]> {
+/**
+ * Reads every process's CPU seconds now (a service that does not answer reads as null). `/metrics`
+ * is open to anyone, but over HTTPS it needs the cluster's CA: `tls`, else the one the client finds.
+ */
+export async function sampleCpu(client: TesseraClient, tls?: TlsClientOptions): Promise<CpuSample[]> {
   const metadata = await client.admin.metadata();
   const targets = [
     { process: 'coordinator', url: client.coordinatorUrl },
     ...metadata.brokers.filter((b) => b.alive).sort((a, b) => a.id - b.id).map((b) => ({ process: `broker-${b.id}`, url: b.url })),
   ];
-  const services = await Promise.all(targets.map(async (target) => ({ process: target.process, cpuSeconds: await serviceCpuSeconds(target.url) })));
+  const trust = tls ?? discoverTls(client.coordinatorUrl);
+  const http = new JsonHttpClient({ timeoutMs: METRICS_TIMEOUT_MS, maxSockets: 4, ...(trust ? { tls: trust } : {}) });
+  let services: CpuSample[];
+  try {
+    services = await Promise.all(targets.map(async (target) => ({ process: target.process, cpuSeconds: await serviceCpuSeconds(http, target.url) })));
+  } finally {
+    http.close();
+  }
   const own = process.cpuUsage();
   return [...services, { process: 'bench', cpuSeconds: (own.user + own.system) / 1e6 }];
 }
@@ -42,11 +53,9 @@ export function cpuPerRecord(before: CpuSample[], after: CpuSample[], records: n
   });
 }
 
-async function serviceCpuSeconds(baseUrl: string): Promise<number | null> {
+async function serviceCpuSeconds(http: JsonHttpClient, baseUrl: string): Promise<number | null> {
   try {
-    const response = await fetch(`${baseUrl.replace(/\/+$/, '')}/metrics`, { signal: AbortSignal.timeout(METRICS_TIMEOUT_MS) });
-    if (!response.ok) return null;
-    return parseCpuSeconds(await response.text());
+    return parseCpuSeconds(await http.getText(`${baseUrl.replace(/\/+$/, '')}/metrics`));
   } catch {
     return null;
   }
