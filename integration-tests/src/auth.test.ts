@@ -160,6 +160,30 @@ describe('client authentication and ACLs', () => {
     expect(await readAll('orders-a', 'check-orders', 20)).not.toContain('intruder');
   });
 
+  it('refuses, in one frame of several topics, only the partitions of topics the principal may not produce to', async () => {
+    // Each topic has a partition on both brokers, so a producer's frame to a broker carries both topics.
+    await admin.admin.createTopic({ name: 'b.mixed', partitions: 2 });
+    await admin.admin.createTopic({ name: 'bx.mixed', partitions: 2 });
+    const producer = as('team-b').producer();
+    const results = await Promise.allSettled(
+      [0, 1].flatMap((partition) => [
+        producer.send({ topic: 'b.mixed', partition, value: `allowed-${partition}` }),
+        producer.send({ topic: 'bx.mixed', partition, value: `refused-${partition}` }),
+      ]),
+    );
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected']);
+    for (const result of results) {
+      if (result.status === 'rejected') expect(result.reason).toMatchObject({ code: 'FORBIDDEN', message: 'principal team-b is not allowed to produce to topic bx.mixed' });
+    }
+    expect((await readAll('b.mixed', 'check-mixed', 2)).sort()).toEqual(['allowed-0', 'allowed-1']);
+    expect((await admin.admin.describeTopic('bx.mixed')).partitions.map((p) => p.highWatermark)).toEqual([0, 0]);
+  });
+
+  it('serves /openapi.json to anyone, like /health', async () => {
+    expect((await call(`${cluster.coordinatorUrl}/openapi.json`, 'GET')).status).toBe(200);
+    expect((await call(`${await primaryUrl('orders-a')}/openapi.json`, 'GET')).status).toBe(200);
+  });
+
   it("stops a deleted principal's token and a rotated secret's token on the brokers within the stated bound", async () => {
     const url = (await primaryUrl('bx.events')) + routePath(BROKER_ROUTES.produce, { topic: 'bx.events', partition: 0 });
     const acknowledged: string[] = [];

@@ -103,7 +103,15 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     serverLimits: config.serverLimits,
     onInvariantBroken: onFatal,
   });
-  const routes = mountRoutes(service, { replicas, link, limits, maxValueBytes: config.maxValueBytes, logger, metrics });
+  const routes = mountRoutes(service, {
+    replicas,
+    link,
+    limits,
+    maxValueBytes: config.maxValueBytes,
+    logger,
+    metrics,
+    authorizeProduce: (ctx, topic) => auth.authorizeProduce(ctx.state.caller, ctx.state.clusterAuthOff === true, topic, service.metrics),
+  });
   const held = replicas;
   metrics.register(service, {
     longPollsOpen: () => routes.fetch.pending,

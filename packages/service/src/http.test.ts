@@ -19,7 +19,8 @@ afterEach(async () => {
   }
 });
 
-async function start(options: { maxConnections?: number; clusterSecrets?: string[] } = {}) {
+async function start(options: { maxConnections?: number; clusterSecrets?: string[]; ready?: boolean } = {}) {
+  let ready = options.ready ?? true;
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -30,7 +31,7 @@ async function start(options: { maxConnections?: number; clusterSecrets?: string
   const service = createHttpService({
     service: 'broker',
     logger: pino({ level: 'info' }, sink),
-    isReady: () => true,
+    isReady: () => ready,
     serverLimits: { maxConnections: options.maxConnections ?? 100 },
     ...(options.clusterSecrets ? { clusterSecrets: options.clusterSecrets } : {}),
   });
@@ -49,7 +50,7 @@ async function start(options: { maxConnections?: number; clusterSecrets?: string
   const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
   const client = new JsonHttpClient({ timeoutMs: 2_000 });
   running.push({ service, client });
-  return { service, url, client, lines, handledCount: () => handled };
+  return { service, url, client, lines, handledCount: () => handled, setReady: (value: boolean) => (ready = value) };
 }
 
 describe('the HTTP edge', () => {
@@ -69,20 +70,31 @@ describe('the HTTP edge', () => {
     await expect.poll(() => client.get(`${url}/health`).catch(() => undefined), { timeout: 5_000 }).toMatchObject({ status: 'ok' });
   });
 
-  it('logs a 4xx and a deliberate 5xx as one line without a stack, and a bug with its stack', async () => {
+  it('logs a 4xx as one line without a stack, a 5xx with its stack, and a not-ready probe not at all', async () => {
     const { url, client, lines } = await start();
     await expect(client.post(`${url}/nowhere`, {})).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(client.get(`${url}/boom`)).rejects.toMatchObject({ code: 'INTERNAL' });
     await expect(client.get(`${url}/later`)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     const notServed = lines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'request not served');
-    expect(notServed).toEqual([expect.objectContaining({ status: 503, code: 'UNAVAILABLE', path: '/later' })]);
-    expect(notServed[0].err).toBeUndefined();
+    expect(notServed).toEqual([expect.objectContaining({ level: 40, code: 'UNAVAILABLE', path: '/later' })]);
+    expect(notServed[0].err.stack).toContain('not yet');
     const refused = lines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'request refused');
     expect(refused).toEqual([expect.objectContaining({ status: 404, code: 'NOT_FOUND', path: '/nowhere' })]);
     expect(refused[0].err).toBeUndefined();
     const failed = lines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'request failed');
     expect(failed).toHaveLength(1);
     expect(failed[0].err.stack).toContain('a bug');
+  });
+
+  it('answers a not-ready probe 503 UNAVAILABLE without a log line', async () => {
+    const { url, lines, setReady } = await start({ ready: false, clusterSecrets: [SECRET] });
+    const before = lines.length;
+    const probe = await fetch(`${url}/ready`);
+    expect(probe.status).toBe(503);
+    expect(((await probe.json()) as { error: { code: string } }).error.code).toBe('UNAVAILABLE');
+    expect(lines.slice(before)).toEqual([]);
+    setReady(true);
+    expect((await fetch(`${url}/ready`)).status).toBe(200);
   });
 
   it('refuses an unsigned or wrongly signed caller of a cluster-only route before its handler, and admits a member', async () => {

@@ -130,7 +130,11 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   });
   router.get('/ready', (ctx) => {
     if (!options.isReady()) {
-      throw new TesseraError('UNAVAILABLE', `${options.service} is starting`);
+      // Not ready is a state a probe polls, not a failure: answered without a log line.
+      const notReady = new TesseraError('UNAVAILABLE', `${options.service} is starting`);
+      ctx.status = notReady.status;
+      ctx.body = notReady.toBody();
+      return;
     }
     ctx.body = health('ok');
   });
@@ -197,9 +201,9 @@ function createServer(handler: http.RequestListener, limits: ServerLimits, tls: 
 
 /**
  * Every failure becomes `{"error": {"code", "message", "retriable"}}` with the code's status.
- * An INTERNAL error (a bug, or anything not a TesseraError) is logged with its stack; a 4xx (the
- * caller's mistake, or an attacker's probing) and a deliberate 5xx are one line without a stack,
- * so bad requests cannot flood the log with traces.
+ * A 5xx is logged with its stack (an INTERNAL error, a bug, as an error; a service that cannot
+ * serve right now as a warning); a 4xx (the caller's mistake, or an attacker's probing) is one
+ * line without a stack, so bad requests cannot flood the log with traces.
  */
 function errorBodies(logger: Logger, onInvariantBroken: (error: Error) => void): Koa.Middleware<ServiceState> {
   return async (ctx, next) => {
@@ -208,13 +212,15 @@ function errorBodies(logger: Logger, onInvariantBroken: (error: Error) => void):
     } catch (error) {
       if (error instanceof Error && error.name === 'InvariantError') onInvariantBroken(error);
       const tessera = toTesseraError(error);
-      if (tessera.code === 'INTERNAL') {
-        logger.error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
+      if (tessera.status >= 500) {
+        // A 5xx keeps its stack: a bug (INTERNAL) as an error, a service that cannot serve right
+        // now (UNAVAILABLE, NOT_ENOUGH_REPLICAS...) as a warning. Callers cannot cause these at will.
+        const internal = tessera.code === 'INTERNAL';
+        logger[internal ? 'error' : 'warn']({ err: error, method: ctx.method, path: ctx.path.slice(0, 200), code: tessera.code }, internal ? 'request failed' : 'request not served');
       } else {
-        // A deliberate 5xx (UNAVAILABLE while starting, NOT_ENOUGH_REPLICAS...) is a state, not a
-        // bug: one line like a 4xx, so a readiness probe or a retrying client cannot flood the log.
-        const line = { method: ctx.method, path: ctx.path.slice(0, 200), status: tessera.status, code: tessera.code };
-        logger.info(line, tessera.status >= 500 ? 'request not served' : 'request refused');
+        // A 4xx is the caller's mistake (or an attacker's probing): one line, never a stack, so
+        // bad requests cannot flood the log with traces.
+        logger.info({ method: ctx.method, path: ctx.path.slice(0, 200), status: tessera.status, code: tessera.code }, 'request refused');
       }
       ctx.status = tessera.status;
       ctx.body = tessera.toBody();

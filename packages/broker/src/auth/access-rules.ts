@@ -1,10 +1,11 @@
 /**
  * Who may call each broker route. Cluster members (the coordinator and other brokers, signed
- * with the cluster secret) may call everything; clients need `produce` on the topic to
- * produce, `consume` on every topic they fetch, and `consume` on the group and its topics to
- * commit or read committed offsets. Replication and notifications are for members alone.
+ * with the cluster secret) may call everything; clients need `produce` on the topic to produce
+ * (checked per partition by the handler for a frame of many), `consume` on every topic they
+ * fetch, and `consume` on the group and its topics to commit or read committed offsets.
+ * Replication and notifications are for members alone.
  */
-import { BROKER_ROUTES as R, decodeFrame } from '@tessera/protocol';
+import { BROKER_ROUTES as R } from '@tessera/protocol';
 import { type RuleTable, stringIn, topicsIn } from '@tessera/service';
 
 export const BROKER_RULES: RuleTable = {
@@ -12,9 +13,10 @@ export const BROKER_RULES: RuleTable = {
   [`GET ${R.ready}`]: () => ({ kind: 'public' }),
   [`GET ${R.metrics}`]: () => ({ kind: 'public' }),
   [`POST ${R.produce}`]: ({ params }) => ({ kind: 'topic', operation: 'produce', topics: [params.topic ?? ''] }),
-  // A frame names its partitions in its head; a malformed frame names none, and the handler
-  // answers it with 400 once the caller is known to be allowed at all.
-  [`POST ${R.produceBatches}`]: ({ frame }) => ({ kind: 'topic', operation: 'produce', topics: frameTopics(frame) }),
+  // A frame carries many partitions, perhaps of topics the caller may not produce to: the
+  // handler checks `produce` per partition and refuses only those (FORBIDDEN in their answer).
+  [`POST ${R.produceBatches}`]: () => ({ kind: 'authenticated' }),
+  [`GET ${R.openapi}`]: () => ({ kind: 'public' }),
   [`POST ${R.fetch}`]: ({ body }) => ({ kind: 'topic', operation: 'consume', topics: topicsIn(body, 'partitions') }),
   [`POST ${R.commit}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'offsets') }),
   [`POST ${R.committedOffsets}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'partitions') }),
@@ -22,11 +24,3 @@ export const BROKER_RULES: RuleTable = {
   [`POST ${R.metadataChanged}`]: () => ({ kind: 'member' }),
 };
 
-function frameTopics(frame: Buffer | undefined): string[] {
-  if (frame === undefined) return [];
-  try {
-    return topicsIn(decodeFrame(frame).head, 'partitions');
-  } catch {
-    return [];
-  }
-}

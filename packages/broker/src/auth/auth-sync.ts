@@ -4,8 +4,8 @@
  * principal or a changed ACL takes effect here within one heartbeat of the change. While the
  * coordinator cannot be reached the last state stays in force; tokens still expire.
  */
-import { type AuthStateResponse, COORDINATOR_ROUTES, type JsonHttpClient, TesseraError } from '@tessera/protocol';
-import { type AccessControl, ClientAuth, type Logger } from '@tessera/service';
+import { type AuthStateResponse, COORDINATOR_ROUTES, isTesseraError, type JsonHttpClient, TesseraError } from '@tessera/protocol';
+import { type AccessControl, type Caller, ClientAuth, type Logger, type ServiceMetrics } from '@tessera/service';
 import { BROKER_RULES } from './access-rules.js';
 
 export class AuthSync {
@@ -53,6 +53,19 @@ export class AuthSync {
       }
     })();
     return this.running;
+  }
+
+  /**
+   * Throws FORBIDDEN (counted by principal) unless `caller` may produce to `topic`: the check a
+   * frame of many partitions needs per partition, after its route admitted the caller.
+   */
+  authorizeProduce(caller: Caller, membersUnchecked: boolean, topic: string, metrics: ServiceMetrics): void {
+    try {
+      this.clientAuth.authorize({ kind: 'topic', operation: 'produce', topics: [topic] }, caller, membersUnchecked);
+    } catch (error) {
+      if (isTesseraError(error, 'FORBIDDEN')) metrics.authDenied.inc({ principal: caller.kind === 'principal' ? caller.name : caller.kind });
+      throw error;
+    }
   }
 
   /** The broker's access control: until the first state arrives, clients get 503 (members pass). */

@@ -13,6 +13,11 @@ export interface HandlerDeps {
   maxValueBytes: number;
   logger: Logger;
   metrics: BrokerMetrics;
+  /**
+   * Throws FORBIDDEN unless the request's caller may produce to `topic` (the ACLs; members
+   * always may). For a frame of many partitions, whose route rule only asks for a caller.
+   */
+  authorizeProduce: (ctx: Context, topic: string) => void;
 }
 
 /** The topic and partition of a route, validated like a body (`/topics/:topic/partitions/:partition/...`). */

@@ -2,8 +2,9 @@
  * Produce on the primary.
  * - `POST /produce` (a frame): whole RecordBatches of many partitions, as the producer
  *   encoded them. Every batch of a partition is validated (CRC, sizes, codec) before anything
- *   of that partition is queued; each partition succeeds or fails on its own, answered in
- *   request order. A malformed frame is a 400 for the whole request.
+ *   of that partition is queued; each partition succeeds or fails on its own (FORBIDDEN for a
+ *   topic the caller may not produce to), answered in request order. A malformed frame is a
+ *   400 for the whole request.
  * - `POST /topics/:topic/partitions/:partition/records` (JSON, for curl users): the records
  *   are turned into one batch at the edge (`jsonRecordsToBatch`), then take the same path.
  * A produce is answered once its last record is below the HW.
@@ -36,7 +37,8 @@ export async function handleProduceBatches(deps: HandlerDeps, ctx: Context): Pro
     head.partitions.map(async (ref, i): Promise<ProducedPartition> => {
       const key = { topic: ref.topic, partition: ref.partition };
       try {
-        const batches = validateBatches(parts[i], deps.limits.maxBatchBytes);
+        deps.authorizeProduce(ctx, ref.topic);
+        const batches = validateBatches(parts[i], deps.limits.maxBatchBytes, deps.maxValueBytes);
         const result = await produceTo(deps, replicas[i], key, batches);
         return { ...key, baseOffset: result.baseOffset, lastOffset: result.lastOffset, epoch: result.epoch };
       } catch (error) {
@@ -54,7 +56,7 @@ export async function handleProduceJson(deps: HandlerDeps, ctx: Context): Promis
   const request = parseOrThrow(produceRequest, ctx.state.body);
   const batch = jsonRecordsToBatch(request.records, deps.maxValueBytes);
   const [replica] = await findReplicas(deps, [ref]);
-  const result = await produceTo(deps, replica, ref, validateBatches(batch, Number.MAX_SAFE_INTEGER));
+  const result = await produceTo(deps, replica, ref, validateBatches(batch, Number.MAX_SAFE_INTEGER, deps.maxValueBytes));
   stopTimer();
   const body: ProduceResponse = { topic: ref.topic, partition: ref.partition, baseOffset: result.baseOffset, count: result.count, epoch: result.epoch };
   ctx.body = body;
@@ -71,14 +73,14 @@ async function produceTo(deps: HandlerDeps, replica: Partition | undefined, ref:
 }
 
 /** Every batch of one partition's part, checked whole (CRC, sizes, codec) before any is stored. */
-function validateBatches(part: Buffer, maxBatchBytes: number): IncomingBatch[] {
+function validateBatches(part: Buffer, maxBatchBytes: number, maxValueBytes: number): IncomingBatch[] {
   const batches: IncomingBatch[] = [];
   for (const { at, header } of iterateBatches(part)) {
     const size = 12 + header.batchLength;
     if (size > maxBatchBytes) {
       throw new TesseraError('PAYLOAD_TOO_LARGE', `batch of ${size} bytes is larger than ${maxBatchBytes}; nothing of this partition was stored`);
     }
-    validateBatch(part, at);
+    validateBatch(part, at, { maxValueBytes });
     batches.push({
       bytes: part.subarray(at, at + size),
       recordCount: header.recordCount,

@@ -2,8 +2,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { DEV_CREDENTIALS_FILE, discoverCredentials } from './credentials.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { TesseraError, type JsonHttpClient } from '@tessera/protocol';
+import { DEV_CREDENTIALS_FILE, TokenSource, discoverCredentials } from './credentials.js';
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
@@ -39,5 +40,38 @@ describe('discoverCredentials', () => {
     expect(discoverCredentials('http://localhost:7070', {}, cwd)).toEqual({ principal: 'admin', secret: 's'.repeat(20) });
     expect(discoverCredentials('http://127.0.0.1:7170', {}, cwd)).toBeUndefined();
     expect(discoverCredentials('http://127.0.0.1:7070', {}, os.tmpdir())).toBeUndefined();
+  });
+});
+
+describe('TokenSource', () => {
+  // A coordinator outage must not stop a client before its token expires: renewal is due at 80%
+  // of the token's life, and a renewal that fails leaves the still-valid token in use.
+  it('keeps using a valid token while its renewal fails, and fails only once the token expired', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      let up = true;
+      let issued = 0;
+      const http = {
+        async post() {
+          if (!up) throw new TesseraError('UNAVAILABLE', 'cannot reach the coordinator');
+          issued++;
+          return { token: `t${issued}`, principal: 'p', expiresAtMs: Date.now() + 10_000 };
+        },
+      } as unknown as JsonHttpClient;
+      const tokens = new TokenSource({ principal: 'p', secret: 's'.repeat(16) }, 'http://coordinator', http);
+      expect(await tokens.header()).toEqual({ authorization: 'Bearer t1' });
+
+      up = false;
+      vi.setSystemTime(1_000_000 + 9_000); // past the renewal point, before the expiry
+      expect(await tokens.header()).toEqual({ authorization: 'Bearer t1' });
+
+      vi.setSystemTime(1_000_000 + 10_001); // expired: nothing valid is left to send
+      await expect(tokens.header()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+
+      up = true;
+      expect(await tokens.header()).toEqual({ authorization: 'Bearer t2' });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -49,7 +49,14 @@ export class TokenSource {
   async header(): Promise<Record<string, string>> {
     if ('token' in this.credentials) return { authorization: `Bearer ${this.credentials.token}` };
     const now = Date.now();
-    if (this.token !== undefined && now < this.token.renewAtMs) return { authorization: `Bearer ${this.token.value}` };
+    const cached = this.token;
+    if (cached !== undefined && now < cached.renewAtMs) return { authorization: `Bearer ${cached.value}` };
+    if (cached !== undefined && now < cached.expiresAtMs) {
+      // Time to renew, but the token still works: renew in the background and keep using it,
+      // so a coordinator outage stops nothing before the token actually expires.
+      this.fetch().catch(() => undefined);
+      return { authorization: `Bearer ${cached.value}` };
+    }
     return { authorization: `Bearer ${await this.fetch()}` };
   }
 

@@ -19,6 +19,8 @@ export const COORDINATOR_RULES: RuleTable = {
   [`GET ${R.metrics}`]: () => ({ kind: 'public' }),
   // The handler checks the Basic credentials itself.
   [`POST ${R.authToken}`]: () => ({ kind: 'public' }),
+  // The API's description, like the health routes.
+  [`GET ${R.openapi}`]: () => ({ kind: 'public' }),
   [`GET ${R.metadata}`]: () => ({ kind: 'authenticated', sharedWithMembers: true }),
 
   [`POST ${R.topics}`]: ({ body }) => ({ kind: 'topic', operation: 'admin', topics: [stringIn(body, 'name')] }),

@@ -18,6 +18,7 @@
  * clear error rather than stored as bytes nobody can read.
  */
 import { crc32c } from '@node-rs/crc32';
+import { TesseraError } from '../errors.js';
 import { assert } from '../invariant.js';
 import { MAX_HEADERS_PER_RECORD } from '../limits.js';
 import { malformed, VarintReader, varintSize, writeVarint } from './varint.js';
@@ -185,13 +186,13 @@ export function lastOffsetOf(header: Pick<RecordBatchHeader, 'baseOffset' | 'las
  * are well formed and number `recordCount` with offset deltas 0, 1, 2, … Throws
  * INVALID_REQUEST naming the problem; returns the header when the batch is sound.
  */
-export function validateBatch(buf: Buffer, at = 0): RecordBatchHeader {
+export function validateBatch(buf: Buffer, at = 0, limits: { maxValueBytes?: number } = {}): RecordBatchHeader {
   const header = checkedHeader(buf, at);
   const crc = crc32c(buf.subarray(at + ATTRIBUTES_AT, at + batchSize(header)));
   if (crc !== header.crc) {
     throw malformed(`batch CRC mismatch: the batch says ${hex(header.crc)}, its bytes give ${hex(crc)}`);
   }
-  readRecords(buf, at, header, null);
+  readRecords(buf, at, header, null, limits.maxValueBytes ?? Number.MAX_SAFE_INTEGER);
   return header;
 }
 
@@ -199,7 +200,7 @@ export function validateBatch(buf: Buffer, at = 0): RecordBatchHeader {
 export function decodeRecordBatch(buf: Buffer, at = 0): { header: RecordBatchHeader; records: DecodedRecord[] } {
   const header = checkedHeader(buf, at);
   const records: DecodedRecord[] = [];
-  readRecords(buf, at, header, records);
+  readRecords(buf, at, header, records, Number.MAX_SAFE_INTEGER);
   return { header, records };
 }
 
@@ -257,7 +258,7 @@ function checkedHeader(buf: Buffer, at: number): RecordBatchHeader {
  * Walks the records of a checked batch, proving each one fits its length exactly and the
  * records end where the batch does. With `out`, decodes them into it.
  */
-function readRecords(buf: Buffer, at: number, header: RecordBatchHeader, out: DecodedRecord[] | null): void {
+function readRecords(buf: Buffer, at: number, header: RecordBatchHeader, out: DecodedRecord[] | null, maxValueBytes: number): void {
   const end = at + batchSize(header);
   const reader = new VarintReader(buf, at + BATCH_HEADER_BYTES, end);
   for (let i = 0; i < header.recordCount; i++) {
@@ -271,6 +272,9 @@ function readRecords(buf: Buffer, at: number, header: RecordBatchHeader, out: De
     if (offsetDelta !== i) throw malformed(`record ${i}: offsetDelta is ${offsetDelta}`);
     const key = readBytesField(record, 'key');
     const value = readBytesField(record, 'value');
+    if (value !== null && value.length > maxValueBytes) {
+      throw new TesseraError('PAYLOAD_TOO_LARGE', `record ${i}: value of ${value.length} bytes is larger than ${maxValueBytes}`);
+    }
     const headerCount = record.varint('header count');
     if (headerCount < 0 || headerCount > MAX_HEADERS_PER_RECORD) {
       throw malformed(`record ${i}: ${headerCount} headers (at most ${MAX_HEADERS_PER_RECORD})`);
