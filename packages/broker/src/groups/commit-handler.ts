@@ -1,7 +1,7 @@
 /**
- * `POST /commit` and `POST /offsets`: committed offsets of consumer groups, stored in each
- * partition's own database on its primary and replicated with the log (through the same flush
- * queue, so a commit is on every ISR member before it is answered).
+ * `POST /commit` and `POST /offsets`: committed offsets of consumer groups, stored with each
+ * partition's log on its primary (the broker's one database) and replicated with the log
+ * (through the same flush queue, so a commit is on every ISR member before it is answered).
  */
 import {
   TesseraError,
