@@ -11,7 +11,10 @@ import {
   BROKER_ROUTES,
   COORDINATOR_ROUTES,
   ClusterSigner,
+  DataHttpClient,
   JsonHttpClient,
+  encodeFrame,
+  encodeRecordBatch,
   type ClusterNode,
   type MetadataResponse,
   type TlsClientOptions,
@@ -30,6 +33,30 @@ function anonymous(tls?: TlsClientOptions): JsonHttpClient {
 
 function signedAs(node: ClusterNode, secret: string, tls?: TlsClientOptions): JsonHttpClient {
   return new JsonHttpClient({ timeoutMs: 5_000, maxSockets: 4, tls, signer: new ClusterSigner([secret], node) });
+}
+
+/**
+ * A well-formed replication exchange, as a primary would send it: one push of one RecordBatch
+ * holding `value` at `baseOffset`, stamped with `epoch` (the frame the replicate route takes).
+ */
+function forgedExchange(push: { topic: string; primaryId: number; epoch: number; prevEpoch: number; baseOffset: number }, value: string): Buffer[] {
+  const batch = encodeRecordBatch([{ key: null, value: Buffer.from(value), timestamp: Date.now() }], {
+    baseOffset: push.baseOffset,
+    partitionLeaderEpoch: push.epoch,
+  });
+  const head = { from: push.primaryId, pushes: [{ ...push, partition: 0, hw: push.baseOffset, commits: [], bytes: batch.length }] };
+  return encodeFrame(head, [batch]);
+}
+
+/** Posts a replication exchange, signed as `node` with `secret` when given; closes its connection after. */
+async function replicateAs(url: string, frame: Buffer[], options: { node?: ClusterNode; secret?: string; tls?: TlsClientOptions } = {}): Promise<unknown> {
+  const signer = options.node && options.secret ? new ClusterSigner([options.secret], options.node) : undefined;
+  const http = new DataHttpClient({ timeoutMs: 5_000, ...(options.tls ? { tls: options.tls } : {}), ...(signer ? { signer } : {}) });
+  try {
+    return await http.postFrame(url, frame);
+  } finally {
+    await http.close();
+  }
 }
 
 /** The error code a refused call got (the call must be refused). */
@@ -86,23 +113,14 @@ describe.skipIf(launcher !== 'processes')('a cluster with service identity', () 
     expect((await producer.send({ topic, value: 'real-0' })).offset).toBe(0);
     const before = await client.admin.metadata();
     const { primary, secondary, epoch } = before.topics.find((t) => t.name === topic)!.partitions[0]!;
-    const forged = (value: string, forgedEpoch: number) => ({
-      topic,
-      partition: 0,
-      epoch: forgedEpoch,
-      primaryId: primary!,
-      baseOffset: 1,
-      prevEpoch: epoch,
-      records: [{ offset: 1, epoch: forgedEpoch, timestamp: Date.now(), key: null, value, headers: null }],
-      hw: 1,
-      commits: [],
-    });
+    const forged = (value: string, forgedEpoch: number) =>
+      forgedExchange({ topic, primaryId: primary!, epoch: forgedEpoch, prevEpoch: epoch, baseOffset: 1 }, value);
     const target = internalUrl(before, secondary!) + BROKER_ROUTES.replicate;
-    expect(await refusal(track(anonymous()).post(target, forged('forged', epoch)))).toBe('UNAUTHORIZED');
-    expect(await refusal(track(signedAs(`broker-${primary!}`, WRONG_SECRET)).post(target, forged('forged', epoch)))).toBe('UNAUTHORIZED');
+    expect(await refusal(replicateAs(target, forged('forged', epoch), { tls: cluster.tls }))).toBe('UNAUTHORIZED');
+    expect(await refusal(replicateAs(target, forged('forged', epoch), { node: `broker-${primary!}`, secret: WRONG_SECRET, tls: cluster.tls }))).toBe('UNAUTHORIZED');
     // The epoch bump, at the primary itself: refused, and the partition stays writable at once.
     const atPrimary = internalUrl(before, primary!) + BROKER_ROUTES.replicate;
-    expect(await refusal(track(anonymous()).post(atPrimary, forged('bump', 1_000)))).toBe('UNAUTHORIZED');
+    expect(await refusal(replicateAs(atPrimary, forged('bump', 1_000), { tls: cluster.tls }))).toBe('UNAUTHORIZED');
     expect(await producer.send({ topic, value: 'real-1' })).toMatchObject({ offset: 1 });
     const after = await client.admin.metadata();
     expect(after.topics.find((t) => t.name === topic)!.partitions[0]!.epoch).toBe(epoch);
@@ -363,19 +381,9 @@ describe.skipIf(launcher !== 'processes')('a cluster with TLS on every hop', () 
     await client.producer({ lingerMs: 0 }).send({ topic: 'tls-replica', value: 'real' });
     const metadata = await client.admin.metadata();
     const { primary, secondary, epoch } = metadata.topics.find((t) => t.name === 'tls-replica')!.partitions[0]!;
-    const forged = {
-      topic: 'tls-replica',
-      partition: 0,
-      epoch,
-      primaryId: primary!,
-      baseOffset: 1,
-      prevEpoch: epoch,
-      records: [{ offset: 1, epoch, timestamp: Date.now(), key: null, value: 'forged', headers: null }],
-      hw: 1,
-      commits: [],
-    };
-    const link = track(signedAs(`broker-${primary!}`, WRONG_SECRET, cluster.tls));
-    expect(await refusal(link.post(internalUrl(metadata, secondary!) + BROKER_ROUTES.replicate, forged))).toBe('UNAUTHORIZED');
+    const forged = forgedExchange({ topic: 'tls-replica', primaryId: primary!, epoch, prevEpoch: epoch, baseOffset: 1 }, 'forged');
+    const url = internalUrl(metadata, secondary!) + BROKER_ROUTES.replicate;
+    expect(await refusal(replicateAs(url, forged, { node: `broker-${primary!}`, secret: WRONG_SECRET, tls: cluster.tls }))).toBe('UNAUTHORIZED');
     const consumer = client.consumer({ group: 'tls-check', topic: 'tls-replica', fromBeginning: true, waitMs: 200 });
     await client.producer({ lingerMs: 0 }).send({ topic: 'tls-replica', value: 'real-2' });
     const values: string[] = [];

@@ -1,7 +1,13 @@
 import net from 'node:net';
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
-export function freePort(): Promise<number> {
+/**
+ * Ports this process handed out already. The OS may give a just-released port to the next
+ * listen(0), before the service it was picked for has bound it: two processes of one cluster
+ * then got the same port and one failed to start (EADDRINUSE). Never hand out a port twice.
+ */
+const handedOut = new Set<number>();
+
+function osPickedPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
@@ -10,6 +16,17 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it), never one this process handed out before. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await osPickedPort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('no free port found that was not handed out already');
 }
 
 function portIsFree(candidate: number): Promise<boolean> {
@@ -26,8 +43,11 @@ export async function freePortRange(count: number): Promise<number> {
     const base = await freePort();
     if (base + count > 65_535) continue;
     let free = true;
-    for (let p = base; p <= base + count && free; p++) free = await portIsFree(p);
-    if (free) return base;
+    for (let p = base + 1; p <= base + count && free; p++) free = !handedOut.has(p) && (await portIsFree(p));
+    if (free) {
+      for (let p = base + 1; p <= base + count; p++) handedOut.add(p);
+      return base;
+    }
   }
   throw new Error('no free port range found');
 }
