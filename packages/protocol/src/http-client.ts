@@ -64,12 +64,7 @@ export class JsonHttpClient {
 
   /** GETs a text document (e.g. a Prometheus exposition): its body for a 2xx, the TesseraError otherwise. */
   async getText(url: string, options: RequestOptions = {}): Promise<string> {
-    let response;
-    try {
-      response = await this.got(url, { method: 'GET', headers: { ...options.headers }, timeout: { request: options.timeoutMs ?? this.timeoutMs }, signal: options.signal });
-    } catch (error) {
-      throw networkError(error, 'GET', url);
-    }
+    const response = await this.send('GET', url, undefined, options);
     if (response.statusCode >= 400) parseJsonAnswer(response.statusCode, response.body, 'GET', url);
     return response.body;
   }
@@ -79,26 +74,29 @@ export class JsonHttpClient {
   }
 
   async request<T>(method: 'GET' | 'POST' | 'DELETE', url: string, body: unknown, options: RequestOptions): Promise<T> {
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const response = await this.send(method, url, body, options);
+    return parseJsonAnswer<T>(response.statusCode, response.body, method, url);
+  }
+
+  /** One call: its status and body as text; a call without an answer throws the network error. */
+  private async send(method: 'GET' | 'POST' | 'DELETE', url: string, body: unknown, options: RequestOptions): Promise<{ statusCode: number; body: string }> {
     const target = new URL(url);
     for (const [name, value] of Object.entries(options.searchParams ?? {})) target.searchParams.set(name, String(value));
     const text = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = { ...options.headers };
     if (text !== undefined) headers['content-type'] = 'application/json';
     if (this.signer) headers[CLUSTER_AUTH_HEADER] = this.signer.header(method, target.pathname + target.search, text);
-    let response;
     try {
-      response = await this.got(target, {
+      return await this.got(target, {
         method,
         body: text,
         headers,
-        timeout: { request: timeoutMs },
+        timeout: { request: options.timeoutMs ?? this.timeoutMs },
         signal: options.signal,
       });
     } catch (error) {
       throw networkError(error, method, url);
     }
-    return parseJsonAnswer<T>(response.statusCode, response.body, method, url);
   }
 
   close(): void {
