@@ -7,22 +7,23 @@ import net from 'node:net';
  */
 const handedOut = new Set<number>();
 
-function osPickedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+/**
+ * Ports below the OS's ephemeral range (Linux: 32768 and up), so an outgoing connection cannot
+ * take a port between the moment it is picked here and the moment its service binds it.
+ */
+const FIRST_PORT = 20_000;
+const LAST_PORT = 32_000;
+
+function candidatePort(): Promise<number> {
+  const port = FIRST_PORT + Math.floor(Math.random() * (LAST_PORT - FIRST_PORT));
+  return portIsFree(port).then((free) => (free ? port : 0));
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it), never one this process handed out before. */
+/** A TCP port on 127.0.0.1 that was free a moment ago, outside the ephemeral range, never one this process handed out before. */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const port = await osPickedPort();
-    if (handedOut.has(port)) continue;
+    const port = await candidatePort();
+    if (port === 0 || handedOut.has(port)) continue;
     handedOut.add(port);
     return port;
   }
@@ -37,7 +38,7 @@ function portIsFree(candidate: number): Promise<boolean> {
   });
 }
 
-/** A base port P with P..P+count all free a moment ago (the OS picks P): `tessera dev` takes P and P+1..P+N. */
+/** A base port P with P..P+count all free a moment ago: `tessera dev` takes P and P+1..P+N. */
 export async function freePortRange(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = await freePort();
