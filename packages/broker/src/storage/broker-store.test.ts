@@ -100,6 +100,35 @@ describe('BrokerStore', () => {
     ]);
   });
 
+  it('reads a batch that is still queued while other partitions never stop writing', async () => {
+    // A follower cutting its log at a truncation point reads the straddling batch; the store is
+    // never idle on a busy broker, so the read must wait only for what was queued before it.
+    const log = store.log('t', 0);
+    const busy = store.log('t', 1);
+    // Another partition queues a write every loop turn, so writes are queued whenever a
+    // transaction ends (as on a broker under load).
+    let writing = true;
+    let next = 0;
+    const busyWrites: Array<Promise<void>> = [];
+    const writer = (async () => {
+      while (writing) {
+        busyWrites.push(busy.append([batch(next, 1, 1)]));
+        next += 1;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    await busyWrites[0];
+    const appended = log.append([batch(0, 4, 1)]);
+    const found = await log.batchAt(2);
+    const busyAtRead = next;
+    writing = false;
+    await writer;
+    await Promise.all([appended, ...busyWrites]);
+    expect(found?.baseOffset).toBe(0);
+    expect(found?.lastOffset).toBe(3);
+    expect(busyAtRead).toBeGreaterThan(0);
+  });
+
   it('restores logs, epochs, offsets and the HW checkpoint (never above the LEO) after a reopen, and deletes a log', async () => {
     const a = store.log('a', 0);
     const b = store.log('b', 7);

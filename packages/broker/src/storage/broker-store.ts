@@ -171,7 +171,23 @@ export class BrokerStore {
     return done;
   }
 
-  /** Resolves once every write queued so far is committed. */
+  /**
+   * Resolves once every write queued so far is committed, however many are queued after it:
+   * it joins the next transaction (or the running one when nothing waits), so a reader that
+   * needs its partition's earlier writes waits at most two transactions even while other
+   * partitions keep writing.
+   */
+  flushed(): Promise<void> {
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    if (this.pendingWrites > 0) return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (this.inFlight !== undefined) {
+      const running = this.inFlight;
+      return new Promise((resolve, reject) => running.waiters.push({ resolve, reject }));
+    }
+    return Promise.resolve();
+  }
+
+  /** Resolves once nothing is queued or running (for close: no writer may be left). */
   idle(): Promise<void> {
     if (this.inFlight === undefined && this.pendingWrites === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
@@ -383,7 +399,7 @@ export class PartitionLog {
    */
   async batchAt(offset: number): Promise<StoredBatch | undefined> {
     this.store.assertOpen();
-    await this.store.idle();
+    await this.store.flushed();
     const row = this.store.stmt.batchAt.get(this.topic, this.partition, offset) as (BatchRow & { max_timestamp: number }) | undefined;
     if (row === undefined || row.last_offset < offset) return undefined;
     return { baseOffset: row.base_offset, lastOffset: row.last_offset, epoch: row.epoch, maxTimestamp: row.max_timestamp, bytes: row.data };
