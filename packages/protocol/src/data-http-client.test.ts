@@ -22,6 +22,15 @@ describe('DataHttpClient', () => {
         const { head, tail } = decodeFrame(body);
         res.setHeader('content-type', FRAME_CONTENT_TYPE);
         res.end(Buffer.concat(encodeFrame({ echoed: head, accept: req.headers.accept }, [tail])));
+      } else if (url.pathname === '/trickle') {
+        // Headers at once, then one byte every 20 ms for 5 s: no gap is long enough for a body timeout.
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const timer = setInterval(() => res.write(' '), 20);
+        const end = setTimeout(() => res.end('{}'), 5_000);
+        res.on('close', () => {
+          clearInterval(timer);
+          clearTimeout(end);
+        });
       } else {
         res.writeHead(404).end();
       }
@@ -63,6 +72,11 @@ describe('DataHttpClient', () => {
     expect(isNetworkError(timedOut)).toBe(true);
     expect((timedOut as { code?: string }).code).toBe('ETIMEDOUT');
     expect(isRetriable(timedOut)).toBe(true);
+
+    const trickled = await client.postJson(`${base}/trickle`, {}, { timeoutMs: 300 }).catch((e: unknown) => e);
+    expect((trickled as { code?: string }).code).toBe('ETIMEDOUT');
+    expect((trickled as Error).message).toContain('no answer within 300 ms');
+    expect(isRetriable(trickled)).toBe(true);
 
     const reset = await client.postJson(`${base}/reset`, {}).catch((e: unknown) => e);
     expect(isNetworkError(reset)).toBe(true);

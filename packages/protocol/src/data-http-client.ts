@@ -12,7 +12,7 @@ import { parseJsonAnswer } from './http-client.js';
 import type { TlsClientOptions } from './tls.js';
 
 export interface DataHttpClientOptions {
-  /** Deadline of a call when it gives none, in ms: to the answer's headers, and between body chunks. */
+  /** Deadline of a call when it gives none, in ms: for the whole call (waiting for a connection, sending, the answer's headers and body). */
   timeoutMs: number;
   /** Most connections kept per origin (default 32). */
   connectionsPerOrigin?: number;
@@ -97,6 +97,11 @@ export class DataHttpClient {
     const path = pathOf(url);
     const headers: Record<string, string> = { ...this.headers, ...options.headers, 'content-type': contentType, accept: options.accept ?? 'application/json' };
     if (this.signer) headers[CLUSTER_AUTH_HEADER] = this.signer.header('POST', path, body);
+    // The whole call has one deadline: undici's own timeouts only bound the wait for the
+    // headers and each gap between body chunks, so a trickling answer (or a request queued
+    // behind stuck connections) could otherwise take forever.
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = options.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline]);
     try {
       const response = await this.agent.request({
         origin: new URL(url).origin,
@@ -106,13 +111,14 @@ export class DataHttpClient {
         body,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
-        signal: options.signal,
+        signal,
       });
       status = response.statusCode;
       const header = response.headers['content-type'];
       answerType = (Array.isArray(header) ? header[0] : header) ?? '';
       bytes = Buffer.from(await response.body.arrayBuffer());
     } catch (error) {
+      if (deadline.aborted && options.signal?.aborted !== true) throw timeoutError(url, timeoutMs, error);
       throw networkError(error, url, timeoutMs);
     }
     if (status >= 400) parseJsonAnswer(status, bytes.toString('utf8'), 'POST', url);
@@ -139,12 +145,17 @@ function networkError(error: unknown, url: string, timeoutMs: number): unknown {
   // Undici reports a refused connection as the socket error itself, sometimes inside an aggregate.
   if (code === undefined && error instanceof AggregateError) code = (error.errors[0] as { code?: string } | undefined)?.code;
   if (code === undefined || !NO_ANSWER_CODES.has(code)) return error;
-  const timedOut = error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError;
-  const wrapped = new Error(
-    timedOut ? `POST ${url}: no answer within ${timeoutMs} ms` : `POST ${url}: ${code} (${error.message})`,
-    { cause: error },
-  );
-  (wrapped as Error & { code?: string }).code = timedOut ? 'ETIMEDOUT' : code;
+  if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) return timeoutError(url, timeoutMs, error);
+  const wrapped = new Error(`POST ${url}: ${code} (${error.message})`, { cause: error });
+  (wrapped as Error & { code?: string }).code = code;
   wrapped.name = 'NetworkError';
   return wrapped;
+}
+
+/** A call that had no (whole) answer within its deadline: ETIMEDOUT, as with the control-plane client. */
+function timeoutError(url: string, timeoutMs: number, cause: unknown): Error {
+  const error = new Error(`POST ${url}: no answer within ${timeoutMs} ms`, { cause });
+  (error as Error & { code?: string }).code = 'ETIMEDOUT';
+  error.name = 'NetworkError';
+  return error;
 }
