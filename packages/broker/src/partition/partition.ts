@@ -6,9 +6,18 @@
  * Primary write path: produces (whole RecordBatches) and commits queue up; one flush at a
  * time takes everything queued (bounded), stamps offsets and the epoch into the batches'
  * headers, hands them to the broker's group commit (one transaction for every partition
- * with pending writes), pushes them to the secondary when it is in the ISR, then advances
- * the HW and answers every waiter of the flush. A produce is acknowledged only when its last
- * record is below the HW.
+ * with pending writes) and, at the same time, pushes them to the secondary when it is in the
+ * ISR; once both are durable it advances the HW and answers every waiter of the flush. A
+ * produce is acknowledged only when its last record is below the HW.
+ *
+ * Pushing before the local write is durable means a secondary may hold records this primary
+ * never stored, if this process dies before its group commit. That is harmless across
+ * epochs (the divergence check sees the epochs differ), but a primary that restarts and is
+ * still primary of the same epoch must not write those offsets again with other records. So
+ * a flush takes produces only once the secondary's position is confirmed by an answer in this
+ * process and epoch; before that, an empty probe flush establishes it (and truncates the
+ * secondary back to this log), and a push goes out before the local write only when the
+ * secondary is confirmed to be exactly where the flush starts.
  *
  * HW rule: HW = LEO when the ISR is only the primary, else min(LEO, secondary's acked LEO). The
  * primary never goes on alone before the coordinator has accepted the ISR shrink.
@@ -44,9 +53,9 @@ export interface FlushStats {
   records: number;
   /** From the oldest queued request to the start of its flush. */
   queueSeconds: number;
-  /** Waiting for the group commit that made the flush durable here. */
+  /** Waiting for the group commit that made the flush durable here (runs while the secondary is pushed to). */
   localSeconds: number;
-  /** Pushing to the in-sync secondary until it answered (0 without one). */
+  /** From the start of the flush until the in-sync secondary answered and the flush was durable here. */
   replicateSeconds: number;
 }
 
@@ -63,6 +72,8 @@ interface PreparedFlush {
   committed: CommitEntry[];
   startedMs: number;
   queuedAtMs: number;
+  /** Resolves when this broker's own write of the flush is durable; storedMs is set then. */
+  durable: Promise<void>;
   storedMs: number;
 }
 
@@ -249,8 +260,9 @@ export class Partition {
   /**
    * Flushes until the queue is empty, pipelined two deep: while one flush waits for its
    * secondary (under the lock, one push in flight per partition), the next one is already
-   * stamped and written locally in the broker's group commit. Offsets follow the in-memory LEO,
-   * so the second flush starts where the first ends whatever the first's fate.
+   * stamped and queued for the broker's group commit. Offsets follow the in-memory LEO, so the
+   * second flush starts where the first ends whatever the first's fate. While the secondary's
+   * position is not confirmed, the running flush finishes first and the next one is a probe.
    */
   private async flushLoop(): Promise<void> {
     let inFlight: Promise<void> | undefined;
@@ -260,6 +272,11 @@ export class Partition {
         if (this.closed) break;
         if (this.queue.isEmpty && !this.syncRequested) {
           if (inFlight === undefined) break;
+          await inFlight;
+          inFlight = undefined;
+          continue;
+        }
+        if (inFlight !== undefined && !this.secondaryPositionKnown()) {
           await inFlight;
           inFlight = undefined;
           continue;
@@ -293,8 +310,9 @@ export class Partition {
 
   /**
    * Takes what is queued (up to maxFlushRecords), stamps offsets and the epoch into the
-   * batches, and writes them in the broker's next group commit. Undefined when there is
-   * nothing to replicate (or this replica is not a primary any more).
+   * batches, and queues them for the broker's next group commit (not waiting for it).
+   * Takes nothing while the secondary's position is unconfirmed: the flush is then a probe.
+   * Undefined when there is nothing to replicate (or this replica is not a primary any more).
    */
   private async prepareFlush(): Promise<PreparedFlush | undefined> {
     this.syncRequested = false;
@@ -305,7 +323,7 @@ export class Partition {
     }
     const epoch = this.epoch;
     const startedMs = performance.now();
-    const entries = this.queue.take();
+    const entries = this.secondaryPositionKnown() ? this.queue.take() : [];
     const queuedAtMs = entries.length === 0 ? startedMs : entries[0].queuedAtMs;
     const baseOffset = this.store.leo;
     let next = baseOffset;
@@ -340,15 +358,24 @@ export class Partition {
       }
     }
     if (batches.length === 0 && commits.length === 0 && entries.length > 0) return undefined;
-    const flush: PreparedFlush = { epoch, baseOffset, end: next, batches, commits, produced, committed, startedMs, queuedAtMs, storedMs: 0 };
-    try {
-      // A failed write stops the broker (see storage): nothing to undo here.
-      await this.store.append(batches, commits, this.hw);
-    } catch (error) {
-      rejectFlush(flush, error);
-      throw error;
-    }
-    flush.storedMs = performance.now();
+    const flush: PreparedFlush = {
+      epoch,
+      baseOffset,
+      end: next,
+      batches,
+      commits,
+      produced,
+      committed,
+      startedMs,
+      queuedAtMs,
+      durable: Promise.resolve(),
+      storedMs: startedMs,
+    };
+    // A failed write stops the broker (see storage): nothing to undo here; finishFlush fails the waiters.
+    flush.durable = this.store.append(batches, commits, this.hw).then(() => {
+      flush.storedMs = performance.now();
+    });
+    flush.durable.catch(() => undefined);
     return flush;
   }
 
@@ -356,15 +383,17 @@ export class Partition {
   private async finishFlush(flush: PreparedFlush): Promise<void> {
     const { produced, committed } = flush;
     try {
-      await this.replicateFlush(flush.epoch, { baseOffset: flush.baseOffset, batches: flush.batches, commits: flush.commits }, flush.end);
+      await this.replicateFlush(flush.epoch, { baseOffset: flush.baseOffset, batches: flush.batches, commits: flush.commits }, flush.end, flush.durable);
       this.options.onFlush?.({
         records: flush.end - flush.baseOffset,
         queueSeconds: (flush.startedMs - flush.queuedAtMs) / 1000,
         localSeconds: (flush.storedMs - flush.startedMs) / 1000,
-        replicateSeconds: (performance.now() - flush.storedMs) / 1000,
+        replicateSeconds: (performance.now() - flush.startedMs) / 1000,
       });
     } catch (error) {
       rejectFlush(flush, isTesseraError(error) ? error : this.notPrimary());
+      // A broken invariant reaches the flush loop, which stops the broker.
+      if (error instanceof InvariantError) throw error;
       return;
     }
     // The flush is on every ISR member now, so the HW covers it.
@@ -386,16 +415,20 @@ export class Partition {
   }
 
   /**
-   * Makes the flushed records safe: pushes them to the secondary while it is in the ISR,
-   * retrying until replicaTimeoutMs of failures, then asks the coordinator to shrink the ISR.
-   * Returns once the HW covers the LEO; throws NOT_PRIMARY when this broker was deposed.
+   * Makes the flushed records safe: pushes them to the secondary while it is in the ISR
+   * (before `durable`, this broker's own write, resolves when the secondary is confirmed to be
+   * where the flush starts), retrying until replicaTimeoutMs of failures, then asks the
+   * coordinator to shrink the ISR. Returns once the HW covers the flush, which needs `durable`
+   * too; throws NOT_PRIMARY when this broker was deposed.
    */
-  private async replicateFlush(epoch: number, fresh: FreshBatches | undefined, endOffset: number): Promise<void> {
+  private async replicateFlush(epoch: number, fresh: FreshBatches, endOffset: number, durable: Promise<void>): Promise<void> {
     let failingSinceMs: number | undefined;
     for (let attempt = 0; ; attempt++) {
       this.checkStillPrimary(epoch);
       const secondary = this.isrSecondary();
       if (secondary === undefined) {
+        await durable;
+        this.checkStillPrimary(epoch);
         this.advanceHw(endOffset);
         return;
       }
@@ -403,13 +436,15 @@ export class Partition {
       // Monotonic: a wall-clock step must not decide when a secondary leaves the ISR.
       const startedMs = performance.now();
       try {
+        if (!sync.confirmedAt(fresh.baseOffset)) await durable;
         await sync.pushUntil(endOffset, this.hw, fresh, this.options.limits.catchUpBatchBytes);
+        await durable;
         this.checkStillPrimary(epoch);
         this.advanceHw(Math.min(endOffset, sync.secondaryLeo ?? this.hw));
         if (failingSinceMs !== undefined) this.logger.info({ secondary }, 'secondary answering again');
         return;
       } catch (error) {
-        if (isTesseraError(error, 'NOT_PRIMARY')) throw error;
+        if (isTesseraError(error, 'NOT_PRIMARY') || error instanceof InvariantError) throw error;
         if (isTesseraError(error, 'STALE_EPOCH')) {
           this.deposed(`secondary ${secondary} knows epoch ${String(error.details.epoch)}`);
           throw this.notPrimary();
@@ -455,6 +490,17 @@ export class Partition {
   private checkStillPrimary(epoch: number): void {
     if (this.closed) throw new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is not held here any more`);
     if (this.role !== 'primary' || this.epoch !== epoch) throw this.notPrimary();
+  }
+
+  /**
+   * True when a flush may take produces: no secondary in the ISR, or its position confirmed by
+   * an answer in this process and epoch (see the module comment).
+   */
+  private secondaryPositionKnown(): boolean {
+    const secondary = this.isrSecondary();
+    if (secondary === undefined) return true;
+    const sync = this.sync;
+    return sync !== undefined && sync.secondaryId === secondary && sync.epoch === this.epoch && sync.confirmed;
   }
 
   /** The secondary when it is in the ISR of this primary, else undefined. */

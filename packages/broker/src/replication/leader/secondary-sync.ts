@@ -40,6 +40,8 @@ export class SecondarySync {
   readonly epoch: number;
   /** The follower's LEO as last confirmed (or assumed, before the first answer). */
   secondaryLeo: number | undefined;
+  /** True when secondaryLeo comes from the follower's answer to the last push, not an assumption. */
+  confirmed = false;
   private truncateTo: number | undefined;
   private mismatchesInARow = 0;
 
@@ -60,6 +62,11 @@ export class SecondarySync {
       await this.pushOnce(targetLeo, hw, fresh, maxBytes);
       if (this.secondaryLeo === targetLeo && this.truncateTo === undefined) return;
     }
+  }
+
+  /** True when the follower is confirmed to end exactly at `offset`. */
+  confirmedAt(offset: number): boolean {
+    return this.confirmed && this.secondaryLeo === offset;
   }
 
   /** One push. Returns 'mismatch' when the follower's log was not where we thought. */
@@ -110,14 +117,18 @@ export class SecondarySync {
         // The follower's log is not what this push implies; forget our view and probe again.
         this.options.logger.warn({ topic, partition, expectedLeo: end, leo: answer.leo }, 'follower answered an unexpected LEO');
         this.secondaryLeo = undefined;
+        this.confirmed = false;
         this.countMismatch();
         return 'mismatch';
       }
       this.secondaryLeo = end;
+      this.confirmed = true;
       this.truncateTo = undefined;
       this.mismatchesInARow = 0;
       return 'appended';
     } catch (error) {
+      // Without an answer the push may or may not have been applied: the position is an assumption again.
+      this.confirmed = false;
       if (!isTesseraError(error, 'OFFSET_MISMATCH') || error.details.leo === undefined) throw error;
       this.countMismatch();
       const secondaryLeo = error.details.leo;
