@@ -670,22 +670,23 @@ export class Partition {
    * it learned says what holds). Throws the coordinator's refusal.
    */
   private async completeReassignment(epoch: number, target: number, signal: AbortSignal): Promise<PartitionAssignment | undefined> {
-    const self = this.options.cluster.brokerId;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.options.cluster.completeReassignment({ brokerId: self, topic: this.topic, partition: this.partition, epoch, target });
-      } catch (error) {
-        if (isTesseraError(error) && REFUSALS.has(error.code)) throw error;
-        this.logger.warn({ target, attempt, err: errorSummary(error) }, 'move completion not answered; asking again');
-      }
-      if (signal.aborted || this.closed || this.role !== 'primary' || this.epoch !== epoch) return undefined;
-      try {
-        await sleep(backoffMs(attempt, CATCH_UP_RETRY), signal);
-      } catch {
-        return undefined;
-      }
+    const request = { brokerId: this.options.cluster.brokerId, topic: this.topic, partition: this.partition, epoch, target };
+    const refusal = (error: unknown) => isTesseraError(error) && REFUSALS.has(error.code);
+    const wanted = () => !signal.aborted && !this.closed && this.role === 'primary' && this.epoch === epoch;
+    try {
+      return await retry(() => this.options.cluster.completeReassignment(request), {
+        ...CATCH_UP_RETRY,
+        retries: Number.MAX_SAFE_INTEGER,
+        signal,
+        shouldRetry: (error) => !refusal(error) && wanted(),
+        onRetry: (error, attempt) => this.logger.warn({ target, attempt, err: errorSummary(error) }, 'move completion not answered; asking again'),
+      });
+    } catch (error) {
+      if (refusal(error) || wanted()) throw error;
+      return undefined;
     }
   }
+
 
   /** The coordinator made `target` the secondary: replicate to it from now on, with the LEO the catch-up confirmed. */
   private swapIn(target: number, sync: SecondarySync, assignment: PartitionAssignment): void {
