@@ -86,6 +86,10 @@ function validateBatches(part: Buffer, maxBatchBytes: number, maxValueBytes: num
       recordCount: header.recordCount,
       lastOffsetDelta: header.lastOffsetDelta,
       maxTimestamp: header.maxTimestamp,
+      sequenced:
+        header.producerId < 0
+          ? undefined
+          : { producerId: header.producerId, producerEpoch: header.producerEpoch, baseSequence: header.baseSequence, lastOffsetDelta: header.lastOffsetDelta },
     });
   }
   if (batches.length === 0) throw new TesseraError('INVALID_REQUEST', 'no record batch for this partition');

@@ -170,6 +170,15 @@ const COORDINATOR_OPERATIONS: Operation[] = [
     response: { status: 200, description: 'stored on every in-sync replica', id: 'RoutedProduceResponse', schema: responses.routedProduceResponse },
   },
   {
+    method: 'post',
+    path: C.producers,
+    operationId: 'initProducer',
+    summary:
+      'A new producer id (epoch 0) for an idempotent producer, which stamps it and per-partition sequence numbers into its record batches; any authenticated principal may get one',
+    tag: 'records',
+    response: { status: 200, description: 'the producer id and epoch', id: 'InitProducerResponse', schema: responses.initProducerResponse },
+  },
+  {
     method: 'get',
     path: C.brokers,
     operationId: 'listBrokers',
