@@ -468,6 +468,48 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(back.body.partitions[0].records[0]).toMatchObject({ value: '/gA=', encoding: 'base64' });
   });
 
+  it('stores each batch of an idempotent producer once, refuses gaps and old epochs, and keeps the producer state across failover and restart', async () => {
+    await coordinator.createTopic('idem', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] });
+    // A fresh encoding per send: the broker stamps offsets into the bytes it is given.
+    const batch = (producerEpoch: number, baseSequence: number, values: string[]) =>
+      encodeRecordBatch(
+        values.map((value) => ({ key: null, value: Buffer.from(value), timestamp: 1 })),
+        { producerId: 42, producerEpoch, baseSequence },
+      );
+    const produce = async (broker: number, bytes: Buffer) => {
+      const body = Buffer.concat(encodeFrame({ partitions: [{ topic: 'idem', partition: 0, bytes: bytes.length }] }, [bytes]));
+      const response = await fetch(`${url(broker)}/produce`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body });
+      expect(response.status).toBe(200);
+      return ((await response.json()) as any).partitions[0];
+    };
+
+    expect(await produce(1, batch(0, 0, ['a', 'b', 'c']))).toMatchObject({ baseOffset: 0, lastOffset: 2 });
+    // The same batch again (its answer lost): the offsets of the first time, nothing stored.
+    expect(await produce(1, batch(0, 0, ['a', 'b', 'c']))).toMatchObject({ baseOffset: 0, lastOffset: 2 });
+    expect((await produce(1, batch(0, 5, ['gap']))).error).toMatchObject({ code: 'OUT_OF_ORDER_SEQUENCE', retriable: false });
+    expect(await produce(1, batch(0, 3, ['d', 'e']))).toMatchObject({ baseOffset: 3, lastOffset: 4 });
+    expect(await produce(1, batch(1, 0, ['f']))).toMatchObject({ baseOffset: 5, lastOffset: 5 });
+    expect((await produce(1, batch(0, 5, ['old epoch']))).error).toMatchObject({ code: 'PRODUCER_FENCED', retriable: false });
+
+    // Leadership moves to broker 2, whose producer state came with the replicated batches.
+    const assignment = coordinator.assignment('idem', 0);
+    Object.assign(assignment, { primary: 2, secondary: 1, epoch: 1, isr: [2, 1] });
+    await coordinator.changed();
+    await vi.waitFor(async () => expect(await produce(2, batch(1, 0, ['f']))).toMatchObject({ baseOffset: 5, lastOffset: 5 }), { timeout: 10_000, interval: 50 });
+    expect(await produce(2, batch(1, 1, ['g']))).toMatchObject({ baseOffset: 6, lastOffset: 6 });
+
+    // Broker 1 restarts and leads again: its state was stored with its log.
+    const port = Number(new URL(url(1)).port);
+    await brokers.get(1)!.close();
+    brokers.delete(1);
+    Object.assign(assignment, { primary: 1, secondary: 2, epoch: 2, isr: [1] });
+    await coordinator.changed();
+    await start(1, port);
+    await vi.waitFor(async () => expect(await produce(1, batch(1, 1, ['g']))).toMatchObject({ baseOffset: 6, lastOffset: 6 }), { timeout: 10_000, interval: 50 });
+    expect((await produce(1, batch(1, 3, ['gap']))).error).toMatchObject({ code: 'OUT_OF_ORDER_SEQUENCE' });
+    expect(onDisk(dataDir(1), 'idem', 0).values).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+  });
+
   it('refuses NOT_ENOUGH_REPLICAS when minInsyncReplicas is 2 and the ISR has one member', async () => {
     await coordinator.createTopic('strict', { primary: 1, secondary: null, epoch: 0, isr: [1] }, { minInsyncReplicas: 2 });
     const refused = await post(`${url(1)}/topics/strict/partitions/0/records`, { records: records(1, 's') });
