@@ -508,6 +508,49 @@ describe('broker over HTTP with a stub coordinator', () => {
     await vi.waitFor(async () => expect(await produce(1, batch(1, 1, ['g']))).toMatchObject({ baseOffset: 6, lastOffset: 6 }), { timeout: 10_000, interval: 50 });
     expect((await produce(1, batch(1, 3, ['gap']))).error).toMatchObject({ code: 'OUT_OF_ORDER_SEQUENCE' });
     expect(onDisk(dataDir(1), 'idem', 0).values).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+    // Leave the partition in sync, as the later scenarios expect of every partition.
+    await vi.waitFor(() => expect(coordinator.assignment('idem', 0).isr).toEqual([1, 2]), { timeout: 15_000, interval: 50 });
+  });
+
+  it('stores a JSON produce once per Idempotency-Key, on the primary and after a move to the secondary, and refuses bad keys and reserved producer ids', async () => {
+    await coordinator.createTopic('keyed', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] });
+    const produce = async (broker: number, key: string | undefined, values: string[]) => {
+      const response = await fetch(`${url(broker)}/topics/keyed/partitions/0/records`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(key === undefined ? {} : { 'idempotency-key': key }) },
+        body: JSON.stringify({ records: values.map((value) => ({ value })) }),
+      });
+      return { status: response.status, body: (await response.json()) as any };
+    };
+    expect((await produce(1, 'order-1', ['a', 'b'])).body).toMatchObject({ baseOffset: 0, count: 2 });
+    expect((await produce(1, 'order-1', ['a', 'b'])).body).toMatchObject({ baseOffset: 0, count: 2 });
+    expect((await produce(1, 'order-2', ['c'])).body).toMatchObject({ baseOffset: 2, count: 1 });
+    expect((await produce(1, undefined, ['d'])).body).toMatchObject({ baseOffset: 3, count: 1 });
+    expect((await produce(1, undefined, ['d'])).body).toMatchObject({ baseOffset: 4, count: 1 });
+    const bad = await produce(1, 'x'.repeat(257), ['e']);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('Idempotency-Key') });
+    // A producer's own batch cannot take an id of the keyed range.
+    const reserved = encodeRecordBatch([{ key: null, value: Buffer.from('r'), timestamp: 1 }], { producerId: 2 ** 52 + 1, producerEpoch: 0, baseSequence: 0 });
+    const frame = Buffer.concat(encodeFrame({ partitions: [{ topic: 'keyed', partition: 0, bytes: reserved.length }] }, [reserved]));
+    const refused = await fetch(`${url(1)}/produce`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body: frame });
+    expect(((await refused.json()) as any).partitions[0].error).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('reserved') });
+
+    // The keys came to the secondary with the batches: after a move it answers them as the primary did.
+    const assignment = coordinator.assignment('keyed', 0);
+    Object.assign(assignment, { primary: 2, secondary: 1, epoch: 1, isr: [2, 1] });
+    await coordinator.changed();
+    await vi.waitFor(async () => expect((await produce(2, 'order-2', ['c'])).body).toMatchObject({ baseOffset: 2, count: 1 }), { timeout: 10_000, interval: 50 });
+    expect((await produce(2, 'order-3', ['f'])).body).toMatchObject({ baseOffset: 5, count: 1 });
+    const stored = onDisk(dataDir(2), 'keyed', 0).values;
+    expect(stored).toEqual(['a', 'b', 'c', 'd', 'd', 'f']);
+    // Consumers see the key as a record header.
+    const fetched = await post(`${url(2)}/fetch`, { partitions: [{ topic: 'keyed', partition: 0, offset: 0 }] });
+    expect(fetched.body.partitions[0].records[0].headers).toEqual({ 'Idempotency-Key': 'order-1' });
+    // Leadership goes back to broker 1, in sync, as the later scenarios expect of every partition.
+    Object.assign(assignment, { primary: 1, secondary: 2, epoch: 2, isr: [1, 2] });
+    await coordinator.changed();
+    await vi.waitFor(async () => expect((await produce(1, 'order-3', ['f'])).body).toMatchObject({ baseOffset: 5, count: 1 }), { timeout: 10_000, interval: 50 });
   });
 
   it('refuses NOT_ENOUGH_REPLICAS when minInsyncReplicas is 2 and the ISR has one member', async () => {

@@ -41,7 +41,10 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       process.exit(1);
     });
   const metrics = new BrokerMetrics();
-  const store = BrokerStore.open(config.dataDir, config.durability, { producerStateExpiryMs: config.producerStateExpiryMs });
+  const store = BrokerStore.open(config.dataDir, config.durability, {
+    producerStateExpiryMs: config.producerStateExpiryMs,
+    idempotencyWindowMs: config.idempotencyWindowMs,
+  });
   store.onFatal = (error) => onFatal(error as Error);
   store.onCommit = (_writes, ms) => metrics.groupCommitLatency.observe(ms / 1000);
   try {

@@ -6,8 +6,10 @@ import { MAX_SEQUENCE, addSequence } from '@tessera/protocol';
 import { describe, expect, it } from 'vitest';
 import {
   PRODUCER_BATCHES_KEPT,
+  KEYED_PRODUCER_ID_BASE,
   PartitionProducers,
   applyBatch,
+  keyedProducerId,
   checkSequence,
   truncateEntry,
   type ProducerEntry,
@@ -104,7 +106,7 @@ describe('truncateEntry', () => {
 
 describe('PartitionProducers', () => {
   it('forgets a producer after the expiry, then accepts it at any sequence', () => {
-    const producers = new PartitionProducers(1_000);
+    const producers = new PartitionProducers(1_000, 1_000);
     producers.apply(batch(0, 2), 0, 1, 10_000);
     expect(producers.check(batch(5, 1), 10_500).kind).toBe('out-of-order');
     expect(producers.check(batch(0, 2), 10_999).kind).toBe('duplicate');
@@ -126,18 +128,18 @@ describe('PartitionProducers', () => {
       }
       return offset;
     };
-    const truncated = new PartitionProducers(60_000);
+    const truncated = new PartitionProducers(60_000, 60_000);
     const end = apply(truncated, kept, 0);
     apply(truncated, removed, end);
     truncated.truncate(end);
-    const never = new PartitionProducers(60_000);
+    const never = new PartitionProducers(60_000, 60_000);
     apply(never, kept, 0);
     for (const pid of [PID, 8, 9]) expect(truncated.entry(pid, 1_000)).toEqual(never.entry(pid, 1_000));
     expect(truncated.size).toBe(2);
   });
 
   it('restores the entry a refused request had changed, and reloads from its rows', () => {
-    const producers = new PartitionProducers(60_000);
+    const producers = new PartitionProducers(60_000, 60_000);
     producers.apply(batch(0, 2), 0, 1, 1_000);
     const before = producers.apply(batch(2, 2), 2, 3, 1_000);
     producers.restore(PID, before);
@@ -148,7 +150,44 @@ describe('PartitionProducers', () => {
       last_update_ms: entry!.lastUpdateMs,
       batches: JSON.stringify(entry!.batches),
     }));
-    const reloaded = new PartitionProducers(60_000, rows);
+    const reloaded = new PartitionProducers(60_000, 60_000, rows);
     expect(reloaded.entry(PID, 1_000)).toEqual(producers.entry(PID, 1_000));
+  });
+});
+
+describe('idempotency keys', () => {
+  const keyed = (key: string, records = 1): SequencedBatch => ({ producerId: keyedProducerId(key), producerEpoch: 0, baseSequence: 0, lastOffsetDelta: records - 1, key });
+
+  it('derive a safe producer id in the keyed range', () => {
+    for (const key of ['a', 'order-17', 'x'.repeat(256)]) {
+      const id = keyedProducerId(key);
+      expect(Number.isSafeInteger(id) && id >= KEYED_PRODUCER_ID_BASE).toBe(true);
+      expect(keyedProducerId(key)).toBe(id);
+    }
+    expect(keyedProducerId('a')).not.toBe(keyedProducerId('b'));
+  });
+
+  it('store a request once per key within the window; a different key of the same id takes the entry over', () => {
+    const producers = new PartitionProducers(60_000, 1_000);
+    producers.apply(keyed('k', 3), 10, 12, 5_000);
+    expect(producers.check(keyed('k', 3), 5_500)).toEqual({ kind: 'duplicate', baseOffset: 10, lastOffset: 12 });
+    // The same key with other records is still the same request (like Nats-Msg-Id).
+    expect(producers.check(keyed('k', 1), 5_500).kind).toBe('duplicate');
+    expect(producers.check(keyed('k', 3), 6_000).kind).toBe('append');
+    // A hash collision: same id, another key. It is stored, never mistaken for a duplicate.
+    const collision = { ...keyed('other'), producerId: keyedProducerId('k') };
+    expect(producers.check(collision, 5_500).kind).toBe('append');
+    producers.apply(collision, 13, 13, 5_600);
+    expect(producers.check(keyed('k', 3), 5_700).kind).toBe('append');
+    expect(producers.check(collision, 5_700)).toEqual({ kind: 'duplicate', baseOffset: 13, lastOffset: 13 });
+  });
+
+  it('expire after the window while producers keep the producer expiry', () => {
+    const producers = new PartitionProducers(60_000, 1_000);
+    producers.apply(keyed('k'), 0, 0, 0);
+    producers.apply(batch(0, 1), 1, 1, 0);
+    producers.expire(1_000);
+    expect(producers.size).toBe(1);
+    expect(producers.entry(PID, 1_000)).toBeDefined();
   });
 });

@@ -15,11 +15,24 @@
  * answered with the offsets it got the first time; otherwise its first sequence must follow the
  * last one. A producer the partition does not know (never seen, or expired) may start at any
  * sequence, so a producer idle for longer than the expiry goes on where it was.
+ *
+ * Idempotency keys (curl users, `Idempotency-Key` on the JSON produce route) ride on the same
+ * state: the route stamps the batch with a producer id derived from the key (in a range the
+ * coordinator never hands out, from KEYED_PRODUCER_ID_BASE) at sequence 0, and every record
+ * carries the key as a header. The entry of such an id remembers the key itself (read from the
+ * first record of the batch, the only decoding this state ever does, and only for keyed
+ * batches), so a request is a duplicate only when its key is the same string, not merely the
+ * same hash; a different key with the same id replaces the entry. Keyed entries expire after the
+ * idempotency window instead of the producer expiry.
  */
-import { addSequence } from '@tessera/protocol';
+import { createHash } from 'node:crypto';
+import { IDEMPOTENCY_KEY_HEADER, addSequence, decodeRecordBatch } from '@tessera/protocol';
 
 /** Batches of one producer remembered per partition (Kafka's limit on a producer's in-flight requests). */
 export const PRODUCER_BATCHES_KEPT = 5;
+
+/** Producer ids from here on are derived from idempotency keys; the coordinator hands out ids below it. */
+export const KEYED_PRODUCER_ID_BASE = 2 ** 52;
 
 /** What the producer-state rules read of a batch header. */
 export interface SequencedBatch {
@@ -27,6 +40,14 @@ export interface SequencedBatch {
   producerEpoch: number;
   baseSequence: number;
   lastOffsetDelta: number;
+  /** The idempotency key of a keyed batch (producer id from KEYED_PRODUCER_ID_BASE). */
+  key?: string;
+}
+
+/** The producer id of an idempotency key: 52 bits of its SHA-256 above KEYED_PRODUCER_ID_BASE (a safe integer). */
+export function keyedProducerId(key: string): number {
+  const digest = createHash('sha256').update(key, 'utf8').digest();
+  return KEYED_PRODUCER_ID_BASE + (digest.readUIntBE(0, 6) * 16 + (digest[6] >> 4));
 }
 
 /** One stored batch of a producer: its sequence numbers and where it was stored. */
@@ -44,6 +65,8 @@ export interface ProducerEntry {
   batches: readonly BatchSpan[];
   /** When this replica last stored a batch of it (its wall clock), for the expiry. */
   lastUpdateMs: number;
+  /** The idempotency key of a keyed producer id. */
+  key?: string;
 }
 
 export type SequenceVerdict =
@@ -55,6 +78,11 @@ export type SequenceVerdict =
 /** What a primary does with `batch` given its producer's entry (undefined: unknown or expired). */
 export function checkSequence(entry: ProducerEntry | undefined, batch: SequencedBatch): SequenceVerdict {
   if (entry === undefined) return { kind: 'append' };
+  if (batch.key !== undefined) {
+    // A keyed request is stored once per key; another key of the same id takes the entry over.
+    const span = entry.batches[entry.batches.length - 1];
+    return entry.key === batch.key ? { kind: 'duplicate', baseOffset: span.baseOffset, lastOffset: span.lastOffset } : { kind: 'append' };
+  }
   const { producerId, producerEpoch, baseSequence } = batch;
   if (producerEpoch < entry.epoch) {
     return { kind: 'fenced', message: `producer ${producerId} epoch ${producerEpoch} is fenced: the partition has seen epoch ${entry.epoch}` };
@@ -94,6 +122,7 @@ export function applyBatch(
 ): ProducerEntry {
   const span: BatchSpan = { firstSeq: batch.baseSequence, lastSeq: addSequence(batch.baseSequence, batch.lastOffsetDelta), baseOffset, lastOffset };
   if (entry !== undefined && entry.batches[entry.batches.length - 1].lastOffset >= baseOffset) return entry;
+  if (batch.key !== undefined) return { epoch: batch.producerEpoch, batches: [span], lastUpdateMs: nowMs, key: batch.key };
   // The log is the truth: a batch the primary accepted starts a new entry when its epoch differs
   // (a newer epoch, or an older one the primary accepted because it had expired the entry).
   if (entry === undefined || entry.epoch !== batch.producerEpoch) return { epoch: batch.producerEpoch, batches: [span], lastUpdateMs: nowMs };
@@ -108,8 +137,8 @@ export function truncateEntry(entry: ProducerEntry, toOffset: number): ProducerE
   return batches.length === 0 ? undefined : { ...entry, batches };
 }
 
-export function isExpired(entry: ProducerEntry, nowMs: number, expiryMs: number): boolean {
-  return nowMs - entry.lastUpdateMs >= expiryMs;
+export function isExpired(entry: ProducerEntry, nowMs: number, expiryMs: number, keyWindowMs = expiryMs): boolean {
+  return nowMs - entry.lastUpdateMs >= (entry.key === undefined ? expiryMs : keyWindowMs);
 }
 
 /** The producer fields of the batch at the start of `bytes`, or undefined when it has no producer id (-1). */
@@ -117,12 +146,19 @@ export function sequencedBatch(bytes: Buffer): SequencedBatch | undefined {
   // producerId is an int64 at byte 43: negative exactly when its high word is.
   const high = bytes.readInt32BE(43);
   if (high < 0) return undefined;
-  return {
-    producerId: high * 2 ** 32 + bytes.readUInt32BE(47),
+  const producerId = high * 2 ** 32 + bytes.readUInt32BE(47);
+  const batch: SequencedBatch = {
+    producerId,
     producerEpoch: bytes.readInt16BE(51),
     baseSequence: bytes.readInt32BE(53),
     lastOffsetDelta: bytes.readInt32BE(23),
   };
+  if (producerId >= KEYED_PRODUCER_ID_BASE) {
+    const header = decodeRecordBatch(bytes).records[0]?.headers.find((h) => h.key === IDEMPOTENCY_KEY_HEADER);
+    // Stored by the JSON route with the key on every record; without it the id counts as a plain producer.
+    if (header?.value != null) batch.key = header.value.toString('utf8');
+  }
+  return batch;
 }
 
 /** A persisted entry: the row of `producers` in broker.db. */
@@ -131,6 +167,7 @@ export interface ProducerRow {
   epoch: number;
   last_update_ms: number;
   batches: string;
+  idempotency_key: string | null;
 }
 
 /**
@@ -143,11 +180,15 @@ export class PartitionProducers {
 
   constructor(
     readonly expiryMs: number,
+    readonly keyWindowMs: number,
     rows: readonly ProducerRow[] = [],
   ) {
     for (const row of rows) {
       const batches = JSON.parse(row.batches) as BatchSpan[];
-      if (batches.length > 0) this.entries.set(row.producer_id, { epoch: row.epoch, batches, lastUpdateMs: row.last_update_ms });
+      if (batches.length === 0) continue;
+      const entry: ProducerEntry = { epoch: row.epoch, batches, lastUpdateMs: row.last_update_ms };
+      if (row.idempotency_key !== null) entry.key = row.idempotency_key;
+      this.entries.set(row.producer_id, entry);
     }
   }
 
@@ -158,7 +199,7 @@ export class PartitionProducers {
   /** The producer's live entry: undefined when unknown or expired. */
   entry(producerId: number, nowMs: number): ProducerEntry | undefined {
     const entry = this.entries.get(producerId);
-    return entry === undefined || isExpired(entry, nowMs, this.expiryMs) ? undefined : entry;
+    return entry === undefined || isExpired(entry, nowMs, this.expiryMs, this.keyWindowMs) ? undefined : entry;
   }
 
   check(batch: SequencedBatch, nowMs: number): SequenceVerdict {
@@ -197,7 +238,7 @@ export class PartitionProducers {
   /** Drops every expired entry. */
   expire(nowMs: number): void {
     for (const [producerId, entry] of this.entries) {
-      if (!isExpired(entry, nowMs, this.expiryMs)) continue;
+      if (!isExpired(entry, nowMs, this.expiryMs, this.keyWindowMs)) continue;
       this.entries.delete(producerId);
       this.changed.add(producerId);
     }

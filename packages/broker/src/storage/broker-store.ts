@@ -56,9 +56,14 @@ export const DEFAULT_PRODUCER_STATE_EXPIRY_MS = 7 * 24 * 60 * 60 * 1000;
 /** How often a log drops expired producers, at most (checked on its appends). */
 const PRODUCER_EXPIRY_SWEEP_MS = 60_000;
 
+/** How long a partition remembers an idempotency key of the JSON produce route (JetStream's default duplicate window). */
+export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 2 * 60 * 1000;
+
 export interface StoreOptions {
   /** How long a partition keeps the state of a producer it has not stored a batch of. */
   producerStateExpiryMs?: number;
+  /** How long a partition remembers an idempotency key. */
+  idempotencyWindowMs?: number;
 }
 
 type Stmt = Database.Statement;
@@ -120,10 +125,13 @@ export class BrokerStore {
   };
 
   readonly producerStateExpiryMs: number;
+  readonly idempotencyWindowMs: number;
 
   private constructor(file: string, durability: Durability, options: StoreOptions) {
     this.file = file;
     this.producerStateExpiryMs = options.producerStateExpiryMs ?? DEFAULT_PRODUCER_STATE_EXPIRY_MS;
+    this.idempotencyWindowMs = options.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS;
+    assert(this.idempotencyWindowMs > 0, `idempotency window ${this.idempotencyWindowMs} ms must be positive`);
     assert(this.producerStateExpiryMs > 0, `producer state expiry ${this.producerStateExpiryMs} ms must be positive`);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
@@ -299,7 +307,7 @@ export class PartitionLog {
     );
     // The checkpoint may be ahead of the log if the tail was truncated; HW never exceeds LEO.
     this.checkpointedHw = Math.min(state?.hw ?? 0, this.leoValue);
-    this.producers = new PartitionProducers(store.producerStateExpiryMs, stmt.selectProducers.all(topic, partition) as ProducerRow[]);
+    this.producers = new PartitionProducers(store.producerStateExpiryMs, store.idempotencyWindowMs, stmt.selectProducers.all(topic, partition) as ProducerRow[]);
   }
 
   /** Log end offset: the offset the next record gets (counting writes queued but not yet committed). */
@@ -474,7 +482,7 @@ export class PartitionLog {
     const { topic, partition } = this;
     for (const [producerId, entry] of this.producers.takeChanges()) {
       if (entry === undefined) ops.push(['deleteProducer', topic, partition, producerId]);
-      else ops.push(['upsertProducer', topic, partition, producerId, entry.epoch, entry.lastUpdateMs, JSON.stringify(entry.batches)]);
+      else ops.push(['upsertProducer', topic, partition, producerId, entry.epoch, entry.lastUpdateMs, JSON.stringify(entry.batches), entry.key ?? null]);
     }
   }
 

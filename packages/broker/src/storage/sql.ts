@@ -11,7 +11,8 @@
  * - partitions(topic, partition, hw, log_start_offset): every log this broker holds, with its
  *   HW checkpoint.
  * - producers(topic, partition, producer_id, epoch, last_update_ms, batches): the idempotent
- *   producers' state of each log (their epoch and last batches as JSON; see producers/), written
+ *   producers' state of each log (their epoch, last batches as JSON and, for a producer id of an
+ *   idempotency key, the key; see producers/), written
  *   in the transaction of the batches that changed it.
  * - meta(key, value): the schema version.
  */
@@ -26,6 +27,7 @@ const PRODUCERS_TABLE = `
     epoch INTEGER NOT NULL,
     last_update_ms INTEGER NOT NULL,
     batches TEXT NOT NULL,
+    idempotency_key TEXT,
     PRIMARY KEY (topic, partition, producer_id)
   );
 `;
@@ -107,10 +109,11 @@ export const SQL = {
   selectPartitions: 'SELECT topic, partition FROM partitions ORDER BY topic, partition',
   deletePartition: 'DELETE FROM partitions WHERE topic = ? AND partition = ?',
   upsertProducer:
-    'INSERT INTO producers (topic, partition, producer_id, epoch, last_update_ms, batches) VALUES (?, ?, ?, ?, ?, ?) ' +
-    'ON CONFLICT(topic, partition, producer_id) DO UPDATE SET epoch = excluded.epoch, last_update_ms = excluded.last_update_ms, batches = excluded.batches',
+    'INSERT INTO producers (topic, partition, producer_id, epoch, last_update_ms, batches, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?) ' +
+    'ON CONFLICT(topic, partition, producer_id) DO UPDATE SET epoch = excluded.epoch, last_update_ms = excluded.last_update_ms, ' +
+    'batches = excluded.batches, idempotency_key = excluded.idempotency_key',
   deleteProducer: 'DELETE FROM producers WHERE topic = ? AND partition = ? AND producer_id = ?',
-  selectProducers: 'SELECT producer_id, epoch, last_update_ms, batches FROM producers WHERE topic = ? AND partition = ?',
+  selectProducers: 'SELECT producer_id, epoch, last_update_ms, batches, idempotency_key FROM producers WHERE topic = ? AND partition = ?',
   deleteProducers: 'DELETE FROM producers WHERE topic = ? AND partition = ?',
   upsertMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
   selectMeta: 'SELECT value FROM meta WHERE key = ?',

@@ -362,7 +362,8 @@ export class Store {
   allocateProducerId(): number {
     return this.transaction(() => {
       const id = Number(this.statements.getMeta.get(NEXT_PRODUCER_ID)?.value ?? 0);
-      if (!Number.isSafeInteger(id) || id < 0) throw new Error(`coordinator.db: meta ${NEXT_PRODUCER_ID} is ${id}, not a producer id`);
+      // Ids from 2^52 are the brokers' ids of idempotency keys.
+      if (!Number.isSafeInteger(id) || id < 0 || id >= 2 ** 52) throw new Error(`coordinator.db: meta ${NEXT_PRODUCER_ID} is ${id}, not a producer id`);
       this.statements.setMeta.run(NEXT_PRODUCER_ID, String(id + 1));
       return id;
     });
