@@ -46,6 +46,23 @@ async function cluster(partitions: number) {
   return { coordinator, broker };
 }
 
+/** A one-partition cluster whose broker refuses the first produce with `refusal`, then stores. */
+async function refusingOnce(refusal: ReturnType<typeof partitionError>) {
+  const { coordinator, broker } = await cluster(1);
+  const logs: StoredLogs = new Map();
+  let refuse = true;
+  broker.on(
+    'POST',
+    '/produce',
+    storingProduceHandler(logs, () => {
+      if (!refuse) return undefined;
+      refuse = false;
+      return refusal;
+    }),
+  );
+  return { coordinator, broker, logs };
+}
+
 describe('idempotent producer', () => {
   it('numbers each partition from 0 under one producer id, and sends none when idempotent is false', async () => {
     const { coordinator, broker } = await cluster(2);
@@ -89,18 +106,7 @@ describe('idempotent producer', () => {
   });
 
   it('fails the batch on OUT_OF_ORDER_SEQUENCE and goes on under a new producer id from sequence 0', async () => {
-    const { coordinator, broker } = await cluster(1);
-    const logs: StoredLogs = new Map();
-    let refuse = true;
-    broker.on(
-      'POST',
-      '/produce',
-      storingProduceHandler(logs, () => {
-        if (!refuse) return undefined;
-        refuse = false;
-        return partitionError('OUT_OF_ORDER_SEQUENCE', 'expected sequence 4, got 0');
-      }),
-    );
+    const { coordinator, broker, logs } = await refusingOnce(partitionError('OUT_OF_ORDER_SEQUENCE', 'expected sequence 4, got 0'));
     const producer = client(coordinator).producer();
     const failed = await producer.send({ topic: 't', value: 'first' }).catch((error: unknown) => error);
     expect(failed).toBeInstanceOf(TesseraError);
@@ -116,18 +122,7 @@ describe('idempotent producer', () => {
   });
 
   it('gives the numbers of a batch refused on its only attempt back to the partition', async () => {
-    const { coordinator, broker } = await cluster(1);
-    const logs: StoredLogs = new Map();
-    let refuse = true;
-    broker.on(
-      'POST',
-      '/produce',
-      storingProduceHandler(logs, () => {
-        if (!refuse) return undefined;
-        refuse = false;
-        return partitionError('FORBIDDEN');
-      }),
-    );
+    const { coordinator, broker } = await refusingOnce(partitionError('FORBIDDEN'));
     const producer = client(coordinator).producer();
     await expect(producer.send({ topic: 't', value: 'first' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
     await producer.send({ topic: 't', value: 'second' });
