@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Consumer } from '@tessera/client';
+import { JsonHttpClient } from '@tessera/protocol';
 import { type Cluster, startCluster, waitFor, launcher } from './harness/cluster.js';
 import { History, describeReport } from './harness/history.js';
 import { KeyedLoad } from './harness/keyed-load.js';
@@ -82,6 +83,7 @@ async function runSchedule(seed: number): Promise<void> {
     await load.stop();
   }
   nemesis.log(`producers stopped: ${load.acknowledged} acknowledged, ${load.unknown} unknown`);
+  nemesis.log(`retried batches answered from the producer state (brokers up now, since their start): ${await duplicateBatches(cluster)}`);
 
   // Every acknowledged record reaches the group that ran through the faults, and a new group
   // reading the logs afterwards finds them all too.
@@ -111,6 +113,22 @@ async function runSchedule(seed: number): Promise<void> {
     expect(report.storedDuplicates, context).toBe(0);
   }
   expect(load.acknowledged).toBeGreaterThan(0);
+}
+
+/** The sum of tessera_broker_produce_duplicate_batches_total over the running brokers (a restart resets a broker's count). */
+async function duplicateBatches(target: Cluster): Promise<number> {
+  const http = new JsonHttpClient({ timeoutMs: 3_000, tls: target.tls });
+  let total = 0;
+  try {
+    for (const broker of target.brokers.values()) {
+      if (!broker.running) continue;
+      const text = await http.getText(`${broker.url}/metrics`).catch(() => '');
+      total += Number(/^tessera_broker_produce_duplicate_batches_total (\d+)$/m.exec(text)?.[1] ?? 0);
+    }
+  } finally {
+    http.close();
+  }
+  return total;
 }
 
 describe(`the fault-injection suite (${launcher})`, () => {

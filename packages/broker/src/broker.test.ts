@@ -564,8 +564,10 @@ describe('broker over HTTP with a stub coordinator', () => {
   });
 
   it('fences a push of a stale epoch, and answers OFFSET_MISMATCH with its log so a primary can truncate it', async () => {
-    await coordinator.createTopic('fenced', { primary: 1, secondary: 2, epoch: 5, isr: [1, 2] });
-    const base = { topic: 'fenced', partition: 0, primaryId: 1 };
+    // The primary is a broker that does not run: this test's pushes are the only ones broker 2
+    // gets (a running primary's own sync push could truncate the log between them).
+    await coordinator.createTopic('fenced', { primary: 9, secondary: 2, epoch: 5, isr: [9, 2] });
+    const base = { topic: 'fenced', partition: 0, primaryId: 9 };
 
     const [stale] = await exchange(url(2), [{ head: { ...base, epoch: 4, baseOffset: 0 }, batches: [rec(0, 4)] }]);
     expect(stale.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 5 });
@@ -746,6 +748,9 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(refused.body.error.code).toBe('NOT_PRIMARY');
     coordinator.isrMode = 'accept';
     await start(2, secondaryPort);
+    // The topic goes: its deposed primary's ISR requests must not race the next scenario's.
+    coordinator.topics.delete('guarded');
+    await coordinator.changed();
   });
 
   it('counts a caught-up secondary for the HW from the moment it asks to expand the ISR, even when the answer is lost', async () => {
