@@ -40,7 +40,8 @@ describe('a three-broker cluster', () => {
       expect(report.lost, describeReport(report)).toEqual([]);
       expect(report.unexpected).toEqual([]);
       expect(report.reordered).toEqual([]);
-      expect(report.duplicates).toBe(0);
+      expect(report.storedDuplicates).toBe(0);
+      expect(report.redelivered).toBe(0);
     }
     // The two members of group a shared the partitions, three each.
     expect(memberA1.assignment().length).toBe(3);

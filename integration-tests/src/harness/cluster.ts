@@ -42,6 +42,8 @@ export interface ClusterOptions {
   tls?: boolean;
   /** Extra environment of every service (e.g. TESSERA_HEADERS_TIMEOUT_MS). Processes launcher only. */
   serviceEnv?: Record<string, string>;
+  /** Extra environment of one broker, by id (e.g. TESSERA_FAILPOINTS for that broker alone). */
+  brokerEnv?: Record<number, Record<string, string>>;
 }
 
 /** The network links of one broker that a scenario can cut, blackhole or delay. */

@@ -161,6 +161,7 @@ export async function startContainerCluster(options: ClusterOptions): Promise<Cl
             TESSERA_INTERNAL_URL: `http://broker-${id}:${BROKER_PORT}`,
             TESSERA_COORDINATOR: `http://coordinator:${COORDINATOR_PORT}`,
             TESSERA_CLUSTER_SECRET: clusterSecret,
+            ...options.brokerEnv?.[id],
           })
           .withCommand([
             'broker',

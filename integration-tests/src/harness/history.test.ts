@@ -16,10 +16,10 @@ describe('History', () => {
   it('reports a clean history as clean', () => {
     const h = history();
     for (let seq = 0; seq < 3; seq++) h.delivered('g', recordValue('k', seq, `u${seq}`), 0, seq);
-    expect(h.check('g')).toMatchObject({ acknowledged: 3, lost: [], unexpected: [], reordered: [], duplicates: 0 });
+    expect(h.check('g')).toMatchObject({ acknowledged: 3, lost: [], unexpected: [], reordered: [], storedDuplicates: 0, redelivered: 0 });
   });
 
-  it('reports lost, unexpected, reordered and duplicated records', () => {
+  it('reports lost, unexpected, reordered and redelivered records', () => {
     const h = history();
     h.delivered('g', recordValue('k', 2, 'u2'), 0, 0);
     h.delivered('g', recordValue('k', 0, 'u0'), 0, 1);
@@ -29,7 +29,19 @@ describe('History', () => {
     expect(report.lost).toEqual(['k:1:u1']);
     expect(report.unexpected).toEqual(['x:0:never-sent']);
     expect(report.reordered).toEqual([{ key: 'k', seq: 0, after: 2 }]);
-    expect(report.duplicates).toBe(1);
+    expect(report.redelivered).toBe(1);
+    expect(report.storedDuplicates).toBe(0);
+  });
+
+  it('tells a record the log stored twice from a position delivered twice', () => {
+    const h = history();
+    for (let seq = 0; seq < 3; seq++) h.delivered('g', recordValue('k', seq, `u${seq}`), 0, seq);
+    // Offset 3 holds a second copy of record 1 (a retried produce stored again) ...
+    h.delivered('g', recordValue('k', 1, 'u1'), 0, 3);
+    // ... and after a rebalance offsets 2 and 3 come again.
+    h.delivered('g', recordValue('k', 2, 'u2'), 0, 2);
+    h.delivered('g', recordValue('k', 1, 'u1'), 0, 3);
+    expect(h.check('g')).toMatchObject({ lost: [], unexpected: [], reordered: [], storedDuplicates: 1, redelivered: 2 });
   });
 
   it('reports a value whose bytes changed (or became text) as unexpected, and its record as lost', () => {

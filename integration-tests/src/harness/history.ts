@@ -3,8 +3,12 @@
  * failed, unknown) and every delivery to a consumer group, then reports what a user
  * of a broker cares about: acknowledged records never delivered (lost), deliveries of
  * records never sent or whose bytes changed (unexpected), a key's records delivered out of the order they
- * were acknowledged in (reordered), and records delivered more than once (duplicates,
- * allowed under at-least-once but counted).
+ * were acknowledged in (reordered), and records delivered more than once, told apart by where
+ * they come from:
+ * - stored duplicates: one produced record found at two (or more) positions of the log, i.e. the
+ *   log stored it twice (a retried produce stored again; the idempotent producer prevents it);
+ * - redelivered: one position delivered to the group again (after a rebalance or a crash, records
+ *   after the last commit come again: at-least-once, allowed but counted).
  */
 
 import { createHash } from 'node:crypto';
@@ -54,7 +58,10 @@ export interface CheckReport {
   lost: string[];
   unexpected: string[];
   reordered: Array<{ key: string; seq: number; after: number }>;
-  duplicates: number;
+  /** Deliveries of a record at a position other than the first one it was delivered at: extra copies in the log. */
+  storedDuplicates: number;
+  /** Deliveries of a position (partition, offset) already delivered to the group. */
+  redelivered: number;
 }
 
 export class History {
@@ -94,6 +101,8 @@ export class History {
   check(group: string): CheckReport {
     const deliveries = this.deliveriesOf(group);
     const seen = new Set<string>();
+    /** Every position each record was delivered at. */
+    const positions = new Map<string, Set<string>>();
     const highestSeq = new Map<string, number>();
     const report: CheckReport = {
       sent: this.outcomes.size,
@@ -104,22 +113,31 @@ export class History {
       lost: [],
       unexpected: [],
       reordered: [],
-      duplicates: 0,
+      storedDuplicates: 0,
+      redelivered: 0,
     };
     for (const outcome of this.outcomes.values()) {
       if (outcome === 'ok') report.acknowledged++;
       else if (outcome === 'failed') report.failed++;
       else report.unknown++;
     }
-    for (const { value } of deliveries) {
+    for (const { value, partition, offset } of deliveries) {
       if (!this.outcomes.has(value)) {
         report.unexpected.push(value);
         continue;
       }
       if (seen.has(value)) {
-        report.duplicates++;
+        const at = positions.get(value)!;
+        const position = `${partition}:${offset}`;
+        if (at.has(position)) {
+          report.redelivered++;
+        } else {
+          at.add(position);
+          report.storedDuplicates++;
+        }
         continue;
       }
+      positions.set(value, new Set([`${partition}:${offset}`]));
       seen.add(value);
       // Only acknowledged records promise an order; an unknown one may land anywhere it was retried.
       if (this.outcomes.get(value) !== 'ok') continue;

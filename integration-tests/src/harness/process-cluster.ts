@@ -75,7 +75,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
       role: 'broker',
       url: `${scheme}://127.0.0.1:${port}`,
       logDir,
-      env,
+      env: { ...env, ...options.brokerEnv?.[id] },
       tls,
       args: [
         ...tlsFlags(`broker-${id}`),

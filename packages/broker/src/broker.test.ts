@@ -468,6 +468,94 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(back.body.partitions[0].records[0]).toMatchObject({ value: '/gA=', encoding: 'base64' });
   });
 
+  it('stores each batch of an idempotent producer once, refuses gaps and old epochs, and keeps the producer state across failover and restart', async () => {
+    await coordinator.createTopic('idem', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] });
+    // A fresh encoding per send: the broker stamps offsets into the bytes it is given.
+    const batch = (producerEpoch: number, baseSequence: number, values: string[]) =>
+      encodeRecordBatch(
+        values.map((value) => ({ key: null, value: Buffer.from(value), timestamp: 1 })),
+        { producerId: 42, producerEpoch, baseSequence },
+      );
+    const produce = async (broker: number, bytes: Buffer) => {
+      const body = Buffer.concat(encodeFrame({ partitions: [{ topic: 'idem', partition: 0, bytes: bytes.length }] }, [bytes]));
+      const response = await fetch(`${url(broker)}/produce`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body });
+      expect(response.status).toBe(200);
+      return ((await response.json()) as any).partitions[0];
+    };
+
+    expect(await produce(1, batch(0, 0, ['a', 'b', 'c']))).toMatchObject({ baseOffset: 0, lastOffset: 2 });
+    // The same batch again (its answer lost): the offsets of the first time, nothing stored.
+    expect(await produce(1, batch(0, 0, ['a', 'b', 'c']))).toMatchObject({ baseOffset: 0, lastOffset: 2 });
+    expect((await produce(1, batch(0, 5, ['gap']))).error).toMatchObject({ code: 'OUT_OF_ORDER_SEQUENCE', retriable: false });
+    expect(await produce(1, batch(0, 3, ['d', 'e']))).toMatchObject({ baseOffset: 3, lastOffset: 4 });
+    expect(await produce(1, batch(1, 0, ['f']))).toMatchObject({ baseOffset: 5, lastOffset: 5 });
+    expect((await produce(1, batch(0, 5, ['old epoch']))).error).toMatchObject({ code: 'PRODUCER_FENCED', retriable: false });
+
+    // Leadership moves to broker 2, whose producer state came with the replicated batches.
+    const assignment = coordinator.assignment('idem', 0);
+    Object.assign(assignment, { primary: 2, secondary: 1, epoch: 1, isr: [2, 1] });
+    await coordinator.changed();
+    await vi.waitFor(async () => expect(await produce(2, batch(1, 0, ['f']))).toMatchObject({ baseOffset: 5, lastOffset: 5 }), { timeout: 10_000, interval: 50 });
+    expect(await produce(2, batch(1, 1, ['g']))).toMatchObject({ baseOffset: 6, lastOffset: 6 });
+
+    // Broker 1 restarts and leads again: its state was stored with its log.
+    const port = Number(new URL(url(1)).port);
+    await brokers.get(1)!.close();
+    brokers.delete(1);
+    Object.assign(assignment, { primary: 1, secondary: 2, epoch: 2, isr: [1] });
+    await coordinator.changed();
+    await start(1, port);
+    await vi.waitFor(async () => expect(await produce(1, batch(1, 1, ['g']))).toMatchObject({ baseOffset: 6, lastOffset: 6 }), { timeout: 10_000, interval: 50 });
+    expect((await produce(1, batch(1, 3, ['gap']))).error).toMatchObject({ code: 'OUT_OF_ORDER_SEQUENCE' });
+    expect(onDisk(dataDir(1), 'idem', 0).values).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+    // The topic goes, so its replicas take no part in the later scenarios.
+    await vi.waitFor(() => expect(coordinator.assignment('idem', 0).isr).toEqual([1, 2]), { timeout: 15_000, interval: 50 });
+    coordinator.topics.delete('idem');
+    await coordinator.changed();
+    await vi.waitFor(() => expect(onDisk(dataDir(2), 'idem', 0).held).toBe(false));
+  });
+
+  it('stores a JSON produce once per Idempotency-Key, on the primary and after a move to the secondary, and refuses bad keys and reserved producer ids', async () => {
+    await coordinator.createTopic('keyed', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] });
+    const produce = async (broker: number, key: string | undefined, values: string[]) => {
+      const response = await fetch(`${url(broker)}/topics/keyed/partitions/0/records`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(key === undefined ? {} : { 'idempotency-key': key }) },
+        body: JSON.stringify({ records: values.map((value) => ({ value })) }),
+      });
+      return { status: response.status, body: (await response.json()) as any };
+    };
+    expect((await produce(1, 'order-1', ['a', 'b'])).body).toMatchObject({ baseOffset: 0, count: 2 });
+    expect((await produce(1, 'order-1', ['a', 'b'])).body).toMatchObject({ baseOffset: 0, count: 2 });
+    expect((await produce(1, 'order-2', ['c'])).body).toMatchObject({ baseOffset: 2, count: 1 });
+    expect((await produce(1, undefined, ['d'])).body).toMatchObject({ baseOffset: 3, count: 1 });
+    expect((await produce(1, undefined, ['d'])).body).toMatchObject({ baseOffset: 4, count: 1 });
+    const bad = await produce(1, 'x'.repeat(257), ['e']);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('Idempotency-Key') });
+    // A producer's own batch cannot take an id of the keyed range.
+    const reserved = encodeRecordBatch([{ key: null, value: Buffer.from('r'), timestamp: 1 }], { producerId: 2 ** 52 + 1, producerEpoch: 0, baseSequence: 0 });
+    const frame = Buffer.concat(encodeFrame({ partitions: [{ topic: 'keyed', partition: 0, bytes: reserved.length }] }, [reserved]));
+    const refused = await fetch(`${url(1)}/produce`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body: frame });
+    expect(((await refused.json()) as any).partitions[0].error).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('reserved') });
+
+    // The keys came to the secondary with the batches: after a move it answers them as the primary did.
+    const assignment = coordinator.assignment('keyed', 0);
+    Object.assign(assignment, { primary: 2, secondary: 1, epoch: 1, isr: [2, 1] });
+    await coordinator.changed();
+    await vi.waitFor(async () => expect((await produce(2, 'order-2', ['c'])).body).toMatchObject({ baseOffset: 2, count: 1 }), { timeout: 10_000, interval: 50 });
+    expect((await produce(2, 'order-3', ['f'])).body).toMatchObject({ baseOffset: 5, count: 1 });
+    const stored = onDisk(dataDir(2), 'keyed', 0).values;
+    expect(stored).toEqual(['a', 'b', 'c', 'd', 'd', 'f']);
+    // Consumers see the key as a record header.
+    const fetched = await post(`${url(2)}/fetch`, { partitions: [{ topic: 'keyed', partition: 0, offset: 0 }] });
+    expect(fetched.body.partitions[0].records[0].headers).toEqual({ 'Idempotency-Key': 'order-1' });
+    // The topic goes, so its replicas take no part in the later scenarios.
+    coordinator.topics.delete('keyed');
+    await coordinator.changed();
+    await vi.waitFor(() => expect(onDisk(dataDir(1), 'keyed', 0).held).toBe(false));
+  });
+
   it('refuses NOT_ENOUGH_REPLICAS when minInsyncReplicas is 2 and the ISR has one member', async () => {
     await coordinator.createTopic('strict', { primary: 1, secondary: null, epoch: 0, isr: [1] }, { minInsyncReplicas: 2 });
     const refused = await post(`${url(1)}/topics/strict/partitions/0/records`, { records: records(1, 's') });
@@ -476,8 +564,10 @@ describe('broker over HTTP with a stub coordinator', () => {
   });
 
   it('fences a push of a stale epoch, and answers OFFSET_MISMATCH with its log so a primary can truncate it', async () => {
-    await coordinator.createTopic('fenced', { primary: 1, secondary: 2, epoch: 5, isr: [1, 2] });
-    const base = { topic: 'fenced', partition: 0, primaryId: 1 };
+    // The primary is a broker that does not run: this test's pushes are the only ones broker 2
+    // gets (a running primary's own sync push could truncate the log between them).
+    await coordinator.createTopic('fenced', { primary: 9, secondary: 2, epoch: 5, isr: [9, 2] });
+    const base = { topic: 'fenced', partition: 0, primaryId: 9 };
 
     const [stale] = await exchange(url(2), [{ head: { ...base, epoch: 4, baseOffset: 0 }, batches: [rec(0, 4)] }]);
     expect(stale.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 5 });
@@ -658,6 +748,9 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(refused.body.error.code).toBe('NOT_PRIMARY');
     coordinator.isrMode = 'accept';
     await start(2, secondaryPort);
+    // The topic goes: its deposed primary's ISR requests must not race the next scenario's.
+    coordinator.topics.delete('guarded');
+    await coordinator.changed();
   });
 
   it('counts a caught-up secondary for the HW from the moment it asks to expand the ISR, even when the answer is lost', async () => {

@@ -41,7 +41,10 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       process.exit(1);
     });
   const metrics = new BrokerMetrics();
-  const store = BrokerStore.open(config.dataDir, config.durability);
+  const store = BrokerStore.open(config.dataDir, config.durability, {
+    producerStateExpiryMs: config.producerStateExpiryMs,
+    idempotencyWindowMs: config.idempotencyWindowMs,
+  });
   store.onFatal = (error) => onFatal(error as Error);
   store.onCommit = (_writes, ms) => metrics.groupCommitLatency.observe(ms / 1000);
   try {
@@ -90,6 +93,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       metrics.flushLocalLatency.observe(stats.localSeconds);
       metrics.flushReplicateLatency.observe(stats.replicateSeconds);
     },
+    onDuplicate: () => metrics.duplicateBatches.inc({}),
   });
 
   const service = createHttpService({

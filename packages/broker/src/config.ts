@@ -9,7 +9,7 @@ import {
 } from '@tessera/protocol';
 import type { TlsClientOptions, TlsServerOptions } from '@tessera/protocol';
 import type { Logger, ServerLimits } from '@tessera/service';
-import type { Durability } from './storage/index.js';
+import { DEFAULT_IDEMPOTENCY_WINDOW_MS, DEFAULT_PRODUCER_STATE_EXPIRY_MS, type Durability } from './storage/index.js';
 
 export interface BrokerConfig {
   id: number;
@@ -27,6 +27,10 @@ export interface BrokerConfig {
   /** How long a secondary in the ISR may fail before the primary asks to shrink the ISR. */
   replicaTimeoutMs: number;
   maxValueBytes: number;
+  /** How long a partition keeps the state of an idempotent producer it has not stored a batch of (default 7 days). */
+  producerStateExpiryMs?: number;
+  /** How long a partition remembers the Idempotency-Key of a JSON produce (default 2 minutes). */
+  idempotencyWindowMs?: number;
   logLevel?: string;
   logPretty?: boolean;
   /** Serve HTTPS with this certificate (else plain HTTP). */
@@ -82,6 +86,8 @@ export const DEFAULT_CONFIG = {
   host: '127.0.0.1',
   coordinatorUrl: DEFAULT_COORDINATOR_URL,
   durability: 'full' as Durability,
+  producerStateExpiryMs: DEFAULT_PRODUCER_STATE_EXPIRY_MS,
+  idempotencyWindowMs: DEFAULT_IDEMPOTENCY_WINDOW_MS,
   heartbeatMs: DEFAULT_HEARTBEAT_MS,
   replicaTimeoutMs: 2_000,
   maxValueBytes: DEFAULT_MAX_VALUE_BYTES,

@@ -37,6 +37,18 @@ const program = new Command('tessera-broker')
       .default(DEFAULT_CONFIG.replicaTimeoutMs),
   )
   .addOption(
+    new Option('--producer-state-expiry-ms <ms>', "how long a partition keeps an idle idempotent producer's state (default 7 days)")
+      .env('TESSERA_PRODUCER_STATE_EXPIRY_MS')
+      .argParser(positiveInt)
+      .default(DEFAULT_CONFIG.producerStateExpiryMs),
+  )
+  .addOption(
+    new Option('--idempotency-window-ms <ms>', 'how long a partition remembers the Idempotency-Key of a JSON produce (default 2 minutes)')
+      .env('TESSERA_IDEMPOTENCY_WINDOW_MS')
+      .argParser(positiveInt)
+      .default(DEFAULT_CONFIG.idempotencyWindowMs),
+  )
+  .addOption(
     new Option('--max-value-bytes <n>', 'largest record value')
       .env('TESSERA_MAX_VALUE_BYTES')
       .argParser(positiveInt)

@@ -116,6 +116,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const produceClient = new DataHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs, ...(config.clientTls ? { tls: config.clientTls } : {}), ...(signer ? { signer } : {}) });
   registerRoutes(service.router, {
     cluster: theCluster,
+    allocateProducerId: () => store.allocateProducerId(),
     groups,
     router: new ProduceRouter(theCluster, produceClient),
     notifier,

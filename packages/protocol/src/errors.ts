@@ -29,6 +29,14 @@ export const ERRORS = {
   /** This broker does not lead the partition; the body names the primary it knows, if any. */
   NOT_PRIMARY: { status: 421, retriable: true },
   PAYLOAD_TOO_LARGE: { status: 413, retriable: false },
+  /**
+   * Idempotent produce: the batch's sequence number does not follow the last one the partition
+   * stored for its producer (a batch in between is missing). The producer starts over with a
+   * new producer id; the records of the refused batch were not stored.
+   */
+  OUT_OF_ORDER_SEQUENCE: { status: 409, retriable: false },
+  /** Idempotent produce: the batch carries an older epoch of its producer id than the partition has seen. */
+  PRODUCER_FENCED: { status: 409, retriable: false },
   /** Too many requests of this kind at once (token requests beyond the coordinator's bound): retry shortly. */
   TOO_MANY_REQUESTS: { status: 429, retriable: true },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retriable: false },

@@ -6,7 +6,7 @@
  * UTF-8 carries `"encoding": "base64"` and all of them in base64.
  */
 import { isUtf8 } from 'node:buffer';
-import { encodeRecordBatch, type DecodedRecord } from './batch/record-batch.js';
+import { encodeRecordBatch, type DecodedRecord, type EncodeBatchOptions } from './batch/record-batch.js';
 import { TesseraError } from './errors.js';
 
 export interface JsonRecordInput {
@@ -30,10 +30,25 @@ export interface JsonRecordOutput {
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
+ * `IDEMPOTENCY_KEY_HEADER`: the HTTP header of a JSON produce that the partition stores once
+ * within the broker's idempotency window; every record of the request carries it as a record
+ * header of the same name, so consumers see it too.
+ */
+export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key';
+
+/**
  * JSON records as one batch (offsets from 0, no epoch yet). A value over `maxValueBytes`, or a
  * value that is not the base64 it claims to be, refuses the whole request, so nothing is stored.
+ * `options` sets the producer fields; `extraHeader` is added to every record (replacing a header
+ * of the same name).
  */
-export function jsonRecordsToBatch(records: readonly JsonRecordInput[], maxValueBytes: number, nowMs = Date.now()): Buffer {
+export function jsonRecordsToBatch(
+  records: readonly JsonRecordInput[],
+  maxValueBytes: number,
+  nowMs = Date.now(),
+  options: EncodeBatchOptions = {},
+  extraHeader?: { key: string; value: string },
+): Buffer {
   const inputs = records.map((record, i) => {
     if (record.valueEncoding === 'base64' && !BASE64.test(record.value)) {
       throw new TesseraError('INVALID_REQUEST', `record ${i}: value is not valid base64 (valueEncoding "base64"); nothing was stored`);
@@ -45,11 +60,16 @@ export function jsonRecordsToBatch(records: readonly JsonRecordInput[], maxValue
     return {
       key: record.key == null ? null : Buffer.from(record.key, 'utf8'),
       value,
-      headers: Object.entries(record.headers ?? {}).map(([key, text]) => ({ key, value: Buffer.from(text, 'utf8') })),
+      headers: [
+        ...Object.entries(record.headers ?? {})
+          .filter(([key]) => key !== extraHeader?.key)
+          .map(([key, text]) => ({ key, value: Buffer.from(text, 'utf8') })),
+        ...(extraHeader === undefined ? [] : [{ key: extraHeader.key, value: Buffer.from(extraHeader.value, 'utf8') }]),
+      ],
       timestamp: record.timestamp ?? nowMs,
     };
   });
-  return encodeRecordBatch(inputs);
+  return encodeRecordBatch(inputs, options);
 }
 
 /** A decoded record as JSON text (base64 for all of its bytes when any of them is not UTF-8). */

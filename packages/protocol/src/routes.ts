@@ -11,6 +11,8 @@ export const COORDINATOR_ROUTES = {
   topics: '/topics',
   topic: '/topics/:topic',
   routedProduce: '/topics/:topic/records',
+  /** A producer id and epoch for an idempotent producer. */
+  producers: '/producers',
   brokers: '/brokers',
   brokerRegister: '/brokers/register',
   brokerHeartbeat: '/brokers/heartbeat',

@@ -211,3 +211,9 @@ export interface HealthResponse {
   service: 'coordinator' | 'broker';
   id?: number;
 }
+
+/** `POST /producers`: the identity an idempotent producer stamps into its batches. */
+export interface InitProducerResponse {
+  producerId: number;
+  producerEpoch: number;
+}

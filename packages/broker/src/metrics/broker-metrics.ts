@@ -113,6 +113,10 @@ const ROLES = ['primary', 'secondary'] as const;
 export class BrokerMetrics {
   readonly recordsProduced = new CounterMetric('tessera_broker_records_produced_total', 'Records acknowledged to producers');
   readonly bytesProduced = new CounterMetric('tessera_broker_bytes_produced_total', 'RecordBatch bytes acknowledged to producers');
+  readonly duplicateBatches = new CounterMetric(
+    'tessera_broker_produce_duplicate_batches_total',
+    'Batches of idempotent producers answered with the offsets of their first storing instead of being stored again',
+  );
   readonly recordsFetched = new CounterMetric('tessera_broker_records_fetched_total', 'Records returned by fetch');
   readonly bytesFetched = new CounterMetric('tessera_broker_bytes_fetched_total', 'RecordBatch bytes returned by fetch (whole stored batches)');
   readonly produceLatency = new HistogramMetric(
@@ -194,6 +198,7 @@ export class BrokerMetrics {
     const metrics: RegistryMetric[] = [
       this.recordsProduced,
       this.bytesProduced,
+      this.duplicateBatches,
       this.recordsFetched,
       this.bytesFetched,
       this.produceLatency,

@@ -40,6 +40,7 @@ import type { ClusterPort, ReplicationPort } from '../replication/ports.js';
 import { SecondarySync, type FreshBatches } from '../replication/leader/secondary-sync.js';
 import { cutBatch, type GroupOffset, type PartitionLog, type StoredBatch } from '../storage/index.js';
 import { InvariantError, assert } from '../util/assert.js';
+import { failpoint } from '../util/failpoints.js';
 import { Mutex } from '../util/mutex.js';
 import { committedIsr, expandingIsr, sameMembers, shrinkingIsr, type IsrState } from './isr.js';
 import { WriteQueue, type CommitEntry, type IncomingBatch, type ProduceEntry, type ProduceResult } from './write-queue.js';
@@ -99,6 +100,8 @@ export interface ReplicaOptions {
   limits: BrokerLimits;
   /** Called after every flush of a primary with its record count and where its time went (metrics). */
   onFlush?: (stats: FlushStats) => void;
+  /** Called for every batch answered from the producer state instead of being stored again (metrics). */
+  onDuplicate?: () => void;
 }
 
 /** Retries of a failing replicate call while the ISR still holds the secondary. */
@@ -332,17 +335,13 @@ export class Partition {
     const commits: GroupOffset[] = [];
     const committed: CommitEntry[] = [];
     const generations = new Map<string, number>();
+    const nowMs = Date.now();
     for (const entry of entries) {
       if (entry.kind === 'produce') {
-        const first = next;
-        for (const batch of entry.batches) {
-          // Offsets and the epoch live outside the batch's CRC: stamping them keeps the producer's bytes valid.
-          setBaseOffset(batch.bytes, 0, next);
-          setPartitionLeaderEpoch(batch.bytes, 0, epoch);
-          batches.push({ baseOffset: next, lastOffset: next + batch.lastOffsetDelta, epoch, maxTimestamp: batch.maxTimestamp, bytes: batch.bytes });
-          next += batch.lastOffsetDelta + 1;
-        }
-        produced.push({ entry, result: { baseOffset: first, lastOffset: next - 1, count: next - first, epoch } });
+        const stamped = this.stampProduce(entry, batches, next, epoch, nowMs);
+        if (stamped === undefined) continue;
+        next = stamped.next;
+        produced.push({ entry, result: stamped.result });
       } else {
         // A commit of an older generation than one already stored (or earlier in this batch) is refused.
         const known = generations.get(entry.commit.group) ?? this.storedGeneration(entry.commit.group);
@@ -357,7 +356,8 @@ export class Partition {
         committed.push(entry);
       }
     }
-    if (batches.length === 0 && commits.length === 0 && entries.length > 0) return undefined;
+    // A flush of duplicates alone still runs: they are answered once the HW covers their first storing.
+    if (batches.length === 0 && commits.length === 0 && produced.length === 0 && entries.length > 0) return undefined;
     const flush: PreparedFlush = {
       epoch,
       baseOffset,
@@ -379,6 +379,58 @@ export class Partition {
     return flush;
   }
 
+  /**
+   * Stamps one produce request's batches at `offset` onwards (appending them to `batches`) after
+   * checking each idempotent producer's batch against the partition's producer state: a
+   * duplicate of a batch stored before is not stored again and answers with the offsets it got
+   * then; an old epoch or a sequence gap refuses the whole request (nothing of it is stored, and
+   * what its earlier batches did to the producer state is undone). Returns undefined when refused.
+   */
+  private stampProduce(
+    entry: ProduceEntry,
+    batches: StoredBatch[],
+    offset: number,
+    epoch: number,
+    nowMs: number,
+  ): { next: number; result: ProduceResult } | undefined {
+    const producers = this.store.producers;
+    const start = batches.length;
+    const undo: Array<[number, ReturnType<typeof producers.apply>]> = [];
+    let next = offset;
+    let low = Number.POSITIVE_INFINITY;
+    let high = -1;
+    let count = 0;
+    for (const batch of entry.batches) {
+      const sequenced = batch.sequenced;
+      if (sequenced !== undefined) {
+        const verdict = producers.check(sequenced, nowMs);
+        if (verdict.kind === 'duplicate') {
+          low = Math.min(low, verdict.baseOffset);
+          high = Math.max(high, verdict.lastOffset);
+          count += verdict.lastOffset - verdict.baseOffset + 1;
+          this.options.onDuplicate?.();
+          continue;
+        }
+        if (verdict.kind !== 'append') {
+          for (let i = undo.length - 1; i >= 0; i--) producers.restore(undo[i][0], undo[i][1]);
+          batches.length = start;
+          entry.reject(new TesseraError(verdict.kind === 'fenced' ? 'PRODUCER_FENCED' : 'OUT_OF_ORDER_SEQUENCE', `${this.topic}/${this.partition}: ${verdict.message}`));
+          return undefined;
+        }
+        undo.push([sequenced.producerId, producers.apply(sequenced, next, next + batch.lastOffsetDelta, nowMs)]);
+      }
+      // Offsets and the epoch live outside the batch's CRC: stamping them keeps the producer's bytes valid.
+      setBaseOffset(batch.bytes, 0, next);
+      setPartitionLeaderEpoch(batch.bytes, 0, epoch);
+      batches.push({ baseOffset: next, lastOffset: next + batch.lastOffsetDelta, epoch, maxTimestamp: batch.maxTimestamp, bytes: batch.bytes });
+      low = Math.min(low, next);
+      high = Math.max(high, next + batch.lastOffsetDelta);
+      count += batch.lastOffsetDelta + 1;
+      next += batch.lastOffsetDelta + 1;
+    }
+    return { next, result: { baseOffset: low, lastOffset: high, count, epoch } };
+  }
+
   /** Replicates a prepared flush to the in-sync secondary (under the lock) and answers its requests. */
   private async finishFlush(flush: PreparedFlush): Promise<void> {
     const { produced, committed } = flush;
@@ -398,6 +450,8 @@ export class Partition {
     }
     // The flush is on every ISR member now, so the HW covers it.
     assert(this.hw >= flush.end, `hw ${this.hw} below flushed end ${flush.end}`);
+    // Tests only: a primary that dies after storing a flush on every replica and before answering it.
+    if (produced.length > 0) failpoint('produce-before-answer');
     const alone = this.minInsyncReplicas >= 2 && this.isr.length < 2;
     for (const { entry, result } of produced) {
       if (alone) {

@@ -5,6 +5,7 @@
  * `maxFlushRecords` records (and always at least one request).
  */
 import { TesseraError } from '@tessera/protocol';
+import type { SequencedBatch } from '../producers/producer-state.js';
 import type { GroupOffset } from '../storage/index.js';
 
 /** A batch as the produce path validated it: its bytes and the header fields the broker needs. */
@@ -13,6 +14,8 @@ export interface IncomingBatch {
   recordCount: number;
   lastOffsetDelta: number;
   maxTimestamp: number;
+  /** The idempotent producer's fields, undefined when the batch has no producer id. */
+  sequenced?: SequencedBatch;
 }
 
 export interface ProduceResult {

@@ -7,9 +7,14 @@
  *   400 for the whole request.
  * - `POST /topics/:topic/partitions/:partition/records` (JSON, for curl users): the records
  *   are turned into one batch at the edge (`jsonRecordsToBatch`), then take the same path.
- * A produce is answered once its last record is below the HW.
+ *   With an `Idempotency-Key` header (1 to 256 printable ASCII characters) the request is
+ *   stored once per key within the broker's idempotency window: a repeat is answered with the
+ *   offsets of the first (see producers/producer-state.ts).
+ * A produce is answered once its last record is below the HW. Batches of idempotent producers
+ * are checked against the partition's producer state by the primary (partition.ts).
  */
 import {
+  IDEMPOTENCY_KEY_HEADER,
   TesseraError,
   jsonRecordsToBatch,
   iterateBatches,
@@ -23,6 +28,10 @@ import {
 import type { Context } from '@tessera/service';
 import { findReplicas, inlineError, notHeldHere, readFrame, routePartition, type HandlerDeps } from '../http/deps.js';
 import type { IncomingBatch, Partition } from '../partition/index.js';
+import { KEYED_PRODUCER_ID_BASE, keyedProducerId } from '../producers/producer-state.js';
+
+/** What an idempotency key may be: printable ASCII, as HTTP header values are in practice. */
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,256}$/;
 
 /** One partition's answer in `POST /produce`. */
 export type ProducedPartition =
@@ -54,9 +63,20 @@ export async function handleProduceJson(deps: HandlerDeps, ctx: Context): Promis
   const stopTimer = deps.metrics.produceLatency.startTimer();
   const ref = routePartition(ctx);
   const request = parseOrThrow(produceRequest, ctx.state.body);
-  const batch = jsonRecordsToBatch(request.records, deps.maxValueBytes);
+  const key = idempotencyKey(ctx.get(IDEMPOTENCY_KEY_HEADER));
+  const batch =
+    key === undefined
+      ? jsonRecordsToBatch(request.records, deps.maxValueBytes)
+      : jsonRecordsToBatch(
+          request.records,
+          deps.maxValueBytes,
+          Date.now(),
+          { producerId: keyedProducerId(key), producerEpoch: 0, baseSequence: 0 },
+          { key: IDEMPOTENCY_KEY_HEADER, value: key },
+        );
   const [replica] = await findReplicas(deps, [ref]);
-  const result = await produceTo(deps, replica, ref, validateBatches(batch, Number.MAX_SAFE_INTEGER, deps.maxValueBytes));
+  const batches = validateBatches(batch, Number.MAX_SAFE_INTEGER, deps.maxValueBytes, key);
+  const result = await produceTo(deps, replica, ref, batches);
   stopTimer();
   const body: ProduceResponse = { topic: ref.topic, partition: ref.partition, baseOffset: result.baseOffset, count: result.count, epoch: result.epoch };
   ctx.body = body;
@@ -72,8 +92,21 @@ async function produceTo(deps: HandlerDeps, replica: Partition | undefined, ref:
   return result;
 }
 
-/** Every batch of one partition's part, checked whole (CRC, sizes, codec) before any is stored. */
-function validateBatches(part: Buffer, maxBatchBytes: number, maxValueBytes: number): IncomingBatch[] {
+/** The request's idempotency key: undefined without the header, INVALID_REQUEST when it is not a valid key. */
+function idempotencyKey(header: string): string | undefined {
+  if (header === '') return undefined;
+  if (!IDEMPOTENCY_KEY.test(header)) {
+    throw new TesseraError('INVALID_REQUEST', `${IDEMPOTENCY_KEY_HEADER} must be 1 to 256 printable ASCII characters; nothing was stored`);
+  }
+  return header;
+}
+
+/**
+ * Every batch of one partition's part, checked whole (CRC, sizes, codec) before any is stored.
+ * `key`: the idempotency key the JSON route stamped the batch for; a producer's own batch may
+ * not use a producer id of the keyed range.
+ */
+function validateBatches(part: Buffer, maxBatchBytes: number, maxValueBytes: number, key?: string): IncomingBatch[] {
   const batches: IncomingBatch[] = [];
   for (const { at, header } of iterateBatches(part)) {
     const size = 12 + header.batchLength;
@@ -81,11 +114,24 @@ function validateBatches(part: Buffer, maxBatchBytes: number, maxValueBytes: num
       throw new TesseraError('PAYLOAD_TOO_LARGE', `batch of ${size} bytes is larger than ${maxBatchBytes}; nothing of this partition was stored`);
     }
     validateBatch(part, at, { maxValueBytes });
+    if (key === undefined && header.producerId >= KEYED_PRODUCER_ID_BASE) {
+      throw new TesseraError('INVALID_REQUEST', `producer id ${header.producerId} is reserved for idempotency keys (ids from 2^52); nothing of this partition was stored`);
+    }
     batches.push({
       bytes: part.subarray(at, at + size),
       recordCount: header.recordCount,
       lastOffsetDelta: header.lastOffsetDelta,
       maxTimestamp: header.maxTimestamp,
+      sequenced:
+        header.producerId < 0
+          ? undefined
+          : {
+              producerId: header.producerId,
+              producerEpoch: header.producerEpoch,
+              baseSequence: header.baseSequence,
+              lastOffsetDelta: header.lastOffsetDelta,
+              ...(key === undefined ? {} : { key }),
+            },
     });
   }
   if (batches.length === 0) throw new TesseraError('INVALID_REQUEST', 'no record batch for this partition');

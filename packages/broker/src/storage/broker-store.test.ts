@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decodeRecordBatch, encodeRecordBatch, InvariantError } from '@tessera/protocol';
-import { BrokerStore, storedBatch, type StoredBatch } from './index.js';
+import Database from 'better-sqlite3';
+import { BrokerStore, cutBatch, storedBatch, type StoredBatch } from './index.js';
 
 let dir: string;
 let store: BrokerStore;
@@ -148,5 +149,73 @@ describe('BrokerStore', () => {
     await store.log('b', 7).destroy();
     expect(store.partitions()).toEqual([{ topic: 'a', partition: 0 }]);
     expect(store.log('b', 7).leo).toBe(0);
+  });
+});
+
+describe('BrokerStore producer state', () => {
+  /** A batch of an idempotent producer: `count` records from `base`, sequences from `sequence`. */
+  function sequenced(base: number, count: number, producerId: number, sequence: number): StoredBatch {
+    const records = Array.from({ length: count }, (_, i) => ({ key: null, value: Buffer.from(`p${base + i}`), timestamp: 1 }));
+    return storedBatch(encodeRecordBatch(records, { baseOffset: base, partitionLeaderEpoch: 0, producerId, producerEpoch: 0, baseSequence: sequence }));
+  }
+
+  it('derives it from appended batches, forgets truncated ones (a cut batch keeps its records), and restores it after a reopen', async () => {
+    // Proves the follower's path: state from the batch headers alone, stored with the log.
+    const log = store.log('t', 0);
+    await log.append([sequenced(0, 2, 9, 0), batch(2, 1, 0), sequenced(3, 4, 9, 2), sequenced(7, 1, 10, 0)]);
+    expect(log.producers.check({ producerId: 9, producerEpoch: 0, baseSequence: 2, lastOffsetDelta: 3 }, Date.now())).toEqual({
+      kind: 'duplicate',
+      baseOffset: 3,
+      lastOffset: 6,
+    });
+    // Cut inside the second batch of producer 9: it keeps offsets 3..4, sequences 2..3.
+    const straddling = (await log.batchAt(5))!;
+    await log.truncate(5, cutBatch(straddling, straddling.baseOffset, 5));
+    const check = (producerId: number, baseSequence: number) =>
+      log.producers.check({ producerId, producerEpoch: 0, baseSequence, lastOffsetDelta: 0 }, Date.now()).kind;
+    expect(check(9, 4)).toBe('append');
+    expect(check(9, 6)).toBe('out-of-order');
+    expect(log.producers.entry(10, Date.now())).toBeUndefined();
+    await store.close();
+
+    store = BrokerStore.open(dir, 'full');
+    const reopened = store.log('t', 0);
+    expect(reopened.producers.entry(9, Date.now())).toEqual(log.producers.entry(9, Date.now()));
+    expect(reopened.producers.size).toBe(1);
+    await reopened.destroy();
+    await store.close();
+    store = BrokerStore.open(dir, 'full');
+    expect(store.log('t', 0).producers.size).toBe(0);
+  });
+
+  it('migrates a database of schema 2 (no producer state) and refuses an unknown schema', async () => {
+    await store.log('t', 0).append([batch(0, 2, 0)]);
+    await store.close();
+    const file = path.join(dir, 'broker.db');
+    const db = new Database(file);
+    db.exec('DROP TABLE producers');
+    db.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run();
+    db.close();
+
+    store = BrokerStore.open(dir, 'full');
+    const log = store.log('t', 0);
+    expect(log.leo).toBe(2);
+    await log.append([sequenced(2, 1, 5, 0)]);
+    expect(log.producers.size).toBe(1);
+    await store.close();
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({ value: '3' });
+    expect(check.prepare('SELECT producer_id FROM producers').all()).toEqual([{ producer_id: 5 }]);
+    check.close();
+
+    const future = new Database(file);
+    future.prepare("UPDATE meta SET value = '4' WHERE key = 'schema_version'").run();
+    future.close();
+    expect(() => BrokerStore.open(dir, 'full')).toThrow(/storage schema 4, this broker reads schema 3/);
+    // Back to schema 3, so the store of this test can be opened and closed as usual.
+    const back = new Database(file);
+    back.prepare("UPDATE meta SET value = '3' WHERE key = 'schema_version'").run();
+    back.close();
+    store = BrokerStore.open(dir, 'full');
   });
 });

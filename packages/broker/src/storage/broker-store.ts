@@ -21,7 +21,8 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { InvariantError, assert } from '../util/assert.js';
-import { META_SCHEMA_VERSION, SCHEMA, SCHEMA_VERSION, SQL } from './sql.js';
+import { PartitionProducers, sequencedBatch, type ProducerRow } from '../producers/producer-state.js';
+import { META_SCHEMA_VERSION, MIGRATIONS, SCHEMA, SCHEMA_VERSION, SQL } from './sql.js';
 
 export type Durability = 'full' | 'normal';
 
@@ -49,6 +50,21 @@ export function batchBytes(batch: { bytes: Buffer }): number {
 }
 
 export const DATABASE_FILE = 'broker.db';
+
+/** How long a partition keeps an idle producer's state (Kafka's transactional.id.expiration.ms default: 7 days). */
+export const DEFAULT_PRODUCER_STATE_EXPIRY_MS = 7 * 24 * 60 * 60 * 1000;
+/** How often a log drops expired producers, at most (checked on its appends). */
+const PRODUCER_EXPIRY_SWEEP_MS = 60_000;
+
+/** How long a partition remembers an idempotency key of the JSON produce route (JetStream's default duplicate window). */
+export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 2 * 60 * 1000;
+
+export interface StoreOptions {
+  /** How long a partition keeps the state of a producer it has not stored a batch of. */
+  producerStateExpiryMs?: number;
+  /** How long a partition remembers an idempotency key. */
+  idempotencyWindowMs?: number;
+}
 
 type Stmt = Database.Statement;
 type Statements = Record<keyof typeof SQL, Stmt>;
@@ -108,8 +124,15 @@ export class BrokerStore {
     throw error;
   };
 
-  private constructor(file: string, durability: Durability) {
+  readonly producerStateExpiryMs: number;
+  readonly idempotencyWindowMs: number;
+
+  private constructor(file: string, durability: Durability, options: StoreOptions) {
     this.file = file;
+    this.producerStateExpiryMs = options.producerStateExpiryMs ?? DEFAULT_PRODUCER_STATE_EXPIRY_MS;
+    this.idempotencyWindowMs = options.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS;
+    assert(this.idempotencyWindowMs > 0, `idempotency window ${this.idempotencyWindowMs} ms must be positive`);
+    assert(this.producerStateExpiryMs > 0, `producer state expiry ${this.producerStateExpiryMs} ms must be positive`);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
@@ -121,7 +144,14 @@ export class BrokerStore {
     const version = (stmt.selectMeta.get(META_SCHEMA_VERSION) as { value: string } | undefined)?.value;
     if (version === undefined) stmt.upsertMeta.run(META_SCHEMA_VERSION, String(SCHEMA_VERSION));
     else if (Number(version) !== SCHEMA_VERSION) {
-      throw new Error(`${file} has storage schema ${version}, this broker reads schema ${SCHEMA_VERSION}`);
+      let at = Number(version);
+      if (!(at < SCHEMA_VERSION) || MIGRATIONS[at] === undefined) {
+        throw new Error(`${file} has storage schema ${version}, this broker reads schema ${SCHEMA_VERSION}`);
+      }
+      this.db.transaction(() => {
+        for (; at < SCHEMA_VERSION; at++) this.db.exec(MIGRATIONS[at]);
+        stmt.upsertMeta.run(META_SCHEMA_VERSION, String(SCHEMA_VERSION));
+      })();
     }
     this.worker = new Worker(COMMIT_WORKER, {
       eval: true,
@@ -136,8 +166,8 @@ export class BrokerStore {
     this.worker.on('error', (error) => this.fail(new Error(`storage commit thread failed: ${error.message}`, { cause: error })));
   }
 
-  static open(dataDir: string, durability: Durability): BrokerStore {
-    return new BrokerStore(path.join(dataDir, DATABASE_FILE), durability);
+  static open(dataDir: string, durability: Durability, options: StoreOptions = {}): BrokerStore {
+    return new BrokerStore(path.join(dataDir, DATABASE_FILE), durability, options);
   }
 
   /** The log of one partition replica (nothing is written until its first write). */
@@ -272,6 +302,9 @@ export class PartitionLog {
   private logStartValue: number;
   private epochHistory: EpochEntry[];
   private checkpointedHw: number;
+  /** The idempotent producers' state of this log, moved by every append and truncation. */
+  readonly producers: PartitionProducers;
+  private lastExpirySweepMs = 0;
 
   constructor(
     private readonly store: BrokerStore,
@@ -290,6 +323,7 @@ export class PartitionLog {
     );
     // The checkpoint may be ahead of the log if the tail was truncated; HW never exceeds LEO.
     this.checkpointedHw = Math.min(state?.hw ?? 0, this.leoValue);
+    this.producers = new PartitionProducers(store.producerStateExpiryMs, store.idempotencyWindowMs, stmt.selectProducers.all(topic, partition) as ProducerRow[]);
   }
 
   /** Log end offset: the offset the next record gets (counting writes queued but not yet committed). */
@@ -365,6 +399,7 @@ export class PartitionLog {
     for (const b of batches) ops.push(['insertBatch', topic, partition, b.baseOffset, b.lastOffset, b.epoch, b.maxTimestamp, b.bytes]);
     for (const c of commits) ops.push(['upsertGroupOffset', topic, partition, c.group, c.offset, c.generation]);
     ops.push(['upsertPartition', topic, partition, checkpoint, logStart]);
+    this.recordProducers(batches, ops);
     return this.store
       .write(ops)
       .then(() => {
@@ -425,6 +460,9 @@ export class PartitionLog {
     const ops: WriteOp[] = [['deleteBatchesFrom', topic, partition, cut?.baseOffset ?? toOffset]];
     if (cut !== undefined) ops.push(['insertBatch', topic, partition, cut.baseOffset, cut.lastOffset, cut.epoch, cut.maxTimestamp, cut.bytes]);
     ops.push(['deleteEpochsFrom', topic, partition, toOffset], ['upsertPartition', topic, partition, hw, logStart]);
+    // The producer state forgets the removed batches (a cut batch counts with the records it keeps).
+    this.producers.truncate(cut?.baseOffset ?? toOffset);
+    this.recordProducers(cut === undefined ? [] : [cut], ops);
     return this.store
       .write(ops)
       .then(() => {
@@ -439,6 +477,29 @@ export class PartitionLog {
     this.checkpointedHw = hw;
     const { topic, partition, logStartValue } = this;
     return this.store.write([['upsertPartition', topic, partition, hw, logStartValue]]);
+  }
+
+  /**
+   * Records `batches` (being appended) in the producer state, drops expired producers now and
+   * then, and adds the writes of every producer that changed to `ops`: the state is stored in
+   * the transaction of the batches that changed it. A batch the primary already recorded when
+   * it accepted it changes nothing (see applyBatch).
+   */
+  private recordProducers(batches: readonly StoredBatch[], ops: WriteOp[]): void {
+    const nowMs = Date.now();
+    for (const batch of batches) {
+      const sequenced = sequencedBatch(batch.bytes);
+      if (sequenced !== undefined) this.producers.apply(sequenced, batch.baseOffset, batch.lastOffset, nowMs);
+    }
+    if (nowMs - this.lastExpirySweepMs >= PRODUCER_EXPIRY_SWEEP_MS) {
+      this.lastExpirySweepMs = nowMs;
+      this.producers.expire(nowMs);
+    }
+    const { topic, partition } = this;
+    for (const [producerId, entry] of this.producers.takeChanges()) {
+      if (entry === undefined) ops.push(['deleteProducer', topic, partition, producerId]);
+      else ops.push(['upsertProducer', topic, partition, producerId, entry.epoch, entry.lastUpdateMs, JSON.stringify(entry.batches), entry.key ?? null]);
+    }
   }
 
   groupOffset(group: string): GroupOffset | undefined {
@@ -461,6 +522,7 @@ export class PartitionLog {
       ['deleteBatches', topic, partition],
       ['deleteEpochs', topic, partition],
       ['deleteGroupOffsets', topic, partition],
+      ['deleteProducers', topic, partition],
       ['deletePartition', topic, partition],
     ]);
   }

@@ -10,10 +10,35 @@
  * - group_offsets(topic, partition, group_id, offset, generation): committed offsets.
  * - partitions(topic, partition, hw, log_start_offset): every log this broker holds, with its
  *   HW checkpoint.
+ * - producers(topic, partition, producer_id, epoch, last_update_ms, batches): the idempotent
+ *   producers' state of each log (their epoch, last batches as JSON and, for a producer id of an
+ *   idempotency key, the key; see producers/), written
+ *   in the transaction of the batches that changed it.
  * - meta(key, value): the schema version.
  */
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
+
+const PRODUCERS_TABLE = `
+  CREATE TABLE IF NOT EXISTS producers (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    producer_id INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    last_update_ms INTEGER NOT NULL,
+    batches TEXT NOT NULL,
+    idempotency_key TEXT,
+    PRIMARY KEY (topic, partition, producer_id)
+  );
+`;
+
+/**
+ * MIGRATIONS[v] brings a database of schema v to v + 1 (run in one transaction at open).
+ * Version 2 had no producer state: its logs hold no batch with a producer id, so an empty table is right.
+ */
+export const MIGRATIONS: Readonly<Record<number, string>> = {
+  2: PRODUCERS_TABLE,
+};
 
 export const SCHEMA = `
   CREATE TABLE IF NOT EXISTS batches (
@@ -49,7 +74,7 @@ export const SCHEMA = `
     PRIMARY KEY (topic, partition)
   );
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-`;
+${PRODUCERS_TABLE}`;
 
 export const SQL = {
   insertBatch:
@@ -83,6 +108,13 @@ export const SQL = {
   selectPartition: 'SELECT hw, log_start_offset FROM partitions WHERE topic = ? AND partition = ?',
   selectPartitions: 'SELECT topic, partition FROM partitions ORDER BY topic, partition',
   deletePartition: 'DELETE FROM partitions WHERE topic = ? AND partition = ?',
+  upsertProducer:
+    'INSERT INTO producers (topic, partition, producer_id, epoch, last_update_ms, batches, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?) ' +
+    'ON CONFLICT(topic, partition, producer_id) DO UPDATE SET epoch = excluded.epoch, last_update_ms = excluded.last_update_ms, ' +
+    'batches = excluded.batches, idempotency_key = excluded.idempotency_key',
+  deleteProducer: 'DELETE FROM producers WHERE topic = ? AND partition = ? AND producer_id = ?',
+  selectProducers: 'SELECT producer_id, epoch, last_update_ms, batches, idempotency_key FROM producers WHERE topic = ? AND partition = ?',
+  deleteProducers: 'DELETE FROM producers WHERE topic = ? AND partition = ?',
   upsertMeta: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
   selectMeta: 'SELECT value FROM meta WHERE key = ?',
 } as const;

@@ -4,6 +4,7 @@
  * enough, flushing), and which partition keyless records go to (sticky: one partition
  * until its batch is cut, then the next).
  */
+import type { PartitionSequence } from './idempotence.js';
 import type { PreparedRecord } from './prepare.js';
 
 /** A record accepted by `send()` and not yet settled. */
@@ -25,6 +26,8 @@ export interface PartitionQueue {
   /** A batch of this partition is being delivered: nothing else of it is sent meanwhile. */
   inFlight: boolean;
   lingerTimer: NodeJS.Timeout | null;
+  /** The idempotent producer's numbering of this partition's batches. */
+  sequence: PartitionSequence;
 }
 
 export interface BatchLimits {
@@ -50,7 +53,7 @@ export class Accumulator {
     }
     let queue = byPartition[partition];
     if (queue === undefined) {
-      queue = { topic, partition, pending: [], pendingBytes: 0, inFlight: false, lingerTimer: null };
+      queue = { topic, partition, pending: [], pendingBytes: 0, inFlight: false, lingerTimer: null, sequence: { generation: -1, next: 0 } };
       byPartition[partition] = queue;
       this.queues.push(queue);
     }

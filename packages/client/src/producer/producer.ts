@@ -6,6 +6,11 @@
  * anything after it, so records of one partition (and so of one key) are stored in the
  * order they were sent, retries included.
  *
+ * Idempotent by default (`idempotent: false` turns it off): every batch carries the producer's
+ * id, epoch and its partition's sequence numbers, so a batch retried after its answer was lost
+ * is stored once and answered with its first offsets (`idempotence.ts` says what happens when
+ * the numbering breaks).
+ *
  * Latency: with the default `lingerMs: 0` a batch leaves at the end of the tick in which
  * its first record was sent (so a synchronous burst shares one batch), and records sent
  * while a partition's batch is in flight wait for it and then leave together: batching
@@ -26,6 +31,7 @@ import type { Connection } from '../connection/connection.js';
 import { needsMetadataRefresh, type MetadataCache } from '../cluster/metadata-cache.js';
 import type { ProducerRecord, RecordMetadata } from '../records.js';
 import { Accumulator, type PartitionQueue, type PendingRecord } from './accumulator.js';
+import { IdempotenceManager, type BatchSequence } from './idempotence.js';
 import { prepareRecord, type PreparedRecord } from './prepare.js';
 import { ProduceSender } from './sender.js';
 
@@ -47,6 +53,11 @@ export interface ProducerOptions {
   deliveryTimeoutMs?: number;
   /** Most records waiting or in flight; `send()` waits for room when full (default 100000). */
   maxBufferedRecords?: number;
+  /**
+   * Number batches with a producer id so that a retry is stored once (default true). With
+   * false, a batch whose answer was lost and that is retried can be stored twice.
+   */
+  idempotent?: boolean;
 }
 
 /** What a producer needs from the client that made it. */
@@ -58,6 +69,8 @@ export interface ProducerContext {
   onClose(producer: Producer): void;
 }
 
+type NumericOptions = Required<Omit<ProducerOptions, 'idempotent'>>;
+
 const DEFAULTS = {
   lingerMs: 0,
   maxBatchRecords: 1000,
@@ -65,7 +78,7 @@ const DEFAULTS = {
   maxRequestBytes: 8 * 1024 * 1024,
   deliveryTimeoutMs: 30_000,
   maxBufferedRecords: 100_000,
-} satisfies Required<ProducerOptions>;
+} satisfies NumericOptions;
 
 /** Topic names already validated, so a hot loop on one topic does not run the schema per record. */
 const MAX_VALIDATED_TOPICS = 1_000;
@@ -76,7 +89,9 @@ const MAX_VALIDATED_TOPICS = 1_000;
  * replica.
  */
 export class Producer {
-  private readonly options: Required<ProducerOptions>;
+  private readonly options: NumericOptions;
+  /** Producer id and sequence numbers; undefined when not idempotent. */
+  private readonly idempotence: IdempotenceManager | undefined;
   private readonly accumulator: Accumulator;
   private readonly sender: ProduceSender;
   /** Partitions ready to send, drained at the end of the tick. */
@@ -106,7 +121,10 @@ export class Producer {
     private readonly context: ProducerContext,
     options: ProducerOptions = {},
   ) {
-    this.options = { ...DEFAULTS, ...definedOnly(options) };
+    const { idempotent = true, ...numeric } = options;
+    if (typeof idempotent !== 'boolean') throw new TesseraError('INVALID_REQUEST', `producer option idempotent must be a boolean, got ${String(idempotent)}`);
+    this.options = { ...DEFAULTS, ...definedOnly(numeric) };
+    this.idempotence = idempotent ? new IdempotenceManager(context.connection, context.retry) : undefined;
     for (const [name, value] of Object.entries(this.options)) {
       if (!Number.isFinite(value) || value < (name === 'lingerMs' ? 0 : 1)) {
         throw new TesseraError('INVALID_REQUEST', `producer option ${name} must be a positive number, got ${value}`);
@@ -362,12 +380,23 @@ export class Producer {
     const { topic, partition } = queue;
     let deadlineMs = Infinity;
     for (const entry of batch) deadlineMs = Math.min(deadlineMs, entry.deadlineMs);
+    let sequence: BatchSequence | undefined;
+    let attempts = 0;
     try {
-      const encoded = encodeRecordBatch(batch.map((entry) => entry.record));
+      if (this.idempotence !== undefined) {
+        const identity = await this.idempotence.current(deadlineMs);
+        sequence = this.idempotence.take(identity, queue.sequence, batch.length);
+      }
+      // Encoded once: every retry sends these bytes, with the same sequence numbers.
+      const encoded = encodeRecordBatch(
+        batch.map((entry) => entry.record),
+        sequence === undefined ? {} : { producerId: sequence.producerId, producerEpoch: sequence.producerEpoch, baseSequence: sequence.baseSequence },
+      );
       const ack = await retry(
         async () => {
           const metadata = this.context.metadata;
           const url = metadata.cachedPrimaryUrl(topic, partition) ?? (await metadata.primaryUrl(topic, partition));
+          attempts++;
           return this.sender.submit(url, topic, partition, encoded);
         },
         {
@@ -385,6 +414,7 @@ export class Producer {
       batch.forEach((entry, i) => entry.resolve(ack.baseOffset + i));
     } catch (error) {
       if (!isRetriable(error)) {
+        if (sequence !== undefined) this.idempotence?.failed(sequence, queue.sequence, error, attempts);
         for (const entry of batch) entry.reject(error);
         return;
       }
@@ -395,6 +425,7 @@ export class Producer {
         {},
         { cause: error },
       );
+      if (sequence !== undefined) this.idempotence?.failed(sequence, queue.sequence, timeout, attempts);
       for (const entry of batch) entry.reject(timeout);
     }
   }

@@ -191,6 +191,11 @@ export async function closeTestResources(): Promise<void> {
 export async function stub(name: string, log?: StubRequest[]): Promise<StubServer> {
   const server = await StubServer.start(name, log);
   closeAfterTest(() => server.close());
+  if (name === 'coordinator') {
+    // Idempotent producers ask for an id first: a coordinator stub hands out ids like the real one.
+    let nextProducerId = 0;
+    server.on('POST', '/producers', () => ({ producerId: nextProducerId++, producerEpoch: 0 }));
+  }
   return server;
 }
 

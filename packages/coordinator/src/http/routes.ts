@@ -21,6 +21,7 @@ import {
   topicName,
   type BrokerHeartbeatResponse,
   type BrokerListResponse,
+  type InitProducerResponse,
   brokerNode,
 } from '@tessera/protocol';
 import { type Context, type HttpService, type ServiceMetrics, requireClusterNode } from '@tessera/service';
@@ -32,6 +33,8 @@ import { createTopic } from '../topics/topics.js';
 
 export interface RouteDeps {
   cluster: Cluster;
+  /** Hands out producer ids (persisted, never twice). */
+  allocateProducerId: () => number;
   groups: GroupManager;
   router: ProduceRouter;
   notifier: Notifier;
@@ -104,6 +107,14 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
     const name = topicParam(ctx);
     const request = parseOrThrow(routedProduceRequest, ctx.state.body);
     ctx.body = await deps.router.produce(name, request);
+  });
+
+  // ---- idempotent producers ----
+  // Any authenticated caller may get a producer id (the default rule): an id lets it write
+  // nothing by itself, and each batch is still checked against the topic's produce ACL.
+  router.post(R.producers, (ctx) => {
+    const body: InitProducerResponse = { producerId: deps.allocateProducerId(), producerEpoch: 0 };
+    ctx.body = body;
   });
 
   // ---- brokers ----

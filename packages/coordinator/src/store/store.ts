@@ -9,6 +9,9 @@ import Database from 'better-sqlite3';
 import type { AclEntry } from '@tessera/protocol';
 import type { ClusterEvent, GroupState, MemberState, MoveReason, MoveState, PartitionState, TopicState } from '../model.js';
 
+/** The `meta` key of the next producer id to hand out. */
+const NEXT_PRODUCER_ID = 'next_producer_id';
+
 /** Migration N (index N-1) brings the schema from version N-1 to N. Never edit one that shipped; append. */
 const MIGRATIONS: readonly string[] = [
   `
@@ -349,6 +352,20 @@ export class Store {
       for (const m of group.members.values()) {
         this.statements.insertMember.run(group.group, m.memberId, m.clientId, m.sessionTimeoutMs, m.ackedGeneration);
       }
+    });
+  }
+
+  /**
+   * A new producer id for an idempotent producer: the next of a counter kept in `meta`, so an id
+   * is never handed out twice, across restarts included (persisted before it is answered).
+   */
+  allocateProducerId(): number {
+    return this.transaction(() => {
+      const id = Number(this.statements.getMeta.get(NEXT_PRODUCER_ID)?.value ?? 0);
+      // Ids from 2^52 are the brokers' ids of idempotency keys.
+      if (!Number.isSafeInteger(id) || id < 0 || id >= 2 ** 52) throw new Error(`coordinator.db: meta ${NEXT_PRODUCER_ID} is ${id}, not a producer id`);
+      this.statements.setMeta.run(NEXT_PRODUCER_ID, String(id + 1));
+      return id;
     });
   }
 

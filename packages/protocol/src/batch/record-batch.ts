@@ -221,6 +221,14 @@ export function* iterateBatches(buf: Buffer): Generator<{ at: number; header: Re
   }
 }
 
+/** The largest sequence number; the one after it is 0 (Kafka's wrap-around of int32 sequences). */
+export const MAX_SEQUENCE = 0x7fffffff;
+
+/** The sequence `increment` after `sequence`, wrapping past MAX_SEQUENCE to 0 (as Kafka does). */
+export function addSequence(sequence: number, increment: number): number {
+  return sequence > MAX_SEQUENCE - increment ? increment - (MAX_SEQUENCE - sequence) - 1 : sequence + increment;
+}
+
 /** Rewrites the batch's baseOffset in place; the CRC does not cover it. */
 export function setBaseOffset(buf: Buffer, at: number, baseOffset: number): void {
   writeInt64(buf, at, baseOffset);

@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import { BROKER_ROUTES, COORDINATOR_ROUTES } from '../routes.js';
 import { FRAME_CONTENT_TYPE } from '../batch/frame.js';
+import { IDEMPOTENCY_KEY_HEADER } from '../json-records.js';
 import {
   commitRequest,
   committedOffsetsRequest,
@@ -62,6 +63,8 @@ interface Operation {
   /** Success status and body (none for 204; `text` for the Prometheus exposition). */
   response: { status: number; description: string; id?: string; schema?: z.ZodType; text?: true };
   query?: Array<{ name: string; description: string; schema: Record<string, unknown> }>;
+  /** Optional request headers. */
+  headers?: Array<{ name: string; description: string; schema: Record<string, unknown> }>;
   /** Open without a token (health, readiness, metrics, this document, the token exchange). */
   public?: true;
 }
@@ -168,6 +171,15 @@ const COORDINATOR_OPERATIONS: Operation[] = [
     tag: 'records',
     request: { id: 'RoutedProduceRequest', schema: routedProduceRequest },
     response: { status: 200, description: 'stored on every in-sync replica', id: 'RoutedProduceResponse', schema: responses.routedProduceResponse },
+  },
+  {
+    method: 'post',
+    path: C.producers,
+    operationId: 'initProducer',
+    summary:
+      'A new producer id (epoch 0) for an idempotent producer, which stamps it and per-partition sequence numbers into its record batches; any authenticated principal may get one',
+    tag: 'records',
+    response: { status: 200, description: 'the producer id and epoch', id: 'InitProducerResponse', schema: responses.initProducerResponse },
   },
   {
     method: 'get',
@@ -349,6 +361,14 @@ const BROKER_OPERATIONS: Operation[] = [
     summary: "Append records to a partition on its primary (421 NOT_PRIMARY names the primary); answered once every in-sync replica holds them",
     tag: 'records',
     request: { id: 'ProduceRequest', schema: produceRequest },
+    headers: [
+      {
+        name: IDEMPOTENCY_KEY_HEADER,
+        description:
+          "stores the request once per key within the broker's idempotency window (default 2 minutes): a repeat is answered with the first offsets; every record carries the key as a header of this name",
+        schema: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[\\x20-\\x7e]+$' },
+      },
+    ],
     response: { status: 200, description: 'stored on every in-sync replica', id: 'ProduceResponse', schema: responses.produceResponse },
   },
   {
@@ -435,6 +455,7 @@ export function openApiDocument(service: ServiceName): Record<string, unknown> {
         schema: jsonSchema(PARAMS[name].schema),
       })),
       ...(op.query ?? []).map((q) => ({ name: q.name, in: 'query', required: false, description: q.description, schema: q.schema })),
+      ...(op.headers ?? []).map((h) => ({ name: h.name, in: 'header', required: false, description: h.description, schema: h.schema })),
     ];
     const success: Record<string, unknown> = { description: op.response.description };
     if (op.response.text) success.content = { 'text/plain': { schema: { type: 'string' } } };

@@ -187,6 +187,11 @@ export const clusterEventsResponse = z.object({
   ),
 });
 
+export const initProducerResponse = z.object({
+  producerId: int.describe('unique in the cluster, never handed out twice (also across coordinator restarts)'),
+  producerEpoch: int.describe('the epoch of this producer id (0 for a new id)'),
+});
+
 export const healthResponse = z.object({
   status: z.enum(['ok', 'starting']),
   service: z.enum(['coordinator', 'broker']),
@@ -243,4 +248,5 @@ export const RESPONSE_SCHEMAS_MATCH_WIRE_TYPES: [
   Same<Out<typeof principalSecretResponse>, PrincipalSecretResponse>,
   Same<Out<typeof aclListResponse>, AclListResponse>,
   Same<Out<typeof tokenResponse>, TokenResponse>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+  Same<Out<typeof initProducerResponse>, wire.InitProducerResponse>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
