@@ -8,6 +8,7 @@ import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/s
 import type { AddressInfo } from 'node:net';
 import { AuthSync } from './auth/auth-sync.js';
 import { CoordinatorLink, reconcile } from './cluster/index.js';
+import { RetentionLoop } from './retention/retention-loop.js';
 import { DEFAULT_CONFIG, DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.js';
 import { mountRoutes } from './http/routes.js';
 import { BrokerMetrics } from './metrics/broker-metrics.js';
@@ -122,9 +123,11 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       return held.all().flatMap((r) => groupLag(r, now));
     },
     partitions: () => held.all().map((r) => ({ role: r.role, underReplicated: r.underReplicated })),
-    replicas: () => held.all().flatMap((r) => (r.isClosed ? [] : [r.report()])),
+    replicas: () =>
+      held.all().flatMap((r) => (r.isClosed ? [] : [{ ...r.report(), logStartOffset: r.logStartOffset, logSizeBytes: r.store.sizeBytes }])),
   });
   registerDiskMetrics(service.registry, config.dataDir);
+  const retention = new RetentionLoop({ replicas, logger, checkMs: config.retentionCheckMs, maxBatchesPerPass: limits.retentionMaxBatchesPerPass });
   const server = await service.listen(config.port, config.host);
   const port = (server.address() as AddressInfo).port;
   const url = (config.advertisedUrl ?? `${service.scheme}://${config.host}:${port}`).replace(/\/+$/, '');
@@ -132,12 +135,14 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   link.setUrl(url, internalUrl);
   logger.info({ url, internalUrl, dataDir: config.dataDir, coordinator: config.coordinatorUrl, durability: config.durability }, 'listening');
   link.start();
+  retention.start();
 
   let closing: Promise<void> | undefined;
   return {
     url,
     close() {
       closing ??= (async () => {
+        await retention.stop();
         await link.stop();
         await service.close();
         await replicas.closeAll();

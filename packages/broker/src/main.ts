@@ -37,6 +37,12 @@ const program = new Command('tessera-broker')
       .default(DEFAULT_CONFIG.replicaTimeoutMs),
   )
   .addOption(
+    new Option('--retention-check-ms <ms>', 'time between two background retention passes (log start moves, batches below it deleted)')
+      .env('TESSERA_RETENTION_CHECK_MS')
+      .argParser(positiveInt)
+      .default(DEFAULT_CONFIG.retentionCheckMs),
+  )
+  .addOption(
     new Option('--max-value-bytes <n>', 'largest record value')
       .env('TESSERA_MAX_VALUE_BYTES')
       .argParser(positiveInt)

@@ -13,6 +13,9 @@ export const DEFAULT_MAX_CONCURRENT_MOVES = 2;
 export const DEFAULT_REPLACE_DEAD_AFTER_MS = 30_000;
 export const DEFAULT_BROKER_START_GRACE_MS = 60_000;
 export const DEFAULT_LEADERSHIP_BALANCE_DELAY_MS = 5_000;
+/** Retention of a topic that sets none: 7 days, like Kafka's default, and no size limit (-1). */
+export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+export const DEFAULT_RETENTION_BYTES = -1;
 
 /** Everything the coordinator is started with; `main.ts` fills it from flags and env. */
 export interface CoordinatorConfig {
@@ -40,6 +43,9 @@ export interface CoordinatorConfig {
   brokerStartGraceMs: number;
   /** Primaries unbalanced for this long start leadership transfers to even them out. */
   leadershipBalanceDelayMs: number;
+  /** Retention of the topics that set none (-1: no limit); defaults DEFAULT_RETENTION_MS and DEFAULT_RETENTION_BYTES. */
+  defaultRetentionMs?: number;
+  defaultRetentionBytes?: number;
   logLevel: string;
   logPretty: boolean;
   /** Serve HTTPS with this certificate (else plain HTTP). */

@@ -8,7 +8,8 @@ import { COORDINATOR_ROUTES, ClusterSigner, DataHttpClient, JsonHttpClient } fro
 import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import { Cluster } from './cluster/cluster.js';
 import { Notifier } from './cluster/notify.js';
-import type { CoordinatorConfig } from './config.js';
+import { DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_MS, type CoordinatorConfig } from './config.js';
+import { TopicPurger } from './topics/purge.js';
 import { GroupManager } from './groups/groups.js';
 import { AuthRegistry } from './auth/registry.js';
 import { COORDINATOR_RULES } from './http/access-rules.js';
@@ -91,6 +92,10 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       replaceDeadAfterMs: config.replaceDeadAfterMs,
       brokerStartGraceMs: config.brokerStartGraceMs,
       leadershipBalanceDelayMs: config.leadershipBalanceDelayMs,
+      retentionDefaults: {
+        retentionMs: config.defaultRetentionMs ?? DEFAULT_RETENTION_MS,
+        retentionBytes: config.defaultRetentionBytes ?? DEFAULT_RETENTION_BYTES,
+      },
       // A step that changes where a replica or the leadership lives counts as one move.
       onMoveStep: (type) => {
         if (COUNTED_MOVE_STEPS.has(type)) counters.rebalanceMoves.inc();
@@ -119,6 +124,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     groups,
     router: new ProduceRouter(theCluster, produceClient),
     notifier,
+    purger: new TopicPurger(theCluster, notifyClient, config.notifyTimeoutMs),
     heartbeatMs: config.heartbeatMs,
     metrics: service.metrics,
     authVersion: () => auth.version,

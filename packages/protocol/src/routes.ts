@@ -11,6 +11,7 @@ export const COORDINATOR_ROUTES = {
   topics: '/topics',
   topic: '/topics/:topic',
   routedProduce: '/topics/:topic/records',
+  topicPurge: '/topics/:topic/purge',
   brokers: '/brokers',
   brokerRegister: '/brokers/register',
   brokerHeartbeat: '/brokers/heartbeat',
@@ -47,6 +48,7 @@ export const BROKER_ROUTES = {
   committedOffsets: '/offsets',
   replicate: '/internal/replicate',
   metadataChanged: '/internal/metadata-changed',
+  purge: '/internal/purge',
 } as const;
 
 /** Fills a route template: `routePath('/topics/:topic', {topic: 'a b'})` gives `/topics/a%20b`. */

@@ -111,6 +111,9 @@ export class Partition {
   primaryId: number | null = null;
   secondaryId: number | null = null;
   minInsyncReplicas = 1;
+  /** The topic's retention as the coordinator's map says (-1: no limit); enforced by the primary. */
+  retentionMs = -1;
+  retentionBytes = -1;
   hw: number;
   /** The seq of the last ISR taken from a coordinator answer (metadata older than it keeps ours). */
   isrSeq = 0;
@@ -819,7 +822,7 @@ export class Partition {
     return this.followerLock.run(apply);
   }
 
-  async followerWrite(write: { truncateTo?: number; batches: StoredBatch[]; commits: GroupOffset[]; hw: number }): Promise<void> {
+  async followerWrite(write: { truncateTo?: number; batches: StoredBatch[]; commits: GroupOffset[]; hw: number; logStartOffset?: number }): Promise<void> {
     assert(this.role === 'secondary', `${this.topic}/${this.partition}: a primary does not take pushes`);
     const log = this.store;
     const pending: Array<Promise<void>> = [];
@@ -832,13 +835,65 @@ export class Partition {
       pending.push(log.truncate(to, cut));
       if (this.hw > to) this.hw = to;
     }
+    if (write.logStartOffset !== undefined && write.logStartOffset > log.leo) {
+      this.logger.info({ leo: log.leo, logStartOffset: write.logStartOffset }, "log lies below the primary's log start: starting empty there");
+      pending.push(log.resetTo(write.logStartOffset));
+    }
     const leoAfter = write.batches.length === 0 ? log.leo : write.batches[write.batches.length - 1].lastOffset + 1;
     const hw = Math.min(write.hw, leoAfter);
     pending.push(log.append(write.batches, write.commits, hw));
+    // The primary decides the log start (never above its HW); the follower takes it, so both agree.
+    if (write.logStartOffset !== undefined && write.logStartOffset > log.logStartOffset) {
+      pending.push(log.advanceLogStart(Math.min(write.logStartOffset, hw), hw));
+    }
     await Promise.all(pending);
     if (this.role === 'secondary' && hw !== this.hw && hw <= log.leo) {
       this.hw = hw;
       this.notify();
+    }
+  }
+
+  // ---- retention and purge -------------------------------------------------------------
+
+  /**
+   * One background retention pass over this replica: recounts its size after a truncation,
+   * deletes at most `maxBatches` stored batches below the log start, and, on a primary once
+   * nothing below the log start is left, moves the log start past the batches the topic's
+   * retention lets go (never past the HW). Returns the number of batches deleted.
+   */
+  async retentionPass(policy: { retentionMs: number; retentionBytes: number; nowMs: number; maxBatches: number }): Promise<number> {
+    if (this.closed) return 0;
+    await this.store.recountSize();
+    const deleted = await this.store.deleteBelowLogStart(policy.maxBatches);
+    if (deleted >= policy.maxBatches || this.closed || this.role !== 'primary') return deleted;
+    if (policy.retentionMs < 0 && policy.retentionBytes < 0) return deleted;
+    const start = this.store.retentionPoint({ ...policy, hw: this.hw });
+    if (start > this.store.logStartOffset) await this.moveLogStart(start, 'retention');
+    return deleted;
+  }
+
+  /**
+   * Purge (primary only): the log start moves to the HW, so every acknowledged record is gone
+   * while offsets go on from where they were (the next record gets the next offset). Records
+   * stored but not yet acknowledged stay and are acknowledged as usual.
+   */
+  async purge(): Promise<{ logStartOffset: number; highWatermark: number }> {
+    this.checkCanWrite();
+    await this.moveLogStart(this.hw, 'purge');
+    return { logStartOffset: this.store.logStartOffset, highWatermark: this.hw };
+  }
+
+  private async moveLogStart(offset: number, reason: 'retention' | 'purge'): Promise<void> {
+    assert(this.role === 'primary', `${this.topic}/${this.partition}: only a primary moves its log start`);
+    assert(offset <= this.hw, `${this.topic}/${this.partition}: log start ${offset} beyond hw ${this.hw}`);
+    const from = this.store.logStartOffset;
+    await this.store.advanceLogStart(offset, this.hw);
+    this.logger.info({ reason, from, to: this.store.logStartOffset, hw: this.hw }, 'log start moved');
+    // The in-sync secondary learns it now, even when nothing is produced: an empty sync push
+    // carries it. An out-of-ISR follower gets it with its catch-up pushes.
+    if (this.isrSecondary() !== undefined) {
+      this.syncRequested = true;
+      this.scheduleFlush();
     }
   }
 

@@ -256,6 +256,10 @@ export class PartitionLog {
   private logStartValue: number;
   private epochHistory: EpochEntry[];
   private checkpointedHw: number;
+  /** Bytes of the stored batches, including those below the log start not deleted yet. */
+  private sizeBytesValue: number;
+  /** A truncation deleted batches whose sizes this view does not know: recount before trusting sizeBytes. */
+  private sizeStale = false;
 
   constructor(
     private readonly store: BrokerStore,
@@ -266,8 +270,12 @@ export class PartitionLog {
     const state = stmt.selectPartition.get(topic, partition) as { hw: number; log_start_offset: number } | undefined;
     const first = stmt.firstBatch.get(topic, partition) as { base_offset: number } | undefined;
     const last = stmt.lastBatch.get(topic, partition) as { last_offset: number } | undefined;
-    this.logStartValue = first?.base_offset ?? state?.log_start_offset ?? 0;
-    this.leoValue = last === undefined ? this.logStartValue : last.last_offset + 1;
+    // The log start is where retention or a purge put it; batches below it may still be stored
+    // until the background pass deletes them (a bounded number per pass), and the batch holding
+    // it may begin before it. A log reset past its end (see resetTo) has only such batches.
+    this.logStartValue = Math.max(state?.log_start_offset ?? 0, first?.base_offset ?? 0);
+    this.leoValue = Math.max(this.logStartValue, last === undefined ? 0 : last.last_offset + 1);
+    this.sizeBytesValue = (stmt.logBytes.get(topic, partition) as { bytes: number }).bytes;
     this.durableLeoValue = this.leoValue;
     this.epochHistory = (stmt.selectEpochs.all(topic, partition) as Array<{ epoch: number; start_offset: number }>).map(
       (row): EpochEntry => [row.epoch, row.start_offset],
@@ -283,6 +291,11 @@ export class PartitionLog {
 
   get logStartOffset(): number {
     return this.logStartValue;
+  }
+
+  /** Bytes of the batches stored for this log (batches below the log start count until deleted). */
+  get sizeBytes(): number {
+    return this.sizeBytesValue;
   }
 
   /** The LEO of what is durable: writes queued but not yet committed are not counted. */
@@ -349,6 +362,7 @@ export class PartitionLog {
     for (const b of batches) ops.push(['insertBatch', topic, partition, b.baseOffset, b.lastOffset, b.epoch, b.maxTimestamp, b.bytes]);
     for (const c of commits) ops.push(['upsertGroupOffset', topic, partition, c.group, c.offset, c.generation]);
     ops.push(['upsertPartition', topic, partition, checkpoint, logStart]);
+    for (const b of batches) this.sizeBytesValue += batchBytes(b);
     return this.store
       .write(ops)
       .then(() => {
@@ -402,6 +416,7 @@ export class PartitionLog {
       assert(cut.lastOffset === toOffset - 1, `${topic}/${partition}: cut batch ends at ${cut.lastOffset}, not ${toOffset - 1}`);
     }
     this.leoValue = toOffset;
+    this.sizeStale = true;
     this.epochHistory = this.epochHistory.filter((entry) => entry[1] < toOffset);
     this.checkpointedHw = Math.min(this.checkpointedHw, toOffset);
     const hw = this.checkpointedHw;
@@ -423,6 +438,99 @@ export class PartitionLog {
     this.checkpointedHw = hw;
     const { topic, partition, logStartValue } = this;
     return this.store.write([['upsertPartition', topic, partition, hw, logStartValue]]);
+  }
+
+  /**
+   * Moves the log start forward to `offset` (retention or a purge) and checkpoints `hw`, in the
+   * next group commit. The log start never passes the HW, so nothing a consumer could not yet
+   * read is given up; the batches wholly below it are deleted later by deleteBelowLogStart, a
+   * bounded number at a time, and fetches below it are refused from now on.
+   */
+  advanceLogStart(offset: number, hw: number): Promise<void> {
+    const { topic, partition } = this;
+    assert(hw <= this.leoValue, `${topic}/${partition}: hw ${hw} > leo ${this.leoValue}`);
+    assert(offset <= hw, `${topic}/${partition}: log start ${offset} beyond hw ${hw}`);
+    if (offset <= this.logStartValue && hw === this.checkpointedHw) return Promise.resolve();
+    this.logStartValue = Math.max(this.logStartValue, offset);
+    this.checkpointedHw = hw;
+    return this.store.write([['upsertPartition', topic, partition, hw, this.logStartValue]]);
+  }
+
+  /**
+   * A follower whose whole log lies below the primary's log start (it was away while retention
+   * deleted what it lacks): the log becomes empty at `offset`, with no epoch history (nothing of
+   * it is comparable with the primary's any more). Its old batches are deleted in the background
+   * like any batch below the log start.
+   */
+  resetTo(offset: number): Promise<void> {
+    const { topic, partition } = this;
+    assert(offset > this.leoValue, `${topic}/${partition}: reset to ${offset} within the log (leo ${this.leoValue})`);
+    this.logStartValue = offset;
+    this.leoValue = offset;
+    this.epochHistory = [];
+    this.checkpointedHw = offset;
+    return this.store
+      .write([
+        ['deleteEpochs', topic, partition],
+        ['upsertPartition', topic, partition, offset, offset],
+      ])
+      .then(() => {
+        this.durableLeoValue = Math.max(this.durableLeoValue, offset);
+      });
+  }
+
+  /**
+   * Deletes the oldest stored batches wholly below the log start, at most `maxBatches` (one
+   * bounded statement in the next group commit, so a large purge never holds the commit thread
+   * for long). Returns how many it deleted; 0 when nothing below the log start is stored.
+   */
+  async deleteBelowLogStart(maxBatches: number): Promise<number> {
+    this.store.assertOpen();
+    const rows = this.store.stmt.batchesBelow.all({
+      topic: this.topic,
+      partition: this.partition,
+      below: this.logStartValue,
+      limit: maxBatches,
+    }) as Array<{ base_offset: number; last_offset: number; bytes: number }>;
+    if (rows.length === 0) return 0;
+    const freed = rows.reduce((sum, row) => sum + row.bytes, 0);
+    await this.store.write([['deleteBatchRange', this.topic, this.partition, rows[0].base_offset, rows[rows.length - 1].base_offset]]);
+    this.sizeBytesValue -= freed;
+    return rows.length;
+  }
+
+  /**
+   * Where retention would put the log start now: after the oldest batches (at most
+   * `maxBatches` of them, never past `hw`) whose largest timestamp is older than `retentionMs`,
+   * or while the log holds more than `retentionBytes`. -1 means no limit. Whole batches only.
+   */
+  retentionPoint(policy: { retentionMs: number; retentionBytes: number; nowMs: number; hw: number; maxBatches: number }): number {
+    this.store.assertOpen();
+    const rows = this.store.stmt.batchesFrom.all({
+      topic: this.topic,
+      partition: this.partition,
+      from: this.logStartValue,
+      limit: policy.maxBatches,
+    }) as Array<{ base_offset: number; last_offset: number; max_timestamp: number; bytes: number }>;
+    let bytes = this.sizeBytesValue;
+    let start = this.logStartValue;
+    for (const row of rows) {
+      if (row.last_offset + 1 > policy.hw) break;
+      const expired = policy.retentionMs >= 0 && row.max_timestamp < policy.nowMs - policy.retentionMs;
+      const oversize = policy.retentionBytes >= 0 && bytes > policy.retentionBytes;
+      if (!expired && !oversize) break;
+      bytes -= row.bytes;
+      start = row.last_offset + 1;
+    }
+    return start;
+  }
+
+  /** Recounts sizeBytes after a truncation (waits for queued writes, then reads the committed log). */
+  async recountSize(): Promise<void> {
+    if (!this.sizeStale) return;
+    await this.store.idle();
+    this.sizeStale = false;
+    this.sizeBytesValue = (this.store.stmt.logBytes.get(this.topic, this.partition) as { bytes: number }).bytes;
   }
 
   groupOffset(group: string): GroupOffset | undefined {

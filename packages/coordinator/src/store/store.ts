@@ -152,6 +152,7 @@ export class Store {
       ),
       allPartitions: db.prepare<[], PartitionRow>('SELECT * FROM partitions ORDER BY topic, partition'),
       insertTopic: db.prepare('INSERT INTO topics (name, replication_factor, config, created_ms) VALUES (?, ?, ?, ?)'),
+      updateTopicConfig: db.prepare('UPDATE topics SET config = ? WHERE name = ?'),
       deleteTopic: db.prepare('DELETE FROM topics WHERE name = ?'),
       upsertPartition: db.prepare(
         `INSERT INTO partitions (topic, partition, primary_id, secondary_id, epoch, isr, last_isr, adding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -318,6 +319,10 @@ export class Store {
   }
 
   /** Deletes the topic and, by cascade, its partitions. */
+  saveTopicConfig(name: string, config: TopicState['config']): void {
+    this.statements.updateTopicConfig.run(JSON.stringify(config), name);
+  }
+
   deleteTopic(name: string): void {
     this.statements.deleteTopic.run(name);
   }
