@@ -42,6 +42,11 @@ export interface ClusterOptions {
   tls?: boolean;
   /** Extra environment of every service (e.g. TESSERA_HEADERS_TIMEOUT_MS). Processes launcher only. */
   serviceEnv?: Record<string, string>;
+  /**
+   * Where the services' data directories go (default: inside the cluster's data directory), e.g.
+   * a small filesystem of the scenario's own; the logs stay in the cluster's directory. Processes launcher only.
+   */
+  serviceDataRoot?: string;
 }
 
 /** The network links of one broker that a scenario can cut, blackhole or delay. */

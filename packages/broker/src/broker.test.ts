@@ -241,6 +241,8 @@ describe('broker over HTTP with a stub coordinator', () => {
       replicaTimeoutMs: 400,
       maxValueBytes: 1_000,
       retentionCheckMs: 100,
+      storageReserveBytes: 1024 * 1024,
+      storageMinFreeBytes: 4 * 1024 * 1024,
       // Tiny replication pushes (one batch each), so flushes and catch-ups are pushed in many chunks.
       limits: { catchUpBatchBytes: 1 },
       // A broken invariant fails the test run instead of exiting the test process.

@@ -4,7 +4,7 @@
  * true once the broker is registered and has applied its assignments.
  */
 import { ClusterSigner, JsonHttpClient, brokerNode } from '@tessera/protocol';
-import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
+import { StorageSpace, createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import type { AddressInfo } from 'node:net';
 import { AuthSync } from './auth/auth-sync.js';
 import { CoordinatorLink, reconcile } from './cluster/index.js';
@@ -78,7 +78,19 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       if (replicas) await reconcile(metadata, { brokerId: config.id, replicas, logger, fetchSeq, deleteOrphans: first });
     },
   });
+  // A full disk is an operating condition: writes are refused with STORAGE_FULL before they are
+  // queued, and a reserve file is released so accepted writes and deletions still commit.
+  const storage = new StorageSpace({
+    dataDir: config.dataDir,
+    reserveBytes: config.storageReserveBytes,
+    minFreeBytes: config.storageMinFreeBytes,
+    databaseFreeBytes: () => store.freePageBytes(),
+    logger,
+  });
+  storage.start();
+  store.onFull = () => storage.releaseReserve('a storage write failed: disk full');
   replicas = new PartitionSet({
+    checkStorage: (what) => storage.checkWritable(what),
     store,
     cluster: link,
     client,
@@ -143,6 +155,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     close() {
       closing ??= (async () => {
         await retention.stop();
+        storage.stop();
         await link.stop();
         await service.close();
         await replicas.closeAll();

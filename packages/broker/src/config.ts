@@ -43,6 +43,10 @@ export interface BrokerConfig {
   limits?: Partial<BrokerLimits>;
   /** Time between two background retention passes over the replicas held here. */
   retentionCheckMs: number;
+  /** Size of the file kept in the data dir and deleted when the disk fills, so deletions can commit. */
+  storageReserveBytes: number;
+  /** Below this many bytes available for data, produce, commits and replicated records get STORAGE_FULL. */
+  storageMinFreeBytes: number;
 }
 
 /** Every queue and batch of the broker has a bound; these are them. */
@@ -91,4 +95,6 @@ export const DEFAULT_CONFIG = {
   replicaTimeoutMs: 2_000,
   maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
   retentionCheckMs: 30_000,
+  storageReserveBytes: 32 * 1024 * 1024,
+  storageMinFreeBytes: 64 * 1024 * 1024,
 };

@@ -16,6 +16,9 @@ export const DEFAULT_LEADERSHIP_BALANCE_DELAY_MS = 5_000;
 /** Retention of a topic that sets none: 7 days, like Kafka's default, and no size limit (-1). */
 export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 export const DEFAULT_RETENTION_BYTES = -1;
+/** The coordinator writes little: a small reserve lets topic deletions commit on a full disk. */
+export const DEFAULT_STORAGE_RESERVE_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_STORAGE_MIN_FREE_BYTES = 16 * 1024 * 1024;
 
 /** Everything the coordinator is started with; `main.ts` fills it from flags and env. */
 export interface CoordinatorConfig {
@@ -46,6 +49,10 @@ export interface CoordinatorConfig {
   /** Retention of the topics that set none (-1: no limit); defaults DEFAULT_RETENTION_MS and DEFAULT_RETENTION_BYTES. */
   defaultRetentionMs?: number;
   defaultRetentionBytes?: number;
+  /** Size of the reserve file released when the disk fills (default DEFAULT_STORAGE_RESERVE_BYTES). */
+  storageReserveBytes?: number;
+  /** Below this many bytes free for data, topic creation is refused with STORAGE_FULL (default DEFAULT_STORAGE_MIN_FREE_BYTES). */
+  storageMinFreeBytes?: number;
   logLevel: string;
   logPretty: boolean;
   /** Serve HTTPS with this certificate (else plain HTTP). */

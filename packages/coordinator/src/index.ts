@@ -5,10 +5,16 @@
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { COORDINATOR_ROUTES, ClusterSigner, DataHttpClient, JsonHttpClient } from '@tessera/protocol';
-import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
+import { StorageSpace, createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import { Cluster } from './cluster/cluster.js';
 import { Notifier } from './cluster/notify.js';
-import { DEFAULT_RETENTION_BYTES, DEFAULT_RETENTION_MS, type CoordinatorConfig } from './config.js';
+import {
+  DEFAULT_RETENTION_BYTES,
+  DEFAULT_RETENTION_MS,
+  DEFAULT_STORAGE_MIN_FREE_BYTES,
+  DEFAULT_STORAGE_RESERVE_BYTES,
+  type CoordinatorConfig,
+} from './config.js';
 import { TopicPurger } from './topics/purge.js';
 import { GroupManager } from './groups/groups.js';
 import { AuthRegistry } from './auth/registry.js';
@@ -32,6 +38,17 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const logger = createLogger('coordinator', {}, { level: config.logLevel, pretty: config.logPretty });
   const nowMs = () => performance.now();
   const store = new Store(config.dataDir);
+  // A full disk is an operating condition: topic creation is refused with STORAGE_FULL, and a
+  // reserve file is released so topic deletion and the cluster's own changes still commit.
+  const storage = new StorageSpace({
+    dataDir: config.dataDir,
+    reserveBytes: config.storageReserveBytes ?? DEFAULT_STORAGE_RESERVE_BYTES,
+    minFreeBytes: config.storageMinFreeBytes ?? DEFAULT_STORAGE_MIN_FREE_BYTES,
+    databaseFreeBytes: () => store.freePageBytes(),
+    logger,
+  });
+  storage.start();
+  store.onFull = () => storage.releaseReserve('a coordinator write failed: disk full');
   const loaded = store.loadAll();
   let ready = false;
   const auth = await AuthRegistry.open({
@@ -125,6 +142,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     router: new ProduceRouter(theCluster, produceClient),
     notifier,
     purger: new TopicPurger(theCluster, notifyClient, config.notifyTimeoutMs),
+    storage,
     heartbeatMs: config.heartbeatMs,
     metrics: service.metrics,
     authVersion: () => auth.version,
@@ -171,6 +189,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
         await notifier!.close();
         notifyClient.close();
         await produceClient.close();
+        storage.stop();
         store.close();
       })();
       return closing;

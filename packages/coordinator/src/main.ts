@@ -17,6 +17,8 @@ import {
   DEFAULT_LEADERSHIP_BALANCE_DELAY_MS,
   DEFAULT_RETENTION_BYTES,
   DEFAULT_RETENTION_MS,
+  DEFAULT_STORAGE_MIN_FREE_BYTES,
+  DEFAULT_STORAGE_RESERVE_BYTES,
   DEFAULT_MAX_CONCURRENT_MOVES,
   DEFAULT_REPLACE_DEAD_AFTER_MS,
 } from './config.js';
@@ -95,6 +97,18 @@ const program = new Command('tessera-coordinator')
       .env('TESSERA_DEFAULT_RETENTION_BYTES'),
   )
   .addOption(
+    new Option('--storage-reserve-bytes <n>', 'size of the reserve file deleted when the disk fills, so topic deletions can commit (0: none)')
+      .argParser(integer(0, Number.MAX_SAFE_INTEGER))
+      .default(DEFAULT_STORAGE_RESERVE_BYTES)
+      .env('TESSERA_STORAGE_RESERVE_BYTES'),
+  )
+  .addOption(
+    new Option('--storage-min-free-bytes <n>', 'below this many bytes free for data, topic creation is refused with STORAGE_FULL')
+      .argParser(integer(0, Number.MAX_SAFE_INTEGER))
+      .default(DEFAULT_STORAGE_MIN_FREE_BYTES)
+      .env('TESSERA_STORAGE_MIN_FREE_BYTES'),
+  )
+  .addOption(
     new Option('--log-level <level>', 'log level')
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info')
@@ -130,6 +144,8 @@ program.action(async (options) => {
     leadershipBalanceDelayMs: options.leadershipBalanceDelayMs,
     defaultRetentionMs: options.defaultRetentionMs,
     defaultRetentionBytes: options.defaultRetentionBytes,
+    storageReserveBytes: options.storageReserveBytes,
+    storageMinFreeBytes: options.storageMinFreeBytes,
     logLevel: options.logLevel,
     logPretty: options.logPretty === true,
     auth: options.auth === 'on',

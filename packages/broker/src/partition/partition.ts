@@ -88,6 +88,8 @@ export interface ReplicaOptions {
   limits: BrokerLimits;
   /** Called after every flush of a primary with its record count and where its time went (metrics). */
   onFlush?: (stats: FlushStats) => void;
+  /** Throws STORAGE_FULL while the disk is (nearly) full: new records and commits are refused before they are queued. */
+  checkStorage?: (what: string) => void;
 }
 
 /** Retries of a failing replicate call while the ISR still holds the secondary. */
@@ -97,6 +99,8 @@ const REFUSALS = new Set(['STALE_EPOCH', 'NOT_PRIMARY', 'INVALID_REQUEST', 'NOT_
 /** Most produce requests, and most commits, waiting for a flush in one partition. */
 const MAX_QUEUED_PRODUCES = 10_000;
 const MAX_QUEUED_COMMITS = 10_000;
+/** Most bounded steps (a delete, or a move of the log start) of one retention pass over one replica. */
+const MAX_RETENTION_ROUNDS = 100;
 /** Backoff of the background catch-up loop. */
 const CATCH_UP_RETRY: RetryOptions = { retries: 0, initialMs: 100, multiplier: 2, maxMs: 2_000, jitter: 0.2 };
 
@@ -214,6 +218,7 @@ export class Partition {
 
   produce(batches: IncomingBatch[]): Promise<ProduceResult> {
     this.checkCanWrite();
+    this.checkStorage('produce');
     if (this.minInsyncReplicas >= 2 && this.isr.length < 2) {
       throw new TesseraError(
         'NOT_ENOUGH_REPLICAS',
@@ -228,6 +233,7 @@ export class Partition {
   /** Stores a committed offset on this primary and its in-sync secondary (through the flush queue). */
   commit(commit: GroupOffset): Promise<void> {
     this.checkCanWrite();
+    this.checkStorage('commit');
     const done = this.queue.commit(commit);
     this.scheduleFlush();
     return done;
@@ -236,6 +242,11 @@ export class Partition {
   /** The newest generation this replica has stored for `group` (-1 when none). */
   storedGeneration(group: string): number {
     return this.store.groupOffset(group)?.generation ?? -1;
+  }
+
+  /** STORAGE_FULL while the disk is nearly full (see service/storage-space.ts); nothing is queued then. */
+  checkStorage(what: string): void {
+    this.options.checkStorage?.(`${what} to ${this.topic}/${this.partition}`);
   }
 
   private checkCanWrite(): void {
@@ -857,19 +868,30 @@ export class Partition {
 
   /**
    * One background retention pass over this replica: recounts its size after a truncation,
-   * deletes at most `maxBatches` stored batches below the log start, and, on a primary once
-   * nothing below the log start is left, moves the log start past the batches the topic's
-   * retention lets go (never past the HW). Returns the number of batches deleted.
+   * deletes the stored batches below the log start, and, on a primary once nothing below the
+   * log start is left, moves the log start past the batches the topic's retention lets go
+   * (never past the HW), then deletes those. Every statement is bounded (`maxBatches`, about
+   * 8 MiB) and the event loop runs between them; a pass does at most MAX_RETENTION_ROUNDS.
+   * Returns the number of batches deleted.
    */
   async retentionPass(policy: { retentionMs: number; retentionBytes: number; nowMs: number; maxBatches: number }): Promise<number> {
-    if (this.closed) return 0;
-    await this.store.recountSize();
-    const deleted = await this.store.deleteBelowLogStart(policy.maxBatches);
-    if (deleted >= policy.maxBatches || this.closed || this.role !== 'primary') return deleted;
-    if (policy.retentionMs < 0 && policy.retentionBytes < 0) return deleted;
-    const start = this.store.retentionPoint({ ...policy, hw: this.hw });
-    if (start > this.store.logStartOffset) await this.moveLogStart(start, 'retention');
-    return deleted;
+    let total = 0;
+    const startedAt = this.store.logStartOffset;
+    for (let round = 0; round < MAX_RETENTION_ROUNDS && !this.closed; round++) {
+      await this.store.recountSize();
+      const { deleted, more } = await this.store.deleteBelowLogStart(policy.maxBatches);
+      total += deleted;
+      // Size retention counts the stored bytes: decide once nothing below the log start is left.
+      if (more) continue;
+      if (this.closed || this.role !== 'primary' || (policy.retentionMs < 0 && policy.retentionBytes < 0)) break;
+      const start = this.store.retentionPoint({ ...policy, hw: this.hw });
+      if (start <= this.store.logStartOffset) break;
+      await this.moveLogStart(start, 'retention');
+    }
+    if (this.store.logStartOffset > startedAt && this.role === 'primary') {
+      this.logger.info({ from: startedAt, to: this.store.logStartOffset, sizeBytes: this.store.sizeBytes }, 'retention moved the log start');
+    }
+    return total;
   }
 
   /**
@@ -888,7 +910,8 @@ export class Partition {
     assert(offset <= this.hw, `${this.topic}/${this.partition}: log start ${offset} beyond hw ${this.hw}`);
     const from = this.store.logStartOffset;
     await this.store.advanceLogStart(offset, this.hw);
-    this.logger.info({ reason, from, to: this.store.logStartOffset, hw: this.hw }, 'log start moved');
+    // A purge is one line; retention says once per pass where it moved the log start (retentionPass).
+    this.logger[reason === 'purge' ? 'info' : 'debug']({ reason, from, to: this.store.logStartOffset, hw: this.hw }, 'log start moved');
     // The in-sync secondary learns it now, even when nothing is produced: an empty sync push
     // carries it. An out-of-ISR follower gets it with its catch-up pushes.
     if (this.isrSecondary() !== undefined) {

@@ -137,9 +137,9 @@ describe('BrokerStore', () => {
     await log.advanceLogStart(18, 30);
     expect(log.logStartOffset).toBe(18);
     expect(() => log.advanceLogStart(31, 30)).toThrow(InvariantError);
-    expect(await log.deleteBelowLogStart(4)).toBe(4);
-    expect(await log.deleteBelowLogStart(4)).toBe(2);
-    expect(await log.deleteBelowLogStart(4)).toBe(0);
+    expect(await log.deleteBelowLogStart(4)).toEqual({ deleted: 4, more: true });
+    expect(await log.deleteBelowLogStart(4)).toEqual({ deleted: 2, more: false });
+    expect(await log.deleteBelowLogStart(4)).toEqual({ deleted: 0, more: false });
     expect(log.sizeBytes).toBe(lastFour);
     expect(values(log.readBatches(18, 30, 1 << 20))[0]).toBe('18:v18');
     // A purge inside a batch: the batch holding the log start stays, records below it are not readable by offset.
@@ -155,7 +155,7 @@ describe('BrokerStore', () => {
     const reset = store.log('t', 0);
     expect([reset.logStartOffset, reset.leo, reset.hwCheckpoint, reset.epochs()]).toEqual([40, 40, 40, []]);
     await reset.append([batch(40, 2, 3)], [], 42);
-    expect(await reset.deleteBelowLogStart(100)).toBe(4);
+    expect(await reset.deleteBelowLogStart(100)).toEqual({ deleted: 4, more: false });
     expect(values(reset.readBatches(40, 42, 1 << 20))).toEqual(['40:v40', '41:v41']);
     expect(reset.sizeBytes).toBe(reset.readBatches(40, 42, 1 << 20)[0].bytes.length);
   });

@@ -81,7 +81,7 @@ parentPort.on('message', (message) => {
     run(message.ops);
     parentPort.postMessage({ ok: true });
   } catch (error) {
-    parentPort.postMessage({ error: String((error && error.message) || error) });
+    parentPort.postMessage({ error: String((error && error.message) || error), code: error && error.code });
   }
 });
 `;
@@ -98,11 +98,17 @@ export class BrokerStore {
   private failed: Error | undefined;
   private readonly worker: Worker;
   /** The transaction the worker runs now (one at a time, in order). */
-  private inFlight: { waiters: BrokerStore['waiters']; writes: number; startedMs: number } | undefined;
+  private inFlight: { waiters: BrokerStore['waiters']; writes: number; startedMs: number; ops: WriteOp[]; retried: boolean } | undefined;
   private idleWaiters: Array<() => void> = [];
   private closedByWorker: (() => void) | undefined;
   /** Called with the number of writes and the milliseconds of every group commit (metrics). */
   onCommit: ((writes: number, ms: number) => void) | undefined;
+  /**
+   * Called when a transaction failed with SQLITE_FULL; true when it freed space (the storage
+   * reserve), and the same transaction is then run once more. Its writes were rolled back, so
+   * running it again is the same transaction; the in-memory view already counts on it.
+   */
+  onFull: (() => boolean) | undefined;
   /** Called when a write failed: the broker must stop (see the module comment). */
   onFatal: (error: unknown) => void = (error) => {
     throw error;
@@ -132,7 +138,7 @@ export class BrokerStore {
         driver: createRequire(import.meta.url).resolve('better-sqlite3'),
       },
     });
-    this.worker.on('message', (message: { ok?: true; error?: string; closed?: true }) => this.onWorkerMessage(message));
+    this.worker.on('message', (message: { ok?: true; error?: string; code?: string; closed?: true }) => this.onWorkerMessage(message));
     this.worker.on('error', (error) => this.fail(new Error(`storage commit thread failed: ${error.message}`, { cause: error })));
   }
 
@@ -144,6 +150,14 @@ export class BrokerStore {
   log(topic: string, partition: number): PartitionLog {
     this.assertOpen();
     return new PartitionLog(this, topic, partition);
+  }
+
+  /** Bytes of free pages in the database: space deleted rows left, which new rows reuse. */
+  freePageBytes(): number {
+    if (this.closed) return 0;
+    const pages = this.db.pragma('freelist_count', { simple: true }) as number;
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    return pages * pageSize;
   }
 
   /** Every partition with a log in this database. */
@@ -187,7 +201,7 @@ export class BrokerStore {
       for (const resolve of waiting) resolve();
       return;
     }
-    this.inFlight = { waiters: this.waiters, writes: this.pendingWrites, startedMs: performance.now() };
+    this.inFlight = { waiters: this.waiters, writes: this.pendingWrites, startedMs: performance.now(), ops: this.pending, retried: false };
     const ops = this.pending;
     this.pending = [];
     this.pendingWrites = 0;
@@ -195,13 +209,20 @@ export class BrokerStore {
     this.worker.postMessage({ ops });
   }
 
-  private onWorkerMessage(message: { ok?: true; error?: string; closed?: true }): void {
+  private onWorkerMessage(message: { ok?: true; error?: string; code?: string; closed?: true }): void {
     if (message.closed) {
       this.closedByWorker?.();
       return;
     }
     const done = this.inFlight;
     if (done === undefined) return;
+    if (message.error !== undefined && message.code === 'SQLITE_FULL' && !done.retried && this.onFull?.() === true) {
+      // The disk filled under us (the space check refuses new writes, but another process may
+      // fill the disk too): the reserve was released, run the same transaction once more.
+      done.retried = true;
+      this.worker.postMessage({ ops: done.ops });
+      return;
+    }
     this.inFlight = undefined;
     if (message.error !== undefined) {
       const error = new Error(`storage write failed: ${message.error}`);
@@ -480,23 +501,25 @@ export class PartitionLog {
   }
 
   /**
-   * Deletes the oldest stored batches wholly below the log start, at most `maxBatches` (one
-   * bounded statement in the next group commit, so a large purge never holds the commit thread
-   * for long). Returns how many it deleted; 0 when nothing below the log start is stored.
+   * Deletes the oldest stored batches wholly below the log start, at most `maxBatches` and
+   * about 8 MiB of them (one bounded statement in the next group commit, so a large purge never
+   * holds the commit thread for long, and the WAL stays small on a nearly full disk). Answers
+   * how many it deleted and whether any are left below the log start.
    */
-  async deleteBelowLogStart(maxBatches: number): Promise<number> {
+  async deleteBelowLogStart(maxBatches: number): Promise<{ deleted: number; more: boolean }> {
     this.store.assertOpen();
     const rows = this.store.stmt.batchesBelow.all({
       topic: this.topic,
       partition: this.partition,
       below: this.logStartValue,
       limit: maxBatches,
-    }) as Array<{ base_offset: number; last_offset: number; bytes: number }>;
-    if (rows.length === 0) return 0;
-    const freed = rows.reduce((sum, row) => sum + row.bytes, 0);
-    await this.store.write([['deleteBatchRange', this.topic, this.partition, rows[0].base_offset, rows[rows.length - 1].base_offset]]);
+    }) as BatchSizeRow[];
+    const chunk = deletionChunk(rows);
+    if (chunk.length === 0) return { deleted: 0, more: false };
+    const freed = chunk.reduce((sum, row) => sum + row.bytes, 0);
+    await this.store.write([['deleteBatchRange', this.topic, this.partition, chunk[0].base_offset, chunk[chunk.length - 1].base_offset]]);
     this.sizeBytesValue -= freed;
-    return rows.length;
+    return { deleted: chunk.length, more: chunk.length < rows.length || rows.length === maxBatches };
   }
 
   /**
@@ -546,9 +569,21 @@ export class PartitionLog {
     );
   }
 
-  /** Deletes the whole log (this broker no longer holds the replica). */
-  destroy(): Promise<void> {
+  /**
+   * Deletes the whole log (this broker no longer holds the replica): its batches in bounded
+   * transactions first (each one small, so the WAL stays small and a deletion commits even on
+   * a nearly full disk), then the rest in one.
+   */
+  async destroy(): Promise<void> {
     const { topic, partition } = this;
+    for (;;) {
+      this.store.assertOpen();
+      const rows = this.store.stmt.batchesBelow.all({ topic, partition, below: Number.MAX_SAFE_INTEGER, limit: DELETE_CHUNK_BATCHES }) as BatchSizeRow[];
+      const chunk = deletionChunk(rows);
+      if (chunk.length === 0) break;
+      await this.store.write([['deleteBatchRange', topic, partition, chunk[0].base_offset, chunk[chunk.length - 1].base_offset]]);
+    }
+    this.sizeBytesValue = 0;
     return this.store.write([
       ['deleteBatches', topic, partition],
       ['deleteEpochs', topic, partition],
@@ -556,6 +591,24 @@ export class PartitionLog {
       ['deletePartition', topic, partition],
     ]);
   }
+}
+
+/** Most batches, and most bytes, one deleting transaction removes (at least one batch). */
+const DELETE_CHUNK_BATCHES = 1_000;
+const DELETE_CHUNK_BYTES = 8 * 1024 * 1024;
+
+interface BatchSizeRow {
+  base_offset: number;
+  last_offset: number;
+  bytes: number;
+}
+
+/** The oldest of `rows` (in offset order) that one deleting transaction takes: bounded in bytes, at least one. */
+function deletionChunk(rows: BatchSizeRow[]): BatchSizeRow[] {
+  let bytes = 0;
+  let end = 0;
+  while (end < rows.length && (end === 0 || bytes + rows[end].bytes <= DELETE_CHUNK_BYTES)) bytes += rows[end++].bytes;
+  return rows.slice(0, end);
 }
 
 interface BatchRow {

@@ -38,6 +38,8 @@ export interface RouteDeps {
   router: ProduceRouter;
   notifier: Notifier;
   purger: TopicPurger;
+  /** Refuses topic creation with STORAGE_FULL while the disk is nearly full. */
+  storage: { checkWritable(what: string): void };
   heartbeatMs: number;
   metrics: ServiceMetrics;
   /** Version of the principals and ACLs, so brokers refetch them when it changes. */
@@ -83,6 +85,7 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
   // ---- topics ----
   router.post(R.topics, async (ctx) => {
     const request = parseOrThrow(createTopicRequest, ctx.state.body);
+    deps.storage.checkWritable(`creating topic ${request.name}`);
     const description = createTopic(cluster, request);
     groups.topicChanged(request.name);
     // Wait (bounded) for the brokers to create their replicas, so a produce right after finds them ready.

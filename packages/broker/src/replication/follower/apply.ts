@@ -29,6 +29,9 @@ export async function applyPush(replica: Partition, push: ParsedPush, tail: Buff
   }
   if (push.epoch > replica.epoch || replica.primaryId === null) replica.adoptEpoch(push.epoch, push.primaryId);
 
+  // New records are refused on a nearly full disk like a produce (the primary retries, then
+  // leaves this follower out of the ISR); pushes without records (HW, log start) still apply.
+  if (push.bytes > 0) replica.checkStorage('replication');
   const log = replica.store;
   // The LEO the log will have after the truncation this push asks for.
   const leo = push.truncateTo !== undefined && push.truncateTo < log.leo ? Math.max(push.truncateTo, log.logStartOffset) : log.leo;
