@@ -4,17 +4,15 @@
 // writing by themselves once space returns, and lose nothing they acknowledged.
 // Mounting a tmpfs needs root; without it (or with the containers launcher) the test is skipped
 // and says why.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Cluster, launcher, startCluster, waitFor } from './harness/cluster.js';
+import { type CliRun, runCli } from './harness/cli.js';
 import { rawPost } from './harness/raw-http.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(REPO, 'packages/cli/dist/bin.js');
 const MiB = 1024 * 1024;
 const TMPFS_BYTES = 48 * MiB;
 /** Each service keeps a 2 MiB reserve and refuses new writes below 8 MiB free. */
@@ -49,24 +47,8 @@ afterAll(async () => {
   }
 });
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: {
-        ...process.env,
-        TESSERA_COORDINATOR: cluster!.coordinatorUrl,
-        TESSERA_PRINCIPAL: cluster!.admin?.principal ?? '',
-        TESSERA_SECRET: cluster!.admin?.secret ?? '',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<CliRun> {
+  return runCli(cluster!, args);
 }
 
 /** Writes zeros into `file` until the filesystem answers ENOSPC; returns the bytes written. */

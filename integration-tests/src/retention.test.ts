@@ -4,16 +4,12 @@
 // OFFSET_OUT_OF_RANGE naming the log start, both replicas agree on it (also after a failover
 // and a restart of the whole cluster), and a purge empties a topic while its offsets numbering
 // and its groups stay. The operator commands are run as a user runs them (`tessera topics alter|purge`).
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TesseraClient } from '@tessera/client';
 import { type Cluster, startCluster, waitFor } from './harness/cluster.js';
+import { type CliRun, runCli } from './harness/cli.js';
 import { rawPost } from './harness/raw-http.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(REPO, 'packages/cli/dist/bin.js');
 /** Brokers run a retention pass this often (the default, 30 s, would make the test wait). */
 const RETENTION_CHECK_MS = 200;
 
@@ -35,25 +31,8 @@ async function start(name: string): Promise<{ cluster: Cluster; client: TesseraC
   return { cluster, client: cluster.client({ requestTimeoutMs: 3_000 }) };
 }
 
-/** Runs the CLI against the cluster as the bootstrap admin; resolves with its exit code and output. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: {
-        ...process.env,
-        TESSERA_COORDINATOR: cluster!.coordinatorUrl,
-        TESSERA_PRINCIPAL: cluster!.admin?.principal ?? '',
-        TESSERA_SECRET: cluster!.admin?.secret ?? '',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<CliRun> {
+  return runCli(cluster!, args);
 }
 
 /** One gauge of a broker's /metrics for one partition, undefined when the broker does not report it. */
