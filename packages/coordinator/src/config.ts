@@ -46,13 +46,13 @@ export interface CoordinatorConfig {
   brokerStartGraceMs: number;
   /** Primaries unbalanced for this long start leadership transfers to even them out. */
   leadershipBalanceDelayMs: number;
-  /** Retention of the topics that set none (-1: no limit); defaults DEFAULT_RETENTION_MS and DEFAULT_RETENTION_BYTES. */
-  defaultRetentionMs?: number;
-  defaultRetentionBytes?: number;
-  /** Size of the reserve file released when the disk fills (default DEFAULT_STORAGE_RESERVE_BYTES). */
-  storageReserveBytes?: number;
-  /** Below this many bytes free for data, topic creation is refused with STORAGE_FULL (default DEFAULT_STORAGE_MIN_FREE_BYTES). */
-  storageMinFreeBytes?: number;
+  /** Retention of the topics that set none (-1: no limit). */
+  defaultRetentionMs: number;
+  defaultRetentionBytes: number;
+  /** Size of the reserve file released when the disk fills. */
+  storageReserveBytes: number;
+  /** Below this many bytes free for data, topic creation is refused with STORAGE_FULL. */
+  storageMinFreeBytes: number;
   logLevel: string;
   logPretty: boolean;
   /** Serve HTTPS with this certificate (else plain HTTP). */
@@ -84,6 +84,10 @@ export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<Coord
     replaceDeadAfterMs: DEFAULT_REPLACE_DEAD_AFTER_MS,
     brokerStartGraceMs: DEFAULT_BROKER_START_GRACE_MS,
     leadershipBalanceDelayMs: DEFAULT_LEADERSHIP_BALANCE_DELAY_MS,
+    defaultRetentionMs: DEFAULT_RETENTION_MS,
+    defaultRetentionBytes: DEFAULT_RETENTION_BYTES,
+    storageReserveBytes: DEFAULT_STORAGE_RESERVE_BYTES,
+    storageMinFreeBytes: DEFAULT_STORAGE_MIN_FREE_BYTES,
     logLevel: 'info',
     logPretty: false,
     auth: true,

@@ -8,13 +8,7 @@ import { COORDINATOR_ROUTES, ClusterSigner, DataHttpClient, JsonHttpClient } fro
 import { StorageSpace, createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import { Cluster } from './cluster/cluster.js';
 import { Notifier } from './cluster/notify.js';
-import {
-  DEFAULT_RETENTION_BYTES,
-  DEFAULT_RETENTION_MS,
-  DEFAULT_STORAGE_MIN_FREE_BYTES,
-  DEFAULT_STORAGE_RESERVE_BYTES,
-  type CoordinatorConfig,
-} from './config.js';
+import type { CoordinatorConfig } from './config.js';
 import { TopicPurger } from './topics/purge.js';
 import { GroupManager } from './groups/groups.js';
 import { AuthRegistry } from './auth/registry.js';
@@ -42,8 +36,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   // reserve file is released so topic deletion and the cluster's own changes still commit.
   const storage = new StorageSpace({
     dataDir: config.dataDir,
-    reserveBytes: config.storageReserveBytes ?? DEFAULT_STORAGE_RESERVE_BYTES,
-    minFreeBytes: config.storageMinFreeBytes ?? DEFAULT_STORAGE_MIN_FREE_BYTES,
+    reserveBytes: config.storageReserveBytes,
+    minFreeBytes: config.storageMinFreeBytes,
     databaseFreeBytes: () => store.freePageBytes(),
     logger,
   });
@@ -110,8 +104,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       brokerStartGraceMs: config.brokerStartGraceMs,
       leadershipBalanceDelayMs: config.leadershipBalanceDelayMs,
       retentionDefaults: {
-        retentionMs: config.defaultRetentionMs ?? DEFAULT_RETENTION_MS,
-        retentionBytes: config.defaultRetentionBytes ?? DEFAULT_RETENTION_BYTES,
+        retentionMs: config.defaultRetentionMs,
+        retentionBytes: config.defaultRetentionBytes,
       },
       // A step that changes where a replica or the leadership lives counts as one move.
       onMoveStep: (type) => {
