@@ -20,9 +20,10 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-async function start(name: string): Promise<{ cluster: Cluster; client: TesseraClient }> {
+async function start(name: string, brokers = 3): Promise<{ cluster: Cluster; client: TesseraClient }> {
   cluster = await startCluster({
     name,
+    brokers,
     brokerTimeoutMs: 1_500,
     replicaTimeoutMs: 800,
     groupSessionTimeoutMs: 3_000,
@@ -168,6 +169,33 @@ describe('retention and purge', () => {
     // And the next record gets the next offset.
     const next = await restarted.producer().send({ topic: 'sized', key: 'k', value: 'after-restart' });
     expect(next.offset).toBe(40);
+  });
+
+  it('a secondary that was away while retention passed its log end starts empty at the log start, catches up, and serves it after a failover', async () => {
+    const { cluster, client } = await start('retention-rejoin', 2);
+    await client.admin.createTopic({ name: 'lagging', partitions: 1 });
+    const producer = client.producer({ lingerMs: 0 });
+    for (let i = 0; i < 10; i++) await producer.send({ topic: 'lagging', key: 'k', value: `early-${i}` });
+    const { primary, secondary } = (await client.admin.describeTopic('lagging')).partitions[0];
+    await cluster.broker(secondary!).kill();
+    // Acknowledged by the primary alone once the ISR has shrunk; one batch per record.
+    const value = 'x'.repeat(1_000);
+    for (let i = 10; i < 50; i++) await producer.send({ topic: 'lagging', key: 'k', value: `${i}:${value}` });
+    await client.admin.alterTopic('lagging', { retentionBytes: 10_000 });
+    await waitFor(async () => ((await logStarts(cluster, client, 'lagging'))[primary!] ?? 0) > 10, { what: 'the log start to pass the secondary' });
+    const logStart = (await logStarts(cluster, client, 'lagging'))[primary!]!;
+
+    await cluster.broker(secondary!).start();
+    await waitFor(async () => (await client.admin.describeTopic('lagging')).partitions[0].isr.length === 2, { what: 'the secondary back in the ISR' });
+    await bothStartAt(cluster, client, 'lagging', logStart);
+
+    await cluster.broker(primary!).kill();
+    await waitFor(async () => (await client.admin.describeTopic('lagging')).partitions[0].primary === secondary, { what: 'failover to the secondary' });
+    expect((await fetchAt(cluster, client, 'lagging', logStart - 1)).error).toMatchObject({ code: 'OFFSET_OUT_OF_RANGE', logStartOffset: logStart });
+    const read = await readGroup(client, 'lagging', 'after-failover', 50);
+    expect(read.map((r) => r.offset)).toEqual(Array.from({ length: 50 - logStart }, (_, i) => logStart + i));
+    expect(read.map((r) => r.value.split(':')[0])).toEqual(read.map((r) => String(r.offset)));
+    expect((await producer.send({ topic: 'lagging', key: 'k', value: 'next' })).offset).toBe(50);
   });
 
   it('retention by time drops the batches whose newest record is older than retentionMs, and only those', async () => {
