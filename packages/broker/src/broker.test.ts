@@ -479,8 +479,10 @@ describe('broker over HTTP with a stub coordinator', () => {
   });
 
   it('fences a push of a stale epoch, and answers OFFSET_MISMATCH with its log so a primary can truncate it', async () => {
-    await coordinator.createTopic('fenced', { primary: 1, secondary: 2, epoch: 5, isr: [1, 2] });
-    const base = { topic: 'fenced', partition: 0, primaryId: 1 };
+    // The primary is a broker that does not run (3): a running one would push its own (empty)
+    // log to broker 2 when it learns its role, racing this test's pushes.
+    await coordinator.createTopic('fenced', { primary: 3, secondary: 2, epoch: 5, isr: [3, 2] });
+    const base = { topic: 'fenced', partition: 0, primaryId: 3 };
 
     const [stale] = await exchange(url(2), [{ head: { ...base, epoch: 4, baseOffset: 0 }, batches: [rec(0, 4)] }]);
     expect(stale.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 5 });
