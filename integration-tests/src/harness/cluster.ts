@@ -44,6 +44,11 @@ export interface ClusterOptions {
   serviceEnv?: Record<string, string>;
   /** Extra environment of one broker, by id (e.g. TESSERA_FAILPOINTS for that broker alone). */
   brokerEnv?: Record<number, Record<string, string>>;
+  /**
+   * Where the services' data directories go (default: inside the cluster's data directory), e.g.
+   * a small filesystem of the scenario's own; the logs stay in the cluster's directory. Processes launcher only.
+   */
+  serviceDataRoot?: string;
 }
 
 /** The network links of one broker that a scenario can cut, blackhole or delay. */

@@ -28,7 +28,14 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
   const coordinatorTls = tlsFlags('coordinator');
   const tls = options.tls ? { ca: readFileSync(path.join(tlsDir, 'ca.crt')), rejectUnauthorized: true } : undefined;
   const scheme = options.tls ? 'https' : 'http';
-  const env = { ...options.serviceEnv, TESSERA_CLUSTER_SECRET: clusterSecret };
+  // A small storage reserve per service (the default is 32 MiB), so scenarios start fast; a
+  // scenario about a full disk sets its own.
+  const env = {
+    TESSERA_STORAGE_RESERVE_BYTES: String(1024 * 1024),
+    TESSERA_STORAGE_MIN_FREE_BYTES: String(4 * 1024 * 1024),
+    ...options.serviceEnv,
+    TESSERA_CLUSTER_SECRET: clusterSecret,
+  };
   const coordinatorPort = await freePort();
   const coordinatorUrl = `${scheme}://127.0.0.1:${coordinatorPort}`;
   const auth = bootstrapAdmin(options);
@@ -43,7 +50,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
       ...coordinatorTls,
       '--port', String(coordinatorPort),
       '--host', '127.0.0.1',
-      '--data-dir', path.join(dataDir, 'coordinator'),
+      '--data-dir', path.join(options.serviceDataRoot ?? dataDir, 'coordinator'),
       ...timing,
       '--broker-timeout-ms', String(options.brokerTimeoutMs ?? 3_000),
       '--group-session-timeout-ms', String(options.groupSessionTimeoutMs ?? 5_000),
@@ -82,7 +89,7 @@ export async function startProcessCluster(options: ClusterOptions): Promise<Clus
         '--id', String(id),
         '--port', String(port),
         '--host', '127.0.0.1',
-        '--data-dir', path.join(dataDir, `broker-${id}`),
+        '--data-dir', path.join(options.serviceDataRoot ?? dataDir, `broker-${id}`),
         '--coordinator', brokerCoordinatorUrl,
         ...internal,
         ...timing,

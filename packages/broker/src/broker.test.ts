@@ -240,6 +240,9 @@ describe('broker over HTTP with a stub coordinator', () => {
       heartbeatMs: 100,
       replicaTimeoutMs: 400,
       maxValueBytes: 1_000,
+      retentionCheckMs: 100,
+      storageReserveBytes: 1024 * 1024,
+      storageMinFreeBytes: 4 * 1024 * 1024,
       // Tiny replication pushes (one batch each), so flushes and catch-ups are pushed in many chunks.
       limits: { catchUpBatchBytes: 1 },
       // A broken invariant fails the test run instead of exiting the test process.
@@ -595,6 +598,26 @@ describe('broker over HTTP with a stub coordinator', () => {
     const [broken] = await exchange(url(2), [{ head: { ...base, epoch: 6, baseOffset: 3 }, batches: [rec(3, 6), rec(5, 6)] }]);
     expect(broken.error).toMatchObject({ code: 'INVALID_REQUEST' });
     expect(onDisk(dataDir(2), 'fenced', 0).values).toEqual(['v0', 'v1', 'v2']);
+  });
+
+  it("takes the primary's log start from its pushes, and starts empty there when its whole log lies below it", async () => {
+    // The primary is a broker that does not run (3), so only this test's pushes reach broker 2.
+    await coordinator.createTopic('trimmed', { primary: 3, secondary: 2, epoch: 1, isr: [3, 2] });
+    const base = { topic: 'trimmed', partition: 0, primaryId: 3, epoch: 1 };
+    const [ok] = await exchange(url(2), [{ head: { ...base, baseOffset: 0, hw: 4 }, batches: [rec(0, 1), rec(1, 1), rec(2, 1), rec(3, 1)] }]);
+    expect(ok).toEqual({ leo: 4, epoch: 1 });
+    // An empty push moves the log start (retention on the primary): batches below it go, the rest stays.
+    const [moved] = await exchange(url(2), [{ head: { ...base, baseOffset: 4, prevEpoch: 1, hw: 4, logStartOffset: 2 }, batches: [] }]);
+    expect(moved).toEqual({ leo: 4, epoch: 1 });
+    // A follower never goes below a log start it took, and a push may not ask for records before it.
+    const [behind] = await exchange(url(2), [{ head: { ...base, baseOffset: 1, truncateTo: 1, hw: 4, logStartOffset: 2 }, batches: [rec(1, 1)] }]);
+    expect(behind.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 4 });
+    // The primary's log start is past this whole log (it was away while retention ran): it starts empty there.
+    const [reset] = await exchange(url(2), [{ head: { ...base, baseOffset: 10, hw: 11, logStartOffset: 10 }, batches: [rec(10, 1)] }]);
+    expect(reset).toEqual({ leo: 11, epoch: 1 });
+    expect(onDisk(dataDir(2), 'trimmed', 0).epochs).toEqual([{ epoch: 1, start_offset: 10 }]);
+    // The background pass deletes what lies below the log start; what is left is the new log.
+    await vi.waitFor(() => expect(onDisk(dataDir(2), 'trimmed', 0).values).toEqual(['v10']), { timeout: 5_000, interval: 50 });
   });
 
   it('answers bad requests with 4xx error bodies and stores nothing of them', async () => {

@@ -4,10 +4,11 @@
  * true once the broker is registered and has applied its assignments.
  */
 import { ClusterSigner, JsonHttpClient, brokerNode } from '@tessera/protocol';
-import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
+import { StorageSpace, createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import type { AddressInfo } from 'node:net';
 import { AuthSync } from './auth/auth-sync.js';
 import { CoordinatorLink, reconcile } from './cluster/index.js';
+import { RetentionLoop } from './retention/retention-loop.js';
 import { DEFAULT_CONFIG, DEFAULT_LIMITS, type BrokerConfig, type BrokerLimits } from './config.js';
 import { mountRoutes } from './http/routes.js';
 import { BrokerMetrics } from './metrics/broker-metrics.js';
@@ -80,7 +81,19 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       if (replicas) await reconcile(metadata, { brokerId: config.id, replicas, logger, fetchSeq, deleteOrphans: first });
     },
   });
+  // A full disk is an operating condition: writes are refused with STORAGE_FULL before they are
+  // queued, and a reserve file is released so accepted writes and deletions still commit.
+  const storage = new StorageSpace({
+    dataDir: config.dataDir,
+    reserveBytes: config.storageReserveBytes,
+    minFreeBytes: config.storageMinFreeBytes,
+    databaseFreeBytes: () => store.freePageBytes(),
+    logger,
+  });
+  storage.start();
+  store.onFull = () => storage.releaseReserve('a storage write failed: disk full');
   replicas = new PartitionSet({
+    checkStorage: (what) => storage.checkWritable(what),
     store,
     cluster: link,
     client,
@@ -126,9 +139,11 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       return held.all().flatMap((r) => groupLag(r, now));
     },
     partitions: () => held.all().map((r) => ({ role: r.role, underReplicated: r.underReplicated })),
-    replicas: () => held.all().flatMap((r) => (r.isClosed ? [] : [r.report()])),
+    replicas: () =>
+      held.all().flatMap((r) => (r.isClosed ? [] : [{ ...r.report(), logStartOffset: r.logStartOffset, logSizeBytes: r.store.sizeBytes }])),
   });
   registerDiskMetrics(service.registry, config.dataDir);
+  const retention = new RetentionLoop({ replicas, logger, checkMs: config.retentionCheckMs, maxBatchesPerPass: limits.retentionMaxBatchesPerPass });
   const server = await service.listen(config.port, config.host);
   const port = (server.address() as AddressInfo).port;
   const url = (config.advertisedUrl ?? `${service.scheme}://${config.host}:${port}`).replace(/\/+$/, '');
@@ -136,12 +151,15 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   link.setUrl(url, internalUrl);
   logger.info({ url, internalUrl, dataDir: config.dataDir, coordinator: config.coordinatorUrl, durability: config.durability }, 'listening');
   link.start();
+  retention.start();
 
   let closing: Promise<void> | undefined;
   return {
     url,
     close() {
       closing ??= (async () => {
+        await retention.stop();
+        storage.stop();
         await link.stop();
         await service.close();
         await replicas.closeAll();

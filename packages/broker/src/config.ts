@@ -45,6 +45,12 @@ export interface BrokerConfig {
   /** What to do on a broken invariant or a failed storage write (default: log it and exit 1; tests pass their own). */
   onFatal?: (error: Error) => void;
   limits?: Partial<BrokerLimits>;
+  /** Time between two background retention passes over the replicas held here. */
+  retentionCheckMs: number;
+  /** Size of the file kept in the data dir and deleted when the disk fills, so deletions can commit. */
+  storageReserveBytes: number;
+  /** Below this many bytes available for data, produce, commits and replicated records get STORAGE_FULL. */
+  storageMinFreeBytes: number;
 }
 
 /** Every queue and batch of the broker has a bound; these are them. */
@@ -65,6 +71,8 @@ export interface BrokerLimits {
   fetchMaxBytes: number;
   /** Deadline of one call to the coordinator. */
   coordinatorTimeoutMs: number;
+  /** Most batches one replica deletes in one retention pass (one statement in the group commit). */
+  retentionMaxBatchesPerPass: number;
 }
 
 export const DEFAULT_LIMITS: BrokerLimits = {
@@ -79,6 +87,7 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   fetchMaxRecords: DEFAULT_FETCH_MAX_RECORDS,
   fetchMaxBytes: DEFAULT_FETCH_MAX_BYTES,
   coordinatorTimeoutMs: 2_000,
+  retentionMaxBatchesPerPass: 1_000,
 };
 
 export const DEFAULT_CONFIG = {
@@ -91,4 +100,7 @@ export const DEFAULT_CONFIG = {
   heartbeatMs: DEFAULT_HEARTBEAT_MS,
   replicaTimeoutMs: 2_000,
   maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
+  retentionCheckMs: 30_000,
+  storageReserveBytes: 32 * 1024 * 1024,
+  storageMinFreeBytes: 64 * 1024 * 1024,
 };

@@ -49,6 +49,24 @@ const program = new Command('tessera-broker')
       .default(DEFAULT_CONFIG.idempotencyWindowMs),
   )
   .addOption(
+    new Option('--retention-check-ms <ms>', 'time between two background retention passes (log start moves, batches below it deleted)')
+      .env('TESSERA_RETENTION_CHECK_MS')
+      .argParser(positiveInt)
+      .default(DEFAULT_CONFIG.retentionCheckMs),
+  )
+  .addOption(
+    new Option('--storage-reserve-bytes <n>', 'size of the reserve file deleted when the disk fills, so deletions can commit (0: none)')
+      .env('TESSERA_STORAGE_RESERVE_BYTES')
+      .argParser(positiveInt)
+      .default(DEFAULT_CONFIG.storageReserveBytes),
+  )
+  .addOption(
+    new Option('--storage-min-free-bytes <n>', 'below this many bytes free for data, writes are refused with STORAGE_FULL')
+      .env('TESSERA_STORAGE_MIN_FREE_BYTES')
+      .argParser(positiveInt)
+      .default(DEFAULT_CONFIG.storageMinFreeBytes),
+  )
+  .addOption(
     new Option('--max-value-bytes <n>', 'largest record value')
       .env('TESSERA_MAX_VALUE_BYTES')
       .argParser(positiveInt)

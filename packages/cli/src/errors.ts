@@ -89,6 +89,8 @@ function describeTesseraError(error: TesseraError, context: ErrorContext): strin
       return context.group !== undefined ? `group "${context.group}" not found` : firstLine(error.message);
     case 'TOPIC_EXISTS':
       return context.topic !== undefined ? `topic "${context.topic}" already exists` : firstLine(error.message);
+    case 'STORAGE_FULL':
+      return `storage full: ${firstLine(error.message)} (retriable: delete or purge topics to free space; writes resume by themselves)`;
     case 'UNAUTHORIZED':
       // A call without credentials; a wrong or revoked one says which principal failed.
       return /^authentication required/.test(error.message)

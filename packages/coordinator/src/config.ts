@@ -13,6 +13,12 @@ export const DEFAULT_MAX_CONCURRENT_MOVES = 2;
 export const DEFAULT_REPLACE_DEAD_AFTER_MS = 30_000;
 export const DEFAULT_BROKER_START_GRACE_MS = 60_000;
 export const DEFAULT_LEADERSHIP_BALANCE_DELAY_MS = 5_000;
+/** Retention of a topic that sets none: 7 days, like Kafka's default, and no size limit (-1). */
+export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+export const DEFAULT_RETENTION_BYTES = -1;
+/** The coordinator writes little: a small reserve lets topic deletions commit on a full disk. */
+export const DEFAULT_STORAGE_RESERVE_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_STORAGE_MIN_FREE_BYTES = 16 * 1024 * 1024;
 
 /** Everything the coordinator is started with; `main.ts` fills it from flags and env. */
 export interface CoordinatorConfig {
@@ -40,6 +46,13 @@ export interface CoordinatorConfig {
   brokerStartGraceMs: number;
   /** Primaries unbalanced for this long start leadership transfers to even them out. */
   leadershipBalanceDelayMs: number;
+  /** Retention of the topics that set none (-1: no limit). */
+  defaultRetentionMs: number;
+  defaultRetentionBytes: number;
+  /** Size of the reserve file released when the disk fills. */
+  storageReserveBytes: number;
+  /** Below this many bytes free for data, topic creation is refused with STORAGE_FULL. */
+  storageMinFreeBytes: number;
   logLevel: string;
   logPretty: boolean;
   /** Serve HTTPS with this certificate (else plain HTTP). */
@@ -71,6 +84,10 @@ export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<Coord
     replaceDeadAfterMs: DEFAULT_REPLACE_DEAD_AFTER_MS,
     brokerStartGraceMs: DEFAULT_BROKER_START_GRACE_MS,
     leadershipBalanceDelayMs: DEFAULT_LEADERSHIP_BALANCE_DELAY_MS,
+    defaultRetentionMs: DEFAULT_RETENTION_MS,
+    defaultRetentionBytes: DEFAULT_RETENTION_BYTES,
+    storageReserveBytes: DEFAULT_STORAGE_RESERVE_BYTES,
+    storageMinFreeBytes: DEFAULT_STORAGE_MIN_FREE_BYTES,
     logLevel: 'info',
     logPretty: false,
     auth: true,

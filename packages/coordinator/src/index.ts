@@ -5,10 +5,11 @@
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { COORDINATOR_ROUTES, ClusterSigner, DataHttpClient, JsonHttpClient } from '@tessera/protocol';
-import { createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
+import { StorageSpace, createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import { Cluster } from './cluster/cluster.js';
 import { Notifier } from './cluster/notify.js';
 import type { CoordinatorConfig } from './config.js';
+import { TopicPurger } from './topics/purge.js';
 import { GroupManager } from './groups/groups.js';
 import { AuthRegistry } from './auth/registry.js';
 import { COORDINATOR_RULES } from './http/access-rules.js';
@@ -31,6 +32,17 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const logger = createLogger('coordinator', {}, { level: config.logLevel, pretty: config.logPretty });
   const nowMs = () => performance.now();
   const store = new Store(config.dataDir);
+  // A full disk is an operating condition: topic creation is refused with STORAGE_FULL, and a
+  // reserve file is released so topic deletion and the cluster's own changes still commit.
+  const storage = new StorageSpace({
+    dataDir: config.dataDir,
+    reserveBytes: config.storageReserveBytes,
+    minFreeBytes: config.storageMinFreeBytes,
+    databaseFreeBytes: () => store.freePageBytes(),
+    logger,
+  });
+  storage.start();
+  store.onFull = () => storage.releaseReserve('a coordinator write failed: disk full');
   const loaded = store.loadAll();
   let ready = false;
   const auth = await AuthRegistry.open({
@@ -91,6 +103,10 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       replaceDeadAfterMs: config.replaceDeadAfterMs,
       brokerStartGraceMs: config.brokerStartGraceMs,
       leadershipBalanceDelayMs: config.leadershipBalanceDelayMs,
+      retentionDefaults: {
+        retentionMs: config.defaultRetentionMs,
+        retentionBytes: config.defaultRetentionBytes,
+      },
       // A step that changes where a replica or the leadership lives counts as one move.
       onMoveStep: (type) => {
         if (COUNTED_MOVE_STEPS.has(type)) counters.rebalanceMoves.inc();
@@ -120,6 +136,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     groups,
     router: new ProduceRouter(theCluster, produceClient),
     notifier,
+    purger: new TopicPurger(theCluster, notifyClient, config.notifyTimeoutMs),
+    storage,
     heartbeatMs: config.heartbeatMs,
     metrics: service.metrics,
     authVersion: () => auth.version,
@@ -166,6 +184,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
         await notifier!.close();
         notifyClient.close();
         await produceClient.close();
+        storage.stop();
         store.close();
       })();
       return closing;

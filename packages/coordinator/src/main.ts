@@ -15,6 +15,10 @@ import { createLogger, edgeConfig, edgeOptions, onShutdown } from '@tessera/serv
 import {
   DEFAULT_BROKER_START_GRACE_MS,
   DEFAULT_LEADERSHIP_BALANCE_DELAY_MS,
+  DEFAULT_RETENTION_BYTES,
+  DEFAULT_RETENTION_MS,
+  DEFAULT_STORAGE_MIN_FREE_BYTES,
+  DEFAULT_STORAGE_RESERVE_BYTES,
   DEFAULT_MAX_CONCURRENT_MOVES,
   DEFAULT_REPLACE_DEAD_AFTER_MS,
 } from './config.js';
@@ -23,7 +27,7 @@ import { startCoordinator } from './index.js';
 function integer(min: number, max: number) {
   return (raw: string): number => {
     const value = Number(raw);
-    if (!/^\d+$/.test(raw) || value < min || value > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
+    if (!/^-?\d+$/.test(raw) || value < min || value > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
     return value;
   };
 }
@@ -81,6 +85,30 @@ const program = new Command('tessera-coordinator')
       .env('TESSERA_LEADERSHIP_BALANCE_DELAY_MS'),
   )
   .addOption(
+    new Option('--default-retention-ms <ms>', 'retention by age of the topics that set none (-1: no limit; default 7 days)')
+      .argParser(integer(-1, Number.MAX_SAFE_INTEGER))
+      .default(DEFAULT_RETENTION_MS)
+      .env('TESSERA_DEFAULT_RETENTION_MS'),
+  )
+  .addOption(
+    new Option('--default-retention-bytes <n>', 'retention by size per partition of the topics that set none (-1: no limit, the default)')
+      .argParser(integer(-1, Number.MAX_SAFE_INTEGER))
+      .default(DEFAULT_RETENTION_BYTES)
+      .env('TESSERA_DEFAULT_RETENTION_BYTES'),
+  )
+  .addOption(
+    new Option('--storage-reserve-bytes <n>', 'size of the reserve file deleted when the disk fills, so topic deletions can commit (0: none)')
+      .argParser(integer(0, Number.MAX_SAFE_INTEGER))
+      .default(DEFAULT_STORAGE_RESERVE_BYTES)
+      .env('TESSERA_STORAGE_RESERVE_BYTES'),
+  )
+  .addOption(
+    new Option('--storage-min-free-bytes <n>', 'below this many bytes free for data, topic creation is refused with STORAGE_FULL')
+      .argParser(integer(0, Number.MAX_SAFE_INTEGER))
+      .default(DEFAULT_STORAGE_MIN_FREE_BYTES)
+      .env('TESSERA_STORAGE_MIN_FREE_BYTES'),
+  )
+  .addOption(
     new Option('--log-level <level>', 'log level')
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info')
@@ -114,6 +142,10 @@ program.action(async (options) => {
     replaceDeadAfterMs: options.replaceDeadAfterMs,
     brokerStartGraceMs: options.brokerStartGraceMs,
     leadershipBalanceDelayMs: options.leadershipBalanceDelayMs,
+    defaultRetentionMs: options.defaultRetentionMs,
+    defaultRetentionBytes: options.defaultRetentionBytes,
+    storageReserveBytes: options.storageReserveBytes,
+    storageMinFreeBytes: options.storageMinFreeBytes,
     logLevel: options.logLevel,
     logPretty: options.logPretty === true,
     auth: options.auth === 'on',

@@ -2,7 +2,7 @@
  * The coordinator's state as it lives in memory and in SQLite. Every domain module
  * works on these shapes; the store turns them into rows and back.
  */
-import type { PartitionAssignment, TopicMetadata } from '@tessera/protocol';
+import type { PartitionAssignment, TopicConfig } from '@tessera/protocol';
 
 export interface BrokerState {
   id: number;
@@ -55,7 +55,8 @@ export interface MoveState {
 export interface TopicState {
   name: string;
   replicationFactor: number;
-  config: TopicMetadata['config'];
+  /** The topic's own settings; those it does not set take the cluster defaults (see Cluster.topicConfig). */
+  config: TopicConfig & Required<Pick<TopicConfig, 'minInsyncReplicas'>>;
   partitions: PartitionState[];
   createdMs: number;
 }

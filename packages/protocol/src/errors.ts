@@ -49,6 +49,11 @@ export const ERRORS = {
   PARTITION_OFFLINE: { status: 503, retriable: true },
   /** Not enough live brokers to place the replicas asked for. */
   NOT_ENOUGH_BROKERS: { status: 503, retriable: true },
+  /**
+   * The service's disk is (nearly) full: the write was refused before anything was stored.
+   * Retry later; deleting or purging topics frees space, and writes resume by themselves.
+   */
+  STORAGE_FULL: { status: 507, retriable: true },
   /** The request was not answered in time; its outcome is unknown. */
   TIMEOUT: { status: 504, retriable: true },
 } as const satisfies Record<string, { status: number; retriable: boolean }>;

@@ -73,13 +73,13 @@ export class JsonHttpClient {
     return this.request<T>('DELETE', url, undefined, options);
   }
 
-  async request<T>(method: 'GET' | 'POST' | 'DELETE', url: string, body: unknown, options: RequestOptions): Promise<T> {
+  async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body: unknown, options: RequestOptions): Promise<T> {
     const response = await this.send(method, url, body, options);
     return parseJsonAnswer<T>(response.statusCode, response.body, method, url);
   }
 
   /** One call: its status and body as text; a call without an answer throws the network error. */
-  private async send(method: 'GET' | 'POST' | 'DELETE', url: string, body: unknown, options: RequestOptions): Promise<{ statusCode: number; body: string }> {
+  private async send(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body: unknown, options: RequestOptions): Promise<{ statusCode: number; body: string }> {
     const target = new URL(url);
     for (const [name, value] of Object.entries(options.searchParams ?? {})) target.searchParams.set(name, String(value));
     const text = body === undefined ? undefined : JSON.stringify(body);

@@ -39,6 +39,12 @@ export const partitionPush = z
     truncateTo: offset.optional(),
     /** The primary's high watermark, so the secondary can report and restore it. */
     hw: offset,
+    /**
+     * The primary's log start (retention and purges move it; never above `hw`). The secondary
+     * takes it, so both replicas agree; when its whole log lies below it, the secondary's log
+     * becomes empty at this offset and `baseOffset` equals it. Absent from older primaries.
+     */
+    logStartOffset: offset.optional(),
     /** Committed group offsets changed since the last push (every one on catch-up). */
     commits: z.array(pushedCommit).max(100_000).default([]),
     /** Bytes of this push's batches in the frame's tail. */

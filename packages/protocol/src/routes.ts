@@ -13,6 +13,7 @@ export const COORDINATOR_ROUTES = {
   routedProduce: '/topics/:topic/records',
   /** A producer id and epoch for an idempotent producer. */
   producers: '/producers',
+  topicPurge: '/topics/:topic/purge',
   brokers: '/brokers',
   brokerRegister: '/brokers/register',
   brokerHeartbeat: '/brokers/heartbeat',
@@ -49,6 +50,7 @@ export const BROKER_ROUTES = {
   committedOffsets: '/offsets',
   replicate: '/internal/replicate',
   metadataChanged: '/internal/metadata-changed',
+  purge: '/internal/purge',
 } as const;
 
 /** Fills a route template: `routePath('/topics/:topic', {topic: 'a b'})` gives `/topics/a%20b`. */

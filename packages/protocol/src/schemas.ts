@@ -51,10 +51,27 @@ export const topicConfig = z
   .object({
     /** 1 or 2: with 2, a produce is refused with NOT_ENOUGH_REPLICAS unless both replicas are in sync. */
     minInsyncReplicas: z.number().int().min(1).max(2).optional(),
-    // Retention by age and size is not built yet; a setting that would do nothing is refused.
+    /** Batches whose newest record is older than this are deleted in the background; -1: no time limit. Absent: the cluster default. */
+    retentionMs: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER).optional(),
+    /** Each partition keeps at most about this many bytes (its oldest whole batches go); -1: no size limit. Absent: the cluster default. */
+    retentionBytes: z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER).optional(),
   })
   .strict();
 export type TopicConfig = z.infer<typeof topicConfig>;
+
+/** `PATCH /topics/:topic`: the settings to change (the others keep their values). */
+export const alterTopicRequest = z
+  .object({
+    config: topicConfig
+      .omit({ minInsyncReplicas: true })
+      .refine((config) => Object.keys(config).length > 0, 'name at least one setting to change'),
+  })
+  .strict();
+export type AlterTopicRequest = z.infer<typeof alterTopicRequest>;
+
+/** `POST /internal/purge` (coordinator to a primary): the partition's log start moves to its HW. */
+export const purgePartitionRequest = z.object({ topic: topicName, partition: partitionNumber }).strict();
+export type PurgePartitionRequest = z.infer<typeof purgePartitionRequest>;
 
 // ---- coordinator: topics -------------------------------------------------------------
 

@@ -48,7 +48,8 @@ export type PartitionStatus = 'online' | 'under-replicated' | 'offline';
 export interface TopicMetadata {
   name: string;
   replicationFactor: number;
-  config: Required<Pick<TopicConfig, 'minInsyncReplicas'>> & TopicConfig;
+  /** The settings in force: the topic's own, or the cluster defaults for those it does not set. */
+  config: Required<TopicConfig>;
   /** Indexed by partition number. */
   partitions: PartitionAssignment[];
 }
@@ -216,4 +217,17 @@ export interface HealthResponse {
 export interface InitProducerResponse {
   producerId: number;
   producerEpoch: number;
+}
+
+/** One partition's answer to a purge: where its log starts now (its HW at the time of the purge). */
+export interface PurgedPartition {
+  partition: number;
+  logStartOffset: number;
+  highWatermark: number;
+}
+
+/** `POST /topics/:topic/purge`. */
+export interface PurgeTopicResponse {
+  topic: string;
+  partitions: PurgedPartition[];
 }

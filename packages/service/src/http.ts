@@ -15,6 +15,7 @@ import { type AccessControl, type Caller, checkAccess } from './access.js';
 import { clusterIdentity, type ClusterIdentityState } from './cluster-identity.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
+import { isStorageFull } from './storage-space.js';
 
 export type Context = RouterContext<ServiceState>;
 
@@ -241,6 +242,8 @@ function toTesseraError(error: unknown): TesseraError {
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
     return new TesseraError('UNSUPPORTED_MEDIA_TYPE', 'request body must be UTF-8 JSON');
   }
+  // A write that could not be stored for want of space is an operating condition, not a bug.
+  if (isStorageFull(error)) return new TesseraError('STORAGE_FULL', 'the disk is full: the write was not stored', {}, { cause: error });
   return new TesseraError('INTERNAL', 'internal error', {}, { cause: error });
 }
 

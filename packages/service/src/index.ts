@@ -6,3 +6,4 @@ export * from './metrics.js';
 export * from './shutdown.js';
 export * from './cluster-identity.js';
 export * from './flags.js';
+export * from './storage-space.js';

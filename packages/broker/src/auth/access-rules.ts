@@ -22,5 +22,7 @@ export const BROKER_RULES: RuleTable = {
   [`POST ${R.committedOffsets}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'partitions') }),
   [`POST ${R.replicate}`]: () => ({ kind: 'member' }),
   [`POST ${R.metadataChanged}`]: () => ({ kind: 'member' }),
+  // The coordinator asks primaries to purge after checking the client's `admin` on the topic.
+  [`POST ${R.purge}`]: () => ({ kind: 'member' }),
 };
 

@@ -54,6 +54,8 @@ export async function reconcile(metadata: MetadataResponse, options: ReconcileOp
     }
     const replica = replicas.open(topic.name, assignment.partition);
     const minInsyncReplicas = topic.config.minInsyncReplicas ?? 1;
+    replica.retentionMs = topic.config.retentionMs ?? -1;
+    replica.retentionBytes = topic.config.retentionBytes ?? -1;
     // The map may have moved on while we yielded: an older epoch is ignored by applyAssignment.
     replica.applyAssignment(assignment, minInsyncReplicas, replica.isrSeq <= options.fetchSeq);
   }

@@ -5,6 +5,7 @@ import {
   epoch,
   openApiDocument,
   parseOrThrow,
+  purgePartitionRequest,
   replicateExchangeHead,
   type PushAnswer,
   type ReplicateExchangeResponse,
@@ -14,7 +15,7 @@ import { handleCommit, handleCommittedOffsets } from '../groups/commit-handler.j
 import { FetchHandler } from '../fetch/fetch-handler.js';
 import { handleProduceBatches, handleProduceJson } from '../produce/produce-handler.js';
 import { applyPush, type ParsedPush } from '../replication/index.js';
-import { findReplicas, inlineError, readFrame, type HandlerDeps } from './deps.js';
+import { findReplicas, inlineError, notHeldHere, readFrame, type HandlerDeps } from './deps.js';
 
 export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: FetchHandler } {
   const { router } = service;
@@ -26,6 +27,7 @@ export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: F
   router.post(BROKER_ROUTES.committedOffsets, (ctx) => handleCommittedOffsets(deps, ctx));
   router.post(BROKER_ROUTES.replicate, (ctx) => handleReplicate(deps, ctx));
   router.post(BROKER_ROUTES.metadataChanged, (ctx) => handleMetadataChanged(deps, ctx));
+  router.post(BROKER_ROUTES.purge, (ctx) => handlePurge(deps, ctx));
   const openApi = openApiDocument('broker');
   router.get(BROKER_ROUTES.openapi, (ctx) => {
     ctx.body = openApi;
@@ -57,6 +59,14 @@ async function handleReplicate(deps: HandlerDeps, ctx: Context): Promise<void> {
   );
   const body: ReplicateExchangeResponse = { answers };
   ctx.body = body;
+}
+
+/** `POST /internal/purge {topic, partition}` (from the coordinator): this primary's log start moves to its HW. */
+async function handlePurge(deps: HandlerDeps, ctx: Context): Promise<void> {
+  const request = parseOrThrow(purgePartitionRequest, ctx.state.body);
+  const [replica] = await findReplicas(deps, [request]);
+  if (replica === undefined || replica.isClosed) throw notHeldHere(deps, request);
+  ctx.body = await replica.purge();
 }
 
 /** `POST /internal/metadata-changed {version}`: the coordinator changed the map; apply it before answering. */

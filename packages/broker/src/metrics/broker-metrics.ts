@@ -97,6 +97,8 @@ export interface ReplicaSample {
   epoch: number;
   leo: number;
   hw: number;
+  logStartOffset: number;
+  logSizeBytes: number;
 }
 
 /** Where scrape-time gauges read from. */
@@ -184,6 +186,12 @@ export class BrokerMetrics {
       ),
       new CollectedGauge('tessera_broker_replica_high_watermark', 'High watermark of each replica held here', () =>
         sources.replicas().map((r) => ({ value: r.hw, labels: { topic: r.topic, partition: r.partition } })),
+      ),
+      new CollectedGauge('tessera_broker_replica_log_start_offset', 'Log start offset (oldest offset readable) of each replica held here', () =>
+        sources.replicas().map((r) => ({ value: r.logStartOffset, labels: { topic: r.topic, partition: r.partition } })),
+      ),
+      new CollectedGauge('tessera_broker_replica_log_size_bytes', 'Bytes of batches stored for each replica held here (until retention deletes them)', () =>
+        sources.replicas().map((r) => ({ value: r.logSizeBytes, labels: { topic: r.topic, partition: r.partition } })),
       ),
       new CollectedGauge('tessera_broker_replica_epoch', 'Leader epoch each replica held here knows', () =>
         sources.replicas().map((r) => ({ value: r.epoch, labels: { topic: r.topic, partition: r.partition } })),

@@ -102,6 +102,8 @@ export interface ReplicaOptions {
   onFlush?: (stats: FlushStats) => void;
   /** Called for every batch answered from the producer state instead of being stored again (metrics). */
   onDuplicate?: () => void;
+  /** Throws STORAGE_FULL while the disk is (nearly) full: new records and commits are refused before they are queued. */
+  checkStorage?: (what: string) => void;
 }
 
 /** Retries of a failing replicate call while the ISR still holds the secondary. */
@@ -111,6 +113,8 @@ const REFUSALS = new Set(['STALE_EPOCH', 'NOT_PRIMARY', 'INVALID_REQUEST', 'NOT_
 /** Most produce requests, and most commits, waiting for a flush in one partition. */
 const MAX_QUEUED_PRODUCES = 10_000;
 const MAX_QUEUED_COMMITS = 10_000;
+/** Most bounded steps (a delete, or a move of the log start) of one retention pass over one replica. */
+const MAX_RETENTION_ROUNDS = 100;
 /** Backoff of the background catch-up loop. */
 const CATCH_UP_RETRY: RetryOptions = { retries: 0, initialMs: 100, multiplier: 2, maxMs: 2_000, jitter: 0.2 };
 
@@ -125,6 +129,9 @@ export class Partition {
   primaryId: number | null = null;
   secondaryId: number | null = null;
   minInsyncReplicas = 1;
+  /** The topic's retention as the coordinator's map says (-1: no limit); enforced by the primary. */
+  retentionMs = -1;
+  retentionBytes = -1;
   hw: number;
   /** The seq of the last ISR taken from a coordinator answer (metadata older than it keeps ours). */
   isrSeq = 0;
@@ -225,6 +232,7 @@ export class Partition {
 
   produce(batches: IncomingBatch[]): Promise<ProduceResult> {
     this.checkCanWrite();
+    this.checkStorage('produce');
     if (this.minInsyncReplicas >= 2 && this.isr.length < 2) {
       throw new TesseraError(
         'NOT_ENOUGH_REPLICAS',
@@ -239,6 +247,7 @@ export class Partition {
   /** Stores a committed offset on this primary and its in-sync secondary (through the flush queue). */
   commit(commit: GroupOffset): Promise<void> {
     this.checkCanWrite();
+    this.checkStorage('commit');
     const done = this.queue.commit(commit);
     this.scheduleFlush();
     return done;
@@ -247,6 +256,11 @@ export class Partition {
   /** The newest generation this replica has stored for `group` (-1 when none). */
   storedGeneration(group: string): number {
     return this.store.groupOffset(group)?.generation ?? -1;
+  }
+
+  /** STORAGE_FULL while the disk is nearly full (see service/storage-space.ts); nothing is queued then. */
+  checkStorage(what: string): void {
+    this.options.checkStorage?.(`${what} to ${this.topic}/${this.partition}`);
   }
 
   private checkCanWrite(): void {
@@ -920,7 +934,7 @@ export class Partition {
     return this.followerLock.run(apply);
   }
 
-  async followerWrite(write: { truncateTo?: number; batches: StoredBatch[]; commits: GroupOffset[]; hw: number }): Promise<void> {
+  async followerWrite(write: { truncateTo?: number; batches: StoredBatch[]; commits: GroupOffset[]; hw: number; logStartOffset?: number }): Promise<void> {
     assert(this.role === 'secondary', `${this.topic}/${this.partition}: a primary does not take pushes`);
     const log = this.store;
     const pending: Array<Promise<void>> = [];
@@ -933,13 +947,77 @@ export class Partition {
       pending.push(log.truncate(to, cut));
       if (this.hw > to) this.hw = to;
     }
+    if (write.logStartOffset !== undefined && write.logStartOffset > log.leo) {
+      this.logger.info({ leo: log.leo, logStartOffset: write.logStartOffset }, "log lies below the primary's log start: starting empty there");
+      pending.push(log.resetTo(write.logStartOffset));
+    }
     const leoAfter = write.batches.length === 0 ? log.leo : write.batches[write.batches.length - 1].lastOffset + 1;
     const hw = Math.min(write.hw, leoAfter);
     pending.push(log.append(write.batches, write.commits, hw));
+    // The primary decides the log start (never above its HW); the follower takes it, so both agree.
+    if (write.logStartOffset !== undefined && write.logStartOffset > log.logStartOffset) {
+      pending.push(log.advanceLogStart(Math.min(write.logStartOffset, hw), hw));
+    }
     await Promise.all(pending);
     if (this.role === 'secondary' && hw !== this.hw && hw <= log.leo) {
       this.hw = hw;
       this.notify();
+    }
+  }
+
+  // ---- retention and purge -------------------------------------------------------------
+
+  /**
+   * One background retention pass over this replica: recounts its size after a truncation,
+   * deletes the stored batches below the log start, and, on a primary once nothing below the
+   * log start is left, moves the log start past the batches the topic's retention lets go
+   * (never past the HW), then deletes those. Every statement is bounded (`maxBatches`, about
+   * 8 MiB) and the event loop runs between them; a pass does at most MAX_RETENTION_ROUNDS.
+   * Returns the number of batches deleted.
+   */
+  async retentionPass(policy: { retentionMs: number; retentionBytes: number; nowMs: number; maxBatches: number }): Promise<number> {
+    let total = 0;
+    const startedAt = this.store.logStartOffset;
+    for (let round = 0; round < MAX_RETENTION_ROUNDS && !this.closed; round++) {
+      await this.store.recountSize();
+      const { deleted, more } = await this.store.deleteBelowLogStart(policy.maxBatches);
+      total += deleted;
+      // Size retention counts the stored bytes: decide once nothing below the log start is left.
+      if (more) continue;
+      if (this.closed || this.role !== 'primary' || (policy.retentionMs < 0 && policy.retentionBytes < 0)) break;
+      const start = this.store.retentionPoint({ ...policy, hw: this.hw });
+      if (start <= this.store.logStartOffset) break;
+      await this.moveLogStart(start, 'retention');
+    }
+    if (this.store.logStartOffset > startedAt && this.role === 'primary') {
+      this.logger.info({ from: startedAt, to: this.store.logStartOffset, sizeBytes: this.store.sizeBytes }, 'retention moved the log start');
+    }
+    return total;
+  }
+
+  /**
+   * Purge (primary only): the log start moves to the HW, so every acknowledged record is gone
+   * while offsets go on from where they were (the next record gets the next offset). Records
+   * stored but not yet acknowledged stay and are acknowledged as usual.
+   */
+  async purge(): Promise<{ logStartOffset: number; highWatermark: number }> {
+    this.checkCanWrite();
+    await this.moveLogStart(this.hw, 'purge');
+    return { logStartOffset: this.store.logStartOffset, highWatermark: this.hw };
+  }
+
+  private async moveLogStart(offset: number, reason: 'retention' | 'purge'): Promise<void> {
+    assert(this.role === 'primary', `${this.topic}/${this.partition}: only a primary moves its log start`);
+    assert(offset <= this.hw, `${this.topic}/${this.partition}: log start ${offset} beyond hw ${this.hw}`);
+    const from = this.store.logStartOffset;
+    await this.store.advanceLogStart(offset, this.hw);
+    // A purge is one line; retention says once per pass where it moved the log start (retentionPass).
+    this.logger[reason === 'purge' ? 'info' : 'debug']({ reason, from, to: this.store.logStartOffset, hw: this.hw }, 'log start moved');
+    // The in-sync secondary learns it now, even when nothing is produced: an empty sync push
+    // carries it. An out-of-ISR follower gets it with its catch-up pushes.
+    if (this.isrSecondary() !== undefined) {
+      this.syncRequested = true;
+      this.scheduleFlush();
     }
   }
 

@@ -150,6 +150,45 @@ describe('BrokerStore', () => {
     expect(store.partitions()).toEqual([{ topic: 'a', partition: 0 }]);
     expect(store.log('b', 7).leo).toBe(0);
   });
+
+  it('moves the log start by whole batches for retention, deletes below it a bounded number at a time, and restores it on reopen', async () => {
+    const log = store.log('t', 0);
+    // Ten batches of 3 records; batch i's newest record is at 1_000 + 3i + 2.
+    const batches = Array.from({ length: 10 }, (_, i) => batch(3 * i, 3, 1));
+    await log.append(batches, [], 30);
+    const lastFour = batches.slice(6).reduce((sum, b) => sum + b.bytes.length, 0);
+    expect(log.sizeBytes).toBe(batches.reduce((sum, b) => sum + b.bytes.length, 0));
+    // By time: everything older than 1_010 goes (batches 0..2 end at 1_002, 1_005, 1_008).
+    expect(log.retentionPoint({ retentionMs: 10, retentionBytes: -1, nowMs: 1_020, hw: 30, maxBatches: 100 })).toBe(9);
+    // By size: keep at most 4 batches' worth; never past the HW; at most maxBatches per pass.
+    expect(log.retentionPoint({ retentionMs: -1, retentionBytes: lastFour, nowMs: 0, hw: 30, maxBatches: 100 })).toBe(18);
+    expect(log.retentionPoint({ retentionMs: -1, retentionBytes: lastFour, nowMs: 0, hw: 10, maxBatches: 100 })).toBe(9);
+    expect(log.retentionPoint({ retentionMs: -1, retentionBytes: 0, nowMs: 0, hw: 30, maxBatches: 2 })).toBe(6);
+    await log.advanceLogStart(18, 30);
+    expect(log.logStartOffset).toBe(18);
+    expect(() => log.advanceLogStart(31, 30)).toThrow(InvariantError);
+    expect(await log.deleteBelowLogStart(4)).toEqual({ deleted: 4, more: true });
+    expect(await log.deleteBelowLogStart(4)).toEqual({ deleted: 2, more: false });
+    expect(await log.deleteBelowLogStart(4)).toEqual({ deleted: 0, more: false });
+    expect(log.sizeBytes).toBe(lastFour);
+    expect(values(log.readBatches(18, 30, 1 << 20))[0]).toBe('18:v18');
+    // A purge inside a batch: the batch holding the log start stays, records below it are not readable by offset.
+    await log.advanceLogStart(20, 30);
+    await store.close();
+    store = BrokerStore.open(dir, 'full');
+    const reopened = store.log('t', 0);
+    expect([reopened.logStartOffset, reopened.leo, reopened.hwCheckpoint]).toEqual([20, 30, 30]);
+    // A follower reset past its end keeps its log start and LEO there across a reopen, with old batches still below it.
+    await reopened.resetTo(40);
+    await store.close();
+    store = BrokerStore.open(dir, 'full');
+    const reset = store.log('t', 0);
+    expect([reset.logStartOffset, reset.leo, reset.hwCheckpoint, reset.epochs()]).toEqual([40, 40, 40, []]);
+    await reset.append([batch(40, 2, 3)], [], 42);
+    expect(await reset.deleteBelowLogStart(100)).toEqual({ deleted: 4, more: false });
+    expect(values(reset.readBatches(40, 42, 1 << 20))).toEqual(['40:v40', '41:v41']);
+    expect(reset.sizeBytes).toBe(reset.readBatches(40, 42, 1 << 20)[0].bytes.length);
+  });
 });
 
 describe('BrokerStore producer state', () => {

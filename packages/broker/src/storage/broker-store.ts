@@ -97,7 +97,7 @@ parentPort.on('message', (message) => {
     run(message.ops);
     parentPort.postMessage({ ok: true });
   } catch (error) {
-    parentPort.postMessage({ error: String((error && error.message) || error) });
+    parentPort.postMessage({ error: String((error && error.message) || error), code: error && error.code });
   }
 });
 `;
@@ -114,11 +114,17 @@ export class BrokerStore {
   private failed: Error | undefined;
   private readonly worker: Worker;
   /** The transaction the worker runs now (one at a time, in order). */
-  private inFlight: { waiters: BrokerStore['waiters']; writes: number; startedMs: number } | undefined;
+  private inFlight: { waiters: BrokerStore['waiters']; writes: number; startedMs: number; ops: WriteOp[]; retried: boolean } | undefined;
   private idleWaiters: Array<() => void> = [];
   private closedByWorker: (() => void) | undefined;
   /** Called with the number of writes and the milliseconds of every group commit (metrics). */
   onCommit: ((writes: number, ms: number) => void) | undefined;
+  /**
+   * Called when a transaction failed with SQLITE_FULL; true when it freed space (the storage
+   * reserve), and the same transaction is then run once more. Its writes were rolled back, so
+   * running it again is the same transaction; the in-memory view already counts on it.
+   */
+  onFull: (() => boolean) | undefined;
   /** Called when a write failed: the broker must stop (see the module comment). */
   onFatal: (error: unknown) => void = (error) => {
     throw error;
@@ -162,7 +168,7 @@ export class BrokerStore {
         driver: createRequire(import.meta.url).resolve('better-sqlite3'),
       },
     });
-    this.worker.on('message', (message: { ok?: true; error?: string; closed?: true }) => this.onWorkerMessage(message));
+    this.worker.on('message', (message: { ok?: true; error?: string; code?: string; closed?: true }) => this.onWorkerMessage(message));
     this.worker.on('error', (error) => this.fail(new Error(`storage commit thread failed: ${error.message}`, { cause: error })));
   }
 
@@ -174,6 +180,14 @@ export class BrokerStore {
   log(topic: string, partition: number): PartitionLog {
     this.assertOpen();
     return new PartitionLog(this, topic, partition);
+  }
+
+  /** Bytes of free pages in the database: space deleted rows left, which new rows reuse. */
+  freePageBytes(): number {
+    if (this.closed) return 0;
+    const pages = this.db.pragma('freelist_count', { simple: true }) as number;
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    return pages * pageSize;
   }
 
   /** Every partition with a log in this database. */
@@ -233,7 +247,7 @@ export class BrokerStore {
       for (const resolve of waiting) resolve();
       return;
     }
-    this.inFlight = { waiters: this.waiters, writes: this.pendingWrites, startedMs: performance.now() };
+    this.inFlight = { waiters: this.waiters, writes: this.pendingWrites, startedMs: performance.now(), ops: this.pending, retried: false };
     const ops = this.pending;
     this.pending = [];
     this.pendingWrites = 0;
@@ -241,13 +255,20 @@ export class BrokerStore {
     this.worker.postMessage({ ops });
   }
 
-  private onWorkerMessage(message: { ok?: true; error?: string; closed?: true }): void {
+  private onWorkerMessage(message: { ok?: true; error?: string; code?: string; closed?: true }): void {
     if (message.closed) {
       this.closedByWorker?.();
       return;
     }
     const done = this.inFlight;
     if (done === undefined) return;
+    if (message.error !== undefined && message.code === 'SQLITE_FULL' && !done.retried && this.onFull?.() === true) {
+      // The disk filled under us (the space check refuses new writes, but another process may
+      // fill the disk too): the reserve was released, run the same transaction once more.
+      done.retried = true;
+      this.worker.postMessage({ ops: done.ops });
+      return;
+    }
     this.inFlight = undefined;
     if (message.error !== undefined) {
       const error = new Error(`storage write failed: ${message.error}`);
@@ -305,6 +326,10 @@ export class PartitionLog {
   /** The idempotent producers' state of this log, moved by every append and truncation. */
   readonly producers: PartitionProducers;
   private lastExpirySweepMs = 0;
+  /** Bytes of the stored batches, including those below the log start not deleted yet. */
+  private sizeBytesValue: number;
+  /** A truncation deleted batches whose sizes this view does not know: recount before trusting sizeBytes. */
+  private sizeStale = false;
 
   constructor(
     private readonly store: BrokerStore,
@@ -315,8 +340,12 @@ export class PartitionLog {
     const state = stmt.selectPartition.get(topic, partition) as { hw: number; log_start_offset: number } | undefined;
     const first = stmt.firstBatch.get(topic, partition) as { base_offset: number } | undefined;
     const last = stmt.lastBatch.get(topic, partition) as { last_offset: number } | undefined;
-    this.logStartValue = first?.base_offset ?? state?.log_start_offset ?? 0;
-    this.leoValue = last === undefined ? this.logStartValue : last.last_offset + 1;
+    // The log start is where retention or a purge put it; batches below it may still be stored
+    // until the background pass deletes them (a bounded number per pass), and the batch holding
+    // it may begin before it. A log reset past its end (see resetTo) has only such batches.
+    this.logStartValue = Math.max(state?.log_start_offset ?? 0, first?.base_offset ?? 0);
+    this.leoValue = Math.max(this.logStartValue, last === undefined ? 0 : last.last_offset + 1);
+    this.sizeBytesValue = (stmt.logBytes.get(topic, partition) as { bytes: number }).bytes;
     this.durableLeoValue = this.leoValue;
     this.epochHistory = (stmt.selectEpochs.all(topic, partition) as Array<{ epoch: number; start_offset: number }>).map(
       (row): EpochEntry => [row.epoch, row.start_offset],
@@ -333,6 +362,11 @@ export class PartitionLog {
 
   get logStartOffset(): number {
     return this.logStartValue;
+  }
+
+  /** Bytes of the batches stored for this log (batches below the log start count until deleted). */
+  get sizeBytes(): number {
+    return this.sizeBytesValue;
   }
 
   /** The LEO of what is durable: writes queued but not yet committed are not counted. */
@@ -400,6 +434,7 @@ export class PartitionLog {
     for (const c of commits) ops.push(['upsertGroupOffset', topic, partition, c.group, c.offset, c.generation]);
     ops.push(['upsertPartition', topic, partition, checkpoint, logStart]);
     this.recordProducers(batches, ops);
+    for (const b of batches) this.sizeBytesValue += batchBytes(b);
     return this.store
       .write(ops)
       .then(() => {
@@ -453,6 +488,7 @@ export class PartitionLog {
       assert(cut.lastOffset === toOffset - 1, `${topic}/${partition}: cut batch ends at ${cut.lastOffset}, not ${toOffset - 1}`);
     }
     this.leoValue = toOffset;
+    this.sizeStale = true;
     this.epochHistory = this.epochHistory.filter((entry) => entry[1] < toOffset);
     this.checkpointedHw = Math.min(this.checkpointedHw, toOffset);
     const hw = this.checkpointedHw;
@@ -502,6 +538,101 @@ export class PartitionLog {
     }
   }
 
+  /**
+   * Moves the log start forward to `offset` (retention or a purge) and checkpoints `hw`, in the
+   * next group commit. The log start never passes the HW, so nothing a consumer could not yet
+   * read is given up; the batches wholly below it are deleted later by deleteBelowLogStart, a
+   * bounded number at a time, and fetches below it are refused from now on.
+   */
+  advanceLogStart(offset: number, hw: number): Promise<void> {
+    const { topic, partition } = this;
+    assert(hw <= this.leoValue, `${topic}/${partition}: hw ${hw} > leo ${this.leoValue}`);
+    assert(offset <= hw, `${topic}/${partition}: log start ${offset} beyond hw ${hw}`);
+    if (offset <= this.logStartValue && hw === this.checkpointedHw) return Promise.resolve();
+    this.logStartValue = Math.max(this.logStartValue, offset);
+    this.checkpointedHw = hw;
+    return this.store.write([['upsertPartition', topic, partition, hw, this.logStartValue]]);
+  }
+
+  /**
+   * A follower whose whole log lies below the primary's log start (it was away while retention
+   * deleted what it lacks): the log becomes empty at `offset`, with no epoch history (nothing of
+   * it is comparable with the primary's any more). Its old batches are deleted in the background
+   * like any batch below the log start.
+   */
+  resetTo(offset: number): Promise<void> {
+    const { topic, partition } = this;
+    assert(offset > this.leoValue, `${topic}/${partition}: reset to ${offset} within the log (leo ${this.leoValue})`);
+    this.logStartValue = offset;
+    this.leoValue = offset;
+    this.epochHistory = [];
+    this.checkpointedHw = offset;
+    return this.store
+      .write([
+        ['deleteEpochs', topic, partition],
+        ['upsertPartition', topic, partition, offset, offset],
+      ])
+      .then(() => {
+        this.durableLeoValue = Math.max(this.durableLeoValue, offset);
+      });
+  }
+
+  /**
+   * Deletes the oldest stored batches wholly below the log start, at most `maxBatches` and
+   * about 8 MiB of them (one bounded statement in the next group commit, so a large purge never
+   * holds the commit thread for long, and the WAL stays small on a nearly full disk). Answers
+   * how many it deleted and whether any are left below the log start.
+   */
+  async deleteBelowLogStart(maxBatches: number): Promise<{ deleted: number; more: boolean }> {
+    this.store.assertOpen();
+    const rows = this.store.stmt.batchesBelow.all({
+      topic: this.topic,
+      partition: this.partition,
+      below: this.logStartValue,
+      limit: maxBatches,
+    }) as BatchSizeRow[];
+    const chunk = deletionChunk(rows);
+    if (chunk.length === 0) return { deleted: 0, more: false };
+    const freed = chunk.reduce((sum, row) => sum + row.bytes, 0);
+    await this.store.write([['deleteBatchRange', this.topic, this.partition, chunk[0].base_offset, chunk[chunk.length - 1].base_offset]]);
+    this.sizeBytesValue -= freed;
+    return { deleted: chunk.length, more: chunk.length < rows.length || rows.length === maxBatches };
+  }
+
+  /**
+   * Where retention would put the log start now: after the oldest batches (at most
+   * `maxBatches` of them, never past `hw`) whose largest timestamp is older than `retentionMs`,
+   * or while the log holds more than `retentionBytes`. -1 means no limit. Whole batches only.
+   */
+  retentionPoint(policy: { retentionMs: number; retentionBytes: number; nowMs: number; hw: number; maxBatches: number }): number {
+    this.store.assertOpen();
+    const rows = this.store.stmt.batchesFrom.all({
+      topic: this.topic,
+      partition: this.partition,
+      from: this.logStartValue,
+      limit: policy.maxBatches,
+    }) as Array<{ base_offset: number; last_offset: number; max_timestamp: number; bytes: number }>;
+    let bytes = this.sizeBytesValue;
+    let start = this.logStartValue;
+    for (const row of rows) {
+      if (row.last_offset + 1 > policy.hw) break;
+      const expired = policy.retentionMs >= 0 && row.max_timestamp < policy.nowMs - policy.retentionMs;
+      const oversize = policy.retentionBytes >= 0 && bytes > policy.retentionBytes;
+      if (!expired && !oversize) break;
+      bytes -= row.bytes;
+      start = row.last_offset + 1;
+    }
+    return start;
+  }
+
+  /** Recounts sizeBytes after a truncation (waits for queued writes, then reads the committed log). */
+  async recountSize(): Promise<void> {
+    if (!this.sizeStale) return;
+    await this.store.flushed();
+    this.sizeStale = false;
+    this.sizeBytesValue = (this.store.stmt.logBytes.get(this.topic, this.partition) as { bytes: number }).bytes;
+  }
+
   groupOffset(group: string): GroupOffset | undefined {
     this.store.assertOpen();
     const row = this.store.stmt.selectGroupOffset.get(this.topic, this.partition, group) as { offset: number; generation: number } | undefined;
@@ -515,9 +646,21 @@ export class PartitionLog {
     );
   }
 
-  /** Deletes the whole log (this broker no longer holds the replica). */
-  destroy(): Promise<void> {
+  /**
+   * Deletes the whole log (this broker no longer holds the replica): its batches in bounded
+   * transactions first (each one small, so the WAL stays small and a deletion commits even on
+   * a nearly full disk), then the rest in one.
+   */
+  async destroy(): Promise<void> {
     const { topic, partition } = this;
+    for (;;) {
+      this.store.assertOpen();
+      const rows = this.store.stmt.batchesBelow.all({ topic, partition, below: Number.MAX_SAFE_INTEGER, limit: DELETE_CHUNK_BATCHES }) as BatchSizeRow[];
+      const chunk = deletionChunk(rows);
+      if (chunk.length === 0) break;
+      await this.store.write([['deleteBatchRange', topic, partition, chunk[0].base_offset, chunk[chunk.length - 1].base_offset]]);
+    }
+    this.sizeBytesValue = 0;
     return this.store.write([
       ['deleteBatches', topic, partition],
       ['deleteEpochs', topic, partition],
@@ -526,6 +669,24 @@ export class PartitionLog {
       ['deletePartition', topic, partition],
     ]);
   }
+}
+
+/** Most batches, and most bytes, one deleting transaction removes (at least one batch). */
+const DELETE_CHUNK_BATCHES = 1_000;
+const DELETE_CHUNK_BYTES = 8 * 1024 * 1024;
+
+interface BatchSizeRow {
+  base_offset: number;
+  last_offset: number;
+  bytes: number;
+}
+
+/** The oldest of `rows` (in offset order) that one deleting transaction takes: bounded in bytes, at least one. */
+function deletionChunk(rows: BatchSizeRow[]): BatchSizeRow[] {
+  let bytes = 0;
+  let end = 0;
+  while (end < rows.length && (end === 0 || bytes + rows[end].bytes <= DELETE_CHUNK_BYTES)) bytes += rows[end++].bytes;
+  return rows.slice(0, end);
 }
 
 interface BatchRow {

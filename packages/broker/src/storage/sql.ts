@@ -91,6 +91,21 @@ export const SQL = {
     'SELECT base_offset, last_offset, epoch, max_timestamp, data FROM batches WHERE topic = ? AND partition = ? ' +
     'AND base_offset <= ? ORDER BY base_offset DESC LIMIT 1',
   deleteBatchesFrom: 'DELETE FROM batches WHERE topic = ? AND partition = ? AND base_offset >= ?',
+  /**
+   * Retention: the oldest batches wholly below @below (the log start), at most @limit of them,
+   * with their sizes, so a pass deletes a bounded range and knows the bytes it frees.
+   */
+  batchesBelow:
+    'SELECT base_offset, last_offset, length(data) AS bytes FROM batches WHERE topic = @topic AND partition = @partition ' +
+    'AND last_offset < @below ORDER BY base_offset LIMIT @limit',
+  /** Retention: the oldest batches from the one holding @from, at most @limit, with what retention decides on. */
+  batchesFrom:
+    'SELECT base_offset, last_offset, max_timestamp, length(data) AS bytes FROM batches WHERE topic = @topic AND partition = @partition ' +
+    'AND last_offset >= @from ORDER BY base_offset LIMIT @limit',
+  /** Deletes the batches whose base offset is in [?, ?] (a range read with batchesBelow). */
+  deleteBatchRange: 'DELETE FROM batches WHERE topic = ? AND partition = ? AND base_offset >= ? AND base_offset <= ?',
+  /** The bytes stored for one log (once on open, and after a truncation). */
+  logBytes: 'SELECT COALESCE(SUM(length(data)), 0) AS bytes FROM batches WHERE topic = ? AND partition = ?',
   deleteBatches: 'DELETE FROM batches WHERE topic = ? AND partition = ?',
   insertEpoch: 'INSERT OR REPLACE INTO epochs (topic, partition, epoch, start_offset) VALUES (?, ?, ?, ?)',
   selectEpochs: 'SELECT epoch, start_offset FROM epochs WHERE topic = ? AND partition = ? ORDER BY epoch',

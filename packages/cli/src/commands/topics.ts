@@ -1,4 +1,4 @@
-/** `tessera topics create|list|describe|delete`. */
+/** `tessera topics create|list|describe|alter|purge|delete`. */
 import type { Command } from 'commander';
 import { MAX_PARTITIONS } from '@tessera/protocol';
 import { CliError } from '../errors.js';
@@ -96,6 +96,8 @@ export function registerTopics(program: Command, runtime: Runtime): void {
           ['partitions', topic.partitions.length],
           ['replication factor', topic.replicationFactor],
           ['min in-sync replicas', topic.config.minInsyncReplicas],
+          ['retention ms', topic.config.retentionMs < 0 ? 'unlimited' : topic.config.retentionMs],
+          ['retention bytes', topic.config.retentionBytes < 0 ? 'unlimited' : topic.config.retentionBytes],
         ]) + '\n',
       );
       runtime.out(
@@ -113,6 +115,40 @@ export function registerTopics(program: Command, runtime: Runtime): void {
           [...topic.partitions].sort((a, b) => a.partition - b.partition),
         ),
       );
+    });
+
+  topics
+    .command('alter')
+    .description("change a topic's retention (-1: no limit); the brokers apply it in the background")
+    .argument('<name>', 'topic name')
+    .option('--retention-ms <ms>', 'delete batches whose newest record is older than this', integer(-1))
+    .option('--retention-bytes <n>', 'keep at most about this many bytes per partition (oldest whole batches go first)', integer(-1))
+    .addOption(jsonOption())
+    .action(async (name: string, options: { retentionMs?: number; retentionBytes?: number; json?: boolean }) => {
+      runtime.errorContext.topic = name;
+      if (options.retentionMs === undefined && options.retentionBytes === undefined) {
+        throw new CliError('name a setting to change: --retention-ms and/or --retention-bytes');
+      }
+      const config = {
+        ...(options.retentionMs === undefined ? {} : { retentionMs: options.retentionMs }),
+        ...(options.retentionBytes === undefined ? {} : { retentionBytes: options.retentionBytes }),
+      };
+      const topic = await runtime.client().admin.alterTopic(name, config);
+      if (options.json) return runtime.out(jsonLine({ name: topic.name, config: topic.config }));
+      runtime.out(`altered topic "${name}": retentionMs ${topic.config.retentionMs}, retentionBytes ${topic.config.retentionBytes}\n`);
+    });
+
+  topics
+    .command('purge')
+    .description('delete every record of a topic; the topic, its offset numbering and its groups stay')
+    .argument('<name>', 'topic name')
+    .addOption(jsonOption())
+    .action(async (name: string, options: { json?: boolean }) => {
+      runtime.errorContext.topic = name;
+      const purged = await runtime.client().admin.purgeTopic(name);
+      if (options.json) return runtime.out(jsonLine(purged));
+      const starts = purged.partitions.map((p) => `${p.partition}:${p.logStartOffset}`).join(' ');
+      runtime.out(`purged topic "${name}": partitions start at ${starts}\n`);
     });
 
   topics

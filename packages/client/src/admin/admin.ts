@@ -6,13 +6,16 @@
 import {
   BROKER_ROUTES,
   COORDINATOR_ROUTES,
+  alterTopicRequest,
   createTopicRequest,
   groupId,
   isRetriable,
   parseOrThrow,
   retry,
   topicName,
+  type AlterTopicRequest,
   type BrokerListResponse,
+  type PurgeTopicResponse,
   type BrokerStatus,
   type ClusterEvent,
   type ClusterEventsResponse,
@@ -59,6 +62,10 @@ export interface Admin {
   describeTopic(name: string): Promise<TopicDescription>;
   /** Deletes a topic and its records. */
   deleteTopic(name: string): Promise<void>;
+  /** Changes a topic's retention (`retentionMs`, `retentionBytes`; -1: no limit); answers the topic with its settings in force. */
+  alterTopic(name: string, config: AlterTopicRequest['config']): Promise<TopicDescription>;
+  /** Empties every partition of a topic (log start := HW), keeping the topic, its offsets numbering and its groups. */
+  purgeTopic(name: string): Promise<PurgeTopicResponse>;
   /** Every broker: liveness (`state`), whether it is draining, primaries and replicas it holds. */
   listBrokers(): Promise<BrokerStatus[]>;
   /**
@@ -120,6 +127,19 @@ export class AdminClient implements Admin {
   describeTopic(name: string): Promise<TopicDescription> {
     parseOrThrow(topicName, name, 'topic name');
     return this.connection.coordinator<TopicDescription>('GET', COORDINATOR_ROUTES.topic, { topic: name });
+  }
+
+  async alterTopic(name: string, config: AlterTopicRequest['config']): Promise<TopicDescription> {
+    parseOrThrow(topicName, name, 'topic name');
+    const body = parseOrThrow(alterTopicRequest, { config }, 'topic settings');
+    const description = await this.connection.coordinator<TopicDescription>('PATCH', COORDINATOR_ROUTES.topic, { topic: name }, body);
+    this.cache.invalidate();
+    return description;
+  }
+
+  purgeTopic(name: string): Promise<PurgeTopicResponse> {
+    parseOrThrow(topicName, name, 'topic name');
+    return this.connection.coordinator<PurgeTopicResponse>('POST', COORDINATOR_ROUTES.topicPurge, { topic: name }, {});
   }
 
   async deleteTopic(name: string): Promise<void> {

@@ -48,7 +48,7 @@ export class Connection {
 
   /** Calls the coordinator; `route` is a template from COORDINATOR_ROUTES filled with `params`. */
   async coordinator<T>(
-    method: 'GET' | 'POST' | 'DELETE',
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
     route: string,
     params: Record<string, string | number> = {},
     body?: unknown,

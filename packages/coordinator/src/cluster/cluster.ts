@@ -48,6 +48,13 @@ export interface ClusterOptions {
   brokerStartGraceMs: number;
   /** Primaries unbalanced (spread over 1) this long, with no rebalance running, start leadership transfers. */
   leadershipBalanceDelayMs: number;
+  /** Retention of the topics that do not set their own (-1: no limit). */
+  retentionDefaults: RetentionDefaults;
+}
+
+export interface RetentionDefaults {
+  retentionMs: number;
+  retentionBytes: number;
 }
 
 const EVENT_OF_KIND: Record<ReassignKind, string> = {
@@ -261,6 +268,36 @@ export class Cluster {
       });
     });
     this.topics.set(topic.name, topic);
+  }
+
+  /** Changes a topic's settings (persisted, then every broker hears of it with the next map). */
+  alterTopicConfig(name: string, change: Partial<TopicState['config']>): void {
+    const topic = this.topic(name);
+    const config = { ...topic.config, ...change };
+    this.commit(() => {
+      this.options.store.saveTopicConfig(name, config);
+      this.event('topic_altered', { topic: name, config: change });
+    });
+    topic.config = config;
+  }
+
+  /** The settings in force for a topic: its own, else the cluster defaults. */
+  topicConfig(topic: TopicState): TopicMetadata['config'] {
+    const defaults = this.options.retentionDefaults;
+    return {
+      minInsyncReplicas: topic.config.minInsyncReplicas,
+      retentionMs: topic.config.retentionMs ?? defaults.retentionMs,
+      retentionBytes: topic.config.retentionBytes ?? defaults.retentionBytes,
+    };
+  }
+
+  private toMetadata(topic: TopicState): TopicMetadata {
+    return {
+      name: topic.name,
+      replicationFactor: topic.replicationFactor,
+      config: this.topicConfig(topic),
+      partitions: topic.partitions.map(toAssignment),
+    };
   }
 
   removeTopic(name: string): void {
@@ -709,7 +746,7 @@ export class Cluster {
     return {
       version: this.versionValue,
       brokers: [...this.brokers.values()].sort((a, b) => a.id - b.id).map((b) => ({ id: b.id, url: b.url, internalUrl: b.internalUrl, alive: b.alive })),
-      topics: [...this.topics.values()].filter((t) => !wanted || wanted.has(t.name)).map(toMetadata),
+      topics: [...this.topics.values()].filter((t) => !wanted || wanted.has(t.name)).map((t) => this.toMetadata(t)),
     };
   }
 
@@ -724,7 +761,7 @@ export class Cluster {
   describeTopic(name: string): TopicDescription {
     const topic = this.topic(name);
     return {
-      ...toMetadata(topic),
+      ...this.toMetadata(topic),
       partitions: topic.partitions.map((p) => {
         const report = p.primary === null ? undefined : this.reports.get(p.primary)?.get(`${topic.name}/${p.partition}`);
         return {
@@ -822,11 +859,4 @@ function moveKey(topic: string, partition: number): string {
   return `${topic}/${partition}`;
 }
 
-function toMetadata(topic: TopicState): TopicMetadata {
-  return {
-    name: topic.name,
-    replicationFactor: topic.replicationFactor,
-    config: { ...topic.config },
-    partitions: topic.partitions.map(toAssignment),
-  };
-}
+

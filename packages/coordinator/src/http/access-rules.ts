@@ -27,6 +27,8 @@ export const COORDINATOR_RULES: RuleTable = {
   [`GET ${R.topics}`]: () => authenticated,
   [`GET ${R.topic}`]: () => authenticated,
   [`DELETE ${R.topic}`]: ({ params }) => ({ kind: 'topic', operation: 'admin', topics: [params.topic ?? ''] }),
+  [`PATCH ${R.topic}`]: ({ params }) => ({ kind: 'topic', operation: 'admin', topics: [params.topic ?? ''] }),
+  [`POST ${R.topicPurge}`]: ({ params }) => ({ kind: 'topic', operation: 'admin', topics: [params.topic ?? ''] }),
   [`POST ${R.routedProduce}`]: ({ params }) => ({ kind: 'topic', operation: 'produce', topics: [params.topic ?? ''] }),
 
   [`POST ${R.brokerRegister}`]: () => member,

@@ -220,6 +220,50 @@ describe('topics', () => {
     expect(events.map((e: { type: string }) => e.type)).toEqual(['topic_created', 'topic_created', 'topic_deleted']);
   });
 
+  it('shows retention in force (the topic\'s own or the cluster default), alters it, keeps it across a restart, and refuses bad settings', async () => {
+    const dataDir = tempDir();
+    let c = await coordinator({ defaultRetentionMs: 60_000, defaultRetentionBytes: -1 }, dataDir);
+    const broker = await fakeBroker();
+    await register(c.url, 1, broker.url);
+    await register(c.url, 2, broker.url);
+    const created = await call<TopicDescription>(c.url, 'POST', '/topics', { name: 'kept', partitions: 1, config: { retentionBytes: 1_000_000 } });
+    expect(created.body.config).toEqual({ minInsyncReplicas: 1, retentionMs: 60_000, retentionBytes: 1_000_000 });
+    expect((await call<TopicDescription>(c.url, 'POST', '/topics', { name: 'plain', partitions: 1 })).body.config).toEqual({
+      minInsyncReplicas: 1,
+      retentionMs: 60_000,
+      retentionBytes: -1,
+    });
+
+    const before = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.version;
+    const altered = await call<TopicDescription>(c.url, 'PATCH', '/topics/kept', { config: { retentionMs: -1 } });
+    expect(altered.status).toBe(200);
+    expect(altered.body.config).toEqual({ minInsyncReplicas: 1, retentionMs: -1, retentionBytes: 1_000_000 });
+    // The brokers hear of it with the next map, at once.
+    const metadata = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body;
+    expect(metadata.version).toBeGreaterThan(before);
+    expect(metadata.topics.find((t) => t.name === 'kept')!.config).toEqual(altered.body.config);
+    expect(broker.notifications.at(-1)).toBe(metadata.version);
+
+    for (const [body, status, code] of [
+      [{ config: {} }, 400, 'INVALID_REQUEST'],
+      [{ config: { retentionMs: -2 } }, 400, 'INVALID_REQUEST'],
+      [{ config: { retentionBytes: 1.5 } }, 400, 'INVALID_REQUEST'],
+      [{ config: { minInsyncReplicas: 2 } }, 400, 'INVALID_REQUEST'],
+      [{ retentionMs: 5 }, 400, 'INVALID_REQUEST'],
+    ] as const) {
+      const answer = await call(c.url, 'PATCH', '/topics/kept', body);
+      expect([answer.status, errorCode(answer)], JSON.stringify(body)).toEqual([status, code]);
+    }
+    expect(errorCode(await call(c.url, 'PATCH', '/topics/missing', { config: { retentionMs: 1 } }))).toBe('TOPIC_NOT_FOUND');
+    expect(errorCode(await call(c.url, 'POST', '/topics/missing/purge'))).toBe('TOPIC_NOT_FOUND');
+
+    await c.close();
+    c = await coordinator({ defaultRetentionMs: 120_000, defaultRetentionBytes: -1 }, dataDir);
+    // A topic's own settings stay; one that sets none follows the cluster's new default.
+    expect((await call<TopicDescription>(c.url, 'GET', '/topics/kept')).body.config).toEqual({ minInsyncReplicas: 1, retentionMs: -1, retentionBytes: 1_000_000 });
+    expect((await call<TopicDescription>(c.url, 'GET', '/topics/plain')).body.config.retentionMs).toBe(120_000);
+  });
+
   it('refuses a replication factor above the live broker count with 503 NOT_ENOUGH_BROKERS', async () => {
     const c = await coordinator();
     await register(c.url, 1, await closedPortUrl());

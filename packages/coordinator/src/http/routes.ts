@@ -7,6 +7,7 @@ import {
   TesseraError,
   brokerHeartbeatRequest,
   brokerIdParam,
+  alterTopicRequest,
   createTopicRequest,
   groupHeartbeatRequest,
   groupId,
@@ -29,6 +30,7 @@ import type { Cluster } from '../cluster/cluster.js';
 import type { Notifier } from '../cluster/notify.js';
 import type { GroupManager } from '../groups/groups.js';
 import type { ProduceRouter } from '../routing/produce.js';
+import type { TopicPurger } from '../topics/purge.js';
 import { createTopic } from '../topics/topics.js';
 
 export interface RouteDeps {
@@ -38,6 +40,9 @@ export interface RouteDeps {
   groups: GroupManager;
   router: ProduceRouter;
   notifier: Notifier;
+  purger: TopicPurger;
+  /** Refuses topic creation with STORAGE_FULL while the disk is nearly full. */
+  storage: { checkWritable(what: string): void };
   heartbeatMs: number;
   metrics: ServiceMetrics;
   /** Version of the principals and ACLs, so brokers refetch them when it changes. */
@@ -83,6 +88,7 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
   // ---- topics ----
   router.post(R.topics, async (ctx) => {
     const request = parseOrThrow(createTopicRequest, ctx.state.body);
+    deps.storage.checkWritable(`creating topic ${request.name}`);
     const description = createTopic(cluster, request);
     groups.topicChanged(request.name);
     // Wait (bounded) for the brokers to create their replicas, so a produce right after finds them ready.
@@ -95,6 +101,16 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
   });
   router.get(R.topic, (ctx) => {
     ctx.body = cluster.describeTopic(topicParam(ctx));
+  });
+  router.patch(R.topic, async (ctx) => {
+    const name = topicParam(ctx);
+    const request = parseOrThrow(alterTopicRequest, ctx.state.body);
+    cluster.alterTopicConfig(name, request.config);
+    await deps.notifier.notifyNow();
+    ctx.body = cluster.describeTopic(name);
+  });
+  router.post(R.topicPurge, async (ctx) => {
+    ctx.body = await deps.purger.purge(topicParam(ctx));
   });
   router.delete(R.topic, async (ctx) => {
     const name = topicParam(ctx);

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { isStorageFull } from '@tessera/service';
 import type { AclEntry } from '@tessera/protocol';
 import type { ClusterEvent, GroupState, MemberState, MoveReason, MoveState, PartitionState, TopicState } from '../model.js';
 
@@ -155,6 +156,7 @@ export class Store {
       ),
       allPartitions: db.prepare<[], PartitionRow>('SELECT * FROM partitions ORDER BY topic, partition'),
       insertTopic: db.prepare('INSERT INTO topics (name, replication_factor, config, created_ms) VALUES (?, ?, ?, ?)'),
+      updateTopicConfig: db.prepare('UPDATE topics SET config = ? WHERE name = ?'),
       deleteTopic: db.prepare('DELETE FROM topics WHERE name = ?'),
       upsertPartition: db.prepare(
         `INSERT INTO partitions (topic, partition, primary_id, secondary_id, epoch, isr, last_isr, adding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -221,7 +223,29 @@ export class Store {
 
   /** Runs `fn` in one SQLite transaction: all of a change is stored, or none of it. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    const run = this.db.transaction(fn);
+    // A nested transaction is a savepoint: the outermost one handles a full disk.
+    if (this.db.inTransaction) return run();
+    try {
+      return run();
+    } catch (error) {
+      // The disk filled: release the storage reserve and run the same change once more (it was
+      // rolled back). This is what lets a topic be deleted on a full disk.
+      if (!isStorageFull(error) || this.onFull?.() !== true) throw error;
+      return run();
+    }
+  }
+
+  /**
+   * Called when a transaction failed with SQLITE_FULL; true when it freed space (the storage
+   * reserve), and the transaction is run once more.
+   */
+  onFull: (() => boolean) | undefined;
+
+  /** Bytes of free pages in the database: space deleted rows left, which new rows reuse. */
+  freePageBytes(): number {
+    if (!this.db.open) return 0;
+    return (this.db.pragma('freelist_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
   }
 
   loadAll(): LoadedState {
@@ -321,6 +345,10 @@ export class Store {
   }
 
   /** Deletes the topic and, by cascade, its partitions. */
+  saveTopicConfig(name: string, config: TopicState['config']): void {
+    this.statements.updateTopicConfig.run(JSON.stringify(config), name);
+  }
+
   deleteTopic(name: string): void {
     this.statements.deleteTopic.run(name);
   }

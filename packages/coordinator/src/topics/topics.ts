@@ -29,7 +29,13 @@ export function createTopic(cluster: Cluster, request: CreateTopic): TopicDescri
     );
   }
   const placed = assignPartitions(request.partitions, replicationFactor, live, brokerLoad(cluster.topics.values(), live));
-  const config: TopicState['config'] = { minInsyncReplicas };
+  const { retentionMs, retentionBytes } = request.config;
+  // Settings the request leaves out follow the cluster defaults (also when those change later).
+  const config: TopicState['config'] = {
+    minInsyncReplicas,
+    ...(retentionMs === undefined ? {} : { retentionMs }),
+    ...(retentionBytes === undefined ? {} : { retentionBytes }),
+  };
   cluster.addTopic({
     name: request.name,
     replicationFactor,

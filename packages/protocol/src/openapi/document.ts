@@ -25,6 +25,7 @@ import {
   partitionNumber,
   produceRequest,
   routedProduceRequest,
+  alterTopicRequest,
   topicName,
 } from '../schemas.js';
 import { aclEntry, createPrincipalRequest, principalName, rotateSecretRequest } from '../auth.js';
@@ -43,13 +44,13 @@ export const INTERNAL_ROUTES: Record<ServiceName, readonly string[]> = {
     COORDINATOR_ROUTES.reassignComplete,
     COORDINATOR_ROUTES.authState,
   ],
-  broker: [BROKER_ROUTES.replicate, BROKER_ROUTES.metadataChanged],
+  broker: [BROKER_ROUTES.replicate, BROKER_ROUTES.metadataChanged, BROKER_ROUTES.purge],
 };
 
 /** The route of the document itself, on both services. */
 export const OPENAPI_ROUTE = COORDINATOR_ROUTES.openapi;
 
-type Method = 'get' | 'post' | 'delete';
+type Method = 'get' | 'post' | 'patch' | 'delete';
 
 interface Operation {
   method: Method;
@@ -162,6 +163,23 @@ const COORDINATOR_OPERATIONS: Operation[] = [
     summary: 'Delete a topic and its records',
     tag: 'topics',
     response: { status: 204, description: 'deleted' },
+  },
+  {
+    method: 'patch',
+    path: C.topic,
+    operationId: 'alterTopic',
+    summary: 'Change a topic\'s retention (retentionMs, retentionBytes; -1 for no limit); the brokers apply it from their next map',
+    tag: 'topics',
+    request: { id: 'AlterTopicRequest', schema: alterTopicRequest },
+    response: { status: 200, description: 'the topic with its new settings', id: 'TopicDescription', schema: responses.topicDescription },
+  },
+  {
+    method: 'post',
+    path: C.topicPurge,
+    operationId: 'purgeTopic',
+    summary: 'Empty every partition (its log start moves to its high watermark); the topic, its offset numbering and its groups stay',
+    tag: 'topics',
+    response: { status: 200, description: 'where each partition starts now', id: 'PurgeTopicResponse', schema: responses.purgeTopicResponse },
   },
   {
     method: 'post',

@@ -52,7 +52,7 @@ const partitionAssignment = z.object({
   adding: int.nullable().optional().describe('a replica being added by a move, caught up in the background'),
 });
 
-const topicConfigOut = z.object({ minInsyncReplicas: z.number().int() });
+const topicConfigOut = z.object({ minInsyncReplicas: z.number().int(), retentionMs: z.number().int(), retentionBytes: z.number().int() });
 
 const topicMetadata = z.object({
   name: z.string(),
@@ -227,6 +227,11 @@ export const tokenResponse = z.object({ token: z.string(), principal: z.string()
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Out<T extends z.ZodType> = z.output<T>;
 
+export const purgeTopicResponse = z.object({
+  topic: z.string(),
+  partitions: z.array(z.object({ partition: z.number().int(), logStartOffset: z.number().int(), highWatermark: z.number().int() })),
+});
+
 export const RESPONSE_SCHEMAS_MATCH_WIRE_TYPES: [
   Same<Out<typeof errorBody>, ErrorBody>,
   Same<Out<typeof metadataResponse>, wire.MetadataResponse>,
@@ -249,4 +254,5 @@ export const RESPONSE_SCHEMAS_MATCH_WIRE_TYPES: [
   Same<Out<typeof aclListResponse>, AclListResponse>,
   Same<Out<typeof tokenResponse>, TokenResponse>,
   Same<Out<typeof initProducerResponse>, wire.InitProducerResponse>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+  Same<Out<typeof purgeTopicResponse>, wire.PurgeTopicResponse>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];

@@ -29,13 +29,18 @@ export async function applyPush(replica: Partition, push: ParsedPush, tail: Buff
   }
   if (push.epoch > replica.epoch || replica.primaryId === null) replica.adoptEpoch(push.epoch, push.primaryId);
 
+  // New records are refused on a nearly full disk like a produce (the primary retries, then
+  // leaves this follower out of the ISR); pushes without records (HW, log start) still apply.
+  if (push.bytes > 0) replica.checkStorage('replication');
   const log = replica.store;
   // The LEO the log will have after the truncation this push asks for.
   const leo = push.truncateTo !== undefined && push.truncateTo < log.leo ? Math.max(push.truncateTo, log.logStartOffset) : log.leo;
-  if (push.baseOffset !== leo) throw offsetMismatch(replica, `push starts at ${push.baseOffset}`);
+  // A log wholly below the primary's log start becomes empty there (see PartitionLog.resetTo).
+  const reset = push.logStartOffset !== undefined && push.logStartOffset > leo;
+  if (push.baseOffset !== (reset ? push.logStartOffset : leo)) throw offsetMismatch(replica, `push starts at ${push.baseOffset}`);
   // Same offset, same epoch means same record, and every earlier record the same too (each push
   // is checked this way). A different epoch before baseOffset means the logs diverged earlier.
-  if (push.prevEpoch !== undefined && push.baseOffset > log.logStartOffset) {
+  if (!reset && push.prevEpoch !== undefined && push.baseOffset > log.logStartOffset) {
     const ownEpoch = log.epochAt(push.baseOffset - 1);
     if (ownEpoch !== push.prevEpoch) {
       throw offsetMismatch(replica, `record ${push.baseOffset - 1} has epoch ${ownEpoch}, the primary's has ${push.prevEpoch}`);
@@ -44,7 +49,7 @@ export async function applyPush(replica: Partition, push: ParsedPush, tail: Buff
 
   const batches: StoredBatch[] = [];
   let expected = push.baseOffset;
-  let previousEpoch = push.baseOffset > log.logStartOffset ? log.epochAt(push.baseOffset - 1) : undefined;
+  let previousEpoch = !reset && push.baseOffset > log.logStartOffset ? log.epochAt(push.baseOffset - 1) : undefined;
   for (const { at, header } of iterateBatches(tail)) {
     const batch = storedBatch(tail.subarray(at, at + 12 + header.batchLength), header);
     if (batch.baseOffset !== expected) {
@@ -61,7 +66,13 @@ export async function applyPush(replica: Partition, push: ParsedPush, tail: Buff
     expected = batch.lastOffset + 1;
     batches.push(batch);
   }
-  await replica.followerWrite({ truncateTo: push.truncateTo, batches, commits: push.commits, hw: push.hw });
+  await replica.followerWrite({
+    truncateTo: push.truncateTo,
+    batches,
+    commits: push.commits,
+    hw: push.hw,
+    ...(push.logStartOffset === undefined ? {} : { logStartOffset: push.logStartOffset }),
+  });
   return { leo: expected, epoch: replica.epoch };
 }
 

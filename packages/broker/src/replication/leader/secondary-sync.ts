@@ -73,6 +73,13 @@ export class SecondarySync {
   async pushOnce(targetLeo: number, hw: number, fresh: FreshBatches | undefined, maxBytes: number): Promise<PushOutcome> {
     const { log, cluster, topic, partition } = this.options;
     if (this.secondaryLeo === undefined) this.secondaryLeo = targetLeo;
+    // Nothing below the log start can be sent any more (retention or a purge deleted it): a
+    // follower behind it, or one to truncate below it, starts again at the log start.
+    const logStartOffset = log.logStartOffset;
+    if (this.secondaryLeo < logStartOffset) {
+      this.secondaryLeo = logStartOffset;
+      if (this.truncateTo !== undefined) this.truncateTo = logStartOffset;
+    }
     const baseOffset = this.secondaryLeo;
     const url = cluster.brokerUrl(this.secondaryId);
     if (url === undefined) {
@@ -104,6 +111,7 @@ export class SecondarySync {
       ...(prevEpoch === undefined ? {} : { prevEpoch }),
       ...(this.truncateTo === undefined ? {} : { truncateTo: this.truncateTo }),
       hw: Math.min(hw, end),
+      logStartOffset,
       commits,
     };
     try {
