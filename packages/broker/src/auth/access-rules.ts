@@ -20,6 +20,8 @@ export const BROKER_RULES: RuleTable = {
   [`POST ${R.fetch}`]: ({ body }) => ({ kind: 'topic', operation: 'consume', topics: topicsIn(body, 'partitions') }),
   [`POST ${R.commit}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'offsets') }),
   [`POST ${R.committedOffsets}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'partitions') }),
+  [`POST ${R.listOffsets}`]: ({ body }) => ({ kind: 'topic', operation: 'consume', topics: topicsIn(body, 'partitions') }),
+  [`POST ${R.adminGroupOffsets}`]: () => ({ kind: 'member' }),
   [`POST ${R.replicate}`]: () => ({ kind: 'member' }),
   [`POST ${R.metadataChanged}`]: () => ({ kind: 'member' }),
 };

@@ -9,8 +9,9 @@ import {
   type PushAnswer,
   type ReplicateExchangeResponse,
 } from '@tessera/protocol';
-import type { Context, HttpService } from '@tessera/service';
-import { handleCommit, handleCommittedOffsets } from '../groups/commit-handler.js';
+import { requireClusterNode, type Context, type HttpService } from '@tessera/service';
+import { handleAdminGroupOffsets, handleCommit, handleCommittedOffsets } from '../groups/commit-handler.js';
+import { handleListOffsets } from '../positions/list-offsets.js';
 import { FetchHandler } from '../fetch/fetch-handler.js';
 import { handleProduceBatches, handleProduceJson } from '../produce/produce-handler.js';
 import { applyPush, type ParsedPush } from '../replication/index.js';
@@ -24,6 +25,12 @@ export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: F
   router.post(BROKER_ROUTES.fetch, (ctx) => fetch.handle(ctx));
   router.post(BROKER_ROUTES.commit, (ctx) => handleCommit(deps, ctx));
   router.post(BROKER_ROUTES.committedOffsets, (ctx) => handleCommittedOffsets(deps, ctx));
+  router.post(BROKER_ROUTES.listOffsets, (ctx) => handleListOffsets(deps, ctx));
+  // Only the coordinator decides group generations (the edge admits members only; this narrows it).
+  router.post(BROKER_ROUTES.adminGroupOffsets, (ctx) => {
+    requireClusterNode(ctx.state, 'coordinator', service.metrics);
+    return handleAdminGroupOffsets(deps, ctx);
+  });
   router.post(BROKER_ROUTES.replicate, (ctx) => handleReplicate(deps, ctx));
   router.post(BROKER_ROUTES.metadataChanged, (ctx) => handleMetadataChanged(deps, ctx));
   const openApi = openApiDocument('broker');

@@ -16,6 +16,7 @@ import {
   openApiDocument,
   parseOrThrow,
   reassignCompleteRequest,
+  resetOffsetsRequest,
   registerBrokerRequest,
   routedProduceRequest,
   topicName,
@@ -27,12 +28,14 @@ import { type Context, type HttpService, type ServiceMetrics, requireClusterNode
 import type { Cluster } from '../cluster/cluster.js';
 import type { Notifier } from '../cluster/notify.js';
 import type { GroupManager } from '../groups/groups.js';
+import type { GroupOffsetAdmin } from '../groups/offset-admin.js';
 import type { ProduceRouter } from '../routing/produce.js';
 import { createTopic } from '../topics/topics.js';
 
 export interface RouteDeps {
   cluster: Cluster;
   groups: GroupManager;
+  offsetAdmin: GroupOffsetAdmin;
   router: ProduceRouter;
   notifier: Notifier;
   heartbeatMs: number;
@@ -175,6 +178,14 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
   router.post(R.groupLeave, (ctx) => {
     const group = groupParam(ctx);
     groups.leave(group, parseOrThrow(leaveGroupRequest, ctx.state.body));
+    ctx.status = 204;
+  });
+  router.post(R.groupResetOffsets, async (ctx) => {
+    const group = groupParam(ctx);
+    ctx.body = await deps.offsetAdmin.reset(group, parseOrThrow(resetOffsetsRequest, ctx.state.body));
+  });
+  router.delete(R.group, async (ctx) => {
+    await deps.offsetAdmin.delete(groupParam(ctx));
     ctx.status = 204;
   });
 }

@@ -181,6 +181,7 @@ export class Store {
            owner = excluded.owner, target = excluded.target`,
       ),
       deleteMembersOfGroup: db.prepare('DELETE FROM group_members WHERE group_id = ?'),
+      deleteGroup: db.prepare('DELETE FROM groups WHERE group_id = ?'),
       insertMember: db.prepare(
         'INSERT INTO group_members (group_id, member_id, client_id, session_timeout_ms, acked_generation) VALUES (?, ?, ?, ?, ?)',
       ),
@@ -349,6 +350,14 @@ export class Store {
       for (const m of group.members.values()) {
         this.statements.insertMember.run(group.group, m.memberId, m.clientId, m.sessionTimeoutMs, m.ackedGeneration);
       }
+    });
+  }
+
+  /** Deletes a group and its member rows. */
+  deleteGroup(groupId: string): void {
+    this.transaction(() => {
+      this.statements.deleteMembersOfGroup.run(groupId);
+      this.statements.deleteGroup.run(groupId);
     });
   }
 

@@ -1,0 +1,49 @@
+/**
+ * `POST /list-offsets`: offsets by position on the partitions this broker leads. `earliest` is
+ * the log start offset, `latest` the high watermark (what a consumer can read up to), and
+ * `{timestamp}` the first offset below the HW whose record timestamp is at or after it: the
+ * batch is found through the stored max timestamps, then its records are read. With no such
+ * record the answer is the HW (where a consumer starting at that time would begin).
+ */
+import { decodeRecordBatch, listOffsetsRequest, parseOrThrow, type ListOffsetsResponse, type OffsetQuery } from '@tessera/protocol';
+import type { Context } from '@tessera/service';
+import { findReplicas, inlineError, notHeldHere, type HandlerDeps } from '../http/deps.js';
+import type { Partition } from '../partition/index.js';
+
+type Entry = ListOffsetsResponse['partitions'][number];
+
+export async function handleListOffsets(deps: HandlerDeps, ctx: Context): Promise<void> {
+  const request = parseOrThrow(listOffsetsRequest, ctx.state.body);
+  const replicas = await findReplicas(deps, request.partitions);
+  const partitions = request.partitions.map((ref, i): Entry => {
+    const replica = replicas[i];
+    const base = { topic: ref.topic, partition: ref.partition, logStartOffset: replica?.logStartOffset ?? 0, highWatermark: replica?.hw ?? 0 };
+    try {
+      if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
+      if (replica.role !== 'primary') throw replica.notPrimary();
+      return { ...base, ...offsetAt(replica, ref.at) };
+    } catch (error) {
+      return { ...base, offset: 0, timestamp: null, error: inlineError(deps, error) };
+    }
+  });
+  const body: ListOffsetsResponse = { partitions };
+  ctx.body = body;
+}
+
+/** The offset (and the record's timestamp, for a time lookup) of one query on a primary. */
+export function offsetAt(replica: Partition, at: OffsetQuery): { offset: number; timestamp: number | null; logStartOffset: number; highWatermark: number } {
+  // Read both once: the HW may move while this runs, and the answer must be consistent.
+  const logStartOffset = replica.logStartOffset;
+  const highWatermark = replica.hw;
+  const answer = (offset: number, timestamp: number | null) => ({ offset, timestamp, logStartOffset, highWatermark });
+  if (at === 'earliest') return answer(logStartOffset, null);
+  if (at === 'latest') return answer(highWatermark, null);
+  const batch = replica.store.firstBatchAtTime(at.timestamp, logStartOffset, highWatermark);
+  if (batch !== undefined) {
+    for (const record of decodeRecordBatch(batch.bytes).records) {
+      if (record.offset < logStartOffset || record.offset >= highWatermark) continue;
+      if (record.timestamp >= at.timestamp) return answer(record.offset, record.timestamp);
+    }
+  }
+  return answer(highWatermark, null);
+}
