@@ -138,7 +138,11 @@ export class Fetcher {
             { logStartOffset: logStart, highWatermark },
           );
         } else {
+          // Everything handed out lies below the requested offset: the position (what a commit
+          // stores) moves with the fetch offset, so a commit never names an offset outside the log.
           state.fetchOffset = next;
+          state.consumedOffset = next;
+          state.returnedOffset = next;
         }
         this.context.onError(error);
       } else {
