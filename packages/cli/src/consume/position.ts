@@ -4,7 +4,7 @@
  * starts from them. Pure, so every form is unit-tested.
  */
 import { InvalidArgumentError } from 'commander';
-import { clampOffset } from '@tessera/protocol';
+import { resetOffsetFor } from '@tessera/protocol';
 
 export type OffsetSpec =
   | { kind: 'earliest' }
@@ -58,25 +58,18 @@ export function parseOffsetSpec(text: string): OffsetSpec {
  * [log start, HW]: an offset outside the log starts at its nearer end.
  */
 export function startOffset(spec: OffsetSpec, partition: { logStartOffset: number; highWatermark: number; atTime?: number }): number {
-  const { logStartOffset, highWatermark } = partition;
-  let wanted: number;
+  const { logStartOffset, highWatermark, atTime } = partition;
+  // The same rules as a group reset, with the HW as the "current" offset a -N counts back from.
+  const position = { current: highWatermark, logStartOffset, highWatermark, ...(atTime === undefined ? {} : { atTimestamp: atTime }) };
   switch (spec.kind) {
     case 'earliest':
-      wanted = logStartOffset;
-      break;
     case 'latest':
-      wanted = highWatermark;
-      break;
+      return resetOffsetFor({ to: spec.kind }, position);
     case 'offset':
-      wanted = spec.offset;
-      break;
+      return resetOffsetFor({ to: 'offset', offset: spec.offset }, position);
     case 'from-end':
-      wanted = highWatermark - spec.count;
-      break;
+      return resetOffsetFor({ to: 'shift', by: -spec.count }, position);
     case 'time':
-      if (partition.atTime === undefined) throw new Error('startOffset: a time needs the time lookup');
-      wanted = partition.atTime;
-      break;
+      return resetOffsetFor({ to: 'timestamp', timestamp: spec.timestampMs }, position);
   }
-  return clampOffset(wanted, logStartOffset, highWatermark);
 }

@@ -11,7 +11,7 @@
  * lets the coordinator hand them to their next owner. So two members never process one
  * partition at the same time.
  *
- * Code: `membership.ts` (join, heartbeats, applied generation), `fetcher.ts` (long-polls
+ * Code: `membership.ts` (join, heartbeats, applied generation), `poll-loop.ts` and `fetcher.ts` (long-polls
  * of RecordBatch frames), `offsets.ts` (start offsets, commits), `runner.ts` (the
  * `subscribe()` loop); this file is the public face and the rounds of work.
  *
@@ -33,11 +33,11 @@ import { needsMetadataRefresh, type MetadataCache } from '../cluster/metadata-ca
 import { groupByPrimary } from './routing.js';
 import { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
-import { Fetcher } from './fetcher.js';
 import { Membership } from './membership.js';
 import { Offsets, setStart } from './offsets.js';
 import { checkedOffset, offsetResetPolicy, startPosition, type OffsetReset, type StartAt } from './positions.js';
-import { maxOffset, newPartitionState, positionErrorOf, takeBuffered, type PartitionState } from './partition-state.js';
+import { maxOffset, newPartitionState, type PartitionState } from './partition-state.js';
+import { RecordFeed } from './poll-loop.js';
 import { SubscriptionRunner, type RecordHandler } from './runner.js';
 
 /** What a consumer reads and how. */
@@ -98,15 +98,13 @@ export class Consumer extends EventEmitter {
   private readonly waitMs: number;
   private readonly owned = new Map<number, PartitionState>();
   private readonly membership: Membership;
-  private readonly fetcher: Fetcher;
   private readonly offsets: Offsets;
+  private readonly feed: RecordFeed;
   /** Wakes a waiting `poll()`: a fetch finished, the membership changed, or close(). */
   private readonly wakeup = new Wakeup();
   private readonly abort = new AbortController();
   /** Seeks on partitions not owned (yet): applied once, when the partition is assigned here. */
   private readonly pendingSeeks = new Map<number, number>();
-  /** Rotates which partition's buffer a poll drains first, so none starves. */
-  private drainStart = 0;
 
   private busy = false;
   private subscription: Promise<void> | null = null;
@@ -140,20 +138,6 @@ export class Consumer extends EventEmitter {
     });
     const groupByPrimary = (partitions: number[]) => this.groupByPrimary(partitions);
     const onPartitionError = (error: unknown) => this.onPartitionError(error);
-    this.fetcher = new Fetcher({
-      topic: this.topic,
-      connection: context.connection,
-      retry: context.retry,
-      requestTimeoutMs: context.requestTimeoutMs,
-      offsetReset: offsetResetPolicy(options.offsetReset),
-      maxRecords: this.maxRecords,
-      signal: this.abort.signal,
-      owned: this.owned,
-      groupByPrimary,
-      onFetchDone: () => this.wakeup.notify(),
-      onPartitionError,
-      onError: (error) => this.emitError(error),
-    });
     this.offsets = new Offsets({
       group,
       topic: this.topic,
@@ -166,6 +150,23 @@ export class Consumer extends EventEmitter {
       heartbeat: () => this.membership.heartbeat(),
       groupByPrimary,
       onPartitionError,
+    });
+    this.feed = new RecordFeed({
+      topic: this.topic,
+      connection: context.connection,
+      retry: context.retry,
+      requestTimeoutMs: context.requestTimeoutMs,
+      offsetReset: offsetResetPolicy(options.offsetReset),
+      maxRecords: this.maxRecords,
+      waitMs: this.waitMs,
+      owned: this.owned,
+      wakeup: this.wakeup,
+      signal: this.abort.signal,
+      isClosed,
+      groupByPrimary,
+      beforeRound: () => this.sync(),
+      onPartitionError,
+      onError: (error) => this.emitError(error),
     });
   }
 
@@ -311,24 +312,8 @@ export class Consumer extends EventEmitter {
   // ---- rounds of work ---------------------------------------------------------------
 
   /** One round of `poll()`: apply membership changes, then hand out buffered or freshly fetched records. */
-  private async nextRecords(maxRecords: number, waitMs: number, markConsumed: boolean): Promise<ConsumedRecord[]> {
-    const deadlineMs = Date.now() + waitMs;
-    for (;;) {
-      if (this.closed) return [];
-      await this.sync();
-      const positionError = positionErrorOf(this.owned);
-      if (positionError !== undefined) throw positionError;
-      const records = this.takeBuffered(maxRecords, markConsumed);
-      const remainingMs = deadlineMs - Date.now();
-      if (records.length > 0) {
-        // The partitions just emptied are fetched again while the caller handles these records.
-        this.fetcher.start(this.waitMs).catch((error: unknown) => this.emitError(error));
-        return records;
-      }
-      if (remainingMs <= 0 || this.closed) return records;
-      await this.fetcher.start(remainingMs);
-      await this.wakeup.wait(remainingMs, { signal: this.abort.signal });
-    }
+  private nextRecords(maxRecords: number, waitMs: number, markConsumed: boolean): Promise<ConsumedRecord[]> {
+    return this.feed.next(maxRecords, waitMs, markConsumed);
   }
 
   /** Commits the handled records of every owned partition. */
@@ -344,10 +329,6 @@ export class Consumer extends EventEmitter {
   private rewind(state: PartitionState, offset: number): void {
     state.buffer = [];
     state.fetchOffset = offset;
-  }
-
-  private takeBuffered(maxRecords: number, markConsumed: boolean): ConsumedRecord[] {
-    return takeBuffered(this.owned, this.drainStart++, maxRecords, markConsumed);
   }
 
   // ---- membership -------------------------------------------------------------------

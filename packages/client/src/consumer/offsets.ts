@@ -13,6 +13,7 @@ import {
   TesseraError,
   type CommitResponse,
   type CommittedOffsetsResponse,
+  type ErrorBody,
   type ListOffsetsResponse,
   type RetryOptions,
 } from '@tessera/protocol';
@@ -63,23 +64,14 @@ export class Offsets {
             group: this.context.group,
             partitions: partitions.map((partition) => ({ topic, partition })),
           });
-          for (const entry of answer.partitions) {
-            const state = owned.get(entry.partition);
-            if (state === undefined || state.fetchOffset !== null || entry.topic !== topic) continue;
-            if (entry.error !== undefined) {
-              this.context.onPartitionError(TesseraError.fromBody({ error: entry.error }));
-              continue;
-            }
+          this.eachWaiting(answer.partitions, (state, entry) => {
             const { startAt } = this.context;
             let start = entry.offset;
             if (start === null && startAt === 'earliest') start = entry.logStartOffset;
             if (start === null && startAt === 'latest') start = entry.highWatermark;
-            if (start === null) {
-              byTime.push(entry.partition);
-              continue;
-            }
-            setStart(state, start, entry.offset);
-          }
+            if (start === null) byTime.push(entry.partition);
+            else setStart(state, start, entry.offset);
+          });
           if (byTime.length > 0) await this.startAtTime(url, byTime);
         } catch (error) {
           this.context.onPartitionError(error);
@@ -90,19 +82,24 @@ export class Offsets {
 
   /** Starts `partitions` (no committed offset) at the first record at or after the `startAt` time. */
   private async startAtTime(url: string, partitions: number[]): Promise<void> {
-    const { owned, topic, startAt } = this.context;
+    const { topic, startAt } = this.context;
     if (typeof startAt !== 'object') throw new Error('startAtTime: startAt is not a time');
     const answer = await this.context.connection.broker<ListOffsetsResponse>(url, BROKER_ROUTES.listOffsets, {}, {
       partitions: partitions.map((partition) => ({ topic, partition, at: startAt })),
     });
-    for (const entry of answer.partitions) {
-      const state = owned.get(entry.partition);
-      if (state === undefined || state.fetchOffset !== null || entry.topic !== topic) continue;
-      if (entry.error !== undefined) {
-        this.context.onPartitionError(TesseraError.fromBody({ error: entry.error }));
-        continue;
-      }
-      setStart(state, entry.offset, null);
+    this.eachWaiting(answer.partitions, (state, entry) => setStart(state, entry.offset, null));
+  }
+
+  /** Calls `start` for each answered partition still owned and waiting for its start; reports the errors. */
+  private eachWaiting<E extends { topic: string; partition: number; error?: ErrorBody['error'] }>(
+    entries: E[],
+    start: (state: PartitionState, entry: E) => void,
+  ): void {
+    for (const entry of entries) {
+      const state = this.context.owned.get(entry.partition);
+      if (state === undefined || state.fetchOffset !== null || entry.topic !== this.context.topic) continue;
+      if (entry.error !== undefined) this.context.onPartitionError(TesseraError.fromBody({ error: entry.error }));
+      else start(state, entry);
     }
   }
 

@@ -11,9 +11,9 @@ import { needsMetadataRefresh } from '../cluster/metadata-cache.js';
 import type { Connection } from '../connection/connection.js';
 import { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
-import { Fetcher } from './fetcher.js';
 import { setStart } from './offsets.js';
-import { newPartitionState, positionErrorOf, takeBuffered, type PartitionState } from './partition-state.js';
+import { newPartitionState, type PartitionState } from './partition-state.js';
+import { RecordFeed } from './poll-loop.js';
 import { checkedOffset, offsetResetPolicy, type OffsetReset } from './positions.js';
 import { groupByPrimary } from './routing.js';
 
@@ -46,12 +46,11 @@ export interface ReaderContext {
 export class Reader extends EventEmitter {
   readonly topic: string;
   private readonly owned = new Map<number, PartitionState>();
-  private readonly fetcher: Fetcher;
+  private readonly feed: RecordFeed;
   private readonly wakeup = new Wakeup();
   private readonly abort = new AbortController();
   private readonly maxRecords: number;
   private readonly waitMs: number;
-  private drainStart = 0;
   private busy = false;
   private closed = false;
 
@@ -76,17 +75,20 @@ export class Reader extends EventEmitter {
       if (needsMetadataRefresh(error)) context.metadata.refreshInBackground();
       this.note(error);
     };
-    this.fetcher = new Fetcher({
+    this.feed = new RecordFeed({
       topic: this.topic,
       connection: context.connection,
       retry: context.retry,
       requestTimeoutMs: context.requestTimeoutMs,
       offsetReset: offsetResetPolicy(options.offsetReset),
       maxRecords: this.maxRecords,
-      signal: this.abort.signal,
+      waitMs: this.waitMs,
       owned: this.owned,
+      wakeup: this.wakeup,
+      signal: this.abort.signal,
+      isClosed: () => this.closed,
       groupByPrimary: (partitions) => groupByPrimary(context.metadata, this.topic, partitions, { onError, onPartitionError }),
-      onFetchDone: () => this.wakeup.notify(),
+      beforeRound: async () => undefined,
       onPartitionError,
       onError,
     });
@@ -101,21 +103,7 @@ export class Reader extends EventEmitter {
     if (this.busy) throw new TesseraError('INVALID_REQUEST', 'poll() is already running');
     this.busy = true;
     try {
-      const maxRecords = options.maxRecords ?? this.maxRecords;
-      const deadlineMs = Date.now() + (options.waitMs ?? this.waitMs);
-      for (;;) {
-        const positionError = positionErrorOf(this.owned);
-        if (positionError !== undefined) throw positionError;
-        const records = takeBuffered(this.owned, this.drainStart++, maxRecords, true);
-        const remainingMs = deadlineMs - Date.now();
-        if (records.length > 0) {
-          this.fetcher.start(this.waitMs).catch((error: unknown) => this.note(error));
-          return records;
-        }
-        if (remainingMs <= 0 || this.closed) return records;
-        await this.fetcher.start(remainingMs);
-        await this.wakeup.wait(remainingMs, { signal: this.abort.signal });
-      }
+      return await this.feed.next(options.maxRecords ?? this.maxRecords, options.waitMs ?? this.waitMs, true);
     } finally {
       this.busy = false;
     }
