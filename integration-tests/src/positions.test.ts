@@ -111,6 +111,29 @@ describe('offsets by position', () => {
     expect(future.map((p) => [p.partition, p.offset, p.timestamp])).toEqual([[0, 10, null], [1, 5, null]]);
     await expect(client.admin.listOffsets(TOPIC, 'latest', [7])).rejects.toMatchObject({ code: 'PARTITION_NOT_FOUND' });
   });
+
+  it('answers curl users on GET /topics/:topic/partitions/:partition/offsets?at=... at the primary, and refuses bad input', async () => {
+    const metadata = await client.admin.metadata();
+    const assignment = metadata.topics.find((t) => t.name === TOPIC)!.partitions[0]!;
+    const urlOf = (id: number | null) => metadata.brokers.find((b) => b.id === id)!.url;
+    const headers = await cluster.adminHeaders();
+    const get = async (url: string, at: string) => {
+      const response = await fetch(`${url}/topics/${TOPIC}/partitions/0/offsets?at=${encodeURIComponent(at)}`, { headers });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> & { error?: { code: string } } };
+    };
+    const primary = urlOf(assignment.primary);
+    expect(await get(primary, '3500')).toEqual({
+      status: 200,
+      body: { topic: TOPIC, partition: 0, offset: 3, timestamp: 4_000, logStartOffset: 0, highWatermark: 10 },
+    });
+    expect((await get(primary, 'earliest')).body.offset).toBe(0);
+    const bad = await get(primary, 'yesterday');
+    expect([bad.status, bad.body.error?.code]).toEqual([400, 'INVALID_REQUEST']);
+    const elsewhere = await get(urlOf(assignment.secondary), 'latest');
+    expect([elsewhere.status, elsewhere.body.error?.code]).toEqual([421, 'NOT_PRIMARY']);
+    const anonymous = await fetch(`${primary}/topics/${TOPIC}/partitions/0/offsets?at=latest`);
+    expect(anonymous.status).toBe(401);
+  });
 });
 
 describe('tessera consume without a group', () => {

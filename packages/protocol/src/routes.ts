@@ -49,6 +49,8 @@ export const BROKER_ROUTES = {
   committedOffsets: '/offsets',
   /** Offsets by position: earliest, latest, or the first at or after a time. */
   listOffsets: '/list-offsets',
+  /** The same for one partition, for curl users: `?at=earliest|latest|<epoch ms>`. */
+  partitionOffsets: '/topics/:topic/partitions/:partition/offsets',
   /** The coordinator stores a group's offsets after a reset or a delete (fenced by a new generation). */
   adminGroupOffsets: '/internal/group-offsets',
   replicate: '/internal/replicate',

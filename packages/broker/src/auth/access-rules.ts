@@ -21,6 +21,7 @@ export const BROKER_RULES: RuleTable = {
   [`POST ${R.commit}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'offsets') }),
   [`POST ${R.committedOffsets}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'partitions') }),
   [`POST ${R.listOffsets}`]: ({ body }) => ({ kind: 'topic', operation: 'consume', topics: topicsIn(body, 'partitions') }),
+  [`GET ${R.partitionOffsets}`]: ({ params }) => ({ kind: 'topic', operation: 'consume', topics: [params.topic ?? ''] }),
   [`POST ${R.adminGroupOffsets}`]: () => ({ kind: 'member' }),
   [`POST ${R.replicate}`]: () => ({ kind: 'member' }),
   [`POST ${R.metadataChanged}`]: () => ({ kind: 'member' }),

@@ -11,7 +11,7 @@ import {
 } from '@tessera/protocol';
 import { requireClusterNode, type Context, type HttpService } from '@tessera/service';
 import { handleAdminGroupOffsets, handleCommit, handleCommittedOffsets } from '../groups/commit-handler.js';
-import { handleListOffsets } from '../positions/list-offsets.js';
+import { handleListOffsets, handlePartitionOffsets } from '../positions/list-offsets.js';
 import { FetchHandler } from '../fetch/fetch-handler.js';
 import { handleProduceBatches, handleProduceJson } from '../produce/produce-handler.js';
 import { applyPush, type ParsedPush } from '../replication/index.js';
@@ -26,6 +26,7 @@ export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: F
   router.post(BROKER_ROUTES.commit, (ctx) => handleCommit(deps, ctx));
   router.post(BROKER_ROUTES.committedOffsets, (ctx) => handleCommittedOffsets(deps, ctx));
   router.post(BROKER_ROUTES.listOffsets, (ctx) => handleListOffsets(deps, ctx));
+  router.get(BROKER_ROUTES.partitionOffsets, (ctx) => handlePartitionOffsets(deps, ctx));
   // Only the coordinator decides group generations (the edge admits members only; this narrows it).
   router.post(BROKER_ROUTES.adminGroupOffsets, (ctx) => {
     requireClusterNode(ctx.state, 'coordinator', service.metrics);

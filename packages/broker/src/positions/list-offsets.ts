@@ -4,13 +4,27 @@
  * `{timestamp}` the first offset below the HW whose record timestamp is at or after it: the
  * batch is found through the stored max timestamps, then its records are read. With no such
  * record the answer is the HW (where a consumer starting at that time would begin).
+ * `GET /topics/:topic/partitions/:partition/offsets?at=...` answers the same for one partition.
  */
-import { decodeRecordBatch, listOffsetsRequest, parseOrThrow, type ListOffsetsResponse, type OffsetQuery } from '@tessera/protocol';
+import { TesseraError, decodeRecordBatch, listOffsetsRequest, offsetQuery, parseOrThrow, type ListOffsetsResponse, type OffsetQuery } from '@tessera/protocol';
 import type { Context } from '@tessera/service';
-import { findReplicas, inlineError, notHeldHere, type HandlerDeps } from '../http/deps.js';
+import { findReplicas, inlineError, notHeldHere, routePartition, type HandlerDeps } from '../http/deps.js';
 import type { Partition } from '../partition/index.js';
 
 type Entry = ListOffsetsResponse['partitions'][number];
+
+/** `GET /topics/:topic/partitions/:partition/offsets?at=earliest|latest|<epoch ms>`: one partition, errors as the status. */
+export async function handlePartitionOffsets(deps: HandlerDeps, ctx: Context): Promise<void> {
+  const ref = routePartition(ctx);
+  const raw = ctx.query.at;
+  if (typeof raw !== 'string') throw new TesseraError('INVALID_REQUEST', 'give ?at=earliest, ?at=latest or ?at=<epoch ms> once');
+  const at = parseOrThrow(offsetQuery, /^\d{1,16}$/.test(raw) ? { timestamp: Number(raw) } : raw, '?at (earliest, latest or epoch ms)');
+  const [replica] = await findReplicas(deps, [ref]);
+  if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
+  if (replica.role !== 'primary') throw replica.notPrimary();
+  const body: Entry = { ...ref, ...offsetAt(replica, at) };
+  ctx.body = body;
+}
 
 export async function handleListOffsets(deps: HandlerDeps, ctx: Context): Promise<void> {
   const request = parseOrThrow(listOffsetsRequest, ctx.state.body);

@@ -412,6 +412,21 @@ const BROKER_OPERATIONS: Operation[] = [
     request: { id: 'ListOffsetsRequest', schema: listOffsetsRequest },
     response: { status: 200, description: 'an offset, or an error, per partition', id: 'ListOffsetsResponse', schema: responses.listOffsetsResponse },
   },
+  {
+    method: 'get',
+    path: B.partitionOffsets,
+    operationId: 'partitionOffsets',
+    summary: "One partition's offset by position (as /list-offsets), on its primary; errors as the status",
+    tag: 'records',
+    query: [
+      {
+        name: 'at',
+        description: 'earliest (the log start), latest (the high watermark), or epoch milliseconds (the first offset whose record timestamp is at or after it)',
+        schema: { type: 'string', pattern: '^(earliest|latest|[0-9]{1,16})$' },
+      },
+    ],
+    response: { status: 200, description: 'the offset', id: 'PartitionOffset', schema: responses.partitionOffset },
+  },
 ];
 
 export function operations(service: ServiceName): Operation[] {

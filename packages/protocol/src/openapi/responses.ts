@@ -131,18 +131,17 @@ export const committedOffsetsResponse = z.object({
   ),
 });
 
+export const partitionOffset = z.object({
+  topic: z.string(),
+  partition: int,
+  offset: int,
+  timestamp: int.nullable().describe('a time lookup: the timestamp of the record at offset; null otherwise, or when no record is that recent'),
+  logStartOffset: int,
+  highWatermark: int,
+});
+
 export const listOffsetsResponse = z.object({
-  partitions: z.array(
-    z.object({
-      topic: z.string(),
-      partition: int,
-      offset: int,
-      timestamp: int.nullable().describe('a time lookup: the timestamp of the record at offset; null otherwise, or when no record is that recent'),
-      logStartOffset: int,
-      highWatermark: int,
-      error: inlineError.optional(),
-    }),
-  ),
+  partitions: z.array(partitionOffset.extend({ error: inlineError.optional() })),
 });
 
 export const resetOffsetsResponse = z.object({
