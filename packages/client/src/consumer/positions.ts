@@ -59,3 +59,11 @@ export function checkedOffset(offset: number): number {
   if (!Number.isSafeInteger(offset) || offset < 0) throw new TesseraError('INVALID_REQUEST', `offset must be a non-negative integer, got ${offset}`);
   return offset;
 }
+
+/** An integer option in [min, max], or INVALID_REQUEST naming it. */
+export function checkedInteger(name: string, value: number, min: number, max: number = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new TesseraError('INVALID_REQUEST', `${name} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}

@@ -5,7 +5,7 @@
  * records below the HW only, and the same `offsetReset` policy below the log start.
  */
 import { EventEmitter } from 'node:events';
-import { TesseraError, parseOrThrow, topicName, type RetryOptions } from '@tessera/protocol';
+import { MAX_PARTITIONS, TesseraError, parseOrThrow, topicName, type RetryOptions } from '@tessera/protocol';
 import type { MetadataCache } from '../cluster/metadata-cache.js';
 import { needsMetadataRefresh } from '../cluster/metadata-cache.js';
 import type { Connection } from '../connection/connection.js';
@@ -14,7 +14,7 @@ import type { ConsumedRecord } from '../records.js';
 import { setStart } from './offsets.js';
 import { newPartitionState, type PartitionState } from './partition-state.js';
 import { RecordFeed } from './poll-loop.js';
-import { checkedOffset, offsetResetPolicy, type OffsetReset } from './positions.js';
+import { checkedInteger, checkedOffset, offsetResetPolicy, type OffsetReset } from './positions.js';
 import { groupByPrimary } from './routing.js';
 
 export interface ReaderOptions {
@@ -62,9 +62,11 @@ export class Reader extends EventEmitter {
     super();
     this.topic = parseOrThrow(topicName, options.topic, 'topic name');
     if (options.positions.length === 0) throw new TesseraError('INVALID_REQUEST', 'a reader needs at least one partition');
-    this.maxRecords = options.maxRecords ?? 1000;
-    this.waitMs = options.waitMs ?? 1000;
+    this.maxRecords = checkedInteger('maxRecords', options.maxRecords ?? 1000, 1);
+    this.waitMs = checkedInteger('waitMs', options.waitMs ?? 1000, 0);
+    if (options.positions.length > MAX_PARTITIONS) throw new TesseraError('INVALID_REQUEST', `at most ${MAX_PARTITIONS} partitions`);
     for (const { partition, offset } of options.positions) {
+      checkedInteger('partition', partition, 0, MAX_PARTITIONS - 1);
       if (this.owned.has(partition)) throw new TesseraError('INVALID_REQUEST', `partition ${partition} is listed twice`);
       const state = newPartitionState(partition);
       setStart(state, checkedOffset(offset), null);
@@ -103,7 +105,8 @@ export class Reader extends EventEmitter {
     if (this.busy) throw new TesseraError('INVALID_REQUEST', 'poll() is already running');
     this.busy = true;
     try {
-      return await this.feed.next(options.maxRecords ?? this.maxRecords, options.waitMs ?? this.waitMs, true);
+      const maxRecords = checkedInteger('maxRecords', options.maxRecords ?? this.maxRecords, 1);
+      return await this.feed.next(maxRecords, checkedInteger('waitMs', options.waitMs ?? this.waitMs, 0), true);
     } finally {
       this.busy = false;
     }
