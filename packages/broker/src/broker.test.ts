@@ -370,6 +370,30 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(none.body.partitions[0].offset).toBeNull();
   });
 
+  it("stores the coordinator's reset at a newer generation, which then fences the older one, and a delete mark reads as no offset", async () => {
+    coordinator.groups.g2 = 3;
+    const commit = (generation: number, offset: number) =>
+      post(`${url(1)}/commit`, { group: 'g2', generation, offsets: [{ topic: 'orders', partition: 0, offset }] });
+    await vi.waitFor(async () => expect((await commit(3, 1)).body).toEqual({ results: [{ topic: 'orders', partition: 0 }] }), { timeout: 5_000, interval: 50 });
+    // The coordinator bumped the group to 5 and resets it; this broker still believes 3.
+    const reset = await post(`${url(1)}/internal/group-offsets`, { group: 'g2', generation: 5, offsets: [{ topic: 'orders', partition: 0, offset: 2 }] });
+    expect(reset.body).toEqual({ results: [{ topic: 'orders', partition: 0 }] });
+    for (const id of [1, 2]) expect(onDisk(dataDir(id), 'orders', 0).groups).toContainEqual({ group_id: 'g2', offset: 2, generation: 5 });
+    // A member of generation 3 (dropped meanwhile, still running) cannot overwrite it.
+    expect((await commit(3, 9)).body.results[0].error).toMatchObject({ code: 'GENERATION_MISMATCH', generation: 5 });
+    const beyond = await post(`${url(1)}/internal/group-offsets`, { group: 'g2', generation: 5, offsets: [{ topic: 'orders', partition: 0, offset: 1_000 }] });
+    expect(beyond.body.results[0].error.code).toBe('OFFSET_OUT_OF_RANGE');
+    // A delete leaves a mark on both replicas that reads as nothing committed.
+    await post(`${url(1)}/internal/group-offsets`, { group: 'g2', generation: 6, offsets: [{ topic: 'orders', partition: 0, offset: -1 }] });
+    for (const id of [1, 2]) expect(onDisk(dataDir(id), 'orders', 0).groups).toContainEqual({ group_id: 'g2', offset: -1, generation: 6 });
+    expect((await post(`${url(1)}/offsets`, { group: 'g2', partitions: [{ topic: 'orders', partition: 0 }] })).body.partitions[0].offset).toBeNull();
+    // A member's commit may not leave the mark (nor any negative offset).
+    expect((await commit(3, -1)).status).toBe(400);
+    // A group created again under the name starts over at generation 1, and the mark does not fence it.
+    coordinator.groups.g2 = 1;
+    await vi.waitFor(async () => expect((await commit(1, 2)).body).toEqual({ results: [{ topic: 'orders', partition: 0 }] }), { timeout: 5_000, interval: 50 });
+  });
+
   it('exposes produce, fetch, batch, replication and group-lag metrics for Prometheus', async () => {
     const text = await (await fetch(`${url(1)}/metrics`)).text();
     expect(text).toMatch(/^tessera_broker_records_produced_total\{topic="orders"\} 104$/m);

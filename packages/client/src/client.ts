@@ -10,6 +10,7 @@ import { type Credentials, discoverCredentials } from './connection/credentials.
 import { defaultCoordinatorUrl } from './connection/dev-cluster.js';
 import { discoverTls } from './connection/tls.js';
 import { Consumer, type ConsumerOptions } from './consumer/consumer.js';
+import { Reader, type ReaderOptions } from './consumer/reader.js';
 import { Producer, type ProducerOptions } from './producer/producer.js';
 
 /** How a client reaches the cluster. */
@@ -63,6 +64,7 @@ export class TesseraClient {
   private readonly requestTimeoutMs: number;
   private readonly producers = new Set<Producer>();
   private readonly consumers = new Set<Consumer>();
+  private readonly readers = new Set<Reader>();
   private closed = false;
 
   constructor(options: ClientOptions = {}) {
@@ -118,12 +120,30 @@ export class TesseraClient {
     return consumer;
   }
 
+  /** A reader of chosen partitions from chosen offsets, without a group (no commits). */
+  reader(options: ReaderOptions): Reader {
+    this.assertOpen();
+    const reader = new Reader(
+      {
+        connection: this.connection,
+        metadata: this.metadataCache,
+        retry: this.retryOptions,
+        requestTimeoutMs: this.requestTimeoutMs,
+        onClose: (r) => this.readers.delete(r),
+      },
+      options,
+    );
+    this.readers.add(reader);
+    return reader;
+  }
+
   /** Closes every producer (delivering what they hold) and consumer (committing and leaving), then the connections. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.producers].map((p) => p.close()));
     await Promise.allSettled([...this.consumers].map((c) => c.close()));
+    await Promise.allSettled([...this.readers].map((r) => r.close()));
     await this.connection.close();
   }
 

@@ -10,9 +10,11 @@ export { TesseraClient, type ClientOptions } from './client.js';
 export { type Credentials, discoverCredentials, readDevCredentials, type DevCredentialsFile, DEFAULT_DEV_DIR, DEV_CREDENTIALS_FILE } from './connection/credentials.js';
 export { discoverTls, DEV_CA_FILE } from './connection/tls.js';
 export { defaultCoordinatorUrl } from './connection/dev-cluster.js';
-export type { Admin, PartitionLag } from './admin/admin.js';
+export type { Admin, PartitionLag, PartitionOffset } from './admin/admin.js';
 export { Producer, type ProducerOptions } from './producer/producer.js';
 export { Consumer, type ConsumerOptions } from './consumer/consumer.js';
+export type { OffsetReset, StartAt } from './consumer/positions.js';
+export { Reader, type ReaderOptions } from './consumer/reader.js';
 export { codecs, type Bytes, type Codec, type ConsumedRecord, type ProducerRecord, type RecordMetadata } from './records.js';
 export {
   TesseraError,

@@ -11,6 +11,7 @@ import { Notifier } from './cluster/notify.js';
 import type { CoordinatorConfig } from './config.js';
 import { TopicPurger } from './topics/purge.js';
 import { GroupManager } from './groups/groups.js';
+import { GroupOffsetAdmin } from './groups/offset-admin.js';
 import { AuthRegistry } from './auth/registry.js';
 import { COORDINATOR_RULES } from './http/access-rules.js';
 import { registerAuthRoutes } from './http/auth-routes.js';
@@ -20,6 +21,9 @@ import { DEFAULT_ROUTING, ProduceRouter } from './routing/produce.js';
 import { Store } from './store/store.js';
 
 export { defaultConfig, type CoordinatorConfig } from './config.js';
+
+/** Each call of a group offset reset or delete to a primary (reading or storing offsets). */
+const GROUP_OFFSETS_TIMEOUT_MS = 5_000;
 
 const COUNTED_MOVE_STEPS = new Set(['replica_reassigned', 'leadership_transferred', 'replica_dropped']);
 
@@ -130,10 +134,14 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   groupsRead = groups;
 
   const produceClient = new DataHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs, ...(config.clientTls ? { tls: config.clientTls } : {}), ...(signer ? { signer } : {}) });
+  // Group offset administration reads and writes offsets on the primaries, as the coordinator.
+  const offsetAdminClient = new JsonHttpClient({ timeoutMs: GROUP_OFFSETS_TIMEOUT_MS, maxSockets: 8, tls: config.clientTls, signer });
+  const offsetAdmin = new GroupOffsetAdmin({ cluster: theCluster, groups, client: offsetAdminClient, timeoutMs: GROUP_OFFSETS_TIMEOUT_MS });
   registerRoutes(service.router, {
     cluster: theCluster,
     allocateProducerId: () => store.allocateProducerId(),
     groups,
+    offsetAdmin,
     router: new ProduceRouter(theCluster, produceClient),
     notifier,
     purger: new TopicPurger(theCluster, notifyClient, config.notifyTimeoutMs),
@@ -183,6 +191,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
         await service.close();
         await notifier!.close();
         notifyClient.close();
+        offsetAdminClient.close();
         await produceClient.close();
         storage.stop();
         store.close();

@@ -13,6 +13,8 @@ export const ERRORS = {
   /** The partition number does not exist in the topic, or this broker holds no replica of it (yet). */
   PARTITION_NOT_FOUND: { status: 404, retriable: true },
   GROUP_NOT_FOUND: { status: 404, retriable: false },
+  /** The group has live members: an operation that needs it empty (reset, delete) is refused. */
+  GROUP_NOT_EMPTY: { status: 409, retriable: false },
   /** The member is not (or no longer) in the group: rejoin. */
   UNKNOWN_MEMBER: { status: 409, retriable: false },
   TOPIC_EXISTS: { status: 409, retriable: false },

@@ -9,11 +9,13 @@
 import { z } from 'zod';
 import type { ErrorBody } from './errors.js';
 import { MAX_PARTITIONS } from './limits.js';
+import { DELETED_GROUP_OFFSET } from './positions.js';
 import { epoch, groupId, offset, partitionNumber, topicName } from './schemas.js';
 
 const brokerId = z.number().int().positive().max(1_000_000);
 
-export const pushedCommit = z.object({ group: groupId, offset, generation: epoch }).strict();
+/** A committed offset, or the mark a group delete leaves (DELETED_GROUP_OFFSET). */
+export const pushedCommit = z.object({ group: groupId, offset: z.union([offset, z.literal(DELETED_GROUP_OFFSET)]), generation: epoch }).strict();
 
 /**
  * One partition's push. The secondary appends only when `epoch` is not older than the one it

@@ -27,6 +27,8 @@ export const COORDINATOR_ROUTES = {
   groupJoin: '/groups/:group/join',
   groupHeartbeat: '/groups/:group/heartbeat',
   groupLeave: '/groups/:group/leave',
+  /** Reset a group's committed offsets (dry run or execute); refused while it has members. */
+  groupResetOffsets: '/groups/:group/reset-offsets',
   authToken: '/auth/token',
   users: '/users',
   user: '/users/:name',
@@ -48,6 +50,12 @@ export const BROKER_ROUTES = {
   fetch: '/fetch',
   commit: '/commit',
   committedOffsets: '/offsets',
+  /** Offsets by position: earliest, latest, or the first at or after a time. */
+  listOffsets: '/list-offsets',
+  /** The same for one partition, for curl users: `?at=earliest|latest|<epoch ms>`. */
+  partitionOffsets: '/topics/:topic/partitions/:partition/offsets',
+  /** The coordinator stores a group's offsets after a reset or a delete (fenced by a new generation). */
+  adminGroupOffsets: '/internal/group-offsets',
   replicate: '/internal/replicate',
   metadataChanged: '/internal/metadata-changed',
   purge: '/internal/purge',

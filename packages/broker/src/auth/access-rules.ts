@@ -20,6 +20,9 @@ export const BROKER_RULES: RuleTable = {
   [`POST ${R.fetch}`]: ({ body }) => ({ kind: 'topic', operation: 'consume', topics: topicsIn(body, 'partitions') }),
   [`POST ${R.commit}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'offsets') }),
   [`POST ${R.committedOffsets}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'partitions') }),
+  [`POST ${R.listOffsets}`]: ({ body }) => ({ kind: 'topic', operation: 'consume', topics: topicsIn(body, 'partitions') }),
+  [`GET ${R.partitionOffsets}`]: ({ params }) => ({ kind: 'topic', operation: 'consume', topics: [params.topic ?? ''] }),
+  [`POST ${R.adminGroupOffsets}`]: () => ({ kind: 'member' }),
   [`POST ${R.replicate}`]: () => ({ kind: 'member' }),
   [`POST ${R.metadataChanged}`]: () => ({ kind: 'member' }),
   // The coordinator asks primaries to purge after checking the client's `admin` on the topic.

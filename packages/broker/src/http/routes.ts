@@ -10,8 +10,9 @@ import {
   type PushAnswer,
   type ReplicateExchangeResponse,
 } from '@tessera/protocol';
-import type { Context, HttpService } from '@tessera/service';
-import { handleCommit, handleCommittedOffsets } from '../groups/commit-handler.js';
+import { requireClusterNode, type Context, type HttpService } from '@tessera/service';
+import { handleAdminGroupOffsets, handleCommit, handleCommittedOffsets } from '../groups/commit-handler.js';
+import { handleListOffsets, handlePartitionOffsets } from '../positions/list-offsets.js';
 import { FetchHandler } from '../fetch/fetch-handler.js';
 import { handleProduceBatches, handleProduceJson } from '../produce/produce-handler.js';
 import { applyPush, type ParsedPush } from '../replication/index.js';
@@ -25,6 +26,13 @@ export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: F
   router.post(BROKER_ROUTES.fetch, (ctx) => fetch.handle(ctx));
   router.post(BROKER_ROUTES.commit, (ctx) => handleCommit(deps, ctx));
   router.post(BROKER_ROUTES.committedOffsets, (ctx) => handleCommittedOffsets(deps, ctx));
+  router.post(BROKER_ROUTES.listOffsets, (ctx) => handleListOffsets(deps, ctx));
+  router.get(BROKER_ROUTES.partitionOffsets, (ctx) => handlePartitionOffsets(deps, ctx));
+  // Only the coordinator decides group generations (the edge admits members only; this narrows it).
+  router.post(BROKER_ROUTES.adminGroupOffsets, (ctx) => {
+    requireClusterNode(ctx.state, 'coordinator', service.metrics);
+    return handleAdminGroupOffsets(deps, ctx);
+  });
   router.post(BROKER_ROUTES.replicate, (ctx) => handleReplicate(deps, ctx));
   router.post(BROKER_ROUTES.metadataChanged, (ctx) => handleMetadataChanged(deps, ctx));
   router.post(BROKER_ROUTES.purge, (ctx) => handlePurge(deps, ctx));

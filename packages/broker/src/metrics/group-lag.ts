@@ -3,7 +3,7 @@
  * place the metrics read committed offsets and the log for it, so a change of the storage
  * changes this function only.
  */
-import { decodeRecordBatch } from '@tessera/protocol';
+import { DELETED_GROUP_OFFSET, decodeRecordBatch } from '@tessera/protocol';
 import type { Partition } from '../partition/index.js';
 
 export interface GroupLagSample {
@@ -19,7 +19,8 @@ export interface GroupLagSample {
 export function groupLag(partition: Partition, nowMs: number): GroupLagSample[] {
   if (partition.role !== 'primary' || partition.isClosed) return [];
   const hw = partition.hw;
-  return partition.store.groupOffsets().map((g) => {
+  // A deleted group's mark (DELETED_GROUP_OFFSET) is not a position: it has no lag.
+  return partition.store.groupOffsets().filter((g) => g.offset !== DELETED_GROUP_OFFSET).map((g) => {
     const lag = Math.max(0, hw - g.offset);
     let lagSeconds = 0;
     if (lag > 0) {

@@ -33,6 +33,7 @@ import {
   type PartitionAssignment,
   type ReplicaReport,
   type RetryOptions,
+  DELETED_GROUP_OFFSET,
 } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
 import type { BrokerLimits } from '../config.js';
@@ -253,9 +254,14 @@ export class Partition {
     return done;
   }
 
-  /** The newest generation this replica has stored for `group` (-1 when none). */
+  /**
+   * The newest generation this replica has stored for `group` (-1 when none). The row a group
+   * delete leaves does not count: a group created again under the same name starts its
+   * generations anew at the coordinator.
+   */
   storedGeneration(group: string): number {
-    return this.store.groupOffset(group)?.generation ?? -1;
+    const row = this.store.groupOffset(group);
+    return row === undefined || row.offset === DELETED_GROUP_OFFSET ? -1 : row.generation;
   }
 
   /** STORAGE_FULL while the disk is nearly full (see service/storage-space.ts); nothing is queued then. */

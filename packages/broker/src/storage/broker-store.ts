@@ -20,6 +20,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { DELETED_GROUP_OFFSET } from '@tessera/protocol';
 import { InvariantError, assert } from '../util/assert.js';
 import { PartitionProducers, sequencedBatch, type ProducerRow } from '../producers/producer-state.js';
 import { META_SCHEMA_VERSION, MIGRATIONS, SCHEMA, SCHEMA_VERSION, SQL } from './sql.js';
@@ -464,6 +465,22 @@ export class PartitionLog {
   }
 
   /**
+   * The first batch from `fromOffset` below `endOffset` holding a record whose timestamp is at or
+   * after `timestampMs`, found through the batches' max timestamps (the caller looks inside it
+   * for the record); undefined when there is none. Reads only what is committed, like readBatches.
+   */
+  firstBatchAtTime(timestampMs: number, fromOffset: number, endOffset: number): StoredBatch | undefined {
+    this.store.assertOpen();
+    const end = Math.min(endOffset, this.leoValue);
+    if (fromOffset >= end) return undefined;
+    const row = this.store.stmt.firstBatchAtTime.get({ topic: this.topic, partition: this.partition, from: fromOffset, end, ts: timestampMs }) as
+      | (BatchRow & { max_timestamp: number })
+      | undefined;
+    if (row === undefined) return undefined;
+    return { baseOffset: row.base_offset, lastOffset: row.last_offset, epoch: row.epoch, maxTimestamp: row.max_timestamp, bytes: row.data };
+  }
+
+  /**
    * The stored batch holding `offset` (for cutting it at a truncation point), undefined outside
    * the log. It may still be queued for the group commit: this waits for what is queued first.
    */
@@ -633,12 +650,23 @@ export class PartitionLog {
     this.sizeBytesValue = (this.store.stmt.logBytes.get(this.topic, this.partition) as { bytes: number }).bytes;
   }
 
+  /**
+   * The group's stored offset row: an offset, or DELETED_GROUP_OFFSET after the group was
+   * deleted (`committedOffset` reads that as nothing committed).
+   */
   groupOffset(group: string): GroupOffset | undefined {
     this.store.assertOpen();
     const row = this.store.stmt.selectGroupOffset.get(this.topic, this.partition, group) as { offset: number; generation: number } | undefined;
     return row === undefined ? undefined : { group, offset: row.offset, generation: row.generation };
   }
 
+  /** The group's committed offset, undefined when it has none (never committed, or deleted). */
+  committedOffset(group: string): number | undefined {
+    const row = this.groupOffset(group);
+    return row === undefined || row.offset === DELETED_GROUP_OFFSET ? undefined : row.offset;
+  }
+
+  /** Every stored group offset row, deleted groups' included (replication sends them all). */
   groupOffsets(): GroupOffset[] {
     this.store.assertOpen();
     return (this.store.stmt.selectGroupOffsets.all(this.topic, this.partition) as Array<{ group_id: string; offset: number; generation: number }>).map(

@@ -90,6 +90,14 @@ export const SQL = {
   batchAt:
     'SELECT base_offset, last_offset, epoch, max_timestamp, data FROM batches WHERE topic = ? AND partition = ? ' +
     'AND base_offset <= ? ORDER BY base_offset DESC LIMIT 1',
+  /**
+   * The first batch (in offset order) from @from below @end holding a record at or after @ts: its
+   * max_timestamp is at least @ts. A scan in offset order within the partition, stopping at the
+   * first match (timestamps are the producers' clocks, so they need not grow with offsets).
+   */
+  firstBatchAtTime:
+    'SELECT base_offset, last_offset, epoch, max_timestamp, data FROM batches WHERE topic = @topic AND partition = @partition ' +
+    'AND last_offset >= @from AND base_offset < @end AND max_timestamp >= @ts ORDER BY base_offset LIMIT 1',
   deleteBatchesFrom: 'DELETE FROM batches WHERE topic = ? AND partition = ? AND base_offset >= ?',
   /**
    * Retention: the oldest batches wholly below @below (the log start), at most @limit of them,

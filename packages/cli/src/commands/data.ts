@@ -2,7 +2,9 @@
 import { type Command, Option } from 'commander';
 import { MAX_FETCH_WAIT_MS, MAX_PARTITIONS, MAX_RECORDS_PER_REQUEST } from '@tessera/protocol';
 import { runBench } from '../bench/run.js';
-import { runConsume } from '../consume/run.js';
+import { parseOffsetSpec, type OffsetSpec } from '../consume/position.js';
+import { runConsume, runRead } from '../consume/run.js';
+import { CliError } from '../errors.js';
 import { integer, nonEmpty, nonNegativeInt, positiveInt } from '../options.js';
 import { runProduce } from '../produce/run.js';
 import type { Runtime } from '../runtime.js';
@@ -35,17 +37,37 @@ export function registerData(program: Command, runtime: Runtime): void {
   program
     .command('consume')
     .description(
-      'print records as JSON lines on stdout, as a member of a consumer group, committing what was printed; ' +
+      'print records as JSON lines on stdout: as a member of a consumer group (--group), committing what was printed, ' +
+        'or without a group from a position (--partition, --offset), committing nothing; ' +
         'a record with bytes that are not UTF-8 is printed in base64 with "encoding":"base64"',
     )
     .argument('<topic>', 'topic to read')
-    .requiredOption('-g, --group <group>', 'consumer group id')
-    .option('--from-beginning', 'a group with no committed offset starts at the oldest record (default: only new records)')
+    .option('-g, --group <group>', 'consumer group id (read as a member of the group, committing)')
+    .option('--from-beginning', 'start at the oldest record: a group with no committed offset, or a read without a group')
+    .option('-p, --partition <n>', 'without a group: read only this partition (default: every partition)', integer(0, MAX_PARTITIONS - 1))
+    .option(
+      '-o, --offset <position>',
+      'without a group: where to start: an offset N, earliest, latest, -N (N records before the end) or @TIME (epoch ms or ISO time); ' +
+        'clamped to the log (default latest)',
+      parseOffsetSpec,
+    )
+    .option('-e, --exit-at-end', 'without a group: exit at the end of the partitions as it was when reading started (default: follow)')
     .option('-n, --max-messages <n>', 'exit after this many records', positiveInt)
     .option('--idle-timeout-ms <ms>', 'exit when no new record arrived for this long', nonNegativeInt)
     .addOption(new Option('--poll-wait-ms <ms>', 'longest single long-poll').argParser(integer(0, MAX_FETCH_WAIT_MS)).hideHelp())
-    .action(async (topic: string, options: { group: string; fromBeginning?: boolean; maxMessages?: number; idleTimeoutMs?: number; pollWaitMs?: number }) => {
-      await runConsume(runtime, topic, options);
+    .action(async (topic: string, options: ConsumeFlags) => {
+      const withoutGroup = options.partition !== undefined || options.offset !== undefined || options.exitAtEnd === true;
+      if (options.group !== undefined) {
+        if (withoutGroup) throw new CliError('--partition, --offset and --exit-at-end read without a group: leave out --group', { exitCode: 2 });
+        await runConsume(runtime, topic, { ...options, group: options.group });
+        return;
+      }
+      if (!withoutGroup && options.fromBeginning !== true) {
+        throw new CliError('give --group GROUP (read as a group member, committing) or --partition/--offset (read without a group)', { exitCode: 2 });
+      }
+      if (options.fromBeginning === true && options.offset !== undefined) throw new CliError('--from-beginning and --offset both say where to start: give one', { exitCode: 2 });
+      const offset = options.offset ?? (options.fromBeginning === true ? { kind: 'earliest' as const } : { kind: 'latest' as const });
+      await runRead(runtime, topic, { ...options, offset });
     });
 
   const bench = program
@@ -77,4 +99,15 @@ export function registerData(program: Command, runtime: Runtime): void {
         await runBench(runtime, mode, { ...rest, maxInFlight: concurrency ?? rest.maxInFlight });
       });
   }
+}
+
+interface ConsumeFlags {
+  group?: string;
+  fromBeginning?: boolean;
+  partition?: number;
+  offset?: OffsetSpec;
+  exitAtEnd?: boolean;
+  maxMessages?: number;
+  idleTimeoutMs?: number;
+  pollWaitMs?: number;
 }

@@ -1,6 +1,9 @@
-/** `tessera groups list|describe`. */
-import type { Command } from 'commander';
-import type { GroupDescription } from '@tessera/protocol';
+/** `tessera groups list|describe|reset-offsets|delete`. */
+import { Option, type Command } from 'commander';
+import { MAX_PARTITIONS, type GroupDescription, type ResetOffsetsResponse, type ResetTarget } from '@tessera/protocol';
+import { parseTime } from '../consume/position.js';
+import { CliError } from '../errors.js';
+import { integer, nonNegativeInt } from '../options.js';
 import { renderFields, renderTable } from '../output/table.js';
 import { jsonLine } from '../output/write.js';
 import type { Runtime } from '../runtime.js';
@@ -91,6 +94,93 @@ export function registerGroups(program: Command, runtime: Runtime): void {
         ),
       );
     });
+
+  groups
+    .command('reset-offsets')
+    .description(
+      "set a group's committed offsets on a topic (like kafka-consumer-groups --reset-offsets); new offsets are clamped to " +
+        "[log start, high watermark]; refused while the group has live members; the group's next member starts there",
+    )
+    .argument('<group>', 'group id (created, empty, when it does not exist)')
+    .requiredOption('-t, --topic <topic>', "the group's topic")
+    .option('-p, --partition <n>', 'only this partition (default: every partition)', integer(0, MAX_PARTITIONS - 1))
+    .option('--to-earliest', 'the oldest retained record')
+    .option('--to-latest', 'the high watermark (skip everything there is)')
+    .option('--to-datetime <time>', 'the first record at or after this time (ISO 8601, UTC when no zone; or epoch ms)', parseTime)
+    .option('--to-offset <n>', 'this offset', nonNegativeInt)
+    .option('--shift-by <n>', 'the current offset plus n (negative: back); from the log start when none', integer(-Number.MAX_SAFE_INTEGER))
+    .addOption(new Option('--dry-run', 'only show the new offsets').conflicts('execute'))
+    .addOption(new Option('--execute', 'store the new offsets').conflicts('dryRun'))
+    .addOption(jsonOption())
+    .action(async (group: string, flags: ResetFlags) => {
+      runtime.errorContext.group = group;
+      runtime.errorContext.topic = flags.topic;
+      const target = resetTargetOf(flags);
+      const answer = await runtime.client().admin.resetGroupOffsets(group, {
+        topic: flags.topic,
+        target,
+        execute: flags.execute === true,
+        ...(flags.partition === undefined ? {} : { partitions: [flags.partition] }),
+      });
+      if (flags.json) runtime.out(jsonLine(answer));
+      else runtime.out(renderReset(answer));
+      runtime.err(
+        answer.executed
+          ? `reset group "${group}" on "${flags.topic}": ${answer.partitions.length} partition(s) stored at generation ${answer.generation}`
+          : `dry run: nothing stored; run again with --execute to store these offsets`,
+      );
+    });
+
+  groups
+    .command('delete')
+    .description('delete a group and its committed offsets; refused while it has live members')
+    .argument('<group>', 'group id')
+    .action(async (group: string) => {
+      runtime.errorContext.group = group;
+      await runtime.client().admin.deleteGroup(group);
+      runtime.err(`deleted group "${group}"`);
+    });
+}
+
+/** The flags of `groups reset-offsets`, as commander gives them. */
+export interface ResetFlags {
+  topic: string;
+  partition?: number;
+  toEarliest?: boolean;
+  toLatest?: boolean;
+  toDatetime?: number;
+  toOffset?: number;
+  shiftBy?: number;
+  dryRun?: boolean;
+  execute?: boolean;
+  json?: boolean;
+}
+
+/** The one reset mode the flags name; a usage error (exit 2) for none or several. */
+export function resetTargetOf(flags: ResetFlags): ResetTarget {
+  const targets: ResetTarget[] = [];
+  if (flags.toEarliest === true) targets.push({ to: 'earliest' });
+  if (flags.toLatest === true) targets.push({ to: 'latest' });
+  if (flags.toDatetime !== undefined) targets.push({ to: 'timestamp', timestamp: flags.toDatetime });
+  if (flags.toOffset !== undefined) targets.push({ to: 'offset', offset: flags.toOffset });
+  if (flags.shiftBy !== undefined) targets.push({ to: 'shift', by: flags.shiftBy });
+  if (targets.length !== 1) {
+    throw new CliError('give exactly one of --to-earliest, --to-latest, --to-datetime, --to-offset, --shift-by', { exitCode: 2 });
+  }
+  if (flags.dryRun === flags.execute) throw new CliError('give exactly one of --dry-run (show the new offsets) and --execute (store them)', { exitCode: 2 });
+  return targets[0]!;
+}
+
+/** The reset as a table: partition, the group's offset before, the new one. */
+export function renderReset(answer: ResetOffsetsResponse): string {
+  return renderTable(
+    [
+      { header: 'partition', value: (p) => p.partition },
+      { header: 'current offset', value: (p) => p.current, align: 'right' },
+      { header: 'new offset', value: (p) => p.target, align: 'right' },
+    ],
+    answer.partitions,
+  );
 }
 
 export interface GroupView {

@@ -35,6 +35,12 @@ import {
   type PrincipalSecretResponse,
   TesseraError,
   aclEntry,
+  offsetQuery,
+  resetOffsetsRequest,
+  type ListOffsetsResponse,
+  type OffsetQuery,
+  type ResetOffsetsRequest,
+  type ResetOffsetsResponse,
   createPrincipalRequest,
   principalName,
   rotateSecretRequest,
@@ -50,6 +56,16 @@ export interface PartitionLag {
   highWatermark: number;
   /** `highWatermark - committed`; with nothing committed, every retained record counts (`highWatermark - logStartOffset`). */
   lag: number;
+}
+
+/** A partition's offset found by `listOffsets`. */
+export interface PartitionOffset {
+  partition: number;
+  offset: number;
+  /** For a time lookup, the timestamp of the record at `offset`; null otherwise (or no record that recent). */
+  timestamp: number | null;
+  logStartOffset: number;
+  highWatermark: number;
 }
 
 /** Administration of topics, groups and the cluster (`client.admin`). */
@@ -80,6 +96,21 @@ export interface Admin {
   clusterStatus(): Promise<ClusterStatusResponse>;
   /** The coordinator's recent cluster events (failovers, ISR changes, ...), newest last. */
   clusterEvents(limit?: number): Promise<ClusterEvent[]>;
+  /**
+   * Offsets of a topic's partitions (all, or `partitions`) by position: `'earliest'` (the log
+   * start), `'latest'` (the high watermark: what a consumer can read up to), or
+   * `{ timestamp }`: the first offset whose record timestamp (epoch ms) is at or after it, the
+   * high watermark when no record is that recent. Asked of each partition's primary.
+   */
+  listOffsets(topic: string, at: OffsetQuery, partitions?: number[]): Promise<PartitionOffset[]>;
+  /**
+   * Resets a group's committed offsets on a topic (`kafka-consumer-groups --reset-offsets`),
+   * clamped to [log start, high watermark]; only a dry run unless `execute` is true. Refused
+   * with GROUP_NOT_EMPTY while the group has live members. The group's next member starts there.
+   */
+  resetGroupOffsets(group: string, request: ResetOffsetsRequest): Promise<ResetOffsetsResponse>;
+  /** Deletes a group and its committed offsets; GROUP_NOT_EMPTY while it has live members. */
+  deleteGroup(group: string): Promise<void>;
   /** Every consumer group with its topic, generation and member count. */
   listGroups(): Promise<GroupListResponse['groups']>;
   /** A group's members and the partitions each owns. */
@@ -183,39 +214,71 @@ export class AdminClient implements Admin {
 
   async groupLag(group: string): Promise<PartitionLag[]> {
     const description = await this.describeGroup(group);
-    // A failover between reading the map and asking the primary answers NOT_PRIMARY: read the map again and ask again.
+    const lags = await this.askPrimaries(description.topic, undefined, async (url, topic, partitions) => {
+      const answer = await this.connection.broker<CommittedOffsetsResponse>(url, BROKER_ROUTES.committedOffsets, {}, {
+        group,
+        partitions: partitions.map((partition) => ({ topic, partition })),
+      });
+      return answer.partitions.map((entry): PartitionLag => {
+        if (entry.error !== undefined) throw TesseraError.fromBody({ error: entry.error });
+        const base = entry.offset ?? entry.logStartOffset;
+        return { partition: entry.partition, committed: entry.offset, highWatermark: entry.highWatermark, lag: Math.max(0, entry.highWatermark - base) };
+      });
+    });
+    return lags.sort((a, b) => a.partition - b.partition);
+  }
+
+  async listOffsets(topic: string, at: OffsetQuery, partitions?: number[]): Promise<PartitionOffset[]> {
+    parseOrThrow(topicName, topic, 'topic name');
+    const query = parseOrThrow(offsetQuery, at, 'offset query');
+    const found = await this.askPrimaries(topic, partitions, async (url, name, list) => {
+      const answer = await this.connection.broker<ListOffsetsResponse>(url, BROKER_ROUTES.listOffsets, {}, {
+        partitions: list.map((partition) => ({ topic: name, partition, at: query })),
+      });
+      return answer.partitions.map(({ topic: _topic, error, ...entry }): PartitionOffset => {
+        if (error !== undefined) throw TesseraError.fromBody({ error });
+        return entry;
+      });
+    });
+    return found.sort((a, b) => a.partition - b.partition);
+  }
+
+  resetGroupOffsets(group: string, request: ResetOffsetsRequest): Promise<ResetOffsetsResponse> {
+    parseOrThrow(groupId, group, 'group id');
+    const body = parseOrThrow(resetOffsetsRequest, request, 'reset request');
+    return this.connection.coordinator<ResetOffsetsResponse>('POST', COORDINATOR_ROUTES.groupResetOffsets, { group }, body);
+  }
+
+  async deleteGroup(group: string): Promise<void> {
+    parseOrThrow(groupId, group, 'group id');
+    await this.connection.coordinator<unknown>('DELETE', COORDINATOR_ROUTES.group, { group });
+  }
+
+  /**
+   * Calls `ask` once per primary broker with its partitions of `topicName` (every partition
+   * when `partitions` is undefined) and joins the answers. A failover between reading the map
+   * and asking the primary answers NOT_PRIMARY: read the map again and ask again.
+   */
+  private askPrimaries<T>(
+    topicName: string,
+    partitions: number[] | undefined,
+    ask: (url: string, topic: string, partitions: number[]) => Promise<T[]>,
+  ): Promise<T[]> {
     return retry(
       async () => {
-        const lags: PartitionLag[] = [];
         const metadata = await this.metadata();
-        const topic = metadata.topics.find((t) => t.name === description.topic);
-        if (topic === undefined) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${description.topic} of group ${group} does not exist`);
+        const topic = metadata.topics.find((t) => t.name === topicName);
+        if (topic === undefined) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${topicName} does not exist`);
         const byPrimary = new Map<string, number[]>();
-        for (const assignment of topic.partitions) {
-          const url = primaryUrlIn(metadata, topic, assignment.partition);
-          byPrimary.set(url, [...(byPrimary.get(url) ?? []), assignment.partition]);
-        }
-        const answers = await Promise.all(
-          [...byPrimary].map(([url, partitions]) =>
-            this.connection.broker<CommittedOffsetsResponse>(url, BROKER_ROUTES.committedOffsets, {}, {
-              group,
-              partitions: partitions.map((partition) => ({ topic: topic.name, partition })),
-            }),
-          ),
-        );
-        for (const answer of answers) {
-          for (const entry of answer.partitions) {
-            if (entry.error !== undefined) throw TesseraError.fromBody({ error: entry.error });
-            const base = entry.offset ?? entry.logStartOffset;
-            lags.push({
-              partition: entry.partition,
-              committed: entry.offset,
-              highWatermark: entry.highWatermark,
-              lag: Math.max(0, entry.highWatermark - base),
-            });
+        for (const partition of partitions ?? topic.partitions.map((p) => p.partition)) {
+          if (topic.partitions.find((p) => p.partition === partition) === undefined) {
+            throw new TesseraError('PARTITION_NOT_FOUND', `topic ${topicName} has no partition ${partition}`);
           }
+          const url = primaryUrlIn(metadata, topic, partition);
+          byPrimary.set(url, [...(byPrimary.get(url) ?? []), partition]);
         }
-        return lags.sort((a, b) => a.partition - b.partition);
+        const answers = await Promise.all([...byPrimary].map(([url, list]) => ask(url, topic.name, list)));
+        return answers.flat();
       },
       { retries: 3, initialMs: 100, multiplier: 2, maxMs: 400, shouldRetry: (error) => isRetriable(error) && needsMetadataRefresh(error) },
     );

@@ -327,6 +327,97 @@ describe('Consumer', () => {
     expect(records.map((r) => r.offset)).toEqual([5, 6, 7]);
   });
 
+  it("offsetReset 'latest' jumps to the high watermark when the position is below the log start", async () => {
+    // Proves the 'latest' policy: the deleted range and everything retained after it are skipped.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+    const script: BrokerScript = { logs: new Map([[0, 8]]), logStartOffset: 5, committed: new Map([[0, 1]]) };
+    fakeBroker(broker, script);
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', offsetReset: 'latest' });
+    for (let round = 0; !broker.calls('POST', '/fetch').some((r) => r.body.partitions[0].offset === 8); round++) {
+      if (round > 200) throw new Error('no fetch at the HW');
+      expect(await consumer.poll({ waitMs: 20 })).toEqual([]);
+    }
+    script.logs.set(0, 10);
+    const records = await pollAtLeast(consumer, 2);
+    expect(records.map((r) => r.offset)).toEqual([8, 9]);
+  });
+
+  it("offsetReset 'error' stops with OFFSET_OUT_OF_RANGE until seek() moves the position", async () => {
+    // Proves the 'error' policy: poll() throws (again and again) until the application seeks.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+    fakeBroker(broker, { logs: new Map([[0, 8]]), logStartOffset: 5, committed: new Map([[0, 1]]) });
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', offsetReset: 'error' });
+    let thrown: unknown;
+    for (let round = 0; round < 200 && thrown === undefined; round++) {
+      try {
+        expect(await consumer.poll({ waitMs: 20 })).toEqual([]);
+      } catch (error) {
+        thrown = error;
+      }
+    }
+    expect(thrown).toMatchObject({ code: 'OFFSET_OUT_OF_RANGE', details: { logStartOffset: 5 } });
+    await expect(consumer.poll({ waitMs: 20 })).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
+    consumer.seek('t', 0, 6);
+    const records = await pollAtLeast(consumer, 2);
+    expect(records.map((r) => r.offset)).toEqual([6, 7]);
+  });
+
+  it('seek() drops what was fetched of the partition and reads from the new offset; a seek before assignment applies at it', async () => {
+    // Proves seek on an owned partition (prefetched records dropped) and on one not yet owned (instead of the committed offset).
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), { generation: 1, assignment: [0, 1] });
+    fakeBroker(broker, { logs: new Map([[0, 10], [1, 10]]), committed: new Map([[0, 0], [1, 0]]) });
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', maxRecords: 2 });
+    consumer.seek('t', 1, 7);
+    const before: ConsumedRecord[] = [];
+    for (let round = 0; !before.some((r) => r.partition === 0); round++) {
+      if (round > 200) throw new Error('no record of partition 0');
+      before.push(...(await consumer.poll({ waitMs: 50 })));
+    }
+    consumer.seek('t', 0, 4);
+    const after: ConsumedRecord[] = [];
+    const of = (records: ConsumedRecord[], p: number) => records.filter((r) => r.partition === p).map((r) => r.offset);
+    for (let round = 0; of(after, 0).length < 6 || of([...before, ...after], 1).length < 3; round++) {
+      if (round > 200) throw new Error(`only ${after.length} records after the seek`);
+      after.push(...(await consumer.poll({ waitMs: 50 })));
+    }
+    // Partition 1 started at the seek, not at the committed 0.
+    expect(of([...before, ...after], 1)).toEqual([7, 8, 9]);
+    // Partition 0 read from 0 before the seek, and from 4 after it: nothing prefetched in between came out.
+    expect(of(before, 0)).toEqual([0, 1].slice(0, of(before, 0).length));
+    expect(of(after, 0)).toEqual([4, 5, 6, 7, 8, 9]);
+    expect(() => consumer.seek('other', 0, 1)).toThrow(/reads topic t/);
+    expect(() => consumer.seek('t', 0, -1)).toThrow(/non-negative/);
+  });
+
+  it('startAt { timestamp } starts a partition without a committed offset at the broker\'s time lookup', async () => {
+    // Proves the time start: the consumer asks /list-offsets for the partitions without a commit.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), { generation: 1, assignment: [0, 1] });
+    fakeBroker(broker, { logs: new Map([[0, 10], [1, 10]]), committed: new Map([[1, 2]]) });
+    broker.on('POST', '/list-offsets', (r) => ({
+      partitions: r.body.partitions.map(({ topic, partition, at }: { topic: string; partition: number; at: { timestamp: number } }) => ({
+        topic,
+        partition,
+        offset: at.timestamp === 1234 ? 6 : 0,
+        timestamp: 1234,
+        logStartOffset: 0,
+        highWatermark: 10,
+      })),
+    }));
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', startAt: { timestamp: 1234 } });
+    const records = await pollAtLeast(consumer, 12);
+    expect(firstOffsets(records)).toEqual({ 0: 6, 1: 2 });
+    expect(broker.calls('POST', '/list-offsets').flatMap((r) => r.body.partitions.map((p: { partition: number }) => p.partition))).toEqual([0]);
+    expect(() => client(coordinator).consumer({ group: 'g', topic: 't', startAt: 'latest', fromBeginning: true })).toThrow(/contradicts/);
+  });
+
   it('rejoins after UNKNOWN_MEMBER and keeps consuming', async () => {
     // Proves a member dropped by the coordinator drops its partitions, joins again and goes on.
     const coordinator = await stub('coordinator');

@@ -11,12 +11,12 @@
  * lets the coordinator hand them to their next owner. So two members never process one
  * partition at the same time.
  *
- * Code: `membership.ts` (join, heartbeats, applied generation), `fetcher.ts` (long-polls
+ * Code: `membership.ts` (join, heartbeats, applied generation), `poll-loop.ts` and `fetcher.ts` (long-polls
  * of RecordBatch frames), `offsets.ts` (start offsets, commits), `runner.ts` (the
  * `subscribe()` loop); this file is the public face and the rounds of work.
  *
  * Data path: for each assigned partition the start offset is the group's committed
- * offset, else the log start (`fromBeginning`) or the high watermark. Records are
+ * offset (or a `seek()`), else the `startAt` position (`positions.ts`). Records are
  * fetched as RecordBatches with long-polls (`fetcher.ts`), one request per primary broker
  * covering all its partitions; a request outlives a `poll()` that ended first, and its
  * records wait in a bounded per-partition buffer (a partition with buffered records is
@@ -27,15 +27,17 @@
  */
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { groupId, parseOrThrow, TesseraError, topicName, type RetryOptions } from '@tessera/protocol';
+import { groupId, MAX_PARTITIONS, parseOrThrow, TesseraError, topicName, type RetryOptions } from '@tessera/protocol';
 import type { Connection } from '../connection/connection.js';
-import { needsMetadataRefresh, primaryUrlIn, type MetadataCache } from '../cluster/metadata-cache.js';
+import { needsMetadataRefresh, type MetadataCache } from '../cluster/metadata-cache.js';
+import { groupByPrimary } from './routing.js';
 import { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
-import { Fetcher } from './fetcher.js';
 import { Membership } from './membership.js';
-import { Offsets } from './offsets.js';
+import { Offsets, setStart } from './offsets.js';
+import { checkedOffset, offsetResetPolicy, startPosition, type OffsetReset, type StartAt } from './positions.js';
 import { maxOffset, newPartitionState, type PartitionState } from './partition-state.js';
+import { RecordFeed } from './poll-loop.js';
 import { SubscriptionRunner, type RecordHandler } from './runner.js';
 
 /** What a consumer reads and how. */
@@ -45,10 +47,21 @@ export interface ConsumerOptions {
   /** The topic the group reads (one topic per group). */
   topic: string;
   /**
-   * Where to start on a partition the group never committed: the earliest retained record
-   * when true, else the high watermark at assignment (only records produced from then on).
+   * Where to start on a partition the group never committed: `'earliest'` (the oldest
+   * retained record), `'latest'` (the high watermark at assignment: only records produced
+   * from then on; the default), or `{ timestamp }` (the first record whose timestamp, epoch
+   * ms, is at or after it).
    */
+  startAt?: StartAt;
+  /** The older spelling of `startAt: 'earliest'`. */
   fromBeginning?: boolean;
+  /**
+   * When the position is below the log start (records deleted by retention or a purge):
+   * `'earliest'` (default) goes on from the oldest record left, `'latest'` jumps to the high
+   * watermark, `'error'` makes `poll()` throw (and `subscribe()` reject with)
+   * `OFFSET_OUT_OF_RANGE` until `seek()` moves the position.
+   */
+  offsetReset?: OffsetReset;
   /** Most records one `poll()` returns (default 1000). */
   maxRecords?: number;
   /** How long a `poll()` waits for records when none are there (long-poll, default 1000 ms). */
@@ -85,13 +98,13 @@ export class Consumer extends EventEmitter {
   private readonly waitMs: number;
   private readonly owned = new Map<number, PartitionState>();
   private readonly membership: Membership;
-  private readonly fetcher: Fetcher;
   private readonly offsets: Offsets;
+  private readonly feed: RecordFeed;
   /** Wakes a waiting `poll()`: a fetch finished, the membership changed, or close(). */
   private readonly wakeup = new Wakeup();
   private readonly abort = new AbortController();
-  /** Rotates which partition's buffer a poll drains first, so none starves. */
-  private drainStart = 0;
+  /** Seeks on partitions not owned (yet): applied once, when the partition is assigned here. */
+  private readonly pendingSeeks = new Map<number, number>();
 
   private busy = false;
   private subscription: Promise<void> | null = null;
@@ -125,23 +138,10 @@ export class Consumer extends EventEmitter {
     });
     const groupByPrimary = (partitions: number[]) => this.groupByPrimary(partitions);
     const onPartitionError = (error: unknown) => this.onPartitionError(error);
-    this.fetcher = new Fetcher({
-      topic: this.topic,
-      connection: context.connection,
-      retry: context.retry,
-      requestTimeoutMs: context.requestTimeoutMs,
-      maxRecords: this.maxRecords,
-      signal: this.abort.signal,
-      owned: this.owned,
-      groupByPrimary,
-      onFetchDone: () => this.wakeup.notify(),
-      onPartitionError,
-      onError: (error) => this.emitError(error),
-    });
     this.offsets = new Offsets({
       group,
       topic: this.topic,
-      fromBeginning: options.fromBeginning ?? false,
+      startAt: startPosition(options),
       owned: this.owned,
       connection: context.connection,
       metadata: context.metadata,
@@ -150,6 +150,23 @@ export class Consumer extends EventEmitter {
       heartbeat: () => this.membership.heartbeat(),
       groupByPrimary,
       onPartitionError,
+    });
+    this.feed = new RecordFeed({
+      topic: this.topic,
+      connection: context.connection,
+      retry: context.retry,
+      requestTimeoutMs: context.requestTimeoutMs,
+      offsetReset: offsetResetPolicy(options.offsetReset),
+      maxRecords: this.maxRecords,
+      waitMs: this.waitMs,
+      owned: this.owned,
+      wakeup: this.wakeup,
+      signal: this.abort.signal,
+      isClosed,
+      groupByPrimary,
+      beforeRound: () => this.sync(),
+      onPartitionError,
+      onError: (error) => this.emitError(error),
     });
   }
 
@@ -236,6 +253,34 @@ export class Consumer extends EventEmitter {
     return this.subscription;
   }
 
+  /**
+   * Makes `offset` the next record read from `partition`: the next fetch starts there and the
+   * records already fetched of that partition are dropped (a `subscribe()` handler finishes the
+   * records it was given). What was consumed before is not committed by the seek; the next
+   * commit stores the new position. On a partition this member does not own (yet), the seek
+   * applies when it is assigned here. An offset outside the log is handled like any position
+   * outside it (see `offsetReset`).
+   */
+  seek(topic: string, partition: number, offset: number): void {
+    if (topic !== this.topic) throw new TesseraError('INVALID_REQUEST', `this consumer reads topic ${this.topic}, not ${topic}`);
+    // Bounded like the partitions of a topic, so pending seeks are too.
+    if (!Number.isInteger(partition) || partition < 0 || partition >= MAX_PARTITIONS) {
+      throw new TesseraError('INVALID_REQUEST', `partition must be an integer from 0 to ${MAX_PARTITIONS - 1}, got ${partition}`);
+    }
+    checkedOffset(offset);
+    const state = this.owned.get(partition);
+    if (state === undefined) {
+      this.pendingSeeks.set(partition, offset);
+      return;
+    }
+    this.rewind(state, offset);
+    state.consumedOffset = offset;
+    state.returnedOffset = offset;
+    state.positionError = null;
+    // A waiting poll looks again (the partition may be fetchable now).
+    this.wakeup.notify();
+  }
+
   /** The partitions this member owns now, in order. */
   assignment(): number[] {
     return [...this.owned.keys()].sort((a, b) => a - b);
@@ -267,22 +312,8 @@ export class Consumer extends EventEmitter {
   // ---- rounds of work ---------------------------------------------------------------
 
   /** One round of `poll()`: apply membership changes, then hand out buffered or freshly fetched records. */
-  private async nextRecords(maxRecords: number, waitMs: number, markConsumed: boolean): Promise<ConsumedRecord[]> {
-    const deadlineMs = Date.now() + waitMs;
-    for (;;) {
-      if (this.closed) return [];
-      await this.sync();
-      const records = this.takeBuffered(maxRecords, markConsumed);
-      const remainingMs = deadlineMs - Date.now();
-      if (records.length > 0) {
-        // The partitions just emptied are fetched again while the caller handles these records.
-        this.fetcher.start(this.waitMs).catch((error: unknown) => this.emitError(error));
-        return records;
-      }
-      if (remainingMs <= 0 || this.closed) return records;
-      await this.fetcher.start(remainingMs);
-      await this.wakeup.wait(remainingMs, { signal: this.abort.signal });
-    }
+  private nextRecords(maxRecords: number, waitMs: number, markConsumed: boolean): Promise<ConsumedRecord[]> {
+    return this.feed.next(maxRecords, waitMs, markConsumed);
   }
 
   /** Commits the handled records of every owned partition. */
@@ -298,20 +329,6 @@ export class Consumer extends EventEmitter {
   private rewind(state: PartitionState, offset: number): void {
     state.buffer = [];
     state.fetchOffset = offset;
-  }
-
-  private takeBuffered(maxRecords: number, markConsumed: boolean): ConsumedRecord[] {
-    const states = [...this.owned.values()];
-    const out: ConsumedRecord[] = [];
-    for (let i = 0; i < states.length && out.length < maxRecords; i++) {
-      const state = states[(this.drainStart + i) % states.length]!;
-      if (state.buffer.length === 0) continue;
-      const taken = state.buffer.splice(0, maxRecords - out.length);
-      for (const record of taken) out.push(record);
-      if (markConsumed) state.returnedOffset = taken[taken.length - 1]!.offset + 1;
-    }
-    this.drainStart++;
-    return out;
   }
 
   // ---- membership -------------------------------------------------------------------
@@ -360,7 +377,16 @@ export class Consumer extends EventEmitter {
     }
     if (this.membership.lost || this.membership.current?.memberId !== membership.memberId) return; // Rejoin in the next round.
     const added = membership.assignment.filter((partition) => !this.owned.has(partition)).sort((a, b) => a - b);
-    for (const partition of added) this.owned.set(partition, newPartitionState(partition));
+    for (const partition of added) {
+      const state = newPartitionState(partition);
+      const sought = this.pendingSeeks.get(partition);
+      if (sought !== undefined) {
+        // Starts where the application asked instead of at the committed offset.
+        this.pendingSeeks.delete(partition);
+        setStart(state, sought, null);
+      }
+      this.owned.set(partition, state);
+    }
     this.membership.applied(membership.generation);
     if (added.length > 0) this.safeEmit('assigned', added);
   }
@@ -368,28 +394,11 @@ export class Consumer extends EventEmitter {
   // ---- routing ----------------------------------------------------------------------
 
   /** Groups partitions by their primary's URL; partitions without a known primary are left out (and metadata refreshed). */
-  private async groupByPrimary(partitions: number[]): Promise<Map<string, number[]>> {
-    const byPrimary = new Map<string, number[]>();
-    let metadata;
-    let topic;
-    try {
-      metadata = await this.context.metadata.get();
-      topic = await this.context.metadata.topic(this.topic);
-    } catch (error) {
-      this.emitError(error);
-      return byPrimary;
-    }
-    for (const partition of partitions) {
-      try {
-        const url = primaryUrlIn(metadata, topic, partition);
-        const list = byPrimary.get(url);
-        if (list === undefined) byPrimary.set(url, [partition]);
-        else list.push(partition);
-      } catch (error) {
-        this.onPartitionError(error);
-      }
-    }
-    return byPrimary;
+  private groupByPrimary(partitions: number[]): Promise<Map<string, number[]>> {
+    return groupByPrimary(this.context.metadata, this.topic, partitions, {
+      onError: (error) => this.emitError(error),
+      onPartitionError: (error) => this.onPartitionError(error),
+    });
   }
 
   /** A routing problem (moved primary, dead broker, ...): refresh the map in the background; report the rest. */

@@ -24,12 +24,15 @@ import type { Connection } from '../connection/connection.js';
 import { delay } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import type { PartitionState } from './partition-state.js';
+import { outOfRangeOffset, type OffsetReset } from './positions.js';
 
 export interface FetcherContext {
   topic: string;
   connection: Connection;
   retry: RetryOptions;
   requestTimeoutMs: number;
+  /** What to do when a position falls below the log start. */
+  offsetReset: OffsetReset;
   /** Most records asked for per fetch. */
   maxRecords: number;
   signal: AbortSignal;
@@ -57,7 +60,7 @@ export class Fetcher {
   async start(waitMs: number): Promise<void> {
     const ready: number[] = [];
     for (const state of this.context.owned.values()) {
-      if (state.fetchOffset !== null && state.buffer.length === 0) ready.push(state.partition);
+      if (state.fetchOffset !== null && state.buffer.length === 0 && state.positionError === null) ready.push(state.partition);
     }
     if (ready.length === 0) return;
     const byPrimary = await this.context.groupByPrimary(ready);
@@ -66,7 +69,7 @@ export class Fetcher {
       const requested = new Map<number, number>();
       for (const partition of partitions) {
         const state = this.context.owned.get(partition);
-        if (state?.fetchOffset != null && state.buffer.length === 0) requested.set(partition, state.fetchOffset);
+        if (state?.fetchOffset != null && state.buffer.length === 0 && state.positionError === null) requested.set(partition, state.fetchOffset);
       }
       if (requested.size === 0) continue;
       const fetch = this.fetch(url, requested, Math.min(waitMs, MAX_FETCH_WAIT_MS)).finally(() => {
@@ -122,13 +125,25 @@ export class Fetcher {
     if (result.error !== undefined) {
       const error = TesseraError.fromBody({ error: result.error }) ?? new TesseraError('INTERNAL', result.error.message);
       if (isTesseraError(error, 'OFFSET_OUT_OF_RANGE')) {
-        // Below the log start: records were deleted by retention, go on from the oldest left.
-        // Above the high watermark (a new primary whose HW lags, or a truncated log): go back
-        // to the high watermark. Either way nothing that exists is skipped.
+        // Below the log start (records deleted by retention or a purge): the reset policy
+        // decides. Beyond the end (a new primary whose HW lags, or a truncated log): back to
+        // the high watermark, which skips nothing that exists.
         const logStart = error.details.logStartOffset ?? result.logStartOffset;
         const highWatermark = error.details.highWatermark ?? result.highWatermark;
-        state.fetchOffset = requestedOffset < logStart ? logStart : Math.min(requestedOffset, highWatermark);
-        if (state.fetchOffset === requestedOffset) state.fetchOffset = logStart;
+        const next = outOfRangeOffset(this.context.offsetReset, requestedOffset, logStart, highWatermark);
+        if (next === undefined) {
+          state.positionError = new TesseraError(
+            'OFFSET_OUT_OF_RANGE',
+            `${this.context.topic}/${result.partition}: offset ${requestedOffset} is below the log start ${logStart} (records deleted); offsetReset is 'error': seek() to go on`,
+            { logStartOffset: logStart, highWatermark },
+          );
+        } else {
+          // Everything handed out lies below the requested offset: the position (what a commit
+          // stores) moves with the fetch offset, so a commit never names an offset outside the log.
+          state.fetchOffset = next;
+          state.consumedOffset = next;
+          state.returnedOffset = next;
+        }
         this.context.onError(error);
       } else {
         this.context.onPartitionError(error);

@@ -1,6 +1,7 @@
 /**
  * The consumer's offsets: where each newly owned partition starts (the group's committed
- * offset, else the log start with `fromBeginning`, else the high watermark), and commits of
+ * offset, else the `startAt` position: the log start, the high watermark, or the first record
+ * at or after a time), and commits of
  * the next offsets to read on each partition's primary, retried through the one retry
  * helper until they land or the commit timeout passes.
  */
@@ -12,11 +13,14 @@ import {
   TesseraError,
   type CommitResponse,
   type CommittedOffsetsResponse,
+  type ErrorBody,
+  type ListOffsetsResponse,
   type RetryOptions,
 } from '@tessera/protocol';
 import type { Connection } from '../connection/connection.js';
 import { needsMetadataRefresh, type MetadataCache } from '../cluster/metadata-cache.js';
 import type { PartitionState } from './partition-state.js';
+import type { StartAt } from './positions.js';
 
 /**
  * How long a commit keeps retrying retriable errors (each retry after a backoff, and a
@@ -28,7 +32,8 @@ const COMMIT_TIMEOUT_MS = 15_000;
 export interface OffsetsContext {
   group: string;
   topic: string;
-  fromBeginning: boolean;
+  /** Where a partition without a committed offset starts. */
+  startAt: StartAt;
   owned: Map<number, PartitionState>;
   connection: Connection;
   metadata: MetadataCache;
@@ -52,29 +57,50 @@ export class Offsets {
     const byPrimary = await this.context.groupByPrimary(pending.map((state) => state.partition));
     await Promise.all(
       [...byPrimary].map(async ([url, partitions]) => {
+        /** Partitions without a committed offset that start at a time: one more lookup. */
+        const byTime: number[] = [];
         try {
           const answer = await this.context.connection.broker<CommittedOffsetsResponse>(url, BROKER_ROUTES.committedOffsets, {}, {
             group: this.context.group,
             partitions: partitions.map((partition) => ({ topic, partition })),
           });
-          for (const entry of answer.partitions) {
-            const state = owned.get(entry.partition);
-            if (state === undefined || state.fetchOffset !== null || entry.topic !== topic) continue;
-            if (entry.error !== undefined) {
-              this.context.onPartitionError(TesseraError.fromBody({ error: entry.error }));
-              continue;
-            }
-            const start = entry.offset ?? (this.context.fromBeginning ? entry.logStartOffset : entry.highWatermark);
-            state.fetchOffset = start;
-            state.consumedOffset = start;
-            state.returnedOffset = start;
-            state.committedOffset = entry.offset;
-          }
+          this.eachWaiting(answer.partitions, (state, entry) => {
+            const { startAt } = this.context;
+            let start = entry.offset;
+            if (start === null && startAt === 'earliest') start = entry.logStartOffset;
+            if (start === null && startAt === 'latest') start = entry.highWatermark;
+            if (start === null) byTime.push(entry.partition);
+            else setStart(state, start, entry.offset);
+          });
+          if (byTime.length > 0) await this.startAtTime(url, byTime);
         } catch (error) {
           this.context.onPartitionError(error);
         }
       }),
     );
+  }
+
+  /** Starts `partitions` (no committed offset) at the first record at or after the `startAt` time. */
+  private async startAtTime(url: string, partitions: number[]): Promise<void> {
+    const { topic, startAt } = this.context;
+    if (typeof startAt !== 'object') throw new Error('startAtTime: startAt is not a time');
+    const answer = await this.context.connection.broker<ListOffsetsResponse>(url, BROKER_ROUTES.listOffsets, {}, {
+      partitions: partitions.map((partition) => ({ topic, partition, at: startAt })),
+    });
+    this.eachWaiting(answer.partitions, (state, entry) => setStart(state, entry.offset, null));
+  }
+
+  /** Calls `start` for each answered partition still owned and waiting for its start; reports the errors. */
+  private eachWaiting<E extends { topic: string; partition: number; error?: ErrorBody['error'] }>(
+    entries: E[],
+    start: (state: PartitionState, entry: E) => void,
+  ): void {
+    for (const entry of entries) {
+      const state = this.context.owned.get(entry.partition);
+      if (state === undefined || state.fetchOffset !== null || entry.topic !== this.context.topic) continue;
+      if (entry.error !== undefined) this.context.onPartitionError(TesseraError.fromBody({ error: entry.error }));
+      else start(state, entry);
+    }
   }
 
   /**
@@ -153,4 +179,13 @@ export class Offsets {
       );
     }
   }
+}
+
+/** A partition's position once its start is known (`committed`: the group's offset, null when none). */
+export function setStart(state: PartitionState, start: number, committed: number | null): void {
+  state.fetchOffset = start;
+  state.consumedOffset = start;
+  state.returnedOffset = start;
+  state.committedOffset = committed;
+  state.positionError = null;
 }

@@ -17,14 +17,43 @@ export interface PartitionState {
   returnedOffset: number | null;
   /** The group's committed offset as far as this member knows. */
   committedOffset: number | null;
+  /**
+   * Set when the position fell below the log start and the reset policy is `error`: the
+   * partition is not fetched, and `poll()` throws this, until `seek()` moves the position.
+   */
+  positionError: Error | null;
 }
 
 export function newPartitionState(partition: number): PartitionState {
-  return { partition, fetchOffset: null, buffer: [], consumedOffset: null, returnedOffset: null, committedOffset: null };
+  return { partition, fetchOffset: null, buffer: [], consumedOffset: null, returnedOffset: null, committedOffset: null, positionError: null };
 }
 
 export function maxOffset(a: number | null, b: number | null): number | null {
   if (a === null) return b;
   if (b === null) return a;
   return Math.max(a, b);
+}
+
+/**
+ * Takes up to `maxRecords` buffered records, starting with the partition at `start` (rotated by
+ * the caller every call, so no partition starves). With `markConsumed`, each partition's
+ * returned offset moves past what was taken.
+ */
+export function takeBuffered(owned: Map<number, PartitionState>, start: number, maxRecords: number, markConsumed: boolean): ConsumedRecord[] {
+  const states = [...owned.values()];
+  const out: ConsumedRecord[] = [];
+  for (let i = 0; i < states.length && out.length < maxRecords; i++) {
+    const state = states[(start + i) % states.length]!;
+    if (state.buffer.length === 0) continue;
+    const taken = state.buffer.splice(0, maxRecords - out.length);
+    for (const record of taken) out.push(record);
+    if (markConsumed) state.returnedOffset = taken[taken.length - 1]!.offset + 1;
+  }
+  return out;
+}
+
+/** The first position error of a partition whose buffered records are all handed out (see `positionError`). */
+export function positionErrorOf(owned: Map<number, PartitionState>): Error | undefined {
+  for (const state of owned.values()) if (state.positionError !== null && state.buffer.length === 0) return state.positionError;
+  return undefined;
 }

@@ -32,6 +32,11 @@ const MAX_MEMBERS_PER_GROUP = 1_000;
 
 export class GroupManager {
   private readonly groups = new Map<string, GroupState>();
+  /**
+   * Groups whose offsets the coordinator is rewriting (a reset or a delete): nobody may join
+   * them until it is done, so no member reads offsets the operation is about to replace.
+   */
+  private readonly exclusive = new Set<string>();
 
   constructor(
     private readonly deps: GroupDeps,
@@ -50,6 +55,9 @@ export class GroupManager {
   join(groupId: string, request: JoinGroupRequest): GroupMembership {
     const count = this.deps.partitionCount(request.topic);
     if (count === null) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${request.topic} does not exist`);
+    if (this.exclusive.has(groupId)) {
+      throw new TesseraError('UNAVAILABLE', `group ${groupId} is having its offsets reset or deleted; retry shortly`);
+    }
     let group = this.groups.get(groupId);
     if (group && group.topic !== request.topic && group.members.size === 0) {
       // An empty group may move to another topic; its generation keeps counting up, so old commits stay fenced.
@@ -168,6 +176,55 @@ export class GroupManager {
       })),
       unassigned: group.owner.flatMap((o, p) => (o === null ? [p] : [])),
     };
+  }
+
+  /**
+   * Takes a group for an operation on its committed offsets (reset, delete): refused while it
+   * has members (GROUP_NOT_EMPTY) or another such operation runs; joins are refused until
+   * `release`. Bumps and persists the generation, which the operation stores its offsets with,
+   * so every commit of an earlier generation (a member that was dropped but still runs) is
+   * refused by the partitions from then on. `create` makes an empty group on `topic` when there
+   * is none (a reset before any member joined); an empty group may move to `topic`, like a join.
+   */
+  takeExclusive(groupId: string, options: { topic?: string; create: boolean }): number {
+    if (this.exclusive.has(groupId)) {
+      throw new TesseraError('UNAVAILABLE', `group ${groupId} is having its offsets reset or deleted already; retry shortly`);
+    }
+    let group = this.groups.get(groupId);
+    if (group === undefined) {
+      if (!options.create || options.topic === undefined) throw new TesseraError('GROUP_NOT_FOUND', `group ${groupId} does not exist`);
+      group = { group: groupId, topic: options.topic, generation: 0, members: new Map(), owner: [], target: [] };
+      this.groups.set(groupId, group);
+    }
+    if (group.members.size > 0) {
+      throw new TesseraError(
+        'GROUP_NOT_EMPTY',
+        `group ${groupId} has ${group.members.size} live member(s); stop them (or wait for their session timeout) first`,
+      );
+    }
+    if (options.topic !== undefined && group.topic !== options.topic) {
+      group.topic = options.topic;
+      group.owner = [];
+      group.target = [];
+    }
+    group.generation++;
+    this.deps.store.saveGroup(group);
+    this.exclusive.add(groupId);
+    return group.generation;
+  }
+
+  release(groupId: string): void {
+    this.exclusive.delete(groupId);
+  }
+
+  /** Deletes an empty group held with `takeExclusive` (its offsets are already deleted on the brokers). */
+  remove(groupId: string): void {
+    const group = this.groups.get(groupId);
+    if (group === undefined) return;
+    // Why assert: takeExclusive refused members and held joins off since.
+    if (!this.exclusive.has(groupId) || group.members.size > 0) throw new Error(`remove: group ${groupId} is not held empty`);
+    this.groups.delete(groupId);
+    this.deps.store.deleteGroup(groupId);
   }
 
   /** For tests and metrics: the live state of one group. */

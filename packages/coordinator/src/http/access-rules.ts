@@ -47,6 +47,9 @@ export const COORDINATOR_RULES: RuleTable = {
   [`POST ${R.groupJoin}`]: ({ params, body }) => ({ kind: 'group', group: params.group ?? '', topics: [stringIn(body, 'topic')] }),
   [`POST ${R.groupHeartbeat}`]: ({ params }) => ({ kind: 'group', group: params.group ?? '', topics: [] }),
   [`POST ${R.groupLeave}`]: ({ params }) => ({ kind: 'group', group: params.group ?? '', topics: [] }),
+  // Rewriting a group's offsets is what its members do by committing: `consume` on the group and the topic.
+  [`POST ${R.groupResetOffsets}`]: ({ params, body }) => ({ kind: 'group', group: params.group ?? '', topics: [stringIn(body, 'topic')] }),
+  [`DELETE ${R.group}`]: ({ params }) => ({ kind: 'group', group: params.group ?? '', topics: [] }),
 
   [`GET ${R.users}`]: () => clusterAdmin,
   [`POST ${R.users}`]: () => clusterAdmin,

@@ -17,6 +17,7 @@ import {
   openApiDocument,
   parseOrThrow,
   reassignCompleteRequest,
+  resetOffsetsRequest,
   registerBrokerRequest,
   routedProduceRequest,
   topicName,
@@ -29,6 +30,7 @@ import { type Context, type HttpService, type ServiceMetrics, requireClusterNode
 import type { Cluster } from '../cluster/cluster.js';
 import type { Notifier } from '../cluster/notify.js';
 import type { GroupManager } from '../groups/groups.js';
+import type { GroupOffsetAdmin } from '../groups/offset-admin.js';
 import type { ProduceRouter } from '../routing/produce.js';
 import type { TopicPurger } from '../topics/purge.js';
 import { createTopic } from '../topics/topics.js';
@@ -38,6 +40,7 @@ export interface RouteDeps {
   /** Hands out producer ids (persisted, never twice). */
   allocateProducerId: () => number;
   groups: GroupManager;
+  offsetAdmin: GroupOffsetAdmin;
   router: ProduceRouter;
   notifier: Notifier;
   purger: TopicPurger;
@@ -202,6 +205,14 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
   router.post(R.groupLeave, (ctx) => {
     const group = groupParam(ctx);
     groups.leave(group, parseOrThrow(leaveGroupRequest, ctx.state.body));
+    ctx.status = 204;
+  });
+  router.post(R.groupResetOffsets, async (ctx) => {
+    const group = groupParam(ctx);
+    ctx.body = await deps.offsetAdmin.reset(group, parseOrThrow(resetOffsetsRequest, ctx.state.body));
+  });
+  router.delete(R.group, async (ctx) => {
+    await deps.offsetAdmin.delete(groupParam(ctx));
     ctx.status = 204;
   });
 }

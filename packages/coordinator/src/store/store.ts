@@ -186,6 +186,7 @@ export class Store {
            owner = excluded.owner, target = excluded.target`,
       ),
       deleteMembersOfGroup: db.prepare('DELETE FROM group_members WHERE group_id = ?'),
+      deleteGroup: db.prepare('DELETE FROM groups WHERE group_id = ?'),
       insertMember: db.prepare(
         'INSERT INTO group_members (group_id, member_id, client_id, session_timeout_ms, acked_generation) VALUES (?, ?, ?, ?, ?)',
       ),
@@ -394,6 +395,14 @@ export class Store {
       if (!Number.isSafeInteger(id) || id < 0 || id >= 2 ** 52) throw new Error(`coordinator.db: meta ${NEXT_PRODUCER_ID} is ${id}, not a producer id`);
       this.statements.setMeta.run(NEXT_PRODUCER_ID, String(id + 1));
       return id;
+    });
+  }
+
+  /** Deletes a group and its member rows. */
+  deleteGroup(groupId: string): void {
+    this.transaction(() => {
+      this.statements.deleteMembersOfGroup.run(groupId);
+      this.statements.deleteGroup.run(groupId);
     });
   }
 

@@ -28,6 +28,7 @@ import {
   alterTopicRequest,
   topicName,
 } from '../schemas.js';
+import { listOffsetsRequest, resetOffsetsRequest } from '../positions.js';
 import { aclEntry, createPrincipalRequest, principalName, rotateSecretRequest } from '../auth.js';
 import * as responses from './responses.js';
 
@@ -44,7 +45,7 @@ export const INTERNAL_ROUTES: Record<ServiceName, readonly string[]> = {
     COORDINATOR_ROUTES.reassignComplete,
     COORDINATOR_ROUTES.authState,
   ],
-  broker: [BROKER_ROUTES.replicate, BROKER_ROUTES.metadataChanged, BROKER_ROUTES.purge],
+  broker: [BROKER_ROUTES.replicate, BROKER_ROUTES.metadataChanged, BROKER_ROUTES.purge, BROKER_ROUTES.adminGroupOffsets],
 };
 
 /** The route of the document itself, on both services. */
@@ -353,6 +354,25 @@ const COORDINATOR_OPERATIONS: Operation[] = [
     request: { id: 'LeaveGroupRequest', schema: leaveGroupRequest },
     response: { status: 204, description: 'left' },
   },
+  {
+    method: 'post',
+    path: C.groupResetOffsets,
+    operationId: 'resetGroupOffsets',
+    summary:
+      "Reset a group's committed offsets on a topic (to earliest, latest, an offset, a time, or shifted), clamped to [log start, high watermark]; " +
+      'a dry run unless execute is true. Refused (GROUP_NOT_EMPTY) while the group has live members; creates an empty group when there is none',
+    tag: 'groups',
+    request: { id: 'ResetOffsetsRequest', schema: resetOffsetsRequest },
+    response: { status: 200, description: 'the current and new offset per partition', id: 'ResetOffsetsResponse', schema: responses.resetOffsetsResponse },
+  },
+  {
+    method: 'delete',
+    path: C.group,
+    operationId: 'deleteGroup',
+    summary: 'Delete a group and its committed offsets; refused (GROUP_NOT_EMPTY) while it has live members',
+    tag: 'groups',
+    response: { status: 204, description: 'deleted' },
+  },
 ];
 
 const B = BROKER_ROUTES;
@@ -418,6 +438,32 @@ const BROKER_OPERATIONS: Operation[] = [
     tag: 'groups',
     request: { id: 'CommittedOffsetsRequest', schema: committedOffsetsRequest },
     response: { status: 200, description: 'an offset, or an error, per partition', id: 'CommittedOffsetsResponse', schema: responses.committedOffsetsResponse },
+  },
+  {
+    method: 'post',
+    path: B.listOffsets,
+    operationId: 'listOffsets',
+    summary:
+      'Offsets by position on partitions this broker leads: "earliest" (the log start), "latest" (the high watermark), or {"timestamp": ms}, ' +
+      'the first offset whose record timestamp is at or after it (the high watermark when none is)',
+    tag: 'records',
+    request: { id: 'ListOffsetsRequest', schema: listOffsetsRequest },
+    response: { status: 200, description: 'an offset, or an error, per partition', id: 'ListOffsetsResponse', schema: responses.listOffsetsResponse },
+  },
+  {
+    method: 'get',
+    path: B.partitionOffsets,
+    operationId: 'partitionOffsets',
+    summary: "One partition's offset by position (as /list-offsets), on its primary; errors as the status",
+    tag: 'records',
+    query: [
+      {
+        name: 'at',
+        description: 'earliest (the log start), latest (the high watermark), or epoch milliseconds (the first offset whose record timestamp is at or after it)',
+        schema: { type: 'string', pattern: '^(earliest|latest|[0-9]{1,16})$' },
+      },
+    ],
+    response: { status: 200, description: 'the offset', id: 'PartitionOffset', schema: responses.partitionOffset },
   },
 ];
 

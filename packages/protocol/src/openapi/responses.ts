@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ERRORS, type ErrorBody } from '../errors.js';
 import type * as wire from '../wire.js';
+import type { ListOffsetsResponse, ResetOffsetsResponse } from '../positions.js';
 import { ACL_OPERATIONS, ACL_RESOURCES, type AclListResponse, type PrincipalListResponse, type PrincipalSecretResponse, type TokenResponse } from '../auth.js';
 
 const int = z.number().int();
@@ -130,6 +131,35 @@ export const committedOffsetsResponse = z.object({
   ),
 });
 
+export const partitionOffset = z.object({
+  topic: z.string(),
+  partition: int,
+  offset: int,
+  timestamp: int.nullable().describe('a time lookup: the timestamp of the record at offset; null otherwise, or when no record is that recent'),
+  logStartOffset: int,
+  highWatermark: int,
+});
+
+export const listOffsetsResponse = z.object({
+  partitions: z.array(partitionOffset.extend({ error: inlineError.optional() })),
+});
+
+export const resetOffsetsResponse = z.object({
+  group: z.string(),
+  topic: z.string(),
+  executed: z.boolean().describe('false for a dry run: nothing was stored'),
+  generation: int.nullable().describe('the generation the new offsets were stored with; null for a dry run'),
+  partitions: z.array(
+    z.object({
+      partition: int,
+      current: int.nullable().describe('the committed offset before; null when none'),
+      target: int.describe("where the group's next member starts"),
+      logStartOffset: int,
+      highWatermark: int,
+    }),
+  ),
+});
+
 export const groupMembership = z.object({
   group: z.string(),
   topic: z.string(),
@@ -242,6 +272,8 @@ export const RESPONSE_SCHEMAS_MATCH_WIRE_TYPES: [
   Same<Out<typeof fetchResponse>, wire.FetchResponse>,
   Same<Out<typeof commitResponse>, wire.CommitResponse>,
   Same<Out<typeof committedOffsetsResponse>, wire.CommittedOffsetsResponse>,
+  Same<Out<typeof listOffsetsResponse>, ListOffsetsResponse>,
+  Same<Out<typeof resetOffsetsResponse>, ResetOffsetsResponse>,
   Same<Out<typeof groupMembership>, wire.GroupMembership>,
   Same<Out<typeof groupDescription>, wire.GroupDescription>,
   Same<Out<typeof groupListResponse>, wire.GroupListResponse>,
@@ -255,4 +287,4 @@ export const RESPONSE_SCHEMAS_MATCH_WIRE_TYPES: [
   Same<Out<typeof tokenResponse>, TokenResponse>,
   Same<Out<typeof initProducerResponse>, wire.InitProducerResponse>,
   Same<Out<typeof purgeTopicResponse>, wire.PurgeTopicResponse>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];

@@ -1,0 +1,36 @@
+/** Which broker to ask for which partitions: shared by the group consumer and the reader. */
+import { primaryUrlIn, type MetadataCache } from '../cluster/metadata-cache.js';
+
+/**
+ * Groups partitions of `topic` by their primary's URL. Partitions without a known primary are
+ * left out and reported to `onPartitionError` (which refreshes the map for routing errors); a
+ * map that cannot be read at all goes to `onError` and nothing is grouped.
+ */
+export async function groupByPrimary(
+  metadataCache: MetadataCache,
+  topicName: string,
+  partitions: number[],
+  report: { onError(error: unknown): void; onPartitionError(error: unknown): void },
+): Promise<Map<string, number[]>> {
+  const byPrimary = new Map<string, number[]>();
+  let metadata;
+  let topic;
+  try {
+    metadata = await metadataCache.get();
+    topic = await metadataCache.topic(topicName);
+  } catch (error) {
+    report.onError(error);
+    return byPrimary;
+  }
+  for (const partition of partitions) {
+    try {
+      const url = primaryUrlIn(metadata, topic, partition);
+      const list = byPrimary.get(url);
+      if (list === undefined) byPrimary.set(url, [partition]);
+      else list.push(partition);
+    } catch (error) {
+      report.onPartitionError(error);
+    }
+  }
+  return byPrimary;
+}
