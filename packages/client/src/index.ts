@@ -11,6 +11,7 @@ export { type Credentials, discoverCredentials, readDevCredentials, type DevCred
 export { discoverTls, DEV_CA_FILE } from './connection/tls.js';
 export { defaultCoordinatorUrl } from './connection/dev-cluster.js';
 export type { Admin, PartitionLag } from './admin/admin.js';
+export type { Subscriptions } from './admin/subscriptions.js';
 export { Producer, type ProducerOptions } from './producer/producer.js';
 export { Consumer, type ConsumerOptions } from './consumer/consumer.js';
 export { codecs, type Bytes, type Codec, type ConsumedRecord, type ProducerRecord, type RecordMetadata } from './records.js';

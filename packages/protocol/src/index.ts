@@ -20,3 +20,4 @@ export * from './batch/frame.js';
 export * from './base64.js';
 export * from './replication.js';
 export * from './json-records.js';
+export * from './subscriptions.js';
