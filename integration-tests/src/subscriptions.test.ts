@@ -2,9 +2,12 @@
 // loopback started by the test: retries, dead letters, signatures, isolation of a slow receiver,
 // refused targets, a coordinator restart, and at-least-once in key order through a broker
 // SIGKILL and a rebalance (checked with the history checker).
+import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraClient } from '@tessera/client';
 import { DEAD_LETTER_HEADERS, TesseraError, sleep, type DeliveryBody } from '@tessera/protocol';
@@ -69,6 +72,27 @@ function verifyAsDocumented(secret: string, rawBody: string, header: string): bo
   const expected = createHmac('sha256', secret).update(`${t}.${rawBody}`).digest();
   const given = Buffer.from(v1, 'hex');
   return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BIN = path.join(REPO, 'packages/cli/dist/bin.js');
+
+/** The `tessera` CLI as the cluster's admin. */
+function tessera(cluster: Cluster, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const env = {
+      ...process.env,
+      TESSERA_COORDINATOR: cluster.coordinatorUrl,
+      ...(cluster.admin ? { TESSERA_PRINCIPAL: cluster.admin.principal, TESSERA_SECRET: cluster.admin.secret } : {}),
+    };
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 const receivers: Receiver[] = [];
@@ -167,6 +191,51 @@ describe('push subscriptions', () => {
     });
     expect(headers[DEAD_LETTER_HEADERS.error]).toContain('500');
     await waitFor(async () => (await client.subscriptions.describe(name)).partitions[0]?.deadLettered === 1, { what: 'the dead letter reported' });
+  });
+
+  it('is managed with the CLI, and `tessera dlq replay` sends dead letters back to their topic once the receiver is fixed', async () => {
+    const topic = await createTopic(client, 2);
+    const deadLetters = await createTopic(client, 1);
+    let fixed = false;
+    const hook = await receiver((delivery) => (delivery.value === 'poison' && !fixed ? 500 : 200));
+    const name = `cli-${topic}`;
+    const created = await tessera(cluster, [
+      'subscriptions', 'create', name, '--topic', topic, '--url', hook.url, '--max-attempts', '2',
+      '--dead-letter-topic', deadLetters, '--backoff-ms', '10,50', '--json',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ name, topic, maxAttempts: 2, deadLetterTopic: deadLetters, backoffInitialMs: 10, backoffMaxMs: 50 });
+    const producer = client.producer();
+    await producer.send({ topic, key: 'p', value: 'poison', headers: { trace: 't-1' } });
+    await waitFor(async () => (await client.subscriptions.describe(name)).partitions.some((p) => p.deadLettered === 1), { what: 'the dead letter' });
+
+    const described = await tessera(cluster, ['subscriptions', 'describe', name, '--json']);
+    expect(described.code, described.stderr).toBe(0);
+    expect(JSON.parse(described.stdout).partitions.reduce((n: number, p: { deadLettered: number }) => n + p.deadLettered, 0)).toBe(1);
+    const listed = await tessera(cluster, ['subscriptions', 'list']);
+    expect(listed.stdout).toContain(name);
+    const bad = await tessera(cluster, ['subscriptions', 'create', 'bad', '--topic', topic, '--url', 'http://10.1.1.1/']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/not an allowed target/);
+
+    fixed = true;
+    const replayed = await tessera(cluster, ['dlq', 'replay', deadLetters, '-g', `replay-${deadLetters}`, '--idle-timeout-ms', '1000']);
+    expect(replayed.code, replayed.stderr).toBe(0);
+    const lines = replayed.stdout.trim().split('\n').map((line) => JSON.parse(line) as { to: { topic: string } });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.to.topic).toBe(topic);
+    // Same key, so same partition: the original is offset 0 there and the replayed copy offset 1.
+    await waitFor(() => hook.received.some((r) => r.body.value === 'poison' && r.body.offset === 1), { what: 'the replayed record delivered' });
+    const delivered = hook.received.find((r) => r.body.value === 'poison' && r.body.offset === 1)!;
+    // The replayed record is the original (key, value, own headers) without the dead-letter headers.
+    expect(delivered.body.key).toBe('p');
+    expect(delivered.body.headers).toEqual({ trace: 't-1' });
+    // A second replay of the same group finds nothing new.
+    const again = await tessera(cluster, ['dlq', 'replay', deadLetters, '-g', `replay-${deadLetters}`, '--idle-timeout-ms', '500']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toBe('');
+    await tessera(cluster, ['subscriptions', 'delete', name]);
+    expect((await client.subscriptions.list()).map((s) => s.name)).not.toContain(name);
   });
 
   it('keeps delivering to a fast receiver while another subscription waits on one that times out', async () => {
