@@ -238,6 +238,45 @@ describe('push subscriptions', () => {
     expect((await client.subscriptions.list()).map((s) => s.name)).not.toContain(name);
   });
 
+  it('gives a pull consumer the same dead letters: subscribe(handler, { maxAttempts, deadLetterTopic })', async () => {
+    const topic = await createTopic(client, 1);
+    const deadLetters = await createTopic(client, 1);
+    const calls: string[] = [];
+    const consumer = client.consumer({ group: `pull-${topic}`, topic, fromBeginning: true, waitMs: 200 });
+    const running = consumer.subscribe(
+      (record) => {
+        const value = record.value?.toString() ?? '';
+        calls.push(value);
+        if (value === 'bad') throw new Error('cannot handle bad');
+      },
+      { maxAttempts: 3, deadLetterTopic: deadLetters },
+    );
+    const producer = client.producer();
+    for (const value of ['good-1', 'bad', 'good-2']) await producer.send({ topic, key: 'k', value });
+    await waitFor(() => calls.includes('good-2'), { what: 'the record after the bad one' });
+    expect(calls).toEqual(['good-1', 'bad', 'bad', 'bad', 'good-2']);
+    await consumer.close();
+    await running;
+
+    const reader = client.consumer({ group: `read-${deadLetters}`, topic: deadLetters, fromBeginning: true, waitMs: 200 });
+    const dead: Awaited<ReturnType<typeof reader.poll>> = [];
+    await waitFor(async () => {
+      dead.push(...(await reader.poll({ waitMs: 200 })));
+      return dead.length > 0;
+    }, { what: 'the dead letter' });
+    await reader.close();
+    expect(dead).toHaveLength(1);
+    expect(dead[0]!.value?.toString()).toBe('bad');
+    const headers = Object.fromEntries(Object.entries(dead[0]!.headers).map(([k, v]) => [k, v.toString()]));
+    expect(headers).toMatchObject({
+      [DEAD_LETTER_HEADERS.topic]: topic,
+      [DEAD_LETTER_HEADERS.offset]: '1',
+      [DEAD_LETTER_HEADERS.attempts]: '3',
+      [DEAD_LETTER_HEADERS.error]: 'cannot handle bad',
+      [DEAD_LETTER_HEADERS.group]: `pull-${topic}`,
+    });
+  });
+
   it('keeps delivering to a fast receiver while another subscription waits on one that times out', async () => {
     const topic = await createTopic(client, 2);
     let slowCalls = 0;

@@ -115,6 +115,7 @@ export class TesseraClient {
         retry: this.retryOptions,
         requestTimeoutMs: this.requestTimeoutMs,
         onClose: (c) => this.consumers.delete(c),
+        producer: () => this.producer(),
       },
       options,
     );

@@ -14,6 +14,7 @@ export type { Admin, PartitionLag } from './admin/admin.js';
 export type { Subscriptions } from './admin/subscriptions.js';
 export { Producer, type ProducerOptions } from './producer/producer.js';
 export { Consumer, type ConsumerOptions } from './consumer/consumer.js';
+export type { SubscribeOptions } from './consumer/dead-letter.js';
 export { codecs, type Bytes, type Codec, type ConsumedRecord, type ProducerRecord, type RecordMetadata } from './records.js';
 export {
   TesseraError,
