@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { DEAD_LETTER_HEADERS, TesseraError, sleep, type DeliveryBody } from '@te
 import { type Cluster, startCluster, waitFor } from './harness/cluster.js';
 import { History, describeReport } from './harness/history.js';
 import { KeyedLoad } from './harness/keyed-load.js';
+import { freePort } from './harness/ports.js';
 import { createTopic, keys } from './harness/workload.js';
 
 /** The services may call loopback receivers (the default allows public addresses only). */
@@ -153,6 +155,41 @@ describe('push subscriptions', () => {
     expect(described.lag).toBe(0);
     await client.subscriptions.delete(created.name);
     await expect(client.subscriptions.describe(created.name)).rejects.toMatchObject({ code: 'SUBSCRIPTION_NOT_FOUND' });
+  });
+
+  it("verifies with the README's receiver, run as it is written", async () => {
+    const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Push subscriptions'));
+    const code = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(code, 'a js block in the README section "Push subscriptions"').toBeDefined();
+    const file = path.join(cluster.dataDir, 'readme-receiver.mjs');
+    writeFileSync(file, code!);
+    const topic = await createTopic(client, 1);
+    const port = await freePort();
+    const name = `readme-${topic}`;
+    // The secret is known only once the subscription exists; the receiver starts after it, and the first attempts are retried meanwhile.
+    const created = await client.subscriptions.create({ name, topic, url: `http://127.0.0.1:${port}/`, backoffInitialMs: 50, backoffMaxMs: 200 });
+    const child = spawn(process.execPath, [file], { env: { ...process.env, TESSERA_WEBHOOK_SECRET: created.secret, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    try {
+      await client.producer().send({ topic, key: 'readme', value: 'verified-by-the-readme' });
+      await waitFor(() => stdout.includes('verified-by-the-readme'), { what: 'the README receiver to accept the delivery' });
+      await waitFor(async () => (await client.subscriptions.describe(name)).partitions[0]?.delivered === 1, { what: 'the 2xx counted' });
+      // A request signed with another secret is refused by the same receiver.
+      const body = JSON.stringify({ value: 'forged' });
+      const t = Date.now();
+      const forged = await fetch(`http://127.0.0.1:${port}/`, {
+        method: 'POST',
+        body,
+        headers: { 'tessera-signature': `t=${t},v1=${createHmac('sha256', 'whsec_wrong').update(`${t}.${body}`).digest('hex')}` },
+      });
+      expect(forged.status).toBe(401);
+      expect((await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body })).status).toBe(401);
+    } finally {
+      child.kill('SIGTERM');
+      await client.subscriptions.delete(name);
+    }
   });
 
   it('sends a record that always fails to the dead-letter topic with the reason, and moves on', async () => {
