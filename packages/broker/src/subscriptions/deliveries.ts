@@ -87,7 +87,8 @@ export class SubscriptionDeliveries {
         if (replica.topic !== subscription.topic || replica.isClosed || replica.role !== 'primary') continue;
         const key = `${subscription.name}/${replica.partition}`;
         wanted.add(key);
-        if (this.running.has(key)) continue;
+        // A loop that ended by itself (the partition was lost and led here again within a tick) is started again.
+        if (this.running.get(key)?.finished === false) continue;
         if (!runtime) {
           runtime = new SubscriptionRuntime(subscription, new TargetPolicy(policy), this.options.metrics, this.options.deadLetters);
           this.runtimes.set(subscription.name, runtime);

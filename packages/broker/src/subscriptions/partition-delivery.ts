@@ -50,6 +50,8 @@ export class PartitionDelivery {
   private deadLettered = 0;
   private lastCommitMs = Date.now();
   private committed: number;
+  /** True once the loop ended (stopped, or the partition is not led here any more). */
+  finished = false;
 
   constructor(
     private readonly runtime: SubscriptionRuntime,
@@ -61,9 +63,19 @@ export class PartitionDelivery {
     const start = stored ?? subscription.startOffsets[String(replica.partition)] ?? replica.logStartOffset;
     this.offset = Math.max(start, replica.logStartOffset);
     this.committed = stored ?? -1;
-    this.done = this.run().catch((error: Error) => {
-      if (!this.abort.signal.aborted) this.logger.warn({ err: error.message }, 'subscription delivery stopped');
-    });
+    // Losing the partition stops delivery at once, including an attempt in flight: the next primary delivers from the last commit.
+    const watch = () => {
+      if (!this.leading) this.abort.abort(new Error('not the primary any more'));
+      else if (!this.abort.signal.aborted) replica.onChange(watch);
+    };
+    replica.onChange(watch);
+    this.done = this.run()
+      .catch((error: Error) => {
+        if (!this.abort.signal.aborted) this.logger.warn({ err: error.message }, 'subscription delivery stopped');
+      })
+      .finally(() => {
+        this.finished = true;
+      });
   }
 
   get partition(): number {
