@@ -359,6 +359,33 @@ describe('push subscriptions', () => {
     expect((await client.subscriptions.list()).filter((s) => s.topic === topic)).toEqual([]);
   });
 
+  it('lets only principals allowed to consume the topic (and produce to the dead-letter topic) create and change a subscription', async () => {
+    const topic = await createTopic(client, 1);
+    const deadLetters = await createTopic(client, 1);
+    const reader = `reader-${topic}`;
+    const outsider = `outsider-${topic}`;
+    const readerSecret = (await client.admin.createPrincipal(reader)).secret;
+    const outsiderSecret = (await client.admin.createPrincipal(outsider)).secret;
+    await client.admin.addAcl({ principal: reader, resource: 'topic', name: topic, operation: 'consume' });
+    const asReader = cluster.client({ credentials: { principal: reader, secret: readerSecret } });
+    const asOutsider = cluster.client({ credentials: { principal: outsider, secret: outsiderSecret } });
+    const url = 'http://127.0.0.1:9/hook';
+
+    await expect(asOutsider.subscriptions.create({ name: `o-${topic}`, topic, url })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    // The brokers would write the dead letters on the creator's behalf: that needs produce there.
+    await expect(
+      asReader.subscriptions.create({ name: `r-${topic}`, topic, url, maxAttempts: 2, deadLetterTopic: deadLetters }),
+    ).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    const created = await asReader.subscriptions.create({ name: `r-${topic}`, topic, url });
+    expect(created.createdBy).toBe(reader);
+    await expect(asOutsider.subscriptions.pause(created.name)).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(asOutsider.subscriptions.delete(created.name)).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    expect((await asReader.subscriptions.pause(created.name)).state).toBe('paused');
+    await asReader.subscriptions.delete(created.name);
+    // Without a token at all: 401 before anything else.
+    expect((await fetch(`${cluster.coordinatorUrl}/subscriptions`, { method: 'POST', body: '{}' })).status).toBe(401);
+  });
+
   it('pauses, resumes, and survives a coordinator restart', async () => {
     const topic = await createTopic(client, 1);
     const hook = await receiver();
