@@ -8,12 +8,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraClient } from '@tessera/client';
 import { DEAD_LETTER_HEADERS, TesseraError, sleep, type DeliveryBody } from '@tessera/protocol';
 import { type Cluster, startCluster, waitFor } from './harness/cluster.js';
 import { History, describeReport } from './harness/history.js';
+import { type CliResult, REPO, runCli } from './harness/cli.js';
 import { KeyedLoad } from './harness/keyed-load.js';
 import { freePort } from './harness/ports.js';
 import { createTopic, keys } from './harness/workload.js';
@@ -76,24 +76,13 @@ function verifyAsDocumented(secret: string, rawBody: string, header: string): bo
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(REPO, 'packages/cli/dist/bin.js');
-
 /** The `tessera` CLI as the cluster's admin. */
-function tessera(cluster: Cluster, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env = {
-      ...process.env,
+function tessera(cluster: Cluster, args: string[]): Promise<CliResult> {
+  return runCli(args, {
+    env: {
       TESSERA_COORDINATOR: cluster.coordinatorUrl,
       ...(cluster.admin ? { TESSERA_PRINCIPAL: cluster.admin.principal, TESSERA_SECRET: cluster.admin.secret } : {}),
-    };
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    },
   });
 }
 
@@ -357,6 +346,18 @@ describe('push subscriptions', () => {
       code: 'INVALID_REQUEST',
     });
     expect((await client.subscriptions.list()).filter((s) => s.topic === topic)).toEqual([]);
+
+    // The same through plain HTTP, as an attacker would send it: a 4xx with the error body, nothing stored.
+    const headers = { ...(await cluster.adminHeaders()), 'content-type': 'application/json' };
+    for (const body of ['{"name":"x","topic":"' + topic + '","url":"http://127.0.0.1:1/","maxInFlight":100000}', '{"name":"../x","topic":"t","url":"u"}', 'not json', '{}']) {
+      const response = await fetch(`${cluster.coordinatorUrl}/subscriptions`, { method: 'POST', headers, body });
+      expect(response.status, body).toBe(400);
+      expect(await response.json(), body).toMatchObject({ error: { code: 'INVALID_REQUEST', retriable: false } });
+    }
+    const missing = await fetch(`${cluster.coordinatorUrl}/subscriptions/no-such-subscription`, { headers });
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ error: { code: 'SUBSCRIPTION_NOT_FOUND' } });
+    expect((await client.subscriptions.list()).filter((s) => s.topic === topic)).toEqual([]);
   });
 
   it('lets only principals allowed to consume the topic (and produce to the dead-letter topic) create and change a subscription', async () => {
@@ -440,6 +441,11 @@ describe('push subscriptions under faults', () => {
     await cluster.broker(primary).kill();
     const killedAt = load.acknowledged;
     await waitFor(() => load.acknowledged >= killedAt + 300, { timeoutMs: 60_000, what: '300 more acknowledged after the kill' });
+    // Partition 0's delivery moved to its new primary, which reports it.
+    await waitFor(async () => {
+      const p0 = (await client.subscriptions.describe(`faults-${topic}`)).partitions[0]!;
+      return p0.broker !== null && p0.broker !== primary && p0.delivered > 0;
+    }, { what: 'partition 0 delivered by another broker' });
     await cluster.broker(primary).start();
 
     // A fourth broker joins: the rebalance moves replicas and leaderships, and deliveries with them.
