@@ -34,7 +34,16 @@ export class DeadLetterWriter {
     private readonly client: DataHttpClient,
   ) {}
 
-  async write(subscription: HeldSubscription, topic: string, partition: number, record: DecodedRecord, reason: DeadLetterReason, signal: AbortSignal): Promise<void> {
+  /** Resolves once the dead-letter partition's primary acknowledged the record; `onError` sees each failed try. */
+  async write(
+    subscription: HeldSubscription,
+    topic: string,
+    partition: number,
+    record: DecodedRecord,
+    reason: DeadLetterReason,
+    signal: AbortSignal,
+    onError: (error: unknown) => void,
+  ): Promise<void> {
     const target = subscription.deadLetterTopic;
     if (target === null) throw new Error(`subscription ${subscription.name} has no dead-letter topic`);
     const text = (value: string | number | null) => Buffer.from(String(value ?? ''), 'utf8');
@@ -74,7 +83,7 @@ export class DeadLetterWriter {
         }
       },
       // Retried until stored (or the delivery stops): moving on without it would lose the record.
-      { ...RETRY, retries: Number.POSITIVE_INFINITY, shouldRetry: () => !signal.aborted, signal },
+      { ...RETRY, retries: Number.POSITIVE_INFINITY, shouldRetry: () => !signal.aborted, signal, onRetry: onError },
     );
   }
 }

@@ -170,6 +170,8 @@ export class PartitionDelivery {
         record,
         { attempts: this.attempts, lastStatus: this.lastStatus, error: this.lastError ?? (error as Error).message },
         signal,
+        // Shown by describe while the dead-letter topic cannot take the record (deleted, offline): the partition waits for it.
+        (deadLetterError) => (this.lastError = `dead letter not stored yet: ${(deadLetterError as Error).message}`.slice(0, MAX_ERROR_CHARS)),
       );
       if (signal.aborted) return;
       this.deadLettered++;
