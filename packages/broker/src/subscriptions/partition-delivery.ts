@@ -21,6 +21,7 @@ import {
 } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
 import type { Partition } from '../partition/index.js';
+import { assert } from '../util/assert.js';
 import type { SubscriptionRuntime } from './runtime.js';
 
 /** Bytes of stored batches read per step (at least one batch). */
@@ -113,6 +114,11 @@ export class PartitionDelivery {
     const { signal } = this.abort;
     while (!signal.aborted && this.leading) {
       const hw = this.replica.hw;
+      if (this.offset < this.replica.logStartOffset) {
+        // The records were removed from the log before they were delivered: say so, and go on from what is left.
+        this.logger.warn({ offset: this.offset, logStartOffset: this.replica.logStartOffset }, 'records removed before delivery were skipped');
+        this.offset = this.replica.logStartOffset;
+      }
       if (this.offset >= hw) {
         await this.commit();
         await this.waitForRecords(signal);
@@ -241,6 +247,7 @@ export class PartitionDelivery {
     this.lastCommitMs = Date.now();
     if (this.offset === this.committed || !this.leading) return;
     const offset = this.offset;
+    assert(offset <= this.replica.leo, `${this.replica.topic}/${this.replica.partition}: delivery at ${offset} beyond the log end ${this.replica.leo}`);
     try {
       await this.replica.commit({ group: this.runtime.subscription.group, offset, generation: 0 });
       this.committed = offset;
