@@ -162,8 +162,8 @@ describe('push subscriptions', () => {
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     try {
-      await client.producer().send({ topic, key: 'readme', value: 'verified-by-the-readme' });
-      await waitFor(() => stdout.includes('verified-by-the-readme'), { what: 'the README receiver to accept the delivery' });
+      await client.producer().send({ topic, key: 'readme', value: 'verified-by-the-readme, é ✓' });
+      await waitFor(() => stdout.includes('verified-by-the-readme, é ✓'), { what: 'the README receiver to accept the delivery' });
       await waitFor(async () => (await client.subscriptions.describe(name)).partitions[0]?.delivered === 1, { what: 'the 2xx counted' });
       // A request signed with another secret is refused by the same receiver.
       const body = JSON.stringify({ value: 'forged' });
