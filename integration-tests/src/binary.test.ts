@@ -3,17 +3,13 @@
 // through the client library, through the CLI (`--value-format base64`) and as plain HTTP
 // JSON to the coordinator (`"valueEncoding":"base64"`, as curl would), and each comes back
 // byte-identical and in order through the client, the CLI's JSON lines and a broker's JSON fetch.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { TesseraClient } from '@tessera/client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Cluster, startCluster } from './harness/cluster.js';
+import { type CliResult, runCli as runCliProcess } from './harness/cli.js';
 import { rawPost } from './harness/raw-http.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(REPO, 'packages/cli/dist/bin.js');
 const MIB = 1024 * 1024;
 
 let cluster: Cluster | undefined;
@@ -54,18 +50,8 @@ function cliEnv(running: Cluster): NodeJS.ProcessEnv {
   };
 }
 
-function runCli(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'], env: cliEnv(cluster!) });
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr }));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
-  });
+function runCli(args: string[], input: string): Promise<CliResult> {
+  return runCliProcess(args, { input, env: cliEnv(cluster!) });
 }
 
 /** Every record of `partition` read by a new group through the client, until `count` came. */

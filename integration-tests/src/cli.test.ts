@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './harness/cli.js';
 import { freePortRange } from './harness/ports.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -112,18 +113,7 @@ function tessera(
 ): Promise<RunResult> {
   const coordinator = options.coordinator === undefined ? coordinatorUrl : options.coordinator;
   const fullArgs = coordinator === null ? args : ['--coordinator', coordinator, ...args];
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env, TESSERA_DEV_DIR: dataDir, ...options.env };
-    const child = spawn(process.execPath, [BIN, ...fullArgs], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'], env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(options.input ?? '');
-  });
+  return runCli(fullArgs, { input: options.input ?? '', env: { TESSERA_DEV_DIR: dataDir, ...options.env } });
 }
 
 function jsonLines(text: string): Array<Record<string, unknown>> {

@@ -3,7 +3,7 @@
  * coordinator link. `startBroker` listens, then registers in the background; /ready turns
  * true once the broker is registered and has applied its assignments.
  */
-import { ClusterSigner, JsonHttpClient, brokerNode } from '@tessera/protocol';
+import { ClusterSigner, DataHttpClient, JsonHttpClient, brokerNode } from '@tessera/protocol';
 import { StorageSpace, createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import type { AddressInfo } from 'node:net';
 import { AuthSync } from './auth/auth-sync.js';
@@ -16,6 +16,7 @@ import { groupLag } from './metrics/group-lag.js';
 import { PartitionSet } from './partition/index.js';
 import { PairExchanges } from './replication/index.js';
 import { BrokerStore, migrateLegacyLayout } from './storage/index.js';
+import { DeadLetterWriter, SubscriptionDeliveries, SubscriptionMetrics } from './subscriptions/index.js';
 
 export interface RunningBroker {
   url: string;
@@ -66,6 +67,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   // Client credentials are checked against the coordinator's auth state, refetched when a heartbeat says it changed.
   const auth = new AuthSync(peers, config.coordinatorUrl.replace(/\/+$/, ''), limits.coordinatorTimeoutMs, logger);
   let replicas: PartitionSet | undefined;
+  let subscriptions: SubscriptionDeliveries | undefined;
   const link = new CoordinatorLink({
     brokerId: config.id,
     url: config.advertisedUrl ?? '',
@@ -75,8 +77,12 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     tls: config.clientTls,
     signer,
     logger,
-    onHeartbeatAnswer: (answer) => auth.seen(answer.authVersion),
+    onHeartbeatAnswer: (answer) => {
+      auth.seen(answer.authVersion);
+      subscriptions?.seen(answer.subscriptionsVersion);
+    },
     reports: () => replicas?.all().map((replica) => replica.report()) ?? [],
+    subscriptionReports: () => subscriptions?.reports() ?? [],
     apply: async (metadata, fetchSeq, first) => {
       if (replicas) await reconcile(metadata, { brokerId: config.id, replicas, logger, fetchSeq, deleteOrphans: first });
     },
@@ -108,6 +114,20 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     },
     onDuplicate: () => metrics.duplicateBatches.inc({}),
   });
+
+  // Push subscriptions: this broker delivers the partitions it leads; dead letters go to their primaries signed as this broker.
+  const subscriptionMetrics = new SubscriptionMetrics();
+  const deadLetterClient = new DataHttpClient({ timeoutMs: limits.coordinatorTimeoutMs, ...(config.clientTls ? { tls: config.clientTls } : {}), ...(signer ? { signer } : {}) });
+  subscriptions = new SubscriptionDeliveries({
+    replicas,
+    http: peers,
+    coordinatorUrl: config.coordinatorUrl.replace(/\/+$/, ''),
+    timeoutMs: limits.coordinatorTimeoutMs,
+    metrics: subscriptionMetrics,
+    deadLetters: new DeadLetterWriter(link, deadLetterClient),
+    logger,
+  });
+  const deliveries = subscriptions;
 
   const service = createHttpService({
     service: 'broker',
@@ -142,6 +162,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     replicas: () =>
       held.all().flatMap((r) => (r.isClosed ? [] : [{ ...r.report(), logStartOffset: r.logStartOffset, logSizeBytes: r.store.sizeBytes }])),
   });
+  subscriptionMetrics.register(service, () => deliveries.lag());
   registerDiskMetrics(service.registry, config.dataDir);
   const retention = new RetentionLoop({ replicas, logger, checkMs: config.retentionCheckMs, maxBatchesPerPass: limits.retentionMaxBatchesPerPass });
   const server = await service.listen(config.port, config.host);
@@ -152,6 +173,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   logger.info({ url, internalUrl, dataDir: config.dataDir, coordinator: config.coordinatorUrl, durability: config.durability }, 'listening');
   link.start();
   retention.start();
+  deliveries.start();
 
   let closing: Promise<void> | undefined;
   return {
@@ -161,6 +183,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         await retention.stop();
         storage.stop();
         await link.stop();
+        await deliveries.close();
+        await deadLetterClient.close();
         await service.close();
         await replicas.closeAll();
         await client.close();

@@ -13,6 +13,7 @@ import { registerCluster } from './commands/cluster.js';
 import { registerData } from './commands/data.js';
 import { registerDev } from './commands/dev.js';
 import { registerGroups } from './commands/groups.js';
+import { registerSubscriptions } from './commands/subscriptions.js';
 import { registerTopics } from './commands/topics.js';
 import { CliError, debugEnabled, describeError, wrongServiceHint } from './errors.js';
 import { coordinatorUrl } from './options.js';
@@ -58,6 +59,7 @@ export function buildProgram(runtime: Runtime): Command {
   registerTopics(program, runtime);
   registerData(program, runtime);
   registerGroups(program, runtime);
+  registerSubscriptions(program, runtime);
   registerCluster(program, runtime);
   registerAuth(program, runtime);
   registerCerts(program, runtime);

@@ -4,6 +4,7 @@
  */
 import { DEFAULT_RETRY, TesseraError, type RetryOptions, type TlsClientOptions } from '@tessera/protocol';
 import { AdminClient, type Admin } from './admin/admin.js';
+import { Subscriptions } from './admin/subscriptions.js';
 import { MetadataCache } from './cluster/metadata-cache.js';
 import { Connection } from './connection/connection.js';
 import { type Credentials, discoverCredentials } from './connection/credentials.js';
@@ -58,6 +59,8 @@ export interface ClientOptions {
 export class TesseraClient {
   /** Topic, group and cluster administration. */
   readonly admin: Admin;
+  /** Push subscriptions: the cluster delivers a topic's records to an HTTP endpoint. */
+  readonly subscriptions: Subscriptions;
   private readonly connection: Connection;
   private readonly metadataCache: MetadataCache;
   private readonly retryOptions: RetryOptions;
@@ -79,6 +82,7 @@ export class TesseraClient {
     this.connection = new Connection({ coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs, credentials, ...(tls ? { tls } : {}) });
     this.metadataCache = new MetadataCache(this.connection, options.metadataMaxAgeMs ?? 30_000);
     this.admin = new AdminClient(this.connection, this.metadataCache);
+    this.subscriptions = new Subscriptions(this.connection);
   }
 
   /** The coordinator URL this client talks to. */
@@ -113,6 +117,7 @@ export class TesseraClient {
         retry: this.retryOptions,
         requestTimeoutMs: this.requestTimeoutMs,
         onClose: (c) => this.consumers.delete(c),
+        producer: () => this.producer(),
       },
       options,
     );

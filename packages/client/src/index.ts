@@ -15,6 +15,8 @@ export { Producer, type ProducerOptions } from './producer/producer.js';
 export { Consumer, type ConsumerOptions } from './consumer/consumer.js';
 export type { OffsetReset, StartAt } from './consumer/positions.js';
 export { Reader, type ReaderOptions } from './consumer/reader.js';
+export type { Subscriptions } from './admin/subscriptions.js';
+export type { SubscribeOptions } from './consumer/dead-letter.js';
 export { codecs, type Bytes, type Codec, type ConsumedRecord, type ProducerRecord, type RecordMetadata } from './records.js';
 export {
   TesseraError,

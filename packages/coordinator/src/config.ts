@@ -4,6 +4,7 @@ import {
   DEFAULT_GROUP_SESSION_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_TOKEN_TTL_MS,
+  DEFAULT_ALLOWED_TARGETS,
   type TlsClientOptions,
   type TlsServerOptions,
 } from '@tessera/protocol';
@@ -68,6 +69,12 @@ export interface CoordinatorConfig {
   tokenTtlMs: number;
   /** The bootstrap admin's secret on first start (TESSERA_BOOTSTRAP_ADMIN_SECRET); generated into DATA/bootstrap-admin.json when absent. */
   bootstrapAdminSecret?: string;
+  /**
+   * Which addresses push subscriptions may target (`TargetPolicy`): `public`, `loopback`, CIDR
+   * ranges, host names, comma-separated. Default `public` only: the brokers call these URLs, and
+   * a target inside the cluster's network would let a subscriber reach what it cannot.
+   */
+  subscriptionAllowedTargets: string;
   /** Token requests checking a secret at once, and waiting to (default 2 and 256); more get 429. */
   secretChecks?: { running: number; waiting: number };
 }
@@ -92,6 +99,7 @@ export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<Coord
     logPretty: false,
     auth: true,
     tokenTtlMs: DEFAULT_TOKEN_TTL_MS,
+    subscriptionAllowedTargets: DEFAULT_ALLOWED_TARGETS,
     ...overrides,
   };
 }

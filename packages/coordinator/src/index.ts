@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { COORDINATOR_ROUTES, ClusterSigner, DataHttpClient, JsonHttpClient } from '@tessera/protocol';
+import { COORDINATOR_ROUTES, ClusterSigner, DataHttpClient, JsonHttpClient, TargetPolicy } from '@tessera/protocol';
 import { StorageSpace, createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import { Cluster } from './cluster/cluster.js';
 import { Notifier } from './cluster/notify.js';
@@ -16,6 +16,8 @@ import { AuthRegistry } from './auth/registry.js';
 import { COORDINATOR_RULES } from './http/access-rules.js';
 import { registerAuthRoutes } from './http/auth-routes.js';
 import { registerRoutes } from './http/routes.js';
+import { registerSubscriptionRoutes } from './http/subscription-routes.js';
+import { SubscriptionManager } from './subscriptions/subscriptions.js';
 import { registerCoordinatorMetrics } from './metrics/metrics.js';
 import { DEFAULT_ROUTING, ProduceRouter } from './routing/produce.js';
 import { Store } from './store/store.js';
@@ -133,6 +135,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   );
   groupsRead = groups;
 
+  const subscriptions = new SubscriptionManager({ store, cluster: theCluster, targets: new TargetPolicy(config.subscriptionAllowedTargets) });
+
   const produceClient = new DataHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs, ...(config.clientTls ? { tls: config.clientTls } : {}), ...(signer ? { signer } : {}) });
   // Group offset administration reads and writes offsets on the primaries, as the coordinator.
   const offsetAdminClient = new JsonHttpClient({ timeoutMs: GROUP_OFFSETS_TIMEOUT_MS, maxSockets: 8, tls: config.clientTls, signer });
@@ -149,8 +153,14 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     heartbeatMs: config.heartbeatMs,
     metrics: service.metrics,
     authVersion: () => auth.version,
+    subscriptions,
   });
   registerAuthRoutes(service, auth);
+  registerSubscriptionRoutes(service, {
+    subscriptions,
+    authorize: (ctx, requirement) =>
+      auth.clientAuth.authorize(requirement, ctx.state.caller, (ctx.state as { clusterAuthOff?: boolean }).clusterAuthOff === true),
+  });
 
   const server = await service.listen(config.port, config.host);
   const url = `${service.scheme}://${config.host}:${(server.address() as AddressInfo).port}`;

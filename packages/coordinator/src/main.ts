@@ -126,6 +126,14 @@ const program = new Command('tessera-coordinator')
       .argParser(integer(1_000, 86_400_000))
       .default(DEFAULT_TOKEN_TTL_MS)
       .env('TESSERA_TOKEN_TTL_MS'),
+  )
+  .addOption(
+    new Option(
+      '--subscription-allowed-targets <list>',
+      'addresses push subscriptions may target: public, loopback, CIDR ranges, host names (comma-separated)',
+    )
+      .default('public')
+      .env('TESSERA_SUBSCRIPTION_ALLOWED_TARGETS'),
   );
 for (const option of edgeOptions()) program.addOption(option);
 program.action(async (options) => {
@@ -150,6 +158,7 @@ program.action(async (options) => {
     logPretty: options.logPretty === true,
     auth: options.auth === 'on',
     tokenTtlMs: options.tokenTtlMs,
+    subscriptionAllowedTargets: options.subscriptionAllowedTargets,
     // From the environment only: a flag's value would show in the process list.
     bootstrapAdminSecret: process.env.TESSERA_BOOTSTRAP_ADMIN_SECRET,
   });

@@ -20,6 +20,8 @@ export const ERRORS = {
   TOPIC_EXISTS: { status: 409, retriable: false },
   PRINCIPAL_NOT_FOUND: { status: 404, retriable: false },
   PRINCIPAL_EXISTS: { status: 409, retriable: false },
+  SUBSCRIPTION_NOT_FOUND: { status: 404, retriable: false },
+  SUBSCRIPTION_EXISTS: { status: 409, retriable: false },
   /** The request carries an epoch older than the one the receiver knows. */
   STALE_EPOCH: { status: 409, retriable: true },
   /** A commit carries a group generation older than the current one. */

@@ -21,3 +21,4 @@ export * from './base64.js';
 export * from './replication.js';
 export * from './json-records.js';
 export * from './positions.js';
+export * from './subscriptions.js';

@@ -36,6 +36,11 @@ export const COORDINATOR_ROUTES = {
   acls: '/acls',
   aclsRemove: '/acls/remove',
   authState: '/internal/auth',
+  subscriptions: '/subscriptions',
+  subscription: '/subscriptions/:subscription',
+  subscriptionPause: '/subscriptions/:subscription/pause',
+  subscriptionResume: '/subscriptions/:subscription/resume',
+  subscriptionsState: '/internal/subscriptions',
 } as const;
 
 export const BROKER_ROUTES = {

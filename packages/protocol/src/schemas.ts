@@ -117,12 +117,38 @@ export const replicaReport = z
   .strict();
 export type ReplicaReport = z.infer<typeof replicaReport>;
 
+// ---- push subscriptions (the rest is in subscriptions.ts) ---------------------------
+
+export const SUBSCRIPTION_NAME_PATTERN = /^[A-Za-z0-9._-]{1,100}$/;
+export const subscriptionName = z
+  .string()
+  .regex(SUBSCRIPTION_NAME_PATTERN, 'subscription names are 1 to 100 characters of [A-Za-z0-9._-]')
+  .refine((name) => name !== '.' && name !== '..', 'subscription names "." and ".." are reserved');
+
+/** What a broker reports per (subscription, partition) it delivers, in its heartbeat. */
+export const subscriptionReport = z
+  .object({
+    name: subscriptionName,
+    partition: z.number().int().nonnegative(),
+    offset: z.number().int().nonnegative(),
+    highWatermark: z.number().int().nonnegative(),
+    attempts: z.number().int().nonnegative(),
+    lastStatus: z.number().int().nullable(),
+    lastError: z.string().max(500).nullable(),
+    delivered: z.number().int().nonnegative(),
+    deadLettered: z.number().int().nonnegative(),
+  })
+  .strict();
+export type SubscriptionReport = z.infer<typeof subscriptionReport>;
+
 export const brokerHeartbeatRequest = z
   .object({
     id: brokerId,
     url: brokerUrl,
     internalUrl: brokerUrl.optional(),
     replicas: z.array(replicaReport).max(100_000),
+    /** Progress of every subscription partition this broker delivers (push subscriptions). */
+    subscriptions: z.array(subscriptionReport).max(100_000).optional(),
   })
   .strict();
 export type BrokerHeartbeatRequest = z.infer<typeof brokerHeartbeatRequest>;

@@ -133,6 +133,8 @@ export interface BrokerHeartbeatResponse {
   heartbeatMs: number;
   /** Version of the principals and ACLs (`GET /internal/auth`); brokers refetch them when it changes. */
   authVersion?: number;
+  /** Version of the push subscriptions (`GET /internal/subscriptions`); brokers refetch them when it changes. */
+  subscriptionsVersion?: number;
 }
 
 /** `POST /groups/:group/join` and `POST /groups/:group/heartbeat`. */

@@ -15,6 +15,7 @@ import {
   type PartitionAssignment,
   type ReassignCompleteRequest,
   type ReplicaReport,
+  type SubscriptionReport,
 } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
 import type { ClusterPort } from '../replication/ports.js';
@@ -34,6 +35,8 @@ export interface CoordinatorLinkOptions {
   signer?: ClusterSigner;
   logger: Logger;
   reports: () => ReplicaReport[];
+  /** Progress of the push subscription partitions delivered here. */
+  subscriptionReports?: () => SubscriptionReport[];
   /** Sees every heartbeat answer (the auth version rides on it). */
   onHeartbeatAnswer?: (answer: BrokerHeartbeatResponse) => void;
   apply: (metadata: MetadataResponse, fetchSeq: number, first: boolean) => Promise<void>;
@@ -94,7 +97,10 @@ export class CoordinatorLink implements ClusterPort {
     try {
       const path = this.registered ? COORDINATOR_ROUTES.brokerHeartbeat : COORDINATOR_ROUTES.brokerRegister;
       const self = { id: this.brokerId, url: this.options.url, internalUrl: this.options.internalUrl ?? this.options.url };
-      const body = this.registered ? { ...self, replicas: this.options.reports() } : self;
+      const subscriptions = this.options.subscriptionReports?.() ?? [];
+      const body = this.registered
+        ? { ...self, replicas: this.options.reports(), ...(subscriptions.length > 0 ? { subscriptions } : {}) }
+        : self;
       const answer = await this.http.post<BrokerHeartbeatResponse>(this.options.coordinatorUrl + path, body, {
         timeoutMs: Math.max(this.options.heartbeatMs, this.options.timeoutMs),
       });

@@ -161,7 +161,11 @@ export class DevCluster {
         url: this.coordinatorUrl,
         dataDir: coordinatorDir,
         // Authentication is on, as in production; the admin is the one of DIR/credentials.json.
-        env: { TESSERA_BOOTSTRAP_ADMIN_SECRET: adminSecret },
+        // Push subscriptions may target this machine too (a local receiver), unless the environment says otherwise.
+        env: {
+          TESSERA_BOOTSTRAP_ADMIN_SECRET: adminSecret,
+          TESSERA_SUBSCRIPTION_ALLOWED_TARGETS: process.env.TESSERA_SUBSCRIPTION_ALLOWED_TARGETS ?? 'public,loopback',
+        },
       }),
     );
     for (let id = 1; id <= brokers; id++) {

@@ -39,6 +39,8 @@ import { checkedOffset, offsetResetPolicy, startPosition, type OffsetReset, type
 import { maxOffset, newPartitionState, type PartitionState } from './partition-state.js';
 import { RecordFeed } from './poll-loop.js';
 import { SubscriptionRunner, type RecordHandler } from './runner.js';
+import { withDeadLetters, type SubscribeOptions } from './dead-letter.js';
+import type { Producer } from '../producer/producer.js';
 
 /** What a consumer reads and how. */
 export interface ConsumerOptions {
@@ -81,6 +83,8 @@ export interface ConsumerContext {
   retry: RetryOptions;
   requestTimeoutMs: number;
   onClose(consumer: Consumer): void;
+  /** A producer of the same client, for dead letters (`subscribe(handler, { deadLetterTopic })`). */
+  producer?: () => Producer;
 }
 
 /**
@@ -106,6 +110,7 @@ export class Consumer extends EventEmitter {
   /** Seeks on partitions not owned (yet): applied once, when the partition is assigned here. */
   private readonly pendingSeeks = new Map<number, number>();
 
+  private readonly group: string;
   private busy = false;
   private subscription: Promise<void> | null = null;
   private closed = false;
@@ -118,6 +123,7 @@ export class Consumer extends EventEmitter {
   ) {
     super();
     const group = parseOrThrow(groupId, options.group, 'group id');
+    this.group = group;
     this.topic = parseOrThrow(topicName, options.topic, 'topic name');
     this.maxRecords = positive('maxRecords', options.maxRecords ?? 1000);
     this.waitMs = nonNegative('waitMs', options.waitMs ?? 1000);
@@ -226,9 +232,25 @@ export class Consumer extends EventEmitter {
    * the other in offset order (partitions side by side), committing handled records in
    * the background. Resolves when the consumer is closed; rejects on a fatal error — a
    * non-retriable one, or a handler that threw (what was handled before is committed,
-   * the failed record will be delivered again).
+   * the failed record will be delivered again). With `maxAttempts` the handler is tried that
+   * often per record; with `deadLetterTopic` a record that still fails is produced there with
+   * headers saying why (`DEAD_LETTER_HEADERS`) and the subscription goes on.
    */
-  subscribe(handler: RecordHandler): Promise<void> {
+  subscribe(handler: RecordHandler, options: SubscribeOptions = {}): Promise<void> {
+    let dead: Producer | undefined;
+    try {
+      handler = withDeadLetters(handler, options, {
+        group: this.group,
+        retry: this.context.retry,
+        signal: this.abort.signal,
+        producer: () => {
+          if (!this.context.producer) throw new TesseraError('INVALID_REQUEST', 'dead letters need a consumer made by TesseraClient.consumer()');
+          return (dead ??= this.context.producer());
+        },
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.subscription !== null || this.busy) {
       return Promise.reject(new TesseraError('INVALID_REQUEST', 'the consumer is already subscribed or polling'));
     }
@@ -247,8 +269,9 @@ export class Consumer extends EventEmitter {
       },
       handler,
     );
-    this.subscription = runner.run().finally(() => {
+    this.subscription = runner.run().finally(async () => {
       this.busy = false;
+      await dead?.close();
     });
     return this.subscription;
   }

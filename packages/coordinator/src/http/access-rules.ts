@@ -59,4 +59,15 @@ export const COORDINATOR_RULES: RuleTable = {
   [`POST ${R.acls}`]: () => clusterAdmin,
   [`POST ${R.aclsRemove}`]: () => clusterAdmin,
   [`GET ${R.authState}`]: () => member,
+
+  // Push subscriptions: creating one needs consume on its topic (and produce on its dead-letter
+  // topic, checked by the handler); pause, resume and delete check consume on its topic in the handler.
+  [`POST ${R.subscriptions}`]: ({ body }) => ({ kind: 'topic', operation: 'consume', topics: [stringIn(body, 'topic')] }),
+  [`GET ${R.subscriptions}`]: () => authenticated,
+  [`GET ${R.subscription}`]: () => authenticated,
+  [`POST ${R.subscriptionPause}`]: () => authenticated,
+  [`POST ${R.subscriptionResume}`]: () => authenticated,
+  [`DELETE ${R.subscription}`]: () => authenticated,
+  // Holds every subscription's signing secret.
+  [`GET ${R.subscriptionsState}`]: () => member,
 };

@@ -33,6 +33,7 @@ import type { GroupManager } from '../groups/groups.js';
 import type { GroupOffsetAdmin } from '../groups/offset-admin.js';
 import type { ProduceRouter } from '../routing/produce.js';
 import type { TopicPurger } from '../topics/purge.js';
+import type { SubscriptionManager } from '../subscriptions/subscriptions.js';
 import { createTopic } from '../topics/topics.js';
 
 export interface RouteDeps {
@@ -50,6 +51,7 @@ export interface RouteDeps {
   metrics: ServiceMetrics;
   /** Version of the principals and ACLs, so brokers refetch them when it changes. */
   authVersion: () => number;
+  subscriptions: SubscriptionManager;
 }
 
 const DEFAULT_EVENTS_LIMIT = 100;
@@ -70,6 +72,7 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
     groups: groups.generations(),
     heartbeatMs: deps.heartbeatMs,
     authVersion: deps.authVersion(),
+    subscriptionsVersion: deps.subscriptions.version,
   });
 
   // The public API's description, built once from the protocol schemas.
@@ -147,6 +150,7 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
     const request = parseOrThrow(brokerHeartbeatRequest, ctx.state.body);
     asBroker(ctx, request.id);
     cluster.brokerSeen(request.id, request.url, request.internalUrl, request.replicas);
+    if (request.subscriptions) deps.subscriptions.report(request.id, request.subscriptions);
     ctx.body = heartbeatAnswer();
   });
   router.get(R.brokers, (ctx) => {

@@ -93,6 +93,20 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (principal, resource, name, prefix, operation)
   );
   `,
+  // 5: push subscriptions: each is a consumer group delivered by the partitions' primaries.
+  `
+  CREATE TABLE subscriptions (
+    name TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    config TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    state TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    start_offsets TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    created_by TEXT NOT NULL
+  );
+  `,
 ];
 
 /** The event log keeps this many newest rows. */
@@ -115,6 +129,19 @@ export interface PrincipalRow {
   /** Changes with the secret; tokens name it, so tokens of an old secret are refused. */
   credential: string;
   created_ms: number;
+}
+
+/** A push subscription as stored: `config` is JSON of its delivery settings, `start_offsets` of {partition: offset}. */
+export interface SubscriptionRow {
+  name: string;
+  topic: string;
+  config: string;
+  secret: string;
+  state: string;
+  group_id: string;
+  start_offsets: string;
+  created_ms: number;
+  created_by: string;
 }
 
 interface PartitionRow {
@@ -201,6 +228,13 @@ export class Store {
       ),
       insertAcl: db.prepare('INSERT OR IGNORE INTO acls (principal, resource, name, prefix, operation) VALUES (?, ?, ?, ?, ?)'),
       deleteAcl: db.prepare('DELETE FROM acls WHERE principal = ? AND resource = ? AND name = ? AND prefix = ? AND operation = ?'),
+      allSubscriptions: db.prepare<[], SubscriptionRow>('SELECT * FROM subscriptions ORDER BY name'),
+      upsertSubscription: db.prepare(
+        `INSERT INTO subscriptions (name, topic, config, secret, state, group_id, start_offsets, created_ms, created_by)
+         VALUES (@name, @topic, @config, @secret, @state, @group_id, @start_offsets, @created_ms, @created_by)
+         ON CONFLICT(name) DO UPDATE SET config = excluded.config, state = excluded.state`,
+      ),
+      deleteSubscription: db.prepare('DELETE FROM subscriptions WHERE name = ?'),
       insertEvent: db.prepare('INSERT INTO events (time_ms, type, details) VALUES (?, ?, ?)'),
       trimEvents: db.prepare('DELETE FROM events WHERE id <= ?'),
       latestEvents: db.prepare<[number], { id: number; time_ms: number; type: string; details: string }>(
@@ -445,6 +479,18 @@ export class Store {
   /** True when the entry existed. */
   removeAcl(acl: AclEntry): boolean {
     return this.statements.deleteAcl.run(acl.principal, acl.resource, acl.name, acl.prefix ? 1 : 0, acl.operation).changes > 0;
+  }
+
+  subscriptions(): SubscriptionRow[] {
+    return this.statements.allSubscriptions.all();
+  }
+
+  saveSubscription(row: SubscriptionRow): void {
+    this.statements.upsertSubscription.run(row);
+  }
+
+  deleteSubscription(name: string): boolean {
+    return this.statements.deleteSubscription.run(name).changes > 0;
   }
 
   appendEvent(timeMs: number, type: string, details: Record<string, unknown>): number {

@@ -31,6 +31,9 @@ import {
 import { listOffsetsRequest, resetOffsetsRequest } from '../positions.js';
 import { aclEntry, createPrincipalRequest, principalName, rotateSecretRequest } from '../auth.js';
 import * as responses from './responses.js';
+import * as subscriptionResponses from './subscription-responses.js';
+import { createSubscriptionRequest } from '../subscriptions.js';
+import { subscriptionName } from '../schemas.js';
 
 export type ServiceName = 'coordinator' | 'broker';
 
@@ -44,6 +47,7 @@ export const INTERNAL_ROUTES: Record<ServiceName, readonly string[]> = {
     COORDINATOR_ROUTES.isr,
     COORDINATOR_ROUTES.reassignComplete,
     COORDINATOR_ROUTES.authState,
+    COORDINATOR_ROUTES.subscriptionsState,
   ],
   broker: [BROKER_ROUTES.replicate, BROKER_ROUTES.metadataChanged, BROKER_ROUTES.purge, BROKER_ROUTES.adminGroupOffsets],
 };
@@ -77,6 +81,7 @@ const PARAMS: Record<string, { schema: z.ZodType; description: string }> = {
   group: { schema: groupId, description: 'consumer group id' },
   id: { schema: z.number().int().positive(), description: 'broker id' },
   name: { schema: principalName, description: 'principal name' },
+  subscription: { schema: subscriptionName, description: 'subscription name' },
 };
 
 const common = (service: ServiceName): Operation[] => [
@@ -375,6 +380,59 @@ const COORDINATOR_OPERATIONS: Operation[] = [
   },
 ];
 
+const SUBSCRIPTION_OPERATIONS: Operation[] = [
+  {
+    method: 'post',
+    path: C.subscriptions,
+    operationId: 'createSubscription',
+    summary:
+      "Push a topic's records to an HTTP endpoint (signed, in order per partition, retried, dead-lettered); needs consume on the topic and produce on the dead-letter topic; 409 SUBSCRIPTION_EXISTS",
+    tag: 'subscriptions',
+    request: { id: 'CreateSubscriptionRequest', schema: createSubscriptionRequest },
+    response: { status: 201, description: 'created, with its signing secret (shown once)', id: 'CreatedSubscription', schema: subscriptionResponses.createdSubscription },
+  },
+  {
+    method: 'get',
+    path: C.subscriptions,
+    operationId: 'listSubscriptions',
+    summary: 'Every push subscription',
+    tag: 'subscriptions',
+    response: { status: 200, description: 'the subscriptions', id: 'SubscriptionListResponse', schema: subscriptionResponses.subscriptionListResponse },
+  },
+  {
+    method: 'get',
+    path: C.subscription,
+    operationId: 'describeSubscription',
+    summary: 'A subscription with, per partition, its delivering broker, next offset, lag, attempts and last error',
+    tag: 'subscriptions',
+    response: { status: 200, description: 'the subscription', id: 'SubscriptionDescription', schema: subscriptionResponses.subscriptionDescription },
+  },
+  {
+    method: 'post',
+    path: C.subscriptionPause,
+    operationId: 'pauseSubscription',
+    summary: 'Stop delivering (progress is kept); needs consume on its topic',
+    tag: 'subscriptions',
+    response: { status: 200, description: 'the subscription', id: 'Subscription', schema: subscriptionResponses.subscription },
+  },
+  {
+    method: 'post',
+    path: C.subscriptionResume,
+    operationId: 'resumeSubscription',
+    summary: 'Deliver again from where it stopped; needs consume on its topic',
+    tag: 'subscriptions',
+    response: { status: 200, description: 'the subscription', id: 'Subscription', schema: subscriptionResponses.subscription },
+  },
+  {
+    method: 'delete',
+    path: C.subscription,
+    operationId: 'deleteSubscription',
+    summary: 'Delete a subscription; needs consume on its topic',
+    tag: 'subscriptions',
+    response: { status: 204, description: 'deleted' },
+  },
+];
+
 const B = BROKER_ROUTES;
 const BROKER_OPERATIONS: Operation[] = [
   {
@@ -468,7 +526,7 @@ const BROKER_OPERATIONS: Operation[] = [
 ];
 
 export function operations(service: ServiceName): Operation[] {
-  return [...common(service), ...(service === 'coordinator' ? COORDINATOR_OPERATIONS : BROKER_OPERATIONS)];
+  return [...common(service), ...(service === 'coordinator' ? [...COORDINATOR_OPERATIONS, ...SUBSCRIPTION_OPERATIONS] : BROKER_OPERATIONS)];
 }
 
 /** `/topics/:topic` → `/topics/{topic}`. */

@@ -1,0 +1,89 @@
+/**
+ * Sends a record that used up its delivery attempts to its subscription's dead-letter topic:
+ * the record's own key, value and headers plus headers saying why (`DEAD_LETTER_HEADERS`),
+ * produced as a RecordBatch to the dead-letter partition's primary (the key's partition, like
+ * every producer) with `POST /produce`, signed as this broker. It is retried until the primary
+ * acknowledges it: delivery moves on only once the record is safely in the dead-letter topic.
+ */
+import {
+  BROKER_ROUTES,
+  DEAD_LETTER_HEADERS,
+  TesseraError,
+  encodeFrame,
+  encodeRecordBatch,
+  partitionForKey,
+  retry,
+  type DataHttpClient,
+  type DecodedRecord,
+  type ErrorBody,
+} from '@tessera/protocol';
+import type { CoordinatorLink } from '../cluster/index.js';
+import type { HeldSubscription } from './runtime.js';
+
+export interface DeadLetterReason {
+  attempts: number;
+  lastStatus: number | null;
+  error: string;
+}
+
+const RETRY = { initialMs: 200, maxMs: 10_000, multiplier: 2, jitter: 0.5 };
+
+export class DeadLetterWriter {
+  constructor(
+    private readonly link: CoordinatorLink,
+    private readonly client: DataHttpClient,
+  ) {}
+
+  /** Resolves once the dead-letter partition's primary acknowledged the record; `onError` sees each failed try. */
+  async write(
+    subscription: HeldSubscription,
+    topic: string,
+    partition: number,
+    record: DecodedRecord,
+    reason: DeadLetterReason,
+    signal: AbortSignal,
+    onError: (error: unknown) => void,
+  ): Promise<void> {
+    const target = subscription.deadLetterTopic;
+    if (target === null) throw new Error(`subscription ${subscription.name} has no dead-letter topic`);
+    const text = (value: string | number | null) => Buffer.from(String(value ?? ''), 'utf8');
+    const batch = encodeRecordBatch([
+      {
+        key: record.key,
+        value: record.value,
+        timestamp: record.timestamp,
+        headers: [
+          ...record.headers,
+          { key: DEAD_LETTER_HEADERS.topic, value: text(topic) },
+          { key: DEAD_LETTER_HEADERS.partition, value: text(partition) },
+          { key: DEAD_LETTER_HEADERS.offset, value: text(record.offset) },
+          { key: DEAD_LETTER_HEADERS.attempts, value: text(reason.attempts) },
+          { key: DEAD_LETTER_HEADERS.lastStatus, value: text(reason.lastStatus) },
+          { key: DEAD_LETTER_HEADERS.error, value: text(reason.error.slice(0, 1_000)) },
+          { key: DEAD_LETTER_HEADERS.subscription, value: text(subscription.name) },
+          { key: DEAD_LETTER_HEADERS.timestamp, value: text(Date.now()) },
+        ],
+      },
+    ]);
+    await retry(
+      async () => {
+        // Looked up on every attempt: the dead-letter partition may have moved meanwhile.
+        const partitions = this.link.metadata?.topics.find((t) => t.name === target)?.partitions;
+        if (!partitions || partitions.length === 0) throw new TesseraError('TOPIC_NOT_FOUND', `dead-letter topic ${target} does not exist`);
+        const to = record.key === null ? partition % partitions.length : partitionForKey(record.key, partitions.length);
+        const primary = partitions[to]?.primary ?? null;
+        const url = primary === null ? undefined : this.link.brokerUrl(primary);
+        if (url === undefined) throw new TesseraError('PARTITION_OFFLINE', `dead-letter partition ${target}/${to} has no primary`);
+        const frame = encodeFrame({ partitions: [{ topic: target, partition: to, bytes: batch.length }] }, [batch]);
+        const answer = await this.client.postFrame(url + BROKER_ROUTES.produceBatches, frame, { signal });
+        const [result] = (JSON.parse(answer.body.toString('utf8')) as { partitions: Array<{ error?: ErrorBody['error'] }> }).partitions;
+        if (result?.error) {
+          if (result.error.code === 'NOT_PRIMARY') this.link.requestMetadataRefresh('dead letter: not primary');
+          throw TesseraError.fromBody({ error: result.error }) ?? new TesseraError('INTERNAL', 'unreadable partition error');
+        }
+      },
+      // Retried until stored (or the delivery stops): moving on without it would lose the record.
+      { ...RETRY, retries: Number.POSITIVE_INFINITY, shouldRetry: () => !signal.aborted, signal, onRetry: onError },
+    );
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The push subscriptions this broker delivers: it holds the coordinator's subscription state
+ * (fetched at start and whenever a heartbeat answer carries a newer `subscriptionsVersion`)
+ * and, every tick, runs one `PartitionDelivery` for each active subscription and each of its
+ * topic's partitions this broker leads, and stops those it no longer leads. So delivery moves
+ * with failover and rebalancing, and resumes from the group offset the last primary committed.
+ */
+import {
+  COORDINATOR_ROUTES,
+  TargetPolicy,
+  type JsonHttpClient,
+  type SubscriptionReport,
+  type SubscriptionsStateResponse,
+} from '@tessera/protocol';
+import type { Logger } from '@tessera/service';
+import type { PartitionSet } from '../partition/index.js';
+import type { DeadLetterWriter } from './dead-letter.js';
+import type { SubscriptionMetrics } from './metrics.js';
+import { PartitionDelivery } from './partition-delivery.js';
+import { SubscriptionRuntime, fingerprintOf } from './runtime.js';
+
+/** How often the loops are matched against the partitions led here. */
+const TICK_MS = 250;
+
+export interface SubscriptionDeliveriesOptions {
+  replicas: PartitionSet;
+  /** Signed as this broker: the state holds every subscription's secret. */
+  http: JsonHttpClient;
+  coordinatorUrl: string;
+  timeoutMs: number;
+  metrics: SubscriptionMetrics;
+  deadLetters: DeadLetterWriter;
+  logger: Logger;
+}
+
+export class SubscriptionDeliveries {
+  private state: SubscriptionsStateResponse | undefined;
+  private readonly runtimes = new Map<string, SubscriptionRuntime>();
+  /** Running deliveries by `${subscription}/${partition}`. */
+  private readonly running = new Map<string, PartitionDelivery>();
+  private timer: NodeJS.Timeout | undefined;
+  private fetching: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+
+  constructor(private readonly options: SubscriptionDeliveriesOptions) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.reconcile(), TICK_MS);
+  }
+
+  /** A heartbeat answer's `subscriptionsVersion`: fetches the state when it differs from the one held. */
+  seen(version: number | undefined): void {
+    if (version === undefined || version === this.state?.version) return;
+    if (this.fetching) this.again = true;
+    else this.fetching = this.fetch().finally(() => (this.fetching = undefined));
+  }
+
+  private async fetch(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        this.state = await this.options.http.get<SubscriptionsStateResponse>(this.options.coordinatorUrl + COORDINATOR_ROUTES.subscriptionsState, {
+          timeoutMs: this.options.timeoutMs,
+        });
+        this.reconcile();
+      } while (this.again && !this.closed);
+    } catch (error) {
+      this.options.logger.warn({ err: (error as Error).message }, 'cannot fetch the subscriptions; keeping the last ones');
+    }
+  }
+
+  /** Starts and stops deliveries to match the state and the partitions led here. */
+  private reconcile(): void {
+    if (this.closed || !this.state) return;
+    const policy = this.state.allowedTargets;
+    const wanted = new Set<string>();
+    const active = new Map(this.state.subscriptions.filter((s) => s.state === 'active').map((s) => [s.name, s]));
+    // A subscription whose settings changed (or that was paused or deleted) stops everywhere first.
+    for (const [name, runtime] of this.runtimes) {
+      const next = active.get(name);
+      if (!next || fingerprintOf(next, policy) !== runtime.fingerprint) this.dropRuntime(name);
+    }
+    for (const subscription of active.values()) {
+      let runtime = this.runtimes.get(subscription.name);
+      for (const replica of this.options.replicas.all()) {
+        if (replica.topic !== subscription.topic || replica.isClosed || replica.role !== 'primary') continue;
+        const key = `${subscription.name}/${replica.partition}`;
+        wanted.add(key);
+        // A loop that ended by itself (the partition was lost and led here again within a tick) is started again.
+        if (this.running.get(key)?.finished === false) continue;
+        if (!runtime) {
+          runtime = new SubscriptionRuntime(subscription, new TargetPolicy(policy), this.options.metrics, this.options.deadLetters);
+          this.runtimes.set(subscription.name, runtime);
+        }
+        const logger = this.options.logger.child({ subscription: subscription.name, topic: replica.topic, partition: replica.partition });
+        logger.info('delivering this partition to its subscription');
+        this.running.set(key, new PartitionDelivery(runtime, replica, logger));
+      }
+    }
+    for (const [key, delivery] of this.running) {
+      if (!wanted.has(key)) {
+        this.running.delete(key);
+        void delivery.stop();
+      }
+    }
+  }
+
+  private dropRuntime(name: string): void {
+    const runtime = this.runtimes.get(name);
+    this.runtimes.delete(name);
+    const stopping: Array<Promise<void>> = [];
+    for (const [key, delivery] of this.running) {
+      if (key.startsWith(`${name}/`)) {
+        this.running.delete(key);
+        stopping.push(delivery.stop());
+      }
+    }
+    void Promise.allSettled(stopping).then(() => runtime?.close());
+  }
+
+  /** Each delivery's progress, for the heartbeat. */
+  reports(): SubscriptionReport[] {
+    return [...this.running.values()].map((delivery) => delivery.report());
+  }
+
+  lag(): Array<{ subscription: string; topic: string; partition: number; lag: number }> {
+    return [...this.running.values()].map((delivery) => {
+      const r = delivery.report();
+      return { subscription: r.name, topic: delivery.topic, partition: r.partition, lag: Math.max(0, r.highWatermark - r.offset) };
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    await Promise.allSettled([...this.running.values()].map((delivery) => delivery.stop()));
+    this.running.clear();
+    await Promise.allSettled([...this.runtimes.values()].map((runtime) => runtime.close()));
+    this.runtimes.clear();
+  }
+}

@@ -1,0 +1,26 @@
+/** The push subscriptions' metrics on each broker (for the partitions it delivers). */
+import type { HttpService } from '@tessera/service';
+import { CollectedGauge, CounterMetric, HistogramMetric } from '../metrics/broker-metrics.js';
+
+const DELIVERY_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export class SubscriptionMetrics {
+  /** outcome: delivered (a 2xx), dead_lettered (attempts used up), filtered (skipped by the key prefix). */
+  readonly deliveries = new CounterMetric('tessera_subscription_deliveries_total', 'Records a push subscription is done with, by outcome');
+  /** result: ok, http_error (not 2xx), timeout, network_error (refused, reset, not an allowed address). */
+  readonly attempts = new CounterMetric('tessera_subscription_delivery_attempts_total', 'HTTP delivery attempts of push subscriptions, by result');
+  readonly deliveryLatency = new HistogramMetric(
+    'tessera_subscription_delivery_seconds',
+    'Duration of one delivery attempt (request to answer, or to the failure)',
+    DELIVERY_BUCKETS_SECONDS,
+  );
+
+  register(service: HttpService, lag: () => Array<{ subscription: string; topic: string; partition: number; lag: number }>): void {
+    const gauge = new CollectedGauge('tessera_subscription_lag_records', 'High watermark minus the next offset to deliver, per subscription and partition delivered here', () =>
+      lag().map((p) => ({ value: p.lag, labels: { subscription: p.subscription, topic: p.topic, partition: p.partition } })),
+    );
+    for (const metric of [this.deliveries, this.attempts, this.deliveryLatency, gauge]) {
+      service.registry.registerMetric(metric as unknown as Parameters<HttpService['registry']['registerMetric']>[0]);
+    }
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * Delivery of one partition to one push subscription, run by the partition's primary: reads
+ * the partition's committed records (below the HW) from this broker's storage, POSTs them one
+ * at a time in offset order (the next record waits for the one before it, so each key's
+ * records arrive in order), retries a failure with exponential backoff and jitter, sends a
+ * record that used up its attempts to the dead-letter topic, and commits its progress as the
+ * subscription's group offset through the partition's own commit path (so it replicates with
+ * the log and a new primary resumes where this one stopped).
+ */
+import { isIP } from 'node:net';
+import {
+  SIGNATURE_HEADER,
+  SUBSCRIPTION_HEADER,
+  decodeRecordBatch,
+  recordToJson,
+  retry,
+  signDelivery,
+  type DecodedRecord,
+  type DeliveryBody,
+  type SubscriptionReport,
+} from '@tessera/protocol';
+import type { Logger } from '@tessera/service';
+import type { Partition } from '../partition/index.js';
+import { assert } from '../util/assert.js';
+import type { SubscriptionRuntime } from './runtime.js';
+
+/** Bytes of stored batches read per step (at least one batch). */
+const READ_BYTES = 256 * 1024;
+/** Progress is committed at least this often while records are delivered, and whenever the loop is idle. */
+const COMMIT_EVERY_MS = 1_000;
+/** The idle loop looks at its replica again after this long even without an HW change. */
+const IDLE_WAIT_MS = 1_000;
+/** The longest error text kept (and reported to the coordinator). */
+const MAX_ERROR_CHARS = 300;
+
+/** A non-2xx answer: the status is what the dead-letter headers report. */
+class DeliveryRefused extends Error {
+  constructor(readonly status: number) {
+    super(`receiver answered ${status}`);
+  }
+}
+
+export class PartitionDelivery {
+  private readonly abort = new AbortController();
+  readonly done: Promise<void>;
+  private offset: number;
+  private attempts = 0;
+  private lastStatus: number | null = null;
+  private lastError: string | null = null;
+  private delivered = 0;
+  private deadLettered = 0;
+  private lastCommitMs = Date.now();
+  private committed: number;
+  /** True once the loop ended (stopped, or the partition is not led here any more). */
+  finished = false;
+
+  constructor(
+    private readonly runtime: SubscriptionRuntime,
+    private readonly replica: Partition,
+    private readonly logger: Logger,
+  ) {
+    const { subscription } = runtime;
+    const stored = replica.store.groupOffset(subscription.group)?.offset;
+    const start = stored ?? subscription.startOffsets[String(replica.partition)] ?? replica.logStartOffset;
+    this.offset = Math.max(start, replica.logStartOffset);
+    this.committed = stored ?? -1;
+    // Losing the partition stops delivery at once, including an attempt in flight: the next primary delivers from the last commit.
+    const watch = () => {
+      if (!this.leading) this.abort.abort(new Error('not the primary any more'));
+      else if (!this.abort.signal.aborted) replica.onChange(watch);
+    };
+    replica.onChange(watch);
+    this.done = this.run()
+      .catch((error: Error) => {
+        if (!this.abort.signal.aborted) this.logger.warn({ err: error.message }, 'subscription delivery stopped');
+      })
+      .finally(() => {
+        this.finished = true;
+      });
+  }
+
+  get partition(): number {
+    return this.replica.partition;
+  }
+
+  get topic(): string {
+    return this.replica.topic;
+  }
+
+  stop(): Promise<void> {
+    this.abort.abort(new Error('delivery stopped'));
+    return this.done;
+  }
+
+  report(): SubscriptionReport {
+    return {
+      name: this.runtime.subscription.name,
+      partition: this.replica.partition,
+      offset: this.offset,
+      highWatermark: this.replica.hw,
+      attempts: this.attempts,
+      lastStatus: this.lastStatus,
+      lastError: this.lastError,
+      delivered: this.delivered,
+      deadLettered: this.deadLettered,
+    };
+  }
+
+  private get leading(): boolean {
+    return !this.replica.isClosed && this.replica.role === 'primary';
+  }
+
+  private async run(): Promise<void> {
+    const { signal } = this.abort;
+    while (!signal.aborted && this.leading) {
+      const hw = this.replica.hw;
+      if (this.offset < this.replica.logStartOffset) {
+        // The records were removed from the log before they were delivered: say so, and go on from what is left.
+        this.logger.warn({ offset: this.offset, logStartOffset: this.replica.logStartOffset }, 'records removed before delivery were skipped');
+        this.offset = this.replica.logStartOffset;
+      }
+      if (this.offset >= hw) {
+        await this.commit();
+        await this.waitForRecords(signal);
+        continue;
+      }
+      const batches = this.replica.store.readBatches(this.offset, hw, READ_BYTES);
+      if (batches.length === 0) {
+        await this.waitForRecords(signal);
+        continue;
+      }
+      for (const batch of batches) {
+        for (const record of decodeRecordBatch(batch.bytes).records) {
+          if (record.offset < this.offset || record.offset >= hw) continue;
+          await this.handle(record, signal);
+          if (signal.aborted) return;
+          this.offset = record.offset + 1;
+          if (Date.now() - this.lastCommitMs >= COMMIT_EVERY_MS) await this.commit();
+        }
+      }
+      await this.commit();
+    }
+  }
+
+  /** Delivers one record (or skips it by the key filter, or dead-letters it); returns once it is done with. */
+  private async handle(record: DecodedRecord, signal: AbortSignal): Promise<void> {
+    const { subscription, metrics } = this.runtime;
+    const prefix = this.runtime.keyPrefix;
+    if (prefix !== null && (record.key === null || !record.key.subarray(0, prefix.length).equals(prefix))) {
+      metrics.deliveries.inc({ subscription: subscription.name, outcome: 'filtered' });
+      return;
+    }
+    const json = recordToJson(record);
+    this.attempts = 0;
+    const maxAttempts = subscription.maxAttempts ?? Number.POSITIVE_INFINITY;
+    try {
+      await retry((attempt) => this.attempt(json, attempt + 1, signal), {
+        retries: maxAttempts - 1,
+        initialMs: subscription.backoffInitialMs,
+        maxMs: subscription.backoffMaxMs,
+        multiplier: 2,
+        jitter: 0.5,
+        shouldRetry: () => !signal.aborted,
+        signal,
+      });
+      this.delivered++;
+      this.attempts = 0;
+      metrics.deliveries.inc({ subscription: subscription.name, outcome: 'delivered' });
+    } catch (error) {
+      if (signal.aborted) return;
+      // Attempts used up (only with a dead-letter topic: without one they never are).
+      await this.runtime.deadLetters.write(
+        subscription,
+        this.replica.topic,
+        this.replica.partition,
+        record,
+        { attempts: this.attempts, lastStatus: this.lastStatus, error: this.lastError ?? (error as Error).message },
+        signal,
+        // Shown by describe while the dead-letter topic cannot take the record (deleted, offline): the partition waits for it.
+        (deadLetterError) => (this.lastError = `dead letter not stored yet: ${(deadLetterError as Error).message}`.slice(0, MAX_ERROR_CHARS)),
+      );
+      if (signal.aborted) return;
+      this.deadLettered++;
+      this.attempts = 0;
+      metrics.deliveries.inc({ subscription: subscription.name, outcome: 'dead_lettered' });
+      this.logger.warn(
+        { subscription: subscription.name, offset: record.offset, lastStatus: this.lastStatus, error: this.lastError },
+        'record sent to the dead-letter topic',
+      );
+    }
+  }
+
+  /** One POST of one record; throws when it was not acknowledged with a 2xx. */
+  private async attempt(json: ReturnType<typeof recordToJson>, attempt: number, signal: AbortSignal): Promise<void> {
+    const { subscription, metrics, target } = this.runtime;
+    this.attempts = attempt;
+    const release = await this.runtime.slots.acquire(signal);
+    const started = process.hrtime.bigint();
+    let result = 'ok';
+    try {
+      if (isIP(target.hostname) !== 0 && !this.runtime.policy.allowsAddress(target.hostname)) {
+        throw new Error(`${target.hostname} is not an allowed target address`);
+      }
+      const delivery: DeliveryBody = { subscription: subscription.name, topic: this.replica.topic, partition: this.replica.partition, attempt, ...json };
+      const body = JSON.stringify(delivery);
+      const response = await this.runtime.agent.request({
+        origin: target.origin,
+        path: target.pathname + target.search,
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'tessera-push',
+          [SIGNATURE_HEADER]: signDelivery(this.runtime.secret, body),
+          [SUBSCRIPTION_HEADER]: subscription.name,
+        },
+        body,
+        headersTimeout: subscription.timeoutMs,
+        bodyTimeout: subscription.timeoutMs,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(subscription.timeoutMs)]),
+      });
+      // The answer's body is not used; dump reads at most a bounded amount and closes it.
+      await response.body.dump();
+      this.lastStatus = response.statusCode;
+      if (response.statusCode < 200 || response.statusCode > 299) {
+        result = 'http_error';
+        throw new DeliveryRefused(response.statusCode);
+      }
+      this.lastError = null;
+    } catch (error) {
+      if (result === 'ok') {
+        const name = (error as Error).name;
+        result = name === 'TimeoutError' || name === 'HeadersTimeoutError' || name === 'BodyTimeoutError' ? 'timeout' : 'network_error';
+        this.lastStatus = null;
+      }
+      const message = error instanceof DeliveryRefused ? error.message : `${(error as Error).name}: ${(error as Error).message}`;
+      this.lastError = `attempt ${attempt}: ${message}`.slice(0, MAX_ERROR_CHARS);
+      throw error;
+    } finally {
+      release();
+      metrics.deliveryLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      metrics.attempts.inc({ subscription: subscription.name, result });
+    }
+  }
+
+  /** Commits the next offset to deliver as the subscription group's offset (one commit at a time, only when it moved). */
+  private async commit(): Promise<void> {
+    this.lastCommitMs = Date.now();
+    if (this.offset === this.committed || !this.leading) return;
+    const offset = this.offset;
+    assert(offset <= this.replica.leo, `${this.replica.topic}/${this.replica.partition}: delivery at ${offset} beyond the log end ${this.replica.leo}`);
+    try {
+      await this.replica.commit({ group: this.runtime.subscription.group, offset, generation: 0 });
+      this.committed = offset;
+    } catch (error) {
+      // Not the primary any more, or the ISR is changing: the next commit (or the next primary) goes on from the last one stored.
+      this.logger.debug({ err: (error as Error).message, offset }, 'subscription progress not committed');
+    }
+  }
+
+  private waitForRecords(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        unsubscribe();
+        signal.removeEventListener('abort', finish);
+        resolve();
+      };
+      const timer = setTimeout(finish, IDLE_WAIT_MS);
+      const unsubscribe = this.replica.onChange(finish);
+      signal.addEventListener('abort', finish, { once: true });
+    });
+  }
+}

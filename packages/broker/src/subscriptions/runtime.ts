@@ -1,0 +1,87 @@
+/**
+ * What the deliveries of one subscription on this broker share: its settings and secret, one
+ * HTTP connection pool of its own (so a slow receiver holds only its own connections), the
+ * bound on its requests in flight, its metrics and the dead-letter writer.
+ */
+import { Agent } from 'undici';
+import { TargetPolicy, type SubscriptionsStateResponse } from '@tessera/protocol';
+import type { DeadLetterWriter } from './dead-letter.js';
+import type { SubscriptionMetrics } from './metrics.js';
+
+export type HeldSubscription = SubscriptionsStateResponse['subscriptions'][number];
+
+/** At most `limit` holders at once; waiters are served in arrival order. */
+export class Slots {
+  private held = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  async acquire(signal: AbortSignal): Promise<() => void> {
+    if (this.held >= this.limit) {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          const index = this.waiting.indexOf(wake);
+          if (index >= 0) this.waiting.splice(index, 1);
+          reject(signal.reason);
+        };
+        const wake = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        if (signal.aborted) return onAbort();
+        this.waiting.push(wake);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    } else {
+      this.held++;
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      // The slot passes straight to the next waiter, so `held` stays counted.
+      if (next) next();
+      else this.held--;
+    };
+  }
+}
+
+export class SubscriptionRuntime {
+  readonly agent: Agent;
+  readonly slots: Slots;
+  readonly target: URL;
+  readonly keyPrefix: Buffer | null;
+  readonly secret: string;
+  /** What the runtime was built from: a change of any of it builds a new one. */
+  readonly fingerprint: string;
+
+  constructor(
+    readonly subscription: HeldSubscription,
+    readonly policy: TargetPolicy,
+    readonly metrics: SubscriptionMetrics,
+    readonly deadLetters: DeadLetterWriter,
+  ) {
+    this.fingerprint = fingerprintOf(subscription, policy.spec);
+    this.secret = subscription.secret;
+    this.target = new URL(subscription.url);
+    this.keyPrefix = subscription.filterKeyPrefix === null ? null : Buffer.from(subscription.filterKeyPrefix, 'utf8');
+    this.slots = new Slots(subscription.maxInFlight);
+    this.agent = new Agent({
+      connections: subscription.maxInFlight,
+      pipelining: 1,
+      keepAliveTimeout: 4_000,
+      // Every connection resolves its host again and refuses addresses the policy does not allow.
+      connect: { timeout: subscription.timeoutMs, lookup: policy.lookup() as never },
+    });
+  }
+
+  close(): Promise<void> {
+    return this.agent.destroy();
+  }
+}
+
+export function fingerprintOf(subscription: HeldSubscription, policySpec: string): string {
+  return JSON.stringify([subscription, policySpec]);
+}

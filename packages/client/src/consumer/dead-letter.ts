@@ -1,0 +1,71 @@
+/**
+ * Dead letters for pull consumers: `subscribe(handler, { maxAttempts, deadLetterTopic })`
+ * runs the handler up to `maxAttempts` times per record (backing off between attempts with the
+ * client's retry policy); a record that still fails is produced to `deadLetterTopic` with the
+ * same headers a push subscription's dead letters carry (source topic/partition/offset,
+ * attempts, error, group), and the consumer moves on. Without a dead-letter topic the last
+ * error ends the subscription as before (the record is delivered again).
+ */
+import { DEAD_LETTER_HEADERS, TesseraError, retry, type RetryOptions } from '@tessera/protocol';
+import type { Producer } from '../producer/producer.js';
+import type { ConsumedRecord } from '../records.js';
+import type { RecordHandler } from './runner.js';
+
+export interface SubscribeOptions {
+  /** Handler attempts per record (default 1). */
+  maxAttempts?: number;
+  /** Where a record goes once its attempts are used up; the consumer then moves on. */
+  deadLetterTopic?: string;
+}
+
+export interface DeadLetterContext {
+  group: string;
+  retry: RetryOptions;
+  signal: AbortSignal;
+  /** The producer for dead letters, made on first use. */
+  producer: () => Producer;
+}
+
+/** The handler with retries and dead letters, or `handler` itself when no option asks for them. */
+export function withDeadLetters(handler: RecordHandler, options: SubscribeOptions, context: DeadLetterContext): RecordHandler {
+  const maxAttempts = options.maxAttempts ?? 1;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1_000) {
+    throw new TesseraError('INVALID_REQUEST', `maxAttempts must be an integer from 1 to 1000, got ${maxAttempts}`);
+  }
+  const target = options.deadLetterTopic;
+  if (target !== undefined && (typeof target !== 'string' || target.length === 0)) {
+    throw new TesseraError('INVALID_REQUEST', 'deadLetterTopic must be a topic name');
+  }
+  if (maxAttempts === 1 && target === undefined) return handler;
+  return async (record: ConsumedRecord) => {
+    let attempts = 0;
+    try {
+      await retry(
+        async () => {
+          attempts++;
+          await handler(record);
+        },
+        { ...context.retry, retries: maxAttempts - 1, shouldRetry: () => !context.signal.aborted, signal: context.signal },
+      );
+    } catch (error) {
+      if (target === undefined || context.signal.aborted) throw error;
+      const text = (value: string | number) => Buffer.from(String(value), 'utf8');
+      await context.producer().send({
+        topic: target,
+        key: record.key,
+        value: record.value ?? Buffer.alloc(0),
+        timestamp: record.timestamp,
+        headers: {
+          ...record.headers,
+          [DEAD_LETTER_HEADERS.topic]: text(record.topic),
+          [DEAD_LETTER_HEADERS.partition]: text(record.partition),
+          [DEAD_LETTER_HEADERS.offset]: text(record.offset),
+          [DEAD_LETTER_HEADERS.attempts]: text(attempts),
+          [DEAD_LETTER_HEADERS.error]: text(String((error as Error)?.message ?? error).slice(0, 1_000)),
+          [DEAD_LETTER_HEADERS.group]: text(context.group),
+          [DEAD_LETTER_HEADERS.timestamp]: text(Date.now()),
+        },
+      });
+    }
+  };
+}

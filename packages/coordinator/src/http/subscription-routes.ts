@@ -1,0 +1,55 @@
+/**
+ * The push subscriptions API: create, list, describe, pause, resume, delete, and the state the
+ * brokers fetch. Creating needs `consume` on the topic (the access rule) and, with a
+ * dead-letter topic, `produce` on it too (checked here, since the brokers write there on the
+ * creator's behalf); changing or deleting one needs `consume` on its topic.
+ */
+import { COORDINATOR_ROUTES as R, createSubscriptionRequest, parseOrThrow, subscriptionName } from '@tessera/protocol';
+import type { Context, HttpService, Requirement } from '@tessera/service';
+import type { SubscriptionManager } from '../subscriptions/subscriptions.js';
+
+export interface SubscriptionRouteDeps {
+  subscriptions: SubscriptionManager;
+  /** Throws FORBIDDEN unless the request's caller meets `requirement`. */
+  authorize: (ctx: Context, requirement: Requirement) => void;
+}
+
+export function registerSubscriptionRoutes(service: HttpService, deps: SubscriptionRouteDeps): void {
+  const { router } = service;
+  const { subscriptions } = deps;
+  const nameParam = (ctx: Context) => parseOrThrow(subscriptionName, ctx.params.subscription, 'subscription name');
+  /** The subscription named in the path, once the caller may consume its topic. */
+  const owned = (ctx: Context) => {
+    const subscription = subscriptions.get(nameParam(ctx));
+    deps.authorize(ctx, { kind: 'topic', operation: 'consume', topics: [subscription.topic] });
+    return subscription;
+  };
+
+  router.post(R.subscriptions, async (ctx) => {
+    const request = parseOrThrow(createSubscriptionRequest, ctx.state.body);
+    if (request.deadLetterTopic !== undefined) deps.authorize(ctx, { kind: 'topic', operation: 'produce', topics: [request.deadLetterTopic] });
+    const caller = ctx.state.caller as { kind: string; name?: string } | undefined;
+    const createdBy = caller?.kind === 'principal' ? caller.name! : (caller?.kind ?? 'anonymous');
+    ctx.status = 201;
+    ctx.body = await subscriptions.create(request, createdBy);
+  });
+  router.get(R.subscriptions, (ctx) => {
+    ctx.body = subscriptions.list();
+  });
+  router.get(R.subscription, (ctx) => {
+    ctx.body = subscriptions.describe(nameParam(ctx));
+  });
+  router.post(R.subscriptionPause, (ctx) => {
+    ctx.body = subscriptions.setState(owned(ctx).name, 'paused');
+  });
+  router.post(R.subscriptionResume, (ctx) => {
+    ctx.body = subscriptions.setState(owned(ctx).name, 'active');
+  });
+  router.delete(R.subscription, (ctx) => {
+    subscriptions.delete(owned(ctx).name);
+    ctx.status = 204;
+  });
+  router.get(R.subscriptionsState, (ctx) => {
+    ctx.body = subscriptions.state();
+  });
+}

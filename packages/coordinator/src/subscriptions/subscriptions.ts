@@ -1,0 +1,207 @@
+/**
+ * Push subscriptions as a resource of the coordinator: stored in coordinator.db like groups,
+ * shipped to the brokers (`GET /internal/subscriptions`, refetched when a heartbeat answer
+ * carries a newer `subscriptionsVersion`), and described from what the delivering brokers
+ * report in their heartbeats. The coordinator never delivers anything itself: the primary of
+ * each partition does, so delivery follows failover and rebalancing.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  TesseraError,
+  type CreateSubscriptionRequest,
+  type CreatedSubscription,
+  type Subscription,
+  type SubscriptionDescription,
+  type SubscriptionListResponse,
+  type SubscriptionPartitionStatus,
+  type SubscriptionReport,
+  type SubscriptionState,
+  type SubscriptionsStateResponse,
+  type TargetPolicy,
+  type CreateSubscriptionInput,
+} from '@tessera/protocol';
+import type { Cluster } from '../cluster/cluster.js';
+import type { Store, SubscriptionRow } from '../store/store.js';
+
+const VERSION_META = 'subscriptions_version';
+
+/** The delivery settings kept as JSON in the row's `config`. */
+type DeliveryConfig = Pick<
+  Subscription,
+  'url' | 'filterKeyPrefix' | 'maxAttempts' | 'backoffInitialMs' | 'backoffMaxMs' | 'deadLetterTopic' | 'maxInFlight' | 'timeoutMs'
+>;
+
+export interface SubscriptionManagerOptions {
+  store: Store;
+  cluster: Cluster;
+  targets: TargetPolicy;
+  /** Wall clock (createdMs, report ages). */
+  nowMs?: () => number;
+}
+
+interface HeldReport {
+  broker: number;
+  report: SubscriptionReport;
+}
+
+export class SubscriptionManager {
+  private readonly rows = new Map<string, SubscriptionRow>();
+  private versionNumber: number;
+  /** The latest report per subscription, partition and broker (only the current primary's is shown). */
+  private readonly reports = new Map<string, Map<string, HeldReport>>();
+
+  constructor(private readonly options: SubscriptionManagerOptions) {
+    for (const row of options.store.subscriptions()) this.rows.set(row.name, row);
+    this.versionNumber = Number(options.store.getMeta(VERSION_META) ?? 0);
+  }
+
+  get version(): number {
+    return this.versionNumber;
+  }
+
+  /** Validates the topics and the target, then stores the subscription; its secret is answered this once. */
+  async create(request: CreateSubscriptionInput, createdBy: string): Promise<CreatedSubscription> {
+    const { cluster } = this.options;
+    const topic = cluster.topic(request.topic);
+    if (request.deadLetterTopic !== undefined) cluster.topic(request.deadLetterTopic);
+    await this.options.targets.checkUrl(request.url);
+    if (this.rows.has(request.name)) throw new TesseraError('SUBSCRIPTION_EXISTS', `subscription ${request.name} exists`);
+    // From the end by default: each partition's HW as its primary last reported it (within one
+    // heartbeat of now), so records acknowledged after the answer are all delivered.
+    const startOffsets: Record<string, number> = {};
+    if (!request.fromBeginning) {
+      for (const p of cluster.describeTopic(topic.name).partitions) startOffsets[String(p.partition)] = p.highWatermark ?? 0;
+    }
+    const config: DeliveryConfig = {
+      url: request.url,
+      filterKeyPrefix: request.filterKeyPrefix ?? null,
+      maxAttempts: request.maxAttempts ?? null,
+      backoffInitialMs: request.backoffInitialMs,
+      backoffMaxMs: request.backoffMaxMs,
+      deadLetterTopic: request.deadLetterTopic ?? null,
+      maxInFlight: request.maxInFlight,
+      timeoutMs: request.timeoutMs,
+    };
+    const row: SubscriptionRow = {
+      name: request.name,
+      topic: topic.name,
+      config: JSON.stringify(config),
+      secret: `whsec_${randomBytes(32).toString('base64url')}`,
+      state: 'active',
+      // A fresh group per subscription: one created again under an old name starts over.
+      group_id: `subscription.${request.name}.${randomBytes(4).toString('hex')}`,
+      start_offsets: JSON.stringify(startOffsets),
+      created_ms: (this.options.nowMs ?? Date.now)(),
+      created_by: createdBy,
+    };
+    this.change(() => this.options.store.saveSubscription(row));
+    this.rows.set(row.name, row);
+    cluster.recordEvent('subscription_created', { name: row.name, topic: row.topic, by: createdBy });
+    return { ...toSubscription(row), secret: row.secret };
+  }
+
+  get(name: string): Subscription {
+    return toSubscription(this.row(name));
+  }
+
+  list(): SubscriptionListResponse {
+    return { subscriptions: [...this.rows.values()].map(toSubscription) };
+  }
+
+  setState(name: string, state: SubscriptionState): Subscription {
+    const row = this.row(name);
+    if (row.state !== state) {
+      const next = { ...row, state };
+      this.change(() => this.options.store.saveSubscription(next));
+      this.rows.set(name, next);
+      this.options.cluster.recordEvent(state === 'paused' ? 'subscription_paused' : 'subscription_resumed', { name });
+    }
+    return toSubscription(this.row(name));
+  }
+
+  delete(name: string): void {
+    this.row(name);
+    this.change(() => this.options.store.deleteSubscription(name));
+    this.rows.delete(name);
+    this.reports.delete(name);
+    this.options.cluster.recordEvent('subscription_deleted', { name });
+  }
+
+  /** What a broker says about the partitions it delivers (every heartbeat). */
+  report(brokerId: number, reports: readonly SubscriptionReport[]): void {
+    for (const report of reports) {
+      if (!this.rows.has(report.name)) continue;
+      let byKey = this.reports.get(report.name);
+      if (!byKey) this.reports.set(report.name, (byKey = new Map()));
+      byKey.set(`${report.partition}/${brokerId}`, { broker: brokerId, report });
+    }
+  }
+
+  describe(name: string): SubscriptionDescription {
+    const subscription = this.get(name);
+    const partitions: SubscriptionPartitionStatus[] = [];
+    const held = this.reports.get(name);
+    const topic = this.options.cluster.topics.get(subscription.topic);
+    for (const p of topic?.partitions ?? []) {
+      // The current primary's report; else the newest of another broker (the previous primary).
+      const candidates = [...(held?.values() ?? [])].filter((entry) => entry.report.partition === p.partition);
+      const current = candidates.find((entry) => entry.broker === p.primary) ?? candidates.sort((a, b) => b.report.offset - a.report.offset)[0];
+      const r = current?.report;
+      partitions.push({
+        partition: p.partition,
+        broker: current?.broker ?? null,
+        offset: r?.offset ?? null,
+        highWatermark: r?.highWatermark ?? null,
+        lag: r === undefined ? null : Math.max(0, r.highWatermark - r.offset),
+        attempts: r?.attempts ?? 0,
+        lastStatus: r?.lastStatus ?? null,
+        lastError: r?.lastError ?? null,
+        delivered: r?.delivered ?? 0,
+        deadLettered: r?.deadLettered ?? 0,
+      });
+    }
+    return { ...subscription, lag: partitions.reduce((sum, p) => sum + (p.lag ?? 0), 0), partitions };
+  }
+
+  /** Everything brokers need to deliver, secrets included (cluster members only). */
+  state(): SubscriptionsStateResponse {
+    return {
+      version: this.versionNumber,
+      allowedTargets: this.options.targets.spec,
+      subscriptions: [...this.rows.values()].map((row) => ({
+        ...toSubscription(row),
+        secret: row.secret,
+        startOffsets: JSON.parse(row.start_offsets) as Record<string, number>,
+      })),
+    };
+  }
+
+  private row(name: string): SubscriptionRow {
+    const row = this.rows.get(name);
+    if (!row) throw new TesseraError('SUBSCRIPTION_NOT_FOUND', `subscription ${name} does not exist`);
+    return row;
+  }
+
+  /** Stores a change and the next version in one transaction; brokers refetch on the version. */
+  private change(write: () => void): void {
+    const next = this.versionNumber + 1;
+    this.options.store.transaction(() => {
+      write();
+      this.options.store.setMeta(VERSION_META, String(next));
+    });
+    this.versionNumber = next;
+  }
+}
+
+function toSubscription(row: SubscriptionRow): Subscription {
+  const config = JSON.parse(row.config) as DeliveryConfig;
+  return {
+    name: row.name,
+    topic: row.topic,
+    ...config,
+    state: row.state as SubscriptionState,
+    group: row.group_id,
+    createdMs: row.created_ms,
+    createdBy: row.created_by,
+  };
+}
