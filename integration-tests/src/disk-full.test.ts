@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Cluster, launcher, startCluster, waitFor } from './harness/cluster.js';
-import { type CliRun, runCli } from './harness/cli.js';
+import { type CliResult, runCliAsAdmin } from './harness/cli.js';
 import { rawPost } from './harness/raw-http.js';
 
 const MiB = 1024 * 1024;
@@ -47,8 +47,8 @@ afterAll(async () => {
   }
 });
 
-function cli(args: string[]): Promise<CliRun> {
-  return runCli(cluster!, args);
+function cli(args: string[]): Promise<CliResult> {
+  return runCliAsAdmin(cluster!, args);
 }
 
 /** Writes zeros into `file` until the filesystem answers ENOSPC; returns the bytes written. */

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TesseraClient } from '@tessera/client';
 import { type Cluster, startCluster, waitFor } from './harness/cluster.js';
-import { type CliRun, runCli } from './harness/cli.js';
+import { type CliResult, runCliAsAdmin } from './harness/cli.js';
 import { rawPost } from './harness/raw-http.js';
 
 /** Brokers run a retention pass this often (the default, 30 s, would make the test wait). */
@@ -32,8 +32,8 @@ async function start(name: string, brokers = 3): Promise<{ cluster: Cluster; cli
   return { cluster, client: cluster.client({ requestTimeoutMs: 3_000 }) };
 }
 
-function cli(args: string[]): Promise<CliRun> {
-  return runCli(cluster!, args);
+function cli(args: string[]): Promise<CliResult> {
+  return runCliAsAdmin(cluster!, args);
 }
 
 /** One gauge of a broker's /metrics for one partition, undefined when the broker does not report it. */
