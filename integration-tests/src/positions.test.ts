@@ -21,7 +21,9 @@ const TOPIC = 'positions';
 beforeAll(async () => {
   cluster = await startCluster({ name: 'positions', brokers: 2, groupSessionTimeoutMs: 3_000 });
   client = cluster.client();
-  await client.admin.createTopic({ name: TOPIC, partitions: 2 });
+  // The records carry timestamps of 1970 (seconds after the epoch) so times are easy to read;
+  // the default 7-day retention would delete them, so this topic keeps everything.
+  await client.admin.createTopic({ name: TOPIC, partitions: 2, config: { retentionMs: -1 } });
   const producer = client.producer();
   for (let i = 0; i < 10; i++) await producer.send({ topic: TOPIC, partition: 0, key: `k${i}`, value: `p0-${i}`, timestamp: (i + 1) * 1000 });
   for (let i = 0; i < 5; i++) await producer.send({ topic: TOPIC, partition: 1, key: `k${i}`, value: `p1-${i}`, timestamp: (i + 1) * 1000 });
