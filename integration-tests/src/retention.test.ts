@@ -1,6 +1,7 @@
 // Proves retention and purge on a live topic with real processes: the log start moves past
 // whole batches by size and by time (never past what is acknowledged), a consumer group behind
-// it goes on from the new log start and loses nothing it could still read, a fetch below it is
+// it goes on from the new log start and loses nothing it could still read (the default reset
+// policy; a reader with 'error' stops naming the log start, one with 'latest' skips to the HW), a fetch below it is
 // OFFSET_OUT_OF_RANGE naming the log start, both replicas agree on it (also after a failover
 // and a restart of the whole cluster), and a purge empties a topic while its offsets numbering
 // and its groups stay. The operator commands are run as a user runs them (`tessera topics alter|purge`).
@@ -169,6 +170,47 @@ describe('retention and purge', () => {
     // And the next record gets the next offset.
     const next = await restarted.producer().send({ topic: 'sized', key: 'k', value: 'after-restart' });
     expect(next.offset).toBe(40);
+
+    // The other reset policies of a reader (or consumer) positioned below the log start:
+    // 'error' stops with OFFSET_OUT_OF_RANGE naming the log start; 'latest' skips to the HW
+    // and reads only what comes after. ('earliest', the default, is the group above.)
+    const strict = restarted.reader({ topic: 'sized', positions: [{ partition: 0, offset: 0 }], offsetReset: 'error', waitMs: 200 });
+    let refused: { code?: string; details?: { logStartOffset?: number } } | undefined;
+    try {
+      await waitFor(
+        async () => {
+          try {
+            await strict.poll();
+          } catch (error) {
+            refused = error as typeof refused;
+          }
+          return refused !== undefined;
+        },
+        { what: "the 'error' policy to refuse a position below the log start" },
+      );
+    } finally {
+      await strict.close();
+    }
+    expect(refused?.code).toBe('OFFSET_OUT_OF_RANGE');
+    expect(refused?.details?.logStartOffset).toBe(logStart);
+    const skipping = restarted.reader({ topic: 'sized', positions: [{ partition: 0, offset: 0 }], offsetReset: 'latest', waitMs: 200 });
+    try {
+      await waitFor(async () => (await skipping.poll()).length === 0 && skipping.position(0) === 41, {
+        what: "the 'latest' policy to move to the HW",
+      });
+      const after = await restarted.producer().send({ topic: 'sized', key: 'k', value: 'after-latest' });
+      const read: Array<[number, string | undefined]> = [];
+      await waitFor(
+        async () => {
+          for (const record of await skipping.poll()) read.push([record.offset, record.value?.toString()]);
+          return read.length > 0;
+        },
+        { what: "the 'latest' reader to read the next record" },
+      );
+      expect(read).toEqual([[after.offset, 'after-latest']]);
+    } finally {
+      await skipping.close();
+    }
   });
 
   it('a secondary that was away while retention passed its log end starts empty at the log start, catches up, and serves it after a failover', async () => {
