@@ -19,16 +19,27 @@ server.listen(port, '127.0.0.1', () => console.log(JSON.stringify({ msg: 'listen
 process.on('SIGTERM', () => { console.log('stopping'); server.close(() => process.exit(0)); });
 `;
 
+/**
+ * `count` consecutive ports that are all free, chosen below the kernel's ephemeral range (which
+ * starts at 32768): a port there cannot be taken by another process's outgoing connection
+ * between this check and the service binding it, as a port from `listen(0)` can.
+ */
 async function freePortRange(count: number): Promise<number> {
-  for (;;) {
-    const base = await new Promise<number>((resolve) => {
-      const server = net.createServer().listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as net.AddressInfo;
-        server.close(() => resolve(port));
-      });
-    });
-    if (base + count < 65_535) return base;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = 12_000 + Math.floor(Math.random() * 7_000);
+    let free = true;
+    for (let port = base; free && port < base + count; port++) free = await isFree(port);
+    if (free) return base;
   }
+  throw new Error(`no ${count} consecutive free ports found`);
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 function collect(stream: PassThrough): () => string {
