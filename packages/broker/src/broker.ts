@@ -89,15 +89,11 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   });
   // A full disk is an operating condition: writes are refused with STORAGE_FULL before they are
   // queued, and a reserve file is released so accepted writes and deletions still commit.
-  const storage = new StorageSpace({
-    dataDir: config.dataDir,
-    reserveBytes: config.storageReserveBytes,
-    minFreeBytes: config.storageMinFreeBytes,
-    databaseFreeBytes: () => store.freePageBytes(),
-    logger,
-  });
-  storage.start();
-  store.onFull = () => storage.releaseReserve('a storage write failed: disk full');
+  const storage = StorageSpace.guard(
+    store,
+    { dataDir: config.dataDir, reserveBytes: config.storageReserveBytes, minFreeBytes: config.storageMinFreeBytes, logger },
+    'a storage write failed: disk full',
+  );
   replicas = new PartitionSet({
     checkStorage: (what) => storage.checkWritable(what),
     store,

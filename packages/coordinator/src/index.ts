@@ -40,15 +40,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const store = new Store(config.dataDir);
   // A full disk is an operating condition: topic creation is refused with STORAGE_FULL, and a
   // reserve file is released so topic deletion and the cluster's own changes still commit.
-  const storage = new StorageSpace({
-    dataDir: config.dataDir,
-    reserveBytes: config.storageReserveBytes,
-    minFreeBytes: config.storageMinFreeBytes,
-    databaseFreeBytes: () => store.freePageBytes(),
-    logger,
-  });
-  storage.start();
-  store.onFull = () => storage.releaseReserve('a coordinator write failed: disk full');
+  const storage = StorageSpace.guard(
+    store,
+    { dataDir: config.dataDir, reserveBytes: config.storageReserveBytes, minFreeBytes: config.storageMinFreeBytes, logger },
+    'a coordinator write failed: disk full',
+  );
   const loaded = store.loadAll();
   let ready = false;
   const auth = await AuthRegistry.open({

@@ -37,7 +37,25 @@ export interface StorageSpaceOptions {
 /** How long a measurement is trusted by `checkWritable`. */
 const FRESH_MS = 100;
 
+/** What a service's database offers the guard: its free pages, and a hook for a write that failed for lack of space. */
+export interface GuardedDatabase {
+  freePageBytes(): number;
+  /** Called when a write failed with SQLITE_FULL; true when space was released and the write may run once more. */
+  onFull: (() => boolean) | undefined;
+}
+
 export class StorageSpace {
+  /**
+   * Watches the data directory of `database` (started): its free pages count as available, and
+   * a write of it that fails for lack of space releases the reserve (`why` is logged).
+   */
+  static guard(database: GuardedDatabase, options: Omit<StorageSpaceOptions, 'databaseFreeBytes'>, why: string): StorageSpace {
+    const storage = new StorageSpace({ ...options, databaseFreeBytes: () => database.freePageBytes() });
+    storage.start();
+    database.onFull = () => storage.releaseReserve(why);
+    return storage;
+  }
+
   private lowValue = false;
   private availableBytes = Number.POSITIVE_INFINITY;
   private checkedAtMs = Number.NEGATIVE_INFINITY;
