@@ -12,6 +12,7 @@ import {
   storingProduceHandler,
   stub,
   StubServer,
+  until,
   type StoredLogs,
 } from '../test-support/stub-server.js';
 
@@ -250,6 +251,51 @@ describe('Producer', () => {
     expect(((results[4] as PromiseRejectedResult).reason as TesseraError).code).toBe('PAYLOAD_TOO_LARGE');
     expect(logs1.get(0)!.map((r) => r.value)).toEqual(['p0-0', 'p0-1']);
     expect(logs2.get(3)!.map((r) => r.value)).toEqual(['p3-0', 'p3-1']);
+  });
+
+  it('has at most maxInFlightRequests requests out to a broker; partitions that became ready meanwhile leave together, with every record that arrived', async () => {
+    // Proves the per-broker request bound: while the first request is held, sends to all four partitions wait, then go as one request.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1, 1, 1]));
+    const logs: StoredLogs = new Map();
+    const store = storingProduceHandler(logs);
+    let open = 0;
+    let mostOpen = 0;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    broker.on('POST', '/produce', async (request) => {
+      open++;
+      mostOpen = Math.max(mostOpen, open);
+      if (broker.requests.length === 1) await held;
+      open--;
+      return store(request);
+    });
+    const producer = client(coordinator).producer({ maxInFlightRequests: 1 });
+    const first = producer.send({ topic: 't', partition: 0, value: 'first' });
+    await until(() => broker.requests.length === 1, 'the first request');
+    const later = [0, 1, 2, 3].flatMap((partition) => [0, 1, 2].map((i) => producer.send({ topic: 't', partition, value: `p${partition}-${i}` })));
+    // Nothing else leaves while the first request is out.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(broker.requests.length).toBe(1);
+    release();
+    await Promise.all([first, ...later]);
+    expect(mostOpen).toBe(1);
+    expect(broker.requests.length).toBe(2);
+    const second = producedPartitions(broker.requests[1]!).map((p) => [p.partition, p.records.length]);
+    expect(second.sort((a, b) => a[0]! - b[0]!)).toEqual([
+      [0, 3],
+      [1, 3],
+      [2, 3],
+      [3, 3],
+    ]);
+    expect(logs.get(0)!.map((r) => r.value)).toEqual(['first', 'p0-0', 'p0-1', 'p0-2']);
+  });
+
+  it('refuses a maxInFlightRequests below 1', () => {
+    const c = new TesseraClient({ coordinator: 'http://127.0.0.1:1' });
+    closeAfterTest(() => c.close());
+    expect(() => c.producer({ maxInFlightRequests: 0 })).toThrow(/maxInFlightRequests must be a positive number/);
   });
 
   it('refuses values that are not bytes or text, oversized values and too many headers, before sending', async () => {

@@ -49,6 +49,12 @@ export interface ProducerOptions {
   maxBatchBytes?: number;
   /** Most bytes of batches in one request to a broker (default 8 MiB; a larger single batch goes alone). */
   maxRequestBytes?: number;
+  /**
+   * Most produce requests out to one broker at a time (default 1). A partition that becomes
+   * ready while its broker has this many out waits, gathering records, and leaves with the
+   * other waiting partitions of that broker in the next request.
+   */
+  maxInFlightRequests?: number;
   /** How long `send()` keeps retrying before it rejects with TIMEOUT (default 30000 ms). */
   deliveryTimeoutMs?: number;
   /** Most records waiting or in flight; `send()` waits for room when full (default 100000). */
@@ -76,6 +82,7 @@ const DEFAULTS = {
   maxBatchRecords: 1000,
   maxBatchBytes: 1024 * 1024,
   maxRequestBytes: 8 * 1024 * 1024,
+  maxInFlightRequests: 1,
   deliveryTimeoutMs: 30_000,
   maxBufferedRecords: 100_000,
 } satisfies NumericOptions;
@@ -97,6 +104,8 @@ export class Producer {
   /** Partitions ready to send, drained at the end of the tick. */
   private readonly ready = new Set<PartitionQueue>();
   private drainScheduled = false;
+  /** Ready partitions held back while their broker has maxInFlightRequests requests out, by broker URL. */
+  private readonly waitingForRoom = new Map<string, Set<PartitionQueue>>();
   /** Records accepted by `send()` and not yet settled; bounded by maxBufferedRecords. */
   private buffered = 0;
   /** `send()` calls waiting for room, oldest first (a FIFO with a moving head: no O(n) shift per release). */
@@ -134,6 +143,8 @@ export class Producer {
     this.sender = new ProduceSender(context.connection, {
       requestTimeoutMs: context.requestTimeoutMs,
       maxRequestBytes: this.options.maxRequestBytes,
+      maxInFlightRequests: this.options.maxInFlightRequests,
+      onRoom: (url) => this.roomAt(url),
     });
   }
 
@@ -340,6 +351,7 @@ export class Producer {
     this.ready.clear();
     const brokers = new Set<number>();
     for (const queue of ready) {
+      if (this.heldForRoom(queue)) continue;
       const primary = this.primaryOf(queue);
       if (primary !== null) brokers.add(primary);
       this.sendNext(queue);
@@ -348,12 +360,34 @@ export class Producer {
     for (const queue of this.accumulator.queues) {
       if (queue.inFlight || queue.pending.length === 0) continue;
       const primary = this.primaryOf(queue);
-      if (primary !== null && brokers.has(primary)) this.sendNext(queue);
+      if (primary !== null && brokers.has(primary) && !this.heldForRoom(queue)) this.sendNext(queue);
     }
   }
 
   private primaryOf(queue: PartitionQueue): number | null {
     return this.context.metadata.cachedTopic(queue.topic)?.partitions[queue.partition]?.primary ?? null;
+  }
+
+  /**
+   * Holds a partition back while its primary has the most requests out (its batch is cut
+   * when one comes back, with the records that arrived meanwhile). An unknown primary is
+   * never held: delivery finds it.
+   */
+  private heldForRoom(queue: PartitionQueue): boolean {
+    const url = this.context.metadata.cachedPrimaryUrl(queue.topic, queue.partition);
+    if (url === undefined || this.sender.hasRoom(url)) return false;
+    let waiting = this.waitingForRoom.get(url);
+    if (waiting === undefined) this.waitingForRoom.set(url, (waiting = new Set()));
+    waiting.add(queue);
+    return true;
+  }
+
+  /** A request to `url` came back: the partitions waiting for it are ready again. */
+  private roomAt(url: string): void {
+    const waiting = this.waitingForRoom.get(url);
+    if (waiting === undefined) return;
+    this.waitingForRoom.delete(url);
+    for (const queue of waiting) this.markReady(queue);
   }
 
   /** Cuts the next batch of a partition and delivers it, unless a batch of the partition is out. */

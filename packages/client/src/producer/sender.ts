@@ -3,6 +3,12 @@
  * same tick, for every partition that broker leads, into one `POST /produce` frame, and
  * hands each partition its own result (offsets, or its error). The producer keeps at most
  * one batch per partition in flight, so a frame never carries two batches of a partition.
+ *
+ * A channel has at most `maxInFlightRequests` requests out. Batches submitted while it is
+ * full wait and leave together in the next request, and the producer is told when a channel
+ * has room again (`onRoom`), so it can hold a ready partition back and cut its batch only
+ * then, with every record that arrived meanwhile: fewer, larger requests and batches when
+ * many partitions each have a few records.
  */
 import {
   BROKER_ROUTES,
@@ -40,6 +46,10 @@ export interface SenderOptions {
   requestTimeoutMs: number;
   /** Most bytes of batches in one request; a batch larger than this goes alone. */
   maxRequestBytes: number;
+  /** Most requests out to one broker at a time. */
+  maxInFlightRequests: number;
+  /** A request to the broker at `url` came back: it has room for another. */
+  onRoom(url: string): void;
 }
 
 export class ProduceSender {
@@ -63,11 +73,17 @@ export class ProduceSender {
     }
     return channel.submit(topic, partition, batch);
   }
+
+  /** Whether a batch submitted now for the broker at `url` leaves without waiting for a request to come back. */
+  hasRoom(url: string): boolean {
+    return this.channels.get(url)?.hasRoom() ?? true;
+  }
 }
 
 class BrokerChannel {
   private pending: Submitted[] = [];
   private scheduled = false;
+  private inFlight = 0;
 
   constructor(
     private readonly url: string,
@@ -86,21 +102,37 @@ class BrokerChannel {
     });
   }
 
+  /** Fewer than the most requests are out (submits of one tick share a request). */
+  hasRoom(): boolean {
+    return this.inFlight < this.options.maxInFlightRequests;
+  }
+
+  /** Sends what is pending, in requests of at most maxRequestBytes, while there is room; the rest waits for a request to come back. */
   private flush(): void {
     this.scheduled = false;
     const pending = this.pending;
-    this.pending = [];
     let start = 0;
-    while (start < pending.length) {
+    while (start < pending.length && this.inFlight < this.options.maxInFlightRequests) {
       let bytes = pending[start]!.batch.length;
       let end = start + 1;
       while (end < pending.length && bytes + pending[end]!.batch.length <= this.options.maxRequestBytes) {
         bytes += pending[end]!.batch.length;
         end++;
       }
-      void this.send(pending.slice(start, end));
+      this.inFlight++;
+      void this.send(pending.slice(start, end)).finally(() => {
+        // The room opens after the answered partitions have queued what arrived meanwhile
+        // (their promise callbacks run first), so those leave in one request with the
+        // partitions that were waiting, not in a request of their own before them.
+        setImmediate(() => {
+          this.inFlight--;
+          if (this.pending.length > 0) this.flush();
+          this.options.onRoom(this.url);
+        });
+      });
       start = end;
     }
+    this.pending = pending.slice(start);
   }
 
   /** One request; settles every entry, never rejects. */
