@@ -35,6 +35,8 @@ export interface BenchOptions {
   maxInFlight: number;
   batchSize?: number;
   lingerMs?: number;
+  /** The producer's maxInFlightRequests. */
+  maxRequestsPerBroker?: number;
   /** Records per second in total; unpaced when absent. */
   rate?: number;
   partitions: number;
@@ -166,7 +168,7 @@ async function sendRecords(
   runId: string | undefined,
   verb: string,
 ): Promise<Measured> {
-  const producer = client.producer({ lingerMs: options.lingerMs, maxBatchRecords: options.batchSize });
+  const producer = client.producer({ lingerMs: options.lingerMs, maxBatchRecords: options.batchSize, maxInFlightRequests: options.maxRequestsPerBroker });
   const value = Buffer.alloc(options.size, 'x');
   const ack = new LatencyHistogram();
   const e2e = new LatencyHistogram();

@@ -90,6 +90,7 @@ export function registerData(program: Command, runtime: Runtime): void {
       .addOption(new Option('--concurrency <n>', 'old name of --max-in-flight').argParser(integer(1, 1_000_000)).hideHelp())
       .option('--batch-size <n>', 'most records per batch', integer(1, MAX_RECORDS_PER_REQUEST))
       .option('--linger-ms <ms>', 'how long a batch waits for more records (default 0)', integer(0, 60_000))
+      .option('--max-requests-per-broker <n>', "the producer's maxInFlightRequests: produce requests out to one broker at a time (default 1)", integer(1, 100))
       .option('--rate <n>', 'records per second in total (e2e default 5000; others: as fast as possible)', positiveInt, mode === 'e2e' ? 5_000 : undefined)
       .option('--partitions <n>', 'partitions when the topic is created', integer(1, MAX_PARTITIONS), 6)
       .option('--replication-factor <n>', 'replication factor when the topic is created', integer(1, 2), 2)
