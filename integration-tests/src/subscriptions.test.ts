@@ -307,6 +307,27 @@ describe.skipIf(launcher !== 'processes')('push subscriptions', () => {
     });
   });
 
+  it('delivers only the records whose key starts with --filter-key-prefix, and moves past the others', async () => {
+    const topic = await createTopic(client, 2);
+    const hook = await receiver();
+    await client.subscriptions.create({ name: `eu-${topic}`, topic, url: hook.url, filterKeyPrefix: 'eu-' });
+    const producer = client.producer();
+    const sent = ['eu-1', 'us-1', 'eu-2', 'apac-1', 'eu-3', 'e', 'EU-4'];
+    for (const key of sent) await producer.send({ topic, key, value: `v-${key}` });
+    await producer.send({ topic, value: 'no key' });
+    await waitFor(() => hook.received.length >= 3, { what: 'the eu- records' });
+    // The other records were looked at and passed: the subscription's position covers all eight.
+    await waitFor(
+      async () => {
+        const described = await client.subscriptions.describe(`eu-${topic}`);
+        return described.lag === 0 && described.partitions.reduce((n, p) => n + (p.offset ?? 0), 0) === sent.length + 1;
+      },
+      { what: 'the filtered records passed' },
+    );
+    expect(hook.received.map((r) => r.body.key).sort()).toEqual(['eu-1', 'eu-2', 'eu-3']);
+    expect(hook.values().sort()).toEqual(['v-eu-1', 'v-eu-2', 'v-eu-3']);
+  });
+
   it('keeps delivering to a fast receiver while another subscription waits on one that times out', async () => {
     const topic = await createTopic(client, 2);
     let slowCalls = 0;
