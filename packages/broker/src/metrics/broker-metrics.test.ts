@@ -1,5 +1,6 @@
 import { createMetrics, type HttpService } from '@tessera/service';
 import { describe, expect, it } from 'vitest';
+import { SubscriptionMetrics } from '../subscriptions/metrics.js';
 import { BrokerMetrics, type MetricsSources } from './broker-metrics.js';
 
 function setup(sources: Partial<MetricsSources> = {}) {
@@ -79,5 +80,19 @@ describe('broker metrics', () => {
     ]) {
       expect(text).toContain(line);
     }
+  });
+
+  it("exports a delivering subscription's outcome and result series at 0 before anything happened, and counts from there", async () => {
+    const { registry } = createMetrics('broker');
+    const subscriptions = new SubscriptionMetrics();
+    subscriptions.register({ registry } as HttpService, () => []);
+    subscriptions.start('hook');
+    let text = await registry.metrics();
+    expect(text).toContain('tessera_subscription_deliveries_total{subscription="hook",outcome="dead_lettered"} 0');
+    expect(text).toContain('tessera_subscription_delivery_attempts_total{subscription="hook",result="timeout"} 0');
+    subscriptions.deliveries.inc({ subscription: 'hook', outcome: 'delivered' });
+    subscriptions.start('hook'); // a new runtime of the same subscription keeps the counts
+    text = await registry.metrics();
+    expect(text).toContain('tessera_subscription_deliveries_total{subscription="hook",outcome="delivered"} 1');
   });
 });

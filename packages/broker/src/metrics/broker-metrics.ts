@@ -36,6 +36,11 @@ export class CounterMetric implements RegistryMetric {
     if (sample) sample.value += by;
     else this.values.set(key, { value: by, labels });
   }
+  /** Exports the series at 0 until its first increment, so rates and increases over it exist from the start. */
+  zero(labels: Labels): void {
+    const key = labelKey(labels);
+    if (!this.values.has(key)) this.values.set(key, { value: 0, labels });
+  }
   async get() {
     return { name: this.name, help: this.help, type: this.type, values: [...this.values.values()], aggregator: 'sum' };
   }

@@ -2,6 +2,10 @@
 import type { HttpService } from '@tessera/service';
 import { CollectedGauge, CounterMetric, HistogramMetric } from '../metrics/broker-metrics.js';
 
+export const DELIVERY_OUTCOMES = ['delivered', 'dead_lettered', 'filtered'] as const;
+export const ATTEMPT_RESULTS = ['ok', 'http_error', 'timeout', 'network_error'] as const;
+export type AttemptResult = (typeof ATTEMPT_RESULTS)[number];
+
 const DELIVERY_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export class SubscriptionMetrics {
@@ -14,6 +18,12 @@ export class SubscriptionMetrics {
     'Duration of one delivery attempt (request to answer, or to the failure)',
     DELIVERY_BUCKETS_SECONDS,
   );
+
+  /** The series of a subscription this broker delivers, at 0 until they move (a dashboard shows 0, not "no data"). */
+  start(subscription: string): void {
+    for (const outcome of DELIVERY_OUTCOMES) this.deliveries.zero({ subscription, outcome });
+    for (const result of ATTEMPT_RESULTS) this.attempts.zero({ subscription, result });
+  }
 
   register(service: HttpService, lag: () => Array<{ subscription: string; topic: string; partition: number; lag: number }>): void {
     const gauge = new CollectedGauge('tessera_subscription_lag_records', 'High watermark minus the next offset to deliver, per subscription and partition delivered here', () =>

@@ -23,6 +23,7 @@ import type { Logger } from '@tessera/service';
 import type { Partition } from '../partition/index.js';
 import { assert } from '../util/assert.js';
 import type { SubscriptionRuntime } from './runtime.js';
+import type { AttemptResult } from './metrics.js';
 
 /** Bytes of stored batches read per step (at least one batch). */
 const READ_BYTES = 256 * 1024;
@@ -196,7 +197,7 @@ export class PartitionDelivery {
     this.attempts = attempt;
     const release = await this.runtime.slots.acquire(signal);
     const started = process.hrtime.bigint();
-    let result = 'ok';
+    let result: AttemptResult = 'ok';
     try {
       if (isIP(target.hostname) !== 0 && !this.runtime.policy.allowsAddress(target.hostname)) {
         throw new Error(`${target.hostname} is not an allowed target address`);

@@ -68,6 +68,7 @@ export class SubscriptionRuntime {
     this.target = new URL(subscription.url);
     this.keyPrefix = subscription.filterKeyPrefix === null ? null : Buffer.from(subscription.filterKeyPrefix, 'utf8');
     this.slots = new Slots(subscription.maxInFlight);
+    metrics.start(subscription.name);
     this.agent = new Agent({
       connections: subscription.maxInFlight,
       pipelining: 1,
