@@ -185,6 +185,31 @@ describe.skipIf(launcher !== 'processes')('push subscriptions', () => {
     }
   });
 
+  it("is verified by the compose demo's receiver (docker/demo-webhook.mjs), which refuses deliveries until its secret is saved", async () => {
+    const topic = await createTopic(client, 1);
+    const port = await freePort();
+    const name = `demo-${topic}`;
+    const secretFile = path.join(cluster.dataDir, `demo-webhook-secret-${topic}`);
+    const child = spawn(process.execPath, [path.join(REPO, 'docker/demo-webhook.mjs')], {
+      env: { ...process.env, DEMO_WEBHOOK_SECRET_FILE: secretFile, DEMO_WEBHOOK_PORT: String(port), DEMO_WEBHOOK_HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    try {
+      await waitFor(() => stdout.includes('listening'), { what: 'the demo receiver to listen' });
+      const created = await client.subscriptions.create({ name, topic, url: `http://127.0.0.1:${port}/hook`, backoffInitialMs: 50, backoffMaxMs: 200 });
+      await client.producer().send({ topic, key: 'k', value: 'to the demo receiver' });
+      // No secret yet: refused with 401 and retried.
+      await waitFor(async () => (await client.subscriptions.describe(name)).partitions[0]?.lastStatus === 401, { what: 'a 401 before the secret is saved' });
+      writeFileSync(secretFile, created.secret + '\n');
+      await waitFor(async () => (await client.subscriptions.describe(name)).partitions[0]?.delivered === 1, { what: 'the delivery accepted once the secret is there' });
+    } finally {
+      child.kill('SIGTERM');
+      await client.subscriptions.delete(name);
+    }
+  });
+
   it('sends a record that always fails to the dead-letter topic with the reason, and moves on', async () => {
     const topic = await createTopic(client, 1);
     const deadLetters = await createTopic(client, 1);

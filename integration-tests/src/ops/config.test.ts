@@ -2,7 +2,7 @@
 // pipeline and the services' real configuration agree: ports, environment names, scrape targets
 // and the datasource the dashboards use.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -60,7 +60,7 @@ describe('docker-compose.yml', () => {
 
   it('runs every helper (a shell or the CLI, no data) under an init, so docker stop ends it at once', () => {
     const helpers = services.filter(([, service]) => (service as { image?: string }).image?.includes('tessera') && !['coordinator', 'broker'].includes(service.command?.[0] ?? ''));
-    expect(helpers.map(([name]) => name).sort()).toEqual(['cli', 'demo-consumer', 'demo-producer', 'demo-topic', 'tls-init']);
+    expect(helpers.map(([name]) => name).sort()).toEqual(['cli', 'demo-consumer', 'demo-producer', 'demo-topic', 'demo-webhook', 'tls-init']);
     for (const [name, service] of helpers) expect((service as { init?: boolean }).init, name).toBe(true);
   });
 
@@ -74,6 +74,22 @@ describe('docker-compose.yml', () => {
     }
     const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
     expect(dockerfile).not.toMatch(/^VOLUME/m);
+  });
+
+  it("lets the demo subscription call the demo's receiver, and gives the receiver the secret the demo saves", () => {
+    const demoTopic = compose.services['demo-topic'] as { environment?: Record<string, string>; volumes?: string[]; command?: string[] };
+    const webhook = compose.services['demo-webhook'] as { environment?: Record<string, string>; volumes?: string[] };
+    const url = new URL(demoTopic.environment?.DEMO_WEBHOOK_URL ?? '');
+    const allowed = (compose.services.coordinator.environment?.TESSERA_SUBSCRIPTION_ALLOWED_TARGETS ?? '').split(',');
+    expect(allowed).toContain(url.hostname);
+    expect(allowed).toContain('public');
+    expect(compose.services).toHaveProperty(url.hostname);
+    expect(demoTopic.volumes).toContain('demo-webhook:/data');
+    expect(demoTopic.command?.join(' ')).toContain('> /data/secret.tmp && mv /data/secret.tmp /data/secret');
+    expect(webhook.volumes).toContain('demo-webhook:/data:ro');
+    expect(webhook.environment?.DEMO_WEBHOOK_SECRET_FILE).toBe('/data/secret');
+    const script = webhook.volumes?.find((volume) => volume.startsWith('./'))?.split(':')[0];
+    expect(script && existsSync(path.join(repoRoot, script)), script).toBe(true);
   });
 
   it('passes an optional extra CA to the image build', () => {
