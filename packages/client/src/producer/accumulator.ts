@@ -5,6 +5,7 @@
  * until its batch is cut, then the next).
  */
 import type { PartitionSequence } from './idempotence.js';
+import type { RecordMetadata } from '../records.js';
 import type { PreparedRecord } from './prepare.js';
 
 /** A record accepted by `send()` and not yet settled. */
@@ -13,7 +14,8 @@ export interface PendingRecord {
   id: number;
   record: PreparedRecord;
   deadlineMs: number;
-  resolve(offset: number): void;
+  /** The `send()` promise's own functions (the producer releases the buffer slot first). */
+  resolve(metadata: RecordMetadata): void;
   reject(error: unknown): void;
 }
 

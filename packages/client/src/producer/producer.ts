@@ -257,21 +257,8 @@ export class Producer {
   private push(id: number, topic: string, partition: number, record: PreparedRecord, deadlineMs: number): Promise<RecordMetadata> {
     return new Promise<RecordMetadata>((resolve, reject) => {
       const queue = this.accumulator.queueFor(topic, partition);
-      this.accumulator.append(queue, {
-        id,
-        record,
-        deadlineMs,
-        resolve: (offset) => {
-          this.release();
-          this.settle(id);
-          resolve({ topic, partition, offset });
-        },
-        reject: (error) => {
-          this.release();
-          this.settle(id);
-          reject(error);
-        },
-      });
+      // The promise's own functions, not closures per record: a record in flight is kept small.
+      this.accumulator.append(queue, { id, record, deadlineMs, resolve, reject });
       this.schedule(queue);
     });
   }
@@ -445,11 +432,18 @@ export class Producer {
       if (ack.lastOffset - ack.baseOffset + 1 !== batch.length || !Number.isSafeInteger(ack.baseOffset)) {
         throw new TesseraError('INTERNAL', `${topic}/${partition}: broker stored offsets ${ack.baseOffset}..${ack.lastOffset} for ${batch.length} records`);
       }
-      batch.forEach((entry, i) => entry.resolve(ack.baseOffset + i));
+      for (let i = 0; i < batch.length; i++) {
+        const entry = batch[i]!;
+        this.done(entry);
+        entry.resolve({ topic, partition, offset: ack.baseOffset + i });
+      }
     } catch (error) {
       if (!isRetriable(error)) {
         if (sequence !== undefined) this.idempotence?.failed(sequence, queue.sequence, error, attempts);
-        for (const entry of batch) entry.reject(error);
+        for (const entry of batch) {
+          this.done(entry);
+          entry.reject(error);
+        }
         return;
       }
       const reason = error instanceof Error ? error.message : String(error);
@@ -460,8 +454,17 @@ export class Producer {
         { cause: error },
       );
       if (sequence !== undefined) this.idempotence?.failed(sequence, queue.sequence, timeout, attempts);
-      for (const entry of batch) entry.reject(timeout);
+      for (const entry of batch) {
+        this.done(entry);
+        entry.reject(timeout);
+      }
     }
+  }
+
+  /** An accepted record is settled: its buffer slot and its place among the unsettled sends are freed. */
+  private done(entry: PendingRecord): void {
+    this.release();
+    this.settle(entry.id);
   }
 
   private release(): void {
