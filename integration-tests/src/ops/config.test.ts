@@ -92,6 +92,16 @@ describe('docker-compose.yml', () => {
     expect(script && existsSync(path.join(repoRoot, script)), script).toBe(true);
   });
 
+  it('gives every shell helper a command that sh parses (as compose hands it over: $$ becomes $)', () => {
+    const shells = services.filter(([, service]) => ((service as { entrypoint?: string[] }).entrypoint ?? []).join(' ') === '/bin/sh -c');
+    expect(shells.map(([name]) => name)).toContain('demo-topic');
+    for (const [name, service] of shells) {
+      const script = service.command![0]!.replaceAll('$$', '$');
+      const parsed = spawnSync('sh', ['-n', '-c', script], { encoding: 'utf8' });
+      expect(parsed.status, `${name}: ${parsed.stderr}`).toBe(0);
+    }
+  });
+
   it('passes an optional extra CA to the image build', () => {
     const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
     expect(dockerfile).toMatch(/^ARG EXTRA_CA_CERT=""$/m);
