@@ -35,7 +35,7 @@ import { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import { Membership } from './membership.js';
 import { Offsets, setStart } from './offsets.js';
-import { checkedOffset, offsetResetPolicy, startPosition, type OffsetReset, type StartAt } from './positions.js';
+import { checkedOffset, startPosition, type OffsetReset, type StartAt } from './positions.js';
 import { maxOffset, newPartitionState, type PartitionState } from './partition-state.js';
 import { RecordFeed } from './poll-loop.js';
 import { SubscriptionRunner, type RecordHandler } from './runner.js';
@@ -157,19 +157,15 @@ export class Consumer extends EventEmitter {
       groupByPrimary,
       onPartitionError,
     });
-    this.feed = new RecordFeed({
+    this.feed = new RecordFeed(context, {
       topic: this.topic,
-      connection: context.connection,
-      retry: context.retry,
-      requestTimeoutMs: context.requestTimeoutMs,
-      offsetReset: offsetResetPolicy(options.offsetReset),
+      offsetReset: options.offsetReset,
       maxRecords: this.maxRecords,
       waitMs: this.waitMs,
       owned: this.owned,
       wakeup: this.wakeup,
       signal: this.abort.signal,
       isClosed,
-      groupByPrimary,
       beforeRound: () => this.sync(),
       onPartitionError,
       onError: (error) => this.emitError(error),

@@ -14,8 +14,7 @@ import type { ConsumedRecord } from '../records.js';
 import { setStart } from './offsets.js';
 import { newPartitionState, type PartitionState } from './partition-state.js';
 import { RecordFeed } from './poll-loop.js';
-import { checkedInteger, checkedOffset, offsetResetPolicy, type OffsetReset } from './positions.js';
-import { groupByPrimary } from './routing.js';
+import { checkedInteger, checkedOffset, type OffsetReset } from './positions.js';
 
 export interface ReaderOptions {
   topic: string;
@@ -72,27 +71,20 @@ export class Reader extends EventEmitter {
       setStart(state, checkedOffset(offset), null);
       this.owned.set(partition, state);
     }
-    const onError = (error: unknown) => this.note(error);
-    const onPartitionError = (error: unknown) => {
-      if (needsMetadataRefresh(error)) context.metadata.refreshInBackground();
-      this.note(error);
-    };
-    this.feed = new RecordFeed({
+    this.feed = new RecordFeed(context, {
       topic: this.topic,
-      connection: context.connection,
-      retry: context.retry,
-      requestTimeoutMs: context.requestTimeoutMs,
-      offsetReset: offsetResetPolicy(options.offsetReset),
+      offsetReset: options.offsetReset,
       maxRecords: this.maxRecords,
       waitMs: this.waitMs,
       owned: this.owned,
       wakeup: this.wakeup,
       signal: this.abort.signal,
       isClosed: () => this.closed,
-      groupByPrimary: (partitions) => groupByPrimary(context.metadata, this.topic, partitions, { onError, onPartitionError }),
-      beforeRound: async () => undefined,
-      onPartitionError,
-      onError,
+      onPartitionError: (error) => {
+        if (needsMetadataRefresh(error)) context.metadata.refreshInBackground();
+        this.note(error);
+      },
+      onError: (error) => this.note(error),
     });
   }
 
