@@ -27,9 +27,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { groupId, MAX_PARTITIONS, parseOrThrow, TesseraError, topicName, type RetryOptions } from '@tessera/protocol';
-import type { Connection } from '../connection/connection.js';
-import { needsMetadataRefresh, type MetadataCache } from '../cluster/metadata-cache.js';
+import { groupId, MAX_PARTITIONS, parseOrThrow, TesseraError, topicName } from '@tessera/protocol';
+import { needsMetadataRefresh } from '../cluster/metadata-cache.js';
 import { groupByPrimary } from './routing.js';
 import { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
@@ -41,6 +40,7 @@ import { RecordFeed } from './poll-loop.js';
 import { SubscriptionRunner, type RecordHandler } from './runner.js';
 import { withDeadLetters, type SubscribeOptions } from './dead-letter.js';
 import type { Producer } from '../producer/producer.js';
+import type { ClientParts } from '../internal/client-parts.js';
 
 /** What a consumer reads and how. */
 export interface ConsumerOptions {
@@ -77,11 +77,7 @@ export interface ConsumerOptions {
 export type { ConsumedRecord };
 
 /** What a consumer needs from the client that made it. */
-export interface ConsumerContext {
-  connection: Connection;
-  metadata: MetadataCache;
-  retry: RetryOptions;
-  requestTimeoutMs: number;
+export interface ConsumerContext extends ClientParts {
   onClose(consumer: Consumer): void;
   /** A producer of the same client, for dead letters (`subscribe(handler, { deadLetterTopic })`). */
   producer?: () => Producer;

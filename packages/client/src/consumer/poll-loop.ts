@@ -3,23 +3,13 @@
  * primary broker) and the round of work behind `poll()`, shared by the group consumer and the
  * reader.
  */
-import type { RetryOptions } from '@tessera/protocol';
-import type { MetadataCache } from '../cluster/metadata-cache.js';
-import type { Connection } from '../connection/connection.js';
+import type { ClientParts } from '../internal/client-parts.js';
 import type { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import { Fetcher } from './fetcher.js';
 import { positionErrorOf, takeBuffered, type PartitionState } from './partition-state.js';
 import { offsetResetPolicy, type OffsetReset } from './positions.js';
 import { groupByPrimary } from './routing.js';
-
-/** What a feed reads with: the client's connection, cluster map and settings (the consumer's or reader's context). */
-export interface RecordFeedClient {
-  connection: Connection;
-  metadata: MetadataCache;
-  retry: RetryOptions;
-  requestTimeoutMs: number;
-}
 
 /** What the owner of a feed (the group consumer or a reader) chose and holds. */
 export interface RecordFeedOptions {
@@ -49,7 +39,7 @@ export class RecordFeed {
   private drainStart = 0;
 
   constructor(
-    client: RecordFeedClient,
+    client: ClientParts,
     private readonly options: RecordFeedOptions,
   ) {
     const { topic, owned, signal, maxRecords, onPartitionError, onError } = options;

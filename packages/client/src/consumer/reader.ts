@@ -5,10 +5,9 @@
  * records below the HW only, and the same `offsetReset` policy below the log start.
  */
 import { EventEmitter } from 'node:events';
-import { MAX_PARTITIONS, TesseraError, parseOrThrow, topicName, type RetryOptions } from '@tessera/protocol';
-import type { MetadataCache } from '../cluster/metadata-cache.js';
+import { MAX_PARTITIONS, TesseraError, parseOrThrow, topicName } from '@tessera/protocol';
 import { needsMetadataRefresh } from '../cluster/metadata-cache.js';
-import type { Connection } from '../connection/connection.js';
+import type { ClientParts } from '../internal/client-parts.js';
 import { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import { setStart } from './offsets.js';
@@ -29,11 +28,7 @@ export interface ReaderOptions {
 }
 
 /** What a reader needs from the client that made it. */
-export interface ReaderContext {
-  connection: Connection;
-  metadata: MetadataCache;
-  retry: RetryOptions;
-  requestTimeoutMs: number;
+export interface ReaderContext extends ClientParts {
   onClose(reader: Reader): void;
 }
 
