@@ -1,5 +1,5 @@
 /** The push subscriptions' metrics on each broker (for the partitions it delivers). */
-import type { HttpService } from '@tessera/service';
+import { registerCollectors, type HttpService } from '@tessera/service';
 import { CollectedGauge, CounterMetric, HistogramMetric } from '../metrics/broker-metrics.js';
 
 const DELIVERY_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -19,8 +19,6 @@ export class SubscriptionMetrics {
     const gauge = new CollectedGauge('tessera_subscription_lag_records', 'High watermark minus the next offset to deliver, per subscription and partition delivered here', () =>
       lag().map((p) => ({ value: p.lag, labels: { subscription: p.subscription, topic: p.topic, partition: p.partition } })),
     );
-    for (const metric of [this.deliveries, this.attempts, this.deliveryLatency, gauge]) {
-      service.registry.registerMetric(metric as unknown as Parameters<HttpService['registry']['registerMetric']>[0]);
-    }
+    registerCollectors(service.registry, [this.deliveries, this.attempts, this.deliveryLatency, gauge]);
   }
 }
