@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './harness/cli.js';
-import { freePortRange } from './harness/ports.js';
+import { freePort, freePortRange } from '@tessera/protocol/test-support/ports';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(REPO, 'packages/cli/dist/bin.js');
@@ -157,7 +157,7 @@ function expectEveryLineInKeyOrder(records: Array<Record<string, unknown>>): voi
 beforeAll(async () => {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: build first (pnpm build)`);
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-test-'));
-  port = await freePortRange(BROKERS);
+  port = await freePortRange(BROKERS + 1);
   coordinatorUrl = `https://127.0.0.1:${port}`;
   dev = startDev();
   await waitDevReady(dev);
@@ -284,7 +284,7 @@ describe('tessera CLI against a tessera dev cluster', () => {
     const produce = await tessera(['produce', 'no-such-topic'], { input: 'a\nb\n' });
     expect(expectOneErrorLine(produce)).toContain('topic "no-such-topic" not found');
 
-    const closedPort = await freePortRange(0);
+    const closedPort = await freePort();
     const unreachable = await tessera(['topics', 'list'], { coordinator: `http://127.0.0.1:${closedPort}` });
     expect(expectOneErrorLine(unreachable)).toBe(`tessera: cannot reach the coordinator at http://127.0.0.1:${closedPort} (connection refused)`);
 
@@ -403,7 +403,7 @@ describe('tessera CLI against a tessera dev cluster', () => {
 describe('tessera dev --restart-on-exit', () => {
   it('restarts a broker killed with SIGKILL, records its new PID, and the coordinator sees it alive again', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-restart-'));
-    const restartPort = await freePortRange(2);
+    const restartPort = await freePortRange(3);
     const running = startDev(['--restart-on-exit'], { dir, port: restartPort, brokers: 2 });
     try {
       await waitDevReady(running, 2, dir);

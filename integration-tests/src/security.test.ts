@@ -22,7 +22,7 @@ import {
   routePath,
 } from '@tessera/protocol';
 import { type Cluster, launcher, startCluster, waitFor } from './harness/cluster.js';
-import { freePort } from './harness/ports.js';
+import { freePort } from '@tessera/protocol/test-support/ports';
 import { ServiceProcess } from './harness/process.js';
 
 const WRONG_SECRET = 'not-the-cluster-secret-0123456789';

@@ -15,7 +15,7 @@ import { type Cluster, launcher, startCluster, waitFor } from './harness/cluster
 import { History, describeReport } from './harness/history.js';
 import { type CliResult, REPO, runCli } from './harness/cli.js';
 import { KeyedLoad } from './harness/keyed-load.js';
-import { freePort } from './harness/ports.js';
+import { freePort } from '@tessera/protocol/test-support/ports';
 import { createTopic, keys } from './harness/workload.js';
 
 /** The services may call loopback receivers (the default allows public addresses only). */

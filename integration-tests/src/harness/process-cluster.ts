@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { makeCertificates } from '@tessera/protocol';
 import { type BrokerLinks, type Cluster, type ClusterOptions, assembleCluster, bootstrapAdmin, coordinatorMoveFlags } from './cluster.js';
-import { freePort } from './ports.js';
+import { freePort } from '@tessera/protocol/test-support/ports';
 import { ServiceProcess } from './process.js';
 import { TcpProxy } from './proxy.js';
 

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../harness/cluster.js';
-import { freePortRange } from '../harness/ports.js';
+import { freePortRange } from '@tessera/protocol/test-support/ports';
 import { repoRoot } from './dashboards.js';
 
 const npmFound = spawnSync('npm', ['--version']).status === 0;
@@ -59,7 +59,7 @@ describe.skipIf(!npmFound || !tarFound)('the packed client and CLI, installed wi
     execFileSync('npm', ['install', '--global', '--prefix', prefix, cliTarball], { cwd: work, env, stdio: ['ignore', 'ignore', 'pipe'] });
 
     // `tessera dev` from the PATH, in a directory that is not the repository.
-    const port = await freePortRange(3);
+    const port = await freePortRange(4); // the coordinator and three brokers
     dev = spawn('tessera', ['dev', '--data-dir', path.join(work, 'dev'), '--port', String(port)], {
       cwd: work,
       env: { ...env, TESSERA_LOG_LEVEL: 'warn' },

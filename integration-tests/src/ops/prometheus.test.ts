@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraClient } from '@tessera/client';
 import { type Cluster, launcher, startCluster, waitFor } from '../harness/cluster.js';
-import { freePort } from '../harness/ports.js';
+import { freePort } from '@tessera/protocol/test-support/ports';
 import { History } from '../harness/history.js';
 import { consumeInto, keys, produceKeyed } from '../harness/workload.js';
 import { dashboards, panelQueries } from './dashboards.js';

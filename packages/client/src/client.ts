@@ -10,6 +10,7 @@ import { Connection } from './connection/connection.js';
 import { type Credentials, discoverCredentials } from './connection/credentials.js';
 import { defaultCoordinatorUrl } from './connection/dev-cluster.js';
 import { discoverTls } from './connection/tls.js';
+import type { ClientParts } from './internal/client-parts.js';
 import { Consumer, type ConsumerOptions } from './consumer/consumer.js';
 import { Reader, type ReaderOptions } from './consumer/reader.js';
 import { Producer, type ProducerOptions } from './producer/producer.js';
@@ -61,10 +62,8 @@ export class TesseraClient {
   readonly admin: Admin;
   /** Push subscriptions: the cluster delivers a topic's records to an HTTP endpoint. */
   readonly subscriptions: Subscriptions;
-  private readonly connection: Connection;
-  private readonly metadataCache: MetadataCache;
-  private readonly retryOptions: RetryOptions;
-  private readonly requestTimeoutMs: number;
+  /** Shared by every producer, consumer and reader of this client. */
+  private readonly parts: ClientParts;
   private readonly producers = new Set<Producer>();
   private readonly consumers = new Set<Consumer>();
   private readonly readers = new Set<Reader>();
@@ -75,34 +74,26 @@ export class TesseraClient {
     if (!/^https?:\/\/[^/]+/.test(coordinatorUrl)) {
       throw new TesseraError('INVALID_REQUEST', `coordinator URL must look like http://host:port, got ${JSON.stringify(coordinatorUrl)}`);
     }
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
-    this.retryOptions = { ...DEFAULT_RETRY, ...definedOnly(options.retry ?? {}) };
+    const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    const retry = { ...DEFAULT_RETRY, ...definedOnly(options.retry ?? {}) };
     const credentials = options.credentials === undefined ? discoverCredentials(coordinatorUrl) : (options.credentials ?? undefined);
     const tls = options.tls ?? discoverTls(coordinatorUrl);
-    this.connection = new Connection({ coordinatorUrl, requestTimeoutMs: this.requestTimeoutMs, credentials, ...(tls ? { tls } : {}) });
-    this.metadataCache = new MetadataCache(this.connection, options.metadataMaxAgeMs ?? 30_000);
-    this.admin = new AdminClient(this.connection, this.metadataCache);
-    this.subscriptions = new Subscriptions(this.connection);
+    const connection = new Connection({ coordinatorUrl, requestTimeoutMs, credentials, ...(tls ? { tls } : {}) });
+    const metadata = new MetadataCache(connection, options.metadataMaxAgeMs ?? 30_000);
+    this.parts = { connection, metadata, retry, requestTimeoutMs };
+    this.admin = new AdminClient(connection, metadata);
+    this.subscriptions = new Subscriptions(connection);
   }
 
   /** The coordinator URL this client talks to. */
   get coordinatorUrl(): string {
-    return this.connection.coordinatorUrl;
+    return this.parts.connection.coordinatorUrl;
   }
 
   /** A new producer; `close()` of the client closes it too. */
   producer(options: ProducerOptions = {}): Producer {
     this.assertOpen();
-    const producer = new Producer(
-      {
-        connection: this.connection,
-        metadata: this.metadataCache,
-        retry: this.retryOptions,
-        requestTimeoutMs: this.requestTimeoutMs,
-        onClose: (p) => this.producers.delete(p),
-      },
-      options,
-    );
+    const producer = new Producer({ ...this.parts, onClose: (p) => this.producers.delete(p) }, options);
     this.producers.add(producer);
     return producer;
   }
@@ -110,17 +101,7 @@ export class TesseraClient {
   /** A new consumer group member; it joins on its first `poll()` or `subscribe()`. */
   consumer(options: ConsumerOptions): Consumer {
     this.assertOpen();
-    const consumer = new Consumer(
-      {
-        connection: this.connection,
-        metadata: this.metadataCache,
-        retry: this.retryOptions,
-        requestTimeoutMs: this.requestTimeoutMs,
-        onClose: (c) => this.consumers.delete(c),
-        producer: () => this.producer(),
-      },
-      options,
-    );
+    const consumer = new Consumer({ ...this.parts, onClose: (c) => this.consumers.delete(c), producer: () => this.producer() }, options);
     this.consumers.add(consumer);
     return consumer;
   }
@@ -128,16 +109,7 @@ export class TesseraClient {
   /** A reader of chosen partitions from chosen offsets, without a group (no commits). */
   reader(options: ReaderOptions): Reader {
     this.assertOpen();
-    const reader = new Reader(
-      {
-        connection: this.connection,
-        metadata: this.metadataCache,
-        retry: this.retryOptions,
-        requestTimeoutMs: this.requestTimeoutMs,
-        onClose: (r) => this.readers.delete(r),
-      },
-      options,
-    );
+    const reader = new Reader({ ...this.parts, onClose: (r) => this.readers.delete(r) }, options);
     this.readers.add(reader);
     return reader;
   }
@@ -149,7 +121,7 @@ export class TesseraClient {
     await Promise.allSettled([...this.producers].map((p) => p.close()));
     await Promise.allSettled([...this.consumers].map((c) => c.close()));
     await Promise.allSettled([...this.readers].map((r) => r.close()));
-    await this.connection.close();
+    await this.parts.connection.close();
   }
 
   private assertOpen(): void {

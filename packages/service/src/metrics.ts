@@ -69,3 +69,27 @@ export function registerDiskMetrics(registry: Registry, dataDir: string): void {
     },
   });
 }
+
+/** A label set and its value, as a collector's `get()` answers them (`metricName` for a histogram's series). */
+export interface CollectorSample {
+  value: number;
+  labels: Record<string, string | number>;
+  metricName?: string;
+}
+
+/**
+ * A metric made without prom-client (the broker and the coordinator do not depend on it): the
+ * registry reads only its name, help and type, and calls `get()` at scrape time.
+ */
+export interface CollectorMetric {
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge' | 'histogram';
+  get(): Promise<{ name: string; help: string; type: string; values: CollectorSample[]; aggregator: string }>;
+}
+
+/** Registers collectors in a service's registry; a name registered twice throws (prom-client's check). */
+export function registerCollectors(registry: Registry, metrics: readonly CollectorMetric[]): void {
+  // prom-client types registerMetric() for its own classes; it uses only what CollectorMetric has.
+  for (const metric of metrics) registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+}

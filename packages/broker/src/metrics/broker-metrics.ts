@@ -4,26 +4,15 @@
  * objects of the shape the registry reads (`{name, help, type, get()}`). Names follow the
  * dashboards in grafana/: `tessera_broker_` prefix, base units, `_total` on counters.
  */
-import type { HttpService } from '@tessera/service';
+import { registerCollectors, type CollectorMetric, type CollectorSample as Sample, type HttpService } from '@tessera/service';
 
-type Labels = Record<string, string | number>;
-interface Sample {
-  value: number;
-  labels: Labels;
-  metricName?: string;
-}
-interface RegistryMetric {
-  name: string;
-  help: string;
-  type: 'counter' | 'gauge' | 'histogram';
-  get(): Promise<{ name: string; help: string; type: string; values: Sample[]; aggregator: string }>;
-}
+type Labels = Sample['labels'];
 
 function labelKey(labels: Labels): string {
   return JSON.stringify(labels);
 }
 
-export class CounterMetric implements RegistryMetric {
+export class CounterMetric implements CollectorMetric {
   readonly type = 'counter' as const;
   private readonly values = new Map<string, Sample>();
   constructor(
@@ -47,7 +36,7 @@ export class CounterMetric implements RegistryMetric {
 }
 
 /** A gauge whose samples are computed at scrape time. */
-export class CollectedGauge implements RegistryMetric {
+export class CollectedGauge implements CollectorMetric {
   readonly type = 'gauge' as const;
   constructor(
     readonly name: string,
@@ -60,7 +49,7 @@ export class CollectedGauge implements RegistryMetric {
 }
 
 /** A histogram without labels. */
-export class HistogramMetric implements RegistryMetric {
+export class HistogramMetric implements CollectorMetric {
   readonly type = 'histogram' as const;
   private readonly counts: number[];
   private sum = 0;
@@ -208,7 +197,7 @@ export class BrokerMetrics {
           .flatMap((r) => ROLES.map((role) => ({ value: r.role === role ? 1 : 0, labels: { topic: r.topic, partition: r.partition, role } }))),
       ),
     ];
-    const metrics: RegistryMetric[] = [
+    registerCollectors(service.registry, [
       this.recordsProduced,
       this.bytesProduced,
       this.duplicateBatches,
@@ -222,8 +211,6 @@ export class BrokerMetrics {
       this.flushLocalLatency,
       this.flushReplicateLatency,
       ...gauges,
-    ];
-    // The registry only reads name, help, type and get() of what it is given.
-    for (const metric of metrics) service.registry.registerMetric(metric as unknown as Parameters<HttpService['registry']['registerMetric']>[0]);
+    ]);
   }
 }

@@ -1,5 +1,5 @@
 /** The push subscriptions' metrics on each broker (for the partitions it delivers). */
-import type { HttpService } from '@tessera/service';
+import { registerCollectors, type HttpService } from '@tessera/service';
 import { CollectedGauge, CounterMetric, HistogramMetric } from '../metrics/broker-metrics.js';
 
 export const DELIVERY_OUTCOMES = ['delivered', 'dead_lettered', 'filtered'] as const;
@@ -29,8 +29,6 @@ export class SubscriptionMetrics {
     const gauge = new CollectedGauge('tessera_subscription_lag_records', 'High watermark minus the next offset to deliver, per subscription and partition delivered here', () =>
       lag().map((p) => ({ value: p.lag, labels: { subscription: p.subscription, topic: p.topic, partition: p.partition } })),
     );
-    for (const metric of [this.deliveries, this.attempts, this.deliveryLatency, gauge]) {
-      service.registry.registerMetric(metric as unknown as Parameters<HttpService['registry']['registerMetric']>[0]);
-    }
+    registerCollectors(service.registry, [this.deliveries, this.attempts, this.deliveryLatency, gauge]);
   }
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePortRange } from '@tessera/protocol/test-support/ports';
 import { DevCluster } from './supervisor.js';
 import { isAlive, readDevState } from './state.js';
 
@@ -18,29 +19,6 @@ const server = http.createServer((req, res) => { res.writeHead(req.url === '/rea
 server.listen(port, '127.0.0.1', () => console.log(JSON.stringify({ msg: 'listening', port, args })));
 process.on('SIGTERM', () => { console.log('stopping'); server.close(() => process.exit(0)); });
 `;
-
-/**
- * `count` consecutive ports that are all free, chosen below the kernel's ephemeral range (which
- * starts at 32768): a port there cannot be taken by another process's outgoing connection
- * between this check and the service binding it, as a port from `listen(0)` can.
- */
-async function freePortRange(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 12_000 + Math.floor(Math.random() * 7_000);
-    let free = true;
-    for (let port = base; free && port < base + count; port++) free = await isFree(port);
-    if (free) return base;
-  }
-  throw new Error(`no ${count} consecutive free ports found`);
-}
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
 
 function collect(stream: PassThrough): () => string {
   let text = '';

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TesseraClient } from '../client.js';
 import type { ConsumedRecord } from './consumer.js';
-import { answer, closeAfterTest, closeTestResources, errorAnswer, fetchFrameAnswer, metadataFor, stub, StubServer, until, type StubFetchPartition, type StubRequest } from '../test-support/stub-server.js';
+import { answer, closeAfterTest, closeTestResources, errorAnswer, fetchFrameAnswer, metadataFor, pollAtLeast, stub, StubServer, until, type StubFetchPartition, type StubRequest } from '../test-support/stub-server.js';
 
 afterEach(closeTestResources);
 
@@ -97,16 +97,6 @@ function fakeBroker(broker: StubServer, script: BrokerScript): void {
         return { topic, partition };
       }),
     }));
-}
-
-/** Polls until `count` records came (or fails the test). */
-async function pollAtLeast(consumer: { poll(o?: { waitMs?: number }): Promise<ConsumedRecord[]> }, count: number): Promise<ConsumedRecord[]> {
-  const records: ConsumedRecord[] = [];
-  for (let round = 0; records.length < count; round++) {
-    if (round > 200) throw new Error(`only ${records.length} of ${count} records`);
-    records.push(...(await consumer.poll({ waitMs: 50 })));
-  }
-  return records;
 }
 
 function firstOffsets(records: ConsumedRecord[]): Record<number, number> {

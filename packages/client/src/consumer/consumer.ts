@@ -27,20 +27,20 @@
  */
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { groupId, MAX_PARTITIONS, parseOrThrow, TesseraError, topicName, type RetryOptions } from '@tessera/protocol';
-import type { Connection } from '../connection/connection.js';
-import { needsMetadataRefresh, type MetadataCache } from '../cluster/metadata-cache.js';
+import { groupId, MAX_PARTITIONS, parseOrThrow, TesseraError, topicName } from '@tessera/protocol';
+import { needsMetadataRefresh } from '../cluster/metadata-cache.js';
 import { groupByPrimary } from './routing.js';
 import { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import { Membership } from './membership.js';
 import { Offsets, setStart } from './offsets.js';
-import { checkedOffset, offsetResetPolicy, startPosition, type OffsetReset, type StartAt } from './positions.js';
+import { checkedOffset, startPosition, type OffsetReset, type StartAt } from './positions.js';
 import { maxOffset, newPartitionState, type PartitionState } from './partition-state.js';
 import { RecordFeed } from './poll-loop.js';
 import { SubscriptionRunner, type RecordHandler } from './runner.js';
 import { withDeadLetters, type SubscribeOptions } from './dead-letter.js';
 import type { Producer } from '../producer/producer.js';
+import type { ClientParts } from '../internal/client-parts.js';
 
 /** What a consumer reads and how. */
 export interface ConsumerOptions {
@@ -77,11 +77,7 @@ export interface ConsumerOptions {
 export type { ConsumedRecord };
 
 /** What a consumer needs from the client that made it. */
-export interface ConsumerContext {
-  connection: Connection;
-  metadata: MetadataCache;
-  retry: RetryOptions;
-  requestTimeoutMs: number;
+export interface ConsumerContext extends ClientParts {
   onClose(consumer: Consumer): void;
   /** A producer of the same client, for dead letters (`subscribe(handler, { deadLetterTopic })`). */
   producer?: () => Producer;
@@ -157,19 +153,15 @@ export class Consumer extends EventEmitter {
       groupByPrimary,
       onPartitionError,
     });
-    this.feed = new RecordFeed({
+    this.feed = new RecordFeed(context, {
       topic: this.topic,
-      connection: context.connection,
-      retry: context.retry,
-      requestTimeoutMs: context.requestTimeoutMs,
-      offsetReset: offsetResetPolicy(options.offsetReset),
+      offsetReset: options.offsetReset,
       maxRecords: this.maxRecords,
       waitMs: this.waitMs,
       owned: this.owned,
       wakeup: this.wakeup,
       signal: this.abort.signal,
       isClosed,
-      groupByPrimary,
       beforeRound: () => this.sync(),
       onPartitionError,
       onError: (error) => this.emitError(error),

@@ -3,20 +3,34 @@
  * primary broker) and the round of work behind `poll()`, shared by the group consumer and the
  * reader.
  */
+import type { ClientParts } from '../internal/client-parts.js';
 import type { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
-import { Fetcher, type FetcherContext } from './fetcher.js';
+import { Fetcher } from './fetcher.js';
 import { positionErrorOf, takeBuffered, type PartitionState } from './partition-state.js';
+import { offsetResetPolicy, type OffsetReset } from './positions.js';
+import { groupByPrimary } from './routing.js';
 
-/** What the fetcher needs (it is told when a fetch is done through `wakeup`), and the round's own parts. */
-export interface RecordFeedOptions extends Omit<FetcherContext, 'onFetchDone'> {
+/** What the owner of a feed (the group consumer or a reader) chose and holds. */
+export interface RecordFeedOptions {
+  topic: string;
+  /** Below the log start: the owner's option as given (`'earliest'` when absent). */
+  offsetReset: OffsetReset | undefined;
+  /** Most records asked for per fetch. */
+  maxRecords: number;
   /** The long-poll of the fetch started while the caller handles the records returned. */
   waitMs: number;
+  owned: Map<number, PartitionState>;
   /** Notified when a fetch finished (and by the owner on membership changes, seek, close). */
   wakeup: Wakeup;
+  signal: AbortSignal;
   isClosed(): boolean;
   /** Before each round: the group consumer applies membership changes and finds start offsets. */
-  beforeRound(): Promise<void>;
+  beforeRound?(): Promise<void>;
+  /** A partition-level problem (routing errors included): the owner refreshes the map and reports. */
+  onPartitionError(error: unknown): void;
+  /** A problem the owner recovered from by itself, reported as an 'error' event. */
+  onError(error: unknown): void;
 }
 
 export class RecordFeed {
@@ -24,8 +38,26 @@ export class RecordFeed {
   /** Rotates which partition's buffer a poll drains first, so none starves. */
   private drainStart = 0;
 
-  constructor(private readonly options: RecordFeedOptions) {
-    this.fetcher = new Fetcher({ ...options, onFetchDone: () => options.wakeup.notify() });
+  constructor(
+    client: ClientParts,
+    private readonly options: RecordFeedOptions,
+  ) {
+    const { topic, owned, signal, maxRecords, onPartitionError, onError } = options;
+    const report = { onError, onPartitionError };
+    this.fetcher = new Fetcher({
+      topic,
+      connection: client.connection,
+      retry: client.retry,
+      requestTimeoutMs: client.requestTimeoutMs,
+      offsetReset: offsetResetPolicy(options.offsetReset),
+      maxRecords,
+      signal,
+      owned,
+      groupByPrimary: (partitions) => groupByPrimary(client.metadata, topic, partitions, report),
+      onFetchDone: () => options.wakeup.notify(),
+      onPartitionError,
+      onError,
+    });
   }
 
   /**
@@ -39,7 +71,7 @@ export class RecordFeed {
     const deadlineMs = Date.now() + waitMs;
     for (;;) {
       if (this.options.isClosed()) return [];
-      await this.options.beforeRound();
+      await this.options.beforeRound?.();
       const positionError = positionErrorOf(owned);
       if (positionError !== undefined) throw positionError;
       const records = takeBuffered(owned, this.drainStart++, maxRecords, markConsumed);

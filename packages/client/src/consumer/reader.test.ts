@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TesseraClient } from '../client.js';
 import type { ConsumedRecord } from '../records.js';
-import { closeAfterTest, closeTestResources, fetchFrameAnswer, metadataFor, stub, type StubFetchPartition } from '../test-support/stub-server.js';
+import { closeAfterTest, closeTestResources, fetchFrameAnswer, metadataFor, pollAtLeast, stub, type StubFetchPartition } from '../test-support/stub-server.js';
 
 afterEach(closeTestResources);
 
@@ -28,27 +28,18 @@ async function setup() {
   return { client, coordinator, broker };
 }
 
-async function pollUntil(reader: { poll(o?: { waitMs?: number }): Promise<ConsumedRecord[]> }, count: number): Promise<ConsumedRecord[]> {
-  const records: ConsumedRecord[] = [];
-  for (let round = 0; records.length < count; round++) {
-    if (round > 200) throw new Error(`only ${records.length} of ${count} records`);
-    records.push(...(await reader.poll({ waitMs: 50 })));
-  }
-  return records;
-}
-
 describe('Reader', () => {
   it('reads each partition from its offset, follows position(), seeks, and never joins or commits', async () => {
     const { client, coordinator, broker } = await setup();
     const reader = client.reader({ topic: 't', positions: [{ partition: 0, offset: 4 }, { partition: 1, offset: 1 }] });
-    const records = await pollUntil(reader, 7);
+    const records = await pollAtLeast(reader, 7);
     const of = (list: ConsumedRecord[], p: number) => list.filter((r) => r.partition === p).map((r) => r.offset);
     expect(of(records, 0)).toEqual([4, 5]);
     expect(of(records, 1)).toEqual([1, 2, 3, 4, 5]);
     expect(reader.position(0)).toBe(HW);
     reader.seek(0, 2);
     expect(reader.position(0)).toBe(2);
-    expect(of(await pollUntil(reader, 4), 0)).toEqual([2, 3, 4, 5]);
+    expect(of(await pollAtLeast(reader, 4), 0)).toEqual([2, 3, 4, 5]);
     await reader.close();
     // Only the map from the coordinator, only fetches from the broker.
     expect(new Set(coordinator.requests.map((r) => `${r.method} ${r.path}`))).toEqual(new Set(['GET /metadata']));

@@ -5,17 +5,15 @@
  * records below the HW only, and the same `offsetReset` policy below the log start.
  */
 import { EventEmitter } from 'node:events';
-import { MAX_PARTITIONS, TesseraError, parseOrThrow, topicName, type RetryOptions } from '@tessera/protocol';
-import type { MetadataCache } from '../cluster/metadata-cache.js';
+import { MAX_PARTITIONS, TesseraError, parseOrThrow, topicName } from '@tessera/protocol';
 import { needsMetadataRefresh } from '../cluster/metadata-cache.js';
-import type { Connection } from '../connection/connection.js';
+import type { ClientParts } from '../internal/client-parts.js';
 import { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import { setStart } from './offsets.js';
 import { newPartitionState, type PartitionState } from './partition-state.js';
 import { RecordFeed } from './poll-loop.js';
-import { checkedInteger, checkedOffset, offsetResetPolicy, type OffsetReset } from './positions.js';
-import { groupByPrimary } from './routing.js';
+import { checkedInteger, checkedOffset, type OffsetReset } from './positions.js';
 
 export interface ReaderOptions {
   topic: string;
@@ -30,11 +28,7 @@ export interface ReaderOptions {
 }
 
 /** What a reader needs from the client that made it. */
-export interface ReaderContext {
-  connection: Connection;
-  metadata: MetadataCache;
-  retry: RetryOptions;
-  requestTimeoutMs: number;
+export interface ReaderContext extends ClientParts {
   onClose(reader: Reader): void;
 }
 
@@ -72,27 +66,20 @@ export class Reader extends EventEmitter {
       setStart(state, checkedOffset(offset), null);
       this.owned.set(partition, state);
     }
-    const onError = (error: unknown) => this.note(error);
-    const onPartitionError = (error: unknown) => {
-      if (needsMetadataRefresh(error)) context.metadata.refreshInBackground();
-      this.note(error);
-    };
-    this.feed = new RecordFeed({
+    this.feed = new RecordFeed(context, {
       topic: this.topic,
-      connection: context.connection,
-      retry: context.retry,
-      requestTimeoutMs: context.requestTimeoutMs,
-      offsetReset: offsetResetPolicy(options.offsetReset),
+      offsetReset: options.offsetReset,
       maxRecords: this.maxRecords,
       waitMs: this.waitMs,
       owned: this.owned,
       wakeup: this.wakeup,
       signal: this.abort.signal,
       isClosed: () => this.closed,
-      groupByPrimary: (partitions) => groupByPrimary(context.metadata, this.topic, partitions, { onError, onPartitionError }),
-      beforeRound: async () => undefined,
-      onPartitionError,
-      onError,
+      onPartitionError: (error) => {
+        if (needsMetadataRefresh(error)) context.metadata.refreshInBackground();
+        this.note(error);
+      },
+      onError: (error) => this.note(error),
     });
   }
 

@@ -24,11 +24,10 @@ import {
   retry,
   TesseraError,
   topicName,
-  type RetryOptions,
   type TopicMetadata,
 } from '@tessera/protocol';
-import type { Connection } from '../connection/connection.js';
-import { needsMetadataRefresh, type MetadataCache } from '../cluster/metadata-cache.js';
+import { needsMetadataRefresh } from '../cluster/metadata-cache.js';
+import type { ClientParts } from '../internal/client-parts.js';
 import type { ProducerRecord, RecordMetadata } from '../records.js';
 import { Accumulator, type PartitionQueue, type PendingRecord } from './accumulator.js';
 import { IdempotenceManager, type BatchSequence } from './idempotence.js';
@@ -67,11 +66,7 @@ export interface ProducerOptions {
 }
 
 /** What a producer needs from the client that made it. */
-export interface ProducerContext {
-  connection: Connection;
-  metadata: MetadataCache;
-  retry: RetryOptions;
-  requestTimeoutMs: number;
+export interface ProducerContext extends ClientParts {
   onClose(producer: Producer): void;
 }
 

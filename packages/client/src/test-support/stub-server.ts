@@ -6,6 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DecodedRecord, ErrorCode } from '@tessera/protocol';
+import type { ConsumedRecord } from '../records.js';
 import { decodeFrame, decodeRecordBatch, encodeFrame, encodeRecordBatch, ERRORS, FRAME_CONTENT_TYPE, iterateBatches, splitTail, validateBatch } from '@tessera/protocol';
 
 export interface StubRequest {
@@ -205,6 +206,16 @@ export async function until(predicate: () => boolean, what = 'condition', timeou
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** Polls a consumer or reader until `count` records came (or fails the test after 200 polls). */
+export async function pollAtLeast(source: { poll(o?: { waitMs?: number }): Promise<ConsumedRecord[]> }, count: number): Promise<ConsumedRecord[]> {
+  const records: ConsumedRecord[] = [];
+  for (let round = 0; records.length < count; round++) {
+    if (round > 200) throw new Error(`only ${records.length} of ${count} records`);
+    records.push(...(await source.poll({ waitMs: 50 })));
+  }
+  return records;
 }
 
 /** A record of a produce request, as a stub broker stores it: text key and value for easy asserts, and the bytes. */

@@ -16,7 +16,7 @@
  *   counters.leadershipTransfers.inc(n) the automatic leadership balance started n transfers
  */
 import type { PartitionStatus } from '@tessera/protocol';
-import type { HttpService } from '@tessera/service';
+import { registerCollectors, type HttpService } from '@tessera/service';
 
 type Registry = HttpService['registry'];
 
@@ -90,7 +90,7 @@ export function registerCoordinatorMetrics(registry: Registry, sources: GaugeSou
       get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
       reset: () => undefined,
     };
-    registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+    registerCollectors(registry, [metric]);
   };
 
   add('tessera_coordinator_brokers', 'Registered brokers by state (alive, dead)', 'gauge', () => {
