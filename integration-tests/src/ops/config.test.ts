@@ -2,7 +2,8 @@
 // pipeline and the services' real configuration agree: ports, environment names, scrape targets
 // and the datasource the dashboards use.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -100,6 +101,42 @@ describe('docker-compose.yml', () => {
       const parsed = spawnSync('sh', ['-n', '-c', script], { encoding: 'utf8' });
       expect(parsed.status, `${name}: ${parsed.stderr}`).toBe(0);
     }
+  });
+
+  it("demo-topic's command creates what is missing, saves the secret once, and exits 0 when everything exists", () => {
+    // The command's own control flow, with a stand-in for the CLI that answers "exists" or "created".
+    const demoTopic = compose.services['demo-topic'] as { environment?: Record<string, string>; command?: string[] };
+    const dir = mkdtempSync(path.join(tmpdir(), 'demo-topic-'));
+    const bin = path.join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(
+      path.join(bin, 'tessera-entrypoint'),
+      [
+        '#!/bin/sh',
+        'echo "$*" >> "$CALLS"',
+        'case "$1 $2" in',
+        '  "topics describe"|"subscriptions describe") [ -n "$EXISTS" ] && exit 0; exit 1 ;;',
+        '  "subscriptions create") echo \'{"name":"demo-webhook","secret":"whsec_demo"}\' ;;',
+        'esac',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const script = demoTopic.command![0]!.replaceAll('$$', '$').replaceAll('/data/', `${dir}/`);
+    const run = (exists: boolean) =>
+      spawnSync('sh', ['-c', script], {
+        encoding: 'utf8',
+        env: { ...process.env, ...demoTopic.environment, PATH: `${bin}:${process.env.PATH}`, CALLS: path.join(dir, 'calls'), EXISTS: exists ? '1' : '' },
+      });
+    const first = run(false);
+    expect(first.status, first.stderr).toBe(0);
+    expect(readFileSync(path.join(dir, 'secret'), 'utf8')).toBe('whsec_demo');
+    expect(readFileSync(path.join(dir, 'calls'), 'utf8')).toContain(`subscriptions create demo-webhook --topic demo --url ${demoTopic.environment?.DEMO_WEBHOOK_URL}`);
+    rmSync(path.join(dir, 'calls'));
+    const again = run(true);
+    expect(again.status, again.stderr).toBe(0);
+    expect(readFileSync(path.join(dir, 'calls'), 'utf8')).not.toMatch(/create/);
+    expect(readFileSync(path.join(dir, 'secret'), 'utf8')).toBe('whsec_demo');
+    rmSync(dir, { recursive: true });
   });
 
   it('passes an optional extra CA to the image build', () => {
