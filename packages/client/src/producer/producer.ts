@@ -140,6 +140,7 @@ export class Producer {
       maxRequestBytes: this.options.maxRequestBytes,
       maxInFlightRequests: this.options.maxInFlightRequests,
       onRoom: (url) => this.roomAt(url),
+      isWaiting: (url) => this.waitingForRoom.has(url),
     });
   }
 

@@ -50,6 +50,8 @@ export interface SenderOptions {
   maxInFlightRequests: number;
   /** A request to the broker at `url` came back: it has room for another. */
   onRoom(url: string): void;
+  /** Whether partitions wait for room at the broker at `url`. */
+  isWaiting(url: string): boolean;
 }
 
 export class ProduceSender {
@@ -121,14 +123,17 @@ class BrokerChannel {
       }
       this.inFlight++;
       void this.send(pending.slice(start, end)).finally(() => {
-        // The room opens after the answered partitions have queued what arrived meanwhile
-        // (their promise callbacks run first), so those leave in one request with the
-        // partitions that were waiting, not in a request of their own before them.
-        setImmediate(() => {
+        const open = () => {
           this.inFlight--;
           if (this.pending.length > 0) this.flush();
           this.options.onRoom(this.url);
-        });
+        };
+        // With partitions waiting, the room opens after the answered partitions have queued
+        // what arrived meanwhile (their promise callbacks run first), so those leave in one
+        // request with the waiting ones, not in a request of their own before them. With
+        // nobody waiting it opens now: a producer sending one record at a time waits for nothing.
+        if (this.pending.length > 0 || this.options.isWaiting(this.url)) setImmediate(open);
+        else open();
       });
       start = end;
     }
