@@ -90,9 +90,16 @@ describe('broker metrics', () => {
     let text = await registry.metrics();
     expect(text).toContain('tessera_subscription_deliveries_total{subscription="hook",outcome="dead_lettered"} 0');
     expect(text).toContain('tessera_subscription_delivery_attempts_total{subscription="hook",result="timeout"} 0');
+    expect(text).toContain('tessera_subscription_delivery_seconds_count{subscription="hook"} 0');
+    expect(text).not.toMatch(/tessera_subscription_delivery_seconds_count \d/); // no series without the label
+    subscriptions.deliveryLatency.observe(0.02, { subscription: 'hook' });
+    subscriptions.deliveryLatency.observe(3, { subscription: 'other' });
     subscriptions.deliveries.inc({ subscription: 'hook', outcome: 'delivered' });
     subscriptions.start('hook'); // a new runtime of the same subscription keeps the counts
     text = await registry.metrics();
     expect(text).toContain('tessera_subscription_deliveries_total{subscription="hook",outcome="delivered"} 1');
+    expect(text).toContain('tessera_subscription_delivery_seconds_bucket{subscription="hook",le="0.025"} 1');
+    expect(text).toContain('tessera_subscription_delivery_seconds_bucket{subscription="other",le="0.025"} 0');
+    expect(text).toContain('tessera_subscription_delivery_seconds_count{subscription="other"} 1');
   });
 });

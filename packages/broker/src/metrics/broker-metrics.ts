@@ -48,23 +48,39 @@ export class CollectedGauge implements CollectorMetric {
   }
 }
 
-/** A histogram without labels. */
+/** One histogram series: cumulative bucket counts, sum and count. */
+interface HistogramSeries {
+  labels: Labels;
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * A histogram. Without labels its one series is exported from the start; a labelled one
+ * (`labelled`: every observation names its labels) exports a series per label set from its
+ * first observation or `zero()`.
+ */
 export class HistogramMetric implements CollectorMetric {
   readonly type = 'histogram' as const;
-  private readonly counts: number[];
-  private sum = 0;
-  private count = 0;
+  private readonly series = new Map<string, HistogramSeries>();
   constructor(
     readonly name: string,
     readonly help: string,
     private readonly buckets: number[],
+    labelled = false,
   ) {
-    this.counts = buckets.map(() => 0);
+    if (!labelled) this.zero({});
   }
-  observe(value: number): void {
-    this.sum += value;
-    this.count++;
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) this.counts[i]++;
+  observe(value: number, labels: Labels = {}): void {
+    const series = this.seriesOf(labels);
+    series.sum += value;
+    series.count++;
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) series.counts[i]!++;
+  }
+  /** Exports the series at 0 until its first observation. */
+  zero(labels: Labels): void {
+    this.seriesOf(labels);
   }
   /** Starts a timer; calling the returned function observes the elapsed seconds. */
   startTimer(): () => void {
@@ -72,11 +88,20 @@ export class HistogramMetric implements CollectorMetric {
     return () => this.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
   async get() {
-    const values: Sample[] = this.buckets.map((le, i) => ({ metricName: `${this.name}_bucket`, labels: { le }, value: this.counts[i] }));
-    values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf' }, value: this.count });
-    values.push({ metricName: `${this.name}_sum`, labels: {}, value: this.sum });
-    values.push({ metricName: `${this.name}_count`, labels: {}, value: this.count });
+    const values: Sample[] = [];
+    for (const { labels, counts, sum, count } of this.series.values()) {
+      this.buckets.forEach((le, i) => values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le }, value: counts[i]! }));
+      values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: count });
+      values.push({ metricName: `${this.name}_sum`, labels, value: sum });
+      values.push({ metricName: `${this.name}_count`, labels, value: count });
+    }
     return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' };
+  }
+  private seriesOf(labels: Labels): HistogramSeries {
+    const key = labelKey(labels);
+    let series = this.series.get(key);
+    if (series === undefined) this.series.set(key, (series = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
+    return series;
   }
 }
 

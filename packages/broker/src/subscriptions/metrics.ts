@@ -17,12 +17,14 @@ export class SubscriptionMetrics {
     'tessera_subscription_delivery_seconds',
     'Duration of one delivery attempt (request to answer, or to the failure)',
     DELIVERY_BUCKETS_SECONDS,
+    true,
   );
 
   /** The series of a subscription this broker delivers, at 0 until they move (a dashboard shows 0, not "no data"). */
   start(subscription: string): void {
     for (const outcome of DELIVERY_OUTCOMES) this.deliveries.zero({ subscription, outcome });
     for (const result of ATTEMPT_RESULTS) this.attempts.zero({ subscription, result });
+    this.deliveryLatency.zero({ subscription });
   }
 
   register(service: HttpService, lag: () => Array<{ subscription: string; topic: string; partition: number; lag: number }>): void {

@@ -238,7 +238,7 @@ export class PartitionDelivery {
       throw error;
     } finally {
       release();
-      metrics.deliveryLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      metrics.deliveryLatency.observe(Number(process.hrtime.bigint() - started) / 1e9, { subscription: subscription.name });
       metrics.attempts.inc({ subscription: subscription.name, result });
     }
   }
