@@ -64,16 +64,18 @@ interface HistogramSeries {
 export class HistogramMetric implements CollectorMetric {
   readonly type = 'histogram' as const;
   private readonly series = new Map<string, HistogramSeries>();
+  /** The one series of a histogram without labels, kept at hand: its observations build no key. */
+  private readonly plain: HistogramSeries | undefined;
   constructor(
     readonly name: string,
     readonly help: string,
     private readonly buckets: number[],
     labelled = false,
   ) {
-    if (!labelled) this.zero({});
+    if (!labelled) this.plain = this.seriesOf({});
   }
-  observe(value: number, labels: Labels = {}): void {
-    const series = this.seriesOf(labels);
+  observe(value: number, labels?: Labels): void {
+    const series = labels === undefined && this.plain !== undefined ? this.plain : this.seriesOf(labels ?? {});
     series.sum += value;
     series.count++;
     for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) series.counts[i]!++;
