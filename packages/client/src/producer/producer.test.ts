@@ -110,6 +110,27 @@ describe('Producer', () => {
     expect(coordinator.calls('GET', '/metadata').length).toBeGreaterThanOrEqual(2);
   });
 
+  it('sends to a partition the cached map shows offline once it has a primary again, and meanwhile to the others', async () => {
+    // Proves an offline partition in the map does not stop the producer: its records wait for a primary, the other partition's go at once.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    let offline = true;
+    coordinator.on('GET', '/metadata', () => {
+      const map = metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]);
+      if (offline) (map.topics[0]!.partitions[1] as { primary: number | null }).primary = null;
+      return map;
+    });
+    const logs = storingBroker(broker);
+    const c = client(coordinator, { metadataMaxAgeMs: 50 });
+    const producer = c.producer();
+    const toOffline = producer.send({ topic: 't', partition: 1, value: 'waits' });
+    const toOnline = producer.send({ topic: 't', partition: 0, value: 'goes' });
+    expect(await toOnline).toMatchObject({ partition: 0, offset: 0 });
+    offline = false;
+    expect(await toOffline).toMatchObject({ partition: 1, offset: 0 });
+    expect(logs.get(1)!.map((r) => r.value)).toEqual(['waits']);
+  });
+
   it('rejects with the TesseraError of a non-retriable error, without retrying', async () => {
     // Proves non-retriable errors end delivery at once and reach the caller typed.
     const coordinator = await stub('coordinator');

@@ -353,11 +353,17 @@ export class Producer {
 
   /**
    * Holds a partition back while its primary has the most requests out (its batch is cut
-   * when one comes back, with the records that arrived meanwhile). An unknown primary is
-   * never held: delivery finds it.
+   * when one comes back, with the records that arrived meanwhile). A partition whose primary
+   * the cached map does not name (not cached, offline) is never held: delivery finds it,
+   * retrying until there is one.
    */
   private heldForRoom(queue: PartitionQueue): boolean {
-    const url = this.context.metadata.cachedPrimaryUrl(queue.topic, queue.partition);
+    let url: string | undefined;
+    try {
+      url = this.context.metadata.cachedPrimaryUrl(queue.topic, queue.partition);
+    } catch {
+      return false; // PARTITION_OFFLINE or unknown here; deliver() gets the same error and retries it
+    }
     if (url === undefined || this.sender.hasRoom(url)) return false;
     let waiting = this.waitingForRoom.get(url);
     if (waiting === undefined) this.waitingForRoom.set(url, (waiting = new Set()));
