@@ -7,7 +7,6 @@
  * subscription's group offset through the partition's own commit path (so it replicates with
  * the log and a new primary resumes where this one stopped).
  */
-import { isIP } from 'node:net';
 import {
   SIGNATURE_HEADER,
   SUBSCRIPTION_HEADER,
@@ -78,10 +77,6 @@ export class PartitionDelivery {
       .finally(() => {
         this.finished = true;
       });
-  }
-
-  get partition(): number {
-    return this.replica.partition;
   }
 
   get topic(): string {
@@ -199,9 +194,7 @@ export class PartitionDelivery {
     const started = process.hrtime.bigint();
     let result: AttemptResult = 'ok';
     try {
-      if (isIP(target.hostname) !== 0 && !this.runtime.policy.allowsAddress(target.hostname)) {
-        throw new Error(`${target.hostname} is not an allowed target address`);
-      }
+      if (this.runtime.refusedTarget !== null) throw new Error(this.runtime.refusedTarget);
       const delivery: DeliveryBody = { subscription: subscription.name, topic: this.replica.topic, partition: this.replica.partition, attempt, ...json };
       const body = JSON.stringify(delivery);
       const response = await this.runtime.agent.request({

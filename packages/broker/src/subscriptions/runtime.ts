@@ -3,6 +3,7 @@
  * HTTP connection pool of its own (so a slow receiver holds only its own connections), the
  * bound on its requests in flight, its metrics and the dead-letter writer.
  */
+import { isIP } from 'node:net';
 import { Agent } from 'undici';
 import { TargetPolicy, type SubscriptionsStateResponse } from '@tessera/protocol';
 import type { DeadLetterWriter } from './dead-letter.js';
@@ -53,6 +54,11 @@ export class SubscriptionRuntime {
   readonly slots: Slots;
   readonly target: URL;
   readonly keyPrefix: Buffer | null;
+  /**
+   * Why every attempt is refused without a request: a target given as an IP address the
+   * policy does not allow (a host name is checked at each connection, by the lookup).
+   */
+  readonly refusedTarget: string | null;
   readonly secret: string;
   /** What the runtime was built from: a change of any of it builds a new one. */
   readonly fingerprint: string;
@@ -66,6 +72,8 @@ export class SubscriptionRuntime {
     this.fingerprint = fingerprintOf(subscription, policy.spec);
     this.secret = subscription.secret;
     this.target = new URL(subscription.url);
+    const host = this.target.hostname;
+    this.refusedTarget = isIP(host) !== 0 && !policy.allowsAddress(host) ? `${host} is not an allowed target address` : null;
     this.keyPrefix = subscription.filterKeyPrefix === null ? null : Buffer.from(subscription.filterKeyPrefix, 'utf8');
     this.slots = new Slots(subscription.maxInFlight);
     metrics.start(subscription.name);
