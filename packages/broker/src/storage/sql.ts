@@ -105,7 +105,9 @@ export const SQL = {
    */
   batchesBelow:
     'SELECT base_offset, last_offset, length(data) AS bytes FROM batches WHERE topic = @topic AND partition = @partition ' +
-    'AND last_offset < @below ORDER BY base_offset LIMIT @limit',
+    // base_offset < @below bounds the primary-key range (batches are gap-free, so it holds for
+    // every batch wholly below): nothing below is one seek, not a scan of the partition.
+    'AND base_offset < @below AND last_offset < @below ORDER BY base_offset LIMIT @limit',
   /** Retention: the oldest batches from the one holding @from, at most @limit, with what retention decides on. */
   batchesFrom:
     'SELECT base_offset, last_offset, max_timestamp, length(data) AS bytes FROM batches WHERE topic = @topic AND partition = @partition ' +
