@@ -17,7 +17,7 @@ import {
 } from '@tessera/protocol';
 import type { Context } from '@tessera/service';
 import type { Partition } from '../partition/index.js';
-import { findReplicas, inlineError, notHeldHere, type HandlerDeps } from '../http/deps.js';
+import { findReplicas, inlineError, requirePrimary, type HandlerDeps } from '../http/deps.js';
 
 type Results = CommitResponse['results'];
 
@@ -68,9 +68,7 @@ async function commitEach(
     entries.map(async (entry, i): Promise<Results[number]> => {
       const ref = { topic: entry.topic, partition: entry.partition };
       try {
-        const replica = replicas[i];
-        if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
-        if (replica.role !== 'primary') throw replica.notPrimary();
+        const replica = requirePrimary(deps, replicas[i], ref);
         // Up to the LEO, not only the HW: right after a change of primary the new primary's HW can
         // trail, for a moment, what the group already read below the old primary's HW.
         if (entry.offset !== DELETED_GROUP_OFFSET && entry.offset > replica.store.leo) {
@@ -95,9 +93,7 @@ export async function handleCommittedOffsets(deps: HandlerDeps, ctx: Context): P
     const replica = replicas[i];
     const base = { topic: ref.topic, partition: ref.partition, highWatermark: replica?.hw ?? 0, logStartOffset: replica?.logStartOffset ?? 0 };
     try {
-      if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
-      if (replica.role !== 'primary') throw replica.notPrimary();
-      return { ...base, offset: replica.store.committedOffset(request.group) ?? null };
+      return { ...base, offset: requirePrimary(deps, replica, ref).store.groupOffset(request.group)?.offset ?? null };
     } catch (error) {
       return { ...base, offset: null, error: inlineError(deps, error) };
     }

@@ -58,6 +58,13 @@ export function notHeldHere(deps: HandlerDeps, ref: PartitionRef): TesseraError 
   return new TesseraError('PARTITION_NOT_FOUND', `this broker holds no replica of ${ref.topic}/${ref.partition}`);
 }
 
+/** The replica if this broker leads it; else the NOT_PRIMARY / PARTITION_NOT_FOUND error to answer. */
+export function requirePrimary(deps: HandlerDeps, replica: Partition | undefined, ref: PartitionRef): Partition {
+  if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
+  if (replica.role !== 'primary') throw replica.notPrimary();
+  return replica;
+}
+
 /** The inline error of one partition in a multi-partition answer. */
 export function inlineError(deps: HandlerDeps, error: unknown): ErrorBody['error'] {
   if (error instanceof TesseraError) return error.toBody().error;

@@ -33,7 +33,6 @@ import {
   type PartitionAssignment,
   type ReplicaReport,
   type RetryOptions,
-  DELETED_GROUP_OFFSET,
 } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
 import type { BrokerLimits } from '../config.js';
@@ -260,8 +259,7 @@ export class Partition {
    * generations anew at the coordinator.
    */
   storedGeneration(group: string): number {
-    const row = this.store.groupOffset(group);
-    return row === undefined || row.offset === DELETED_GROUP_OFFSET ? -1 : row.generation;
+    return this.store.groupOffset(group)?.generation ?? -1;
   }
 
   /** STORAGE_FULL while the disk is nearly full (see service/storage-space.ts); nothing is queued then. */
@@ -981,17 +979,18 @@ export class Partition {
    * 8 MiB) and the event loop runs between them; a pass does at most MAX_RETENTION_ROUNDS.
    * Returns the number of batches deleted.
    */
-  async retentionPass(policy: { retentionMs: number; retentionBytes: number; nowMs: number; maxBatches: number }): Promise<number> {
+  async retentionPass(pass: { nowMs: number; maxBatches: number }): Promise<number> {
+    const { retentionMs, retentionBytes } = this;
     let total = 0;
     const startedAt = this.store.logStartOffset;
     for (let round = 0; round < MAX_RETENTION_ROUNDS && !this.closed; round++) {
       await this.store.recountSize();
-      const { deleted, more } = await this.store.deleteBelowLogStart(policy.maxBatches);
+      const { deleted, more } = await this.store.deleteBelowLogStart(pass.maxBatches);
       total += deleted;
       // Size retention counts the stored bytes: decide once nothing below the log start is left.
       if (more) continue;
-      if (this.closed || this.role !== 'primary' || (policy.retentionMs < 0 && policy.retentionBytes < 0)) break;
-      const start = this.store.retentionPoint({ ...policy, hw: this.hw });
+      if (this.closed || this.role !== 'primary' || (retentionMs < 0 && retentionBytes < 0)) break;
+      const start = this.store.retentionPoint({ retentionMs, retentionBytes, ...pass, hw: this.hw });
       if (start <= this.store.logStartOffset) break;
       await this.moveLogStart(start, 'retention');
     }

@@ -8,7 +8,7 @@
  */
 import { TesseraError, decodeRecordBatch, listOffsetsRequest, offsetQuery, parseOrThrow, type ListOffsetsResponse, type OffsetQuery } from '@tessera/protocol';
 import type { Context } from '@tessera/service';
-import { findReplicas, inlineError, notHeldHere, routePartition, type HandlerDeps } from '../http/deps.js';
+import { findReplicas, inlineError, requirePrimary, routePartition, type HandlerDeps } from '../http/deps.js';
 import type { Partition } from '../partition/index.js';
 
 type Entry = ListOffsetsResponse['partitions'][number];
@@ -20,9 +20,7 @@ export async function handlePartitionOffsets(deps: HandlerDeps, ctx: Context): P
   if (typeof raw !== 'string') throw new TesseraError('INVALID_REQUEST', 'give ?at=earliest, ?at=latest or ?at=<epoch ms> once');
   const at = parseOrThrow(offsetQuery, /^\d{1,16}$/.test(raw) ? { timestamp: Number(raw) } : raw, '?at (earliest, latest or epoch ms)');
   const [replica] = await findReplicas(deps, [ref]);
-  if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
-  if (replica.role !== 'primary') throw replica.notPrimary();
-  const body: Entry = { ...ref, ...offsetAt(replica, at) };
+  const body: Entry = { ...ref, ...offsetAt(requirePrimary(deps, replica, ref), at) };
   ctx.body = body;
 }
 
@@ -33,9 +31,7 @@ export async function handleListOffsets(deps: HandlerDeps, ctx: Context): Promis
     const replica = replicas[i];
     const base = { topic: ref.topic, partition: ref.partition, logStartOffset: replica?.logStartOffset ?? 0, highWatermark: replica?.hw ?? 0 };
     try {
-      if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
-      if (replica.role !== 'primary') throw replica.notPrimary();
-      return { ...base, ...offsetAt(replica, ref.at) };
+      return { ...base, ...offsetAt(requirePrimary(deps, replica, ref), ref.at) };
     } catch (error) {
       return { ...base, offset: 0, timestamp: null, error: inlineError(deps, error) };
     }

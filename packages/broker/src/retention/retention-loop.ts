@@ -36,12 +36,7 @@ export class RetentionLoop {
     for (const replica of replicas.all()) {
       if (this.stopped) return;
       try {
-        deleted += await replica.retentionPass({
-          retentionMs: replica.retentionMs,
-          retentionBytes: replica.retentionBytes,
-          nowMs: Date.now(),
-          maxBatches: maxBatchesPerPass,
-        });
+        deleted += await replica.retentionPass({ nowMs: Date.now(), maxBatches: maxBatchesPerPass });
       } catch (error) {
         // A replica closed or deposed meanwhile; the next pass sees what holds then.
         logger.debug({ topic: replica.topic, partition: replica.partition, err: (error as Error).message }, 'retention pass skipped a replica');

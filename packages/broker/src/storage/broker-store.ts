@@ -601,19 +601,24 @@ export class PartitionLog {
    * how many it deleted and whether any are left below the log start.
    */
   async deleteBelowLogStart(maxBatches: number): Promise<{ deleted: number; more: boolean }> {
+    const { deleted, freedBytes, more } = await this.deleteChunkBelow(this.logStartValue, maxBatches);
+    this.sizeBytesValue -= freedBytes;
+    return { deleted, more };
+  }
+
+  /**
+   * Deletes the oldest batches wholly below `below`: at most `limit`, and one bounded chunk of
+   * them (`deletionChunk`), in one statement of the next group commit.
+   */
+  private async deleteChunkBelow(below: number, limit: number): Promise<{ deleted: number; freedBytes: number; more: boolean }> {
     this.store.assertOpen();
-    const rows = this.store.stmt.batchesBelow.all({
-      topic: this.topic,
-      partition: this.partition,
-      below: this.logStartValue,
-      limit: maxBatches,
-    }) as BatchSizeRow[];
+    const { topic, partition } = this;
+    const rows = this.store.stmt.batchesBelow.all({ topic, partition, below, limit }) as BatchSizeRow[];
     const chunk = deletionChunk(rows);
-    if (chunk.length === 0) return { deleted: 0, more: false };
-    const freed = chunk.reduce((sum, row) => sum + row.bytes, 0);
-    await this.store.write([['deleteBatchRange', this.topic, this.partition, chunk[0].base_offset, chunk[chunk.length - 1].base_offset]]);
-    this.sizeBytesValue -= freed;
-    return { deleted: chunk.length, more: chunk.length < rows.length || rows.length === maxBatches };
+    if (chunk.length === 0) return { deleted: 0, freedBytes: 0, more: false };
+    await this.store.write([['deleteBatchRange', topic, partition, chunk[0].base_offset, chunk[chunk.length - 1].base_offset]]);
+    const freedBytes = chunk.reduce((sum, row) => sum + row.bytes, 0);
+    return { deleted: chunk.length, freedBytes, more: chunk.length < rows.length || rows.length === limit };
   }
 
   /**
@@ -623,12 +628,13 @@ export class PartitionLog {
    */
   retentionPoint(policy: { retentionMs: number; retentionBytes: number; nowMs: number; hw: number; maxBatches: number }): number {
     this.store.assertOpen();
-    const rows = this.store.stmt.batchesFrom.all({
+    // Read row by row: a pass usually stops at the first batch retention keeps.
+    const rows = this.store.stmt.batchesFrom.iterate({
       topic: this.topic,
       partition: this.partition,
       from: this.logStartValue,
       limit: policy.maxBatches,
-    }) as Array<{ base_offset: number; last_offset: number; max_timestamp: number; bytes: number }>;
+    }) as Iterable<{ base_offset: number; last_offset: number; max_timestamp: number; bytes: number }>;
     let bytes = this.sizeBytesValue;
     let start = this.logStartValue;
     for (const row of rows) {
@@ -651,19 +657,13 @@ export class PartitionLog {
   }
 
   /**
-   * The group's stored offset row: an offset, or DELETED_GROUP_OFFSET after the group was
-   * deleted (`committedOffset` reads that as nothing committed).
+   * The group's committed offset and its generation; undefined when it has none (never
+   * committed, or deleted: the DELETED_GROUP_OFFSET mark a delete leaves is not a position).
    */
   groupOffset(group: string): GroupOffset | undefined {
     this.store.assertOpen();
     const row = this.store.stmt.selectGroupOffset.get(this.topic, this.partition, group) as { offset: number; generation: number } | undefined;
-    return row === undefined ? undefined : { group, offset: row.offset, generation: row.generation };
-  }
-
-  /** The group's committed offset, undefined when it has none (never committed, or deleted). */
-  committedOffset(group: string): number | undefined {
-    const row = this.groupOffset(group);
-    return row === undefined || row.offset === DELETED_GROUP_OFFSET ? undefined : row.offset;
+    return row === undefined || row.offset === DELETED_GROUP_OFFSET ? undefined : { group, offset: row.offset, generation: row.generation };
   }
 
   /** Every stored group offset row, deleted groups' included (replication sends them all). */
@@ -681,13 +681,7 @@ export class PartitionLog {
    */
   async destroy(): Promise<void> {
     const { topic, partition } = this;
-    for (;;) {
-      this.store.assertOpen();
-      const rows = this.store.stmt.batchesBelow.all({ topic, partition, below: Number.MAX_SAFE_INTEGER, limit: DELETE_CHUNK_BATCHES }) as BatchSizeRow[];
-      const chunk = deletionChunk(rows);
-      if (chunk.length === 0) break;
-      await this.store.write([['deleteBatchRange', topic, partition, chunk[0].base_offset, chunk[chunk.length - 1].base_offset]]);
-    }
+    while ((await this.deleteChunkBelow(Number.MAX_SAFE_INTEGER, DELETE_CHUNK_BATCHES)).deleted > 0);
     this.sizeBytesValue = 0;
     return this.store.write([
       ['deleteBatches', topic, partition],

@@ -45,9 +45,9 @@ describe('PartitionLog.firstBatchAtTime', () => {
   it('reads a deletion mark as nothing committed, keeping the row for replication', async () => {
     const log = store.log('t', 0);
     await log.append([], [{ group: 'g', offset: 5, generation: 2 }]);
-    expect(log.committedOffset('g')).toBe(5);
+    expect(log.groupOffset('g')?.offset).toBe(5);
     await log.append([], [{ group: 'g', offset: DELETED_GROUP_OFFSET, generation: 3 }]);
-    expect(log.committedOffset('g')).toBeUndefined();
+    expect(log.groupOffset('g')).toBeUndefined();
     expect(log.groupOffsets()).toEqual([{ group: 'g', offset: DELETED_GROUP_OFFSET, generation: 3 }]);
   });
 });
