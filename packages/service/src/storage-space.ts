@@ -79,7 +79,9 @@ export class StorageSpace {
 
   /** True while new writes are refused. */
   get isLow(): boolean {
-    if (performance.now() - this.checkedAtMs > FRESH_MS) this.check();
+    // Measured on demand, but the reserve (megabytes and an fsync) is written back only by the
+    // timer, never inside the request that asked.
+    if (performance.now() - this.checkedAtMs > FRESH_MS) this.measure(false);
     return this.lowValue;
   }
 
@@ -116,8 +118,12 @@ export class StorageSpace {
     return true;
   }
 
-  /** Measures the space and moves between "fine" and "low" (see the module comment). */
+  /** Measures the space, moves between "fine" and "low" (see the module comment) and writes the reserve back where it fits. */
   check(): void {
+    this.measure(true);
+  }
+
+  private measure(mayWriteReserve: boolean): void {
     this.checkedAtMs = performance.now();
     let filesystemFree: number;
     let available: number;
@@ -135,7 +141,7 @@ export class StorageSpace {
     const reserveFits = filesystemFree >= reserveBytes && available - reserveBytes >= minFreeBytes;
     if (!this.lowValue) {
       if (available >= minFreeBytes) {
-        if (!this.reserveHeld && reserveFits) this.writeReserve();
+        if (mayWriteReserve && !this.reserveHeld && reserveFits) this.writeReserve();
         return;
       }
       logger.warn({ dataDir, available, minFreeBytes }, 'storage low: new writes refused with STORAGE_FULL');
@@ -145,7 +151,7 @@ export class StorageSpace {
     // Back to normal only with room for the reserve again, so the service does not flap at the
     // threshold. Free pages of the database count: a purge frees pages, not filesystem blocks.
     if (available >= minFreeBytes + reserveBytes) {
-      if (reserveFits) this.writeReserve();
+      if (mayWriteReserve && reserveFits) this.writeReserve();
       this.lowValue = false;
       logger.info({ dataDir, available, reserveHeld: this.reserveHeld }, 'storage space returned: writes accepted again');
     }
