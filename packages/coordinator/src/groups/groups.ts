@@ -59,22 +59,14 @@ export class GroupManager {
       throw new TesseraError('UNAVAILABLE', `group ${groupId} is having its offsets reset or deleted; retry shortly`);
     }
     let group = this.groups.get(groupId);
-    if (group && group.topic !== request.topic && group.members.size === 0) {
-      // An empty group may move to another topic; its generation keeps counting up, so old commits stay fenced.
-      group.topic = request.topic;
-      group.owner = [];
-      group.target = [];
-    }
+    if (group) this.moveIfEmpty(group, request.topic);
     if (group && group.topic !== request.topic) {
       throw new TesseraError(
         'INVALID_REQUEST',
         `group ${groupId} consumes topic ${group.topic}, not ${request.topic} (one topic per group)`,
       );
     }
-    if (!group) {
-      group = { group: groupId, topic: request.topic, generation: 0, members: new Map(), owner: [], target: [] };
-      this.groups.set(groupId, group);
-    }
+    group ??= this.newGroup(groupId, request.topic);
     const sessionTimeoutMs = request.sessionTimeoutMs ?? this.deps.defaultSessionTimeoutMs;
     const existing = request.memberId === undefined ? undefined : group.members.get(request.memberId);
     const before = group.generation;
@@ -178,6 +170,31 @@ export class GroupManager {
     };
   }
 
+  /** GROUP_NOT_EMPTY while the group has live members (an operation on its offsets must wait). */
+  assertEmpty(groupId: string): void {
+    const group = this.groups.get(groupId);
+    if (group !== undefined && group.members.size > 0) {
+      throw new TesseraError(
+        'GROUP_NOT_EMPTY',
+        `group ${groupId} has ${group.members.size} live member(s); stop them (or wait for their session timeout) first`,
+      );
+    }
+  }
+
+  private newGroup(groupId: string, topic: string): GroupState {
+    const group: GroupState = { group: groupId, topic, generation: 0, members: new Map(), owner: [], target: [] };
+    this.groups.set(groupId, group);
+    return group;
+  }
+
+  /** An empty group may move to another topic; its generation keeps counting up, so old commits stay fenced. */
+  private moveIfEmpty(group: GroupState, topic: string): void {
+    if (group.topic === topic || group.members.size > 0) return;
+    group.topic = topic;
+    group.owner = [];
+    group.target = [];
+  }
+
   /**
    * Takes a group for an operation on its committed offsets (reset, delete): refused while it
    * has members (GROUP_NOT_EMPTY) or another such operation runs; joins are refused until
@@ -193,20 +210,10 @@ export class GroupManager {
     let group = this.groups.get(groupId);
     if (group === undefined) {
       if (!options.create || options.topic === undefined) throw new TesseraError('GROUP_NOT_FOUND', `group ${groupId} does not exist`);
-      group = { group: groupId, topic: options.topic, generation: 0, members: new Map(), owner: [], target: [] };
-      this.groups.set(groupId, group);
+      group = this.newGroup(groupId, options.topic);
     }
-    if (group.members.size > 0) {
-      throw new TesseraError(
-        'GROUP_NOT_EMPTY',
-        `group ${groupId} has ${group.members.size} live member(s); stop them (or wait for their session timeout) first`,
-      );
-    }
-    if (options.topic !== undefined && group.topic !== options.topic) {
-      group.topic = options.topic;
-      group.owner = [];
-      group.target = [];
-    }
+    this.assertEmpty(groupId);
+    if (options.topic !== undefined) this.moveIfEmpty(group, options.topic);
     group.generation++;
     this.deps.store.saveGroup(group);
     this.exclusive.add(groupId);

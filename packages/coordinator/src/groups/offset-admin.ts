@@ -47,10 +47,7 @@ export class GroupOffsetAdmin {
     for (const p of partitions) this.deps.cluster.partition(request.topic, p);
     if (!request.execute) {
       // A dry run still says when the reset would be refused.
-      const group = this.deps.groups.get(groupId);
-      if (group !== undefined && group.members.size > 0) {
-        throw new TesseraError('GROUP_NOT_EMPTY', `group ${groupId} has ${group.members.size} live member(s); stop them (or wait for their session timeout) first`);
-      }
+      this.deps.groups.assertEmpty(groupId);
       return { group: groupId, topic: request.topic, executed: false, generation: null, partitions: await this.plan(groupId, request, partitions) };
     }
     const generation = this.deps.groups.takeExclusive(groupId, { topic: request.topic, create: true });
