@@ -35,6 +35,8 @@ export interface SubscriptionDeliveriesOptions {
 
 export class SubscriptionDeliveries {
   private state: SubscriptionsStateResponse | undefined;
+  /** The state's active subscriptions. */
+  private active: SubscriptionsStateResponse['subscriptions'] = [];
   private readonly runtimes = new Map<string, SubscriptionRuntime>();
   /** Running deliveries by `${subscription}/${partition}`. */
   private readonly running = new Map<string, PartitionDelivery>();
@@ -63,6 +65,7 @@ export class SubscriptionDeliveries {
         this.state = await this.options.http.get<SubscriptionsStateResponse>(this.options.coordinatorUrl + COORDINATOR_ROUTES.subscriptionsState, {
           timeoutMs: this.options.timeoutMs,
         });
+        this.applyState();
         this.reconcile();
       } while (this.again && !this.closed);
     } catch (error) {
@@ -70,18 +73,24 @@ export class SubscriptionDeliveries {
     }
   }
 
-  /** Starts and stops deliveries to match the state and the partitions led here. */
+  /** A new state arrived: a subscription whose settings changed (or that was paused or deleted) stops everywhere first. */
+  private applyState(): void {
+    if (this.closed || !this.state) return;
+    const policy = this.state.allowedTargets;
+    this.active = this.state.subscriptions.filter((s) => s.state === 'active');
+    const byName = new Map(this.active.map((s) => [s.name, s]));
+    for (const [name, runtime] of this.runtimes) {
+      const next = byName.get(name);
+      if (!next || fingerprintOf(next, policy) !== runtime.fingerprint) this.dropRuntime(name);
+    }
+  }
+
+  /** Starts and stops deliveries to match the active subscriptions and the partitions led here (every tick). */
   private reconcile(): void {
     if (this.closed || !this.state) return;
     const policy = this.state.allowedTargets;
     const wanted = new Set<string>();
-    const active = new Map(this.state.subscriptions.filter((s) => s.state === 'active').map((s) => [s.name, s]));
-    // A subscription whose settings changed (or that was paused or deleted) stops everywhere first.
-    for (const [name, runtime] of this.runtimes) {
-      const next = active.get(name);
-      if (!next || fingerprintOf(next, policy) !== runtime.fingerprint) this.dropRuntime(name);
-    }
-    for (const subscription of active.values()) {
+    for (const subscription of this.active) {
       let runtime = this.runtimes.get(subscription.name);
       for (const replica of this.options.replicas.all()) {
         if (replica.topic !== subscription.topic || replica.isClosed || replica.role !== 'primary') continue;
