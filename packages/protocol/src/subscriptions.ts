@@ -162,6 +162,35 @@ export const DEAD_LETTER_HEADERS = {
 
 export const DEAD_LETTER_HEADER_NAMES: ReadonlySet<string> = new Set(Object.values(DEAD_LETTER_HEADERS));
 
+/** Why a record was dead-lettered: a push subscription gives `lastStatus` and `subscription`, a pull consumer `group`. */
+export interface DeadLetterFields {
+  topic: string;
+  partition: number;
+  offset: number;
+  attempts: number;
+  /** The error of the last attempt; the header holds its first 1,000 characters. */
+  error: string;
+  lastStatus?: number | null;
+  subscription?: string;
+  group?: string;
+}
+
+/** The `DEAD_LETTER_HEADERS` a dead-lettered record carries, by name (only the fields `reason` has; a null status is empty). */
+export function deadLetterHeaders(reason: DeadLetterFields): Record<string, string> {
+  const headers: Record<string, string> = {
+    [DEAD_LETTER_HEADERS.topic]: reason.topic,
+    [DEAD_LETTER_HEADERS.partition]: String(reason.partition),
+    [DEAD_LETTER_HEADERS.offset]: String(reason.offset),
+    [DEAD_LETTER_HEADERS.attempts]: String(reason.attempts),
+  };
+  if (reason.lastStatus !== undefined) headers[DEAD_LETTER_HEADERS.lastStatus] = String(reason.lastStatus ?? '');
+  headers[DEAD_LETTER_HEADERS.error] = reason.error.slice(0, 1_000);
+  if (reason.subscription !== undefined) headers[DEAD_LETTER_HEADERS.subscription] = reason.subscription;
+  if (reason.group !== undefined) headers[DEAD_LETTER_HEADERS.group] = reason.group;
+  headers[DEAD_LETTER_HEADERS.timestamp] = String(Date.now());
+  return headers;
+}
+
 // ---- which addresses the cluster may call -----------------------------------------------
 
 /** Every range that is not a public unicast address: loopback, private, link-local (cloud metadata), CGNAT, multicast... */

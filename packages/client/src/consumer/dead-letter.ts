@@ -6,7 +6,7 @@
  * attempts, error, group), and the consumer moves on. Without a dead-letter topic the last
  * error ends the subscription as before (the record is delivered again).
  */
-import { DEAD_LETTER_HEADERS, TesseraError, retry, type RetryOptions } from '@tessera/protocol';
+import { TesseraError, deadLetterHeaders, retry, type RetryOptions } from '@tessera/protocol';
 import type { Producer } from '../producer/producer.js';
 import type { ConsumedRecord } from '../records.js';
 import type { RecordHandler } from './runner.js';
@@ -49,7 +49,6 @@ export function withDeadLetters(handler: RecordHandler, options: SubscribeOption
       );
     } catch (error) {
       if (target === undefined || context.signal.aborted) throw error;
-      const text = (value: string | number) => Buffer.from(String(value), 'utf8');
       await context.producer().send({
         topic: target,
         key: record.key,
@@ -57,13 +56,14 @@ export function withDeadLetters(handler: RecordHandler, options: SubscribeOption
         timestamp: record.timestamp,
         headers: {
           ...record.headers,
-          [DEAD_LETTER_HEADERS.topic]: text(record.topic),
-          [DEAD_LETTER_HEADERS.partition]: text(record.partition),
-          [DEAD_LETTER_HEADERS.offset]: text(record.offset),
-          [DEAD_LETTER_HEADERS.attempts]: text(attempts),
-          [DEAD_LETTER_HEADERS.error]: text(String((error as Error)?.message ?? error).slice(0, 1_000)),
-          [DEAD_LETTER_HEADERS.group]: text(context.group),
-          [DEAD_LETTER_HEADERS.timestamp]: text(Date.now()),
+          ...deadLetterHeaders({
+            topic: record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            attempts,
+            error: String((error as Error)?.message ?? error),
+            group: context.group,
+          }),
         },
       });
     }
