@@ -9,6 +9,7 @@
 import { TesseraError, deadLetterHeaders, retry, type RetryOptions } from '@tessera/protocol';
 import type { Producer } from '../producer/producer.js';
 import type { ConsumedRecord } from '../records.js';
+import { checkedInteger } from './positions.js';
 import type { RecordHandler } from './runner.js';
 
 export interface SubscribeOptions {
@@ -28,10 +29,7 @@ export interface DeadLetterContext {
 
 /** The handler with retries and dead letters, or `handler` itself when no option asks for them. */
 export function withDeadLetters(handler: RecordHandler, options: SubscribeOptions, context: DeadLetterContext): RecordHandler {
-  const maxAttempts = options.maxAttempts ?? 1;
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1_000) {
-    throw new TesseraError('INVALID_REQUEST', `maxAttempts must be an integer from 1 to 1000, got ${maxAttempts}`);
-  }
+  const maxAttempts = checkedInteger('maxAttempts', options.maxAttempts ?? 1, 1, 1_000);
   const target = options.deadLetterTopic;
   if (target !== undefined && (typeof target !== 'string' || target.length === 0)) {
     throw new TesseraError('INVALID_REQUEST', 'deadLetterTopic must be a topic name');
