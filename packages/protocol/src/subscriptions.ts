@@ -212,6 +212,9 @@ const NOT_PUBLIC: ReadonlyArray<[string, number, 'ipv4' | 'ipv6']> = [
   ['ff00::', 8, 'ipv6'],
   ['64:ff9b::', 96, 'ipv6'],
 ];
+/** `NOT_PUBLIC` as a BlockList, built once; only read (`check`) after this. */
+const notPublic = new BlockList();
+for (const [net, prefix, type] of NOT_PUBLIC) notPublic.addSubnet(net, prefix, type);
 const LOOPBACK: ReadonlyArray<[string, number, 'ipv4' | 'ipv6']> = [
   ['127.0.0.0', 8, 'ipv4'],
   ['::1', 128, 'ipv6'],
@@ -228,7 +231,6 @@ export const DEFAULT_ALLOWED_TARGETS = 'public';
 export class TargetPolicy {
   private readonly publicAllowed: boolean;
   private readonly ranges = new BlockList();
-  private readonly notPublic = new BlockList();
   private readonly hosts = new Set<string>();
 
   constructor(readonly spec: string) {
@@ -254,7 +256,6 @@ export class TargetPolicy {
       }
     }
     this.publicAllowed = publicAllowed;
-    for (const [net, prefix, type] of NOT_PUBLIC) this.notPublic.addSubnet(net, prefix, type);
   }
 
   /** Whether an IP address may be called. */
@@ -266,7 +267,7 @@ export class TargetPolicy {
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
     if (mapped) return this.allowsAddress(mapped[1]!);
     if (this.ranges.check(address, family)) return true;
-    return this.publicAllowed && !this.notPublic.check(address, family);
+    return this.publicAllowed && !notPublic.check(address, family);
   }
 
   allowsHostName(host: string): boolean {
