@@ -1,7 +1,8 @@
 // The compose demo's push-subscription receiver: verifies each delivery's signature (the
-// README's recipe) with the secret the demo-topic step saved when it created the subscription,
-// answers 200, and logs a line every 1,000 deliveries. A delivery that does not verify gets a
-// 401 and is retried by the cluster (for example while the secret file is still being written).
+// README's recipe) with the secret the demo-topic step saved when it created the subscription
+// (read at start and again whenever a delivery does not verify), answers 200, and logs a line
+// every 1,000 deliveries. A delivery that does not verify gets a 401 and is retried by the
+// cluster (for example while the secret file is still being written).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -12,7 +13,7 @@ const host = process.env.DEMO_WEBHOOK_HOST ?? '0.0.0.0';
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 let received = 0;
 
-function secret() {
+function readSecret() {
   try {
     return readFileSync(secretFile, 'utf8').trim();
   } catch {
@@ -20,13 +21,25 @@ function secret() {
   }
 }
 
-function verified(header, body) {
-  const key = secret();
-  const [t, v1] = String(header ?? '').split(',').map((part) => part.slice(part.indexOf('=') + 1));
-  if (key === '' || !t || !v1 || Math.abs(Date.now() - Number(t)) > 300_000) return false;
+// Read once at start, and again only when a delivery does not verify with it (the file may have
+// been written or changed since).
+let secret = readSecret();
+
+function signedWith(key, t, v1, body) {
+  if (key === '') return false;
   const expected = createHmac('sha256', key).update(`${t}.${body}`).digest();
   const given = Buffer.from(v1, 'hex');
   return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+function verified(header, body) {
+  const [t, v1] = String(header ?? '').split(',').map((part) => part.slice(part.indexOf('=') + 1));
+  if (!t || !v1 || Math.abs(Date.now() - Number(t)) > 300_000) return false;
+  if (signedWith(secret, t, v1, body)) return true;
+  const current = readSecret();
+  if (current === secret) return false;
+  secret = current;
+  return signedWith(secret, t, v1, body);
 }
 
 http

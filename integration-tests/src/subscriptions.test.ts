@@ -410,6 +410,14 @@ describe.skipIf(launcher !== 'processes')('push subscriptions', () => {
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error: { code: 'SUBSCRIPTION_NOT_FOUND' } });
     expect((await client.subscriptions.list()).filter((s) => s.topic === topic)).toEqual([]);
+
+    // A taken name is refused as taken, before its target is even looked at; the first subscription stays as it was.
+    const first = await client.subscriptions.create({ name: `dup-${topic}`, topic, url: 'http://127.0.0.1:1/first' });
+    for (const url of ['http://127.0.0.1:1/second', 'http://10.0.0.1/hook']) {
+      await expect(client.subscriptions.create({ name: `dup-${topic}`, topic, url }), url).rejects.toMatchObject({ code: 'SUBSCRIPTION_EXISTS' });
+    }
+    expect((await client.subscriptions.list()).filter((s) => s.topic === topic)).toMatchObject([{ name: first.name, url: 'http://127.0.0.1:1/first' }]);
+    await client.subscriptions.delete(first.name);
   });
 
   it('lets only principals allowed to consume the topic (and produce to the dead-letter topic) create and change a subscription', async () => {

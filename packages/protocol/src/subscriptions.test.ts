@@ -2,7 +2,7 @@
 // target policy refuses private, loopback and link-local addresses unless they are listed.
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { TargetPolicy, createSubscriptionRequest, signDelivery, verifyDelivery } from './subscriptions.js';
+import { DEAD_LETTER_HEADERS, TargetPolicy, createSubscriptionRequest, deadLetterHeaders, signDelivery, verifyDelivery } from './subscriptions.js';
 
 describe('delivery signatures', () => {
   it('is HMAC-SHA256 over "<t>.<body>" and verifies only the same body, secret and a recent timestamp', () => {
@@ -55,5 +55,27 @@ describe('create request', () => {
     expect(parsed).toMatchObject({ backoffInitialMs: 500, maxInFlight: 16, timeoutMs: 10_000, fromBeginning: false });
     expect(createSubscriptionRequest.safeParse({ name: 's', topic: 't', url: 'http://127.0.0.1/', maxAttempts: 2 }).success).toBe(false);
     expect(createSubscriptionRequest.safeParse({ name: 's', topic: 't', url: 'http://127.0.0.1/', deadLetterTopic: 't' }).success).toBe(false);
+  });
+});
+
+describe('dead-letter headers', () => {
+  it('say where the record came from and why, with the error cut to 1,000 characters and a null status empty', () => {
+    const before = Date.now();
+    const pushed = deadLetterHeaders({ topic: 'orders', partition: 2, offset: 41, attempts: 5, lastStatus: null, error: 'x'.repeat(1_500), subscription: 'hook' });
+    expect(pushed).toMatchObject({
+      [DEAD_LETTER_HEADERS.topic]: 'orders',
+      [DEAD_LETTER_HEADERS.partition]: '2',
+      [DEAD_LETTER_HEADERS.offset]: '41',
+      [DEAD_LETTER_HEADERS.attempts]: '5',
+      [DEAD_LETTER_HEADERS.lastStatus]: '',
+      [DEAD_LETTER_HEADERS.error]: 'x'.repeat(1_000),
+      [DEAD_LETTER_HEADERS.subscription]: 'hook',
+    });
+    expect(Number(pushed[DEAD_LETTER_HEADERS.timestamp])).toBeGreaterThanOrEqual(before);
+    expect(pushed).not.toHaveProperty(DEAD_LETTER_HEADERS.group);
+    const pulled = deadLetterHeaders({ topic: 'orders', partition: 0, offset: 7, attempts: 3, error: 'boom', group: 'billing' });
+    expect(pulled[DEAD_LETTER_HEADERS.group]).toBe('billing');
+    expect(pulled).not.toHaveProperty(DEAD_LETTER_HEADERS.lastStatus);
+    expect(pulled).not.toHaveProperty(DEAD_LETTER_HEADERS.subscription);
   });
 });

@@ -162,6 +162,35 @@ export const DEAD_LETTER_HEADERS = {
 
 export const DEAD_LETTER_HEADER_NAMES: ReadonlySet<string> = new Set(Object.values(DEAD_LETTER_HEADERS));
 
+/** Why a record was dead-lettered: a push subscription gives `lastStatus` and `subscription`, a pull consumer `group`. */
+export interface DeadLetterFields {
+  topic: string;
+  partition: number;
+  offset: number;
+  attempts: number;
+  /** The error of the last attempt; the header holds its first 1,000 characters. */
+  error: string;
+  lastStatus?: number | null;
+  subscription?: string;
+  group?: string;
+}
+
+/** The `DEAD_LETTER_HEADERS` a dead-lettered record carries, by name (only the fields `reason` has; a null status is empty). */
+export function deadLetterHeaders(reason: DeadLetterFields): Record<string, string> {
+  const headers: Record<string, string> = {
+    [DEAD_LETTER_HEADERS.topic]: reason.topic,
+    [DEAD_LETTER_HEADERS.partition]: String(reason.partition),
+    [DEAD_LETTER_HEADERS.offset]: String(reason.offset),
+    [DEAD_LETTER_HEADERS.attempts]: String(reason.attempts),
+  };
+  if (reason.lastStatus !== undefined) headers[DEAD_LETTER_HEADERS.lastStatus] = String(reason.lastStatus ?? '');
+  headers[DEAD_LETTER_HEADERS.error] = reason.error.slice(0, 1_000);
+  if (reason.subscription !== undefined) headers[DEAD_LETTER_HEADERS.subscription] = reason.subscription;
+  if (reason.group !== undefined) headers[DEAD_LETTER_HEADERS.group] = reason.group;
+  headers[DEAD_LETTER_HEADERS.timestamp] = String(Date.now());
+  return headers;
+}
+
 // ---- which addresses the cluster may call -----------------------------------------------
 
 /** Every range that is not a public unicast address: loopback, private, link-local (cloud metadata), CGNAT, multicast... */
@@ -183,6 +212,9 @@ const NOT_PUBLIC: ReadonlyArray<[string, number, 'ipv4' | 'ipv6']> = [
   ['ff00::', 8, 'ipv6'],
   ['64:ff9b::', 96, 'ipv6'],
 ];
+/** `NOT_PUBLIC` as a BlockList, built once; only read (`check`) after this. */
+const notPublic = new BlockList();
+for (const [net, prefix, type] of NOT_PUBLIC) notPublic.addSubnet(net, prefix, type);
 const LOOPBACK: ReadonlyArray<[string, number, 'ipv4' | 'ipv6']> = [
   ['127.0.0.0', 8, 'ipv4'],
   ['::1', 128, 'ipv6'],
@@ -199,7 +231,6 @@ export const DEFAULT_ALLOWED_TARGETS = 'public';
 export class TargetPolicy {
   private readonly publicAllowed: boolean;
   private readonly ranges = new BlockList();
-  private readonly notPublic = new BlockList();
   private readonly hosts = new Set<string>();
 
   constructor(readonly spec: string) {
@@ -225,7 +256,6 @@ export class TargetPolicy {
       }
     }
     this.publicAllowed = publicAllowed;
-    for (const [net, prefix, type] of NOT_PUBLIC) this.notPublic.addSubnet(net, prefix, type);
   }
 
   /** Whether an IP address may be called. */
@@ -237,7 +267,7 @@ export class TargetPolicy {
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
     if (mapped) return this.allowsAddress(mapped[1]!);
     if (this.ranges.check(address, family)) return true;
-    return this.publicAllowed && !this.notPublic.check(address, family);
+    return this.publicAllowed && !notPublic.check(address, family);
   }
 
   allowsHostName(host: string): boolean {

@@ -7,8 +7,8 @@
  */
 import {
   BROKER_ROUTES,
-  DEAD_LETTER_HEADERS,
   TesseraError,
+  deadLetterHeaders,
   encodeFrame,
   encodeRecordBatch,
   partitionForKey,
@@ -46,23 +46,21 @@ export class DeadLetterWriter {
   ): Promise<void> {
     const target = subscription.deadLetterTopic;
     if (target === null) throw new Error(`subscription ${subscription.name} has no dead-letter topic`);
-    const text = (value: string | number | null) => Buffer.from(String(value ?? ''), 'utf8');
+    const why = deadLetterHeaders({
+      topic,
+      partition,
+      offset: record.offset,
+      attempts: reason.attempts,
+      lastStatus: reason.lastStatus,
+      error: reason.error,
+      subscription: subscription.name,
+    });
     const batch = encodeRecordBatch([
       {
         key: record.key,
         value: record.value,
         timestamp: record.timestamp,
-        headers: [
-          ...record.headers,
-          { key: DEAD_LETTER_HEADERS.topic, value: text(topic) },
-          { key: DEAD_LETTER_HEADERS.partition, value: text(partition) },
-          { key: DEAD_LETTER_HEADERS.offset, value: text(record.offset) },
-          { key: DEAD_LETTER_HEADERS.attempts, value: text(reason.attempts) },
-          { key: DEAD_LETTER_HEADERS.lastStatus, value: text(reason.lastStatus) },
-          { key: DEAD_LETTER_HEADERS.error, value: text(reason.error.slice(0, 1_000)) },
-          { key: DEAD_LETTER_HEADERS.subscription, value: text(subscription.name) },
-          { key: DEAD_LETTER_HEADERS.timestamp, value: text(Date.now()) },
-        ],
+        headers: [...record.headers, ...Object.entries(why).map(([key, value]) => ({ key, value: Buffer.from(value, 'utf8') }))],
       },
     ]);
     await retry(

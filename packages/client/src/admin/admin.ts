@@ -271,11 +271,11 @@ export class AdminClient implements Admin {
         if (topic === undefined) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${topicName} does not exist`);
         const byPrimary = new Map<string, number[]>();
         for (const partition of partitions ?? topic.partitions.map((p) => p.partition)) {
-          if (topic.partitions.find((p) => p.partition === partition) === undefined) {
-            throw new TesseraError('PARTITION_NOT_FOUND', `topic ${topicName} has no partition ${partition}`);
-          }
+          // PARTITION_NOT_FOUND for a partition the topic does not have, PARTITION_OFFLINE for one without a primary.
           const url = primaryUrlIn(metadata, topic, partition);
-          byPrimary.set(url, [...(byPrimary.get(url) ?? []), partition]);
+          const list = byPrimary.get(url);
+          if (list === undefined) byPrimary.set(url, [partition]);
+          else list.push(partition);
         }
         const answers = await Promise.all([...byPrimary].map(([url, list]) => ask(url, topic.name, list)));
         return answers.flat();

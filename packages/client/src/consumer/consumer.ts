@@ -34,7 +34,7 @@ import { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import { Membership } from './membership.js';
 import { Offsets, setStart } from './offsets.js';
-import { checkedOffset, startPosition, type OffsetReset, type StartAt } from './positions.js';
+import { checkedInteger, checkedOffset, startPosition, type OffsetReset, type StartAt } from './positions.js';
 import { maxOffset, newPartitionState, type PartitionState } from './partition-state.js';
 import { RecordFeed } from './poll-loop.js';
 import { SubscriptionRunner, type RecordHandler } from './runner.js';
@@ -279,9 +279,7 @@ export class Consumer extends EventEmitter {
   seek(topic: string, partition: number, offset: number): void {
     if (topic !== this.topic) throw new TesseraError('INVALID_REQUEST', `this consumer reads topic ${this.topic}, not ${topic}`);
     // Bounded like the partitions of a topic, so pending seeks are too.
-    if (!Number.isInteger(partition) || partition < 0 || partition >= MAX_PARTITIONS) {
-      throw new TesseraError('INVALID_REQUEST', `partition must be an integer from 0 to ${MAX_PARTITIONS - 1}, got ${partition}`);
-    }
+    checkedInteger('partition', partition, 0, MAX_PARTITIONS - 1);
     checkedOffset(offset);
     const state = this.owned.get(partition);
     if (state === undefined) {

@@ -6,9 +6,10 @@
  * attempts, error, group), and the consumer moves on. Without a dead-letter topic the last
  * error ends the subscription as before (the record is delivered again).
  */
-import { DEAD_LETTER_HEADERS, TesseraError, retry, type RetryOptions } from '@tessera/protocol';
+import { TesseraError, deadLetterHeaders, retry, type RetryOptions } from '@tessera/protocol';
 import type { Producer } from '../producer/producer.js';
 import type { ConsumedRecord } from '../records.js';
+import { checkedInteger } from './positions.js';
 import type { RecordHandler } from './runner.js';
 
 export interface SubscribeOptions {
@@ -28,10 +29,7 @@ export interface DeadLetterContext {
 
 /** The handler with retries and dead letters, or `handler` itself when no option asks for them. */
 export function withDeadLetters(handler: RecordHandler, options: SubscribeOptions, context: DeadLetterContext): RecordHandler {
-  const maxAttempts = options.maxAttempts ?? 1;
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 1_000) {
-    throw new TesseraError('INVALID_REQUEST', `maxAttempts must be an integer from 1 to 1000, got ${maxAttempts}`);
-  }
+  const maxAttempts = checkedInteger('maxAttempts', options.maxAttempts ?? 1, 1, 1_000);
   const target = options.deadLetterTopic;
   if (target !== undefined && (typeof target !== 'string' || target.length === 0)) {
     throw new TesseraError('INVALID_REQUEST', 'deadLetterTopic must be a topic name');
@@ -49,7 +47,6 @@ export function withDeadLetters(handler: RecordHandler, options: SubscribeOption
       );
     } catch (error) {
       if (target === undefined || context.signal.aborted) throw error;
-      const text = (value: string | number) => Buffer.from(String(value), 'utf8');
       await context.producer().send({
         topic: target,
         key: record.key,
@@ -57,13 +54,14 @@ export function withDeadLetters(handler: RecordHandler, options: SubscribeOption
         timestamp: record.timestamp,
         headers: {
           ...record.headers,
-          [DEAD_LETTER_HEADERS.topic]: text(record.topic),
-          [DEAD_LETTER_HEADERS.partition]: text(record.partition),
-          [DEAD_LETTER_HEADERS.offset]: text(record.offset),
-          [DEAD_LETTER_HEADERS.attempts]: text(attempts),
-          [DEAD_LETTER_HEADERS.error]: text(String((error as Error)?.message ?? error).slice(0, 1_000)),
-          [DEAD_LETTER_HEADERS.group]: text(context.group),
-          [DEAD_LETTER_HEADERS.timestamp]: text(Date.now()),
+          ...deadLetterHeaders({
+            topic: record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            attempts,
+            error: String((error as Error)?.message ?? error),
+            group: context.group,
+          }),
         },
       });
     }

@@ -59,13 +59,20 @@ export class SubscriptionManager {
     return this.versionNumber;
   }
 
+  private refuseTaken(name: string): void {
+    if (this.rows.has(name)) throw new TesseraError('SUBSCRIPTION_EXISTS', `subscription ${name} exists`);
+  }
+
   /** Validates the topics and the target, then stores the subscription; its secret is answered this once. */
   async create(request: CreateSubscriptionInput, createdBy: string): Promise<CreatedSubscription> {
     const { cluster } = this.options;
     const topic = cluster.topic(request.topic);
     if (request.deadLetterTopic !== undefined) cluster.topic(request.deadLetterTopic);
+    // A taken name is refused before the DNS lookup of the target, and again after it: another
+    // create may have taken the name while this one waited (the store's save overwrites).
+    this.refuseTaken(request.name);
     await this.options.targets.checkUrl(request.url);
-    if (this.rows.has(request.name)) throw new TesseraError('SUBSCRIPTION_EXISTS', `subscription ${request.name} exists`);
+    this.refuseTaken(request.name);
     // From the end by default: each partition's HW as its primary last reported it (within one
     // heartbeat of now), so records acknowledged after the answer are all delivered.
     const startOffsets: Record<string, number> = {};
