@@ -379,11 +379,11 @@ export class Store {
     for (const partition of topic.partitions) this.savePartition(topic.name, partition);
   }
 
-  /** Deletes the topic and, by cascade, its partitions. */
   saveTopicConfig(name: string, config: TopicState['config']): void {
     this.statements.updateTopicConfig.run(JSON.stringify(config), name);
   }
 
+  /** Deletes the topic and, by cascade, its partitions. */
   deleteTopic(name: string): void {
     this.statements.deleteTopic.run(name);
   }
@@ -432,12 +432,9 @@ export class Store {
     });
   }
 
-  /** Deletes a group and its member rows. */
+  /** Deletes a group and, by cascade, its member rows. */
   deleteGroup(groupId: string): void {
-    this.transaction(() => {
-      this.statements.deleteMembersOfGroup.run(groupId);
-      this.statements.deleteGroup.run(groupId);
-    });
+    this.statements.deleteGroup.run(groupId);
   }
 
   getMeta(key: string): string | undefined {
