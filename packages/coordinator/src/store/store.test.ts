@@ -93,6 +93,17 @@ describe('Store', () => {
     store.close();
   });
 
+  it('counts the pages deleted rows leave as free bytes, and nothing once closed', () => {
+    const store = new Store(tempDir());
+    const partitions = Array.from({ length: 2_000 }, (_, partition) => ({ partition, primary: 1, secondary: 2, epoch: 0, isr: [1, 2], lastIsr: [] }));
+    store.insertTopic({ ...topic, partitions });
+    const before = store.freePageBytes();
+    store.deleteTopic('orders');
+    expect(store.freePageBytes()).toBeGreaterThan(before);
+    store.close();
+    expect(store.freePageBytes()).toBe(0);
+  });
+
   it('deletes a group with its member rows', () => {
     const dir = tempDir();
     const store = new Store(dir);

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { isStorageFull } from '@tessera/service';
+import { isStorageFull, sqliteFreePageBytes } from '@tessera/service';
 import type { AclEntry } from '@tessera/protocol';
 import type { ClusterEvent, GroupState, MemberState, MoveReason, MoveState, PartitionState, TopicState } from '../model.js';
 
@@ -279,8 +279,7 @@ export class Store {
 
   /** Bytes of free pages in the database: space deleted rows left, which new rows reuse. */
   freePageBytes(): number {
-    if (!this.db.open) return 0;
-    return (this.db.pragma('freelist_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
+    return this.db.open ? sqliteFreePageBytes(this.db) : 0;
   }
 
   loadAll(): LoadedState {
