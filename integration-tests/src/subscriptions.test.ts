@@ -13,7 +13,7 @@ import type { TesseraClient } from '@tessera/client';
 import { DEAD_LETTER_HEADERS, TesseraError, sleep, type DeliveryBody } from '@tessera/protocol';
 import { type Cluster, launcher, startCluster, waitFor } from './harness/cluster.js';
 import { History, describeReport } from './harness/history.js';
-import { type CliResult, REPO, runCli } from './harness/cli.js';
+import { REPO, runCliAsAdmin } from './harness/cli.js';
 import { KeyedLoad } from './harness/keyed-load.js';
 import { freePort } from '@tessera/protocol/test-support/ports';
 import { createTopic, keys } from './harness/workload.js';
@@ -74,16 +74,6 @@ function verifyAsDocumented(secret: string, rawBody: string, header: string): bo
   const expected = createHmac('sha256', secret).update(`${t}.${rawBody}`).digest();
   const given = Buffer.from(v1, 'hex');
   return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
-/** The `tessera` CLI as the cluster's admin. */
-function tessera(cluster: Cluster, args: string[]): Promise<CliResult> {
-  return runCli(args, {
-    env: {
-      TESSERA_COORDINATOR: cluster.coordinatorUrl,
-      ...(cluster.admin ? { TESSERA_PRINCIPAL: cluster.admin.principal, TESSERA_SECRET: cluster.admin.secret } : {}),
-    },
-  });
 }
 
 const receivers: Receiver[] = [];
@@ -254,7 +244,7 @@ describe.skipIf(launcher !== 'processes')('push subscriptions', () => {
     let fixed = false;
     const hook = await receiver((delivery) => (delivery.value === 'poison' && !fixed ? 500 : 200));
     const name = `cli-${topic}`;
-    const created = await tessera(cluster, [
+    const created = await runCliAsAdmin(cluster, [
       'subscriptions', 'create', name, '--topic', topic, '--url', hook.url, '--max-attempts', '2',
       '--dead-letter-topic', deadLetters, '--backoff-ms', '10,50', '--json',
     ]);
@@ -264,17 +254,17 @@ describe.skipIf(launcher !== 'processes')('push subscriptions', () => {
     await producer.send({ topic, key: 'p', value: 'poison', headers: { trace: 't-1' } });
     await waitFor(async () => (await client.subscriptions.describe(name)).partitions.some((p) => p.deadLettered === 1), { what: 'the dead letter' });
 
-    const described = await tessera(cluster, ['subscriptions', 'describe', name, '--json']);
+    const described = await runCliAsAdmin(cluster, ['subscriptions', 'describe', name, '--json']);
     expect(described.code, described.stderr).toBe(0);
     expect(JSON.parse(described.stdout).partitions.reduce((n: number, p: { deadLettered: number }) => n + p.deadLettered, 0)).toBe(1);
-    const listed = await tessera(cluster, ['subscriptions', 'list']);
+    const listed = await runCliAsAdmin(cluster, ['subscriptions', 'list']);
     expect(listed.stdout).toContain(name);
-    const bad = await tessera(cluster, ['subscriptions', 'create', 'bad', '--topic', topic, '--url', 'http://10.1.1.1/']);
+    const bad = await runCliAsAdmin(cluster, ['subscriptions', 'create', 'bad', '--topic', topic, '--url', 'http://10.1.1.1/']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/not an allowed target/);
 
     fixed = true;
-    const replayed = await tessera(cluster, ['dlq', 'replay', deadLetters, '-g', `replay-${deadLetters}`, '--idle-timeout-ms', '1000']);
+    const replayed = await runCliAsAdmin(cluster, ['dlq', 'replay', deadLetters, '-g', `replay-${deadLetters}`, '--idle-timeout-ms', '1000']);
     expect(replayed.code, replayed.stderr).toBe(0);
     const lines = replayed.stdout.trim().split('\n').map((line) => JSON.parse(line) as { to: { topic: string } });
     expect(lines).toHaveLength(1);
@@ -286,10 +276,10 @@ describe.skipIf(launcher !== 'processes')('push subscriptions', () => {
     expect(delivered.body.key).toBe('p');
     expect(delivered.body.headers).toEqual({ trace: 't-1' });
     // A second replay of the same group finds nothing new.
-    const again = await tessera(cluster, ['dlq', 'replay', deadLetters, '-g', `replay-${deadLetters}`, '--idle-timeout-ms', '500']);
+    const again = await runCliAsAdmin(cluster, ['dlq', 'replay', deadLetters, '-g', `replay-${deadLetters}`, '--idle-timeout-ms', '500']);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toBe('');
-    await tessera(cluster, ['subscriptions', 'delete', name]);
+    await runCliAsAdmin(cluster, ['subscriptions', 'delete', name]);
     expect((await client.subscriptions.list()).map((s) => s.name)).not.toContain(name);
   });
 

@@ -100,8 +100,7 @@ export class History {
   /** Checks what `group` received against what the producers were told. */
   check(group: string): CheckReport {
     const deliveries = this.deliveriesOf(group);
-    const seen = new Set<string>();
-    /** Every position each record was delivered at. */
+    /** Every position each record was delivered at (a key for each record delivered at all). */
     const positions = new Map<string, Set<string>>();
     const highestSeq = new Map<string, number>();
     const report: CheckReport = {
@@ -126,8 +125,8 @@ export class History {
         report.unexpected.push(value);
         continue;
       }
-      if (seen.has(value)) {
-        const at = positions.get(value)!;
+      const at = positions.get(value);
+      if (at !== undefined) {
         const position = `${partition}:${offset}`;
         if (at.has(position)) {
           report.redelivered++;
@@ -138,7 +137,6 @@ export class History {
         continue;
       }
       positions.set(value, new Set([`${partition}:${offset}`]));
-      seen.add(value);
       // Only acknowledged records promise an order; an unknown one may land anywhere it was retried.
       if (this.outcomes.get(value) !== 'ok') continue;
       const parsed = parseValue(value);
@@ -148,7 +146,7 @@ export class History {
       else highestSeq.set(parsed.key, parsed.seq);
     }
     for (const [value, outcome] of this.outcomes) {
-      if (outcome === 'ok' && !seen.has(value)) report.lost.push(value);
+      if (outcome === 'ok' && !positions.has(value)) report.lost.push(value);
     }
     return report;
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The broker process: `node packages/broker/dist/main.js --id 1 --port 7071 --data-dir DIR`. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { type EdgeFlags, createLogger, edgeConfig, edgeOptions, onShutdown } from '@tessera/service';
+import { type EdgeFlags, createLogger, edgeConfig, edgeOptions, onShutdown, storageOptions } from '@tessera/service';
 import { startBroker } from './broker.js';
 import { type BrokerConfig, DEFAULT_CONFIG } from './config.js';
 
@@ -55,18 +55,6 @@ const program = new Command('tessera-broker')
       .default(DEFAULT_CONFIG.retentionCheckMs),
   )
   .addOption(
-    new Option('--storage-reserve-bytes <n>', 'size of the reserve file deleted when the disk fills, so deletions can commit (0: none)')
-      .env('TESSERA_STORAGE_RESERVE_BYTES')
-      .argParser(positiveInt)
-      .default(DEFAULT_CONFIG.storageReserveBytes),
-  )
-  .addOption(
-    new Option('--storage-min-free-bytes <n>', 'below this many bytes free for data, writes are refused with STORAGE_FULL')
-      .env('TESSERA_STORAGE_MIN_FREE_BYTES')
-      .argParser(positiveInt)
-      .default(DEFAULT_CONFIG.storageMinFreeBytes),
-  )
-  .addOption(
     new Option('--max-value-bytes <n>', 'largest record value')
       .env('TESSERA_MAX_VALUE_BYTES')
       .argParser(positiveInt)
@@ -79,7 +67,11 @@ const program = new Command('tessera-broker')
       .default('info'),
   )
   .addOption(new Option('--log-pretty', 'human-readable logs instead of JSON lines').env('TESSERA_LOG_PRETTY'));
-for (const option of edgeOptions()) program.addOption(option);
+const storage = storageOptions(
+  { reserveBytes: DEFAULT_CONFIG.storageReserveBytes, minFreeBytes: DEFAULT_CONFIG.storageMinFreeBytes },
+  { reserveLetsCommit: 'deletions', refused: 'writes are refused' },
+);
+for (const option of [...storage, ...edgeOptions()]) program.addOption(option);
 
 program.parse();
 // The flags are the broker's configuration, but for the coordinator's flag name.

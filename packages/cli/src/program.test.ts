@@ -29,6 +29,8 @@ describe('usage errors', () => {
     [['consume', 't', '-g', 'g', '--offset', '5'], 'tessera: --partition, --offset and --exit-at-end read without a group: leave out --group'],
     [['consume', 't', '--offset', 'first'], "tessera: option '-o, --offset <position>' argument 'first' is invalid. expected an offset N, earliest, latest, -N (N before the end) or @TIME (epoch ms or ISO time)."],
     [['produce', 't', '--key', 'k', '--key-separator', ':'], "tessera: option '-k, --key <key>' cannot be used with option '-K, --key-separator <sep>'"],
+    [['groups', 'reset-offsets', 'g', '-t', 't', '--to-earliest', '--dry-run', '--execute'], 'tessera: give exactly one of --dry-run (show the new offsets) and --execute (store them)'],
+    [['groups', 'reset-offsets', 'g', '-t', 't', '--to-earliest'], 'tessera: give exactly one of --dry-run (show the new offsets) and --execute (store them)'],
     [['frobnicate'], "tessera: unknown command 'frobnicate'"],
     [['--coordinator', 'nope', 'topics', 'list'], "tessera: option '--coordinator <url>' argument 'nope' is invalid. expected a URL like http://127.0.0.1:7070."],
     [['dev', '--port', '70000'], "tessera: option '-p, --port <port>' argument '70000' is invalid. expected an integer from 1 to 65535."],

@@ -3,15 +3,16 @@
  * `node dist/main.js [flags]`: runs the coordinator until SIGTERM or SIGINT.
  * Every flag has an environment variable (shown by --help); a flag wins over its variable.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import {
+  DEFAULT_ALLOWED_TARGETS,
   DEFAULT_BROKER_TIMEOUT_MS,
   DEFAULT_COORDINATOR_PORT,
   DEFAULT_GROUP_SESSION_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_TOKEN_TTL_MS,
 } from '@tessera/protocol';
-import { createLogger, edgeConfig, edgeOptions, onShutdown } from '@tessera/service';
+import { createLogger, edgeConfig, edgeOptions, integerFlag as integer, onShutdown, storageOptions } from '@tessera/service';
 import {
   DEFAULT_BROKER_START_GRACE_MS,
   DEFAULT_LEADERSHIP_BALANCE_DELAY_MS,
@@ -23,14 +24,6 @@ import {
   DEFAULT_REPLACE_DEAD_AFTER_MS,
 } from './config.js';
 import { startCoordinator } from './index.js';
-
-function integer(min: number, max: number) {
-  return (raw: string): number => {
-    const value = Number(raw);
-    if (!/^-?\d+$/.test(raw) || value < min || value > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
-    return value;
-  };
-}
 
 const program = new Command('tessera-coordinator')
   .description('Tessera coordinator: the control plane of the cluster')
@@ -97,18 +90,6 @@ const program = new Command('tessera-coordinator')
       .env('TESSERA_DEFAULT_RETENTION_BYTES'),
   )
   .addOption(
-    new Option('--storage-reserve-bytes <n>', 'size of the reserve file deleted when the disk fills, so topic deletions can commit (0: none)')
-      .argParser(integer(0, Number.MAX_SAFE_INTEGER))
-      .default(DEFAULT_STORAGE_RESERVE_BYTES)
-      .env('TESSERA_STORAGE_RESERVE_BYTES'),
-  )
-  .addOption(
-    new Option('--storage-min-free-bytes <n>', 'below this many bytes free for data, topic creation is refused with STORAGE_FULL')
-      .argParser(integer(0, Number.MAX_SAFE_INTEGER))
-      .default(DEFAULT_STORAGE_MIN_FREE_BYTES)
-      .env('TESSERA_STORAGE_MIN_FREE_BYTES'),
-  )
-  .addOption(
     new Option('--log-level <level>', 'log level')
       .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
       .default('info')
@@ -132,10 +113,14 @@ const program = new Command('tessera-coordinator')
       '--subscription-allowed-targets <list>',
       'addresses push subscriptions may target: public, loopback, CIDR ranges, host names (comma-separated)',
     )
-      .default('public')
+      .default(DEFAULT_ALLOWED_TARGETS)
       .env('TESSERA_SUBSCRIPTION_ALLOWED_TARGETS'),
   );
-for (const option of edgeOptions()) program.addOption(option);
+const storage = storageOptions(
+  { reserveBytes: DEFAULT_STORAGE_RESERVE_BYTES, minFreeBytes: DEFAULT_STORAGE_MIN_FREE_BYTES },
+  { reserveLetsCommit: 'topic deletions', refused: 'topic creation is refused' },
+);
+for (const option of [...storage, ...edgeOptions()]) program.addOption(option);
 program.action(async (options) => {
   const running = await startCoordinator({
     ...edgeConfig(options),

@@ -35,6 +35,36 @@ function positive(raw: string): number {
   return value;
 }
 
+/** A flag's integer parser: digits (and a leading minus) only, within [min, max]. */
+export function integerFlag(min: number, max: number): (raw: string) => number {
+  return (raw: string): number => {
+    const value = Number(raw);
+    if (!/^-?\d+$/.test(raw) || value < min || value > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
+    return value;
+  };
+}
+
+/**
+ * The full-disk flags of a service with a data directory (`storage-space.ts`): the size of the
+ * reserve file and the free space below which the service refuses what would grow its data.
+ * `help` says what the reserve lets commit and what is refused, which differ per service.
+ */
+export function storageOptions(
+  defaults: { reserveBytes: number; minFreeBytes: number },
+  help: { reserveLetsCommit: string; refused: string },
+): Option[] {
+  return [
+    new Option('--storage-reserve-bytes <n>', `size of the reserve file deleted when the disk fills, so ${help.reserveLetsCommit} can commit (0: none)`)
+      .env('TESSERA_STORAGE_RESERVE_BYTES')
+      .argParser(integerFlag(0, Number.MAX_SAFE_INTEGER))
+      .default(defaults.reserveBytes),
+    new Option('--storage-min-free-bytes <n>', `below this many bytes free for data, ${help.refused} with STORAGE_FULL`)
+      .env('TESSERA_STORAGE_MIN_FREE_BYTES')
+      .argParser(integerFlag(0, Number.MAX_SAFE_INTEGER))
+      .default(defaults.minFreeBytes),
+  ];
+}
+
 export function edgeOptions(): Option[] {
   const d = DEFAULT_SERVER_LIMITS;
   return [

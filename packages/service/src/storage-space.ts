@@ -34,6 +34,18 @@ export interface StorageSpaceOptions {
   checkMs?: number;
 }
 
+/** What `sqliteFreePageBytes` needs of a better-sqlite3 database (the package is the services' own dependency, not this one's). */
+export interface SqlitePragmas {
+  pragma(source: string, options: { simple: true }): unknown;
+}
+
+/** Bytes of free pages in an open SQLite database: space deleted rows left, which new rows reuse. */
+export function sqliteFreePageBytes(db: SqlitePragmas): number {
+  const pages = db.pragma('freelist_count', { simple: true }) as number;
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  return pages * pageSize;
+}
+
 /** How long a measurement is trusted by `checkWritable`. */
 const FRESH_MS = 100;
 

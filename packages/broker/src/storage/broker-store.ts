@@ -21,6 +21,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { DELETED_GROUP_OFFSET } from '@tessera/protocol';
+import { sqliteFreePageBytes } from '@tessera/service';
 import { InvariantError, assert } from '../util/assert.js';
 import { PartitionProducers, sequencedBatch, type ProducerRow } from '../producers/producer-state.js';
 import { META_SCHEMA_VERSION, MIGRATIONS, SCHEMA, SCHEMA_VERSION, SQL } from './sql.js';
@@ -185,10 +186,7 @@ export class BrokerStore {
 
   /** Bytes of free pages in the database: space deleted rows left, which new rows reuse. */
   freePageBytes(): number {
-    if (this.closed) return 0;
-    const pages = this.db.pragma('freelist_count', { simple: true }) as number;
-    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-    return pages * pageSize;
+    return this.closed ? 0 : sqliteFreePageBytes(this.db);
   }
 
   /** Every partition with a log in this database. */

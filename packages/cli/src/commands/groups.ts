@@ -1,5 +1,5 @@
 /** `tessera groups list|describe|reset-offsets|delete`. */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { MAX_PARTITIONS, type GroupDescription, type ResetOffsetsResponse, type ResetTarget } from '@tessera/protocol';
 import { parseTime } from '../consume/position.js';
 import { CliError } from '../errors.js';
@@ -109,8 +109,8 @@ export function registerGroups(program: Command, runtime: Runtime): void {
     .option('--to-datetime <time>', 'the first record at or after this time (ISO 8601, UTC when no zone; or epoch ms)', parseTime)
     .option('--to-offset <n>', 'this offset', nonNegativeInt)
     .option('--shift-by <n>', 'the current offset plus n (negative: back); from the log start when none', integer(-Number.MAX_SAFE_INTEGER))
-    .addOption(new Option('--dry-run', 'only show the new offsets').conflicts('execute'))
-    .addOption(new Option('--execute', 'store the new offsets').conflicts('dryRun'))
+    .option('--dry-run', 'only show the new offsets')
+    .option('--execute', 'store the new offsets')
     .addOption(jsonOption())
     .action(async (group: string, flags: ResetFlags) => {
       runtime.errorContext.group = group;
@@ -143,7 +143,7 @@ export function registerGroups(program: Command, runtime: Runtime): void {
 }
 
 /** The flags of `groups reset-offsets`, as commander gives them. */
-export interface ResetFlags {
+interface ResetFlags {
   topic: string;
   partition?: number;
   toEarliest?: boolean;
@@ -157,7 +157,7 @@ export interface ResetFlags {
 }
 
 /** The one reset mode the flags name; a usage error (exit 2) for none or several. */
-export function resetTargetOf(flags: ResetFlags): ResetTarget {
+function resetTargetOf(flags: ResetFlags): ResetTarget {
   const targets: ResetTarget[] = [];
   if (flags.toEarliest === true) targets.push({ to: 'earliest' });
   if (flags.toLatest === true) targets.push({ to: 'latest' });
@@ -172,7 +172,7 @@ export function resetTargetOf(flags: ResetFlags): ResetTarget {
 }
 
 /** The reset as a table: partition, the group's offset before, the new one. */
-export function renderReset(answer: ResetOffsetsResponse): string {
+function renderReset(answer: ResetOffsetsResponse): string {
   return renderTable(
     [
       { header: 'partition', value: (p) => p.partition },

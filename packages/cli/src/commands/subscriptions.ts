@@ -1,6 +1,6 @@
 /** `tessera subscriptions create|list|describe|pause|resume|delete` and `tessera dlq replay`. */
 import { type Command, Option } from 'commander';
-import { DEAD_LETTER_HEADERS, DEAD_LETTER_HEADER_NAMES, type CreateSubscriptionRequest, type Subscription } from '@tessera/protocol';
+import { DEAD_LETTER_HEADERS, DEAD_LETTER_HEADER_NAMES, SUBSCRIPTION_DEFAULTS, type CreateSubscriptionRequest, type Subscription } from '@tessera/protocol';
 import { CliError } from '../errors.js';
 import { plural } from '../output/format.js';
 import { renderFields, renderTable } from '../output/table.js';
@@ -27,7 +27,7 @@ interface CreateOptions {
 function backoff(text: string): [number, number] {
   const [first, second] = text.split(',');
   const initial = integer(1, 600_000)(first ?? '');
-  const max = second === undefined ? Math.max(initial, 60_000) : integer(1, 3_600_000)(second);
+  const max = second === undefined ? Math.max(initial, SUBSCRIPTION_DEFAULTS.backoffMaxMs) : integer(1, 3_600_000)(second);
   return [initial, max];
 }
 
@@ -42,10 +42,10 @@ export function registerSubscriptions(program: Command, runtime: Runtime): void 
     .requiredOption('--url <url>', 'http(s) URL each record is POSTed to')
     .option('--filter-key-prefix <prefix>', 'deliver only records whose key starts with this text', nonEmpty)
     .option('--max-attempts <n>', 'attempts per record before it goes to the dead-letter topic (needs --dead-letter-topic)', integer(1, 1_000))
-    .option('--backoff-ms <initial[,max]>', 'retry wait: doubles from INITIAL up to MAX, with jitter (default 500,60000)', backoff)
+    .option('--backoff-ms <initial[,max]>', `retry wait: doubles from INITIAL up to MAX, with jitter (default ${SUBSCRIPTION_DEFAULTS.backoffInitialMs},${SUBSCRIPTION_DEFAULTS.backoffMaxMs})`, backoff)
     .option('--dead-letter-topic <topic>', 'where records go after --max-attempts (default: retried until delivered)')
-    .option('--max-in-flight <n>', 'requests at once for this subscription on one broker (default 16)', integer(1, 256))
-    .option('--timeout-ms <ms>', 'deadline of one attempt (default 10000)', integer(100, 120_000))
+    .option('--max-in-flight <n>', `requests at once for this subscription on one broker (default ${SUBSCRIPTION_DEFAULTS.maxInFlight})`, integer(1, 256))
+    .option('--timeout-ms <ms>', `deadline of one attempt (default ${SUBSCRIPTION_DEFAULTS.timeoutMs})`, integer(100, 120_000))
     .option('--from-beginning', 'deliver the records already in the topic too (default: from now)')
     .addOption(jsonOption())
     .action(async (name: string, options: CreateOptions) => {
@@ -193,16 +193,30 @@ async function replay(runtime: Runtime, topic: string, options: { group: string;
         continue;
       }
       lastRecordMs = Date.now();
+      // The sends of a poll start together (the producer keeps their order per partition);
+      // the lines come out in record order, up to the first record that is not a dead letter
+      // or whose send failed, and the poll is committed only when every record is replayed.
+      const sends: Array<Promise<string>> = [];
+      let notDeadLetter: CliError | undefined;
       for (const record of records) {
         const source = options.to ?? record.headers[DEAD_LETTER_HEADERS.topic]?.toString('utf8');
         if (source === undefined) {
-          throw new CliError(`record ${record.partition}/${record.offset} of ${topic} has no ${DEAD_LETTER_HEADERS.topic} header: not a dead letter (use --to TOPIC)`);
+          notDeadLetter = new CliError(`record ${record.partition}/${record.offset} of ${topic} has no ${DEAD_LETTER_HEADERS.topic} header: not a dead letter (use --to TOPIC)`);
+          break;
         }
         const headers = Object.fromEntries(Object.entries(record.headers).filter(([name]) => !DEAD_LETTER_HEADER_NAMES.has(name)));
-        const stored = await producer.send({ topic: source, key: record.key, value: record.value ?? Buffer.alloc(0), headers });
-        runtime.out(jsonLine({ from: { topic, partition: record.partition, offset: record.offset }, to: { topic: source, partition: stored.partition, offset: stored.offset } }));
+        sends.push(
+          producer
+            .send({ topic: source, key: record.key, value: record.value ?? Buffer.alloc(0), headers })
+            .then((stored) => jsonLine({ from: { topic, partition: record.partition, offset: record.offset }, to: { topic: source, partition: stored.partition, offset: stored.offset } })),
+        );
+      }
+      for (const line of await Promise.allSettled(sends)) {
+        if (line.status === 'rejected') throw line.reason;
+        runtime.out(line.value);
         replayed++;
       }
+      if (notDeadLetter !== undefined) throw notDeadLetter;
       await consumer.commit(records);
     }
   } finally {

@@ -38,6 +38,11 @@ export interface ReadOptions {
   pollMaxRecords?: number;
 }
 
+/** How much one poll asks for: the `poll*` options, or 5000 records and 1 s. */
+function pollBounds(options: { pollWaitMs?: number; pollMaxRecords?: number }): { maxRecords: number; waitMs: number } {
+  return { maxRecords: options.pollMaxRecords ?? 5_000, waitMs: options.pollWaitMs ?? 1_000 };
+}
+
 /** What the print loop reads from: a group member or a reader. */
 interface RecordSource {
   poll(options: { maxRecords: number; waitMs: number }): Promise<ConsumedRecord[]>;
@@ -58,12 +63,12 @@ export async function runConsume(runtime: Runtime, topic: string, options: Consu
   runtime.errorContext.topic = topic;
   runtime.errorContext.group = options.group;
   await requireTopic(runtime, topic);
+  const poll = pollBounds(options);
   const consumer: Consumer = runtime.client().consumer({
     group: options.group,
     topic,
     fromBeginning: options.fromBeginning ?? false,
-    maxRecords: options.pollMaxRecords ?? 5_000,
-    waitMs: options.pollWaitMs ?? 1_000,
+    ...poll,
     clientId: `tessera-cli-${process.pid}`,
   });
   // One commit in flight at a time, overlapping the next poll: commits stay in order and a
@@ -85,7 +90,7 @@ export async function runConsume(runtime: Runtime, topic: string, options: Consu
         runtime.err(`tessera: could not leave group "${options.group}" cleanly: ${(error as Error).message}`);
       }),
   };
-  const { printed, closed, interruptedBy } = await printRecords(runtime, source, options);
+  const { printed, closed, interruptedBy } = await printRecords(runtime, source, options, poll);
   if (!closed) runtime.err(`consumed ${plural(printed, 'record')} from "${topic}" as group "${options.group}"`);
   // Like every long-running command stopped by Ctrl-C: exit 130, after a clean stop.
   if (interruptedBy !== undefined) {
@@ -111,12 +116,8 @@ export async function runRead(runtime: Runtime, topic: string, options: ReadOpti
   }));
   /** The HW when reading started, per partition: where `--exit-at-end` stops. */
   const endOf = new Map(ends.map((p) => [p.partition, p.highWatermark]));
-  const reader: Reader = runtime.client().reader({
-    topic,
-    positions,
-    maxRecords: options.pollMaxRecords ?? 5_000,
-    waitMs: options.pollWaitMs ?? 1_000,
-  });
+  const poll = pollBounds(options);
+  const reader: Reader = runtime.client().reader({ topic, positions, ...poll });
   const exitAtEnd = options.exitAtEnd === true;
   const source: RecordSource = {
     poll: (o) => reader.poll(o),
@@ -127,7 +128,7 @@ export async function runRead(runtime: Runtime, topic: string, options: ReadOpti
     settle: async () => undefined,
     close: () => reader.close(),
   };
-  const { printed, closed, interruptedBy } = await printRecords(runtime, source, options);
+  const { printed, closed, interruptedBy } = await printRecords(runtime, source, options, poll);
   const from = options.partition === undefined ? `"${topic}"` : `"${topic}" partition ${options.partition}`;
   if (!closed) runtime.err(`read ${plural(printed, 'record')} from ${from}${exitAtEnd ? ' up to the end' : ''}`);
   if (interruptedBy !== undefined) throw new CliError(`interrupted (${interruptedBy})`, { exitCode: 130 });
@@ -141,10 +142,9 @@ export async function runRead(runtime: Runtime, topic: string, options: ReadOpti
 async function printRecords(
   runtime: Runtime,
   source: RecordSource,
-  options: { maxMessages?: number; idleTimeoutMs?: number; pollWaitMs?: number; pollMaxRecords?: number },
+  options: { maxMessages?: number; idleTimeoutMs?: number },
+  poll: { maxRecords: number; waitMs: number },
 ): Promise<{ printed: number; closed: boolean; interruptedBy: NodeJS.Signals | undefined }> {
-  const pollWaitMs = options.pollWaitMs ?? 1_000;
-  const pollMaxRecords = options.pollMaxRecords ?? 5_000;
   let printed = 0;
   let stopping = false;
   let interruptedBy: NodeJS.Signals | undefined;
@@ -163,13 +163,13 @@ async function printRecords(
     while (!stopping && !source.atEnd()) {
       const remaining = options.maxMessages === undefined ? Infinity : options.maxMessages - printed;
       if (remaining <= 0) break;
-      let waitMs = pollWaitMs;
+      let waitMs = poll.waitMs;
       if (options.idleTimeoutMs !== undefined) {
         const idleLeftMs = lastNewRecordMs + options.idleTimeoutMs - Date.now();
         if (idleLeftMs <= 0) break;
         waitMs = Math.min(waitMs, idleLeftMs);
       }
-      const records = source.keep(await source.poll({ maxRecords: Math.min(pollMaxRecords, remaining), waitMs }));
+      const records = source.keep(await source.poll({ maxRecords: Math.min(poll.maxRecords, remaining), waitMs }));
       // The idle clock starts when this member first holds partitions: joining the group
       // (waiting for a previous owner to let go) is not "nothing new to read".
       if (!started && source.started()) {

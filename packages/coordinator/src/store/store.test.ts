@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GroupState, TopicState } from '../model.js';
 import { Store } from './store.js';
@@ -90,5 +91,45 @@ describe('Store', () => {
     expect(store.loadAll().topics).toEqual([]);
     expect(store.latestEvents(2).map((e) => e.i)).toEqual([3, 4]);
     store.close();
+  });
+
+  it('counts the pages deleted rows leave as free bytes, and nothing once closed', () => {
+    const store = new Store(tempDir());
+    const partitions = Array.from({ length: 2_000 }, (_, partition) => ({ partition, primary: 1, secondary: 2, epoch: 0, isr: [1, 2], lastIsr: [] }));
+    store.insertTopic({ ...topic, partitions });
+    const before = store.freePageBytes();
+    store.deleteTopic('orders');
+    expect(store.freePageBytes()).toBeGreaterThan(before);
+    store.close();
+    expect(store.freePageBytes()).toBe(0);
+  });
+
+  it('deletes a group with its member rows', () => {
+    const dir = tempDir();
+    const store = new Store(dir);
+    const member = { clientId: 'c', sessionTimeoutMs: 5_000, lastHeartbeatMs: 0, ackedGeneration: 1 };
+    const group = (name: string): GroupState => ({
+      group: name,
+      topic: 'orders',
+      generation: 1,
+      members: new Map([
+        ['m-1', { memberId: 'm-1', ...member }],
+        ['m-2', { memberId: 'm-2', ...member }],
+      ]),
+      owner: ['m-1', 'm-2'],
+      target: ['m-1', 'm-2'],
+    });
+    store.saveGroup(group('billing'));
+    store.saveGroup(group('audit'));
+    store.deleteGroup('billing');
+    expect(store.loadAll().groups.map((g) => g.group)).toEqual(['audit']);
+    store.close();
+    const db = new Database(path.join(dir, 'coordinator.db'), { readonly: true });
+    const rows = db.prepare('SELECT group_id AS groupId, member_id AS memberId FROM group_members ORDER BY member_id').all();
+    db.close();
+    expect(rows).toEqual([
+      { groupId: 'audit', memberId: 'm-1' },
+      { groupId: 'audit', memberId: 'm-2' },
+    ]);
   });
 });

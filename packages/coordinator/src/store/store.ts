@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { isStorageFull } from '@tessera/service';
+import { isStorageFull, sqliteFreePageBytes } from '@tessera/service';
 import type { AclEntry } from '@tessera/protocol';
 import type { ClusterEvent, GroupState, MemberState, MoveReason, MoveState, PartitionState, TopicState } from '../model.js';
 
@@ -279,8 +279,7 @@ export class Store {
 
   /** Bytes of free pages in the database: space deleted rows left, which new rows reuse. */
   freePageBytes(): number {
-    if (!this.db.open) return 0;
-    return (this.db.pragma('freelist_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
+    return this.db.open ? sqliteFreePageBytes(this.db) : 0;
   }
 
   loadAll(): LoadedState {
@@ -379,11 +378,11 @@ export class Store {
     for (const partition of topic.partitions) this.savePartition(topic.name, partition);
   }
 
-  /** Deletes the topic and, by cascade, its partitions. */
   saveTopicConfig(name: string, config: TopicState['config']): void {
     this.statements.updateTopicConfig.run(JSON.stringify(config), name);
   }
 
+  /** Deletes the topic and, by cascade, its partitions. */
   deleteTopic(name: string): void {
     this.statements.deleteTopic.run(name);
   }
@@ -432,12 +431,9 @@ export class Store {
     });
   }
 
-  /** Deletes a group and its member rows. */
+  /** Deletes a group and, by cascade, its member rows. */
   deleteGroup(groupId: string): void {
-    this.transaction(() => {
-      this.statements.deleteMembersOfGroup.run(groupId);
-      this.statements.deleteGroup.run(groupId);
-    });
+    this.statements.deleteGroup.run(groupId);
   }
 
   getMeta(key: string): string | undefined {

@@ -9,7 +9,8 @@ import type * as wire from '../wire.js';
 import type { ListOffsetsResponse, ResetOffsetsResponse } from '../positions.js';
 import { ACL_OPERATIONS, ACL_RESOURCES, type AclListResponse, type PrincipalListResponse, type PrincipalSecretResponse, type TokenResponse } from '../auth.js';
 
-const int = z.number().int();
+/** An integer field (every number of the API is one). */
+export const int = z.number().int();
 const brokerRef = z.object({ id: int, url: z.string() });
 
 export const errorBody = z.object({
@@ -254,8 +255,9 @@ export const aclAddResponse = z.object({ added: z.boolean().describe('false when
 export const aclRemoveResponse = z.object({ removed: z.boolean().describe('false when no such ACL existed') });
 export const tokenResponse = z.object({ token: z.string(), principal: z.string(), expiresAtMs: int });
 
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type Out<T extends z.ZodType> = z.output<T>;
+/** True when a schema's output type and an API type are the same, both ways. */
+export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export type Out<T extends z.ZodType> = z.output<T>;
 
 export const purgeTopicResponse = z.object({
   topic: z.string(),

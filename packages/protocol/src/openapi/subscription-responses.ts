@@ -4,8 +4,7 @@
  */
 import { z } from 'zod';
 import type * as subscriptions from '../subscriptions.js';
-
-const int = z.number().int();
+import { int, type Out, type Same } from './responses.js';
 
 export const subscription = z.object({
   name: z.string(),
@@ -47,9 +46,6 @@ export const subscriptionDescription = subscription.extend({
     }),
   ),
 });
-
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type Out<T extends z.ZodType> = z.output<T>;
 
 export const SUBSCRIPTION_SCHEMAS_MATCH_TYPES: [
   Same<Out<typeof subscription>, subscriptions.Subscription>,
