@@ -44,8 +44,9 @@ export interface RetryCallOptions extends Partial<RetryOptions> {
   onRetry?: (error: unknown, attempt: number) => void | Promise<void>;
   signal?: AbortSignal;
   /**
-   * Gives up (throwing the last error) instead of waiting past this time, in `Date.now()`
-   * milliseconds: for loops bound by a delivery or commit timeout rather than a count.
+   * Gives up (throwing the last error) instead of waiting past this time, in `performance.now()`
+   * milliseconds (a monotonic clock, so a wall-clock step neither cuts a timeout short nor
+   * stretches it): for loops bound by a delivery or commit timeout rather than a count.
    */
   deadlineMs?: number;
 }
@@ -60,7 +61,7 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
     } catch (error) {
       if (attempt >= policy.retries || !shouldRetry(error) || options.signal?.aborted) throw error;
       const waitMs = backoffMs(Math.min(attempt, 30), policy);
-      if (options.deadlineMs !== undefined && Date.now() + waitMs >= options.deadlineMs) throw error;
+      if (options.deadlineMs !== undefined && performance.now() + waitMs >= options.deadlineMs) throw error;
       await options.onRetry?.(error, attempt);
       await sleep(waitMs, options.signal);
     }

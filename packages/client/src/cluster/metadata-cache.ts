@@ -20,8 +20,9 @@ const BACKGROUND_REFRESH_INTERVAL_MS = 250;
 
 export class MetadataCache {
   private current: MetadataResponse | null = null;
-  private fetchedAtMs = 0;
-  private lastAttemptMs = 0;
+  /** `performance.now()` times (a monotonic clock); -Infinity: never. */
+  private fetchedAtMs = -Infinity;
+  private lastAttemptMs = -Infinity;
   private inFlight: Promise<MetadataResponse> | null = null;
 
   constructor(
@@ -32,7 +33,7 @@ export class MetadataCache {
   /** The cached map, fetched first when there is none; a stale map is refreshed in the background. */
   async get(): Promise<MetadataResponse> {
     if (this.current === null) return this.refresh();
-    if (Date.now() - this.fetchedAtMs > this.maxAgeMs) this.refreshInBackground();
+    if (performance.now() - this.fetchedAtMs > this.maxAgeMs) this.refreshInBackground();
     return this.current;
   }
 
@@ -51,7 +52,7 @@ export class MetadataCache {
 
   /** Starts a refresh without waiting for it; its failure leaves the cache as it is. */
   refreshInBackground(): void {
-    if (Date.now() - this.lastAttemptMs < BACKGROUND_REFRESH_INTERVAL_MS) return;
+    if (performance.now() - this.lastAttemptMs < BACKGROUND_REFRESH_INTERVAL_MS) return;
     this.fetch().catch(() => undefined);
   }
 
@@ -62,12 +63,12 @@ export class MetadataCache {
    */
   update(metadata: MetadataResponse): void {
     this.current = metadata;
-    this.fetchedAtMs = Date.now();
+    this.fetchedAtMs = performance.now();
   }
 
   /** Forgets the fetch time, so the next `get()` refreshes in the background. */
   invalidate(): void {
-    this.fetchedAtMs = 0;
+    this.fetchedAtMs = -Infinity;
   }
 
   /** A topic's map; an unknown topic triggers one refresh before TOPIC_NOT_FOUND. */
@@ -82,7 +83,7 @@ export class MetadataCache {
   /** The cached topic without any I/O (undefined when not cached): the producer's fast path. */
   cachedTopic(name: string): TopicMetadata | undefined {
     if (this.current === null) return undefined;
-    if (Date.now() - this.fetchedAtMs > this.maxAgeMs) this.refreshInBackground();
+    if (performance.now() - this.fetchedAtMs > this.maxAgeMs) this.refreshInBackground();
     return this.current.topics.find((topic) => topic.name === name);
   }
 
@@ -103,7 +104,7 @@ export class MetadataCache {
 
   private fetch(): Promise<MetadataResponse> {
     if (this.inFlight !== null) return this.inFlight;
-    this.lastAttemptMs = Date.now();
+    this.lastAttemptMs = performance.now();
     this.inFlight = this.connection
       .coordinator<MetadataResponse>('GET', COORDINATOR_ROUTES.metadata)
       .then((metadata) => {

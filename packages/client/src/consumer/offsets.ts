@@ -163,7 +163,7 @@ export class Offsets {
       await retry(round, {
         ...this.context.retry,
         retries: Infinity,
-        deadlineMs: Date.now() + COMMIT_TIMEOUT_MS,
+        deadlineMs: performance.now() + COMMIT_TIMEOUT_MS,
         onRetry: async () => {
           if (mismatch) await this.context.heartbeat();
           if (routing) await this.context.metadata.refresh().catch(() => undefined);

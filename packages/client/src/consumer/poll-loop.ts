@@ -68,14 +68,15 @@ export class RecordFeed {
    */
   async next(maxRecords: number, waitMs: number, markConsumed: boolean): Promise<ConsumedRecord[]> {
     const { owned, wakeup, signal } = this.options;
-    const deadlineMs = Date.now() + waitMs;
+    const deadlineMs = performance.now() + waitMs;
     for (;;) {
       if (this.options.isClosed()) return [];
       await this.options.beforeRound?.();
       const positionError = positionErrorOf(owned);
       if (positionError !== undefined) throw positionError;
       const records = takeBuffered(owned, this.drainStart++, maxRecords, markConsumed);
-      const remainingMs = deadlineMs - Date.now();
+      // Whole milliseconds: the broker's long-poll wait is an integer.
+      const remainingMs = Math.ceil(deadlineMs - performance.now());
       if (records.length > 0) {
         // The partitions just emptied are fetched again while the caller handles these records.
         this.fetcher.start(this.options.waitMs).catch((error: unknown) => this.options.onError(error));

@@ -201,7 +201,7 @@ export class Producer {
   private enqueue(input: ProducerRecord, id: number): Promise<RecordMetadata> {
     const topic = this.validTopic(input?.topic);
     const record = prepareRecord(input, Date.now());
-    const deadlineMs = Date.now() + this.options.deliveryTimeoutMs;
+    const deadlineMs = performance.now() + this.options.deliveryTimeoutMs;
     const fast =
       this.slowEnqueues === 0 && this.spaceWaitersHead >= this.spaceWaiters.length && this.buffered < this.options.maxBufferedRecords;
     const cached = fast ? this.context.metadata.cachedTopic(topic) : undefined;
