@@ -33,6 +33,8 @@ describe('usage errors', () => {
     [['groups', 'reset-offsets', 'g', '-t', 't', '--to-earliest'], 'tessera: give exactly one of --dry-run (show the new offsets) and --execute (store them)'],
     [['frobnicate'], "tessera: unknown command 'frobnicate'"],
     [['--coordinator', 'nope', 'topics', 'list'], "tessera: option '--coordinator <url>' argument 'nope' is invalid. expected a URL like http://127.0.0.1:7070."],
+    [['bench', 'floor', '--dir', '/nonexistent/tessera'], 'tessera: --dir /nonexistent/tessera: no such directory'],
+    [['bench', 'floor', '--rounds', '5'], "tessera: option '-n, --rounds <n>' argument '5' is invalid. expected an integer from 10 to 1000000."],
     [['dev', '--port', '70000'], "tessera: option '-p, --port <port>' argument '70000' is invalid. expected an integer from 1 to 65535."],
   ])('%j → one line, exit 2', async (args, line) => {
     const result = await run(args);

@@ -2,6 +2,12 @@
  * A latency histogram in bounded memory: logarithmic buckets 1% wide, so a
  * percentile is exact to within 1% however many samples a benchmark records.
  */
+export interface LatencySummary {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
 const GROWTH = 1.01;
 const LOG_GROWTH = Math.log(GROWTH);
 /** Covers 1 µs .. about 1000 s. */
@@ -41,6 +47,11 @@ export class LatencyHistogram {
       }
     }
     return this.maxMicros / 1000;
+  }
+
+  /** p50, p99 and max in milliseconds. */
+  summary(): LatencySummary {
+    return { p50: this.percentileMs(0.5), p99: this.percentileMs(0.99), max: this.maxMs };
   }
 
   get maxMs(): number {

@@ -22,7 +22,7 @@ import { Progress } from '../output/progress.js';
 import { renderFields } from '../output/table.js';
 import { jsonLine } from '../output/write.js';
 import type { Runtime } from '../runtime.js';
-import { LatencyHistogram } from './histogram.js';
+import { LatencyHistogram, type LatencySummary } from './histogram.js';
 import { cpuPerRecord, sampleCpu, type CpuUse } from './service-cpu.js';
 
 export type BenchMode = 'produce' | 'latency' | 'e2e' | 'consume';
@@ -42,12 +42,6 @@ export interface BenchOptions {
   partitions: number;
   replicationFactor: number;
   json?: boolean;
-}
-
-export interface LatencySummary {
-  p50: number;
-  p99: number;
-  max: number;
 }
 
 export interface BenchResult {
@@ -126,9 +120,9 @@ export async function runBench(runtime: Runtime, mode: BenchMode, options: Bench
     loadAverage: { before: loadBefore, after: os.loadavg()[0]!, cpus: os.cpus().length },
     cpu: cpuPerRecord(cpuBefore, cpuAfter, measured.records),
   };
-  if (measured.ack !== undefined) result.ackLatencyMs = summary(measured.ack);
+  if (measured.ack !== undefined) result.ackLatencyMs = measured.ack.summary();
   if (measured.e2e !== undefined) {
-    result.e2eLatencyMs = summary(measured.e2e);
+    result.e2eLatencyMs = measured.e2e.summary();
     result.delivered = measured.delivered;
   }
   if (options.json) runtime.out(jsonLine(result));
@@ -152,8 +146,6 @@ interface Measured {
   e2e?: LatencyHistogram;
   delivered?: number;
 }
-
-const summary = (h: LatencyHistogram): LatencySummary => ({ p50: h.percentileMs(0.5), p99: h.percentileMs(0.99), max: h.maxMs });
 
 /**
  * Sends `messages` records with at most `maxInFlight` unacknowledged; with a rate, record i

@@ -1,6 +1,7 @@
 /** `tessera produce`, `tessera consume`, `tessera bench`. */
 import { type Command, Option } from 'commander';
 import { MAX_FETCH_WAIT_MS, MAX_PARTITIONS, MAX_RECORDS_PER_REQUEST } from '@tessera/protocol';
+import { runFloor } from '../bench/floor.js';
 import { runBench } from '../bench/run.js';
 import { parseOffsetSpec, type OffsetSpec } from '../consume/position.js';
 import { runConsume, runRead } from '../consume/run.js';
@@ -100,6 +101,15 @@ export function registerData(program: Command, runtime: Runtime): void {
         await runBench(runtime, mode, { ...rest, maxInFlight: concurrency ?? rest.maxInFlight });
       });
   }
+  bench
+    .command('floor')
+    .description("what this machine allows with no Tessera code running: loopback round trip between two processes, fdatasync and a SQLite commit in DIR; no cluster needed")
+    .option('-d, --dir <dir>', 'where to measure the commits: a directory on the disk the brokers use', '.')
+    .option('-n, --rounds <n>', 'round trips, and commits of each kind', integer(10, 1_000_000), 2_000)
+    .addOption(jsonOption())
+    .action(async (options: Parameters<typeof runFloor>[1]) => {
+      await runFloor(runtime, options);
+    });
 }
 
 interface ConsumeFlags {
