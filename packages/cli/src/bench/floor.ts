@@ -23,7 +23,7 @@ import { Progress } from '../output/progress.js';
 import { renderFields } from '../output/table.js';
 import { jsonLine } from '../output/write.js';
 import type { Runtime } from '../runtime.js';
-import { LatencyHistogram, type LatencySummary } from './histogram.js';
+import { LatencyHistogram, formatLatencySummary, type LatencySummary } from './histogram.js';
 
 export interface FloorOptions {
   /** Where the commits are measured: the disk the brokers' data dirs are on. */
@@ -220,16 +220,15 @@ function measureSqliteCommits(dir: string, rounds: number, onProgress: (done: nu
 }
 
 export function renderFloor(result: FloorResult): string {
-  const latency = (l: LatencySummary) => `p50 ${formatLatencyMs(l.p50)}, p99 ${formatLatencyMs(l.p99)}, max ${formatLatencyMs(l.max)}`;
   const cpu = result.roundTripCpuMicros;
   return renderFields([
     ['mode', 'floor'],
     ['dir', result.dir],
     ['rounds', formatCount(result.rounds)],
-    ['round trip', `${latency(result.roundTripMs)} (loopback TCP between two processes, ${MESSAGE_BYTES} B)`],
+    ['round trip', `${formatLatencySummary(result.roundTripMs)} (loopback TCP between two processes, ${MESSAGE_BYTES} B)`],
     ['round trip cpu', `client ${cpu.client.toFixed(1)} µs, server ${cpu.server.toFixed(1)} µs`],
-    ['fdatasync', `${latency(result.fdatasyncMs)} (${WRITE_BYTES} B appended)`],
-    ['sqlite commit', `${latency(result.sqliteCommitMs)} (one ${ROW_BYTES} B row, WAL, synchronous=FULL)`],
+    ['fdatasync', `${formatLatencySummary(result.fdatasyncMs)} (${WRITE_BYTES} B appended)`],
+    ['sqlite commit', `${formatLatencySummary(result.sqliteCommitMs)} (one ${ROW_BYTES} B row, WAL, synchronous=FULL)`],
     ['one at a time', `at least ${formatLatencyMs(result.oneAtATimeFloorMs)} p50 with replication factor 2 and durability full (2 round trips + 1 commit)`],
     ['load average', `${result.loadAverage.before.toFixed(2)} → ${result.loadAverage.after.toFixed(2)} (${result.loadAverage.cpus} CPUs)`],
   ]);

@@ -2,10 +2,17 @@
  * A latency histogram in bounded memory: logarithmic buckets 1% wide, so a
  * percentile is exact to within 1% however many samples a benchmark records.
  */
+import { formatLatencyMs } from '../output/format.js';
+
 export interface LatencySummary {
   p50: number;
   p99: number;
   max: number;
+}
+
+/** `p50 1.234 ms, p99 5.678 ms, max 9.1 ms`, as every bench report prints a latency. */
+export function formatLatencySummary(latency: LatencySummary): string {
+  return `p50 ${formatLatencyMs(latency.p50)}, p99 ${formatLatencyMs(latency.p99)}, max ${formatLatencyMs(latency.max)}`;
 }
 
 const GROWTH = 1.01;

@@ -22,7 +22,7 @@ import { Progress } from '../output/progress.js';
 import { renderFields } from '../output/table.js';
 import { jsonLine } from '../output/write.js';
 import type { Runtime } from '../runtime.js';
-import { LatencyHistogram, type LatencySummary } from './histogram.js';
+import { LatencyHistogram, formatLatencySummary, type LatencySummary } from './histogram.js';
 import { cpuPerRecord, sampleCpu, type CpuUse } from './service-cpu.js';
 
 export type BenchMode = 'produce' | 'latency' | 'e2e' | 'consume';
@@ -312,7 +312,6 @@ async function consumeAll(runtime: Runtime, client: TesseraClient, options: Benc
 }
 
 export function renderBenchResult(result: BenchResult): string {
-  const latency = (l: LatencySummary) => `p50 ${formatLatencyMs(l.p50)}, p99 ${formatLatencyMs(l.p99)}, max ${formatLatencyMs(l.max)}`;
   const fields: Array<[string, unknown]> = [
     ['mode', result.mode],
     ['topic', `${result.topic} (${result.partitions} partitions)`],
@@ -320,9 +319,9 @@ export function renderBenchResult(result: BenchResult): string {
     ['time', formatSeconds(result.seconds * 1000)],
     ['throughput', `${formatRate(result.recordsPerSecond)} records/s, ${formatMegabytesPerSecond(result.megabytesPerSecond * 1024 * 1024)}`],
   ];
-  if (result.ackLatencyMs) fields.push(['ack latency', latency(result.ackLatencyMs)]);
+  if (result.ackLatencyMs) fields.push(['ack latency', formatLatencySummary(result.ackLatencyMs)]);
   if (result.e2eLatencyMs) {
-    fields.push(['e2e latency', latency(result.e2eLatencyMs)]);
+    fields.push(['e2e latency', formatLatencySummary(result.e2eLatencyMs)]);
     fields.push(['delivered', formatCount(result.delivered ?? 0)]);
   }
   if (result.failed > 0) fields.push(['failed', formatCount(result.failed)]);
