@@ -3,7 +3,7 @@
  * coordinator link. `startBroker` listens, then registers in the background; /ready turns
  * true once the broker is registered and has applied its assignments.
  */
-import { ClusterSigner, DataHttpClient, JsonHttpClient, brokerNode } from '@tessera/protocol';
+import { ClusterSigner, DEFAULT_MAX_REQUEST_BYTES, DataHttpClient, JsonHttpClient, brokerNode } from '@tessera/protocol';
 import { StorageSpace, createHttpService, createLogger, registerDiskMetrics } from '@tessera/service';
 import type { AddressInfo } from 'node:net';
 import { AuthSync } from './auth/auth-sync.js';
@@ -15,6 +15,8 @@ import { BrokerMetrics } from './metrics/broker-metrics.js';
 import { groupLag } from './metrics/group-lag.js';
 import { PartitionSet } from './partition/index.js';
 import { PairExchanges } from './replication/index.js';
+import { REPLICATION_STREAM_PATH } from './replication/stream/framing.js';
+import { ReplicationStreamServer } from './replication/stream/stream-server.js';
 import { BrokerStore, migrateLegacyLayout } from './storage/index.js';
 import { DeadLetterWriter, SubscriptionDeliveries, SubscriptionMetrics } from './subscriptions/index.js';
 
@@ -61,6 +63,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     maxExchangeBytes: limits.maxExchangeBytes,
     ...(config.clientTls ? { tls: config.clientTls } : {}),
     ...(signer ? { signer } : {}),
+    ...(config.replicationTransport ? { transport: config.replicationTransport } : {}),
     onExchange: (seconds) => metrics.replicationLatency.observe(seconds),
   });
 
@@ -162,6 +165,15 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   registerDiskMetrics(service.registry, config.dataDir);
   const retention = new RetentionLoop({ replicas, logger, checkMs: config.retentionCheckMs, maxBatchesPerPass: limits.retentionMaxBatchesPerPass });
   const server = await service.listen(config.port, config.host);
+  const streams = new ReplicationStreamServer(server, {
+    secrets: config.clusterSecrets,
+    maxMessageBytes: DEFAULT_MAX_REQUEST_BYTES,
+    handle: routes.replicate,
+    onInvariantBroken: onFatal,
+    logger,
+    onExchange: (seconds, status) =>
+      service.metrics.requestDuration.observe({ method: 'STREAM', route: REPLICATION_STREAM_PATH, status: String(status) }, seconds),
+  });
   const port = (server.address() as AddressInfo).port;
   const url = (config.advertisedUrl ?? `${service.scheme}://${config.host}:${port}`).replace(/\/+$/, '');
   const internalUrl = (config.internalUrl ?? url).replace(/\/+$/, '');
@@ -181,6 +193,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         await link.stop();
         await deliveries.close();
         await deadLetterClient.close();
+        streams.close();
         await service.close();
         await replicas.closeAll();
         await client.close();

@@ -11,6 +11,8 @@ import type { TlsClientOptions, TlsServerOptions } from '@tessera/protocol';
 import type { Logger, ServerLimits } from '@tessera/service';
 import { DEFAULT_IDEMPOTENCY_WINDOW_MS, DEFAULT_PRODUCER_STATE_EXPIRY_MS, type Durability } from './storage/index.js';
 
+export type ReplicationTransport = 'stream' | 'http';
+
 export interface BrokerConfig {
   id: number;
   /** Port to listen on; 0 picks a free one (the advertised URL then uses the actual port). */
@@ -26,6 +28,12 @@ export interface BrokerConfig {
   heartbeatMs: number;
   /** How long a secondary in the ISR may fail before the primary asks to shrink the ISR. */
   replicaTimeoutMs: number;
+  /**
+   * How this broker sends replicate exchanges: `stream` (default) on a kept-open connection per
+   * peer (replication/stream/), `http` as one `POST /internal/replicate` each. Either way it
+   * answers both.
+   */
+  replicationTransport?: ReplicationTransport;
   maxValueBytes: number;
   /** How long a partition keeps the state of an idempotent producer it has not stored a batch of (default 7 days). */
   producerStateExpiryMs?: number;

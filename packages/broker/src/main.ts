@@ -37,6 +37,12 @@ const program = new Command('tessera-broker')
       .default(DEFAULT_CONFIG.replicaTimeoutMs),
   )
   .addOption(
+    new Option('--replication-transport <kind>', 'how replicate exchanges are sent to other brokers: a kept-open stream per peer, or one HTTP request each')
+      .env('TESSERA_REPLICATION_TRANSPORT')
+      .choices(['stream', 'http'])
+      .default('stream'),
+  )
+  .addOption(
     new Option('--producer-state-expiry-ms <ms>', "how long a partition keeps an idle idempotent producer's state (default 7 days)")
       .env('TESSERA_PRODUCER_STATE_EXPIRY_MS')
       .argParser(positiveInt)

@@ -87,7 +87,12 @@ export function readFrame<H>(
   if (ctx.state.frame === undefined) {
     throw new TesseraError('INVALID_REQUEST', `POST ${ctx.path} takes a frame (content-type application/vnd.tessera.frame)`);
   }
-  const { head: raw, tail } = decodeFrame(ctx.state.frame);
+  return parseFrame(ctx.state.frame, parse, entries);
+}
+
+/** A frame's head validated by `parse` and its tail cut into one part per entry (see readFrame). */
+export function parseFrame<H>(frame: Buffer, parse: (raw: unknown) => H, entries: (head: H) => ReadonlyArray<{ bytes: number }>): { head: H; parts: Buffer[] } {
+  const { head: raw, tail } = decodeFrame(frame);
   const head = parse(raw);
   return { head, parts: splitTail(tail, entries(head).map((entry) => entry.bytes)) };
 }

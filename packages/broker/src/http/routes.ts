@@ -16,9 +16,9 @@ import { handleListOffsets, handlePartitionOffsets } from '../positions/list-off
 import { FetchHandler } from '../fetch/fetch-handler.js';
 import { handleProduceBatches, handleProduceJson } from '../produce/produce-handler.js';
 import { applyPush, type ParsedPush } from '../replication/index.js';
-import { findReplicas, inlineError, notHeldHere, readFrame, type HandlerDeps } from './deps.js';
+import { findReplicas, inlineError, notHeldHere, parseFrame, type HandlerDeps } from './deps.js';
 
-export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: FetchHandler } {
+export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: FetchHandler; replicate: (frame: Buffer) => Promise<ReplicateExchangeResponse> } {
   const { router } = service;
   const fetch = new FetchHandler(deps);
   router.post(BROKER_ROUTES.produceBatches, (ctx) => handleProduceBatches(deps, ctx));
@@ -40,16 +40,28 @@ export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: F
   router.get(BROKER_ROUTES.openapi, (ctx) => {
     ctx.body = openApi;
   });
-  return { fetch };
+  return { fetch, replicate: (frame) => replicateExchange(deps, frame) };
 }
 
 /**
  * `POST /internal/replicate` (a frame): one exchange from another broker, the pushes of the
- * partitions it leads and this broker follows. Each push is checked and applied on its own
- * (in order), all of them land in the same group commit, and each gets its own answer.
+ * partitions it leads and this broker follows. The replication stream (replication/stream/)
+ * carries the same frames and answers on a kept-open connection.
  */
 async function handleReplicate(deps: HandlerDeps, ctx: Context): Promise<void> {
-  const { head, parts } = readFrame(ctx, (raw) => parseOrThrow(replicateExchangeHead, raw, 'frame head'), (h) => h.pushes);
+  if (ctx.state.frame === undefined) {
+    throw new TesseraError('INVALID_REQUEST', `POST ${ctx.path} takes a frame (content-type application/vnd.tessera.frame)`);
+  }
+  ctx.body = await replicateExchange(deps, ctx.state.frame);
+}
+
+/**
+ * Applies one replicate exchange: each push is checked and applied on its own (in order), all
+ * of them land in the same group commit, and each gets its own answer. A malformed frame is
+ * INVALID_REQUEST for the whole exchange.
+ */
+export async function replicateExchange(deps: HandlerDeps, frame: Buffer): Promise<ReplicateExchangeResponse> {
+  const { head, parts } = parseFrame(frame, (raw) => parseOrThrow(replicateExchangeHead, raw, 'frame head'), (h) => h.pushes);
   const replicas = await findReplicas(deps, head.pushes);
   const answers = await Promise.all(
     head.pushes.map(async (push, i): Promise<PushAnswer> => {
@@ -65,8 +77,7 @@ async function handleReplicate(deps: HandlerDeps, ctx: Context): Promise<void> {
       }
     }),
   );
-  const body: ReplicateExchangeResponse = { answers };
-  ctx.body = body;
+  return { answers };
 }
 
 /** `POST /internal/purge {topic, partition}` (from the coordinator): this primary's log start moves to its HW. */

@@ -1,13 +1,17 @@
 /**
  * Replication by broker pair: the pushes of every partition this broker sends to one other
- * broker in the same event-loop turn travel in ONE exchange (`POST /internal/replicate`, a
- * frame: the pushes' heads in the JSON head, their batches in the tail), and the secondary
- * stores all of them in one group commit. Each partition still has at most one push in
- * flight (its lock), so an exchange is only a transport: every push keeps its own answer,
- * and a partition's failure never fails another's push.
+ * broker in the same event-loop turn travel in ONE exchange (a frame: the pushes' heads in the
+ * JSON head, their batches in the tail), and the secondary stores all of them in one group
+ * commit. Each partition still has at most one push in flight (its lock), so an exchange is
+ * only a transport: every push keeps its own answer, and a partition's failure never fails
+ * another's push. An exchange goes over the replication stream to that peer (a kept-open
+ * connection, replication/stream/), or as `POST /internal/replicate` when the transport is
+ * `http` or the peer offers no stream (a broker of an earlier version: asked again after
+ * STREAM_RETRY_MS).
  */
 import {
   BROKER_ROUTES,
+  DEFAULT_MAX_REQUEST_BYTES,
   DataHttpClient,
   type ClusterSigner,
   type TlsClientOptions,
@@ -16,7 +20,12 @@ import {
   type ReplicateExchangeHead,
   type ReplicateExchangeResponse,
 } from '@tessera/protocol';
+import type { ReplicationTransport } from '../../config.js';
 import type { PushHead, ReplicationPort } from '../ports.js';
+import { ReplicationStreamClient, StreamUnsupported } from '../stream/stream-client.js';
+
+/** How long a peer that offered no replication stream is sent HTTP requests before it is asked again. */
+const STREAM_RETRY_MS = 60_000;
 
 interface Waiting {
   head: PushHead;
@@ -39,10 +48,15 @@ export interface ExchangeOptions {
   tls?: TlsClientOptions;
   /** Signs every exchange as this broker: followers accept pushes from cluster members only. */
   signer?: ClusterSigner;
+  /** `stream` (default) or `http`: see the module comment. */
+  transport?: ReplicationTransport;
 }
 
 export class PairExchanges implements ReplicationPort {
   private readonly http: DataHttpClient;
+  private readonly streams: ReplicationStreamClient | undefined;
+  /** Peers that offered no stream, and until when (performance.now()) they are sent HTTP requests. */
+  private readonly httpOnlyUntil = new Map<string, number>();
   private readonly waiting = new Map<string, Waiting[]>();
   private scheduled = false;
 
@@ -54,6 +68,10 @@ export class PairExchanges implements ReplicationPort {
       ...(options.tls ? { tls: options.tls } : {}),
       ...(options.signer ? { signer: options.signer } : {}),
     });
+    this.streams =
+      options.transport === 'http'
+        ? undefined
+        : new ReplicationStreamClient({ maxAnswerBytes: DEFAULT_MAX_REQUEST_BYTES, ...(options.tls ? { tls: options.tls } : {}), ...(options.signer ? { signer: options.signer } : {}) });
   }
 
   push(url: string, head: PushHead, batches: Buffer[], timeoutMs: number): Promise<{ leo: number; epoch: number }> {
@@ -71,6 +89,7 @@ export class PairExchanges implements ReplicationPort {
   }
 
   async close(): Promise<void> {
+    this.streams?.close();
     await this.http.close();
   }
 
@@ -103,14 +122,16 @@ export class PairExchanges implements ReplicationPort {
     const chunks = encodeFrame(head, pushes.flatMap((push) => push.batches));
     const startedMs = performance.now();
     try {
-      const answer = await this.http.postFrame(url + BROKER_ROUTES.replicate, chunks, {
-        timeoutMs: Math.min(...pushes.map((push) => push.timeoutMs)),
-      });
+      const body = await this.exchange(url, chunks, Math.min(...pushes.map((push) => push.timeoutMs)));
       let parsed: unknown;
       try {
-        parsed = JSON.parse(answer.body.toString('utf8'));
+        parsed = JSON.parse(body.toString('utf8'));
       } catch {
         throw new TesseraError('INTERNAL', `replicate to ${url}: the answer is not JSON`);
+      }
+      // The stream answers a refused exchange with the error body an HTTP 4xx/5xx would carry.
+      if (parsed !== null && typeof parsed === 'object' && 'error' in parsed) {
+        throw TesseraError.fromBody(parsed) ?? new TesseraError('INTERNAL', `replicate to ${url}: bad error answer`);
       }
       const answers = (parsed as ReplicateExchangeResponse | undefined)?.answers;
       if (!Array.isArray(answers) || answers.length !== pushes.length) {
@@ -125,5 +146,19 @@ export class PairExchanges implements ReplicationPort {
     } catch (error) {
       for (const push of pushes) push.reject(error);
     }
+  }
+
+  /** One exchange's answer (JSON bytes), over the stream when the peer offers one. */
+  private async exchange(url: string, chunks: Buffer[], timeoutMs: number): Promise<Buffer> {
+    const httpOnlyUntil = this.httpOnlyUntil.get(url);
+    if (this.streams !== undefined && (httpOnlyUntil === undefined || performance.now() >= httpOnlyUntil)) {
+      try {
+        return await this.streams.call(url, chunks, timeoutMs);
+      } catch (error) {
+        if (!(error instanceof StreamUnsupported)) throw error;
+        this.httpOnlyUntil.set(url, performance.now() + STREAM_RETRY_MS);
+      }
+    }
+    return (await this.http.postFrame(url + BROKER_ROUTES.replicate, chunks, { timeoutMs })).body;
   }
 }

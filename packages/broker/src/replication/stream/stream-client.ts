@@ -1,0 +1,186 @@
+/**
+ * The leader's end of the replication stream (stream-server.ts): one kept-open connection per
+ * peer broker, opened on first use with a signed upgrade, carrying one message per exchange.
+ * Calls on a connection are told apart by id and may be answered in any order.
+ *
+ * A call has one deadline (connecting included). When it passes, or the connection fails, every
+ * call on that connection fails with a network error (ETIMEDOUT, ECONNRESET: retriable, as
+ * the HTTP client's) and the connection is closed; the next call opens a new one. Closing on
+ * a timeout keeps a stream whose bytes may have been lost mid-message from being used again.
+ * A peer that does not offer the stream (it answers the upgrade with 404: a broker of an
+ * earlier version) raises StreamUnsupported, and the caller uses `POST /internal/replicate`.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import { CLUSTER_AUTH_HEADER, TesseraError, type ClusterSigner, type TlsClientOptions } from '@tessera/protocol';
+import { MAX_MESSAGE_ID, MessageReader, REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, encodeMessage } from './framing.js';
+
+export interface StreamClientOptions {
+  tls?: TlsClientOptions;
+  signer?: ClusterSigner;
+  /** The largest answer accepted (answers are small JSON). */
+  maxAnswerBytes: number;
+}
+
+/** The peer answered the upgrade with 404: it has no replication stream. */
+export class StreamUnsupported extends Error {
+  constructor(url: string) {
+    super(`${url} offers no replication stream`);
+    this.name = 'StreamUnsupported';
+  }
+}
+
+export class ReplicationStreamClient {
+  private readonly connections = new Map<string, StreamConnection>();
+
+  constructor(private readonly options: StreamClientOptions) {}
+
+  /** Sends one exchange's frame to the broker at `baseUrl`; resolves with the answer's bytes (JSON). */
+  call(baseUrl: string, frame: readonly Buffer[], timeoutMs: number): Promise<Buffer> {
+    let connection = this.connections.get(baseUrl);
+    if (connection === undefined || connection.isClosed) {
+      connection = new StreamConnection(baseUrl, this.options);
+      this.connections.set(baseUrl, connection);
+    }
+    return connection.call(frame, timeoutMs);
+  }
+
+  close(): void {
+    for (const connection of this.connections.values()) connection.close(networkError('ECONNRESET', 'the replication stream client closed'));
+    this.connections.clear();
+  }
+}
+
+interface Call {
+  resolve: (answer: Buffer) => void;
+  reject: (error: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
+class StreamConnection {
+  private readonly calls = new Map<number, Call>();
+  private readonly ready: Promise<Duplex>;
+  private socket: Duplex | undefined;
+  private request: http.ClientRequest | undefined;
+  private nextId = 1;
+  private closed = false;
+
+  constructor(
+    private readonly baseUrl: string,
+    private readonly options: StreamClientOptions,
+  ) {
+    this.ready = this.open();
+    this.ready.catch((error: unknown) => this.close(error));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  call(frame: readonly Buffer[], timeoutMs: number): Promise<Buffer> {
+    if (this.closed) return Promise.reject(networkError('ECONNRESET', `replication stream to ${this.baseUrl} is closed`));
+    const id = this.nextId;
+    this.nextId = id === MAX_MESSAGE_ID ? 1 : id + 1;
+    return new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => this.close(networkError('ETIMEDOUT', `replicate to ${this.baseUrl}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      this.calls.set(id, { resolve, reject, timer });
+      this.ready.then(
+        (socket) => {
+          if (!this.calls.has(id)) return;
+          for (const chunk of encodeMessage(id, frame)) socket.write(chunk);
+        },
+        () => undefined, // close() rejected the call already
+      );
+    });
+  }
+
+  /** Fails every call in flight with `error` and closes the connection. */
+  close(error: unknown): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.request?.destroy();
+    this.socket?.destroy();
+    for (const call of this.calls.values()) {
+      clearTimeout(call.timer);
+      call.reject(error);
+    }
+    this.calls.clear();
+  }
+
+  private open(): Promise<Duplex> {
+    return new Promise<Duplex>((resolve, reject) => {
+      // Appended, as every route to a peer is (its URL may carry a path prefix).
+      const url = new URL(this.baseUrl + REPLICATION_STREAM_PATH);
+      const headers: Record<string, string> = { connection: 'Upgrade', upgrade: REPLICATION_STREAM_PROTOCOL, 'user-agent': 'tessera-broker' };
+      if (this.options.signer) headers[CLUSTER_AUTH_HEADER] = this.options.signer.header('GET', url.pathname, undefined);
+      const request =
+        url.protocol === 'https:'
+          ? https.request(url, { method: 'GET', headers, agent: false, ...this.options.tls })
+          : http.request(url, { method: 'GET', headers, agent: false });
+      this.request = request;
+      request.on('upgrade', (_response, socket: Duplex, head: Buffer) => {
+        this.socket = socket;
+        if (this.closed) {
+          socket.destroy();
+          return;
+        }
+        (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+        this.read(socket, head);
+        resolve(socket);
+      });
+      request.on('response', (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          if (response.statusCode === 404) {
+            reject(new StreamUnsupported(this.baseUrl));
+            return;
+          }
+          let body: unknown;
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            body = undefined;
+          }
+          reject(TesseraError.fromBody(body) ?? new TesseraError('INTERNAL', `replication stream to ${this.baseUrl}: HTTP ${response.statusCode}`));
+        });
+        response.on('error', reject);
+      });
+      request.on('error', (error: Error & { code?: string }) => reject(networkError(error.code ?? 'ECONNRESET', `replication stream to ${this.baseUrl}: ${error.message}`, error)));
+      request.end();
+    });
+  }
+
+  private read(socket: Duplex, head: Buffer): void {
+    const reader = new MessageReader(this.options.maxAnswerBytes);
+    const onData = (chunk: Buffer) => {
+      let messages;
+      try {
+        messages = reader.push(chunk);
+      } catch (error) {
+        this.close(networkError('ECONNRESET', `replication stream to ${this.baseUrl}: ${(error as Error).message}`, error));
+        return;
+      }
+      for (const { id, body } of messages) {
+        const call = this.calls.get(id);
+        if (call === undefined) continue;
+        this.calls.delete(id);
+        clearTimeout(call.timer);
+        call.resolve(body);
+      }
+    };
+    socket.on('data', onData);
+    socket.on('error', (error: Error & { code?: string }) => this.close(networkError(error.code ?? 'ECONNRESET', `replication stream to ${this.baseUrl}: ${error.message}`, error)));
+    socket.on('close', () => this.close(networkError('ECONNRESET', `replication stream to ${this.baseUrl} closed`)));
+    if (head.length > 0) onData(head);
+  }
+}
+
+/** An error `isRetriable` knows as "no answer" (the exchange may or may not have been applied). */
+function networkError(code: string, message: string, cause?: unknown): Error {
+  const error = new Error(message, { cause });
+  (error as Error & { code?: string }).code = code;
+  error.name = 'NetworkError';
+  return error;
+}

@@ -1,0 +1,119 @@
+/**
+ * The follower's end of the replication stream: a kept-open connection on the broker's own
+ * port (HTTP or HTTPS) over which another broker sends its replicate exchanges without an HTTP
+ * request each. It starts as `GET /internal/replicate-stream` with `Upgrade:
+ * tessera-replicate/1`, signed as a cluster member like every `/internal/*` call; after `101
+ * Switching Protocols` the connection carries length-prefixed messages (framing.ts): each
+ * request is one exchange's frame, each answer the same JSON `POST /internal/replicate`
+ * answers, with the request's id. Exchanges on one connection run side by side, as concurrent
+ * HTTP requests would; each partition still has one push in flight (the sender's lock).
+ *
+ * The connection is authenticated once, at the upgrade; with TLS (the default) the stream's
+ * integrity is TLS's. A message larger than the request body limit, or bytes that are not a
+ * message, close the connection. A broken invariant stops the broker, as on the HTTP edge.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CLUSTER_AUTH_HEADER, InvariantError, TesseraError, verifyClusterAuth } from '@tessera/protocol';
+import type { Logger } from '@tessera/service';
+import { MessageReader, REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, encodeMessage } from './framing.js';
+
+export interface StreamServerOptions {
+  /** Accepted cluster secrets; undefined: every caller is accepted (as on the HTTP edge). */
+  secrets: readonly string[] | undefined;
+  /** The largest request body, as for HTTP requests. */
+  maxMessageBytes: number;
+  /** Applies one exchange (a replicate frame); its answer is sent back as JSON. */
+  handle: (frame: Buffer) => Promise<unknown>;
+  onInvariantBroken: (error: Error) => void;
+  logger: Logger;
+  /** Observes each exchange: its seconds and the HTTP status its answer stands for (metrics). */
+  onExchange?: (seconds: number, status: number) => void;
+}
+
+/** A connection nobody sent anything on for this long is closed (the sender opens a new one when it needs one). */
+const IDLE_TIMEOUT_MS = 5 * 60_000;
+
+export class ReplicationStreamServer {
+  private readonly sockets = new Set<Duplex>();
+
+  constructor(
+    server: Server,
+    private readonly options: StreamServerOptions,
+  ) {
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.accept(request, socket, head));
+  }
+
+  /** Closes every stream (before the HTTP server closes: it waits for its connections). */
+  close(): void {
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+
+  private accept(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => undefined);
+    const target = request.url ?? '';
+    if (target !== REPLICATION_STREAM_PATH || request.method !== 'GET' || request.headers.upgrade?.toLowerCase() !== REPLICATION_STREAM_PROTOCOL) {
+      refuse(socket, 404, new TesseraError('NOT_FOUND', `no upgrade to ${String(request.headers.upgrade)} at ${request.method} ${target}`));
+      return;
+    }
+    const { secrets } = this.options;
+    if (secrets !== undefined) {
+      const header = request.headers[CLUSTER_AUTH_HEADER];
+      const result = typeof header === 'string' ? verifyClusterAuth(secrets, header, 'GET', target, undefined) : undefined;
+      if (result === undefined || !result.ok || !result.node.startsWith('broker-')) {
+        refuse(socket, 401, new TesseraError('UNAUTHORIZED', 'the replication stream is for brokers of this cluster only'));
+        return;
+      }
+    }
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${REPLICATION_STREAM_PROTOCOL}\r\n\r\n`);
+    (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+    (socket as Duplex & { setTimeout?: (ms: number, onTimeout: () => void) => void }).setTimeout?.(IDLE_TIMEOUT_MS, () => socket.destroy());
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    const reader = new MessageReader(this.options.maxMessageBytes);
+    const onData = (chunk: Buffer) => {
+      let messages;
+      try {
+        messages = reader.push(chunk);
+      } catch (error) {
+        this.options.logger.warn({ err: error }, 'replication stream closed: not a message');
+        socket.destroy();
+        return;
+      }
+      for (const message of messages) void this.serve(socket, message.id, message.body);
+    };
+    socket.on('data', onData);
+    if (head.length > 0) onData(head);
+  }
+
+  private async serve(socket: Duplex, id: number, frame: Buffer): Promise<void> {
+    const startedMs = performance.now();
+    let answer: unknown;
+    let status = 200;
+    try {
+      answer = await this.options.handle(frame);
+    } catch (error) {
+      if (error instanceof InvariantError) {
+        this.options.onInvariantBroken(error);
+        return;
+      }
+      if (!(error instanceof TesseraError)) this.options.logger.error({ err: error }, 'replication exchange failed');
+      const refusal = error instanceof TesseraError ? error : new TesseraError('INTERNAL', 'internal error');
+      status = refusal.status;
+      answer = refusal.toBody();
+    }
+    this.options.onExchange?.((performance.now() - startedMs) / 1000, status);
+    if (socket.destroyed) return;
+    for (const chunk of encodeMessage(id, [Buffer.from(JSON.stringify(answer), 'utf8')])) socket.write(chunk);
+  }
+}
+
+/** Answers an upgrade that is not taken with a plain HTTP error (the DESIGN error body) and closes. */
+function refuse(socket: Duplex, status: number, error: TesseraError): void {
+  const body = JSON.stringify(error.toBody());
+  const reason = status === 401 ? 'Unauthorized' : 'Not Found';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,119 @@
+// The replication stream between two real endpoints on loopback: a node:http server with the
+// stream attached, and the client a leader uses. Answers find their calls in any order, only
+// signed brokers get a stream, a peer without one says so, and a deadline or a closed peer
+// fails the calls in flight with a retriable network error and leaves the next call a new
+// connection.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ClusterSigner, TesseraError, isRetriable } from '@tessera/protocol';
+import { createLogger } from '@tessera/service';
+import { ReplicationStreamClient, StreamUnsupported } from './stream-client.js';
+import { ReplicationStreamServer } from './stream-server.js';
+
+const SECRET = 'a-cluster-secret-for-the-stream-tests-0123456789';
+const logger = createLogger('broker', {}, { level: 'silent' });
+const cleanups: Array<() => Promise<void> | void> = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function listen(server: http.Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A server whose stream answers each frame with `{ echo: <frame text> }` after `delayMs(frame)`. */
+async function streamServer(delayMs: (frame: string) => number = () => 0, maxMessageBytes = 1 << 20) {
+  const server = http.createServer((_request, response) => response.writeHead(404).end());
+  const streams = new ReplicationStreamServer(server, {
+    secrets: [SECRET],
+    maxMessageBytes,
+    logger,
+    onInvariantBroken: (error) => {
+      throw error;
+    },
+    handle: async (frame) => {
+      const text = frame.toString('utf8');
+      const wait = delayMs(text);
+      if (wait === Infinity) return new Promise(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      if (text === 'refuse') throw new TesseraError('INVALID_REQUEST', 'refused');
+      return { echo: text };
+    },
+  });
+  const url = await listen(server);
+  cleanups.push(() => streams.close());
+  return { url, streams };
+}
+
+function client(secret = SECRET): ReplicationStreamClient {
+  const streams = new ReplicationStreamClient({ maxAnswerBytes: 1 << 20, signer: new ClusterSigner([secret], 'broker-2') });
+  cleanups.push(() => streams.close());
+  return streams;
+}
+
+const call = async (streams: ReplicationStreamClient, url: string, text: string, timeoutMs = 5_000) =>
+  JSON.parse((await streams.call(url, [Buffer.from(text)], timeoutMs)).toString('utf8')) as unknown;
+
+describe('replication stream', () => {
+  it('matches answers to calls when they come back in another order', async () => {
+    const { url } = await streamServer((frame) => (frame === 'slow' ? 200 : 0));
+    const streams = client();
+    const slow = call(streams, url, 'slow');
+    const fast = await Promise.all(['a', 'b', 'c'].map((text) => call(streams, url, text)));
+    expect(fast).toEqual([{ echo: 'a' }, { echo: 'b' }, { echo: 'c' }]);
+    expect(await slow).toEqual({ echo: 'slow' });
+  });
+
+  it('answers a refused exchange with its error body', async () => {
+    const { url } = await streamServer();
+    expect(await call(client(), url, 'refuse')).toMatchObject({ error: { code: 'INVALID_REQUEST', message: 'refused' } });
+  });
+
+  it('opens only to a caller signed with the cluster secret', async () => {
+    const { url } = await streamServer();
+    const error = await client('another-secret-that-is-long-enough-0123456789').call(url, [Buffer.from('x')], 5_000).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TesseraError);
+    expect((error as TesseraError).code).toBe('UNAUTHORIZED');
+  });
+
+  it('says so when the peer offers no stream (an earlier broker answers the upgrade with 404)', async () => {
+    const url = await listen(http.createServer((_request, response) => response.writeHead(404).end('{}')));
+    await expect(client().call(url, [Buffer.from('x')], 5_000)).rejects.toBeInstanceOf(StreamUnsupported);
+  });
+
+  it('fails the calls in flight with a retriable timeout, and the next call opens a new connection', async () => {
+    const { url } = await streamServer((frame) => (frame === 'never' ? Infinity : 0));
+    const streams = client();
+    const other = call(streams, url, 'never', 5_000).catch((e: unknown) => e);
+    const error = await call(streams, url, 'never', 200).catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('ETIMEDOUT');
+    expect(isRetriable(error)).toBe(true);
+    expect(isRetriable(await other)).toBe(true);
+    expect(await call(streams, url, 'again')).toEqual({ echo: 'again' });
+  });
+
+  it('fails the calls in flight when the peer closes its streams, then reconnects', async () => {
+    const { url, streams: server } = await streamServer((frame) => (frame === 'never' ? Infinity : 0));
+    const streams = client();
+    expect(await call(streams, url, 'first')).toEqual({ echo: 'first' });
+    const pending = call(streams, url, 'never').catch((e: unknown) => e);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    server.close();
+    const error = await pending;
+    expect((error as { code?: string }).code).toBe('ECONNRESET');
+    expect(isRetriable(error)).toBe(true);
+    expect(await call(streams, url, 'second')).toEqual({ echo: 'second' });
+  });
+
+  it('closes a stream that sends a message larger than the request limit', async () => {
+    const { url } = await streamServer(() => 0, 1_000);
+    const streams = client();
+    const error = await streams.call(url, [Buffer.alloc(1_001)], 5_000).catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('ECONNRESET');
+    expect(await call(streams, url, 'small')).toEqual({ echo: 'small' });
+  });
+});
