@@ -60,10 +60,12 @@ function run(command, args, cwd) {
   execFileSync(command, args, { cwd, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, npm_config_update_notifier: 'false' } });
 }
 
-// The pnpm running this script (`pnpm pack:release`), else the one the README's commands cached;
-// either way nothing is downloaded (`deploy --offline` takes every package from the store).
+// The pnpm running this script (`pnpm pack:release`), else the one the README's commands use.
+// `deploy --prefer-offline` takes every package from the store the install filled; it asks the
+// registry only for package metadata the store's cache lacks (a machine whose install read
+// everything from the lockfile has none), which `--offline` would refuse to resolve.
 const execPath = process.env.npm_execpath ?? '';
-const pnpm = /pnpm/.test(path.basename(execPath)) ? [process.execPath, execPath] : ['npx', '--offline', '-y', 'pnpm@10'];
+const pnpm = /pnpm/.test(path.basename(execPath)) ? [process.execPath, execPath] : ['npx', '-y', 'pnpm@10'];
 
 mkdirSync(outDir, { recursive: true });
 const work = mkdtempSync(path.join(os.tmpdir(), 'tessera-pack-'));
@@ -72,7 +74,7 @@ try {
     const stage = path.join(work, pkg.tarball);
     process.stderr.write(`pack-release: ${pkg.name}: collecting its production dependencies\n`);
     // A hoisted node_modules holds real directories, which is what npm bundles.
-    run(pnpm[0], [...pnpm.slice(1), '--filter', pkg.name, 'deploy', '--offline', '--prod', '--legacy', '--config.node-linker=hoisted', stage], root);
+    run(pnpm[0], [...pnpm.slice(1), '--filter', pkg.name, 'deploy', '--prefer-offline', '--prod', '--legacy', '--config.node-linker=hoisted', stage], root);
     rmSync(path.join(stage, 'node_modules', '.pnpm'), { recursive: true, force: true });
     rmSync(path.join(stage, 'node_modules', '.modules.yaml'), { force: true });
     // Bundled workspace packages carry `workspace:*` specs too; npm reads them when it installs.
