@@ -36,6 +36,40 @@ export class ClusterSigner {
     const ts = String(Math.round(nowMs));
     return `v1 node=${this.node} ts=${ts} sig=${mac(this.secrets[0]!, this.node, ts, method, pathAndQuery, body)}`;
   }
+
+  /** The secret this signer signs with: a channel opened by a signed call keys its messages' MACs with it (messageMac). */
+  get signingSecret(): string {
+    return this.secrets[0]!;
+  }
+}
+
+/**
+ * The secret among `secrets` that signed a call's header, with the node it names; undefined
+ * when none did, or the header is malformed or expired.
+ */
+export function clusterAuthSecret(
+  secrets: readonly string[],
+  header: string,
+  method: string,
+  pathAndQuery: string,
+  body: string | Buffer | undefined,
+  nowMs = Date.now(),
+): { node: ClusterNode; secret: string } | undefined {
+  for (const secret of secrets) {
+    const result = verifyClusterAuth([secret], header, method, pathAndQuery, body, nowMs);
+    if (result.ok) return { node: result.node, secret };
+  }
+  return undefined;
+}
+
+/**
+ * HMAC-SHA256 (node:crypto) with `secret` over `parts`, in order: the MAC of one message of a
+ * channel that a signed call opened, so that every message after it is a member's and unaltered.
+ */
+export function messageMac(secret: string, parts: readonly Buffer[]): Buffer {
+  const hmac = createHmac('sha256', secret);
+  for (const part of parts) hmac.update(part);
+  return hmac.digest();
 }
 
 export type ClusterAuthResult = { ok: true; node: ClusterNode } | { ok: false; reason: 'malformed' | 'expired' | 'bad_signature' };

@@ -1,7 +1,7 @@
 // The replication stream's framing: messages come out whole and in order however the bytes are
 // cut into chunks, and a length no message may have closes the stream.
 import { describe, expect, it } from 'vitest';
-import { MessageReader, MessageTooLarge, encodeMessage } from './framing.js';
+import { MAC_BYTES, MessageReader, MessageTooLarge, StreamMac, encodeMessage } from './framing.js';
 
 function randomBytes(length: number, seed: number): Buffer {
   const bytes = Buffer.alloc(length);
@@ -16,7 +16,7 @@ function randomBytes(length: number, seed: number): Buffer {
 describe('replication stream framing', () => {
   it('gives back every message, id and body, whatever the chunk boundaries', () => {
     const sent = Array.from({ length: 50 }, (_, i) => ({ id: 0xffffff00 + i, body: randomBytes((i * 977) % 5000, i) }));
-    const wire = Buffer.concat(sent.flatMap((message) => encodeMessage(message.id, [message.body.subarray(0, 7), message.body.subarray(7)])));
+    const wire = Buffer.concat(sent.flatMap((message) => encodeMessage(message.id, undefined, [message.body.subarray(0, 7), message.body.subarray(7)])));
     for (const seed of [1, 2, 3, 4, 5]) {
       const reader = new MessageReader(1 << 20);
       const received: Array<{ id: number; body: Buffer }> = [];
@@ -35,13 +35,27 @@ describe('replication stream framing', () => {
 
   it('reads an empty body', () => {
     const reader = new MessageReader(10);
-    expect(reader.push(Buffer.concat(encodeMessage(7, [])))).toEqual([{ id: 7, body: Buffer.alloc(0) }]);
+    expect(reader.push(Buffer.concat(encodeMessage(7, undefined, [])))).toEqual([{ id: 7, mac: Buffer.alloc(0), body: Buffer.alloc(0) }]);
   });
 
   it('refuses a message larger than the limit, and a length too short for an id', () => {
-    expect(() => new MessageReader(100).push(Buffer.concat(encodeMessage(1, [Buffer.alloc(101)])))).toThrow(MessageTooLarge);
-    expect(new MessageReader(100).push(Buffer.concat(encodeMessage(1, [Buffer.alloc(100)])))).toHaveLength(1);
+    expect(() => new MessageReader(100).push(Buffer.concat(encodeMessage(1, undefined, [Buffer.alloc(101)])))).toThrow(MessageTooLarge);
+    expect(new MessageReader(100).push(Buffer.concat(encodeMessage(1, undefined, [Buffer.alloc(100)])))).toHaveLength(1);
     const tooShort = Buffer.from([0, 0, 0, 3, 0, 0, 0, 1]);
     expect(() => new MessageReader(100).push(tooShort)).toThrow(MessageTooLarge);
+  });
+
+  it('carries a MAC that checks only for its own connection, direction, id and body', () => {
+    const nonce = Buffer.alloc(16, 1);
+    const mac = new StreamMac('a-cluster-secret-of-enough-length', nonce);
+    const body = Buffer.from('frame bytes');
+    const [message] = new MessageReader(100, MAC_BYTES).push(Buffer.concat(encodeMessage(9, mac.sign('request', 9, [body]), [body])));
+    expect(message!.body.equals(body)).toBe(true);
+    expect(mac.check('request', 9, message!.body, message!.mac)).toBe(true);
+    expect(mac.check('answer', 9, message!.body, message!.mac)).toBe(false);
+    expect(mac.check('request', 10, message!.body, message!.mac)).toBe(false);
+    expect(mac.check('request', 9, Buffer.from('frame bytez'), message!.mac)).toBe(false);
+    expect(new StreamMac('a-cluster-secret-of-enough-length', Buffer.alloc(16, 2)).check('request', 9, message!.body, message!.mac)).toBe(false);
+    expect(new StreamMac('another-secret-of-enough-length!!', nonce).check('request', 9, message!.body, message!.mac)).toBe(false);
   });
 });

@@ -1,27 +1,57 @@
 /**
- * The messages of the replication stream (see stream-server.ts): `[u32 length][u32 id][body]`,
- * big-endian, where `length` counts the id and the body. A request's body is a replicate frame
+ * The messages of the replication stream (see stream-server.ts): `[u32 length][u32 id][mac][body]`,
+ * big-endian, where `length` counts everything after it. A request's body is a replicate frame
  * (`batch/frame.ts`), an answer's body is JSON; an answer carries its request's id, so answers
- * may come back in any order.
+ * may come back in any order. On a cluster with a secret every message carries a 32-byte MAC
+ * (StreamMac), on one without (`--insecure-cluster`) none.
  */
+import { timingSafeEqual } from 'node:crypto';
+import { messageMac } from '@tessera/protocol';
 
 /** What an upgrade asks for, and the path it asks at (a GET with `Upgrade:`). */
 export const REPLICATION_STREAM_PROTOCOL = 'tessera-replicate/1';
 export const REPLICATION_STREAM_PATH = '/internal/replicate-stream';
+/** The 101 answer's header with the connection's nonce (base64url), when its messages carry MACs. */
+export const STREAM_NONCE_HEADER = 'x-tessera-stream-nonce';
 
 const LENGTH_BYTES = 4;
 const ID_BYTES = 4;
-/** The largest id; the one after it is 1 again (ids only tell apart the calls in flight). */
+export const MAC_BYTES = 32;
+/** The largest id: a connection whose ids are used up is replaced (ids only grow on a connection). */
 export const MAX_MESSAGE_ID = 0xffffffff;
 
 /** The chunks of one message (written as they are: no copy of the body). */
-export function encodeMessage(id: number, body: readonly Buffer[]): Buffer[] {
-  let length = ID_BYTES;
+export function encodeMessage(id: number, mac: Buffer | undefined, body: readonly Buffer[]): Buffer[] {
+  let length = ID_BYTES + (mac?.length ?? 0);
   for (const chunk of body) length += chunk.length;
   const head = Buffer.allocUnsafe(LENGTH_BYTES + ID_BYTES);
   head.writeUInt32BE(length, 0);
   head.writeUInt32BE(id, LENGTH_BYTES);
-  return [head, ...body];
+  return mac === undefined ? [head, ...body] : [head, mac, ...body];
+}
+
+/**
+ * The MACs of one connection's messages: HMAC-SHA256 with the cluster secret that signed the
+ * upgrade over the connection's nonce (fresh from the follower at each upgrade), the direction,
+ * the id and the body. A message from another connection, the other direction, or with its id
+ * or body changed fails the check; the follower also takes request ids only in increasing order,
+ * so no request is applied twice from a replay.
+ */
+export class StreamMac {
+  constructor(
+    private readonly secret: string,
+    private readonly nonce: Buffer,
+  ) {}
+
+  sign(direction: 'request' | 'answer', id: number, body: readonly Buffer[]): Buffer {
+    const idBytes = Buffer.allocUnsafe(ID_BYTES);
+    idBytes.writeUInt32BE(id, 0);
+    return messageMac(this.secret, [Buffer.from(`${REPLICATION_STREAM_PROTOCOL}\n${direction}\n`), this.nonce, idBytes, ...body]);
+  }
+
+  check(direction: 'request' | 'answer', id: number, body: Buffer, mac: Buffer): boolean {
+    return mac.length === MAC_BYTES && timingSafeEqual(this.sign(direction, id, [body]), mac);
+  }
 }
 
 export class MessageTooLarge extends Error {
@@ -32,9 +62,10 @@ export class MessageTooLarge extends Error {
 }
 
 /**
- * Cuts the bytes read from a stream into whole messages. A message that says it is larger than
- * `maxBodyBytes` (or too short to hold an id) throws MessageTooLarge: the stream can no longer
- * be trusted and must be closed. Chunks are joined only when a message spans them.
+ * Cuts the bytes read from a stream into whole messages (with a MAC of `macBytes`, 0 or
+ * MAC_BYTES). A message that says it is larger than `maxBodyBytes` (or too short to hold an id
+ * and a MAC) throws MessageTooLarge: the stream can no longer be trusted and must be closed.
+ * Chunks are joined only when a message spans them.
  */
 export class MessageReader {
   private chunks: Buffer[] = [];
@@ -42,23 +73,28 @@ export class MessageReader {
   /** Bytes of the message being read (prefix included), once its prefix is known. */
   private needed: number | undefined;
 
-  constructor(private readonly maxBodyBytes: number) {}
+  constructor(
+    private readonly maxBodyBytes: number,
+    private readonly macBytes = 0,
+  ) {}
 
-  push(chunk: Buffer): Array<{ id: number; body: Buffer }> {
+  push(chunk: Buffer): Array<{ id: number; mac: Buffer; body: Buffer }> {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    const messages: Array<{ id: number; body: Buffer }> = [];
+    const messages: Array<{ id: number; mac: Buffer; body: Buffer }> = [];
     for (;;) {
       if (this.needed === undefined) {
         if (this.buffered < LENGTH_BYTES + ID_BYTES) break;
         const length = this.peekLength();
-        if (length < ID_BYTES || length - ID_BYTES > this.maxBodyBytes) throw new MessageTooLarge(length - ID_BYTES, this.maxBodyBytes);
+        const overhead = ID_BYTES + this.macBytes;
+        if (length < overhead || length - overhead > this.maxBodyBytes) throw new MessageTooLarge(length - overhead, this.maxBodyBytes);
         this.needed = LENGTH_BYTES + length;
       }
       if (this.buffered < this.needed) break;
       const message = this.take(this.needed);
       this.needed = undefined;
-      messages.push({ id: message.readUInt32BE(LENGTH_BYTES), body: message.subarray(LENGTH_BYTES + ID_BYTES) });
+      const bodyAt = LENGTH_BYTES + ID_BYTES + this.macBytes;
+      messages.push({ id: message.readUInt32BE(LENGTH_BYTES), mac: message.subarray(LENGTH_BYTES + ID_BYTES, bodyAt), body: message.subarray(bodyAt) });
     }
     return messages;
   }

@@ -9,12 +9,24 @@
  * a timeout keeps a stream whose bytes may have been lost mid-message from being used again.
  * A peer that does not offer the stream (it answers the upgrade with 404: a broker of an
  * earlier version) raises StreamUnsupported, and the caller uses `POST /internal/replicate`.
+ * When the follower's 101 carries a nonce, every message carries a MAC (framing.ts, StreamMac);
+ * an answer that fails its check closes the connection. Ids only grow on a connection; one
+ * whose ids are used up is replaced, and closed once its last call is answered.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { CLUSTER_AUTH_HEADER, TesseraError, type ClusterSigner, type TlsClientOptions } from '@tessera/protocol';
-import { MAX_MESSAGE_ID, MessageReader, REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, encodeMessage } from './framing.js';
+import {
+  MAC_BYTES,
+  MAX_MESSAGE_ID,
+  MessageReader,
+  REPLICATION_STREAM_PATH,
+  REPLICATION_STREAM_PROTOCOL,
+  STREAM_NONCE_HEADER,
+  StreamMac,
+  encodeMessage,
+} from './framing.js';
 
 export interface StreamClientOptions {
   tls?: TlsClientOptions;
@@ -39,7 +51,7 @@ export class ReplicationStreamClient {
   /** Sends one exchange's frame to the broker at `baseUrl`; resolves with the answer's bytes (JSON). */
   call(baseUrl: string, frame: readonly Buffer[], timeoutMs: number): Promise<Buffer> {
     let connection = this.connections.get(baseUrl);
-    if (connection === undefined || connection.isClosed) {
+    if (connection === undefined || connection.isClosed || connection.idsUsedUp) {
       connection = new StreamConnection(baseUrl, this.options);
       this.connections.set(baseUrl, connection);
     }
@@ -60,7 +72,7 @@ interface Call {
 
 class StreamConnection {
   private readonly calls = new Map<number, Call>();
-  private readonly ready: Promise<Duplex>;
+  private readonly ready: Promise<{ socket: Duplex; mac: StreamMac | undefined }>;
   private socket: Duplex | undefined;
   private request: http.ClientRequest | undefined;
   private nextId = 1;
@@ -78,17 +90,20 @@ class StreamConnection {
     return this.closed;
   }
 
+  get idsUsedUp(): boolean {
+    return this.nextId > MAX_MESSAGE_ID;
+  }
+
   call(frame: readonly Buffer[], timeoutMs: number): Promise<Buffer> {
-    if (this.closed) return Promise.reject(networkError('ECONNRESET', `replication stream to ${this.baseUrl} is closed`));
-    const id = this.nextId;
-    this.nextId = id === MAX_MESSAGE_ID ? 1 : id + 1;
+    if (this.closed || this.idsUsedUp) return Promise.reject(networkError('ECONNRESET', `replication stream to ${this.baseUrl} is closed`));
+    const id = this.nextId++;
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => this.close(networkError('ETIMEDOUT', `replicate to ${this.baseUrl}: no answer within ${timeoutMs} ms`)), timeoutMs);
       this.calls.set(id, { resolve, reject, timer });
       this.ready.then(
-        (socket) => {
+        ({ socket, mac }) => {
           if (!this.calls.has(id)) return;
-          for (const chunk of encodeMessage(id, frame)) socket.write(chunk);
+          for (const chunk of encodeMessage(id, mac?.sign('request', id, frame), frame)) socket.write(chunk);
         },
         () => undefined, // close() rejected the call already
       );
@@ -108,8 +123,8 @@ class StreamConnection {
     this.calls.clear();
   }
 
-  private open(): Promise<Duplex> {
-    return new Promise<Duplex>((resolve, reject) => {
+  private open(): Promise<{ socket: Duplex; mac: StreamMac | undefined }> {
+    return new Promise((resolve, reject) => {
       // Appended, as every route to a peer is (its URL may carry a path prefix).
       const url = new URL(this.baseUrl + REPLICATION_STREAM_PATH);
       const headers: Record<string, string> = { connection: 'Upgrade', upgrade: REPLICATION_STREAM_PROTOCOL, 'user-agent': 'tessera-broker' };
@@ -119,15 +134,18 @@ class StreamConnection {
           ? https.request(url, { method: 'GET', headers, agent: false, ...this.options.tls })
           : http.request(url, { method: 'GET', headers, agent: false });
       this.request = request;
-      request.on('upgrade', (_response, socket: Duplex, head: Buffer) => {
+      request.on('upgrade', (response: http.IncomingMessage, socket: Duplex, head: Buffer) => {
         this.socket = socket;
         if (this.closed) {
           socket.destroy();
           return;
         }
+        // A follower with a cluster secret sends a nonce, and then every message carries a MAC.
+        const nonce = response.headers[STREAM_NONCE_HEADER];
+        const mac = typeof nonce === 'string' && this.options.signer ? new StreamMac(this.options.signer.signingSecret, Buffer.from(nonce, 'base64url')) : undefined;
         (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
-        this.read(socket, head);
-        resolve(socket);
+        this.read(socket, head, mac);
+        resolve({ socket, mac });
       });
       request.on('response', (response) => {
         const chunks: Buffer[] = [];
@@ -152,8 +170,8 @@ class StreamConnection {
     });
   }
 
-  private read(socket: Duplex, head: Buffer): void {
-    const reader = new MessageReader(this.options.maxAnswerBytes);
+  private read(socket: Duplex, head: Buffer, mac: StreamMac | undefined): void {
+    const reader = new MessageReader(this.options.maxAnswerBytes, mac === undefined ? 0 : MAC_BYTES);
     const onData = (chunk: Buffer) => {
       let messages;
       try {
@@ -162,13 +180,19 @@ class StreamConnection {
         this.close(networkError('ECONNRESET', `replication stream to ${this.baseUrl}: ${(error as Error).message}`, error));
         return;
       }
-      for (const { id, body } of messages) {
-        const call = this.calls.get(id);
+      for (const message of messages) {
+        if (mac !== undefined && !mac.check('answer', message.id, message.body, message.mac)) {
+          this.close(networkError('ECONNRESET', `replication stream to ${this.baseUrl}: an answer failed its check`));
+          return;
+        }
+        const call = this.calls.get(message.id);
         if (call === undefined) continue;
-        this.calls.delete(id);
+        this.calls.delete(message.id);
         clearTimeout(call.timer);
-        call.resolve(body);
+        call.resolve(message.body);
       }
+      // A connection whose ids are used up is closed once nothing is left in flight on it.
+      if (this.idsUsedUp && this.calls.size === 0) this.close(networkError('ECONNRESET', 'ids used up'));
     };
     socket.on('data', onData);
     socket.on('error', (error: Error & { code?: string }) => this.close(networkError(error.code ?? 'ECONNRESET', `replication stream to ${this.baseUrl}: ${error.message}`, error)));

@@ -8,15 +8,27 @@
  * answers, with the request's id. Exchanges on one connection run side by side, as concurrent
  * HTTP requests would; each partition still has one push in flight (the sender's lock).
  *
- * The connection is authenticated once, at the upgrade; with TLS (the default) the stream's
- * integrity is TLS's. A message larger than the request body limit, or bytes that are not a
- * message, close the connection. A broken invariant stops the broker, as on the HTTP edge.
+ * With a cluster secret, the 101 answer carries a fresh nonce and every message after it a MAC
+ * keyed with the secret that signed the upgrade (framing.ts, StreamMac): like a signed HTTP
+ * call, a message cannot be forged, altered or replayed even on a plain link, and the answers
+ * are covered too. A message that fails its check, a request id that does not grow, a message
+ * larger than the request body limit, or bytes that are not a message close the connection.
+ * A broken invariant stops the broker, as on the HTTP edge.
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CLUSTER_AUTH_HEADER, InvariantError, TesseraError, verifyClusterAuth } from '@tessera/protocol';
+import { CLUSTER_AUTH_HEADER, InvariantError, TesseraError, clusterAuthSecret } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
-import { MessageReader, REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, encodeMessage } from './framing.js';
+import {
+  MAC_BYTES,
+  MessageReader,
+  REPLICATION_STREAM_PATH,
+  REPLICATION_STREAM_PROTOCOL,
+  STREAM_NONCE_HEADER,
+  StreamMac,
+  encodeMessage,
+} from './framing.js';
 
 export interface StreamServerOptions {
   /** Accepted cluster secrets; undefined: every caller is accepted (as on the HTTP edge). */
@@ -58,20 +70,26 @@ export class ReplicationStreamServer {
       return;
     }
     const { secrets } = this.options;
+    let mac: StreamMac | undefined;
+    let nonceHeader = '';
     if (secrets !== undefined) {
       const header = request.headers[CLUSTER_AUTH_HEADER];
-      const result = typeof header === 'string' ? verifyClusterAuth(secrets, header, 'GET', target, undefined) : undefined;
-      if (result === undefined || !result.ok || !result.node.startsWith('broker-')) {
+      const signed = typeof header === 'string' ? clusterAuthSecret(secrets, header, 'GET', target, undefined) : undefined;
+      if (signed === undefined || !signed.node.startsWith('broker-')) {
         refuse(socket, 401, new TesseraError('UNAUTHORIZED', 'the replication stream is for brokers of this cluster only'));
         return;
       }
+      const nonce = randomBytes(16);
+      mac = new StreamMac(signed.secret, nonce);
+      nonceHeader = `${STREAM_NONCE_HEADER}: ${nonce.toString('base64url')}\r\n`;
     }
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${REPLICATION_STREAM_PROTOCOL}\r\n\r\n`);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${REPLICATION_STREAM_PROTOCOL}\r\n${nonceHeader}\r\n`);
     (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     (socket as Duplex & { setTimeout?: (ms: number, onTimeout: () => void) => void }).setTimeout?.(IDLE_TIMEOUT_MS, () => socket.destroy());
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
-    const reader = new MessageReader(this.options.maxMessageBytes);
+    const reader = new MessageReader(this.options.maxMessageBytes, mac === undefined ? 0 : MAC_BYTES);
+    let lastId = 0;
     const onData = (chunk: Buffer) => {
       let messages;
       try {
@@ -81,13 +99,21 @@ export class ReplicationStreamServer {
         socket.destroy();
         return;
       }
-      for (const message of messages) void this.serve(socket, message.id, message.body);
+      for (const message of messages) {
+        if (mac !== undefined && (message.id <= lastId || !mac.check('request', message.id, message.body, message.mac))) {
+          this.options.logger.warn({ id: message.id }, 'replication stream closed: a message failed its check');
+          socket.destroy();
+          return;
+        }
+        lastId = message.id;
+        void this.serve(socket, mac, message.id, message.body);
+      }
     };
     socket.on('data', onData);
     if (head.length > 0) onData(head);
   }
 
-  private async serve(socket: Duplex, id: number, frame: Buffer): Promise<void> {
+  private async serve(socket: Duplex, mac: StreamMac | undefined, id: number, frame: Buffer): Promise<void> {
     const startedMs = performance.now();
     let answer: unknown;
     let status = 200;
@@ -105,7 +131,8 @@ export class ReplicationStreamServer {
     }
     this.options.onExchange?.((performance.now() - startedMs) / 1000, status);
     if (socket.destroyed) return;
-    for (const chunk of encodeMessage(id, [Buffer.from(JSON.stringify(answer), 'utf8')])) socket.write(chunk);
+    const body = [Buffer.from(JSON.stringify(answer), 'utf8')];
+    for (const chunk of encodeMessage(id, mac?.sign('answer', id, body), body)) socket.write(chunk);
   }
 }
 

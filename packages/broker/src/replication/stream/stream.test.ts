@@ -6,8 +6,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClusterSigner, TesseraError, isRetriable } from '@tessera/protocol';
+import { CLUSTER_AUTH_HEADER, ClusterSigner, TesseraError, isRetriable } from '@tessera/protocol';
 import { createLogger } from '@tessera/service';
+import type { Duplex } from 'node:stream';
+import { MAC_BYTES, MessageReader, REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, STREAM_NONCE_HEADER, StreamMac, encodeMessage } from './framing.js';
 import { ReplicationStreamClient, StreamUnsupported } from './stream-client.js';
 import { ReplicationStreamServer } from './stream-server.js';
 
@@ -116,4 +118,50 @@ describe('replication stream', () => {
     expect((error as { code?: string }).code).toBe('ECONNRESET');
     expect(await call(streams, url, 'small')).toEqual({ echo: 'small' });
   });
+
+  it('closes the connection on a message whose MAC fails, and on a request id used before', async () => {
+    const { url } = await streamServer();
+    const body = [Buffer.from('hello')];
+
+    const forged = await rawStream(url);
+    const badMac = Buffer.from(forged.mac.sign('request', 1, body));
+    badMac[0]! ^= 1;
+    for (const chunk of encodeMessage(1, badMac, body)) forged.socket.write(chunk);
+    expect(await forged.closed).toEqual([]);
+
+    const replayed = await rawStream(url);
+    const send = () => {
+      for (const chunk of encodeMessage(1, replayed.mac.sign('request', 1, body), body)) replayed.socket.write(chunk);
+    };
+    // The first is answered (with a MAC of its own), the repeat closes the connection.
+    send();
+    await new Promise<void>((resolve) => replayed.socket.once('data', () => resolve()));
+    send();
+    const answers = await replayed.closed;
+    expect(answers.map((answer) => answer.id)).toEqual([1]);
+    expect(replayed.mac.check('answer', 1, answers[0]!.body, answers[0]!.mac)).toBe(true);
+    expect(JSON.parse(answers[0]!.body.toString('utf8'))).toEqual({ echo: 'hello' });
+  });
 });
+
+/** An upgraded connection opened by hand (signed like a broker), its MACs, and the answers read until it closes. */
+async function rawStream(url: string): Promise<{ socket: Duplex; mac: StreamMac; closed: Promise<Array<{ id: number; mac: Buffer; body: Buffer }>> }> {
+  const signer = new ClusterSigner([SECRET], 'broker-2');
+  return new Promise((resolve, reject) => {
+    const request = http.request(`${url}${REPLICATION_STREAM_PATH}`, {
+      headers: { connection: 'Upgrade', upgrade: REPLICATION_STREAM_PROTOCOL, [CLUSTER_AUTH_HEADER]: signer.header('GET', REPLICATION_STREAM_PATH, undefined) },
+    });
+    request.on('upgrade', (response: http.IncomingMessage, socket: Duplex) => {
+      const mac = new StreamMac(SECRET, Buffer.from(String(response.headers[STREAM_NONCE_HEADER]), 'base64url'));
+      const reader = new MessageReader(1 << 20, MAC_BYTES);
+      const answers: Array<{ id: number; mac: Buffer; body: Buffer }> = [];
+      socket.on('data', (chunk: Buffer) => answers.push(...reader.push(chunk)));
+      const closed = new Promise<typeof answers>((done) => socket.on('close', () => done(answers)));
+      cleanups.push(() => socket.destroy());
+      resolve({ socket, mac, closed });
+    });
+    request.on('response', () => reject(new Error('no upgrade')));
+    request.on('error', reject);
+    request.end();
+  });
+}
