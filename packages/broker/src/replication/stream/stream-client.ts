@@ -35,7 +35,7 @@ export interface StreamClientOptions {
   maxAnswerBytes: number;
 }
 
-/** The peer answered the upgrade with 404: it has no replication stream. */
+/** The peer answered the upgrade with 404 (it has no replication stream), or, to a signing leader, without a nonce. */
 export class StreamUnsupported extends Error {
   constructor(url: string) {
     super(`${url} offers no replication stream`);
@@ -141,8 +141,15 @@ class StreamConnection {
           return;
         }
         // A follower with a cluster secret sends a nonce, and then every message carries a MAC.
+        // A signing leader takes no stream without one (it would take answers nobody vouched
+        // for): it sends this peer HTTP requests instead.
         const nonce = response.headers[STREAM_NONCE_HEADER];
-        const mac = typeof nonce === 'string' && this.options.signer ? new StreamMac(this.options.signer.signingSecret, Buffer.from(nonce, 'base64url')) : undefined;
+        if (this.options.signer && typeof nonce !== 'string') {
+          socket.destroy();
+          reject(new StreamUnsupported(this.baseUrl));
+          return;
+        }
+        const mac = this.options.signer && typeof nonce === 'string' ? new StreamMac(this.options.signer.signingSecret, Buffer.from(nonce, 'base64url')) : undefined;
         (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
         this.read(socket, head, mac);
         resolve({ socket, mac });

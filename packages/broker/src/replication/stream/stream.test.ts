@@ -28,10 +28,10 @@ async function listen(server: http.Server): Promise<string> {
 }
 
 /** A server whose stream answers each frame with `{ echo: <frame text> }` after `delayMs(frame)`. */
-async function streamServer(delayMs: (frame: string) => number = () => 0, maxMessageBytes = 1 << 20) {
+async function streamServer(delayMs: (frame: string) => number = () => 0, maxMessageBytes = 1 << 20, secrets: string[] | null = [SECRET]) {
   const server = http.createServer((_request, response) => response.writeHead(404).end());
   const streams = new ReplicationStreamServer(server, {
-    secrets: [SECRET],
+    secrets: secrets ?? undefined,
     maxMessageBytes,
     logger,
     onInvariantBroken: (error) => {
@@ -80,6 +80,14 @@ describe('replication stream', () => {
     const error = await client('another-secret-that-is-long-enough-0123456789').call(url, [Buffer.from('x')], 5_000).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TesseraError);
     expect((error as TesseraError).code).toBe('UNAUTHORIZED');
+  });
+
+  it('carries no MACs without a cluster secret, and a signing leader takes no such stream', async () => {
+    const { url } = await streamServer(() => 0, 1 << 20, null);
+    const unsigned = new ReplicationStreamClient({ maxAnswerBytes: 1 << 20 });
+    cleanups.push(() => unsigned.close());
+    expect(await call(unsigned, url, 'open')).toEqual({ echo: 'open' });
+    await expect(client().call(url, [Buffer.from('x')], 5_000)).rejects.toBeInstanceOf(StreamUnsupported);
   });
 
   it('says so when the peer offers no stream (an earlier broker answers the upgrade with 404)', async () => {
