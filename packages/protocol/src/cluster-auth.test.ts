@@ -14,7 +14,7 @@ describe('cluster call signatures', () => {
   const header = signer.header('POST', '/internal/replicate', body, now);
 
   it('names the signing node when the call is unchanged', () => {
-    expect(verifyClusterAuth([SECRET], header, 'POST', '/internal/replicate', body, now)).toEqual({ ok: true, node: 'broker-3' });
+    expect(verifyClusterAuth([SECRET], header, 'POST', '/internal/replicate', body, now)).toEqual({ ok: true, node: 'broker-3', secret: SECRET });
     expect(verifyClusterAuth([SECRET], header, 'POST', '/internal/replicate', Buffer.from(body), now + 59_000)).toMatchObject({ ok: true });
   });
 
@@ -32,7 +32,7 @@ describe('cluster call signatures', () => {
 
   it('accepts both secrets during a rotation and signs with the first', () => {
     const rotated = new ClusterSigner([NEXT, SECRET], 'coordinator').header('GET', '/metadata', undefined, now);
-    expect(verifyClusterAuth([SECRET, NEXT], rotated, 'GET', '/metadata', undefined, now)).toEqual({ ok: true, node: 'coordinator' });
+    expect(verifyClusterAuth([SECRET, NEXT], rotated, 'GET', '/metadata', undefined, now)).toEqual({ ok: true, node: 'coordinator', secret: NEXT });
     expect(verifyClusterAuth([SECRET], rotated, 'GET', '/metadata', undefined, now)).toMatchObject({ ok: false });
   });
 

@@ -44,25 +44,6 @@ export class ClusterSigner {
 }
 
 /**
- * The secret among `secrets` that signed a call's header, with the node it names; undefined
- * when none did, or the header is malformed or expired.
- */
-export function clusterAuthSecret(
-  secrets: readonly string[],
-  header: string,
-  method: string,
-  pathAndQuery: string,
-  body: string | Buffer | undefined,
-  nowMs = Date.now(),
-): { node: ClusterNode; secret: string } | undefined {
-  for (const secret of secrets) {
-    const result = verifyClusterAuth([secret], header, method, pathAndQuery, body, nowMs);
-    if (result.ok) return { node: result.node, secret };
-  }
-  return undefined;
-}
-
-/**
  * HMAC-SHA256 (node:crypto) with `secret` over `parts`, in order: the MAC of one message of a
  * channel that a signed call opened, so that every message after it is a member's and unaltered.
  */
@@ -72,7 +53,8 @@ export function messageMac(secret: string, parts: readonly Buffer[]): Buffer {
   return hmac.digest();
 }
 
-export type ClusterAuthResult = { ok: true; node: ClusterNode } | { ok: false; reason: 'malformed' | 'expired' | 'bad_signature' };
+/** A checked call: the node it names and the secret that signed it (a channel it opens keys its MACs with it), or why it was refused. */
+export type ClusterAuthResult = { ok: true; node: ClusterNode; secret: string } | { ok: false; reason: 'malformed' | 'expired' | 'bad_signature' };
 
 /** Checks a call's header against every accepted secret. */
 export function verifyClusterAuth(
@@ -90,7 +72,7 @@ export function verifyClusterAuth(
   const given = Buffer.from(sig, 'base64url');
   for (const secret of secrets) {
     const expected = Buffer.from(mac(secret, node, ts, method, pathAndQuery, body), 'base64url');
-    if (expected.length === given.length && timingSafeEqual(expected, given)) return { ok: true, node };
+    if (expected.length === given.length && timingSafeEqual(expected, given)) return { ok: true, node, secret };
   }
   return { ok: false, reason: 'bad_signature' };
 }

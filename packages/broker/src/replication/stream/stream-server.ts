@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CLUSTER_AUTH_HEADER, InvariantError, TesseraError, clusterAuthSecret } from '@tessera/protocol';
+import { CLUSTER_AUTH_HEADER, InvariantError, TesseraError, verifyClusterAuth } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
 import {
   MAC_BYTES,
@@ -74,8 +74,8 @@ export class ReplicationStreamServer {
     let nonceHeader = '';
     if (secrets !== undefined) {
       const header = request.headers[CLUSTER_AUTH_HEADER];
-      const signed = typeof header === 'string' ? clusterAuthSecret(secrets, header, 'GET', target, undefined) : undefined;
-      if (signed === undefined || !signed.node.startsWith('broker-')) {
+      const signed = typeof header === 'string' ? verifyClusterAuth(secrets, header, 'GET', target, undefined) : undefined;
+      if (signed === undefined || !signed.ok || !signed.node.startsWith('broker-')) {
         refuse(socket, 401, new TesseraError('UNAUTHORIZED', 'the replication stream is for brokers of this cluster only'));
         return;
       }
