@@ -99,13 +99,22 @@ async function runSchedule(seed: number): Promise<void> {
   await Promise.all([...members, audit].map((consumer) => consumer.close()));
   await Promise.all(consuming);
 
-  for (const group of ['workers', 'audit']) {
+  const reports = (['workers', 'audit'] as const).map((group) => {
     const report = history.check(group);
     nemesis.log(
       `${group}: ${report.acknowledged} acknowledged, ${report.delivered} delivered, lost ${report.lost.length}, ` +
         `unexpected ${report.unexpected.length}, reordered ${report.reordered.length}, ` +
         `stored duplicates ${report.storedDuplicates}, redelivered ${report.redelivered}`,
     );
+    return report;
+  });
+  const failed = reports.some((r) => r.lost.length + r.unexpected.length + r.reordered.length + r.storedDuplicates > 0);
+  if (failed && launcher === 'processes') {
+    // Keep the logs and the SQLite files of a failing schedule for a post-mortem.
+    process.env.TESSERA_KEEP_DATA = '1';
+    nemesis.log(`logs and data kept in ${cluster.dataDir}`);
+  }
+  for (const report of reports) {
     const context = `seed ${seed} (replay: TESSERA_FAULT_SEEDS=${seed}) ${describeReport(report)}\n${nemesis.trace.join('\n')}`;
     expect(report.lost, context).toEqual([]);
     expect(report.unexpected, context).toEqual([]);

@@ -41,7 +41,14 @@ describe('History', () => {
     // ... and after a rebalance offsets 2 and 3 come again.
     h.delivered('g', recordValue('k', 2, 'u2'), 0, 2);
     h.delivered('g', recordValue('k', 1, 'u1'), 0, 3);
-    expect(h.check('g')).toMatchObject({ lost: [], unexpected: [], reordered: [], storedDuplicates: 1, redelivered: 2 });
+    expect(h.check('g')).toMatchObject({
+      lost: [],
+      unexpected: [],
+      reordered: [],
+      storedDuplicates: 1,
+      duplicated: [{ value: 'k:1:u1', positions: ['0:1', '0:3'] }],
+      redelivered: 2,
+    });
   });
 
   it('reports a value whose bytes changed (or became text) as unexpected, and its record as lost', () => {

@@ -60,6 +60,8 @@ export interface CheckReport {
   reordered: Array<{ key: string; seq: number; after: number }>;
   /** Deliveries of a record at a position other than the first one it was delivered at: extra copies in the log. */
   storedDuplicates: number;
+  /** The records stored twice, with every position they were delivered at (`partition:offset`), for diagnosis. */
+  duplicated: Array<{ value: string; positions: string[] }>;
   /** Deliveries of a position (partition, offset) already delivered to the group. */
   redelivered: number;
 }
@@ -113,6 +115,7 @@ export class History {
       unexpected: [],
       reordered: [],
       storedDuplicates: 0,
+      duplicated: [],
       redelivered: 0,
     };
     for (const outcome of this.outcomes.values()) {
@@ -148,6 +151,7 @@ export class History {
     for (const [value, outcome] of this.outcomes) {
       if (outcome === 'ok' && !positions.has(value)) report.lost.push(value);
     }
+    for (const [value, at] of positions) if (at.size > 1) report.duplicated.push({ value, positions: [...at] });
     return report;
   }
 }
@@ -160,5 +164,6 @@ export function describeReport(report: CheckReport): string {
     lostCount: report.lost.length,
     unexpected: report.unexpected.slice(0, 10),
     reordered: report.reordered.slice(0, 10),
+    duplicated: report.duplicated.slice(0, 10),
   });
 }
