@@ -8,7 +8,7 @@
 import { Agent, errors as undiciErrors } from 'undici';
 import { FRAME_CONTENT_TYPE } from './batch/frame.js';
 import { CLUSTER_AUTH_HEADER, type ClusterSigner } from './cluster-auth.js';
-import { parseJsonAnswer } from './http-client.js';
+import { noAnswerError, parseJsonAnswer } from './http-client.js';
 import type { TlsClientOptions } from './tls.js';
 
 export interface DataHttpClientOptions {
@@ -146,16 +146,10 @@ function networkError(error: unknown, url: string, timeoutMs: number): unknown {
   if (code === undefined && error instanceof AggregateError) code = (error.errors[0] as { code?: string } | undefined)?.code;
   if (code === undefined || !NO_ANSWER_CODES.has(code)) return error;
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) return timeoutError(url, timeoutMs, error);
-  const wrapped = new Error(`POST ${url}: ${code} (${error.message})`, { cause: error });
-  (wrapped as Error & { code?: string }).code = code;
-  wrapped.name = 'NetworkError';
-  return wrapped;
+  return noAnswerError(code, `POST ${url}: ${code} (${error.message})`, error);
 }
 
 /** A call that had no (whole) answer within its deadline: ETIMEDOUT, as with the control-plane client. */
 function timeoutError(url: string, timeoutMs: number, cause: unknown): Error {
-  const error = new Error(`POST ${url}: no answer within ${timeoutMs} ms`, { cause });
-  (error as Error & { code?: string }).code = 'ETIMEDOUT';
-  error.name = 'NetworkError';
-  return error;
+  return noAnswerError('ETIMEDOUT', `POST ${url}: no answer within ${timeoutMs} ms`, cause);
 }

@@ -110,13 +110,20 @@ export class JsonHttpClient {
  * `isRetriable` recognises it, and says which call failed.
  */
 function networkError(error: unknown, method: string, url: string): Error {
-  if (error instanceof RequestError) {
-    const wrapped = new Error(`${method} ${url}: ${error.code ?? 'request failed'} (${error.message})`, { cause: error });
-    (wrapped as Error & { code?: string }).code = error.code;
-    wrapped.name = 'NetworkError';
-    return wrapped;
-  }
+  if (error instanceof RequestError) return noAnswerError(error.code, `${method} ${url}: ${error.code ?? 'request failed'} (${error.message})`, error);
   return error as Error;
+}
+
+/**
+ * The error of a call that got no answer (refused, reset, timed out: it may or may not have
+ * been applied): `code` is the network code (ECONNREFUSED, ETIMEDOUT, ...), by which
+ * `isRetriable` and `isNetworkError` know it. Every client of the project makes these so.
+ */
+export function noAnswerError(code: string, message: string, cause?: unknown): Error {
+  const error = new Error(message, { cause });
+  (error as Error & { code?: string }).code = code;
+  error.name = 'NetworkError';
+  return error;
 }
 
 /**

@@ -84,10 +84,15 @@ export function readFrame<H>(
   parse: (raw: unknown) => H,
   entries: (head: H) => ReadonlyArray<{ bytes: number }>,
 ): { head: H; parts: Buffer[] } {
+  return parseFrame(requireFrame(ctx), parse, entries);
+}
+
+/** The request's frame bytes; INVALID_REQUEST when the body is not a frame. */
+export function requireFrame(ctx: Context): Buffer {
   if (ctx.state.frame === undefined) {
     throw new TesseraError('INVALID_REQUEST', `POST ${ctx.path} takes a frame (content-type application/vnd.tessera.frame)`);
   }
-  return parseFrame(ctx.state.frame, parse, entries);
+  return ctx.state.frame;
 }
 
 /** A frame's head validated by `parse` and its tail cut into one part per entry (see readFrame). */

@@ -16,7 +16,7 @@ import { handleListOffsets, handlePartitionOffsets } from '../positions/list-off
 import { FetchHandler } from '../fetch/fetch-handler.js';
 import { handleProduceBatches, handleProduceJson } from '../produce/produce-handler.js';
 import { applyPush, type ParsedPush } from '../replication/index.js';
-import { findReplicas, inlineError, notHeldHere, parseFrame, type HandlerDeps } from './deps.js';
+import { findReplicas, inlineError, notHeldHere, parseFrame, requireFrame, type HandlerDeps } from './deps.js';
 
 export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: FetchHandler; replicate: (frame: Buffer) => Promise<ReplicateExchangeResponse> } {
   const { router } = service;
@@ -49,10 +49,7 @@ export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: F
  * carries the same frames and answers on a kept-open connection.
  */
 async function handleReplicate(deps: HandlerDeps, ctx: Context): Promise<void> {
-  if (ctx.state.frame === undefined) {
-    throw new TesseraError('INVALID_REQUEST', `POST ${ctx.path} takes a frame (content-type application/vnd.tessera.frame)`);
-  }
-  ctx.body = await replicateExchange(deps, ctx.state.frame);
+  ctx.body = await replicateExchange(deps, requireFrame(ctx));
 }
 
 /**

@@ -6,6 +6,7 @@
  * (StreamMac), on one without (`--insecure-cluster`) none.
  */
 import { timingSafeEqual } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { messageMac } from '@tessera/protocol';
 
 /** What an upgrade asks for, and the path it asks at (a GET with `Upgrade:`). */
@@ -30,6 +31,19 @@ export function encodeMessage(id: number, mac: Buffer | undefined, body: readonl
   return mac === undefined ? [head, ...body] : [head, mac, ...body];
 }
 
+/** Writes one message in one go (corked: its chunks leave in one write, not one packet each). */
+export function writeMessage(socket: Duplex, id: number, mac: Buffer | undefined, body: readonly Buffer[]): void {
+  socket.cork();
+  for (const chunk of encodeMessage(id, mac, body)) socket.write(chunk);
+  socket.uncork();
+}
+
+/** What a MAC covers before the nonce: the protocol and the direction. */
+const MAC_PREFIX = {
+  request: Buffer.from(`${REPLICATION_STREAM_PROTOCOL}\nrequest\n`),
+  answer: Buffer.from(`${REPLICATION_STREAM_PROTOCOL}\nanswer\n`),
+} as const;
+
 /**
  * The MACs of one connection's messages: HMAC-SHA256 with the cluster secret that signed the
  * upgrade over the connection's nonce (fresh from the follower at each upgrade), the direction,
@@ -46,7 +60,7 @@ export class StreamMac {
   sign(direction: 'request' | 'answer', id: number, body: readonly Buffer[]): Buffer {
     const idBytes = Buffer.allocUnsafe(ID_BYTES);
     idBytes.writeUInt32BE(id, 0);
-    return messageMac(this.secret, [Buffer.from(`${REPLICATION_STREAM_PROTOCOL}\n${direction}\n`), this.nonce, idBytes, ...body]);
+    return messageMac(this.secret, [MAC_PREFIX[direction], this.nonce, idBytes, ...body]);
   }
 
   check(direction: 'request' | 'answer', id: number, body: Buffer, mac: Buffer): boolean {

@@ -16,7 +16,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import { CLUSTER_AUTH_HEADER, TesseraError, type ClusterSigner, type TlsClientOptions } from '@tessera/protocol';
+import { CLUSTER_AUTH_HEADER, TesseraError, noAnswerError, parseJsonAnswer, type ClusterSigner, type TlsClientOptions } from '@tessera/protocol';
 import {
   MAC_BYTES,
   MAX_MESSAGE_ID,
@@ -25,7 +25,7 @@ import {
   REPLICATION_STREAM_PROTOCOL,
   STREAM_NONCE_HEADER,
   StreamMac,
-  encodeMessage,
+  writeMessage,
 } from './framing.js';
 
 export interface StreamClientOptions {
@@ -59,7 +59,7 @@ export class ReplicationStreamClient {
   }
 
   close(): void {
-    for (const connection of this.connections.values()) connection.close(networkError('ECONNRESET', 'the replication stream client closed'));
+    for (const connection of this.connections.values()) connection.close(noAnswerError('ECONNRESET', 'the replication stream client closed'));
     this.connections.clear();
   }
 }
@@ -95,15 +95,15 @@ class StreamConnection {
   }
 
   call(frame: readonly Buffer[], timeoutMs: number): Promise<Buffer> {
-    if (this.closed || this.idsUsedUp) return Promise.reject(networkError('ECONNRESET', `replication stream to ${this.baseUrl} is closed`));
+    if (this.closed || this.idsUsedUp) return Promise.reject(noAnswerError('ECONNRESET', `replication stream to ${this.baseUrl} is closed`));
     const id = this.nextId++;
     return new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => this.close(networkError('ETIMEDOUT', `replicate to ${this.baseUrl}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => this.close(noAnswerError('ETIMEDOUT', `replicate to ${this.baseUrl}: no answer within ${timeoutMs} ms`)), timeoutMs);
       this.calls.set(id, { resolve, reject, timer });
       this.ready.then(
         ({ socket, mac }) => {
           if (!this.calls.has(id)) return;
-          for (const chunk of encodeMessage(id, mac?.sign('request', id, frame), frame)) socket.write(chunk);
+          writeMessage(socket, id, mac?.sign('request', id, frame), frame);
         },
         () => undefined, // close() rejected the call already
       );
@@ -162,17 +162,21 @@ class StreamConnection {
             reject(new StreamUnsupported(this.baseUrl));
             return;
           }
-          let body: unknown;
-          try {
-            body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          } catch {
-            body = undefined;
+          const status = response.statusCode ?? 500;
+          if (status < 400) {
+            reject(new TesseraError('INTERNAL', `replication stream to ${this.baseUrl}: HTTP ${status} instead of an upgrade`));
+            return;
           }
-          reject(TesseraError.fromBody(body) ?? new TesseraError('INTERNAL', `replication stream to ${this.baseUrl}: HTTP ${response.statusCode}`));
+          // A refusal's error body (401, 403, 503, ...) becomes the error the follower meant.
+          try {
+            parseJsonAnswer(status, Buffer.concat(chunks).toString('utf8'), 'GET', url.href);
+          } catch (error) {
+            reject(error);
+          }
         });
         response.on('error', reject);
       });
-      request.on('error', (error: Error & { code?: string }) => reject(networkError(error.code ?? 'ECONNRESET', `replication stream to ${this.baseUrl}: ${error.message}`, error)));
+      request.on('error', (error: Error & { code?: string }) => reject(noAnswerError(error.code ?? 'ECONNRESET', `replication stream to ${this.baseUrl}: ${error.message}`, error)));
       request.end();
     });
   }
@@ -184,12 +188,12 @@ class StreamConnection {
       try {
         messages = reader.push(chunk);
       } catch (error) {
-        this.close(networkError('ECONNRESET', `replication stream to ${this.baseUrl}: ${(error as Error).message}`, error));
+        this.close(noAnswerError('ECONNRESET', `replication stream to ${this.baseUrl}: ${(error as Error).message}`, error));
         return;
       }
       for (const message of messages) {
         if (mac !== undefined && !mac.check('answer', message.id, message.body, message.mac)) {
-          this.close(networkError('ECONNRESET', `replication stream to ${this.baseUrl}: an answer failed its check`));
+          this.close(noAnswerError('ECONNRESET', `replication stream to ${this.baseUrl}: an answer failed its check`));
           return;
         }
         const call = this.calls.get(message.id);
@@ -199,19 +203,11 @@ class StreamConnection {
         call.resolve(message.body);
       }
       // A connection whose ids are used up is closed once nothing is left in flight on it.
-      if (this.idsUsedUp && this.calls.size === 0) this.close(networkError('ECONNRESET', 'ids used up'));
+      if (this.idsUsedUp && this.calls.size === 0) this.close(noAnswerError('ECONNRESET', 'ids used up'));
     };
     socket.on('data', onData);
-    socket.on('error', (error: Error & { code?: string }) => this.close(networkError(error.code ?? 'ECONNRESET', `replication stream to ${this.baseUrl}: ${error.message}`, error)));
-    socket.on('close', () => this.close(networkError('ECONNRESET', `replication stream to ${this.baseUrl} closed`)));
+    socket.on('error', (error: Error & { code?: string }) => this.close(noAnswerError(error.code ?? 'ECONNRESET', `replication stream to ${this.baseUrl}: ${error.message}`, error)));
+    socket.on('close', () => this.close(noAnswerError('ECONNRESET', `replication stream to ${this.baseUrl} closed`)));
     if (head.length > 0) onData(head);
   }
-}
-
-/** An error `isRetriable` knows as "no answer" (the exchange may or may not have been applied). */
-function networkError(code: string, message: string, cause?: unknown): Error {
-  const error = new Error(message, { cause });
-  (error as Error & { code?: string }).code = code;
-  error.name = 'NetworkError';
-  return error;
 }

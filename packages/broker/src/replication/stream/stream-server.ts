@@ -27,7 +27,7 @@ import {
   REPLICATION_STREAM_PROTOCOL,
   STREAM_NONCE_HEADER,
   StreamMac,
-  encodeMessage,
+  writeMessage,
 } from './framing.js';
 
 export interface StreamServerOptions {
@@ -132,7 +132,7 @@ export class ReplicationStreamServer {
     this.options.onExchange?.((performance.now() - startedMs) / 1000, status);
     if (socket.destroyed) return;
     const body = [Buffer.from(JSON.stringify(answer), 'utf8')];
-    for (const chunk of encodeMessage(id, mac?.sign('answer', id, body), body)) socket.write(chunk);
+    writeMessage(socket, id, mac?.sign('answer', id, body), body);
   }
 }
 
