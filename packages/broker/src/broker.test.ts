@@ -603,8 +603,12 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(ok).toEqual({ leo: 3, epoch: 5 });
     const [gap] = await exchange(url(2), [{ head: { ...base, epoch: 5, baseOffset: 7 }, batches: [rec(7, 5)] }]);
     expect(gap.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 3, epochs: [[5, 0]] });
-    // A newer primary truncates the tail it does not share and writes its own epoch.
-    const [truncated] = await exchange(url(2), [{ head: { ...base, epoch: 6, baseOffset: 1, truncateTo: 1 }, batches: [rec(1, 6)] }]);
+    // A newer primary truncates the tail it does not share and writes its own epoch, but only
+    // while the log still ends where the mismatch answer showed it.
+    const truncate = { ...base, epoch: 6, baseOffset: 1, truncateTo: 1 };
+    const [notSeen] = await exchange(url(2), [{ head: { ...truncate, truncateSeen: { leo: 2, epoch: 5 } }, batches: [rec(1, 6)] }]);
+    expect(notSeen.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 3 });
+    const [truncated] = await exchange(url(2), [{ head: { ...truncate, truncateSeen: { leo: 3, epoch: 5 } }, batches: [rec(1, 6)] }]);
     expect(truncated).toEqual({ leo: 2, epoch: 6 });
     expect(onDisk(dataDir(2), 'fenced', 0)).toMatchObject({ values: ['v0', 'v1'], epochs: [{ epoch: 5, start_offset: 0 }, { epoch: 6, start_offset: 1 }] });
     // A push whose previous record has another epoch than ours is refused, so diverged logs of one length are caught.
@@ -616,6 +620,10 @@ describe('broker over HTTP with a stub coordinator', () => {
       { head: { ...base, epoch: 5, baseOffset: 3 }, batches: [] },
     ]);
     expect(samePrev).toEqual({ leo: 3, epoch: 6 });
+    // The truncating push again, arriving late (held up while the push above was applied): it
+    // would cut record 2, which the primary counts as replicated; refused.
+    const [late] = await exchange(url(2), [{ head: { ...truncate, truncateSeen: { leo: 3, epoch: 5 } }, batches: [rec(1, 6)] }]);
+    expect(late.error).toMatchObject({ code: 'OFFSET_MISMATCH', leo: 3, epochs: [[5, 0], [6, 1]] });
     // Having seen epoch 6, the replica refuses epoch 5 now.
     expect(nowStale.error).toMatchObject({ code: 'STALE_EPOCH', epoch: 6 });
     // A push whose batches do not follow each other is bad input, refused before anything is stored.

@@ -39,6 +39,15 @@ export const partitionPush = z
     prevEpoch: epoch.optional(),
     /** The secondary first deletes every record at or above this offset. */
     truncateTo: offset.optional(),
+    /**
+     * With `truncateTo`: the end of the secondary's log as the OFFSET_MISMATCH answer this
+     * truncation follows showed it (its LEO, and the epoch of its last record by the epoch
+     * history it sent). The secondary truncates only while its log still ends so, and otherwise
+     * answers OFFSET_MISMATCH again: a truncating push held up on the way (its exchange waited,
+     * or a retry overtook it) must not cut records that later pushes appended and the primary
+     * already counts as replicated. Absent from older primaries.
+     */
+    truncateSeen: z.object({ leo: offset, epoch: epoch.optional() }).strict().optional(),
     /** The primary's high watermark, so the secondary can report and restore it. */
     hw: offset,
     /**

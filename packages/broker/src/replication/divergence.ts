@@ -25,6 +25,11 @@ export function epochAt(history: EpochHistory, offset: number): number | undefin
   return found;
 }
 
+/** The epoch of the record before `leo` by `history` (undefined for an empty log or history). */
+export function lastEpoch(history: EpochHistory, leo: number): number | undefined {
+  return leo > 0 ? epochAt(history, leo - 1) : undefined;
+}
+
 /**
  * The first offset at which `secondary` differs from `primary`: the secondary must truncate to
  * it and be sent the primary's records from there. Never more than either LEO.

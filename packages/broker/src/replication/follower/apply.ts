@@ -6,7 +6,8 @@
  */
 import { TesseraError, iterateBatches, type PartitionPush } from '@tessera/protocol';
 import type { Partition } from '../../partition/index.js';
-import { storedBatch, type StoredBatch } from '../../storage/index.js';
+import { storedBatch, type PartitionLog, type StoredBatch } from '../../storage/index.js';
+import { lastEpoch } from '../divergence.js';
 
 export type ParsedPush = PartitionPush & { commits: Array<{ group: string; offset: number; generation: number }> };
 
@@ -33,6 +34,11 @@ export async function applyPush(replica: Partition, push: ParsedPush, tail: Buff
   // leaves this follower out of the ISR); pushes without records (HW, log start) still apply.
   if (push.bytes > 0) replica.checkStorage('replication');
   const log = replica.store;
+  // A truncation applies only to the log it was computed for: a push that arrives after later
+  // pushes moved this log on (it was held up, or its retry overtook it) would cut their records.
+  if (push.truncateTo !== undefined && push.truncateSeen !== undefined && !endsAt(log, push.truncateSeen)) {
+    throw offsetMismatch(replica, `the push truncates a log that ended at ${push.truncateSeen.leo}`);
+  }
   // The LEO the log will have after the truncation this push asks for.
   const leo = push.truncateTo !== undefined && push.truncateTo < log.leo ? Math.max(push.truncateTo, log.logStartOffset) : log.leo;
   // A log wholly below the primary's log start becomes empty there (see PartitionLog.resetTo).
@@ -74,6 +80,11 @@ export async function applyPush(replica: Partition, push: ParsedPush, tail: Buff
     ...(push.logStartOffset === undefined ? {} : { logStartOffset: push.logStartOffset }),
   });
   return { leo: expected, epoch: replica.epoch };
+}
+
+/** Whether the log ends as `seen` says: at its LEO, with its last record of its epoch (as the log's epoch history tells). */
+function endsAt(log: PartitionLog, seen: { leo: number; epoch?: number | undefined }): boolean {
+  return log.leo === seen.leo && lastEpoch(log.epochs(), log.leo) === seen.epoch;
 }
 
 function offsetMismatch(replica: Partition, why: string): TesseraError {

@@ -8,7 +8,7 @@
 import { TesseraError, isTesseraError } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
 import { batchBytes, cutBatch, type GroupOffset, type PartitionLog, type StoredBatch } from '../../storage/index.js';
-import { divergenceOffset } from '../divergence.js';
+import { divergenceOffset, lastEpoch } from '../divergence.js';
 import type { ClusterPort, PushHead, ReplicationPort } from '../ports.js';
 
 export interface SecondarySyncOptions {
@@ -43,6 +43,8 @@ export class SecondarySync {
   /** True when secondaryLeo comes from the follower's answer to the last push, not an assumption. */
   confirmed = false;
   private truncateTo: number | undefined;
+  /** With truncateTo: where the follower's log ended when it asked for it (see PartitionPush.truncateSeen). */
+  private truncateSeen: { leo: number; epoch?: number } | undefined;
   private mismatchesInARow = 0;
 
   constructor(private readonly options: SecondarySyncOptions) {
@@ -109,7 +111,7 @@ export class SecondarySync {
       baseOffset,
       // The follower checks its record before baseOffset has this epoch (Raft's log matching).
       ...(prevEpoch === undefined ? {} : { prevEpoch }),
-      ...(this.truncateTo === undefined ? {} : { truncateTo: this.truncateTo }),
+      ...(this.truncateTo === undefined ? {} : { truncateTo: this.truncateTo, ...(this.truncateSeen ? { truncateSeen: this.truncateSeen } : {}) }),
       hw: Math.min(hw, end),
       logStartOffset,
       commits,
@@ -147,6 +149,8 @@ export class SecondarySync {
       );
       this.secondaryLeo = divergence;
       this.truncateTo = divergence < secondaryLeo ? divergence : undefined;
+      const epoch = lastEpoch(error.details.epochs ?? [], secondaryLeo);
+      this.truncateSeen = epoch === undefined ? { leo: secondaryLeo } : { leo: secondaryLeo, epoch };
       return 'mismatch';
     }
   }
