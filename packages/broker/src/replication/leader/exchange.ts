@@ -17,15 +17,19 @@ import {
   type TlsClientOptions,
   TesseraError,
   encodeFrame,
+  type PartitionPush,
   type ReplicateExchangeHead,
   type ReplicateExchangeResponse,
 } from '@tessera/protocol';
 import type { ReplicationTransport } from '../../config.js';
 import type { PushHead, ReplicationPort } from '../ports.js';
+import { STREAM_FEATURES, TRUNCATE_SEEN_FEATURE } from '../stream/framing.js';
 import { ReplicationStreamClient, StreamUnsupported } from '../stream/stream-client.js';
 
 /** How long a peer that offered no replication stream is sent HTTP requests before it is asked again. */
 const STREAM_RETRY_MS = 60_000;
+
+const NO_FEATURES: ReadonlySet<string> = new Set();
 
 interface Waiting {
   head: PushHead;
@@ -115,14 +119,19 @@ export class PairExchanges implements ReplicationPort {
   }
 
   private async send(url: string, pushes: Waiting[]): Promise<void> {
-    const head: ReplicateExchangeHead = {
-      from: this.options.brokerId,
-      pushes: pushes.map((push) => ({ ...push.head, bytes: push.bytes })),
+    // A follower refuses a head with a field it does not know: what it does not name is left out.
+    const encode = (features: ReadonlySet<string>): Buffer[] => {
+      const heads = pushes.map(({ head, bytes }): PartitionPush => {
+        if (head.truncateSeen === undefined || features.has(TRUNCATE_SEEN_FEATURE)) return { ...head, bytes };
+        const { truncateSeen: _left, ...rest } = head;
+        return { ...rest, bytes };
+      });
+      const exchangeHead: ReplicateExchangeHead = { from: this.options.brokerId, pushes: heads };
+      return encodeFrame(exchangeHead, pushes.flatMap((push) => push.batches));
     };
-    const chunks = encodeFrame(head, pushes.flatMap((push) => push.batches));
     const startedMs = performance.now();
     try {
-      const body = await this.exchange(url, chunks, Math.min(...pushes.map((push) => push.timeoutMs)));
+      const body = await this.exchange(url, encode, Math.min(...pushes.map((push) => push.timeoutMs)));
       let parsed: unknown;
       try {
         parsed = JSON.parse(body.toString('utf8'));
@@ -148,17 +157,22 @@ export class PairExchanges implements ReplicationPort {
     }
   }
 
-  /** One exchange's answer (JSON bytes), over the stream when the peer offers one. */
-  private async exchange(url: string, chunks: Buffer[], timeoutMs: number): Promise<Buffer> {
+  /**
+   * One exchange's answer (JSON bytes), over the stream when the peer offers one. A peer that
+   * offers none is of a release before the stream: it gets the heads of that release. With the
+   * `http` transport every peer is taken to be of this release.
+   */
+  private async exchange(url: string, encode: (features: ReadonlySet<string>) => Buffer[], timeoutMs: number): Promise<Buffer> {
     const httpOnlyUntil = this.httpOnlyUntil.get(url);
     if (this.streams !== undefined && (httpOnlyUntil === undefined || performance.now() >= httpOnlyUntil)) {
       try {
-        return await this.streams.call(url, chunks, timeoutMs);
+        return await this.streams.call(url, encode, timeoutMs);
       } catch (error) {
         if (!(error instanceof StreamUnsupported)) throw error;
         this.httpOnlyUntil.set(url, performance.now() + STREAM_RETRY_MS);
       }
     }
-    return (await this.http.postFrame(url + BROKER_ROUTES.replicate, chunks, { timeoutMs })).body;
+    const features = this.streams === undefined ? new Set(STREAM_FEATURES) : NO_FEATURES;
+    return (await this.http.postFrame(url + BROKER_ROUTES.replicate, encode(features), { timeoutMs })).body;
   }
 }
