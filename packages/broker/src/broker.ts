@@ -173,6 +173,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     logger,
     onExchange: (seconds, status) =>
       service.metrics.requestDuration.observe({ method: 'STREAM', route: REPLICATION_STREAM_PATH, status: String(status) }, seconds),
+    onAuthFailure: (reason) => service.metrics.authFailures.inc({ reason }),
   });
   const port = (server.address() as AddressInfo).port;
   const url = (config.advertisedUrl ?? `${service.scheme}://${config.host}:${port}`).replace(/\/+$/, '');

@@ -43,6 +43,11 @@ export interface StreamServerOptions {
   logger: Logger;
   /** Observes each exchange: its seconds and the HTTP status its answer stands for (metrics). */
   onExchange?: (seconds: number, status: number) => void;
+  /**
+   * Counts an upgrade refused for its credential, or a message whose MAC failed, with the
+   * `reason` of `tessera_auth_failures_total` a refused HTTP call would get (`cluster_…`).
+   */
+  onAuthFailure?: (reason: string) => void;
 }
 
 /** A connection nobody sent anything on for this long is closed (the sender opens a new one when it needs one). */
@@ -78,6 +83,8 @@ export class ReplicationStreamServer {
       const header = request.headers[CLUSTER_AUTH_HEADER];
       const signed = typeof header === 'string' ? verifyClusterAuth(secrets, header, 'GET', target, undefined) : undefined;
       if (signed === undefined || !signed.ok || !signed.node.startsWith('broker-')) {
+        // A valid signature of the coordinator is a member, just not one that may replicate.
+        this.options.onAuthFailure?.(`cluster_${signed === undefined ? 'missing' : signed.ok ? 'not_a_broker' : signed.reason}`);
         refuse(socket, 401, new TesseraError('UNAUTHORIZED', 'the replication stream is for brokers of this cluster only'));
         return;
       }
@@ -105,6 +112,7 @@ export class ReplicationStreamServer {
       for (const message of messages) {
         if (mac !== undefined && (message.id <= lastId || !mac.check('request', message.id, message.body, message.mac))) {
           this.options.logger.warn({ id: message.id }, 'replication stream closed: a message failed its check');
+          this.options.onAuthFailure?.('cluster_bad_signature');
           socket.destroy();
           return;
         }

@@ -30,7 +30,9 @@ async function listen(server: http.Server): Promise<string> {
 /** A server whose stream answers each frame with `{ echo: <frame text> }` after `delayMs(frame)`. */
 async function streamServer(delayMs: (frame: string) => number = () => 0, maxMessageBytes = 1 << 20, secrets: string[] | null = [SECRET]) {
   const server = http.createServer((_request, response) => response.writeHead(404).end());
+  const authFailures: string[] = [];
   const streams = new ReplicationStreamServer(server, {
+    onAuthFailure: (reason) => authFailures.push(reason),
     secrets: secrets ?? undefined,
     maxMessageBytes,
     logger,
@@ -48,7 +50,7 @@ async function streamServer(delayMs: (frame: string) => number = () => 0, maxMes
   });
   const url = await listen(server);
   cleanups.push(() => streams.close());
-  return { url, streams };
+  return { url, streams, authFailures };
 }
 
 function client(secret = SECRET): ReplicationStreamClient {
@@ -84,10 +86,12 @@ describe('replication stream', () => {
   });
 
   it('opens only to a caller signed with the cluster secret', async () => {
-    const { url } = await streamServer();
+    const { url, authFailures } = await streamServer();
     const error = await client('another-secret-that-is-long-enough-0123456789').call(url, [Buffer.from('x')], 5_000).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TesseraError);
     expect((error as TesseraError).code).toBe('UNAUTHORIZED');
+    // Counted as a refused HTTP call would be (tessera_auth_failures_total).
+    expect(authFailures).toEqual(['cluster_bad_signature']);
   });
 
   it('carries no MACs without a cluster secret, and a signing leader takes no such stream', async () => {
@@ -136,7 +140,7 @@ describe('replication stream', () => {
   });
 
   it('closes the connection on a message whose MAC fails, and on a request id used before', async () => {
-    const { url } = await streamServer();
+    const { url, authFailures } = await streamServer();
     const body = [Buffer.from('hello')];
 
     const forged = await rawStream(url);
@@ -157,6 +161,7 @@ describe('replication stream', () => {
     expect(answers.map((answer) => answer.id)).toEqual([1]);
     expect(replayed.mac.check('answer', 1, answers[0]!.body, answers[0]!.mac)).toBe(true);
     expect(JSON.parse(answers[0]!.body.toString('utf8'))).toEqual({ echo: 'hello' });
+    expect(authFailures).toEqual(['cluster_bad_signature', 'cluster_bad_signature']);
   });
 });
 
