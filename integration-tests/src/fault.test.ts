@@ -35,11 +35,28 @@ const tlsSeeds = new Set(
 );
 
 let cluster: Cluster | undefined;
+/** Set by a failing schedule: its cluster's logs and SQLite files stay for a post-mortem. */
+let keepData = false;
 
 afterEach(async () => {
-  await cluster?.stop();
-  cluster = undefined;
+  const before = process.env.TESSERA_KEEP_DATA;
+  if (keepData) process.env.TESSERA_KEEP_DATA = '1';
+  try {
+    await cluster?.stop();
+  } finally {
+    if (before === undefined) delete process.env.TESSERA_KEEP_DATA;
+    else process.env.TESSERA_KEEP_DATA = before;
+    keepData = false;
+    cluster = undefined;
+  }
 });
+
+/** Keeps the data of the schedule that runs now (see keepData). */
+function keepForPostMortem(nemesis: Nemesis): void {
+  if (launcher !== 'processes' || cluster === undefined) return;
+  keepData = true;
+  nemesis.log(`logs and data kept in ${cluster.dataDir}`);
+}
 
 /** Runs one seeded schedule on a fresh cluster and checks the history. */
 async function runSchedule(seed: number): Promise<void> {
@@ -77,6 +94,7 @@ async function runSchedule(seed: number): Promise<void> {
     for (const [index, step] of schedule.entries()) await nemesis.apply(step, index, schedule.length);
   } catch (error) {
     nemesis.log(`schedule failed: ${(error as Error).message}`);
+    keepForPostMortem(nemesis);
     await nemesis.healAll();
     throw error;
   } finally {
@@ -108,11 +126,8 @@ async function runSchedule(seed: number): Promise<void> {
     );
     return report;
   });
-  const failed = reports.some((r) => r.lost.length + r.unexpected.length + r.reordered.length + r.storedDuplicates > 0);
-  if (failed && launcher === 'processes') {
-    // Keep the logs and the SQLite files of a failing schedule for a post-mortem.
-    process.env.TESSERA_KEEP_DATA = '1';
-    nemesis.log(`logs and data kept in ${cluster.dataDir}`);
+  if (load.acknowledged === 0 || reports.some((r) => r.lost.length + r.unexpected.length + r.reordered.length + r.storedDuplicates > 0)) {
+    keepForPostMortem(nemesis);
   }
   for (const report of reports) {
     const context = `seed ${seed} (replay: TESSERA_FAULT_SEEDS=${seed}) ${describeReport(report)}\n${nemesis.trace.join('\n')}`;

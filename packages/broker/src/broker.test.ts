@@ -20,6 +20,7 @@ import {
   openApiDocument,
   parseOrThrow,
   reassignCompleteRequest,
+  REPLICATE_FEATURES,
   responseSchemas,
   type BrokerHeartbeatResponse,
   type MetadataResponse,
@@ -215,7 +216,10 @@ async function exchange(target: string, pushes: Array<{ head: Record<string, unk
     body: Buffer.concat(encodeFrame(head, pushes.flatMap((p) => p.batches))),
   });
   expect(response.status).toBe(200);
-  return ((await response.json()) as { answers: any[] }).answers;
+  const body = (await response.json()) as { answers: any[]; features: string[] };
+  // Every answer names the push fields this broker takes beyond the first release.
+  expect(body.features).toEqual([...REPLICATE_FEATURES]);
+  return body.answers;
 }
 
 /** A batch of one record at `offset` written in `epoch`, value `v<offset>`. */

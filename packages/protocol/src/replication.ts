@@ -73,7 +73,19 @@ export type ReplicateExchangeHead = z.input<typeof replicateExchangeHead>;
 /** The answer to one push: the secondary's LEO (and epoch) after it, or why it was refused. */
 export type PushAnswer = { leo: number; epoch: number } | { error: ErrorBody['error'] };
 
-/** `POST /internal/replicate`: one answer per push, in request order. */
+/** A push may carry `truncateSeen`. */
+export const TRUNCATE_SEEN_FEATURE = 'truncate-seen';
+/** What a follower of this release takes in a push beyond the first release of the exchange. */
+export const REPLICATE_FEATURES: readonly string[] = [TRUNCATE_SEEN_FEATURE];
+
+/**
+ * `POST /internal/replicate` (and the replication stream): one answer per push, in request
+ * order, and the push fields this follower takes beyond the first release of the exchange
+ * (REPLICATE_FEATURES). A follower refuses a head with a field it does not know, so a leader
+ * sends such a field only to a follower whose last answer named it; answers of older followers
+ * name none.
+ */
 export interface ReplicateExchangeResponse {
   answers: PushAnswer[];
+  features?: string[];
 }

@@ -6,6 +6,7 @@ import {
   openApiDocument,
   parseOrThrow,
   purgePartitionRequest,
+  REPLICATE_FEATURES,
   replicateExchangeHead,
   type PushAnswer,
   type ReplicateExchangeResponse,
@@ -74,7 +75,7 @@ export async function replicateExchange(deps: HandlerDeps, frame: Buffer): Promi
       }
     }),
   );
-  return { answers };
+  return { answers, features: [...REPLICATE_FEATURES] };
 }
 
 /** `POST /internal/purge {topic, partition}` (from the coordinator): this primary's log start moves to its HW. */

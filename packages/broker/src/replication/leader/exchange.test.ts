@@ -3,7 +3,15 @@
 // time): real services of @tessera/service on loopback, the stream server as a broker mounts it.
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BROKER_ROUTES, ClusterSigner, decodeFrame, type PartitionPush, type ReplicateExchangeHead } from '@tessera/protocol';
+import {
+  BROKER_ROUTES,
+  ClusterSigner,
+  REPLICATE_FEATURES,
+  TesseraError,
+  decodeFrame,
+  type PartitionPush,
+  type ReplicateExchangeHead,
+} from '@tessera/protocol';
 import { createHttpService, createLogger } from '@tessera/service';
 import type { ReplicationTransport } from '../../config.js';
 import type { PushHead } from '../ports.js';
@@ -18,14 +26,23 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A follower answering every push with LEO = its baseOffset + 1; counts exchanges per transport. */
-async function follower(options: { stream: boolean }) {
+/**
+ * A follower answering every push with LEO = its baseOffset + 1; counts exchanges per transport
+ * and keeps the push heads. `older`: a broker of the release before push features, which names
+ * none and refuses a head with a field it does not know (as its strict schema does).
+ */
+async function follower(options: { stream: boolean; older?: boolean }) {
   const seen = { http: 0, stream: 0 };
   const heads: PartitionPush[] = [];
+  let older = options.older ?? false;
   const answer = (frame: Buffer) => {
     const head = decodeFrame(frame).head as ReplicateExchangeHead;
+    if (older && head.pushes.some((push) => 'truncateSeen' in push)) {
+      throw new TesseraError('INVALID_REQUEST', 'frame head: unrecognized key "truncateSeen"');
+    }
     heads.push(...head.pushes);
-    return { answers: head.pushes.map((push) => ({ leo: push.baseOffset + 1, epoch: push.epoch })) };
+    const answers = head.pushes.map((push) => ({ leo: push.baseOffset + 1, epoch: push.epoch }));
+    return older ? { answers } : { answers, features: [...REPLICATE_FEATURES] };
   };
   const service = createHttpService({ service: 'broker', logger, isReady: () => true, clusterSecrets: [SECRET] });
   service.router.post(BROKER_ROUTES.replicate, (ctx) => {
@@ -49,7 +66,13 @@ async function follower(options: { stream: boolean }) {
     });
     cleanups.push(() => streams.close());
   }
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, heads };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    heads,
+    /** The broker at this URL is replaced by one of the release before (a downgrade). */
+    downgrade: () => (older = true),
+  };
 }
 
 function leader(transport?: ReplicationTransport): PairExchanges {
@@ -72,7 +95,7 @@ const truncating = { truncateTo: 10, truncateSeen: { leo: 14, epoch: 2 } };
 
 describe('replicate exchanges', () => {
   it('go over the stream by default, pushes of one turn in one exchange, each with its own answer', async () => {
-    const { url, seen, heads } = await follower({ stream: true });
+    const { url, seen } = await follower({ stream: true });
     const exchanges = leader();
     expect(await Promise.all([push(exchanges, url, 0, 10), push(exchanges, url, 1, 20)])).toEqual([
       { leo: 11, epoch: 3 },
@@ -80,27 +103,50 @@ describe('replicate exchanges', () => {
     ]);
     expect(await push(exchanges, url, 0, 11)).toEqual({ leo: 12, epoch: 3 });
     expect(seen).toEqual({ http: 0, stream: 2 });
-    // A follower of this release takes truncateSeen (it names the feature in its 101).
-    await push(exchanges, url, 0, 10, truncating);
-    expect(heads.at(-1)).toMatchObject(truncating);
   });
 
   it('go as POST /internal/replicate with transport http', async () => {
-    const { url, seen, heads } = await follower({ stream: true });
-    expect(await push(leader('http'), url, 0, 10, truncating)).toEqual({ leo: 11, epoch: 3 });
+    const { url, seen } = await follower({ stream: true });
+    expect(await push(leader('http'), url, 0, 10)).toEqual({ leo: 11, epoch: 3 });
     expect(seen).toEqual({ http: 1, stream: 0 });
-    expect(heads.at(-1)).toMatchObject(truncating);
   });
 
   it('fall back to POST /internal/replicate for a follower without the stream, and stay there', async () => {
-    const { url, seen, heads } = await follower({ stream: false });
+    const { url, seen } = await follower({ stream: false });
     const exchanges = leader();
     expect(await push(exchanges, url, 0, 10)).toEqual({ leo: 11, epoch: 3 });
     expect(await push(exchanges, url, 0, 11)).toEqual({ leo: 12, epoch: 3 });
     expect(seen).toEqual({ http: 2, stream: 0 });
-    // A follower of a release before the stream would refuse a head with truncateSeen: it gets none.
-    await push(exchanges, url, 0, 10, truncating);
-    expect(heads.at(-1)).toMatchObject({ truncateTo: 10 });
-    expect(heads.at(-1)).not.toHaveProperty('truncateSeen');
+  });
+
+  for (const transport of ['stream', 'http'] as const) {
+    it(`send truncateSeen (${transport}) only to a follower whose last answer named it`, async () => {
+      const current = await follower({ stream: true });
+      const exchanges = leader(transport);
+      // Before any answer nothing is known of the follower: the field stays home.
+      await push(exchanges, current.url, 0, 10, truncating);
+      expect(current.heads.at(-1)).toMatchObject({ truncateTo: 10 });
+      expect(current.heads.at(-1)).not.toHaveProperty('truncateSeen');
+      await push(exchanges, current.url, 0, 10, truncating);
+      expect(current.heads.at(-1)).toMatchObject(truncating);
+
+      // A follower of the release before never names it, so it never gets a head it would refuse.
+      const older = await follower({ stream: true, older: true });
+      expect(await push(exchanges, older.url, 0, 10)).toEqual({ leo: 11, epoch: 3 });
+      expect(await push(exchanges, older.url, 0, 10, truncating)).toEqual({ leo: 11, epoch: 3 });
+      expect(older.heads.at(-1)).toMatchObject({ truncateTo: 10 });
+      expect(older.heads.at(-1)).not.toHaveProperty('truncateSeen');
+    });
+  }
+
+  it('stop sending truncateSeen to a follower that refuses the exchange (a broker replaced by an older release)', async () => {
+    const older = await follower({ stream: false });
+    const exchanges = leader('http');
+    await push(exchanges, older.url, 0, 9);
+    older.downgrade();
+    const refused = await push(exchanges, older.url, 0, 10, truncating).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'INVALID_REQUEST' });
+    expect(await push(exchanges, older.url, 0, 10, truncating)).toEqual({ leo: 11, epoch: 3 });
+    expect(older.heads.at(-1)).not.toHaveProperty('truncateSeen');
   });
 });

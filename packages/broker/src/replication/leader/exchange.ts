@@ -7,7 +7,9 @@
  * another's push. An exchange goes over the replication stream to that peer (a kept-open
  * connection, replication/stream/), or as `POST /internal/replicate` when the transport is
  * `http` or the peer offers no stream (a broker of an earlier version: asked again after
- * STREAM_RETRY_MS).
+ * STREAM_RETRY_MS). A push field newer than the exchange's first release (`truncateSeen`) goes
+ * only to a follower whose last answer named it among its features, so brokers of two releases
+ * replicate to each other while they are upgraded one at a time, on either transport.
  */
 import {
   BROKER_ROUTES,
@@ -16,14 +18,14 @@ import {
   type ClusterSigner,
   type TlsClientOptions,
   TesseraError,
+  TRUNCATE_SEEN_FEATURE,
   encodeFrame,
-  type PartitionPush,
+  isTesseraError,
   type ReplicateExchangeHead,
   type ReplicateExchangeResponse,
 } from '@tessera/protocol';
 import type { ReplicationTransport } from '../../config.js';
 import type { PushHead, ReplicationPort } from '../ports.js';
-import { STREAM_FEATURES, TRUNCATE_SEEN_FEATURE } from '../stream/framing.js';
 import { ReplicationStreamClient, StreamUnsupported } from '../stream/stream-client.js';
 
 /** How long a peer that offered no replication stream is sent HTTP requests before it is asked again. */
@@ -62,6 +64,8 @@ export class PairExchanges implements ReplicationPort {
   /** Peers that offered no stream, and until when (performance.now()) they are sent HTTP requests. */
   private readonly httpOnlyUntil = new Map<string, number>();
   private readonly waiting = new Map<string, Waiting[]>();
+  /** What each follower's last answer named it takes (ReplicateExchangeResponse.features). */
+  private readonly features = new Map<string, ReadonlySet<string>>();
   private scheduled = false;
 
   constructor(private readonly options: ExchangeOptions) {
@@ -119,33 +123,40 @@ export class PairExchanges implements ReplicationPort {
   }
 
   private async send(url: string, pushes: Waiting[]): Promise<void> {
-    // A follower refuses a head with a field it does not know: what it does not name is left out.
-    const encode = (features: ReadonlySet<string>): Buffer[] => {
-      const heads = pushes.map(({ head, bytes }): PartitionPush => {
-        if (head.truncateSeen === undefined || features.has(TRUNCATE_SEEN_FEATURE)) return { ...head, bytes };
-        const { truncateSeen: _left, ...rest } = head;
-        return { ...rest, bytes };
-      });
-      const exchangeHead: ReplicateExchangeHead = { from: this.options.brokerId, pushes: heads };
-      return encodeFrame(exchangeHead, pushes.flatMap((push) => push.batches));
+    // A follower refuses a head with a field it does not know: one it has not named goes out.
+    const features = this.features.get(url) ?? NO_FEATURES;
+    const head: ReplicateExchangeHead = {
+      from: this.options.brokerId,
+      pushes: pushes.map(({ head: { truncateSeen, ...rest }, bytes }) =>
+        truncateSeen !== undefined && features.has(TRUNCATE_SEEN_FEATURE) ? { ...rest, truncateSeen, bytes } : { ...rest, bytes },
+      ),
     };
+    const chunks = encodeFrame(head, pushes.flatMap((push) => push.batches));
     const startedMs = performance.now();
     try {
-      const body = await this.exchange(url, encode, Math.min(...pushes.map((push) => push.timeoutMs)));
       let parsed: unknown;
       try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch {
-        throw new TesseraError('INTERNAL', `replicate to ${url}: the answer is not JSON`);
+        const body = await this.exchange(url, chunks, Math.min(...pushes.map((push) => push.timeoutMs)));
+        try {
+          parsed = JSON.parse(body.toString('utf8'));
+        } catch {
+          throw new TesseraError('INTERNAL', `replicate to ${url}: the answer is not JSON`);
+        }
+        // The stream answers a refused exchange with the error body an HTTP 4xx/5xx would carry.
+        if (parsed !== null && typeof parsed === 'object' && 'error' in parsed) {
+          throw TesseraError.fromBody(parsed) ?? new TesseraError('INTERNAL', `replicate to ${url}: bad error answer`);
+        }
+      } catch (error) {
+        // A follower replaced by an older release refuses what it does not know: send it none.
+        if (isTesseraError(error, 'INVALID_REQUEST')) this.features.delete(url);
+        throw error;
       }
-      // The stream answers a refused exchange with the error body an HTTP 4xx/5xx would carry.
-      if (parsed !== null && typeof parsed === 'object' && 'error' in parsed) {
-        throw TesseraError.fromBody(parsed) ?? new TesseraError('INTERNAL', `replicate to ${url}: bad error answer`);
-      }
-      const answers = (parsed as ReplicateExchangeResponse | undefined)?.answers;
+      const answer = parsed as ReplicateExchangeResponse | undefined;
+      const answers = answer?.answers;
       if (!Array.isArray(answers) || answers.length !== pushes.length) {
         throw new TesseraError('INTERNAL', `replicate to ${url}: ${pushes.length} pushes got ${String(answers?.length)} answers`);
       }
+      this.features.set(url, new Set(Array.isArray(answer?.features) ? answer.features : []));
       this.options.onExchange?.((performance.now() - startedMs) / 1000, pushes.length);
       pushes.forEach((push, i) => {
         const answer = answers[i];
@@ -157,22 +168,17 @@ export class PairExchanges implements ReplicationPort {
     }
   }
 
-  /**
-   * One exchange's answer (JSON bytes), over the stream when the peer offers one. A peer that
-   * offers none is of a release before the stream: it gets the heads of that release. With the
-   * `http` transport every peer is taken to be of this release.
-   */
-  private async exchange(url: string, encode: (features: ReadonlySet<string>) => Buffer[], timeoutMs: number): Promise<Buffer> {
+  /** One exchange's answer (JSON bytes), over the stream when the peer offers one. */
+  private async exchange(url: string, chunks: Buffer[], timeoutMs: number): Promise<Buffer> {
     const httpOnlyUntil = this.httpOnlyUntil.get(url);
     if (this.streams !== undefined && (httpOnlyUntil === undefined || performance.now() >= httpOnlyUntil)) {
       try {
-        return await this.streams.call(url, encode, timeoutMs);
+        return await this.streams.call(url, chunks, timeoutMs);
       } catch (error) {
         if (!(error instanceof StreamUnsupported)) throw error;
         this.httpOnlyUntil.set(url, performance.now() + STREAM_RETRY_MS);
       }
     }
-    const features = this.streams === undefined ? new Set(STREAM_FEATURES) : NO_FEATURES;
-    return (await this.http.postFrame(url + BROKER_ROUTES.replicate, encode(features), { timeoutMs })).body;
+    return (await this.http.postFrame(url + BROKER_ROUTES.replicate, chunks, { timeoutMs })).body;
   }
 }

@@ -14,16 +14,6 @@ export const REPLICATION_STREAM_PROTOCOL = 'tessera-replicate/1';
 export const REPLICATION_STREAM_PATH = '/internal/replicate-stream';
 /** The 101 answer's header with the connection's nonce (base64url), when its messages carry MACs. */
 export const STREAM_NONCE_HEADER = 'x-tessera-stream-nonce';
-/**
- * The 101 answer's header naming what the follower's pushes may carry beyond the first stream
- * release (comma-separated): the leader leaves out what a follower does not name, since a
- * follower refuses a push head with a field it does not know.
- */
-export const STREAM_FEATURES_HEADER = 'x-tessera-stream-features';
-/** A push may carry `truncateSeen` (PartitionPush). */
-export const TRUNCATE_SEEN_FEATURE = 'truncate-seen';
-/** What this broker's follower side takes. */
-export const STREAM_FEATURES: readonly string[] = [TRUNCATE_SEEN_FEATURE];
 
 const LENGTH_BYTES = 4;
 const ID_BYTES = 4;

@@ -23,7 +23,6 @@ import {
   MessageReader,
   REPLICATION_STREAM_PATH,
   REPLICATION_STREAM_PROTOCOL,
-  STREAM_FEATURES_HEADER,
   STREAM_NONCE_HEADER,
   StreamMac,
   writeMessage,
@@ -44,16 +43,13 @@ export class StreamUnsupported extends Error {
   }
 }
 
-/** An exchange's frame, or how to make it once the follower's features (STREAM_FEATURES_HEADER) are known. */
-export type StreamFrame = readonly Buffer[] | ((features: ReadonlySet<string>) => readonly Buffer[]);
-
 export class ReplicationStreamClient {
   private readonly connections = new Map<string, StreamConnection>();
 
   constructor(private readonly options: StreamClientOptions) {}
 
   /** Sends one exchange's frame to the broker at `baseUrl`; resolves with the answer's bytes (JSON). */
-  call(baseUrl: string, frame: StreamFrame, timeoutMs: number): Promise<Buffer> {
+  call(baseUrl: string, frame: readonly Buffer[], timeoutMs: number): Promise<Buffer> {
     let connection = this.connections.get(baseUrl);
     if (connection === undefined || connection.isClosed || connection.idsUsedUp) {
       connection = new StreamConnection(baseUrl, this.options);
@@ -76,7 +72,7 @@ interface Call {
 
 class StreamConnection {
   private readonly calls = new Map<number, Call>();
-  private readonly ready: Promise<{ socket: Duplex; mac: StreamMac | undefined; features: ReadonlySet<string> }>;
+  private readonly ready: Promise<{ socket: Duplex; mac: StreamMac | undefined }>;
   private socket: Duplex | undefined;
   private request: http.ClientRequest | undefined;
   private nextId = 1;
@@ -98,17 +94,21 @@ class StreamConnection {
     return this.nextId > MAX_MESSAGE_ID;
   }
 
-  call(frame: StreamFrame, timeoutMs: number): Promise<Buffer> {
+  call(frame: readonly Buffer[], timeoutMs: number): Promise<Buffer> {
     if (this.closed || this.idsUsedUp) return Promise.reject(noAnswerError('ECONNRESET', `replication stream to ${this.baseUrl} is closed`));
     const id = this.nextId++;
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => this.close(noAnswerError('ETIMEDOUT', `replicate to ${this.baseUrl}: no answer within ${timeoutMs} ms`)), timeoutMs);
       this.calls.set(id, { resolve, reject, timer });
       this.ready.then(
-        ({ socket, mac, features }) => {
+        ({ socket, mac }) => {
           if (!this.calls.has(id)) return;
-          const body = typeof frame === 'function' ? frame(features) : frame;
-          writeMessage(socket, id, mac?.sign('request', id, body), body);
+          try {
+            writeMessage(socket, id, mac?.sign('request', id, frame), frame);
+          } catch (error) {
+            // Part of a message may be on the wire: the connection cannot carry another one.
+            this.close(error);
+          }
         },
         () => undefined, // close() rejected the call already
       );
@@ -128,7 +128,7 @@ class StreamConnection {
     this.calls.clear();
   }
 
-  private open(): Promise<{ socket: Duplex; mac: StreamMac | undefined; features: ReadonlySet<string> }> {
+  private open(): Promise<{ socket: Duplex; mac: StreamMac | undefined }> {
     return new Promise((resolve, reject) => {
       // Appended, as every route to a peer is (its URL may carry a path prefix).
       const url = new URL(this.baseUrl + REPLICATION_STREAM_PATH);
@@ -156,9 +156,8 @@ class StreamConnection {
         }
         const mac = this.options.signer && typeof nonce === 'string' ? new StreamMac(this.options.signer.signingSecret, Buffer.from(nonce, 'base64url')) : undefined;
         (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
-        const features = response.headers[STREAM_FEATURES_HEADER];
         this.read(socket, head, mac);
-        resolve({ socket, mac, features: new Set(typeof features === 'string' ? features.split(',').map((name) => name.trim()) : []) });
+        resolve({ socket, mac });
       });
       request.on('response', (response) => {
         const chunks: Buffer[] = [];

@@ -25,8 +25,6 @@ import {
   MessageReader,
   REPLICATION_STREAM_PATH,
   REPLICATION_STREAM_PROTOCOL,
-  STREAM_FEATURES,
-  STREAM_FEATURES_HEADER,
   STREAM_NONCE_HEADER,
   StreamMac,
   writeMessage,
@@ -92,8 +90,7 @@ export class ReplicationStreamServer {
       mac = new StreamMac(signed.secret, nonce);
       nonceHeader = `${STREAM_NONCE_HEADER}: ${nonce.toString('base64url')}\r\n`;
     }
-    const featuresHeader = `${STREAM_FEATURES_HEADER}: ${STREAM_FEATURES.join(',')}\r\n`;
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${REPLICATION_STREAM_PROTOCOL}\r\n${nonceHeader}${featuresHeader}\r\n`);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${REPLICATION_STREAM_PROTOCOL}\r\n${nonceHeader}\r\n`);
     (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     (socket as Duplex & { setTimeout?: (ms: number, onTimeout: () => void) => void }).setTimeout?.(IDLE_TIMEOUT_MS, () => socket.destroy());
     this.sockets.add(socket);

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CLUSTER_AUTH_HEADER, ClusterSigner, TesseraError, isRetriable } from '@tessera/protocol';
 import { createLogger } from '@tessera/service';
 import type { Duplex } from 'node:stream';
-import { MAC_BYTES, MessageReader, REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, STREAM_FEATURES, STREAM_NONCE_HEADER, StreamMac, encodeMessage } from './framing.js';
+import { MAC_BYTES, MessageReader, REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, STREAM_NONCE_HEADER, StreamMac, encodeMessage } from './framing.js';
 import { ReplicationStreamClient, StreamUnsupported } from './stream-client.js';
 import { ReplicationStreamServer } from './stream-server.js';
 
@@ -70,14 +70,6 @@ describe('replication stream', () => {
     const fast = await Promise.all(['a', 'b', 'c'].map((text) => call(streams, url, text)));
     expect(fast).toEqual([{ echo: 'a' }, { echo: 'b' }, { echo: 'c' }]);
     expect(await slow).toEqual({ echo: 'slow' });
-  });
-
-  it("makes a frame for the follower's features, and a follower of this release names every one", async () => {
-    const { url } = await streamServer();
-    let seen: string[] | undefined;
-    const answer = await client().call(url, (features) => ((seen = [...features]), [Buffer.from('made')]), 5_000);
-    expect(JSON.parse(answer.toString('utf8'))).toEqual({ echo: 'made' });
-    expect(seen).toEqual([...STREAM_FEATURES]);
   });
 
   it('answers a refused exchange with its error body', async () => {
