@@ -30,13 +30,23 @@ beforeAll(async () => {
   await admin.admin.addAcl({ principal: 'team-a', resource: 'topic', name: 'orders-a', operation: 'produce' });
   await admin.admin.addAcl({ principal: 'team-a', resource: 'topic', name: 'orders-a', operation: 'consume' });
   await admin.admin.addAcl({ principal: 'team-a', resource: 'group', name: 'billing-a', operation: 'consume' });
-  await admin.admin.addAcl({ principal: 'team-b', resource: 'topic', name: 'orders-a', operation: 'consume' });
   await admin.admin.addAcl({ principal: 'team-b', resource: 'group', name: 'b-', prefix: true, operation: 'consume' });
   await admin.admin.addAcl({ principal: 'team-b', resource: 'topic', name: 'b.', prefix: true, operation: 'produce' });
   await admin.admin.addAcl({ principal: 'team-c', resource: 'topic', name: '*', operation: 'produce' });
   await admin.admin.createTopic({ name: 'orders-a', partitions: 1 });
   await admin.admin.createTopic({ name: 'b.events', partitions: 1 });
   await admin.admin.createTopic({ name: 'bx.events', partitions: 1 });
+  // The last change: once every broker lets team-b look up orders-a's offsets, every broker runs
+  // with all of the rules above (a broker takes a change at its next heartbeat; on a loaded
+  // machine that can come after the topics exist).
+  await admin.admin.addAcl({ principal: 'team-b', resource: 'topic', name: 'orders-a', operation: 'consume' });
+  const token = await tokenOf('team-b');
+  for (const broker of cluster.brokers.values()) {
+    await waitFor(
+      async () => (await call(broker.url + BROKER_ROUTES.listOffsets, 'POST', { partitions: [{ topic: 'orders-a', partition: 0, at: 'latest' }] }, token)).status === 200,
+      { what: `broker ${broker.url} to apply the ACLs`, timeoutMs: 20_000 },
+    );
+  }
 }, 60_000);
 
 afterAll(async () => {
