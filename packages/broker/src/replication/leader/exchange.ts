@@ -31,8 +31,6 @@ import { ReplicationStreamClient, StreamUnsupported } from '../stream/stream-cli
 /** How long a peer that offered no replication stream is sent HTTP requests before it is asked again. */
 const STREAM_RETRY_MS = 60_000;
 
-const NO_FEATURES: ReadonlySet<string> = new Set();
-
 interface Waiting {
   head: PushHead;
   batches: Buffer[];
@@ -64,8 +62,8 @@ export class PairExchanges implements ReplicationPort {
   /** Peers that offered no stream, and until when (performance.now()) they are sent HTTP requests. */
   private readonly httpOnlyUntil = new Map<string, number>();
   private readonly waiting = new Map<string, Waiting[]>();
-  /** What each follower's last answer named it takes (ReplicateExchangeResponse.features). */
-  private readonly features = new Map<string, ReadonlySet<string>>();
+  /** Followers whose last answer named TRUNCATE_SEEN_FEATURE (ReplicateExchangeResponse.features). */
+  private readonly takeTruncateSeen = new Set<string>();
   private scheduled = false;
 
   constructor(private readonly options: ExchangeOptions) {
@@ -123,40 +121,35 @@ export class PairExchanges implements ReplicationPort {
   }
 
   private async send(url: string, pushes: Waiting[]): Promise<void> {
-    // A follower refuses a head with a field it does not know: one it has not named goes out.
-    const features = this.features.get(url) ?? NO_FEATURES;
+    // A follower refuses a head with a field it does not know: one it has not named stays home.
+    const withTruncateSeen = this.takeTruncateSeen.has(url);
     const head: ReplicateExchangeHead = {
       from: this.options.brokerId,
       pushes: pushes.map(({ head: { truncateSeen, ...rest }, bytes }) =>
-        truncateSeen !== undefined && features.has(TRUNCATE_SEEN_FEATURE) ? { ...rest, truncateSeen, bytes } : { ...rest, bytes },
+        truncateSeen !== undefined && withTruncateSeen ? { ...rest, truncateSeen, bytes } : { ...rest, bytes },
       ),
     };
     const chunks = encodeFrame(head, pushes.flatMap((push) => push.batches));
     const startedMs = performance.now();
     try {
+      const body = await this.exchange(url, chunks, Math.min(...pushes.map((push) => push.timeoutMs)));
       let parsed: unknown;
       try {
-        const body = await this.exchange(url, chunks, Math.min(...pushes.map((push) => push.timeoutMs)));
-        try {
-          parsed = JSON.parse(body.toString('utf8'));
-        } catch {
-          throw new TesseraError('INTERNAL', `replicate to ${url}: the answer is not JSON`);
-        }
-        // The stream answers a refused exchange with the error body an HTTP 4xx/5xx would carry.
-        if (parsed !== null && typeof parsed === 'object' && 'error' in parsed) {
-          throw TesseraError.fromBody(parsed) ?? new TesseraError('INTERNAL', `replicate to ${url}: bad error answer`);
-        }
-      } catch (error) {
-        // A follower replaced by an older release refuses what it does not know: send it none.
-        if (isTesseraError(error, 'INVALID_REQUEST')) this.features.delete(url);
-        throw error;
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new TesseraError('INTERNAL', `replicate to ${url}: the answer is not JSON`);
+      }
+      // The stream answers a refused exchange with the error body an HTTP 4xx/5xx would carry.
+      if (parsed !== null && typeof parsed === 'object' && 'error' in parsed) {
+        throw TesseraError.fromBody(parsed) ?? new TesseraError('INTERNAL', `replicate to ${url}: bad error answer`);
       }
       const answer = parsed as ReplicateExchangeResponse | undefined;
       const answers = answer?.answers;
       if (!Array.isArray(answers) || answers.length !== pushes.length) {
         throw new TesseraError('INTERNAL', `replicate to ${url}: ${pushes.length} pushes got ${String(answers?.length)} answers`);
       }
-      this.features.set(url, new Set(Array.isArray(answer?.features) ? answer.features : []));
+      if (Array.isArray(answer?.features) && answer.features.includes(TRUNCATE_SEEN_FEATURE)) this.takeTruncateSeen.add(url);
+      else this.takeTruncateSeen.delete(url);
       this.options.onExchange?.((performance.now() - startedMs) / 1000, pushes.length);
       pushes.forEach((push, i) => {
         const answer = answers[i];
@@ -164,6 +157,8 @@ export class PairExchanges implements ReplicationPort {
         else push.resolve(answer);
       });
     } catch (error) {
+      // A follower replaced by an older release refuses what it does not know: send it none.
+      if (isTesseraError(error, 'INVALID_REQUEST')) this.takeTruncateSeen.delete(url);
       for (const push of pushes) push.reject(error);
     }
   }
