@@ -5,7 +5,22 @@
 // secret's token stops working on a broker within the documented bound.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TesseraClient } from '@tessera/client';
-import { BROKER_ROUTES, type MetadataResponse, routePath } from '@tessera/protocol';
+import net from 'node:net';
+import {
+  BROKER_ROUTES,
+  DATA_ANSWER_FRAME,
+  DATA_STREAM_PATH,
+  DATA_STREAM_PROTOCOL,
+  StreamClient,
+  decodeDataAnswer,
+  decodeFrame,
+  encodeDataCall,
+  encodeFrame,
+  encodeRecordBatch,
+  type DataCallRoute,
+  type MetadataResponse,
+  routePath,
+} from '@tessera/protocol';
 import { type Cluster, issueToken, startCluster, waitFor } from './harness/cluster.js';
 
 const HEARTBEAT_MS = 200;
@@ -67,6 +82,31 @@ async function call(url: string, method: string, body?: unknown, token?: string)
   const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** A data stream client as any program would open one (one connection per broker and credential). */
+function dataStreams(): StreamClient {
+  const streams = new StreamClient({ name: 'data stream', protocol: DATA_STREAM_PROTOCOL, path: DATA_STREAM_PATH, maxAnswerBytes: 1 << 24 });
+  streamClients.push(streams);
+  return streams;
+}
+const streamClients: StreamClient[] = [];
+afterAll(() => {
+  for (const streams of streamClients) streams.close();
+});
+
+/** One call on a data stream: the status and the JSON body (or, for a frame, its head). */
+async function streamCall(streams: StreamClient, brokerUrl: string, route: DataCallRoute, payload: Buffer | unknown, token?: string) {
+  const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(JSON.stringify(payload), 'utf8');
+  const answer = decodeDataAnswer(await streams.call(brokerUrl, encodeDataCall(route, [bytes]), 5_000, token === undefined ? undefined : `Bearer ${token}`));
+  const body = answer.kind === DATA_ANSWER_FRAME ? decodeFrame(answer.payload).head : JSON.parse(answer.payload.toString('utf8'));
+  return { status: answer.status, kind: answer.kind, body: body as any };
+}
+
+/** A produce frame of one record for partition 0 of `topic`. */
+function produceFrame(topic: string, value: string): Buffer {
+  const batch = encodeRecordBatch([{ key: null, value: Buffer.from(value), headers: [], timestamp: Date.now() }]);
+  return Buffer.concat(encodeFrame({ partitions: [{ topic, partition: 0, bytes: batch.length }] }, [batch]));
 }
 
 async function primaryUrl(topic: string, partition = 0): Promise<string> {
@@ -205,9 +245,20 @@ describe('client authentication and ACLs', () => {
       return answer;
     };
 
+    // The same over a data stream opened before the change: every call is checked again.
+    const streams = dataStreams();
+    const brokerUrl = await primaryUrl('bx.events');
+    const produceOnStream = async (token: string, label: string) => {
+      const value = `${label}-${sent++}`;
+      const answer = await streamCall(streams, brokerUrl, BROKER_ROUTES.produceBatches, produceFrame('bx.events', value), token);
+      if (answer.status === 200 && answer.body.partitions[0].error === undefined) acknowledged.push(value);
+      return answer;
+    };
+
     // Rotation: the old token stops, a token of the new secret works.
     const oldToken = await tokenOf('team-c');
     expect((await produce(oldToken, 'before-rotation')).status).toBe(200);
+    expect((await produceOnStream(oldToken, 'stream-before-rotation')).status).toBe(200);
     secrets['team-c'] = (await admin.admin.rotateSecret('team-c')).secret;
     const rotatedAt = Date.now();
     await waitFor(async () => (await produce(oldToken, 'after-rotation')).status === 401, {
@@ -216,6 +267,9 @@ describe('client authentication and ACLs', () => {
       intervalMs: 20,
     });
     const rotationMs = Date.now() - rotatedAt;
+    const refusedOnStream = await produceOnStream(oldToken, 'stream-after-rotation');
+    expect(refusedOnStream.status).toBe(401);
+    expect(refusedOnStream.body.error).toMatchObject({ code: 'UNAUTHORIZED', message: 'authentication failed for principal team-c: its secret was changed' });
     const newToken = await tokenOf('team-c');
     expect((await produce(newToken, 'new-secret')).status).toBe(200);
 
@@ -236,6 +290,64 @@ describe('client authentication and ACLs', () => {
     // Exactly what was acknowledged is stored: nothing a refused token sent.
     expect(await readAll('bx.events', 'check-revocation', acknowledged.length)).toEqual(acknowledged);
     expect(sent).toBeGreaterThan(acknowledged.length);
+  });
+});
+
+// The data stream (produce, fetch and commit on a kept-open connection) checks each call as the
+// HTTP request it stands for, and refuses what is not a call.
+describe('the data stream', () => {
+  it('answers each call as its HTTP route would: 401 without a token, 403 or an inline FORBIDDEN without an ACL', async () => {
+    const streams = dataStreams();
+    const url = await primaryUrl('orders-a');
+    const anonymous = await streamCall(streams, url, BROKER_ROUTES.produceBatches, produceFrame('orders-a', 'anonymous'));
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body.error).toMatchObject({ code: 'UNAUTHORIZED' });
+
+    const teamB = await tokenOf('team-b');
+    // team-b may read orders-a, not write it, and may not commit as team-a's group.
+    const produced = await streamCall(streams, url, BROKER_ROUTES.produceBatches, produceFrame('orders-a', 'not-allowed'), teamB);
+    expect(produced.status).toBe(200);
+    expect(produced.body.partitions[0].error).toMatchObject({ code: 'FORBIDDEN', message: 'principal team-b is not allowed to produce to topic orders-a' });
+    const fetched = await streamCall(streams, url, BROKER_ROUTES.fetch, { partitions: [{ topic: 'orders-a', partition: 0, offset: 0 }] }, teamB);
+    expect(fetched).toMatchObject({ status: 200, kind: DATA_ANSWER_FRAME });
+    expect(fetched.body.partitions[0]).toMatchObject({ topic: 'orders-a', partition: 0 });
+    const committed = await streamCall(streams, url, BROKER_ROUTES.commit, { group: 'billing-a', generation: 1, offsets: [{ topic: 'orders-a', partition: 0, offset: 0 }] }, teamB);
+    expect(committed.status).toBe(403);
+    expect(committed.body.error).toMatchObject({ code: 'FORBIDDEN' });
+
+    // Not a call, or a call without valid JSON: 400, and the connection goes on serving.
+    const unknown = decodeDataAnswer(await streams.call(url, [Buffer.of(99)], 5_000, `Bearer ${teamB}`));
+    expect(unknown.status).toBe(400);
+    expect(JSON.parse(unknown.payload.toString()).error).toMatchObject({ code: 'INVALID_REQUEST', message: 'unknown data stream call 99' });
+    const badJson = await streamCall(streams, url, BROKER_ROUTES.fetch, Buffer.from('{"partitions": ['), teamB);
+    expect(badJson.status).toBe(400);
+    expect(badJson.body.error.message).toMatch(/not valid JSON/);
+    expect((await streamCall(streams, url, BROKER_ROUTES.fetch, { partitions: [{ topic: 'orders-a', partition: 0, offset: 0 }] }, teamB)).status).toBe(200);
+
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/tessera_broker_request_duration_seconds_count\{method="STREAM",route="\/produce",status="200"\} [1-9]/);
+    expect(metrics).toMatch(/tessera_broker_request_duration_seconds_count\{method="STREAM",route="\/commit",status="403"\} [1-9]/);
+  });
+
+  it('refuses a forged token at the upgrade, and closes a stream whose message claims more than the request limit', async () => {
+    const url = await primaryUrl('orders-a');
+    await expect(streamCall(dataStreams(), url, BROKER_ROUTES.fetch, { partitions: [] }, 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZG1pbiJ9.c2ln')).rejects.toMatchObject({
+      code: 'UNAUTHORIZED',
+    });
+
+    const { hostname, port } = new URL(url);
+    const socket = net.connect(Number(port), hostname);
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(`GET ${DATA_STREAM_PATH} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: Upgrade\r\nUpgrade: ${DATA_STREAM_PROTOCOL}\r\nAuthorization: Bearer ${await tokenOf('team-b')}\r\n\r\n`);
+    await waitFor(async () => Buffer.concat(received).toString().includes('\r\n\r\n'), { what: 'the 101 answer', timeoutMs: 5_000 });
+    expect(Buffer.concat(received).toString()).toMatch(/^HTTP\/1.1 101 /);
+    const header = Buffer.alloc(8);
+    header.writeUInt32BE(0xfffffff0, 0);
+    header.writeUInt32BE(1, 4);
+    socket.write(header);
+    await closed;
   });
 });
 

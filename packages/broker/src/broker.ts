@@ -17,6 +17,8 @@ import { PartitionSet } from './partition/index.js';
 import { PairExchanges } from './replication/index.js';
 import { REPLICATION_STREAM_PATH } from './replication/stream/framing.js';
 import { ReplicationStreamServer } from './replication/stream/stream-server.js';
+import { DataStreamServer } from './http/data-stream.js';
+import { routeUpgrades } from './http/upgrades.js';
 import { BrokerStore, migrateLegacyLayout } from './storage/index.js';
 import { DeadLetterWriter, SubscriptionDeliveries, SubscriptionMetrics } from './subscriptions/index.js';
 
@@ -128,12 +130,13 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   });
   const deliveries = subscriptions;
 
+  const access = auth.accessControl();
   const service = createHttpService({
     service: 'broker',
     id: config.id,
     logger,
     isReady: () => link.registered && link.loaded && auth.loaded,
-    access: auth.accessControl(),
+    access,
     tls: config.tls,
     clusterSecrets: config.clusterSecrets,
     serverLimits: config.serverLimits,
@@ -146,7 +149,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     maxValueBytes: config.maxValueBytes,
     logger,
     metrics,
-    authorizeProduce: (ctx, topic) => auth.authorizeProduce(ctx.state.caller, ctx.state.clusterAuthOff === true, topic, service.metrics),
+    authorizeProduce: (caller, membersUnchecked, topic) => auth.authorizeProduce(caller, membersUnchecked, topic, service.metrics),
   });
   const held = replicas;
   metrics.register(service, {
@@ -165,7 +168,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   registerDiskMetrics(service.registry, config.dataDir);
   const retention = new RetentionLoop({ replicas, logger, checkMs: config.retentionCheckMs, maxBatchesPerPass: limits.retentionMaxBatchesPerPass });
   const server = await service.listen(config.port, config.host);
-  const streams = new ReplicationStreamServer(server, {
+  const streams = new ReplicationStreamServer({
     secrets: config.clusterSecrets,
     maxMessageBytes: DEFAULT_MAX_REQUEST_BYTES,
     handle: routes.replicate,
@@ -175,6 +178,17 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       service.metrics.requestDuration.observe({ method: 'STREAM', route: REPLICATION_STREAM_PATH, status: String(status) }, seconds),
     onAuthFailure: (reason) => service.metrics.authFailures.inc({ reason }),
   });
+  const dataStreams = new DataStreamServer({
+    deps: routes.deps,
+    fetch: routes.fetch,
+    access,
+    metrics: service.metrics,
+    membersUnchecked: config.clusterSecrets === undefined,
+    maxMessageBytes: DEFAULT_MAX_REQUEST_BYTES,
+    logger,
+    onInvariantBroken: onFatal,
+  });
+  routeUpgrades(server, [streams, dataStreams]);
   const port = (server.address() as AddressInfo).port;
   const url = (config.advertisedUrl ?? `${service.scheme}://${config.host}:${port}`).replace(/\/+$/, '');
   const internalUrl = (config.internalUrl ?? url).replace(/\/+$/, '');
@@ -195,6 +209,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         await deliveries.close();
         await deadLetterClient.close();
         streams.close();
+        dataStreams.close();
         await service.close();
         await replicas.closeAll();
         await client.close();

@@ -6,7 +6,7 @@ import { DEFAULT_RETRY, TesseraError, type RetryOptions, type TlsClientOptions }
 import { AdminClient, type Admin } from './admin/admin.js';
 import { Subscriptions } from './admin/subscriptions.js';
 import { MetadataCache } from './cluster/metadata-cache.js';
-import { Connection } from './connection/connection.js';
+import { Connection, type DataTransport } from './connection/connection.js';
 import { type Credentials, discoverCredentials } from './connection/credentials.js';
 import { defaultCoordinatorUrl } from './connection/dev-cluster.js';
 import { discoverTls } from './connection/tls.js';
@@ -38,6 +38,12 @@ export interface ClientOptions {
    * certificate is always verified unless `rejectUnauthorized: false`.
    */
   tls?: TlsClientOptions;
+  /**
+   * How produce, fetch and commit reach the brokers: `stream` (default), one kept-open data
+   * stream per broker, or `http`, an HTTP request per call. Default: TESSERA_DATA_TRANSPORT,
+   * else `stream`. A broker that offers no stream gets HTTP requests either way.
+   */
+  transport?: DataTransport;
 }
 
 /**
@@ -78,7 +84,8 @@ export class TesseraClient {
     const retry = { ...DEFAULT_RETRY, ...definedOnly(options.retry ?? {}) };
     const credentials = options.credentials === undefined ? discoverCredentials(coordinatorUrl) : (options.credentials ?? undefined);
     const tls = options.tls ?? discoverTls(coordinatorUrl);
-    const connection = new Connection({ coordinatorUrl, requestTimeoutMs, credentials, ...(tls ? { tls } : {}) });
+    const transport = options.transport ?? defaultTransport();
+    const connection = new Connection({ coordinatorUrl, requestTimeoutMs, credentials, transport, ...(tls ? { tls } : {}) });
     const metadata = new MetadataCache(connection, options.metadataMaxAgeMs ?? 30_000);
     this.parts = { connection, metadata, retry, requestTimeoutMs };
     this.admin = new AdminClient(connection, metadata);
@@ -131,4 +138,14 @@ export class TesseraClient {
 
 function definedOnly<T extends object>(options: T): Partial<T> {
   return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
+}
+
+/** TESSERA_DATA_TRANSPORT, else `stream`. */
+function defaultTransport(): DataTransport {
+  const value = process.env.TESSERA_DATA_TRANSPORT;
+  if (value === undefined || value === '') return 'stream';
+  if (value !== 'stream' && value !== 'http') {
+    throw new TesseraError('INVALID_REQUEST', `TESSERA_DATA_TRANSPORT must be stream or http, got ${JSON.stringify(value.slice(0, 50))}`);
+  }
+  return value;
 }

@@ -7,6 +7,7 @@
  * - Errors are `TesseraError` with a stable `code`; `isRetriable` and friends tell them apart.
  */
 export { TesseraClient, type ClientOptions } from './client.js';
+export type { DataTransport } from './connection/connection.js';
 export { type Credentials, discoverCredentials, readDevCredentials, type DevCredentialsFile, DEFAULT_DEV_DIR, DEV_CREDENTIALS_FILE } from './connection/credentials.js';
 export { discoverTls, DEV_CA_FILE } from './connection/tls.js';
 export { defaultCoordinatorUrl } from './connection/dev-cluster.js';

@@ -22,3 +22,7 @@ export * from './replication.js';
 export * from './json-records.js';
 export * from './positions.js';
 export * from './subscriptions.js';
+export * from './stream/framing.js';
+export * from './stream/stream-client.js';
+export * from './stream/stream-server.js';
+export * from './stream/data-stream.js';

@@ -200,33 +200,36 @@ function createServer(handler: http.RequestListener, limits: ServerLimits, tls: 
   return server;
 }
 
-/**
- * Every failure becomes `{"error": {"code", "message", "retriable"}}` with the code's status.
- * A 5xx is logged with its stack (an INTERNAL error, a bug, as an error; a service that cannot
- * serve right now as a warning); a 4xx (the caller's mistake, or an attacker's probing) is one
- * line without a stack, so bad requests cannot flood the log with traces.
- */
+/** Every failure becomes `{"error": {"code", "message", "retriable"}}` with the code's status, logged as refusalOf says. */
 function errorBodies(logger: Logger, onInvariantBroken: (error: Error) => void): Koa.Middleware<ServiceState> {
   return async (ctx, next) => {
     try {
       await next();
     } catch (error) {
       if (error instanceof Error && error.name === 'InvariantError') onInvariantBroken(error);
-      const tessera = toTesseraError(error);
-      if (tessera.status >= 500) {
-        // A 5xx keeps its stack: a bug (INTERNAL) as an error, a service that cannot serve right
-        // now (UNAVAILABLE, NOT_ENOUGH_REPLICAS...) as a warning. Callers cannot cause these at will.
-        const internal = tessera.code === 'INTERNAL';
-        logger[internal ? 'error' : 'warn']({ err: error, method: ctx.method, path: ctx.path.slice(0, 200), code: tessera.code }, internal ? 'request failed' : 'request not served');
-      } else {
-        // A 4xx is the caller's mistake (or an attacker's probing): one line, never a stack, so
-        // bad requests cannot flood the log with traces.
-        logger.info({ method: ctx.method, path: ctx.path.slice(0, 200), status: tessera.status, code: tessera.code }, 'request refused');
-      }
+      const tessera = refusalOf(error, logger, ctx.method, ctx.path);
       ctx.status = tessera.status;
       ctx.body = tessera.toBody();
     }
   };
+}
+
+/**
+ * The TesseraError a failed request is answered with, logged: a 5xx with its stack (a bug,
+ * INTERNAL, as an error; a service that cannot serve right now, UNAVAILABLE,
+ * NOT_ENOUGH_REPLICAS..., as a warning: callers cannot cause these at will), a 4xx (the
+ * caller's mistake, or an attacker's probing) as one line without a stack, so bad requests
+ * cannot flood the log with traces. Shared by the HTTP edge and the brokers' data stream.
+ */
+export function refusalOf(error: unknown, logger: Logger, method: string, path: string): TesseraError {
+  const tessera = toTesseraError(error);
+  if (tessera.status >= 500) {
+    const internal = tessera.code === 'INTERNAL';
+    logger[internal ? 'error' : 'warn']({ err: error, method, path: path.slice(0, 200), code: tessera.code }, internal ? 'request failed' : 'request not served');
+  } else {
+    logger.info({ method, path: path.slice(0, 200), status: tessera.status, code: tessera.code }, 'request refused');
+  }
+  return tessera;
 }
 
 function toTesseraError(error: unknown): TesseraError {

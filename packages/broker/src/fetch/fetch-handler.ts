@@ -47,7 +47,27 @@ export class FetchHandler {
   }
 
   async handle(ctx: Context): Promise<void> {
-    const request = parseOrThrow(fetchRequest, ctx.state.body);
+    const asFrame = ctx.accepts('application/json', FRAME_CONTENT_TYPE) === FRAME_CONTENT_TYPE && ctx.get('accept').includes(FRAME_CONTENT_TYPE);
+    const answer = await this.fetch(ctx.state.body, asFrame, (finish) => {
+      // The response closes early only when the client went away: stop waiting for it.
+      ctx.res.once('close', finish);
+      return () => ctx.res.off('close', finish);
+    });
+    if ('frame' in answer) {
+      ctx.type = FRAME_CONTENT_TYPE;
+      ctx.body = Buffer.concat(answer.frame);
+    } else {
+      ctx.body = answer.json;
+    }
+  }
+
+  /**
+   * One fetch (`body`: a fetch request, not yet validated): the frame's chunks when `asFrame`,
+   * else the JSON answer. `onGone` registers what to call when the caller goes away (a long
+   * poll stops waiting) and returns how to unregister it.
+   */
+  async fetch(body: unknown, asFrame: boolean, onGone: (finish: () => void) => () => void): Promise<{ frame: Buffer[] } | { json: unknown }> {
+    const request = parseOrThrow(fetchRequest, body);
     const replicas = await findReplicas(this.deps, request.partitions);
     let reads = this.read(request, replicas);
     const waitMs = request.waitMs ?? 0;
@@ -55,7 +75,7 @@ export class FetchHandler {
     if (idle && waitMs > 0 && this.pendingLongPolls < this.deps.limits.maxPendingFetches) {
       this.pendingLongPolls++;
       try {
-        await waitForChange(replicas.filter((r): r is Partition => r !== undefined), waitMs, ctx);
+        await waitForChange(replicas.filter((r): r is Partition => r !== undefined), waitMs, onGone);
       } finally {
         this.pendingLongPolls--;
       }
@@ -67,7 +87,8 @@ export class FetchHandler {
       for (const batch of read.batches) bytes += batchBytes(batch);
       if (read.batches.length > 0) records += read.batches[read.batches.length - 1].lastOffset + 1 - Math.max(read.offset, read.batches[0].baseOffset);
     }
-    if (ctx.accepts('application/json', FRAME_CONTENT_TYPE) === FRAME_CONTENT_TYPE && ctx.get('accept').includes(FRAME_CONTENT_TYPE)) {
+    this.countFetched(reads, records, bytes);
+    if (asFrame) {
       const head: FetchFrameHead = {
         partitions: reads.map((read) => ({
           topic: read.topic,
@@ -78,14 +99,11 @@ export class FetchHandler {
           ...(read.error === undefined ? {} : { error: read.error }),
         })),
       };
-      ctx.type = FRAME_CONTENT_TYPE;
-      ctx.body = Buffer.concat(encodeFrame(head, reads.flatMap((read) => read.batches.map((batch) => batch.bytes))));
-    } else {
-      // maxRecords bounds the whole JSON answer, like maxBytes.
-      const budget = { recordsLeft: request.maxRecords ?? this.deps.limits.fetchMaxRecords };
-      ctx.body = { partitions: reads.map((read) => toJson(read, budget)) };
+      return { frame: encodeFrame(head, reads.flatMap((read) => read.batches.map((batch) => batch.bytes))) };
     }
-    this.countFetched(reads, records, bytes);
+    // maxRecords bounds the whole JSON answer, like maxBytes.
+    const budget = { recordsLeft: request.maxRecords ?? this.deps.limits.fetchMaxRecords };
+    return { json: { partitions: reads.map((read) => toJson(read, budget)) } };
   }
 
   private countFetched(reads: PartitionRead[], records: number, bytes: number): void {
@@ -152,8 +170,8 @@ function toJson(read: PartitionRead, budget: { recordsLeft: number }) {
   };
 }
 
-/** Resolves when any replica's HW or role changes, after waitMs, or when the client goes away. */
-function waitForChange(replicas: Partition[], waitMs: number, ctx: Context): Promise<void> {
+/** Resolves when any replica's HW or role changes, after waitMs, or when the caller goes away. */
+function waitForChange(replicas: Partition[], waitMs: number, onGone: (finish: () => void) => () => void): Promise<void> {
   return new Promise((resolve) => {
     const unsubscribes: Array<() => void> = [];
     let done = false;
@@ -162,12 +180,10 @@ function waitForChange(replicas: Partition[], waitMs: number, ctx: Context): Pro
       done = true;
       clearTimeout(timer);
       for (const unsubscribe of unsubscribes) unsubscribe();
-      ctx.res.off('close', finish);
       resolve();
     };
     const timer = setTimeout(finish, waitMs);
     for (const replica of replicas) unsubscribes.push(replica.onChange(finish));
-    // The response closes early only when the client went away: stop waiting for it.
-    ctx.res.once('close', finish);
+    unsubscribes.push(onGone(finish));
   });
 }

@@ -22,7 +22,12 @@ import { findReplicas, inlineError, requirePrimary, type HandlerDeps } from '../
 type Results = CommitResponse['results'];
 
 export async function handleCommit(deps: HandlerDeps, ctx: Context): Promise<void> {
-  const request = parseOrThrow(commitRequest, ctx.state.body);
+  ctx.body = await commitOffsets(deps, ctx.state.body);
+}
+
+/** One `POST /commit` (`body` not yet validated), over HTTP or the data stream. */
+export async function commitOffsets(deps: HandlerDeps, body: unknown): Promise<CommitResponse> {
+  const request = parseOrThrow(commitRequest, body);
   const results = await commitEach(deps, request.offsets, async (replica, offset) => {
     // Only the group's current generation may commit: as the coordinator last told us, or,
     // when it never did (this broker restarted while the coordinator is down), as the last
@@ -38,8 +43,7 @@ export async function handleCommit(deps: HandlerDeps, ctx: Context): Promise<voi
     }
     await replica.commit({ group: request.group, offset, generation: request.generation });
   });
-  const body: CommitResponse = { results };
-  ctx.body = body;
+  return { results };
 }
 
 /**

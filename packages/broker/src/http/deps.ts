@@ -1,6 +1,6 @@
 /** What the request handlers share: the replicas, the coordinator link, limits, and the lookups they all do. */
 import { InvariantError, TesseraError, decodeFrame, splitTail, parseOrThrow, partitionRef, type ErrorBody, type PartitionRef } from '@tessera/protocol';
-import type { Context, Logger } from '@tessera/service';
+import type { Caller, Context, Logger } from '@tessera/service';
 import type { CoordinatorLink } from '../cluster/index.js';
 import type { BrokerLimits } from '../config.js';
 import type { BrokerMetrics } from '../metrics/broker-metrics.js';
@@ -17,7 +17,7 @@ export interface HandlerDeps {
    * Throws FORBIDDEN unless the request's caller may produce to `topic` (the ACLs; members
    * always may). For a frame of many partitions, whose route rule only asks for a caller.
    */
-  authorizeProduce: (ctx: Context, topic: string) => void;
+  authorizeProduce: (caller: Caller, membersUnchecked: boolean, topic: string) => void;
 }
 
 /** The topic and partition of a route, validated like a body (`/topics/:topic/partitions/:partition/...`). */
@@ -74,19 +74,6 @@ export function inlineError(deps: HandlerDeps, error: unknown): ErrorBody['error
   return new TesseraError('INTERNAL', 'internal error').toBody().error;
 }
 
-/**
- * The frame of a request (`application/vnd.tessera.frame`): its head validated by `parse`
- * (a zod schema through parseOrThrow), and its tail cut into one part per entry of
- * `entries(head)` (their `bytes` must cover it exactly).
- */
-export function readFrame<H>(
-  ctx: Context,
-  parse: (raw: unknown) => H,
-  entries: (head: H) => ReadonlyArray<{ bytes: number }>,
-): { head: H; parts: Buffer[] } {
-  return parseFrame(requireFrame(ctx), parse, entries);
-}
-
 /** The request's frame bytes; INVALID_REQUEST when the body is not a frame. */
 export function requireFrame(ctx: Context): Buffer {
   if (ctx.state.frame === undefined) {
@@ -95,7 +82,10 @@ export function requireFrame(ctx: Context): Buffer {
   return ctx.state.frame;
 }
 
-/** A frame's head validated by `parse` and its tail cut into one part per entry (see readFrame). */
+/**
+ * A frame's head validated by `parse` (a zod schema through parseOrThrow), and its tail cut into
+ * one part per entry of `entries(head)` (their `bytes` must cover it exactly).
+ */
 export function parseFrame<H>(frame: Buffer, parse: (raw: unknown) => H, entries: (head: H) => ReadonlyArray<{ bytes: number }>): { head: H; parts: Buffer[] } {
   const { head: raw, tail } = decodeFrame(frame);
   const head = parse(raw);

@@ -19,7 +19,10 @@ import { handleProduceBatches, handleProduceJson } from '../produce/produce-hand
 import { applyPush, type ParsedPush } from '../replication/index.js';
 import { findReplicas, inlineError, notHeldHere, parseFrame, requireFrame, type HandlerDeps } from './deps.js';
 
-export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: FetchHandler; replicate: (frame: Buffer) => Promise<ReplicateExchangeResponse> } {
+export function mountRoutes(
+  service: HttpService,
+  deps: HandlerDeps,
+): { deps: HandlerDeps; fetch: FetchHandler; replicate: (frame: Buffer) => Promise<ReplicateExchangeResponse> } {
   const { router } = service;
   const fetch = new FetchHandler(deps);
   router.post(BROKER_ROUTES.produceBatches, (ctx) => handleProduceBatches(deps, ctx));
@@ -41,7 +44,7 @@ export function mountRoutes(service: HttpService, deps: HandlerDeps): { fetch: F
   router.get(BROKER_ROUTES.openapi, (ctx) => {
     ctx.body = openApi;
   });
-  return { fetch, replicate: (frame) => replicateExchange(deps, frame) };
+  return { deps, fetch, replicate: (frame) => replicateExchange(deps, frame) };
 }
 
 /**

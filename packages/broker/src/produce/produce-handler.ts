@@ -25,8 +25,8 @@ import {
   type ErrorBody,
   type ProduceResponse,
 } from '@tessera/protocol';
-import type { Context } from '@tessera/service';
-import { findReplicas, inlineError, notHeldHere, readFrame, routePartition, type HandlerDeps } from '../http/deps.js';
+import type { Caller, Context } from '@tessera/service';
+import { findReplicas, inlineError, notHeldHere, parseFrame, requireFrame, routePartition, type HandlerDeps } from '../http/deps.js';
 import type { IncomingBatch, Partition } from '../partition/index.js';
 import { KEYED_PRODUCER_ID_BASE, keyedProducerId } from '../producers/producer-state.js';
 
@@ -39,14 +39,19 @@ export type ProducedPartition =
   | { topic: string; partition: number; error: ErrorBody['error'] };
 
 export async function handleProduceBatches(deps: HandlerDeps, ctx: Context): Promise<void> {
+  ctx.body = await produceBatches(deps, requireFrame(ctx), ctx.state.caller, ctx.state.clusterAuthOff === true);
+}
+
+/** One `POST /produce` frame from `caller`, over HTTP or the data stream. */
+export async function produceBatches(deps: HandlerDeps, frame: Buffer, caller: Caller, membersUnchecked: boolean): Promise<{ partitions: ProducedPartition[] }> {
   const stopTimer = deps.metrics.produceLatency.startTimer();
-  const { head, parts } = readFrame(ctx, (raw) => parseOrThrow(produceFrameHead, raw, 'frame head'), (h) => h.partitions);
+  const { head, parts } = parseFrame(frame, (raw) => parseOrThrow(produceFrameHead, raw, 'frame head'), (h) => h.partitions);
   const replicas = await findReplicas(deps, head.partitions);
   const partitions = await Promise.all(
     head.partitions.map(async (ref, i): Promise<ProducedPartition> => {
       const key = { topic: ref.topic, partition: ref.partition };
       try {
-        deps.authorizeProduce(ctx, ref.topic);
+        deps.authorizeProduce(caller, membersUnchecked, ref.topic);
         const batches = validateBatches(parts[i], deps.limits.maxBatchBytes, deps.maxValueBytes);
         const result = await produceTo(deps, replicas[i], key, batches);
         return { ...key, baseOffset: result.baseOffset, lastOffset: result.lastOffset, epoch: result.epoch };
@@ -56,7 +61,7 @@ export async function handleProduceBatches(deps: HandlerDeps, ctx: Context): Pro
     }),
   );
   stopTimer();
-  ctx.body = { partitions };
+  return { partitions };
 }
 
 export async function handleProduceJson(deps: HandlerDeps, ctx: Context): Promise<void> {

@@ -1,12 +1,25 @@
 /**
- * The client's HTTP connections and the two kinds of calls it makes: to the coordinator
- * (control plane: metadata, topics, groups; JSON over got) and to brokers (data plane:
- * produce, fetch, commit, offsets; JSON and frames over undici, see DataHttpClient).
+ * The client's connections and the two kinds of calls it makes: to the coordinator (control
+ * plane: metadata, topics, groups; JSON over got) and to brokers (data plane: produce, fetch,
+ * commit, offsets). Produce, fetch and commit go over one kept-open data stream per broker
+ * (`transport: 'stream'`, the default; `@tessera/protocol`'s data-stream.ts), the other broker
+ * calls as HTTP requests over undici (DataHttpClient); a broker that offers no stream (one of
+ * an earlier version) gets HTTP requests, and is asked again after STREAM_RETRY_MS.
  * Calls that get no answer become a clear UNAVAILABLE or TIMEOUT error naming the
  * service, so a user sees what is wrong.
  */
 import {
+  DATA_ANSWER_FRAME,
+  DATA_STREAM_PATH,
+  DATA_STREAM_PROTOCOL,
   DataHttpClient,
+  DEFAULT_MAX_REQUEST_BYTES,
+  StreamClient,
+  StreamUnsupported,
+  decodeDataAnswer,
+  encodeDataCall,
+  parseJsonAnswer,
+  type DataCallRoute,
   decodeFrame,
   FRAME_CONTENT_TYPE,
   isNetworkError,
@@ -16,6 +29,7 @@ import {
   TesseraError,
   type DataAnswer,
   type TlsClientOptions,
+  BROKER_ROUTES,
   type RequestOptions,
 } from '@tessera/protocol';
 import { type Credentials, TokenSource } from './credentials.js';
@@ -27,7 +41,14 @@ export interface ConnectionOptions {
   credentials?: Credentials;
   /** What the services' certificates must chain to (https URLs); without it, the system CAs. */
   tls?: TlsClientOptions;
+  /** How produce, fetch and commit reach a broker: a kept-open data stream (default) or HTTP requests. */
+  transport?: DataTransport;
 }
+
+export type DataTransport = 'stream' | 'http';
+
+/** How long a broker that offered no data stream is sent HTTP requests before it is asked again. */
+const STREAM_RETRY_MS = 60_000;
 
 export class Connection {
   readonly coordinatorUrl: string;
@@ -35,6 +56,9 @@ export class Connection {
   private readonly http: JsonHttpClient;
   private readonly tokens: TokenSource | undefined;
   private readonly data: DataHttpClient;
+  private readonly streams: StreamClient | undefined;
+  /** Brokers that offered no data stream, and until when (performance.now()) they get HTTP requests. */
+  private readonly httpOnlyUntil = new Map<string, number>();
   /** Broker URLs of routes without parameters (produce, fetch, commit, offsets), built once per broker. */
   private readonly routeUrls = new Map<string, string>();
 
@@ -44,6 +68,18 @@ export class Connection {
     this.http = new JsonHttpClient({ timeoutMs: options.requestTimeoutMs, tls: options.tls });
     this.data = new DataHttpClient({ timeoutMs: options.requestTimeoutMs, ...(options.tls ? { tls: options.tls } : {}) });
     this.tokens = options.credentials && new TokenSource(options.credentials, this.coordinatorUrl, this.http);
+    this.streams =
+      options.transport === 'http'
+        ? undefined
+        : new StreamClient({
+            name: 'data stream',
+            protocol: DATA_STREAM_PROTOCOL,
+            path: DATA_STREAM_PATH,
+            // A fetch answer holds at most the fetch's byte budget and one batch beyond it.
+            maxAnswerBytes: 2 * DEFAULT_MAX_REQUEST_BYTES,
+            headers: () => ({ 'user-agent': 'tessera-client' }),
+            ...(options.tls ? { tls: options.tls } : {}),
+          });
   }
 
   /** Calls the coordinator; `route` is a template from COORDINATOR_ROUTES filled with `params`. */
@@ -65,6 +101,10 @@ export class Connection {
   /** POSTs JSON to a broker at `brokerUrl`; a call without an answer becomes UNAVAILABLE or TIMEOUT naming the broker. */
   async broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
     try {
+      if (route === BROKER_ROUTES.commit && this.streamsTo(brokerUrl)) {
+        const answer = await this.streamed(brokerUrl, route, [Buffer.from(JSON.stringify(body), 'utf8')], options);
+        if (answer !== undefined) return parseStreamJson<T>(answer, brokerUrl, route);
+      }
       return await this.authenticated((headers) => this.data.postJson<T>(this.brokerRouteUrl(brokerUrl, route, params), body, { ...options, ...(headers ? { headers } : {}) }));
     } catch (error) {
       throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
@@ -73,6 +113,15 @@ export class Connection {
 
   /** POSTs a frame (the chunks of `encodeFrame`) to a broker and parses its JSON answer. */
   async brokerFrame<T>(brokerUrl: string, route: string, chunks: readonly Buffer[], options: RequestOptions = {}): Promise<T> {
+    if (route === BROKER_ROUTES.produceBatches && this.streamsTo(brokerUrl)) {
+      let answer: { status: number; kind: number; payload: Buffer } | undefined;
+      try {
+        answer = await this.streamed(brokerUrl, route, chunks, options);
+      } catch (error) {
+        throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
+      }
+      if (answer !== undefined) return parseStreamJson<T>(answer, brokerUrl, route);
+    }
     const url = this.brokerRouteUrl(brokerUrl, route);
     let answer: DataAnswer;
     try {
@@ -97,6 +146,19 @@ export class Connection {
     body: unknown,
     options: RequestOptions = {},
   ): Promise<{ head: unknown; tail: Buffer }> {
+    if (route === BROKER_ROUTES.fetch && this.streamsTo(brokerUrl)) {
+      let answer: { status: number; kind: number; payload: Buffer } | undefined;
+      try {
+        answer = await this.streamed(brokerUrl, route, [Buffer.from(JSON.stringify(body), 'utf8')], options);
+      } catch (error) {
+        throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
+      }
+      if (answer !== undefined) {
+        if (answer.status >= 400 || answer.kind !== DATA_ANSWER_FRAME) parseStreamJson(answer, brokerUrl, route);
+        if (answer.kind !== DATA_ANSWER_FRAME) throw new TesseraError('INTERNAL', `data stream to ${brokerUrl}: ${route} answered JSON instead of a frame`);
+        return decodeFrame(answer.payload);
+      }
+    }
     const url = this.brokerRouteUrl(brokerUrl, route);
     let answer: DataAnswer;
     try {
@@ -129,7 +191,41 @@ export class Connection {
     return url;
   }
 
+  /** Whether calls to the broker at `brokerUrl` go over its data stream now. */
+  private streamsTo(brokerUrl: string): boolean {
+    if (this.streams === undefined) return false;
+    const until = this.httpOnlyUntil.get(brokerUrl);
+    if (until === undefined) return true;
+    if (performance.now() < until) return false;
+    this.httpOnlyUntil.delete(brokerUrl);
+    return true;
+  }
+
+  /**
+   * One call over the broker's data stream, authenticated as HTTP calls are (a 401 gets one more
+   * try with a new token, on a new connection). Undefined when the broker offers no stream:
+   * the caller sends an HTTP request instead.
+   */
+  private async streamed(brokerUrl: string, route: DataCallRoute, payload: readonly Buffer[], options: RequestOptions): Promise<{ status: number; kind: number; payload: Buffer } | undefined> {
+    const streams = this.streams!;
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    try {
+      return await this.authenticated(async (headers) => {
+        const answer = decodeDataAnswer(await streams.call(brokerUrl, encodeDataCall(route, payload), timeoutMs, headers?.authorization, options.signal));
+        // A refusal for the credential goes through authenticated(), which may try a new token.
+        if (answer.status === 401) parseStreamJson(answer, brokerUrl, route);
+        return answer;
+      });
+    } catch (error) {
+      if (!(error instanceof StreamUnsupported)) throw error;
+      if (this.httpOnlyUntil.size >= 4_096) this.httpOnlyUntil.clear();
+      this.httpOnlyUntil.set(brokerUrl, performance.now() + STREAM_RETRY_MS);
+      return undefined;
+    }
+  }
+
   async close(): Promise<void> {
+    this.streams?.close();
     this.http.close();
     await this.data.close();
   }
@@ -148,6 +244,12 @@ export class Connection {
       return call(await this.tokens.header());
     }
   }
+}
+
+/** A data stream answer's JSON, or the TesseraError its error body carries (as parseJsonAnswer does for HTTP). */
+function parseStreamJson<T>(answer: { status: number; kind: number; payload: Buffer }, brokerUrl: string, route: string): T {
+  if (answer.kind === DATA_ANSWER_FRAME) throw new TesseraError('INTERNAL', `data stream to ${brokerUrl}: ${route} answered a frame instead of JSON`);
+  return parseJsonAnswer<T>(answer.status, answer.payload.toString('utf8'), 'STREAM', brokerUrl + route);
 }
 
 /** An unanswered coordinator call becomes UNAVAILABLE (retriable) with the network code in the message. */

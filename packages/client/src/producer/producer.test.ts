@@ -19,13 +19,32 @@ import {
 const FAST_RETRY = { initialMs: 1, maxMs: 10, jitter: 0 };
 afterEach(closeTestResources);
 
-function client(coordinator: StubServer, options: { metadataMaxAgeMs?: number } = {}): TesseraClient {
+function client(coordinator: StubServer, options: { metadataMaxAgeMs?: number; transport?: 'stream' | 'http' } = {}): TesseraClient {
   const c = new TesseraClient({ coordinator: coordinator.url, retry: FAST_RETRY, requestTimeoutMs: 2_000, ...options });
   closeAfterTest(() => c.close());
   return c;
 }
 
 describe('Producer', () => {
+  it('sends HTTP requests to a broker that offers no data stream, asking for one once, and never with transport http', async () => {
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    // A broker of an earlier release: no such route, so the upgrade is answered 404.
+    broker.on('GET', '/data-stream', () => errorAnswer('NOT_FOUND', 'no route GET /data-stream'));
+    const logs = storingBroker(broker);
+    const producer = client(coordinator).producer();
+    for (let i = 0; i < 3; i++) await producer.send({ topic: 't', value: `v${i}` });
+    expect(logs.get(0)!.map((r) => r.value)).toEqual(['v0', 'v1', 'v2']);
+    expect(broker.calls('GET', '/data-stream')).toHaveLength(1);
+    expect(broker.calls('POST', '/produce')).toHaveLength(3);
+
+    const overHttp = client(coordinator, { transport: 'http' }).producer();
+    await overHttp.send({ topic: 't', value: 'v3' });
+    expect(broker.calls('GET', '/data-stream')).toHaveLength(1);
+    expect(broker.calls('POST', '/produce')).toHaveLength(4);
+  });
+
   it('batches concurrent sends into few requests per partition, routed by key hash, offsets in send order', async () => {
     // Proves batching and routing: 300 keyed sends issued at once arrive as a handful of requests per partition.
     const coordinator = await stub('coordinator');

@@ -15,6 +15,7 @@ import {
 import { createHttpService, createLogger } from '@tessera/service';
 import type { ReplicationTransport } from '../../config.js';
 import type { PushHead } from '../ports.js';
+import { routeUpgrades } from '../../http/upgrades.js';
 import { ReplicationStreamServer } from '../stream/stream-server.js';
 import { PairExchanges } from './exchange.js';
 
@@ -52,7 +53,7 @@ async function follower(options: { stream: boolean; older?: boolean }) {
   const server = await service.listen(0, '127.0.0.1');
   cleanups.push(() => service.close());
   if (options.stream) {
-    const streams = new ReplicationStreamServer(server, {
+    const streams = new ReplicationStreamServer({
       secrets: [SECRET],
       maxMessageBytes: 1 << 20,
       logger,
@@ -64,6 +65,7 @@ async function follower(options: { stream: boolean; older?: boolean }) {
         return answer(frame);
       },
     });
+    routeUpgrades(server, [streams]);
     cleanups.push(() => streams.close());
   }
   return {

@@ -9,7 +9,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CLUSTER_AUTH_HEADER, ClusterSigner, TesseraError, isRetriable } from '@tessera/protocol';
 import { createLogger } from '@tessera/service';
 import type { Duplex } from 'node:stream';
-import { MAC_BYTES, MessageReader, REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, STREAM_NONCE_HEADER, StreamMac, encodeMessage } from './framing.js';
+import { MAC_BYTES, MessageReader, encodeMessage } from '@tessera/protocol';
+import { routeUpgrades } from '../../http/upgrades.js';
+import { REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, STREAM_NONCE_HEADER, StreamMac } from './framing.js';
 import { ReplicationStreamClient, StreamUnsupported } from './stream-client.js';
 import { ReplicationStreamServer } from './stream-server.js';
 
@@ -31,7 +33,7 @@ async function listen(server: http.Server): Promise<string> {
 async function streamServer(delayMs: (frame: string) => number = () => 0, maxMessageBytes = 1 << 20, secrets: string[] | null = [SECRET]) {
   const server = http.createServer((_request, response) => response.writeHead(404).end());
   const authFailures: string[] = [];
-  const streams = new ReplicationStreamServer(server, {
+  const streams = new ReplicationStreamServer({
     onAuthFailure: (reason) => authFailures.push(reason),
     secrets: secrets ?? undefined,
     maxMessageBytes,
@@ -48,6 +50,7 @@ async function streamServer(delayMs: (frame: string) => number = () => 0, maxMes
       return { echo: text };
     },
   });
+  routeUpgrades(server, [streams]);
   const url = await listen(server);
   cleanups.push(() => streams.close());
   return { url, streams, authFailures };

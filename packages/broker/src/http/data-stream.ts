@@ -1,0 +1,179 @@
+/**
+ * The broker's end of the clients' data stream (`@tessera/protocol`, data-stream.ts): produce,
+ * fetch and commit on a kept-open connection, with exactly what the HTTP routes do. Each call
+ * is checked like the HTTP request it stands for: the caller is identified again from the
+ * upgrade's credential (a token that expired, or whose principal was removed or given a new
+ * secret, is refused from then on, as over HTTP) and the route's access rule decides; its
+ * answer carries the status and body the route would have answered, and its duration is
+ * observed as `method="STREAM"` with the route. A credential already bad at the upgrade is
+ * refused there, with the HTTP error body.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  DATA_ANSWER_FRAME,
+  DATA_ANSWER_JSON,
+  DATA_CALL_ROUTES,
+  DATA_STREAM_PATH,
+  DATA_STREAM_PROTOCOL,
+  BROKER_ROUTES,
+  InvariantError,
+  TesseraError,
+  acceptUpgrade,
+  encodeDataAnswer,
+  refuseUpgrade,
+  serveStream,
+  type DataCallRoute,
+} from '@tessera/protocol';
+import { checkAccess, refusalOf, type AccessControl, type Caller, type Logger, type ServiceMetrics } from '@tessera/service';
+import { commitOffsets } from '../groups/commit-handler.js';
+import type { FetchHandler } from '../fetch/fetch-handler.js';
+import { produceBatches } from '../produce/produce-handler.js';
+import type { HandlerDeps } from './deps.js';
+import { StreamSockets, type UpgradeTarget } from './upgrades.js';
+
+export interface DataStreamOptions {
+  deps: HandlerDeps;
+  fetch: FetchHandler;
+  /** Who may call what (the HTTP edge's); undefined: everyone may (an embedded broker in a test). */
+  access: AccessControl | undefined;
+  metrics: ServiceMetrics;
+  /** True without cluster secrets: no caller can be told to be a member (as on the HTTP edge). */
+  membersUnchecked: boolean;
+  /** The largest request, as for HTTP request bodies. */
+  maxMessageBytes: number;
+  logger: Logger;
+  onInvariantBroken: (error: Error) => void;
+}
+
+/** A client connection that sends nothing for this long is closed (the client opens a new one when it needs one). */
+const IDLE_TIMEOUT_MS = 5 * 60_000;
+/**
+ * Calls served at once on one connection; reading pauses beyond it. A client has one produce
+ * per broker, a fetch per consumer and a commit in flight, so this bounds only abuse.
+ */
+const MAX_IN_FLIGHT = 256;
+
+export class DataStreamServer implements UpgradeTarget {
+  readonly path = DATA_STREAM_PATH;
+  readonly protocol = DATA_STREAM_PROTOCOL;
+  private readonly sockets = new StreamSockets();
+
+  constructor(private readonly options: DataStreamOptions) {}
+
+  close(): void {
+    this.sockets.close();
+  }
+
+  accept(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    void this.identify(request).then(
+      () => {
+        if (socket.destroyed) return;
+        acceptUpgrade(socket, DATA_STREAM_PROTOCOL);
+        this.sockets.add(socket);
+        const gone = new Gone(socket);
+        serveStream(socket, head, {
+          maxMessageBytes: this.options.maxMessageBytes + 1,
+          maxInFlight: MAX_IN_FLIGHT,
+          idleTimeoutMs: IDLE_TIMEOUT_MS,
+          serve: (_id, body) => this.serve(request, gone, body),
+          onBadMessage: (reason, detail) => this.options.logger.info({ reason, detail }, 'data stream closed: a bad message'),
+        });
+      },
+      (error: unknown) => refuseUpgrade(socket, refusalOf(error, this.options.logger, 'GET', DATA_STREAM_PATH)),
+    );
+  }
+
+  /** The upgrade's caller, so a bad credential is refused before the stream opens. */
+  private async identify(request: IncomingMessage): Promise<Caller> {
+    return this.caller(request, undefined, undefined, undefined);
+  }
+
+  /** Identifies the caller from the upgrade's headers and applies `route`'s rule (none: identify only). */
+  private async caller(request: IncomingMessage, route: DataCallRoute | undefined, body: unknown, frame: Buffer | undefined): Promise<Caller> {
+    const { access } = this.options;
+    if (access === undefined) return { kind: 'anonymous' };
+    if (route === undefined) {
+      // Identification only: the rule of a route decides per call.
+      return checkAccess({ identify: access.identify, authorize: () => undefined }, this.options.metrics, this.accessRequest(request, undefined, undefined, undefined));
+    }
+    return checkAccess(access, this.options.metrics, this.accessRequest(request, route, body, frame));
+  }
+
+  private accessRequest(request: IncomingMessage, route: DataCallRoute | undefined, body: unknown, frame: Buffer | undefined) {
+    return {
+      method: route === undefined ? 'GET' : 'POST',
+      route: route ?? DATA_STREAM_PATH,
+      params: {},
+      headers: request.headers,
+      body,
+      frame,
+      member: undefined,
+      membersUnchecked: this.options.membersUnchecked,
+    };
+  }
+
+  private async serve(request: IncomingMessage, gone: Gone, message: Buffer): Promise<Buffer[] | undefined> {
+    const route = message.length > 0 ? DATA_CALL_ROUTES.get(message[0]!) : undefined;
+    const stop = this.options.metrics.requestDuration.startTimer();
+    let status = 200;
+    try {
+      if (route === undefined) throw new TesseraError('INVALID_REQUEST', `unknown data stream call ${message.length > 0 ? message[0] : '(empty message)'}`);
+      const payload = message.subarray(1);
+      if (route === BROKER_ROUTES.produceBatches) {
+        const caller = await this.caller(request, route, undefined, payload);
+        return json(await produceBatches(this.options.deps, payload, caller, this.options.membersUnchecked));
+      }
+      const body = parseJson(payload);
+      await this.caller(request, route, body, undefined);
+      if (route === BROKER_ROUTES.commit) return json(await commitOffsets(this.options.deps, body));
+      const answer = await this.options.fetch.fetch(body, true, (finish) => gone.subscribe(finish));
+      return 'frame' in answer ? encodeDataAnswer(200, DATA_ANSWER_FRAME, answer.frame) : json(answer.json);
+    } catch (error) {
+      if (error instanceof InvariantError) {
+        this.options.onInvariantBroken(error);
+        return undefined;
+      }
+      const refusal = refusalOf(error, this.options.logger, 'STREAM', route ?? DATA_STREAM_PATH);
+      status = refusal.status;
+      return encodeDataAnswer(status, DATA_ANSWER_JSON, [Buffer.from(JSON.stringify(refusal.toBody()), 'utf8')]);
+    } finally {
+      stop({ method: 'STREAM', route: route ?? 'unmatched', status: String(status) });
+    }
+  }
+}
+
+/** Tells the long polls of one connection that it closed (one listener on the socket, however many polls wait). */
+class Gone {
+  private readonly waiting = new Set<() => void>();
+  private closed = false;
+
+  constructor(socket: Duplex) {
+    socket.once('close', () => {
+      this.closed = true;
+      for (const finish of this.waiting) finish();
+      this.waiting.clear();
+    });
+  }
+
+  subscribe(finish: () => void): () => void {
+    if (this.closed) {
+      queueMicrotask(finish);
+      return () => undefined;
+    }
+    this.waiting.add(finish);
+    return () => this.waiting.delete(finish);
+  }
+}
+
+function json(answer: unknown): Buffer[] {
+  return encodeDataAnswer(200, DATA_ANSWER_JSON, [Buffer.from(JSON.stringify(answer), 'utf8')]);
+}
+
+function parseJson(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8'));
+  } catch (error) {
+    throw new TesseraError('INVALID_REQUEST', `request body is not valid JSON: ${(error as Error).message}`);
+  }
+}
