@@ -13,9 +13,9 @@ afterEach(async () => {
 });
 
 describe('a three-broker cluster', () => {
-  it('delivers every acknowledged record once per group, in key order, with partitions shared by members', async () => {
-    cluster = await startCluster({ name: 'groups' });
-    const client = cluster.client();
+  it.each(['stream', 'http'] as const)('delivers every acknowledged record once per group, in key order, with partitions shared by members (data transport %s)', async (transport) => {
+    cluster = await startCluster({ name: `groups-${transport}` });
+    const client = cluster.client({ transport });
     const topic = await createTopic(client, 6);
 
     const history = new History();
@@ -49,6 +49,17 @@ describe('a three-broker cluster', () => {
 
     await Promise.all([memberA1.close(), memberA2.close(), memberB.close()]);
     await Promise.all(consuming);
+
+    // The records went the way asked: on the brokers' data streams, or as HTTP requests.
+    let streamed = 0;
+    let posted = 0;
+    for (const broker of cluster.brokers.values()) {
+      const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+      streamed += sumOf(metrics, 'method="STREAM",route="/produce"') + sumOf(metrics, 'method="STREAM",route="/fetch"') + sumOf(metrics, 'method="STREAM",route="/commit"');
+      posted += sumOf(metrics, 'method="POST",route="/produce"') + sumOf(metrics, 'method="POST",route="/fetch"') + sumOf(metrics, 'method="POST",route="/commit"');
+    }
+    expect(transport === 'stream' ? streamed : posted).toBeGreaterThan(0);
+    expect(transport === 'stream' ? posted : streamed).toBe(0);
   });
 
   it('keeps producing without loss after the secondary of a partition is killed, and re-syncs it on restart', async () => {
@@ -169,3 +180,12 @@ describe('a three-broker cluster', () => {
     });
   });
 });
+
+/** The sum of `tessera_broker_request_duration_seconds_count` over the series whose labels start with `labels`. */
+function sumOf(metrics: string, labels: string): number {
+  let sum = 0;
+  for (const line of metrics.split('\n')) {
+    if (line.startsWith(`tessera_broker_request_duration_seconds_count{${labels},`)) sum += Number(line.split(' ').pop());
+  }
+  return sum;
+}

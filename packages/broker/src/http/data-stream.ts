@@ -53,6 +53,8 @@ const IDLE_TIMEOUT_MS = 5 * 60_000;
  * per broker, a fetch per consumer and a commit in flight, so this bounds only abuse.
  */
 const MAX_IN_FLIGHT = 256;
+/** Requests of the largest size served at once on one connection (their bytes bound the memory it holds). */
+const MAX_IN_FLIGHT_MESSAGES_OF_MAX_SIZE = 4;
 
 export class DataStreamServer implements UpgradeTarget {
   readonly path = DATA_STREAM_PATH;
@@ -75,6 +77,7 @@ export class DataStreamServer implements UpgradeTarget {
         serveStream(socket, head, {
           maxMessageBytes: this.options.maxMessageBytes + 1,
           maxInFlight: MAX_IN_FLIGHT,
+          maxInFlightBytes: MAX_IN_FLIGHT_MESSAGES_OF_MAX_SIZE * this.options.maxMessageBytes,
           idleTimeoutMs: IDLE_TIMEOUT_MS,
           serve: (_id, body) => this.serve(request, gone, body),
           onBadMessage: (reason, detail) => this.options.logger.info({ reason, detail }, 'data stream closed: a bad message'),

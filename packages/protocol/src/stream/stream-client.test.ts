@@ -15,7 +15,7 @@ afterEach(async () => {
 });
 
 /** A server whose stream answers each body with itself after `delayMs`, and records each upgrade's credential. */
-async function echoServer(delayMs = 0, maxInFlight = 64) {
+async function echoServer(delayMs = 0, maxInFlight = 64, maxInFlightBytes = 1 << 20) {
   const seen = { credentials: [] as Array<string | undefined>, closed: 0, serving: 0, mostServing: 0 };
   const server = http.createServer((_request, response) => response.writeHead(404).end());
   const sockets = new Set<Duplex>();
@@ -27,6 +27,7 @@ async function echoServer(delayMs = 0, maxInFlight = 64) {
     serveStream(socket, head, {
       maxMessageBytes: 1 << 20,
       maxInFlight,
+      maxInFlightBytes,
       idleTimeoutMs: 60_000,
       serve: async (_id, body) => {
         seen.serving++;
@@ -76,6 +77,14 @@ describe('StreamClient', () => {
     const { url, seen, streams } = await echoServer(10, 2);
     const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => streams.call(url, [Buffer.from(`m${i}`)], 5_000)));
     expect(answers.map(String)).toEqual(Array.from({ length: 12 }, (_, i) => `m${i}`));
+    expect(seen.mostServing).toBe(2);
+  });
+
+  it('never serves more bytes of one connection at once than its bound, and serves a request larger than the bound alone', async () => {
+    const { url, seen, streams } = await echoServer(10, 64, 2_500);
+    const bodies = [...Array.from({ length: 6 }, (_, i) => Buffer.alloc(1_000, i)), Buffer.alloc(4_000, 9)];
+    const answers = await Promise.all(bodies.map((body) => streams.call(url, [body], 5_000)));
+    answers.forEach((answer, i) => expect(answer.equals(bodies[i]!)).toBe(true));
     expect(seen.mostServing).toBe(2);
   });
 });

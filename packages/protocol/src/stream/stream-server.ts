@@ -2,9 +2,9 @@
  * The serving end of a stream (framing.ts): after the 101 answer to an upgrade, every message
  * read is one request, served side by side with the others, and answered with its id.
  *
- * Bounds: at most `maxInFlight` requests are served at once on a connection (what is read
- * beyond that waits, and reading pauses until it is served, so a client cannot pile up work by
- * pipelining); a connection that sends
+ * Bounds: at most `maxInFlight` requests, of at most `maxInFlightBytes` together, are served at
+ * once on a connection (what is read beyond that waits, and reading pauses until it is served,
+ * so a client cannot pile up work or memory by pipelining); a connection that sends
  * nothing for `idleTimeoutMs` is closed; a message larger than `maxMessageBytes`, bytes that are
  * not a message, a sealed message that fails its check, or a request id that does not grow
  * close the connection (one whose bytes cannot be trusted any more).
@@ -18,6 +18,8 @@ export interface StreamSessionOptions {
   /** Checks each request's MAC and signs each answer; undefined: messages carry none. */
   seal?: MessageSeal;
   maxInFlight: number;
+  /** Most bytes of requests served at once on the connection (one request is always served, whatever its size). */
+  maxInFlightBytes: number;
   idleTimeoutMs: number;
   /** Serves one request; resolves with its answer's chunks, or undefined to send none (the service is stopping). */
   serve(id: number, body: Buffer): Promise<readonly Buffer[] | undefined>;
@@ -52,11 +54,15 @@ export function serveStream(socket: Duplex, head: Buffer, options: StreamSession
   const reader = new MessageReader(options.maxMessageBytes, seal === undefined ? 0 : MAC_BYTES);
   let lastId = 0;
   let inFlight = 0;
+  let inFlightBytes = 0;
   /** Requests read while `maxInFlight` were served (reading is paused until they are all taken). */
   let backlog: Array<{ id: number; body: Buffer }> = [];
 
+  const hasRoom = (bytes: number) => inFlight === 0 || (inFlight < options.maxInFlight && inFlightBytes + bytes <= options.maxInFlightBytes);
+
   const start = (id: number, body: Buffer) => {
     inFlight++;
+    inFlightBytes += body.length;
     void answer(id, body);
   };
 
@@ -69,7 +75,8 @@ export function serveStream(socket: Duplex, head: Buffer, options: StreamSession
       return;
     } finally {
       inFlight--;
-      if (backlog.length > 0 && !socket.destroyed) {
+      inFlightBytes -= body.length;
+      while (backlog.length > 0 && !socket.destroyed && hasRoom(backlog[0]!.body.length)) {
         const next = backlog.shift()!;
         start(next.id, next.body);
         if (backlog.length === 0) socket.resume();
@@ -99,7 +106,7 @@ export function serveStream(socket: Duplex, head: Buffer, options: StreamSession
         return;
       }
       lastId = message.id;
-      if (inFlight < options.maxInFlight && backlog.length === 0) {
+      if (backlog.length === 0 && hasRoom(message.body.length)) {
         start(message.id, message.body);
       } else {
         backlog.push(message);

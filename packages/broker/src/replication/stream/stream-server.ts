@@ -46,6 +46,8 @@ export interface StreamServerOptions {
 const IDLE_TIMEOUT_MS = 5 * 60_000;
 /** Exchanges served at once on one connection (a leader has at most one push per partition in flight). */
 const MAX_IN_FLIGHT = 1_024;
+/** Requests of the largest size served at once on one connection (their bytes bound the memory it holds). */
+const MAX_IN_FLIGHT_MESSAGES_OF_MAX_SIZE = 4;
 
 export class ReplicationStreamServer {
   readonly path = REPLICATION_STREAM_PATH;
@@ -83,6 +85,7 @@ export class ReplicationStreamServer {
       maxMessageBytes: this.options.maxMessageBytes,
       ...(seal ? { seal } : {}),
       maxInFlight: MAX_IN_FLIGHT,
+      maxInFlightBytes: MAX_IN_FLIGHT_MESSAGES_OF_MAX_SIZE * this.options.maxMessageBytes,
       idleTimeoutMs: IDLE_TIMEOUT_MS,
       serve: (_id, frame) => this.serve(frame),
       onBadMessage: (reason, detail) => {
