@@ -9,6 +9,7 @@
  * service, so a user sees what is wrong.
  */
 import {
+  BROKER_ROUTES,
   DATA_ANSWER_FRAME,
   DATA_STREAM_PATH,
   DATA_STREAM_PROTOCOL,
@@ -29,7 +30,6 @@ import {
   TesseraError,
   type DataAnswer,
   type TlsClientOptions,
-  BROKER_ROUTES,
   type RequestOptions,
 } from '@tessera/protocol';
 import { type Credentials, TokenSource } from './credentials.js';
@@ -101,7 +101,7 @@ export class Connection {
   /** POSTs JSON to a broker at `brokerUrl`; a call without an answer becomes UNAVAILABLE or TIMEOUT naming the broker. */
   async broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
     try {
-      if (route === BROKER_ROUTES.commit && this.streamsTo(brokerUrl)) {
+      if (route === BROKER_ROUTES.commit) {
         const answer = await this.streamed(brokerUrl, route, [Buffer.from(JSON.stringify(body), 'utf8')], options);
         if (answer !== undefined) return parseStreamJson<T>(answer, brokerUrl, route);
       }
@@ -113,13 +113,8 @@ export class Connection {
 
   /** POSTs a frame (the chunks of `encodeFrame`) to a broker and parses its JSON answer. */
   async brokerFrame<T>(brokerUrl: string, route: string, chunks: readonly Buffer[], options: RequestOptions = {}): Promise<T> {
-    if (route === BROKER_ROUTES.produceBatches && this.streamsTo(brokerUrl)) {
-      let answer: { status: number; kind: number; payload: Buffer } | undefined;
-      try {
-        answer = await this.streamed(brokerUrl, route, chunks, options);
-      } catch (error) {
-        throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
-      }
+    if (route === BROKER_ROUTES.produceBatches) {
+      const answer = await this.streamed(brokerUrl, route, chunks, options);
       if (answer !== undefined) return parseStreamJson<T>(answer, brokerUrl, route);
     }
     const url = this.brokerRouteUrl(brokerUrl, route);
@@ -146,16 +141,14 @@ export class Connection {
     body: unknown,
     options: RequestOptions = {},
   ): Promise<{ head: unknown; tail: Buffer }> {
-    if (route === BROKER_ROUTES.fetch && this.streamsTo(brokerUrl)) {
-      let answer: { status: number; kind: number; payload: Buffer } | undefined;
-      try {
-        answer = await this.streamed(brokerUrl, route, [Buffer.from(JSON.stringify(body), 'utf8')], options);
-      } catch (error) {
-        throw brokerError(error, brokerUrl, options.timeoutMs ?? this.requestTimeoutMs);
-      }
+    if (route === BROKER_ROUTES.fetch) {
+      const answer = await this.streamed(brokerUrl, route, [Buffer.from(JSON.stringify(body), 'utf8')], options);
       if (answer !== undefined) {
-        if (answer.status >= 400 || answer.kind !== DATA_ANSWER_FRAME) parseStreamJson(answer, brokerUrl, route);
-        if (answer.kind !== DATA_ANSWER_FRAME) throw new TesseraError('INTERNAL', `data stream to ${brokerUrl}: ${route} answered JSON instead of a frame`);
+        // An error's body becomes its TesseraError; a JSON answer where a frame belongs is the broker's fault.
+        if (answer.kind !== DATA_ANSWER_FRAME) parseStreamJson(answer, brokerUrl, route);
+        if (answer.status >= 400 || answer.kind !== DATA_ANSWER_FRAME) {
+          throw new TesseraError('INTERNAL', `data stream to ${brokerUrl}: ${route} answered ${answer.status} with ${answer.kind === DATA_ANSWER_FRAME ? 'a frame' : 'JSON'}`);
+        }
         return decodeFrame(answer.payload);
       }
     }
@@ -191,9 +184,8 @@ export class Connection {
     return url;
   }
 
-  /** Whether calls to the broker at `brokerUrl` go over its data stream now. */
+  /** Whether calls to the broker at `brokerUrl` go over its data stream now (it was not found without one lately). */
   private streamsTo(brokerUrl: string): boolean {
-    if (this.streams === undefined) return false;
     const until = this.httpOnlyUntil.get(brokerUrl);
     if (until === undefined) return true;
     if (performance.now() < until) return false;
@@ -203,11 +195,13 @@ export class Connection {
 
   /**
    * One call over the broker's data stream, authenticated as HTTP calls are (a 401 gets one more
-   * try with a new token, on a new connection). Undefined when the broker offers no stream:
-   * the caller sends an HTTP request instead.
+   * try with a new token, on a new connection); no answer becomes UNAVAILABLE or TIMEOUT naming
+   * the broker. Undefined when this client sends HTTP requests to that broker (transport http,
+   * or a broker that offers no stream): the caller sends one.
    */
   private async streamed(brokerUrl: string, route: DataCallRoute, payload: readonly Buffer[], options: RequestOptions): Promise<{ status: number; kind: number; payload: Buffer } | undefined> {
-    const streams = this.streams!;
+    const streams = this.streams;
+    if (streams === undefined || !this.streamsTo(brokerUrl)) return undefined;
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
     try {
       return await this.authenticated(async (headers) => {
@@ -217,7 +211,7 @@ export class Connection {
         return answer;
       });
     } catch (error) {
-      if (!(error instanceof StreamUnsupported)) throw error;
+      if (!(error instanceof StreamUnsupported)) throw brokerError(error, brokerUrl, timeoutMs);
       if (this.httpOnlyUntil.size >= 4_096) this.httpOnlyUntil.clear();
       this.httpOnlyUntil.set(brokerUrl, performance.now() + STREAM_RETRY_MS);
       return undefined;
