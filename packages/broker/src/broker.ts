@@ -171,6 +171,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const streams = new ReplicationStreamServer({
     secrets: config.clusterSecrets,
     maxMessageBytes: DEFAULT_MAX_REQUEST_BYTES,
+    ...(config.serverLimits?.requestTimeoutMs === undefined ? {} : { messageTimeoutMs: config.serverLimits.requestTimeoutMs }),
     handle: routes.replicate,
     onInvariantBroken: onFatal,
     logger,
@@ -185,6 +186,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     metrics: service.metrics,
     membersUnchecked: config.clusterSecrets === undefined,
     maxMessageBytes: DEFAULT_MAX_REQUEST_BYTES,
+    ...(config.serverLimits?.requestTimeoutMs === undefined ? {} : { messageTimeoutMs: config.serverLimits.requestTimeoutMs }),
     logger,
     onInvariantBroken: onFatal,
   });

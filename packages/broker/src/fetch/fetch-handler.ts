@@ -64,9 +64,15 @@ export class FetchHandler {
   /**
    * One fetch (`body`: a fetch request, not yet validated): the frame's chunks when `asFrame`,
    * else the JSON answer. `onGone` registers what to call when the caller goes away (a long
-   * poll stops waiting) and returns how to unregister it.
+   * poll stops waiting) and returns how to unregister it; `onWaiting` is told when the fetch
+   * starts its long poll.
    */
-  async fetch(body: unknown, asFrame: boolean, onGone: (finish: () => void) => () => void): Promise<{ frame: Buffer[] } | { json: unknown }> {
+  async fetch(
+    body: unknown,
+    asFrame: boolean,
+    onGone: (finish: () => void) => () => void,
+    onWaiting?: () => void,
+  ): Promise<{ frame: Buffer[] } | { json: unknown }> {
     const request = parseOrThrow(fetchRequest, body);
     const replicas = await findReplicas(this.deps, request.partitions);
     let reads = this.read(request, replicas);
@@ -74,6 +80,7 @@ export class FetchHandler {
     const idle = reads.every((p) => p.batches.length === 0 && p.error === undefined);
     if (idle && waitMs > 0 && this.pendingLongPolls < this.deps.limits.maxPendingFetches) {
       this.pendingLongPolls++;
+      onWaiting?.();
       try {
         await waitForChange(replicas.filter((r): r is Partition => r !== undefined), waitMs, onGone);
       } finally {

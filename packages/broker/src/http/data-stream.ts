@@ -25,7 +25,7 @@ import {
   serveStream,
   type DataCallRoute,
 } from '@tessera/protocol';
-import { checkAccess, refusalOf, type AccessControl, type Caller, type Logger, type ServiceMetrics } from '@tessera/service';
+import { DEFAULT_SERVER_LIMITS, checkAccess, refusalOf, type AccessControl, type Caller, type Logger, type ServiceMetrics } from '@tessera/service';
 import { commitOffsets } from '../groups/commit-handler.js';
 import type { FetchHandler } from '../fetch/fetch-handler.js';
 import { produceBatches } from '../produce/produce-handler.js';
@@ -42,6 +42,8 @@ export interface DataStreamOptions {
   membersUnchecked: boolean;
   /** The largest request, as for HTTP request bodies. */
   maxMessageBytes: number;
+  /** How long a message may take to arrive once begun, as an HTTP request (default: the HTTP edge's). */
+  messageTimeoutMs?: number;
   logger: Logger;
   onInvariantBroken: (error: Error) => void;
 }
@@ -49,10 +51,12 @@ export interface DataStreamOptions {
 /** A client connection that sends nothing for this long is closed (the client opens a new one when it needs one). */
 const IDLE_TIMEOUT_MS = 5 * 60_000;
 /**
- * Calls served at once on one connection; reading pauses beyond it. A client has one produce
- * per broker, a fetch per consumer and a commit in flight, so this bounds only abuse.
+ * Calls in service at once on one connection; reading pauses beyond it. A fetch waiting in its
+ * long poll does not count (the broker bounds those as a whole, `maxPendingFetches`): a client
+ * has one produce per broker and a commit per consumer in flight, and fetches that answer at
+ * once, so this bounds only abuse (with the bytes below: what a fetch reads counts until sent).
  */
-const MAX_IN_FLIGHT = 256;
+const MAX_IN_FLIGHT = 32;
 /** Requests of the largest size served at once on one connection (their bytes bound the memory it holds). */
 const MAX_IN_FLIGHT_MESSAGES_OF_MAX_SIZE = 4;
 
@@ -70,16 +74,17 @@ export class DataStreamServer implements UpgradeTarget {
   accept(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     void this.identify(request).then(
       () => {
-        if (socket.destroyed) return;
+        // A broker that began stopping meanwhile takes no new stream (add() closes it).
+        if (!this.sockets.add(socket)) return;
         acceptUpgrade(socket, DATA_STREAM_PROTOCOL);
-        this.sockets.add(socket);
         const gone = new Gone(socket);
         serveStream(socket, head, {
           maxMessageBytes: this.options.maxMessageBytes + 1,
           maxInFlight: MAX_IN_FLIGHT,
           maxInFlightBytes: MAX_IN_FLIGHT_MESSAGES_OF_MAX_SIZE * this.options.maxMessageBytes,
           idleTimeoutMs: IDLE_TIMEOUT_MS,
-          serve: (_id, body) => this.serve(request, gone, body),
+          messageTimeoutMs: this.options.messageTimeoutMs ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs,
+          serve: (_id, body, waiting) => this.serve(request, gone, body, waiting),
           onBadMessage: (reason, detail) => this.options.logger.info({ reason, detail }, 'data stream closed: a bad message'),
         });
       },
@@ -92,8 +97,12 @@ export class DataStreamServer implements UpgradeTarget {
     return this.caller(request, undefined, undefined, undefined);
   }
 
-  /** Identifies the caller from the upgrade's headers and applies `route`'s rule (none: identify only). */
-  private async caller(request: IncomingMessage, route: DataCallRoute | undefined, body: unknown, frame: Buffer | undefined): Promise<Caller> {
+  /**
+   * Identifies the caller from the upgrade's headers and applies `route`'s rule: undefined
+   * identifies only, null applies the rule of no route (an authenticated caller, as for an HTTP
+   * request to no route).
+   */
+  private async caller(request: IncomingMessage, route: DataCallRoute | null | undefined, body: unknown, frame: Buffer | undefined): Promise<Caller> {
     const { access } = this.options;
     if (access === undefined) return { kind: 'anonymous' };
     if (route === undefined) {
@@ -103,10 +112,10 @@ export class DataStreamServer implements UpgradeTarget {
     return checkAccess(access, this.options.metrics, this.accessRequest(request, route, body, frame));
   }
 
-  private accessRequest(request: IncomingMessage, route: DataCallRoute | undefined, body: unknown, frame: Buffer | undefined) {
+  private accessRequest(request: IncomingMessage, route: DataCallRoute | null | undefined, body: unknown, frame: Buffer | undefined) {
     return {
       method: route === undefined ? 'GET' : 'POST',
-      route: route ?? DATA_STREAM_PATH,
+      route: route === null ? undefined : (route ?? DATA_STREAM_PATH),
       params: {},
       headers: request.headers,
       body,
@@ -116,12 +125,16 @@ export class DataStreamServer implements UpgradeTarget {
     };
   }
 
-  private async serve(request: IncomingMessage, gone: Gone, message: Buffer): Promise<Buffer[] | undefined> {
+  private async serve(request: IncomingMessage, gone: Gone, message: Buffer, waiting: () => void): Promise<Buffer[] | undefined> {
     const route = message.length > 0 ? DATA_CALL_ROUTES.get(message[0]!) : undefined;
     const stop = this.options.metrics.requestDuration.startTimer();
     let status = 200;
     try {
-      if (route === undefined) throw new TesseraError('INVALID_REQUEST', `unknown data stream call ${message.length > 0 ? message[0] : '(empty message)'}`);
+      if (route === undefined) {
+        // As an HTTP request to no route: a caller that may not call at all hears that first.
+        await this.caller(request, null, undefined, undefined);
+        throw new TesseraError('INVALID_REQUEST', `unknown data stream call ${message.length > 0 ? message[0] : '(empty message)'}`);
+      }
       const payload = message.subarray(1);
       if (route === BROKER_ROUTES.produceBatches) {
         const caller = await this.caller(request, route, undefined, payload);
@@ -130,10 +143,11 @@ export class DataStreamServer implements UpgradeTarget {
       const body = parseJson(payload);
       await this.caller(request, route, body, undefined);
       if (route === BROKER_ROUTES.commit) return json(await commitOffsets(this.options.deps, body));
-      const answer = await this.options.fetch.fetch(body, true, (finish) => gone.subscribe(finish));
+      const answer = await this.options.fetch.fetch(body, true, (finish) => gone.subscribe(finish), waiting);
       return 'frame' in answer ? encodeDataAnswer(200, DATA_ANSWER_FRAME, answer.frame) : json(answer.json);
     } catch (error) {
       if (error instanceof InvariantError) {
+        status = 500;
         this.options.onInvariantBroken(error);
         return undefined;
       }

@@ -32,13 +32,21 @@ export function routeUpgrades(server: Server, targets: readonly UpgradeTarget[])
 /** The open sockets of one kind of stream, so a stopping broker can close them (the HTTP server waits for its connections). */
 export class StreamSockets {
   private readonly sockets = new Set<Duplex>();
+  private closed = false;
 
-  add(socket: Duplex): void {
+  /** Keeps `socket` to close with the others; false (and the socket destroyed) once they were closed, or when it is gone already. */
+  add(socket: Duplex): boolean {
+    if (this.closed || socket.destroyed) {
+      socket.destroy();
+      return false;
+    }
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
+    return true;
   }
 
   close(): void {
+    this.closed = true;
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
   }

@@ -29,10 +29,14 @@ export function encodeMessage(id: number, mac: Buffer | undefined, body: readonl
   return mac === undefined ? [head, ...body] : [head, mac, ...body];
 }
 
-/** Writes one message in one go (corked: its chunks leave in one write, not one packet each). */
-export function writeMessage(socket: Duplex, id: number, mac: Buffer | undefined, body: readonly Buffer[]): void {
+/**
+ * Writes one message in one go (corked: its chunks leave in one write, not one packet each);
+ * `onWritten` is called once all of it has been handed to the kernel (or the socket failed).
+ */
+export function writeMessage(socket: Duplex, id: number, mac: Buffer | undefined, body: readonly Buffer[], onWritten?: () => void): void {
+  const chunks = encodeMessage(id, mac, body);
   socket.cork();
-  for (const chunk of encodeMessage(id, mac, body)) socket.write(chunk);
+  chunks.forEach((chunk, i) => socket.write(chunk, i === chunks.length - 1 ? onWritten : undefined));
   socket.uncork();
 }
 
@@ -52,6 +56,11 @@ export class MessageTooLarge extends Error {
 export class MessageReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
+
+  /** True while part of a message has been read and the rest has not. */
+  get hasPartial(): boolean {
+    return this.buffered > 0;
+  }
   /** Bytes of the message being read (prefix included), once its prefix is known. */
   private needed: number | undefined;
 

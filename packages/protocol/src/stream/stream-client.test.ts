@@ -1,11 +1,15 @@
 // The generic stream on two real endpoints on loopback (a node:http server serving upgrades with
 // serveStream, and StreamClient): a call with another credential moves to a new connection and
-// the old one closes once answered, an aborted call rejects without harming the connection, and
-// a connection never has more requests served at once than its bound.
+// the old one closes once its calls are answered; an aborted call rejects without harming the
+// connection and its late answer is dropped; a connection never has more requests, or more
+// bytes, in service than its bounds, a long poll that says it waits gives its slot back, and a
+// peer that reads no answers stops having its requests read; an unfinished message closes the
+// connection in time.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { encodeMessage } from './framing.js';
 import { StreamClient } from './stream-client.js';
 import { acceptUpgrade, serveStream } from './stream-server.js';
 
@@ -14,9 +18,22 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A server whose stream answers each body with itself after `delayMs`, and records each upgrade's credential. */
-async function echoServer(delayMs = 0, maxInFlight = 64, maxInFlightBytes = 1 << 20) {
-  const seen = { credentials: [] as Array<string | undefined>, closed: 0, serving: 0, mostServing: 0 };
+interface EchoOptions {
+  /** How long the answer to `body` takes (default 0). */
+  delayMs?: (body: string) => number;
+  maxInFlight?: number;
+  maxInFlightBytes?: number;
+  messageTimeoutMs?: number;
+  /** What a "wait" body waits for before its answer. */
+  waitFor?: Promise<void>;
+}
+
+/**
+ * A server whose stream answers each body with itself, and records each upgrade's credential and
+ * what is in service. A body starting with "wait" says it waits (a long poll) before its delay.
+ */
+async function echoServer(options: EchoOptions = {}) {
+  const seen = { credentials: [] as Array<string | undefined>, closed: 0, served: 0, badMessages: [] as string[], serving: new Set<string>(), mostServing: 0, servedWith: new Map<string, string[]>() };
   const server = http.createServer((_request, response) => response.writeHead(404).end());
   const sockets = new Set<Duplex>();
   server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -26,17 +43,26 @@ async function echoServer(delayMs = 0, maxInFlight = 64, maxInFlightBytes = 1 <<
     acceptUpgrade(socket, 'test/1');
     serveStream(socket, head, {
       maxMessageBytes: 1 << 20,
-      maxInFlight,
-      maxInFlightBytes,
+      maxInFlight: options.maxInFlight ?? 64,
+      maxInFlightBytes: options.maxInFlightBytes ?? 1 << 20,
       idleTimeoutMs: 60_000,
-      serve: async (_id, body) => {
-        seen.serving++;
-        seen.mostServing = Math.max(seen.mostServing, seen.serving);
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-        seen.serving--;
+      messageTimeoutMs: options.messageTimeoutMs ?? 60_000,
+      serve: async (_id, body, waiting) => {
+        seen.served++;
+        const text = body.toString().slice(0, 20);
+        if (text.startsWith('wait')) {
+          waiting();
+          await options.waitFor;
+        } else {
+          seen.serving.add(text);
+          seen.mostServing = Math.max(seen.mostServing, seen.serving.size);
+          seen.servedWith.set(text, [...seen.serving].filter((other) => other !== text));
+        }
+        await new Promise((resolve) => setTimeout(resolve, options.delayMs?.(text) ?? 0));
+        seen.serving.delete(text);
         return [body];
       },
-      onBadMessage: () => undefined,
+      onBadMessage: (_reason, detail) => seen.badMessages.push(detail),
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -46,45 +72,93 @@ async function echoServer(delayMs = 0, maxInFlight = 64, maxInFlightBytes = 1 <<
   });
   const streams = new StreamClient({ name: 'test stream', protocol: 'test/1', path: '/stream', maxAnswerBytes: 1 << 20 });
   cleanups.push(() => streams.close());
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, streams };
+  const port = (server.address() as AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}`, port, seen, streams };
 }
 
-describe('StreamClient', () => {
+describe('StreamClient and serveStream', () => {
   it('opens a new connection for a new credential and closes the old one once its calls are answered', async () => {
-    const { url, seen, streams } = await echoServer(20);
-    const first = streams.call(url, [Buffer.from('one')], 2_000, 'Bearer a');
+    const { url, seen, streams } = await echoServer({ delayMs: (body) => (body === 'slow' ? 300 : 0) });
+    const slow = streams.call(url, [Buffer.from('slow')], 2_000, 'Bearer a');
     expect((await streams.call(url, [Buffer.from('two')], 2_000, 'Bearer a')).toString()).toBe('two');
-    const second = streams.call(url, [Buffer.from('three')], 2_000, 'Bearer b');
-    expect((await first).toString()).toBe('one');
-    expect((await second).toString()).toBe('three');
+    // The old connection still has "slow" in flight when the credential changes.
+    expect((await streams.call(url, [Buffer.from('three')], 2_000, 'Bearer b')).toString()).toBe('three');
+    expect(seen.closed).toBe(0);
+    expect((await slow).toString()).toBe('slow');
     expect(seen.credentials).toEqual(['Bearer a', 'Bearer b']);
     await expect.poll(() => seen.closed).toBe(1);
   });
 
-  it('rejects an aborted call with its reason and keeps serving the others on the connection', async () => {
-    const { url, seen, streams } = await echoServer(50);
+  it('rejects an aborted call with its reason, drops its late answer and keeps serving the connection', async () => {
+    const { url, seen, streams } = await echoServer({ delayMs: (body) => (body === 'abandoned' ? 150 : 0) });
+    expect((await streams.call(url, [Buffer.from('first')], 2_000)).toString()).toBe('first');
     const controller = new AbortController();
     const aborted = streams.call(url, [Buffer.from('abandoned')], 2_000, undefined, controller.signal);
-    const kept = streams.call(url, [Buffer.from('kept')], 2_000);
+    await new Promise((resolve) => setTimeout(resolve, 30)); // on the wire and in service
     controller.abort(new Error('consumer closed'));
     await expect(aborted).rejects.toThrow('consumer closed');
-    expect((await kept).toString()).toBe('kept');
+    await new Promise((resolve) => setTimeout(resolve, 200)); // its answer has come and gone
     expect((await streams.call(url, [Buffer.from('after')], 2_000)).toString()).toBe('after');
     expect(seen.credentials).toHaveLength(1);
+    expect(seen.closed).toBe(0);
   });
 
-  it('never serves more requests of one connection at once than its bound, and answers them all', async () => {
-    const { url, seen, streams } = await echoServer(10, 2);
+  it('never has more requests in service on a connection than its bound; a waiting request gives its slot back', async () => {
+    let release = () => undefined as void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const { url, seen, streams } = await echoServer({ delayMs: () => 10, maxInFlight: 2, waitFor: released });
+    // Four long polls first, answered only once the test says so: were they counted, nothing else could start.
+    const polls = Array.from({ length: 4 }, (_, i) => streams.call(url, [Buffer.from(`wait${i}`)], 5_000));
     const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => streams.call(url, [Buffer.from(`m${i}`)], 5_000)));
     expect(answers.map(String)).toEqual(Array.from({ length: 12 }, (_, i) => `m${i}`));
     expect(seen.mostServing).toBe(2);
+    release();
+    expect((await Promise.all(polls)).map(String)).toEqual(['wait0', 'wait1', 'wait2', 'wait3']);
   });
 
-  it('never serves more bytes of one connection at once than its bound, and serves a request larger than the bound alone', async () => {
-    const { url, seen, streams } = await echoServer(10, 64, 2_500);
-    const bodies = [...Array.from({ length: 6 }, (_, i) => Buffer.alloc(1_000, i)), Buffer.alloc(4_000, 9)];
+  it('never has more bytes in service than its bound, and serves a request larger than the bound alone', async () => {
+    const { url, seen, streams } = await echoServer({ delayMs: () => 20, maxInFlightBytes: 2_500 });
+    const bodies = [...Array.from({ length: 6 }, (_, i) => Buffer.alloc(1_000, 97 + i)), Buffer.alloc(4_000, 122)];
     const answers = await Promise.all(bodies.map((body) => streams.call(url, [body], 5_000)));
     answers.forEach((answer, i) => expect(answer.equals(bodies[i]!)).toBe(true));
     expect(seen.mostServing).toBe(2);
+    expect(seen.servedWith.get('z'.repeat(20))).toEqual([]);
+  });
+
+  it('stops serving a peer that reads none of its answers once they fill its bound', async () => {
+    const { port, seen } = await echoServer({ maxInFlightBytes: 64 * 1024 });
+    const socket = net.connect(port, '127.0.0.1');
+    cleanups.push(() => void socket.destroy());
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('GET /stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test/1\r\n\r\n');
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    socket.pause(); // reads nothing from now on
+    const body = Buffer.alloc(30 * 1024, 1);
+    for (let id = 1; id <= 2_000; id++) socket.write(Buffer.concat(encodeMessage(id, undefined, [body])));
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const servedAfterOneSecond = seen.served;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The kernel's buffers take some answers; after that the unsent ones hold the connection's
+    // bytes, and nothing more is served (without the bound all 2,000, 60 MB, would be).
+    expect(servedAfterOneSecond).toBeGreaterThan(0);
+    expect(servedAfterOneSecond).toBeLessThan(1_000);
+    expect(seen.served).toBe(servedAfterOneSecond);
+    // Reading again lets the rest through.
+    socket.resume();
+    await expect.poll(() => seen.served, { timeout: 10_000 }).toBe(2_000);
+  });
+
+  it('closes a connection whose message stays unfinished', async () => {
+    const { port, seen } = await echoServer({ messageTimeoutMs: 200 });
+    const socket = net.connect(port, '127.0.0.1');
+    cleanups.push(() => void socket.destroy());
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write('GET /stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test/1\r\n\r\n');
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    const message = Buffer.concat(encodeMessage(1, undefined, [Buffer.alloc(100, 1)]));
+    socket.write(message.subarray(0, 50)); // the rest never comes
+    await closed;
+    expect(seen.badMessages).toEqual(['a message unfinished after 200 ms']);
+    expect(seen.served).toBe(0);
   });
 });

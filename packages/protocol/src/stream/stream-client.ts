@@ -51,6 +51,7 @@ export class StreamUnsupported extends Error {
 
 export class StreamClient {
   private readonly connections = new Map<string, StreamConnection>();
+  private closed = false;
 
   constructor(private readonly options: StreamClientOptions) {}
 
@@ -60,6 +61,7 @@ export class StreamClient {
    * `signal` rejects the call with its reason (an answer that comes later is dropped).
    */
   call(baseUrl: string, body: readonly Buffer[], timeoutMs: number, credential?: string, signal?: AbortSignal): Promise<Buffer> {
+    if (this.closed) return Promise.reject(noAnswerError('ECONNRESET', `the ${this.options.name} client is closed`));
     let connection = this.connections.get(baseUrl);
     if (connection === undefined || !connection.takesCalls || connection.credential !== credential) {
       connection?.retire();
@@ -69,7 +71,9 @@ export class StreamClient {
     return connection.call(body, timeoutMs, signal);
   }
 
+  /** Fails every call in flight and refuses new ones. */
   close(): void {
+    this.closed = true;
     for (const connection of this.connections.values()) connection.close(noAnswerError('ECONNRESET', `the ${this.options.name} client closed`));
     this.connections.clear();
   }
@@ -117,7 +121,11 @@ class StreamConnection {
     if (!this.takesCalls) return Promise.reject(noAnswerError('ECONNRESET', `${this.options.name} to ${this.baseUrl} is closed`));
     const id = this.nextId++;
     return new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => this.close(noAnswerError('ETIMEDOUT', `${this.options.name} to ${this.baseUrl}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      // The connection may have lost bytes mid-message: every call on it fails, and the next opens a new one.
+      const timer = setTimeout(
+        () => this.close(noAnswerError('ETIMEDOUT', `${this.options.name} to ${this.baseUrl}: a call got no answer within ${timeoutMs} ms; the connection was closed`)),
+        timeoutMs,
+      );
       const call: Call = { resolve, reject, timer };
       if (signal !== undefined) {
         const onAbort = () => {

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CLUSTER_AUTH_HEADER, InvariantError, TesseraError, acceptUpgrade, refuseUpgrade, serveStream, verifyClusterAuth } from '@tessera/protocol';
-import type { Logger } from '@tessera/service';
+import { DEFAULT_SERVER_LIMITS, type Logger } from '@tessera/service';
 import { REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, STREAM_NONCE_HEADER, StreamMac } from './framing.js';
 import { StreamSockets } from '../../http/upgrades.js';
 
@@ -29,6 +29,8 @@ export interface StreamServerOptions {
   secrets: readonly string[] | undefined;
   /** The largest request body, as for HTTP requests. */
   maxMessageBytes: number;
+  /** How long a message may take to arrive once begun, as an HTTP request body (default: the HTTP edge's). */
+  messageTimeoutMs?: number;
   /** Applies one exchange (a replicate frame); its answer is sent back as JSON. */
   handle: (frame: Buffer) => Promise<unknown>;
   onInvariantBroken: (error: Error) => void;
@@ -79,14 +81,15 @@ export class ReplicationStreamServer {
       seal = new StreamMac(signed.secret, nonce);
       headers[STREAM_NONCE_HEADER] = nonce.toString('base64url');
     }
+    if (!this.sockets.add(socket)) return;
     acceptUpgrade(socket, REPLICATION_STREAM_PROTOCOL, headers);
-    this.sockets.add(socket);
     serveStream(socket, head, {
       maxMessageBytes: this.options.maxMessageBytes,
       ...(seal ? { seal } : {}),
       maxInFlight: MAX_IN_FLIGHT,
       maxInFlightBytes: MAX_IN_FLIGHT_MESSAGES_OF_MAX_SIZE * this.options.maxMessageBytes,
       idleTimeoutMs: IDLE_TIMEOUT_MS,
+      messageTimeoutMs: this.options.messageTimeoutMs ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs,
       serve: (_id, frame) => this.serve(frame),
       onBadMessage: (reason, detail) => {
         if (reason === 'failed_check') {

@@ -50,10 +50,17 @@ async function streamServer(delayMs: (frame: string) => number = () => 0, maxMes
       return { echo: text };
     },
   });
+  // The server side of every upgraded connection, so a test can drop them as a peer would.
+  const accepted = new Set<Duplex>();
+  server.on('upgrade', (_request: http.IncomingMessage, socket: Duplex) => accepted.add(socket));
   routeUpgrades(server, [streams]);
   const url = await listen(server);
   cleanups.push(() => streams.close());
-  return { url, streams, authFailures };
+  const dropConnections = () => {
+    for (const socket of accepted) socket.destroy();
+    accepted.clear();
+  };
+  return { url, streams, authFailures, dropConnections };
 }
 
 function client(secret = SECRET): ReplicationStreamClient {
@@ -113,17 +120,27 @@ describe('replication stream', () => {
     expect(await call(streams, url, 'again')).toEqual({ echo: 'again' });
   });
 
-  it('fails the calls in flight when the peer closes its streams, then reconnects', async () => {
-    const { url, streams: server } = await streamServer((frame) => (frame === 'never' ? Infinity : 0));
+  it('fails the calls in flight when the peer drops its streams, then reconnects', async () => {
+    const { url, dropConnections } = await streamServer((frame) => (frame === 'never' ? Infinity : 0));
     const streams = client();
     expect(await call(streams, url, 'first')).toEqual({ echo: 'first' });
     const pending = call(streams, url, 'never').catch((e: unknown) => e);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    server.close();
+    dropConnections();
     const error = await pending;
     expect((error as { code?: string }).code).toBe('ECONNRESET');
     expect(isRetriable(error)).toBe(true);
     expect(await call(streams, url, 'second')).toEqual({ echo: 'second' });
+  });
+
+  it('refuses new streams once closed (a stopping broker), after closing the open ones', async () => {
+    const { url, streams: server } = await streamServer();
+    const streams = client();
+    expect(await call(streams, url, 'first')).toEqual({ echo: 'first' });
+    server.close();
+    const error = await call(streams, url, 'second').catch((e: unknown) => e);
+    expect(isRetriable(error)).toBe(true);
+    expect((error as { code?: string }).code).toBe('ECONNRESET');
   });
 
   it('closes a stream that sends a message larger than the request limit', async () => {
