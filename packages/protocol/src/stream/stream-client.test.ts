@@ -148,6 +148,29 @@ describe('StreamClient and serveStream', () => {
     await expect.poll(() => seen.served, { timeout: 10_000 }).toBe(2_000);
   });
 
+  it('keeps a busy connection whose chunks always end inside a message (each message has its own deadline)', async () => {
+    const { port, seen } = await echoServer({ messageTimeoutMs: 150 });
+    const socket = net.connect(port, '127.0.0.1');
+    cleanups.push(() => void socket.destroy());
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    socket.write('GET /stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test/1\r\n\r\n');
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    socket.on('data', () => undefined);
+    // Every write finishes one message and begins the next, for four times the deadline.
+    const message = (id: number) => Buffer.concat(encodeMessage(id, undefined, [Buffer.alloc(100, id % 256)]));
+    let id = 1;
+    socket.write(message(id).subarray(0, 50));
+    for (let round = 0; round < 30; round++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      socket.write(Buffer.concat([message(id).subarray(50), message(id + 1).subarray(0, 50)]));
+      id++;
+    }
+    await expect.poll(() => seen.served).toBe(30);
+    expect(closed).toBe(false);
+    expect(seen.badMessages).toEqual([]);
+  });
+
   it('closes a connection whose message stays unfinished', async () => {
     const { port, seen } = await echoServer({ messageTimeoutMs: 200 });
     const socket = net.connect(port, '127.0.0.1');

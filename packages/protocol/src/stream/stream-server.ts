@@ -162,6 +162,11 @@ export function serveStream(socket: Duplex, head: Buffer, options: StreamSession
     }
     if (backlog.length > 0) socket.pause();
     // A message begun must be finished in time: a trickle of bytes is no way to hold a connection.
+    // The deadline is each message's own: one that completed ends it, the next starts its own.
+    if (messages.length > 0 && messageTimer !== undefined) {
+      clearTimeout(messageTimer);
+      messageTimer = undefined;
+    }
     if (reader.hasPartial && messageTimer === undefined) {
       messageTimer = setTimeout(() => {
         options.onBadMessage('not_a_message', `a message unfinished after ${options.messageTimeoutMs} ms`);
