@@ -5,6 +5,7 @@
 // bytes, in service than its bounds, a long poll that says it waits gives its slot back, and a
 // peer that reads no answers stops having its requests read; an unfinished message closes the
 // connection in time.
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -87,6 +88,32 @@ describe('StreamClient and serveStream', () => {
     expect((await slow).toString()).toBe('slow');
     expect(seen.credentials).toEqual(['Bearer a', 'Bearer b']);
     await expect.poll(() => seen.closed).toBe(1);
+  });
+
+  it('lets a program that never closes its client exit once its calls are answered', async () => {
+    const { url } = await echoServer();
+    // The built module, as a user's program loads it; the server keeps idle streams for a minute.
+    const moduleUrl = new URL('../../dist/stream/stream-client.js', import.meta.url).href;
+    const program = `
+      const { StreamClient } = await import(${JSON.stringify(moduleUrl)});
+      const streams = new StreamClient({ name: 'test stream', protocol: 'test/1', path: '/stream', maxAnswerBytes: 1 << 20 });
+      console.log(String(await streams.call(${JSON.stringify(url)}, [Buffer.from('hello')], 5_000)));
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', program], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exitCode = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill();
+        resolve(null);
+      }, 20_000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+    expect(output.trim()).toBe('hello');
+    expect(exitCode).toBe(0);
   });
 
   it('rejects an aborted call with its reason, drops its late answer and keeps serving the connection', async () => {

@@ -135,6 +135,7 @@ class StreamConnection {
         call.detach = () => signal.removeEventListener('abort', onAbort);
       }
       this.calls.set(id, call);
+      this.holdProcess();
       this.ready.then(
         ({ socket, seal }) => {
           if (!this.calls.has(id)) return;
@@ -164,6 +165,16 @@ class StreamConnection {
     this.calls.clear();
   }
 
+  /**
+   * An open connection keeps the process alive only while it has calls in flight: a program
+   * that forgets to close its client still exits when its work is done, as with HTTP keep-alive.
+   */
+  private holdProcess(): void {
+    const socket = this.socket as (Duplex & { ref?: () => void; unref?: () => void }) | undefined;
+    if (this.calls.size > 0) socket?.ref?.();
+    else socket?.unref?.();
+  }
+
   /** Removes call `id` (answered or abandoned) with its timer and listener; undefined when it is gone already. */
   private take(id: number): Call | undefined {
     const call = this.calls.get(id);
@@ -171,6 +182,7 @@ class StreamConnection {
     this.calls.delete(id);
     clearTimeout(call.timer);
     call.detach?.();
+    this.holdProcess();
     if (!this.takesCalls && this.calls.size === 0) queueMicrotask(() => this.close(noAnswerError('ECONNRESET', `${this.options.name} to ${this.baseUrl} retired`)));
     return call;
   }
@@ -203,6 +215,7 @@ class StreamConnection {
         }
         (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
         this.read(socket, head, seal);
+        this.holdProcess();
         resolve({ socket, seal });
       });
       request.on('response', (response) => {
