@@ -352,10 +352,14 @@ describe('tessera CLI against a tessera dev cluster', () => {
   });
 
   it('bench produce reports throughput and latency as JSON', async () => {
-    const result = await tessera(['bench', 'produce', '--topic', 'cli-bench', '--messages', '200', '--size', '64', '--max-in-flight', '50', '--json']);
+    const result = await tessera(['bench', 'produce', '--topic', 'cli-bench', '--messages', '200', '--size', '64', '--max-in-flight', '50', '--warmup', '30', '--json']);
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout);
-    expect(report).toMatchObject({ mode: 'produce', messages: 200, sizeBytes: 64, maxInFlight: 50, failed: 0 });
+    expect(report).toMatchObject({ mode: 'produce', messages: 200, sizeBytes: 64, maxInFlight: 50, warmup: 30, failed: 0 });
+    // The warm-up records (a new topic's first) are stored too, but not counted in the measured part.
+    const stored = await tessera(['consume', 'cli-bench', '--group', 'cli-bench-count', '--from-beginning', '--idle-timeout-ms', '3000']);
+    expect(stored.code, stored.stderr).toBe(0);
+    expect(jsonLines(stored.stdout)).toHaveLength(230);
     expect(report.recordsPerSecond).toBeGreaterThan(0);
     expect(report.ackLatencyMs.p99).toBeGreaterThanOrEqual(report.ackLatencyMs.p50);
     // Every process's CPU per record, read from each service's /metrics (and this process's own).

@@ -34,6 +34,7 @@ describe('usage errors', () => {
     [['frobnicate'], "tessera: unknown command 'frobnicate'"],
     [['--coordinator', 'nope', 'topics', 'list'], "tessera: option '--coordinator <url>' argument 'nope' is invalid. expected a URL like http://127.0.0.1:7070."],
     [['bench', 'floor', '--dir', '/nonexistent/tessera'], 'tessera: --dir /nonexistent/tessera: no such directory'],
+    [['bench', 'produce', '-t', 't', '--warmup', '-3'], "tessera: option '--warmup <n>' argument '-3' is invalid. expected an integer from 0 to 100000000."],
     [['bench', 'floor', '--rounds', '5'], "tessera: option '-n, --rounds <n>' argument '5' is invalid. expected an integer from 10 to 1000000."],
     [['dev', '--port', '70000'], "tessera: option '-p, --port <port>' argument '70000' is invalid. expected an integer from 1 to 65535."],
   ])('%j → one line, exit 2', async (args, line) => {

@@ -9,6 +9,8 @@
  *    time in a header, so produce→delivery latency is measured on one clock.
  *  - consume: stores N records first (not timed), then a new group reads them from the
  *    beginning, committing after every poll; records/s from the first batch.
+ * With `--warmup N`, N records are first sent the same way and not measured: the brokers and
+ * this process run compiled code, not the interpreter, when the timed part starts.
  * Every mode also reports the load average before and after, and the CPU time per record
  * of every process (each service's `process_cpu_seconds_total`, and this process).
  */
@@ -41,6 +43,8 @@ export interface BenchOptions {
   rate?: number;
   partitions: number;
   replicationFactor: number;
+  /** Records sent the same way before the measured part, not timed (default 0). */
+  warmup?: number;
   json?: boolean;
 }
 
@@ -51,6 +55,8 @@ export interface BenchResult {
   messages: number;
   sizeBytes: number;
   maxInFlight: number;
+  /** Records sent before the measured part and not counted in it. */
+  warmup: number;
   seconds: number;
   recordsPerSecond: number;
   megabytesPerSecond: number;
@@ -94,6 +100,11 @@ export async function runBench(runtime: Runtime, mode: BenchMode, options: Bench
   const partitions = await ensureTopic(runtime, options);
   const client = runtime.client();
   const maxInFlight = mode === 'latency' ? 1 : options.maxInFlight;
+  const warmup = options.warmup ?? 0;
+  if (warmup > 0) {
+    const warmed = await sendRecords(runtime, client, mode, { ...options, maxInFlight, messages: warmup }, undefined, 'warm-up, sent');
+    if (warmed.failed > 0) throw new CliError(`${formatCount(warmed.failed)} warm-up records failed`, { cause: warmed.firstError });
+  }
   const loadBefore = os.loadavg()[0]!;
   let measured: Measured;
   let cpuBefore;
@@ -113,6 +124,7 @@ export async function runBench(runtime: Runtime, mode: BenchMode, options: Bench
     messages: measured.records,
     sizeBytes: options.size,
     maxInFlight,
+    warmup,
     seconds: measured.seconds,
     recordsPerSecond: measured.records / measured.seconds,
     megabytesPerSecond: (measured.records * options.size) / measured.seconds / (1024 * 1024),
@@ -318,6 +330,7 @@ export function renderBenchResult(result: BenchResult): string {
     ['mode', result.mode],
     ['topic', `${result.topic} (${result.partitions} partitions)`],
     ['records', `${formatCount(result.messages)} × ${formatCount(result.sizeBytes)} B, at most ${formatCount(result.maxInFlight)} in flight`],
+    ['warm-up', result.warmup === 0 ? 'none' : `${formatCount(result.warmup)} records before, not measured`],
     ['time', formatSeconds(result.seconds * 1000)],
     ['throughput', `${formatRate(result.recordsPerSecond)} records/s, ${formatMegabytesPerSecond(result.megabytesPerSecond * 1024 * 1024)}`],
   ];

@@ -95,6 +95,7 @@ export function registerData(program: Command, runtime: Runtime): void {
       .option('--rate <n>', 'records per second in total (e2e default 5000; others: as fast as possible)', positiveInt, mode === 'e2e' ? 5_000 : undefined)
       .option('--partitions <n>', 'partitions when the topic is created', integer(1, MAX_PARTITIONS), 6)
       .option('--replication-factor <n>', 'replication factor when the topic is created', integer(1, 2), 2)
+      .option('--warmup <n>', 'records to send the same way first, not measured (default 0)', integer(0, 100_000_000))
       .addOption(jsonOption())
       .action(async (options: Parameters<typeof runBench>[2] & { concurrency?: number }) => {
         const { concurrency, ...rest } = options;
