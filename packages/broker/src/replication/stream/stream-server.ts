@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CLUSTER_AUTH_HEADER, InvariantError, TesseraError, acceptUpgrade, refuseUpgrade, serveStream, verifyClusterAuth } from '@tessera/protocol';
-import { DEFAULT_SERVER_LIMITS, type Logger } from '@tessera/service';
+import { DEFAULT_SERVER_LIMITS, refusalOf, type Logger } from '@tessera/service';
 import { REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, STREAM_NONCE_HEADER, StreamMac } from './framing.js';
 import { StreamSockets } from '../../http/upgrades.js';
 
@@ -113,8 +113,8 @@ export class ReplicationStreamServer {
         this.options.onInvariantBroken(error);
         return undefined;
       }
-      if (!(error instanceof TesseraError)) this.options.logger.error({ err: error }, 'replication exchange failed');
-      const refusal = error instanceof TesseraError ? error : new TesseraError('INTERNAL', 'internal error');
+      // Answered and logged as `POST /internal/replicate` would be.
+      const refusal = refusalOf(error, this.options.logger, 'STREAM', REPLICATION_STREAM_PATH);
       status = refusal.status;
       answer = refusal.toBody();
     }
