@@ -42,9 +42,11 @@ export class SecondarySync {
   secondaryLeo: number | undefined;
   /** True when secondaryLeo comes from the follower's answer to the last push, not an assumption. */
   confirmed = false;
-  private truncateTo: number | undefined;
-  /** With truncateTo: where the follower's log ended when it asked for it (see PartitionPush.truncateSeen). */
-  private truncateSeen: { leo: number; epoch?: number } | undefined;
+  /**
+   * Set after a mismatch that needs the follower's log cut: the next push truncates it `to` this
+   * offset, if it still ends where it was `seen` ending when it answered (PartitionPush.truncateSeen).
+   */
+  private truncation: { to: number; seen: { leo: number; epoch?: number } } | undefined;
   private mismatchesInARow = 0;
 
   constructor(private readonly options: SecondarySyncOptions) {
@@ -62,7 +64,7 @@ export class SecondarySync {
     if (this.secondaryLeo === undefined) this.secondaryLeo = fresh?.baseOffset ?? targetLeo;
     for (;;) {
       await this.pushOnce(targetLeo, hw, fresh, maxBytes);
-      if (this.secondaryLeo === targetLeo && this.truncateTo === undefined) return;
+      if (this.secondaryLeo === targetLeo && this.truncation === undefined) return;
     }
   }
 
@@ -80,14 +82,14 @@ export class SecondarySync {
     const logStartOffset = log.logStartOffset;
     if (this.secondaryLeo < logStartOffset) {
       this.secondaryLeo = logStartOffset;
-      if (this.truncateTo !== undefined) this.truncateTo = logStartOffset;
+      if (this.truncation !== undefined) this.truncation = { ...this.truncation, to: logStartOffset };
     }
     const baseOffset = this.secondaryLeo;
     const url = cluster.brokerUrl(this.secondaryId);
     if (url === undefined) {
       throw new TesseraError('UNAVAILABLE', `broker ${this.secondaryId} has no known URL`);
     }
-    let batches = this.truncateTo === undefined ? freshFrom(fresh, baseOffset, maxBytes) : undefined;
+    let batches = this.truncation === undefined ? freshFrom(fresh, baseOffset, maxBytes) : undefined;
     let commits: GroupOffset[];
     if (batches !== undefined) {
       commits = fresh!.commits;
@@ -111,7 +113,7 @@ export class SecondarySync {
       baseOffset,
       // The follower checks its record before baseOffset has this epoch (Raft's log matching).
       ...(prevEpoch === undefined ? {} : { prevEpoch }),
-      ...(this.truncateTo === undefined ? {} : { truncateTo: this.truncateTo, ...(this.truncateSeen ? { truncateSeen: this.truncateSeen } : {}) }),
+      ...(this.truncation === undefined ? {} : { truncateTo: this.truncation.to, truncateSeen: this.truncation.seen }),
       hw: Math.min(hw, end),
       logStartOffset,
       commits,
@@ -133,7 +135,7 @@ export class SecondarySync {
       }
       this.secondaryLeo = end;
       this.confirmed = true;
-      this.truncateTo = undefined;
+      this.truncation = undefined;
       this.mismatchesInARow = 0;
       return 'appended';
     } catch (error) {
@@ -148,9 +150,9 @@ export class SecondarySync {
         'follower log differs; resending from the divergence point',
       );
       this.secondaryLeo = divergence;
-      this.truncateTo = divergence < secondaryLeo ? divergence : undefined;
       const epoch = lastEpoch(error.details.epochs ?? [], secondaryLeo);
-      this.truncateSeen = epoch === undefined ? { leo: secondaryLeo } : { leo: secondaryLeo, epoch };
+      const seen = epoch === undefined ? { leo: secondaryLeo } : { leo: secondaryLeo, epoch };
+      this.truncation = divergence < secondaryLeo ? { to: divergence, seen } : undefined;
       return 'mismatch';
     }
   }
@@ -159,7 +161,7 @@ export class SecondarySync {
     if (++this.mismatchesInARow > MAX_MISMATCHES_IN_A_ROW) {
       this.mismatchesInARow = 0;
       this.secondaryLeo = undefined;
-      this.truncateTo = undefined;
+      this.truncation = undefined;
       throw new TesseraError('INTERNAL', `broker ${this.secondaryId} keeps answering with a log we did not expect`);
     }
   }
