@@ -4,7 +4,7 @@
  * commit, offsets). Produce, fetch and commit go over one kept-open data stream per broker
  * (`transport: 'stream'`, the default; `@tessera/protocol`'s data-stream.ts), the other broker
  * calls as HTTP requests over undici (DataHttpClient); a broker that offers no stream (one of
- * an earlier version) gets HTTP requests, and is asked again after STREAM_RETRY_MS.
+ * an earlier version) gets HTTP requests, and is asked again a minute later (StreamClient).
  * Calls that get no answer become a clear UNAVAILABLE or TIMEOUT error naming the
  * service, so a user sees what is wrong.
  */
@@ -47,9 +47,6 @@ export interface ConnectionOptions {
 
 export type DataTransport = 'stream' | 'http';
 
-/** How long a broker that offered no data stream is sent HTTP requests before it is asked again. */
-const STREAM_RETRY_MS = 60_000;
-
 export class Connection {
   readonly coordinatorUrl: string;
   readonly requestTimeoutMs: number;
@@ -57,8 +54,6 @@ export class Connection {
   private readonly tokens: TokenSource | undefined;
   private readonly data: DataHttpClient;
   private readonly streams: StreamClient | undefined;
-  /** Brokers that offered no data stream, and until when (performance.now()) they get HTTP requests. */
-  private readonly httpOnlyUntil = new Map<string, number>();
   /** Broker URLs of routes without parameters (produce, fetch, commit, offsets), built once per broker. */
   private readonly routeUrls = new Map<string, string>();
 
@@ -184,15 +179,6 @@ export class Connection {
     return url;
   }
 
-  /** Whether calls to the broker at `brokerUrl` go over its data stream now (it was not found without one lately). */
-  private streamsTo(brokerUrl: string): boolean {
-    const until = this.httpOnlyUntil.get(brokerUrl);
-    if (until === undefined) return true;
-    if (performance.now() < until) return false;
-    this.httpOnlyUntil.delete(brokerUrl);
-    return true;
-  }
-
   /**
    * One call over the broker's data stream, authenticated as HTTP calls are (a 401 gets one more
    * try with a new token, on a new connection); no answer becomes UNAVAILABLE or TIMEOUT naming
@@ -201,7 +187,7 @@ export class Connection {
    */
   private async streamed(brokerUrl: string, route: DataCallRoute, payload: readonly Buffer[], options: RequestOptions): Promise<{ status: number; kind: number; payload: Buffer } | undefined> {
     const streams = this.streams;
-    if (streams === undefined || !this.streamsTo(brokerUrl)) return undefined;
+    if (streams === undefined || !streams.offersStream(brokerUrl)) return undefined;
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
     try {
       return await this.authenticated(async (headers) => {
@@ -212,8 +198,6 @@ export class Connection {
       });
     } catch (error) {
       if (!(error instanceof StreamUnsupported)) throw brokerError(error, brokerUrl, timeoutMs);
-      if (this.httpOnlyUntil.size >= 4_096) this.httpOnlyUntil.clear();
-      this.httpOnlyUntil.set(brokerUrl, performance.now() + STREAM_RETRY_MS);
       return undefined;
     }
   }

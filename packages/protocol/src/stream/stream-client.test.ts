@@ -4,14 +4,14 @@
 // connection and its late answer is dropped; a connection never has more requests, or more
 // bytes, in service than its bounds, a long poll that says it waits gives its slot back, and a
 // peer that reads no answers stops having its requests read; an unfinished message closes the
-// connection in time.
+// connection in time; a peer that offers no stream is remembered for a while, then asked again.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeMessage } from './framing.js';
-import { StreamClient } from './stream-client.js';
+import { StreamClient, StreamUnsupported } from './stream-client.js';
 import { acceptUpgrade, serveStream } from './stream-server.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
@@ -78,6 +78,28 @@ async function echoServer(options: EchoOptions = {}) {
 }
 
 describe('StreamClient and serveStream', () => {
+  it('takes a peer that answers the upgrade with 404 to offer no stream for a while, then asks it again', async () => {
+    let upgrades = 0;
+    const server = http.createServer((_request, response) => response.writeHead(404).end());
+    server.on('upgrade', (_request: http.IncomingMessage, socket: Duplex) => {
+      upgrades++;
+      socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const streams = new StreamClient({ name: 'test stream', protocol: 'test/1', path: '/stream', maxAnswerBytes: 1 << 20, unsupportedForMs: 300 });
+    cleanups.push(() => streams.close());
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    expect(streams.offersStream(url)).toBe(true);
+    await expect(streams.call(url, [Buffer.from('one')], 2_000)).rejects.toBeInstanceOf(StreamUnsupported);
+    expect(streams.offersStream(url)).toBe(false);
+    expect(streams.offersStream('http://127.0.0.1:1')).toBe(true); // only that peer
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect(streams.offersStream(url)).toBe(true);
+    await expect(streams.call(url, [Buffer.from('two')], 2_000)).rejects.toBeInstanceOf(StreamUnsupported);
+    expect(upgrades).toBe(2);
+  });
+
   it('opens a new connection for a new credential and closes the old one once its calls are answered', async () => {
     const { url, seen, streams } = await echoServer({ delayMs: (body) => (body === 'slow' ? 300 : 0) });
     const slow = streams.call(url, [Buffer.from('slow')], 2_000, 'Bearer a');

@@ -8,8 +8,11 @@
  * HTTP clients' are) and the connection is closed; the next call opens a new one. Closing on a
  * timeout keeps a stream whose bytes may have been lost mid-message from being used again.
  * A peer that does not offer the stream (it answers the upgrade with 404: a service of an
- * earlier version) raises StreamUnsupported, and the caller uses HTTP requests instead. A refused
- * upgrade's error body becomes the error it names (401, 403, 503...), as over HTTP.
+ * earlier version) raises StreamUnsupported, and the caller uses HTTP requests instead; the
+ * client remembers that for a while (`offersStream()` says false), so callers send HTTP requests
+ * without asking the peer again on every call, and ask again once it has passed (the peer may
+ * have been upgraded meanwhile). A refused upgrade's error body becomes the error it names (401,
+ * 403, 503...), as over HTTP.
  *
  * A call may name a credential (the Authorization header of the upgrade): a call with another
  * credential than its connection's opens a new connection, and the old one is closed once its
@@ -39,7 +42,14 @@ export interface StreamClientOptions {
    * StreamUnsupported refuses the stream (the caller then uses HTTP).
    */
   seal?: (response: http.IncomingMessage, baseUrl: string) => MessageSeal | undefined;
+  /** How long a peer that refused the stream (StreamUnsupported) is taken to offer none (default 60 s). */
+  unsupportedForMs?: number;
 }
+
+/** After a refusal of the stream, how long its peer is taken to offer none before it is asked again. */
+export const STREAM_UNSUPPORTED_FOR_MS = 60_000;
+/** Peers remembered as offering no stream, at most (a client talks to a cluster's brokers, not thousands of peers). */
+const MAX_UNSUPPORTED_PEERS = 4_096;
 
 /** The peer has no such stream (404 to the upgrade), or offers it without what the caller needs. */
 export class StreamUnsupported extends Error {
@@ -51,9 +61,23 @@ export class StreamUnsupported extends Error {
 
 export class StreamClient {
   private readonly connections = new Map<string, StreamConnection>();
+  /** Peers that refused the stream lately, and until when (performance.now()) they are taken to offer none. */
+  private readonly unsupportedUntil = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly options: StreamClientOptions) {}
+
+  /**
+   * False while the peer at `baseUrl` is taken to offer no stream (it refused one less than
+   * `unsupportedForMs` ago): its callers send HTTP requests instead of calling here.
+   */
+  offersStream(baseUrl: string): boolean {
+    const until = this.unsupportedUntil.get(baseUrl);
+    if (until === undefined) return true;
+    if (performance.now() < until) return false;
+    this.unsupportedUntil.delete(baseUrl);
+    return true;
+  }
 
   /**
    * Sends one request's body to the peer at `baseUrl`; resolves with the answer's body.
@@ -66,6 +90,11 @@ export class StreamClient {
     if (connection === undefined || !connection.takesCalls || connection.credential !== credential) {
       connection?.retire();
       connection = new StreamConnection(baseUrl, credential, this.options);
+      connection.ready.catch((error: unknown) => {
+        if (!(error instanceof StreamUnsupported)) return;
+        if (this.unsupportedUntil.size >= MAX_UNSUPPORTED_PEERS) this.unsupportedUntil.clear();
+        this.unsupportedUntil.set(baseUrl, performance.now() + (this.options.unsupportedForMs ?? STREAM_UNSUPPORTED_FOR_MS));
+      });
       this.connections.set(baseUrl, connection);
     }
     return connection.call(body, timeoutMs, signal);
@@ -89,7 +118,8 @@ interface Call {
 
 class StreamConnection {
   private readonly calls = new Map<number, Call>();
-  private readonly ready: Promise<{ socket: Duplex; seal: MessageSeal | undefined }>;
+  /** Settles once the upgrade is answered: the open socket, or why there is none. */
+  readonly ready: Promise<{ socket: Duplex; seal: MessageSeal | undefined }>;
   private socket: Duplex | undefined;
   private request: http.ClientRequest | undefined;
   private nextId = 1;

@@ -6,8 +6,8 @@
  * only a transport: every push keeps its own answer, and a partition's failure never fails
  * another's push. An exchange goes over the replication stream to that peer (a kept-open
  * connection, replication/stream/), or as `POST /internal/replicate` when the transport is
- * `http` or the peer offers no stream (a broker of an earlier version: asked again after
- * STREAM_RETRY_MS). A push field newer than the exchange's first release (`truncateSeen`) goes
+ * `http` or the peer offers no stream (a broker of an earlier version: the stream client
+ * remembers that for a while, then asks again). A push field newer than the exchange's first release (`truncateSeen`) goes
  * only to a follower whose last answer named it among its features, so brokers of two releases
  * replicate to each other while they are upgraded one at a time, on either transport.
  */
@@ -27,9 +27,6 @@ import {
 import type { ReplicationTransport } from '../../config.js';
 import type { PushHead, ReplicationPort } from '../ports.js';
 import { ReplicationStreamClient, StreamUnsupported } from '../stream/stream-client.js';
-
-/** How long a peer that offered no replication stream is sent HTTP requests before it is asked again. */
-const STREAM_RETRY_MS = 60_000;
 
 interface Waiting {
   head: PushHead;
@@ -59,8 +56,6 @@ export interface ExchangeOptions {
 export class PairExchanges implements ReplicationPort {
   private readonly http: DataHttpClient;
   private readonly streams: ReplicationStreamClient | undefined;
-  /** Peers that offered no stream, and until when (performance.now()) they are sent HTTP requests. */
-  private readonly httpOnlyUntil = new Map<string, number>();
   private readonly waiting = new Map<string, Waiting[]>();
   /** Followers whose last answer named TRUNCATE_SEEN_FEATURE (ReplicateExchangeResponse.features). */
   private readonly takeTruncateSeen = new Set<string>();
@@ -165,13 +160,11 @@ export class PairExchanges implements ReplicationPort {
 
   /** One exchange's answer (JSON bytes), over the stream when the peer offers one. */
   private async exchange(url: string, chunks: Buffer[], timeoutMs: number): Promise<Buffer> {
-    const httpOnlyUntil = this.httpOnlyUntil.get(url);
-    if (this.streams !== undefined && (httpOnlyUntil === undefined || performance.now() >= httpOnlyUntil)) {
+    if (this.streams?.offersStream(url)) {
       try {
         return await this.streams.call(url, chunks, timeoutMs);
       } catch (error) {
         if (!(error instanceof StreamUnsupported)) throw error;
-        this.httpOnlyUntil.set(url, performance.now() + STREAM_RETRY_MS);
       }
     }
     return (await this.http.postFrame(url + BROKER_ROUTES.replicate, chunks, { timeoutMs })).body;

@@ -40,6 +40,11 @@ export class ReplicationStreamClient {
     });
   }
 
+  /** False while the broker at `baseUrl` is taken to offer no stream (it refused one lately): send it HTTP requests. */
+  offersStream(baseUrl: string): boolean {
+    return this.streams.offersStream(baseUrl);
+  }
+
   /** Sends one exchange's frame to the broker at `baseUrl`; resolves with the answer's bytes (JSON). */
   call(baseUrl: string, frame: readonly Buffer[], timeoutMs: number): Promise<Buffer> {
     return this.streams.call(baseUrl, frame, timeoutMs);
