@@ -368,6 +368,17 @@ describe('tessera CLI against a tessera dev cluster', () => {
     expect(report.loadAverage.cpus).toBeGreaterThan(0);
   });
 
+  it('bench consume warms up by storing and reading its own records first', async () => {
+    const result = await tessera(['bench', 'consume', '--topic', 'cli-bench-consume', '--messages', '200', '--size', '32', '--warmup', '50', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ mode: 'consume', messages: 200, warmup: 50, failed: 0 });
+    // Two groups read the topic: the warm-up's and the measured one.
+    const groups = JSON.parse((await tessera(['groups', 'list', '--json'])).stdout).groups as Array<{ group: string; topic: string }>;
+    expect(groups.filter((g) => g.topic === 'cli-bench-consume' && g.group.startsWith('bench-consume-'))).toHaveLength(2);
+    const stored = await tessera(['consume', 'cli-bench-consume', '--group', 'cli-bench-consume-count', '--from-beginning', '--idle-timeout-ms', '3000']);
+    expect(jsonLines(stored.stdout)).toHaveLength(250);
+  });
+
   it('a broker killed with SIGKILL is reported by dev and shown dead; the cluster keeps serving', async () => {
     const victim = readDevJson()!.processes.find((p) => p.id === BROKERS)!;
     process.kill(victim.pid!, 'SIGKILL');

@@ -9,8 +9,10 @@
  *    time in a header, so produce→delivery latency is measured on one clock.
  *  - consume: stores N records first (not timed), then a new group reads them from the
  *    beginning, committing after every poll; records/s from the first batch.
- * With `--warmup N`, N records are first sent the same way and not measured: the brokers and
- * this process run compiled code, not the interpreter, when the timed part starts.
+ * With `--warmup N`, the mode first runs over N records and is not measured (produce and
+ * latency send them; e2e sends them with its consumer reading; consume stores them and reads
+ * them with a group of its own): the brokers and this process run compiled code, not code
+ * still being compiled, when the measured part starts.
  * Every mode also reports the load average before and after, and the CPU time per record
  * of every process (each service's `process_cpu_seconds_total`, and this process).
  */
@@ -64,7 +66,7 @@ export interface BenchResult {
   e2eLatencyMs?: LatencySummary;
   failed: number;
   delivered?: number;
-  /** 1-minute load average when the run started and when it ended. */
+  /** 1-minute load average when the measured part started (after any warm-up) and when it ended. */
   loadAverage: { before: number; after: number; cpus: number };
   cpu: CpuUse[];
 }
@@ -101,10 +103,7 @@ export async function runBench(runtime: Runtime, mode: BenchMode, options: Bench
   const client = runtime.client();
   const maxInFlight = mode === 'latency' ? 1 : options.maxInFlight;
   const warmup = options.warmup ?? 0;
-  if (warmup > 0) {
-    const warmed = await sendRecords(runtime, client, mode, { ...options, maxInFlight, messages: warmup }, undefined, 'warm-up, sent');
-    if (warmed.failed > 0) throw new CliError(`${formatCount(warmed.failed)} warm-up records failed`, { cause: warmed.firstError });
-  }
+  if (warmup > 0) await warmUp(runtime, client, mode, { ...options, maxInFlight, messages: warmup });
   const loadBefore = os.loadavg()[0]!;
   let measured: Measured;
   let cpuBefore;
@@ -147,6 +146,16 @@ export async function runBench(runtime: Runtime, mode: BenchMode, options: Bench
     throw new CliError(`read ${formatCount(measured.records)} of ${formatCount(options.messages)} records: no new record for ${CONSUME_STALL_MS} ms`);
   }
   return result;
+}
+
+/** Runs the mode over `options.messages` records, unmeasured; throws when any of them failed. */
+async function warmUp(runtime: Runtime, client: TesseraClient, mode: BenchMode, options: BenchOptions): Promise<void> {
+  const sent = await sendRecords(runtime, client, mode, options, mode === 'e2e' ? randomUUID() : undefined, mode === 'consume' ? 'warm-up, storing' : 'warm-up, sent');
+  if (sent.failed > 0) throw new CliError(`${formatCount(sent.failed)} warm-up records failed`, { cause: sent.firstError });
+  if (mode === 'consume') {
+    const read = await consumeAll(runtime, client, options, 'warm-up, read and committed');
+    if (read.records < options.messages) throw new CliError(`the warm-up read ${formatCount(read.records)} of ${formatCount(options.messages)} records: no new record for ${CONSUME_STALL_MS} ms`);
+  }
 }
 
 interface Measured {
@@ -296,7 +305,7 @@ async function startE2eConsumer(client: TesseraClient, topic: string, runId: str
 }
 
 /** Reads `messages` records with a new group from the beginning, committing after every poll. */
-async function consumeAll(runtime: Runtime, client: TesseraClient, options: BenchOptions): Promise<Measured> {
+async function consumeAll(runtime: Runtime, client: TesseraClient, options: BenchOptions, verb = 'read and committed'): Promise<Measured> {
   const consumer = client.consumer({ group: `bench-consume-${randomUUID()}`, topic: options.topic, fromBeginning: true, maxRecords: 10_000, waitMs: 500 });
   let read = 0;
   let startedMs: number | undefined;
@@ -304,7 +313,7 @@ async function consumeAll(runtime: Runtime, client: TesseraClient, options: Benc
     stream: runtime.io.stderr,
     render: () => {
       const seconds = startedMs === undefined ? 0 : (performance.now() - startedMs) / 1000;
-      return `consume: read and committed ${formatCount(read)}/${formatCount(options.messages)} (${formatRate(read / seconds)} records/s)`;
+      return `consume: ${verb} ${formatCount(read)}/${formatCount(options.messages)} (${formatRate(read / seconds)} records/s)`;
     },
   });
   let lastRecordMs = performance.now();
