@@ -7,9 +7,10 @@
  * another's push. An exchange goes over the replication stream to that peer (a kept-open
  * connection, replication/stream/), or as `POST /internal/replicate` when the transport is
  * `http` or the peer offers no stream (a broker of an earlier version: the stream client
- * remembers that for a while, then asks again). A push field newer than the exchange's first release (`truncateSeen`) goes
- * only to a follower whose last answer named it among its features, so brokers of two releases
- * replicate to each other while they are upgraded one at a time, on either transport.
+ * remembers that for a while, then asks again). A push field newer than the exchange's first
+ * release (`truncateSeen`) goes only to a follower whose last answer named it among its
+ * features, so brokers of two releases replicate to each other while they are upgraded one at
+ * a time, on either transport.
  */
 import {
   BROKER_ROUTES,
