@@ -45,7 +45,7 @@ export interface BenchOptions {
   rate?: number;
   partitions: number;
   replicationFactor: number;
-  /** Records sent the same way before the measured part, not timed (default 0). */
+  /** Records the mode first runs over without measuring them (default 0; see the module comment). */
   warmup?: number;
   json?: boolean;
 }
@@ -57,7 +57,7 @@ export interface BenchResult {
   messages: number;
   sizeBytes: number;
   maxInFlight: number;
-  /** Records sent before the measured part and not counted in it. */
+  /** Records the mode ran over before the measured part, not counted in it. */
   warmup: number;
   seconds: number;
   recordsPerSecond: number;
