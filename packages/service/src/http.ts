@@ -219,7 +219,8 @@ function errorBodies(logger: Logger, onInvariantBroken: (error: Error) => void):
  * INTERNAL, as an error; a service that cannot serve right now, UNAVAILABLE,
  * NOT_ENOUGH_REPLICAS..., as a warning: callers cannot cause these at will), a 4xx (the
  * caller's mistake, or an attacker's probing) as one line without a stack, so bad requests
- * cannot flood the log with traces. Shared by the HTTP edge and the brokers' data stream.
+ * cannot flood the log with traces. Shared by the HTTP edge and the brokers' streams (data and
+ * replication), so a call answers and logs the same on every transport.
  */
 export function refusalOf(error: unknown, logger: Logger, method: string, path: string): TesseraError {
   const tessera = toTesseraError(error);

@@ -185,7 +185,7 @@ export class Connection {
    * the broker. Undefined when this client sends HTTP requests to that broker (transport http,
    * or a broker that offers no stream): the caller sends one.
    */
-  private async streamed(brokerUrl: string, route: DataCallRoute, payload: readonly Buffer[], options: RequestOptions): Promise<{ status: number; kind: number; payload: Buffer } | undefined> {
+  private async streamed(brokerUrl: string, route: DataCallRoute, payload: readonly Buffer[], options: RequestOptions): Promise<StreamAnswer | undefined> {
     const streams = this.streams;
     if (streams === undefined || !streams.offersStream(brokerUrl)) return undefined;
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
@@ -224,8 +224,11 @@ export class Connection {
   }
 }
 
+/** A data stream answer: the status and kind of its body, and the body. */
+type StreamAnswer = ReturnType<typeof decodeDataAnswer>;
+
 /** A data stream answer's JSON, or the TesseraError its error body carries (as parseJsonAnswer does for HTTP). */
-function parseStreamJson<T>(answer: { status: number; kind: number; payload: Buffer }, brokerUrl: string, route: string): T {
+function parseStreamJson<T>(answer: StreamAnswer, brokerUrl: string, route: string): T {
   if (answer.kind === DATA_ANSWER_FRAME) throw new TesseraError('INTERNAL', `data stream to ${brokerUrl}: ${route} answered a frame instead of JSON`);
   return parseJsonAnswer<T>(answer.status, answer.payload.toString('utf8'), 'STREAM', brokerUrl + route);
 }
