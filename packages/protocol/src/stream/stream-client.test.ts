@@ -4,7 +4,8 @@
 // connection and its late answer is dropped; a connection never has more requests, or more
 // bytes, in service than its bounds, a long poll that says it waits gives its slot back, and a
 // peer that reads no answers stops having its requests read; an unfinished message closes the
-// connection in time; a peer that offers no stream is remembered for a while, then asked again.
+// connection in time; a peer that offers no stream (or an upgrade refused on the way) is
+// remembered for a while, then asked again.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
@@ -98,6 +99,34 @@ describe('StreamClient and serveStream', () => {
     expect(streams.offersStream(url)).toBe(true);
     await expect(streams.call(url, [Buffer.from('two')], 2_000)).rejects.toBeInstanceOf(StreamUnsupported);
     expect(upgrades).toBe(2);
+  });
+
+  it('takes an upgrade refused on the way (a proxy: 400, 405, 426 or 501 without a Tessera error) as no stream, and keeps a Tessera refusal as the error it names', async () => {
+    const refusals: Record<string, { status: number; body: string }> = {
+      '/proxy-400': { status: 400, body: '<html><body>Bad Request</body></html>' },
+      '/proxy-405': { status: 405, body: '' },
+      '/proxy-426': { status: 426, body: 'upgrades are not passed here' },
+      '/proxy-501': { status: 501, body: '{"message":"not implemented"}' },
+      '/tessera-400': { status: 400, body: JSON.stringify({ error: { code: 'INVALID_REQUEST', message: 'bad upgrade header', retriable: false } }) },
+    };
+    const server = http.createServer((_request, response) => response.writeHead(404).end());
+    server.on('upgrade', (request: http.IncomingMessage, socket: Duplex) => {
+      const base = (request.url ?? '').replace(/\/stream$/, '');
+      const { status, body } = refusals[base]!;
+      socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const streams = new StreamClient({ name: 'test stream', protocol: 'test/1', path: '/stream', maxAnswerBytes: 1 << 20 });
+    cleanups.push(() => streams.close());
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (const base of ['/proxy-400', '/proxy-405', '/proxy-426', '/proxy-501']) {
+      await expect(streams.call(origin + base, [Buffer.from('one')], 2_000), base).rejects.toBeInstanceOf(StreamUnsupported);
+      expect(streams.offersStream(origin + base), base).toBe(false);
+    }
+    const refused = await streams.call(origin + '/tessera-400', [Buffer.from('one')], 2_000).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'INVALID_REQUEST', message: 'bad upgrade header' });
+    expect(streams.offersStream(origin + '/tessera-400')).toBe(true);
   });
 
   it('opens a new connection for a new credential and closes the old one once its calls are answered', async () => {

@@ -7,8 +7,10 @@
  * call on that connection fails with a network error (ETIMEDOUT, ECONNRESET: retriable, as the
  * HTTP clients' are) and the connection is closed; the next call opens a new one. Closing on a
  * timeout keeps a stream whose bytes may have been lost mid-message from being used again.
- * A peer that does not offer the stream (it answers the upgrade with 404: a service of an
- * earlier version) raises StreamUnsupported, and the caller uses HTTP requests instead; the
+ * A peer that does not offer the stream raises StreamUnsupported, and the caller uses HTTP
+ * requests instead: it answers the upgrade with 404 (a service of an earlier version), or
+ * something between the caller and the peer that passes no upgrades (a proxy) refuses it with
+ * 400, 405, 426 or 501 and a body that is not a Tessera error. The
  * client remembers that for a while (`offersStream()` says false), so callers send HTTP requests
  * without asking the peer again on every call, and ask again once it has passed (the peer may
  * have been upgraded meanwhile). A refused upgrade's error body becomes the error it names (401,
@@ -51,7 +53,23 @@ export const STREAM_UNSUPPORTED_FOR_MS = 60_000;
 /** Peers remembered as offering no stream, at most (a client talks to a cluster's brokers, not thousands of peers). */
 const MAX_UNSUPPORTED_PEERS = 4_096;
 
-/** The peer has no such stream (404 to the upgrade), or offers it without what the caller needs. */
+/**
+ * Statuses with which something that is not a Tessera service (a proxy that passes no
+ * upgrades) refuses an upgrade; with a body that is not a Tessera error they mean "no stream
+ * on this path", as a 404 does.
+ */
+const NO_UPGRADE_STATUSES: ReadonlySet<number> = new Set([400, 405, 426, 501]);
+
+/** True when `text` is a Tessera error body (a refusal by the peer itself, which keeps its meaning). */
+function isTesseraErrorBody(text: string): boolean {
+  try {
+    return TesseraError.fromBody(JSON.parse(text)) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** The peer has no such stream (404 to the upgrade, or an upgrade refused on the way), or offers it without what the caller needs. */
 export class StreamUnsupported extends Error {
   constructor(url: string, name: string) {
     super(`${url} offers no ${name}`);
@@ -252,18 +270,19 @@ class StreamConnection {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () => {
-          if (response.statusCode === 404) {
+          const status = response.statusCode ?? 500;
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (status === 404 || (NO_UPGRADE_STATUSES.has(status) && !isTesseraErrorBody(text))) {
             reject(new StreamUnsupported(this.baseUrl, name));
             return;
           }
-          const status = response.statusCode ?? 500;
           if (status < 400) {
             reject(new TesseraError('INTERNAL', `${name} to ${this.baseUrl}: HTTP ${status} instead of an upgrade`));
             return;
           }
           // A refusal's error body (401, 403, 503, ...) becomes the error the peer meant.
           try {
-            parseJsonAnswer(status, Buffer.concat(chunks).toString('utf8'), 'GET', url.href);
+            parseJsonAnswer(status, text, 'GET', url.href);
           } catch (error) {
             reject(error);
           }
