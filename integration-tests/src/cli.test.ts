@@ -251,7 +251,8 @@ describe('tessera CLI against a tessera dev cluster', () => {
     }
     const table = await tessera(['topics', 'describe', TOPIC]);
     expect(table.code, table.stderr).toBe(0);
-    expect(table.stdout).toMatch(/PARTITION\s+PRIMARY\s+SECONDARY\s+EPOCH\s+ISR\s+HW/);
+    expect(table.stdout).toMatch(/PARTITION\s+PRIMARY\s+SECONDARY\s+EPOCH\s+ISR\s+START\s+HW\s+LEO\s+STATUS/);
+    for (const p of topic.partitions) expect(p.logStartOffset).toBe(0); // nothing deleted yet
   });
 
   it('reports cluster status and brokers', async () => {

@@ -272,6 +272,13 @@ describe('retention and purge', () => {
     expect(purged.code).toBe(0);
     expect(purged.stdout).toBe('purged topic "jobs": partitions start at 0:30\n');
     await bothStartAt(cluster, client, 'jobs', 30);
+    const described = await cli(['topics', 'describe', 'jobs', '--json']);
+    expect(described.code, described.stderr).toBe(0);
+    expect(JSON.parse(described.stdout).partitions[0]).toMatchObject({ partition: 0, logStartOffset: 30 });
+    const table = (await cli(['topics', 'describe', 'jobs'])).stdout.split('\n');
+    const header = table.findIndex((line) => line.startsWith('PARTITION'));
+    expect(table[header]).toMatch(/ISR\s+START\s+HW/);
+    expect(table[header + 1].trim().split(/\s+/)[5]).toBe('30');
     const empty = await fetchAt(cluster, client, 'jobs', 30);
     expect(empty).toMatchObject({ highWatermark: 30, logStartOffset: 30, records: [] });
     await waitFor(async () => (await gauge(cluster.broker((await client.admin.describeTopic('jobs')).partitions[0].primary!).url, 'tessera_broker_replica_log_size_bytes', 'jobs')) === 0, {

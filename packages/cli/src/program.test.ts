@@ -1,5 +1,6 @@
 // Proves the program's contract with the shell: usage errors are one `tessera:` line with
-// exit 2, and `topics describe --json` has the documented shape.
+// exit 2, and `topics describe --json` has the documented shape (a primary that does not
+// answer for its log starts leaves them out and nothing else).
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from './program.js';
@@ -51,20 +52,34 @@ describe('usage errors', () => {
 });
 
 describe('topics describe --json', () => {
-  it('prints name and per-partition primary, secondary, epoch, isr, highWatermark', async () => {
-    const describeTopic = vi.fn(async () => ({
-      name: 't',
-      replicationFactor: 2,
-      config: { minInsyncReplicas: 1 },
-      partitions: [{ partition: 0, primary: 1, secondary: 2, epoch: 3, isr: [1, 2], status: 'online', highWatermark: 7, logEndOffset: 7 }],
-    }));
-    const result = await run(['topics', 'describe', 't', '--json'], { admin: { describeTopic }, close: async () => undefined });
+  const describeTopic = vi.fn(async () => ({
+    name: 't',
+    replicationFactor: 2,
+    config: { minInsyncReplicas: 1 },
+    partitions: [
+      { partition: 0, primary: 1, secondary: 2, epoch: 3, isr: [1, 2], status: 'online', highWatermark: 7, logEndOffset: 7 },
+      { partition: 1, primary: 2, secondary: 1, epoch: 0, isr: [2, 1], status: 'online', highWatermark: 9, logEndOffset: 9 },
+      { partition: 2, primary: null, secondary: 1, epoch: 1, isr: [], status: 'offline', highWatermark: null, logEndOffset: null },
+    ],
+  }));
+
+  it('prints name and per-partition primary, secondary, epoch, isr, logStartOffset (asked of each primary), highWatermark', async () => {
+    // Broker 2 answers; broker 1 fails: its partition has no log start, and the rest still prints.
+    const listOffsets = vi.fn(async (_topic: string, _at: unknown, partitions: number[]) => {
+      if (partitions.includes(0)) throw new Error('broker 1 unreachable');
+      return partitions.map((partition) => ({ partition, offset: 4, timestamp: null, logStartOffset: 4, highWatermark: 9 }));
+    });
+    const result = await run(['topics', 'describe', 't', '--json'], { admin: { describeTopic, listOffsets }, close: async () => undefined });
     expect(result.code).toBe(0);
     expect(describeTopic).toHaveBeenCalledWith('t');
+    expect(listOffsets.mock.calls.map((call) => call.slice(1))).toEqual(expect.arrayContaining([['earliest', [0]], ['earliest', [1]]]));
+    expect(listOffsets).toHaveBeenCalledTimes(2); // once per primary, none for the offline partition
     const body = JSON.parse(result.stdout);
     expect(body.name).toBe('t');
     expect(body.partitions).toEqual([
-      { partition: 0, primary: 1, secondary: 2, epoch: 3, isr: [1, 2], highWatermark: 7, logEndOffset: 7, status: 'online' },
+      { partition: 0, primary: 1, secondary: 2, epoch: 3, isr: [1, 2], logStartOffset: null, highWatermark: 7, logEndOffset: 7, status: 'online' },
+      { partition: 1, primary: 2, secondary: 1, epoch: 0, isr: [2, 1], logStartOffset: 4, highWatermark: 9, logEndOffset: 9, status: 'online' },
+      { partition: 2, primary: null, secondary: 1, epoch: 1, isr: [], logStartOffset: null, highWatermark: null, logEndOffset: null, status: 'offline' },
     ]);
   });
 });

@@ -1,6 +1,7 @@
 /** `tessera topics create|list|describe|alter|purge|delete`. */
 import type { Command } from 'commander';
-import { MAX_PARTITIONS } from '@tessera/protocol';
+import { MAX_PARTITIONS, type TopicDescription } from '@tessera/protocol';
+import type { Admin } from '@tessera/client';
 import { CliError } from '../errors.js';
 import { integer } from '../options.js';
 import { plural } from '../output/format.js';
@@ -65,12 +66,14 @@ export function registerTopics(program: Command, runtime: Runtime): void {
 
   topics
     .command('describe')
-    .description('show where every partition of a topic lives and how far it is written')
+    .description('show where every partition of a topic lives, where its log starts and how far it is written')
     .argument('<name>', 'topic name')
     .addOption(jsonOption())
     .action(async (name: string, options: { json?: boolean }) => {
       runtime.errorContext.topic = name;
-      const topic = await runtime.client().admin.describeTopic(name);
+      const admin = runtime.client().admin;
+      const topic = await admin.describeTopic(name);
+      const starts = await logStarts(admin, topic);
       if (options.json) {
         return runtime.out(
           jsonLine({
@@ -83,6 +86,7 @@ export function registerTopics(program: Command, runtime: Runtime): void {
               secondary: p.secondary,
               epoch: p.epoch,
               isr: p.isr,
+              logStartOffset: starts.get(p.partition) ?? null,
               highWatermark: p.highWatermark,
               logEndOffset: p.logEndOffset,
               status: p.status,
@@ -108,6 +112,7 @@ export function registerTopics(program: Command, runtime: Runtime): void {
             { header: 'secondary', value: (p) => p.secondary },
             { header: 'epoch', value: (p) => p.epoch },
             { header: 'isr', value: (p) => p.isr },
+            { header: 'start', value: (p) => starts.get(p.partition), align: 'right' },
             { header: 'hw', value: (p) => p.highWatermark, align: 'right' },
             { header: 'leo', value: (p) => p.logEndOffset, align: 'right' },
             { header: 'status', value: (p) => p.status },
@@ -180,4 +185,39 @@ function toTopicRows(list: unknown): TopicRow[] {
       replicationFactor: topic.replicationFactor,
     };
   });
+}
+
+/** How long `topics describe` waits for the primaries' log starts before it prints without them. */
+const LOG_START_WAIT_MS = 3_000;
+
+/**
+ * The log start of each partition with a primary (the oldest offset still stored: retention
+ * and purges move it), asked of the primaries, one call each. The coordinator does not know it
+ * (heartbeats report the HW and LEO). A primary that fails or does not answer within
+ * LOG_START_WAIT_MS leaves its partitions without one: the rest of the description still prints.
+ */
+async function logStarts(admin: Admin, topic: TopicDescription): Promise<Map<number, number>> {
+  const byPrimary = new Map<number, number[]>();
+  for (const p of topic.partitions) {
+    if (p.primary === null || p.status === 'offline') continue;
+    byPrimary.set(p.primary, [...(byPrimary.get(p.primary) ?? []), p.partition]);
+  }
+  const starts = new Map<number, number>();
+  await Promise.all(
+    [...byPrimary.values()].map(async (partitions) => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const found = await Promise.race([
+          admin.listOffsets(topic.name, 'earliest', partitions),
+          new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error('no answer')), LOG_START_WAIT_MS))),
+        ]);
+        for (const entry of found) starts.set(entry.partition, entry.logStartOffset);
+      } catch {
+        // Shown as "-": the primary is down, failing over, or slow.
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+  return starts;
 }
