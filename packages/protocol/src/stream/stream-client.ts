@@ -50,6 +50,8 @@ export interface StreamClientOptions {
 
 /** After a refusal of the stream, how long its peer is taken to offer none before it is asked again. */
 export const STREAM_UNSUPPORTED_FOR_MS = 60_000;
+/** The most of a refused upgrade's body that is read for its error. */
+const MAX_REFUSAL_BYTES = 64 * 1024;
 /** Peers remembered as offering no stream, at most (a client talks to a cluster's brokers, not thousands of peers). */
 const MAX_UNSUPPORTED_PEERS = 4_096;
 
@@ -267,8 +269,14 @@ class StreamConnection {
         resolve({ socket, seal });
       });
       request.on('response', (response) => {
+        // Enough of a refusal's body for its error (a proxy's page may be large, or endless).
         const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        let kept = 0;
+        response.on('data', (chunk: Buffer) => {
+          if (kept >= MAX_REFUSAL_BYTES) return;
+          chunks.push(chunk);
+          kept += chunk.length;
+        });
         response.on('end', () => {
           const status = response.statusCode ?? 500;
           const text = Buffer.concat(chunks).toString('utf8');
