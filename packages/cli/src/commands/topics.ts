@@ -200,7 +200,9 @@ async function logStarts(admin: Admin, topic: TopicDescription): Promise<Map<num
   const byPrimary = new Map<number, number[]>();
   for (const p of topic.partitions) {
     if (p.primary === null || p.status === 'offline') continue;
-    byPrimary.set(p.primary, [...(byPrimary.get(p.primary) ?? []), p.partition]);
+    const list = byPrimary.get(p.primary);
+    if (list === undefined) byPrimary.set(p.primary, [p.partition]);
+    else list.push(p.partition);
   }
   const starts = new Map<number, number>();
   await Promise.all(
