@@ -84,6 +84,25 @@ describe('topics describe --json', () => {
   });
 });
 
+describe('topics describe without an answer for the log starts', () => {
+  it('prints the rest after waiting 3 s for a primary that never answers', async () => {
+    const describeTopic = async () => ({
+      name: 't',
+      replicationFactor: 2,
+      config: { minInsyncReplicas: 1, retentionMs: -1, retentionBytes: -1 },
+      partitions: [{ partition: 0, primary: 1, secondary: 2, epoch: 0, isr: [1, 2], status: 'online', highWatermark: 5, logEndOffset: 5 }],
+    });
+    const listOffsets = () => new Promise<never>(() => undefined);
+    // Never answered: the command still ends (within the test's timeout) and prints the rest.
+    const result = await run(['topics', 'describe', 't'], { admin: { describeTopic, listOffsets }, close: async () => undefined });
+    expect(result.code, result.stderr).toBe(0);
+    const lines = result.stdout.split('\n');
+    const header = lines.findIndex((line) => line.startsWith('PARTITION'));
+    expect(lines[header]).toMatch(/ISR\s+START\s+HW\s+LEO\s+STATUS/);
+    expect(lines[header + 1].trim().split(/\s+/)).toEqual(['0', '1', '2', '0', '1,2', '-', '5', '5', 'online']);
+  });
+});
+
 describe('failures from the cluster', () => {
   it('a missing topic is one line naming it, exit 1', async () => {
     const { TesseraError } = await import('@tessera/protocol');
