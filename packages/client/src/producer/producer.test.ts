@@ -221,6 +221,44 @@ describe('Producer', () => {
     await expect(producer.send({ topic: 't', value: 'late' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
   });
 
+  it('flush() waits for the sends made before it, not for those made after it', async () => {
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]));
+    const logs: StoredLogs = new Map();
+    const store = storingProduceHandler(logs);
+    // Partition 1's answers wait until the test lets them go.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    broker.on('POST', '/produce', async (request) => {
+      if (producedPartitions(request).some(({ partition }) => partition === 1)) await released;
+      return store(request);
+    });
+    const producer = client(coordinator, { transport: 'http' }).producer({ maxInFlightRequests: 5 });
+    const before = producer.send({ topic: 't', partition: 0, value: 'before' });
+    const first = producer.flush();
+    // "before" leaves in a request of its own.
+    await until(() => broker.calls('POST', '/produce').length === 1, 'the first produce');
+    const after = producer.send({ topic: 't', partition: 1, value: 'after' });
+    let afterSettled = false;
+    void after.then(() => (afterSettled = true));
+    // A refused send settles at once and holds no flush up.
+    await expect(producer.send({ topic: 'bad topic!', value: 'x' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+    await first;
+    expect((await before).offset).toBe(0);
+    expect(afterSettled).toBe(false);
+    // Two flushes at once: both wait for "after".
+    let flushed = 0;
+    const both = Promise.all([producer.flush(), producer.flush()].map((flush) => flush.then(() => flushed++)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(flushed).toBe(0);
+    release();
+    await both;
+    expect(afterSettled).toBe(true);
+    expect(logs.get(1)!.map((r) => r.value)).toEqual(['after']);
+    await producer.close();
+  });
+
   it('goes to the new primary when the old one does not answer at all', async () => {
     // Proves a dead primary (connection refused) leads to metadata refreshes until the map names a live one.
     const coordinator = await stub('coordinator');
