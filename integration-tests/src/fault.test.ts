@@ -7,7 +7,8 @@
 // idempotent, the client's default); records delivered again after a rebalance are reported.
 //
 // Replay a failing seed:  TESSERA_FAULT_SEEDS=<seed> npx vitest run integration-tests/src/fault.test.ts
-// Soak:                   pnpm test:soak --minutes 30   (random seeds until the time is up)
+// Soak:                   pnpm test:soak --minutes 30   (random seeds until the time is up,
+//                         every other one over TLS: replay such a seed with TESSERA_FAULT_TLS_SEEDS=<seed> too)
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Consumer } from '@tessera/client';
@@ -58,12 +59,12 @@ function keepForPostMortem(nemesis: Nemesis): void {
   nemesis.log(`logs and data kept in ${cluster.dataDir}`);
 }
 
-/** Runs one seeded schedule on a fresh cluster and checks the history. */
-async function runSchedule(seed: number): Promise<void> {
+/** Runs one seeded schedule on a fresh cluster (over TLS or in plain HTTP) and checks the history. */
+async function runSchedule(seed: number, tls = tlsSeeds.has(seed)): Promise<void> {
   cluster = await startCluster({
     name: `fault-${seed}`,
     proxies: true,
-    tls: tlsSeeds.has(seed),
+    tls,
     brokerTimeoutMs: BROKER_TIMEOUT_MS,
     heartbeatMs: 200,
     replicaTimeoutMs: 800,
@@ -162,8 +163,10 @@ describe(`the fault-injection suite (${launcher})`, () => {
       let runs = 0;
       while (Date.now() < deadline) {
         const seed = Math.floor(Math.random() * 1_000_000);
-        console.log(`soak run ${++runs}: seed ${seed}`);
-        await runSchedule(seed);
+        // Every other schedule over TLS (with processes), so both kinds of link are soaked.
+        const tls = launcher === 'processes' && runs % 2 === 1;
+        console.log(`soak run ${++runs}: seed ${seed} ${tls ? 'over TLS' : 'in plain HTTP'}`);
+        await runSchedule(seed, tls);
         await cluster?.stop();
         cluster = undefined;
       }
