@@ -168,10 +168,14 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   registerDiskMetrics(service.registry, config.dataDir);
   const retention = new RetentionLoop({ replicas, logger, checkMs: config.retentionCheckMs, maxBatchesPerPass: limits.retentionMaxBatchesPerPass });
   const server = await service.listen(config.port, config.host);
-  const streams = new ReplicationStreamServer({
-    secrets: config.clusterSecrets,
+  // Both streams bound a message as the HTTP edge bounds a request body (size and time to arrive).
+  const messageLimits = {
     maxMessageBytes: DEFAULT_MAX_REQUEST_BYTES,
     ...(config.serverLimits?.requestTimeoutMs === undefined ? {} : { messageTimeoutMs: config.serverLimits.requestTimeoutMs }),
+  };
+  const streams = new ReplicationStreamServer({
+    secrets: config.clusterSecrets,
+    ...messageLimits,
     handle: routes.replicate,
     onInvariantBroken: onFatal,
     logger,
@@ -185,8 +189,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     access,
     metrics: service.metrics,
     membersUnchecked: config.clusterSecrets === undefined,
-    maxMessageBytes: DEFAULT_MAX_REQUEST_BYTES,
-    ...(config.serverLimits?.requestTimeoutMs === undefined ? {} : { messageTimeoutMs: config.serverLimits.requestTimeoutMs }),
+    ...messageLimits,
     logger,
     onInvariantBroken: onFatal,
   });
