@@ -14,9 +14,9 @@
  * call, a message cannot be forged, altered or replayed even on a plain link, and the answers
  * are covered too. On a TLS connection whose leader offers it (STREAM_SEAL_HEADER) the messages
  * go without MACs: TLS keeps them from being forged, altered or replayed, and the upgrade on the
- * same connection was signed. A message that fails its check, a request id that does not grow, a message
- * larger than the request body limit, or bytes that are not a message close the connection.
- * A broken invariant stops the broker, as on the HTTP edge.
+ * same connection was signed. A message that fails its check, a request id that does not grow,
+ * a message larger than the request body limit, or bytes that are not a message close the
+ * connection. A broken invariant stops the broker, as on the HTTP edge.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
