@@ -117,6 +117,8 @@ const MAX_QUEUED_COMMITS = 10_000;
 const MAX_RETENTION_ROUNDS = 100;
 /** Backoff of the background catch-up loop. */
 const CATCH_UP_RETRY: RetryOptions = { retries: 0, initialMs: 100, multiplier: 2, maxMs: 2_000, jitter: 0.2 };
+/** How often a catch-up that keeps failing says so at warn (the other failures are debug). */
+const CATCH_UP_REPORT_MS = 10_000;
 
 export class Partition {
   readonly topic: string;
@@ -654,6 +656,8 @@ export class Partition {
         }
         return true;
       });
+    // A catch-up that keeps failing says so now and then (a stuck move is otherwise silent).
+    let reportedMs: number | undefined;
     try {
       await retry(
         async () => {
@@ -669,7 +673,12 @@ export class Partition {
             !isTesseraError(error, 'STALE_EPOCH') &&
             !isTesseraError(error, 'NOT_PRIMARY') &&
             !(target.kind === 'adding' && isTesseraError(error, 'INVALID_REQUEST')),
-          onRetry: (error) => this.logger.debug({ follower: target.broker, kind: target.kind, err: errorSummary(error) }, 'catch-up push failed'),
+          onRetry: (error, attempt) => {
+            const nowMs = performance.now();
+            const report = reportedMs === undefined || nowMs - reportedMs >= CATCH_UP_REPORT_MS;
+            if (report) reportedMs = nowMs;
+            this.logger[report ? 'warn' : 'debug']({ follower: target.broker, kind: target.kind, attempt, err: errorSummary(error) }, 'catch-up push failed');
+          },
         },
       );
     } catch (error) {
