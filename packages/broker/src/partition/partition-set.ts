@@ -43,8 +43,7 @@ export class PartitionSet {
     this.replicas.delete(key);
     await replica.close();
     await replica.store.destroy();
-    // Info: a replica that disappears while a primary still catches it up is what a stuck move looks like.
-    this.options.logger.info({ topic, partition }, 'replica dropped');
+    this.options.logger.debug({ topic, partition }, 'replica dropped');
   }
 
   /** Deletes logs in the database that are neither open nor in `keep` (replicas given up while this broker was down). */
