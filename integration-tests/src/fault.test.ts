@@ -26,13 +26,14 @@ const fixedSeeds = (process.env.TESSERA_FAULT_SEEDS ?? '11,23,42,676965')
   .split(',')
   .map((seed) => Number(seed.trim()))
   .filter((seed) => Number.isInteger(seed));
-// Seeds run with TLS on every hop (every run has signed internal calls and authentication); the
-// containers launcher runs every seed in plain HTTP.
+// The containers launcher runs every seed in plain HTTP; processes can run one over TLS.
+const tlsPossible = launcher === 'processes';
+// Seeds run with TLS on every hop (every run has signed internal calls and authentication).
 const tlsSeeds = new Set(
   (process.env.TESSERA_FAULT_TLS_SEEDS ?? '42')
     .split(',')
     .map((seed) => Number(seed.trim()))
-    .filter((seed) => Number.isInteger(seed) && launcher === 'processes'),
+    .filter((seed) => Number.isInteger(seed) && tlsPossible),
 );
 
 let cluster: Cluster | undefined;
@@ -164,7 +165,7 @@ describe(`the fault-injection suite (${launcher})`, () => {
       while (Date.now() < deadline) {
         const seed = Math.floor(Math.random() * 1_000_000);
         // Every other schedule over TLS (with processes), so both kinds of link are soaked.
-        const tls = launcher === 'processes' && runs % 2 === 1;
+        const tls = tlsPossible && runs % 2 === 1;
         console.log(`soak run ${++runs}: seed ${seed} ${tls ? 'over TLS' : 'in plain HTTP'}`);
         await runSchedule(seed, tls);
         await cluster?.stop();
