@@ -13,6 +13,7 @@ import { DEFAULT_LIMITS } from '../config.js';
 import { applyPush, type ParsedPush } from '../replication/index.js';
 import type { ClusterPort, ReplicationPort } from '../replication/ports.js';
 import { BrokerStore, storedBatch, type StoredBatch } from '../storage/index.js';
+import { SecondarySync } from '../replication/leader/secondary-sync.js';
 import { Partition } from './partition.js';
 
 const logger = createLogger('broker', { test: 'partition' }, { level: process.env.TESSERA_TEST_LOG_LEVEL ?? 'silent' });
@@ -139,5 +140,44 @@ describe('Partition (primary write path)', () => {
     expect(valuesOf(secondaryStore, 0, 15)).toEqual(expected);
     expect(valuesOf(primaryStore, 0, 15)).toEqual(expected);
     expect(primary.hw).toBe(15);
+  });
+});
+
+describe('SecondarySync (a flush that a catch-up overtook)', () => {
+  it('finishes the flush when the follower is already past its end', async () => {
+    // The secondary left the ISR while flush B (10-14) waited for the partition's lock and
+    // flush C (15-19) was already durable; the catch-up, under the lock, pushed up to the
+    // durable LEO (20) and put the secondary back. B's replication then finds the follower
+    // past B's end: it is done, not waiting forever for the follower to be exactly at 15.
+    const [primaryStore, secondaryStore] = stores;
+    const [a, b, c] = [batch(0, range(0, 10, 'a'), 3), batch(10, range(10, 5, 'b'), 3), batch(15, range(15, 5, 'c'), 3)];
+    await primaryStore.log('t', 0).append([a, b, c], [], 20);
+    await secondaryStore.log('t', 0).append([a], [], 10);
+    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
+    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const port = pushesTo(() => secondary);
+    const capped: ReplicationPort = {
+      push: (...args) => (port.pushes >= 5 ? Promise.reject(new Error('pushUntil keeps pushing')) : port.push(...args)),
+    };
+    const sync = new SecondarySync({
+      topic: 't',
+      partition: 0,
+      epoch: 3,
+      secondaryId: 2,
+      log: primaryStore.log('t', 0),
+      cluster: cluster(1),
+      client: capped,
+      timeoutMs: 5_000,
+      logger,
+    });
+
+    // The catch-up's turns: the first push finds where the follower ends (10), the next sends 10-19.
+    while ((await sync.pushOnce(20, 10, undefined, 1 << 20)) !== 'appended' || sync.secondaryLeo !== 20);
+    const catchUpPushes = port.pushes;
+    await sync.pushUntil(15, 10, { baseOffset: 10, batches: [b], commits: [] }, 1 << 20);
+
+    expect(sync.secondaryLeo).toBe(20);
+    expect(port.pushes - catchUpPushes).toBe(1);
+    expect(valuesOf(secondaryStore, 0, 20)).toEqual(valuesOf(primaryStore, 0, 20));
   });
 });

@@ -55,8 +55,9 @@ export class SecondarySync {
   }
 
   /**
-   * Pushes until the follower's LEO reaches `targetLeo`. Throws the first failure (network,
-   * STALE_EPOCH, too many mismatches); the caller decides about retries and the ISR.
+   * Pushes until the follower's LEO reaches `targetLeo` (or passes it: a catch-up push may have
+   * taken it beyond a flush that was still waiting for the lock). Throws the first failure
+   * (network, STALE_EPOCH, too many mismatches); the caller decides about retries and the ISR.
    */
   async pushUntil(targetLeo: number, hw: number, fresh: FreshBatches | undefined, maxBytes: number): Promise<void> {
     // Before the first answer assume the follower is where the fresh batches start; a
@@ -64,7 +65,7 @@ export class SecondarySync {
     if (this.secondaryLeo === undefined) this.secondaryLeo = fresh?.baseOffset ?? targetLeo;
     for (;;) {
       await this.pushOnce(targetLeo, hw, fresh, maxBytes);
-      if (this.secondaryLeo === targetLeo && this.truncation === undefined) return;
+      if (this.secondaryLeo !== undefined && this.secondaryLeo >= targetLeo && this.truncation === undefined) return;
     }
   }
 
