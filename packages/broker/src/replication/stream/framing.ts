@@ -1,8 +1,10 @@
 /**
  * What is particular to the replication stream (see stream-server.ts); its messages are those
  * of every stream (`@tessera/protocol`'s stream framing). A request's body is a replicate frame
- * (`batch/frame.ts`), an answer's body is JSON. On a cluster with a secret every message
- * carries a MAC (StreamMac), on one without (`--insecure-cluster`) none.
+ * (`batch/frame.ts`), an answer's body is JSON. On a cluster with a secret every message on a
+ * plain link carries a MAC (StreamMac); on TLS, where the connection itself keeps messages from
+ * being forged, altered or replayed, none once both ends say so (STREAM_SEAL_HEADER); on a
+ * cluster without a secret (`--insecure-cluster`) none.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { MAC_BYTES, messageMac, type MessageSeal } from '@tessera/protocol';
@@ -12,6 +14,14 @@ export const REPLICATION_STREAM_PROTOCOL = 'tessera-replicate/1';
 export const REPLICATION_STREAM_PATH = '/internal/replicate-stream';
 /** The 101 answer's header with the connection's nonce (base64url), when its messages carry MACs. */
 export const STREAM_NONCE_HEADER = 'x-tessera-stream-nonce';
+/**
+ * The upgrade's header by which a leader on TLS says the connection suffices to protect its
+ * messages (value `tls`). A follower that gets it on a TLS connection answers without a nonce
+ * and both ends send their messages without MACs; a follower of an earlier version ignores it
+ * and sends a nonce, and then both ends seal as before.
+ */
+export const STREAM_SEAL_HEADER = 'x-tessera-stream-seal';
+export const SEAL_BY_TLS = 'tls';
 
 /** What a MAC covers before the nonce: the protocol and the direction. */
 const MAC_PREFIX = {

@@ -3,12 +3,16 @@
  * peer broker (`@tessera/protocol`'s StreamClient), opened on first use with a signed upgrade,
  * carrying one message per exchange. When the follower's 101 carries a nonce, every message
  * carries a MAC (framing.ts, StreamMac); an answer that fails its check closes the connection.
- * A signing leader takes no stream without a nonce (it would take answers nobody vouched for):
- * it raises StreamUnsupported and sends that peer HTTP requests instead, as it does to a peer
- * that answers the upgrade with 404 (a broker of an earlier version).
+ * Over TLS the leader offers to go without MACs (STREAM_SEAL_HEADER): a 101 without a nonce on
+ * a TLS connection whose certificate was verified is then taken as is, since TLS already keeps
+ * its messages from being forged, altered or replayed. Otherwise a signing leader takes no
+ * stream without a nonce (it would take answers nobody vouched for): it raises
+ * StreamUnsupported and sends that peer HTTP requests instead, as it does to a peer that
+ * answers the upgrade with 404 (a broker of an earlier version).
  */
+import type { TLSSocket } from 'node:tls';
 import { CLUSTER_AUTH_HEADER, StreamClient, StreamUnsupported, type ClusterSigner, type TlsClientOptions } from '@tessera/protocol';
-import { REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, STREAM_NONCE_HEADER, StreamMac } from './framing.js';
+import { REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, SEAL_BY_TLS, STREAM_NONCE_HEADER, STREAM_SEAL_HEADER, StreamMac } from './framing.js';
 
 export { StreamUnsupported };
 
@@ -30,12 +34,17 @@ export class ReplicationStreamClient {
       path: REPLICATION_STREAM_PATH,
       maxAnswerBytes: options.maxAnswerBytes,
       ...(options.tls ? { tls: options.tls } : {}),
-      headers: (url) => ({ 'user-agent': 'tessera-broker', ...(signer ? { [CLUSTER_AUTH_HEADER]: signer.header('GET', url.pathname, undefined) } : {}) }),
+      headers: (url) => ({
+        'user-agent': 'tessera-broker',
+        ...(signer ? { [CLUSTER_AUTH_HEADER]: signer.header('GET', url.pathname, undefined) } : {}),
+        ...(signer && url.protocol === 'https:' ? { [STREAM_SEAL_HEADER]: SEAL_BY_TLS } : {}),
+      }),
       seal: (response, baseUrl) => {
         const nonce = response.headers[STREAM_NONCE_HEADER];
         if (signer === undefined) return undefined;
-        if (typeof nonce !== 'string') throw new StreamUnsupported(baseUrl, 'replication stream');
-        return new StreamMac(signer.signingSecret, Buffer.from(nonce, 'base64url'));
+        if (typeof nonce === 'string') return new StreamMac(signer.signingSecret, Buffer.from(nonce, 'base64url'));
+        if (verifiedTls(response)) return undefined;
+        throw new StreamUnsupported(baseUrl, 'replication stream');
       },
     });
   }
@@ -53,4 +62,10 @@ export class ReplicationStreamClient {
   close(): void {
     this.streams.close();
   }
+}
+
+/** Whether the 101 came over TLS from a server whose certificate was verified: only then may a stream go without MACs. */
+function verifiedTls(response: { socket: unknown }): boolean {
+  const socket = response.socket as Partial<TLSSocket> | null;
+  return socket?.encrypted === true && socket.authorized === true;
 }

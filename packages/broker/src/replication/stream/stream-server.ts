@@ -12,16 +12,19 @@
  * With a cluster secret, the 101 answer carries a fresh nonce and every message after it a MAC
  * keyed with the secret that signed the upgrade (framing.ts, StreamMac): like a signed HTTP
  * call, a message cannot be forged, altered or replayed even on a plain link, and the answers
- * are covered too. A message that fails its check, a request id that does not grow, a message
- * larger than the request body limit, or bytes that are not a message close the connection.
- * A broken invariant stops the broker, as on the HTTP edge.
+ * are covered too. On a TLS connection whose leader offers it (STREAM_SEAL_HEADER) the messages
+ * go without MACs: TLS keeps them from being forged, altered or replayed, and the upgrade on the
+ * same connection was signed. A message that fails its check, a request id that does not grow,
+ * a message larger than the request body limit, or bytes that are not a message close the
+ * connection. A broken invariant stops the broker, as on the HTTP edge.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { CLUSTER_AUTH_HEADER, InvariantError, TesseraError, acceptUpgrade, refuseUpgrade, serveStream, verifyClusterAuth } from '@tessera/protocol';
 import { DEFAULT_SERVER_LIMITS, refusalOf, type Logger } from '@tessera/service';
-import { REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, STREAM_NONCE_HEADER, StreamMac } from './framing.js';
+import { REPLICATION_STREAM_PATH, REPLICATION_STREAM_PROTOCOL, SEAL_BY_TLS, STREAM_NONCE_HEADER, STREAM_SEAL_HEADER, StreamMac } from './framing.js';
 import { StreamSockets } from '../../http/upgrades.js';
 
 export interface StreamServerOptions {
@@ -77,9 +80,11 @@ export class ReplicationStreamServer {
         refuseUpgrade(socket, new TesseraError('UNAUTHORIZED', 'the replication stream is for brokers of this cluster only'));
         return;
       }
-      const nonce = randomBytes(16);
-      seal = new StreamMac(signed.secret, nonce);
-      headers[STREAM_NONCE_HEADER] = nonce.toString('base64url');
+      if (!(request.headers[STREAM_SEAL_HEADER] === SEAL_BY_TLS && isTls(socket))) {
+        const nonce = randomBytes(16);
+        seal = new StreamMac(signed.secret, nonce);
+        headers[STREAM_NONCE_HEADER] = nonce.toString('base64url');
+      }
     }
     if (!this.sockets.add(socket)) return;
     acceptUpgrade(socket, REPLICATION_STREAM_PROTOCOL, headers);
@@ -121,4 +126,9 @@ export class ReplicationStreamServer {
     this.options.onExchange?.((performance.now() - startedMs) / 1000, status);
     return [Buffer.from(JSON.stringify(answer), 'utf8')];
   }
+}
+
+/** Whether the upgraded connection is TLS (the broker serves HTTPS), not a plain link. */
+function isTls(socket: Duplex): boolean {
+  return (socket as Partial<TLSSocket>).encrypted === true;
 }
