@@ -15,13 +15,8 @@ import { toBytes, type Bytes, type ProducerRecord } from '../records.js';
 export const MAX_KEY_BYTES = 64 * 1024;
 export const MAX_HEADER_NAME_LENGTH = 256;
 export const MAX_HEADER_VALUE_BYTES = 64 * 1024;
-/** A record's fixed cost in a batch beyond its key, value and headers (varints, attributes), roughly. */
-const RECORD_OVERHEAD_BYTES = 12;
-
-export interface PreparedRecord extends BatchRecordInput {
-  /** About what the record takes in a batch, for the batch size bound. */
-  sizeBytes: number;
-}
+/** A record as its batch holds it. */
+export type PreparedRecord = BatchRecordInput;
 
 export function prepareRecord(input: ProducerRecord, nowMs: number): PreparedRecord {
   if (typeof input !== 'object' || input === null) throw invalid('a record must be an object');
@@ -31,7 +26,6 @@ export function prepareRecord(input: ProducerRecord, nowMs: number): PreparedRec
   }
   const key = input.key == null ? null : bytesOf(input.key, 'key');
   if (key !== null && key.length > MAX_KEY_BYTES) throw invalid(`record key is ${key.length} bytes, more than ${MAX_KEY_BYTES}`);
-  let sizeBytes = RECORD_OVERHEAD_BYTES + (value?.length ?? 0) + (key?.length ?? 0);
   let headers: BatchHeaderInput[] | undefined;
   if (input.headers != null) {
     if (typeof input.headers !== 'object' || Array.isArray(input.headers)) throw invalid('record headers must be an object of name → bytes');
@@ -41,7 +35,6 @@ export function prepareRecord(input: ProducerRecord, nowMs: number): PreparedRec
       if (name.length > MAX_HEADER_NAME_LENGTH) throw invalid(`header name longer than ${MAX_HEADER_NAME_LENGTH} characters`);
       const bytes = bytesOf(headerValue, `header ${name}`);
       if (bytes.length > MAX_HEADER_VALUE_BYTES) throw invalid(`header ${name} is ${bytes.length} bytes, more than ${MAX_HEADER_VALUE_BYTES}`);
-      sizeBytes += name.length + bytes.length + 4;
       return { key: name, value: bytes };
     });
   }
@@ -49,7 +42,7 @@ export function prepareRecord(input: ProducerRecord, nowMs: number): PreparedRec
   if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
     throw invalid(`record timestamp must be a non-negative integer of milliseconds, got ${timestamp}`);
   }
-  return { key, value, headers, timestamp, sizeBytes };
+  return { key, value, headers, timestamp };
 }
 
 function bytesOf(value: Bytes, what: string): Uint8Array {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { partitionForKey, TesseraError } from '@tessera/protocol';
+import { iterateBatches, partitionForKey, TesseraError } from '@tessera/protocol';
 import { TesseraClient } from '../client.js';
 import {
   closeAfterTest,
@@ -85,6 +85,24 @@ describe('Producer', () => {
     }
     expect([...logs.values()].reduce((n, log) => n + log.length, 0)).toBe(100);
     expect(logs.size).toBe(2);
+  });
+
+  it('respects maxBatchBytes: no batch is larger unless it holds one record that is', async () => {
+    // Proves the byte bound of a batch (records are written into batches as they are sent) and that records keep their order across batches.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const logs = storingBroker(broker);
+    const producer = client(coordinator).producer({ lingerMs: 20, maxBatchBytes: 2048 });
+    const sizes = [...Array.from({ length: 40 }, () => 300), 5000, ...Array.from({ length: 10 }, () => 300)];
+    await producer.sendBatch(sizes.map((size, i) => ({ topic: 't', key: 'k', value: Buffer.alloc(size, i) })));
+    const batches = broker.requests.flatMap((request) => request.parts!.flatMap((part) => [...iterateBatches(part)].map(({ header }) => header)));
+    expect(batches.reduce((n, header) => n + header.recordCount, 0)).toBe(sizes.length);
+    for (const header of batches) {
+      if (header.recordCount > 1) expect(header.batchLength + 12).toBeLessThanOrEqual(2048);
+    }
+    expect(batches.some((header) => header.recordCount === 1 && header.batchLength + 12 > 5000)).toBe(true);
+    expect(logs.get(0)!.map((r) => r.record.value![0])).toEqual(sizes.map((_, i) => i));
   });
 
   it('keeps the order of a partition across retriable failures (one request in flight per partition)', async () => {

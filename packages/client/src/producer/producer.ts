@@ -17,7 +17,6 @@
  * comes from the round trip itself, not from a timer.
  */
 import {
-  encodeRecordBatch,
   isRetriable,
   parseOrThrow,
   partitionForKey,
@@ -29,7 +28,8 @@ import {
 import { needsMetadataRefresh } from '../cluster/metadata-cache.js';
 import type { ClientParts } from '../internal/client-parts.js';
 import type { ProducerRecord, RecordMetadata } from '../records.js';
-import { Accumulator, type PartitionQueue, type PendingRecord } from './accumulator.js';
+import { Accumulator, type OpenBatch, type PartitionQueue, type PendingRecord } from './accumulator.js';
+import { UnsettledSends } from './unsettled.js';
 import { IdempotenceManager, type BatchSequence } from './idempotence.js';
 import { prepareRecord, type PreparedRecord } from './prepare.js';
 import { ProduceSender } from './sender.js';
@@ -106,13 +106,8 @@ export class Producer {
   /** `send()` calls waiting for room, oldest first (a FIFO with a moving head: no O(n) shift per release). */
   private spaceWaiters: Array<() => void> = [];
   private spaceWaitersHead = 0;
-  /**
-   * Ids of the `send()` calls not yet settled, so `flush()` can wait for exactly those that
-   * came before it (a Set entry per record instead of a promise chain per record).
-   */
-  private readonly unsettled = new Set<number>();
-  private lastSendId = 0;
-  private flushWaiters: Array<{ ids: Set<number>; resolve: () => void }> = [];
+  /** The `send()` calls not yet settled, so `flush()` can wait for exactly those that came before it. */
+  private readonly unsettled = new UnsettledSends();
   /** `send()` calls on the slow path (waiting for room or metadata); while any is, every send takes it, to keep send order. */
   private slowEnqueues = 0;
   private readonly validTopics = new Set<string>();
@@ -151,13 +146,12 @@ export class Producer {
    */
   send(record: ProducerRecord): Promise<RecordMetadata> {
     if (this.closed) return Promise.reject(new TesseraError('INVALID_REQUEST', 'the producer is closed'));
-    const id = ++this.lastSendId;
-    this.unsettled.add(id);
+    const generation = this.unsettled.started();
     try {
-      return this.enqueue(record, id);
+      return this.enqueue(record, generation);
     } catch (error) {
       // Invalid input: settled at once.
-      this.settle(id);
+      this.unsettled.settled(generation);
       return Promise.reject(error);
     }
   }
@@ -172,12 +166,9 @@ export class Producer {
     this.flushing++;
     try {
       for (const queue of this.accumulator.queues) {
-        if (!queue.inFlight && queue.pending.length > 0) this.markReady(queue);
+        if (!queue.inFlight && this.accumulator.hasPending(queue)) this.markReady(queue);
       }
-      if (this.unsettled.size > 0) {
-        const ids = new Set(this.unsettled);
-        await new Promise<void>((resolve) => this.flushWaiters.push({ ids, resolve }));
-      }
+      await this.unsettled.drained();
     } finally {
       this.flushing--;
     }
@@ -198,14 +189,14 @@ export class Producer {
    * Validates the record (throws synchronously when invalid) and queues it. With room in the
    * buffer and the topic's map cached, it is queued at once; otherwise it waits on the slow path.
    */
-  private enqueue(input: ProducerRecord, id: number): Promise<RecordMetadata> {
+  private enqueue(input: ProducerRecord, generation: number): Promise<RecordMetadata> {
     const topic = this.validTopic(input?.topic);
     const record = prepareRecord(input, Date.now());
     const deadlineMs = performance.now() + this.options.deliveryTimeoutMs;
     const fast =
       this.slowEnqueues === 0 && this.spaceWaitersHead >= this.spaceWaiters.length && this.buffered < this.options.maxBufferedRecords;
     const cached = fast ? this.context.metadata.cachedTopic(topic) : undefined;
-    if (cached === undefined) return this.enqueueSlowly(input.partition, id, topic, record, deadlineMs);
+    if (cached === undefined) return this.enqueueSlowly(input.partition, generation, topic, record, deadlineMs);
     this.buffered++;
     let partition: number;
     try {
@@ -214,13 +205,13 @@ export class Producer {
       this.release();
       throw error;
     }
-    return this.push(id, topic, partition, record, deadlineMs);
+    return this.push(generation, topic, partition, record, deadlineMs);
   }
 
   /** Waits for room in the buffer and for the topic's map, then queues the record. */
   private async enqueueSlowly(
     explicitPartition: number | undefined,
-    id: number,
+    generation: number,
     topic: string,
     record: PreparedRecord,
     deadlineMs: number,
@@ -241,20 +232,20 @@ export class Producer {
         throw error;
       }
     } catch (error) {
-      this.settle(id);
+      this.unsettled.settled(generation);
       throw error;
     } finally {
       this.slowEnqueues--;
     }
-    return this.push(id, topic, partition, record, deadlineMs);
+    return this.push(generation, topic, partition, record, deadlineMs);
   }
 
   /** Puts an accepted record (its buffer slot taken) on its partition's queue. */
-  private push(id: number, topic: string, partition: number, record: PreparedRecord, deadlineMs: number): Promise<RecordMetadata> {
+  private push(generation: number, topic: string, partition: number, record: PreparedRecord, deadlineMs: number): Promise<RecordMetadata> {
     return new Promise<RecordMetadata>((resolve, reject) => {
       const queue = this.accumulator.queueFor(topic, partition);
       // The promise's own functions, not closures per record: a record in flight is kept small.
-      this.accumulator.append(queue, { id, record, deadlineMs, resolve, reject });
+      this.accumulator.append(queue, { generation, deadlineMs, resolve, reject }, record);
       this.schedule(queue);
     });
   }
@@ -265,19 +256,6 @@ export class Producer {
     if (this.validTopics.size >= MAX_VALIDATED_TOPICS) this.validTopics.clear();
     this.validTopics.add(topic);
     return topic;
-  }
-
-  /** A `send()` is over (acknowledged, failed or refused): wakes the flushes waiting for it. */
-  private settle(id: number): void {
-    this.unsettled.delete(id);
-    if (this.flushWaiters.length === 0) return;
-    this.flushWaiters = this.flushWaiters.filter((waiter) => {
-      if (waiter.ids.delete(id) && waiter.ids.size === 0) {
-        waiter.resolve();
-        return false;
-      }
-      return true;
-    });
   }
 
   /**
@@ -341,7 +319,7 @@ export class Producer {
     }
     if (brokers.size === 0) return;
     for (const queue of this.accumulator.queues) {
-      if (queue.inFlight || queue.pending.length === 0) continue;
+      if (queue.inFlight || !this.accumulator.hasPending(queue)) continue;
       const primary = this.primaryOf(queue);
       if (primary !== null && brokers.has(primary) && !this.heldForRoom(queue)) this.sendNext(queue);
     }
@@ -385,13 +363,13 @@ export class Producer {
       clearTimeout(queue.lingerTimer);
       queue.lingerTimer = null;
     }
-    if (queue.inFlight || queue.pending.length === 0) return;
+    if (queue.inFlight || !this.accumulator.hasPending(queue)) return;
     const batch = this.accumulator.takeBatch(queue);
     queue.inFlight = true;
     void this.deliver(queue, batch).finally(() => {
       queue.inFlight = false;
       // Records that arrived meanwhile have already waited a whole request: send them now.
-      if (queue.pending.length > 0) this.markReady(queue);
+      if (this.accumulator.hasPending(queue)) this.markReady(queue);
     });
   }
 
@@ -399,7 +377,7 @@ export class Producer {
    * Delivers one batch to the partition's primary until it is acknowledged, fails with a
    * non-retriable error, or its first record's delivery deadline passes. Never rejects.
    */
-  private async deliver(queue: PartitionQueue, batch: PendingRecord[]): Promise<void> {
+  private async deliver(queue: PartitionQueue, { builder, records: batch }: OpenBatch): Promise<void> {
     const { topic, partition } = queue;
     let deadlineMs = Infinity;
     for (const entry of batch) deadlineMs = Math.min(deadlineMs, entry.deadlineMs);
@@ -411,8 +389,7 @@ export class Producer {
         sequence = this.idempotence.take(identity, queue.sequence, batch.length);
       }
       // Encoded once: every retry sends these bytes, with the same sequence numbers.
-      const encoded = encodeRecordBatch(
-        batch.map((entry) => entry.record),
+      const encoded = builder.build(
         sequence === undefined ? {} : { producerId: sequence.producerId, producerEpoch: sequence.producerEpoch, baseSequence: sequence.baseSequence },
       );
       const ack = await retry(
@@ -466,7 +443,7 @@ export class Producer {
   /** An accepted record is settled: its buffer slot and its place among the unsettled sends are freed. */
   private done(entry: PendingRecord): void {
     this.release();
-    this.settle(entry.id);
+    this.unsettled.settled(entry.generation);
   }
 
   private release(): void {

@@ -12,6 +12,7 @@ import {
   encodeRecordBatch,
   iterateBatches,
   readBatchHeader,
+  RecordBatchBuilder,
   setBaseOffset,
   setPartitionLeaderEpoch,
   validateBatch,
@@ -130,6 +131,36 @@ describe('encodeRecordBatch against kafkajs', () => {
       { baseOffset: 100, partitionLeaderEpoch: 4 },
     );
     expect(mine.equals(theirs)).toBe(true);
+  });
+});
+
+describe('RecordBatchBuilder', () => {
+  const options = { baseOffset: 31, partitionLeaderEpoch: 2, producerId: 99, producerEpoch: 1, baseSequence: 5 };
+
+  it('records appended one at a time, from a buffer too small for the first, give the bytes of encodeRecordBatch', () => {
+    const records = sampleRecords();
+    const builder = new RecordBatchBuilder(8);
+    for (const record of records) expect(builder.append(record)).toBe(true);
+    expect(builder.recordCount).toBe(4);
+    const built = builder.build(options);
+    expect(built.length).toBe(builder.sizeBytes);
+    expect(built.equals(encodeRecordBatch(records, options))).toBe(true);
+    expect(validateBatch(built)).toMatchObject({ baseOffset: 31, recordCount: 4, producerId: 99, baseSequence: 5 });
+  });
+
+  it('refuses the record that would take the batch past the byte limit, never the first, and nothing once built', () => {
+    const value = Buffer.alloc(100, 1);
+    const builder = new RecordBatchBuilder();
+    expect(builder.append({ key: null, value: Buffer.alloc(500), timestamp: 1 }, 200)).toBe(true); // the first always goes in
+    expect(builder.append({ key: null, value, timestamp: 2 }, 200)).toBe(false);
+    expect(builder.recordCount).toBe(1);
+    const limit = builder.sizeBytes + 110;
+    expect(builder.append({ key: null, value, timestamp: 2 }, limit)).toBe(true);
+    expect(builder.sizeBytes).toBeLessThanOrEqual(limit);
+    const built = builder.build();
+    expect(decodeRecordBatch(built).records.map((r) => r.value?.length)).toEqual([500, 100]);
+    expect(() => builder.append({ key: null, value, timestamp: 3 })).toThrow(/built batch/);
+    expect(() => new RecordBatchBuilder().build()).toThrow(/at least one record/);
   });
 });
 

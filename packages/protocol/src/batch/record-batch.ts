@@ -90,63 +90,129 @@ export interface DecodedRecord {
 /** Encodes `records` (at least one) as one uncompressed batch. */
 export function encodeRecordBatch(records: readonly BatchRecordInput[], options: EncodeBatchOptions = {}): Buffer {
   if (records.length === 0) throw new Error('a record batch holds at least one record');
+  // The exact size first, so the batch is written into one allocation of its size.
   const baseTimestamp = records[0]!.timestamp;
-  let maxTimestamp = baseTimestamp;
-  // First pass: the size of every record body, so the batch is written into one allocation.
-  const bodySizes = new Array<number>(records.length);
   let total = BATCH_HEADER_BYTES;
-  for (let i = 0; i < records.length; i++) {
-    const record = records[i]!;
-    if (!Number.isSafeInteger(record.timestamp)) throw new Error(`record timestamp ${record.timestamp} is not an integer`);
-    if (record.timestamp > maxTimestamp) maxTimestamp = record.timestamp;
-    let size = 1 + varintSize(record.timestamp - baseTimestamp) + varintSize(i);
-    size += bytesFieldSize(record.key) + bytesFieldSize(record.value);
-    const headers = record.headers ?? [];
-    size += varintSize(headers.length);
-    for (const header of headers) {
-      const keyBytes = Buffer.byteLength(header.key, 'utf8');
-      size += varintSize(keyBytes) + keyBytes + bytesFieldSize(header.value);
-    }
-    bodySizes[i] = size;
-    total += varintSize(size) + size;
-  }
-
-  const buf = Buffer.allocUnsafe(total);
-  writeInt64(buf, 0, options.baseOffset ?? 0);
-  buf.writeInt32BE(total - LOG_OVERHEAD_BYTES, 8);
-  buf.writeInt32BE(options.partitionLeaderEpoch ?? -1, 12);
-  buf.writeInt8(BATCH_MAGIC, 16);
-  buf.writeInt16BE(0, ATTRIBUTES_AT);
-  buf.writeInt32BE(records.length - 1, 23);
-  writeInt64(buf, 27, baseTimestamp);
-  writeInt64(buf, 35, maxTimestamp);
-  writeInt64(buf, 43, options.producerId ?? -1);
-  buf.writeInt16BE(options.producerEpoch ?? -1, 51);
-  buf.writeInt32BE(options.baseSequence ?? -1, 53);
-  buf.writeInt32BE(records.length, 57);
-
-  let at = BATCH_HEADER_BYTES;
-  for (let i = 0; i < records.length; i++) {
-    const record = records[i]!;
-    at = writeVarint(buf, at, bodySizes[i]!);
-    const start = at;
-    buf[at++] = 0; // record attributes: unused in v2
-    at = writeVarint(buf, at, record.timestamp - baseTimestamp);
-    at = writeVarint(buf, at, i);
-    at = writeBytesField(buf, at, record.key);
-    at = writeBytesField(buf, at, record.value);
-    const headers = record.headers ?? [];
-    at = writeVarint(buf, at, headers.length);
-    for (const header of headers) {
-      at = writeVarint(buf, at, Buffer.byteLength(header.key, 'utf8'));
-      at += buf.write(header.key, at, 'utf8');
-      at = writeBytesField(buf, at, header.value);
-    }
-    assert(at - start === bodySizes[i], 'record size computed before writing matches the bytes written');
-  }
-  assert(at === total, 'batch size computed before writing matches the bytes written');
-  buf.writeUInt32BE(crc32c(buf.subarray(ATTRIBUTES_AT)), CRC_AT);
+  for (let i = 0; i < records.length; i++) total += recordSize(recordBodySize(records[i]!, records[i]!.timestamp - baseTimestamp, i));
+  const builder = new RecordBatchBuilder(total);
+  for (const record of records) builder.append(record);
+  const buf = builder.build(options);
+  assert(buf.length === total, 'batch size computed before writing matches the bytes written');
   return buf;
+}
+
+/**
+ * Writes records into one batch as they arrive (what Kafka's producer does with its
+ * MemoryRecordsBuilder): a producer holds a waiting record's bytes, not the record, and
+ * `build()` only adds the header and the CRC. The buffer grows by doubling; a builder built
+ * takes no more records.
+ */
+export class RecordBatchBuilder {
+  private buf: Buffer;
+  /** Where the next record goes: the batch so far, header included. */
+  private end = BATCH_HEADER_BYTES;
+  private count = 0;
+  private baseTimestamp = 0;
+  private maxTimestamp = 0;
+  private built = false;
+
+  /** `capacityBytes`: the buffer to start with (a good guess saves copies as it grows). */
+  constructor(capacityBytes = 16 * 1024) {
+    this.buf = Buffer.allocUnsafe(Math.max(capacityBytes, BATCH_HEADER_BYTES));
+  }
+
+  get recordCount(): number {
+    return this.count;
+  }
+
+  /** Bytes of the batch as it would be built now, header included. */
+  get sizeBytes(): number {
+    return this.end;
+  }
+
+  /**
+   * Appends `record` as the next record, unless the batch holds records already and would
+   * then take more than `maxBatchBytes`: false, and nothing is written.
+   */
+  append(record: BatchRecordInput, maxBatchBytes = Infinity): boolean {
+    assert(!this.built, 'a built batch takes no more records');
+    if (!Number.isSafeInteger(record.timestamp)) throw new Error(`record timestamp ${record.timestamp} is not an integer`);
+    if (this.count === 0) this.baseTimestamp = this.maxTimestamp = record.timestamp;
+    const timestampDelta = record.timestamp - this.baseTimestamp;
+    const body = recordBodySize(record, timestampDelta, this.count);
+    const end = this.end + recordSize(body);
+    if (this.count > 0 && end > maxBatchBytes) return false;
+    if (end > this.buf.length) this.grow(end);
+    const at = writeRecord(this.buf, this.end, record, body, timestampDelta, this.count);
+    assert(at === end, 'record size computed before writing matches the bytes written');
+    this.end = end;
+    this.count++;
+    if (record.timestamp > this.maxTimestamp) this.maxTimestamp = record.timestamp;
+    return true;
+  }
+
+  /** The batch: header and CRC written, a view of exactly its bytes. */
+  build(options: EncodeBatchOptions = {}): Buffer {
+    if (this.count === 0) throw new Error('a record batch holds at least one record');
+    this.built = true;
+    const buf = this.buf.subarray(0, this.end);
+    writeInt64(buf, 0, options.baseOffset ?? 0);
+    buf.writeInt32BE(this.end - LOG_OVERHEAD_BYTES, 8);
+    buf.writeInt32BE(options.partitionLeaderEpoch ?? -1, 12);
+    buf.writeInt8(BATCH_MAGIC, 16);
+    buf.writeInt16BE(0, ATTRIBUTES_AT);
+    buf.writeInt32BE(this.count - 1, 23);
+    writeInt64(buf, 27, this.baseTimestamp);
+    writeInt64(buf, 35, this.maxTimestamp);
+    writeInt64(buf, 43, options.producerId ?? -1);
+    buf.writeInt16BE(options.producerEpoch ?? -1, 51);
+    buf.writeInt32BE(options.baseSequence ?? -1, 53);
+    buf.writeInt32BE(this.count, 57);
+    buf.writeUInt32BE(crc32c(buf.subarray(ATTRIBUTES_AT)), CRC_AT);
+    return buf;
+  }
+
+  private grow(atLeast: number): void {
+    const grown = Buffer.allocUnsafe(Math.max(atLeast, 2 * this.buf.length));
+    this.buf.copy(grown, 0, 0, this.end);
+    this.buf = grown;
+  }
+}
+
+/** Bytes of a record's body (everything after its length varint) at `offsetDelta` in its batch. */
+function recordBodySize(record: BatchRecordInput, timestampDelta: number, offsetDelta: number): number {
+  let size = 1 + varintSize(timestampDelta) + varintSize(offsetDelta);
+  size += bytesFieldSize(record.key) + bytesFieldSize(record.value);
+  const headers = record.headers ?? [];
+  size += varintSize(headers.length);
+  for (const header of headers) {
+    const keyBytes = Buffer.byteLength(header.key, 'utf8');
+    size += varintSize(keyBytes) + keyBytes + bytesFieldSize(header.value);
+  }
+  return size;
+}
+
+/** Bytes of a record with a body of `bodySize`: its length varint, then the body. */
+function recordSize(bodySize: number): number {
+  return varintSize(bodySize) + bodySize;
+}
+
+/** Writes one record (length varint, then body) at `at`; returns the position after it. */
+function writeRecord(buf: Buffer, at: number, record: BatchRecordInput, bodySize: number, timestampDelta: number, offsetDelta: number): number {
+  at = writeVarint(buf, at, bodySize);
+  buf[at++] = 0; // record attributes: unused in v2
+  at = writeVarint(buf, at, timestampDelta);
+  at = writeVarint(buf, at, offsetDelta);
+  at = writeBytesField(buf, at, record.key);
+  at = writeBytesField(buf, at, record.value);
+  const headers = record.headers ?? [];
+  at = writeVarint(buf, at, headers.length);
+  for (const header of headers) {
+    at = writeVarint(buf, at, Buffer.byteLength(header.key, 'utf8'));
+    at += buf.write(header.key, at, 'utf8');
+    at = writeBytesField(buf, at, header.value);
+  }
+  return at;
 }
 
 /** Reads the 61-byte header of the batch at `at`, without checking the CRC or reading records. */
