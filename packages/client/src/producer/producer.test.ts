@@ -105,6 +105,23 @@ describe('Producer', () => {
     expect(logs.get(0)!.map((r) => r.record.value![0])).toEqual(sizes.map((_, i) => i));
   });
 
+  it('copies a record into its batch before send() returns: the caller may reuse its buffer at once', async () => {
+    // Proves the copy-on-send promise of send(): a buffer overwritten right after send() does not change what is stored.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const logs = storingBroker(broker);
+    const producer = client(coordinator).producer({ lingerMs: 20 });
+    await producer.send({ topic: 't', value: 'first' }); // the topic's map is cached from here on
+    const buffer = Buffer.from('original');
+    const sent = producer.send({ topic: 't', key: buffer, value: buffer });
+    buffer.fill('x');
+    await sent;
+    const stored = logs.get(0)![1]!.record;
+    expect(stored.key!.toString()).toBe('original');
+    expect(stored.value!.toString()).toBe('original');
+  });
+
   it('keeps the order of a partition across retriable failures (one request in flight per partition)', async () => {
     // Proves ordering under retries: the first requests fail with a retriable error; later records never overtake them.
     const coordinator = await stub('coordinator');

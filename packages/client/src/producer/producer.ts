@@ -44,7 +44,7 @@ export interface ProducerOptions {
   lingerMs?: number;
   /** Most records in one batch (default 1000). */
   maxBatchRecords?: number;
-  /** Most bytes (about: keys, values and headers) in one batch (default 1 MiB). */
+  /** Most bytes of one batch as encoded, header included; a record larger than that goes alone (default 1 MiB). */
   maxBatchBytes?: number;
   /** Most bytes of batches in one request to a broker (default 8 MiB; a larger single batch goes alone). */
   maxRequestBytes?: number;
@@ -142,7 +142,9 @@ export class Producer {
   /**
    * Sends one record. Resolves with its partition and offset once it is acknowledged;
    * rejects with the TesseraError of a non-retriable failure, or TIMEOUT after
-   * `deliveryTimeoutMs` of retriable ones (the record may then be stored or not).
+   * `deliveryTimeoutMs` of retriable ones (the record may then be stored or not). A record
+   * that is queued is copied into its batch before `send()` returns, so its buffers may be
+   * reused at once (one that waits for room or for the topic's map is copied when it is queued).
    */
   send(record: ProducerRecord): Promise<RecordMetadata> {
     if (this.closed) return Promise.reject(new TesseraError('INVALID_REQUEST', 'the producer is closed'));
