@@ -2,7 +2,7 @@
 // coordinator gave and per-partition sequence numbers, a retried batch is the same bytes, and a
 // refused numbering fails the batch and starts a new producer id at sequence 0.
 import { afterEach, describe, expect, it } from 'vitest';
-import { iterateBatches, TesseraError } from '@tessera/protocol';
+import { batchSize, iterateBatches, TesseraError } from '@tessera/protocol';
 import { TesseraClient } from '../client.js';
 import {
   closeAfterTest,
@@ -34,7 +34,7 @@ function sentBatches(request: StubRequest) {
       producerEpoch: header.producerEpoch,
       baseSequence: header.baseSequence,
       recordCount: header.recordCount,
-      bytes: request.parts![i]!.subarray(at, at + 12 + header.batchLength),
+      bytes: request.parts![i]!.subarray(at, at + batchSize(header)),
     })),
   );
 }

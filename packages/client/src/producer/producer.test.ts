@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { iterateBatches, partitionForKey, TesseraError } from '@tessera/protocol';
+import { batchSize, iterateBatches, partitionForKey, TesseraError } from '@tessera/protocol';
 import { TesseraClient } from '../client.js';
 import {
   closeAfterTest,
@@ -99,9 +99,9 @@ describe('Producer', () => {
     const batches = broker.requests.flatMap((request) => request.parts!.flatMap((part) => [...iterateBatches(part)].map(({ header }) => header)));
     expect(batches.reduce((n, header) => n + header.recordCount, 0)).toBe(sizes.length);
     for (const header of batches) {
-      if (header.recordCount > 1) expect(header.batchLength + 12).toBeLessThanOrEqual(2048);
+      if (header.recordCount > 1) expect(batchSize(header)).toBeLessThanOrEqual(2048);
     }
-    expect(batches.some((header) => header.recordCount === 1 && header.batchLength + 12 > 5000)).toBe(true);
+    expect(batches.some((header) => header.recordCount === 1 && batchSize(header) > 5000)).toBe(true);
     expect(logs.get(0)!.map((r) => r.record.value![0])).toEqual(sizes.map((_, i) => i));
   });
 
