@@ -3,27 +3,37 @@
  * they arrive (most records, most bytes a batch), when a partition is ready (full, lingered
  * long enough, flushing), and which partition keyless records go to (sticky: one partition
  * until its batch is cut, then the next). A waiting record is kept as its bytes in a batch
- * and its promise, not as the record: with many records in flight, that is most of what the
- * garbage collector would otherwise copy around.
+ * and a promise derived from its batch's, not as the record and its own resolving functions:
+ * with many records in flight, that is most of what the garbage collector would otherwise
+ * copy around.
  */
 import { RecordBatchBuilder, type BatchRecordInput } from '@tessera/protocol';
 import type { PartitionSequence } from './idempotence.js';
 import type { RecordMetadata } from '../records.js';
 
-/** A record accepted by `send()` and not yet settled (its bytes are in its batch). */
-export interface PendingRecord {
-  /** The generation of the `send()` it came from, for `flush()` (see UnsettledSends). */
-  generation: number;
-  deadlineMs: number;
-  /** The `send()` promise's own functions (the producer releases the buffer slot first). */
-  resolve(metadata: RecordMetadata): void;
-  reject(error: unknown): void;
+/** What a batch settles with: where the broker stored its first record. */
+export interface BatchAck {
+  topic: string;
+  partition: number;
+  baseOffset: number;
 }
 
-/** A batch being written or waiting to be sent: its bytes so far and the records in it, in order. */
+/** A batch being written or waiting to be sent: its bytes so far and what its records' `send()` calls wait for. */
 export interface OpenBatch {
   builder: RecordBatchBuilder;
-  records: PendingRecord[];
+  /** Records written into it. */
+  count: number;
+  /** The earliest delivery deadline of its records (performance.now() ms). */
+  deadlineMs: number;
+  /**
+   * The flush generations of its records (see UnsettledSends) as runs, `[generation, records,
+   * generation, records, …]`: consecutive records nearly always share one.
+   */
+  generations: number[];
+  /** Every record's `send()` promise is derived from this one (settled once, for the whole batch). */
+  settled: Promise<BatchAck>;
+  resolve(ack: BatchAck): void;
+  reject(error: unknown): void;
 }
 
 /** The records of one partition waiting to be sent, and whether a batch of it is out. */
@@ -74,17 +84,25 @@ export class Accumulator {
     return queue;
   }
 
-  /** Writes `record` into the partition's open batch, or a new one when it is full or the record does not fit. */
-  append(queue: PartitionQueue, entry: PendingRecord, record: BatchRecordInput): void {
+  /**
+   * Writes `record` into the partition's open batch, or a new one when it is full or the
+   * record does not fit; returns the record's `send()` promise.
+   */
+  append(queue: PartitionQueue, record: BatchRecordInput, generation: number, deadlineMs: number): Promise<RecordMetadata> {
     let open = queue.batches[queue.batches.length - 1];
-    if (open === undefined || open.records.length >= this.limits.maxBatchRecords || !open.builder.append(record, this.limits.maxBatchBytes)) {
-      open = { builder: new RecordBatchBuilder(Math.min(queue.lastBatchBytes || FIRST_BUFFER_BYTES, this.limits.maxBatchBytes)), records: [] };
+    if (open === undefined || open.count >= this.limits.maxBatchRecords || !open.builder.append(record, this.limits.maxBatchBytes)) {
+      open = openBatch(new RecordBatchBuilder(Math.min(queue.lastBatchBytes || FIRST_BUFFER_BYTES, this.limits.maxBatchBytes)));
       queue.batches.push(open);
       open.builder.append(record);
     }
-    open.records.push(entry);
+    const index = open.count++;
+    if (deadlineMs < open.deadlineMs) open.deadlineMs = deadlineMs;
+    const runs = open.generations;
+    if (runs.length > 0 && runs[runs.length - 2] === generation) runs[runs.length - 1]!++;
+    else runs.push(generation, 1);
     // A full batch takes no more keyless records: they move on to the next partition.
     if (this.isFull(queue)) this.moveStickyPast(queue);
+    return open.settled.then(metadataAt(index));
   }
 
   /** Whether records of the partition wait to be sent. */
@@ -96,7 +114,7 @@ export class Accumulator {
   isFull(queue: PartitionQueue): boolean {
     if (queue.batches.length > 1) return true;
     const open = queue.batches[0];
-    return open !== undefined && (open.records.length >= this.limits.maxBatchRecords || open.builder.sizeBytes >= this.limits.maxBatchBytes);
+    return open !== undefined && (open.count >= this.limits.maxBatchRecords || open.builder.sizeBytes >= this.limits.maxBatchBytes);
   }
 
   /** The partition for a keyless record of `topic` with `partitionCount` partitions. */
@@ -132,3 +150,28 @@ export class Accumulator {
     }
   }
 }
+
+function openBatch(builder: RecordBatchBuilder): OpenBatch {
+  let resolve!: (ack: BatchAck) => void;
+  let reject!: (error: unknown) => void;
+  const settled = new Promise<BatchAck>((onResolve, onReject) => {
+    resolve = onResolve;
+    reject = onReject;
+  });
+  return { builder, count: 0, deadlineMs: Infinity, generations: [], settled, resolve, reject };
+}
+
+/**
+ * The function that turns a batch's acknowledgement into the metadata of its record at
+ * `index`, one per index shared by every batch: a record in flight costs its derived promise,
+ * not a closure of its own.
+ */
+function metadataAt(index: number): (ack: BatchAck) => RecordMetadata {
+  while (metadataFunctions.length <= index) {
+    const at = metadataFunctions.length;
+    metadataFunctions.push((ack) => ({ topic: ack.topic, partition: ack.partition, offset: ack.baseOffset + at }));
+  }
+  return metadataFunctions[index]!;
+}
+
+const metadataFunctions: Array<(ack: BatchAck) => RecordMetadata> = [];

@@ -405,6 +405,64 @@ describe('Producer', () => {
     expect(logs.get(0)!.map((r) => r.value)).toEqual(['first', 'p0-0', 'p0-1', 'p0-2']);
   });
 
+  it('sends what the callers of acknowledged records send in answer in one batch with the records that waited', async () => {
+    // Proves a partition's next batch is cut after the acknowledged records' callbacks have run, not before.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const logs: StoredLogs = new Map();
+    const store = storingProduceHandler(logs);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    broker.on('POST', '/produce', async (request) => {
+      if (broker.requests.length === 1) await held;
+      return store(request);
+    });
+    const producer = client(coordinator).producer();
+    const first = producer.send({ topic: 't', value: 'first' });
+    await until(() => broker.requests.length === 1, 'the first request');
+    const waiting = [0, 1].map((i) => producer.send({ topic: 't', value: `waiting-${i}` }));
+    // Two callers that send again once their record is acknowledged: one with then(), one with await.
+    const answers = [
+      first.then(() => producer.send({ topic: 't', value: 'answer-0' })),
+      (async () => {
+        await first;
+        return producer.send({ topic: 't', value: 'answer-1' });
+      })(),
+    ];
+    release();
+    await Promise.all([...waiting, ...answers]);
+    expect(broker.requests.length).toBe(2);
+    expect(producedPartitions(broker.requests[1]!).map((p) => p.records.map((r) => r.value?.toString()))).toEqual([
+      ['waiting-0', 'waiting-1', 'answer-0', 'answer-1'],
+    ]);
+  });
+
+  it('settles every send() of a batch, acknowledged or failed, before a flush() waiting for them returns', async () => {
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]));
+    broker.on(
+      'POST',
+      '/produce',
+      storingProduceHandler(new Map(), (_topic, partition) => (partition === 1 ? partitionError('INVALID_REQUEST', 'refused') : undefined)),
+    );
+    const producer = client(coordinator).producer();
+    const heard: string[] = [];
+    for (const partition of [0, 1]) {
+      for (let i = 0; i < 3; i++) {
+        producer.send({ topic: 't', partition, value: `v${i}` }).then(
+          (metadata) => heard.push(`${partition}: offset ${metadata.offset}`),
+          (error: TesseraError) => heard.push(`${partition}: ${error.code}`),
+        );
+      }
+    }
+    await producer.flush();
+    heard.push('flushed');
+    expect(heard.at(-1)).toBe('flushed');
+    expect(heard.slice(0, -1).sort()).toEqual(['0: offset 0', '0: offset 1', '0: offset 2', '1: INVALID_REQUEST', '1: INVALID_REQUEST', '1: INVALID_REQUEST']);
+  });
+
   it('refuses a maxInFlightRequests below 1', () => {
     const c = new TesseraClient({ coordinator: 'http://127.0.0.1:1' });
     closeAfterTest(() => c.close());

@@ -28,7 +28,7 @@ import {
 import { needsMetadataRefresh } from '../cluster/metadata-cache.js';
 import type { ClientParts } from '../internal/client-parts.js';
 import type { ProducerRecord, RecordMetadata } from '../records.js';
-import { Accumulator, type OpenBatch, type PartitionQueue, type PendingRecord } from './accumulator.js';
+import { Accumulator, type OpenBatch, type PartitionQueue } from './accumulator.js';
 import { UnsettledSends } from './unsettled.js';
 import { IdempotenceManager, type BatchSequence } from './idempotence.js';
 import { prepareRecord, type PreparedRecord } from './prepare.js';
@@ -98,6 +98,8 @@ export class Producer {
   private readonly sender: ProduceSender;
   /** Partitions ready to send, drained at the end of the tick. */
   private readonly ready = new Set<PartitionQueue>();
+  /** Partitions whose batch came back with records waiting, sent at the end of this turn of the event loop. */
+  private readonly refills = new Set<PartitionQueue>();
   private drainScheduled = false;
   /** Ready partitions held back while their broker has maxInFlightRequests requests out, by broker URL. */
   private readonly waitingForRoom = new Map<string, Set<PartitionQueue>>();
@@ -244,12 +246,10 @@ export class Producer {
 
   /** Puts an accepted record (its buffer slot taken) on its partition's queue. */
   private push(generation: number, topic: string, partition: number, record: PreparedRecord, deadlineMs: number): Promise<RecordMetadata> {
-    return new Promise<RecordMetadata>((resolve, reject) => {
-      const queue = this.accumulator.queueFor(topic, partition);
-      // The promise's own functions, not closures per record: a record in flight is kept small.
-      this.accumulator.append(queue, { generation, deadlineMs, resolve, reject }, record);
-      this.schedule(queue);
-    });
+    const queue = this.accumulator.queueFor(topic, partition);
+    const sent = this.accumulator.append(queue, record, generation, deadlineMs);
+    this.schedule(queue);
+    return sent;
   }
 
   private validTopic(name: string): string {
@@ -367,31 +367,53 @@ export class Producer {
     }
     if (queue.inFlight || !this.accumulator.hasPending(queue)) return;
     const batch = this.accumulator.takeBatch(queue);
-    queue.inFlight = true;
-    void this.deliver(queue, batch).finally(() => {
+    // Registered after every record's own reaction (the batch takes no more records now), so the
+    // records' callers hear of their records before a flush() waiting for them returns.
+    const settle = () => {
+      this.settledBatch(batch);
       queue.inFlight = false;
-      // Records that arrived meanwhile have already waited a whole request: send them now.
-      if (this.accumulator.hasPending(queue)) this.markReady(queue);
+      if (this.accumulator.hasPending(queue)) this.refillSoon(queue);
+    };
+    batch.settled.then(settle, settle);
+    queue.inFlight = true;
+    void this.deliver(queue, batch);
+  }
+
+  /**
+   * Records that arrived while a partition's batch was out have waited a whole request. They
+   * leave at the end of this turn of the event loop, together with what the callers of the
+   * acknowledged records send in answer (their callbacks run after this), not in a batch of
+   * their own just before those. A send in the meantime takes them along at once.
+   */
+  private refillSoon(queue: PartitionQueue): void {
+    this.refills.add(queue);
+    if (this.refills.size > 1) return;
+    setImmediate(() => {
+      const queues = [...this.refills];
+      this.refills.clear();
+      for (const waiting of queues) {
+        if (!waiting.inFlight && this.accumulator.hasPending(waiting)) this.markReady(waiting);
+      }
     });
   }
 
   /**
    * Delivers one batch to the partition's primary until it is acknowledged, fails with a
-   * non-retriable error, or its first record's delivery deadline passes. Never rejects.
+   * non-retriable error, or its first record's delivery deadline passes; settles the batch
+   * (and so every record's `send()`) either way. Never rejects.
    */
-  private async deliver(queue: PartitionQueue, { builder, records: batch }: OpenBatch): Promise<void> {
+  private async deliver(queue: PartitionQueue, batch: OpenBatch): Promise<void> {
     const { topic, partition } = queue;
-    let deadlineMs = Infinity;
-    for (const entry of batch) deadlineMs = Math.min(deadlineMs, entry.deadlineMs);
+    const { deadlineMs, count } = batch;
     let sequence: BatchSequence | undefined;
     let attempts = 0;
     try {
       if (this.idempotence !== undefined) {
         const identity = await this.idempotence.current(deadlineMs);
-        sequence = this.idempotence.take(identity, queue.sequence, batch.length);
+        sequence = this.idempotence.take(identity, queue.sequence, count);
       }
       // Encoded once: every retry sends these bytes, with the same sequence numbers.
-      const encoded = builder.build(
+      const encoded = batch.builder.build(
         sequence === undefined ? {} : { producerId: sequence.producerId, producerEpoch: sequence.producerEpoch, baseSequence: sequence.baseSequence },
       );
       const ack = await retry(
@@ -410,21 +432,14 @@ export class Producer {
           },
         },
       );
-      if (ack.lastOffset - ack.baseOffset + 1 !== batch.length || !Number.isSafeInteger(ack.baseOffset)) {
-        throw new TesseraError('INTERNAL', `${topic}/${partition}: broker stored offsets ${ack.baseOffset}..${ack.lastOffset} for ${batch.length} records`);
+      if (ack.lastOffset - ack.baseOffset + 1 !== count || !Number.isSafeInteger(ack.baseOffset)) {
+        throw new TesseraError('INTERNAL', `${topic}/${partition}: broker stored offsets ${ack.baseOffset}..${ack.lastOffset} for ${count} records`);
       }
-      for (let i = 0; i < batch.length; i++) {
-        const entry = batch[i]!;
-        this.done(entry);
-        entry.resolve({ topic, partition, offset: ack.baseOffset + i });
-      }
+      batch.resolve({ topic, partition, baseOffset: ack.baseOffset });
     } catch (error) {
       if (!isRetriable(error)) {
         if (sequence !== undefined) this.idempotence?.failed(sequence, queue.sequence, error, attempts);
-        for (const entry of batch) {
-          this.done(entry);
-          entry.reject(error);
-        }
+        batch.reject(error);
         return;
       }
       const reason = error instanceof Error ? error.message : String(error);
@@ -435,17 +450,15 @@ export class Producer {
         { cause: error },
       );
       if (sequence !== undefined) this.idempotence?.failed(sequence, queue.sequence, timeout, attempts);
-      for (const entry of batch) {
-        this.done(entry);
-        entry.reject(timeout);
-      }
+      batch.reject(timeout);
     }
   }
 
-  /** An accepted record is settled: its buffer slot and its place among the unsettled sends are freed. */
-  private done(entry: PendingRecord): void {
-    this.release();
-    this.unsettled.settled(entry.generation);
+  /** A batch is settled: its records' buffer slots and their places among the unsettled sends are freed. */
+  private settledBatch(batch: OpenBatch): void {
+    const runs = batch.generations;
+    for (let i = 0; i < runs.length; i += 2) this.unsettled.settled(runs[i]!, runs[i + 1]!);
+    for (let i = 0; i < batch.count; i++) this.release();
   }
 
   private release(): void {

@@ -42,6 +42,18 @@ describe('UnsettledSends', () => {
     expect(await isDone(second)).toBe(true);
   });
 
+  it('settles several sends of a generation at once, as a batch does', async () => {
+    const sends = new UnsettledSends();
+    const generation = sends.started();
+    sends.started();
+    sends.started();
+    const flush = sends.drained();
+    sends.settled(generation, 2);
+    expect(await isDone(flush)).toBe(false);
+    sends.settled(generation, 1);
+    expect(await isDone(flush)).toBe(true);
+  });
+
   it('a flush with nothing unsettled, or only sends after the last flush settled, is done at once', async () => {
     const sends = new UnsettledSends();
     expect(await isDone(sends.drained())).toBe(true);

@@ -20,14 +20,14 @@ export class UnsettledSends {
     return this.generation;
   }
 
-  /** A send that `started()` returned `generation` to is over (acknowledged, failed or refused). */
-  settled(generation: number): void {
+  /** `sends` sends that `started()` returned `generation` to are over (acknowledged, failed or refused). */
+  settled(generation: number, sends = 1): void {
     if (generation === this.generation) {
       // No flush waits for the current generation: each one closed the generation before it.
-      this.current--;
+      this.current -= sends;
       return;
     }
-    const left = this.closed.get(generation)! - 1;
+    const left = this.closed.get(generation)! - sends;
     if (left > 0) {
       this.closed.set(generation, left);
       return;
