@@ -18,8 +18,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { isTesseraError } from '@tessera/protocol';
-import type { Producer, TesseraClient } from '@tessera/client';
+import { isTesseraError, partitionForKey } from '@tessera/protocol';
+import type { Producer, RecordMetadata, TesseraClient } from '@tessera/client';
 import { CliError } from '../errors.js';
 import { formatCount, formatLatencyMs, formatMegabytesPerSecond, formatRate, formatSeconds } from '../output/format.js';
 import { Progress } from '../output/progress.js';
@@ -100,6 +100,8 @@ export async function ensureTopic(runtime: Runtime, options: BenchOptions): Prom
 
 export async function runBench(runtime: Runtime, mode: BenchMode, options: BenchOptions): Promise<BenchResult> {
   const partitions = await ensureTopic(runtime, options);
+  // From here on, the partition count is the topic's (an existing topic keeps its own).
+  options = { ...options, partitions };
   const client = runtime.client();
   const maxInFlight = mode === 'latency' ? 1 : options.maxInFlight;
   const warmup = options.warmup ?? 0;
@@ -210,6 +212,22 @@ async function sendRecords(
       slotFreed = undefined;
       wake?.();
     };
+    // A partition's records are acknowledged in the order they were sent, so each partition's
+    // send times wait in a queue of their own and two functions serve every record: the bench
+    // keeps no closure per record in flight (with 100,000 in flight, the garbage collector's
+    // copying of those was a visible share of this process's CPU).
+    const sentAt = Array.from({ length: options.partitions }, () => new TimeQueue());
+    const onAcknowledged = (metadata: RecordMetadata) => {
+      ack.recordMs(performance.now() - sentAt[metadata.partition]!.shift());
+      acknowledged++;
+      release();
+    };
+    // After a failure the run stops sending and fails, so the queues need not stay in step.
+    const onFailed = (error: unknown) => {
+      failed++;
+      firstError ??= error;
+      release();
+    };
     for (let index = 0; index < options.messages && firstError === undefined; index++) {
       while (inFlight >= options.maxInFlight) await new Promise<void>((resolve) => (slotFreed = resolve));
       if (intervalMs > 0) {
@@ -218,19 +236,12 @@ async function sendRecords(
       }
       const sentAtMs = performance.now();
       const headers = runId === undefined ? undefined : { [RUN_HEADER]: runId, [SENT_HEADER]: String(performance.timeOrigin + sentAtMs) };
+      // The partition the producer would choose for the key, chosen here to know its queue.
+      const key = String(index);
+      const partition = partitionForKey(key, options.partitions);
+      sentAt[partition]!.push(sentAtMs);
       inFlight++;
-      producerRef.send({ topic: options.topic, key: String(index), value, headers }).then(
-        () => {
-          ack.recordMs(performance.now() - sentAtMs);
-          acknowledged++;
-          release();
-        },
-        (error: unknown) => {
-          failed++;
-          firstError ??= error;
-          release();
-        },
-      );
+      producerRef.send({ topic: options.topic, key, partition, value, headers }).then(onAcknowledged, onFailed);
     }
     while (inFlight > 0) await new Promise<void>((resolve) => (slotFreed = resolve));
   };
@@ -357,4 +368,25 @@ export function renderBenchResult(result: BenchResult): string {
     ]);
   }
   return renderFields(fields);
+}
+
+/** A first-in, first-out queue of times (ms), kept in one array of numbers. */
+class TimeQueue {
+  private times: number[] = [];
+  private head = 0;
+
+  push(time: number): void {
+    this.times.push(time);
+  }
+
+  /** The oldest time (NaN when empty), removed. */
+  shift(): number {
+    if (this.head >= this.times.length) return NaN;
+    const time = this.times[this.head++]!;
+    if (this.head > 1024 && this.head * 2 > this.times.length) {
+      this.times = this.times.slice(this.head);
+      this.head = 0;
+    }
+    return time;
+  }
 }
