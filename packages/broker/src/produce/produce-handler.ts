@@ -16,6 +16,7 @@
 import {
   IDEMPOTENCY_KEY_HEADER,
   TesseraError,
+  batchSize,
   jsonRecordsToBatch,
   iterateBatches,
   parseOrThrow,
@@ -114,7 +115,7 @@ function idempotencyKey(header: string): string | undefined {
 function validateBatches(part: Buffer, maxBatchBytes: number, maxValueBytes: number, key?: string): IncomingBatch[] {
   const batches: IncomingBatch[] = [];
   for (const { at, header } of iterateBatches(part)) {
-    const size = 12 + header.batchLength;
+    const size = batchSize(header);
     if (size > maxBatchBytes) {
       throw new TesseraError('PAYLOAD_TOO_LARGE', `batch of ${size} bytes is larger than ${maxBatchBytes}; nothing of this partition was stored`);
     }

@@ -4,7 +4,7 @@
  * moves its in-memory log view when the write is queued, so a push that arrives while the
  * previous one is still being committed is checked against the log as it will be.
  */
-import { TesseraError, iterateBatches, type PartitionPush } from '@tessera/protocol';
+import { TesseraError, batchSize, iterateBatches, type PartitionPush } from '@tessera/protocol';
 import type { Partition } from '../../partition/index.js';
 import { storedBatch, type PartitionLog, type StoredBatch } from '../../storage/index.js';
 import { lastEpoch } from '../divergence.js';
@@ -57,7 +57,7 @@ export async function applyPush(replica: Partition, push: ParsedPush, tail: Buff
   let expected = push.baseOffset;
   let previousEpoch = !reset && push.baseOffset > log.logStartOffset ? log.epochAt(push.baseOffset - 1) : undefined;
   for (const { at, header } of iterateBatches(tail)) {
-    const batch = storedBatch(tail.subarray(at, at + 12 + header.batchLength), header);
+    const batch = storedBatch(tail.subarray(at, at + batchSize(header)), header);
     if (batch.baseOffset !== expected) {
       throw new TesseraError('INVALID_REQUEST', `batch at byte ${at} starts at offset ${batch.baseOffset}, expected ${expected}`);
     }
