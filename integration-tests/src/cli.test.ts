@@ -448,3 +448,29 @@ describe('tessera dev --restart-on-exit', () => {
     }
   });
 });
+
+describe('tessera dev killed with SIGKILL', () => {
+  it('takes its services with it, and a new one starts on the same data dir without leftovers to stop', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cli-killed-'));
+    const killedPort = await freePortRange(2);
+    const first = startDev([], { dir, port: killedPort, brokers: 1 });
+    let second: Dev | undefined;
+    try {
+      await waitDevReady(first, 1, dir);
+      const pids = readDevJson(dir)!.processes.map((p) => p.pid!);
+      first.process.kill('SIGKILL');
+      await first.exited;
+      // Nothing signals the services: each sees its standard input end and stops.
+      await waitFor(() => pids.every((pid) => !isAlive(pid)) || undefined, 'every service to stop by itself', 15_000);
+
+      second = startDev([], { dir, port: killedPort, brokers: 1 });
+      await waitDevReady(second, 1, dir);
+      expect(second.stderr()).not.toContain('left running by a previous tessera dev');
+      second.process.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+    } finally {
+      for (const running of [first, second]) if (running !== undefined && running.process.exitCode === null) running.process.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { JsonHttpClient, type TlsClientOptions, sleep } from '@tessera/protocol';
+import { JsonHttpClient, STOP_ON_STDIN_END_ENV, type TlsClientOptions, sleep } from '@tessera/protocol';
 
 const packagesDir = fileURLToPath(new URL('../../../packages/', import.meta.url));
 
@@ -76,8 +76,10 @@ export class ServiceProcess implements ServiceHandle {
     mkdirSync(this.spec.logDir, { recursive: true });
     this.log = createWriteStream(path.join(this.spec.logDir, `${this.spec.name}.log`), { flags: 'a' });
     const child = spawn(process.execPath, [ENTRY_POINTS[this.spec.role], ...this.spec.args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'info', ...this.spec.env },
+      // The service stops when its standard input ends, so a test runner that dies (even by
+      // SIGKILL) leaves no service behind.
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, TESSERA_LOG_LEVEL: process.env.TESSERA_LOG_LEVEL ?? 'info', ...this.spec.env, [STOP_ON_STDIN_END_ENV]: '1' },
     });
     this.child = child;
     child.stdout?.pipe(this.log, { end: false });

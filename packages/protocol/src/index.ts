@@ -26,3 +26,4 @@ export * from './stream/framing.js';
 export * from './stream/stream-client.js';
 export * from './stream/stream-server.js';
 export * from './stream/data-stream.js';
+export * from './supervision.js';

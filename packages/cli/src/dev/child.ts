@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import readline from 'node:readline';
+import { STOP_ON_STDIN_END_ENV } from '@tessera/protocol';
 import type { Role } from './state.js';
 
 export interface ChildSpec {
@@ -51,12 +52,14 @@ export class ManagedChild {
     if (this.running) throw new Error(`${this.spec.name} is already running`);
     this.ready = false;
     const child = spawn(process.execPath, [...devNodeArgs(), this.spec.entry, ...this.spec.args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The child stops when its standard input ends (STOP_ON_STDIN_END_ENV): if this process
+      // dies, even by SIGKILL, the pipe closes and its services do not outlive it.
+      stdio: ['pipe', 'pipe', 'pipe'],
       // Its own process group: a Ctrl-C in the terminal reaches only the supervisor,
       // which then stops every child with exactly one SIGTERM (a second signal would
       // make a service exit at once, uncleanly).
       detached: true,
-      env: { ...childEnv(process.env), ...this.spec.env },
+      env: { ...childEnv(process.env), ...this.spec.env, [STOP_ON_STDIN_END_ENV]: '1' },
     });
     this.process = child;
     this.lastPid = child.pid ?? null;
