@@ -22,9 +22,13 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>): void {
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
   if (process.env[STOP_ON_STDIN_END_ENV] === '1') {
+    // The supervisor is gone: stop, unless already stopping (this is not a second signal).
+    const onInputEnd = () => {
+      if (!stopping) handler('end of standard input');
+    };
     // Reading is what makes 'end' come; nothing is expected on the pipe.
-    process.stdin.on('end', () => handler('end of standard input'));
-    process.stdin.on('error', () => handler('end of standard input'));
+    process.stdin.on('end', onInputEnd);
+    process.stdin.on('error', onInputEnd);
     process.stdin.resume();
   }
 }
