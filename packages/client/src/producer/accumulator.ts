@@ -164,14 +164,18 @@ function openBatch(builder: RecordBatchBuilder): OpenBatch {
 /**
  * The function that turns a batch's acknowledgement into the metadata of its record at
  * `index`, one per index shared by every batch: a record in flight costs its derived promise,
- * not a closure of its own.
+ * not a closure of its own. Indexes past SHARED_METADATA_FUNCTIONS (a `maxBatchRecords` far
+ * above the default) get a function of their own, so the shared ones stay few.
  */
 function metadataAt(index: number): (ack: BatchAck) => RecordMetadata {
-  while (metadataFunctions.length <= index) {
-    const at = metadataFunctions.length;
-    metadataFunctions.push((ack) => ({ topic: ack.topic, partition: ack.partition, offset: ack.baseOffset + at }));
-  }
+  if (index >= SHARED_METADATA_FUNCTIONS) return metadataFunction(index);
+  while (metadataFunctions.length <= index) metadataFunctions.push(metadataFunction(metadataFunctions.length));
   return metadataFunctions[index]!;
 }
 
+function metadataFunction(index: number): (ack: BatchAck) => RecordMetadata {
+  return (ack) => ({ topic: ack.topic, partition: ack.partition, offset: ack.baseOffset + index });
+}
+
+const SHARED_METADATA_FUNCTIONS = 10_000;
 const metadataFunctions: Array<(ack: BatchAck) => RecordMetadata> = [];

@@ -87,6 +87,19 @@ describe('Producer', () => {
     expect(logs.size).toBe(2);
   });
 
+  it('gives every record of a very large batch its own offset', async () => {
+    // Proves the metadata of records past the shared per-index functions (10,000) is right too.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const logs = storingBroker(broker);
+    const producer = client(coordinator).producer({ maxBatchRecords: 12_000 });
+    const results = await Promise.all(Array.from({ length: 12_000 }, (_, i) => producer.send({ topic: 't', partition: 0, value: `v${i}` })));
+    expect(broker.requests).toHaveLength(1);
+    expect(results.map((r) => r.offset)).toEqual(Array.from({ length: 12_000 }, (_, i) => i));
+    expect(logs.get(0)![11_999]!.value).toBe('v11999');
+  });
+
   it('respects maxBatchBytes: no batch is larger unless it holds one record that is', async () => {
     // Proves the byte bound of a batch (records are written into batches as they are sent) and that records keep their order across batches.
     const coordinator = await stub('coordinator');
