@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The broker process: `node packages/broker/dist/main.js --id 1 --port 7071 --data-dir DIR`. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { type EdgeFlags, createLogger, edgeConfig, edgeOptions, onShutdown, storageOptions } from '@tessera/service';
+import { type EdgeFlags, createLogger, edgeConfig, edgeOptions, onShutdown, stopOnStdinEndOption, storageOptions } from '@tessera/service';
 import { startBroker } from './broker.js';
 import { type BrokerConfig, DEFAULT_CONFIG } from './config.js';
 
@@ -77,7 +77,7 @@ const storage = storageOptions(
   { reserveBytes: DEFAULT_CONFIG.storageReserveBytes, minFreeBytes: DEFAULT_CONFIG.storageMinFreeBytes },
   { reserveLetsCommit: 'deletions', refused: 'writes are refused' },
 );
-for (const option of [...storage, ...edgeOptions()]) program.addOption(option);
+for (const option of [...storage, ...edgeOptions(), stopOnStdinEndOption()]) program.addOption(option);
 
 program.parse();
 // The flags are the broker's configuration, but for the coordinator's flag name.
@@ -92,8 +92,9 @@ const {
   requestTimeoutMs,
   keepAliveTimeoutMs,
   maxConnections,
+  stopOnStdinEnd,
   ...flags
-} = program.opts<Omit<BrokerConfig, 'coordinatorUrl' | 'logger' | 'limits'> & EdgeFlags & { coordinator: string; logLevel: string }>();
+} = program.opts<Omit<BrokerConfig, 'coordinatorUrl' | 'logger' | 'limits'> & EdgeFlags & { coordinator: string; logLevel: string; stopOnStdinEnd?: boolean }>();
 let edge;
 try {
   edge = edgeConfig({ tlsCert, tlsKey, tlsCa, clusterSecretFile, insecureCluster, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, maxConnections });
@@ -105,7 +106,7 @@ try {
 const logger = createLogger('broker', { brokerId: flags.id }, { level: flags.logLevel, pretty: flags.logPretty });
 try {
   const broker = await startBroker({ ...flags, ...edge, coordinatorUrl: coordinator, logger });
-  onShutdown(logger, () => broker.close());
+  onShutdown(logger, () => broker.close(), { stopOnStdinEnd });
 } catch (error) {
   if (error instanceof Error && error.name === 'MigrationError') {
     // One line that says what to do, not a stack trace.

@@ -12,7 +12,7 @@ import {
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_TOKEN_TTL_MS,
 } from '@tessera/protocol';
-import { createLogger, edgeConfig, edgeOptions, integerFlag as integer, onShutdown, storageOptions } from '@tessera/service';
+import { createLogger, edgeConfig, edgeOptions, integerFlag as integer, onShutdown, stopOnStdinEndOption, storageOptions } from '@tessera/service';
 import {
   DEFAULT_BROKER_START_GRACE_MS,
   DEFAULT_LEADERSHIP_BALANCE_DELAY_MS,
@@ -120,7 +120,7 @@ const storage = storageOptions(
   { reserveBytes: DEFAULT_STORAGE_RESERVE_BYTES, minFreeBytes: DEFAULT_STORAGE_MIN_FREE_BYTES },
   { reserveLetsCommit: 'topic deletions', refused: 'topic creation is refused' },
 );
-for (const option of [...storage, ...edgeOptions()]) program.addOption(option);
+for (const option of [...storage, ...edgeOptions(), stopOnStdinEndOption()]) program.addOption(option);
 program.action(async (options) => {
   const running = await startCoordinator({
     ...edgeConfig(options),
@@ -147,7 +147,9 @@ program.action(async (options) => {
     // From the environment only: a flag's value would show in the process list.
     bootstrapAdminSecret: process.env.TESSERA_BOOTSTRAP_ADMIN_SECRET,
   });
-  onShutdown(createLogger('coordinator', {}, { level: options.logLevel, pretty: options.logPretty === true }), running.close);
+  onShutdown(createLogger('coordinator', {}, { level: options.logLevel, pretty: options.logPretty === true }), running.close, {
+    stopOnStdinEnd: options.stopOnStdinEnd === true,
+  });
 });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
