@@ -20,9 +20,8 @@ export interface BatchAck {
 
 /** A batch being written or waiting to be sent: its bytes so far and what its records' `send()` calls wait for. */
 export interface OpenBatch {
+  /** Its records so far (`recordCount`, `sizeBytes`). */
   builder: RecordBatchBuilder;
-  /** Records written into it. */
-  count: number;
   /** The earliest delivery deadline of its records (performance.now() ms). */
   deadlineMs: number;
   /**
@@ -90,12 +89,12 @@ export class Accumulator {
    */
   append(queue: PartitionQueue, record: BatchRecordInput, generation: number, deadlineMs: number): Promise<RecordMetadata> {
     let open = queue.batches[queue.batches.length - 1];
-    if (open === undefined || open.count >= this.limits.maxBatchRecords || !open.builder.append(record, this.limits.maxBatchBytes)) {
+    if (open === undefined || open.builder.recordCount >= this.limits.maxBatchRecords || !open.builder.append(record, this.limits.maxBatchBytes)) {
       open = openBatch(new RecordBatchBuilder(Math.min(queue.lastBatchBytes || FIRST_BUFFER_BYTES, this.limits.maxBatchBytes)));
       queue.batches.push(open);
       open.builder.append(record);
     }
-    const index = open.count++;
+    const index = open.builder.recordCount - 1;
     if (deadlineMs < open.deadlineMs) open.deadlineMs = deadlineMs;
     const runs = open.generations;
     if (runs.length > 0 && runs[runs.length - 2] === generation) runs[runs.length - 1]!++;
@@ -114,7 +113,7 @@ export class Accumulator {
   isFull(queue: PartitionQueue): boolean {
     if (queue.batches.length > 1) return true;
     const open = queue.batches[0];
-    return open !== undefined && (open.count >= this.limits.maxBatchRecords || open.builder.sizeBytes >= this.limits.maxBatchBytes);
+    return open !== undefined && (open.builder.recordCount >= this.limits.maxBatchRecords || open.builder.sizeBytes >= this.limits.maxBatchBytes);
   }
 
   /** The partition for a keyless record of `topic` with `partitionCount` partitions. */
@@ -158,7 +157,7 @@ function openBatch(builder: RecordBatchBuilder): OpenBatch {
     resolve = onResolve;
     reject = onReject;
   });
-  return { builder, count: 0, deadlineMs: Infinity, generations: [], settled, resolve, reject };
+  return { builder, deadlineMs: Infinity, generations: [], settled, resolve, reject };
 }
 
 /**

@@ -404,7 +404,8 @@ export class Producer {
    */
   private async deliver(queue: PartitionQueue, batch: OpenBatch): Promise<void> {
     const { topic, partition } = queue;
-    const { deadlineMs, count } = batch;
+    const { deadlineMs } = batch;
+    const count = batch.builder.recordCount;
     let sequence: BatchSequence | undefined;
     let attempts = 0;
     try {
@@ -458,7 +459,7 @@ export class Producer {
   private settledBatch(batch: OpenBatch): void {
     const runs = batch.generations;
     for (let i = 0; i < runs.length; i += 2) this.unsettled.settled(runs[i]!, runs[i + 1]!);
-    for (let i = 0; i < batch.count; i++) this.release();
+    for (let i = batch.builder.recordCount; i > 0; i--) this.release();
   }
 
   private release(): void {
