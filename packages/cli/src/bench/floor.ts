@@ -8,11 +8,16 @@
  * A record produced one at a time with replication factor 2 and durability full crosses two
  * such hops (client → primary → secondary, and the answers back) and waits for the
  * secondary's commit (the primary's own commit overlaps the push), so two round trips plus
- * one commit is the least its acknowledgement can take here. Nothing runs but the
- * measurement: no cluster is needed, and what it creates in DIR is removed at the end.
+ * one commit is the least its acknowledgement can take here. That sum leaves out what the
+ * hops cost each other on a machine with few cores, so the same path is also run for real:
+ * a bare replicated write, this process sending 100-byte records one at a time to a child
+ * "primary" that forwards each to a child "secondary", both committing it in SQLite in DIR,
+ * with the CPU each process spends per record. Nothing runs but the measurement: no cluster
+ * is needed, and what it creates in DIR is removed at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,7 +33,7 @@ import { LatencyHistogram, formatLatencySummary, type LatencySummary } from './h
 export interface FloorOptions {
   /** Where the commits are measured: the disk the brokers' data dirs are on. */
   dir: string;
-  /** Round trips, and commits of each kind. */
+  /** Round trips, commits of each kind, and replicated writes. */
   rounds: number;
   json?: boolean;
 }
@@ -44,6 +49,10 @@ export interface FloorResult {
   sqliteCommitMs: LatencySummary;
   /** 2 × round trip p50 + SQLite commit p50: the least a one-at-a-time acknowledgement takes here. */
   oneAtATimeFloorMs: number;
+  /** The bare replicated write: client → primary → secondary, a SQLite commit on each, one record at a time. */
+  replicatedWriteMs: LatencySummary;
+  /** CPU per replicated record, in µs, of each of its three processes. */
+  replicatedWriteCpuMicros: { client: number; primary: number; secondary: number };
   loadAverage: { before: number; after: number; cpus: number };
 }
 
@@ -72,6 +81,61 @@ process.on('message', () => process.send({ cpu: process.cpuUsage() }));
 process.on('disconnect', () => process.exit(0));
 `;
 
+/**
+ * A replica of the bare replicated write. Arguments: better-sqlite3's path, its database file,
+ * and for the primary the secondary's port. It listens on an ephemeral loopback port, sends it
+ * over IPC, and commits every record it reads (ROW_BYTES each) as one row (WAL,
+ * synchronous=FULL). The primary first sends the record on to the secondary, then commits it
+ * (the two commits overlap), and answers one byte when the secondary has answered; the
+ * secondary answers after its commit. It answers `cpu` over IPC, and closes its database and
+ * exits when its parent disconnects.
+ */
+const REPLICA_SCRIPT = `
+const net = require('node:net');
+const Database = require(process.argv[1]);
+const db = new Database(process.argv[2]);
+db.pragma('journal_mode = WAL');
+db.pragma('synchronous = FULL');
+db.exec('CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, data BLOB NOT NULL)');
+const insert = db.prepare('INSERT INTO records (data) VALUES (?)');
+const RECORD = ${ROW_BYTES};
+function onRecords(socket, onRecord) {
+  let pending = Buffer.alloc(0);
+  socket.on('data', (chunk) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    while (pending.length >= RECORD) {
+      onRecord(pending.subarray(0, RECORD));
+      pending = pending.subarray(RECORD);
+    }
+  });
+}
+const secondaryPort = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
+let secondary;
+const answers = [];
+if (secondaryPort !== undefined) {
+  secondary = net.connect({ host: '127.0.0.1', port: secondaryPort, noDelay: true });
+  secondary.on('data', (chunk) => { for (let i = 0; i < chunk.length; i++) answers.shift()(); });
+  secondary.on('error', () => process.exit(1));
+}
+const server = net.createServer((socket) => {
+  socket.setNoDelay(true);
+  socket.on('error', () => {});
+  onRecords(socket, (record) => {
+    if (secondary !== undefined) {
+      secondary.write(record);
+      insert.run(record);
+      answers.push(() => socket.write('k'));
+    } else {
+      insert.run(record);
+      socket.write('k');
+    }
+  });
+});
+server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
+process.on('message', () => process.send({ cpu: process.cpuUsage() }));
+process.on('disconnect', () => { db.close(); process.exit(0); });
+`;
+
 export async function runFloor(runtime: Runtime, options: FloorOptions): Promise<FloorResult> {
   const dir = path.resolve(options.dir);
   if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
@@ -93,6 +157,9 @@ export async function runFloor(runtime: Runtime, options: FloorOptions): Promise
     step = 'SQLite commits';
     done = 0;
     const sqlite = measureSqliteCommits(dir, options.rounds, (n) => (done = n));
+    step = 'replicated writes';
+    done = 0;
+    const replicated = await measureReplicatedWrites(dir, options.rounds, (n) => (done = n));
     result = {
       mode: 'floor',
       dir,
@@ -102,6 +169,8 @@ export async function runFloor(runtime: Runtime, options: FloorOptions): Promise
       fdatasyncMs: fdatasync.summary(),
       sqliteCommitMs: sqlite.summary(),
       oneAtATimeFloorMs: 2 * echo.latency.percentileMs(0.5) + sqlite.percentileMs(0.5),
+      replicatedWriteMs: replicated.latency.summary(),
+      replicatedWriteCpuMicros: replicated.cpuMicros,
       loadAverage: { before: loadBefore, after: os.loadavg()[0]!, cpus: os.cpus().length },
     };
   } finally {
@@ -112,9 +181,8 @@ export async function runFloor(runtime: Runtime, options: FloorOptions): Promise
 }
 
 async function measureRoundTrips(rounds: number, onProgress: (done: number) => void): Promise<{ latency: LatencyHistogram; cpuMicros: { client: number; server: number } }> {
-  const child = spawn(process.execPath, ['-e', ECHO_SCRIPT], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const { child, port } = await startChild(ECHO_SCRIPT, []);
   try {
-    const { port } = await nextMessage<{ port: number }>(child);
     const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     try {
@@ -152,14 +220,94 @@ async function measureRoundTrips(rounds: number, onProgress: (done: number) => v
       socket.destroy();
     }
   } finally {
-    child.disconnect();
-    child.kill();
+    await stopChild(child);
   }
+}
+
+/**
+ * The bare replicated write, `rounds` records one at a time after a warm-up: this process →
+ * a primary child → a secondary child, a SQLite commit in DIR on each (see REPLICA_SCRIPT).
+ */
+async function measureReplicatedWrites(
+  dir: string,
+  rounds: number,
+  onProgress: (done: number) => void,
+): Promise<{ latency: LatencyHistogram; cpuMicros: { client: number; primary: number; secondary: number } }> {
+  const sqlitePath = createRequire(import.meta.url).resolve('better-sqlite3');
+  const files = ['primary', 'secondary'].map((role) => path.join(dir, `.tessera-floor-${process.pid}-${role}.db`));
+  const started: ChildProcess[] = [];
+  try {
+    const secondary = await startChild(REPLICA_SCRIPT, [sqlitePath, files[1]!]);
+    started.push(secondary.child);
+    const primary = await startChild(REPLICA_SCRIPT, [sqlitePath, files[0]!, String(secondary.port)]);
+    started.push(primary.child);
+    const socket = net.connect({ host: '127.0.0.1', port: primary.port, noDelay: true });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    try {
+      const record = Buffer.alloc(ROW_BYTES, 'x');
+      let pending: { resolve: () => void; reject: (error: Error) => void } | undefined;
+      socket.on('data', () => pending?.resolve());
+      // A replica that fails (its disk full, say) closes the chain: the write fails instead of waiting.
+      const broken = new CliError('the replicated write stopped: a measuring process closed its connection');
+      socket.on('error', () => pending?.reject(broken));
+      socket.on('close', () => pending?.reject(broken));
+      const write = () =>
+        new Promise<void>((resolve, reject) => {
+          pending = { resolve, reject };
+          socket.write(record);
+        });
+      for (let i = 0; i < WARMUP_ROUNDS; i++) await write();
+      const latency = new LatencyHistogram();
+      const before = await Promise.all([childCpu(primary.child), childCpu(secondary.child)]);
+      const clientBefore = process.cpuUsage();
+      for (let i = 0; i < rounds; i++) {
+        const startedAt = process.hrtime.bigint();
+        await write();
+        latency.recordMicros(Number(process.hrtime.bigint() - startedAt) / 1000);
+        onProgress(i + 1);
+      }
+      const client = process.cpuUsage(clientBefore);
+      const after = await Promise.all([childCpu(primary.child), childCpu(secondary.child)]);
+      const perRecord = (from: NodeJS.CpuUsage, to: NodeJS.CpuUsage) => (to.user + to.system - from.user - from.system) / rounds;
+      return {
+        latency,
+        cpuMicros: { client: (client.user + client.system) / rounds, primary: perRecord(before[0], after[0]), secondary: perRecord(before[1], after[1]) },
+      };
+    } finally {
+      socket.destroy();
+    }
+  } finally {
+    await Promise.all(started.map(stopChild));
+    for (const file of files) {
+      for (const suffix of ['', '-wal', '-shm']) fs.rmSync(file + suffix, { force: true });
+    }
+  }
+}
+
+/** A child Node process running `script` with `args`, once it has told its loopback port. */
+async function startChild(script: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['-e', script, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  try {
+    const { port } = await nextMessage<{ port: number }>(child);
+    return { child, port };
+  } catch (error) {
+    child.kill();
+    throw error;
+  }
+}
+
+/** Disconnects a child (it closes what it opened and exits) and waits until it has exited. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  if (child.connected) child.disconnect();
+  else child.kill();
+  await exited;
 }
 
 function nextMessage<T>(child: ChildProcess): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new CliError(`the echo process exited (code ${code}) before it answered`));
+    const onExit = (code: number | null) => reject(new CliError(`a measuring process exited (code ${code}) before it answered`));
     child.once('exit', onExit);
     child.once('message', (message) => {
       child.off('exit', onExit);
@@ -221,6 +369,7 @@ function measureSqliteCommits(dir: string, rounds: number, onProgress: (done: nu
 
 export function renderFloor(result: FloorResult): string {
   const cpu = result.roundTripCpuMicros;
+  const replicated = result.replicatedWriteCpuMicros;
   return renderFields([
     ['mode', 'floor'],
     ['dir', result.dir],
@@ -230,6 +379,8 @@ export function renderFloor(result: FloorResult): string {
     ['fdatasync', `${formatLatencySummary(result.fdatasyncMs)} (${WRITE_BYTES} B appended)`],
     ['sqlite commit', `${formatLatencySummary(result.sqliteCommitMs)} (one ${ROW_BYTES} B row, WAL, synchronous=FULL)`],
     ['one at a time', `at least ${formatLatencyMs(result.oneAtATimeFloorMs)} p50 with replication factor 2 and durability full (2 round trips + 1 commit)`],
+    ['replicated write', `${formatLatencySummary(result.replicatedWriteMs)} (measured: ${ROW_BYTES} B records one at a time, client → primary → secondary, a SQLite commit on each)`],
+    ['replicated cpu', `client ${replicated.client.toFixed(1)} µs, primary ${replicated.primary.toFixed(1)} µs, secondary ${replicated.secondary.toFixed(1)} µs per record`],
     ['load average', `${result.loadAverage.before.toFixed(2)} → ${result.loadAverage.after.toFixed(2)} (${result.loadAverage.cpus} CPUs)`],
   ]);
 }

@@ -104,9 +104,9 @@ export function registerData(program: Command, runtime: Runtime): void {
   }
   bench
     .command('floor')
-    .description("what this machine allows with no Tessera code running: loopback round trip between two processes, fdatasync and a SQLite commit in DIR; no cluster needed")
+    .description('what this machine allows with no Tessera code running: loopback round trip between two processes, fdatasync, a SQLite commit and a bare replicated write (client → primary → secondary, a commit on each) in DIR; no cluster needed')
     .option('-d, --dir <dir>', 'where to measure the commits: a directory on the disk the brokers use', '.')
-    .option('-n, --rounds <n>', 'round trips, and commits of each kind', integer(10, 1_000_000), 2_000)
+    .option('-n, --rounds <n>', 'round trips, commits of each kind, and replicated writes', integer(10, 1_000_000), 2_000)
     .addOption(jsonOption())
     .action(async (options: Parameters<typeof runFloor>[1]) => {
       await runFloor(runtime, options);
