@@ -23,6 +23,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { lengthPrefixed, readMessages } from './framed-tcp.js';
 
 const RECORD_BYTES = 100;
 const BROKERS = 3;
@@ -100,26 +101,6 @@ async function serve(file: string): Promise<void> {
     process.exit(0);
   });
   process.send!({ port: (server.address() as AddressInfo).port });
-}
-
-function lengthPrefixed(body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(4 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  body.copy(out, 4);
-  return out;
-}
-
-/** Calls `onMessage` with each whole length-prefixed message read from `socket`. */
-function readMessages(socket: net.Socket, onMessage: (message: Buffer) => void): void {
-  let buffered: Buffer = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-    while (buffered.length >= 4 && buffered.length >= 4 + buffered.readUInt32BE(0)) {
-      const length = buffered.readUInt32BE(0);
-      onMessage(buffered.subarray(4, 4 + length));
-      buffered = buffered.subarray(4 + length);
-    }
-  });
 }
 
 function nextMessage<T>(child: ChildProcess): Promise<T> {

@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { ClusterSigner, DataHttpClient, decodeFrame, encodeFrame } from '@tessera/protocol';
 import { createHttpService, createLogger } from '@tessera/service';
+import { lengthPrefixed, readMessages } from './framed-tcp.js';
 
 type Transport = 'service' | 'node-http' | 'framed-tcp';
 const TRANSPORTS: readonly Transport[] = ['service', 'node-http', 'framed-tcp'];
@@ -79,26 +80,6 @@ async function serve(transport: Transport): Promise<void> {
   process.on('message', () => process.send!({ cpu: process.cpuUsage() }));
   process.on('disconnect', () => process.exit(0));
   process.send!({ port: (server.address() as AddressInfo).port });
-}
-
-function lengthPrefixed(body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(4 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  body.copy(out, 4);
-  return out;
-}
-
-/** Calls `onMessage` with each whole length-prefixed message read from `socket`. */
-function readMessages(socket: net.Socket, onMessage: (message: Buffer) => void): void {
-  let buffered: Buffer = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-    while (buffered.length >= 4 && buffered.length >= 4 + buffered.readUInt32BE(0)) {
-      const length = buffered.readUInt32BE(0);
-      onMessage(buffered.subarray(4, 4 + length));
-      buffered = buffered.subarray(4 + length);
-    }
-  });
 }
 
 function nextMessage<T>(child: ChildProcess): Promise<T> {

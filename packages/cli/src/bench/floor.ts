@@ -201,21 +201,8 @@ async function measureRoundTrips(rounds: number, onProgress: (done: number) => v
           answered = resolve;
           socket.write(message);
         });
-      for (let i = 0; i < WARMUP_ROUNDS; i++) await roundTrip();
-      const latency = new LatencyHistogram();
-      const serverBefore = await childCpu(child);
-      const clientBefore = process.cpuUsage();
-      for (let i = 0; i < rounds; i++) {
-        const startedAt = process.hrtime.bigint();
-        await roundTrip();
-        latency.recordMicros(Number(process.hrtime.bigint() - startedAt) / 1000);
-        onProgress(i + 1);
-      }
-      const client = process.cpuUsage(clientBefore);
-      const serverAfter = await childCpu(child);
-      // The two IPC questions cost the child a little CPU too: negligible against `rounds` echoes.
-      const server = serverAfter.user + serverAfter.system - serverBefore.user - serverBefore.system;
-      return { latency, cpuMicros: { client: (client.user + client.system) / rounds, server: server / rounds } };
+      const { latency, clientMicros, childMicros } = await timeRounds(rounds, roundTrip, [child], onProgress);
+      return { latency, cpuMicros: { client: clientMicros, server: childMicros[0]! } };
     } finally {
       socket.destroy();
     }
@@ -256,23 +243,8 @@ async function measureReplicatedWrites(
           pending = { resolve, reject };
           socket.write(record);
         });
-      for (let i = 0; i < WARMUP_ROUNDS; i++) await write();
-      const latency = new LatencyHistogram();
-      const before = await Promise.all([childCpu(primary.child), childCpu(secondary.child)]);
-      const clientBefore = process.cpuUsage();
-      for (let i = 0; i < rounds; i++) {
-        const startedAt = process.hrtime.bigint();
-        await write();
-        latency.recordMicros(Number(process.hrtime.bigint() - startedAt) / 1000);
-        onProgress(i + 1);
-      }
-      const client = process.cpuUsage(clientBefore);
-      const after = await Promise.all([childCpu(primary.child), childCpu(secondary.child)]);
-      const perRecord = (from: NodeJS.CpuUsage, to: NodeJS.CpuUsage) => (to.user + to.system - from.user - from.system) / rounds;
-      return {
-        latency,
-        cpuMicros: { client: (client.user + client.system) / rounds, primary: perRecord(before[0], after[0]), secondary: perRecord(before[1], after[1]) },
-      };
+      const { latency, clientMicros, childMicros } = await timeRounds(rounds, write, [primary.child, secondary.child], onProgress);
+      return { latency, cpuMicros: { client: clientMicros, primary: childMicros[0]!, secondary: childMicros[1]! } };
     } finally {
       socket.destroy();
     }
@@ -282,6 +254,37 @@ async function measureReplicatedWrites(
       for (const suffix of ['', '-wal', '-shm']) fs.rmSync(file + suffix, { force: true });
     }
   }
+}
+
+/**
+ * Runs `once` WARMUP_ROUNDS times (connections set up, code warm), then `rounds` times timed,
+ * one after the other. Also gives the CPU per timed round, in µs, of this process and of each
+ * of `children` (read over IPC before and after: two questions, negligible against the rounds).
+ */
+async function timeRounds(
+  rounds: number,
+  once: () => Promise<void>,
+  children: ChildProcess[],
+  onProgress: (done: number) => void,
+): Promise<{ latency: LatencyHistogram; clientMicros: number; childMicros: number[] }> {
+  for (let i = 0; i < WARMUP_ROUNDS; i++) await once();
+  const latency = new LatencyHistogram();
+  const childrenBefore = await Promise.all(children.map(childCpu));
+  const clientBefore = process.cpuUsage();
+  for (let i = 0; i < rounds; i++) {
+    const startedAt = process.hrtime.bigint();
+    await once();
+    latency.recordMicros(Number(process.hrtime.bigint() - startedAt) / 1000);
+    onProgress(i + 1);
+  }
+  const client = process.cpuUsage(clientBefore);
+  const childrenAfter = await Promise.all(children.map(childCpu));
+  const micros = (cpu: NodeJS.CpuUsage) => cpu.user + cpu.system;
+  return {
+    latency,
+    clientMicros: micros(client) / rounds,
+    childMicros: childrenAfter.map((after, i) => (micros(after) - micros(childrenBefore[i]!)) / rounds),
+  };
 }
 
 /** A child Node process running `script` with `args`, once it has told its loopback port. */
