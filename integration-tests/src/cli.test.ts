@@ -380,6 +380,37 @@ describe('tessera CLI against a tessera dev cluster', () => {
     expect(jsonLines(stored.stdout)).toHaveLength(250);
   });
 
+  it('bench targets runs the whole set at a small scale, judges it in one report and removes its topics and groups', async () => {
+    const result = await tessera(['bench', 'targets', '--scale', '0.01', '--topic-prefix', 'cli-targets', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report).toMatchObject({ mode: 'targets', scale: 0.01 });
+    // Every judged run ran on its own topic with the documented count × 0.01, and lost nothing.
+    expect(report.runs.map((r: { result: { mode: string; topic: string; messages: number; failed: number } }) => [r.result.mode, r.result.topic, r.result.messages, r.result.failed])).toEqual([
+      ['produce', 'cli-targets-p100', 3_000, 0],
+      ['produce', 'cli-targets-p1k', 1_500, 0],
+      ['produce', 'cli-targets-pu100', 6_000, 0],
+      ['produce', 'cli-targets-p192', 2_000, 0],
+      ['latency', 'cli-targets-l100', 50, 0],
+      ['e2e', 'cli-targets-e100', 300, 0],
+      ['consume', 'cli-targets-c100', 3_000, 0],
+    ]);
+    expect(report.runs[3].result.partitions).toBe(192);
+    for (const run of report.runs) expect(typeof run.met, run.name).toBe('boolean');
+    // Open files were read from every broker before and after the 192-partition run.
+    expect(report.openFiles.brokers).toHaveLength(BROKERS);
+    for (const broker of report.openFiles.brokers) {
+      expect(broker.before).toBeGreaterThan(0);
+      expect(broker.after).toBeGreaterThan(0);
+    }
+    // Each run's own report went to stderr with the command it stands for.
+    expect(result.stderr).toContain('targets: produce 100 B, 192 partitions: tessera bench produce -t cli-targets-p192 -n 2000 -s 100 -c 1000 --partitions 192');
+    const topics = JSON.parse((await tessera(['topics', 'list', '--json'])).stdout).topics as Array<{ name: string }>;
+    expect(topics.filter((t) => t.name.startsWith('cli-targets-'))).toEqual([]);
+    const groups = JSON.parse((await tessera(['groups', 'list', '--json'])).stdout).groups as Array<{ topic: string }>;
+    expect(groups.filter((g) => g.topic.startsWith('cli-targets-'))).toEqual([]);
+  });
+
   it('a broker killed with SIGKILL is reported by dev and shown dead; the cluster keeps serving', async () => {
     const victim = readDevJson()!.processes.find((p) => p.id === BROKERS)!;
     process.kill(victim.pid!, 'SIGKILL');

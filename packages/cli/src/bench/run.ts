@@ -98,7 +98,8 @@ export async function ensureTopic(runtime: Runtime, options: BenchOptions): Prom
   return (await admin.describeTopic(options.topic)).partitions.length;
 }
 
-export async function runBench(runtime: Runtime, mode: BenchMode, options: BenchOptions): Promise<BenchResult> {
+/** Runs one mode and prints its report with `out` (stdout unless given). */
+export async function runBench(runtime: Runtime, mode: BenchMode, options: BenchOptions, out: (text: string) => void = (text) => runtime.out(text)): Promise<BenchResult> {
   const partitions = await ensureTopic(runtime, options);
   // From here on, the partition count is the topic's (an existing topic keeps its own).
   options = { ...options, partitions };
@@ -138,8 +139,7 @@ export async function runBench(runtime: Runtime, mode: BenchMode, options: Bench
     result.e2eLatencyMs = measured.e2e.summary();
     result.delivered = measured.delivered;
   }
-  if (options.json) runtime.out(jsonLine(result));
-  else runtime.out(renderBenchResult(result));
+  out(options.json ? jsonLine(result) : renderBenchResult(result));
   if (measured.failed > 0) throw new CliError(`${formatCount(measured.failed)} records failed`, { cause: measured.firstError });
   if (mode === 'e2e' && (measured.delivered ?? 0) < measured.records) {
     throw new CliError(`${formatCount(measured.records - (measured.delivered ?? 0))} acknowledged records were not delivered within ${E2E_DRAIN_MS} ms`);

@@ -2,11 +2,12 @@
 import { type Command, Option } from 'commander';
 import { MAX_FETCH_WAIT_MS, MAX_PARTITIONS, MAX_RECORDS_PER_REQUEST } from '@tessera/protocol';
 import { runFloor } from '../bench/floor.js';
+import { checkTopicPrefix, runTargets } from '../bench/targets.js';
 import { runBench } from '../bench/run.js';
 import { parseOffsetSpec, type OffsetSpec } from '../consume/position.js';
 import { runConsume, runRead } from '../consume/run.js';
 import { CliError } from '../errors.js';
-import { integer, nonEmpty, nonNegativeInt, positiveInt } from '../options.js';
+import { fraction, integer, nonEmpty, nonNegativeInt, positiveInt } from '../options.js';
 import { runProduce } from '../produce/run.js';
 import type { Runtime } from '../runtime.js';
 import { jsonOption } from './common.js';
@@ -102,6 +103,18 @@ export function registerData(program: Command, runtime: Runtime): void {
         await runBench(runtime, mode, { ...rest, maxInFlight: concurrency ?? rest.maxInFlight });
       });
   }
+  bench
+    .command('targets')
+    .description("the data plane's benchmark targets in one go (docs/operations.md): every run of the set on topics of its own, judged against its target, in one table")
+    .option('--scale <fraction>', 'multiply the documented record counts (0.01 for a quick check; figures at another scale are not the documented runs)', (text: string) => fraction(text), 1)
+    .option('--topic-prefix <prefix>', 'prefix of the topics it creates (default bench-targets-<time>)')
+    .option('--keep-topics', 'keep the topics afterwards (default: deleted)')
+    .addOption(jsonOption())
+    .action(async (options: { scale: number; topicPrefix?: string; keepTopics?: boolean; json?: boolean }) => {
+      const topicPrefix = options.topicPrefix ?? `bench-targets-${Date.now().toString(36)}`;
+      checkTopicPrefix(topicPrefix);
+      await runTargets(runtime, { scale: options.scale, topicPrefix, keepTopics: options.keepTopics === true, ...(options.json ? { json: true } : {}) });
+    });
   bench
     .command('floor')
     .description('what this machine allows with no Tessera code running: loopback round trip between two processes, fdatasync, a SQLite commit and a bare replicated write (client → primary → secondary, a commit on each) in DIR; no cluster needed')
