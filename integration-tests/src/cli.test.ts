@@ -409,6 +409,13 @@ describe('tessera CLI against a tessera dev cluster', () => {
     expect(topics.filter((t) => t.name.startsWith('cli-targets-'))).toEqual([]);
     const groups = JSON.parse((await tessera(['groups', 'list', '--json'])).stdout).groups as Array<{ topic: string }>;
     expect(groups.filter((g) => g.topic.startsWith('cli-targets-'))).toEqual([]);
+    // It deletes its topics at the end, so it never runs on a topic that was there before.
+    expect((await tessera(['topics', 'create', 'cli-targets-c100', '--partitions', '1'])).code).toBe(0);
+    expect(expectOneErrorLine(await tessera(['bench', 'targets', '--scale', '0.01', '--topic-prefix', 'cli-targets']))).toBe(
+      'tessera: topic cli-targets-c100 exists already: give another --topic-prefix',
+    );
+    const kept = JSON.parse((await tessera(['topics', 'list', '--json'])).stdout).topics as Array<{ name: string }>;
+    expect(kept.filter((t) => t.name.startsWith('cli-targets-')).map((t) => t.name)).toEqual(['cli-targets-c100']);
   });
 
   it('a broker killed with SIGKILL is reported by dev and shown dead; the cluster keeps serving', async () => {

@@ -7,7 +7,8 @@
  * brokers and of this process. Each run's own report and progress go to stderr as they come.
  * Open files per broker are read from each broker's `process_open_fds` before and after the
  * 192-partition run: a broker whose open files grew with the partitions has files per partition.
- * The topics are deleted at the end unless `--keep-topics`.
+ * The topics are its own (it refuses to start when one of their names is taken) and are deleted
+ * at the end, with the consumer groups the runs made on them, unless `--keep-topics`.
  */
 import os from 'node:os';
 import { TOPIC_NAME_PATTERN } from '@tessera/protocol';
@@ -99,6 +100,10 @@ export async function runTargets(runtime: Runtime, options: TargetsOptions): Pro
   let openAfter: OpenFilesSample[] = [];
   // Each run's report goes where its progress goes: stdout keeps the table (or JSON) alone.
   const toStderr = (text: string) => runtime.err(text.trimEnd());
+  // The topics are deleted at the end, so they must be this run's own: never a topic that was there before.
+  const names = STEPS.map((step) => benchOptions(step, options).topic);
+  const taken = (await runtime.client().admin.listTopics()).map((topic) => topic.name).filter((name) => names.includes(name));
+  if (taken.length > 0) throw new CliError(`topic ${taken[0]} exists already: give another --topic-prefix`, { exitCode: 2 });
   try {
     for (const step of STEPS) {
       const flags = benchOptions(step, options);
