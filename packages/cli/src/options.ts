@@ -19,12 +19,14 @@ export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (text: stri
   return (text: string) => parseInteger(text, { min, max });
 }
 
-/** A commander argument parser for a decimal number above 0 and at most `max`. */
-export function fraction(text: string, max = 10): number {
-  const trimmed = text.trim();
-  const value = /^\d*\.?\d+$/.test(trimmed) ? Number(trimmed) : NaN;
-  if (!(value > 0 && value <= max)) throw new InvalidArgumentError(`expected a number above 0 and at most ${max}.`);
-  return value;
+/** A commander argument parser for decimal numbers above 0 and at most `max` (`0.01`, `2.5`). */
+export function positiveDecimal(max: number): (text: string) => number {
+  return (text: string) => {
+    const trimmed = text.trim();
+    const value = /^\d*\.?\d+$/.test(trimmed) ? Number(trimmed) : NaN;
+    if (!(value > 0 && value <= max)) throw new InvalidArgumentError(`expected a number above 0 and at most ${max}.`);
+    return value;
+  };
 }
 
 export const positiveInt = integer(1);

@@ -7,7 +7,7 @@ import { runBench } from '../bench/run.js';
 import { parseOffsetSpec, type OffsetSpec } from '../consume/position.js';
 import { runConsume, runRead } from '../consume/run.js';
 import { CliError } from '../errors.js';
-import { fraction, integer, nonEmpty, nonNegativeInt, positiveInt } from '../options.js';
+import { integer, nonEmpty, nonNegativeInt, positiveDecimal, positiveInt } from '../options.js';
 import { runProduce } from '../produce/run.js';
 import type { Runtime } from '../runtime.js';
 import { jsonOption } from './common.js';
@@ -106,7 +106,7 @@ export function registerData(program: Command, runtime: Runtime): void {
   bench
     .command('targets')
     .description("the data plane's benchmark targets in one go (docs/operations.md): every run of the set on topics of its own, judged against its target, in one table")
-    .option('--scale <fraction>', 'multiply the documented record counts (0.01 for a quick check; figures at another scale are not the documented runs)', (text: string) => fraction(text), 1)
+    .option('--scale <fraction>', 'multiply the documented record counts (0.01 for a quick check; figures at another scale are not the documented runs)', positiveDecimal(10), 1)
     .option('--topic-prefix <prefix>', 'prefix of the topics it creates (default bench-targets-<time>)')
     .option('--keep-topics', 'keep the topics afterwards (default: deleted)')
     .addOption(jsonOption())
