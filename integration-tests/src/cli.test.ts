@@ -381,10 +381,16 @@ describe('tessera CLI against a tessera dev cluster', () => {
   });
 
   it('bench targets runs the whole set at a small scale, judges it in one report and removes its topics and groups', async () => {
-    const result = await tessera(['bench', 'targets', '--scale', '0.01', '--topic-prefix', 'cli-targets', '--json']);
+    const floorDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-targets-floor-'));
+    const result = await tessera(['bench', 'targets', '--scale', '0.01', '--topic-prefix', 'cli-targets', '--floor-dir', floorDir, '--json']);
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout);
     expect(report).toMatchObject({ mode: 'targets', scale: 0.01 });
+    // The machine's floor was measured first, in the directory given, and left nothing there.
+    expect(report.floor).toMatchObject({ mode: 'floor', dir: floorDir, rounds: 2_000 });
+    expect(report.floor.replicatedWriteMs.p50).toBeGreaterThan(0);
+    expect(fs.readdirSync(floorDir)).toEqual([]);
+    fs.rmSync(floorDir, { recursive: true });
     // Every judged run ran on its own topic with the documented count × 0.01, and lost nothing.
     expect(report.runs.map((r: { result: { mode: string; topic: string; messages: number; failed: number } }) => [r.result.mode, r.result.topic, r.result.messages, r.result.failed])).toEqual([
       ['produce', 'cli-targets-p100', 3_000, 0],

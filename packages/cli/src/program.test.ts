@@ -37,6 +37,7 @@ describe('usage errors', () => {
     [['bench', 'floor', '--dir', '/nonexistent/tessera'], 'tessera: --dir /nonexistent/tessera: no such directory'],
     [['bench', 'produce', '-t', 't', '--warmup', '-3'], "tessera: option '--warmup <n>' argument '-3' is invalid. expected an integer from 0 to 100000000."],
     [['bench', 'floor', '--rounds', '5'], "tessera: option '-n, --rounds <n>' argument '5' is invalid. expected an integer from 10 to 1000000."],
+    [['bench', 'targets', '--floor-dir', '/nonexistent/tessera'], 'tessera: --floor-dir /nonexistent/tessera: no such directory'],
     [['bench', 'targets', '--scale', '0'], "tessera: option '--scale <fraction>' argument '0' is invalid. expected a number above 0 and at most 10."],
     [['bench', 'targets', '--scale', '1e3'], "tessera: option '--scale <fraction>' argument '1e3' is invalid. expected a number above 0 and at most 10."],
     [['bench', 'targets', '--topic-prefix', 'a b'], 'tessera: --topic-prefix "a b": topic names take letters, digits, \'.\', \'_\' and \'-\', at most 200 characters'],

@@ -136,7 +136,8 @@ process.on('message', () => process.send({ cpu: process.cpuUsage() }));
 process.on('disconnect', () => { db.close(); process.exit(0); });
 `;
 
-export async function runFloor(runtime: Runtime, options: FloorOptions): Promise<FloorResult> {
+/** Measures the floor and prints its report with `out` (stdout unless given). */
+export async function runFloor(runtime: Runtime, options: FloorOptions, out: (text: string) => void = (text) => runtime.out(text)): Promise<FloorResult> {
   const dir = path.resolve(options.dir);
   if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new CliError(`--dir ${options.dir}: no such directory`, { exitCode: 2 });
@@ -176,7 +177,7 @@ export async function runFloor(runtime: Runtime, options: FloorOptions): Promise
   } finally {
     progress.stop();
   }
-  runtime.out(options.json ? jsonLine(result) : renderFloor(result));
+  out(options.json ? jsonLine(result) : renderFloor(result));
   return result;
 }
 

@@ -96,5 +96,31 @@ describe('bench targets: judging', () => {
     expect(rows[3]).toMatch(/^open files per broker\s+independent of the partition count\s+39 → 40\s+yes$/);
     expect(text).toContain('targets met:  2 of 3\n');
     expect(text).toContain('  tessera bench p100\n');
+    expect(text).not.toContain('floor');
+  });
+
+  it('shows the floor beside the figures when it was measured', () => {
+    const summary = (p50: number, p99: number) => ({ p50, p99, max: p99 });
+    const report: TargetsReport = {
+      mode: 'targets',
+      scale: 1,
+      runs: judge([run('p100', { recordsPerSecond: 130_000 })]),
+      openFiles: judgeOpenFiles([], []),
+      floor: {
+        mode: 'floor',
+        dir: '/var/lib/tessera',
+        rounds: 2_000,
+        roundTripMs: summary(0.02, 0.1),
+        roundTripCpuMicros: { client: 30, server: 30 },
+        fdatasyncMs: summary(0.25, 0.4),
+        sqliteCommitMs: summary(0.15, 0.3),
+        oneAtATimeFloorMs: 0.19,
+        replicatedWriteMs: summary(0.43, 1.5),
+        replicatedWriteCpuMicros: { client: 60, primary: 180, secondary: 130 },
+        loadAverage: { before: 0, after: 0, cpus: 2 },
+      },
+      loadAverage: { before: 0.1, after: 1.5, cpus: 2 },
+    };
+    expect(renderTargets(report)).toContain('floor, no tessera code: replicated write p50 0.430 ms, p99 1.500 ms; fdatasync p50 0.250 ms (in /var/lib/tessera)\n');
   });
 });

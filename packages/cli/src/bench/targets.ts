@@ -7,9 +7,12 @@
  * brokers and of this process. Each run's own report and progress go to stderr as they come.
  * Open files per broker are read from each broker's `process_open_fds` before and after the
  * 192-partition run: a broker whose open files grew with the partitions has files per partition.
+ * With `--floor-dir`, `tessera bench floor` runs first and the report shows the machine's floor
+ * beside the figures (the one-at-a-time target against a bare replicated write).
  * The topics are its own (it refuses to start when one of their names is taken) and are deleted
  * at the end, with the consumer groups the runs made on them, unless `--keep-topics`.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import { TOPIC_NAME_PATTERN } from '@tessera/protocol';
 import { CliError } from '../errors.js';
@@ -17,12 +20,15 @@ import { formatCount, formatLatencyMs, formatRate } from '../output/format.js';
 import { renderFields, renderTable } from '../output/table.js';
 import { jsonLine } from '../output/write.js';
 import type { Runtime } from '../runtime.js';
+import { runFloor, type FloorResult } from './floor.js';
 import { runBench, type BenchMode, type BenchOptions, type BenchResult } from './run.js';
 import { sampleOpenFiles, type OpenFilesSample } from './service-cpu.js';
 
 export interface TargetsOptions {
   /** The documented record counts are multiplied by this (0.01 for a quick check). */
   scale: number;
+  /** When given, `tessera bench floor` runs there first (the brokers' disk), and the report shows it. */
+  floorDir?: string;
   topicPrefix: string;
   keepTopics: boolean;
   json?: boolean;
@@ -63,6 +69,9 @@ const STEPS: readonly Step[] = [
   { name: 'consume + commit', mode: 'consume', topicSuffix: 'c100', messages: 300_000, size: 100, maxInFlight: 1_000, target: '≥ 300,000 records/s' },
 ];
 
+/** Rounds of each measurement of `--floor-dir` (as `tessera bench floor`'s default). */
+const FLOOR_ROUNDS = 2_000;
+
 /** Open files per broker may grow by this much over the 192-partition run (connections come and go). */
 export const OPEN_FILES_SLACK = 10;
 
@@ -89,10 +98,15 @@ export interface TargetsReport {
   scale: number;
   runs: JudgedRun[];
   openFiles: OpenFiles;
+  /** This machine's floor with no Tessera code running (`--floor-dir`). */
+  floor?: FloorResult;
   loadAverage: { before: number; after: number; cpus: number };
 }
 
 export async function runTargets(runtime: Runtime, options: TargetsOptions): Promise<TargetsReport> {
+  if (options.floorDir !== undefined && !fs.statSync(options.floorDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new CliError(`--floor-dir ${options.floorDir}: no such directory`, { exitCode: 2 });
+  }
   const loadBefore = os.loadavg()[0]!;
   const results: Array<{ step: Step; flags: BenchOptions; result: BenchResult }> = [];
   const created: string[] = [];
@@ -104,6 +118,12 @@ export async function runTargets(runtime: Runtime, options: TargetsOptions): Pro
   const names = STEPS.map((step) => benchOptions(step, options).topic);
   const taken = (await runtime.client().admin.listTopics()).map((topic) => topic.name).filter((name) => names.includes(name));
   if (taken.length > 0) throw new CliError(`topic ${taken[0]} exists already: give another --topic-prefix`, { exitCode: 2 });
+  // Before the runs, while the cluster is idle: what the machine allows with no Tessera code.
+  let floor: FloorResult | undefined;
+  if (options.floorDir !== undefined) {
+    runtime.err(`targets: this machine's floor: tessera bench floor --dir ${options.floorDir} -n ${FLOOR_ROUNDS}`);
+    floor = await runFloor(runtime, { dir: options.floorDir, rounds: FLOOR_ROUNDS }, toStderr);
+  }
   try {
     for (const step of STEPS) {
       const flags = benchOptions(step, options);
@@ -123,6 +143,7 @@ export async function runTargets(runtime: Runtime, options: TargetsOptions): Pro
     scale: options.scale,
     runs,
     openFiles: judgeOpenFiles(openBefore, openAfter),
+    ...(floor === undefined ? {} : { floor }),
     loadAverage: { before: loadBefore, after: os.loadavg()[0]!, cpus: os.cpus().length },
   };
   runtime.out(options.json ? jsonLine(report) : renderTargets(report));
@@ -249,6 +270,14 @@ export function renderTargets(report: TargetsReport): string {
     '\n' +
     renderFields([
       ['targets met', `${formatCount(met)} of ${formatCount(report.runs.length + 1)}${report.scale === 1 ? '' : ` (record counts × ${report.scale}: not the documented runs)`}`],
+      ...(report.floor === undefined
+        ? []
+        : ([
+            [
+              'floor, no tessera code',
+              `replicated write p50 ${formatLatencyMs(report.floor.replicatedWriteMs.p50)}, p99 ${formatLatencyMs(report.floor.replicatedWriteMs.p99)}; fdatasync p50 ${formatLatencyMs(report.floor.fdatasyncMs.p50)} (in ${report.floor.dir})`,
+            ],
+          ] satisfies Array<[string, unknown]>)),
       ['load average', `${report.loadAverage.before.toFixed(2)} → ${report.loadAverage.after.toFixed(2)} (${report.loadAverage.cpus} CPUs)`],
     ]) +
     `runs (open files: each broker's process_open_fds before → after the 192-partition run, met when none grew by more than ${OPEN_FILES_SLACK}):\n${commands}\n`

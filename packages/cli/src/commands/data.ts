@@ -109,11 +109,18 @@ export function registerData(program: Command, runtime: Runtime): void {
     .option('--scale <fraction>', 'multiply the documented record counts (0.01 for a quick check; figures at another scale are not the documented runs)', positiveDecimal(10), 1)
     .option('--topic-prefix <prefix>', 'prefix of the topics it creates (default bench-targets-<time>)')
     .option('--keep-topics', 'keep the topics afterwards (default: deleted)')
+    .option('--floor-dir <dir>', "run `bench floor` there first (a directory on the brokers' disk) and show this machine's floor in the report")
     .addOption(jsonOption())
-    .action(async (options: { scale: number; topicPrefix?: string; keepTopics?: boolean; json?: boolean }) => {
+    .action(async (options: { scale: number; topicPrefix?: string; keepTopics?: boolean; floorDir?: string; json?: boolean }) => {
       const topicPrefix = options.topicPrefix ?? `bench-targets-${Date.now().toString(36)}`;
       checkTopicPrefix(topicPrefix);
-      await runTargets(runtime, { scale: options.scale, topicPrefix, keepTopics: options.keepTopics === true, ...(options.json ? { json: true } : {}) });
+      await runTargets(runtime, {
+        scale: options.scale,
+        topicPrefix,
+        keepTopics: options.keepTopics === true,
+        ...(options.floorDir === undefined ? {} : { floorDir: options.floorDir }),
+        ...(options.json ? { json: true } : {}),
+      });
     });
   bench
     .command('floor')
