@@ -25,11 +25,17 @@ function client(coordinator: StubServer, options: { metadataMaxAgeMs?: number; t
   return c;
 }
 
+/** A coordinator stub whose map has topic `t`, one partition, on one broker stub. */
+async function oneBrokerTopic(): Promise<{ coordinator: StubServer; broker: StubServer }> {
+  const coordinator = await stub('coordinator');
+  const broker = await stub('broker');
+  coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+  return { coordinator, broker };
+}
+
 describe('Producer', () => {
   it('sends HTTP requests to a broker that offers no data stream, asking for one once, and never with transport http', async () => {
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     // A broker of an earlier release: no such route, so the upgrade is answered 404.
     broker.on('GET', '/data-stream', () => errorAnswer('NOT_FOUND', 'no route GET /data-stream'));
     const logs = storingBroker(broker);
@@ -89,9 +95,7 @@ describe('Producer', () => {
 
   it('gives every record of a very large batch its own offset', async () => {
     // Proves the metadata of records past the shared per-index functions (10,000) is right too.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     const logs = storingBroker(broker);
     const producer = client(coordinator).producer({ maxBatchRecords: 12_000 });
     const results = await Promise.all(Array.from({ length: 12_000 }, (_, i) => producer.send({ topic: 't', partition: 0, value: `v${i}` })));
@@ -102,9 +106,7 @@ describe('Producer', () => {
 
   it('respects maxBatchBytes: no batch is larger unless it holds one record that is', async () => {
     // Proves the byte bound of a batch (records are written into batches as they are sent) and that records keep their order across batches.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     const logs = storingBroker(broker);
     const producer = client(coordinator).producer({ lingerMs: 20, maxBatchBytes: 2048 });
     const sizes = [...Array.from({ length: 40 }, () => 300), 5000, ...Array.from({ length: 10 }, () => 300)];
@@ -120,9 +122,7 @@ describe('Producer', () => {
 
   it('copies a record into its batch before send() returns: the caller may reuse its buffer at once', async () => {
     // Proves the copy-on-send promise of send(): a buffer overwritten right after send() does not change what is stored.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     const logs = storingBroker(broker);
     const producer = client(coordinator).producer({ lingerMs: 20 });
     await producer.send({ topic: 't', value: 'first' }); // the topic's map is cached from here on
@@ -137,9 +137,7 @@ describe('Producer', () => {
 
   it('keeps the order of a partition across retriable failures (one request in flight per partition)', async () => {
     // Proves ordering under retries: the first requests fail with a retriable error; later records never overtake them.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     const logs: StoredLogs = new Map();
     let failuresLeft = 3;
     broker.on('POST', '/produce', storingProduceHandler(logs, () => (failuresLeft-- > 0 ? partitionError('NOT_ENOUGH_REPLICAS') : undefined)));
@@ -200,9 +198,7 @@ describe('Producer', () => {
 
   it('rejects with the TesseraError of a non-retriable error, without retrying', async () => {
     // Proves non-retriable errors end delivery at once and reach the caller typed.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     broker.on('POST', '/produce', () => errorAnswer('PAYLOAD_TOO_LARGE', 'request too large'));
     const producer = client(coordinator).producer({ lingerMs: 0 });
     const error = await producer.send({ topic: 't', value: 'x' }).catch((e: unknown) => e);
@@ -213,9 +209,7 @@ describe('Producer', () => {
 
   it('gives up with TIMEOUT after deliveryTimeoutMs of retriable errors', async () => {
     // Proves retries are bounded by the delivery timeout.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     broker.on('POST', '/produce', storingProduceHandler(new Map(), () => partitionError('NOT_ENOUGH_REPLICAS')));
     const producer = client(coordinator).producer({ lingerMs: 0, deliveryTimeoutMs: 200 });
     const error = await producer.send({ topic: 't', value: 'x' }).catch((e: unknown) => e);
@@ -226,9 +220,7 @@ describe('Producer', () => {
 
   it('rejects records for an unknown topic or partition, and invalid records, before sending', async () => {
     // Proves client-side checks give clear, typed errors.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     const producer = client(coordinator).producer();
     await expect(producer.send({ topic: 'nope', value: 'x' })).rejects.toMatchObject({ code: 'TOPIC_NOT_FOUND' });
     await expect(producer.send({ topic: 't', value: 'x', partition: 5 })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
@@ -239,9 +231,7 @@ describe('Producer', () => {
 
   it('keeps producing from the cached map while the coordinator is down', async () => {
     // Proves promise 5 on the client side: once the map is cached, produce needs no coordinator.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     const logs = storingBroker(broker);
     const producer = client(coordinator, { metadataMaxAgeMs: 0 }).producer({ lingerMs: 0 });
     await producer.send({ topic: 't', value: 'before' });
@@ -253,9 +243,7 @@ describe('Producer', () => {
 
   it('waits for room when the buffer is full, and flush() waits for everything sent', async () => {
     // Proves the buffer bound does not lose or reorder records.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     const logs = storingBroker(broker);
     const producer = client(coordinator).producer({ lingerMs: 1, maxBufferedRecords: 3 });
     const sends = Array.from({ length: 30 }, (_, i) => producer.send({ topic: 't', key: 'k', value: `v${i}` }));
@@ -420,9 +408,7 @@ describe('Producer', () => {
 
   it('sends what the callers of acknowledged records send in answer in one batch with the records that waited', async () => {
     // Proves a partition's next batch is cut after the acknowledged records' callbacks have run, not before.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     const logs: StoredLogs = new Map();
     const store = storingProduceHandler(logs);
     let release: () => void = () => undefined;
@@ -484,9 +470,7 @@ describe('Producer', () => {
 
   it('refuses values that are not bytes or text, oversized values and too many headers, before sending', async () => {
     // Proves bad input is refused with a clear typed error and nothing reaches the broker.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    coordinator.on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]));
+    const { coordinator, broker } = await oneBrokerTopic();
     const producer = client(coordinator).producer();
     await expect(producer.send({ topic: 't', value: { a: 1 } as unknown as string })).rejects.toThrow(/record value: expected a Buffer/);
     await expect(producer.send({ topic: 't', value: Buffer.alloc(1024 * 1024 + 1) })).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
