@@ -36,6 +36,8 @@ describe('usage errors', () => {
     [['--coordinator', 'nope', 'topics', 'list'], "tessera: option '--coordinator <url>' argument 'nope' is invalid. expected a URL like http://127.0.0.1:7070."],
     [['bench', 'floor', '--dir', '/nonexistent/tessera'], 'tessera: --dir /nonexistent/tessera: no such directory'],
     [['bench', 'produce', '-t', 't', '--warmup', '-3'], "tessera: option '--warmup <n>' argument '-3' is invalid. expected an integer from 0 to 100000000."],
+    [['bench', 'e2e', '-t', 't', '--commit-interval-ms', '-1'], "tessera: option '--commit-interval-ms <ms>' argument '-1' is invalid. expected an integer from 0 to 60000."],
+    [['bench', 'produce', '-t', 't', '--commit-interval-ms', '5'], "tessera: unknown option '--commit-interval-ms'"],
     [['bench', 'floor', '--rounds', '5'], "tessera: option '-n, --rounds <n>' argument '5' is invalid. expected an integer from 10 to 1000000."],
     [['bench', 'targets', '--floor-dir', '/nonexistent/tessera'], 'tessera: --floor-dir /nonexistent/tessera: no such directory'],
     [['bench', 'targets', '--scale', '0'], "tessera: option '--scale <fraction>' argument '0' is invalid. expected a number above 0 and at most 10."],

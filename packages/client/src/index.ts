@@ -13,7 +13,7 @@ export { discoverTls, DEV_CA_FILE } from './connection/tls.js';
 export { defaultCoordinatorUrl } from './connection/dev-cluster.js';
 export type { Admin, PartitionLag, PartitionOffset } from './admin/admin.js';
 export { Producer, type ProducerOptions } from './producer/producer.js';
-export { Consumer, type ConsumerOptions } from './consumer/consumer.js';
+export { Consumer, type ConsumerOptions, DEFAULT_COMMIT_INTERVAL_MS } from './consumer/consumer.js';
 export type { OffsetReset, StartAt } from './consumer/positions.js';
 export { Reader, type ReaderOptions } from './consumer/reader.js';
 export type { Subscriptions } from './admin/subscriptions.js';

@@ -5,8 +5,9 @@
  *    senders awaiting their acknowledgements would); records/s, MB/s, ack latency.
  *  - latency: one record at a time (`--max-in-flight 1`): ack latency p50/p99.
  *  - e2e: sending at `--rate` records/s while a consumer group member of this process reads
- *    the topic from its end and commits in the background; each record carries its send
- *    time in a header, so produce→delivery latency is measured on one clock.
+ *    the topic from its end and commits in the background, at most every
+ *    `--commit-interval-ms` (by default as often as `subscribe()` does); each record carries
+ *    its send time in a header, so produce→delivery latency is measured on one clock.
  *  - consume: stores N records first (not timed), then a new group reads them from the
  *    beginning, committing after every poll; records/s from the first batch.
  * With `--warmup N`, the mode first runs over N records and is not measured (produce and
@@ -19,7 +20,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { isTesseraError, partitionForKey } from '@tessera/protocol';
-import type { Producer, RecordMetadata, TesseraClient } from '@tessera/client';
+import { DEFAULT_COMMIT_INTERVAL_MS, type Producer, type RecordMetadata, type TesseraClient } from '@tessera/client';
 import { CliError } from '../errors.js';
 import { formatCount, formatLatencyMs, formatMegabytesPerSecond, formatRate, formatSeconds } from '../output/format.js';
 import { Progress } from '../output/progress.js';
@@ -43,6 +44,8 @@ export interface BenchOptions {
   maxRequestsPerBroker?: number;
   /** Records per second in total; unpaced when absent. */
   rate?: number;
+  /** e2e: the least time between two of the consumer's commits (default DEFAULT_COMMIT_INTERVAL_MS). */
+  commitIntervalMs?: number;
   partitions: number;
   replicationFactor: number;
   /** Records the mode first runs over without measuring them (default 0; see the module comment). */
@@ -191,7 +194,7 @@ async function sendRecords(
   let failed = 0;
   let delivered = 0;
   let firstError: unknown;
-  const consumer = runId === undefined ? undefined : await startE2eConsumer(client, options.topic, runId, e2e, () => delivered++);
+  const consumer = runId === undefined ? undefined : await startE2eConsumer(client, options.topic, runId, options.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS, e2e, () => delivered++);
   const startedMs = performance.now();
   const progress = new Progress({
     stream: runtime.io.stderr,
@@ -272,9 +275,10 @@ async function sendRecords(
  * A fresh group at the end of the log that must hold every partition (and have found its
  * start offsets, which the poll that applies an assignment does) before the first record is
  * sent, or that record would be before its start and never delivered. It commits in the
- * background, one commit at a time, so a commit never delays the next poll.
+ * background, one commit at a time and at most one per `commitIntervalMs` (as `subscribe()`
+ * does), so a commit never delays the next poll.
  */
-async function startE2eConsumer(client: TesseraClient, topic: string, runId: string, e2e: LatencyHistogram, onDelivered: () => void) {
+async function startE2eConsumer(client: TesseraClient, topic: string, runId: string, commitIntervalMs: number, e2e: LatencyHistogram, onDelivered: () => void) {
   const consumer = client.consumer({ group: `bench-${runId}`, topic, fromBeginning: false, waitMs: 100 });
   const partitionCount = (await client.admin.describeTopic(topic)).partitions.length;
   const assignedBy = Date.now() + E2E_ASSIGN_TIMEOUT_MS;
@@ -287,6 +291,7 @@ async function startE2eConsumer(client: TesseraClient, topic: string, runId: str
   }
   let stop = false;
   let commit: Promise<void> | null = null;
+  let lastCommitMs = Number.NEGATIVE_INFINITY;
   const done = (async () => {
     try {
       while (!stop) {
@@ -297,7 +302,9 @@ async function startE2eConsumer(client: TesseraClient, topic: string, runId: str
           onDelivered();
           e2e.recordMs(now - Number(record.headers[SENT_HEADER]?.toString()));
         }
-        if (records.length > 0 && commit === null) {
+        // Commits what was read up to now; what is read meanwhile goes in the next one.
+        if (records.length > 0 && commit === null && performance.now() - lastCommitMs >= commitIntervalMs) {
+          lastCommitMs = performance.now();
           commit = consumer.commit().finally(() => (commit = null));
           commit.catch(() => undefined);
         }

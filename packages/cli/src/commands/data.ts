@@ -1,5 +1,6 @@
 /** `tessera produce`, `tessera consume`, `tessera bench`. */
 import { type Command, Option } from 'commander';
+import { DEFAULT_COMMIT_INTERVAL_MS } from '@tessera/client';
 import { MAX_FETCH_WAIT_MS, MAX_PARTITIONS, MAX_RECORDS_PER_REQUEST } from '@tessera/protocol';
 import { runFloor } from '../bench/floor.js';
 import { checkTopicPrefix, runTargets } from '../bench/targets.js';
@@ -82,7 +83,7 @@ export function registerData(program: Command, runtime: Runtime): void {
     consume: 'store N records, then read them with a new group committing after every poll; records/s',
   } as const;
   for (const [mode, description] of Object.entries(modes) as Array<[keyof typeof modes, string]>) {
-    bench
+    const command = bench
       .command(mode)
       .description(description)
       .requiredOption('-t, --topic <topic>', 'topic (created when missing)')
@@ -96,7 +97,11 @@ export function registerData(program: Command, runtime: Runtime): void {
       .option('--rate <n>', 'records per second in total (e2e default 5000; others: as fast as possible)', positiveInt, mode === 'e2e' ? 5_000 : undefined)
       .option('--partitions <n>', 'partitions when the topic is created', integer(1, MAX_PARTITIONS), 6)
       .option('--replication-factor <n>', 'replication factor when the topic is created', integer(1, 2), 2)
-      .option('--warmup <n>', 'records to send the same way first, not measured (default 0)', integer(0, 100_000_000))
+      .option('--warmup <n>', 'records to send the same way first, not measured (default 0)', integer(0, 100_000_000));
+    if (mode === 'e2e') {
+      command.option('--commit-interval-ms <ms>', `the least time between two of the consumer's commits (default ${DEFAULT_COMMIT_INTERVAL_MS}, as subscribe(); 0: after every poll)`, integer(0, 60_000));
+    }
+    command
       .addOption(jsonOption())
       .action(async (options: Parameters<typeof runBench>[2] & { concurrency?: number }) => {
         const { concurrency, ...rest } = options;

@@ -557,4 +557,41 @@ describe('Consumer', () => {
     expect(handled).toEqual([0, 1, 2, 3, 4, 5]);
     expect(script.committed!.get(0)).toBe(6);
   });
+  it('subscribe() commits in the background at most once per commitIntervalMs; close() commits the rest at once', async () => {
+    // Proves the commit cadence: records handled after a background commit wait for the interval (or close), none is left uncommitted.
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+    const script: BrokerScript = { logs: new Map([[0, 3]]) };
+    fakeBroker(broker, script);
+    const c = client(coordinator);
+    const slow = c.consumer({ group: 'g', topic: 't', fromBeginning: true, waitMs: 20, commitIntervalMs: 60_000 });
+    const handled: number[] = [];
+    const done = slow.subscribe((record) => {
+      handled.push(record.offset);
+    });
+    await until(() => script.committed!.get(0) === 3, 'the first batch committed at once');
+    script.logs.set(0, 6);
+    await until(() => handled.length === 6, 'the records after the first commit');
+    const fetches = broker.calls('POST', '/fetch').length;
+    await until(() => broker.calls('POST', '/fetch').length >= fetches + 3, 'three more fetch rounds');
+    expect(broker.calls('POST', '/commit').length).toBe(1);
+    expect(script.committed!.get(0)).toBe(3);
+    // close() neither waits for the interval nor leaves handled records uncommitted.
+    await slow.close();
+    await done;
+    expect(broker.calls('POST', '/commit').length).toBe(2);
+    expect(script.committed!.get(0)).toBe(6);
+
+    // With 0, every handled batch is committed without close().
+    const eager = c.consumer({ group: 'g', topic: 't', waitMs: 20, commitIntervalMs: 0 });
+    const eagerDone = eager.subscribe(() => undefined);
+    await until(() => eager.assignment().length === 1, 'the partition assigned');
+    script.logs.set(0, 9);
+    await until(() => script.committed!.get(0) === 9, 'the new records committed before close');
+    await eager.close();
+    await eagerDone;
+
+    expect(() => c.consumer({ group: 'g', topic: 't', commitIntervalMs: -1 })).toThrow(/commitIntervalMs must be a non-negative integer, got -1/);
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * The `subscribe()` loop: takes the next records, runs the handler over them (each
  * partition's records in order, partitions side by side), and commits what was handled in
- * the background, one commit at a time, so a commit never delays the next fetch.
+ * the background, one commit at a time and at most one per `commitIntervalMs`, so a commit
+ * never delays the next fetch.
  */
 import { backoffMs, isRetriable, type RetryOptions } from '@tessera/protocol';
 import { delay } from '../internal/signal.js';
@@ -15,6 +16,8 @@ export interface RunnerHost {
   owned: Map<number, PartitionState>;
   retry: RetryOptions;
   signal: AbortSignal;
+  /** The least time from one background commit's start to the next one's. */
+  commitIntervalMs: number;
   isClosed(): boolean;
   /** The next records (without marking them returned): applies membership changes, fetches, waits. */
   nextRecords(): Promise<ConsumedRecord[]>;
@@ -28,6 +31,7 @@ export interface RunnerHost {
 export class SubscriptionRunner {
   private backgroundCommit: Promise<void> | null = null;
   private commitAgain = false;
+  private lastCommitMs = Number.NEGATIVE_INFINITY;
   /** A background commit that failed for good: the subscription rejects with it. */
   private commitFailure: unknown = undefined;
 
@@ -70,8 +74,10 @@ export class SubscriptionRunner {
 
   /**
    * Commits the handled records without making the next fetch wait for it: one commit at a
-   * time, and one more after it when records were handled meanwhile. A retriable failure is
-   * reported (the next commit covers it); a non-retriable one ends the subscription.
+   * time, and one more after it when records were handled meanwhile, started no sooner than
+   * `commitIntervalMs` after the one before. A retriable failure is reported (the next commit
+   * covers it); a non-retriable one ends the subscription. A wait that close() cuts short
+   * commits nothing: close() commits what was handled itself.
    */
   private commitInBackground(): void {
     if (this.backgroundCommit !== null) {
@@ -80,7 +86,13 @@ export class SubscriptionRunner {
     }
     this.backgroundCommit = (async () => {
       do {
+        const waitMs = this.lastCommitMs + this.host.commitIntervalMs - performance.now();
+        if (waitMs > 0) {
+          await delay(waitMs, this.host.signal);
+          if (this.host.isClosed()) break;
+        }
         this.commitAgain = false;
+        this.lastCommitMs = performance.now();
         try {
           await this.host.commitHandled();
         } catch (error) {
