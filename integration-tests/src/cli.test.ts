@@ -402,6 +402,8 @@ describe('tessera CLI against a tessera dev cluster', () => {
       ['consume', 'cli-targets-c100', 3_000, 0],
     ]);
     expect(report.runs[3].result.partitions).toBe(192);
+    // The e2e run says how often its consumer committed: as subscribe() does by default.
+    expect(report.runs[5].result.commitIntervalMs).toBe(100);
     for (const run of report.runs) expect(typeof run.met, run.name).toBe('boolean');
     // Open files were read from every broker before and after the 192-partition run.
     expect(report.openFiles.brokers).toHaveLength(BROKERS);

@@ -67,6 +67,8 @@ export interface BenchResult {
   megabytesPerSecond: number;
   ackLatencyMs?: LatencySummary;
   e2eLatencyMs?: LatencySummary;
+  /** e2e: the least time between two of the consumer's commits. */
+  commitIntervalMs?: number;
   failed: number;
   delivered?: number;
   /** 1-minute load average when the measured part started (after any warm-up) and when it ended. */
@@ -141,6 +143,7 @@ export async function runBench(runtime: Runtime, mode: BenchMode, options: Bench
   if (measured.e2e !== undefined) {
     result.e2eLatencyMs = measured.e2e.summary();
     result.delivered = measured.delivered;
+    result.commitIntervalMs = options.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS;
   }
   out(options.json ? jsonLine(result) : renderBenchResult(result));
   if (measured.failed > 0) throw new CliError(`${formatCount(measured.failed)} records failed`, { cause: measured.firstError });
@@ -364,7 +367,8 @@ export function renderBenchResult(result: BenchResult): string {
   if (result.ackLatencyMs) fields.push(['ack latency', formatLatencySummary(result.ackLatencyMs)]);
   if (result.e2eLatencyMs) {
     fields.push(['e2e latency', formatLatencySummary(result.e2eLatencyMs)]);
-    fields.push(['delivered', formatCount(result.delivered ?? 0)]);
+    const commits = result.commitIntervalMs === 0 ? 'after every poll' : `at most every ${formatCount(result.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS)} ms`;
+    fields.push(['delivered', `${formatCount(result.delivered ?? 0)} (the consumer commits ${commits})`]);
   }
   if (result.failed > 0) fields.push(['failed', formatCount(result.failed)]);
   fields.push(['load average', `${result.loadAverage.before.toFixed(2)} → ${result.loadAverage.after.toFixed(2)} (${result.loadAverage.cpus} CPUs)`]);

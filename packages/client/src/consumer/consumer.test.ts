@@ -557,6 +557,7 @@ describe('Consumer', () => {
     expect(handled).toEqual([0, 1, 2, 3, 4, 5]);
     expect(script.committed!.get(0)).toBe(6);
   });
+
   it('subscribe() commits in the background at most once per commitIntervalMs; close() commits the rest at once', async () => {
     // Proves the commit cadence: records handled after a background commit wait for the interval (or close), none is left uncommitted.
     const coordinator = await stub('coordinator');

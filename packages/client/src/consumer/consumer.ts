@@ -38,17 +38,17 @@ import { checkedInteger, checkedOffset, startPosition, type OffsetReset, type St
 import { maxOffset, newPartitionState, type PartitionState } from './partition-state.js';
 import { RecordFeed } from './poll-loop.js';
 import { SubscriptionRunner, type RecordHandler } from './runner.js';
+import { withDeadLetters, type SubscribeOptions } from './dead-letter.js';
+import type { Producer } from '../producer/producer.js';
+import type { ClientParts } from '../internal/client-parts.js';
 
 /**
  * How often `subscribe()` commits in the background, at most. Every commit is a request to
  * each primary and a write in its group commit, where produce writes wait behind it: after
- * every handled batch, a consumer reading 5,000 records/s made about as many commits as the
- * producer made produce requests (`docs/operations.md`, "Commits at most every 100 ms").
+ * every handled batch, a consumer reading 5,000 records/s sent about two commits for every
+ * three produce requests of its producer (`docs/operations.md`, "Commits at most every 100 ms").
  */
 export const DEFAULT_COMMIT_INTERVAL_MS = 100;
-import { withDeadLetters, type SubscribeOptions } from './dead-letter.js';
-import type { Producer } from '../producer/producer.js';
-import type { ClientParts } from '../internal/client-parts.js';
 
 /** What a consumer reads and how. */
 export interface ConsumerOptions {
