@@ -99,6 +99,15 @@ function fakeBroker(broker: StubServer, script: BrokerScript): void {
     }));
 }
 
+/** A one-broker stub cluster whose group gives its members partition 0 of topic `t` (generation 1), the broker playing `script`. */
+async function onePartitionGroup(script: BrokerScript): Promise<{ coordinator: StubServer; broker: StubServer }> {
+  const coordinator = await stub('coordinator');
+  const broker = await stub('broker');
+  fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+  fakeBroker(broker, script);
+  return { coordinator, broker };
+}
+
 function firstOffsets(records: ConsumedRecord[]): Record<number, number> {
   const first: Record<number, number> = {};
   for (const r of records) first[r.partition] ??= r.offset;
@@ -121,10 +130,7 @@ describe('Consumer', () => {
 
   it('hands out the exact bytes of fetched batches, skipping records below the fetch offset and at or above the high watermark', async () => {
     // Proves the frame fetch path: a batch that begins before the committed offset and runs past the HW yields only offsets 2..3, byte-exact.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
-    fakeBroker(broker, { logs: new Map([[0, 4]]), committed: new Map([[0, 2]]) });
+    const { coordinator, broker } = await onePartitionGroup({ logs: new Map([[0, 4]]), committed: new Map([[0, 2]]) });
     const binary = Buffer.from([0, 0xff, 0xc3, 0x28, 0]);
     broker.on('POST', '/fetch', (r) => {
       expect(r.accept).toContain('application/vnd.tessera.frame');
@@ -267,11 +273,8 @@ describe('Consumer', () => {
 
   it('close() commits what was handled: records of earlier polls and explicit commits, not the last unacknowledged poll', async () => {
     // Proves at-least-once in poll mode: records the caller never came back from (nor committed) are delivered again.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
     const script: BrokerScript = { logs: new Map([[0, 2]]) };
-    fakeBroker(broker, script);
+    const { coordinator } = await onePartitionGroup(script);
     const c = client(coordinator);
     const first = c.consumer({ group: 'g', topic: 't', fromBeginning: true });
     expect((await pollAtLeast(first, 2)).map((r) => r.offset)).toEqual([0, 1]);
@@ -310,10 +313,7 @@ describe('Consumer', () => {
 
   it('resets to the log start on OFFSET_OUT_OF_RANGE', async () => {
     // Proves a committed offset deleted by retention does not stall the consumer.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
-    fakeBroker(broker, { logs: new Map([[0, 8]]), logStartOffset: 5, committed: new Map([[0, 1]]) });
+    const { coordinator } = await onePartitionGroup({ logs: new Map([[0, 8]]), logStartOffset: 5, committed: new Map([[0, 1]]) });
     const consumer = client(coordinator).consumer({ group: 'g', topic: 't' });
     const records = await pollAtLeast(consumer, 3);
     expect(records.map((r) => r.offset)).toEqual([5, 6, 7]);
@@ -321,11 +321,8 @@ describe('Consumer', () => {
 
   it("offsetReset 'latest' jumps to the high watermark when the position is below the log start", async () => {
     // Proves the 'latest' policy: the deleted range and everything retained after it are skipped.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
     const script: BrokerScript = { logs: new Map([[0, 8]]), logStartOffset: 5, committed: new Map([[0, 1]]) };
-    fakeBroker(broker, script);
+    const { coordinator, broker } = await onePartitionGroup(script);
     const consumer = client(coordinator).consumer({ group: 'g', topic: 't', offsetReset: 'latest' });
     for (let round = 0; !broker.calls('POST', '/fetch').some((r) => r.body.partitions[0].offset === 8); round++) {
       if (round > 200) throw new Error('no fetch at the HW');
@@ -338,10 +335,7 @@ describe('Consumer', () => {
 
   it("offsetReset 'error' stops with OFFSET_OUT_OF_RANGE until seek() moves the position", async () => {
     // Proves the 'error' policy: poll() throws (again and again) until the application seeks.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
-    fakeBroker(broker, { logs: new Map([[0, 8]]), logStartOffset: 5, committed: new Map([[0, 1]]) });
+    const { coordinator } = await onePartitionGroup({ logs: new Map([[0, 8]]), logStartOffset: 5, committed: new Map([[0, 1]]) });
     const consumer = client(coordinator).consumer({ group: 'g', topic: 't', offsetReset: 'error' });
     let thrown: unknown;
     for (let round = 0; round < 200 && thrown === undefined; round++) {
@@ -486,11 +480,8 @@ describe('Consumer', () => {
 
   it('subscribe() rejects with a handler error after committing what was handled; the failed record comes again', async () => {
     // Proves ack = commit: a record whose handler failed is not committed and is redelivered to the next member.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
     const script: BrokerScript = { logs: new Map([[0, 5]]) };
-    fakeBroker(broker, script);
+    const { coordinator } = await onePartitionGroup(script);
     const c = client(coordinator);
     const first = c.consumer({ group: 'g', topic: 't', fromBeginning: true });
     const boom = new Error('handler failed');
@@ -519,11 +510,8 @@ describe('Consumer', () => {
 
   it('fetches the next records while a handler runs and while its commit is out, and still commits everything handled', async () => {
     // Proves the latency changes: no commit round trip and no handler sits between two fetches of a partition.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
     const script: BrokerScript = { logs: new Map([[0, 3]]) };
-    fakeBroker(broker, script);
+    const { coordinator, broker } = await onePartitionGroup(script);
     let releaseCommit!: () => void;
     const commitHeld = new Promise<void>((resolve) => (releaseCommit = resolve));
     let commitsStarted = 0;
@@ -560,11 +548,8 @@ describe('Consumer', () => {
 
   it('subscribe() commits in the background at most once per commitIntervalMs; close() commits the rest at once', async () => {
     // Proves the commit cadence: records handled after a background commit wait for the interval (or close), none is left uncommitted.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
     const script: BrokerScript = { logs: new Map([[0, 3]]) };
-    fakeBroker(broker, script);
+    const { coordinator, broker } = await onePartitionGroup(script);
     const c = client(coordinator);
     const slow = c.consumer({ group: 'g', topic: 't', fromBeginning: true, waitMs: 20, commitIntervalMs: 60_000 });
     const handled: number[] = [];
