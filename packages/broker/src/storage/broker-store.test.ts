@@ -2,6 +2,7 @@
 // partitions, writes every partition's pending writes in one group commit, reads whole batches
 // (from the one holding an offset, bounded but at least one), truncates inside a batch by cutting
 // it, and restores everything (HW as min(checkpoint, LEO)) after a reopen. Real SQLite in a temp dir.
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -128,6 +129,32 @@ describe('BrokerStore', () => {
     expect(found?.baseOffset).toBe(0);
     expect(found?.lastOffset).toBe(3);
     expect(busyAtRead).toBeGreaterThan(0);
+  });
+
+  it('stores every byte of every batch across transactions, one of them larger than the shared buffer the store keeps', async () => {
+    // The blobs of a transaction travel to the commit thread in shared memory reused by the next
+    // transaction; a transaction larger than what is kept gets memory of its own.
+    const logs = [store.log('t', 0), store.log('t', 1)];
+    const written: Buffer[][] = [[], []];
+    const next = [0, 0];
+    const write = (p: number, valueSizes: number[]) => {
+      const records = valueSizes.map((size, i) => ({ key: null, value: randomBytes(size), headers: [{ key: 'n', value: Buffer.from([0, 0xff, i]) }], timestamp: 5 }));
+      const stored = storedBatch(encodeRecordBatch(records, { baseOffset: next[p], partitionLeaderEpoch: 1 }));
+      next[p] += valueSizes.length;
+      written[p].push(stored.bytes);
+      return logs[p].append([stored]);
+    };
+    await Promise.all([write(0, [0, 1, 300]), write(1, [1024, 2])]);
+    await Promise.all([write(0, [17 * 1024 * 1024]), write(1, [7])]);
+    await Promise.all([write(0, [5, 0]), write(1, [64 * 1024, 3, 0])]);
+    // Compared by length and digest: a failing comparison of 17 MiB buffers would print them whole.
+    const digests = (batches: Buffer[][]) => batches.map((bytes) => bytes.map((b) => `${b.length}:${createHash('sha256').update(b).digest('hex')}`));
+    const readAll = (target: BrokerStore) =>
+      [0, 1].map((p) => target.log('t', p).readBatches(0, next[p], Number.MAX_SAFE_INTEGER).map((b) => b.bytes));
+    expect(digests(readAll(store))).toEqual(digests(written));
+    await store.close();
+    store = BrokerStore.open(dir, 'full');
+    expect(digests(readAll(store))).toEqual(digests(written));
   });
 
   it('restores logs, epochs, offsets and the HW checkpoint (never above the LEO) after a reopen, and deletes a log', async () => {

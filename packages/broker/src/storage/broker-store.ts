@@ -53,6 +53,9 @@ export function batchBytes(batch: { bytes: Buffer }): number {
 
 export const DATABASE_FILE = 'broker.db';
 
+/** The largest shared buffer kept for the next transaction's blobs (see BrokerStore.packOps). */
+const SHARED_BLOBS_KEPT_BYTES = 16 * 1024 * 1024;
+
 /** How long a partition keeps an idle producer's state (Kafka's transactional.id.expiration.ms default: 7 days). */
 export const DEFAULT_PRODUCER_STATE_EXPIRY_MS = 7 * 24 * 60 * 60 * 1000;
 /** How often a log drops expired producers, at most (checked on its appends). */
@@ -72,6 +75,8 @@ type Stmt = Database.Statement;
 type Statements = Record<keyof typeof SQL, Stmt>;
 /** One statement of a write, by name, with its parameters. */
 export type WriteOp = [statement: keyof typeof SQL, ...params: Array<string | number | Buffer | null>];
+/** A write op as sent to the commit thread: its blobs are views of shared memory. */
+type PackedOp = [statement: keyof typeof SQL, ...params: Array<string | number | Uint8Array | null>];
 
 /**
  * The commit thread (plain JavaScript, evaluated as a worker so it runs the same from sources
@@ -85,6 +90,7 @@ db.pragma('journal_mode = WAL');
 db.pragma('synchronous = ' + workerData.synchronous);
 const statements = {};
 for (const [name, sql] of Object.entries(workerData.sql)) statements[name] = db.prepare(sql);
+// Blobs come as views of the shared buffer the event loop copied them into (see packOps).
 const asBuffer = (p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p);
 const run = db.transaction((ops) => {
   for (const op of ops) statements[op[0]].run(...op.slice(1).map(asBuffer));
@@ -115,8 +121,10 @@ export class BrokerStore {
   private closed = false;
   private failed: Error | undefined;
   private readonly worker: Worker;
+  /** Shared memory the blobs of a transaction are copied into for the commit thread (see packOps). */
+  private sharedBlobs: SharedArrayBuffer | undefined;
   /** The transaction the worker runs now (one at a time, in order). */
-  private inFlight: { waiters: BrokerStore['waiters']; writes: number; startedMs: number; ops: WriteOp[]; retried: boolean } | undefined;
+  private inFlight: { waiters: BrokerStore['waiters']; writes: number; startedMs: number; ops: PackedOp[]; retried: boolean } | undefined;
   private idleWaiters: Array<() => void> = [];
   private closedByWorker: (() => void) | undefined;
   /** Called with the number of writes and the milliseconds of every group commit (metrics). */
@@ -246,12 +254,51 @@ export class BrokerStore {
       for (const resolve of waiting) resolve();
       return;
     }
-    this.inFlight = { waiters: this.waiters, writes: this.pendingWrites, startedMs: performance.now(), ops: this.pending, retried: false };
-    const ops = this.pending;
+    const ops = this.packOps(this.pending);
+    this.inFlight = { waiters: this.waiters, writes: this.pendingWrites, startedMs: performance.now(), ops, retried: false };
     this.pending = [];
     this.pendingWrites = 0;
     this.waiters = [];
     this.worker.postMessage({ ops });
+  }
+
+  /**
+   * The ops of one transaction with their blobs copied into shared memory, so the commit thread
+   * reads them where they are: a Buffer in a message is copied twice, serialized here and then
+   * deserialized into fresh memory there, about 8 % of a broker's CPU with 1 KiB values
+   * (docs/operations.md). The commit thread runs one transaction at a time and reads the blobs
+   * only while it runs (SQLite copies what it binds), so the next transaction reuses the same
+   * shared buffer; one larger than SHARED_BLOBS_KEPT_BYTES serves its transaction only.
+   */
+  private packOps(ops: WriteOp[]): PackedOp[] {
+    let bytes = 0;
+    for (const op of ops) for (let i = 1; i < op.length; i++) if (op[i] instanceof Uint8Array) bytes += (op[i] as Uint8Array).length;
+    if (bytes === 0) return ops;
+    let shared = this.sharedBlobs;
+    if (shared === undefined || shared.byteLength < bytes) {
+      const size = Math.max(bytes, Math.min(2 * (shared?.byteLength ?? 0), SHARED_BLOBS_KEPT_BYTES));
+      shared = new SharedArrayBuffer(size);
+      if (size <= SHARED_BLOBS_KEPT_BYTES) this.sharedBlobs = shared;
+    }
+    const packed: PackedOp[] = [];
+    let at = 0;
+    for (const op of ops) {
+      if (!op.some((param) => param instanceof Uint8Array)) {
+        packed.push(op);
+        continue;
+      }
+      const copy: PackedOp = [...op];
+      for (let i = 1; i < copy.length; i++) {
+        const blob = copy[i];
+        if (!(blob instanceof Uint8Array)) continue;
+        const view = new Uint8Array(shared, at, blob.length);
+        view.set(blob);
+        copy[i] = view;
+        at += blob.length;
+      }
+      packed.push(copy);
+    }
+    return packed;
   }
 
   private onWorkerMessage(message: { ok?: true; error?: string; code?: string; closed?: true }): void {
