@@ -9,9 +9,12 @@ import {
   KEYED_PRODUCER_ID_BASE,
   PartitionProducers,
   applyBatch,
+  decodeSpans,
+  encodeSpans,
   keyedProducerId,
   checkSequence,
   truncateEntry,
+  type BatchSpan,
   type ProducerEntry,
   type SequencedBatch,
 } from './producer-state.js';
@@ -138,20 +141,42 @@ describe('PartitionProducers', () => {
     expect(truncated.size).toBe(2);
   });
 
-  it('restores the entry a refused request had changed, and reloads from its rows', () => {
+  it('restores the entry a refused request had changed, and reloads from its rows (bytes, or the JSON text of schema 3)', () => {
     const producers = new PartitionProducers(60_000, 60_000);
     producers.apply(batch(0, 2), 0, 1, 1_000);
     const before = producers.apply(batch(2, 2), 2, 3, 1_000);
     producers.restore(PID, before);
     expect(producers.check(batch(2, 2), 1_000).kind).toBe('append');
-    const rows = producers.takeChanges().map(([producerId, entry]) => ({
-      producer_id: producerId,
-      epoch: entry!.epoch,
-      last_update_ms: entry!.lastUpdateMs,
-      batches: JSON.stringify(entry!.batches),
-    }));
-    const reloaded = new PartitionProducers(60_000, 60_000, rows);
-    expect(reloaded.entry(PID, 1_000)).toEqual(producers.entry(PID, 1_000));
+    const changes = producers.takeChanges();
+    for (const encode of [encodeSpans, JSON.stringify]) {
+      const rows = changes.map(([producerId, entry]) => ({
+        producer_id: producerId,
+        epoch: entry!.epoch,
+        last_update_ms: entry!.lastUpdateMs,
+        batches: encode(entry!.batches),
+        idempotency_key: null,
+      }));
+      const reloaded = new PartitionProducers(60_000, 60_000, rows);
+      expect(reloaded.entry(PID, 1_000)).toEqual(producers.entry(PID, 1_000));
+    }
+  });
+
+  it('stores spans as bytes that read back exactly, up to the largest sequence and offset', () => {
+    const spans: BatchSpan[] = [
+      { firstSeq: 0, lastSeq: 0, baseOffset: 0, lastOffset: 0 },
+      { firstSeq: MAX_SEQUENCE - 2, lastSeq: MAX_SEQUENCE, baseOffset: 2 ** 40 + 1, lastOffset: 2 ** 40 + 3 },
+      { firstSeq: 0, lastSeq: 6, baseOffset: Number.MAX_SAFE_INTEGER - 6, lastOffset: Number.MAX_SAFE_INTEGER },
+    ];
+    const bytes = encodeSpans(spans);
+    expect(bytes.length).toBe(1 + 3 * 24);
+    expect(decodeSpans(bytes)).toEqual(spans);
+    // A view inside a larger buffer (how SQLite rows may arrive) reads the same.
+    const framed = Buffer.concat([Buffer.from([9, 9]), bytes, Buffer.from([9])]);
+    expect(decodeSpans(framed.subarray(2, 2 + bytes.length))).toEqual(spans);
+    expect(decodeSpans(JSON.stringify(spans))).toEqual(spans);
+    expect(() => decodeSpans(Buffer.from([2, ...bytes.subarray(1)]))).toThrow(/unknown layout \(first byte 2\)/);
+    expect(() => decodeSpans(bytes.subarray(0, 20))).toThrow(/20 bytes have an unknown layout/);
+    expect(() => decodeSpans(Buffer.alloc(0))).toThrow(/0 bytes have an unknown layout/);
   });
 });
 

@@ -166,8 +166,52 @@ export interface ProducerRow {
   producer_id: number;
   epoch: number;
   last_update_ms: number;
-  batches: string;
+  /** The spans: encodeSpans' bytes, or JSON text in a row a broker of storage schema 3 wrote. */
+  batches: Uint8Array | string;
   idempotency_key: string | null;
+}
+
+/** The first byte of encodeSpans' bytes: the version of their layout. */
+const SPANS_LAYOUT = 1;
+/** Bytes per span: firstSeq and lastSeq (int32), baseOffset and lastOffset (float64, exact for safe integers). */
+const SPAN_BYTES = 24;
+
+/**
+ * The spans of an entry as stored in its row: a layout byte, then per span its two sequence
+ * numbers and two offsets, big-endian. A flush writes a row for every producer it moved, so
+ * this is on the hot path: JSON text cost a broker 6 % of its event loop with 192 partitions.
+ */
+export function encodeSpans(spans: readonly BatchSpan[]): Buffer {
+  const bytes = Buffer.allocUnsafe(1 + spans.length * SPAN_BYTES);
+  bytes[0] = SPANS_LAYOUT;
+  let at = 1;
+  for (const span of spans) {
+    bytes.writeInt32BE(span.firstSeq, at);
+    bytes.writeInt32BE(span.lastSeq, at + 4);
+    bytes.writeDoubleBE(span.baseOffset, at + 8);
+    bytes.writeDoubleBE(span.lastOffset, at + 16);
+    at += SPAN_BYTES;
+  }
+  return bytes;
+}
+
+/** The spans of a stored row (either encoding); throws on bytes of any other layout. */
+export function decodeSpans(stored: Uint8Array | string): BatchSpan[] {
+  if (typeof stored === 'string') return JSON.parse(stored) as BatchSpan[];
+  const bytes = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  if (bytes.length === 0 || bytes[0] !== SPANS_LAYOUT || (bytes.length - 1) % SPAN_BYTES !== 0) {
+    throw new Error(`stored producer spans of ${bytes.length} bytes have an unknown layout (first byte ${bytes[0]})`);
+  }
+  const spans: BatchSpan[] = [];
+  for (let at = 1; at < bytes.length; at += SPAN_BYTES) {
+    spans.push({
+      firstSeq: bytes.readInt32BE(at),
+      lastSeq: bytes.readInt32BE(at + 4),
+      baseOffset: bytes.readDoubleBE(at + 8),
+      lastOffset: bytes.readDoubleBE(at + 16),
+    });
+  }
+  return spans;
 }
 
 /**
@@ -184,7 +228,12 @@ export class PartitionProducers {
     rows: readonly ProducerRow[] = [],
   ) {
     for (const row of rows) {
-      const batches = JSON.parse(row.batches) as BatchSpan[];
+      let batches: BatchSpan[];
+      try {
+        batches = decodeSpans(row.batches);
+      } catch (error) {
+        throw new Error(`producer ${row.producer_id}: ${(error as Error).message}`, { cause: error });
+      }
       if (batches.length === 0) continue;
       const entry: ProducerEntry = { epoch: row.epoch, batches, lastUpdateMs: row.last_update_ms };
       if (row.idempotency_key !== null) entry.key = row.idempotency_key;

@@ -270,18 +270,69 @@ describe('BrokerStore producer state', () => {
     expect(log.producers.size).toBe(1);
     await store.close();
     const check = new Database(file, { readonly: true });
-    expect(check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({ value: '3' });
+    expect(check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({ value: '4' });
     expect(check.prepare('SELECT producer_id FROM producers').all()).toEqual([{ producer_id: 5 }]);
     check.close();
 
     const future = new Database(file);
-    future.prepare("UPDATE meta SET value = '4' WHERE key = 'schema_version'").run();
+    future.prepare("UPDATE meta SET value = '5' WHERE key = 'schema_version'").run();
     future.close();
-    expect(() => BrokerStore.open(dir, 'full')).toThrow(/storage schema 4, this broker reads schema 3/);
-    // Back to schema 3, so the store of this test can be opened and closed as usual.
+    expect(() => BrokerStore.open(dir, 'full')).toThrow(/storage schema 5, this broker reads schema 4/);
+    // Back to schema 4, so the store of this test can be opened and closed as usual.
     const back = new Database(file);
-    back.prepare("UPDATE meta SET value = '3' WHERE key = 'schema_version'").run();
+    back.prepare("UPDATE meta SET value = '4' WHERE key = 'schema_version'").run();
     back.close();
     store = BrokerStore.open(dir, 'full');
+  });
+
+  it('reads the producer state a broker of schema 3 stored as JSON text, and writes bytes from then on', async () => {
+    const log = store.log('t', 0);
+    await log.append([sequenced(0, 2, 9, 0), sequenced(2, 3, 9, 2)]);
+    const entry = log.producers.entry(9, Date.now());
+    await store.close();
+    // What a broker of schema 3 left: the same spans as JSON text (its format, spelled out here).
+    const file = path.join(dir, 'broker.db');
+    const db = new Database(file);
+    const spans = [
+      { firstSeq: 0, lastSeq: 1, baseOffset: 0, lastOffset: 1 },
+      { firstSeq: 2, lastSeq: 4, baseOffset: 2, lastOffset: 4 },
+    ];
+    const stored = db.prepare('SELECT epoch, last_update_ms FROM producers WHERE producer_id = 9').get() as { epoch: number; last_update_ms: number };
+    // The table as schema 3 declared it: the spans in a TEXT column.
+    db.exec(`DROP TABLE producers;
+      CREATE TABLE producers (topic TEXT NOT NULL, partition INTEGER NOT NULL, producer_id INTEGER NOT NULL,
+        epoch INTEGER NOT NULL, last_update_ms INTEGER NOT NULL, batches TEXT NOT NULL, idempotency_key TEXT,
+        PRIMARY KEY (topic, partition, producer_id));`);
+    db.prepare("INSERT INTO producers VALUES ('t', 0, 9, ?, ?, ?, NULL)").run(stored.epoch, stored.last_update_ms, JSON.stringify(spans));
+    db.prepare("UPDATE meta SET value = '3' WHERE key = 'schema_version'").run();
+    db.close();
+
+    store = BrokerStore.open(dir, 'full');
+    const reopened = store.log('t', 0);
+    expect(reopened.producers.entry(9, Date.now())).toEqual(entry);
+    expect(reopened.producers.check({ producerId: 9, producerEpoch: 0, baseSequence: 2, lastOffsetDelta: 2 }, Date.now())).toEqual({
+      kind: 'duplicate',
+      baseOffset: 2,
+      lastOffset: 4,
+    });
+    await reopened.append([sequenced(5, 1, 9, 5)]);
+    await store.close();
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({ value: '4' });
+    const row = check.prepare('SELECT typeof(batches) AS type FROM producers WHERE producer_id = 9').get();
+    check.close();
+    expect(row).toEqual({ type: 'blob' });
+    store = BrokerStore.open(dir, 'full');
+    expect(store.log('t', 0).producers.check({ producerId: 9, producerEpoch: 0, baseSequence: 6, lastOffsetDelta: 0 }, Date.now()).kind).toBe('append');
+  });
+
+  it('refuses to open a log whose stored producer spans are not in a layout it knows', async () => {
+    await store.log('t', 0).append([sequenced(0, 2, 9, 0)]);
+    await store.close();
+    const db = new Database(path.join(dir, 'broker.db'));
+    db.prepare('UPDATE producers SET batches = ? WHERE producer_id = 9').run(Buffer.from([7, 1, 2, 3]));
+    db.close();
+    store = BrokerStore.open(dir, 'full');
+    expect(() => store.log('t', 0)).toThrow(/producer 9: stored producer spans of 4 bytes have an unknown layout \(first byte 7\)/);
   });
 });

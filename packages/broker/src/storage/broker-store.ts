@@ -23,7 +23,7 @@ import Database from 'better-sqlite3';
 import { DELETED_GROUP_OFFSET } from '@tessera/protocol';
 import { sqliteFreePageBytes } from '@tessera/service';
 import { InvariantError, assert } from '../util/assert.js';
-import { PartitionProducers, sequencedBatch, type ProducerRow } from '../producers/producer-state.js';
+import { PartitionProducers, encodeSpans, sequencedBatch, type ProducerRow } from '../producers/producer-state.js';
 import { META_SCHEMA_VERSION, MIGRATIONS, SCHEMA, SCHEMA_VERSION, SQL } from './sql.js';
 
 export type Durability = 'full' | 'normal';
@@ -596,7 +596,7 @@ export class PartitionLog {
     const { topic, partition } = this;
     for (const [producerId, entry] of this.producers.takeChanges()) {
       if (entry === undefined) ops.push(['deleteProducer', topic, partition, producerId]);
-      else ops.push(['upsertProducer', topic, partition, producerId, entry.epoch, entry.lastUpdateMs, JSON.stringify(entry.batches), entry.key ?? null]);
+      else ops.push(['upsertProducer', topic, partition, producerId, entry.epoch, entry.lastUpdateMs, encodeSpans(entry.batches), entry.key ?? null]);
     }
   }
 

@@ -11,13 +11,13 @@
  * - partitions(topic, partition, hw, log_start_offset): every log this broker holds, with its
  *   HW checkpoint.
  * - producers(topic, partition, producer_id, epoch, last_update_ms, batches): the idempotent
- *   producers' state of each log (their epoch, last batches as JSON and, for a producer id of an
- *   idempotency key, the key; see producers/), written
- *   in the transaction of the batches that changed it.
+ *   producers' state of each log (their epoch, the spans of their last batches in a few bytes
+ *   each (encodeSpans) and, for a producer id of an idempotency key, the key; see producers/),
+ *   written in the transaction of the batches that changed it.
  * - meta(key, value): the schema version.
  */
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const PRODUCERS_TABLE = `
   CREATE TABLE IF NOT EXISTS producers (
@@ -26,7 +26,8 @@ const PRODUCERS_TABLE = `
     producer_id INTEGER NOT NULL,
     epoch INTEGER NOT NULL,
     last_update_ms INTEGER NOT NULL,
-    batches TEXT NOT NULL,
+    -- Bytes (encodeSpans); a database made before schema 4 declares TEXT, which keeps bytes as they are.
+    batches BLOB NOT NULL,
     idempotency_key TEXT,
     PRIMARY KEY (topic, partition, producer_id)
   );
@@ -34,10 +35,14 @@ const PRODUCERS_TABLE = `
 
 /**
  * MIGRATIONS[v] brings a database of schema v to v + 1 (run in one transaction at open).
- * Version 2 had no producer state: its logs hold no batch with a producer id, so an empty table is right.
+ * - Version 2 had no producer state: its logs hold no batch with a producer id, so an empty table is right.
+ * - Version 3 stored a producer's spans as JSON text; version 4 writes them as bytes and still
+ *   reads the text of rows written before. Nothing is rewritten: the version only changes so
+ *   that a broker of schema 3, which cannot read the bytes, refuses the database at start.
  */
 export const MIGRATIONS: Readonly<Record<number, string>> = {
   2: PRODUCERS_TABLE,
+  3: '',
 };
 
 export const SCHEMA = `
