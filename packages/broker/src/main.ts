@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { type EdgeFlags, createLogger, edgeConfig, edgeOptions, onShutdown, stopOnStdinEndOption, storageOptions } from '@tessera/service';
 import { startBroker } from './broker.js';
 import { type BrokerConfig, DEFAULT_CONFIG } from './config.js';
+import { setBrokerHeapGrowing } from './util/heap-growing.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -104,6 +105,7 @@ try {
 }
 
 const logger = createLogger('broker', { brokerId: flags.id }, { level: flags.logLevel, pretty: flags.logPretty });
+setBrokerHeapGrowing();
 try {
   const broker = await startBroker({ ...flags, ...edge, coordinatorUrl: coordinator, logger });
   onShutdown(logger, () => broker.close(), { stopOnStdinEnd });
