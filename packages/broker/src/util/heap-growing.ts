@@ -17,16 +17,14 @@
  */
 import v8 from 'node:v8';
 
-export const BROKER_HEAP_GROWING_PERCENT = 300;
+const BROKER_HEAP_GROWING_PERCENT = 300;
 
 /** True when the process was started with a growing factor of its own, which is then kept. */
 export function heapGrowingGiven(execArgv: readonly string[]): boolean {
   return execArgv.some((arg) => /^--heap[-_]growing[-_]percent(=|$)/.test(arg));
 }
 
-/** Sets the broker's growing factor unless the process was started with one; returns the percent in effect (undefined: the given one). */
-export function setBrokerHeapGrowing(execArgv: readonly string[] = process.execArgv): number | undefined {
-  if (heapGrowingGiven(execArgv)) return undefined;
-  v8.setFlagsFromString(`--heap-growing-percent=${BROKER_HEAP_GROWING_PERCENT}`);
-  return BROKER_HEAP_GROWING_PERCENT;
+/** Sets the broker's growing factor unless the process was started with one. */
+export function setBrokerHeapGrowing(execArgv: readonly string[] = process.execArgv): void {
+  if (!heapGrowingGiven(execArgv)) v8.setFlagsFromString(`--heap-growing-percent=${BROKER_HEAP_GROWING_PERCENT}`);
 }
