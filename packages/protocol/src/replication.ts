@@ -13,6 +13,7 @@ import { DELETED_GROUP_OFFSET } from './positions.js';
 import { epoch, groupId, offset, partitionNumber, topicName } from './schemas.js';
 
 const brokerId = z.number().int().positive().max(1_000_000);
+const pushCounter = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 /** A committed offset, or the mark a group delete leaves (DELETED_GROUP_OFFSET). */
 export const pushedCommit = z.object({ group: groupId, offset: z.union([offset, z.literal(DELETED_GROUP_OFFSET)]), generation: epoch }).strict();
@@ -48,6 +49,15 @@ export const partitionPush = z
      * already counts as replicated. Absent from older primaries.
      */
     truncateSeen: z.object({ leo: offset, epoch: epoch.optional() }).strict().optional(),
+    /**
+     * The push's place among the pushes of the primary's replica: `run` is drawn when that
+     * replica is created (a restarted primary draws another), `seq` grows with every push it
+     * sends, to any follower. A follower refuses a push of the same primary, epoch and run whose
+     * `seq` is not above the last one it took: a push held up on the way (the primary stopped
+     * waiting for it and sent the next one, perhaps over another connection) must not set the
+     * follower's HW or group offsets back. Absent from older primaries.
+     */
+    order: z.object({ run: pushCounter, seq: pushCounter }).strict().optional(),
     /** The primary's high watermark, so the secondary can report and restore it. */
     hw: offset,
     /**
@@ -75,8 +85,10 @@ export type PushAnswer = { leo: number; epoch: number } | { error: ErrorBody['er
 
 /** A push may carry `truncateSeen`. */
 export const TRUNCATE_SEEN_FEATURE = 'truncate-seen';
+/** A push may carry `order`. */
+export const PUSH_ORDER_FEATURE = 'push-order';
 /** What a follower of this release takes in a push beyond the first release of the exchange. */
-export const REPLICATE_FEATURES: readonly string[] = [TRUNCATE_SEEN_FEATURE];
+export const REPLICATE_FEATURES: readonly string[] = [TRUNCATE_SEEN_FEATURE, PUSH_ORDER_FEATURE];
 
 /**
  * `POST /internal/replicate` (and the replication stream): one answer per push, in request

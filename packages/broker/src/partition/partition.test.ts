@@ -143,6 +143,45 @@ describe('Partition (primary write path)', () => {
   });
 });
 
+describe('a push held up on the way', () => {
+  it('is refused once a later push of the same primary applied, so committed offsets do not go back', async () => {
+    // The primary stops waiting for a push (its exchange timed out) and sends the next one,
+    // perhaps over another connection; the first arrives after it. Its commit is older.
+    const [primaryStore, secondaryStore] = stores;
+    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
+    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const port = pushesTo(() => secondary);
+    const sent: Array<{ head: Omit<ParsedPush, 'bytes'>; tail: Buffer }> = [];
+    const recording: ReplicationPort = {
+      push: (url, head, batches, timeoutMs) => {
+        sent.push({ head: head as Omit<ParsedPush, 'bytes'>, tail: Buffer.concat(batches) });
+        return port.push(url, head, batches, timeoutMs);
+      },
+    };
+    const primary = partition(1, primaryStore, recording);
+    primary.applyAssignment(ASSIGNMENT, 1, true);
+    await primary.produce(incoming(['a', 'b', 'c']));
+    await primary.commit({ group: 'g', offset: 1, generation: 1 });
+    const held = sent.findLast((push) => push.head.commits?.some((commit) => commit.offset === 1));
+    await primary.commit({ group: 'g', offset: 3, generation: 1 });
+    expect(secondary.store.groupOffset('g')?.offset).toBe(3);
+    expect(held).toBeDefined();
+    expect(held!.head.baseOffset).toBe(secondary.store.leo);
+
+    const late = { ...held!.head, bytes: held!.tail.length, commits: held!.head.commits ?? [] } as ParsedPush;
+    const refused = await secondary.followerTurn(() => applyPush(secondary, late, held!.tail)).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(TesseraError);
+    expect((refused as TesseraError).code).toBe('OFFSET_MISMATCH');
+    expect(secondary.store.groupOffset('g')?.offset).toBe(3);
+    expect(secondary.hw).toBe(3);
+
+    // A primary of an earlier release sends no order: its pushes apply as they come.
+    const { order: _order, ...unordered } = late;
+    await secondary.followerTurn(() => applyPush(secondary, unordered as ParsedPush, held!.tail));
+    expect(secondary.store.groupOffset('g')?.offset).toBe(1);
+  });
+});
+
 describe('SecondarySync (a flush that a catch-up overtook)', () => {
   it('finishes the flush when the follower is already past its end', async () => {
     // The secondary left the ISR while flush B (10-14) waited for the partition's lock and
@@ -169,6 +208,7 @@ describe('SecondarySync (a flush that a catch-up overtook)', () => {
       client: capped,
       timeoutMs: 5_000,
       logger,
+      nextOrder: () => ({ run: 1, seq: port.pushes + 1 }),
     });
 
     // The catch-up's turns: the first push finds where the follower ends (10), the next sends 10-19.

@@ -22,6 +22,7 @@
  * HW rule: HW = LEO when the ISR is only the primary, else min(LEO, secondary's acked LEO). The
  * primary never goes on alone before the coordinator has accepted the ISR shrink.
  */
+import { randomInt } from 'node:crypto';
 import {
   TesseraError,
   backoffMs,
@@ -155,6 +156,11 @@ export class Partition {
   private readonly lock = new Mutex();
   /** Serializes the pushes a follower applies (see followerTurn). */
   private readonly followerLock = new Mutex();
+  /** This replica's pushes as a primary: a run drawn at creation and a count (PartitionPush.order). */
+  private readonly pushRun = randomInt(2 ** 47);
+  private pushSeq = 0;
+  /** As a follower: the newest push taken, by primary, epoch and run (see takePushOrder). */
+  private lastPush: { primaryId: number; epoch: number; run: number; seq: number } | undefined;
   private sync: SecondarySync | undefined;
   private catchUp: AbortController | undefined;
   private catchUpDone: Promise<void> = Promise.resolve();
@@ -601,6 +607,7 @@ export class Partition {
       client: this.options.client,
       timeoutMs: this.options.replicaTimeoutMs,
       logger: this.logger,
+      nextOrder: () => ({ run: this.pushRun, seq: ++this.pushSeq }),
     });
   }
 
@@ -945,6 +952,22 @@ export class Partition {
    */
   followerTurn<T>(apply: () => Promise<T>): Promise<T> {
     return this.followerLock.run(apply);
+  }
+
+  /**
+   * Takes a push's place among its primary's pushes (run inside followerTurn, once the push's
+   * epoch is accepted): false when a later push of the same primary, epoch and run was taken
+   * already, so this one was held up on the way and must not apply. Pushes of older primaries
+   * carry no order and are always taken.
+   */
+  takePushOrder(primaryId: number, epoch: number, order: { run: number; seq: number } | undefined): boolean {
+    if (order === undefined) return true;
+    const last = this.lastPush;
+    if (last !== undefined && last.primaryId === primaryId && last.epoch === epoch && last.run === order.run && order.seq <= last.seq) {
+      return false;
+    }
+    this.lastPush = { primaryId, epoch, run: order.run, seq: order.seq };
+    return true;
   }
 
   async followerWrite(write: { truncateTo?: number; batches: StoredBatch[]; commits: GroupOffset[]; hw: number; logStartOffset?: number }): Promise<void> {

@@ -29,6 +29,11 @@ export async function applyPush(replica: Partition, push: ParsedPush, tail: Buff
     }
   }
   if (push.epoch > replica.epoch || replica.primaryId === null) replica.adoptEpoch(push.epoch, push.primaryId);
+  // A push the primary sent before one already applied here was held up on the way: its HW and
+  // commits are older than this replica's. The primary stopped waiting for it long ago.
+  if (!replica.takePushOrder(push.primaryId, push.epoch, push.order)) {
+    throw offsetMismatch(replica, `push ${push.order?.seq} of ${push.primaryId} came after a later one`);
+  }
 
   // New records are refused on a nearly full disk like a produce (the primary retries, then
   // leaves this follower out of the ISR); pushes without records (HW, log start) still apply.

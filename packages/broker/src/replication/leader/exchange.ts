@@ -8,9 +8,9 @@
  * connection, replication/stream/), or as `POST /internal/replicate` when the transport is
  * `http` or the peer offers no stream (a broker of an earlier version: the stream client
  * remembers that for a while, then asks again). A push field newer than the exchange's first
- * release (`truncateSeen`) goes only to a follower whose last answer named it among its
- * features, so brokers of two releases replicate to each other while they are upgraded one at
- * a time, on either transport.
+ * release (`truncateSeen`, `order`) goes only to a follower whose last answer named it among
+ * its features, so brokers of two releases replicate to each other while they are upgraded one
+ * at a time, on either transport.
  */
 import {
   BROKER_ROUTES,
@@ -19,6 +19,7 @@ import {
   type ClusterSigner,
   type TlsClientOptions,
   TesseraError,
+  PUSH_ORDER_FEATURE,
   TRUNCATE_SEEN_FEATURE,
   encodeFrame,
   isTesseraError,
@@ -58,8 +59,8 @@ export class PairExchanges implements ReplicationPort {
   private readonly http: DataHttpClient;
   private readonly streams: ReplicationStreamClient | undefined;
   private readonly waiting = new Map<string, Waiting[]>();
-  /** Followers whose last answer named TRUNCATE_SEEN_FEATURE (ReplicateExchangeResponse.features). */
-  private readonly takeTruncateSeen = new Set<string>();
+  /** The push fields beyond the first release each follower's last answer named (ReplicateExchangeResponse.features). */
+  private readonly features = new Map<string, { truncateSeen: boolean; order: boolean }>();
   private scheduled = false;
 
   constructor(private readonly options: ExchangeOptions) {
@@ -118,12 +119,15 @@ export class PairExchanges implements ReplicationPort {
 
   private async send(url: string, pushes: Waiting[]): Promise<void> {
     // A follower refuses a head with a field it does not know: one it has not named stays home.
-    const withTruncateSeen = this.takeTruncateSeen.has(url);
+    const takes = this.features.get(url);
     const head: ReplicateExchangeHead = {
       from: this.options.brokerId,
-      pushes: pushes.map(({ head: { truncateSeen, ...rest }, bytes }) =>
-        truncateSeen !== undefined && withTruncateSeen ? { ...rest, truncateSeen, bytes } : { ...rest, bytes },
-      ),
+      pushes: pushes.map(({ head: { truncateSeen, order, ...rest }, bytes }) => ({
+        ...rest,
+        ...(truncateSeen !== undefined && takes?.truncateSeen ? { truncateSeen } : {}),
+        ...(order !== undefined && takes?.order ? { order } : {}),
+        bytes,
+      })),
     };
     const chunks = encodeFrame(head, pushes.flatMap((push) => push.batches));
     const startedMs = performance.now();
@@ -144,8 +148,8 @@ export class PairExchanges implements ReplicationPort {
       if (!Array.isArray(answers) || answers.length !== pushes.length) {
         throw new TesseraError('INTERNAL', `replicate to ${url}: ${pushes.length} pushes got ${String(answers?.length)} answers`);
       }
-      if (Array.isArray(answer?.features) && answer.features.includes(TRUNCATE_SEEN_FEATURE)) this.takeTruncateSeen.add(url);
-      else this.takeTruncateSeen.delete(url);
+      const named = Array.isArray(answer?.features) ? answer.features : [];
+      this.features.set(url, { truncateSeen: named.includes(TRUNCATE_SEEN_FEATURE), order: named.includes(PUSH_ORDER_FEATURE) });
       this.options.onExchange?.((performance.now() - startedMs) / 1000, pushes.length);
       pushes.forEach((push, i) => {
         const answer = answers[i];
@@ -154,7 +158,7 @@ export class PairExchanges implements ReplicationPort {
       });
     } catch (error) {
       // A follower replaced by an older release refuses what it does not know: send it none.
-      if (isTesseraError(error, 'INVALID_REQUEST')) this.takeTruncateSeen.delete(url);
+      if (isTesseraError(error, 'INVALID_REQUEST')) this.features.delete(url);
       for (const push of pushes) push.reject(error);
     }
   }

@@ -21,6 +21,8 @@ export interface SecondarySyncOptions {
   client: ReplicationPort;
   timeoutMs: number;
   logger: Logger;
+  /** The order of the next push of this partition (PartitionPush.order), counted across this replica's syncs. */
+  nextOrder: () => { run: number; seq: number };
 }
 
 /** The batches one flush just wrote, still in memory. */
@@ -118,6 +120,7 @@ export class SecondarySync {
       hw: Math.min(hw, end),
       logStartOffset,
       commits,
+      order: this.options.nextOrder(),
     };
     try {
       const answer = await this.options.client.push(
