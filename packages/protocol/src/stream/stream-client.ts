@@ -62,12 +62,12 @@ const MAX_UNSUPPORTED_PEERS = 4_096;
  */
 const NO_UPGRADE_STATUSES: ReadonlySet<number> = new Set([400, 405, 426, 501]);
 
-/** True when `text` is a Tessera error body (a refusal by the peer itself, which keeps its meaning). */
-function isTesseraErrorBody(text: string): boolean {
+/** The error of `text` when it is a Tessera error body (a refusal by the peer itself, which keeps its meaning). */
+function errorOfBody(text: string): TesseraError | undefined {
   try {
-    return TesseraError.fromBody(JSON.parse(text)) !== undefined;
+    return TesseraError.fromBody(JSON.parse(text));
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -280,7 +280,8 @@ class StreamConnection {
         response.on('end', () => {
           const status = response.statusCode ?? 500;
           const text = Buffer.concat(chunks).toString('utf8');
-          if (status === 404 || (NO_UPGRADE_STATUSES.has(status) && !isTesseraErrorBody(text))) {
+          const meant = errorOfBody(text);
+          if (status === 404 || (NO_UPGRADE_STATUSES.has(status) && meant === undefined)) {
             reject(new StreamUnsupported(this.baseUrl, name));
             return;
           }
@@ -288,7 +289,12 @@ class StreamConnection {
             reject(new TesseraError('INTERNAL', `${name} to ${this.baseUrl}: HTTP ${status} instead of an upgrade`));
             return;
           }
-          // A refusal's error body (401, 403, 503, ...) becomes the error the peer meant.
+          // A refusal's error body (401, 403, 503, ...) becomes the error the peer meant; another
+          // body, the error its status stands for.
+          if (meant !== undefined) {
+            reject(meant);
+            return;
+          }
           try {
             parseJsonAnswer(status, text, 'GET', url.href);
           } catch (error) {
