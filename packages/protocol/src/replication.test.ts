@@ -1,5 +1,6 @@
 // Proves the head of a replication exchange is validated like every body: commits default to
-// none, and a push without its byte count, with a bad offset or an unknown field is refused.
+// none, a push's order is taken as given, and a push without its byte count, with a bad offset,
+// a bad order or an unknown field is refused.
 import { describe, expect, it } from 'vitest';
 import { replicateExchangeHead } from './replication.js';
 import { parseOrThrow } from './validate.js';
@@ -11,11 +12,20 @@ describe('replicateExchangeHead', () => {
     expect(parseOrThrow(replicateExchangeHead, { from: 1, pushes: [push] }).pushes[0].commits).toEqual([]);
   });
 
-  it('refuses pushes without bytes, with a negative offset, an unknown field, or none at all', () => {
+  it("keeps a push's order", () => {
+    const order = { run: 2 ** 47 - 1, seq: 12 };
+    expect(parseOrThrow(replicateExchangeHead, { from: 1, pushes: [{ ...push, order }] }).pushes[0].order).toEqual(order);
+  });
+
+  it('refuses pushes without bytes, with a negative offset, a bad order, an unknown field, or none at all', () => {
     const { bytes: _bytes, ...noBytes } = push;
     for (const head of [
       { from: 1, pushes: [noBytes] },
       { from: 1, pushes: [{ ...push, baseOffset: -1 }] },
+      { from: 1, pushes: [{ ...push, order: { run: 1, seq: -1 } }] },
+      { from: 1, pushes: [{ ...push, order: { run: 1.5, seq: 1 } }] },
+      { from: 1, pushes: [{ ...push, order: { run: 1 } }] },
+      { from: 1, pushes: [{ ...push, order: { run: 1, seq: 1, at: 0 } }] },
       { from: 1, pushes: [{ ...push, records: [] }] },
       { from: 1, pushes: [] },
       { pushes: [push] },
