@@ -23,6 +23,7 @@ import {
   TRUNCATE_SEEN_FEATURE,
   encodeFrame,
   isTesseraError,
+  type PartitionPush,
   type ReplicateExchangeHead,
   type ReplicateExchangeResponse,
 } from '@tessera/protocol';
@@ -118,17 +119,8 @@ export class PairExchanges implements ReplicationPort {
   }
 
   private async send(url: string, pushes: Waiting[]): Promise<void> {
-    // A follower refuses a head with a field it does not know: one it has not named stays home.
     const takes = this.features.get(url);
-    const head: ReplicateExchangeHead = {
-      from: this.options.brokerId,
-      pushes: pushes.map(({ head: { truncateSeen, order, ...rest }, bytes }) => ({
-        ...rest,
-        ...(truncateSeen !== undefined && takes?.truncateSeen ? { truncateSeen } : {}),
-        ...(order !== undefined && takes?.order ? { order } : {}),
-        bytes,
-      })),
-    };
+    const head: ReplicateExchangeHead = { from: this.options.brokerId, pushes: pushes.map(({ head, bytes }) => forFollower(head, bytes, takes)) };
     const chunks = encodeFrame(head, pushes.flatMap((push) => push.batches));
     const startedMs = performance.now();
     try {
@@ -174,4 +166,14 @@ export class PairExchanges implements ReplicationPort {
     }
     return (await this.http.postFrame(url + BROKER_ROUTES.replicate, chunks, { timeoutMs })).body;
   }
+}
+
+/** A push as a follower that takes `takes` may get it: a follower refuses a head with a field it does not know, so one it has not named stays home. */
+function forFollower(head: PushHead, bytes: number, takes: { truncateSeen: boolean; order: boolean } | undefined): PartitionPush {
+  const { truncateSeen, order } = head;
+  if ((truncateSeen === undefined || takes?.truncateSeen) && (order === undefined || takes?.order)) return { ...head, bytes };
+  const push: PartitionPush = { ...head, bytes };
+  if (!takes?.truncateSeen) delete push.truncateSeen;
+  if (!takes?.order) delete push.order;
+  return push;
 }
