@@ -47,6 +47,9 @@ export interface OffsetsContext {
 }
 
 export class Offsets {
+  /** The last commit asked for (settled or not, never rejecting): the next one waits for it. */
+  private previous: Promise<void> = Promise.resolve();
+
   constructor(private readonly context: OffsetsContext) {}
 
   /** Finds the start offset of every owned partition that has none yet; failures are retried next round. */
@@ -107,8 +110,20 @@ export class Offsets {
    * Commits `offsets` (partition → next offset) for the partitions still owned, with the
    * latest generation known. On GENERATION_MISMATCH it heartbeats (to learn the current
    * generation) and tries again; on routing errors it refreshes metadata and tries again.
+   *
+   * Commits run one at a time, in the order they were asked for. Two at once could reach the
+   * primary in the other order (the first one waiting to retry after a generation change while
+   * the second goes through), and the older offset would then replace the newer one: a
+   * partition revoked at a rebalance would reach its next owner behind what this member had
+   * handled, and those records would be delivered again.
    */
-  async commit(offsets: Map<number, number>): Promise<void> {
+  commit(offsets: Map<number, number>): Promise<void> {
+    const run = this.previous.then(() => this.commitNow(offsets));
+    this.previous = run.catch(() => undefined);
+    return run;
+  }
+
+  private async commitNow(offsets: Map<number, number>): Promise<void> {
     const { owned, topic } = this.context;
     const todo = new Map(offsets);
     /** What the last round ran into, for the retry helper's decisions. */
