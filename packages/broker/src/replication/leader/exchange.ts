@@ -40,6 +40,12 @@ interface Waiting {
   reject: (error: unknown) => void;
 }
 
+/** The push fields beyond the first release a follower named in its last answer. */
+interface FollowerTakes {
+  truncateSeen: boolean;
+  order: boolean;
+}
+
 export interface ExchangeOptions {
   brokerId: number;
   /** Deadline of an exchange when its pushes give none. */
@@ -61,7 +67,7 @@ export class PairExchanges implements ReplicationPort {
   private readonly streams: ReplicationStreamClient | undefined;
   private readonly waiting = new Map<string, Waiting[]>();
   /** The push fields beyond the first release each follower's last answer named (ReplicateExchangeResponse.features). */
-  private readonly features = new Map<string, { truncateSeen: boolean; order: boolean }>();
+  private readonly features = new Map<string, FollowerTakes>();
   private scheduled = false;
 
   constructor(private readonly options: ExchangeOptions) {
@@ -169,9 +175,7 @@ export class PairExchanges implements ReplicationPort {
 }
 
 /** A push as a follower that takes `takes` may get it: a follower refuses a head with a field it does not know, so one it has not named stays home. */
-function forFollower(head: PushHead, bytes: number, takes: { truncateSeen: boolean; order: boolean } | undefined): PartitionPush {
-  const { truncateSeen, order } = head;
-  if ((truncateSeen === undefined || takes?.truncateSeen) && (order === undefined || takes?.order)) return { ...head, bytes };
+function forFollower(head: PushHead, bytes: number, takes: FollowerTakes | undefined): PartitionPush {
   const push: PartitionPush = { ...head, bytes };
   if (!takes?.truncateSeen) delete push.truncateSeen;
   if (!takes?.order) delete push.order;
