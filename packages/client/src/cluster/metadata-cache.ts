@@ -71,11 +71,15 @@ export class MetadataCache {
     this.fetchedAtMs = -Infinity;
   }
 
-  /** A topic's map; an unknown topic triggers one refresh before TOPIC_NOT_FOUND. */
+  /**
+   * A topic's map; an unknown topic triggers one fetch before TOPIC_NOT_FOUND. Only a map the
+   * coordinator has just answered can say that a topic does not exist: when it cannot answer,
+   * its (retriable) error is thrown, not TOPIC_NOT_FOUND from a cached map older than the topic.
+   */
   async topic(name: string): Promise<TopicMetadata> {
     const cached = (await this.get()).topics.find((topic) => topic.name === name);
     if (cached !== undefined) return cached;
-    const fresh = (await this.refresh()).topics.find((topic) => topic.name === name);
+    const fresh = (await this.fetch()).topics.find((topic) => topic.name === name);
     if (fresh !== undefined) return fresh;
     throw new TesseraError('TOPIC_NOT_FOUND', `topic ${name} does not exist`);
   }

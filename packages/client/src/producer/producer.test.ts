@@ -257,6 +257,66 @@ describe('Producer', () => {
     await expect(producer.send({ topic: 't', value: 'late' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
   });
 
+  it('keeps send order when a send made in answer to an acknowledgement meets sends still waiting for room', async () => {
+    // A freed slot goes to the oldest waiting send; a send made meanwhile queues behind it, never before.
+    const { coordinator, broker } = await oneBrokerTopic();
+    const logs = storingBroker(broker);
+    const producer = client(coordinator).producer({ maxBufferedRecords: 10 });
+    const sends = Array.from({ length: 30 }, (_, i) => producer.send({ topic: 't', key: 'k', value: `v${i}` }));
+    const answered = sends[0]!.then(() => producer.send({ topic: 't', key: 'k', value: 'answer' }));
+    await Promise.all([...sends, answered]);
+    expect(logs.get(0)!.map((r) => r.value)).toEqual([...Array.from({ length: 30 }, (_, i) => `v${i}`), 'answer']);
+
+    const tight = client(coordinator).producer({ maxBufferedRecords: 1 });
+    const first = tight.send({ topic: 't', key: 'k', value: 'a1' });
+    const waiting = [tight.send({ topic: 't', key: 'k', value: 'a2' }), tight.send({ topic: 't', key: 'k', value: 'a3' })];
+    const late = first.then(() => tight.send({ topic: 't', key: 'k', value: 'c' }));
+    await Promise.all([first, ...waiting, late]);
+    expect(logs.get(0)!.slice(31).map((r) => r.value)).toEqual(['a1', 'a2', 'a3', 'c']);
+  });
+
+  it('keeps send order when the first send to a topic waits for its map and the coordinator fails once', async () => {
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    let metadataCalls = 0;
+    coordinator.on('GET', '/metadata', () =>
+      ++metadataCalls === 1 ? errorAnswer('UNAVAILABLE', 'not yet') : metadataFor('t', [{ id: 1, url: broker.url }], [1]),
+    );
+    const logs = storingBroker(broker);
+    // The first send retries its map after 100 ms; the second is sent in between.
+    const slowRetry = new TesseraClient({ coordinator: coordinator.url, retry: { initialMs: 100, maxMs: 100, jitter: 0 }, requestTimeoutMs: 2_000 });
+    closeAfterTest(() => slowRetry.close());
+    const producer = slowRetry.producer();
+    const a = producer.send({ topic: 't', key: 'k', value: 'a' });
+    await until(() => metadataCalls === 1, 'the first metadata request');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const b = producer.send({ topic: 't', key: 'k', value: 'b' });
+    await Promise.all([a, b]);
+    expect(logs.get(0)!.map((r) => r.value)).toEqual(['a', 'b']);
+  });
+
+  it('retries a send to a topic newer than the cached map while the coordinator fails, instead of calling it missing', async () => {
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    const brokers = [{ id: 1, url: broker.url }];
+    let metadataCalls = 0;
+    coordinator.on('GET', '/metadata', () => {
+      metadataCalls++;
+      if (metadataCalls === 1) return metadataFor('t', brokers, [1]);
+      if (metadataCalls === 2) return errorAnswer('UNAVAILABLE', 'electing');
+      const map = metadataFor('t', brokers, [1]);
+      return { ...map, version: 2, topics: [...map.topics, { ...map.topics[0]!, name: 'u' }] };
+    });
+    const logs = storingBroker(broker);
+    const producer = client(coordinator).producer();
+    await producer.send({ topic: 't', value: 'first' });
+    // The cached map does not have u; the fetch for it fails once, then names it.
+    const result = await producer.send({ topic: 'u', value: 'new' });
+    expect(result.topic).toBe('u');
+    expect(metadataCalls).toBe(3);
+    expect(logs.get(0)!.map((r) => r.value)).toEqual(['first', 'new']);
+  });
+
   it('flush() waits for the sends made before it, not for those made after it', async () => {
     const coordinator = await stub('coordinator');
     const broker = await stub('broker');

@@ -105,13 +105,18 @@ export class Producer {
   private readonly waitingForRoom = new Map<string, Set<PartitionQueue>>();
   /** Records accepted by `send()` and not yet settled; bounded by maxBufferedRecords. */
   private buffered = 0;
-  /** `send()` calls waiting for room, oldest first (a FIFO with a moving head: no O(n) shift per release). */
-  private spaceWaiters: Array<() => void> = [];
-  private spaceWaitersHead = 0;
+  /** Wakes the slow lane when it waits for room in the buffer. */
+  private roomWaiter: (() => void) | null = null;
   /** The `send()` calls not yet settled, so `flush()` can wait for exactly those that came before it. */
   private readonly unsettled = new UnsettledSends();
-  /** `send()` calls on the slow path (waiting for room or metadata); while any is, every send takes it, to keep send order. */
-  private slowEnqueues = 0;
+  /**
+   * `send()` calls waiting for room in the buffer or for their topic's map, oldest first (a FIFO
+   * with a moving head). While any waits, every send joins them, and one loop queues them in
+   * the order they were sent, so a later send never overtakes an earlier one.
+   */
+  private slowLane: SlowSend[] = [];
+  private slowLaneHead = 0;
+  private slowLaneRunning = false;
   private readonly validTopics = new Set<string>();
   private flushing = 0;
   private closed = false;
@@ -197,10 +202,14 @@ export class Producer {
     const topic = this.validTopic(input?.topic);
     const record = prepareRecord(input, Date.now());
     const deadlineMs = performance.now() + this.options.deliveryTimeoutMs;
-    const fast =
-      this.slowEnqueues === 0 && this.spaceWaitersHead >= this.spaceWaiters.length && this.buffered < this.options.maxBufferedRecords;
+    const fast = this.slowLaneHead === this.slowLane.length && this.buffered < this.options.maxBufferedRecords;
     const cached = fast ? this.context.metadata.cachedTopic(topic) : undefined;
-    if (cached === undefined) return this.enqueueSlowly(input.partition, generation, topic, record, deadlineMs);
+    if (cached === undefined) {
+      return new Promise<RecordMetadata>((resolve, reject) => {
+        this.slowLane.push({ explicitPartition: input.partition, generation, topic, record, deadlineMs, resolve, reject });
+        if (!this.slowLaneRunning) void this.runSlowLane();
+      });
+    }
     this.buffered++;
     let partition: number;
     try {
@@ -212,36 +221,61 @@ export class Producer {
     return this.push(generation, topic, partition, record, deadlineMs);
   }
 
-  /** Waits for room in the buffer and for the topic's map, then queues the record. */
-  private async enqueueSlowly(
-    explicitPartition: number | undefined,
-    generation: number,
-    topic: string,
-    record: PreparedRecord,
-    deadlineMs: number,
-  ): Promise<RecordMetadata> {
-    this.slowEnqueues++;
-    let partition: number;
+  /**
+   * Queues the sends of the slow lane in order, each once there is room in the buffer and its
+   * topic's map is known. Those that find both queue in one go, so a burst that waited for a
+   * map leaves in one batch. When a topic's map cannot be had, every send to that topic waiting
+   * now fails with the same error (they waited for the same answer).
+   */
+  private async runSlowLane(): Promise<void> {
+    this.slowLaneRunning = true;
     try {
-      while (this.buffered >= this.options.maxBufferedRecords) {
-        await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
+      while (this.slowLaneHead < this.slowLane.length) {
+        const next = this.slowLane[this.slowLaneHead]!;
+        if (this.buffered >= this.options.maxBufferedRecords) {
+          await new Promise<void>((resolve) => (this.roomWaiter = resolve));
+          continue;
+        }
+        let metadata = this.context.metadata.cachedTopic(next.topic);
+        if (metadata === undefined) {
+          try {
+            metadata = await this.topicMetadata(next.topic);
+          } catch (error) {
+            this.failSlowSends(next.topic, error);
+            continue;
+          }
+        }
+        this.slowLaneHead++;
+        if (this.slowLaneHead === this.slowLane.length) {
+          this.slowLane = [];
+          this.slowLaneHead = 0;
+        }
+        let partition: number;
+        try {
+          partition = this.choosePartition(metadata, next.record, next.explicitPartition);
+        } catch (error) {
+          this.unsettled.settled(next.generation);
+          next.reject(error);
+          continue;
+        }
+        this.buffered++;
+        next.resolve(this.push(next.generation, next.topic, partition, next.record, next.deadlineMs));
       }
-      // The slot is taken before any wait below, so the buffer bound holds with concurrent sends.
-      this.buffered++;
-      try {
-        const metadata = await this.topicMetadata(topic);
-        partition = this.choosePartition(metadata, record, explicitPartition);
-      } catch (error) {
-        this.release();
-        throw error;
-      }
-    } catch (error) {
-      this.unsettled.settled(generation);
-      throw error;
     } finally {
-      this.slowEnqueues--;
+      this.slowLaneRunning = false;
     }
-    return this.push(generation, topic, partition, record, deadlineMs);
+  }
+
+  /** Fails every waiting send to `topic` (its map could not be had), keeping the others in order. */
+  private failSlowSends(topic: string, error: unknown): void {
+    const waiting = this.slowLane.slice(this.slowLaneHead);
+    this.slowLane = waiting.filter((send) => send.topic !== topic);
+    this.slowLaneHead = 0;
+    for (const send of waiting) {
+      if (send.topic !== topic) continue;
+      this.unsettled.settled(send.generation);
+      send.reject(error);
+    }
   }
 
   /** Puts an accepted record (its buffer slot taken) on its partition's queue. */
@@ -464,15 +498,23 @@ export class Producer {
 
   private release(): void {
     this.buffered--;
-    if (this.spaceWaitersHead < this.spaceWaiters.length) {
-      const waiter = this.spaceWaiters[this.spaceWaitersHead++]!;
-      if (this.spaceWaitersHead === this.spaceWaiters.length) {
-        this.spaceWaiters = [];
-        this.spaceWaitersHead = 0;
-      }
+    const waiter = this.roomWaiter;
+    if (waiter !== null) {
+      this.roomWaiter = null;
       waiter();
     }
   }
+}
+
+/** A `send()` on the slow lane: validated, waiting for room and for its topic's map. */
+interface SlowSend {
+  explicitPartition: number | undefined;
+  generation: number;
+  topic: string;
+  record: PreparedRecord;
+  deadlineMs: number;
+  resolve(sent: Promise<RecordMetadata>): void;
+  reject(error: unknown): void;
 }
 
 function definedOnly<T extends object>(options: T): Partial<T> {
