@@ -164,6 +164,33 @@ describe('Consumer', () => {
     expect(lastFetchOffset()).toBe(4);
   });
 
+  it('with waitMs 0, polling in a loop and subscribe() both get the records, and the process keeps serving its timers', async () => {
+    const { coordinator, broker } = await onePartitionGroup({ logs: new Map([[0, 5]]) });
+    const poller = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true, waitMs: 0 });
+    const polled: ConsumedRecord[] = [];
+    for (let round = 0; round < 500 && polled.length < 5; round++) polled.push(...(await poller.poll()));
+    expect(polled.map((r) => r.offset)).toEqual([0, 1, 2, 3, 4]);
+    // Asked without a long-poll.
+    expect(broker.calls('POST', '/fetch').every((call) => call.body.waitMs === 0)).toBe(true);
+    await poller.close();
+
+    const subscriber = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true, waitMs: 0 });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const handled: number[] = [];
+    const done = subscriber.subscribe((record) => {
+      handled.push(record.offset);
+    });
+    try {
+      await until(() => handled.length === 5 && ticks >= 5, 'five records handled and five timer ticks');
+    } finally {
+      clearInterval(timer);
+    }
+    await subscriber.close();
+    await done;
+    expect(handled).toEqual([0, 1, 2, 3, 4]);
+  });
+
   it('starts at the high watermark without a commit when not fromBeginning, and commits what poll returned', async () => {
     // Proves the "latest" start rule and that commit() stores next offsets with the member's generation.
     const coordinator = await stub('coordinator');

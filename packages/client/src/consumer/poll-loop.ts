@@ -62,14 +62,16 @@ export class RecordFeed {
 
   /**
    * Hands out buffered records (up to `maxRecords`), fetching and waiting up to `waitMs` when
-   * there are none. Throws a partition's position error (offsetReset 'error') once its
-   * buffered records are handed out. With `markConsumed`, the returned offsets move past what
-   * is returned.
+   * there are none. With `waitMs` 0 and nothing buffered it asks the brokers without a
+   * long-poll and gives their answers one turn of the event loop, so polling in a loop makes
+   * progress and never starves the process's I/O. Throws a partition's position error
+   * (offsetReset 'error') once its buffered records are handed out. With `markConsumed`, the
+   * returned offsets move past what is returned.
    */
   async next(maxRecords: number, waitMs: number, markConsumed: boolean): Promise<ConsumedRecord[]> {
     const { owned, wakeup, signal } = this.options;
     const deadlineMs = performance.now() + waitMs;
-    for (;;) {
+    for (let lastLook = false; ; ) {
       if (this.options.isClosed()) return [];
       await this.options.beforeRound?.();
       const positionError = positionErrorOf(owned);
@@ -82,9 +84,10 @@ export class RecordFeed {
         this.fetcher.start(this.options.waitMs).catch((error: unknown) => this.options.onError(error));
         return records;
       }
-      if (remainingMs <= 0 || this.options.isClosed()) return records;
-      await this.fetcher.start(remainingMs);
-      await wakeup.wait(remainingMs, { signal });
+      if (lastLook || (remainingMs <= 0 && waitMs > 0) || this.options.isClosed()) return records;
+      lastLook = remainingMs <= 0;
+      await this.fetcher.start(Math.max(remainingMs, 0));
+      await wakeup.wait(Math.max(remainingMs, 0), { signal });
     }
   }
 }
