@@ -379,6 +379,156 @@ describe('Consumer', () => {
     expect(records.map((r) => r.offset)).toEqual([6, 7]);
   });
 
+  it('commits the position a seek() moved back to, and a subscription goes on after a seek() past the log end', async () => {
+    const { coordinator, broker } = await onePartitionGroup({ logs: new Map([[0, 12]]), committed: new Map([[0, 0]]) });
+    const script: BrokerScript = { logs: new Map([[0, 12]]), committed: new Map([[0, 0]]) };
+    fakeBroker(broker, script);
+    // Like a broker: no commit beyond the log end.
+    broker.on('POST', '/commit', (r) => ({
+      results: r.body.offsets.map(({ topic, partition, offset }: { topic: string; partition: number; offset: number }) => {
+        if (offset > script.logs.get(partition)!) return { topic, partition, error: { code: 'OFFSET_OUT_OF_RANGE', message: 'past the end', retriable: false } };
+        script.committed!.set(partition, offset);
+        return { topic, partition };
+      }),
+    }));
+    const poller = client(coordinator).consumer({ group: 'g', topic: 't' });
+    await pollAtLeast(poller, 10);
+    await poller.commit();
+    expect(script.committed!.get(0)).toBeGreaterThanOrEqual(10);
+    poller.seek('t', 0, 3);
+    await poller.commit();
+    expect(script.committed!.get(0)).toBe(3);
+    await poller.close();
+
+    const subscriber = client(coordinator).consumer({ group: 'g', topic: 't', commitIntervalMs: 0 });
+    const errors: unknown[] = [];
+    subscriber.on('error', (error) => errors.push(error));
+    const handled: number[] = [];
+    const done = subscriber.subscribe((record) => {
+      handled.push(record.offset);
+      if (record.offset === 5) subscriber.seek('t', 0, 1_000);
+    });
+    // The seek's position is refused as a commit, then moved back to the high watermark by the fetch.
+    await until(() => errors.some((error) => (error as { code?: string }).code === 'OFFSET_OUT_OF_RANGE'), 'the refused commit');
+    script.logs.set(0, 14);
+    await until(() => handled.includes(13), 'records after the seek');
+    await subscriber.close();
+    await done;
+    expect(handled.slice(0, 3)).toEqual([3, 4, 5]);
+    expect(handled.slice(-2)).toEqual([12, 13]);
+  });
+
+  it('ignores an UNKNOWN_MEMBER heartbeat answer that arrives after the member has rejoined', async () => {
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    let generation = 1;
+    let known = true;
+    let delayedOne = false;
+    const membership = (memberId: string) => ({ group: 'g', topic: 't', memberId, generation, assignment: [0], members: 1, sessionTimeoutMs: 10_000, heartbeatMs: 20 });
+    coordinator
+      .on('GET', '/metadata', () => metadataFor('t', [{ id: 1, url: broker.url }], [1]))
+      .on('POST', '/groups/:group/join', (r) => {
+        known = true;
+        generation++;
+        // Like the coordinator: a rejoining member keeps its id.
+        return membership(r.body.memberId ?? 'm1');
+      })
+      .on('POST', '/groups/:group/heartbeat', async (r) => {
+        if (known) return membership(r.body.memberId);
+        // The first heartbeat after the member was dropped is answered late.
+        if (!delayedOne) {
+          delayedOne = true;
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        }
+        return errorAnswer('UNKNOWN_MEMBER');
+      })
+      .on('POST', '/groups/:group/leave', () => answer(204));
+    const script: BrokerScript = { logs: new Map([[0, 5]]), committed: new Map([[0, 0]]) };
+    fakeBroker(broker, script);
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't' });
+    const revoked: number[][] = [];
+    consumer.on('revoked', (partitions: number[]) => revoked.push(partitions));
+    await pollAtLeast(consumer, 5);
+    known = false;
+    await until(() => delayedOne, 'the slow heartbeat');
+    // A commit refused for its generation heartbeats at once, learns the member was dropped, and it rejoins.
+    script.minGeneration = 99;
+    consumer.commit().catch(() => undefined);
+    for (let round = 0; round < 40; round++) await consumer.poll({ waitMs: 20 });
+    expect(coordinator.calls('POST', '/groups/g/join').map((r) => r.body.memberId)).toEqual([undefined, 'm1']);
+    expect(revoked).toEqual([[0]]);
+    // The refused commit goes through now, and close() does not wait out its retries.
+    script.minGeneration = 0;
+    await consumer.close();
+  });
+
+  it('close() while the first poll joins lets the join finish and leaves the group', async () => {
+    const { coordinator } = await onePartitionGroup({ logs: new Map([[0, 5]]) });
+    coordinator.on('POST', '/groups/:group/join', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      return { group: 'g', topic: 't', memberId: 'm1', generation: 1, assignment: [0], members: 1, sessionTimeoutMs: 10_000, heartbeatMs: 20 };
+    });
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't' });
+    const polled = consumer.poll({ waitMs: 1_000 });
+    await until(() => coordinator.calls('POST', '/groups/g/join').length === 1, 'the join');
+    await consumer.close();
+    expect(await polled).toEqual([]);
+    expect(coordinator.calls('POST', '/groups/g/leave').map((r) => r.body.memberId)).toEqual(['m1']);
+  });
+
+  it('subscribe() with maxAttempts resolves on close() while a handler waits to try again', async () => {
+    const { coordinator } = await onePartitionGroup({ logs: new Map([[0, 5]]), committed: new Map([[0, 0]]) });
+    const slowRetry = new TesseraClient({ coordinator: coordinator.url, retry: { initialMs: 500, maxMs: 500, jitter: 0 }, requestTimeoutMs: 2_000 });
+    closeAfterTest(() => slowRetry.close());
+    const consumer = slowRetry.consumer({ group: 'g', topic: 't' });
+    let attempts = 0;
+    const done = consumer.subscribe(
+      () => {
+        attempts++;
+        throw new Error('not yet');
+      },
+      { maxAttempts: 3 },
+    );
+    await until(() => attempts === 1, 'the first attempt');
+    await consumer.close();
+    await expect(done).resolves.toBeUndefined();
+  });
+
+  it('a fetch whose partition the broker refuses is not sent again at once', async () => {
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+    fakeBroker(broker, { logs: new Map([[0, 5]]), committed: new Map([[0, 0]]), notPrimary: new Set([0]) });
+    const slowRetry = new TesseraClient({ coordinator: coordinator.url, retry: { initialMs: 200, maxMs: 200, jitter: 0 }, requestTimeoutMs: 2_000 });
+    closeAfterTest(() => slowRetry.close());
+    const consumer = slowRetry.consumer({ group: 'g', topic: 't' });
+    const polls = (async () => {
+      for (let round = 0; round < 5; round++) await consumer.poll({ waitMs: 100 });
+    })();
+    await polls;
+    // Five polls of 100 ms: with a 200 ms backoff after each refusal, a handful of fetches, not one per turn.
+    expect(broker.calls('POST', '/fetch').length).toBeLessThanOrEqual(5);
+    await consumer.close();
+  });
+
+  it('fetches a busy partition and an idle one of the same broker together, so the idle one never holds the busy one back', async () => {
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), { generation: 1, assignment: [0, 1] });
+    fakeBroker(broker, { logs: new Map([[0, 200], [1, 0]]), committed: new Map([[0, 0], [1, 0]]) });
+    const consumer = client(coordinator).consumer({ group: 'g', topic: 't', maxRecords: 50 });
+    const records: ConsumedRecord[] = [];
+    // Polls take fewer records than a fetch brings.
+    for (let round = 0; records.length < 200; round++) {
+      if (round > 400) throw new Error(`only ${records.length} records`);
+      records.push(...(await consumer.poll({ maxRecords: 10, waitMs: 50 })));
+    }
+    expect(records.map((r) => r.offset)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    for (const fetch of broker.calls('POST', '/fetch')) {
+      expect(fetch.body.partitions.map((p: { partition: number }) => p.partition).sort()).toEqual([0, 1]);
+    }
+  });
+
   it('seek() drops what was fetched of the partition and reads from the new offset; a seek before assignment applies at it', async () => {
     // Proves seek on an owned partition (prefetched records dropped) and on one not yet owned (instead of the committed offset).
     const coordinator = await stub('coordinator');

@@ -124,6 +124,8 @@ export class Consumer extends EventEmitter {
 
   private readonly group: string;
   private busy = false;
+  /** The `poll()` running now, which close() lets finish (it may be joining the group). */
+  private polling: Promise<unknown> | null = null;
   private subscription: Promise<void> | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
@@ -197,16 +199,21 @@ export class Consumer extends EventEmitter {
   async poll(options: { maxRecords?: number; waitMs?: number } = {}): Promise<ConsumedRecord[]> {
     if (this.closed) return [];
     if (this.busy) throw new TesseraError('INVALID_REQUEST', 'poll() is already running (or subscribe() is)');
+    const maxRecords = positive('maxRecords', options.maxRecords ?? this.maxRecords);
+    const waitMs = nonNegative('waitMs', options.waitMs ?? this.waitMs);
     this.busy = true;
+    for (const state of this.owned.values()) state.consumedOffset = maxOffset(state.consumedOffset, state.returnedOffset);
+    const polling = this.nextRecords(maxRecords, waitMs, true);
+    this.polling = polling;
     try {
-      for (const state of this.owned.values()) state.consumedOffset = maxOffset(state.consumedOffset, state.returnedOffset);
-      return await this.nextRecords(
-        positive('maxRecords', options.maxRecords ?? this.maxRecords),
-        nonNegative('waitMs', options.waitMs ?? this.waitMs),
-        true,
-      );
+      return await polling;
+    } catch (error) {
+      // close() cut this poll short: it returns no records, as a poll after close() does.
+      if (this.closed) return [];
+      throw error;
     } finally {
       this.busy = false;
+      this.polling = null;
     }
   }
 
@@ -307,6 +314,8 @@ export class Consumer extends EventEmitter {
     this.rewind(state, offset);
     state.consumedOffset = offset;
     state.returnedOffset = offset;
+    state.committedOffset = null;
+    state.seeks++;
     state.positionError = null;
     // A waiting poll looks again (the partition may be fetchable now).
     this.wakeup.notify();
@@ -325,6 +334,7 @@ export class Consumer extends EventEmitter {
       this.abort.abort();
       this.wakeup.notify();
       if (this.subscription !== null) await this.subscription.catch(() => undefined);
+      if (this.polling !== null) await this.polling.catch(() => undefined);
       if (this.membership.memberId !== null && !this.membership.lost) {
         try {
           await this.commitHandled();

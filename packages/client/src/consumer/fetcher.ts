@@ -1,7 +1,8 @@
 /**
  * The consumer's fetcher: one long-poll `POST /fetch` per primary broker at a time,
- * covering every owned partition of that broker whose buffer is empty, answered as a frame
- * of whole RecordBatches. Records below the requested offset (a batch may begin before
+ * covering every owned partition of that broker, started once all of their buffers are
+ * empty (a fetch of only the idle ones would hold a busy one back until its long-poll ends),
+ * answered as a frame of whole RecordBatches. Records below the requested offset (a batch may begin before
  * it) and at or above the high watermark are skipped; the rest go to the partition's
  * buffer as Buffers (views of the answer, no copy).
  */
@@ -56,22 +57,28 @@ export class Fetcher {
 
   constructor(private readonly context: FetcherContext) {}
 
-  /** Starts one long-poll per primary broker (that has none out) for owned partitions with empty buffers. */
+  /**
+   * Starts one long-poll per primary broker that has none out and whose owned partitions have
+   * all handed out their buffered records.
+   */
   async start(waitMs: number): Promise<void> {
-    const ready: number[] = [];
+    const fetchable: number[] = [];
     for (const state of this.context.owned.values()) {
-      if (state.fetchOffset !== null && state.buffer.length === 0 && state.positionError === null) ready.push(state.partition);
+      if (state.fetchOffset !== null && state.positionError === null) fetchable.push(state.partition);
     }
-    if (ready.length === 0) return;
-    const byPrimary = await this.context.groupByPrimary(ready);
+    if (fetchable.length === 0) return;
+    const byPrimary = await this.context.groupByPrimary(fetchable);
     for (const [url, partitions] of byPrimary) {
       if (this.fetches.has(url)) continue;
       const requested = new Map<number, number>();
+      let buffered = false;
       for (const partition of partitions) {
         const state = this.context.owned.get(partition);
-        if (state?.fetchOffset != null && state.buffer.length === 0 && state.positionError === null) requested.set(partition, state.fetchOffset);
+        if (state?.fetchOffset == null || state.positionError !== null) continue;
+        if (state.buffer.length > 0) buffered = true;
+        requested.set(partition, state.fetchOffset);
       }
-      if (requested.size === 0) continue;
+      if (buffered || requested.size === 0) continue;
       const fetch = this.fetch(url, requested, Math.min(waitMs, MAX_FETCH_WAIT_MS)).finally(() => {
         this.fetches.delete(url);
         this.context.onFetchDone();
@@ -98,26 +105,36 @@ export class Fetcher {
       const answer = parseOrThrow(fetchFrameHead, head, 'fetch answer');
       const parts = splitTail(tail, answer.partitions.map((p) => p.bytes));
       let unreadable: unknown;
+      let refused = false;
       answer.partitions.forEach((result, i) => {
         try {
-          this.onFetched(result, parts[i]!, requested.get(result.partition));
+          if (this.onFetched(result, parts[i]!, requested.get(result.partition)) === 'refused') refused = true;
         } catch (error) {
           unreadable ??= error;
         }
       });
       // An unreadable batch counts as a failed fetch: reported, and the broker asked again after a backoff.
       if (unreadable !== undefined) throw unreadable;
-      this.brokerFailures.delete(url);
+      // So does a partition the broker refused (it no longer leads it, say): reported in onFetched,
+      // and not asked for again at once (the broker answers such a fetch without waiting).
+      if (refused) await this.backOff(url);
+      else this.brokerFailures.delete(url);
     } catch (error) {
       if (this.context.signal.aborted) return;
-      const failures = (this.brokerFailures.get(url) ?? 0) + 1;
-      this.brokerFailures.set(url, failures);
       this.context.onPartitionError(error);
-      await delay(backoffMs(Math.min(failures - 1, 20), this.context.retry), this.context.signal, { unref: true });
+      await this.backOff(url);
     }
   }
 
-  private onFetched(result: FetchedPartition, batches: Buffer, requestedOffset: number | undefined): void {
+  /** Waits before `url` may be asked again, longer after each failure in a row. */
+  private async backOff(url: string): Promise<void> {
+    const failures = (this.brokerFailures.get(url) ?? 0) + 1;
+    this.brokerFailures.set(url, failures);
+    await delay(backoffMs(Math.min(failures - 1, 20), this.context.retry), this.context.signal, { unref: true });
+  }
+
+  /** Takes one partition's answer; 'refused' when the broker answered it with an error other than a position out of range. */
+  private onFetched(result: FetchedPartition, batches: Buffer, requestedOffset: number | undefined): 'refused' | undefined {
     const state = this.context.owned.get(result.partition);
     // Revoked meanwhile, or moved on (rewound, or already fetched from a new primary): drop the answer.
     if (result.topic !== this.context.topic || state === undefined || requestedOffset === undefined) return;
@@ -145,10 +162,10 @@ export class Fetcher {
           state.returnedOffset = next;
         }
         this.context.onError(error);
-      } else {
-        this.context.onPartitionError(error);
+        return;
       }
-      return;
+      this.context.onPartitionError(error);
+      return 'refused';
     }
     let next = requestedOffset;
     try {

@@ -41,6 +41,11 @@ export class Membership {
   private heartbeatLoop: Promise<void> | null = null;
   /** Set while heartbeats fail, so a long coordinator outage reports one 'error', not one per beat. */
   private heartbeatFailing = false;
+  /**
+   * Counts joins. A heartbeat answered after a join that came later (the coordinator keeps a
+   * rejoining member's id) speaks of a membership that is over, and is ignored.
+   */
+  private joins = 0;
 
   constructor(private readonly context: MembershipContext) {}
 
@@ -69,7 +74,8 @@ export class Membership {
             COORDINATOR_ROUTES.groupJoin,
             { group: this.context.group },
             { ...this.context.joinRequest, ...(memberId === null ? {} : { memberId }) },
-            { signal: this.context.signal },
+            // Not cut short by close(): a join the coordinator took must be answered, so that the
+            // member can leave instead of holding its partitions until its session times out.
           );
         } catch (error) {
           // The coordinator forgot the old id: join as a new member.
@@ -82,6 +88,7 @@ export class Membership {
       },
       { ...this.context.retry, signal: this.context.signal },
     );
+    this.joins++;
     this.memberId = membership.memberId;
     this.current = membership;
     this.appliedGeneration = null;
@@ -100,6 +107,7 @@ export class Membership {
   async heartbeat(): Promise<void> {
     const memberId = this.memberId;
     const generation = this.appliedGeneration;
+    const joins = this.joins;
     if (memberId === null || generation === null || this.lost || this.context.isClosed()) return;
     try {
       const membership = await this.context.connection.coordinator<GroupMembership>(
@@ -108,14 +116,14 @@ export class Membership {
         { group: this.context.group },
         { memberId, generation },
       );
-      if (memberId !== this.memberId || this.lost) return;
+      if (joins !== this.joins || this.lost) return;
       if (this.current !== null && membership.generation < this.current.generation) return; // An older answer overtaken.
       this.current = membership;
       this.heartbeatMs = membership.heartbeatMs;
       this.heartbeatFailing = false;
       if (membership.generation !== this.appliedGeneration) this.context.onChange();
     } catch (error) {
-      if (memberId !== this.memberId || this.context.isClosed()) return;
+      if (joins !== this.joins || this.context.isClosed()) return;
       if (isTesseraError(error, 'UNKNOWN_MEMBER') || isTesseraError(error, 'GROUP_NOT_FOUND')) {
         this.lost = true;
         this.context.onChange();

@@ -118,20 +118,33 @@ export class Offsets {
    * handled, and those records would be delivered again.
    */
   commit(offsets: Map<number, number>): Promise<void> {
-    const run = this.previous.then(() => this.commitNow(offsets));
+    // The positions as they are now: a partition dropped and owned again, or moved by a seek(),
+    // before this commit runs is not committed by it.
+    const asked = new Map<number, { state: PartitionState; seeks: number }>();
+    for (const partition of offsets.keys()) {
+      const state = this.context.owned.get(partition);
+      if (state !== undefined) asked.set(partition, { state, seeks: state.seeks });
+    }
+    const run = this.previous.then(() => this.commitNow(offsets, asked));
     this.previous = run.catch(() => undefined);
     return run;
   }
 
-  private async commitNow(offsets: Map<number, number>): Promise<void> {
+  private async commitNow(offsets: Map<number, number>, asked: Map<number, { state: PartitionState; seeks: number }>): Promise<void> {
     const { owned, topic } = this.context;
     const todo = new Map(offsets);
+    /** The partition's state when the position asked for is still its position, else undefined. */
+    const current = (partition: number): PartitionState | undefined => {
+      const state = owned.get(partition);
+      const then = asked.get(partition);
+      return state !== undefined && then?.state === state && then.seeks === state.seeks ? state : undefined;
+    };
     /** What the last round ran into, for the retry helper's decisions. */
     let mismatch = false;
     let routing = false;
     const round = async (): Promise<void> => {
       for (const [partition, offset] of todo) {
-        const state = owned.get(partition);
+        const state = current(partition);
         if (state === undefined || (state.committedOffset !== null && offset <= state.committedOffset)) todo.delete(partition);
       }
       const member = this.context.member();
@@ -139,8 +152,11 @@ export class Offsets {
       mismatch = false;
       routing = false;
       let lastError: unknown;
+      /** A refusal that trying again cannot change; thrown once every request of the round is answered. */
+      let refusal: unknown;
       const byPrimary = await this.context.groupByPrimary([...todo.keys()]);
       if (byPrimary.size === 0) lastError = new TesseraError('PARTITION_OFFLINE', `no primary known for ${topic} partitions ${[...todo.keys()].join(',')}`);
+      // Every request runs to its end before the commit settles, so the next commit cannot overtake one of them.
       await Promise.all(
         [...byPrimary].map(async ([url, partitions]) => {
           try {
@@ -153,22 +169,26 @@ export class Offsets {
             for (const result of answer.results) {
               if (result.topic !== topic || !todo.has(result.partition)) continue;
               if (result.error === undefined) {
-                const state = owned.get(result.partition);
+                const state = current(result.partition);
                 const offset = todo.get(result.partition)!;
                 if (state !== undefined) state.committedOffset = Math.max(state.committedOffset ?? 0, offset);
                 todo.delete(result.partition);
                 continue;
               }
               const error = TesseraError.fromBody({ error: result.error }) ?? new TesseraError('INTERNAL', result.error.message);
-              if (!error.retriable) throw error;
-              lastError = error;
+              if (error.retriable) lastError = error;
+              else {
+                refusal ??= error;
+                todo.delete(result.partition);
+              }
             }
           } catch (error) {
-            if (!isRetriable(error)) throw error;
-            lastError = error;
+            if (isRetriable(error)) lastError = error;
+            else refusal ??= error;
           }
         }),
       );
+      if (refusal !== undefined) throw refusal;
       if (todo.size === 0) return;
       mismatch = isGenerationMismatch(lastError);
       routing = needsMetadataRefresh(lastError);

@@ -15,8 +15,10 @@ export interface PartitionState {
   consumedOffset: number | null;
   /** Next offset after the last record `poll()` returned: what a plain `commit()` stores. */
   returnedOffset: number | null;
-  /** The group's committed offset as far as this member knows. */
+  /** The group's committed offset as far as this member knows (null after a `seek()`: the next commit stores the new position, even a lower one). */
   committedOffset: number | null;
+  /** How many times `seek()` moved this partition: a commit asked for before the latest seek is stale, and dropped. */
+  seeks: number;
   /**
    * Set when the position fell below the log start and the reset policy is `error`: the
    * partition is not fetched, and `poll()` throws this, until `seek()` moves the position.
@@ -25,7 +27,7 @@ export interface PartitionState {
 }
 
 export function newPartitionState(partition: number): PartitionState {
-  return { partition, fetchOffset: null, buffer: [], consumedOffset: null, returnedOffset: null, committedOffset: null, positionError: null };
+  return { partition, fetchOffset: null, buffer: [], consumedOffset: null, returnedOffset: null, committedOffset: null, seeks: 0, positionError: null };
 }
 
 export function maxOffset(a: number | null, b: number | null): number | null {

@@ -4,7 +4,7 @@
  * the background, one commit at a time and at most one per `commitIntervalMs`, so a commit
  * never delays the next fetch.
  */
-import { backoffMs, isRetriable, type RetryOptions } from '@tessera/protocol';
+import { backoffMs, isRetriable, isTesseraError, type RetryOptions } from '@tessera/protocol';
 import { delay } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import type { PartitionState } from './partition-state.js';
@@ -76,8 +76,10 @@ export class SubscriptionRunner {
    * Commits the handled records without making the next fetch wait for it: one commit at a
    * time, and one more after it when records were handled meanwhile, started no sooner than
    * `commitIntervalMs` after the one before. A retriable failure is reported (the next commit
-   * covers it); a non-retriable one ends the subscription. A wait that close() cuts short
-   * commits nothing: close() commits what was handled itself.
+   * covers it); a non-retriable one ends the subscription, except OFFSET_OUT_OF_RANGE (a
+   * position a seek() put outside the log: the fetch moves it per `offsetReset`, and the next
+   * commit stores where it lands). A wait that close() cuts short commits nothing: close()
+   * commits what was handled itself.
    */
   private commitInBackground(): void {
     if (this.backgroundCommit !== null) {
@@ -96,7 +98,7 @@ export class SubscriptionRunner {
         try {
           await this.host.commitHandled();
         } catch (error) {
-          if (isRetriable(error)) this.host.onError(error);
+          if (isRetriable(error) || isTesseraError(error, 'OFFSET_OUT_OF_RANGE')) this.host.onError(error);
           else this.commitFailure ??= error;
         }
       } while (this.commitAgain && !this.host.isClosed() && this.commitFailure === undefined);
@@ -129,6 +131,9 @@ export class SubscriptionRunner {
           try {
             await this.handler(record);
           } catch (error) {
+            // A handler cut short by close() (its wait between attempts ends) has not handled the
+            // record either: it comes again, and the subscription ends as closed, not failed.
+            if (this.host.isClosed()) return;
             failure ??= { error };
             this.host.rewind(state, record.offset);
             return;
