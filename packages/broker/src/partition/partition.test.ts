@@ -143,6 +143,42 @@ describe('Partition (primary write path)', () => {
   });
 });
 
+describe('a follower reset past its end', () => {
+  it('is not truncated below what it holds when its log and the primary\'s agree', async () => {
+    // The follower was away while retention moved the primary's log start to 15, so it was
+    // reset there (its epoch history starts at 15), and it caught up to 25. The primary then
+    // restarts in the same epoch with 25-29 not yet replicated; its first push, sent where it
+    // guesses the follower ends, is answered with a mismatch that says where it does.
+    const [primaryStore, secondaryStore] = stores;
+    const batches = [batch(0, range(0, 10, 'a'), 1), batch(10, range(10, 5, 'b'), 3), batch(15, range(15, 5, 'c'), 3), batch(20, range(20, 5, 'd'), 3)];
+    const primaryLog = primaryStore.log('t', 0);
+    await primaryLog.append([...batches, batch(25, range(25, 5, 'e'), 3)], [], 25);
+    await primaryLog.advanceLogStart(15, 25);
+    const followerLog = secondaryStore.log('t', 0);
+    await followerLog.resetTo(15);
+    await followerLog.append(batches.slice(2), [], 25);
+
+    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
+    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const port = pushesTo(() => secondary);
+    const truncations: number[] = [];
+    const recording: ReplicationPort = {
+      push: (url, head, batches, timeoutMs) => {
+        if (head.truncateTo !== undefined) truncations.push(head.truncateTo);
+        return port.push(url, head, batches, timeoutMs);
+      },
+    };
+    const primary = partition(1, primaryStore, recording);
+    primary.applyAssignment(ASSIGNMENT, 1, true);
+
+    const result = await primary.produce(incoming(['f']));
+    expect(result.baseOffset).toBe(30);
+    expect(truncations).toEqual([]);
+    expect(valuesOf(secondaryStore, 15, 31)).toEqual(valuesOf(primaryStore, 15, 31));
+    expect(valuesOf(secondaryStore, 15, 31)).toHaveLength(16);
+  });
+});
+
 describe('a push held up on the way', () => {
   it('is refused once a later push of the same primary applied, so committed offsets do not go back', async () => {
     // The primary stops waiting for a push (its exchange timed out) and sends the next one,

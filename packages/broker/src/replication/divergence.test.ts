@@ -7,10 +7,11 @@ function log(leo: number, ...epochs: Array<[number, number]>): LogShape {
   return { leo, epochs };
 }
 
-/** Brute force: walk every offset and compare the epoch that wrote it. */
+/** Brute force: walk every offset both histories describe and compare the epoch that wrote it. */
 function bruteForce(primary: LogShape, secondary: LogShape): number {
   const limit = Math.min(primary.leo, secondary.leo);
-  for (let offset = 0; offset < limit; offset++) {
+  const from = Math.max(primary.epochs[0]?.[1] ?? 0, secondary.epochs[0]?.[1] ?? 0);
+  for (let offset = from; offset < limit; offset++) {
     if (epochAt(primary.epochs, offset) !== epochAt(secondary.epochs, offset)) return offset;
   }
   return limit;
@@ -69,6 +70,16 @@ describe('divergenceOffset', () => {
     expect(divergenceOffset(log(10, [0, 0]), log(20, [0, 0], [2, 10]))).toBe(10);
   });
 
+  it('compares a log reset past its end only from where its history starts', () => {
+    // The follower was behind the primary's log start (15) and was reset there; it then caught up.
+    expect(divergenceOffset(log(25, [1, 0], [2, 10]), log(25, [2, 15]))).toBe(25);
+    expect(divergenceOffset(log(30, [1, 0], [2, 10]), log(20, [2, 15]))).toBe(20);
+    // The same with the reset replica as the primary.
+    expect(divergenceOffset(log(25, [2, 15]), log(25, [1, 0], [2, 10]))).toBe(25);
+    // A real difference above the reset point is still found.
+    expect(divergenceOffset(log(30, [1, 0], [2, 10], [4, 20]), log(25, [2, 15], [3, 20]))).toBe(20);
+  });
+
   it('agrees with a brute-force comparison on random histories', () => {
     let seed = 12345;
     const random = (n: number) => {
@@ -89,6 +100,14 @@ describe('divergenceOffset', () => {
       }
       return { epochs, leo };
     };
+    /** Sometimes the log was reset at an offset within its history: nothing of it below that remains. */
+    const maybeReset = (shape: LogShape): LogShape => {
+      if (shape.leo === 0 || random(3) > 0) return shape;
+      const at = random(shape.leo);
+      const epoch = epochAt(shape.epochs, at);
+      if (epoch === undefined) return shape;
+      return { leo: shape.leo, epochs: [[epoch, at], ...shape.epochs.filter(([, start]) => start > at)] };
+    };
     for (let round = 0; round < 2000; round++) {
       const shared: Array<[number, number]> = [];
       let leo = 0;
@@ -96,8 +115,8 @@ describe('divergenceOffset', () => {
         shared.push([epoch * 2, leo]);
         leo += 1 + random(30);
       }
-      const primary = randomLog(shared, leo);
-      const secondary = randomLog(shared, leo);
+      const primary = maybeReset(randomLog(shared, leo));
+      const secondary = maybeReset(randomLog(shared, leo));
       expect(divergenceOffset(primary, secondary)).toBe(bruteForce(primary, secondary));
       expect(divergenceOffset(secondary, primary)).toBe(bruteForce(primary, secondary));
     }

@@ -33,15 +33,20 @@ export function lastEpoch(history: EpochHistory, leo: number): number | undefine
 /**
  * The first offset at which `secondary` differs from `primary`: the secondary must truncate to
  * it and be sent the primary's records from there. Never more than either LEO.
+ *
+ * Only offsets both histories describe are compared. A log reset past its end (it was behind
+ * the other's log start, see `resetTo`) has no history below the reset point and holds no
+ * records there: nothing below it can differ, and nothing there can be sent any more.
  */
 export function divergenceOffset(primary: LogShape, secondary: LogShape): number {
   const limit = Math.min(primary.leo, secondary.leo);
+  const from = Math.max(primary.epochs[0]?.[1] ?? 0, secondary.epochs[0]?.[1] ?? 0);
   // The epoch at an offset can only change at a history boundary of either log, so checking
-  // the boundaries (and offset 0) in order finds the first disagreement.
-  const boundaries = new Set<number>([0]);
+  // the boundaries (and the first offset both describe) in order finds the first disagreement.
+  const boundaries = new Set<number>([from]);
   for (const [, start] of primary.epochs) boundaries.add(start);
   for (const [, start] of secondary.epochs) boundaries.add(start);
-  const sorted = [...boundaries].filter((offset) => offset < limit).sort((a, b) => a - b);
+  const sorted = [...boundaries].filter((offset) => offset >= from && offset < limit).sort((a, b) => a - b);
   for (const offset of sorted) {
     if (epochAt(primary.epochs, offset) !== epochAt(secondary.epochs, offset)) return offset;
   }
