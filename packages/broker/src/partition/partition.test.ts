@@ -179,6 +179,81 @@ describe('a follower reset past its end', () => {
   });
 });
 
+describe('the ISR and the flush loop', () => {
+  it('counts a joining secondary until the coordinator answers, whatever a map fetched meanwhile says', async () => {
+    // The primary asks the coordinator to put the caught-up secondary back. A map fetched while
+    // the request is out, and answered before the coordinator applied it, still shows the
+    // primary alone; the request's answer is then lost although the coordinator applied it.
+    const [primaryStore, secondaryStore] = stores;
+    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
+    const alone: PartitionAssignment = { ...ASSIGNMENT, isr: [1] };
+    secondary.applyAssignment(alone, 1, true);
+    let seq = 0;
+    const expansions: Array<{ reject(error: unknown): void }> = [];
+    const coordinator: ClusterPort = {
+      ...cluster(1),
+      changeIsr: () => new Promise((_resolve, reject) => expansions.push({ reject })),
+      nextIsrSeq: () => ++seq,
+    };
+    const primary = new Partition({ topic: 't', partition: 0, store: primaryStore.log('t', 0), cluster: coordinator, client: pushesTo(() => secondary), logger, replicaTimeoutMs: 5_000, limits: DEFAULT_LIMITS });
+    partitions.push(primary);
+    primary.applyAssignment(alone, 1, true);
+    while (expansions.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+
+    // A map fetch starts now (the broker's coordinator link notes the seq) and is applied as reconcile does.
+    const fetchSeq = seq;
+    const acked = primary.produce(incoming(['x'])).then(() => secondary.store.leo);
+    primary.applyAssignment(alone, 1, primary.isrSeq <= fetchSeq);
+    expansions[0]!.reject(new TesseraError('UNAVAILABLE', 'the answer was lost'));
+    // Acknowledged only once the secondary holds the record.
+    expect(await acked).toBe(1);
+  });
+
+  it('waits between ISR shrinks that the coordinator does not answer', async () => {
+    const [store] = stores;
+    let shrinks = 0;
+    const refused = () => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    const coordinator: ClusterPort = {
+      ...cluster(1),
+      changeIsr: () => {
+        shrinks++;
+        return new Promise((_resolve, reject) => setImmediate(() => reject(refused())));
+      },
+    };
+    const deadSecondary: ReplicationPort = { push: () => new Promise((_resolve, reject) => setImmediate(() => reject(refused()))) };
+    const primary = new Partition({ topic: 't', partition: 0, store: store.log('t', 0), cluster: coordinator, client: deadSecondary, logger, replicaTimeoutMs: 100, limits: DEFAULT_LIMITS });
+    partitions.push(primary);
+    primary.applyAssignment(ASSIGNMENT, 1, true);
+    void primary.produce(incoming(['x'])).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // A few asks a second (after each failed turn's backoff), not one per event-loop turn.
+    expect(shrinks).toBeGreaterThan(0);
+    expect(shrinks).toBeLessThan(100);
+  });
+
+  it('flushes a produce that arrives while the flush loop is ending', async () => {
+    const [store] = stores;
+    const primary = partition(1, store, pushesTo(() => primary));
+    primary.applyAssignment({ ...ASSIGNMENT, secondary: null, isr: [1] }, 1, true);
+    await primary.produce(incoming(['a']));
+    // Another request's produce runs in the microtask right after the loop found the queue empty.
+    const queue = (primary as unknown as { queue: { isEmpty: boolean } }).queue;
+    const isEmpty = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(queue), 'isEmpty')!.get!;
+    let late: Promise<unknown> | undefined;
+    let emptyChecks = 0;
+    Object.defineProperty(queue, 'isEmpty', {
+      get() {
+        const empty = isEmpty.call(queue) as boolean;
+        if (empty && late === undefined && ++emptyChecks === 2) queueMicrotask(() => (late = primary.produce(incoming(['late']))));
+        return empty;
+      },
+    });
+    await primary.produce(incoming(['b']));
+    while (late === undefined) await new Promise((resolve) => setTimeout(resolve, 1));
+    await expect(late).resolves.toMatchObject({ baseOffset: 2 });
+  });
+});
+
 describe('a push held up on the way', () => {
   it('is refused once a later push of the same primary applied, so committed offsets do not go back', async () => {
     // The primary stops waiting for a push (its exchange timed out) and sends the next one,

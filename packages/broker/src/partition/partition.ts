@@ -136,7 +136,10 @@ export class Partition {
   retentionMs = -1;
   retentionBytes = -1;
   hw: number;
-  /** The seq of the last ISR taken from a coordinator answer (metadata older than it keeps ours). */
+  /**
+   * The seq of the last ISR taken from a coordinator answer (metadata older than it keeps ours);
+   * infinite while an ISR expansion is asked for and not answered.
+   */
   isrSeq = 0;
   /**
    * A replica being added by a move (primary only): caught up in the background like an
@@ -296,6 +299,7 @@ export class Partition {
   private async flushLoop(): Promise<void> {
     let inFlight: Promise<void> | undefined;
     let prepared: PreparedFlush | undefined;
+    let failed = false;
     try {
       for (;;) {
         if (this.closed) break;
@@ -319,8 +323,11 @@ export class Partition {
         prepared = undefined;
         if (flush !== undefined) inFlight = this.lock.run(() => this.finishFlush(flush));
       }
-      await inFlight;
+      // Closed: the flush under way finishes. (Awaited only when there is one: an empty await
+      // would let a produce in between see the loop running and not start it again.)
+      if (inFlight !== undefined) await inFlight;
     } catch (error) {
+      failed = true;
       this.failQueue(error);
       if (prepared !== undefined) rejectFlush(prepared, error);
       if (error instanceof InvariantError) {
@@ -334,6 +341,8 @@ export class Partition {
       }
     } finally {
       this.flushing = false;
+      // Work that came in while the loop was ending (it saw the queue empty) must not wait for the next produce.
+      if (!failed && !this.closed && (!this.queue.isEmpty || this.syncRequested)) this.scheduleFlush();
     }
   }
 
@@ -533,17 +542,15 @@ export class Partition {
           failingSinceMs = startedMs;
           this.logger.warn({ secondary, err: errorSummary(error) }, 'replication to secondary failing');
         }
-        if (performance.now() - failingSinceMs >= this.options.replicaTimeoutMs) {
-          await this.shrinkIsr(epoch, secondary);
-          continue;
-        }
+        // Answered: the next turn finds the secondary out of the ISR. Unanswered: wait like any failed turn.
+        if (performance.now() - failingSinceMs >= this.options.replicaTimeoutMs && (await this.shrinkIsr(epoch, secondary))) continue;
       }
       await sleep(backoffMs(attempt, REPLICATE_RETRY));
     }
   }
 
-  /** Asks the coordinator for ISR = [self]. Throws NOT_PRIMARY when refused; returns quietly when unreachable. */
-  private async shrinkIsr(epoch: number, secondary: number): Promise<void> {
+  /** Asks the coordinator for ISR = [self]; false when unanswered (coordinator unreachable). Throws NOT_PRIMARY when refused. */
+  private async shrinkIsr(epoch: number, secondary: number): Promise<boolean> {
     const self = this.options.cluster.brokerId;
     this.isrState = shrinkingIsr(this.isrState, secondary);
     try {
@@ -558,12 +565,14 @@ export class Partition {
       this.setIsr(assignment.isr, 'ISR shrunk: secondary unreachable');
       this.isrSeq = this.options.cluster.nextIsrSeq();
       this.ensureCatchUp();
+      return true;
     } catch (error) {
       if (isTesseraError(error, 'STALE_EPOCH') || isTesseraError(error, 'NOT_PRIMARY')) {
         this.deposed(`coordinator refused the ISR shrink: ${error.code}`);
         throw this.notPrimary();
       }
       this.logger.warn({ secondary, err: errorSummary(error) }, 'ISR shrink not answered; still waiting for the secondary');
+      return false;
     }
   }
 
@@ -715,8 +724,16 @@ export class Partition {
     const self = this.options.cluster.brokerId;
     this.isrState = expandingIsr(committedIsr([self]), secondary);
     this.logger.info({ epoch, isr: this.isr, secondary }, 'ISR expanding: secondary caught up');
-    this.isrSeq = this.options.cluster.nextIsrSeq();
-    const assignment = await this.options.cluster.changeIsr({ brokerId: self, topic: this.topic, partition: this.partition, epoch, isr: [self, secondary] });
+    // While the request is out, no map says what the coordinator did with it: one fetched now
+    // may be answered before the coordinator applies the request and would take the secondary
+    // out of the count. Only maps fetched after the answer (or its failure) apply their ISR.
+    this.isrSeq = Number.POSITIVE_INFINITY;
+    let assignment: PartitionAssignment;
+    try {
+      assignment = await this.options.cluster.changeIsr({ brokerId: self, topic: this.topic, partition: this.partition, epoch, isr: [self, secondary] });
+    } finally {
+      this.isrSeq = this.options.cluster.nextIsrSeq();
+    }
     if (this.role === 'primary' && this.epoch === epoch) {
       this.setIsr(assignment.isr, 'ISR expanded: secondary caught up');
       this.isrSeq = this.options.cluster.nextIsrSeq();
