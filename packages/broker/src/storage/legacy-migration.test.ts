@@ -83,6 +83,21 @@ describe('migration of the per-partition layout', () => {
     }
   });
 
+  it('does not look into directories that cannot be topics, such as the lost+found of a file system root', async () => {
+    // Root of an ext4 mount: lost+found belongs to root (mode 0700) while the broker runs as another user.
+    fs.mkdirSync(path.join(dir, 'lost+found'));
+    fs.writeFileSync(path.join(dir, 'lost+found', '0.db'), 'not a database');
+    writeLegacyReplica(dir, 't', 0, oldRecords(3, () => 1), { hw: 3, groups: [] });
+    const store = BrokerStore.open(dir, 'full');
+    try {
+      expect(await migrateLegacyLayout(dir, store, logger)).toBe(1);
+      expect(store.log('t', 0).leo).toBe(3);
+      expect(fs.readFileSync(path.join(dir, 'lost+found', '0.db'), 'utf8')).toBe('not a database');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses a file that is not a replica database of that layout, with one line saying what to do', async () => {
     fs.mkdirSync(path.join(dir, 'weird'));
     const db = new Database(path.join(dir, 'weird', '0.db'));

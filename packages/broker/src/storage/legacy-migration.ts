@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { encodeRecordBatch, type BatchRecordInput } from '@tessera/protocol';
+import { encodeRecordBatch, TOPIC_NAME_PATTERN, type BatchRecordInput } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
 import { type BrokerStore, type EpochEntry, type GroupOffset, type StoredBatch } from './broker-store.js';
 import { storedBatch } from './batch-index.js';
@@ -34,18 +34,34 @@ interface LegacyRecord {
   headers: string | null;
 }
 
-/** Every replica database of the former layout under `dataDir`, as {topic, partition, file}. */
+/**
+ * Every replica database of the former layout under `dataDir`, as {topic, partition, file}.
+ * Only directories named like a topic are read: a data directory at the root of a file system
+ * has a `lost+found` that the broker's user may not be allowed to read.
+ */
 export function listLegacyFiles(dataDir: string): Array<{ topic: string; partition: number; file: string }> {
   const found: Array<{ topic: string; partition: number; file: string }> = [];
   if (!fs.existsSync(dataDir)) return found;
   for (const topicEntry of fs.readdirSync(dataDir, { withFileTypes: true })) {
-    if (!topicEntry.isDirectory() || topicEntry.name === MIGRATED_DIR) continue;
-    for (const name of fs.readdirSync(path.join(dataDir, topicEntry.name))) {
+    if (!topicEntry.isDirectory() || topicEntry.name === MIGRATED_DIR || !isTopicName(topicEntry.name)) continue;
+    let names: string[];
+    try {
+      names = fs.readdirSync(path.join(dataDir, topicEntry.name));
+    } catch (error) {
+      throw new MigrationError(
+        `cannot read ${path.join(dataDir, topicEntry.name)} to look for replicas of the per-partition layout (${(error as Error).message}); give the broker's user access to it, or move it out of the data directory`,
+      );
+    }
+    for (const name of names) {
       const match = /^(\d+)\.db$/.exec(name);
       if (match) found.push({ topic: topicEntry.name, partition: Number(match[1]), file: path.join(dataDir, topicEntry.name, name) });
     }
   }
   return found.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+}
+
+function isTopicName(name: string): boolean {
+  return TOPIC_NAME_PATTERN.test(name) && name !== '.' && name !== '..';
 }
 
 export class MigrationError extends Error {
