@@ -194,6 +194,19 @@ describe('StreamClient and serveStream', () => {
     expect((await Promise.all(polls)).map(String)).toEqual(['wait0', 'wait1', 'wait2', 'wait3']);
   });
 
+  it('counts the bytes of waiting requests against the bound, so large long polls cannot pile up in memory', async () => {
+    let release = () => undefined as void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const { url, seen, streams } = await echoServer({ maxInFlightBytes: 25_000, waitFor: released });
+    // Each waits (a long poll) and is padded to 10,000 bytes: two fit in the bound, the third waits to be read.
+    const polls = Array.from({ length: 4 }, (_, i) => streams.call(url, [Buffer.from(`wait${i}`), Buffer.alloc(10_000 - 5, 32)], 5_000));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(seen.served).toBe(2);
+    release();
+    expect((await Promise.all(polls)).map((answer) => answer.subarray(0, 5).toString())).toEqual(['wait0', 'wait1', 'wait2', 'wait3']);
+    expect(seen.served).toBe(4);
+  });
+
   it('never has more bytes in service than its bound, and serves a request larger than the bound alone', async () => {
     const { url, seen, streams } = await echoServer({ delayMs: () => 20, maxInFlightBytes: 2_500 });
     const bodies = [...Array.from({ length: 6 }, (_, i) => Buffer.alloc(1_000, 97 + i)), Buffer.alloc(4_000, 122)];

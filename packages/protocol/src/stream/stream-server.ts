@@ -8,7 +8,7 @@
  *   read its answers holds their slots) stay within `maxInFlightBytes`, one request excepted
  *   whatever its size. What is read beyond that waits, and reading pauses until it is served. A
  *   request that only waits (a long poll, bounded by its service as a whole) may say so and gives
- *   its slot back until its answer is ready;
+ *   its slot back until its answer is ready (its bytes stay counted: it is still held);
  * - a connection that sends nothing for `idleTimeoutMs` is closed, and so is one that leaves a
  *   message unfinished for `messageTimeoutMs`;
  * - a message larger than `maxMessageBytes`, bytes that are not a message, a sealed message that
@@ -34,7 +34,7 @@ export interface StreamSessionOptions {
   /**
    * Serves one request; resolves with its answer's chunks, or undefined to send none (the service
    * is stopping). `waiting()` says the request only waits now (a long poll): it gives its slot
-   * back until its answer is ready.
+   * back until its answer is ready (its bytes stay counted).
    */
   serve(id: number, body: Buffer, waiting: () => void): Promise<readonly Buffer[] | undefined>;
   /** The connection is being closed for a message that is not one, or one that failed its check. */
@@ -95,24 +95,28 @@ export function serveStream(socket: Duplex, head: Buffer, options: StreamSession
   };
 
   const answer = async (id: number, body: Buffer) => {
-    let holding = true;
-    const release = () => {
-      if (!holding) return;
-      holding = false;
+    const size = body.length;
+    let holdingSlot = true;
+    // A request that waits (a long poll) gives its slot back, but its bytes stay counted until it
+    // is answered: the request is still in memory, and a connection's waiting requests may not
+    // hold more than its bound (a waiting fetch is small; one padded to the message limit is not).
+    const freeSlot = () => {
+      if (!holdingSlot) return;
+      holdingSlot = false;
       inFlight--;
-      heldBytes -= body.length;
     };
     let chunks: readonly Buffer[] | undefined;
     try {
       chunks = await options.serve(id, body, () => {
-        release();
+        freeSlot();
         startWaiting();
       });
     } catch {
       chunks = undefined;
       socket.destroy();
     }
-    release();
+    freeSlot();
+    heldBytes -= size;
     if (chunks === undefined || socket.destroyed) {
       unfinished--;
       startWaiting();
