@@ -546,7 +546,7 @@ describe('broker over HTTP with a stub coordinator', () => {
     await vi.waitFor(() => expect(onDisk(dataDir(2), 'idem', 0).held).toBe(false));
   });
 
-  it('stores a JSON produce once per Idempotency-Key, on the primary and after a move to the secondary, and refuses bad keys and reserved producer ids', async () => {
+  it('stores a JSON produce once per Idempotency-Key, on the primary and after a move to the secondary, and refuses bad keys, reserved producer ids and producer batches without a sequence', async () => {
     await coordinator.createTopic('keyed', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2] });
     const produce = async (broker: number, key: string | undefined, values: string[]) => {
       const response = await fetch(`${url(broker)}/topics/keyed/partitions/0/records`, {
@@ -569,6 +569,13 @@ describe('broker over HTTP with a stub coordinator', () => {
     const frame = Buffer.concat(encodeFrame({ partitions: [{ topic: 'keyed', partition: 0, bytes: reserved.length }] }, [reserved]));
     const refused = await fetch(`${url(1)}/produce`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body: frame });
     expect(((await refused.json()) as any).partitions[0].error).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('reserved') });
+    // A batch with a producer id but no sequence would be taken for a duplicate of any other such batch: refused.
+    for (const fields of [{ producerEpoch: 0, baseSequence: -1 }, { producerEpoch: -1, baseSequence: 0 }]) {
+      const unsequenced = encodeRecordBatch([{ key: null, value: Buffer.from('u'), timestamp: 1 }], { producerId: 7, ...fields });
+      const body = Buffer.concat(encodeFrame({ partitions: [{ topic: 'keyed', partition: 0, bytes: unsequenced.length }] }, [unsequenced]));
+      const answer = await fetch(`${url(1)}/produce`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body });
+      expect(((await answer.json()) as any).partitions[0].error).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('base sequence of 0 or more') });
+    }
 
     // The keys came to the secondary with the batches: after a move it answers them as the primary did.
     const assignment = coordinator.assignment('keyed', 0);

@@ -20,6 +20,11 @@ describe('WriteQueue', () => {
     // Emptied: room again.
     void queue.produce([batch(10)]).catch(() => undefined);
     expect(queue.isEmpty).toBe(false);
+    queue.failAll(new Error('closing'));
+    // An empty queue takes a produce larger than the bound (else it could never be written), and nothing beside it.
+    void queue.produce([batch(25)]).catch(() => undefined);
+    expect(() => queue.produce([batch(1)])).toThrow(expect.objectContaining({ code: 'UNAVAILABLE' }));
+    queue.failAll(new Error('closing'));
   });
 
   it('takes at most maxFlushRecords records per flush, but always one request', () => {

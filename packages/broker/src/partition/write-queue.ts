@@ -70,11 +70,14 @@ export class WriteQueue {
     return this.entries.length === 0;
   }
 
-  /** Queues a produce of `batches`; throws UNAVAILABLE when the queue is full. */
+  /**
+   * Queues a produce of `batches`; throws UNAVAILABLE when the queue is full. An empty queue
+   * takes any produce: one with more records than the bound would otherwise never be taken.
+   */
   produce(batches: IncomingBatch[]): Promise<ProduceResult> {
     let records = 0;
     for (const batch of batches) records += batch.recordCount;
-    if (this.records + records > this.limits.maxRecords || this.produces >= this.limits.maxProduces) {
+    if ((this.records > 0 && this.records + records > this.limits.maxRecords) || this.produces >= this.limits.maxProduces) {
       throw new TesseraError('UNAVAILABLE', `${this.name}: too many records waiting to be written, retry`);
     }
     return new Promise<ProduceResult>((resolve, reject) => {

@@ -120,6 +120,12 @@ function validateBatches(part: Buffer, maxBatchBytes: number, maxValueBytes: num
       throw new TesseraError('PAYLOAD_TOO_LARGE', `batch of ${size} bytes is larger than ${maxBatchBytes}; nothing of this partition was stored`);
     }
     validateBatch(part, at, { maxValueBytes });
+    if (header.producerId >= 0 && (header.producerEpoch < 0 || header.baseSequence < 0)) {
+      throw new TesseraError(
+        'INVALID_REQUEST',
+        `a batch of producer ${header.producerId} needs a producer epoch and a base sequence of 0 or more, got ${header.producerEpoch} and ${header.baseSequence}; nothing of this partition was stored`,
+      );
+    }
     if (key === undefined && header.producerId >= KEYED_PRODUCER_ID_BASE) {
       throw new TesseraError('INVALID_REQUEST', `producer id ${header.producerId} is reserved for idempotency keys (ids from 2^52); nothing of this partition was stored`);
     }

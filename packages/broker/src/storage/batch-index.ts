@@ -4,7 +4,7 @@
  * an offset inside it (a truncation point, or a secondary that stopped mid-batch), which
  * re-encodes the kept records with the same offsets, timestamps, epoch and producer fields.
  */
-import { decodeRecordBatch, encodeRecordBatch, lastOffsetOf, readBatchHeader, type RecordBatchHeader } from '@tessera/protocol';
+import { addSequence, decodeRecordBatch, encodeRecordBatch, lastOffsetOf, readBatchHeader, type RecordBatchHeader } from '@tessera/protocol';
 import { assert } from '../util/assert.js';
 import type { StoredBatch } from './broker-store.js';
 
@@ -38,7 +38,8 @@ export function cutBatch(batch: StoredBatch, fromOffset: number, toOffset: numbe
       partitionLeaderEpoch: header.partitionLeaderEpoch,
       producerId: header.producerId,
       producerEpoch: header.producerEpoch,
-      baseSequence: header.baseSequence < 0 ? header.baseSequence : header.baseSequence + (first - header.baseOffset),
+      // Sequence numbers wrap after 2^31 - 1, as the producer counts them.
+      baseSequence: header.baseSequence < 0 ? header.baseSequence : addSequence(header.baseSequence, first - header.baseOffset),
     },
   );
   const cut = storedBatch(bytes);

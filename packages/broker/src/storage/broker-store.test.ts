@@ -336,3 +336,15 @@ describe('BrokerStore producer state', () => {
     expect(() => store.log('t', 0)).toThrow(/producer 9: stored producer spans of 4 bytes have an unknown layout \(first byte 7\)/);
   });
 });
+
+describe('cutBatch', () => {
+  it('numbers the kept records of an idempotent batch as the producer did, across the wrap of sequence numbers', () => {
+    const records = Array.from({ length: 4 }, (_, i) => ({ key: null, value: Buffer.from(`v${i}`), timestamp: 1_000 + i }));
+    const bytes = encodeRecordBatch(records, { baseOffset: 10, partitionLeaderEpoch: 2, producerId: 5, producerEpoch: 1, baseSequence: 2 ** 31 - 2 });
+    const cut = cutBatch(storedBatch(bytes), 12, 14)!;
+    const { header, records: kept } = decodeRecordBatch(cut.bytes);
+    // Offsets 10 and 11 had sequences 2^31 - 2 and 2^31 - 1; offset 12 has 0.
+    expect(header).toMatchObject({ baseOffset: 12, producerId: 5, producerEpoch: 1, baseSequence: 0 });
+    expect(kept.map((r) => r.value?.toString())).toEqual(['v2', 'v3']);
+  });
+});
