@@ -226,6 +226,17 @@ describe('validateBatch refuses', () => {
     expect(invalid(() => validateBatch(buf)).message).toMatch(/batch CRC mismatch/);
   });
 
+  it('a maxTimestamp that is not the largest timestamp of its records', () => {
+    const forged = withFixedCrc(good(), (buf) => buf.writeBigInt64BE(BigInt(Number.MAX_SAFE_INTEGER), 35));
+    expect(invalid(() => validateBatch(forged)).message).toMatch(/maxTimestamp 9007199254740991 is not the largest timestamp/);
+    const records = [
+      { key: null, value: Buffer.from('a'), timestamp: 5_000 },
+      { key: null, value: Buffer.from('b'), timestamp: 3_000 },
+    ];
+    // Records out of time order are fine; the header names the largest.
+    expect(validateBatch(encodeRecordBatch(records)).maxTimestamp).toBe(5_000);
+  });
+
   it('a compression codec, naming it', () => {
     const buf = encodeRecordBatch([{ key: null, value: Buffer.from('x'), timestamp: 1 }]);
     for (const [codec, name] of [[1, 'gzip'], [2, 'snappy'], [3, 'lz4'], [4, 'zstd'], [6, 'unknown']] as const) {

@@ -258,7 +258,11 @@ export function validateBatch(buf: Buffer, at = 0, limits: { maxValueBytes?: num
   if (crc !== header.crc) {
     throw malformed(`batch CRC mismatch: the batch says ${hex(header.crc)}, its bytes give ${hex(crc)}`);
   }
-  readRecords(buf, at, header, null, limits.maxValueBytes ?? Number.MAX_SAFE_INTEGER);
+  const maxTimestamp = readRecords(buf, at, header, null, limits.maxValueBytes ?? Number.MAX_SAFE_INTEGER);
+  // Retention by time and lookups by time trust this field of the header: it must be the records'.
+  if (header.recordCount > 0 && maxTimestamp !== header.maxTimestamp) {
+    throw malformed(`batch maxTimestamp ${header.maxTimestamp} is not the largest timestamp of its records (${maxTimestamp})`);
+  }
   return header;
 }
 
@@ -332,9 +336,11 @@ function checkedHeader(buf: Buffer, at: number): RecordBatchHeader {
  * Walks the records of a checked batch, proving each one fits its length exactly and the
  * records end where the batch does. With `out`, decodes them into it.
  */
-function readRecords(buf: Buffer, at: number, header: RecordBatchHeader, out: DecodedRecord[] | null, maxValueBytes: number): void {
+/** Reads (and checks) the batch's records, into `out` when given; returns the largest record timestamp. */
+function readRecords(buf: Buffer, at: number, header: RecordBatchHeader, out: DecodedRecord[] | null, maxValueBytes: number): number {
   const end = at + batchSize(header);
   const reader = new VarintReader(buf, at + BATCH_HEADER_BYTES, end);
+  let maxTimestampDelta = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < header.recordCount; i++) {
     const length = reader.varint('record length');
     if (length < 1 || reader.at + length > end) throw malformed(`record ${i}: length ${length} does not fit the batch`);
@@ -342,6 +348,7 @@ function readRecords(buf: Buffer, at: number, header: RecordBatchHeader, out: De
     const record = new VarintReader(buf, reader.at, recordEnd);
     record.skip(1, 'record attributes');
     const timestampDelta = record.varlong('timestampDelta');
+    if (timestampDelta > maxTimestampDelta) maxTimestampDelta = timestampDelta;
     const offsetDelta = record.varint('offsetDelta');
     if (offsetDelta !== i) throw malformed(`record ${i}: offsetDelta is ${offsetDelta}`);
     const key = readBytesField(record, 'key');
@@ -374,6 +381,7 @@ function readRecords(buf: Buffer, at: number, header: RecordBatchHeader, out: De
     }
   }
   if (reader.at !== end) throw malformed(`batch: ${end - reader.at} bytes after its ${header.recordCount} records`);
+  return header.baseTimestamp + maxTimestampDelta;
 }
 
 function readBytesField(reader: VarintReader, what: string): Buffer | null {
