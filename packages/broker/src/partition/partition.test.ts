@@ -231,6 +231,33 @@ describe('the ISR and the flush loop', () => {
     expect(shrinks).toBeLessThan(100);
   });
 
+  it('refuses a commit of an older generation queued in the flush after a newer one, before that one is stored', async () => {
+    // Flushes are pipelined two deep: the second is prepared while the first's group commit is
+    // still under way. A reset at generation 6 (the coordinator's) goes in the first, a stale
+    // member's commit at generation 5 in the second.
+    const [store] = stores;
+    const primary = new Partition({
+      topic: 't',
+      partition: 0,
+      store: store.log('t', 0),
+      cluster: cluster(1),
+      client: pushesTo(() => primary),
+      logger,
+      replicaTimeoutMs: 5_000,
+      limits: { ...DEFAULT_LIMITS, maxFlushRecords: 1 },
+    });
+    partitions.push(primary);
+    primary.applyAssignment({ ...ASSIGNMENT, secondary: null, isr: [1] }, 1, true);
+    await primary.commit({ group: 'g', offset: 0, generation: 5 });
+    const first = primary.produce(incoming(['a']));
+    const reset = primary.commit({ group: 'g', offset: 1, generation: 6 });
+    const second = primary.produce(incoming(['b']));
+    const stale = primary.commit({ group: 'g', offset: 2, generation: 5 }).catch((error: unknown) => error);
+    await Promise.all([first, reset, second]);
+    expect(await stale).toMatchObject({ code: 'GENERATION_MISMATCH' });
+    expect(store.log('t', 0).groupOffset('g')).toEqual({ group: 'g', offset: 1, generation: 6 });
+  });
+
   it('flushes a produce that arrives while the flush loop is ending', async () => {
     const [store] = stores;
     const primary = partition(1, store, pushesTo(() => primary));

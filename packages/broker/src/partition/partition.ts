@@ -152,6 +152,12 @@ export class Partition {
   private assigned = false;
   private closed = false;
   private readonly queue: WriteQueue;
+  /**
+   * The generation of each group's newest commit in a flush not yet durable. Flushes are
+   * pipelined, so the store alone would let the next flush take an older generation's commit,
+   * stored after (and over) a newer one.
+   */
+  private readonly queuedGenerations = new Map<string, number>();
   private flushing = false;
   private syncRequested = false;
   private flushLoopDone: Promise<void> = Promise.resolve();
@@ -265,12 +271,15 @@ export class Partition {
   }
 
   /**
-   * The newest generation this replica has stored for `group` (-1 when none). The row a group
-   * delete leaves does not count: a group created again under the same name starts its
-   * generations anew at the coordinator.
+   * The newest generation this replica has stored for `group`, or queued to store in a flush
+   * whose group commit is still under way (-1 when none). The row a group delete leaves does not
+   * count: a group created again under the same name starts its generations anew at the
+   * coordinator.
    */
   storedGeneration(group: string): number {
-    return this.store.groupOffset(group)?.generation ?? -1;
+    const stored = this.store.groupOffset(group)?.generation ?? -1;
+    const queued = this.queuedGenerations.get(group);
+    return queued === undefined ? stored : Math.max(stored, queued);
   }
 
   /** STORAGE_FULL while the disk is nearly full (see service/storage-space.ts); nothing is queued then. */
@@ -406,9 +415,14 @@ export class Partition {
       durable: Promise.resolve(),
       storedMs: startedMs,
     };
+    for (const [group, generation] of generations) this.queuedGenerations.set(group, generation);
     // A failed write stops the broker (see storage): nothing to undo here; finishFlush fails the waiters.
     flush.durable = this.store.append(batches, commits, this.hw).then(() => {
       flush.storedMs = performance.now();
+      // Stored now (a later flush's newer one stays queued).
+      for (const [group, generation] of generations) {
+        if (this.queuedGenerations.get(group) === generation) this.queuedGenerations.delete(group);
+      }
     });
     flush.durable.catch(() => undefined);
     return flush;
