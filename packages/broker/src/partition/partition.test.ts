@@ -258,6 +258,24 @@ describe('the ISR and the flush loop', () => {
     expect(store.log('t', 0).groupOffset('g')).toEqual({ group: 'g', offset: 1, generation: 6 });
   });
 
+  it('applies no push that waited for its turn while the replica was being closed', async () => {
+    const [, store] = stores;
+    const follower = partition(2, store, pushesTo(() => follower));
+    follower.applyAssignment(ASSIGNMENT, 1, true);
+    let release: (() => void) | undefined;
+    const running = follower.followerTurn(() => new Promise<void>((resolve) => (release = resolve)));
+    while (release === undefined) await new Promise((resolve) => setTimeout(resolve, 1));
+    const tail = batch(0, ['a', 'b'], 3).bytes;
+    const push = { topic: 't', partition: 0, epoch: 3, primaryId: 1, baseOffset: 0, hw: 0, commits: [], bytes: tail.length } as ParsedPush;
+    const waiting = follower.followerTurn(() => applyPush(follower, push, tail)).catch((error: unknown) => error);
+    const closing = follower.close();
+    release();
+    await Promise.all([running, closing]);
+    expect(await waiting).toMatchObject({ code: 'PARTITION_NOT_FOUND' });
+    // Nothing was written after the close: the log can be deleted safely.
+    expect(store.log('t', 0).leo).toBe(0);
+  });
+
   it('flushes a produce that arrives while the flush loop is ending', async () => {
     const [store] = stores;
     const primary = partition(1, store, pushesTo(() => primary));

@@ -982,7 +982,11 @@ export class Partition {
    * earlier push is still changing.
    */
   followerTurn<T>(apply: () => Promise<T>): Promise<T> {
-    return this.followerLock.run(apply);
+    return this.followerLock.run(() => {
+      // Closed while this push waited for its turn (close() waits for the turns under way, then the log may be deleted).
+      if (this.closed) throw new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is not held here any more`);
+      return apply();
+    });
   }
 
   /**
@@ -1004,11 +1008,17 @@ export class Partition {
   async followerWrite(write: { truncateTo?: number; batches: StoredBatch[]; commits: GroupOffset[]; hw: number; logStartOffset?: number }): Promise<void> {
     assert(this.role === 'secondary', `${this.topic}/${this.partition}: a primary does not take pushes`);
     const log = this.store;
+    const epoch = this.epoch;
     const pending: Array<Promise<void>> = [];
     if (write.truncateTo !== undefined && write.truncateTo < log.leo) {
       const to = Math.max(write.truncateTo, log.logStartOffset);
       // Reads the committed log (waiting for queued writes): pushes of this partition are serialized (followerTurn).
       const straddling = to > log.logStartOffset ? await log.batchAt(to - 1) : undefined;
+      // Meanwhile this replica may have been closed, or promoted by a newer map: the push's primary is not its primary then.
+      if (this.closed) throw new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is not held here any more`);
+      if (this.role !== 'secondary' || this.epoch !== epoch) {
+        throw new TesseraError('STALE_EPOCH', `${this.topic}/${this.partition} is at epoch ${this.epoch}`, { epoch: this.epoch });
+      }
       const cut = straddling !== undefined && straddling.lastOffset >= to ? cutBatch(straddling, straddling.baseOffset, to) : undefined;
       this.logger.info({ from: log.leo, to }, 'truncating the log to where it agrees with the primary');
       pending.push(log.truncate(to, cut));
@@ -1099,7 +1109,7 @@ export class Partition {
     this.stopAdding();
     this.failQueue(new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is closing`));
     this.notify();
-    await Promise.allSettled([this.flushLoopDone, this.catchUpDone, this.addingDone, this.lock.idle()]);
+    await Promise.allSettled([this.flushLoopDone, this.catchUpDone, this.addingDone, this.lock.idle(), this.followerLock.idle()]);
     await this.store.checkpointHw(Math.min(this.hw, this.store.leo));
   }
 }
