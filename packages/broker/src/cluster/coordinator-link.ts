@@ -114,7 +114,11 @@ export class CoordinatorLink implements ClusterPort {
       }
       for (const [group, generation] of Object.entries(answer.groups ?? {})) this.generations.set(group, generation);
       this.options.onHeartbeatAnswer?.(answer);
-      if (!this.loaded || answer.metadataVersion !== this.appliedVersion) await this.refreshMetadata();
+      // Not awaited: applying a map can take long (a dropped replica's log is deleted), and the
+      // coordinator declares a broker dead whose heartbeats stop for brokerTimeoutMs.
+      if ((!this.loaded && this.runningRefresh === undefined) || (this.loaded && answer.metadataVersion !== this.appliedVersion)) {
+        this.requestMetadataRefresh(`map version ${answer.metadataVersion}`);
+      }
     } catch (error) {
       if (this.unreachableSinceMs === undefined) {
         this.unreachableSinceMs = Date.now();

@@ -1,0 +1,56 @@
+// Proves the broker's link to the coordinator keeps heartbeating while a cluster map is being
+// applied (a map that drops a large replica deletes its whole log first): a real HTTP server
+// plays the coordinator and counts the heartbeats.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '@tessera/service';
+import { CoordinatorLink } from './coordinator-link.js';
+
+const logger = createLogger('broker', { test: 'coordinator-link' }, { level: process.env.TESSERA_TEST_LOG_LEVEL ?? 'silent' });
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe('CoordinatorLink', () => {
+  it('keeps heartbeating while a cluster map takes long to apply', async () => {
+    let heartbeats = 0;
+    const server = http.createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        response.setHeader('content-type', 'application/json');
+        if (request.url === '/metadata') return response.end(JSON.stringify({ version: 2, brokers: [], topics: [] }));
+        if (request.url === '/brokers/heartbeat') heartbeats++;
+        response.end(JSON.stringify({ metadataVersion: 2 }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    let applying = 0;
+    let finishApplying!: () => void;
+    const link = new CoordinatorLink({
+      brokerId: 1,
+      url: 'http://127.0.0.1:1',
+      coordinatorUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      heartbeatMs: 20,
+      timeoutMs: 2_000,
+      logger,
+      reports: () => [],
+      // The first map takes until the test lets it finish.
+      apply: () => {
+        applying++;
+        return new Promise<void>((resolve) => (finishApplying = resolve));
+      },
+    });
+    link.start();
+    cleanups.push(() => link.stop());
+    await expect.poll(() => applying, { timeout: 5_000 }).toBe(1);
+    const before = heartbeats;
+    await expect.poll(() => heartbeats - before, { timeout: 5_000 }).toBeGreaterThanOrEqual(5);
+    // One map at a time: no second apply while the first runs.
+    expect(applying).toBe(1);
+    finishApplying();
+    await expect.poll(() => link.loaded, { timeout: 5_000 }).toBe(true);
+  });
+});
