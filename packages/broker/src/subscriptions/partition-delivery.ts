@@ -62,7 +62,9 @@ export class PartitionDelivery {
     const { subscription } = runtime;
     const stored = replica.store.groupOffset(subscription.group)?.offset;
     const start = stored ?? subscription.startOffsets[String(replica.partition)] ?? replica.logStartOffset;
-    this.offset = Math.max(start, replica.logStartOffset);
+    // A position beyond the log's end was taken on another log (the topic was deleted and created
+    // again under its name): this log is delivered from its start, not from where that one was.
+    this.offset = start > replica.store.leo ? replica.logStartOffset : Math.max(start, replica.logStartOffset);
     this.committed = stored ?? -1;
     // Losing the partition stops delivery at once, including an attempt in flight: the next primary delivers from the last commit.
     const watch = () => {
@@ -76,6 +78,8 @@ export class PartitionDelivery {
       })
       .finally(() => {
         this.finished = true;
+        // Ended for any reason: stop watching the replica (the watch re-registers until aborted).
+        this.abort.abort(new Error('delivery ended'));
       });
   }
 
