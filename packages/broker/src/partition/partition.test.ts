@@ -276,6 +276,23 @@ describe('the ISR and the flush loop', () => {
     expect(store.log('t', 0).leo).toBe(0);
   });
 
+  it('does not become primary again by a map of the epoch it was deposed in', async () => {
+    // The secondary answers that it knows a newer epoch: a failover happened. A map fetched
+    // before it, still naming this broker primary of epoch 3, arrives afterwards.
+    const [store] = stores;
+    const newerEpoch: ReplicationPort = { push: () => Promise.reject(new TesseraError('STALE_EPOCH', 'epoch 4 here', { epoch: 4 })) };
+    const primary = partition(1, store, newerEpoch);
+    primary.applyAssignment(ASSIGNMENT, 1, true);
+    await expect(primary.produce(incoming(['a']))).rejects.toMatchObject({ code: 'NOT_PRIMARY' });
+    expect(primary.role).toBe('secondary');
+    primary.applyAssignment(ASSIGNMENT, 1, true);
+    expect(primary.role).toBe('secondary');
+    await expect(Promise.resolve().then(() => primary.produce(incoming(['b'])))).rejects.toMatchObject({ code: 'NOT_PRIMARY' });
+    // The map of the new epoch is followed.
+    primary.applyAssignment({ ...ASSIGNMENT, primary: 2, secondary: 1, epoch: 4 }, 1, true);
+    expect(primary.epoch).toBe(4);
+  });
+
   it('flushes a produce that arrives while the flush loop is ending', async () => {
     const [store] = stores;
     const primary = partition(1, store, pushesTo(() => primary));

@@ -163,6 +163,12 @@ export class Partition {
   private flushLoopDone: Promise<void> = Promise.resolve();
   /** Serializes flushes and catch-up batches: the secondary sees one push at a time. */
   private readonly lock = new Mutex();
+  /**
+   * The epoch in which this replica learned it was deposed (a secondary or the coordinator knew
+   * a newer one): a map of that epoch or older that names it primary was fetched before the
+   * change and is not followed.
+   */
+  private deposedAt = -1;
   /** Serializes the pushes a follower applies (see followerTurn). */
   private readonly followerLock = new Mutex();
   /** This replica's pushes as a primary: a run drawn at creation and a count (PartitionPush.order). */
@@ -850,6 +856,7 @@ export class Partition {
   private deposed(reason: string): void {
     if (this.role !== 'primary') return;
     this.logger.warn({ epoch: this.epoch, reason }, 'deposed: no longer primary');
+    this.deposedAt = this.epoch;
     this.role = 'secondary';
     this.primaryId = null;
     this.stopCatchUp();
@@ -881,6 +888,10 @@ export class Partition {
     const self = this.options.cluster.brokerId;
     if (this.assigned && assignment.epoch < this.epoch) {
       this.logger.debug({ epoch: this.epoch, metadataEpoch: assignment.epoch }, 'ignoring assignment of an older epoch');
+      return;
+    }
+    if (assignment.primary === self && assignment.epoch <= this.deposedAt) {
+      this.logger.debug({ epoch: this.epoch, metadataEpoch: assignment.epoch }, 'ignoring a map from before this replica was deposed');
       return;
     }
     this.minInsyncReplicas = minInsyncReplicas;
