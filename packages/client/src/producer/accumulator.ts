@@ -22,6 +22,8 @@ export interface BatchAck {
 export interface OpenBatch {
   /** Its records so far (`recordCount`, `sizeBytes`). */
   builder: RecordBatchBuilder;
+  /** Its records' bytes as the producer's buffer bound counts them. */
+  recordBytes: number;
   /** The earliest delivery deadline of its records (performance.now() ms). */
   deadlineMs: number;
   /**
@@ -87,7 +89,7 @@ export class Accumulator {
    * Writes `record` into the partition's open batch, or a new one when it is full or the
    * record does not fit; returns the record's `send()` promise.
    */
-  append(queue: PartitionQueue, record: BatchRecordInput, generation: number, deadlineMs: number): Promise<RecordMetadata> {
+  append(queue: PartitionQueue, record: BatchRecordInput, recordBytes: number, generation: number, deadlineMs: number): Promise<RecordMetadata> {
     let open = queue.batches[queue.batches.length - 1];
     if (open === undefined || open.builder.recordCount >= this.limits.maxBatchRecords || !open.builder.append(record, this.limits.maxBatchBytes)) {
       open = openBatch(new RecordBatchBuilder(Math.min(queue.lastBatchBytes || FIRST_BUFFER_BYTES, this.limits.maxBatchBytes)));
@@ -95,6 +97,7 @@ export class Accumulator {
       open.builder.append(record);
     }
     const index = open.builder.recordCount - 1;
+    open.recordBytes += recordBytes;
     if (deadlineMs < open.deadlineMs) open.deadlineMs = deadlineMs;
     const runs = open.generations;
     if (runs.length > 0 && runs[runs.length - 2] === generation) runs[runs.length - 1]!++;
@@ -157,7 +160,7 @@ function openBatch(builder: RecordBatchBuilder): OpenBatch {
     resolve = onResolve;
     reject = onReject;
   });
-  return { builder, deadlineMs: Infinity, generations: [], settled, resolve, reject };
+  return { builder, recordBytes: 0, deadlineMs: Infinity, generations: [], settled, resolve, reject };
 }
 
 /**

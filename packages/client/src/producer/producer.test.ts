@@ -257,6 +257,33 @@ describe('Producer', () => {
     await expect(producer.send({ topic: 't', value: 'late' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
   });
 
+  it('bounds the bytes buffered as well as the records: a send waits while the records out hold maxBufferedBytes', async () => {
+    const { coordinator, broker } = await oneBrokerTopic();
+    const logs: StoredLogs = new Map();
+    const store = storingProduceHandler(logs);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // The broker holds every answer until the test lets them go.
+    broker.on('POST', '/produce', async (request) => {
+      await released;
+      return store(request);
+    });
+    const producer = client(coordinator, { transport: 'http' }).producer({ maxBufferedBytes: 3_000 });
+    const value = Buffer.alloc(1_000, 7);
+    const sends = Array.from({ length: 5 }, (_, i) => producer.send({ topic: 't', key: `k${i}`, value }));
+    await until(() => broker.calls('POST', '/produce').length === 1, 'the first request');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Two records (about 2,000 bytes) are out; the third would pass 3,000: it and the rest wait.
+    const out = broker.calls('POST', '/produce').flatMap((request) => producedPartitions(request).flatMap((p) => p.records));
+    expect(out).toHaveLength(2);
+    release();
+    await Promise.all(sends);
+    expect(logs.get(0)!.map((r) => r.key)).toEqual(['k0', 'k1', 'k2', 'k3', 'k4']);
+    // A record larger than the bound goes alone.
+    await producer.send({ topic: 't', value: Buffer.alloc(5_000) });
+    expect(logs.get(0)).toHaveLength(6);
+  });
+
   it('keeps send order when a send made in answer to an acknowledgement meets sends still waiting for room', async () => {
     // A freed slot goes to the oldest waiting send; a send made meanwhile queues behind it, never before.
     const { coordinator, broker } = await oneBrokerTopic();

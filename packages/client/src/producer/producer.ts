@@ -59,6 +59,11 @@ export interface ProducerOptions {
   /** Most records waiting or in flight; `send()` waits for room when full (default 100000). */
   maxBufferedRecords?: number;
   /**
+   * Most bytes of records (keys, values, headers) waiting or in flight; `send()` waits for room
+   * when full (default 64 MiB). A record larger than that is taken when nothing else is buffered.
+   */
+  maxBufferedBytes?: number;
+  /**
    * Number batches with a producer id so that a retry is stored once (default true). With
    * false, a batch whose answer was lost and that is retried can be stored twice.
    */
@@ -80,6 +85,7 @@ const DEFAULTS = {
   maxInFlightRequests: 1,
   deliveryTimeoutMs: 30_000,
   maxBufferedRecords: 100_000,
+  maxBufferedBytes: 64 * 1024 * 1024,
 } satisfies NumericOptions;
 
 /** Topic names already validated, so a hot loop on one topic does not run the schema per record. */
@@ -103,8 +109,9 @@ export class Producer {
   private drainScheduled = false;
   /** Ready partitions held back while their broker has maxInFlightRequests requests out, by broker URL. */
   private readonly waitingForRoom = new Map<string, Set<PartitionQueue>>();
-  /** Records accepted by `send()` and not yet settled; bounded by maxBufferedRecords. */
+  /** Records accepted by `send()` and not yet settled, and their bytes; bounded by maxBufferedRecords and maxBufferedBytes. */
   private buffered = 0;
+  private bufferedBytes = 0;
   /** Wakes the slow lane when it waits for room in the buffer. */
   private roomWaiter: (() => void) | null = null;
   /** The `send()` calls not yet settled, so `flush()` can wait for exactly those that came before it. */
@@ -202,23 +209,22 @@ export class Producer {
     const topic = this.validTopic(input?.topic);
     const record = prepareRecord(input, Date.now());
     const deadlineMs = performance.now() + this.options.deliveryTimeoutMs;
-    const fast = this.slowLaneHead === this.slowLane.length && this.buffered < this.options.maxBufferedRecords;
+    const size = recordBytes(record);
+    const fast = this.slowLaneHead === this.slowLane.length && this.hasRoom(size);
     const cached = fast ? this.context.metadata.cachedTopic(topic) : undefined;
     if (cached === undefined) {
       return new Promise<RecordMetadata>((resolve, reject) => {
-        this.slowLane.push({ explicitPartition: input.partition, generation, topic, record, deadlineMs, resolve, reject });
+        this.slowLane.push({ explicitPartition: input.partition, generation, topic, record, size, deadlineMs, resolve, reject });
         if (!this.slowLaneRunning) void this.runSlowLane();
       });
     }
-    this.buffered++;
-    let partition: number;
-    try {
-      partition = this.choosePartition(cached, record, input.partition);
-    } catch (error) {
-      this.release();
-      throw error;
-    }
-    return this.push(generation, topic, partition, record, deadlineMs);
+    const partition = this.choosePartition(cached, record, input.partition);
+    return this.push(generation, topic, partition, record, size, deadlineMs);
+  }
+
+  /** Whether a record of `size` bytes fits in the buffer now (one that does not fit an empty buffer goes alone). */
+  private hasRoom(size: number): boolean {
+    return this.buffered < this.options.maxBufferedRecords && (this.bufferedBytes === 0 || this.bufferedBytes + size <= this.options.maxBufferedBytes);
   }
 
   /**
@@ -232,7 +238,7 @@ export class Producer {
     try {
       while (this.slowLaneHead < this.slowLane.length) {
         const next = this.slowLane[this.slowLaneHead]!;
-        if (this.buffered >= this.options.maxBufferedRecords) {
+        if (!this.hasRoom(next.size)) {
           await new Promise<void>((resolve) => (this.roomWaiter = resolve));
           continue;
         }
@@ -258,8 +264,7 @@ export class Producer {
           next.reject(error);
           continue;
         }
-        this.buffered++;
-        next.resolve(this.push(next.generation, next.topic, partition, next.record, next.deadlineMs));
+        next.resolve(this.push(next.generation, next.topic, partition, next.record, next.size, next.deadlineMs));
       }
     } finally {
       this.slowLaneRunning = false;
@@ -278,10 +283,12 @@ export class Producer {
     }
   }
 
-  /** Puts an accepted record (its buffer slot taken) on its partition's queue. */
-  private push(generation: number, topic: string, partition: number, record: PreparedRecord, deadlineMs: number): Promise<RecordMetadata> {
+  /** Puts an accepted record on its partition's queue, taking its room in the buffer. */
+  private push(generation: number, topic: string, partition: number, record: PreparedRecord, size: number, deadlineMs: number): Promise<RecordMetadata> {
+    this.buffered++;
+    this.bufferedBytes += size;
     const queue = this.accumulator.queueFor(topic, partition);
-    const sent = this.accumulator.append(queue, record, generation, deadlineMs);
+    const sent = this.accumulator.append(queue, record, size, generation, deadlineMs);
     this.schedule(queue);
     return sent;
   }
@@ -493,11 +500,8 @@ export class Producer {
   private settledBatch(batch: OpenBatch): void {
     const runs = batch.generations;
     for (let i = 0; i < runs.length; i += 2) this.unsettled.settled(runs[i]!, runs[i + 1]!);
-    for (let i = batch.builder.recordCount; i > 0; i--) this.release();
-  }
-
-  private release(): void {
-    this.buffered--;
+    this.buffered -= batch.builder.recordCount;
+    this.bufferedBytes -= batch.recordBytes;
     const waiter = this.roomWaiter;
     if (waiter !== null) {
       this.roomWaiter = null;
@@ -512,9 +516,18 @@ interface SlowSend {
   generation: number;
   topic: string;
   record: PreparedRecord;
+  /** Its bytes, as the buffer bound counts them. */
+  size: number;
   deadlineMs: number;
   resolve(sent: Promise<RecordMetadata>): void;
   reject(error: unknown): void;
+}
+
+/** A record's bytes as the buffer bound counts them: key, value, header names and values. */
+function recordBytes(record: PreparedRecord): number {
+  let bytes = (record.key?.length ?? 0) + (record.value?.length ?? 0);
+  if (record.headers !== undefined) for (const header of record.headers) bytes += header.key.length + (header.value?.length ?? 0);
+  return bytes;
 }
 
 function definedOnly<T extends object>(options: T): Partial<T> {
