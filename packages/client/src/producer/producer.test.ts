@@ -322,6 +322,31 @@ describe('Producer', () => {
     expect(logs.get(0)!.map((r) => r.value)).toEqual(['a', 'b']);
   });
 
+  it('does not hold sends to a topic whose map is cached behind a send waiting for another topic\'s map', async () => {
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    const brokers = [{ id: 1, url: broker.url }];
+    let metadataCalls = 0;
+    let answerSlowly!: () => void;
+    const slowly = new Promise<void>((resolve) => (answerSlowly = resolve));
+    coordinator.on('GET', '/metadata', async () => {
+      if (++metadataCalls > 1) await slowly;
+      const map = metadataFor('t', brokers, [1]);
+      return metadataCalls === 1 ? map : { ...map, version: 2, topics: [...map.topics, { ...map.topics[0]!, name: 'u' }] };
+    });
+    const logs = storingBroker(broker);
+    const producer = client(coordinator).producer();
+    await producer.send({ topic: 't', value: 't0' });
+    // u is not in the cached map: its send waits for a map the coordinator is slow to give.
+    const toU = producer.send({ topic: 'u', key: 'k', value: 'u0' });
+    const laterToU = producer.send({ topic: 'u', key: 'k', value: 'u1' });
+    await until(() => metadataCalls === 2, 'the lookup of u');
+    expect((await producer.send({ topic: 't', value: 't1' })).offset).toBe(1);
+    answerSlowly();
+    expect((await Promise.all([toU, laterToU])).map((r) => r.offset)).toEqual([2, 3]);
+    expect(logs.get(0)!.map((r) => r.value)).toEqual(['t0', 't1', 'u0', 'u1']);
+  });
+
   it('retries a send to a topic newer than the cached map while the coordinator fails, instead of calling it missing', async () => {
     const coordinator = await stub('coordinator');
     const broker = await stub('broker');

@@ -117,13 +117,18 @@ export class Producer {
   /** The `send()` calls not yet settled, so `flush()` can wait for exactly those that came before it. */
   private readonly unsettled = new UnsettledSends();
   /**
-   * `send()` calls waiting for room in the buffer or for their topic's map, oldest first (a FIFO
-   * with a moving head). While any waits, every send joins them, and one loop queues them in
-   * the order they were sent, so a later send never overtakes an earlier one.
+   * `send()` calls waiting for room in the buffer, oldest first (a FIFO with a moving head).
+   * While any waits, every send joins them, and one loop takes them on in the order they were
+   * sent, so a later send never overtakes an earlier one.
    */
-  private slowLane: SlowSend[] = [];
+  private slowLane: Array<SlowSend | undefined> = [];
   private slowLaneHead = 0;
   private slowLaneRunning = false;
+  /**
+   * Sends whose room is taken and whose topic's map is being looked up, in send order, by topic.
+   * Later sends to that topic queue behind them; sends to other topics go on.
+   */
+  private readonly awaitingMap = new Map<string, SlowSend[]>();
   private readonly validTopics = new Set<string>();
   private flushing = 0;
   private closed = false;
@@ -210,16 +215,23 @@ export class Producer {
     const record = prepareRecord(input, Date.now());
     const deadlineMs = performance.now() + this.options.deliveryTimeoutMs;
     const size = recordBytes(record);
-    const fast = this.slowLaneHead === this.slowLane.length && this.hasRoom(size);
-    const cached = fast ? this.context.metadata.cachedTopic(topic) : undefined;
-    if (cached === undefined) {
-      return new Promise<RecordMetadata>((resolve, reject) => {
-        this.slowLane.push({ explicitPartition: input.partition, generation, topic, record, size, deadlineMs, resolve, reject });
-        if (!this.slowLaneRunning) void this.runSlowLane();
-      });
+    if (this.slowLaneHead === this.slowLane.length && !this.awaitingMap.has(topic) && this.hasRoom(size)) {
+      const cached = this.context.metadata.cachedTopic(topic);
+      if (cached !== undefined) {
+        const partition = this.choosePartition(cached, record, input.partition);
+        this.take(size);
+        try {
+          return this.push(generation, topic, partition, record, size, deadlineMs);
+        } catch (error) {
+          this.giveBack(1, size);
+          throw error;
+        }
+      }
     }
-    const partition = this.choosePartition(cached, record, input.partition);
-    return this.push(generation, topic, partition, record, size, deadlineMs);
+    return new Promise<RecordMetadata>((resolve, reject) => {
+      this.slowLane.push({ explicitPartition: input.partition, generation, topic, record, size, deadlineMs, resolve, reject });
+      if (!this.slowLaneRunning) void this.runSlowLane();
+    });
   }
 
   /** Whether a record of `size` bytes fits in the buffer now (one that does not fit an empty buffer goes alone). */
@@ -227,11 +239,26 @@ export class Producer {
     return this.buffered < this.options.maxBufferedRecords && (this.bufferedBytes === 0 || this.bufferedBytes + size <= this.options.maxBufferedBytes);
   }
 
+  private take(size: number): void {
+    this.buffered++;
+    this.bufferedBytes += size;
+  }
+
+  /** Frees buffer room (settled records, or a send that was not queued after all) and wakes the slow lane. */
+  private giveBack(records: number, bytes: number): void {
+    this.buffered -= records;
+    this.bufferedBytes -= bytes;
+    const waiter = this.roomWaiter;
+    if (waiter !== null) {
+      this.roomWaiter = null;
+      waiter();
+    }
+  }
+
   /**
-   * Queues the sends of the slow lane in order, each once there is room in the buffer and its
-   * topic's map is known. Those that find both queue in one go, so a burst that waited for a
-   * map leaves in one batch. When a topic's map cannot be had, every send to that topic waiting
-   * now fails with the same error (they waited for the same answer).
+   * Takes on the sends of the slow lane in order, each once there is room in the buffer: queued
+   * at once when its topic's map is cached, else behind the lookup of that map (one per topic).
+   * Those that find room and a map queue in one go, so a burst that waited leaves in one batch.
    */
   private async runSlowLane(): Promise<void> {
     this.slowLaneRunning = true;
@@ -242,51 +269,72 @@ export class Producer {
           await new Promise<void>((resolve) => (this.roomWaiter = resolve));
           continue;
         }
-        let metadata = this.context.metadata.cachedTopic(next.topic);
-        if (metadata === undefined) {
-          try {
-            metadata = await this.topicMetadata(next.topic);
-          } catch (error) {
-            this.failSlowSends(next.topic, error);
-            continue;
-          }
-        }
-        this.slowLaneHead++;
+        // Taken off the lane (its slot cleared, so a lane that never empties keeps no records).
+        this.slowLane[this.slowLaneHead++] = undefined;
         if (this.slowLaneHead === this.slowLane.length) {
           this.slowLane = [];
           this.slowLaneHead = 0;
+        } else if (this.slowLaneHead >= 1024 && this.slowLaneHead * 2 >= this.slowLane.length) {
+          this.slowLane = this.slowLane.slice(this.slowLaneHead);
+          this.slowLaneHead = 0;
         }
-        let partition: number;
-        try {
-          partition = this.choosePartition(metadata, next.record, next.explicitPartition);
-        } catch (error) {
-          this.unsettled.settled(next.generation);
-          next.reject(error);
+        this.take(next.size);
+        const waiting = this.awaitingMap.get(next.topic);
+        if (waiting !== undefined) {
+          waiting.push(next);
           continue;
         }
-        next.resolve(this.push(next.generation, next.topic, partition, next.record, next.size, next.deadlineMs));
+        const cached = this.context.metadata.cachedTopic(next.topic);
+        if (cached !== undefined) {
+          this.queueTaken(next, cached);
+          continue;
+        }
+        this.awaitingMap.set(next.topic, [next]);
+        void this.lookUpMap(next.topic);
       }
     } finally {
       this.slowLaneRunning = false;
     }
   }
 
-  /** Fails every waiting send to `topic` (its map could not be had), keeping the others in order. */
-  private failSlowSends(topic: string, error: unknown): void {
-    const waiting = this.slowLane.slice(this.slowLaneHead);
-    this.slowLane = waiting.filter((send) => send.topic !== topic);
-    this.slowLaneHead = 0;
+  /**
+   * Looks up a topic's map for the sends waiting for it, then queues them in order; when it
+   * cannot be had, every one of them fails with the same error (they waited for the same answer).
+   */
+  private async lookUpMap(topic: string): Promise<void> {
+    let metadata: TopicMetadata | undefined;
+    let failure: unknown;
+    try {
+      metadata = await this.topicMetadata(topic);
+    } catch (error) {
+      failure = error;
+    }
+    const waiting = this.awaitingMap.get(topic) ?? [];
+    this.awaitingMap.delete(topic);
     for (const send of waiting) {
-      if (send.topic !== topic) continue;
-      this.unsettled.settled(send.generation);
-      send.reject(error);
+      if (metadata !== undefined) this.queueTaken(send, metadata);
+      else this.refuseTaken(send, failure);
     }
   }
 
-  /** Puts an accepted record on its partition's queue, taking its room in the buffer. */
+  /** Queues a slow send whose buffer room is taken. */
+  private queueTaken(send: SlowSend, metadata: TopicMetadata): void {
+    try {
+      const partition = this.choosePartition(metadata, send.record, send.explicitPartition);
+      send.resolve(this.push(send.generation, send.topic, partition, send.record, send.size, send.deadlineMs));
+    } catch (error) {
+      this.refuseTaken(send, error);
+    }
+  }
+
+  private refuseTaken(send: SlowSend, error: unknown): void {
+    this.giveBack(1, send.size);
+    this.unsettled.settled(send.generation);
+    send.reject(error);
+  }
+
+  /** Puts an accepted record, its buffer room taken, on its partition's queue. */
   private push(generation: number, topic: string, partition: number, record: PreparedRecord, size: number, deadlineMs: number): Promise<RecordMetadata> {
-    this.buffered++;
-    this.bufferedBytes += size;
     const queue = this.accumulator.queueFor(topic, partition);
     const sent = this.accumulator.append(queue, record, size, generation, deadlineMs);
     this.schedule(queue);
@@ -500,13 +548,7 @@ export class Producer {
   private settledBatch(batch: OpenBatch): void {
     const runs = batch.generations;
     for (let i = 0; i < runs.length; i += 2) this.unsettled.settled(runs[i]!, runs[i + 1]!);
-    this.buffered -= batch.builder.recordCount;
-    this.bufferedBytes -= batch.recordBytes;
-    const waiter = this.roomWaiter;
-    if (waiter !== null) {
-      this.roomWaiter = null;
-      waiter();
-    }
+    this.giveBack(batch.builder.recordCount, batch.recordBytes);
   }
 }
 
