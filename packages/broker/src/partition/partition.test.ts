@@ -190,10 +190,12 @@ describe('the ISR and the flush loop', () => {
     secondary.applyAssignment(alone, 1, true);
     let seq = 0;
     const expansions: Array<{ reject(error: unknown): void }> = [];
+    const refreshes: string[] = [];
     const coordinator: ClusterPort = {
       ...cluster(1),
       changeIsr: () => new Promise((_resolve, reject) => expansions.push({ reject })),
       nextIsrSeq: () => ++seq,
+      requestMetadataRefresh: (reason) => refreshes.push(reason),
     };
     const primary = new Partition({ topic: 't', partition: 0, store: primaryStore.log('t', 0), cluster: coordinator, client: pushesTo(() => secondary), logger, replicaTimeoutMs: 5_000, limits: DEFAULT_LIMITS });
     partitions.push(primary);
@@ -204,9 +206,12 @@ describe('the ISR and the flush loop', () => {
     const fetchSeq = seq;
     const acked = primary.produce(incoming(['x'])).then(() => secondary.store.leo);
     primary.applyAssignment(alone, 1, primary.isrSeq <= fetchSeq);
+    expect(refreshes).toEqual([]);
     expansions[0]!.reject(new TesseraError('UNAVAILABLE', 'the answer was lost'));
     // Acknowledged only once the secondary holds the record.
     expect(await acked).toBe(1);
+    // The map skipped meanwhile is fetched again, now that the answer (or its failure) is in.
+    expect(refreshes).toEqual(['ISR expansion of t/0 answered']);
   });
 
   it('waits between ISR shrinks that the coordinator does not answer', async () => {

@@ -753,6 +753,9 @@ export class Partition {
       assignment = await this.options.cluster.changeIsr({ brokerId: self, topic: this.topic, partition: this.partition, epoch, isr: [self, secondary] });
     } finally {
       this.isrSeq = this.options.cluster.nextIsrSeq();
+      // Maps applied meanwhile changed nothing of the ISR, secondary or replica being added here
+      // (the coordinator may have moved the secondary without a new epoch): a new one says what holds.
+      this.options.cluster.requestMetadataRefresh(`ISR expansion of ${this.topic}/${this.partition} answered`);
     }
     if (this.role === 'primary' && this.epoch === epoch) {
       this.setIsr(assignment.isr, 'ISR expanded: secondary caught up');
