@@ -511,6 +511,27 @@ describe('Consumer', () => {
     await consumer.close();
   });
 
+  it('keeps fetching the other partitions of a broker that refuses one of them', async () => {
+    const coordinator = await stub('coordinator');
+    const broker = await stub('broker');
+    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), { generation: 1, assignment: [0, 1] });
+    fakeBroker(broker, { logs: new Map([[0, 5], [1, 50]]), committed: new Map([[0, 0], [1, 0]]), notPrimary: new Set([0]) });
+    // A long backoff: were the whole broker held back by partition 0's refusals, partition 1 would get a fetch a second.
+    const slowRetry = new TesseraClient({ coordinator: coordinator.url, retry: { initialMs: 1_000, maxMs: 1_000, jitter: 0 }, requestTimeoutMs: 2_000 });
+    closeAfterTest(() => slowRetry.close());
+    const consumer = slowRetry.consumer({ group: 'g', topic: 't', maxRecords: 10 });
+    const records: ConsumedRecord[] = [];
+    for (let round = 0; records.length < 50; round++) {
+      if (round > 30) throw new Error(`only ${records.length} records of partition 1 after ${round} polls`);
+      records.push(...(await consumer.poll({ waitMs: 50 })));
+    }
+    expect(records.map((r) => `${r.partition}:${r.offset}`)).toEqual(Array.from({ length: 50 }, (_, i) => `1:${i}`));
+    // Partition 0 was asked for again only after its backoff.
+    const withPartition0 = broker.calls('POST', '/fetch').filter((call) => call.body.partitions.some((p: { partition: number }) => p.partition === 0));
+    expect(withPartition0.length).toBeLessThanOrEqual(2);
+    await consumer.close();
+  });
+
   it('fetches a busy partition and an idle one of the same broker together, so the idle one never holds the busy one back', async () => {
     const coordinator = await stub('coordinator');
     const broker = await stub('broker');

@@ -326,7 +326,11 @@ export class Consumer extends EventEmitter {
     return [...this.owned.keys()].sort((a, b) => a - b);
   }
 
-  /** Stops fetching, waits for the handler's batch, commits what was consumed, and leaves the group. */
+  /**
+   * Stops fetching, waits for the handler's batch (or a poll under way: a join it started is
+   * answered first, up to the client's request timeout, so the member can leave), commits what
+   * was consumed, and leaves the group.
+   */
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
     this.closed = true;

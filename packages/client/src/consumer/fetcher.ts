@@ -54,6 +54,13 @@ export class Fetcher {
   /** One fetch at a time per broker URL. */
   private readonly fetches = new Map<string, Promise<void>>();
   private readonly brokerFailures = new Map<string, number>();
+  /**
+   * Partitions a broker refused in its answer (it no longer leads them, say): left out of that
+   * broker's fetches until `untilMs` (performance.now()), longer after each refusal in a row.
+   * The broker answers such a partition at once, so asking again at once would spin; its other
+   * partitions are fetched meanwhile.
+   */
+  private readonly refused = new Map<number, { url: string; count: number; untilMs: number }>();
 
   constructor(private readonly context: FetcherContext) {}
 
@@ -63,11 +70,16 @@ export class Fetcher {
    */
   async start(waitMs: number): Promise<void> {
     const fetchable: number[] = [];
+    let anyEmpty = false;
     for (const state of this.context.owned.values()) {
-      if (state.fetchOffset !== null && state.positionError === null) fetchable.push(state.partition);
+      if (state.fetchOffset === null || state.positionError !== null) continue;
+      fetchable.push(state.partition);
+      if (state.buffer.length === 0) anyEmpty = true;
     }
-    if (fetchable.length === 0) return;
+    // Every partition still has records to hand out: no broker is due for a fetch.
+    if (!anyEmpty) return;
     const byPrimary = await this.context.groupByPrimary(fetchable);
+    const nowMs = performance.now();
     for (const [url, partitions] of byPrimary) {
       if (this.fetches.has(url)) continue;
       const requested = new Map<number, number>();
@@ -75,6 +87,8 @@ export class Fetcher {
       for (const partition of partitions) {
         const state = this.context.owned.get(partition);
         if (state?.fetchOffset == null || state.positionError !== null) continue;
+        const refusal = this.refused.get(partition);
+        if (refusal !== undefined && refusal.url === url && refusal.untilMs > nowMs) continue;
         if (state.buffer.length > 0) buffered = true;
         requested.set(partition, state.fetchOffset);
       }
@@ -105,25 +119,29 @@ export class Fetcher {
       const answer = parseOrThrow(fetchFrameHead, head, 'fetch answer');
       const parts = splitTail(tail, answer.partitions.map((p) => p.bytes));
       let unreadable: unknown;
-      let refused = false;
       answer.partitions.forEach((result, i) => {
         try {
-          if (this.onFetched(result, parts[i]!, requested.get(result.partition)) === 'refused') refused = true;
+          if (this.onFetched(result, parts[i]!, requested.get(result.partition)) === 'refused') this.refusedBy(url, result.partition);
+          else this.refused.delete(result.partition);
         } catch (error) {
           unreadable ??= error;
         }
       });
       // An unreadable batch counts as a failed fetch: reported, and the broker asked again after a backoff.
       if (unreadable !== undefined) throw unreadable;
-      // So does a partition the broker refused (it no longer leads it, say): reported in onFetched,
-      // and not asked for again at once (the broker answers such a fetch without waiting).
-      if (refused) await this.backOff(url);
-      else this.brokerFailures.delete(url);
+      this.brokerFailures.delete(url);
     } catch (error) {
       if (this.context.signal.aborted) return;
       this.context.onPartitionError(error);
       await this.backOff(url);
     }
+  }
+
+  /** `url` refused `partition` (reported in onFetched): it is left out of that broker's fetches for a while. */
+  private refusedBy(url: string, partition: number): void {
+    const last = this.refused.get(partition);
+    const count = last !== undefined && last.url === url ? last.count + 1 : 1;
+    this.refused.set(partition, { url, count, untilMs: performance.now() + backoffMs(Math.min(count - 1, 20), this.context.retry) });
   }
 
   /** Waits before `url` may be asked again, longer after each failure in a row. */
