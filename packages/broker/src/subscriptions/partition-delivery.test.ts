@@ -16,7 +16,8 @@ import { BrokerStore } from '../storage/index.js';
 import type { DeadLetterWriter } from './dead-letter.js';
 import { SubscriptionMetrics } from './metrics.js';
 import { PartitionDelivery } from './partition-delivery.js';
-import { SubscriptionRuntime, type HeldSubscription } from './runtime.js';
+import { heldSubscription } from '../test-support/subscription.js';
+import { SubscriptionRuntime } from './runtime.js';
 
 const logger = createLogger('broker', { test: 'partition-delivery' }, { level: process.env.TESSERA_TEST_LOG_LEVEL ?? 'silent' });
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -62,24 +63,7 @@ describe('PartitionDelivery', () => {
     await replica.produce([{ bytes: batch, recordCount: 3, lastOffsetDelta: 2, maxTimestamp: 1_002 }]);
 
     // Taken when the topic of the same name had 1,000 records.
-    const subscription: HeldSubscription = {
-      name: 's',
-      topic: 't',
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
-      filterKeyPrefix: null,
-      maxAttempts: null,
-      backoffInitialMs: 10,
-      backoffMaxMs: 100,
-      deadLetterTopic: null,
-      maxInFlight: 1,
-      timeoutMs: 2_000,
-      state: 'active',
-      group: 'subscription.s.0',
-      createdMs: 0,
-      createdBy: 'test',
-      secret: 'secret',
-      startOffsets: { '0': 1_000 },
-    };
+    const subscription = heldSubscription(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { maxInFlight: 1, startOffsets: { '0': 1_000 } });
     const runtime = new SubscriptionRuntime(subscription, new TargetPolicy('loopback'), new SubscriptionMetrics(), {} as DeadLetterWriter);
     cleanups.push(() => runtime.close());
     const delivery = new PartitionDelivery(runtime, replica, logger);

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TargetPolicy } from '@tessera/protocol';
 import type { DeadLetterWriter } from './dead-letter.js';
 import { SubscriptionMetrics } from './metrics.js';
-import { type HeldSubscription, Slots, SubscriptionRuntime } from './runtime.js';
+import { heldSubscription as held } from '../test-support/subscription.js';
+import { Slots, SubscriptionRuntime } from './runtime.js';
 
 let server: http.Server;
 let port: number;
@@ -21,26 +22,6 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-function held(url: string): HeldSubscription {
-  return {
-    name: 's',
-    topic: 't',
-    url,
-    filterKeyPrefix: null,
-    maxAttempts: null,
-    backoffInitialMs: 10,
-    backoffMaxMs: 100,
-    deadLetterTopic: null,
-    maxInFlight: 2,
-    timeoutMs: 2_000,
-    state: 'active',
-    group: 'subscription.s.0',
-    createdMs: 0,
-    createdBy: 'test',
-    secret: 'secret',
-    startOffsets: {},
-  };
-}
 
 /** One POST through the runtime's pool, as a delivery sends it. */
 async function post(runtime: SubscriptionRuntime): Promise<number> {

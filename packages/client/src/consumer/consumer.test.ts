@@ -101,9 +101,15 @@ function fakeBroker(broker: StubServer, script: BrokerScript): void {
 
 /** A one-broker stub cluster whose group gives its members partition 0 of topic `t` (generation 1), the broker playing `script`. */
 async function onePartitionGroup(script: BrokerScript): Promise<{ coordinator: StubServer; broker: StubServer }> {
+  return oneBrokerGroup(1, script);
+}
+
+/** A one-broker stub cluster leading `partitions` partitions of topic `t`, all given to the group's member (generation 1). */
+async function oneBrokerGroup(partitions: number, script: BrokerScript): Promise<{ coordinator: StubServer; broker: StubServer }> {
   const coordinator = await stub('coordinator');
   const broker = await stub('broker');
-  fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1]), { generation: 1, assignment: [0] });
+  const all = Array.from({ length: partitions }, (_, i) => i);
+  fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], all.map(() => 1)), { generation: 1, assignment: all });
   fakeBroker(broker, script);
   return { coordinator, broker };
 }
@@ -117,10 +123,7 @@ function firstOffsets(records: ConsumedRecord[]): Record<number, number> {
 describe('Consumer', () => {
   it('starts at the committed offset, else at the log start when fromBeginning', async () => {
     // Proves the start rule for a group with and without commits (fromBeginning).
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), { generation: 1, assignment: [0, 1] });
-    fakeBroker(broker, { logs: new Map([[0, 10], [1, 10]]), logStartOffset: 2, committed: new Map([[0, 5]]) });
+    const { coordinator, broker } = await oneBrokerGroup(2, { logs: new Map([[0, 10], [1, 10]]), logStartOffset: 2, committed: new Map([[0, 5]]) });
     const consumer = client(coordinator).consumer({ group: 'g', topic: 't', fromBeginning: true });
     const records = await pollAtLeast(consumer, 13);
     expect(firstOffsets(records)).toEqual({ 0: 5, 1: 2 });
@@ -512,10 +515,7 @@ describe('Consumer', () => {
   });
 
   it('keeps fetching the other partitions of a broker that refuses one of them', async () => {
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), { generation: 1, assignment: [0, 1] });
-    fakeBroker(broker, { logs: new Map([[0, 5], [1, 50]]), committed: new Map([[0, 0], [1, 0]]), notPrimary: new Set([0]) });
+    const { coordinator, broker } = await oneBrokerGroup(2, { logs: new Map([[0, 5], [1, 50]]), committed: new Map([[0, 0], [1, 0]]), notPrimary: new Set([0]) });
     // A long backoff: were the whole broker held back by partition 0's refusals, partition 1 would get a fetch a second.
     const slowRetry = new TesseraClient({ coordinator: coordinator.url, retry: { initialMs: 1_000, maxMs: 1_000, jitter: 0 }, requestTimeoutMs: 2_000 });
     closeAfterTest(() => slowRetry.close());
@@ -533,10 +533,7 @@ describe('Consumer', () => {
   });
 
   it('fetches a busy partition and an idle one of the same broker together, so the idle one never holds the busy one back', async () => {
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), { generation: 1, assignment: [0, 1] });
-    fakeBroker(broker, { logs: new Map([[0, 200], [1, 0]]), committed: new Map([[0, 0], [1, 0]]) });
+    const { coordinator, broker } = await oneBrokerGroup(2, { logs: new Map([[0, 200], [1, 0]]), committed: new Map([[0, 0], [1, 0]]) });
     const consumer = client(coordinator).consumer({ group: 'g', topic: 't', maxRecords: 50 });
     const records: ConsumedRecord[] = [];
     // Polls take fewer records than a fetch brings.
@@ -552,10 +549,7 @@ describe('Consumer', () => {
 
   it('seek() drops what was fetched of the partition and reads from the new offset; a seek before assignment applies at it', async () => {
     // Proves seek on an owned partition (prefetched records dropped) and on one not yet owned (instead of the committed offset).
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), { generation: 1, assignment: [0, 1] });
-    fakeBroker(broker, { logs: new Map([[0, 10], [1, 10]]), committed: new Map([[0, 0], [1, 0]]) });
+    const { coordinator, broker } = await oneBrokerGroup(2, { logs: new Map([[0, 10], [1, 10]]), committed: new Map([[0, 0], [1, 0]]) });
     const consumer = client(coordinator).consumer({ group: 'g', topic: 't', maxRecords: 2 });
     consumer.seek('t', 1, 7);
     const before: ConsumedRecord[] = [];
@@ -581,10 +575,7 @@ describe('Consumer', () => {
 
   it('startAt { timestamp } starts a partition without a committed offset at the broker\'s time lookup', async () => {
     // Proves the time start: the consumer asks /list-offsets for the partitions without a commit.
-    const coordinator = await stub('coordinator');
-    const broker = await stub('broker');
-    fakeCoordinator(coordinator, () => metadataFor('t', [{ id: 1, url: broker.url }], [1, 1]), { generation: 1, assignment: [0, 1] });
-    fakeBroker(broker, { logs: new Map([[0, 10], [1, 10]]), committed: new Map([[1, 2]]) });
+    const { coordinator, broker } = await oneBrokerGroup(2, { logs: new Map([[0, 10], [1, 10]]), committed: new Map([[1, 2]]) });
     broker.on('POST', '/list-offsets', (r) => ({
       partitions: r.body.partitions.map(({ topic, partition, at }: { topic: string; partition: number; at: { timestamp: number } }) => ({
         topic,
