@@ -45,6 +45,10 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     { dataDir: config.dataDir, reserveBytes: config.storageReserveBytes, minFreeBytes: config.storageMinFreeBytes, logger },
     'a coordinator write failed: disk full',
   );
+  store.onWriteFailed = (error) => {
+    logger.fatal({ err: error }, 'a coordinator write failed; stopping (a restart loads what is stored)');
+    process.exit(1);
+  };
   const loaded = store.loadAll();
   let ready = false;
   const auth = await AuthRegistry.open({

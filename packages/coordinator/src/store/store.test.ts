@@ -1,10 +1,12 @@
 // Proves the store round-trips the whole coordinator state through SQLite: what was written
-// before a close is exactly what a new Store on the same directory loads.
+// before a close is exactly what a new Store on the same directory loads; and that a write
+// SQLite refuses is reported (the coordinator stops on it).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { TesseraError } from '@tessera/protocol';
 import type { GroupState, TopicState } from '../model.js';
 import { Store } from './store.js';
 
@@ -102,6 +104,30 @@ describe('Store', () => {
     expect(store.freePageBytes()).toBeGreaterThan(before);
     store.close();
     expect(store.freePageBytes()).toBe(0);
+  });
+
+  it('reports a transaction SQLite could not store (the coordinator stops on it), not a change the caller refused', () => {
+    const store = new Store(tempDir());
+    const failures: Error[] = [];
+    store.onWriteFailed = (error) => failures.push(error);
+    const notStored = () =>
+      store.transaction(() => {
+        store.appendEvent(1, 'e', {});
+        store.setMeta('k', 'v');
+        // What a full disk or a broken file does to a statement.
+        throw new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
+      });
+    expect(notStored).toThrow(/disk is full/);
+    expect(failures.map((error) => (error as { code?: string }).code)).toEqual(['SQLITE_FULL']);
+    // Rolled back: nothing of it is stored.
+    expect(store.getMeta('k')).toBeUndefined();
+    const refused = () =>
+      store.transaction(() => {
+        throw new TesseraError('INVALID_REQUEST', 'refused');
+      });
+    expect(refused).toThrow(/refused/);
+    expect(failures).toHaveLength(1);
+    store.close();
   });
 
   it('deletes a group with its member rows', () => {

@@ -262,14 +262,26 @@ export class Store {
     // A nested transaction is a savepoint: the outermost one handles a full disk.
     if (this.db.inTransaction) return run();
     try {
-      return run();
+      try {
+        return run();
+      } catch (error) {
+        // The disk filled: release the storage reserve and run the same change once more (it was
+        // rolled back). This is what lets a topic be deleted on a full disk.
+        if (!isStorageFull(error) || this.onFull?.() !== true) throw error;
+        return run();
+      }
     } catch (error) {
-      // The disk filled: release the storage reserve and run the same change once more (it was
-      // rolled back). This is what lets a topic be deleted on a full disk.
-      if (!isStorageFull(error) || this.onFull?.() !== true) throw error;
-      return run();
+      if (error instanceof Database.SqliteError) this.onWriteFailed(error);
+      throw error;
     }
   }
+
+  /**
+   * Called when a transaction could not be stored (SQLite refused it; what `fn` throws itself is
+   * the caller's). The cluster's state in memory may already hold the change, so the coordinator
+   * stops rather than answer from a state a restart would not load (`startCoordinator` sets it).
+   */
+  onWriteFailed: (error: Error) => void = () => undefined;
 
   /**
    * Called when a transaction failed with SQLITE_FULL; true when it freed space (the storage
