@@ -1,7 +1,7 @@
 // Proves the HTTP edge stops the service on a broken invariant inside a request (instead of
 // answering a retriable 500 and going on), and reads frame bodies as bytes, JSON as JSON, also
 // when a cluster member signed them (the signature check reads the body first).
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClusterSigner, DataHttpClient, FRAME_CONTENT_TYPE, InvariantError, TesseraError } from '@tessera/protocol';
 import { createHttpService, type HttpService } from './http.js';
@@ -14,13 +14,18 @@ afterEach(async () => {
 
 const SECRET = 'a-cluster-secret-of-enough-length';
 
-async function serve(onInvariantBroken: (error: Error) => void, clusterSecrets?: string[]): Promise<{ url: string; service: HttpService }> {
+async function serve(
+  onInvariantBroken: (error: Error) => void,
+  clusterSecrets?: string[],
+  limits: { maxRequestBytes?: number; maxBodyBytesInFlight?: number } = {},
+): Promise<{ url: string; service: HttpService }> {
   const service = createHttpService({
     service: 'broker',
     logger: createLogger('broker', {}, { level: 'silent' }),
     isReady: () => true,
     onInvariantBroken,
     ...(clusterSecrets ? { clusterSecrets } : {}),
+    ...limits,
   });
   services.push(service);
   service.router.post('/broken', () => {
@@ -48,6 +53,29 @@ describe('the HTTP edge', () => {
     const refused = await fetch(`${url}/refused`, { method: 'POST' });
     expect(refused.status).toBe(421);
     expect(broken).toHaveLength(1);
+  });
+
+  it('answers UNAVAILABLE without reading, while the bodies being read hold the whole budget', async () => {
+    const { url } = await serve(() => undefined, undefined, { maxRequestBytes: 1_000, maxBodyBytesInFlight: 2_000 });
+    const { port } = new URL(url);
+    // Two slow senders, each declaring 1,000 bytes and sending 10 of them.
+    const slow = await Promise.all(
+      [1, 2].map(async () => {
+        const socket = net.connect(Number(port), '127.0.0.1');
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        socket.write('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"' + 'a'.repeat(9));
+        return socket;
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const refused = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { code: string; retriable: boolean } }).error).toMatchObject({ code: 'UNAVAILABLE', retriable: true });
+    // The senders finish (or go): the budget is free again.
+    for (const socket of slow) socket.destroy();
+    await expect
+      .poll(async () => (await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' })).status, { timeout: 5_000 })
+      .toBe(200);
   });
 
   it('reads a frame body as bytes and a JSON body as JSON', async () => {

@@ -52,6 +52,13 @@ export interface HttpServiceOptions {
   id?: number;
   logger: Logger;
   maxRequestBytes?: number;
+  /**
+   * Most bytes of request bodies being read or held by requests in service, over all
+   * connections (default 4 × maxRequestBytes). A request whose body would pass it is answered
+   * UNAVAILABLE (retriable) without reading it: before a caller is identified, bodies are read
+   * in full, so without this bound slow senders could fill the memory.
+   */
+  maxBodyBytesInFlight?: number;
   /** Tells /ready whether the service is serving yet. */
   isReady: () => boolean;
   /** Serve HTTPS with this certificate; without it, plain HTTP. */
@@ -110,6 +117,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     });
   app.use(errorBodies(options.logger, onInvariantBroken));
   app.use(requestMetrics(metrics));
+  app.use(bodyBudget(maxRequestBytes, options.maxBodyBytesInFlight ?? 4 * maxRequestBytes));
   app.use(
     clusterIdentity({
       secrets: options.clusterSecrets,
@@ -282,6 +290,28 @@ function authenticate(
       });
     }
     await next();
+  };
+}
+
+/**
+ * Holds, for each request with a body, the bytes its Content-Length declares (or `limit` when it
+ * declares none) against one budget for the whole service, until the request is answered.
+ */
+function bodyBudget(limit: number, budget: number): Koa.Middleware<ServiceState> {
+  let held = 0;
+  return async (ctx, next) => {
+    if (ctx.method !== 'POST' && ctx.method !== 'PUT' && ctx.method !== 'PATCH') return next();
+    const declared = Number(ctx.get('content-length'));
+    const bytes = ctx.get('content-length') !== '' && Number.isFinite(declared) && declared >= 0 ? Math.min(declared, limit) : limit;
+    if (held > 0 && held + bytes > budget) {
+      throw new TesseraError('UNAVAILABLE', `too many request bodies are being read (${held} bytes); retry`);
+    }
+    held += bytes;
+    try {
+      await next();
+    } finally {
+      held -= bytes;
+    }
   };
 }
 
