@@ -73,4 +73,14 @@ describe('ACL decisions', () => {
     expect(() => auth.authorize({ kind: 'topic', operation: 'produce', topics: ['t'] }, { kind: 'anonymous' }, false)).toThrow(/authentication required/);
     expect(() => auth.authorize({ kind: 'public' }, { kind: 'anonymous' }, false)).not.toThrow();
   });
+
+  it('holds HEAD to the rule of the GET route it runs', () => {
+    const auth = new ClientAuth();
+    auth.apply({ version: 1, enabled: true, keys: [], principals: [], acls: [] });
+    const access = auth.accessControl({ 'GET /users': () => ({ kind: 'cluster-admin' }) });
+    const asked = (method: string) => () =>
+      access.authorize({ method, route: '/users', params: {}, headers: {}, body: undefined, caller: { kind: 'principal', name: 'bob' }, membersUnchecked: false });
+    expect(asked('GET')).toThrow('principal bob is not allowed to administer the cluster');
+    expect(asked('HEAD')).toThrow('principal bob is not allowed to administer the cluster');
+  });
 });

@@ -132,7 +132,9 @@ export class ClientAuth {
     return {
       identify: [this.bearerIdentifier()],
       authorize: (request) => {
-        const rule = request.route === undefined ? undefined : rules[`${request.method} ${request.route}`];
+        // HEAD runs the GET route's handler, so it answers to the GET route's rule.
+        const method = request.method === 'HEAD' ? 'GET' : request.method;
+        const rule = request.route === undefined ? undefined : rules[`${method} ${request.route}`];
         this.authorize(rule === undefined ? { kind: 'authenticated' } : rule(request), request.caller, request.membersUnchecked);
       },
     };

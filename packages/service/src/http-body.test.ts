@@ -78,6 +78,14 @@ describe('the HTTP edge', () => {
       .toBe(200);
   });
 
+  it('routes paths as written: an internal route in other letters is not found, rather than past the cluster-only check', async () => {
+    const { url } = await serve(() => undefined, [SECRET]);
+    const shouted = await fetch(`${url}/INTERNAL/echo`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body: Buffer.from([1]) });
+    expect(shouted.status).toBe(404);
+    const unsigned = await fetch(`${url}/internal/echo`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body: Buffer.from([1]) });
+    expect(unsigned.status).toBe(401);
+  });
+
   it('reads a frame body as bytes and a JSON body as JSON', async () => {
     const { url } = await serve(() => undefined);
     const frame = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body: Buffer.from([0, 0, 0, 2, 123, 125, 9]) });

@@ -90,7 +90,8 @@ export interface HttpService {
 
 export function createHttpService(options: HttpServiceOptions): HttpService {
   const app = new Koa<ServiceState>();
-  const router = new Router<ServiceState>();
+  // Case-sensitive, as the cluster-only check of `/internal/…` paths and the rule table are.
+  const router = new Router<ServiceState>({ sensitive: true });
   const { registry, metrics } = createMetrics(options.service);
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...options.serverLimits };
