@@ -43,6 +43,15 @@ describe('a subscription runtime', () => {
     }
   });
 
+  it('refuses an IPv6 address the policy does not allow, written as a literal', async () => {
+    const runtime = new SubscriptionRuntime(held(`http://[::1]:${port}/`), new TargetPolicy('public'), new SubscriptionMetrics(), noDeadLetters);
+    try {
+      expect(runtime.refusedTarget).toMatch(/::1 is not an allowed target address/);
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it('connects when the policy allows the address the name resolves to', async () => {
     const runtime = new SubscriptionRuntime(held(`http://localhost:${port}/`), new TargetPolicy('loopback'), new SubscriptionMetrics(), noDeadLetters);
     try {

@@ -72,7 +72,8 @@ export class SubscriptionRuntime {
     this.fingerprint = fingerprintOf(subscription, policy.spec);
     this.secret = subscription.secret;
     this.target = new URL(subscription.url);
-    const host = this.target.hostname;
+    // An IPv6 literal's hostname keeps its brackets ([::1]); the address is what is inside.
+    const host = this.target.hostname.replace(/^\[(.*)\]$/, '$1');
     this.refusedTarget = isIP(host) !== 0 && !policy.allowsAddress(host) ? `${host} is not an allowed target address` : null;
     this.keyPrefix = subscription.filterKeyPrefix === null ? null : Buffer.from(subscription.filterKeyPrefix, 'utf8');
     this.slots = new Slots(subscription.maxInFlight);

@@ -302,6 +302,9 @@ describe('validation at the edge', () => {
       [await call(c.url, 'POST', '/topics/missing/records', { records: [] }), 400, 'INVALID_REQUEST'],
       [await call(c.url, 'POST', '/groups/g/join', { topic: 'missing' }), 404, 'TOPIC_NOT_FOUND'],
       [await call(c.url, 'POST', '/groups/b%20ad/join', { topic: 'missing' }), 400, 'INVALID_REQUEST'],
+      // A push subscription's own group: its brokers commit its progress, no member may join it.
+      [await call(c.url, 'POST', '/groups/subscription.s.0a1b2c3d/join', { topic: 'missing' }), 400, 'INVALID_REQUEST'],
+      [await call(c.url, 'POST', '/groups/subscription.s.0a1b2c3d/reset-offsets', { topic: 'missing', to: 'earliest' }), 400, 'INVALID_REQUEST'],
       [await call(c.url, 'GET', '/groups/nobody'), 404, 'GROUP_NOT_FOUND'],
       [await call(c.url, 'GET', '/no/such/route'), 404, 'NOT_FOUND'],
     ];

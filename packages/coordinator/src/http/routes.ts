@@ -35,6 +35,7 @@ import type { ProduceRouter } from '../routing/produce.js';
 import type { TopicPurger } from '../topics/purge.js';
 import type { SubscriptionManager } from '../subscriptions/subscriptions.js';
 import { createTopic } from '../topics/topics.js';
+import { SUBSCRIPTION_GROUP_PREFIX } from '../subscriptions/subscriptions.js';
 
 export interface RouteDeps {
   cluster: Cluster;
@@ -60,6 +61,20 @@ const MAX_EVENTS_LIMIT = 100_000;
 
 const topicParam = (ctx: Context) => parseOrThrow(topicName, ctx.params.topic, 'topic name');
 const groupParam = (ctx: Context) => parseOrThrow(groupId, ctx.params.group, 'group id');
+
+/**
+ * A group a member may join or an operator may reset: not a push subscription's own group
+ * (`subscription.NAME.ID`), whose progress the brokers commit at generation 0. A member's join
+ * or a reset would give it a generation of its own, and the partitions would then refuse the
+ * delivery's commits.
+ */
+const memberGroupParam = (ctx: Context) => {
+  const group = groupParam(ctx);
+  if (group.startsWith(SUBSCRIPTION_GROUP_PREFIX)) {
+    throw new TesseraError('INVALID_REQUEST', `group ${group}: groups named ${SUBSCRIPTION_GROUP_PREFIX}… belong to push subscriptions`);
+  }
+  return group;
+};
 
 export function registerRoutes(router: HttpService['router'], deps: RouteDeps): void {
   const { cluster, groups } = deps;
@@ -199,7 +214,7 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
     ctx.body = groups.describe(groupParam(ctx));
   });
   router.post(R.groupJoin, (ctx) => {
-    const group = groupParam(ctx);
+    const group = memberGroupParam(ctx);
     ctx.body = groups.join(group, parseOrThrow(joinGroupRequest, ctx.state.body));
   });
   router.post(R.groupHeartbeat, (ctx) => {
@@ -212,7 +227,7 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
     ctx.status = 204;
   });
   router.post(R.groupResetOffsets, async (ctx) => {
-    const group = groupParam(ctx);
+    const group = memberGroupParam(ctx);
     ctx.body = await deps.offsetAdmin.reset(group, parseOrThrow(resetOffsetsRequest, ctx.state.body));
   });
   router.delete(R.group, async (ctx) => {

@@ -23,6 +23,9 @@ import {
 import type { Cluster } from '../cluster/cluster.js';
 import type { Store, SubscriptionRow } from '../store/store.js';
 
+/** The start of every push subscription's group id: `subscription.NAME.ID`, fresh per creation. */
+export const SUBSCRIPTION_GROUP_PREFIX = 'subscription.';
+
 const VERSION_META = 'subscriptions_version';
 
 /** The delivery settings kept as JSON in the row's `config`. */
@@ -96,7 +99,7 @@ export class SubscriptionManager {
       secret: `whsec_${randomBytes(32).toString('base64url')}`,
       state: 'active',
       // A fresh group per subscription: one created again under an old name starts over.
-      group_id: `subscription.${request.name}.${randomBytes(4).toString('hex')}`,
+      group_id: `${SUBSCRIPTION_GROUP_PREFIX}${request.name}.${randomBytes(4).toString('hex')}`,
       start_offsets: JSON.stringify(startOffsets),
       created_ms: (this.options.nowMs ?? Date.now)(),
       created_by: createdBy,
