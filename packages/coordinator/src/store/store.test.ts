@@ -130,6 +130,17 @@ describe('Store', () => {
     store.close();
   });
 
+  it('keeps its database readable by its own user only', () => {
+    const dir = path.join(tempDir(), 'data');
+    const store = new Store(dir);
+    store.setMeta('k', 'v');
+    for (const name of ['coordinator.db', 'coordinator.db-wal', 'coordinator.db-shm']) {
+      expect({ name, others: fs.statSync(path.join(dir, name)).mode & 0o077 }).toEqual({ name, others: 0 });
+    }
+    expect(fs.statSync(dir).mode & 0o077).toBe(0);
+    store.close();
+  });
+
   it('deletes a group with its member rows', () => {
     const dir = tempDir();
     const store = new Store(dir);

@@ -160,8 +160,12 @@ export class Store {
   private readonly statements;
 
   constructor(dataDir: string) {
-    fs.mkdirSync(dataDir, { recursive: true });
-    this.db = new Database(path.join(dataDir, 'coordinator.db'));
+    // The database holds the token signing key and the principals' secret hashes: only the
+    // coordinator's user may read it (SQLite gives its -wal and -shm files the database's mode).
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const file = path.join(dataDir, 'coordinator.db');
+    this.db = new Database(file);
+    for (const name of [file, `${file}-wal`, `${file}-shm`]) if (fs.existsSync(name)) fs.chmodSync(name, 0o600);
     this.db.pragma('journal_mode = WAL');
     // The control plane writes little and must not forget a failover: sync every commit.
     this.db.pragma('synchronous = FULL');
