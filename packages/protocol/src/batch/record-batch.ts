@@ -334,9 +334,9 @@ function checkedHeader(buf: Buffer, at: number): RecordBatchHeader {
 
 /**
  * Walks the records of a checked batch, proving each one fits its length exactly and the
- * records end where the batch does. With `out`, decodes them into it.
+ * records end where the batch does. With `out`, decodes them into it. Returns the largest
+ * record timestamp.
  */
-/** Reads (and checks) the batch's records, into `out` when given; returns the largest record timestamp. */
 function readRecords(buf: Buffer, at: number, header: RecordBatchHeader, out: DecodedRecord[] | null, maxValueBytes: number): number {
   const end = at + batchSize(header);
   const reader = new VarintReader(buf, at + BATCH_HEADER_BYTES, end);
