@@ -245,6 +245,11 @@ export class Partition {
     );
   }
 
+  /** PARTITION_NOT_FOUND: this replica was closed (dropped, or the broker is stopping). */
+  private notHeld(): TesseraError {
+    return new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is not held here any more`);
+  }
+
   /** Calls `listener` once, on the next HW advance or role/epoch change or close. Returns an unsubscribe. */
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
@@ -597,7 +602,7 @@ export class Partition {
   }
 
   private checkStillPrimary(epoch: number): void {
-    if (this.closed) throw new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is not held here any more`);
+    if (this.closed) throw this.notHeld();
     if (this.role !== 'primary' || this.epoch !== epoch) throw this.notPrimary();
   }
 
@@ -998,7 +1003,7 @@ export class Partition {
   followerTurn<T>(apply: () => Promise<T>): Promise<T> {
     return this.followerLock.run(() => {
       // Closed while this push waited for its turn (close() waits for the turns under way, then the log may be deleted).
-      if (this.closed) throw new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is not held here any more`);
+      if (this.closed) throw this.notHeld();
       return apply();
     });
   }
@@ -1029,7 +1034,7 @@ export class Partition {
       // Reads the committed log (waiting for queued writes): pushes of this partition are serialized (followerTurn).
       const straddling = to > log.logStartOffset ? await log.batchAt(to - 1) : undefined;
       // Meanwhile this replica may have been closed, or promoted by a newer map: the push's primary is not its primary then.
-      if (this.closed) throw new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is not held here any more`);
+      if (this.closed) throw this.notHeld();
       if (this.role !== 'secondary' || this.epoch !== epoch) {
         throw new TesseraError('STALE_EPOCH', `${this.topic}/${this.partition} is at epoch ${this.epoch}`, { epoch: this.epoch });
       }
