@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { encodeRecordBatch, TOPIC_NAME_PATTERN, type BatchRecordInput } from '@tessera/protocol';
+import { encodeRecordBatch, topicName, type BatchRecordInput } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
 import { type BrokerStore, type EpochEntry, type GroupOffset, type StoredBatch } from './broker-store.js';
 import { storedBatch } from './batch-index.js';
@@ -43,7 +43,7 @@ export function listLegacyFiles(dataDir: string): Array<{ topic: string; partiti
   const found: Array<{ topic: string; partition: number; file: string }> = [];
   if (!fs.existsSync(dataDir)) return found;
   for (const topicEntry of fs.readdirSync(dataDir, { withFileTypes: true })) {
-    if (!topicEntry.isDirectory() || topicEntry.name === MIGRATED_DIR || !isTopicName(topicEntry.name)) continue;
+    if (!topicEntry.isDirectory() || topicEntry.name === MIGRATED_DIR || !topicName.safeParse(topicEntry.name).success) continue;
     let names: string[];
     try {
       names = fs.readdirSync(path.join(dataDir, topicEntry.name));
@@ -58,10 +58,6 @@ export function listLegacyFiles(dataDir: string): Array<{ topic: string; partiti
     }
   }
   return found.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
-}
-
-function isTopicName(name: string): boolean {
-  return TOPIC_NAME_PATTERN.test(name) && name !== '.' && name !== '..';
 }
 
 export class MigrationError extends Error {
