@@ -25,6 +25,8 @@ export interface BrokerState {
 }
 
 export interface PartitionState extends PartitionAssignment {
+  /** Counts every stored change of the assignment (persisted); see `PartitionAssignment.version`. */
+  version: number;
   /**
    * The ISR the partition had when it went offline: only these brokers hold every
    * acknowledged record, so only one of them may become primary again. Empty while online.
@@ -59,6 +61,8 @@ export interface TopicState {
   config: TopicConfig & Required<Pick<TopicConfig, 'minInsyncReplicas'>>;
   partitions: PartitionState[];
   createdMs: number;
+  /** The epoch its partitions started at: above every epoch a deleted topic of this name had. */
+  firstEpoch: number;
 }
 
 export interface MemberState {

@@ -24,6 +24,11 @@ export const ERRORS = {
   SUBSCRIPTION_EXISTS: { status: 409, retriable: false },
   /** The request carries an epoch older than the one the receiver knows. */
   STALE_EPOCH: { status: 409, retriable: true },
+  /**
+   * A primary's ISR change or move completion was decided on an older assignment of the
+   * partition than the coordinator's (its `version` moved on): fetch the map and decide again.
+   */
+  STALE_ASSIGNMENT: { status: 409, retriable: true },
   /** A commit carries a group generation older than the current one. */
   GENERATION_MISMATCH: { status: 409, retriable: true },
   /** Replication: the batch does not start at the receiver's log end offset. */
@@ -74,6 +79,8 @@ export interface ErrorBody {
     primary?: { id: number; url: string } | null;
     /** STALE_EPOCH: the epoch the answering side knows. */
     epoch?: number;
+    /** STALE_ASSIGNMENT: the partition's assignment version the coordinator knows. */
+    version?: number;
     /** GENERATION_MISMATCH: the group generation the answering side knows. */
     generation?: number;
     /** OFFSET_MISMATCH / OFFSET_OUT_OF_RANGE: details of the log. */

@@ -157,7 +157,8 @@ export type BrokerHeartbeatRequest = z.infer<typeof brokerHeartbeatRequest>;
  * A primary asks the coordinator to change a partition's ISR: shrink to itself when the
  * secondary cannot be reached, expand when the secondary has caught up. Refused with
  * STALE_EPOCH when `epoch` is not the partition's current epoch, NOT_PRIMARY when the
- * sender is not its primary.
+ * sender is not its primary, and an expansion with STALE_ASSIGNMENT when `version` is not
+ * the assignment's current version (unless the ISR asked for is already the ISR).
  */
 export const isrChangeRequest = z
   .object({
@@ -166,6 +167,8 @@ export const isrChangeRequest = z
     partition: partitionNumber,
     epoch,
     isr: z.array(brokerId).min(1).max(2),
+    /** The assignment version the primary decided on (absent from a broker of an earlier release). */
+    version: offset.optional(),
   })
   .strict();
 export type IsrChangeRequest = z.infer<typeof isrChangeRequest>;
@@ -175,7 +178,8 @@ export type IsrChangeRequest = z.infer<typeof isrChangeRequest>;
  * the assignment's `adding`) has caught up to the primary's log end: the coordinator makes it
  * the secondary with ISR [primary, target] in one step and drops the old secondary. Refused
  * with STALE_EPOCH / NOT_PRIMARY like an ISR change, INVALID_REQUEST when `target` is not
- * being added any more. Idempotent: asking again after the swap answers the same assignment.
+ * being added any more, STALE_ASSIGNMENT when `version` is not the assignment's current one.
+ * Idempotent: asking again after the swap answers the same assignment.
  */
 export const reassignCompleteRequest = z
   .object({
@@ -184,6 +188,8 @@ export const reassignCompleteRequest = z
     partition: partitionNumber,
     epoch,
     target: brokerId,
+    /** The assignment version the primary decided on (absent from a broker of an earlier release). */
+    version: offset.optional(),
   })
   .strict();
 export type ReassignCompleteRequest = z.infer<typeof reassignCompleteRequest>;

@@ -41,6 +41,13 @@ export interface PartitionAssignment {
    * it replaces the secondary (`POST /partitions/reassign-complete`). Absent or null: none.
    */
   adding?: number | null;
+  /**
+   * Counts every change of this assignment (role, epoch, ISR, secondary, replica being added).
+   * A primary names the version it decided on when it asks for an ISR change or a move
+   * completion, so a request delayed past a later change cannot undo it. Absent from a
+   * coordinator of an earlier release.
+   */
+  version?: number;
 }
 
 export type PartitionStatus = 'online' | 'under-replicated' | 'offline';
@@ -50,6 +57,12 @@ export interface TopicMetadata {
   replicationFactor: number;
   /** The settings in force: the topic's own, or the cluster defaults for those it does not set. */
   config: Required<TopicConfig>;
+  /**
+   * The epoch the topic's partitions started at: above every epoch a deleted topic of the same
+   * name ever had, so a broker can tell a replica it kept of that topic (written at lower
+   * epochs) from one of this topic, and drop it. Absent (0) from an earlier coordinator.
+   */
+  firstEpoch?: number;
   /** Indexed by partition number. */
   partitions: PartitionAssignment[];
 }

@@ -240,7 +240,7 @@ export class Cluster {
     this.commit(() => {
       for (const c of changes) {
         const p = this.topics.get(c.topic)!.partitions[c.before.partition];
-        this.options.store.savePartition(c.topic, p);
+        this.savePartition(c.topic, p);
         this.event(EVENT_OF_KIND[c.kind], {
           topic: c.topic,
           partition: p.partition,
@@ -296,19 +296,45 @@ export class Cluster {
       name: topic.name,
       replicationFactor: topic.replicationFactor,
       config: this.topicConfig(topic),
+      firstEpoch: topic.firstEpoch,
       partitions: topic.partitions.map(toAssignment),
     };
   }
 
   removeTopic(name: string): void {
-    if (!this.topics.has(name)) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${name} does not exist`);
+    const topic = this.topics.get(name);
+    if (!topic) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${name} does not exist`);
     this.commit(() => {
       // Its moves go with it (ON DELETE CASCADE in the store).
-      this.options.store.deleteTopic(name);
+      this.options.store.deleteTopic(topic);
       this.event('topic_deleted', { topic: name });
     });
     this.topics.delete(name);
     for (const [key, move] of this.moves) if (move.topic === name) this.moves.delete(key);
+  }
+
+  /** The epoch a topic created now starts at: above every epoch of a deleted topic (see `Store.topicEpochFloor`). */
+  topicEpochFloor(): number {
+    return this.options.store.topicEpochFloor();
+  }
+
+  /** Stores a change of the partition's assignment, counting it in its version. Inside `commit`. */
+  private savePartition(topic: string, p: PartitionState): void {
+    p.version += 1;
+    this.options.store.savePartition(topic, p);
+  }
+
+  /**
+   * Refuses a primary's request decided on an assignment the coordinator has changed since
+   * (`version` absent: a broker of an earlier release, which is not fenced this way).
+   */
+  private checkVersion(request: { topic: string; partition: number; version?: number }, p: PartitionState): void {
+    if (request.version === undefined || request.version === p.version) return;
+    throw new TesseraError(
+      'STALE_ASSIGNMENT',
+      `partition ${request.topic}/${request.partition} is at assignment version ${p.version}, not ${request.version}`,
+      { version: p.version },
+    );
   }
 
   /**
@@ -348,10 +374,14 @@ export class Cluster {
     }
     const isr = isrSelf ? [p.primary] : [p.primary, p.secondary!];
     if (isr.join(',') !== p.isr.join(',')) {
+      // An expansion decided before a later change (a shrink, a swap) would undo it: the
+      // secondary could be counted in sync while lacking records acknowledged since. A shrink
+      // only ever removes a replica from the count, so it needs no such fence.
+      if (isrBoth) this.checkVersion(request, p);
       const previousIsr = p.isr;
       p.isr = isr;
       this.commit(() => {
-        this.options.store.savePartition(request.topic, p);
+        this.savePartition(request.topic, p);
         this.event('isr_change', { topic: request.topic, partition: p.partition, epoch: p.epoch, isr, previousIsr });
       });
       this.options.counters.isrChanges.inc(isr.length < previousIsr.length ? 'shrink' : 'expand');
@@ -371,6 +401,9 @@ export class Cluster {
     const p = this.fencedPartition(request);
     const adding = p.adding ?? null;
     if (adding === null && p.secondary === request.target && p.isr.includes(request.target)) return toAssignment(p);
+    // A completion decided before the move was cancelled and started again must not swap in a
+    // target that has not caught up in the new move.
+    this.checkVersion(request, p);
     if (adding !== request.target) {
       throw new TesseraError(
         'INVALID_REQUEST',
@@ -387,7 +420,7 @@ export class Cluster {
     p.isr = [p.primary, request.target];
     p.adding = null;
     this.commit(() => {
-      this.options.store.savePartition(request.topic, p);
+      this.savePartition(request.topic, p);
       this.event('replica_reassigned', {
         topic: request.topic,
         partition: p.partition,
@@ -472,7 +505,7 @@ export class Cluster {
           const type = step.kind === 'done' ? 'rebalance_move_completed' : 'rebalance_move_cancelled';
           steps.push(() => {
             this.options.store.deleteMove(move.topic, move.partition);
-            this.options.store.savePartition(move.topic, p);
+            this.savePartition(move.topic, p);
             this.event(type, { ...details, primary: p.primary, secondary: p.secondary, epoch: p.epoch, ...(step.kind === 'cancel' ? { why: step.why } : {}) });
           });
           this.options.onMoveStep?.(type);
@@ -482,7 +515,7 @@ export class Cluster {
           p.adding = step.broker;
           changed = true;
           steps.push(() => {
-            this.options.store.savePartition(move.topic, p);
+            this.savePartition(move.topic, p);
             this.event('replica_adding', { ...details, broker: step.broker, primary: p.primary, secondary: p.secondary, epoch: p.epoch });
           });
           this.options.onMoveStep?.('replica_adding');
@@ -500,7 +533,7 @@ export class Cluster {
           p.adding = null;
           changed = true;
           steps.push(() => {
-            this.options.store.savePartition(move.topic, p);
+            this.savePartition(move.topic, p);
             this.event('leadership_transferred', { ...details, primary, secondary: previousPrimary, epoch: p.epoch, previousPrimary });
           });
           this.options.onMoveStep?.('leadership_transferred');
@@ -512,7 +545,7 @@ export class Cluster {
           p.isr = [p.primary!];
           changed = true;
           steps.push(() => {
-            this.options.store.savePartition(move.topic, p);
+            this.savePartition(move.topic, p);
             this.event('replica_dropped', { ...details, broker: previousSecondary, primary: p.primary, epoch: p.epoch });
           });
           this.options.onMoveStep?.('replica_dropped');
@@ -849,7 +882,14 @@ function adjustLoad(load: Map<number, BrokerLoad>, p: PartitionState, delta: 1 |
 }
 
 export function toAssignment(p: PartitionState): PartitionAssignment {
-  const assignment: PartitionAssignment = { partition: p.partition, primary: p.primary, secondary: p.secondary, epoch: p.epoch, isr: [...p.isr] };
+  const assignment: PartitionAssignment = {
+    partition: p.partition,
+    primary: p.primary,
+    secondary: p.secondary,
+    epoch: p.epoch,
+    isr: [...p.isr],
+    version: p.version,
+  };
   // Additive: present only while a replica is being added, so maps without moves read as before.
   if (p.adding != null) assignment.adding = p.adding;
   return assignment;

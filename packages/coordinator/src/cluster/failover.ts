@@ -35,13 +35,14 @@ export function reassign(
           epoch: p.epoch + 1,
           isr: [primary],
           lastIsr: [],
+          version: p.version,
         },
       };
     }
     // No live in-sync replica: serving from an out-of-sync one would lose acknowledged records.
     return {
       kind: 'offline',
-      next: { partition: p.partition, primary: null, secondary: p.secondary, epoch: p.epoch + 1, isr: [], lastIsr: [...p.isr] },
+      next: { partition: p.partition, primary: null, secondary: p.secondary, epoch: p.epoch + 1, isr: [], lastIsr: [...p.isr], version: p.version },
     };
   }
 
@@ -56,7 +57,7 @@ export function reassign(
     }
     return {
       kind: 'recovered',
-      next: { partition: p.partition, primary, secondary, epoch: p.epoch + 1, isr: [primary], lastIsr: [] },
+      next: { partition: p.partition, primary, secondary, epoch: p.epoch + 1, isr: [primary], lastIsr: [], version: p.version },
     };
   }
 

@@ -344,19 +344,29 @@ describe('ISR changes', () => {
     const version = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.version;
     const shrunk = await ask({});
     expect(shrunk.status).toBe(200);
-    expect(shrunk.body).toEqual({ partition: 0, primary, secondary, epoch: 0, isr: [primary] });
+    expect(shrunk.body).toEqual({ partition: 0, primary, secondary, epoch: 0, isr: [primary], version: 1 });
     const meta = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body;
     expect(meta.version).toBe(version + 1);
     expect(meta.topics[0].partitions[0].isr).toEqual([primary]);
     expect((await call(c.url, 'GET', '/topics/t')).body.partitions[0].status).toBe('under-replicated');
     expect((await call(c.url, 'GET', '/cluster/status')).body).toMatchObject({ underReplicated: 1, offline: 0 });
 
-    const expanded = await ask({ isr: [secondary, primary] });
-    expect(expanded.body).toEqual({ partition: 0, primary, secondary, epoch: 0, isr: [primary, secondary] });
-    const events = (await call(c.url, 'GET', '/cluster/events?limit=2')).body.events;
+    // An expansion decided before the shrink (a delayed or replayed request) must not undo it.
+    const delayed = await ask({ isr: [primary, secondary], version: 0 });
+    expect(delayed.status).toBe(409);
+    expect(delayed.body).toMatchObject({ error: { code: 'STALE_ASSIGNMENT', version: 1, retriable: true } });
+    const expanded = await ask({ isr: [secondary, primary], version: 1 });
+    expect(expanded.body).toEqual({ partition: 0, primary, secondary, epoch: 0, isr: [primary, secondary], version: 2 });
+    // Asked again with the version it decided on (its answer was lost): the same assignment.
+    expect((await ask({ isr: [primary, secondary], version: 1 })).body).toEqual(expanded.body);
+    // After a later shrink, that same request is refused; a shrink needs no version (it only removes).
+    expect((await ask({ version: 0 })).body).toMatchObject({ isr: [primary], version: 3 });
+    expect(errorCode(await ask({ isr: [primary, secondary], version: 1 }))).toBe('STALE_ASSIGNMENT');
+    const events = (await call(c.url, 'GET', '/cluster/events?limit=3')).body.events;
     expect(events.map((e: { type: string; isr: number[] }) => [e.type, e.isr])).toEqual([
       ['isr_change', [primary]],
       ['isr_change', [primary, secondary]],
+      ['isr_change', [primary]],
     ]);
   });
 });
@@ -422,6 +432,16 @@ describe('failover', () => {
     });
     expect(recovered).toMatchObject({ primary: 1, epoch: 2, isr: [1] });
     expect(recovered.secondary).not.toBe(1);
+
+    // Made again under its name, the topic starts above every epoch the deleted one had, so a
+    // broker that missed the deletion can tell its old replicas from the new topic's.
+    expect((await call(c.url, 'DELETE', '/topics/t')).status).toBe(204);
+    const again = (await call<TopicDescription>(c.url, 'POST', '/topics', { name: 't', partitions: 6 })).body;
+    for (const p of again.partitions) expect(p.epoch).toBe(3);
+    expect((await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.topics[0]).toMatchObject({ name: 't', firstEpoch: 3 });
+    // Other names start there too: the floor is one number, above every deleted topic's epochs.
+    const other = (await call<TopicDescription>(c.url, 'POST', '/topics', { name: 'u', partitions: 1 })).body;
+    expect(other.partitions[0].epoch).toBe(3);
     live.stop();
   });
 
@@ -632,11 +652,13 @@ describe('moves', () => {
     expect(errorCode(await ask({ brokerId: 3 }))).toBe('NOT_PRIMARY');
     expect(errorCode(await ask({ target: adding.secondary }))).toBe('INVALID_REQUEST');
     expect(errorCode(await ask({ extra: 1 }))).toBe('INVALID_REQUEST');
-    const swapped = await ask({});
+    // Decided on an assignment from before the replica was being added: refused.
+    expect(errorCode(await ask({ version: adding.version! - 1 }))).toBe('STALE_ASSIGNMENT');
+    const swapped = await ask({ version: adding.version });
     expect(swapped.status).toBe(200);
-    expect(swapped.body).toEqual({ partition: adding.partition, primary, secondary: 3, epoch: adding.epoch, isr: [primary, 3] });
+    expect(swapped.body).toEqual({ partition: adding.partition, primary, secondary: 3, epoch: adding.epoch, isr: [primary, 3], version: adding.version! + 1 });
     // Asked again (its answer was lost): the same assignment.
-    expect((await ask({})).body).toEqual(swapped.body);
+    expect((await ask({ version: adding.version })).body).toEqual(swapped.body);
     await waitFor('the rebalance to complete', async () => {
       const types = (await call(c.url, 'GET', '/cluster/events?limit=50')).body.events.map((e: { type: string }) => e.type);
       return types.includes('rebalance_move_completed') && types.at(-1) === 'rebalance_completed';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { MoveState, PartitionState } from '../model.js';
 import { nextStep } from './steps.js';
 
-const p = (over: Partial<PartitionState> = {}): PartitionState => ({ partition: 0, primary: 1, secondary: 2, epoch: 5, isr: [1, 2], lastIsr: [], ...over });
+const p = (over: Partial<PartitionState> = {}): PartitionState => ({ partition: 0, primary: 1, secondary: 2, epoch: 5, isr: [1, 2], lastIsr: [], version: 0, ...over });
 const move = (targetPrimary: number, targetSecondary: number | null): MoveState => ({
   topic: 't',
   partition: 0,

@@ -25,9 +25,10 @@ const topic: TopicState = {
   replicationFactor: 2,
   config: { minInsyncReplicas: 2 },
   createdMs: 1_700_000_000_000,
+  firstEpoch: 0,
   partitions: [
-    { partition: 0, primary: 1, secondary: 2, epoch: 0, isr: [1, 2], lastIsr: [] },
-    { partition: 1, primary: null, secondary: 1, epoch: 4, isr: [], lastIsr: [2] },
+    { partition: 0, primary: 1, secondary: 2, epoch: 0, isr: [1, 2], lastIsr: [], version: 0 },
+    { partition: 1, primary: null, secondary: 1, epoch: 4, isr: [], lastIsr: [2], version: 3 },
   ],
 };
 
@@ -87,7 +88,7 @@ describe('Store', () => {
     const store = new Store(dir);
     store.insertTopic(topic);
     store.saveMove({ topic: 'orders', partition: 0, targetPrimary: 1, targetSecondary: 2, reason: 'replace', startedMs: 1 });
-    store.deleteTopic('orders');
+    store.deleteTopic(topic);
     expect(store.loadAll().moves).toEqual([]);
     for (let i = 0; i < 5; i++) store.appendEvent(i, 'e', { i });
     expect(store.loadAll().topics).toEqual([]);
@@ -95,12 +96,31 @@ describe('Store', () => {
     store.close();
   });
 
+  it('raises the epoch a new topic starts at above every epoch of a deleted topic, and keeps it after reopening', () => {
+    const dir = tempDir();
+    const store = new Store(dir);
+    expect(store.topicEpochFloor()).toBe(0);
+    store.insertTopic(topic);
+    store.deleteTopic(topic);
+    expect(store.topicEpochFloor()).toBe(5);
+    // The topic made again starts at the floor; deleting it raises the floor above its epochs.
+    const again = { ...topic, firstEpoch: 5, partitions: topic.partitions.map((p) => ({ ...p, epoch: 5 })) };
+    store.insertTopic(again);
+    expect(store.loadAll().topics[0]).toMatchObject({ firstEpoch: 5, partitions: [{ epoch: 5 }, { epoch: 5 }] });
+    store.deleteTopic(again);
+    expect(store.topicEpochFloor()).toBe(6);
+    store.close();
+    const reopened = new Store(dir);
+    expect(reopened.topicEpochFloor()).toBe(6);
+    reopened.close();
+  });
+
   it('counts the pages deleted rows leave as free bytes, and nothing once closed', () => {
     const store = new Store(tempDir());
-    const partitions = Array.from({ length: 2_000 }, (_, partition) => ({ partition, primary: 1, secondary: 2, epoch: 0, isr: [1, 2], lastIsr: [] }));
+    const partitions = Array.from({ length: 2_000 }, (_, partition) => ({ partition, primary: 1, secondary: 2, epoch: 0, isr: [1, 2], lastIsr: [], version: 0 }));
     store.insertTopic({ ...topic, partitions });
     const before = store.freePageBytes();
-    store.deleteTopic('orders');
+    store.deleteTopic({ ...topic, partitions });
     expect(store.freePageBytes()).toBeGreaterThan(before);
     store.close();
     expect(store.freePageBytes()).toBe(0);

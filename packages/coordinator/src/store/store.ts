@@ -12,6 +12,8 @@ import type { ClusterEvent, GroupState, MemberState, MoveReason, MoveState, Part
 
 /** The `meta` key of the next producer id to hand out. */
 const NEXT_PRODUCER_ID = 'next_producer_id';
+/** The `meta` key of the lowest epoch a new topic may start at: above every epoch of a deleted topic. */
+const TOPIC_EPOCH_FLOOR = 'topic_epoch_floor';
 
 /** Migration N (index N-1) brings the schema from version N-1 to N. Never edit one that shipped; append. */
 const MIGRATIONS: readonly string[] = [
@@ -107,6 +109,12 @@ const MIGRATIONS: readonly string[] = [
     created_by TEXT NOT NULL
   );
   `,
+  // 6: a topic made again under a deleted one's name starts above that one's epochs, and every
+  // change of a partition's assignment is counted (ISR changes are fenced by that count).
+  `
+  ALTER TABLE topics ADD COLUMN first_epoch INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE partitions ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** The event log keeps this many newest rows. */
@@ -153,6 +161,7 @@ interface PartitionRow {
   isr: string;
   last_isr: string;
   adding: number | null;
+  version: number;
 }
 
 export class Store {
@@ -182,17 +191,17 @@ export class Store {
         `INSERT INTO brokers (id, url, internal_url, alive, draining) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET
            url = excluded.url, internal_url = excluded.internal_url, alive = excluded.alive, draining = excluded.draining`,
       ),
-      allTopics: db.prepare<[], { name: string; replication_factor: number; config: string; created_ms: number }>(
-        'SELECT name, replication_factor, config, created_ms FROM topics ORDER BY name',
+      allTopics: db.prepare<[], { name: string; replication_factor: number; config: string; created_ms: number; first_epoch: number }>(
+        'SELECT name, replication_factor, config, created_ms, first_epoch FROM topics ORDER BY name',
       ),
       allPartitions: db.prepare<[], PartitionRow>('SELECT * FROM partitions ORDER BY topic, partition'),
-      insertTopic: db.prepare('INSERT INTO topics (name, replication_factor, config, created_ms) VALUES (?, ?, ?, ?)'),
+      insertTopic: db.prepare('INSERT INTO topics (name, replication_factor, config, created_ms, first_epoch) VALUES (?, ?, ?, ?, ?)'),
       updateTopicConfig: db.prepare('UPDATE topics SET config = ? WHERE name = ?'),
       deleteTopic: db.prepare('DELETE FROM topics WHERE name = ?'),
       upsertPartition: db.prepare(
-        `INSERT INTO partitions (topic, partition, primary_id, secondary_id, epoch, isr, last_isr, adding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO partitions (topic, partition, primary_id, secondary_id, epoch, isr, last_isr, adding, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(topic, partition) DO UPDATE SET primary_id = excluded.primary_id, secondary_id = excluded.secondary_id,
-           epoch = excluded.epoch, isr = excluded.isr, last_isr = excluded.last_isr, adding = excluded.adding`,
+           epoch = excluded.epoch, isr = excluded.isr, last_isr = excluded.last_isr, adding = excluded.adding, version = excluded.version`,
       ),
       allMoves: db.prepare<
         [],
@@ -320,6 +329,7 @@ export class Store {
         isr: JSON.parse(row.isr) as number[],
         lastIsr: JSON.parse(row.last_isr) as number[],
         ...(row.adding === null ? {} : { adding: row.adding }),
+        version: row.version,
       });
       partitionsByTopic.set(row.topic, list);
     }
@@ -333,6 +343,7 @@ export class Store {
         replicationFactor: row.replication_factor,
         config: JSON.parse(row.config) as TopicState['config'],
         createdMs: row.created_ms,
+        firstEpoch: row.first_epoch,
         partitions,
       };
     });
@@ -390,7 +401,7 @@ export class Store {
   }
 
   insertTopic(topic: TopicState): void {
-    this.statements.insertTopic.run(topic.name, topic.replicationFactor, JSON.stringify(topic.config), topic.createdMs);
+    this.statements.insertTopic.run(topic.name, topic.replicationFactor, JSON.stringify(topic.config), topic.createdMs, topic.firstEpoch);
     for (const partition of topic.partitions) this.savePartition(topic.name, partition);
   }
 
@@ -398,9 +409,25 @@ export class Store {
     this.statements.updateTopicConfig.run(JSON.stringify(config), name);
   }
 
-  /** Deletes the topic and, by cascade, its partitions. */
-  deleteTopic(name: string): void {
-    this.statements.deleteTopic.run(name);
+  /**
+   * Deletes the topic and, by cascade, its partitions, and raises the epoch floor above its
+   * epochs: a topic made later under the same name starts there (see `topicEpochFloor`).
+   */
+  deleteTopic(topic: TopicState): void {
+    const above = Math.max(topic.firstEpoch, ...topic.partitions.map((p) => p.epoch)) + 1;
+    if (above > this.topicEpochFloor()) this.statements.setMeta.run(TOPIC_EPOCH_FLOOR, String(above));
+    this.statements.deleteTopic.run(topic.name);
+  }
+
+  /**
+   * The epoch a new topic's partitions start at: above every epoch any deleted topic had. A
+   * broker that missed a deletion can so tell its old replica (written at lower epochs) from
+   * one of the new topic of the same name.
+   */
+  topicEpochFloor(): number {
+    const floor = Number(this.statements.getMeta.get(TOPIC_EPOCH_FLOOR)?.value ?? 0);
+    if (!Number.isSafeInteger(floor) || floor < 0) throw new Error(`coordinator.db: meta ${TOPIC_EPOCH_FLOOR} is ${floor}, not an epoch`);
+    return floor;
   }
 
   savePartition(topic: string, p: PartitionState): void {
@@ -413,6 +440,7 @@ export class Store {
       JSON.stringify(p.isr),
       JSON.stringify(p.lastIsr),
       p.adding ?? null,
+      p.version,
     );
   }
 

@@ -10,7 +10,8 @@ function asTopic(name: string, placed: Array<{ primary: number; secondary: numbe
     replicationFactor: placed[0]?.secondary === null ? 1 : 2,
     config: { minInsyncReplicas: 1 },
     createdMs: 0,
-    partitions: placed.map((p, partition) => ({ partition, ...p, epoch: 0, isr: [p.primary], lastIsr: [] })),
+    firstEpoch: 0,
+    partitions: placed.map((p, partition) => ({ partition, ...p, epoch: 0, isr: [p.primary], lastIsr: [], version: 0 })),
   };
 }
 

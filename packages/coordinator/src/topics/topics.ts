@@ -36,17 +36,22 @@ export function createTopic(cluster: Cluster, request: CreateTopic): TopicDescri
     ...(retentionMs === undefined ? {} : { retentionMs }),
     ...(retentionBytes === undefined ? {} : { retentionBytes }),
   };
+  // Above every epoch of a deleted topic of this name: a broker that missed that deletion
+  // drops what it kept of it instead of serving its records as this topic's.
+  const firstEpoch = cluster.topicEpochFloor();
   cluster.addTopic({
     name: request.name,
     replicationFactor,
     config,
     createdMs: Date.now(),
+    firstEpoch,
     // A new empty partition is in sync on both replicas.
     partitions: placed.map((p, partition) => ({
       partition,
       primary: p.primary,
       secondary: p.secondary,
-      epoch: 0,
+      epoch: firstEpoch,
+      version: 0,
       isr: p.secondary === null ? [p.primary] : [p.primary, p.secondary],
       lastIsr: [],
     })),

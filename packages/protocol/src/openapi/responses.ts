@@ -20,6 +20,7 @@ export const errorBody = z.object({
     retriable: z.boolean().describe('true when the same request may succeed later (retry with backoff)'),
     primary: brokerRef.nullable().optional().describe('NOT_PRIMARY: the primary the answering service knows'),
     epoch: int.optional().describe('STALE_EPOCH: the epoch the answering side knows'),
+    version: int.optional().describe("STALE_ASSIGNMENT: the partition's assignment version the coordinator knows"),
     generation: int.optional().describe('GENERATION_MISMATCH: the group generation the answering side knows'),
     leo: int.optional(),
     logStartOffset: int.optional(),
@@ -52,6 +53,7 @@ const partitionAssignment = z.object({
   epoch: int,
   isr: z.array(int).describe('in-sync replicas: [primary] or [primary, secondary]'),
   adding: int.nullable().optional().describe('a replica being added by a move, caught up in the background'),
+  version: int.optional().describe('counts every change of this assignment'),
 });
 
 const topicConfigOut = z.object({ minInsyncReplicas: z.number().int(), retentionMs: z.number().int(), retentionBytes: z.number().int() });
@@ -60,6 +62,7 @@ const topicMetadata = z.object({
   name: z.string(),
   replicationFactor: int,
   config: topicConfigOut,
+  firstEpoch: int.optional().describe("the epoch the topic's partitions started at, above every epoch of a deleted topic of the same name"),
   partitions: z.array(partitionAssignment),
 });
 
