@@ -880,6 +880,27 @@ describe('broker over HTTP with a stub coordinator', () => {
     }
   });
 
+  it('drops what it kept of a deleted topic when a topic of the same name is made again above its epochs, though it never heard of the deletion', async () => {
+    await coordinator.createTopic('remade', { primary: 1, secondary: null, epoch: 0, isr: [1] });
+    expect((await post(`${url(1)}/topics/remade/partitions/0/records`, { records: records(3, 'old') })).body).toMatchObject({ baseOffset: 0 });
+    const commit = await post(`${url(1)}/commit`, { group: 'readers', generation: 0, offsets: [{ topic: 'remade', partition: 0, offset: 2 }] });
+    expect(commit.status).toBe(200);
+    // Deleted and made again with the same placement; this broker hears only of the new one.
+    coordinator.topics.set('remade', {
+      name: 'remade',
+      replicationFactor: 1,
+      config: { minInsyncReplicas: 1 },
+      firstEpoch: 1,
+      partitions: [{ partition: 0, primary: 1, secondary: null, epoch: 1, isr: [1] }],
+    });
+    await coordinator.changed();
+    await vi.waitFor(() => expect(onDisk(dataDir(1), 'remade', 0)).toMatchObject({ values: [], groups: [] }));
+    const read = await post(`${url(1)}/fetch`, { partitions: [{ topic: 'remade', partition: 0, offset: 0 }] });
+    expect(read.body.partitions[0]).toMatchObject({ records: [], highWatermark: 0 });
+    expect((await post(`${url(1)}/topics/remade/partitions/0/records`, { records: records(1, 'new') })).body).toMatchObject({ baseOffset: 0, epoch: 1 });
+    expect(onDisk(dataDir(1), 'remade', 0)).toMatchObject({ values: ['new-0'], epochs: [{ epoch: 1, start_offset: 0 }] });
+  });
+
   it('drops the replicas of a deleted topic', async () => {
     coordinator.topics.delete('strict');
     coordinator.topics.delete('fenced');

@@ -1,6 +1,7 @@
 /**
  * Applies the cluster map to this broker's replicas: opens the ones it now holds, drops the
- * ones it no longer holds (and deleted topics), and hands each its role, epoch and ISR.
+ * ones it no longer holds (and deleted topics, also those deleted and made again while this
+ * broker did not hear of it), and hands each its role, epoch and ISR.
  */
 import type { MetadataResponse, PartitionAssignment, TopicMetadata } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
@@ -52,7 +53,17 @@ export async function reconcile(metadata: MetadataResponse, options: ReconcileOp
       sinceYield = 0;
       await nextTurn();
     }
-    const replica = replicas.open(topic.name, assignment.partition);
+    let replica = replicas.open(topic.name, assignment.partition);
+    if (replica.heldBefore(topic.firstEpoch ?? 0)) {
+      // This broker missed the deletion of a topic of the same name (it was down or cut off):
+      // its copy of that topic's partition goes, and the new one starts empty.
+      options.logger.warn(
+        { topic: topic.name, partition: assignment.partition, firstEpoch: topic.firstEpoch, leo: replica.store.leo },
+        'replica of a deleted topic of the same name dropped',
+      );
+      await replicas.drop(topic.name, assignment.partition);
+      replica = replicas.open(topic.name, assignment.partition);
+    }
     const minInsyncReplicas = topic.config.minInsyncReplicas ?? 1;
     replica.retentionMs = topic.config.retentionMs ?? -1;
     replica.retentionBytes = topic.config.retentionBytes ?? -1;

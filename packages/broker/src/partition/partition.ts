@@ -891,6 +891,16 @@ export class Partition {
    * is false when this replica took a newer ISR from a coordinator answer than the metadata
    * (fetched earlier) holds.
    */
+  /**
+   * True when this replica was written or assigned at an epoch below `firstEpoch`, the epoch its
+   * topic started at: it is what is left of a deleted topic of the same name (a topic made again
+   * starts above every epoch of a deleted one), and must not be served as this topic's.
+   */
+  heldBefore(firstEpoch: number): boolean {
+    const written = this.store.firstEpoch;
+    return (written !== undefined && written < firstEpoch) || (this.assigned && this.epoch < firstEpoch);
+  }
+
   applyAssignment(assignment: PartitionAssignment, minInsyncReplicas: number, applyIsr: boolean): void {
     if (this.closed) return;
     const self = this.options.cluster.brokerId;

@@ -430,6 +430,11 @@ export class PartitionLog {
     return this.epochHistory.length === 0 ? undefined : this.epochHistory[this.epochHistory.length - 1][0];
   }
 
+  /** The epoch of the oldest entry of the epoch history, undefined when it is empty. */
+  get firstEpoch(): number | undefined {
+    return this.epochHistory.length === 0 ? undefined : this.epochHistory[0][0];
+  }
+
   /** The epoch that wrote `offset` (undefined outside the log). */
   epochAt(offset: number): number | undefined {
     if (offset < this.logStartValue || offset >= this.leoValue) return undefined;
