@@ -40,10 +40,13 @@ class StubCoordinator {
   readonly brokers = new Map<number, string>();
   readonly topics = new Map<string, TopicMetadata>();
   readonly groups: Record<string, number> = {};
-  readonly isrRequests: Array<{ topic: string; partition: number; brokerId: number; epoch: number; isr: number[] }> = [];
+  readonly isrRequests: Array<{ topic: string; partition: number; brokerId: number; epoch: number; isr: number[]; version?: number }> = [];
   readonly reports = new Map<number, ReplicaReport[]>();
-  /** How /partitions/isr answers: as the real coordinator, as if down, or refusing a stale epoch. */
-  isrMode: 'accept' | 'unavailable' | 'stale' | 'apply-then-vanish' = 'accept';
+  /**
+   * How /partitions/isr answers: as the real coordinator, as if down, refusing a stale epoch, or
+   * (`moved-on`, once) refusing a request decided before a change the broker has not heard of.
+   */
+  isrMode: 'accept' | 'unavailable' | 'stale' | 'apply-then-vanish' | 'moved-on' = 'accept';
   /** While true the coordinator answers nothing but UNAVAILABLE (it is "down"). */
   down = false;
   readonly reassignRequests: Array<{ topic: string; partition: number; brokerId: number; epoch: number; target: number }> = [];
@@ -87,7 +90,15 @@ class StubCoordinator {
         throw new TesseraError('STALE_EPOCH', 'stale epoch', { epoch: assignment.epoch });
       }
       if (request.brokerId !== assignment.primary) throw new TesseraError('NOT_PRIMARY', 'not primary', { primary: null });
+      if (this.isrMode === 'moved-on' && assignment.version !== undefined) {
+        this.isrMode = 'accept';
+        assignment.version++;
+        this.version++;
+        throw new TesseraError('STALE_ASSIGNMENT', 'assignment changed (test)', { version: assignment.version });
+      }
       assignment.isr = [...request.isr];
+      // A map that counts its assignments' changes, as the coordinator's does.
+      if (assignment.version !== undefined) assignment.version++;
       this.version++;
       if (this.isrMode === 'apply-then-vanish') {
         // The change is applied, then the coordinator goes away before the broker hears the answer.
@@ -849,6 +860,48 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect((await pending).status).toBe(200);
     expect(coordinator.assignment('expand', 0).isr).toEqual([1]);
     await start(2, secondaryPort);
+  });
+
+  it('asks for an ISR expansion with the version it decided on until the coordinator answers, acknowledging nothing alone meanwhile', async () => {
+    // Going back to acknowledging alone after an unanswered expansion would let that request,
+    // applied later at the same version, count the secondary in sync while it lacks those records.
+    await coordinator.createTopic('versioned', { primary: 1, secondary: 2, epoch: 0, isr: [1, 2], version: 4 });
+    const secondaryPort = Number(new URL(url(2)).port);
+    await brokers.get(2)!.close();
+    brokers.delete(2);
+    expect((await post(`${url(1)}/topics/versioned/partitions/0/records`, { records: records(2, 'alone') })).status).toBe(200);
+    expect(coordinator.assignment('versioned', 0)).toMatchObject({ isr: [1], version: 5 });
+    const expansions = () => coordinator.isrRequests.filter((r) => r.topic === 'versioned' && r.isr.length === 2);
+
+    coordinator.isrMode = 'unavailable';
+    await start(2, secondaryPort);
+    await vi.waitFor(() => expect(expansions().length).toBeGreaterThanOrEqual(3), { timeout: 15_000, interval: 50 });
+    expect(expansions().map((r) => r.version)).toEqual(expansions().map(() => 5));
+    let settled = false;
+    const pending = post(`${url(1)}/topics/versioned/partitions/0/records`, { records: records(1, 'unsure') }).finally(() => {
+      settled = true;
+    });
+    await vi.waitFor(() => expect(expansions().length).toBeGreaterThanOrEqual(5), { timeout: 15_000, interval: 50 });
+    expect(settled).toBe(false);
+
+    coordinator.isrMode = 'accept';
+    expect((await pending).body).toMatchObject({ baseOffset: 2, count: 1 });
+    expect(coordinator.assignment('versioned', 0)).toMatchObject({ isr: [1, 2], version: 6 });
+    expect(onDisk(dataDir(2), 'versioned', 0).values).toEqual(['alone-0', 'alone-1', 'unsure-0']);
+
+    // Refused as decided on an older assignment: the primary fetches the map and asks again with its version.
+    await brokers.get(2)!.close();
+    brokers.delete(2);
+    expect((await post(`${url(1)}/topics/versioned/partitions/0/records`, { records: records(1, 'again') })).status).toBe(200);
+    expect(coordinator.assignment('versioned', 0)).toMatchObject({ isr: [1], version: 7 });
+    const before = expansions().length;
+    coordinator.isrMode = 'moved-on';
+    await start(2, secondaryPort);
+    await vi.waitFor(() => expect(coordinator.assignment('versioned', 0).isr).toEqual([1, 2]), { timeout: 15_000, interval: 50 });
+    expect(expansions().slice(before).map((r) => r.version)).toEqual([7, 8]);
+    expect(coordinator.assignment('versioned', 0).version).toBe(9);
+    coordinator.topics.delete('versioned');
+    await coordinator.changed();
   });
 
   it('migrates a data dir of the per-partition layout when started on it, and serves every record and committed offset', async () => {

@@ -189,11 +189,11 @@ describe('the ISR and the flush loop', () => {
     const alone: PartitionAssignment = { ...ASSIGNMENT, isr: [1] };
     secondary.applyAssignment(alone, 1, true);
     let seq = 0;
-    const expansions: Array<{ reject(error: unknown): void }> = [];
+    const expansions: Array<{ resolve(assignment: PartitionAssignment): void; reject(error: unknown): void }> = [];
     const refreshes: string[] = [];
     const coordinator: ClusterPort = {
       ...cluster(1),
-      changeIsr: () => new Promise((_resolve, reject) => expansions.push({ reject })),
+      changeIsr: () => new Promise((resolve, reject) => expansions.push({ resolve, reject })),
       nextIsrSeq: () => ++seq,
       requestMetadataRefresh: (reason) => refreshes.push(reason),
     };
@@ -208,10 +208,15 @@ describe('the ISR and the flush loop', () => {
     primary.applyAssignment(alone, 1, primary.isrSeq <= fetchSeq);
     expect(refreshes).toEqual([]);
     expansions[0]!.reject(new TesseraError('UNAVAILABLE', 'the answer was lost'));
+    // Asked again until answered: the first request may still be applied.
+    while (expansions.length === 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(refreshes).toEqual([]);
+    expansions[1]!.resolve({ ...ASSIGNMENT });
     // Acknowledged only once the secondary holds the record.
     expect(await acked).toBe(1);
-    // The map skipped meanwhile is fetched again, now that the answer (or its failure) is in.
+    // The map skipped meanwhile is fetched again, now that the answer is in.
     expect(refreshes).toEqual(['ISR expansion of t/0 answered']);
+    expect(primary.isr).toEqual([1, 2]);
   });
 
   it('waits between ISR shrinks that the coordinator does not answer', async () => {

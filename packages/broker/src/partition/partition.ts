@@ -109,8 +109,8 @@ export interface ReplicaOptions {
 
 /** Retries of a failing replicate call while the ISR still holds the secondary. */
 const REPLICATE_RETRY: RetryOptions = { retries: 0, initialMs: 25, multiplier: 2, maxMs: 250, jitter: 0.2 };
-/** Coordinator answers to a move completion that are a decision, not a lost request. */
-const REFUSALS = new Set(['STALE_EPOCH', 'NOT_PRIMARY', 'INVALID_REQUEST', 'NOT_FOUND', 'TOPIC_NOT_FOUND', 'PARTITION_NOT_FOUND']);
+/** Coordinator answers to an ISR expansion or a move completion that are a decision, not a lost request. */
+const REFUSALS = new Set(['STALE_EPOCH', 'STALE_ASSIGNMENT', 'NOT_PRIMARY', 'INVALID_REQUEST', 'NOT_FOUND', 'TOPIC_NOT_FOUND', 'PARTITION_NOT_FOUND']);
 /** Most produce requests, and most commits, waiting for a flush in one partition. */
 const MAX_QUEUED_PRODUCES = 10_000;
 const MAX_QUEUED_COMMITS = 10_000;
@@ -146,6 +146,12 @@ export class Partition {
    * out-of-ISR secondary, never counted for the HW, swapped in for the secondary once caught up.
    */
   addingId: number | null = null;
+  /**
+   * The coordinator's version of the assignment this replica acts on (from the map, or the
+   * answer to its own request): named in its ISR expansions and move completions, so one
+   * decided before a later change is refused. Undefined from a coordinator of an earlier release.
+   */
+  private assignmentVersion: number | undefined;
 
   private readonly options: ReplicaOptions;
   private readonly logger: Logger;
@@ -585,9 +591,11 @@ export class Partition {
         partition: this.partition,
         epoch,
         isr: [self],
+        ...this.versionField(),
       });
       this.checkStillPrimary(epoch);
       this.setIsr(assignment.isr, 'ISR shrunk: secondary unreachable');
+      this.noteVersion(assignment);
       this.isrSeq = this.options.cluster.nextIsrSeq();
       this.ensureCatchUp();
       return true;
@@ -751,21 +759,46 @@ export class Partition {
     this.logger.info({ epoch, isr: this.isr, secondary }, 'ISR expanding: secondary caught up');
     // While the request is out, no map says what the coordinator did with it: one fetched now
     // may be answered before the coordinator applies the request and would take the secondary
-    // out of the count. Only maps fetched after the answer (or its failure) apply their ISR.
+    // out of the count. Only maps fetched after the answer (or its refusal) apply their ISR.
     this.isrSeq = Number.POSITIVE_INFINITY;
+    const request = { brokerId: self, topic: this.topic, partition: this.partition, epoch, isr: [self, secondary], ...this.versionField() };
     let assignment: PartitionAssignment;
     try {
-      assignment = await this.options.cluster.changeIsr({ brokerId: self, topic: this.topic, partition: this.partition, epoch, isr: [self, secondary] });
+      // Asked until the coordinator answers either way (under the lock, so flushes wait): were
+      // this primary to go back to acknowledging alone after a request that went unanswered,
+      // that request could still be applied later at the same version, counting the secondary
+      // in sync while it lacks what was acknowledged meanwhile. Not stopped with the catch-up
+      // (any map stops it once the secondary is counted); only a new role or epoch ends it.
+      assignment = await retry(() => this.options.cluster.changeIsr(request), {
+        ...CATCH_UP_RETRY,
+        retries: Number.MAX_SAFE_INTEGER,
+        shouldRetry: (error) =>
+          !(isTesseraError(error) && REFUSALS.has(error.code)) && !this.closed && this.role === 'primary' && this.epoch === epoch,
+        onRetry: (error, attempt) => this.logger.warn({ secondary, attempt, err: errorSummary(error) }, 'ISR expansion not answered; asking again'),
+      });
     } finally {
       this.isrSeq = this.options.cluster.nextIsrSeq();
       // Maps applied meanwhile changed nothing of the ISR, secondary or replica being added here
-      // (the coordinator may have moved the secondary without a new epoch): a new one says what holds.
+      // (the coordinator may have moved the secondary without a new epoch): a new one says what
+      // holds, and the version a refused expansion asks again with.
       this.options.cluster.requestMetadataRefresh(`ISR expansion of ${this.topic}/${this.partition} answered`);
     }
     if (this.role === 'primary' && this.epoch === epoch) {
       this.setIsr(assignment.isr, 'ISR expanded: secondary caught up');
+      this.noteVersion(assignment);
       this.isrSeq = this.options.cluster.nextIsrSeq();
     }
+  }
+
+  /** The `version` field of a request to the coordinator about this partition (none from an earlier coordinator). */
+  private versionField(): { version?: number } {
+    return this.assignmentVersion === undefined ? {} : { version: this.assignmentVersion };
+  }
+
+  /** Takes the version of an assignment that applied here (a map's, or an answer's); versions only grow. */
+  private noteVersion(assignment: PartitionAssignment): void {
+    if (assignment.version === undefined) return;
+    this.assignmentVersion = Math.max(this.assignmentVersion ?? 0, assignment.version);
   }
 
   // ---- primary: the replica being added by a move --------------------------------------
@@ -803,7 +836,7 @@ export class Partition {
    * it learned says what holds). Throws the coordinator's refusal.
    */
   private async completeReassignment(epoch: number, target: number, signal: AbortSignal): Promise<PartitionAssignment | undefined> {
-    const request = { brokerId: this.options.cluster.brokerId, topic: this.topic, partition: this.partition, epoch, target };
+    const request = { brokerId: this.options.cluster.brokerId, topic: this.topic, partition: this.partition, epoch, target, ...this.versionField() };
     const refusal = (error: unknown) => isTesseraError(error) && REFUSALS.has(error.code);
     const wanted = () => !signal.aborted && !this.closed && this.role === 'primary' && this.epoch === epoch;
     try {
@@ -815,6 +848,8 @@ export class Partition {
         onRetry: (error, attempt) => this.logger.warn({ target, attempt, err: errorSummary(error) }, 'move completion not answered; asking again'),
       });
     } catch (error) {
+      // Decided on an older assignment: the catch-up asks again with the version of the next map.
+      if (isTesseraError(error, 'STALE_ASSIGNMENT')) this.options.cluster.requestMetadataRefresh(`move of ${this.topic}/${this.partition}: ${error.message}`);
       if (refusal(error) || wanted()) throw error;
       return undefined;
     }
@@ -835,6 +870,7 @@ export class Partition {
     this.secondaryId = target;
     this.sync = sync;
     this.setIsr(assignment.isr, 'replica being added caught up: it is the secondary now');
+    this.noteVersion(assignment);
     this.isrSeq = this.options.cluster.nextIsrSeq();
     this.logger.info({ secondary: target, previousSecondary: previous }, 'move: secondary replaced');
     this.advanceHw(Math.min(this.store.durableLeo, sync.secondaryLeo ?? this.hw));
@@ -928,6 +964,7 @@ export class Partition {
       this.sync = undefined;
       this.stopAdding();
       this.addingId = assignment.adding ?? null;
+      this.assignmentVersion = assignment.version;
       // A replica's first role is routine (one line per replica of every new topic): debug.
       this.logger[initial ? 'debug' : 'info'](
         { role, epoch: this.epoch, isr: this.isr, primary: this.primaryId, secondary: this.secondaryId, leo: this.leo, hw: this.hw },
@@ -952,6 +989,7 @@ export class Partition {
           this.addingId = adding;
         }
         this.setIsr(assignment.isr, 'ISR changed by the coordinator');
+        this.noteVersion(assignment);
       }
     }
     if (this.role === 'primary') this.primaryProgress();
