@@ -161,6 +161,39 @@ describe('a three-broker cluster', () => {
     expect(history.check('fresh').lost).toEqual([]);
   });
 
+  it('serves none of a deleted topic\'s records as those of a topic made again under its name, on a broker that missed the deletion', async () => {
+    // Broker 1 is stopped (SIGSTOP) while the topic is deleted and made again: still counted
+    // alive, it is placed in the new topic as before, and hears only of the new map.
+    cluster = await startCluster({ name: 'remade-topic', brokerTimeoutMs: 15_000 });
+    const client = cluster.client();
+    const topic = await createTopic(client, 3);
+    const producer = client.producer({ lingerMs: 2 });
+    expect(await produceKeyed(producer, new History(), { topic, keys: keys(12, 'old'), recordsPerKey: 10 })).toBe(120);
+
+    await cluster.broker(1).pause();
+    try {
+      await client.admin.deleteTopic(topic);
+      await client.admin.createTopic({ name: topic, partitions: 3, replicationFactor: 2 });
+    } finally {
+      await cluster.broker(1).resume();
+    }
+    const remade = await client.admin.describeTopic(topic);
+    expect(remade.partitions.some((p) => p.primary === 1)).toBe(true);
+    expect(remade.partitions.every((p) => p.epoch > 0)).toBe(true);
+
+    const history = new History();
+    const consumer = client.consumer({ group: 'fresh', topic, fromBeginning: true, waitMs: 200 });
+    const consuming = consumeInto(consumer, history, 'fresh');
+    const acknowledged = await produceKeyed(client.producer({ lingerMs: 2 }), history, { topic, keys: keys(12, 'new'), recordsPerKey: 5 });
+    expect(acknowledged).toBe(60);
+    await waitFor(() => history.acknowledgedDelivered('fresh') === acknowledged, { what: 'every new record delivered' });
+    await consumer.close();
+    await consuming;
+    const report = history.check('fresh');
+    expect(report.unexpected, describeReport(report)).toEqual([]);
+    expect(report.lost, describeReport(report)).toEqual([]);
+  });
+
   it('keeps topics and assignments across a coordinator restart', async () => {
     cluster = await startCluster({ name: 'coordinator-restart' });
     const client = cluster.client();
