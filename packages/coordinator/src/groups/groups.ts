@@ -166,7 +166,8 @@ export class GroupManager {
         clientId: m.clientId,
         partitions: ownedBy(group, m.memberId),
       })),
-      unassigned: group.owner.flatMap((o, p) => (o === null ? [p] : [])),
+      // Owners may run past the topic's partitions (held until acknowledged): only real ones are unassigned.
+      unassigned: group.owner.slice(0, this.partitionCountOf(group)).flatMap((o, p) => (o === null ? [p] : [])),
     };
   }
 

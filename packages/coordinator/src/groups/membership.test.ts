@@ -20,7 +20,8 @@ class Simulation {
   readonly group = newGroup();
   readonly clients = new Map<string, Client>();
   private next = 0;
-  constructor(readonly partitions: number) {}
+  /** The topic's partition count: 0 while it is deleted; it may be made again with another count. */
+  constructor(public partitions: number) {}
 
   private answer(memberId: string) {
     const { assignment } = claim(this.group, memberId);
@@ -79,7 +80,7 @@ function seededRandom(seed: number): () => number {
 }
 
 describe('group membership protocol', () => {
-  it('never lets two members hold one partition, across random joins, leaves, timeouts and heartbeats', () => {
+  it('never lets two members hold one partition, across random joins, leaves, timeouts, heartbeats and topics deleted and made again', () => {
     for (let seed = 1; seed <= 40; seed++) {
       const random = seededRandom(seed);
       const sim = new Simulation(1 + Math.floor(random() * 12));
@@ -88,6 +89,8 @@ describe('group membership protocol', () => {
         const r = random();
         if (r < 0.15 || ids.length === 0) sim.join();
         else if (r < 0.25) sim.remove(ids[Math.floor(random() * ids.length)]);
+        else if (r < 0.27) sim.partitions = 0; // the topic is deleted...
+        else if (r < 0.3 || sim.partitions === 0) sim.partitions = 1 + Math.floor(random() * 12); // ...and made again
         else sim.heartbeat(ids[Math.floor(random() * ids.length)]);
         sim.checkNoDoubleOwner();
       }
@@ -125,6 +128,25 @@ describe('group membership protocol', () => {
     sim.heartbeat(b);
     sim.heartbeat(b);
     expect(sim.clients.get(b)!.held).toEqual([0, 1, 2, 3]);
+  });
+
+  it('keeps a partition with its holder while the topic is deleted and made again, until that holder acknowledges', () => {
+    const sim = new Simulation(2);
+    const a = sim.join();
+    const b = sim.join();
+    sim.settle();
+    expect(sim.clients.get(a)!.held).toEqual([0]);
+    // Deleted: b heartbeats meanwhile; made again with four partitions: b heartbeats again.
+    sim.partitions = 0;
+    sim.heartbeat(b);
+    sim.partitions = 4;
+    sim.heartbeat(b);
+    sim.heartbeat(b);
+    // a has not acknowledged anything since: partition 0 is still its own, and nobody else's.
+    expect(sim.group.owner[0]).toBe(a);
+    sim.checkNoDoubleOwner();
+    sim.settle();
+    expect([...sim.clients.values()].map((c) => c.held.length).sort()).toEqual([2, 2]);
   });
 
   it('heartbeats carrying an old generation release nothing', () => {

@@ -39,12 +39,18 @@ function sameAssignments(a: Map<string, string>, b: Map<string, string>): boolea
   return true;
 }
 
-/** Grows or shrinks owner and target to the topic's partition count (a topic may be deleted and recreated). */
+/**
+ * Fits target to the topic's partition count, and owner to at least it: a topic may be deleted
+ * and made again with another count, and a partition past the count stays with the member that
+ * holds it until that member acknowledges an assignment without it. Forgetting it at once
+ * would let a topic made again under the name hand it to another member while the first one
+ * still consumes it.
+ */
 function fitPartitions(group: GroupState, partitionCount: number): void {
-  for (const list of [group.owner, group.target]) {
-    list.length = Math.min(list.length, partitionCount);
-    while (list.length < partitionCount) list.push(null);
-  }
+  group.target.length = Math.min(group.target.length, partitionCount);
+  while (group.target.length < partitionCount) group.target.push(null);
+  while (group.owner.length < partitionCount) group.owner.push(null);
+  while (group.owner.length > partitionCount && group.owner.at(-1) === null) group.owner.pop();
 }
 
 /**
