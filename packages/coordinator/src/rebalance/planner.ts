@@ -19,9 +19,9 @@
  * With `leadershipOnly` only pass 3 runs, and only over partitions whose secondary is in sync
  * (`inSync`): the automatic leadership balance after brokers return, which copies nothing.
  *
- * Partitions that are offline, whose primary is dead, or that are `pinned` (a move is already
- * running on them) are left where they are but counted. Replicas on dead brokers are left for
- * failover and the replacement of dead secondaries.
+ * Partitions that are offline, whose primary or secondary is dead, or that are `pinned` (a move
+ * is already running on them) are left where they are but counted. Replicas on dead brokers are
+ * left for failover and the replacement of dead secondaries.
  */
 
 export interface PlannerPartition {
@@ -79,7 +79,9 @@ export function planRebalance(input: PlannerInput): PlannedMove[] {
     source: p,
     primary: p.primary,
     secondary: p.secondary,
-    fixed: p.pinned === true || p.primary === null || !isLive.has(p.primary),
+    // A dead secondary is replaced by its own rule (`replaceDeadAfterMs`); a move keeping it in its
+    // target would be cancelled at its first step and planned again at the next pass.
+    fixed: p.pinned === true || p.primary === null || !isLive.has(p.primary) || (p.secondary !== null && !isLive.has(p.secondary)),
   }));
   const changed = (w: Working) => w.primary !== w.source.primary || w.secondary !== w.source.secondary;
 
