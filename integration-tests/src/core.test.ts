@@ -194,6 +194,50 @@ describe('a three-broker cluster', () => {
     expect(report.lost, describeReport(report)).toEqual([]);
   });
 
+  it('deletes a group empty for the group retention with its committed offsets, and keeps a group with a member', async () => {
+    cluster = await startCluster({ name: 'group-expiry', serviceEnv: { TESSERA_GROUP_RETENTION_MS: '2000' } });
+    const client = cluster.client();
+    const topic = await createTopic(client, 2);
+    const producer = client.producer({ lingerMs: 2 });
+    for (let i = 0; i < 10; i++) await producer.send({ topic, key: `k${i}`, value: `v${i}` });
+    await producer.close();
+    const pollAll = async (consumer: ReturnType<typeof client.consumer>) => {
+      const values: string[] = [];
+      await waitFor(async () => {
+        for (const record of await consumer.poll({ waitMs: 200 })) values.push(record.value!.toString());
+        return values.length >= 10;
+      }, { what: 'ten records' });
+      return values.sort();
+    };
+
+    const gone = client.consumer({ group: 'gone', topic, startAt: 'earliest', waitMs: 200 });
+    expect(await pollAll(gone)).toEqual(Array.from({ length: 10 }, (_, i) => `v${i}`).sort());
+    await gone.commit();
+    await gone.close();
+    const kept = client.consumer({ group: 'kept', topic, startAt: 'earliest', waitMs: 200, sessionTimeoutMs: 10_000 });
+    await pollAll(kept);
+    await kept.commit();
+    // kept polls on (its member heartbeats); gone has no member from now on.
+    let stop = false;
+    const keptPolling = (async () => {
+      while (!stop) await kept.poll({ waitMs: 200 });
+    })();
+    try {
+      await waitFor(async () => !(await client.admin.listGroups()).some((g) => g.group === 'gone'), { timeoutMs: 30_000, what: 'group gone to expire' });
+      const events = (await client.admin.clusterEvents(100)) as Array<{ type: string; group?: string }>;
+      expect(events.filter((e) => e.type === 'group_expired').map((e) => e.group)).toEqual(['gone']);
+      expect((await client.admin.listGroups()).map((g) => g.group)).toContain('kept');
+    } finally {
+      stop = true;
+      await keptPolling;
+      await kept.close();
+    }
+    // Its offsets went with it: a member of the same name starts from the beginning again.
+    const again = client.consumer({ group: 'gone', topic, startAt: 'earliest', waitMs: 200 });
+    expect(await pollAll(again)).toHaveLength(10);
+    await again.close();
+  });
+
   it('keeps topics and assignments across a coordinator restart', async () => {
     cluster = await startCluster({ name: 'coordinator-restart' });
     const client = cluster.client();

@@ -17,6 +17,8 @@ export const DEFAULT_LEADERSHIP_BALANCE_DELAY_MS = 5_000;
 /** Retention of a topic that sets none: 7 days, like Kafka's default, and no size limit (-1). */
 export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 export const DEFAULT_RETENTION_BYTES = -1;
+/** A consumer group without members this long is deleted with its committed offsets: 7 days, like Kafka's offset retention. */
+export const DEFAULT_GROUP_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 /** The coordinator writes little: a small reserve lets topic deletions commit on a full disk. */
 export const DEFAULT_STORAGE_RESERVE_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_STORAGE_MIN_FREE_BYTES = 16 * 1024 * 1024;
@@ -34,6 +36,8 @@ export interface CoordinatorConfig {
   brokerTimeoutMs: number;
   /** A group member without a heartbeat for this long is removed (unless it asked for its own timeout). */
   groupSessionTimeoutMs: number;
+  /** A group without members this long is deleted with its committed offsets (-1: never). */
+  groupRetentionMs: number;
   /** Longest wait for brokers to answer a metadata-changed notification. */
   notifyTimeoutMs: number;
   /** Partition moves (rebalance, drain, replacement of dead secondaries) running at once. */
@@ -86,6 +90,7 @@ export function defaultConfig(overrides: Partial<CoordinatorConfig> & Pick<Coord
     heartbeatMs: DEFAULT_HEARTBEAT_MS,
     brokerTimeoutMs: DEFAULT_BROKER_TIMEOUT_MS,
     groupSessionTimeoutMs: DEFAULT_GROUP_SESSION_TIMEOUT_MS,
+    groupRetentionMs: DEFAULT_GROUP_RETENTION_MS,
     notifyTimeoutMs: 2_000,
     maxConcurrentMoves: DEFAULT_MAX_CONCURRENT_MOVES,
     replaceDeadAfterMs: DEFAULT_REPLACE_DEAD_AFTER_MS,

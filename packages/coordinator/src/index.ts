@@ -28,6 +28,8 @@ export { defaultConfig, type CoordinatorConfig } from './config.js';
 const GROUP_OFFSETS_TIMEOUT_MS = 5_000;
 
 const COUNTED_MOVE_STEPS = new Set(['replica_reassigned', 'leadership_transferred', 'replica_dropped']);
+/** Most time between two looks for expired groups (less for a short retention). */
+const GROUP_EXPIRY_SWEEP_MS = 60_000;
 
 export interface RunningCoordinator {
   url: string;
@@ -129,6 +131,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       partitionCount: (topic) => theCluster.topics.get(topic)?.partitions.length ?? null,
       defaultSessionTimeoutMs: config.groupSessionTimeoutMs,
       nowMs,
+      wallMs: Date.now,
+      retentionMs: config.groupRetentionMs,
       onRebalance: (group) => counters.groupRebalances.inc(group),
     },
     loaded.groups,
@@ -188,6 +192,30 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       logger.error({ err: error }, 'liveness check failed');
     }
   }, tickMs);
+  // Groups empty for the group retention go with their offsets, one at a time (each deletion
+  // writes to every primary of its topic); one that fails is tried again at the next look.
+  let expiring = false;
+  const expiryTimer = setInterval(
+    () => {
+      if (expiring) return;
+      expiring = true;
+      void (async () => {
+        for (const group of groups.expiredGroups()) {
+          try {
+            const topic = groups.get(group)?.topic;
+            await offsetAdmin.delete(group);
+            theCluster.recordEvent('group_expired', { group, topic, retentionMs: config.groupRetentionMs });
+            logger.info({ group, topic }, 'group expired: empty for the group retention, deleted with its offsets');
+          } catch (error) {
+            logger.warn({ group, err: error }, 'expired group not deleted yet; trying again later');
+          }
+        }
+      })().finally(() => {
+        expiring = false;
+      });
+    },
+    Math.max(100, Math.min(GROUP_EXPIRY_SWEEP_MS, Math.floor(config.groupRetentionMs / 4))),
+  );
   ready = true;
   logger.info({ url }, 'listening');
 
@@ -197,6 +225,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     close() {
       closing ??= (async () => {
         clearInterval(timer);
+        clearInterval(expiryTimer);
         ready = false;
         await service.close();
         await notifier!.close();

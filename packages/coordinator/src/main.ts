@@ -22,6 +22,7 @@ import {
   DEFAULT_STORAGE_RESERVE_BYTES,
   DEFAULT_MAX_CONCURRENT_MOVES,
   DEFAULT_REPLACE_DEAD_AFTER_MS,
+  DEFAULT_GROUP_RETENTION_MS,
 } from './config.js';
 import { startCoordinator } from './index.js';
 
@@ -52,6 +53,12 @@ const program = new Command('tessera-coordinator')
       .argParser(integer(100, 3_600_000))
       .default(DEFAULT_GROUP_SESSION_TIMEOUT_MS)
       .env('TESSERA_GROUP_SESSION_TIMEOUT_MS'),
+  )
+  .addOption(
+    new Option('--group-retention-ms <ms>', 'a consumer group without members this long is deleted with its offsets (-1: never; default 7 days)')
+      .argParser(integer(-1, Number.MAX_SAFE_INTEGER))
+      .default(DEFAULT_GROUP_RETENTION_MS)
+      .env('TESSERA_GROUP_RETENTION_MS'),
   )
   .addOption(
     new Option('--max-concurrent-moves <n>', 'partition moves (rebalance, drain, dead secondary replacement) running at once')
@@ -130,6 +137,7 @@ program.action(async (options) => {
     heartbeatMs: options.heartbeatMs,
     brokerTimeoutMs: options.brokerTimeoutMs,
     groupSessionTimeoutMs: options.groupSessionTimeoutMs,
+    groupRetentionMs: options.groupRetentionMs,
     notifyTimeoutMs: 2_000,
     maxConcurrentMoves: options.maxConcurrentMoves,
     replaceDeadAfterMs: options.replaceDeadAfterMs,

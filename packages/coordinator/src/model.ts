@@ -84,6 +84,12 @@ export interface GroupState {
   owner: Array<string | null>;
   /** target[p]: where the sticky balance wants partition p. */
   target: Array<string | null>;
+  /**
+   * Wall clock (ms since the Unix epoch) since which the group has had no member (persisted):
+   * a group empty for the coordinator's group retention is deleted with its offsets. Null while
+   * it has members.
+   */
+  emptySinceMs: number | null;
 }
 
 export type { ClusterEvent } from '@tessera/protocol';

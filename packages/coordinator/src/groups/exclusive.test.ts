@@ -1,6 +1,7 @@
 // Proves what a reset or delete relies on in the group manager: refused while the group has
 // members, joins refused while it runs, a new persisted generation, an empty group created for a
-// reset, and a deleted group gone after a restart. Real SQLite store in a temp dir.
+// reset, and a deleted group gone after a restart; and which empty groups have expired. Real
+// SQLite store in a temp dir.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,13 +16,24 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function manager(dir?: string): { groups: GroupManager; dir: string } {
+/** The wall clock the managers read, moved by the tests. */
+let wallMs = 1_000_000;
+
+function manager(dir?: string, retentionMs = -1): { groups: GroupManager; dir: string } {
   const where = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-exclusive-'));
   if (dir === undefined) dirs.push(where);
   const store = new Store(where);
   stores.push(store);
   const groups = new GroupManager(
-    { store, partitionCount: (topic) => (topic === 't' ? 2 : null), defaultSessionTimeoutMs: 10_000, nowMs: () => 0, onRebalance: () => undefined },
+    {
+      store,
+      partitionCount: (topic) => (topic === 't' ? 2 : null),
+      defaultSessionTimeoutMs: 10_000,
+      nowMs: () => 0,
+      wallMs: () => wallMs,
+      retentionMs,
+      onRebalance: () => undefined,
+    },
     store.loadAll().groups,
   );
   return { groups, dir: where };
@@ -55,5 +67,37 @@ describe('GroupManager exclusive operations', () => {
     expect(groups.list().groups).toEqual([]);
     stores.splice(0).forEach((store) => store.close());
     expect(manager(dir).groups.list().groups).toEqual([]);
+  });
+
+  it('names a group expired once it has been empty for the retention, counting from its last member leaving, across a restart', () => {
+    const { groups, dir } = manager(undefined, 60_000);
+    const busy = groups.join('busy', { topic: 't' });
+    const quiet = groups.join('quiet', { topic: 't' });
+    wallMs += 10_000;
+    groups.leave('quiet', { memberId: quiet.memberId });
+    wallMs += 59_999;
+    expect(groups.expiredGroups()).toEqual([]);
+    stores.splice(0).forEach((store) => store.close());
+    const restarted = manager(dir, 60_000).groups;
+    wallMs += 1;
+    expect(restarted.expiredGroups()).toEqual(['quiet']);
+    // A member joining again keeps it; held by a reset, it is not named either.
+    const back = restarted.join('quiet', { topic: 't' });
+    expect(restarted.expiredGroups()).toEqual([]);
+    restarted.leave('quiet', { memberId: back.memberId });
+    restarted.leave('busy', { memberId: busy.memberId });
+    wallMs += 60_000;
+    expect(restarted.expiredGroups().sort()).toEqual(['busy', 'quiet']);
+    restarted.takeExclusive('busy', { create: false });
+    expect(restarted.expiredGroups()).toEqual(['quiet']);
+    restarted.release('busy');
+  });
+
+  it('never names a group expired with a retention of -1', () => {
+    const { groups } = manager(undefined, -1);
+    const member = groups.join('g', { topic: 't' });
+    groups.leave('g', { memberId: member.memberId });
+    wallMs += 365 * 24 * 60 * 60 * 1000;
+    expect(groups.expiredGroups()).toEqual([]);
   });
 });

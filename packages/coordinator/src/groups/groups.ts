@@ -24,6 +24,10 @@ export interface GroupDeps {
   defaultSessionTimeoutMs: number;
   /** Monotonic milliseconds. */
   nowMs(): number;
+  /** Wall clock (ms since the Unix epoch), for how long a group has been empty (days, across restarts). */
+  wallMs(): number;
+  /** A group without members this long is deleted with its offsets (`expiredGroups`); -1: never. */
+  retentionMs: number;
   onRebalance(group: string, generation: number): void;
 }
 
@@ -44,11 +48,14 @@ export class GroupManager {
   ) {
     const now = deps.nowMs();
     for (const g of loaded) {
-      this.groups.set(g.group, {
+      const group: GroupState = {
         ...g,
         // A restart gives every member a full session timeout of grace.
         members: new Map(g.members.map((m) => [m.memberId, { ...m, lastHeartbeatMs: now }])),
-      });
+      };
+      this.groups.set(g.group, group);
+      // Stored before groups expired: empty from now on.
+      if (group.members.size === 0 && group.emptySinceMs === null) this.save(group);
     }
   }
 
@@ -140,6 +147,20 @@ export class GroupManager {
     }
   }
 
+  /**
+   * Groups empty for the group retention, oldest first, that no reset or delete holds: the
+   * coordinator deletes each with its offsets (`GroupOffsetAdmin.delete`), as Kafka expires the
+   * offsets of a group that has been empty for `offsets.retention.minutes`.
+   */
+  expiredGroups(): string[] {
+    if (this.deps.retentionMs < 0) return [];
+    const now = this.deps.wallMs();
+    return [...this.groups.values()]
+      .filter((g) => g.members.size === 0 && g.emptySinceMs !== null && now - g.emptySinceMs >= this.deps.retentionMs && !this.exclusive.has(g.group))
+      .sort((a, b) => a.emptySinceMs! - b.emptySinceMs!)
+      .map((g) => g.group);
+  }
+
   generations(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const g of this.groups.values()) out[g.group] = g.generation;
@@ -183,7 +204,7 @@ export class GroupManager {
   }
 
   private newGroup(groupId: string, topic: string): GroupState {
-    const group: GroupState = { group: groupId, topic, generation: 0, members: new Map(), owner: [], target: [] };
+    const group: GroupState = { group: groupId, topic, generation: 0, members: new Map(), owner: [], target: [], emptySinceMs: null };
     this.groups.set(groupId, group);
     return group;
   }
@@ -216,7 +237,7 @@ export class GroupManager {
     this.assertEmpty(groupId);
     if (options.topic !== undefined) this.moveIfEmpty(group, options.topic);
     group.generation++;
-    this.deps.store.saveGroup(group);
+    this.save(group);
     this.exclusive.add(groupId);
     return group.generation;
   }
@@ -270,7 +291,13 @@ export class GroupManager {
   }
 
   private persist(group: GroupState, rebalanced: boolean): void {
-    this.deps.store.saveGroup(group);
+    this.save(group);
     if (rebalanced) this.deps.onRebalance(group.group, group.generation);
+  }
+
+  /** Stores the group, noting since when it has been empty (kept while it stays empty). */
+  private save(group: GroupState): void {
+    group.emptySinceMs = group.members.size > 0 ? null : (group.emptySinceMs ?? this.deps.wallMs());
+    this.deps.store.saveGroup(group);
   }
 }

@@ -657,8 +657,10 @@ describe('moves', () => {
     const swapped = await ask({ version: adding.version });
     expect(swapped.status).toBe(200);
     expect(swapped.body).toEqual({ partition: adding.partition, primary, secondary: 3, epoch: adding.epoch, isr: [primary, 3], version: adding.version! + 1 });
-    // Asked again (its answer was lost): the same assignment.
-    expect((await ask({ version: adding.version })).body).toEqual(swapped.body);
+    // Asked again (its answer was lost): the same assignment (its version may have moved on since: the move goes on).
+    const again = await ask({ version: adding.version });
+    expect(again.status).toBe(200);
+    expect({ ...again.body, version: undefined }).toEqual({ ...swapped.body, version: undefined });
     await waitFor('the rebalance to complete', async () => {
       const types = (await call(c.url, 'GET', '/cluster/events?limit=50')).body.events.map((e: { type: string }) => e.type);
       return types.includes('rebalance_move_completed') && types.at(-1) === 'rebalance_completed';

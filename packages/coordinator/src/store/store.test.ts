@@ -45,6 +45,7 @@ describe('Store', () => {
       ]),
       owner: ['m-1', null],
       target: ['m-1', 'm-1'],
+      emptySinceMs: null,
     };
     store.transaction(() => {
       store.saveBroker({ id: 1, url: 'http://127.0.0.1:7071', internalUrl: 'http://127.0.0.1:7071', alive: true });

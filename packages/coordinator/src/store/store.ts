@@ -109,11 +109,13 @@ const MIGRATIONS: readonly string[] = [
     created_by TEXT NOT NULL
   );
   `,
-  // 6: a topic made again under a deleted one's name starts above that one's epochs, and every
-  // change of a partition's assignment is counted (ISR changes are fenced by that count).
+  // 6: a topic made again under a deleted one's name starts above that one's epochs, every
+  // change of a partition's assignment is counted (ISR changes are fenced by that count), and a
+  // group remembers since when it has been empty (empty groups expire).
   `
   ALTER TABLE topics ADD COLUMN first_epoch INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE partitions ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE groups ADD COLUMN empty_since_ms INTEGER;
   `,
 ];
 
@@ -213,17 +215,17 @@ export class Store {
            target_secondary = excluded.target_secondary, reason = excluded.reason, started_ms = excluded.started_ms`,
       ),
       deleteMove: db.prepare('DELETE FROM moves WHERE topic = ? AND partition = ?'),
-      allGroups: db.prepare<[], { group_id: string; topic: string; generation: number; owner: string; target: string }>(
-        'SELECT group_id, topic, generation, owner, target FROM groups ORDER BY group_id',
+      allGroups: db.prepare<[], { group_id: string; topic: string; generation: number; owner: string; target: string; empty_since_ms: number | null }>(
+        'SELECT group_id, topic, generation, owner, target, empty_since_ms FROM groups ORDER BY group_id',
       ),
       allMembers: db.prepare<
         [],
         { group_id: string; member_id: string; client_id: string | null; session_timeout_ms: number; acked_generation: number }
       >('SELECT * FROM group_members ORDER BY group_id, member_id'),
       upsertGroup: db.prepare(
-        `INSERT INTO groups (group_id, topic, generation, owner, target) VALUES (?, ?, ?, ?, ?)
+        `INSERT INTO groups (group_id, topic, generation, owner, target, empty_since_ms) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(group_id) DO UPDATE SET topic = excluded.topic, generation = excluded.generation,
-           owner = excluded.owner, target = excluded.target`,
+           owner = excluded.owner, target = excluded.target, empty_since_ms = excluded.empty_since_ms`,
       ),
       deleteMembersOfGroup: db.prepare('DELETE FROM group_members WHERE group_id = ?'),
       deleteGroup: db.prepare('DELETE FROM groups WHERE group_id = ?'),
@@ -364,6 +366,7 @@ export class Store {
       generation: row.generation,
       owner: JSON.parse(row.owner) as Array<string | null>,
       target: JSON.parse(row.target) as Array<string | null>,
+      emptySinceMs: row.empty_since_ms,
       members: membersByGroup.get(row.group_id) ?? [],
     }));
     const moves = this.statements.allMoves.all().map(
@@ -453,6 +456,7 @@ export class Store {
         group.generation,
         JSON.stringify(group.owner),
         JSON.stringify(group.target),
+        group.emptySinceMs,
       );
       this.statements.deleteMembersOfGroup.run(group.group);
       for (const m of group.members.values()) {
