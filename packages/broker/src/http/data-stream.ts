@@ -24,6 +24,7 @@ import {
   refuseUpgrade,
   serveStream,
   type DataCallRoute,
+  type SharedBodyBudget,
 } from '@tessera/protocol';
 import { DEFAULT_SERVER_LIMITS, checkAccess, refusalOf, type AccessControl, type Caller, type Logger, type ServiceMetrics } from '@tessera/service';
 import { commitOffsets } from '../groups/commit-handler.js';
@@ -42,6 +43,11 @@ export interface DataStreamOptions {
   membersUnchecked: boolean;
   /** The largest request, as for HTTP request bodies. */
   maxMessageBytes: number;
+  /**
+   * The HTTP edge's body budget: the requests of every data stream are held against it with the
+   * broker's HTTP request bodies, so that many connections cannot fill the memory between them.
+   */
+  bodyBudget: SharedBodyBudget;
   /** How long a message may take to arrive once begun, as an HTTP request (default: the HTTP edge's). */
   messageTimeoutMs?: number;
   logger: Logger;
@@ -82,6 +88,7 @@ export class DataStreamServer implements UpgradeTarget {
           maxMessageBytes: this.options.maxMessageBytes + 1,
           maxInFlight: MAX_IN_FLIGHT,
           maxInFlightBytes: MAX_IN_FLIGHT_MESSAGES_OF_MAX_SIZE * this.options.maxMessageBytes,
+          budget: { bodies: this.options.bodyBudget, refusal: (error) => this.refusal(error) },
           idleTimeoutMs: IDLE_TIMEOUT_MS,
           messageTimeoutMs: this.options.messageTimeoutMs ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs,
           serve: (_id, body, waiting) => this.serve(request, gone, body, waiting),
@@ -123,6 +130,16 @@ export class DataStreamServer implements UpgradeTarget {
       member: undefined,
       membersUnchecked: this.options.membersUnchecked,
     };
+  }
+
+  /**
+   * The answer to a call not read for want of budget, logged and observed as the HTTP edge's
+   * refusal of a body is (its route is not known: the call was not read).
+   */
+  private refusal(error: TesseraError): Buffer[] {
+    const refusal = refusalOf(error, this.options.logger, 'STREAM', DATA_STREAM_PATH);
+    this.options.metrics.requestDuration.observe({ method: 'STREAM', route: 'unmatched', status: String(refusal.status) }, 0);
+    return encodeDataAnswer(refusal.status, DATA_ANSWER_JSON, [Buffer.from(JSON.stringify(refusal.toBody()), 'utf8')]);
   }
 
   private async serve(request: IncomingMessage, gone: Gone, message: Buffer, waiting: () => void): Promise<Buffer[] | undefined> {
