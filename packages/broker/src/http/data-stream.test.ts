@@ -2,7 +2,8 @@
 // SQLite in a temp dir) beside a small stub coordinator, with raw sockets playing the client so
 // each byte is where the test puts it: a call that would pass the broker's body budget (which it
 // shares with HTTP request bodies) is answered 503 UNAVAILABLE without being read, and taken again
-// once the budget is free.
+// once the budget is free; with client authentication on, an upgrade without a credential is
+// refused 401 before any stream opens.
 import fs from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -28,8 +29,8 @@ const LOG_LEVEL = process.env.TESSERA_TEST_LOG_LEVEL ?? 'silent';
 /** The largest data stream call: a request body and its call byte. */
 const MAX_CALL_BYTES = DEFAULT_MAX_REQUEST_BYTES + 1;
 
-/** The coordinator as far as a broker needs one to start: no topics, client authentication off. */
-async function stubCoordinator(): Promise<{ url: string; service: HttpService }> {
+/** The coordinator as far as a broker needs one to start: no topics, client authentication on or off. */
+async function stubCoordinator(authEnabled: boolean): Promise<{ url: string; service: HttpService }> {
   const service = createHttpService({ service: 'coordinator', logger: createLogger('coordinator', { stub: true }, { level: LOG_LEVEL }), isReady: () => true });
   const metadata: MetadataResponse = { version: 1, brokers: [], topics: [] };
   const heartbeat: BrokerHeartbeatResponse = { metadataVersion: 1, groups: {}, heartbeatMs: 100, authVersion: 0 };
@@ -37,7 +38,7 @@ async function stubCoordinator(): Promise<{ url: string; service: HttpService }>
     ctx.body = metadata;
   });
   service.router.get('/internal/auth', (ctx) => {
-    ctx.body = { version: 0, enabled: false, keys: [], principals: [], acls: [] };
+    ctx.body = { version: 0, enabled: authEnabled, keys: [], principals: [], acls: [] };
   });
   service.router.post('/brokers/register', (ctx) => {
     ctx.body = heartbeat;
@@ -55,6 +56,8 @@ class RawStream {
   readonly closed: Promise<void>;
   /** The HTTP answer to the upgrade (status line and headers), once it is in. */
   head = '';
+  /** What follows a refusal's head: its error body. */
+  refusal = '';
   readonly answers = new Map<number, { status: number; body: any }>();
   private pending = Buffer.alloc(0);
   private readonly reader = new MessageReader(1 << 26);
@@ -85,7 +88,10 @@ class RawStream {
       if (end === -1) return;
       this.head = this.pending.subarray(0, end).toString('latin1');
       chunk = this.pending.subarray(end + 4);
-      if (!this.head.startsWith('HTTP/1.1 101 ')) return;
+    }
+    if (!this.head.startsWith('HTTP/1.1 101 ')) {
+      this.refusal += chunk.toString('utf8');
+      return;
     }
     for (const message of this.reader.push(chunk)) {
       const answer = decodeDataAnswer(message.body);
@@ -102,16 +108,17 @@ function beginningOfCall(id: number, bodyBytes: number): Buffer {
   return Buffer.concat([prefix, Buffer.of(1), Buffer.alloc(9)]);
 }
 
-describe('the data stream of a broker', () => {
+/** A broker (and its stub coordinator) for one describe block, stopped after it; `open()` opens a stream that must be taken. */
+function brokerForTests(authEnabled: boolean) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-data-stream-'));
   const opened: RawStream[] = [];
   const fatal: Error[] = [];
-  let coordinator: { url: string; service: HttpService };
-  let broker: RunningBroker;
+  let coordinator: { url: string; service: HttpService } | undefined;
+  const running = { broker: undefined as unknown as RunningBroker };
 
   beforeAll(async () => {
-    coordinator = await stubCoordinator();
-    broker = await startBroker({
+    coordinator = await stubCoordinator(authEnabled);
+    running.broker = await startBroker({
       id: 1,
       port: 0,
       host: '127.0.0.1',
@@ -128,23 +135,35 @@ describe('the data stream of a broker', () => {
       },
       logger: createLogger('broker', { brokerId: 1 }, { level: LOG_LEVEL }),
     });
-    await vi.waitFor(async () => expect((await fetch(`${broker.url}/ready`)).status).toBe(200), { timeout: 10_000, interval: 50 });
+    await vi.waitFor(async () => expect((await fetch(`${running.broker.url}/ready`)).status).toBe(200), { timeout: 10_000, interval: 50 });
   });
 
   afterAll(async () => {
     for (const stream of opened) stream.socket.destroy();
     expect(fatal).toEqual([]);
-    await broker?.close();
+    await running.broker?.close();
     await coordinator?.service.close();
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  async function open(): Promise<RawStream> {
-    const stream = new RawStream(broker.url);
+  /** A new stream whose upgrade was answered (any way). */
+  function connect(): RawStream {
+    const stream = new RawStream(running.broker.url);
     opened.push(stream);
+    return stream;
+  }
+
+  async function open(): Promise<RawStream> {
+    const stream = connect();
     expect(await stream.upgraded()).toMatch(/^HTTP\/1.1 101 /);
     return stream;
   }
+
+  return { running, connect, open };
+}
+
+describe('the data stream of a broker', () => {
+  const { running, open } = brokerForTests(false);
 
   /**
    * Begins a call of the largest size on a new stream: its answer when the broker refused it at
@@ -180,16 +199,30 @@ describe('the data stream of a broker', () => {
     expect(stream.answers.get(2)).toMatchObject({ status: 400, body: { error: { code: 'INVALID_REQUEST', issues: [{ path: 'partitions' }] } } });
 
     // An HTTP request whose body would pass the budget is refused the same way.
-    const http = await rawHttpHead(broker.url, DEFAULT_MAX_REQUEST_BYTES);
+    const http = await rawHttpHead(running.broker.url, DEFAULT_MAX_REQUEST_BYTES);
     expect(http).toMatch(/^HTTP\/1.1 503 /);
     expect(http).toContain('"code":"UNAVAILABLE"');
 
-    const metrics = await (await fetch(`${broker.url}/metrics`)).text();
+    const metrics = await (await fetch(`${running.broker.url}/metrics`)).text();
     expect(metrics).toMatch(/tessera_broker_request_duration_seconds_count\{method="STREAM",route="unmatched",status="503"\} [1-9]/);
 
     // Once the slow senders go, their bytes are free: a call of the largest size is taken in again.
     for (const sender of slow) sender.socket.destroy();
     await expect.poll(refusalOfLargestCall, { timeout: 10_000, interval: 50 }).toBeUndefined();
+  });
+});
+
+describe('the data stream of a broker with client authentication on', () => {
+  const { running, connect } = brokerForTests(true);
+
+  it('refuses an upgrade without a credential with 401, as an HTTP request to a route that needs one', async () => {
+    const anonymous = connect();
+    const head = await anonymous.upgraded();
+    expect(head).toMatch(/^HTTP\/1.1 401 /);
+    await anonymous.closed;
+    expect(JSON.parse(anonymous.refusal).error).toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringMatching(/^authentication required/) });
+    const metrics = await (await fetch(`${running.broker.url}/metrics`)).text();
+    expect(metrics).toMatch(/tessera_auth_failures_total\{reason="missing"\} [1-9]/);
   });
 });
 

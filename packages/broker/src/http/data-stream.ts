@@ -5,8 +5,10 @@
  * upgrade's credential (a token that expired, or whose principal was removed or given a new
  * secret, is refused from then on, as over HTTP) and the route's access rule decides; its
  * answer carries the status and body the route would have answered, and its duration is
- * observed as `method="STREAM"` with the route. A credential already bad at the upgrade is
- * refused there, with the HTTP error body.
+ * observed as `method="STREAM"` with the route. The upgrade itself is checked with its own rule
+ * (`GET /data-stream`: an authenticated caller): a credential already bad, or none while client
+ * authentication is on, is refused there with the HTTP error body (401), so a connection is open
+ * only to a caller whose calls could be served.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -99,37 +101,38 @@ export class DataStreamServer implements UpgradeTarget {
     );
   }
 
-  /** The upgrade's caller, so a bad credential is refused before the stream opens. */
+  /**
+   * The upgrade's caller, checked with the rule of `GET /data-stream` (an authenticated caller;
+   * anyone while authentication is off): a bad credential, or none where every call would be
+   * refused for the want of one, is refused before the stream opens. Without this an anonymous
+   * caller could hold a connection, and have its messages read into memory, on a broker that
+   * serves it nothing.
+   */
   private async identify(request: IncomingMessage): Promise<Caller> {
-    return this.caller(request, undefined, undefined, undefined);
+    return this.check('GET', request, DATA_STREAM_PATH, undefined, undefined);
   }
 
   /**
-   * Identifies the caller from the upgrade's headers and applies `route`'s rule: undefined
-   * identifies only, null applies the rule of no route (an authenticated caller, as for an HTTP
-   * request to no route).
+   * Identifies the caller from the upgrade's headers and applies `route`'s rule; null applies the
+   * rule of no route (an authenticated caller, as for an HTTP request to no route).
    */
-  private async caller(request: IncomingMessage, route: DataCallRoute | null | undefined, body: unknown, frame: Buffer | undefined): Promise<Caller> {
-    const { access } = this.options;
-    if (access === undefined) return { kind: 'anonymous' };
-    if (route === undefined) {
-      // Identification only: the rule of a route decides per call.
-      return checkAccess({ identify: access.identify, authorize: () => undefined }, this.options.metrics, this.accessRequest(request, undefined, undefined, undefined));
-    }
-    return checkAccess(access, this.options.metrics, this.accessRequest(request, route, body, frame));
+  private async caller(request: IncomingMessage, route: DataCallRoute | null, body: unknown, frame: Buffer | undefined): Promise<Caller> {
+    return this.check('POST', request, route ?? undefined, body, frame);
   }
 
-  private accessRequest(request: IncomingMessage, route: DataCallRoute | null | undefined, body: unknown, frame: Buffer | undefined) {
-    return {
-      method: route === undefined ? 'GET' : 'POST',
-      route: route === null ? undefined : (route ?? DATA_STREAM_PATH),
+  private async check(method: 'GET' | 'POST', request: IncomingMessage, route: string | undefined, body: unknown, frame: Buffer | undefined): Promise<Caller> {
+    const { access } = this.options;
+    if (access === undefined) return { kind: 'anonymous' };
+    return checkAccess(access, this.options.metrics, {
+      method,
+      route,
       params: {},
       headers: request.headers,
       body,
       frame,
       member: undefined,
       membersUnchecked: this.options.membersUnchecked,
-    };
+    });
   }
 
   /**
