@@ -2,8 +2,9 @@
 // SQLite in a temp dir) beside a small stub coordinator, with raw sockets playing the client so
 // each byte is where the test puts it: a call that would pass the broker's body budget (which it
 // shares with HTTP request bodies) is answered 503 UNAVAILABLE without being read, and taken again
-// once the budget is free; with client authentication on, an upgrade without a credential is
-// refused 401 before any stream opens.
+// once the budget is free; a stream that begins no call within the headers deadline is closed;
+// with client authentication on, an upgrade without a credential is refused 401 before any stream
+// opens.
 import fs from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -108,6 +109,9 @@ function beginningOfCall(id: number, bodyBytes: number): Buffer {
   return Buffer.concat([prefix, Buffer.of(1), Buffer.alloc(9)]);
 }
 
+/** The headers deadline of the brokers here: short, so that a stream that makes no call is closed soon. */
+const HEADERS_TIMEOUT_MS = 1_000;
+
 /** A broker (and its stub coordinator) for one describe block, stopped after it; `open()` opens a stream that must be taken. */
 function brokerForTests(authEnabled: boolean) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-data-stream-'));
@@ -130,6 +134,7 @@ function brokerForTests(authEnabled: boolean) {
       retentionCheckMs: 1_000,
       storageReserveBytes: 1024 * 1024,
       storageMinFreeBytes: 4 * 1024 * 1024,
+      serverLimits: { headersTimeoutMs: HEADERS_TIMEOUT_MS },
       onFatal: (error) => {
         fatal.push(error);
       },
@@ -209,6 +214,26 @@ describe('the data stream of a broker', () => {
     // Once the slow senders go, their bytes are free: a call of the largest size is taken in again.
     for (const sender of slow) sender.socket.destroy();
     await expect.poll(refusalOfLargestCall, { timeout: 10_000, interval: 50 }).toBeUndefined();
+  });
+});
+
+describe('the data stream of a broker, before its first call', () => {
+  const { open } = brokerForTests(false);
+
+  it('closes a stream that begins no call within the headers deadline, and keeps one whose first call came in time', async () => {
+    const silent = await open();
+    const calling = await open();
+    const fetchCall = (id: number) => Buffer.concat(encodeMessage(id, undefined, encodeDataCall(BROKER_ROUTES.fetch, [Buffer.from('{"partitions":[]}')])));
+    calling.write(fetchCall(1));
+    const openedMs = performance.now();
+    const closedInTime = await Promise.race([silent.closed.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 10 * HEADERS_TIMEOUT_MS))]);
+    expect(closedInTime, 'the silent stream was still open').toBe(true);
+    expect(performance.now() - openedMs).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_MS / 2);
+    // Past its own deadline too, the stream that made a call is open and answers the next one.
+    await new Promise((resolve) => setTimeout(resolve, HEADERS_TIMEOUT_MS / 2));
+    calling.write(fetchCall(2));
+    await vi.waitFor(() => expect(calling.answers.get(2)).toBeDefined(), { timeout: 5_000, interval: 10 });
+    expect(calling.socket.destroyed).toBe(false);
   });
 });
 

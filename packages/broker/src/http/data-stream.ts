@@ -52,11 +52,21 @@ export interface DataStreamOptions {
   bodyBudget: SharedBodyBudget;
   /** How long a message may take to arrive once begun, as an HTTP request (default: the HTTP edge's). */
   messageTimeoutMs?: number;
+  /**
+   * How long after the upgrade the first call may take to begin, as an HTTP connection has to send
+   * its headers (default: the HTTP edge's headers deadline).
+   */
+  firstMessageTimeoutMs?: number;
   logger: Logger;
   onInvariantBroken: (error: Error) => void;
 }
 
-/** A client connection that sends nothing for this long is closed (the client opens a new one when it needs one). */
+/**
+ * A client connection that sends nothing for this long is closed (the client opens a new one when
+ * it needs one). One that has not begun a call yet has only the headers deadline: a client opens
+ * a stream to make a call, so a connection that makes none holds a slot of `--max-connections`
+ * no longer than a connection that never finishes its headers.
+ */
 const IDLE_TIMEOUT_MS = 5 * 60_000;
 /**
  * Calls in service at once on one connection; reading pauses beyond it. A fetch waiting in its
@@ -93,6 +103,7 @@ export class DataStreamServer implements UpgradeTarget {
           budget: { bodies: this.options.bodyBudget, refusal: (error) => this.refusal(error) },
           idleTimeoutMs: IDLE_TIMEOUT_MS,
           messageTimeoutMs: this.options.messageTimeoutMs ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs,
+          firstMessageTimeoutMs: this.options.firstMessageTimeoutMs ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs,
           serve: (_id, body, waiting) => this.serve(request, gone, body, waiting),
           onBadMessage: (reason, detail) => this.options.logger.info({ reason, detail }, 'data stream closed: a bad message'),
         });

@@ -14,7 +14,8 @@
  *   does not fit is skipped unread and answered with the budget's refusal (UNAVAILABLE,
  *   retriable), and the connection goes on;
  * - a connection that sends nothing for `idleTimeoutMs` is closed, and so is one that leaves a
- *   message unfinished for `messageTimeoutMs`;
+ *   message unfinished for `messageTimeoutMs`, or does not begin its first message within
+ *   `firstMessageTimeoutMs`;
  * - a message larger than `maxMessageBytes`, bytes that are not a message, a sealed message that
  *   fails its check, or a request id that does not grow close the connection (its bytes cannot
  *   be trusted any more).
@@ -52,6 +53,11 @@ export interface StreamSessionOptions {
   idleTimeoutMs: number;
   /** How long a message may stay unfinished (its first bytes read, not its last). */
   messageTimeoutMs: number;
+  /**
+   * How long after the upgrade the first message may take to begin, as an HTTP connection has
+   * its headers deadline: a peer opens a stream to send a call at once. Undefined: the idle timeout.
+   */
+  firstMessageTimeoutMs?: number;
   /**
    * Serves one request; resolves with its answer's chunks, or undefined to send none (the service
    * is stopping). `waiting()` says the request only waits now (a long poll): it gives its slot
@@ -114,6 +120,11 @@ export function serveStream(socket: Duplex, head: Buffer, options: StreamSession
   let backlog: Request[] = [];
   let ended = false;
   let messageTimer: NodeJS.Timeout | undefined;
+  let firstMessageTimer: NodeJS.Timeout | undefined;
+  if (options.firstMessageTimeoutMs !== undefined) {
+    firstMessageTimer = setTimeout(() => socket.destroy(), options.firstMessageTimeoutMs);
+    firstMessageTimer.unref();
+  }
 
   const hasRoom = (bytes: number) => (inFlight === 0 && heldBytes === 0) || (inFlight < options.maxInFlight && heldBytes + bytes <= options.maxInFlightBytes);
   const sizeOf = (request: Request) => ('body' in request ? request.body.length : 0);
@@ -195,6 +206,10 @@ export function serveStream(socket: Duplex, head: Buffer, options: StreamSession
   };
 
   const onData = (chunk: Buffer) => {
+    if (firstMessageTimer !== undefined) {
+      clearTimeout(firstMessageTimer);
+      firstMessageTimer = undefined;
+    }
     let messages;
     try {
       messages = reader.push(chunk);
@@ -248,6 +263,7 @@ export function serveStream(socket: Duplex, head: Buffer, options: StreamSession
     refused = [];
     if (unread > 0) budget?.bodies.release(unread);
     if (messageTimer !== undefined) clearTimeout(messageTimer);
+    if (firstMessageTimer !== undefined) clearTimeout(firstMessageTimer);
   });
   if (head.length > 0) onData(head);
 }
