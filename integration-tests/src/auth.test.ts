@@ -293,15 +293,17 @@ describe('client authentication and ACLs', () => {
   });
 });
 
-// The data stream (produce, fetch and commit on a kept-open connection) checks each call as the
-// HTTP request it stands for, and refuses what is not a call.
+// The data stream (produce, fetch and commit on a kept-open connection) opens only for an
+// authenticated caller, checks each call as the HTTP request it stands for, and refuses what is
+// not a call.
 describe('the data stream', () => {
-  it('answers each call as its HTTP route would: 401 without a token, 403 or an inline FORBIDDEN without an ACL', async () => {
+  it('refuses to open without a token (401), and answers each call as its HTTP route would: 403 or an inline FORBIDDEN without an ACL', async () => {
     const streams = dataStreams();
     const url = await primaryUrl('orders-a');
-    const anonymous = await streamCall(streams, url, BROKER_ROUTES.produceBatches, produceFrame('orders-a', 'anonymous'));
-    expect(anonymous.status).toBe(401);
-    expect(anonymous.body.error).toMatchObject({ code: 'UNAUTHORIZED' });
+    await expect(streamCall(streams, url, BROKER_ROUTES.produceBatches, produceFrame('orders-a', 'anonymous'))).rejects.toMatchObject({
+      code: 'UNAUTHORIZED',
+      message: expect.stringMatching(/^authentication required/),
+    });
 
     const teamB = await tokenOf('team-b');
     // team-b may read orders-a, not write it, and may not commit as team-a's group.

@@ -190,6 +190,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     metrics: service.metrics,
     membersUnchecked: config.clusterSecrets === undefined,
     ...messageLimits,
+    ...(config.serverLimits?.headersTimeoutMs === undefined ? {} : { firstMessageTimeoutMs: config.serverLimits.headersTimeoutMs }),
+    bodyBudget: service.bodyBudget,
     logger,
     onInvariantBroken: onFatal,
   });

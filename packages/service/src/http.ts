@@ -12,6 +12,7 @@ import getRawBody from 'raw-body';
 import type { Registry } from 'prom-client';
 import { DEFAULT_MAX_REQUEST_BYTES, FRAME_CONTENT_TYPE, TesseraError, type HealthResponse, type TlsServerOptions } from '@tessera/protocol';
 import { type AccessControl, type Caller, checkAccess } from './access.js';
+import { BodyBudget } from './body-budget.js';
 import { clusterIdentity, type ClusterIdentityState } from './cluster-identity.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
@@ -54,9 +55,10 @@ export interface HttpServiceOptions {
   maxRequestBytes?: number;
   /**
    * Most bytes of request bodies being read or held by requests in service, over all
-   * connections (default 4 × maxRequestBytes). A request whose body would pass it is answered
-   * UNAVAILABLE (retriable) without reading it: before a caller is identified, bodies are read
-   * in full, so without this bound slow senders could fill the memory.
+   * connections (default 4 × maxRequestBytes), the HTTP edge's and those of the service's
+   * streams (`bodyBudget`). A request whose body would pass it is answered UNAVAILABLE
+   * (retriable) without reading it: before a caller is identified, bodies are read in full, so
+   * without this bound slow senders could fill the memory.
    */
   maxBodyBytesInFlight?: number;
   /** Tells /ready whether the service is serving yet. */
@@ -84,6 +86,8 @@ export interface HttpService {
   registry: Registry;
   /** `https` when the service serves TLS. */
   scheme: 'http' | 'https';
+  /** The bytes of request bodies being read or held, shared with the service's streams (a broker's data stream). */
+  bodyBudget: BodyBudget;
   listen(port: number, host: string): Promise<Server>;
   close(): Promise<void>;
 }
@@ -95,6 +99,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
   const { registry, metrics } = createMetrics(options.service);
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   const limits: ServerLimits = { ...DEFAULT_SERVER_LIMITS, ...options.serverLimits };
+  const bodies = new BodyBudget(options.maxBodyBytesInFlight ?? 4 * maxRequestBytes);
   let server: Server | undefined;
 
   if (options.clusterSecrets === undefined) {
@@ -118,7 +123,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     });
   app.use(errorBodies(options.logger, onInvariantBroken));
   app.use(requestMetrics(metrics));
-  app.use(bodyBudget(maxRequestBytes, options.maxBodyBytesInFlight ?? 4 * maxRequestBytes));
+  app.use(bodyBudget(maxRequestBytes, bodies));
   app.use(
     clusterIdentity({
       secrets: options.clusterSecrets,
@@ -160,6 +165,7 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
     metrics,
     registry,
     scheme: options.tls ? 'https' : 'http',
+    bodyBudget: bodies,
     listen(port, host) {
       app.use(router.routes());
       app.use(notFound());
@@ -296,22 +302,18 @@ function authenticate(
 
 /**
  * Holds, for each request with a body, the bytes its Content-Length declares (or `limit` when it
- * declares none) against one budget for the whole service, until the request is answered.
+ * declares none) against the service's body budget, until the request is answered.
  */
-function bodyBudget(limit: number, budget: number): Koa.Middleware<ServiceState> {
-  let held = 0;
+function bodyBudget(limit: number, budget: BodyBudget): Koa.Middleware<ServiceState> {
   return async (ctx, next) => {
     if (ctx.method !== 'POST' && ctx.method !== 'PUT' && ctx.method !== 'PATCH') return next();
     const declared = Number(ctx.get('content-length'));
-    const bytes = ctx.get('content-length') !== '' && Number.isFinite(declared) && declared >= 0 ? Math.min(declared, limit) : limit;
-    if (held > 0 && held + bytes > budget) {
-      throw new TesseraError('UNAVAILABLE', `too many request bodies are being read (${held} bytes); retry`);
-    }
-    held += bytes;
+    const bytes = ctx.get('content-length') !== '' && Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, limit) : limit;
+    if (!budget.tryTake(bytes)) throw budget.refusal();
     try {
       await next();
     } finally {
-      held -= bytes;
+      budget.release(bytes);
     }
   };
 }

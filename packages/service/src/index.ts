@@ -1,4 +1,5 @@
 export * from './access.js';
+export * from './body-budget.js';
 export * from './client-auth.js';
 export * from './http.js';
 export * from './logger.js';

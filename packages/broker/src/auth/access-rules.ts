@@ -3,9 +3,10 @@
  * with the cluster secret) may call everything; clients need `produce` on the topic to produce
  * (checked per partition by the handler for a frame of many), `consume` on every topic they
  * fetch, and `consume` on the group and its topics to commit or read committed offsets.
- * Replication and notifications are for members alone.
+ * Replication and notifications are for members alone. The data stream's upgrade needs an
+ * authenticated caller; its calls are checked as the routes they stand for.
  */
-import { BROKER_ROUTES as R } from '@tessera/protocol';
+import { BROKER_ROUTES as R, DATA_STREAM_PATH } from '@tessera/protocol';
 import { type RuleTable, stringIn, topicsIn } from '@tessera/service';
 
 export const BROKER_RULES: RuleTable = {
@@ -17,6 +18,8 @@ export const BROKER_RULES: RuleTable = {
   // handler checks `produce` per partition and refuses only those (FORBIDDEN in their answer).
   [`POST ${R.produceBatches}`]: () => ({ kind: 'authenticated' }),
   [`GET ${R.openapi}`]: () => ({ kind: 'public' }),
+  // The upgrade to the clients' data stream; each call on it is then checked as its route.
+  [`GET ${DATA_STREAM_PATH}`]: () => ({ kind: 'authenticated' }),
   [`POST ${R.fetch}`]: ({ body }) => ({ kind: 'topic', operation: 'consume', topics: topicsIn(body, 'partitions') }),
   [`POST ${R.commit}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'offsets') }),
   [`POST ${R.committedOffsets}`]: ({ body }) => ({ kind: 'group', group: stringIn(body, 'group'), topics: topicsIn(body, 'partitions') }),

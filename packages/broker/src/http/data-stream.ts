@@ -5,8 +5,10 @@
  * upgrade's credential (a token that expired, or whose principal was removed or given a new
  * secret, is refused from then on, as over HTTP) and the route's access rule decides; its
  * answer carries the status and body the route would have answered, and its duration is
- * observed as `method="STREAM"` with the route. A credential already bad at the upgrade is
- * refused there, with the HTTP error body.
+ * observed as `method="STREAM"` with the route. The upgrade itself is checked with its own rule
+ * (`GET /data-stream`: an authenticated caller): a credential already bad, or none while client
+ * authentication is on, is refused there with the HTTP error body (401), so a connection is open
+ * only to a caller whose calls could be served.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -24,6 +26,7 @@ import {
   refuseUpgrade,
   serveStream,
   type DataCallRoute,
+  type SharedBodyBudget,
 } from '@tessera/protocol';
 import { DEFAULT_SERVER_LIMITS, checkAccess, refusalOf, type AccessControl, type Caller, type Logger, type ServiceMetrics } from '@tessera/service';
 import { commitOffsets } from '../groups/commit-handler.js';
@@ -42,13 +45,28 @@ export interface DataStreamOptions {
   membersUnchecked: boolean;
   /** The largest request, as for HTTP request bodies. */
   maxMessageBytes: number;
+  /**
+   * The HTTP edge's body budget: the requests of every data stream are held against it with the
+   * broker's HTTP request bodies, so that many connections cannot fill the memory between them.
+   */
+  bodyBudget: SharedBodyBudget;
   /** How long a message may take to arrive once begun, as an HTTP request (default: the HTTP edge's). */
   messageTimeoutMs?: number;
+  /**
+   * How long after the upgrade the first call may take to begin, as an HTTP connection has to send
+   * its headers (default: the HTTP edge's headers deadline).
+   */
+  firstMessageTimeoutMs?: number;
   logger: Logger;
   onInvariantBroken: (error: Error) => void;
 }
 
-/** A client connection that sends nothing for this long is closed (the client opens a new one when it needs one). */
+/**
+ * A client connection that sends nothing for this long is closed (the client opens a new one when
+ * it needs one). One that has not begun a call yet has only the headers deadline: a client opens
+ * a stream to make a call, so a connection that makes none holds a slot of `--max-connections`
+ * no longer than a connection that never finishes its headers.
+ */
 const IDLE_TIMEOUT_MS = 5 * 60_000;
 /**
  * Calls in service at once on one connection; reading pauses beyond it. A fetch waiting in its
@@ -82,8 +100,10 @@ export class DataStreamServer implements UpgradeTarget {
           maxMessageBytes: this.options.maxMessageBytes + 1,
           maxInFlight: MAX_IN_FLIGHT,
           maxInFlightBytes: MAX_IN_FLIGHT_MESSAGES_OF_MAX_SIZE * this.options.maxMessageBytes,
+          budget: { bodies: this.options.bodyBudget, refusal: (error) => this.refusal(error) },
           idleTimeoutMs: IDLE_TIMEOUT_MS,
           messageTimeoutMs: this.options.messageTimeoutMs ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs,
+          firstMessageTimeoutMs: this.options.firstMessageTimeoutMs ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs,
           serve: (_id, body, waiting) => this.serve(request, gone, body, waiting),
           onBadMessage: (reason, detail) => this.options.logger.info({ reason, detail }, 'data stream closed: a bad message'),
         });
@@ -92,37 +112,48 @@ export class DataStreamServer implements UpgradeTarget {
     );
   }
 
-  /** The upgrade's caller, so a bad credential is refused before the stream opens. */
+  /**
+   * The upgrade's caller, checked with the rule of `GET /data-stream` (an authenticated caller;
+   * anyone while authentication is off): a bad credential, or none where every call would be
+   * refused for the want of one, is refused before the stream opens. Without this an anonymous
+   * caller could hold a connection, and have its messages read into memory, on a broker that
+   * serves it nothing.
+   */
   private async identify(request: IncomingMessage): Promise<Caller> {
-    return this.caller(request, undefined, undefined, undefined);
+    return this.check('GET', request, DATA_STREAM_PATH, undefined, undefined);
   }
 
   /**
-   * Identifies the caller from the upgrade's headers and applies `route`'s rule: undefined
-   * identifies only, null applies the rule of no route (an authenticated caller, as for an HTTP
-   * request to no route).
+   * Identifies the caller from the upgrade's headers and applies `route`'s rule; null applies the
+   * rule of no route (an authenticated caller, as for an HTTP request to no route).
    */
-  private async caller(request: IncomingMessage, route: DataCallRoute | null | undefined, body: unknown, frame: Buffer | undefined): Promise<Caller> {
-    const { access } = this.options;
-    if (access === undefined) return { kind: 'anonymous' };
-    if (route === undefined) {
-      // Identification only: the rule of a route decides per call.
-      return checkAccess({ identify: access.identify, authorize: () => undefined }, this.options.metrics, this.accessRequest(request, undefined, undefined, undefined));
-    }
-    return checkAccess(access, this.options.metrics, this.accessRequest(request, route, body, frame));
+  private async caller(request: IncomingMessage, route: DataCallRoute | null, body: unknown, frame: Buffer | undefined): Promise<Caller> {
+    return this.check('POST', request, route ?? undefined, body, frame);
   }
 
-  private accessRequest(request: IncomingMessage, route: DataCallRoute | null | undefined, body: unknown, frame: Buffer | undefined) {
-    return {
-      method: route === undefined ? 'GET' : 'POST',
-      route: route === null ? undefined : (route ?? DATA_STREAM_PATH),
+  private async check(method: 'GET' | 'POST', request: IncomingMessage, route: string | undefined, body: unknown, frame: Buffer | undefined): Promise<Caller> {
+    const { access } = this.options;
+    if (access === undefined) return { kind: 'anonymous' };
+    return checkAccess(access, this.options.metrics, {
+      method,
+      route,
       params: {},
       headers: request.headers,
       body,
       frame,
       member: undefined,
       membersUnchecked: this.options.membersUnchecked,
-    };
+    });
+  }
+
+  /**
+   * The answer to a call not read for want of budget, logged and observed as the HTTP edge's
+   * refusal of a body is (its route is not known: the call was not read).
+   */
+  private refusal(error: TesseraError): Buffer[] {
+    const refusal = refusalOf(error, this.options.logger, 'STREAM', DATA_STREAM_PATH);
+    this.options.metrics.requestDuration.observe({ method: 'STREAM', route: 'unmatched', status: String(refusal.status) }, 0);
+    return encodeDataAnswer(refusal.status, DATA_ANSWER_JSON, [Buffer.from(JSON.stringify(refusal.toBody()), 'utf8')]);
   }
 
   private async serve(request: IncomingMessage, gone: Gone, message: Buffer, waiting: () => void): Promise<Buffer[] | undefined> {

@@ -1,5 +1,6 @@
 // The streams' framing: messages come out whole and in order however the bytes are
-// cut into chunks, and a length no message may have closes the stream.
+// cut into chunks, a message its reader does not admit is dropped as it arrives, never held,
+// and a length no message may have closes the stream.
 import { describe, expect, it } from 'vitest';
 import { MessageReader, MessageTooLarge, encodeMessage } from './framing.js';
 
@@ -31,6 +32,38 @@ describe('stream framing', () => {
       expect(received.map((m) => m.id)).toEqual(sent.map((m) => m.id));
       received.forEach((message, i) => expect(message.body.equals(sent[i]!.body)).toBe(true));
     }
+  });
+
+  it('skips a message it does not admit, and reads the next, whatever the chunk boundaries', () => {
+    const sent = Array.from({ length: 20 }, (_, i) => ({ id: i + 1, body: randomBytes(100 + i * 401, i) }));
+    const wire = Buffer.concat(sent.flatMap((message) => encodeMessage(message.id, undefined, [message.body])));
+    for (const size of [1, 7, 8, 9, 1_000, 65_536]) {
+      const offered: Array<[number, number]> = [];
+      // Every third message is not admitted.
+      const reader = new MessageReader(1 << 20, 0, (id, bodyBytes) => {
+        offered.push([id, bodyBytes]);
+        return id % 3 !== 0;
+      });
+      const received: Array<{ id: number; body: Buffer }> = [];
+      for (let at = 0; at < wire.length; at += size) received.push(...reader.push(wire.subarray(at, at + size)));
+      expect(offered).toEqual(sent.map((m) => [m.id, m.body.length]));
+      const admitted = sent.filter((m) => m.id % 3 !== 0);
+      expect(received.map((m) => m.id)).toEqual(admitted.map((m) => m.id));
+      received.forEach((message, i) => expect(message.body.equals(admitted[i]!.body)).toBe(true));
+      expect(reader.hasPartial).toBe(false);
+    }
+  });
+
+  it('holds none of a large message it skips, and says it is partial until its last byte', () => {
+    const reader = new MessageReader(1 << 20, 0, () => false);
+    const wire = Buffer.concat(encodeMessage(1, undefined, [Buffer.alloc(500_000, 1)]));
+    for (let at = 0; at < wire.length - 1; at += 10_000) {
+      expect(reader.push(wire.subarray(at, Math.min(at + 10_000, wire.length - 1)))).toEqual([]);
+      expect(reader.bufferedBytes).toBe(0);
+      expect(reader.hasPartial).toBe(true);
+    }
+    expect(reader.push(wire.subarray(wire.length - 1))).toEqual([]);
+    expect(reader.hasPartial).toBe(false);
   });
 
   it('reads an empty body', () => {

@@ -48,37 +48,66 @@ export class MessageTooLarge extends Error {
 }
 
 /**
+ * Whether to read a message whose prefix has arrived (its id, and the bytes of its body): false
+ * skips it, its bytes are dropped as they arrive and it is never handed out.
+ */
+export type MessageAdmission = (id: number, bodyBytes: number) => boolean;
+
+/**
  * Cuts the bytes read from a stream into whole messages (with a MAC of `macBytes`, 0 or
  * MAC_BYTES). A message that says it is larger than `maxBodyBytes` (or too short to hold an id
  * and a MAC) throws MessageTooLarge: the stream can no longer be trusted and must be closed.
- * Chunks are joined only when a message spans them.
+ * With `admit`, each message is offered once its prefix is read, before its body is held; one
+ * it refuses is skipped without being buffered (what admit throws, push throws). Chunks are
+ * joined only when a message spans them.
  */
 export class MessageReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
-
-  /** True while part of a message has been read and the rest has not. */
-  get hasPartial(): boolean {
-    return this.buffered > 0;
-  }
+  /** Bytes still to drop of a message that is being skipped. */
+  private skipping = 0;
   /** Bytes of the message being read (prefix included), once its prefix is known. */
   private needed: number | undefined;
 
   constructor(
     private readonly maxBodyBytes: number,
     private readonly macBytes = 0,
+    private readonly admit?: MessageAdmission,
   ) {}
 
+  /** True while part of a message has been read (or skipped) and the rest has not. */
+  get hasPartial(): boolean {
+    return this.buffered > 0 || this.skipping > 0;
+  }
+
+  /** Bytes held of messages not handed out yet (none of a message being skipped). */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
   push(chunk: Buffer): Array<{ id: number; mac: Buffer; body: Buffer }> {
+    if (this.skipping > 0) {
+      const dropped = Math.min(this.skipping, chunk.length);
+      this.skipping -= dropped;
+      chunk = chunk.subarray(dropped);
+    }
+    const messages: Array<{ id: number; mac: Buffer; body: Buffer }> = [];
+    if (chunk.length === 0) return messages;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    const messages: Array<{ id: number; mac: Buffer; body: Buffer }> = [];
     for (;;) {
       if (this.needed === undefined) {
         if (this.buffered < LENGTH_BYTES + ID_BYTES) break;
-        const length = this.peekLength();
+        const prefix = this.peekPrefix();
+        const length = prefix.readUInt32BE(0);
         const overhead = ID_BYTES + this.macBytes;
         if (length < overhead || length - overhead > this.maxBodyBytes) throw new MessageTooLarge(length - overhead, this.maxBodyBytes);
+        if (this.admit !== undefined && !this.admit(prefix.readUInt32BE(LENGTH_BYTES), length - overhead)) {
+          const dropped = Math.min(this.buffered, LENGTH_BYTES + length);
+          this.drop(dropped);
+          this.skipping = LENGTH_BYTES + length - dropped;
+          continue;
+        }
         this.needed = LENGTH_BYTES + length;
       }
       if (this.buffered < this.needed) break;
@@ -90,10 +119,27 @@ export class MessageReader {
     return messages;
   }
 
-  private peekLength(): number {
+  /** The length and id of the next message (a view when the first chunk holds them). */
+  private peekPrefix(): Buffer {
     const first = this.chunks[0]!;
-    if (first.length >= LENGTH_BYTES) return first.readUInt32BE(0);
-    return Buffer.concat(this.chunks, LENGTH_BYTES).readUInt32BE(0);
+    if (first.length >= LENGTH_BYTES + ID_BYTES) return first;
+    return Buffer.concat(this.chunks, LENGTH_BYTES + ID_BYTES);
+  }
+
+  /** Drops the next `bytes` bytes (all buffered) without joining chunks. */
+  private drop(bytes: number): void {
+    let left = bytes;
+    while (left > 0) {
+      const first = this.chunks[0]!;
+      if (first.length <= left) {
+        this.chunks.shift();
+        left -= first.length;
+      } else {
+        this.chunks[0] = first.subarray(left);
+        left = 0;
+      }
+    }
+    this.buffered -= bytes;
   }
 
   /** The next `bytes` bytes, consumed (a view when the first chunk holds them all). */
