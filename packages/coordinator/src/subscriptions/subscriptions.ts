@@ -34,6 +34,9 @@ type DeliveryConfig = Pick<
   'url' | 'filterKeyPrefix' | 'maxAttempts' | 'backoffInitialMs' | 'backoffMaxMs' | 'deadLetterTopic' | 'maxInFlight' | 'timeoutMs'
 >;
 
+/** Who created a subscription, as the route saw the caller. */
+export type Creator = { kind: 'principal'; name: string } | { kind: 'member' } | { kind: 'anonymous' };
+
 export interface SubscriptionManagerOptions {
   store: Store;
   cluster: Cluster;
@@ -67,7 +70,7 @@ export class SubscriptionManager {
   }
 
   /** Validates the topics and the target, then stores the subscription; its secret is answered this once. */
-  async create(request: CreateSubscriptionInput, createdBy: string): Promise<CreatedSubscription> {
+  async create(request: CreateSubscriptionInput, creator: Creator): Promise<CreatedSubscription> {
     const { cluster } = this.options;
     const topic = cluster.topic(request.topic);
     if (request.deadLetterTopic !== undefined) cluster.topic(request.deadLetterTopic);
@@ -102,11 +105,14 @@ export class SubscriptionManager {
       group_id: `${SUBSCRIPTION_GROUP_PREFIX}${request.name}.${randomBytes(4).toString('hex')}`,
       start_offsets: JSON.stringify(startOffsets),
       created_ms: (this.options.nowMs ?? Date.now)(),
-      created_by: createdBy,
+      created_by: creator.kind === 'principal' ? creator.name : creator.kind,
+      creator_kind: creator.kind,
+      suspended_reason: null,
+      suspended_ms: null,
     };
     this.change(() => this.options.store.saveSubscription(row));
     this.rows.set(row.name, row);
-    cluster.recordEvent('subscription_created', { name: row.name, topic: row.topic, by: createdBy });
+    cluster.recordEvent('subscription_created', { name: row.name, topic: row.topic, by: row.created_by });
     return { ...toSubscription(row), secret: row.secret };
   }
 
