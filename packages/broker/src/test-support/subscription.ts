@@ -16,6 +16,7 @@ export function heldSubscription(url: string, overrides: HeldSubscriptionOverrid
     maxInFlight: 2,
     timeoutMs: 2_000,
     state: 'active',
+    suspended: null,
     group: 'subscription.s.0',
     createdMs: 0,
     createdBy: 'test',

@@ -2,7 +2,8 @@
  * The push subscriptions API: create, list, describe, pause, resume, delete, and the state the
  * brokers fetch. Creating needs `consume` on the topic (the access rule) and, with a
  * dead-letter topic, `produce` on it too (checked here, since the brokers write there on the
- * creator's behalf); changing or deleting one needs `consume` on its topic.
+ * creator's behalf); changing or deleting one needs `consume` on its topic. The creator is
+ * recorded: the subscription delivers only while it keeps that access (`SubscriptionManager`).
  */
 import { COORDINATOR_ROUTES as R, createSubscriptionRequest, parseOrThrow, subscriptionName } from '@tessera/protocol';
 import type { Caller, Context, HttpService, Requirement } from '@tessera/service';
