@@ -4,8 +4,6 @@
 // SIGKILL and a rebalance (checked with the history checker).
 import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -15,57 +13,12 @@ import { type Cluster, launcher, startCluster, waitFor } from './harness/cluster
 import { History, describeReport } from './harness/history.js';
 import { REPO, runCliAsAdmin } from './harness/cli.js';
 import { KeyedLoad } from './harness/keyed-load.js';
+import { Receiver } from './harness/receiver.js';
 import { freePort } from '@tessera/protocol/test-support/ports';
 import { createTopic, keys } from './harness/workload.js';
 
 /** The services may call loopback receivers (the default allows public addresses only). */
 const serviceEnv = { TESSERA_SUBSCRIPTION_ALLOWED_TARGETS: 'loopback' };
-
-interface Received {
-  body: DeliveryBody;
-  raw: string;
-  signature: string;
-}
-
-/** A real HTTP receiver on loopback; `answer` decides each request's status (and may wait). */
-class Receiver {
-  readonly received: Received[] = [];
-  private server: http.Server | undefined;
-  url = '';
-
-  constructor(public answer: (delivery: DeliveryBody) => number | Promise<number> = () => 200) {}
-
-  async start(): Promise<this> {
-    this.server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        const body = JSON.parse(raw) as DeliveryBody;
-        this.received.push({ body, raw, signature: String(req.headers['tessera-signature'] ?? '') });
-        void Promise.resolve(this.answer(body)).then(
-          (status) => {
-            if (!res.destroyed) res.writeHead(status).end();
-          },
-          () => res.destroy(),
-        );
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}/hook`;
-    return this;
-  }
-
-  /** Values of the 2xx-answered deliveries are not known here; this lists every delivery's value as text. */
-  values(): string[] {
-    return this.received.map((r) => r.body.value ?? '');
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
-  }
-}
 
 /** The README's verification recipe, as a receiver would write it. */
 function verifyAsDocumented(secret: string, rawBody: string, header: string): boolean {

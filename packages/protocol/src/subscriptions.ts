@@ -50,7 +50,19 @@ export type CreateSubscriptionRequest = z.input<typeof createSubscriptionRequest
 /** A create request once validated, defaults filled in. */
 export type CreateSubscriptionInput = z.output<typeof createSubscriptionRequest>;
 
+/** What pause and resume set; a subscription delivers while it is active and not suspended. */
 export type SubscriptionState = 'active' | 'paused';
+
+/**
+ * Why a subscription does not deliver although nobody paused it: the principal that created it
+ * may no longer read its topic (deleted, or an ACL removed), or no longer produce to its
+ * dead-letter topic. The coordinator sets and clears it as principals and ACLs change.
+ */
+export interface SubscriptionSuspension {
+  reason: string;
+  /** Wall clock (ms since the Unix epoch) when the suspension began. */
+  sinceMs: number;
+}
 
 /** A subscription as clients see it (never its secret, which is shown once at creation). */
 export interface Subscription {
@@ -66,6 +78,8 @@ export interface Subscription {
   maxInFlight: number;
   timeoutMs: number;
   state: SubscriptionState;
+  /** Set while the creator's access does not cover the subscription: nothing is delivered, whatever `state` says. */
+  suspended: SubscriptionSuspension | null;
   /** The consumer group whose committed offsets are this subscription's progress. */
   group: string;
   createdMs: number;
@@ -109,6 +123,7 @@ export interface SubscriptionsStateResponse {
   version: number;
   /** The target policy (`parseTargetPolicy`), so brokers enforce what the coordinator checked. */
   allowedTargets: string;
+  /** Every subscription except the suspended ones (paused ones included: the brokers deliver the active ones). */
   subscriptions: Array<Subscription & { secret: string; startOffsets: Record<string, number> }>;
 }
 

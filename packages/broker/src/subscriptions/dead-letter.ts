@@ -34,14 +34,18 @@ export class DeadLetterWriter {
     private readonly client: DataHttpClient,
   ) {}
 
-  /** Resolves once the dead-letter partition's primary acknowledged the record; `onError` sees each failed try. */
+  /**
+   * Resolves once the dead-letter partition's primary acknowledged the record; `onError` sees each
+   * failed try. `signals.wait` ends the retrying (between tries); `signals.request` also cuts short
+   * a produce in flight, which may then be stored or not.
+   */
   async write(
     subscription: HeldSubscription,
     topic: string,
     partition: number,
     record: DecodedRecord,
     reason: DeadLetterReason,
-    signal: AbortSignal,
+    signals: { request: AbortSignal; wait: AbortSignal },
     onError: (error: unknown) => void,
   ): Promise<void> {
     const target = subscription.deadLetterTopic;
@@ -73,7 +77,7 @@ export class DeadLetterWriter {
         const url = primary === null ? undefined : this.link.brokerUrl(primary);
         if (url === undefined) throw new TesseraError('PARTITION_OFFLINE', `dead-letter partition ${target}/${to} has no primary`);
         const frame = encodeFrame({ partitions: [{ topic: target, partition: to, bytes: batch.length }] }, [batch]);
-        const answer = await this.client.postFrame(url + BROKER_ROUTES.produceBatches, frame, { signal });
+        const answer = await this.client.postFrame(url + BROKER_ROUTES.produceBatches, frame, { signal: signals.request });
         const [result] = (JSON.parse(answer.body.toString('utf8')) as { partitions: Array<{ error?: ErrorBody['error'] }> }).partitions;
         if (result?.error) {
           if (result.error.code === 'NOT_PRIMARY') this.link.requestMetadataRefresh('dead letter: not primary');
@@ -81,7 +85,7 @@ export class DeadLetterWriter {
         }
       },
       // Retried until stored (or the delivery stops): moving on without it would lose the record.
-      { ...RETRY, retries: Number.POSITIVE_INFINITY, shouldRetry: () => !signal.aborted, signal, onRetry: onError },
+      { ...RETRY, retries: Number.POSITIVE_INFINITY, shouldRetry: () => !signals.wait.aborted, signal: signals.wait, onRetry: onError },
     );
   }
 }

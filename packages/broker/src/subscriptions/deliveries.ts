@@ -40,6 +40,11 @@ export class SubscriptionDeliveries {
   private readonly runtimes = new Map<string, SubscriptionRuntime>();
   /** Running deliveries by `${subscription}/${partition}`. */
   private readonly running = new Map<string, PartitionDelivery>();
+  /**
+   * Deliveries told to stop that have not ended yet (an attempt in flight, the last commit), by
+   * the same key: the partition's next delivery starts only after, from the offset they committed.
+   */
+  private readonly stopping = new Map<string, PartitionDelivery>();
   private timer: NodeJS.Timeout | undefined;
   private fetching: Promise<void> | undefined;
   private again = false;
@@ -97,7 +102,7 @@ export class SubscriptionDeliveries {
         const key = `${subscription.name}/${replica.partition}`;
         wanted.add(key);
         // A loop that ended by itself (the partition was lost and led here again within a tick) is started again.
-        if (this.running.get(key)?.finished === false) continue;
+        if (this.running.get(key)?.finished === false || this.stopping.has(key)) continue;
         if (!runtime) {
           runtime = new SubscriptionRuntime(subscription, new TargetPolicy(policy), this.options.metrics, this.options.deadLetters);
           this.runtimes.set(subscription.name, runtime);
@@ -108,11 +113,17 @@ export class SubscriptionDeliveries {
       }
     }
     for (const [key, delivery] of this.running) {
-      if (!wanted.has(key)) {
-        this.running.delete(key);
-        void delivery.stop();
-      }
+      if (!wanted.has(key)) void this.stop(key, delivery, 'finish');
     }
+  }
+
+  /** Stops a running delivery, keeping it in `stopping` until it has ended. */
+  private stop(key: string, delivery: PartitionDelivery, inFlight: 'finish' | 'abort'): Promise<void> {
+    this.running.delete(key);
+    this.stopping.set(key, delivery);
+    return delivery.stop(inFlight).finally(() => {
+      if (this.stopping.get(key) === delivery) this.stopping.delete(key);
+    });
   }
 
   private dropRuntime(name: string): void {
@@ -120,10 +131,7 @@ export class SubscriptionDeliveries {
     this.runtimes.delete(name);
     const stopping: Array<Promise<void>> = [];
     for (const [key, delivery] of this.running) {
-      if (key.startsWith(`${name}/`)) {
-        this.running.delete(key);
-        stopping.push(delivery.stop());
-      }
+      if (key.startsWith(`${name}/`)) stopping.push(this.stop(key, delivery, 'finish'));
     }
     void Promise.allSettled(stopping).then(() => runtime?.close());
   }
@@ -143,8 +151,9 @@ export class SubscriptionDeliveries {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    await Promise.allSettled([...this.running.values()].map((delivery) => delivery.stop()));
-    this.running.clear();
+    // A shutdown waits for no receiver: the attempts in flight are cut short (the next primary delivers them again).
+    const ending = [...this.running, ...this.stopping].map(([key, delivery]) => this.stop(key, delivery, 'abort'));
+    await Promise.allSettled(ending);
     await Promise.allSettled([...this.runtimes.values()].map((runtime) => runtime.close()));
     this.runtimes.clear();
   }

@@ -1,6 +1,8 @@
 // Proves a push subscription's delivery of one partition starts from the log it is given: a
 // position taken on an earlier log of the same name (the topic was deleted and created again)
-// that lies beyond this log's end does not hold delivery back, nor skip what this log holds.
+// that lies beyond this log's end does not hold delivery back, nor skip what this log holds; and
+// that a delivery stopped in the middle of a stream (a pause, a suspension) lets its attempt in
+// flight finish and commits its progress, so the next one neither repeats nor skips a record.
 // A real partition (real SQLite store) and a real HTTP receiver on loopback.
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,7 +18,7 @@ import { BrokerStore } from '../storage/index.js';
 import type { DeadLetterWriter } from './dead-letter.js';
 import { SubscriptionMetrics } from './metrics.js';
 import { PartitionDelivery } from './partition-delivery.js';
-import { heldSubscription } from '../test-support/subscription.js';
+import { heldSubscription, type HeldSubscriptionOverrides } from '../test-support/subscription.js';
 import { SubscriptionRuntime } from './runtime.js';
 
 const logger = createLogger('broker', { test: 'partition-delivery' }, { level: process.env.TESSERA_TEST_LOG_LEVEL ?? 'silent' });
@@ -30,46 +32,82 @@ afterEach(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** A receiver on loopback that notes each delivery's offset when the request arrives and answers 204 after `answerAfterMs`. */
+async function receiver(answerAfterMs = 0): Promise<{ url: string; received: number[] }> {
+  const received: number[] = [];
+  const server = http.createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    request.on('end', () => {
+      received.push((JSON.parse(body) as { offset: number }).offset);
+      setTimeout(() => response.writeHead(204).end(), answerAfterMs);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, received };
+}
+
+/** Partition t/0 led by this broker alone, holding one record per value. */
+async function ledPartition(values: string[]): Promise<{ replica: Partition; store: BrokerStore }> {
+  const store = BrokerStore.open(dir, 'full');
+  cleanups.push(() => store.close());
+  const unreachable = () => Promise.reject(new TesseraError('UNAVAILABLE', 'no coordinator in this test'));
+  const replica = new Partition({
+    topic: 't',
+    partition: 0,
+    store: store.log('t', 0),
+    cluster: { brokerId: 1, brokerUrl: () => undefined, brokerRef: () => null, changeIsr: unreachable, completeReassignment: unreachable, requestMetadataRefresh: () => undefined, nextIsrSeq: () => 1 },
+    client: { push: unreachable },
+    logger,
+    replicaTimeoutMs: 5_000,
+    limits: DEFAULT_LIMITS,
+  });
+  cleanups.push(() => replica.close());
+  replica.applyAssignment({ partition: 0, primary: 1, secondary: null, epoch: 0, isr: [1] }, 1, true);
+  const batch = encodeRecordBatch(values.map((value, i) => ({ key: null, value: Buffer.from(value), timestamp: 1_000 + i })));
+  await replica.produce([{ bytes: batch, recordCount: values.length, lastOffsetDelta: values.length - 1, maxTimestamp: 1_000 + values.length - 1 }]);
+  return { replica, store };
+}
+
+function runtimeFor(url: string, overrides: HeldSubscriptionOverrides = {}): SubscriptionRuntime {
+  const runtime = new SubscriptionRuntime(heldSubscription(url, overrides), new TargetPolicy('loopback'), new SubscriptionMetrics(), {} as DeadLetterWriter);
+  cleanups.push(() => runtime.close());
+  return runtime;
+}
+
 describe('PartitionDelivery', () => {
   it('delivers a log from its start when the remembered position lies beyond its end', async () => {
-    const received: number[] = [];
-    const server = http.createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      request.on('end', () => {
-        received.push((JSON.parse(body) as { offset: number }).offset);
-        response.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-
-    const store = BrokerStore.open(dir, 'full');
-    cleanups.push(() => store.close());
-    const unreachable = () => Promise.reject(new TesseraError('UNAVAILABLE', 'no coordinator in this test'));
-    const replica = new Partition({
-      topic: 't',
-      partition: 0,
-      store: store.log('t', 0),
-      cluster: { brokerId: 1, brokerUrl: () => undefined, brokerRef: () => null, changeIsr: unreachable, completeReassignment: unreachable, requestMetadataRefresh: () => undefined, nextIsrSeq: () => 1 },
-      client: { push: unreachable },
-      logger,
-      replicaTimeoutMs: 5_000,
-      limits: DEFAULT_LIMITS,
-    });
-    cleanups.push(() => replica.close());
-    replica.applyAssignment({ partition: 0, primary: 1, secondary: null, epoch: 0, isr: [1] }, 1, true);
-    const batch = encodeRecordBatch(['a', 'b', 'c'].map((value, i) => ({ key: null, value: Buffer.from(value), timestamp: 1_000 + i })));
-    await replica.produce([{ bytes: batch, recordCount: 3, lastOffsetDelta: 2, maxTimestamp: 1_002 }]);
-
+    const { url, received } = await receiver();
+    const { replica, store } = await ledPartition(['a', 'b', 'c']);
     // Taken when the topic of the same name had 1,000 records.
-    const subscription = heldSubscription(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { maxInFlight: 1, startOffsets: { '0': 1_000 } });
-    const runtime = new SubscriptionRuntime(subscription, new TargetPolicy('loopback'), new SubscriptionMetrics(), {} as DeadLetterWriter);
-    cleanups.push(() => runtime.close());
+    const runtime = runtimeFor(url, { maxInFlight: 1, startOffsets: { '0': 1_000 } });
     const delivery = new PartitionDelivery(runtime, replica, logger);
-    cleanups.push(() => delivery.stop());
+    cleanups.push(() => delivery.stop('abort'));
     await expect.poll(() => received, { timeout: 5_000 }).toEqual([0, 1, 2]);
     expect(delivery.finished).toBe(false);
     await expect.poll(() => store.log('t', 0).groupOffset('subscription.s.0')?.offset, { timeout: 5_000 }).toBe(3);
+  });
+
+  it('finishes the attempt in flight and commits when stopped mid-stream, so the next delivery goes on from there', async () => {
+    // Each answer takes 50 ms, so the stop below lands while an attempt waits for its answer,
+    // and before the loop's periodic commit (every second) stored the records delivered so far.
+    const { url, received } = await receiver(50);
+    const values = Array.from({ length: 20 }, (_, i) => `v${i}`);
+    const { replica, store } = await ledPartition(values);
+    const runtime = runtimeFor(url, { maxInFlight: 1 });
+    const first = new PartitionDelivery(runtime, replica, logger);
+    await expect.poll(() => received.length, { timeout: 5_000, interval: 5 }).toBeGreaterThanOrEqual(5);
+    await first.stop('finish');
+    const stoppedAt = received.length;
+    expect(stoppedAt).toBeLessThan(values.length);
+    // Everything the receiver was sent, the attempt in flight at the stop included, is committed.
+    expect(store.log('t', 0).groupOffset('subscription.s.0')?.offset).toBe(stoppedAt);
+
+    const second = new PartitionDelivery(runtime, replica, logger);
+    cleanups.push(() => second.stop('abort'));
+    await expect.poll(() => received.length, { timeout: 5_000 }).toBe(values.length);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(received).toEqual(values.map((_, offset) => offset));
   });
 });

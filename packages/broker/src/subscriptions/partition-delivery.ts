@@ -41,7 +41,12 @@ class DeliveryRefused extends Error {
 }
 
 export class PartitionDelivery {
+  /** Ends the loop and the attempt in flight: the partition is not led here any more. */
   private readonly abort = new AbortController();
+  /** Ends the loop once the attempt in flight is answered (`stop('finish')`): no new record, attempt or wait. */
+  private readonly stopping = new AbortController();
+  /** Either of the two: what every wait listens to. */
+  private readonly ending = AbortSignal.any([this.abort.signal, this.stopping.signal]);
   readonly done: Promise<void>;
   private offset: number;
   private attempts = 0;
@@ -74,7 +79,7 @@ export class PartitionDelivery {
     replica.onChange(watch);
     this.done = this.run()
       .catch((error: Error) => {
-        if (!this.abort.signal.aborted) this.logger.warn({ err: error.message }, 'subscription delivery stopped');
+        if (!this.ending.aborted) this.logger.warn({ err: error.message }, 'subscription delivery stopped');
       })
       .finally(() => {
         this.finished = true;
@@ -87,8 +92,17 @@ export class PartitionDelivery {
     return this.replica.topic;
   }
 
-  stop(): Promise<void> {
-    this.abort.abort(new Error('delivery stopped'));
+  /**
+   * Stops the loop; no attempt starts after this. `finish` (paused, suspended or deleted): the
+   * attempt in flight gets its answer (within the subscription's `timeoutMs`) and the progress is
+   * committed before `done`, so the next delivery of the partition neither repeats a record the
+   * receiver acknowledged nor skips one it did not. `abort` (the broker shuts down): the attempt
+   * in flight is cut short and nothing more is committed; the next primary delivers again from
+   * the last commit.
+   */
+  stop(inFlight: 'finish' | 'abort'): Promise<void> {
+    if (inFlight === 'abort') this.abort.abort(new Error('delivery stopped'));
+    else this.stopping.abort(new Error('delivery stopped'));
     return this.done;
   }
 
@@ -111,7 +125,18 @@ export class PartitionDelivery {
   }
 
   private async run(): Promise<void> {
-    const { signal } = this.abort;
+    try {
+      await this.deliver();
+    } finally {
+      // Stopped: what was delivered is committed. Not when cut short: the partition was lost (a
+      // deposed primary's commit is refused), or the broker shuts down, whose coordinator link is
+      // already stopped, so a commit waiting on an unresponsive secondary could hold it up.
+      if (!this.abort.signal.aborted) await this.commit();
+    }
+  }
+
+  private async deliver(): Promise<void> {
+    const signal = this.ending;
     while (!signal.aborted && this.leading) {
       const hw = this.replica.hw;
       if (this.offset < this.replica.logStartOffset) {
@@ -132,9 +157,9 @@ export class PartitionDelivery {
       for (const batch of batches) {
         for (const record of decodeRecordBatch(batch.bytes).records) {
           if (record.offset < this.offset || record.offset >= hw) continue;
-          await this.handle(record, signal);
-          if (signal.aborted) return;
+          if (!(await this.handle(record))) return;
           this.offset = record.offset + 1;
+          if (signal.aborted) return;
           if (Date.now() - this.lastCommitMs >= COMMIT_EVERY_MS) await this.commit();
         }
       }
@@ -142,19 +167,23 @@ export class PartitionDelivery {
     }
   }
 
-  /** Delivers one record (or skips it by the key filter, or dead-letters it); returns once it is done with. */
-  private async handle(record: DecodedRecord, signal: AbortSignal): Promise<void> {
+  /**
+   * Delivers one record (or skips it by the key filter, or dead-letters it). True once it is done
+   * with; false when the loop ended first (the record is delivered again by the next loop).
+   */
+  private async handle(record: DecodedRecord): Promise<boolean> {
+    const signal = this.ending;
     const { subscription, metrics } = this.runtime;
     const prefix = this.runtime.keyPrefix;
     if (prefix !== null && (record.key === null || !record.key.subarray(0, prefix.length).equals(prefix))) {
       metrics.deliveries.inc({ subscription: subscription.name, outcome: 'filtered' });
-      return;
+      return true;
     }
     const json = recordToJson(record);
     this.attempts = 0;
     const maxAttempts = subscription.maxAttempts ?? Number.POSITIVE_INFINITY;
     try {
-      await retry((attempt) => this.attempt(json, attempt + 1, signal), {
+      await retry((attempt) => this.attempt(json, attempt + 1), {
         retries: maxAttempts - 1,
         initialMs: subscription.backoffInitialMs,
         maxMs: subscription.backoffMaxMs,
@@ -166,20 +195,25 @@ export class PartitionDelivery {
       this.delivered++;
       this.attempts = 0;
       metrics.deliveries.inc({ subscription: subscription.name, outcome: 'delivered' });
+      return true;
     } catch (error) {
-      if (signal.aborted) return;
+      if (signal.aborted) return false;
       // Attempts used up (only with a dead-letter topic: without one they never are).
-      await this.runtime.deadLetters.write(
-        subscription,
-        this.replica.topic,
-        this.replica.partition,
-        record,
-        { attempts: this.attempts, lastStatus: this.lastStatus, error: this.lastError ?? (error as Error).message },
-        signal,
-        // Shown by describe while the dead-letter topic cannot take the record (deleted, offline): the partition waits for it.
-        (deadLetterError) => (this.lastError = `dead letter not stored yet: ${(deadLetterError as Error).message}`.slice(0, MAX_ERROR_CHARS)),
-      );
-      if (signal.aborted) return;
+      try {
+        await this.runtime.deadLetters.write(
+          subscription,
+          this.replica.topic,
+          this.replica.partition,
+          record,
+          { attempts: this.attempts, lastStatus: this.lastStatus, error: this.lastError ?? (error as Error).message },
+          { request: this.abort.signal, wait: signal },
+          // Shown by describe while the dead-letter topic cannot take the record (deleted, offline): the partition waits for it.
+          (deadLetterError) => (this.lastError = `dead letter not stored yet: ${(deadLetterError as Error).message}`.slice(0, MAX_ERROR_CHARS)),
+        );
+      } catch (deadLetterError) {
+        if (signal.aborted) return false;
+        throw deadLetterError;
+      }
       this.deadLettered++;
       this.attempts = 0;
       metrics.deliveries.inc({ subscription: subscription.name, outcome: 'dead_lettered' });
@@ -187,14 +221,16 @@ export class PartitionDelivery {
         { subscription: subscription.name, offset: record.offset, lastStatus: this.lastStatus, error: this.lastError },
         'record sent to the dead-letter topic',
       );
+      return true;
     }
   }
 
   /** One POST of one record; throws when it was not acknowledged with a 2xx. */
-  private async attempt(json: ReturnType<typeof recordToJson>, attempt: number, signal: AbortSignal): Promise<void> {
+  private async attempt(json: ReturnType<typeof recordToJson>, attempt: number): Promise<void> {
     const { subscription, metrics, target } = this.runtime;
     this.attempts = attempt;
-    const release = await this.runtime.slots.acquire(signal);
+    // Waiting for a slot ends with the loop; a request once sent is cut short only by losing the partition.
+    const release = await this.runtime.slots.acquire(this.ending);
     const started = process.hrtime.bigint();
     let result: AttemptResult = 'ok';
     try {
@@ -214,7 +250,7 @@ export class PartitionDelivery {
         body,
         headersTimeout: subscription.timeoutMs,
         bodyTimeout: subscription.timeoutMs,
-        signal: AbortSignal.any([signal, AbortSignal.timeout(subscription.timeoutMs)]),
+        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(subscription.timeoutMs)]),
       });
       // The answer's body is not used; dump reads at most a bounded amount and closes it.
       await response.body.dump();

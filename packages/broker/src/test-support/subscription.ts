@@ -1,7 +1,9 @@
 /** A subscription as the coordinator hands it to a broker, for tests: defaults that deliver at once, `overrides` on top. */
 import type { HeldSubscription } from '../subscriptions/runtime.js';
 
-export function heldSubscription(url: string, overrides: Partial<HeldSubscription> = {}): HeldSubscription {
+export type HeldSubscriptionOverrides = Partial<HeldSubscription>;
+
+export function heldSubscription(url: string, overrides: HeldSubscriptionOverrides = {}): HeldSubscription {
   return {
     name: 's',
     topic: 't',
@@ -14,6 +16,7 @@ export function heldSubscription(url: string, overrides: Partial<HeldSubscriptio
     maxInFlight: 2,
     timeoutMs: 2_000,
     state: 'active',
+    suspended: null,
     group: 'subscription.s.0',
     createdMs: 0,
     createdBy: 'test',

@@ -82,7 +82,7 @@ export function registerSubscriptions(program: Command, runtime: Runtime): void 
           [
             { header: 'name', value: (s) => s.name },
             { header: 'topic', value: (s) => s.topic },
-            { header: 'state', value: (s) => s.state },
+            { header: 'state', value: (s) => (s.suspended === null ? s.state : `${s.state}, suspended`) },
             { header: 'url', value: (s) => s.url },
             { header: 'dead letters', value: (s) => s.deadLetterTopic ?? '-' },
           ],
@@ -128,7 +128,8 @@ export function registerSubscriptions(program: Command, runtime: Runtime): void 
       .argument('<name>', 'subscription name')
       .action(async (name: string) => {
         const subscription = await runtime.client().subscriptions[command](name);
-        runtime.err(`subscription ${subscription.name} is ${subscription.state}`);
+        const suspended = subscription.suspended === null ? '' : `, and suspended: ${subscription.suspended.reason}`;
+        runtime.err(`subscription ${subscription.name} is ${subscription.state}${suspended}`);
       });
   }
 
@@ -164,6 +165,7 @@ function fields(s: Subscription): Array<[string, unknown]> {
     ['topic', s.topic],
     ['url', s.url],
     ['state', s.state],
+    ['suspended', s.suspended === null ? '-' : `since ${new Date(s.suspended.sinceMs).toISOString()}: ${s.suspended.reason}`],
     ['group', s.group],
     ['filter key prefix', s.filterKeyPrefix ?? '-'],
     ['max attempts', s.maxAttempts ?? 'until delivered'],

@@ -15,6 +15,7 @@ import { type CryptoKey, SignJWT, calculateJwkThumbprint, exportJWK, generateKey
 import {
   type AclEntry,
   type AclListResponse,
+  type AclOperation,
   type AuthStateResponse,
   BOOTSTRAP_ADMIN,
   type CreatePrincipalRequest,
@@ -59,6 +60,7 @@ export class AuthRegistry {
   private authVersion: number;
   private secretChecks = 0;
   private readonly waitingChecks: Array<() => void> = [];
+  private readonly listeners: Array<() => void> = [];
 
   private constructor(
     private readonly options: AuthRegistryOptions,
@@ -84,6 +86,35 @@ export class AuthRegistry {
 
   get version(): number {
     return this.authVersion;
+  }
+
+  /** Client authentication on: every client call needs a token, and ACLs apply. */
+  get enabled(): boolean {
+    return this.options.enabled;
+  }
+
+  /** Called after every change of the principals or ACLs, once the coordinator applies it. */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Why `principal` may not do each `operation` on its topic now, or null when it may: always
+   * with authentication off; never once the principal is deleted (its ACLs stay, like Kafka's,
+   * so they count again only if the name is created again).
+   */
+  refusal(principal: string, needs: ReadonlyArray<{ operation: AclOperation; topic: string }>): string | null {
+    if (!this.options.enabled) return null;
+    if (!this.principalsByName.has(principal)) return `principal ${principal} does not exist`;
+    for (const { operation, topic } of needs) {
+      try {
+        this.clientAuth.authorize({ kind: 'topic', operation, topics: [topic] }, { kind: 'principal', name: principal }, false);
+      } catch (error) {
+        if (error instanceof TesseraError && error.code === 'FORBIDDEN') return error.message;
+        throw error;
+      }
+    }
+    return null;
   }
 
   /** What brokers receive: public keys, principals with their current credential, ACLs. */
@@ -221,6 +252,7 @@ export class AuthRegistry {
 
   private publish(): void {
     this.clientAuth.apply(this.state());
+    for (const listener of this.listeners) listener();
   }
 
   private async bootstrap(): Promise<void> {

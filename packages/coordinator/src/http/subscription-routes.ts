@@ -2,11 +2,12 @@
  * The push subscriptions API: create, list, describe, pause, resume, delete, and the state the
  * brokers fetch. Creating needs `consume` on the topic (the access rule) and, with a
  * dead-letter topic, `produce` on it too (checked here, since the brokers write there on the
- * creator's behalf); changing or deleting one needs `consume` on its topic.
+ * creator's behalf); changing or deleting one needs `consume` on its topic. The creator is
+ * recorded: the subscription delivers only while it keeps that access (`SubscriptionManager`).
  */
 import { COORDINATOR_ROUTES as R, createSubscriptionRequest, parseOrThrow, subscriptionName } from '@tessera/protocol';
-import type { Context, HttpService, Requirement } from '@tessera/service';
-import type { SubscriptionManager } from '../subscriptions/subscriptions.js';
+import type { Caller, Context, HttpService, Requirement } from '@tessera/service';
+import type { Creator, SubscriptionManager } from '../subscriptions/subscriptions.js';
 
 export interface SubscriptionRouteDeps {
   subscriptions: SubscriptionManager;
@@ -28,10 +29,10 @@ export function registerSubscriptionRoutes(service: HttpService, deps: Subscript
   router.post(R.subscriptions, async (ctx) => {
     const request = parseOrThrow(createSubscriptionRequest, ctx.state.body);
     if (request.deadLetterTopic !== undefined) deps.authorize(ctx, { kind: 'topic', operation: 'produce', topics: [request.deadLetterTopic] });
-    const caller = ctx.state.caller as { kind: string; name?: string } | undefined;
-    const createdBy = caller?.kind === 'principal' ? caller.name! : (caller?.kind ?? 'anonymous');
+    const caller = ctx.state.caller as Caller | undefined;
+    const creator: Creator = caller?.kind === 'principal' ? { kind: 'principal', name: caller.name } : { kind: caller?.kind ?? 'anonymous' };
     ctx.status = 201;
-    ctx.body = await subscriptions.create(request, createdBy);
+    ctx.body = await subscriptions.create(request, creator);
   });
   router.get(R.subscriptions, (ctx) => {
     ctx.body = subscriptions.list();

@@ -1,6 +1,7 @@
 // Proves the store round-trips the whole coordinator state through SQLite: what was written
-// before a close is exactly what a new Store on the same directory loads; and that a write
-// SQLite refuses is reported (the coordinator stops on it).
+// before a close is exactly what a new Store on the same directory loads; that a write SQLite
+// refuses is reported (the coordinator stops on it); and that migration 6 tells who created each
+// existing subscription as documented.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -77,6 +78,7 @@ describe('Store', () => {
         generation: 7,
         owner: ['m-1', null],
         target: ['m-1', 'm-1'],
+        emptySinceMs: null,
         members: [{ memberId: 'm-1', clientId: 'c', sessionTimeoutMs: 5_000, ackedGeneration: 7 }],
       },
     ]);
@@ -159,6 +161,66 @@ describe('Store', () => {
       expect({ name, others: fs.statSync(path.join(dir, name)).mode & 0o077 }).toEqual({ name, others: 0 });
     }
     expect(fs.statSync(dir).mode & 0o077).toBe(0);
+    store.close();
+  });
+
+  it(`migrates a schema-5 database: each subscription is its named principal's, or anonymous when none has the name "anonymous"`, () => {
+    const dir = tempDir();
+    // A schema-5 file: this release's schema without what migration 6 adds.
+    new Store(dir).close();
+    const db = new Database(path.join(dir, 'coordinator.db'));
+    db.exec(`
+      ALTER TABLE subscriptions DROP COLUMN creator_kind;
+      ALTER TABLE subscriptions DROP COLUMN suspended_reason;
+      ALTER TABLE subscriptions DROP COLUMN suspended_ms;
+      ALTER TABLE topics DROP COLUMN first_epoch;
+      ALTER TABLE partitions DROP COLUMN version;
+      ALTER TABLE groups DROP COLUMN empty_since_ms;
+      PRAGMA user_version = 5;
+    `);
+    const insert = db.prepare(
+      `INSERT INTO subscriptions (name, topic, config, secret, state, group_id, start_offsets, created_ms, created_by)
+       VALUES (?, 'orders', '{}', 'whsec_x', 'active', ?, '{}', 1, ?)`,
+    );
+    for (const [name, createdBy] of [
+      ['by-alice', 'alice'],
+      ['by-anonymous', 'anonymous'],
+      ['by-member', 'member'],
+    ]) {
+      insert.run(name, `subscription.${name}.0`, createdBy);
+    }
+    db.close();
+
+    const store = new Store(dir);
+    expect(store.subscriptions().map((row) => [row.name, row.created_by, row.creator_kind, row.suspended_reason, row.suspended_ms])).toEqual([
+      ['by-alice', 'alice', 'principal', null, null],
+      // Created with authentication off: no principal of that name exists.
+      ['by-anonymous', 'anonymous', 'anonymous', null, null],
+      // A cluster member or a principal named "member": the rows cannot tell, so it follows the principal's access.
+      ['by-member', 'member', 'principal', null, null],
+    ]);
+    store.close();
+  });
+
+  it(`migrates a subscription created by a principal named "anonymous" as that principal's`, () => {
+    const dir = tempDir();
+    new Store(dir).close();
+    const db = new Database(path.join(dir, 'coordinator.db'));
+    db.exec(`
+      ALTER TABLE subscriptions DROP COLUMN creator_kind;
+      ALTER TABLE subscriptions DROP COLUMN suspended_reason;
+      ALTER TABLE subscriptions DROP COLUMN suspended_ms;
+      ALTER TABLE topics DROP COLUMN first_epoch;
+      ALTER TABLE partitions DROP COLUMN version;
+      ALTER TABLE groups DROP COLUMN empty_since_ms;
+      PRAGMA user_version = 5;
+      INSERT INTO principals (name, secret_hash, credential, created_ms) VALUES ('anonymous', 'scrypt$1$1$1$x$y', 'c', 1);
+      INSERT INTO subscriptions (name, topic, config, secret, state, group_id, start_offsets, created_ms, created_by)
+        VALUES ('s', 'orders', '{}', 'whsec_x', 'active', 'subscription.s.0', '{}', 1, 'anonymous');
+    `);
+    db.close();
+    const store = new Store(dir);
+    expect(store.subscriptions().map((row) => row.creator_kind)).toEqual(['principal']);
     store.close();
   });
 

@@ -110,12 +110,23 @@ const MIGRATIONS: readonly string[] = [
   );
   `,
   // 6: a topic made again under a deleted one's name starts above that one's epochs, every
-  // change of a partition's assignment is counted (ISR changes are fenced by that count), and a
-  // group remembers since when it has been empty (empty groups expire).
+  // change of a partition's assignment is counted (ISR changes are fenced by that count), a
+  // group remembers since when it has been empty (empty groups expire), and a subscription
+  // delivers only while its creator may read its topic: what kind of caller created it, and
+  // whether it is suspended. `created_by` held a principal's name, or `member` / `anonymous` for
+  // a caller without one, and cannot tell them from principals of those names: an existing row
+  // is taken as its principal's, except `anonymous` when no such principal exists (it was
+  // created with authentication off). Both fail closed: a subscription a cluster member created
+  // is followed as the principal `member`'s. Whether each is suspended is worked out at the
+  // coordinator's start.
   `
   ALTER TABLE topics ADD COLUMN first_epoch INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE partitions ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE groups ADD COLUMN empty_since_ms INTEGER;
+  ALTER TABLE subscriptions ADD COLUMN creator_kind TEXT NOT NULL DEFAULT 'principal';
+  UPDATE subscriptions SET creator_kind = 'anonymous' WHERE created_by = 'anonymous' AND created_by NOT IN (SELECT name FROM principals);
+  ALTER TABLE subscriptions ADD COLUMN suspended_reason TEXT;
+  ALTER TABLE subscriptions ADD COLUMN suspended_ms INTEGER;
   `,
 ];
 
@@ -141,6 +152,9 @@ export interface PrincipalRow {
   created_ms: number;
 }
 
+/** Who created a subscription: a principal (named by `created_by`), a cluster member, or an anonymous caller (authentication off). */
+export type CreatorKind = 'principal' | 'member' | 'anonymous';
+
 /** A push subscription as stored: `config` is JSON of its delivery settings, `start_offsets` of {partition: offset}. */
 export interface SubscriptionRow {
   name: string;
@@ -152,6 +166,11 @@ export interface SubscriptionRow {
   start_offsets: string;
   created_ms: number;
   created_by: string;
+  creator_kind: CreatorKind;
+  /** Why it is suspended (its creator's access does not cover it), null while it is not. */
+  suspended_reason: string | null;
+  /** Wall clock when the suspension began, null while it is not suspended. */
+  suspended_ms: number | null;
 }
 
 interface PartitionRow {
@@ -245,9 +264,10 @@ export class Store {
       deleteAcl: db.prepare('DELETE FROM acls WHERE principal = ? AND resource = ? AND name = ? AND prefix = ? AND operation = ?'),
       allSubscriptions: db.prepare<[], SubscriptionRow>('SELECT * FROM subscriptions ORDER BY name'),
       upsertSubscription: db.prepare(
-        `INSERT INTO subscriptions (name, topic, config, secret, state, group_id, start_offsets, created_ms, created_by)
-         VALUES (@name, @topic, @config, @secret, @state, @group_id, @start_offsets, @created_ms, @created_by)
-         ON CONFLICT(name) DO UPDATE SET config = excluded.config, state = excluded.state`,
+        `INSERT INTO subscriptions (name, topic, config, secret, state, group_id, start_offsets, created_ms, created_by, creator_kind, suspended_reason, suspended_ms)
+         VALUES (@name, @topic, @config, @secret, @state, @group_id, @start_offsets, @created_ms, @created_by, @creator_kind, @suspended_reason, @suspended_ms)
+         ON CONFLICT(name) DO UPDATE SET config = excluded.config, state = excluded.state,
+           suspended_reason = excluded.suspended_reason, suspended_ms = excluded.suspended_ms`,
       ),
       deleteSubscription: db.prepare('DELETE FROM subscriptions WHERE name = ?'),
       insertEvent: db.prepare('INSERT INTO events (time_ms, type, details) VALUES (?, ?, ?)'),

@@ -4,10 +4,16 @@
  * carries a newer `subscriptionsVersion`), and described from what the delivering brokers
  * report in their heartbeats. The coordinator never delivers anything itself: the primary of
  * each partition does, so delivery follows failover and rebalancing.
+ *
+ * A subscription reads its topic (and writes its dead-letter topic) on its creator's behalf for
+ * as long as it lives, so it delivers only while its creator may: on every change of the
+ * principals or ACLs, and at start, each is suspended or reinstated to match, and a suspended
+ * one is left out of the brokers' state (so they stop it within a heartbeat, keeping its offsets).
  */
 import { randomBytes } from 'node:crypto';
 import {
   TesseraError,
+  type AclOperation,
   type CreateSubscriptionRequest,
   type CreatedSubscription,
   type Subscription,
@@ -34,10 +40,22 @@ type DeliveryConfig = Pick<
   'url' | 'filterKeyPrefix' | 'maxAttempts' | 'backoffInitialMs' | 'backoffMaxMs' | 'deadLetterTopic' | 'maxInFlight' | 'timeoutMs'
 >;
 
+/** Who created a subscription, as the route saw the caller. */
+export type Creator = { kind: 'principal'; name: string } | { kind: 'member' } | { kind: 'anonymous' };
+
+/** What a creator may do now (the coordinator's `AuthRegistry`). */
+export interface CreatorAccess {
+  /** Client authentication on: callers need a token, and ACLs apply. */
+  readonly enabled: boolean;
+  /** Why `principal` may not do each `operation` on its topic, or null when it may. */
+  refusal(principal: string, needs: ReadonlyArray<{ operation: AclOperation; topic: string }>): string | null;
+}
+
 export interface SubscriptionManagerOptions {
   store: Store;
   cluster: Cluster;
   targets: TargetPolicy;
+  access: CreatorAccess;
   /** Wall clock (createdMs, report ages). */
   nowMs?: () => number;
 }
@@ -56,6 +74,9 @@ export class SubscriptionManager {
   constructor(private readonly options: SubscriptionManagerOptions) {
     for (const row of options.store.subscriptions()) this.rows.set(row.name, row);
     this.versionNumber = Number(options.store.getMeta(VERSION_META) ?? 0);
+    // The access may have changed while the coordinator was down (authentication turned on or
+    // off), or a stop came between an ACL change and the suspension it caused.
+    this.checkAccess();
   }
 
   get version(): number {
@@ -67,7 +88,7 @@ export class SubscriptionManager {
   }
 
   /** Validates the topics and the target, then stores the subscription; its secret is answered this once. */
-  async create(request: CreateSubscriptionInput, createdBy: string): Promise<CreatedSubscription> {
+  async create(request: CreateSubscriptionInput, creator: Creator): Promise<CreatedSubscription> {
     const { cluster } = this.options;
     const topic = cluster.topic(request.topic);
     if (request.deadLetterTopic !== undefined) cluster.topic(request.deadLetterTopic);
@@ -101,12 +122,19 @@ export class SubscriptionManager {
       // A fresh group per subscription: one created again under an old name starts over.
       group_id: `${SUBSCRIPTION_GROUP_PREFIX}${request.name}.${randomBytes(4).toString('hex')}`,
       start_offsets: JSON.stringify(startOffsets),
-      created_ms: (this.options.nowMs ?? Date.now)(),
-      created_by: createdBy,
+      created_ms: this.nowMs(),
+      created_by: creator.kind === 'principal' ? creator.name : creator.kind,
+      creator_kind: creator.kind,
+      suspended_reason: null,
+      suspended_ms: null,
     };
+    // The route checked the caller's access before the DNS lookup; an ACL removed or the
+    // principal deleted meanwhile refuses the creation, as it would have before.
+    const problem = this.accessProblem(row);
+    if (problem !== null) throw new TesseraError('FORBIDDEN', problem);
     this.change(() => this.options.store.saveSubscription(row));
     this.rows.set(row.name, row);
-    cluster.recordEvent('subscription_created', { name: row.name, topic: row.topic, by: createdBy });
+    cluster.recordEvent('subscription_created', { name: row.name, topic: row.topic, by: row.created_by });
     return { ...toSubscription(row), secret: row.secret };
   }
 
@@ -173,17 +201,72 @@ export class SubscriptionManager {
     return { ...subscription, lag: partitions.reduce((sum, p) => sum + (p.lag ?? 0), 0), partitions };
   }
 
-  /** Everything brokers need to deliver, secrets included (cluster members only). */
+  /**
+   * Suspends each subscription its creator's access no longer covers, and reinstates each it
+   * covers again, in one change (one new version for the brokers). Run on every change of the
+   * principals or ACLs, and at start.
+   */
+  checkAccess(): void {
+    const changed: Array<{ row: SubscriptionRow; problem: string | null }> = [];
+    for (const row of this.rows.values()) {
+      const problem = this.accessProblem(row);
+      if (problem !== row.suspended_reason) changed.push({ row, problem });
+    }
+    if (changed.length === 0) return;
+    const nowMs = this.nowMs();
+    const next = changed.map(({ row, problem }) => ({
+      ...row,
+      suspended_reason: problem,
+      // A suspension whose reason changes (deleted after its ACL was removed) keeps its start.
+      suspended_ms: problem === null ? null : (row.suspended_ms ?? nowMs),
+    }));
+    this.change(() => {
+      for (const row of next) this.options.store.saveSubscription(row);
+    });
+    for (const row of next) {
+      const was = this.rows.get(row.name)!;
+      this.rows.set(row.name, row);
+      const details = { name: row.name, topic: row.topic, createdBy: row.created_by };
+      if (was.suspended_reason === null) this.options.cluster.recordEvent('subscription_suspended', { ...details, reason: row.suspended_reason });
+      else if (row.suspended_reason === null) this.options.cluster.recordEvent('subscription_reinstated', details);
+    }
+  }
+
+  /** Why the subscription's creator may not have it delivered now, or null when it may. */
+  private accessProblem(row: SubscriptionRow): string | null {
+    const { access } = this.options;
+    switch (row.creator_kind) {
+      // Cluster members may call every route.
+      case 'member':
+        return null;
+      case 'anonymous':
+        return access.enabled ? 'it was created without authentication, and authentication is on: no principal answers for it' : null;
+      case 'principal': {
+        const config = JSON.parse(row.config) as DeliveryConfig;
+        const needs: Array<{ operation: AclOperation; topic: string }> = [{ operation: 'consume', topic: row.topic }];
+        // The brokers write the dead letters on the creator's behalf.
+        if (config.deadLetterTopic !== null) needs.push({ operation: 'produce', topic: config.deadLetterTopic });
+        return access.refusal(row.created_by, needs);
+      }
+    }
+    throw new Error(`coordinator.db: subscription ${row.name} has creator kind ${String(row.creator_kind)}`);
+  }
+
+  /** Everything brokers need to deliver, secrets included (cluster members only); suspended subscriptions are left out. */
   state(): SubscriptionsStateResponse {
     return {
       version: this.versionNumber,
       allowedTargets: this.options.targets.spec,
-      subscriptions: [...this.rows.values()].map((row) => ({
+      subscriptions: [...this.rows.values()].filter((row) => row.suspended_reason === null).map((row) => ({
         ...toSubscription(row),
         secret: row.secret,
         startOffsets: JSON.parse(row.start_offsets) as Record<string, number>,
       })),
     };
+  }
+
+  private nowMs(): number {
+    return (this.options.nowMs ?? Date.now)();
   }
 
   private row(name: string): SubscriptionRow {
@@ -210,6 +293,7 @@ function toSubscription(row: SubscriptionRow): Subscription {
     topic: row.topic,
     ...config,
     state: row.state as SubscriptionState,
+    suspended: row.suspended_reason === null ? null : { reason: row.suspended_reason, sinceMs: row.suspended_ms! },
     group: row.group_id,
     createdMs: row.created_ms,
     createdBy: row.created_by,

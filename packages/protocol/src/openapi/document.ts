@@ -386,7 +386,8 @@ const SUBSCRIPTION_OPERATIONS: Operation[] = [
     path: C.subscriptions,
     operationId: 'createSubscription',
     summary:
-      "Push a topic's records to an HTTP endpoint (signed, in order per partition, retried, dead-lettered); needs consume on the topic and produce on the dead-letter topic; 409 SUBSCRIPTION_EXISTS",
+      "Push a topic's records to an HTTP endpoint (signed, in order per partition, retried, dead-lettered); needs consume on the topic and produce on the dead-letter topic, " +
+      'and is suspended while its creator loses either; 409 SUBSCRIPTION_EXISTS',
     tag: 'subscriptions',
     request: { id: 'CreateSubscriptionRequest', schema: createSubscriptionRequest },
     response: { status: 201, description: 'created, with its signing secret (shown once)', id: 'CreatedSubscription', schema: subscriptionResponses.createdSubscription },
@@ -419,7 +420,7 @@ const SUBSCRIPTION_OPERATIONS: Operation[] = [
     method: 'post',
     path: C.subscriptionResume,
     operationId: 'resumeSubscription',
-    summary: 'Deliver again from where it stopped; needs consume on its topic',
+    summary: 'Deliver again from where it stopped (once not suspended too); needs consume on its topic',
     tag: 'subscriptions',
     response: { status: 200, description: 'the subscription', id: 'Subscription', schema: subscriptionResponses.subscription },
   },

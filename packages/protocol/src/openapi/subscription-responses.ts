@@ -17,7 +17,17 @@ export const subscription = z.object({
   deadLetterTopic: z.string().nullable(),
   maxInFlight: int,
   timeoutMs: int,
-  state: z.enum(['active', 'paused']),
+  state: z.enum(['active', 'paused']).describe('what pause and resume set'),
+  suspended: z
+    .object({
+      reason: z.string(),
+      sinceMs: int.describe('wall clock, ms since the Unix epoch'),
+    })
+    .nullable()
+    .describe(
+      'set while the principal that created the subscription may no longer consume from its topic (or produce to its dead-letter topic): ' +
+        'nothing is delivered, whatever the state, and the offsets are kept; cleared when the access is granted again',
+    ),
   group: z.string().describe("the consumer group whose committed offsets are the subscription's progress"),
   createdMs: int,
   createdBy: z.string(),
