@@ -201,28 +201,33 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   }, tickMs);
   // Groups empty for the group retention go with their offsets, one at a time (each deletion
   // writes to every primary of its topic); one that fails is tried again at the next look.
-  let expiring = false;
-  const expiryTimer = setInterval(
-    () => {
-      if (expiring) return;
-      expiring = true;
-      void (async () => {
-        for (const group of groups.expiredGroups()) {
-          try {
-            const topic = groups.get(group)?.topic;
-            await offsetAdmin.delete(group);
-            theCluster.recordEvent('group_expired', { group, topic, retentionMs: config.groupRetentionMs });
-            logger.info({ group, topic }, 'group expired: empty for the group retention, deleted with its offsets');
-          } catch (error) {
-            logger.warn({ group, err: error }, 'expired group not deleted yet; trying again later');
-          }
-        }
-      })().finally(() => {
-        expiring = false;
-      });
-    },
-    Math.max(100, Math.min(GROUP_EXPIRY_SWEEP_MS, Math.floor(config.groupRetentionMs / 4))),
-  );
+  let sweep: Promise<void> | undefined;
+  let stopping = false;
+  const expireGroups = async () => {
+    for (const group of groups.expiredGroups()) {
+      // Asked again: the list is as old as the deletions before this one took.
+      if (stopping || !groups.isExpired(group)) continue;
+      try {
+        const topic = groups.get(group)?.topic;
+        await offsetAdmin.delete(group);
+        theCluster.recordEvent('group_expired', { group, topic, retentionMs: config.groupRetentionMs });
+        logger.info({ group, topic }, 'group expired: empty for the group retention, deleted with its offsets');
+      } catch (error) {
+        if (!stopping) logger.warn({ group, err: error }, 'expired group not deleted yet; trying again later');
+      }
+    }
+  };
+  const expiryTimer =
+    config.groupRetentionMs < 0
+      ? undefined
+      : setInterval(
+          () => {
+            sweep ??= expireGroups().finally(() => {
+              sweep = undefined;
+            });
+          },
+          Math.max(100, Math.min(GROUP_EXPIRY_SWEEP_MS, Math.floor(config.groupRetentionMs / 4))),
+        );
   ready = true;
   logger.info({ url }, 'listening');
 
@@ -233,8 +238,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       closing ??= (async () => {
         clearInterval(timer);
         clearInterval(expiryTimer);
+        stopping = true;
         ready = false;
         await service.close();
+        // A deletion under way finishes (its writes to the brokers, then the store) before the store closes.
+        await sweep;
         await notifier!.close();
         notifyClient.close();
         offsetAdminClient.close();

@@ -93,6 +93,22 @@ describe('GroupManager exclusive operations', () => {
     restarted.release('busy');
   });
 
+  it('counts a group empty afresh after a reset writes its offsets, or a member comes and goes', () => {
+    const { groups } = manager(undefined, 60_000);
+    for (const name of ['reset', 'visited']) groups.leave(name, { memberId: groups.join(name, { topic: 't' }).memberId });
+    wallMs += 60_000;
+    expect(groups.expiredGroups().sort()).toEqual(['reset', 'visited']);
+    // A reset for consumers about to start (takeExclusive as a reset takes it), and a member that
+    // joins and leaves while another group of the same look is being deleted.
+    groups.takeExclusive('reset', { topic: 't', create: true, touch: true });
+    groups.release('reset');
+    groups.leave('visited', { memberId: groups.join('visited', { topic: 't' }).memberId });
+    expect(groups.isExpired('reset')).toBe(false);
+    expect(groups.isExpired('visited')).toBe(false);
+    wallMs += 60_000;
+    expect(groups.isExpired('reset')).toBe(true);
+  });
+
   it('never names a group expired with a retention of -1', () => {
     const { groups } = manager(undefined, -1);
     const member = groups.join('g', { topic: 't' });

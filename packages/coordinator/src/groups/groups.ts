@@ -153,12 +153,25 @@ export class GroupManager {
    * offsets of a group that has been empty for `offsets.retention.minutes`.
    */
   expiredGroups(): string[] {
-    if (this.deps.retentionMs < 0) return [];
-    const now = this.deps.wallMs();
     return [...this.groups.values()]
-      .filter((g) => g.members.size === 0 && g.emptySinceMs !== null && now - g.emptySinceMs >= this.deps.retentionMs && !this.exclusive.has(g.group))
+      .filter((g) => this.isExpired(g.group))
       .sort((a, b) => a.emptySinceMs! - b.emptySinceMs!)
       .map((g) => g.group);
+  }
+
+  /**
+   * Whether the group is expired now. Asked again right before each deletion: a member may have
+   * come and gone (or a reset written offsets) while earlier groups of the same look were deleted.
+   */
+  isExpired(groupId: string): boolean {
+    const group = this.groups.get(groupId);
+    if (group === undefined || this.deps.retentionMs < 0) return false;
+    return (
+      group.members.size === 0 &&
+      group.emptySinceMs !== null &&
+      this.deps.wallMs() - group.emptySinceMs >= this.deps.retentionMs &&
+      !this.exclusive.has(groupId)
+    );
   }
 
   generations(): Record<string, number> {
@@ -224,8 +237,10 @@ export class GroupManager {
    * so every commit of an earlier generation (a member that was dropped but still runs) is
    * refused by the partitions from then on. `create` makes an empty group on `topic` when there
    * is none (a reset before any member joined); an empty group may move to `topic`, like a join.
+   * `touch`: offsets are about to be written, so the group counts as empty from now on (a reset
+   * made for consumers about to start must not expire at the next look).
    */
-  takeExclusive(groupId: string, options: { topic?: string; create: boolean }): number {
+  takeExclusive(groupId: string, options: { topic?: string; create: boolean; touch?: boolean }): number {
     if (this.exclusive.has(groupId)) {
       throw new TesseraError('UNAVAILABLE', `group ${groupId} is having its offsets reset or deleted already; retry shortly`);
     }
@@ -237,6 +252,7 @@ export class GroupManager {
     this.assertEmpty(groupId);
     if (options.topic !== undefined) this.moveIfEmpty(group, options.topic);
     group.generation++;
+    if (options.touch === true) group.emptySinceMs = this.deps.wallMs();
     this.save(group);
     this.exclusive.add(groupId);
     return group.generation;

@@ -50,7 +50,7 @@ export class GroupOffsetAdmin {
       this.deps.groups.assertEmpty(groupId);
       return { group: groupId, topic: request.topic, executed: false, generation: null, partitions: await this.plan(groupId, request, partitions) };
     }
-    const generation = this.deps.groups.takeExclusive(groupId, { topic: request.topic, create: true });
+    const generation = this.deps.groups.takeExclusive(groupId, { topic: request.topic, create: true, touch: true });
     try {
       const planned = await this.plan(groupId, request, partitions);
       await this.store(groupId, generation, request.topic, new Map(planned.map((p) => [p.partition, p.target])));
