@@ -498,14 +498,16 @@ export class Cluster {
         case 'done':
         case 'cancel': {
           this.moves.delete(key);
-          if (step.kind === 'cancel' && (p.adding ?? null) !== null) {
+          const dropsAdding = step.kind === 'cancel' && (p.adding ?? null) !== null;
+          if (dropsAdding) {
             p.adding = null;
             changed = true;
           }
           const type = step.kind === 'done' ? 'rebalance_move_completed' : 'rebalance_move_cancelled';
           steps.push(() => {
             this.options.store.deleteMove(move.topic, move.partition);
-            this.savePartition(move.topic, p);
+            // Only a change of the assignment counts in its version (and is published).
+            if (dropsAdding) this.savePartition(move.topic, p);
             this.event(type, { ...details, primary: p.primary, secondary: p.secondary, epoch: p.epoch, ...(step.kind === 'cancel' ? { why: step.why } : {}) });
           });
           this.options.onMoveStep?.(type);
