@@ -795,10 +795,14 @@ export class Partition {
     return this.assignmentVersion === undefined ? {} : { version: this.assignmentVersion };
   }
 
-  /** Takes the version of an assignment that applied here (a map's, or an answer's); versions only grow. */
+  /**
+   * Takes the version of an assignment that applied here: a map's (only one fetched after this
+   * replica's latest answer applies), or an answer's. Taken as it is, not the larger of two: a
+   * coordinator whose versions went back (restored from a backup) would otherwise refuse every
+   * expansion until the next epoch.
+   */
   private noteVersion(assignment: PartitionAssignment): void {
-    if (assignment.version === undefined) return;
-    this.assignmentVersion = Math.max(this.assignmentVersion ?? 0, assignment.version);
+    this.assignmentVersion = assignment.version;
   }
 
   // ---- primary: the replica being added by a move --------------------------------------

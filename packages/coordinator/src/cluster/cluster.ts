@@ -313,6 +313,21 @@ export class Cluster {
     for (const [key, move] of this.moves) if (move.topic === name) this.moves.delete(key);
   }
 
+  /**
+   * A broker registered: it started, and forgot any ISR expansion or move completion it had
+   * asked for without seeing the answer. Such a request may still arrive (held up on the way, or
+   * replayed) after the broker, primary again of the same epoch, acknowledged records alone: the
+   * versions of the partitions it leads move on, so that request is refused.
+   */
+  brokerStarted(id: number): void {
+    const led = [...this.topics.values()].flatMap((topic) => topic.partitions.filter((p) => p.primary === id).map((p) => ({ topic: topic.name, p })));
+    if (led.length === 0) return;
+    this.commit(() => {
+      for (const { topic, p } of led) this.savePartition(topic, p);
+    });
+    this.options.onChange();
+  }
+
   /** The epoch a topic created now starts at: above every epoch of a deleted topic (see `Store.topicEpochFloor`). */
   topicEpochFloor(): number {
     return this.options.store.topicEpochFloor();

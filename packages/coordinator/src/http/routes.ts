@@ -159,6 +159,7 @@ export function registerRoutes(router: HttpService['router'], deps: RouteDeps): 
     const request = parseOrThrow(registerBrokerRequest, ctx.state.body);
     asBroker(ctx, request.id);
     cluster.brokerSeen(request.id, request.url, request.internalUrl);
+    cluster.brokerStarted(request.id);
     ctx.body = heartbeatAnswer();
   });
   router.post(R.brokerHeartbeat, (ctx) => {
