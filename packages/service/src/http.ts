@@ -121,8 +121,9 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       options.logger.fatal({ err: error }, 'invariant violated; stopping');
       process.exit(1);
     });
-  app.use(errorBodies(options.logger, onInvariantBroken));
+  // Outside the error bodies, so that a failed request is observed with the status it is answered.
   app.use(requestMetrics(metrics));
+  app.use(errorBodies(options.logger, onInvariantBroken));
   app.use(bodyBudget(maxRequestBytes, bodies));
   app.use(
     clusterIdentity({
