@@ -32,7 +32,19 @@ export class BodyBudget implements SharedBodyBudget {
     this.held -= bytes;
   }
 
-  refusal(): TesseraError {
-    return new TesseraError('UNAVAILABLE', `too many request bodies are being read (${this.held} bytes); retry`);
+  refusal(): BodyBudgetFull {
+    return new BodyBudgetFull(this.held);
+  }
+}
+
+/**
+ * The refusal of a body that does not fit the budget: UNAVAILABLE (retriable) on the wire, like
+ * a service that cannot serve right now, but one any caller can cause at will (by sending large
+ * bodies slowly), so it is logged as a refusal, not as a failure with its stack (refusalOf).
+ */
+export class BodyBudgetFull extends TesseraError {
+  constructor(heldBytes: number) {
+    super('UNAVAILABLE', `too many request bodies are being read (${heldBytes} bytes); retry`);
+    this.name = 'BodyBudgetFull';
   }
 }

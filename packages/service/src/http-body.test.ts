@@ -1,5 +1,6 @@
 // Proves the HTTP edge stops the service on a broken invariant inside a request (instead of
-// answering a retriable 500 and going on), and reads frame bodies as bytes, JSON as JSON, also
+// answering a retriable 500 and going on), observes a failed request with the status it was
+// answered, and reads frame bodies as bytes, JSON as JSON, also
 // when a cluster member signed them (the signature check reads the body first).
 import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -34,6 +35,9 @@ async function serve(
   service.router.post('/refused', () => {
     throw new TesseraError('NOT_PRIMARY', 'not here');
   });
+  service.router.post('/unavailable', () => {
+    throw new TesseraError('UNAVAILABLE', 'not now');
+  });
   service.router.post('/echo', (ctx) => {
     ctx.body = { json: ctx.state.body ?? null, frameBytes: ctx.state.frame?.length ?? null };
   });
@@ -53,6 +57,14 @@ describe('the HTTP edge', () => {
     const refused = await fetch(`${url}/refused`, { method: 'POST' });
     expect(refused.status).toBe(421);
     expect(broken).toHaveLength(1);
+  });
+
+  it('observes a request that failed with the status it was answered, not the status before the error', async () => {
+    const { url } = await serve(() => undefined);
+    expect((await fetch(`${url}/unavailable`, { method: 'POST' })).status).toBe(503);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/tessera_broker_request_duration_seconds_count\{method="POST",route="\/unavailable",status="503"\} 1/);
+    expect(metrics).not.toMatch(/route="\/unavailable",status="404"/);
   });
 
   it('answers UNAVAILABLE without reading, while the bodies being read hold the whole budget', async () => {

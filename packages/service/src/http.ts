@@ -12,7 +12,7 @@ import getRawBody from 'raw-body';
 import type { Registry } from 'prom-client';
 import { DEFAULT_MAX_REQUEST_BYTES, FRAME_CONTENT_TYPE, TesseraError, type HealthResponse, type TlsServerOptions } from '@tessera/protocol';
 import { type AccessControl, type Caller, checkAccess } from './access.js';
-import { BodyBudget } from './body-budget.js';
+import { BodyBudget, BodyBudgetFull } from './body-budget.js';
 import { clusterIdentity, type ClusterIdentityState } from './cluster-identity.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type ServiceMetrics } from './metrics.js';
@@ -121,8 +121,9 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       options.logger.fatal({ err: error }, 'invariant violated; stopping');
       process.exit(1);
     });
-  app.use(errorBodies(options.logger, onInvariantBroken));
+  // Outside the error bodies, so that a failed request is observed with the status it is answered.
   app.use(requestMetrics(metrics));
+  app.use(errorBodies(options.logger, onInvariantBroken));
   app.use(bodyBudget(maxRequestBytes, bodies));
   app.use(
     clusterIdentity({
@@ -234,12 +235,16 @@ function errorBodies(logger: Logger, onInvariantBroken: (error: Error) => void):
  * INTERNAL, as an error; a service that cannot serve right now, UNAVAILABLE,
  * NOT_ENOUGH_REPLICAS..., as a warning: callers cannot cause these at will), a 4xx (the
  * caller's mistake, or an attacker's probing) as one line without a stack, so bad requests
- * cannot flood the log with traces. Shared by the HTTP edge and the brokers' streams (data and
+ * cannot flood the log with traces. A body refused for the body budget is a 503 any caller can
+ * cause at will: one debug line without a stack (the request metrics count it, route
+ * `unmatched`, status 503). Shared by the HTTP edge and the brokers' streams (data and
  * replication), so a call answers and logs the same on every transport.
  */
 export function refusalOf(error: unknown, logger: Logger, method: string, path: string): TesseraError {
   const tessera = toTesseraError(error);
-  if (tessera.status >= 500) {
+  if (tessera instanceof BodyBudgetFull) {
+    logger.debug({ method, path: path.slice(0, 200), status: tessera.status, code: tessera.code }, 'request refused: body budget full');
+  } else if (tessera.status >= 500) {
     const internal = tessera.code === 'INTERNAL';
     logger[internal ? 'error' : 'warn']({ err: error, method, path: path.slice(0, 200), code: tessera.code }, internal ? 'request failed' : 'request not served');
   } else {

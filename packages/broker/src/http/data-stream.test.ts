@@ -1,8 +1,8 @@
 // Proves the bounds of the broker's data stream on real brokers (startBroker in-process, real
 // SQLite in a temp dir) beside a small stub coordinator, with raw sockets playing the client so
 // each byte is where the test puts it: a call that would pass the broker's body budget (which it
-// shares with HTTP request bodies) is answered 503 UNAVAILABLE without being read, and taken again
-// once the budget is free; a stream that begins no call within the headers deadline is closed;
+// shares with HTTP request bodies) is answered 503 UNAVAILABLE without being read, logged as one
+// debug line without a stack and counted, and taken again once the budget is free; a stream that begins no call within the headers deadline is closed;
 // with client authentication on, an upgrade without a credential is refused 401 before any stream
 // opens.
 import fs from 'node:fs';
@@ -109,6 +109,15 @@ function beginningOfCall(id: number, bodyBytes: number): Buffer {
   return Buffer.concat([prefix, Buffer.of(1), Buffer.alloc(9)]);
 }
 
+/** A line the broker logged (pino's JSON: level 20 debug, 30 info, 40 warn, 50 error). */
+interface LogLine {
+  level: number;
+  msg: string;
+  err?: unknown;
+  method?: string;
+  code?: string;
+}
+
 /** The headers deadline of the brokers here: short, so that a stream that makes no call is closed soon. */
 const HEADERS_TIMEOUT_MS = 1_000;
 
@@ -119,6 +128,7 @@ function brokerForTests(authEnabled: boolean) {
   const fatal: Error[] = [];
   let coordinator: { url: string; service: HttpService } | undefined;
   const running = { broker: undefined as unknown as RunningBroker };
+  const logLines: LogLine[] = [];
 
   beforeAll(async () => {
     coordinator = await stubCoordinator(authEnabled);
@@ -138,7 +148,20 @@ function brokerForTests(authEnabled: boolean) {
       onFatal: (error) => {
         fatal.push(error);
       },
-      logger: createLogger('broker', { brokerId: 1 }, { level: LOG_LEVEL }),
+      // Every line down to debug is kept for the tests to read (and shown as LOG_LEVEL says).
+      logger: createLogger(
+        'broker',
+        { brokerId: 1 },
+        {
+          level: 'debug',
+          destination: {
+            write: (line) => {
+              logLines.push(JSON.parse(line) as LogLine);
+              if (LOG_LEVEL !== 'silent') process.stdout.write(line);
+            },
+          },
+        },
+      ),
     });
     await vi.waitFor(async () => expect((await fetch(`${running.broker.url}/ready`)).status).toBe(200), { timeout: 10_000, interval: 50 });
   });
@@ -164,11 +187,11 @@ function brokerForTests(authEnabled: boolean) {
     return stream;
   }
 
-  return { running, connect, open };
+  return { running, connect, open, logLines };
 }
 
 describe('the data stream of a broker', () => {
-  const { running, open } = brokerForTests(false);
+  const { running, open, logLines } = brokerForTests(false);
 
   /**
    * Begins a call of the largest size on a new stream: its answer when the broker refused it at
@@ -210,6 +233,17 @@ describe('the data stream of a broker', () => {
 
     const metrics = await (await fetch(`${running.broker.url}/metrics`)).text();
     expect(metrics).toMatch(/tessera_broker_request_duration_seconds_count\{method="STREAM",route="unmatched",status="503"\} [1-9]/);
+    expect(metrics).toMatch(/tessera_broker_request_duration_seconds_count\{method="POST",route="unmatched",status="503"\} [1-9]/);
+    // Any caller can have calls refused so, as often as it likes: each is one debug line without
+    // a stack, on the stream as over HTTP, never a warning with a trace.
+    const refusals = logLines.filter((line) => line.msg === 'request refused: body budget full');
+    expect(refusals.filter((line) => line.method === 'STREAM').length).toBeGreaterThan(0);
+    expect(refusals.filter((line) => line.method === 'POST').length).toBe(1);
+    for (const line of refusals) {
+      expect(line).toMatchObject({ level: 20, code: 'UNAVAILABLE' });
+      expect(line).not.toHaveProperty('err');
+    }
+    expect(logLines.filter((line) => line.level >= 40 && line.code === 'UNAVAILABLE')).toEqual([]);
 
     // Once the slow senders go, their bytes are free: a call of the largest size is taken in again.
     for (const sender of slow) sender.socket.destroy();

@@ -13,7 +13,7 @@ import {
   type SubscriptionsStateResponse,
 } from '@tessera/protocol';
 import type { Logger } from '@tessera/service';
-import type { PartitionSet } from '../partition/index.js';
+import type { Partition, PartitionSet } from '../partition/index.js';
 import type { DeadLetterWriter } from './dead-letter.js';
 import type { SubscriptionMetrics } from './metrics.js';
 import { PartitionDelivery } from './partition-delivery.js';
@@ -45,6 +45,15 @@ export class SubscriptionDeliveries {
    * the same key: the partition's next delivery starts only after, from the offset they committed.
    */
   private readonly stopping = new Map<string, PartitionDelivery>();
+  /**
+   * Where stopped deliveries ended whose last commit was not stored, by the same key: the next
+   * delivery of that subscription partition on the same replica starts from the higher of this
+   * and the stored offset, so a commit that failed at the stop (an ISR change, a full disk) does
+   * not make it repeat what the receiver acknowledged. At most one entry per subscription
+   * partition (a suspended subscription is absent from the state, yet resumes from it); dropped
+   * when used, when its replica is closed, and once the stored offset reached it.
+   */
+  private readonly resumeAt = new Map<string, { replica: Partition; group: string; createdMs: number; offset: number }>();
   private timer: NodeJS.Timeout | undefined;
   private fetching: Promise<void> | undefined;
   private again = false;
@@ -109,20 +118,30 @@ export class SubscriptionDeliveries {
         }
         const logger = this.options.logger.child({ subscription: subscription.name, topic: replica.topic, partition: replica.partition });
         logger.info('delivering this partition to its subscription');
-        this.running.set(key, new PartitionDelivery(runtime, replica, logger));
+        const resume = this.resumeAt.get(key);
+        this.resumeAt.delete(key);
+        // Only where it was taken: another replica object is another log (or a log that moved away and back).
+        const resumeAt = resume !== undefined && resume.replica === replica && resume.group === subscription.group && resume.createdMs === subscription.createdMs ? resume.offset : undefined;
+        this.running.set(key, new PartitionDelivery(runtime, replica, logger, resumeAt));
       }
     }
     for (const [key, delivery] of this.running) {
       if (!wanted.has(key)) void this.stop(key, delivery, 'finish');
     }
+    for (const [key, resume] of this.resumeAt) {
+      if (resume.replica.isClosed || (resume.replica.store.groupOffset(resume.group)?.offset ?? -1) >= resume.offset) this.resumeAt.delete(key);
+    }
   }
 
-  /** Stops a running delivery, keeping it in `stopping` until it has ended. */
+  /** Stops a running delivery, keeping it in `stopping` until it has ended (and where it ended, when that was not stored). */
   private stop(key: string, delivery: PartitionDelivery, inFlight: 'finish' | 'abort'): Promise<void> {
     this.running.delete(key);
     this.stopping.set(key, delivery);
     return delivery.stop(inFlight).finally(() => {
       if (this.stopping.get(key) === delivery) this.stopping.delete(key);
+      if (inFlight === 'finish' && !delivery.progressStored) {
+        this.resumeAt.set(key, { replica: delivery.replicaDelivered, group: delivery.group, createdMs: delivery.createdMs, offset: delivery.nextOffset });
+      }
     });
   }
 

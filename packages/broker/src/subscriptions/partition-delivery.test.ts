@@ -2,7 +2,9 @@
 // position taken on an earlier log of the same name (the topic was deleted and created again)
 // that lies beyond this log's end does not hold delivery back, nor skip what this log holds; and
 // that a delivery stopped in the middle of a stream (a pause, a suspension) lets its attempt in
-// flight finish and commits its progress, so the next one neither repeats nor skips a record.
+// flight finish and commits its progress, so the next one neither repeats nor skips a record: the
+// commit is tried again while the disk is full for a moment, and when it cannot be stored the
+// next loop on this broker goes on from where the stopped one ended.
 // A real partition (real SQLite store) and a real HTTP receiver on loopback.
 import fs from 'node:fs';
 import http from 'node:http';
@@ -11,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeRecordBatch, TargetPolicy, TesseraError } from '@tessera/protocol';
-import { createLogger } from '@tessera/service';
+import { StorageSpace, createLogger } from '@tessera/service';
 import { DEFAULT_LIMITS } from '../config.js';
 import { Partition } from '../partition/index.js';
 import { BrokerStore } from '../storage/index.js';
@@ -48,8 +50,23 @@ async function receiver(answerAfterMs = 0): Promise<{ url: string; received: num
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, received };
 }
 
+/**
+ * A disk that is full while `full` is true: the broker's storage guard (a real StorageSpace that
+ * keeps more free than any disk has) refuses writes with STORAGE_FULL then, and not otherwise.
+ */
+function fullDisk(): { full: boolean; checkStorage: (what: string) => void } {
+  const guard = new StorageSpace({ dataDir: dir, reserveBytes: 0, minFreeBytes: Number.MAX_SAFE_INTEGER, logger });
+  const disk = {
+    full: false,
+    checkStorage: (what: string) => {
+      if (disk.full) guard.checkWritable(what);
+    },
+  };
+  return disk;
+}
+
 /** Partition t/0 led by this broker alone, holding one record per value. */
-async function ledPartition(values: string[]): Promise<{ replica: Partition; store: BrokerStore }> {
+async function ledPartition(values: string[], checkStorage?: (what: string) => void): Promise<{ replica: Partition; store: BrokerStore }> {
   const store = BrokerStore.open(dir, 'full');
   cleanups.push(() => store.close());
   const unreachable = () => Promise.reject(new TesseraError('UNAVAILABLE', 'no coordinator in this test'));
@@ -62,6 +79,7 @@ async function ledPartition(values: string[]): Promise<{ replica: Partition; sto
     logger,
     replicaTimeoutMs: 5_000,
     limits: DEFAULT_LIMITS,
+    checkStorage,
   });
   cleanups.push(() => replica.close());
   replica.applyAssignment({ partition: 0, primary: 1, secondary: null, epoch: 0, isr: [1] }, 1, true);
@@ -109,5 +127,47 @@ describe('PartitionDelivery', () => {
     await expect.poll(() => received.length, { timeout: 5_000 }).toBe(values.length);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(received).toEqual(values.map((_, offset) => offset));
+  });
+
+  it('tries the commit of a stopped loop again while it fails for a passing reason', async () => {
+    const { url, received } = await receiver(50);
+    const disk = fullDisk();
+    const values = Array.from({ length: 20 }, (_, i) => `v${i}`);
+    const { replica, store } = await ledPartition(values, disk.checkStorage);
+    const first = new PartitionDelivery(runtimeFor(url, { maxInFlight: 1 }), replica, logger);
+    cleanups.push(() => first.stop('abort'));
+    await expect.poll(() => received.length, { timeout: 5_000, interval: 5 }).toBeGreaterThanOrEqual(5);
+    // The disk is full when the loop stops, and has room again 300 ms later.
+    disk.full = true;
+    setTimeout(() => (disk.full = false), 300);
+    await first.stop('finish');
+    expect(store.log('t', 0).groupOffset('subscription.s.0')?.offset).toBe(received.length);
+    expect(first.progressStored).toBe(true);
+  });
+
+  it('goes on from where a stopped loop ended when its commit could not be stored, neither repeating nor skipping', async () => {
+    const { url, received } = await receiver(50);
+    const disk = fullDisk();
+    const values = Array.from({ length: 20 }, (_, i) => `v${i}`);
+    const { replica, store } = await ledPartition(values, disk.checkStorage);
+    const runtime = runtimeFor(url, { maxInFlight: 1 });
+    const first = new PartitionDelivery(runtime, replica, logger);
+    await expect.poll(() => received.length, { timeout: 5_000, interval: 5 }).toBeGreaterThanOrEqual(5);
+    // Full for the whole stop: no commit of this loop is stored, what it delivered is only known here.
+    disk.full = true;
+    await first.stop('finish');
+    const stoppedAt = received.length;
+    expect(first.progressStored).toBe(false);
+    expect(first.nextOffset).toBe(stoppedAt);
+    expect(store.log('t', 0).groupOffset('subscription.s.0')?.offset ?? 0).toBeLessThan(stoppedAt);
+    disk.full = false;
+
+    // As SubscriptionDeliveries starts the next loop on this broker: from where the last one ended.
+    const second = new PartitionDelivery(runtime, replica, logger, first.nextOffset);
+    cleanups.push(() => second.stop('abort'));
+    await expect.poll(() => received.length, { timeout: 5_000 }).toBe(values.length);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(received).toEqual(values.map((_, offset) => offset));
+    await expect.poll(() => store.log('t', 0).groupOffset('subscription.s.0')?.offset, { timeout: 5_000 }).toBe(values.length);
   });
 });

@@ -12,6 +12,7 @@ import {
   SUBSCRIPTION_HEADER,
   decodeRecordBatch,
   recordToJson,
+  isRetriable,
   retry,
   signDelivery,
   type DecodedRecord,
@@ -32,6 +33,12 @@ const COMMIT_EVERY_MS = 1_000;
 const IDLE_WAIT_MS = 1_000;
 /** The longest error text kept (and reported to the coordinator). */
 const MAX_ERROR_CHARS = 300;
+/**
+ * The commit of a stopped loop is tried again this often on a retriable failure (an ISR change,
+ * a full disk, a flush that failed), 100 ms doubling to 400 ms: about 1 s at most, so a pause or a
+ * suspension still ends soon. What it could not store is kept by the caller (`nextOffset`).
+ */
+const FINAL_COMMIT_RETRY = { retries: 4, initialMs: 100, multiplier: 2, maxMs: 400, jitter: 0.2 } as const;
 
 /** A non-2xx answer: the status is what the dead-letter headers report. */
 class DeliveryRefused extends Error {
@@ -59,14 +66,20 @@ export class PartitionDelivery {
   /** True once the loop ended (stopped, or the partition is not led here any more). */
   finished = false;
 
+  /**
+   * `resumeAt`: where an earlier loop of this subscription on this replica stopped, when its last
+   * commit may not have been stored; the loop starts from the higher of it and the stored offset.
+   */
   constructor(
     private readonly runtime: SubscriptionRuntime,
     private readonly replica: Partition,
     private readonly logger: Logger,
+    resumeAt?: number,
   ) {
     const { subscription } = runtime;
     const stored = replica.store.groupOffset(subscription.group)?.offset;
-    const start = stored ?? subscription.startOffsets[String(replica.partition)] ?? replica.logStartOffset;
+    let start = stored ?? subscription.startOffsets[String(replica.partition)] ?? replica.logStartOffset;
+    if (resumeAt !== undefined && resumeAt <= replica.store.leo) start = Math.max(start, resumeAt);
     // A position beyond the log's end was taken on another log (the topic was deleted and created
     // again under its name): this log is delivered from its start, not from where that one was.
     this.offset = start > replica.store.leo ? replica.logStartOffset : Math.max(start, replica.logStartOffset);
@@ -92,11 +105,37 @@ export class PartitionDelivery {
     return this.replica.topic;
   }
 
+  /** The replica this loop delivers (a loop that resumes from `nextOffset` must deliver the same one). */
+  get replicaDelivered(): Partition {
+    return this.replica;
+  }
+
+  get group(): string {
+    return this.runtime.subscription.group;
+  }
+
+  /** When the subscription was created: one deleted and created again under its name is another. */
+  get createdMs(): number {
+    return this.runtime.subscription.createdMs;
+  }
+
+  /** The next offset to deliver: once the loop ended, every record before it was done with. */
+  get nextOffset(): number {
+    return this.offset;
+  }
+
+  /** True when the loop's progress is stored (its last commit succeeded, or there was nothing to commit). */
+  get progressStored(): boolean {
+    return this.offset === this.committed;
+  }
+
   /**
    * Stops the loop; no attempt starts after this. `finish` (paused, suspended or deleted): the
    * attempt in flight gets its answer (within the subscription's `timeoutMs`) and the progress is
-   * committed before `done`, so the next delivery of the partition neither repeats a record the
-   * receiver acknowledged nor skips one it did not. `abort` (the broker shuts down): the attempt
+   * committed before `done` (tried again for about a second while the commit fails for a passing
+   * reason), so the next delivery of the partition neither repeats a record the receiver
+   * acknowledged nor skips one it did not; when the commit still fails, `nextOffset` says where
+   * the next loop on this broker goes on (SubscriptionDeliveries keeps it). `abort` (the broker shuts down): the attempt
    * in flight is cut short and nothing more is committed; the next primary delivers again from
    * the last commit.
    */
@@ -131,7 +170,28 @@ export class PartitionDelivery {
       // Stopped: what was delivered is committed. Not when cut short: the partition was lost (a
       // deposed primary's commit is refused), or the broker shuts down, whose coordinator link is
       // already stopped, so a commit waiting on an unresponsive secondary could hold it up.
-      if (!this.abort.signal.aborted) await this.commit();
+      if (!this.abort.signal.aborted) await this.commitFinal();
+    }
+  }
+
+  /**
+   * The stopped loop's commit, tried again within FINAL_COMMIT_RETRY while it fails for a
+   * passing reason. Without this, one failed commit (an ISR change under way) would make the next
+   * loop repeat up to COMMIT_EVERY_MS of records the receiver acknowledged.
+   */
+  private async commitFinal(): Promise<void> {
+    this.lastCommitMs = Date.now();
+    try {
+      await retry(() => this.tryCommit(), {
+        ...FINAL_COMMIT_RETRY,
+        shouldRetry: (error) => this.leading && isRetriable(error),
+        signal: this.abort.signal,
+      });
+    } catch (error) {
+      this.logger.warn(
+        { err: (error as Error).message, offset: this.offset, committed: this.committed },
+        'subscription progress not committed when its delivery stopped; a delivery started again here goes on from it, one on another broker from the last commit',
+      );
     }
   }
 
@@ -279,16 +339,21 @@ export class PartitionDelivery {
   /** Commits the next offset to deliver as the subscription group's offset (one commit at a time, only when it moved). */
   private async commit(): Promise<void> {
     this.lastCommitMs = Date.now();
+    try {
+      await this.tryCommit();
+    } catch (error) {
+      // Not the primary any more, or the ISR is changing: the next commit (or the next primary) goes on from the last one stored.
+      this.logger.debug({ err: (error as Error).message, offset: this.offset }, 'subscription progress not committed');
+    }
+  }
+
+  /** Commits the next offset to deliver, when it moved and this broker leads; throws what the partition's commit threw. */
+  private async tryCommit(): Promise<void> {
     if (this.offset === this.committed || !this.leading) return;
     const offset = this.offset;
     assert(offset <= this.replica.leo, `${this.replica.topic}/${this.replica.partition}: delivery at ${offset} beyond the log end ${this.replica.leo}`);
-    try {
-      await this.replica.commit({ group: this.runtime.subscription.group, offset, generation: 0 });
-      this.committed = offset;
-    } catch (error) {
-      // Not the primary any more, or the ISR is changing: the next commit (or the next primary) goes on from the last one stored.
-      this.logger.debug({ err: (error as Error).message, offset }, 'subscription progress not committed');
-    }
+    await this.replica.commit({ group: this.runtime.subscription.group, offset, generation: 0 });
+    this.committed = offset;
   }
 
   private waitForRecords(signal: AbortSignal): Promise<void> {

@@ -1,6 +1,6 @@
 // The streams' framing: messages come out whole and in order however the bytes are
 // cut into chunks, a message its reader does not admit is dropped as it arrives, never held,
-// and a length no message may have closes the stream.
+// and counted as skipped once its last byte is dropped, and a length no message may have closes the stream.
 import { describe, expect, it } from 'vitest';
 import { MessageReader, MessageTooLarge, encodeMessage } from './framing.js';
 
@@ -51,6 +51,7 @@ describe('stream framing', () => {
       expect(received.map((m) => m.id)).toEqual(admitted.map((m) => m.id));
       received.forEach((message, i) => expect(message.body.equals(admitted[i]!.body)).toBe(true));
       expect(reader.hasPartial).toBe(false);
+      expect(reader.skippedMessages).toBe(sent.length - admitted.length);
     }
   });
 
@@ -61,9 +62,11 @@ describe('stream framing', () => {
       expect(reader.push(wire.subarray(at, Math.min(at + 10_000, wire.length - 1)))).toEqual([]);
       expect(reader.bufferedBytes).toBe(0);
       expect(reader.hasPartial).toBe(true);
+      expect(reader.skippedMessages).toBe(0);
     }
     expect(reader.push(wire.subarray(wire.length - 1))).toEqual([]);
     expect(reader.hasPartial).toBe(false);
+    expect(reader.skippedMessages).toBe(1);
   });
 
   it('reads an empty body', () => {

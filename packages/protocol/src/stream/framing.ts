@@ -68,6 +68,7 @@ export class MessageReader {
   private skipping = 0;
   /** Bytes of the message being read (prefix included), once its prefix is known. */
   private needed: number | undefined;
+  private skippedCount = 0;
 
   constructor(
     private readonly maxBodyBytes: number,
@@ -80,6 +81,14 @@ export class MessageReader {
     return this.buffered > 0 || this.skipping > 0;
   }
 
+  /**
+   * Messages skipped to their last byte so far. A skipped message is never handed out, yet it
+   * ends as one that is read does: a reader's user that times each message needs to know.
+   */
+  get skippedMessages(): number {
+    return this.skippedCount;
+  }
+
   /** Bytes held of messages not handed out yet (none of a message being skipped). */
   get bufferedBytes(): number {
     return this.buffered;
@@ -89,6 +98,7 @@ export class MessageReader {
     if (this.skipping > 0) {
       const dropped = Math.min(this.skipping, chunk.length);
       this.skipping -= dropped;
+      if (this.skipping === 0) this.skippedCount++;
       chunk = chunk.subarray(dropped);
     }
     const messages: Array<{ id: number; mac: Buffer; body: Buffer }> = [];
@@ -106,6 +116,7 @@ export class MessageReader {
           const dropped = Math.min(this.buffered, LENGTH_BYTES + length);
           this.drop(dropped);
           this.skipping = LENGTH_BYTES + length - dropped;
+          if (this.skipping === 0) this.skippedCount++;
           continue;
         }
         this.needed = LENGTH_BYTES + length;

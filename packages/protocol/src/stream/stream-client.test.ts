@@ -4,16 +4,18 @@
 // connection and its late answer is dropped; a connection never has more requests, or more
 // bytes, in service than its bounds, a long poll that says it waits gives its slot back, and a
 // peer that reads no answers stops having its requests read; an unfinished message closes the
-// connection in time; a peer that offers no stream (or an upgrade refused on the way) is
+// connection in time, and a message refused for the budget ends its deadline as one read does;
+// a peer that offers no stream (or an upgrade refused on the way) is
 // remembered for a while, then asked again.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { TesseraError } from '../errors.js';
 import { encodeMessage } from './framing.js';
 import { StreamClient, StreamUnsupported } from './stream-client.js';
-import { acceptUpgrade, serveStream } from './stream-server.js';
+import { acceptUpgrade, serveStream, type SharedBodyBudget } from './stream-server.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -28,6 +30,17 @@ interface EchoOptions {
   messageTimeoutMs?: number;
   /** What a "wait" body waits for before its answer. */
   waitFor?: Promise<void>;
+  /** A shared body budget that refuses every body larger than this (default: no budget). */
+  refuseBodiesOverBytes?: number;
+}
+
+/** A shared body budget that takes any body up to `maxBodyBytes` and refuses a larger one. */
+function refusingBudget(maxBodyBytes: number): SharedBodyBudget {
+  return {
+    tryTake: (bytes) => bytes <= maxBodyBytes,
+    release: () => undefined,
+    refusal: () => new TesseraError('UNAVAILABLE', 'refused for the budget'),
+  };
 }
 
 /**
@@ -49,6 +62,7 @@ async function echoServer(options: EchoOptions = {}) {
       maxInFlightBytes: options.maxInFlightBytes ?? 1 << 20,
       idleTimeoutMs: 60_000,
       messageTimeoutMs: options.messageTimeoutMs ?? 60_000,
+      budget: options.refuseBodiesOverBytes === undefined ? undefined : { bodies: refusingBudget(options.refuseBodiesOverBytes), refusal: (error) => [Buffer.from(error.message)] },
       serve: async (_id, body, waiting) => {
         seen.served++;
         const text = body.toString().slice(0, 20);
@@ -260,6 +274,31 @@ describe('StreamClient and serveStream', () => {
     await expect.poll(() => seen.served).toBe(30);
     expect(closed).toBe(false);
     expect(seen.badMessages).toEqual([]);
+  });
+
+  it('gives the call after a refused one its own deadline, when the refused one ends in the chunk that begins it', async () => {
+    const { port, seen } = await echoServer({ messageTimeoutMs: 600, refuseBodiesOverBytes: 1_000 });
+    const socket = net.connect(port, '127.0.0.1');
+    cleanups.push(() => void socket.destroy());
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    const answers: Buffer[] = [];
+    socket.write('GET /stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test/1\r\n\r\n');
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    socket.on('data', (chunk: Buffer) => answers.push(chunk));
+    // The refused call takes 450 ms to arrive, its last chunk begins the next call, which takes
+    // 450 ms more: 900 ms from the refused call's first byte, 450 ms from its own.
+    const refused = Buffer.concat(encodeMessage(1, undefined, [Buffer.alloc(5_000, 1)]));
+    const next = Buffer.concat(encodeMessage(2, undefined, [Buffer.alloc(100, 2)]));
+    socket.write(refused.subarray(0, 100));
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    socket.write(Buffer.concat([refused.subarray(100), next.subarray(0, 50)]));
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    socket.write(next.subarray(50));
+    await expect.poll(() => seen.served).toBe(1);
+    expect(closed).toBe(false);
+    expect(seen.badMessages).toEqual([]);
+    await expect.poll(() => Buffer.concat(answers).includes('refused for the budget')).toBe(true);
   });
 
   it('closes a connection whose message stays unfinished', async () => {

@@ -211,6 +211,7 @@ export function serveStream(socket: Duplex, head: Buffer, options: StreamSession
       firstMessageTimer = undefined;
     }
     let messages;
+    const skippedBefore = reader.skippedMessages;
     try {
       messages = reader.push(chunk);
     } catch (error) {
@@ -231,8 +232,9 @@ export function serveStream(socket: Duplex, head: Buffer, options: StreamSession
     refused = [];
     if (backlog.length > 0) socket.pause();
     // A message begun must be finished in time: a trickle of bytes is no way to hold a connection.
-    // The deadline is each message's own: one that completed ends it, the next starts its own.
-    if (messages.length > 0 && messageTimer !== undefined) {
+    // The deadline is each message's own: one that completed ends it, the next starts its own. A
+    // message skipped (refused for the budget) completes too when its last byte is dropped.
+    if ((messages.length > 0 || reader.skippedMessages > skippedBefore) && messageTimer !== undefined) {
       clearTimeout(messageTimer);
       messageTimer = undefined;
     }
