@@ -21,6 +21,22 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** A schema-5 file in `dir` (this release's schema without what migration 6 adds), open for the test to fill. */
+function schema5Database(dir: string): Database.Database {
+  new Store(dir).close();
+  const db = new Database(path.join(dir, 'coordinator.db'));
+  db.exec(`
+    ALTER TABLE subscriptions DROP COLUMN creator_kind;
+    ALTER TABLE subscriptions DROP COLUMN suspended_reason;
+    ALTER TABLE subscriptions DROP COLUMN suspended_ms;
+    ALTER TABLE topics DROP COLUMN first_epoch;
+    ALTER TABLE partitions DROP COLUMN version;
+    ALTER TABLE groups DROP COLUMN empty_since_ms;
+    PRAGMA user_version = 5;
+  `);
+  return db;
+}
+
 const topic: TopicState = {
   name: 'orders',
   replicationFactor: 2,
@@ -166,18 +182,7 @@ describe('Store', () => {
 
   it(`migrates a schema-5 database: each subscription is its named principal's, or anonymous when none has the name "anonymous"`, () => {
     const dir = tempDir();
-    // A schema-5 file: this release's schema without what migration 6 adds.
-    new Store(dir).close();
-    const db = new Database(path.join(dir, 'coordinator.db'));
-    db.exec(`
-      ALTER TABLE subscriptions DROP COLUMN creator_kind;
-      ALTER TABLE subscriptions DROP COLUMN suspended_reason;
-      ALTER TABLE subscriptions DROP COLUMN suspended_ms;
-      ALTER TABLE topics DROP COLUMN first_epoch;
-      ALTER TABLE partitions DROP COLUMN version;
-      ALTER TABLE groups DROP COLUMN empty_since_ms;
-      PRAGMA user_version = 5;
-    `);
+    const db = schema5Database(dir);
     const insert = db.prepare(
       `INSERT INTO subscriptions (name, topic, config, secret, state, group_id, start_offsets, created_ms, created_by)
        VALUES (?, 'orders', '{}', 'whsec_x', 'active', ?, '{}', 1, ?)`,
@@ -204,16 +209,8 @@ describe('Store', () => {
 
   it(`migrates a subscription created by a principal named "anonymous" as that principal's`, () => {
     const dir = tempDir();
-    new Store(dir).close();
-    const db = new Database(path.join(dir, 'coordinator.db'));
+    const db = schema5Database(dir);
     db.exec(`
-      ALTER TABLE subscriptions DROP COLUMN creator_kind;
-      ALTER TABLE subscriptions DROP COLUMN suspended_reason;
-      ALTER TABLE subscriptions DROP COLUMN suspended_ms;
-      ALTER TABLE topics DROP COLUMN first_epoch;
-      ALTER TABLE partitions DROP COLUMN version;
-      ALTER TABLE groups DROP COLUMN empty_since_ms;
-      PRAGMA user_version = 5;
       INSERT INTO principals (name, secret_hash, credential, created_ms) VALUES ('anonymous', 'scrypt$1$1$1$x$y', 'c', 1);
       INSERT INTO subscriptions (name, topic, config, secret, state, group_id, start_offsets, created_ms, created_by)
         VALUES ('s', 'orders', '{}', 'whsec_x', 'active', 'subscription.s.0', '{}', 1, 'anonymous');
