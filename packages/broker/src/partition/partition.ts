@@ -927,11 +927,6 @@ export class Partition {
   // ---- assignments from the coordinator ---------------------------------------------
 
   /**
-   * Applies the partition's assignment from metadata. Older epochs are ignored; `applyIsr`
-   * is false when this replica took a newer ISR from a coordinator answer than the metadata
-   * (fetched earlier) holds.
-   */
-  /**
    * True when this replica was written or assigned at an epoch below `firstEpoch`, the epoch its
    * topic started at: it is what is left of a deleted topic of the same name (a topic made again
    * starts above every epoch of a deleted one), and must not be served as this topic's.
@@ -941,6 +936,11 @@ export class Partition {
     return (written !== undefined && written < firstEpoch) || (this.assigned && this.epoch < firstEpoch);
   }
 
+  /**
+   * Applies the partition's assignment from metadata. Older epochs are ignored; `applyIsr`
+   * is false when this replica took a newer ISR from a coordinator answer than the metadata
+   * (fetched earlier) holds.
+   */
   applyAssignment(assignment: PartitionAssignment, minInsyncReplicas: number, applyIsr: boolean): void {
     if (this.closed) return;
     const self = this.options.cluster.brokerId;
