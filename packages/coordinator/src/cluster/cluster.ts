@@ -611,7 +611,13 @@ export class Cluster {
     // 3. Rebalance while wanted.
     if (this.rebalanceRequested && this.moves.size < this.options.maxConcurrentMoves) {
       const plan = planRebalance({ eligible: this.placementBrokerIds(), live: this.liveBrokerIds(), partitions: this.plannerPartitions() });
-      if (plan.length === 0 && this.moves.size === 0) {
+      // The planner leaves a partition with a dead replica to failover and the replacement of
+      // dead secondaries; until those are done the map is not balanced, so the rebalance stays
+      // wanted (a draining broker dead for a moment is still evacuated once it is back).
+      const waiting = [...this.topics.values()].some((topic) =>
+        topic.partitions.some((p) => p.primary !== null && (!isAlive(p.primary) || (p.secondary !== null && !isAlive(p.secondary)))),
+      );
+      if (plan.length === 0 && this.moves.size === 0 && !waiting) {
         this.rebalanceRequested = false;
         const moved = this.rebalanceMovesStarted;
         steps.push(() => {

@@ -709,6 +709,28 @@ describe('moves', () => {
       return status.replicas === 0 && status.adding === 0 ? status : undefined;
     });
   });
+
+  it('evacuates a draining broker that was dead when the drain began, once it is back', async () => {
+    // While broker 3 is dead its partitions are left to failover and the replacement of dead
+    // secondaries: the rebalance must not end with nothing moved, or broker 3 keeps them for good.
+    const c = await coordinator({ heartbeatMs: 20, brokerTimeoutMs: 400, maxConcurrentMoves: 1, leadershipBalanceDelayMs: 600_000 });
+    const broker = await fakeBroker();
+    for (const id of [1, 2, 3]) await register(c.url, id, broker.url);
+    heartbeats(c.url, new Map([[1, broker.url], [2, broker.url]]));
+    const third = heartbeats(c.url, new Map([[3, broker.url]]));
+    await call(c.url, 'POST', '/topics', { name: 't', partitions: 6 });
+    third.stop();
+    await waitFor('broker 3 dead', async () => (await call(c.url, 'GET', '/brokers')).body.brokers.find((b: { id: number }) => b.id === 3).state === 'dead');
+    expect((await call(c.url, 'POST', '/brokers/3/drain')).body).toMatchObject({ id: 3, draining: true });
+    // A few turns of the move driver with broker 3 dead.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    heartbeats(c.url, new Map([[3, broker.url]]));
+    const moving = await waitFor('a replica being added in place of broker 3', async () => {
+      const meta = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body;
+      return meta.topics[0].partitions.find((p) => p.secondary === 3 && typeof p.adding === 'number');
+    });
+    expect(moving.adding).not.toBe(3);
+  });
 });
 
 // ---- the API description -------------------------------------------------------------------
