@@ -84,6 +84,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   // The metrics read the cluster and the groups at scrape time; both are assigned just below.
   let cluster: Cluster | undefined;
   let groupsRead: GroupManager | undefined;
+  let subscriptionsRead: SubscriptionManager | undefined;
   const counters = registerCoordinatorMetrics(service.registry, {
     brokersByState: () => {
       const counts = { alive: 0, dead: 0 };
@@ -93,6 +94,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     partitionsByState: () => cluster?.partitionCounts() ?? { online: 0, 'under-replicated': 0, offline: 0 },
     groupMembers: () => groupsRead?.list().groups.map((g) => ({ group: g.group, members: g.members })) ?? [],
     primarySpread: () => cluster?.primarySpread() ?? 0,
+    subscriptionsByState: () => subscriptionsRead?.countsByState() ?? { active: 0, paused: 0, suspended: 0 },
   });
 
   registerDiskMetrics(service.registry, config.dataDir);
@@ -145,6 +147,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     targets: new TargetPolicy(config.subscriptionAllowedTargets),
     access: auth,
   });
+  subscriptionsRead = subscriptions;
   // A subscription delivers on its creator's behalf: each change of principals or ACLs suspends or reinstates those it affects.
   auth.onChange(() => subscriptions.checkAccess());
 

@@ -9,6 +9,7 @@ function setup(sources: Partial<GaugeSources> = {}) {
     partitionsByState: () => ({ online: 0, 'under-replicated': 0, offline: 0 }),
     groupMembers: () => [],
     primarySpread: () => 0,
+    subscriptionsByState: () => ({ active: 0, paused: 0, suspended: 0 }),
     ...sources,
   });
   return { counters, scrape: () => registry.metrics() };
@@ -29,6 +30,9 @@ describe('coordinator metrics', () => {
       'tessera_coordinator_rebalance_moves_total 0',
       'tessera_coordinator_primaries_spread 0',
       'tessera_coordinator_leadership_balance_transfers_total 0',
+      'tessera_coordinator_subscriptions{state="active"} 0',
+      'tessera_coordinator_subscriptions{state="paused"} 0',
+      'tessera_coordinator_subscriptions{state="suspended"} 0',
     ]) {
       expect(text).toContain(line);
     }
@@ -42,6 +46,7 @@ describe('coordinator metrics', () => {
       brokersByState: () => ({ alive, dead: 3 - alive }),
       partitionsByState: () => ({ online: 4, 'under-replicated': 2, offline: 1 }),
       primarySpread: () => 3,
+      subscriptionsByState: () => ({ active: 5, paused: 1, suspended: 2 }),
       groupMembers: () => [
         { group: 'billing', members: 2 },
         { group: 'audit', members: 0 },
@@ -54,6 +59,7 @@ describe('coordinator metrics', () => {
     expect(text).toContain('tessera_coordinator_partitions{state="under_replicated"} 2');
     expect(text).toContain('tessera_coordinator_group_members{group="billing"} 2');
     expect(text).toContain('tessera_coordinator_primaries_spread 3');
+    expect(text).toContain('tessera_coordinator_subscriptions{state="suspended"} 2');
     expect(text).toContain('tessera_coordinator_group_members{group="audit"} 0');
     // A known group shows its rebalance counter at 0 before its first rebalance.
     expect(text).toContain('tessera_coordinator_group_rebalances_total{group="audit"} 0');

@@ -41,6 +41,8 @@ export interface GaugeSources {
   groupMembers(): Array<{ group: string; members: number }>;
   /** Most minus fewest primaries over the live, not draining brokers. */
   primarySpread(): number;
+  /** Push subscriptions by state: delivering, paused by a user, suspended (their creator lacks access). */
+  subscriptionsByState(): { active: number; paused: number; suspended: number };
 }
 
 interface MetricValue {
@@ -110,6 +112,10 @@ export function registerCoordinatorMetrics(registry: Registry, sources: GaugeSou
   add('tessera_coordinator_group_members', 'Members of each consumer group', 'gauge', () =>
     sources.groupMembers().map((g) => ({ value: g.members, labels: { group: g.group } })),
   );
+  add('tessera_coordinator_subscriptions', 'Push subscriptions by state (active, paused, suspended: their creator lacks access)', 'gauge', () => {
+    const counts = sources.subscriptionsByState();
+    return (['active', 'paused', 'suspended'] as const).map((state) => ({ value: counts[state], labels: { state } }));
+  });
   add('tessera_coordinator_failovers_total', 'Partitions whose primary changed because its broker died', 'counter', () => [
     { value: failovers.get(''), labels: {} },
   ]);

@@ -99,6 +99,10 @@ describe('subscriptions and their creator’s access', () => {
     expect((await get('by-alice')).state).toBe('active');
     expect((await get('by-member')).suspended).toBeNull();
     expect(await delivered()).toEqual(['by-member']);
+    // Operators see it in the metrics (an alert fires on suspended subscriptions).
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain('tessera_coordinator_subscriptions{state="suspended"} 2');
+    expect(metrics).toContain('tessera_coordinator_subscriptions{state="active"} 1');
     expect(await events()).toMatchObject([
       { type: 'subscription_suspended', name: 'by-alice', topic: 'orders', createdBy: 'alice', reason: 'principal alice does not exist' },
       { type: 'subscription_suspended', name: 'by-alice-dlq', reason: 'principal alice does not exist' },

@@ -142,6 +142,17 @@ export class SubscriptionManager {
     return toSubscription(this.row(name));
   }
 
+  /** How many subscriptions deliver, are paused, or are suspended (a suspended one counts there whatever its state). */
+  countsByState(): { active: number; paused: number; suspended: number } {
+    const counts = { active: 0, paused: 0, suspended: 0 };
+    for (const row of this.rows.values()) {
+      if (row.suspended_reason !== null) counts.suspended++;
+      else if (row.state === 'paused') counts.paused++;
+      else counts.active++;
+    }
+    return counts;
+  }
+
   list(): SubscriptionListResponse {
     return { subscriptions: [...this.rows.values()].map(toSubscription) };
   }
