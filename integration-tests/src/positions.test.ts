@@ -314,8 +314,15 @@ describe('tessera groups reset-offsets, list, delete', () => {
   it('lists groups and deletes one with its committed offsets', async () => {
     const list = await cli(['groups', 'list', '--json']);
     expect(list.code, list.stderr).toBe(0);
-    const names = (JSON.parse(list.stdout) as { groups: Array<{ group: string; members: number }> }).groups.map((g) => g.group);
-    expect(names).toEqual(expect.arrayContaining([GROUP, 'starts-at-time']));
+    const listed = (JSON.parse(list.stdout) as { groups: Array<{ group: string; members: number; emptySinceMs: number | null }> }).groups;
+    expect(listed.map((g) => g.group)).toEqual(expect.arrayContaining([GROUP, 'starts-at-time']));
+    // Its members are gone: the group shows since when it is empty (it expires after the group retention).
+    const empty = listed.find((g) => g.group === GROUP)!;
+    expect(empty.members).toBe(0);
+    expect(empty.emptySinceMs).toBeGreaterThan(Date.now() - 600_000);
+    const table = await cli(['groups', 'list']);
+    expect(table.stdout.split('\n')[0]).toMatch(/EMPTY SINCE/);
+    expect(table.stdout).toContain(new Date(empty.emptySinceMs!).toISOString());
 
     const deleted = await cli(['groups', 'delete', GROUP]);
     expect(deleted.code, deleted.stderr).toBe(0);

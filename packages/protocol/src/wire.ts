@@ -174,7 +174,12 @@ export interface GroupDescription {
 }
 
 export interface GroupListResponse {
-  groups: Array<{ group: string; topic: string; generation: number; members: number }>;
+  /**
+   * `emptySinceMs`: since when (ms since the Unix epoch) the group has had no member, null while
+   * it has members; a group empty for the coordinator's group retention is deleted with its
+   * offsets. Absent from a coordinator of an earlier release.
+   */
+  groups: Array<{ group: string; topic: string; generation: number; members: number; emptySinceMs?: number | null }>;
 }
 
 export interface BrokerStatus extends BrokerInfo {

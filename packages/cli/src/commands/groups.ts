@@ -31,6 +31,7 @@ export function registerGroups(program: Command, runtime: Runtime): void {
         topic: string;
         generation: number;
         members: number;
+        emptySinceMs?: number | null;
       }>;
       const rows = [...list].sort((a, b) => a.group.localeCompare(b.group));
       if (options.json) return runtime.out(jsonLine({ groups: rows }));
@@ -42,6 +43,8 @@ export function registerGroups(program: Command, runtime: Runtime): void {
             { header: 'topic', value: (g) => g.topic },
             { header: 'generation', value: (g) => g.generation },
             { header: 'members', value: (g) => g.members },
+            // An empty group is deleted with its offsets once empty for the coordinator's group retention.
+            { header: 'empty since', value: (g) => (g.emptySinceMs == null ? '-' : new Date(g.emptySinceMs).toISOString()) },
           ],
           rows,
         ),

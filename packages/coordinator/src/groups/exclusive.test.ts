@@ -59,7 +59,7 @@ describe('GroupManager exclusive operations', () => {
     expect(() => groups.takeExclusive('new', { create: false })).toThrow(expect.objectContaining({ code: 'GROUP_NOT_FOUND' }));
     expect(groups.takeExclusive('new', { topic: 't', create: true })).toBe(1);
     groups.release('new');
-    expect(groups.list().groups).toEqual([{ group: 'new', topic: 't', generation: 1, members: 0 }]);
+    expect(groups.list().groups).toEqual([{ group: 'new', topic: 't', generation: 1, members: 0, emptySinceMs: wallMs }]);
     expect(() => groups.remove('new')).toThrow(/not held empty/);
     groups.takeExclusive('new', { create: false });
     groups.remove('new');

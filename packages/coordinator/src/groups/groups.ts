@@ -184,7 +184,7 @@ export class GroupManager {
     return {
       groups: [...this.groups.values()]
         .sort((a, b) => (a.group < b.group ? -1 : 1))
-        .map((g) => ({ group: g.group, topic: g.topic, generation: g.generation, members: g.members.size })),
+        .map((g) => ({ group: g.group, topic: g.topic, generation: g.generation, members: g.members.size, emptySinceMs: g.emptySinceMs })),
     };
   }
 

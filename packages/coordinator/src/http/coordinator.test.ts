@@ -563,7 +563,7 @@ describe('consumer groups', () => {
 
     const brokerBeat = await call(c.url, 'POST', '/brokers/heartbeat', { id: 1, url: brokerUrl, replicas: [] });
     expect(brokerBeat.body.groups).toEqual({ g: 3 });
-    expect((await call(c.url, 'GET', '/groups')).body).toEqual({ groups: [{ group: 'g', topic: 't', generation: 3, members: 2 }] });
+    expect((await call(c.url, 'GET', '/groups')).body).toEqual({ groups: [{ group: 'g', topic: 't', generation: 3, members: 2, emptySinceMs: null }] });
 
     expect(errorCode(await call(c.url, 'POST', '/groups/g/join', { topic: 'other' }))).toBe('INVALID_REQUEST');
     expect((await call(c.url, 'POST', '/groups/g/leave', { memberId: a.memberId })).status).toBe(204);

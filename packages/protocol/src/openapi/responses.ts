@@ -184,7 +184,18 @@ export const groupDescription = z.object({
 });
 
 export const groupListResponse = z.object({
-  groups: z.array(z.object({ group: z.string(), topic: z.string(), generation: int, members: int })),
+  groups: z.array(
+    z.object({
+      group: z.string(),
+      topic: z.string(),
+      generation: int,
+      members: int,
+      emptySinceMs: int
+        .nullable()
+        .optional()
+        .describe('since when (ms since the Unix epoch) the group has had no member, null while it has members; an empty group is deleted with its offsets after the group retention'),
+    }),
+  ),
 });
 
 const brokerStatus = brokerInfo.extend({
