@@ -614,10 +614,11 @@ export class Cluster {
       // The planner leaves a partition with a dead replica to failover and the replacement of
       // dead secondaries; until those are done the map is not balanced, so the rebalance stays
       // wanted (a draining broker dead for a moment is still evacuated once it is back).
-      const waiting = [...this.topics.values()].some((topic) =>
-        topic.partitions.some((p) => p.primary !== null && (!isAlive(p.primary) || (p.secondary !== null && !isAlive(p.secondary)))),
-      );
-      if (plan.length === 0 && this.moves.size === 0 && !waiting) {
+      const waiting = () =>
+        [...this.topics.values()].some((topic) =>
+          topic.partitions.some((p) => p.primary !== null && (!isAlive(p.primary) || (p.secondary !== null && !isAlive(p.secondary)))),
+        );
+      if (plan.length === 0 && this.moves.size === 0 && !waiting()) {
         this.rebalanceRequested = false;
         const moved = this.rebalanceMovesStarted;
         steps.push(() => {
