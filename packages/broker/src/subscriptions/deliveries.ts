@@ -140,7 +140,7 @@ export class SubscriptionDeliveries {
     return delivery.stop(inFlight).finally(() => {
       if (this.stopping.get(key) === delivery) this.stopping.delete(key);
       if (inFlight === 'finish' && !delivery.progressStored) {
-        this.resumeAt.set(key, { replica: delivery.replicaDelivered, group: delivery.group, createdMs: delivery.createdMs, offset: delivery.nextOffset });
+        this.resumeAt.set(key, { replica: delivery.replica, group: delivery.group, createdMs: delivery.createdMs, offset: delivery.nextOffset });
       }
     });
   }

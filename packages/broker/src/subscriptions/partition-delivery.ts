@@ -72,7 +72,8 @@ export class PartitionDelivery {
    */
   constructor(
     private readonly runtime: SubscriptionRuntime,
-    private readonly replica: Partition,
+    /** The replica this loop delivers (a loop that resumes from `nextOffset` must deliver the same one). */
+    readonly replica: Partition,
     private readonly logger: Logger,
     resumeAt?: number,
   ) {
@@ -103,11 +104,6 @@ export class PartitionDelivery {
 
   get topic(): string {
     return this.replica.topic;
-  }
-
-  /** The replica this loop delivers (a loop that resumes from `nextOffset` must deliver the same one). */
-  get replicaDelivered(): Partition {
-    return this.replica;
   }
 
   get group(): string {
