@@ -162,21 +162,20 @@ describe('a three-broker cluster', () => {
   });
 
   it('serves none of a deleted topic\'s records as those of a topic made again under its name, on a broker that missed the deletion', async () => {
-    // Broker 1 is stopped (SIGSTOP) while the topic is deleted and made again: still counted
-    // alive, it is placed in the new topic as before, and hears only of the new map.
-    cluster = await startCluster({ name: 'remade-topic', brokerTimeoutMs: 15_000 });
+    // Broker 1 is cut off from the coordinator while the topic is deleted and made again: still
+    // counted alive, it is placed in the new topic as before. Clients route by the new map while
+    // broker 1 still holds the old one and the old topic's replicas.
+    cluster = await startCluster({ name: 'remade-topic', brokerTimeoutMs: 15_000, proxies: true });
     const client = cluster.client();
     const topic = await createTopic(client, 3);
     const producer = client.producer({ lingerMs: 2 });
     expect(await produceKeyed(producer, new History(), { topic, keys: keys(12, 'old'), recordsPerKey: 10 })).toBe(120);
 
-    await cluster.broker(1).pause();
-    try {
-      await client.admin.deleteTopic(topic);
-      await client.admin.createTopic({ name: topic, partitions: 3, replicationFactor: 2 });
-    } finally {
-      await cluster.broker(1).resume();
-    }
+    const links = cluster.links!.get(1)!;
+    links.toCoordinator.set('cut');
+    links.inbound.set('cut');
+    await client.admin.deleteTopic(topic);
+    await client.admin.createTopic({ name: topic, partitions: 3, replicationFactor: 2 });
     const remade = await client.admin.describeTopic(topic);
     expect(remade.partitions.some((p) => p.primary === 1)).toBe(true);
     expect(remade.partitions.every((p) => p.epoch > 0)).toBe(true);
@@ -184,9 +183,14 @@ describe('a three-broker cluster', () => {
     const history = new History();
     const consumer = client.consumer({ group: 'fresh', topic, fromBeginning: true, waitMs: 200 });
     const consuming = consumeInto(consumer, history, 'fresh');
-    const acknowledged = await produceKeyed(client.producer({ lingerMs: 2 }), history, { topic, keys: keys(12, 'new'), recordsPerKey: 5 });
-    expect(acknowledged).toBe(60);
-    await waitFor(() => history.acknowledgedDelivered('fresh') === acknowledged, { what: 'every new record delivered' });
+    const producing = produceKeyed(client.producer({ lingerMs: 2 }), history, { topic, keys: keys(12, 'new'), recordsPerKey: 5 });
+    // Long enough for the consumer and the producer to reach broker 1 (many times) before it hears of the new map.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    links.toCoordinator.set('pass');
+    links.inbound.set('pass');
+
+    expect(await producing).toBe(60);
+    await waitFor(() => history.acknowledgedDelivered('fresh') === 60, { what: 'every new record delivered' });
     await consumer.close();
     await consuming;
     const report = history.check('fresh');

@@ -933,6 +933,41 @@ describe('broker over HTTP with a stub coordinator', () => {
     }
   });
 
+  it('refuses a call naming a newer epoch than its own (UNKNOWN_EPOCH, nothing stored), fetches the map it asks for, and serves calls of older maps', async () => {
+    await coordinator.createTopic('behind', { primary: 1, secondary: null, epoch: 2, isr: [1] });
+    const batch = (value: string) => encodeRecordBatch([{ key: null, value: Buffer.from(value), timestamp: 1 }]);
+    const produce = async (epoch: number, value: string) => {
+      const body = Buffer.concat(encodeFrame({ partitions: [{ topic: 'behind', partition: 0, epoch, bytes: batch(value).length }] }, [batch(value)]));
+      const response = await fetch(`${url(1)}/produce`, { method: 'POST', headers: { 'content-type': FRAME_CONTENT_TYPE }, body });
+      return ((await response.json()) as any).partitions[0];
+    };
+    const read = async (epoch: number) =>
+      (await post(`${url(1)}/fetch`, { partitions: [{ topic: 'behind', partition: 0, offset: 0, epoch }] })).body.partitions[0];
+    const commit = async (epoch: number) =>
+      (await post(`${url(1)}/commit`, { group: 'g-behind', generation: 0, offsets: [{ topic: 'behind', partition: 0, offset: 0, epoch }] })).body.results[0];
+    coordinator.groups['g-behind'] = 0;
+
+    // A caller whose map is older than the broker's is served as one that names no epoch.
+    expect(await produce(1, 'older-map')).toMatchObject({ baseOffset: 0, epoch: 2 });
+    expect((await read(1)).records.map((r: { value: string }) => r.value)).toEqual(['older-map']);
+
+    // The coordinator moves on (epoch 3) without telling the broker, and cannot answer it for a
+    // while: only the callers know of epoch 3.
+    coordinator.assignment('behind', 0).epoch = 3;
+    coordinator.down = true;
+    const refused = await produce(3, 'newer-map');
+    expect(refused.error).toMatchObject({ code: 'UNKNOWN_EPOCH', retriable: true, epoch: 2 });
+    expect((await read(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH', epoch: 2 });
+    expect((await commit(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
+    expect(onDisk(dataDir(1), 'behind', 0).values).toEqual(['older-map']);
+    coordinator.down = false;
+
+    // The refusals made the broker fetch the map: the same calls go through at epoch 3.
+    await vi.waitFor(async () => expect(await produce(3, 'newer-map')).toMatchObject({ baseOffset: 1, epoch: 3 }));
+    expect((await read(3)).records.map((r: { value: string }) => r.value)).toEqual(['older-map', 'newer-map']);
+    expect((await commit(3)).error).toBeUndefined();
+  });
+
   it('drops what it kept of a deleted topic when a topic of the same name is made again above its epochs, though it never heard of the deletion', async () => {
     await coordinator.createTopic('remade', { primary: 1, secondary: null, epoch: 0, isr: [1] });
     expect((await post(`${url(1)}/topics/remade/partitions/0/records`, { records: records(3, 'old') })).body).toMatchObject({ baseOffset: 0 });

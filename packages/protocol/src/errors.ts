@@ -25,6 +25,11 @@ export const ERRORS = {
   /** The request carries an epoch older than the one the receiver knows. */
   STALE_EPOCH: { status: 409, retriable: true },
   /**
+   * The request names a partition epoch newer than the broker's: the broker has not applied
+   * the cluster map the caller routes by yet (it fetches it now). Retry after a backoff.
+   */
+  UNKNOWN_EPOCH: { status: 409, retriable: true },
+  /**
    * A primary's ISR change or move completion was decided on an older assignment of the
    * partition than the coordinator's (its `version` moved on): fetch the map and decide again.
    */
@@ -77,7 +82,7 @@ export interface ErrorBody {
     retriable: boolean;
     /** NOT_PRIMARY: the primary the answering broker knows, so a client can go there directly. */
     primary?: { id: number; url: string } | null;
-    /** STALE_EPOCH: the epoch the answering side knows. */
+    /** STALE_EPOCH, UNKNOWN_EPOCH: the epoch the answering side knows. */
     epoch?: number;
     /** STALE_ASSIGNMENT: the partition's assignment version the coordinator knows. */
     version?: number;

@@ -238,11 +238,21 @@ export type ProduceRequest = z.infer<typeof produceRequest>;
 export const partitionRef = z.object({ topic: topicName, partition: partitionNumber }).strict();
 export type PartitionRef = z.infer<typeof partitionRef>;
 
+/**
+ * The partition's epoch in the caller's cluster map (optional). A broker whose own epoch of the
+ * partition is older has not heard of the caller's map yet: it answers UNKNOWN_EPOCH (retriable)
+ * and fetches the map, rather than serve a replica it may be about to lose or drop.
+ */
+const knownEpoch = epoch.optional();
+/** A partition named by a data-path call, with the epoch of the caller's map. */
+export const partitionAtEpoch = partitionRef.extend({ epoch: knownEpoch }).strict();
+export type PartitionAtEpoch = z.infer<typeof partitionAtEpoch>;
+
 /** Fetch from several partitions led by one broker; waits up to `waitMs` when none has records. */
 export const fetchRequest = z
   .object({
     partitions: z
-      .array(partitionRef.extend({ offset }).strict())
+      .array(partitionAtEpoch.extend({ offset }).strict())
       .min(1)
       .max(MAX_PARTITIONS),
     maxRecords: z.number().int().min(1).max(100_000).optional(),
@@ -259,7 +269,7 @@ export const commitRequest = z
     generation: epoch,
     memberId: z.string().min(1).max(200).optional(),
     offsets: z
-      .array(partitionRef.extend({ offset }).strict())
+      .array(partitionAtEpoch.extend({ offset }).strict())
       .min(1)
       .max(MAX_PARTITIONS),
   })
@@ -267,7 +277,7 @@ export const commitRequest = z
 export type CommitRequest = z.infer<typeof commitRequest>;
 
 export const committedOffsetsRequest = z
-  .object({ group: groupId, partitions: z.array(partitionRef).min(1).max(MAX_PARTITIONS) })
+  .object({ group: groupId, partitions: z.array(partitionAtEpoch).min(1).max(MAX_PARTITIONS) })
   .strict();
 export type CommittedOffsetsRequest = z.infer<typeof committedOffsetsRequest>;
 
@@ -285,7 +295,7 @@ const partBytes = z.number().int().nonnegative().max(2 ** 31 - 1);
 export const produceFrameHead = z
   .object({
     partitions: z
-      .array(partitionRef.extend({ bytes: partBytes.min(1) }).strict())
+      .array(partitionAtEpoch.extend({ bytes: partBytes.min(1) }).strict())
       .min(1)
       .max(MAX_PARTITIONS * 16)
       .refine(

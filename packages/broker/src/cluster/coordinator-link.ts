@@ -42,6 +42,9 @@ export interface CoordinatorLinkOptions {
   apply: (metadata: MetadataResponse, fetchSeq: number, first: boolean) => Promise<void>;
 }
 
+/** Most often a client's request makes this broker fetch the cluster map (`requestRefreshForCaller`). */
+const CALLER_REFRESH_INTERVAL_MS = 250;
+
 export class CoordinatorLink implements ClusterPort {
   readonly brokerId: number;
   registered = false;
@@ -61,6 +64,7 @@ export class CoordinatorLink implements ClusterPort {
   private runningRefresh: Promise<void> | undefined;
   private queuedRefresh: Promise<void> | undefined;
   private unreachableSinceMs: number | undefined;
+  private lastCallerRefreshMs = -Infinity;
 
   constructor(private readonly options: CoordinatorLinkOptions) {
     this.brokerId = options.brokerId;
@@ -150,6 +154,18 @@ export class CoordinatorLink implements ClusterPort {
       });
     this.queuedRefresh = next;
     return next;
+  }
+
+  /**
+   * A refresh a client's request asks for (it routes by a newer map than this broker's): at
+   * most one per CALLER_REFRESH_INTERVAL_MS, as clients may ask as often as they like, also
+   * while the coordinator cannot answer.
+   */
+  requestRefreshForCaller(reason: string): void {
+    const now = performance.now();
+    if (now - this.lastCallerRefreshMs < CALLER_REFRESH_INTERVAL_MS) return;
+    this.lastCallerRefreshMs = now;
+    this.requestMetadataRefresh(reason);
   }
 
   requestMetadataRefresh(reason: string): void {

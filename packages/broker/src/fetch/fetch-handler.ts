@@ -21,7 +21,7 @@ import {
   type FetchFrameHead,
 } from '@tessera/protocol';
 import type { Context } from '@tessera/service';
-import { findReplicas, inlineError, notHeldHere, type HandlerDeps } from '../http/deps.js';
+import { findReplicas, inlineError, requirePrimary, type HandlerDeps } from '../http/deps.js';
 import type { Partition } from '../partition/index.js';
 import { batchBytes, type StoredBatch } from '../storage/index.js';
 
@@ -123,18 +123,17 @@ export class FetchHandler {
   private read(request: ParsedFetch, replicas: Array<Partition | undefined>): PartitionRead[] {
     let bytesLeft = request.maxBytes ?? this.deps.limits.fetchMaxBytes;
     return request.partitions.map((ref, i) => {
-      const replica = replicas[i];
+      const found = replicas[i];
       const result: PartitionRead = {
         topic: ref.topic,
         partition: ref.partition,
-        highWatermark: replica?.hw ?? 0,
-        logStartOffset: replica?.logStartOffset ?? 0,
+        highWatermark: found?.hw ?? 0,
+        logStartOffset: found?.logStartOffset ?? 0,
         offset: ref.offset,
         batches: [],
       };
       try {
-        if (replica === undefined || replica.isClosed) throw notHeldHere(this.deps, ref);
-        if (replica.role !== 'primary') throw replica.notPrimary();
+        const replica = requirePrimary(this.deps, found, ref);
         // An offset between the HW and the LEO is not an error: right after a change of primary the
         // new primary's HW can trail what a consumer already read from the old one. It waits like
         // an offset at the HW until the HW passes it.

@@ -64,7 +64,7 @@ export async function handleAdminGroupOffsets(deps: HandlerDeps, ctx: Context): 
 /** Commits one offset per entry on this broker's primaries; each partition answers on its own. */
 async function commitEach(
   deps: HandlerDeps,
-  entries: Array<{ topic: string; partition: number; offset: number }>,
+  entries: Array<{ topic: string; partition: number; offset: number; epoch?: number }>,
   commit: (replica: Partition, offset: number) => Promise<void>,
 ): Promise<Results> {
   const replicas = await findReplicas(deps, entries);
@@ -72,7 +72,7 @@ async function commitEach(
     entries.map(async (entry, i): Promise<Results[number]> => {
       const ref = { topic: entry.topic, partition: entry.partition };
       try {
-        const replica = requirePrimary(deps, replicas[i], ref);
+        const replica = requirePrimary(deps, replicas[i], entry);
         // Up to the LEO, not only the HW: right after a change of primary the new primary's HW can
         // trail, for a moment, what the group already read below the old primary's HW.
         if (entry.offset !== DELETED_GROUP_OFFSET && entry.offset > replica.store.leo) {

@@ -1,5 +1,5 @@
 /** What the request handlers share: the replicas, the coordinator link, limits, and the lookups they all do. */
-import { InvariantError, TesseraError, decodeFrame, splitTail, parseOrThrow, partitionRef, type ErrorBody, type PartitionRef } from '@tessera/protocol';
+import { InvariantError, TesseraError, decodeFrame, splitTail, parseOrThrow, partitionRef, type ErrorBody, type PartitionAtEpoch, type PartitionRef } from '@tessera/protocol';
 import type { Caller, Context, Logger } from '@tessera/service';
 import type { CoordinatorLink } from '../cluster/index.js';
 import type { BrokerLimits } from '../config.js';
@@ -58,9 +58,22 @@ export function notHeldHere(deps: HandlerDeps, ref: PartitionRef): TesseraError 
   return new TesseraError('PARTITION_NOT_FOUND', `this broker holds no replica of ${ref.topic}/${ref.partition}`);
 }
 
-/** The replica if this broker leads it; else the NOT_PRIMARY / PARTITION_NOT_FOUND error to answer. */
-export function requirePrimary(deps: HandlerDeps, replica: Partition | undefined, ref: PartitionRef): Partition {
+/**
+ * The replica if this broker leads it; else the NOT_PRIMARY / PARTITION_NOT_FOUND error to
+ * answer. A caller routing by a newer map (`ref.epoch` above the replica's) gets UNKNOWN_EPOCH,
+ * and the map is fetched: until it applies, this broker's role may be stale, and the replica
+ * may even be one of a deleted topic of the same name, to be dropped.
+ */
+export function requirePrimary(deps: HandlerDeps, replica: Partition | undefined, ref: PartitionAtEpoch): Partition {
   if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
+  if (ref.epoch !== undefined && ref.epoch > replica.epoch) {
+    deps.link.requestRefreshForCaller(`a caller knows epoch ${ref.epoch} of ${ref.topic}/${ref.partition}`);
+    throw new TesseraError(
+      'UNKNOWN_EPOCH',
+      `broker ${deps.link.brokerId} knows epoch ${replica.epoch} of ${ref.topic}/${ref.partition}, the request names ${ref.epoch}; it is fetching the cluster map, try again shortly`,
+      { epoch: replica.epoch },
+    );
+  }
   if (replica.role !== 'primary') throw replica.notPrimary();
   return replica;
 }

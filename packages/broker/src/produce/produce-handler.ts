@@ -24,10 +24,11 @@ import {
   produceRequest,
   validateBatch,
   type ErrorBody,
+  type PartitionAtEpoch,
   type ProduceResponse,
 } from '@tessera/protocol';
 import type { Caller, Context } from '@tessera/service';
-import { findReplicas, inlineError, notHeldHere, parseFrame, requireFrame, routePartition, type HandlerDeps } from '../http/deps.js';
+import { findReplicas, inlineError, parseFrame, requireFrame, requirePrimary, routePartition, type HandlerDeps } from '../http/deps.js';
 import type { IncomingBatch, Partition } from '../partition/index.js';
 import { KEYED_PRODUCER_ID_BASE, keyedProducerId } from '../producers/producer-state.js';
 
@@ -54,7 +55,7 @@ export async function produceBatches(deps: HandlerDeps, frame: Buffer, caller: C
       try {
         deps.authorizeProduce(caller, membersUnchecked, ref.topic);
         const batches = validateBatches(parts[i], deps.limits.maxBatchBytes, deps.maxValueBytes);
-        const result = await produceTo(deps, replicas[i], key, batches);
+        const result = await produceTo(deps, replicas[i], ref, batches);
         return { ...key, baseOffset: result.baseOffset, lastOffset: result.lastOffset, epoch: result.epoch };
       } catch (error) {
         return { ...key, error: inlineError(deps, error) };
@@ -88,9 +89,8 @@ export async function handleProduceJson(deps: HandlerDeps, ctx: Context): Promis
   ctx.body = body;
 }
 
-async function produceTo(deps: HandlerDeps, replica: Partition | undefined, ref: { topic: string; partition: number }, batches: IncomingBatch[]) {
-  if (replica === undefined || replica.isClosed) throw notHeldHere(deps, ref);
-  const result = await replica.produce(batches);
+async function produceTo(deps: HandlerDeps, replica: Partition | undefined, ref: PartitionAtEpoch, batches: IncomingBatch[]) {
+  const result = await requirePrimary(deps, replica, ref).produce(batches);
   deps.metrics.recordsProduced.inc({ topic: ref.topic }, result.count);
   let bytes = 0;
   for (const batch of batches) bytes += batch.bytes.length;

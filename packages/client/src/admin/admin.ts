@@ -46,7 +46,7 @@ import {
   rotateSecretRequest,
 } from '@tessera/protocol';
 import type { Connection } from '../connection/connection.js';
-import { needsMetadataRefresh, primaryUrlIn, type MetadataCache } from '../cluster/metadata-cache.js';
+import { needsMetadataRefresh, routeIn, type MetadataCache } from '../cluster/metadata-cache.js';
 
 /** Lag of one partition of a group's topic. */
 export interface PartitionLag {
@@ -272,7 +272,7 @@ export class AdminClient implements Admin {
         const byPrimary = new Map<string, number[]>();
         for (const partition of partitions ?? topic.partitions.map((p) => p.partition)) {
           // PARTITION_NOT_FOUND for a partition the topic does not have, PARTITION_OFFLINE for one without a primary.
-          const url = primaryUrlIn(metadata, topic, partition);
+          const { url } = routeIn(metadata, topic, partition);
           const list = byPrimary.get(url);
           if (list === undefined) byPrimary.set(url, [partition]);
           else list.push(partition);
@@ -284,10 +284,8 @@ export class AdminClient implements Admin {
     );
   }
 
-  async metadata(): Promise<MetadataResponse> {
-    const metadata = await this.connection.coordinator<MetadataResponse>('GET', COORDINATOR_ROUTES.metadata);
-    this.cache.update(metadata);
-    return metadata;
+  metadata(): Promise<MetadataResponse> {
+    return this.cache.fetchNow();
   }
 
   createPrincipal(name: string, secret?: string): Promise<PrincipalSecretResponse> {

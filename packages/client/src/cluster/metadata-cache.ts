@@ -4,7 +4,9 @@
  * Producers and consumers route by this cache. It refreshes when it is older than
  * `maxAgeMs` (in the background, answering from the cache meanwhile) and when a
  * broker says the map is wrong (NOT_PRIMARY, STALE_EPOCH, PARTITION_NOT_FOUND, or no
- * answer). While the coordinator is unreachable the last map stays in use, so produce
+ * answer). Calls name the partition's epoch of the map they were routed by, so a broker
+ * that has not applied that map yet refuses them (UNKNOWN_EPOCH) instead of serving
+ * from a replica the map took from it. While the coordinator is unreachable the last map stays in use, so produce
  * and consume keep working (promise 5 of docs/architecture.md).
  */
 import { COORDINATOR_ROUTES, isNetworkError, isRetriable, isTesseraError, TesseraError } from '@tessera/protocol';
@@ -23,23 +25,33 @@ export class MetadataCache {
   /** `performance.now()` times (a monotonic clock); -Infinity: never. */
   private fetchedAtMs = -Infinity;
   private lastAttemptMs = -Infinity;
-  private inFlight: Promise<MetadataResponse> | null = null;
+  /** Fetches started so far; each fetch is numbered, and a map replaces the cache only if fetched later than it. */
+  private started = 0;
+  /** The number of the fetch (or update) the cached map came from. */
+  private applied = 0;
+  /** Fetches numbered up to this one may have been answered before a change this client made (a topic made, deleted...). */
+  private changedAfter = 0;
+  private inFlight: { seq: number; promise: Promise<MetadataResponse> } | null = null;
 
   constructor(
     private readonly connection: Connection,
     private readonly maxAgeMs: number,
   ) {}
 
-  /** The cached map, fetched first when there is none; a stale map is refreshed in the background. */
+  /**
+   * The cached map, fetched first when there is none or when this client changed the cluster
+   * since it was fetched; a map older than maxAgeMs is refreshed in the background.
+   */
   async get(): Promise<MetadataResponse> {
-    if (this.current === null) return this.refresh();
+    if (this.current === null || this.applied <= this.changedAfter) return this.refresh();
     if (performance.now() - this.fetchedAtMs > this.maxAgeMs) this.refreshInBackground();
     return this.current;
   }
 
   /**
-   * Fetches the map now (one request at a time; concurrent callers share it). When the
-   * coordinator cannot answer and a map is cached, the cached map is returned instead.
+   * Fetches the map now (concurrent callers share the request, unless it started before a
+   * change this client made). When the coordinator cannot answer and a map is cached, the
+   * cached map is returned instead.
    */
   async refresh(): Promise<MetadataResponse> {
     try {
@@ -57,17 +69,21 @@ export class MetadataCache {
   }
 
   /**
-   * Replaces the cache with a map the coordinator just answered (also from `admin.metadata()`).
-   * The latest answer wins even with a lower version: only one refresh runs at a time, and
-   * a coordinator started afresh on an empty data directory counts versions from zero again.
+   * Fetches the map now and caches it, like `refresh()`, but an unreachable coordinator is an
+   * error here, not the cached map (`admin.metadata()`).
    */
-  update(metadata: MetadataResponse): void {
-    this.current = metadata;
-    this.fetchedAtMs = performance.now();
+  fetchNow(): Promise<MetadataResponse> {
+    return this.fetch();
   }
 
-  /** Forgets the fetch time, so the next `get()` refreshes in the background. */
+  /**
+   * This client changed the cluster (made, altered or deleted a topic): the cached map, and
+   * any fetch already under way, may predate the change. The next `get()` waits for a map
+   * fetched after it (or, with the coordinator unreachable, uses the cached one), and the
+   * cached-only lookups answer nothing until then.
+   */
   invalidate(): void {
+    this.changedAfter = this.started;
     this.fetchedAtMs = -Infinity;
   }
 
@@ -84,46 +100,78 @@ export class MetadataCache {
     throw new TesseraError('TOPIC_NOT_FOUND', `topic ${name} does not exist`);
   }
 
-  /** The cached topic without any I/O (undefined when not cached): the producer's fast path. */
+  /**
+   * The cached topic without any I/O (undefined when not cached, or cached before a change
+   * this client made): the producer's fast path.
+   */
   cachedTopic(name: string): TopicMetadata | undefined {
     if (this.current === null) return undefined;
+    if (this.applied <= this.changedAfter) {
+      this.refreshInBackground();
+      return undefined;
+    }
     if (performance.now() - this.fetchedAtMs > this.maxAgeMs) this.refreshInBackground();
     return this.current.topics.find((topic) => topic.name === name);
   }
 
   /**
-   * The URL of a partition's primary from the cached map without any I/O: undefined when
-   * the topic is not cached, PARTITION_OFFLINE (thrown) when the map names no primary.
+   * A partition's primary from the cached map without any I/O: undefined when the topic is
+   * not cached, PARTITION_OFFLINE (thrown) when the map names no primary.
    */
-  cachedPrimaryUrl(topic: string, partition: number): string | undefined {
+  cachedRoute(topic: string, partition: number): PartitionRoute | undefined {
     const cached = this.cachedTopic(topic);
-    return cached === undefined ? undefined : primaryUrlIn(this.current!, cached, partition);
+    return cached === undefined ? undefined : routeIn(this.current!, cached, partition);
   }
 
-  /** The URL of a partition's primary, or PARTITION_OFFLINE (retriable) when it has none. */
-  async primaryUrl(topic: string, partition: number): Promise<string> {
+  /** The URL of a partition's primary from the cached map, as `cachedRoute`. */
+  cachedPrimaryUrl(topic: string, partition: number): string | undefined {
+    return this.cachedRoute(topic, partition)?.url;
+  }
+
+  /** A partition's primary, or PARTITION_OFFLINE (retriable) when it has none. */
+  async route(topic: string, partition: number): Promise<PartitionRoute> {
     const metadata = await this.get();
-    return primaryUrlIn(metadata, await this.topic(topic), partition);
+    return routeIn(metadata, await this.topic(topic), partition);
   }
 
   private fetch(): Promise<MetadataResponse> {
-    if (this.inFlight !== null) return this.inFlight;
+    if (this.inFlight !== null && this.inFlight.seq > this.changedAfter) return this.inFlight.promise;
     this.lastAttemptMs = performance.now();
-    this.inFlight = this.connection
+    const seq = ++this.started;
+    const promise = this.connection
       .coordinator<MetadataResponse>('GET', COORDINATOR_ROUTES.metadata)
       .then((metadata) => {
-        this.update(metadata);
+        this.apply(seq, metadata);
         return metadata;
       })
       .finally(() => {
-        this.inFlight = null;
+        if (this.inFlight?.seq === seq) this.inFlight = null;
       });
-    return this.inFlight;
+    this.inFlight = { seq, promise };
+    return promise;
+  }
+
+  /**
+   * Caches the map answered to fetch `seq`, unless a later fetch's answer is cached already.
+   * Otherwise the latest answer wins even with a lower version: a coordinator started afresh
+   * on an empty data directory counts versions from zero again.
+   */
+  private apply(seq: number, metadata: MetadataResponse): void {
+    if (seq < this.applied) return;
+    this.current = metadata;
+    this.applied = seq;
+    this.fetchedAtMs = performance.now();
   }
 }
 
-/** Finds the primary's URL of `partition` in a map. */
-export function primaryUrlIn(metadata: MetadataResponse, topic: TopicMetadata, partition: number): string {
+/** Where to send a partition's calls: its primary's URL, and the epoch the map gives it (the calls name it). */
+export interface PartitionRoute {
+  url: string;
+  epoch: number;
+}
+
+/** Finds the primary of `partition` in a map. */
+export function routeIn(metadata: MetadataResponse, topic: TopicMetadata, partition: number): PartitionRoute {
   const assignment: PartitionAssignment | undefined = topic.partitions.find((p) => p.partition === partition);
   if (assignment === undefined) {
     throw new TesseraError('PARTITION_NOT_FOUND', `topic ${topic.name} has no partition ${partition}`);
@@ -135,7 +183,7 @@ export function primaryUrlIn(metadata: MetadataResponse, topic: TopicMetadata, p
   if (broker === undefined) {
     throw new TesseraError('PARTITION_OFFLINE', `partition ${topic.name}/${partition}: primary broker ${assignment.primary} is unknown`);
   }
-  return broker.url;
+  return { url: broker.url, epoch: assignment.epoch };
 }
 
 /** Errors after which the cluster map may be out of date and is worth fetching again. */
@@ -145,6 +193,8 @@ export function needsMetadataRefresh(error: unknown): boolean {
     isTesseraError(error, 'UNAVAILABLE') ||
     isTesseraError(error, 'NOT_PRIMARY') ||
     isTesseraError(error, 'STALE_EPOCH') ||
+    // The broker is behind the map, not the client; a refresh does no harm, and the error is a routing one.
+    isTesseraError(error, 'UNKNOWN_EPOCH') ||
     isTesseraError(error, 'PARTITION_NOT_FOUND') ||
     isTesseraError(error, 'PARTITION_OFFLINE') ||
     isTesseraError(error, 'TIMEOUT')

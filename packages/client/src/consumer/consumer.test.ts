@@ -206,8 +206,8 @@ describe('Consumer', () => {
     expect(firstOffsets(first)).toEqual({ 0: 3 });
     const fetch = broker.calls('POST', '/fetch')[0].body;
     expect(fetch.partitions).toEqual([
-      { topic: 't', partition: 0, offset: 3 },
-      { topic: 't', partition: 1, offset: 7 },
+      { topic: 't', partition: 0, offset: 3, epoch: 0 },
+      { topic: 't', partition: 1, offset: 7, epoch: 0 },
     ]);
     script.logs.set(1, 9);
     const more = await pollAtLeast(consumer, 2);

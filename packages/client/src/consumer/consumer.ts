@@ -29,7 +29,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { groupId, MAX_PARTITIONS, parseOrThrow, TesseraError, topicName } from '@tessera/protocol';
 import { needsMetadataRefresh } from '../cluster/metadata-cache.js';
-import { groupByPrimary } from './routing.js';
+import { groupByPrimary, type RoutedPartition } from './routing.js';
 import { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import { Membership } from './membership.js';
@@ -439,7 +439,7 @@ export class Consumer extends EventEmitter {
   // ---- routing ----------------------------------------------------------------------
 
   /** Groups partitions by their primary's URL; partitions without a known primary are left out (and metadata refreshed). */
-  private groupByPrimary(partitions: number[]): Promise<Map<string, number[]>> {
+  private groupByPrimary(partitions: number[]): Promise<Map<string, RoutedPartition[]>> {
     return groupByPrimary(this.context.metadata, this.topic, partitions, {
       onError: (error) => this.emitError(error),
       onPartitionError: (error) => this.onPartitionError(error),

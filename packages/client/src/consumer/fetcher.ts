@@ -26,6 +26,7 @@ import { delay } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import type { PartitionState } from './partition-state.js';
 import { outOfRangeOffset, type OffsetReset } from './positions.js';
+import type { RoutedPartition } from './routing.js';
 
 export interface FetcherContext {
   topic: string;
@@ -39,7 +40,7 @@ export interface FetcherContext {
   signal: AbortSignal;
   owned: Map<number, PartitionState>;
   /** Partitions grouped by their primary's URL (partitions without one left out). */
-  groupByPrimary(partitions: number[]): Promise<Map<string, number[]>>;
+  groupByPrimary(partitions: number[]): Promise<Map<string, RoutedPartition[]>>;
   /** A fetch answered or failed: waiting polls look again. */
   onFetchDone(): void;
   /** A partition-level problem: routing errors refresh the map, the rest are reported. */
@@ -82,15 +83,15 @@ export class Fetcher {
     const nowMs = performance.now();
     for (const [url, partitions] of byPrimary) {
       if (this.fetches.has(url)) continue;
-      const requested = new Map<number, number>();
+      const requested = new Map<number, { offset: number; epoch: number }>();
       let buffered = false;
-      for (const partition of partitions) {
+      for (const { partition, epoch } of partitions) {
         const state = this.context.owned.get(partition);
         if (state?.fetchOffset == null || state.positionError !== null) continue;
         const refusal = this.refused.get(partition);
         if (refusal !== undefined && refusal.url === url && refusal.untilMs > nowMs) continue;
         if (state.buffer.length > 0) buffered = true;
-        requested.set(partition, state.fetchOffset);
+        requested.set(partition, { offset: state.fetchOffset, epoch });
       }
       if (buffered || requested.size === 0) continue;
       const fetch = this.fetch(url, requested, Math.min(waitMs, MAX_FETCH_WAIT_MS)).finally(() => {
@@ -102,14 +103,14 @@ export class Fetcher {
   }
 
   /** One fetch from one broker; never throws. After a failure it waits (backoff) before letting the broker be asked again. */
-  private async fetch(url: string, requested: Map<number, number>, waitMs: number): Promise<void> {
+  private async fetch(url: string, requested: Map<number, { offset: number; epoch: number }>, waitMs: number): Promise<void> {
     const { topic } = this.context;
     try {
       const { head, tail } = await this.context.connection.brokerForFrame(
         url,
         BROKER_ROUTES.fetch,
         {
-          partitions: [...requested].map(([partition, offset]) => ({ topic, partition, offset })),
+          partitions: [...requested].map(([partition, { offset, epoch }]) => ({ topic, partition, offset, epoch })),
           maxRecords: this.context.maxRecords,
           maxBytes: DEFAULT_FETCH_MAX_BYTES,
           waitMs,
@@ -121,7 +122,7 @@ export class Fetcher {
       let unreadable: unknown;
       answer.partitions.forEach((result, i) => {
         try {
-          if (this.onFetched(result, parts[i]!, requested.get(result.partition)) === 'refused') this.refusedBy(url, result.partition);
+          if (this.onFetched(result, parts[i]!, requested.get(result.partition)?.offset) === 'refused') this.refusedBy(url, result.partition);
           else this.refused.delete(result.partition);
         } catch (error) {
           unreadable ??= error;

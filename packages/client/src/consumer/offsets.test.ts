@@ -36,7 +36,7 @@ describe('Offsets.commit', () => {
       retry: DEFAULT_RETRY,
       member: () => ({ memberId: 'm', generation: 2 }),
       heartbeat: async () => undefined,
-      groupByPrimary: async (partitions) => new Map([['https://broker-1.invalid', partitions]]),
+      groupByPrimary: async (partitions) => new Map([['https://broker-1.invalid', partitions.map((partition) => ({ partition, epoch: 0 }))]]),
       onPartitionError: (error) => {
         throw error;
       },

@@ -21,6 +21,7 @@ import type { Connection } from '../connection/connection.js';
 import { needsMetadataRefresh, type MetadataCache } from '../cluster/metadata-cache.js';
 import type { PartitionState } from './partition-state.js';
 import type { StartAt } from './positions.js';
+import type { RoutedPartition } from './routing.js';
 
 /**
  * How long a commit keeps retrying retriable errors (each retry after a backoff, and a
@@ -42,7 +43,7 @@ export interface OffsetsContext {
   member(): { memberId: string; generation: number } | null;
   /** Learns the group's current generation (after GENERATION_MISMATCH). */
   heartbeat(): Promise<void>;
-  groupByPrimary(partitions: number[]): Promise<Map<string, number[]>>;
+  groupByPrimary(partitions: number[]): Promise<Map<string, RoutedPartition[]>>;
   onPartitionError(error: unknown): void;
 }
 
@@ -65,7 +66,7 @@ export class Offsets {
         try {
           const answer = await this.context.connection.broker<CommittedOffsetsResponse>(url, BROKER_ROUTES.committedOffsets, {}, {
             group: this.context.group,
-            partitions: partitions.map((partition) => ({ topic, partition })),
+            partitions: partitions.map(({ partition, epoch }) => ({ topic, partition, epoch })),
           });
           this.eachWaiting(answer.partitions, (state, entry) => {
             const { startAt } = this.context;
@@ -164,7 +165,7 @@ export class Offsets {
               group: this.context.group,
               generation: member.generation,
               memberId: member.memberId,
-              offsets: partitions.map((partition) => ({ topic, partition, offset: todo.get(partition)! })),
+              offsets: partitions.map(({ partition, epoch }) => ({ topic, partition, epoch, offset: todo.get(partition)! })),
             });
             for (const result of answer.results) {
               if (result.topic !== topic || !todo.has(result.partition)) continue;

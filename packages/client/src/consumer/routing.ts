@@ -1,5 +1,11 @@
 /** Which broker to ask for which partitions: shared by the group consumer and the reader. */
-import { primaryUrlIn, type MetadataCache } from '../cluster/metadata-cache.js';
+import { routeIn, type MetadataCache } from '../cluster/metadata-cache.js';
+
+/** A partition and its epoch in the map it was routed by (calls name it, see metadata-cache.ts). */
+export interface RoutedPartition {
+  partition: number;
+  epoch: number;
+}
 
 /**
  * Groups partitions of `topic` by their primary's URL. Partitions without a known primary are
@@ -11,8 +17,8 @@ export async function groupByPrimary(
   topicName: string,
   partitions: number[],
   report: { onError(error: unknown): void; onPartitionError(error: unknown): void },
-): Promise<Map<string, number[]>> {
-  const byPrimary = new Map<string, number[]>();
+): Promise<Map<string, RoutedPartition[]>> {
+  const byPrimary = new Map<string, RoutedPartition[]>();
   let metadata;
   let topic;
   try {
@@ -24,10 +30,10 @@ export async function groupByPrimary(
   }
   for (const partition of partitions) {
     try {
-      const url = primaryUrlIn(metadata, topic, partition);
+      const { url, epoch } = routeIn(metadata, topic, partition);
       const list = byPrimary.get(url);
-      if (list === undefined) byPrimary.set(url, [partition]);
-      else list.push(partition);
+      if (list === undefined) byPrimary.set(url, [{ partition, epoch }]);
+      else list.push({ partition, epoch });
     } catch (error) {
       report.onPartitionError(error);
     }

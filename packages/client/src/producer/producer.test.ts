@@ -175,6 +175,51 @@ describe('Producer', () => {
     expect(coordinator.calls('GET', '/metadata').length).toBeGreaterThanOrEqual(2);
   });
 
+  it('names the epoch of its map in each batch, and after this client makes a topic again routes by a map fetched since, even one fetched while the change was made', async () => {
+    const coordinator = await stub('coordinator');
+    const first = await stub('broker-1');
+    const second = await stub('broker-2');
+    const brokers = [
+      { id: 1, url: first.url },
+      { id: 2, url: second.url },
+    ];
+    let remade = false;
+    let releaseSlowMap: () => void = () => undefined;
+    coordinator.on('GET', '/metadata', async () => {
+      const map = remade ? metadataFor('t', brokers, [2], 2, 5) : metadataFor('t', brokers, [1], 1, 0);
+      if (!remade && coordinator.calls('GET', '/metadata').length === 2) {
+        // A fetch of the map that started before the topic was made again and is answered after.
+        await new Promise<void>((resolve) => (releaseSlowMap = resolve));
+      }
+      return map;
+    });
+    coordinator.on('DELETE', '/topics/:topic', () => ({}));
+    coordinator.on('POST', '/topics', () => {
+      remade = true;
+      return { name: 't', partitions: [] };
+    });
+    const oldLogs = storingBroker(first);
+    const newLogs = storingBroker(second);
+    const c = client(coordinator, { metadataMaxAgeMs: 60_000 });
+    const producer = c.producer({ lingerMs: 0 });
+    await producer.send({ topic: 't', key: 'a', value: 'old' });
+    expect(first.calls('POST', '/produce')[0]!.body.partitions[0]).toMatchObject({ topic: 't', partition: 0, epoch: 0 });
+
+    const slow = c.admin.metadata();
+    await until(() => coordinator.calls('GET', '/metadata').length === 2, 'a map fetch under way');
+    await c.admin.deleteTopic('t');
+    await c.admin.createTopic({ name: 't', partitions: 1, replicationFactor: 1 });
+    // Sent while the older fetch is still out: it must not route by that fetch's answer.
+    const sending = producer.send({ topic: 't', key: 'a', value: 'new' });
+    await until(() => coordinator.calls('GET', '/metadata').length === 3, 'a map fetched after the change');
+    releaseSlowMap();
+    await slow;
+    await sending;
+    expect(oldLogs.get(0)!.map((r) => r.value)).toEqual(['old']);
+    expect(newLogs.get(0)!.map((r) => r.value)).toEqual(['new']);
+    expect(second.calls('POST', '/produce')[0]!.body.partitions[0]).toMatchObject({ topic: 't', partition: 0, epoch: 5 });
+  });
+
   it('sends to a partition the cached map shows offline once it has a primary again, and meanwhile to the others', async () => {
     // Proves an offline partition in the map does not stop the producer: its records wait for a primary, the other partition's go at once.
     const coordinator = await stub('coordinator');

@@ -509,9 +509,9 @@ export class Producer {
       const ack = await retry(
         async () => {
           const metadata = this.context.metadata;
-          const url = metadata.cachedPrimaryUrl(topic, partition) ?? (await metadata.primaryUrl(topic, partition));
+          const route = metadata.cachedRoute(topic, partition) ?? (await metadata.route(topic, partition));
           attempts++;
-          return this.sender.submit(url, topic, partition, encoded);
+          return this.sender.submit(route, topic, partition, encoded);
         },
         {
           ...this.context.retry,

@@ -17,6 +17,7 @@ import {
   type ErrorBody,
   type ProduceFrameHead,
 } from '@tessera/protocol';
+import type { PartitionRoute } from '../cluster/metadata-cache.js';
 import type { Connection } from '../connection/connection.js';
 
 /** Where a partition's batch was stored. */
@@ -37,6 +38,8 @@ interface ProduceBatchesResponse {
 interface Submitted {
   topic: string;
   partition: number;
+  /** The partition's epoch in the map the batch was routed by. */
+  epoch: number;
   batch: Buffer;
   resolve(ack: PartitionAck): void;
   reject(error: unknown): void;
@@ -63,17 +66,17 @@ export class ProduceSender {
   ) {}
 
   /**
-   * Sends `batch` (one encoded RecordBatch) for the partition in the next request to the
-   * broker at `url`. Resolves with the partition's offsets; rejects with its own error (or
+   * Sends `batch` (one encoded RecordBatch) for the partition in the next request to its
+   * primary (`route`). Resolves with the partition's offsets; rejects with its own error (or
    * the request's, when the whole request failed).
    */
-  submit(url: string, topic: string, partition: number, batch: Buffer): Promise<PartitionAck> {
-    let channel = this.channels.get(url);
+  submit(route: PartitionRoute, topic: string, partition: number, batch: Buffer): Promise<PartitionAck> {
+    let channel = this.channels.get(route.url);
     if (channel === undefined) {
-      channel = new BrokerChannel(url, this.connection, this.options);
-      this.channels.set(url, channel);
+      channel = new BrokerChannel(route.url, this.connection, this.options);
+      this.channels.set(route.url, channel);
     }
-    return channel.submit(topic, partition, batch);
+    return channel.submit(topic, partition, route.epoch, batch);
   }
 
   /** Whether a batch submitted now for the broker at `url` leaves without waiting for a request to come back. */
@@ -93,9 +96,9 @@ class BrokerChannel {
     private readonly options: SenderOptions,
   ) {}
 
-  submit(topic: string, partition: number, batch: Buffer): Promise<PartitionAck> {
+  submit(topic: string, partition: number, epoch: number, batch: Buffer): Promise<PartitionAck> {
     return new Promise<PartitionAck>((resolve, reject) => {
-      this.pending.push({ topic, partition, batch, resolve, reject });
+      this.pending.push({ topic, partition, epoch, batch, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         // Everything submitted in this tick shares the request.
@@ -143,7 +146,7 @@ class BrokerChannel {
   /** One request; settles every entry, never rejects. */
   private async send(entries: Submitted[]): Promise<void> {
     const head: ProduceFrameHead = {
-      partitions: entries.map((entry) => ({ topic: entry.topic, partition: entry.partition, bytes: entry.batch.length })),
+      partitions: entries.map((entry) => ({ topic: entry.topic, partition: entry.partition, epoch: entry.epoch, bytes: entry.batch.length })),
     };
     let answer: ProduceBatchesResponse;
     try {

@@ -19,7 +19,7 @@ export const errorBody = z.object({
     message: z.string(),
     retriable: z.boolean().describe('true when the same request may succeed later (retry with backoff)'),
     primary: brokerRef.nullable().optional().describe('NOT_PRIMARY: the primary the answering service knows'),
-    epoch: int.optional().describe('STALE_EPOCH: the epoch the answering side knows'),
+    epoch: int.optional().describe('STALE_EPOCH, UNKNOWN_EPOCH: the epoch the answering side knows'),
     version: int.optional().describe("STALE_ASSIGNMENT: the partition's assignment version the coordinator knows"),
     generation: int.optional().describe('GENERATION_MISMATCH: the group generation the answering side knows'),
     leo: int.optional(),
