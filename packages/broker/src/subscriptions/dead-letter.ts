@@ -73,11 +73,10 @@ export class DeadLetterWriter {
         const partitions = this.link.metadata?.topics.find((t) => t.name === target)?.partitions;
         if (!partitions || partitions.length === 0) throw new TesseraError('TOPIC_NOT_FOUND', `dead-letter topic ${target} does not exist`);
         const to = record.key === null ? partition % partitions.length : partitionForKey(record.key, partitions.length);
-        const assignment = partitions[to];
-        const primary = assignment?.primary ?? null;
+        const primary = partitions[to]?.primary ?? null;
         const url = primary === null ? undefined : this.link.brokerUrl(primary);
-        if (url === undefined || assignment === undefined) throw new TesseraError('PARTITION_OFFLINE', `dead-letter partition ${target}/${to} has no primary`);
-        const frame = encodeFrame({ partitions: [{ topic: target, partition: to, epoch: assignment.epoch, bytes: batch.length }] }, [batch]);
+        if (url === undefined) throw new TesseraError('PARTITION_OFFLINE', `dead-letter partition ${target}/${to} has no primary`);
+        const frame = encodeFrame({ partitions: [{ topic: target, partition: to, bytes: batch.length }] }, [batch]);
         const answer = await this.client.postFrame(url + BROKER_ROUTES.produceBatches, frame, { signal: signals.request });
         const [result] = (JSON.parse(answer.body.toString('utf8')) as { partitions: Array<{ error?: ErrorBody['error'] }> }).partitions;
         if (result?.error) {

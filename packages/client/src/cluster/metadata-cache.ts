@@ -27,10 +27,14 @@ export class MetadataCache {
   private lastAttemptMs = -Infinity;
   /** Fetches started so far; each fetch is numbered, and a map replaces the cache only if fetched later than it. */
   private started = 0;
-  /** The number of the fetch (or update) the cached map came from. */
+  /** The number of the fetch the cached map came from. */
   private applied = 0;
-  /** Fetches numbered up to this one may have been answered before a change this client made (a topic made, deleted...). */
-  private changedAfter = 0;
+  /**
+   * Fetches numbered up to this one may have been answered before a change this client made (a
+   * topic made, deleted...); -1 when no change waits for a map (none made, or the coordinator
+   * could not answer the fetch after it).
+   */
+  private changedAfter = -1;
   private inFlight: { seq: number; promise: Promise<MetadataResponse> } | null = null;
 
   constructor(
@@ -79,8 +83,8 @@ export class MetadataCache {
   /**
    * This client changed the cluster (made, altered or deleted a topic): the cached map, and
    * any fetch already under way, may predate the change. The next `get()` waits for a map
-   * fetched after it (or, with the coordinator unreachable, uses the cached one), and the
-   * cached-only lookups answer nothing until then.
+   * fetched after it, and the cached-only lookups answer nothing until then. If that fetch
+   * fails (the coordinator is unreachable), the cached map serves again as before.
    */
   invalidate(): void {
     this.changedAfter = this.started;
@@ -116,7 +120,8 @@ export class MetadataCache {
 
   /**
    * A partition's primary from the cached map without any I/O: undefined when the topic is
-   * not cached, PARTITION_OFFLINE (thrown) when the map names no primary.
+   * not cached (or the map predates a change this client made), PARTITION_OFFLINE (thrown)
+   * when the map names no primary.
    */
   cachedRoute(topic: string, partition: number): PartitionRoute | undefined {
     const cached = this.cachedTopic(topic);
@@ -140,10 +145,18 @@ export class MetadataCache {
     const seq = ++this.started;
     const promise = this.connection
       .coordinator<MetadataResponse>('GET', COORDINATOR_ROUTES.metadata)
-      .then((metadata) => {
-        this.apply(seq, metadata);
-        return metadata;
-      })
+      .then(
+        (metadata) => {
+          this.apply(seq, metadata);
+          return metadata;
+        },
+        (error: unknown) => {
+          // The coordinator could not answer after the change: the cached map serves again (as
+          // while it is down at any other time), rather than every call asking it first.
+          if (seq > this.changedAfter) this.changedAfter = -1;
+          throw error;
+        },
+      )
       .finally(() => {
         if (this.inFlight?.seq === seq) this.inFlight = null;
       });

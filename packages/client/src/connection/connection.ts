@@ -5,6 +5,8 @@
  * (`transport: 'stream'`, the default; `@tessera/protocol`'s data-stream.ts), the other broker
  * calls as HTTP requests over undici (DataHttpClient); a broker that offers no stream (one of
  * an earlier version) gets HTTP requests, and is asked again a minute later (StreamClient).
+ * Data calls name their partitions' epochs; a broker of an earlier version refuses that field
+ * as bad input, and gets the call again without it (and, for a minute, every call).
  * Calls that get no answer become a clear UNAVAILABLE or TIMEOUT error naming the
  * service, so a user sees what is wrong.
  */
@@ -22,6 +24,7 @@ import {
   parseJsonAnswer,
   type DataCallRoute,
   decodeFrame,
+  encodeFrame,
   FRAME_CONTENT_TYPE,
   isNetworkError,
   isTesseraError,
@@ -47,6 +50,33 @@ export interface ConnectionOptions {
 
 export type DataTransport = 'stream' | 'http';
 
+/** How long a broker that refused partition epochs gets calls without them before it is asked again. */
+const EPOCHS_ASKED_AGAIN_MS = 60_000;
+
+type EpochNaming = { epoch?: number };
+
+/** `body` with no `epoch` in its `partitions` or `offsets` entries; `body` itself when none names one. */
+export function withoutEpochs<B>(body: B): B {
+  if (typeof body !== 'object' || body === null) return body;
+  const record = body as Record<string, unknown>;
+  let changed = false;
+  const copy: Record<string, unknown> = { ...record };
+  for (const field of ['partitions', 'offsets']) {
+    const entries = record[field];
+    if (!Array.isArray(entries) || !entries.some((entry: EpochNaming) => entry?.epoch !== undefined)) continue;
+    changed = true;
+    copy[field] = entries.map(({ epoch: _epoch, ...rest }: EpochNaming) => rest);
+  }
+  return changed ? (copy as B) : body;
+}
+
+/** A frame's chunks (`encodeFrame`) with no `epoch` in its head's partitions; `chunks` itself when none names one. */
+export function frameWithoutEpochs(chunks: readonly Buffer[]): readonly Buffer[] {
+  const { head, tail } = decodeFrame(Buffer.concat(chunks));
+  const stripped = withoutEpochs(head);
+  return stripped === head ? chunks : encodeFrame(stripped as object, [tail]);
+}
+
 export class Connection {
   readonly coordinatorUrl: string;
   readonly requestTimeoutMs: number;
@@ -54,6 +84,8 @@ export class Connection {
   private readonly tokens: TokenSource | undefined;
   private readonly data: DataHttpClient;
   private readonly streams: StreamClient | undefined;
+  /** Brokers that refused partition epochs (an earlier release), until when (performance.now()). */
+  private readonly epochsRefused = new Map<string, number>();
   /** Broker URLs of routes without parameters (produce, fetch, commit, offsets), built once per broker. */
   private readonly routeUrls = new Map<string, string>();
 
@@ -94,7 +126,11 @@ export class Connection {
   }
 
   /** POSTs JSON to a broker at `brokerUrl`; a call without an answer becomes UNAVAILABLE or TIMEOUT naming the broker. */
-  async broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
+  broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
+    return this.namingEpochs(brokerUrl, body, withoutEpochs, (sent) => this.brokerOnce<T>(brokerUrl, route, params, sent, options));
+  }
+
+  private async brokerOnce<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions): Promise<T> {
     try {
       if (route === BROKER_ROUTES.commit) {
         const answer = await this.streamed(brokerUrl, route, [Buffer.from(JSON.stringify(body), 'utf8')], options);
@@ -107,7 +143,11 @@ export class Connection {
   }
 
   /** POSTs a frame (the chunks of `encodeFrame`) to a broker and parses its JSON answer. */
-  async brokerFrame<T>(brokerUrl: string, route: string, chunks: readonly Buffer[], options: RequestOptions = {}): Promise<T> {
+  brokerFrame<T>(brokerUrl: string, route: string, chunks: readonly Buffer[], options: RequestOptions = {}): Promise<T> {
+    return this.namingEpochs(brokerUrl, chunks, frameWithoutEpochs, (sent) => this.brokerFrameOnce<T>(brokerUrl, route, sent, options));
+  }
+
+  private async brokerFrameOnce<T>(brokerUrl: string, route: string, chunks: readonly Buffer[], options: RequestOptions): Promise<T> {
     if (route === BROKER_ROUTES.produceBatches) {
       const answer = await this.streamed(brokerUrl, route, chunks, options);
       if (answer !== undefined) return parseStreamJson<T>(answer, brokerUrl, route);
@@ -130,12 +170,11 @@ export class Connection {
    * POSTs JSON to a broker asking for a frame back: resolves with the frame's head (not yet
    * validated) and tail. A broker that answers JSON instead gets an INTERNAL error.
    */
-  async brokerForFrame(
-    brokerUrl: string,
-    route: string,
-    body: unknown,
-    options: RequestOptions = {},
-  ): Promise<{ head: unknown; tail: Buffer }> {
+  brokerForFrame(brokerUrl: string, route: string, body: unknown, options: RequestOptions = {}): Promise<{ head: unknown; tail: Buffer }> {
+    return this.namingEpochs(brokerUrl, body, withoutEpochs, (sent) => this.brokerForFrameOnce(brokerUrl, route, sent, options));
+  }
+
+  private async brokerForFrameOnce(brokerUrl: string, route: string, body: unknown, options: RequestOptions): Promise<{ head: unknown; tail: Buffer }> {
     if (route === BROKER_ROUTES.fetch) {
       const answer = await this.streamed(brokerUrl, route, [Buffer.from(JSON.stringify(body), 'utf8')], options);
       if (answer !== undefined) {
@@ -164,6 +203,33 @@ export class Connection {
       throw new TesseraError('INTERNAL', `POST ${url}: expected a ${FRAME_CONTENT_TYPE} answer, got ${answer.contentType || 'no content type'}`);
     }
     return decodeFrame(answer.body);
+  }
+
+  /**
+   * Sends a call whose partitions may name their epochs. A broker of a release before the
+   * field refuses it as bad input (nothing of such a call is stored): the call is sent again
+   * without epochs (`strip`), and so are the calls to that broker for a while, after which it
+   * is asked again (it may have been upgraded).
+   */
+  private async namingEpochs<B, T>(brokerUrl: string, body: B, strip: (body: B) => B, send: (body: B) => Promise<T>): Promise<T> {
+    if (this.epochsRefusedBy(brokerUrl)) return send(strip(body));
+    try {
+      return await send(body);
+    } catch (error) {
+      if (!isTesseraError(error, 'INVALID_REQUEST')) throw error;
+      const stripped = strip(body);
+      if (stripped === body) throw error;
+      this.epochsRefused.set(brokerUrl, performance.now() + EPOCHS_ASKED_AGAIN_MS);
+      return send(stripped);
+    }
+  }
+
+  private epochsRefusedBy(brokerUrl: string): boolean {
+    const until = this.epochsRefused.get(brokerUrl);
+    if (until === undefined) return false;
+    if (performance.now() < until) return true;
+    this.epochsRefused.delete(brokerUrl);
+    return false;
   }
 
   private brokerRouteUrl(brokerUrl: string, route: string, params: Record<string, string | number> = {}): string {

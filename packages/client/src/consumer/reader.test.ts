@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TesseraClient } from '../client.js';
 import type { ConsumedRecord } from '../records.js';
-import { closeAfterTest, closeTestResources, fetchFrameAnswer, metadataFor, pollAtLeast, stub, type StubFetchPartition } from '../test-support/stub-server.js';
+import { closeAfterTest, closeTestResources, errorAnswer, fetchFrameAnswer, metadataFor, pollAtLeast, stub, type StubFetchPartition } from '../test-support/stub-server.js';
 
 afterEach(closeTestResources);
 
@@ -29,6 +29,28 @@ async function setup() {
 }
 
 describe('Reader', () => {
+  it('reads from a broker of a release that refuses partition epochs, asking it once with them', async () => {
+    const { client, broker } = await setup();
+    // Such a broker validates its requests strictly and knows no epoch field.
+    broker.on('POST', '/fetch', (r) => {
+      if (r.body.partitions.some((p: { epoch?: number }) => p.epoch !== undefined)) return errorAnswer('INVALID_REQUEST', 'Unrecognized key: "epoch"');
+      return fetchFrameAnswer(
+        r.body.partitions.map(({ topic, partition, offset }: { topic: string; partition: number; offset: number }) => ({
+          topic,
+          partition,
+          highWatermark: HW,
+          logStartOffset: 0,
+          records: offset < HW ? [{ offset, key: null, value: `p${partition}-${offset}`, headers: null, timestamp: 1 }] : [],
+        })),
+      );
+    });
+    const reader = client.reader({ topic: 't', positions: [{ partition: 0, offset: 0 }] });
+    expect((await pollAtLeast(reader, 3)).map((r) => r.offset)).toEqual([0, 1, 2]);
+    const named = broker.calls('POST', '/fetch').filter((r) => r.body.partitions[0].epoch !== undefined);
+    expect(named).toHaveLength(1);
+    await reader.close();
+  });
+
   it('reads each partition from its offset, follows position(), seeks, and never joins or commits', async () => {
     const { client, coordinator, broker } = await setup();
     const reader = client.reader({ topic: 't', positions: [{ partition: 0, offset: 4 }, { partition: 1, offset: 1 }] });

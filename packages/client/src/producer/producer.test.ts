@@ -220,6 +220,41 @@ describe('Producer', () => {
     expect(second.calls('POST', '/produce')[0]!.body.partitions[0]).toMatchObject({ topic: 't', partition: 0, epoch: 5 });
   });
 
+  it('produces to a broker of a release that refuses partition epochs: the refused request is sent again without them, and so are the next', async () => {
+    const { coordinator, broker } = await oneBrokerTopic();
+    const logs: StoredLogs = new Map();
+    const store = storingProduceHandler(logs);
+    broker.on('POST', '/produce', (r) => {
+      if (r.body.partitions.some((p: { epoch?: number }) => p.epoch !== undefined)) return errorAnswer('INVALID_REQUEST', 'Unrecognized key: "epoch"');
+      return store(r);
+    });
+    const producer = client(coordinator).producer({ lingerMs: 0 });
+    await producer.send({ topic: 't', value: 'first' });
+    await producer.send({ topic: 't', value: 'second' });
+    expect(logs.get(0)!.map((r) => r.value)).toEqual(['first', 'second']);
+    expect(broker.calls('POST', '/produce').map((r) => r.body.partitions[0].epoch)).toEqual([0, undefined, undefined]);
+  });
+
+  it('after making a topic while the coordinator then stops answering, goes on producing by the cached map without asking it for every send', async () => {
+    const { coordinator, broker } = await oneBrokerTopic();
+    const logs = storingBroker(broker);
+    let down = false;
+    coordinator.on('GET', '/metadata', () => (down ? errorAnswer('UNAVAILABLE', 'down (test)') : metadataFor('t', [{ id: 1, url: broker.url }], [1])));
+    coordinator.on('POST', '/topics', () => {
+      down = true;
+      return { name: 'other', partitions: [] };
+    });
+    const c = client(coordinator, { metadataMaxAgeMs: 60_000 });
+    const producer = c.producer({ lingerMs: 0 });
+    await producer.send({ topic: 't', value: 'before' });
+    await c.admin.createTopic({ name: 'other', partitions: 1, replicationFactor: 1 });
+    const asked = coordinator.calls('GET', '/metadata').length;
+    for (let i = 0; i < 10; i++) await producer.send({ topic: 't', value: `after-${i}` });
+    expect(logs.get(0)).toHaveLength(11);
+    // One try after the change; then the cached map serves, refreshed by age only.
+    expect(coordinator.calls('GET', '/metadata').length - asked).toBe(1);
+  });
+
   it('sends to a partition the cached map shows offline once it has a primary again, and meanwhile to the others', async () => {
     // Proves an offline partition in the map does not stop the producer: its records wait for a primary, the other partition's go at once.
     const coordinator = await stub('coordinator');

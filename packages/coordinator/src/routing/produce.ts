@@ -108,8 +108,7 @@ export class ProduceRouter {
         const p = this.cluster.partition(topic, partition);
         const primary = this.cluster.brokerRef(p.primary);
         if (!primary) throw new TesseraError('PARTITION_OFFLINE', `partition ${topic}/${partition} has no live in-sync replica`);
-        // The epoch fences a primary that has not heard of this map yet (UNKNOWN_EPOCH, retried).
-        const frame = encodeFrame({ partitions: [{ topic, partition, epoch: p.epoch, bytes: batch.length }] }, [batch]);
+        const frame = encodeFrame({ partitions: [{ topic, partition, bytes: batch.length }] }, [batch]);
         const answer = await this.client.postFrame(`${primary.internalUrl}${BROKER_ROUTES.produceBatches}`, frame, {
           timeoutMs: this.options.timeoutMs,
         });
