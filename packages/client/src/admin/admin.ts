@@ -146,9 +146,12 @@ export class AdminClient implements Admin {
 
   async createTopic(request: CreateTopicRequest): Promise<TopicDescription> {
     const body = parseOrThrow(createTopicRequest, request, 'topic');
-    const description = await this.connection.coordinator<TopicDescription>('POST', COORDINATOR_ROUTES.topics, {}, body);
-    this.cache.invalidate();
-    return description;
+    // Also when the call fails: without an answer, the topic may have been made all the same.
+    try {
+      return await this.connection.coordinator<TopicDescription>('POST', COORDINATOR_ROUTES.topics, {}, body);
+    } finally {
+      this.cache.invalidate(body.name);
+    }
   }
 
   async listTopics(): Promise<TopicListResponse['topics']> {
@@ -163,9 +166,11 @@ export class AdminClient implements Admin {
   async alterTopic(name: string, config: AlterTopicRequest['config']): Promise<TopicDescription> {
     parseOrThrow(topicName, name, 'topic name');
     const body = parseOrThrow(alterTopicRequest, { config }, 'topic settings');
-    const description = await this.connection.coordinator<TopicDescription>('PATCH', COORDINATOR_ROUTES.topic, { topic: name }, body);
-    this.cache.invalidate();
-    return description;
+    try {
+      return await this.connection.coordinator<TopicDescription>('PATCH', COORDINATOR_ROUTES.topic, { topic: name }, body);
+    } finally {
+      this.cache.invalidate(name);
+    }
   }
 
   purgeTopic(name: string): Promise<PurgeTopicResponse> {
@@ -175,8 +180,11 @@ export class AdminClient implements Admin {
 
   async deleteTopic(name: string): Promise<void> {
     parseOrThrow(topicName, name, 'topic name');
-    await this.connection.coordinator<unknown>('DELETE', COORDINATOR_ROUTES.topic, { topic: name });
-    this.cache.invalidate();
+    try {
+      await this.connection.coordinator<unknown>('DELETE', COORDINATOR_ROUTES.topic, { topic: name });
+    } finally {
+      this.cache.invalidate(name);
+    }
   }
 
   async listBrokers(): Promise<BrokerStatus[]> {

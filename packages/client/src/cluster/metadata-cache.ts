@@ -30,11 +30,11 @@ export class MetadataCache {
   /** The number of the fetch the cached map came from. */
   private applied = 0;
   /**
-   * Fetches numbered up to this one may have been answered before a change this client made (a
-   * topic made, deleted...); -1 when no change waits for a map (none made, or the coordinator
-   * could not answer the fetch after it).
+   * Topics this client changed (made, altered, deleted), each with the number of the last fetch
+   * started before the change: a map from that fetch or an earlier one may predate it. Removed
+   * once a later fetch's map is cached.
    */
-  private changedAfter = -1;
+  private readonly changed = new Map<string, number>();
   private inFlight: { seq: number; promise: Promise<MetadataResponse> } | null = null;
 
   constructor(
@@ -42,12 +42,9 @@ export class MetadataCache {
     private readonly maxAgeMs: number,
   ) {}
 
-  /**
-   * The cached map, fetched first when there is none or when this client changed the cluster
-   * since it was fetched; a map older than maxAgeMs is refreshed in the background.
-   */
+  /** The cached map, fetched first when there is none; a map older than maxAgeMs is refreshed in the background. */
   async get(): Promise<MetadataResponse> {
-    if (this.current === null || this.applied <= this.changedAfter) return this.refresh();
+    if (this.current === null) return this.refresh();
     if (performance.now() - this.fetchedAtMs > this.maxAgeMs) this.refreshInBackground();
     return this.current;
   }
@@ -81,13 +78,14 @@ export class MetadataCache {
   }
 
   /**
-   * This client changed the cluster (made, altered or deleted a topic): the cached map, and
-   * any fetch already under way, may predate the change. The next `get()` waits for a map
-   * fetched after it, and the cached-only lookups answer nothing until then. If that fetch
-   * fails (the coordinator is unreachable), the cached map serves again as before.
+   * This client changed `topic` (made, altered or deleted it): the cached map, and any fetch
+   * already under way, may predate the change. Until a map fetched after it is cached, that
+   * topic is looked up only in a fresh map (its lookups wait for one, and fail with the
+   * coordinator's error when it cannot answer), so this client never routes it by the map of
+   * a deleted topic of the same name; the other topics are served from the cache as always.
    */
-  invalidate(): void {
-    this.changedAfter = this.started;
+  invalidate(topic: string): void {
+    this.changed.set(topic, this.started);
     this.fetchedAtMs = -Infinity;
   }
 
@@ -97,25 +95,39 @@ export class MetadataCache {
    * its (retriable) error is thrown, not TOPIC_NOT_FOUND from a cached map older than the topic.
    */
   async topic(name: string): Promise<TopicMetadata> {
-    const cached = (await this.get()).topics.find((topic) => topic.name === name);
-    if (cached !== undefined) return cached;
-    const fresh = (await this.fetch()).topics.find((topic) => topic.name === name);
-    if (fresh !== undefined) return fresh;
+    return (await this.lookup(name)).topic;
+  }
+
+  /** A topic's map and the map it is part of (for its brokers' URLs), as `topic()`. */
+  async lookup(name: string): Promise<{ metadata: MetadataResponse; topic: TopicMetadata }> {
+    if (!this.changedSince(name)) {
+      const metadata = await this.get();
+      const cached = metadata.topics.find((topic) => topic.name === name);
+      if (cached !== undefined) return { metadata, topic: cached };
+    }
+    const metadata = await this.fetch();
+    const fresh = metadata.topics.find((topic) => topic.name === name);
+    if (fresh !== undefined) return { metadata, topic: fresh };
     throw new TesseraError('TOPIC_NOT_FOUND', `topic ${name} does not exist`);
   }
 
   /**
-   * The cached topic without any I/O (undefined when not cached, or cached before a change
-   * this client made): the producer's fast path.
+   * The cached topic without any I/O (undefined when not cached, or cached before this client
+   * changed it): the producer's fast path.
    */
   cachedTopic(name: string): TopicMetadata | undefined {
     if (this.current === null) return undefined;
-    if (this.applied <= this.changedAfter) {
+    if (this.changedSince(name)) {
       this.refreshInBackground();
       return undefined;
     }
     if (performance.now() - this.fetchedAtMs > this.maxAgeMs) this.refreshInBackground();
     return this.current.topics.find((topic) => topic.name === name);
+  }
+
+  /** Whether this client changed `topic` after the cached map was fetched. */
+  private changedSince(topic: string): boolean {
+    return this.changed.size > 0 && this.changed.has(topic);
   }
 
   /**
@@ -135,33 +147,31 @@ export class MetadataCache {
 
   /** A partition's primary, or PARTITION_OFFLINE (retriable) when it has none. */
   async route(topic: string, partition: number): Promise<PartitionRoute> {
-    const metadata = await this.get();
-    return routeIn(metadata, await this.topic(topic), partition);
+    const { metadata, topic: found } = await this.lookup(topic);
+    return routeIn(metadata, found, partition);
   }
 
   private fetch(): Promise<MetadataResponse> {
-    if (this.inFlight !== null && this.inFlight.seq > this.changedAfter) return this.inFlight.promise;
+    if (this.inFlight !== null && !this.changedAfterFetch(this.inFlight.seq)) return this.inFlight.promise;
     this.lastAttemptMs = performance.now();
     const seq = ++this.started;
     const promise = this.connection
       .coordinator<MetadataResponse>('GET', COORDINATOR_ROUTES.metadata)
-      .then(
-        (metadata) => {
-          this.apply(seq, metadata);
-          return metadata;
-        },
-        (error: unknown) => {
-          // The coordinator could not answer after the change: the cached map serves again (as
-          // while it is down at any other time), rather than every call asking it first.
-          if (seq > this.changedAfter) this.changedAfter = -1;
-          throw error;
-        },
-      )
+      .then((metadata) => {
+        this.apply(seq, metadata);
+        return metadata;
+      })
       .finally(() => {
         if (this.inFlight?.seq === seq) this.inFlight = null;
       });
     this.inFlight = { seq, promise };
     return promise;
+  }
+
+  /** Whether this client changed a topic after fetch `seq` started (its answer may predate the change). */
+  private changedAfterFetch(seq: number): boolean {
+    for (const before of this.changed.values()) if (seq <= before) return true;
+    return false;
   }
 
   /**
@@ -173,6 +183,7 @@ export class MetadataCache {
     if (seq < this.applied) return;
     this.current = metadata;
     this.applied = seq;
+    for (const [topic, before] of this.changed) if (seq > before) this.changed.delete(topic);
     this.fetchedAtMs = performance.now();
   }
 }

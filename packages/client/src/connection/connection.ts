@@ -6,7 +6,7 @@
  * calls as HTTP requests over undici (DataHttpClient); a broker that offers no stream (one of
  * an earlier version) gets HTTP requests, and is asked again a minute later (StreamClient).
  * Data calls name their partitions' epochs; a broker of an earlier version refuses that field
- * as bad input, and gets the call again without it (and, for a minute, every call).
+ * as an unknown key, and gets the call again without it (and, for a minute, every call).
  * Calls that get no answer become a clear UNAVAILABLE or TIMEOUT error naming the
  * service, so a user sees what is wrong.
  */
@@ -70,11 +70,24 @@ export function withoutEpochs<B>(body: B): B {
   return changed ? (copy as B) : body;
 }
 
-/** A frame's chunks (`encodeFrame`) with no `epoch` in its head's partitions; `chunks` itself when none names one. */
+/** A frame's chunks (`encodeFrame`: the head alone in the first) with no `epoch` in its head's partitions; `chunks` itself when none names one. */
 export function frameWithoutEpochs(chunks: readonly Buffer[]): readonly Buffer[] {
-  const { head, tail } = decodeFrame(Buffer.concat(chunks));
+  const [first, ...parts] = chunks;
+  if (first === undefined) return chunks;
+  const { head, tail } = decodeFrame(first);
   const stripped = withoutEpochs(head);
-  return stripped === head ? chunks : encodeFrame(stripped as object, [tail]);
+  return stripped === head ? chunks : [...encodeFrame(stripped as object, tail.length > 0 ? [tail] : []), ...parts];
+}
+
+/**
+ * Whether `error` is a broker's refusal of the `epoch` field: INVALID_REQUEST whose issues name
+ * it as a key its (strict) schema does not know, as a broker of an earlier release answers. Any
+ * other bad-input answer is the call's own fault and stays as it is.
+ */
+function refusesEpochs(error: unknown): boolean {
+  if (!isTesseraError(error, 'INVALID_REQUEST')) return false;
+  const issues = (error.details as { issues?: Array<{ message?: unknown }> }).issues;
+  return Array.isArray(issues) && issues.some((issue) => typeof issue?.message === 'string' && issue.message.includes('"epoch"'));
 }
 
 export class Connection {
@@ -216,7 +229,7 @@ export class Connection {
     try {
       return await send(body);
     } catch (error) {
-      if (!isTesseraError(error, 'INVALID_REQUEST')) throw error;
+      if (!refusesEpochs(error)) throw error;
       const stripped = strip(body);
       if (stripped === body) throw error;
       this.epochsRefused.set(brokerUrl, performance.now() + EPOCHS_ASKED_AGAIN_MS);

@@ -33,7 +33,9 @@ describe('Reader', () => {
     const { client, broker } = await setup();
     // Such a broker validates its requests strictly and knows no epoch field.
     broker.on('POST', '/fetch', (r) => {
-      if (r.body.partitions.some((p: { epoch?: number }) => p.epoch !== undefined)) return errorAnswer('INVALID_REQUEST', 'Unrecognized key: "epoch"');
+      if (r.body.partitions.some((p: { epoch?: number }) => p.epoch !== undefined)) {
+        return errorAnswer('INVALID_REQUEST', 'invalid request body', { issues: [{ path: 'partitions.0', message: 'Unrecognized key: "epoch"' }] });
+      }
       return fetchFrameAnswer(
         r.body.partitions.map(({ topic, partition, offset }: { topic: string; partition: number; offset: number }) => ({
           topic,

@@ -22,8 +22,7 @@ export async function groupByPrimary(
   let metadata;
   let topic;
   try {
-    metadata = await metadataCache.get();
-    topic = await metadataCache.topic(topicName);
+    ({ metadata, topic } = await metadataCache.lookup(topicName));
   } catch (error) {
     report.onError(error);
     return byPrimary;
