@@ -17,6 +17,7 @@ export * from './data-http-client.js';
 export * from './invariant.js';
 export * from './batch/record-batch.js';
 export * from './batch/frame.js';
+export * from './partition-epochs.js';
 export * from './base64.js';
 export * from './replication.js';
 export * from './json-records.js';

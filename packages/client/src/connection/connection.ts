@@ -24,8 +24,10 @@ import {
   parseJsonAnswer,
   type DataCallRoute,
   decodeFrame,
-  encodeFrame,
+  EpochRefusals,
   FRAME_CONTENT_TYPE,
+  frameWithoutEpochs,
+  withoutEpochs,
   isNetworkError,
   isTesseraError,
   JsonHttpClient,
@@ -50,46 +52,6 @@ export interface ConnectionOptions {
 
 export type DataTransport = 'stream' | 'http';
 
-/** How long a broker that refused partition epochs gets calls without them before it is asked again. */
-const EPOCHS_ASKED_AGAIN_MS = 60_000;
-
-type EpochNaming = { epoch?: number };
-
-/** `body` with no `epoch` in its `partitions` or `offsets` entries; `body` itself when none names one. */
-export function withoutEpochs<B>(body: B): B {
-  if (typeof body !== 'object' || body === null) return body;
-  const record = body as Record<string, unknown>;
-  let changed = false;
-  const copy: Record<string, unknown> = { ...record };
-  for (const field of ['partitions', 'offsets']) {
-    const entries = record[field];
-    if (!Array.isArray(entries) || !entries.some((entry: EpochNaming) => entry?.epoch !== undefined)) continue;
-    changed = true;
-    copy[field] = entries.map(({ epoch: _epoch, ...rest }: EpochNaming) => rest);
-  }
-  return changed ? (copy as B) : body;
-}
-
-/** A frame's chunks (`encodeFrame`: the head alone in the first) with no `epoch` in its head's partitions; `chunks` itself when none names one. */
-export function frameWithoutEpochs(chunks: readonly Buffer[]): readonly Buffer[] {
-  const [first, ...parts] = chunks;
-  if (first === undefined) return chunks;
-  const { head, tail } = decodeFrame(first);
-  const stripped = withoutEpochs(head);
-  return stripped === head ? chunks : [...encodeFrame(stripped as object, tail.length > 0 ? [tail] : []), ...parts];
-}
-
-/**
- * Whether `error` is a broker's refusal of the `epoch` field: INVALID_REQUEST whose issues name
- * it as a key its (strict) schema does not know, as a broker of an earlier release answers. Any
- * other bad-input answer is the call's own fault and stays as it is.
- */
-function refusesEpochs(error: unknown): boolean {
-  if (!isTesseraError(error, 'INVALID_REQUEST')) return false;
-  const issues = (error.details as { issues?: Array<{ message?: unknown }> }).issues;
-  return Array.isArray(issues) && issues.some((issue) => typeof issue?.message === 'string' && issue.message.includes('"epoch"'));
-}
-
 export class Connection {
   readonly coordinatorUrl: string;
   readonly requestTimeoutMs: number;
@@ -97,8 +59,8 @@ export class Connection {
   private readonly tokens: TokenSource | undefined;
   private readonly data: DataHttpClient;
   private readonly streams: StreamClient | undefined;
-  /** Brokers that refused partition epochs (an earlier release), until when (performance.now()). */
-  private readonly epochsRefused = new Map<string, number>();
+  /** Brokers of an earlier release, which refuse partition epochs (`@tessera/protocol`'s partition-epochs.ts). */
+  private readonly epochs = new EpochRefusals();
   /** Broker URLs of routes without parameters (produce, fetch, commit, offsets), built once per broker. */
   private readonly routeUrls = new Map<string, string>();
 
@@ -140,7 +102,7 @@ export class Connection {
 
   /** POSTs JSON to a broker at `brokerUrl`; a call without an answer becomes UNAVAILABLE or TIMEOUT naming the broker. */
   broker<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions = {}): Promise<T> {
-    return this.namingEpochs(brokerUrl, body, withoutEpochs, (sent) => this.brokerOnce<T>(brokerUrl, route, params, sent, options));
+    return this.epochs.send(brokerUrl, body, withoutEpochs, (sent) => this.brokerOnce<T>(brokerUrl, route, params, sent, options));
   }
 
   private async brokerOnce<T>(brokerUrl: string, route: string, params: Record<string, string | number>, body: unknown, options: RequestOptions): Promise<T> {
@@ -157,7 +119,7 @@ export class Connection {
 
   /** POSTs a frame (the chunks of `encodeFrame`) to a broker and parses its JSON answer. */
   brokerFrame<T>(brokerUrl: string, route: string, chunks: readonly Buffer[], options: RequestOptions = {}): Promise<T> {
-    return this.namingEpochs(brokerUrl, chunks, frameWithoutEpochs, (sent) => this.brokerFrameOnce<T>(brokerUrl, route, sent, options));
+    return this.epochs.send(brokerUrl, chunks, frameWithoutEpochs, (sent) => this.brokerFrameOnce<T>(brokerUrl, route, sent, options));
   }
 
   private async brokerFrameOnce<T>(brokerUrl: string, route: string, chunks: readonly Buffer[], options: RequestOptions): Promise<T> {
@@ -184,7 +146,7 @@ export class Connection {
    * validated) and tail. A broker that answers JSON instead gets an INTERNAL error.
    */
   brokerForFrame(brokerUrl: string, route: string, body: unknown, options: RequestOptions = {}): Promise<{ head: unknown; tail: Buffer }> {
-    return this.namingEpochs(brokerUrl, body, withoutEpochs, (sent) => this.brokerForFrameOnce(brokerUrl, route, sent, options));
+    return this.epochs.send(brokerUrl, body, withoutEpochs, (sent) => this.brokerForFrameOnce(brokerUrl, route, sent, options));
   }
 
   private async brokerForFrameOnce(brokerUrl: string, route: string, body: unknown, options: RequestOptions): Promise<{ head: unknown; tail: Buffer }> {
@@ -216,33 +178,6 @@ export class Connection {
       throw new TesseraError('INTERNAL', `POST ${url}: expected a ${FRAME_CONTENT_TYPE} answer, got ${answer.contentType || 'no content type'}`);
     }
     return decodeFrame(answer.body);
-  }
-
-  /**
-   * Sends a call whose partitions may name their epochs. A broker of a release before the
-   * field refuses it as bad input (nothing of such a call is stored): the call is sent again
-   * without epochs (`strip`), and so are the calls to that broker for a while, after which it
-   * is asked again (it may have been upgraded).
-   */
-  private async namingEpochs<B, T>(brokerUrl: string, body: B, strip: (body: B) => B, send: (body: B) => Promise<T>): Promise<T> {
-    if (this.epochsRefusedBy(brokerUrl)) return send(strip(body));
-    try {
-      return await send(body);
-    } catch (error) {
-      if (!refusesEpochs(error)) throw error;
-      const stripped = strip(body);
-      if (stripped === body) throw error;
-      this.epochsRefused.set(brokerUrl, performance.now() + EPOCHS_ASKED_AGAIN_MS);
-      return send(stripped);
-    }
-  }
-
-  private epochsRefusedBy(brokerUrl: string): boolean {
-    const until = this.epochsRefused.get(brokerUrl);
-    if (until === undefined) return false;
-    if (performance.now() < until) return true;
-    this.epochsRefused.delete(brokerUrl);
-    return false;
   }
 
   private brokerRouteUrl(brokerUrl: string, route: string, params: Record<string, string | number> = {}): string {

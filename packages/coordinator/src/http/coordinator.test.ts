@@ -61,8 +61,10 @@ function errorCode(answer: Answer): string | undefined {
 }
 
 /** A stand-in broker: answers metadata notifications and produce requests, recording them. */
-async function fakeBroker(options: { notPrimaryFirst?: boolean } = {}) {
+async function fakeBroker(options: { notPrimaryFirst?: boolean; earlierRelease?: boolean } = {}) {
   const notifications: number[] = [];
+  /** The epoch each produce request named for each of its partitions, in arrival order. */
+  const epochs: Array<number | undefined> = [];
   const produced: Array<{ topic: string; partition: number; records: Array<{ key?: string | null; value: string }> }> = [];
   const nextOffset = new Map<string, number>();
   let refusedOnce = false;
@@ -81,7 +83,14 @@ async function fakeBroker(options: { notPrimaryFirst?: boolean } = {}) {
       // Produce as a broker takes it: a frame of RecordBatches per partition, answered per partition.
       if (req.url === '/produce') {
         const { head, tail } = decodeFrame(raw);
-        const partitions = (head as { partitions: Array<{ topic: string; partition: number; bytes: number }> }).partitions;
+        const partitions = (head as { partitions: Array<{ topic: string; partition: number; epoch?: number; bytes: number }> }).partitions;
+        for (const { epoch } of partitions) epochs.push(epoch);
+        if (options.earlierRelease && partitions.some((p) => p.epoch !== undefined)) {
+          // As a broker of the release before the field answers: its strict schema refuses the key.
+          res.statusCode = 400;
+          res.end(JSON.stringify({ error: { code: 'INVALID_REQUEST', message: 'invalid frame head', retriable: false, issues: [{ path: 'partitions.0', message: 'Unrecognized key: "epoch"' }] } }));
+          return;
+        }
         let at = 0;
         const answers = partitions.map(({ topic, partition, bytes }) => {
           const part = tail.subarray(at, at + bytes);
@@ -113,7 +122,7 @@ async function fakeBroker(options: { notPrimaryFirst?: boolean } = {}) {
         server.closeAllConnections();
       }),
   );
-  return { url, notifications, produced };
+  return { url, notifications, produced, epochs };
 }
 
 /** A url that accepts connections and never answers: notifications to it must time out, not block. */
@@ -617,6 +626,26 @@ describe('routed produce', () => {
       expect(expected.map(({ i }) => offsets[i].offset)).toEqual(expected.map((_, n) => n));
     }
     expect(errorCode(await call(c.url, 'POST', '/topics/p/records', { records: [{ value: 'x', partition: 3 }] }))).toBe('INVALID_REQUEST');
+  });
+
+  it('names each partition\'s epoch to its primary, and sends a broker of an earlier release, which refuses the field, its records without it', async () => {
+    const c = await coordinator();
+    const current = await fakeBroker();
+    await register(c.url, 1, current.url);
+    await call(c.url, 'POST', '/topics', { name: 'p', partitions: 1, replicationFactor: 1 });
+    expect((await call(c.url, 'POST', '/topics/p/records', { records: [{ value: 'a' }] })).status).toBe(200);
+    const epoch = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.topics[0].partitions[0].epoch;
+    expect(current.epochs).toEqual([epoch]);
+
+    const older = await coordinator();
+    const earlier = await fakeBroker({ earlierRelease: true });
+    await register(older.url, 1, earlier.url);
+    await call(older.url, 'POST', '/topics', { name: 'q', partitions: 1, replicationFactor: 1 });
+    for (const value of ['b', 'c']) expect((await call(older.url, 'POST', '/topics/q/records', { records: [{ value }] })).status).toBe(200);
+    expect(earlier.produced.flatMap((x) => x.records.map((r) => r.value))).toEqual(['b', 'c']);
+    // Refused once with the epoch, then sent without it, and so is the next request.
+    const qEpoch = (await call<MetadataResponse>(older.url, 'GET', '/metadata')).body.topics[0].partitions[0].epoch;
+    expect(earlier.epochs).toEqual([qEpoch, undefined, undefined]);
   });
 
   it('answers the first failed partition error when a primary cannot be reached', async () => {

@@ -7,8 +7,10 @@
 import {
   BROKER_ROUTES,
   DEFAULT_MAX_VALUE_BYTES,
+  EpochRefusals,
   TesseraError,
   encodeFrame,
+  frameWithoutEpochs,
   isNetworkError,
   jsonRecordsToBatch,
   partitionForKey,
@@ -38,6 +40,8 @@ export const DEFAULT_ROUTING: RoutingOptions = { retries: 5, initialMs: 50, maxM
 export class ProduceRouter {
   /** Round-robin position for keyless records; one counter for every topic is enough to spread them. */
   private nextKeyless = 0;
+  /** Brokers of an earlier release, which refuse partition epochs. */
+  private readonly epochs = new EpochRefusals();
 
   constructor(
     private readonly cluster: Cluster,
@@ -108,10 +112,11 @@ export class ProduceRouter {
         const p = this.cluster.partition(topic, partition);
         const primary = this.cluster.brokerRef(p.primary);
         if (!primary) throw new TesseraError('PARTITION_OFFLINE', `partition ${topic}/${partition} has no live in-sync replica`);
-        const frame = encodeFrame({ partitions: [{ topic, partition, bytes: batch.length }] }, [batch]);
-        const answer = await this.client.postFrame(`${primary.internalUrl}${BROKER_ROUTES.produceBatches}`, frame, {
-          timeoutMs: this.options.timeoutMs,
-        });
+        // The epoch fences a primary that has not applied this map yet (UNKNOWN_EPOCH, retried).
+        const frame = encodeFrame({ partitions: [{ topic, partition, epoch: p.epoch, bytes: batch.length }] }, [batch]);
+        const answer = await this.epochs.send(primary.internalUrl, frame, frameWithoutEpochs, (sent) =>
+          this.client.postFrame(`${primary.internalUrl}${BROKER_ROUTES.produceBatches}`, sent, { timeoutMs: this.options.timeoutMs }),
+        );
         const [result] = (JSON.parse(answer.body.toString('utf8')) as { partitions: ProducedPartition[] }).partitions;
         if (result === undefined) throw new TesseraError('INTERNAL', `${primary.internalUrl} answered no partition`);
         if ('error' in result) throw TesseraError.fromBody({ error: result.error }) ?? new TesseraError('INTERNAL', 'unreadable partition error');
