@@ -5,9 +5,10 @@
  * `maxAgeMs` (in the background, answering from the cache meanwhile) and when a
  * broker says the map is wrong (NOT_PRIMARY, STALE_EPOCH, PARTITION_NOT_FOUND, or no
  * answer). Calls name the partition's epoch of the map they were routed by, so a broker
- * that has not applied that map yet refuses them (UNKNOWN_EPOCH) instead of serving
- * from a replica the map took from it. While the coordinator is unreachable the last map stays in use, so produce
- * and consume keep working (promise 5 of docs/architecture.md).
+ * that has not applied that map yet refuses them (UNKNOWN_EPOCH) instead of serving from a
+ * replica the map took from it. While the coordinator is unreachable the last map stays in
+ * use, so produce and consume keep working (promise 5 of docs/architecture.md); only a topic
+ * this client just changed waits for a map fetched after the change (`invalidate`).
  */
 import { COORDINATOR_ROUTES, isNetworkError, isRetriable, isTesseraError, TesseraError } from '@tessera/protocol';
 import type { MetadataResponse, PartitionAssignment, TopicMetadata } from '@tessera/protocol';
@@ -127,7 +128,7 @@ export class MetadataCache {
 
   /** Whether this client changed `topic` after the cached map was fetched. */
   private changedSince(topic: string): boolean {
-    return this.changed.size > 0 && this.changed.has(topic);
+    return this.changed.has(topic);
   }
 
   /**
