@@ -33,6 +33,32 @@ async function oneBrokerTopic(): Promise<{ coordinator: StubServer; broker: Stub
   return { coordinator, broker };
 }
 
+/**
+ * A coordinator stub whose map has topic `t` on broker 1 at epoch 0 until the client deletes and
+ * makes it again, then on broker 2 at epoch 5. `answer` sees each map fetch (the map, whether the
+ * topic was made again, how many fetches so far) and may hold or refuse it.
+ */
+async function remadeTopic(answer: (map: unknown, remade: boolean, fetches: number) => unknown = (map) => map) {
+  const coordinator = await stub('coordinator');
+  const first = await stub('broker-1');
+  const second = await stub('broker-2');
+  const brokers = [
+    { id: 1, url: first.url },
+    { id: 2, url: second.url },
+  ];
+  let remade = false;
+  coordinator.on('GET', '/metadata', () =>
+    answer(remade ? metadataFor('t', brokers, [2], 2, 5) : metadataFor('t', brokers, [1], 1, 0), remade, coordinator.calls('GET', '/metadata').length),
+  );
+  coordinator.on('DELETE', '/topics/:topic', () => ({}));
+  coordinator.on('POST', '/topics', () => {
+    remade = true;
+    return { name: 't', partitions: [] };
+  });
+  const c = client(coordinator, { metadataMaxAgeMs: 60_000 });
+  return { coordinator, first, second, oldLogs: storingBroker(first), newLogs: storingBroker(second), c, producer: c.producer({ lingerMs: 0 }) };
+}
+
 describe('Producer', () => {
   it('sends HTTP requests to a broker that offers no data stream, asking for one once, and never with transport http', async () => {
     const { coordinator, broker } = await oneBrokerTopic();
@@ -176,32 +202,12 @@ describe('Producer', () => {
   });
 
   it('names the epoch of its map in each batch, and after this client makes a topic again routes by a map fetched since, even one fetched while the change was made', async () => {
-    const coordinator = await stub('coordinator');
-    const first = await stub('broker-1');
-    const second = await stub('broker-2');
-    const brokers = [
-      { id: 1, url: first.url },
-      { id: 2, url: second.url },
-    ];
-    let remade = false;
     let releaseSlowMap: () => void = () => undefined;
-    coordinator.on('GET', '/metadata', async () => {
-      const map = remade ? metadataFor('t', brokers, [2], 2, 5) : metadataFor('t', brokers, [1], 1, 0);
-      if (!remade && coordinator.calls('GET', '/metadata').length === 2) {
-        // A fetch of the map that started before the topic was made again and is answered after.
-        await new Promise<void>((resolve) => (releaseSlowMap = resolve));
-      }
+    const { coordinator, first, second, oldLogs, newLogs, c, producer } = await remadeTopic(async (map, remade, fetches) => {
+      // The second fetch starts before the topic is made again and is answered after.
+      if (!remade && fetches === 2) await new Promise<void>((resolve) => (releaseSlowMap = resolve));
       return map;
     });
-    coordinator.on('DELETE', '/topics/:topic', () => ({}));
-    coordinator.on('POST', '/topics', () => {
-      remade = true;
-      return { name: 't', partitions: [] };
-    });
-    const oldLogs = storingBroker(first);
-    const newLogs = storingBroker(second);
-    const c = client(coordinator, { metadataMaxAgeMs: 60_000 });
-    const producer = c.producer({ lingerMs: 0 });
     await producer.send({ topic: 't', key: 'a', value: 'old' });
     expect(first.calls('POST', '/produce')[0]!.body.partitions[0]).toMatchObject({ topic: 't', partition: 0, epoch: 0 });
 
@@ -221,29 +227,8 @@ describe('Producer', () => {
   });
 
   it('routes a topic it made again by a fresh map even when the first fetch after the change fails', async () => {
-    const coordinator = await stub('coordinator');
-    const first = await stub('broker-1');
-    const second = await stub('broker-2');
-    const brokers = [
-      { id: 1, url: first.url },
-      { id: 2, url: second.url },
-    ];
-    let remade = false;
     let failures = 0;
-    coordinator.on('GET', '/metadata', () => {
-      if (!remade) return metadataFor('t', brokers, [1], 1, 0);
-      if (failures++ === 0) return errorAnswer('UNAVAILABLE', 'a blip (test)');
-      return metadataFor('t', brokers, [2], 2, 5);
-    });
-    coordinator.on('DELETE', '/topics/:topic', () => ({}));
-    coordinator.on('POST', '/topics', () => {
-      remade = true;
-      return { name: 't', partitions: [] };
-    });
-    const oldLogs = storingBroker(first);
-    const newLogs = storingBroker(second);
-    const c = client(coordinator, { metadataMaxAgeMs: 60_000 });
-    const producer = c.producer({ lingerMs: 0 });
+    const { c, producer, oldLogs, newLogs } = await remadeTopic((map, remade) => (remade && failures++ === 0 ? errorAnswer('UNAVAILABLE', 'a blip (test)') : map));
     await producer.send({ topic: 't', key: 'a', value: 'old' });
     await c.admin.deleteTopic('t');
     await c.admin.createTopic({ name: 't', partitions: 1, replicationFactor: 1 });
