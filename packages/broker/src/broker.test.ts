@@ -945,6 +945,10 @@ describe('broker over HTTP with a stub coordinator', () => {
       (await post(`${url(1)}/fetch`, { partitions: [{ topic: 'behind', partition: 0, offset: 0, epoch }] })).body.partitions[0];
     const commit = async (epoch: number) =>
       (await post(`${url(1)}/commit`, { group: 'g-behind', generation: 0, offsets: [{ topic: 'behind', partition: 0, offset: 0, epoch }] })).body.results[0];
+    const positions = async (epoch: number) =>
+      (await post(`${url(1)}/list-offsets`, { partitions: [{ topic: 'behind', partition: 0, epoch, at: 'latest' }] })).body.partitions[0];
+    const committed = async (epoch: number) =>
+      (await post(`${url(1)}/offsets`, { group: 'g-behind', partitions: [{ topic: 'behind', partition: 0, epoch }] })).body.partitions[0];
     coordinator.groups['g-behind'] = 0;
 
     // A caller whose map is older than the broker's is served as one that names no epoch.
@@ -959,6 +963,8 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect(refused.error).toMatchObject({ code: 'UNKNOWN_EPOCH', retriable: true, epoch: 2 });
     expect((await read(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH', epoch: 2 });
     expect((await commit(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
+    expect((await positions(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
+    expect((await committed(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
     expect(onDisk(dataDir(1), 'behind', 0).values).toEqual(['older-map']);
     coordinator.down = false;
 
@@ -966,6 +972,8 @@ describe('broker over HTTP with a stub coordinator', () => {
     await vi.waitFor(async () => expect(await produce(3, 'newer-map')).toMatchObject({ baseOffset: 1, epoch: 3 }));
     expect((await read(3)).records.map((r: { value: string }) => r.value)).toEqual(['older-map', 'newer-map']);
     expect((await commit(3)).error).toBeUndefined();
+    expect(await positions(3)).toMatchObject({ offset: 2 });
+    expect(await committed(3)).toMatchObject({ offset: 0 });
   });
 
   it('drops what it kept of a deleted topic when a topic of the same name is made again above its epochs, though it never heard of the deletion', async () => {

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { MAX_PARTITIONS } from './limits.js';
-import { epoch, groupId, offset, partitionNumber, partitionRef, topicName } from './schemas.js';
+import { epoch, groupId, offset, partitionAtEpoch, partitionNumber, partitionRef, topicName } from './schemas.js';
 import type { ErrorBody } from './errors.js';
 
 /** A record timestamp in epoch milliseconds (RecordBatch timestamps are int64 ms). */
@@ -23,7 +23,7 @@ export type OffsetQuery = z.infer<typeof offsetQuery>;
 export const listOffsetsRequest = z
   .object({
     partitions: z
-      .array(partitionRef.extend({ at: offsetQuery }).strict())
+      .array(partitionAtEpoch.extend({ at: offsetQuery }).strict())
       .min(1)
       .max(MAX_PARTITIONS),
   })

@@ -47,6 +47,7 @@ import {
 } from '@tessera/protocol';
 import type { Connection } from '../connection/connection.js';
 import { needsMetadataRefresh, routeIn, type MetadataCache } from '../cluster/metadata-cache.js';
+import type { RoutedPartition } from '../consumer/routing.js';
 
 /** Lag of one partition of a group's topic. */
 export interface PartitionLag {
@@ -225,7 +226,7 @@ export class AdminClient implements Admin {
     const lags = await this.askPrimaries(description.topic, undefined, async (url, topic, partitions) => {
       const answer = await this.connection.broker<CommittedOffsetsResponse>(url, BROKER_ROUTES.committedOffsets, {}, {
         group,
-        partitions: partitions.map((partition) => ({ topic, partition })),
+        partitions: partitions.map(({ partition, epoch }) => ({ topic, partition, epoch })),
       });
       return answer.partitions.map((entry): PartitionLag => {
         if (entry.error !== undefined) throw TesseraError.fromBody({ error: entry.error });
@@ -241,7 +242,7 @@ export class AdminClient implements Admin {
     const query = parseOrThrow(offsetQuery, at, 'offset query');
     const found = await this.askPrimaries(topic, partitions, async (url, name, list) => {
       const answer = await this.connection.broker<ListOffsetsResponse>(url, BROKER_ROUTES.listOffsets, {}, {
-        partitions: list.map((partition) => ({ topic: name, partition, at: query })),
+        partitions: list.map(({ partition, epoch }) => ({ topic: name, partition, epoch, at: query })),
       });
       return answer.partitions.map(({ topic: _topic, error, ...entry }): PartitionOffset => {
         if (error !== undefined) throw TesseraError.fromBody({ error });
@@ -270,20 +271,20 @@ export class AdminClient implements Admin {
   private askPrimaries<T>(
     topicName: string,
     partitions: number[] | undefined,
-    ask: (url: string, topic: string, partitions: number[]) => Promise<T[]>,
+    ask: (url: string, topic: string, partitions: RoutedPartition[]) => Promise<T[]>,
   ): Promise<T[]> {
     return retry(
       async () => {
         const metadata = await this.metadata();
         const topic = metadata.topics.find((t) => t.name === topicName);
         if (topic === undefined) throw new TesseraError('TOPIC_NOT_FOUND', `topic ${topicName} does not exist`);
-        const byPrimary = new Map<string, number[]>();
+        const byPrimary = new Map<string, RoutedPartition[]>();
         for (const partition of partitions ?? topic.partitions.map((p) => p.partition)) {
           // PARTITION_NOT_FOUND for a partition the topic does not have, PARTITION_OFFLINE for one without a primary.
-          const { url } = routeIn(metadata, topic, partition);
+          const { url, epoch } = routeIn(metadata, topic, partition);
           const list = byPrimary.get(url);
-          if (list === undefined) byPrimary.set(url, [partition]);
-          else list.push(partition);
+          if (list === undefined) byPrimary.set(url, [{ partition, epoch }]);
+          else list.push({ partition, epoch });
         }
         const answers = await Promise.all([...byPrimary].map(([url, list]) => ask(url, topic.name, list)));
         return answers.flat();

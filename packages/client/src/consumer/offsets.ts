@@ -62,8 +62,9 @@ export class Offsets {
     await Promise.all(
       [...byPrimary].map(async ([url, partitions]) => {
         /** Partitions without a committed offset that start at a time: one more lookup. */
-        const byTime: number[] = [];
+        const byTime: RoutedPartition[] = [];
         try {
+          const epochs = new Map(partitions.map(({ partition, epoch }) => [partition, epoch]));
           const answer = await this.context.connection.broker<CommittedOffsetsResponse>(url, BROKER_ROUTES.committedOffsets, {}, {
             group: this.context.group,
             partitions: partitions.map(({ partition, epoch }) => ({ topic, partition, epoch })),
@@ -73,8 +74,9 @@ export class Offsets {
             let start = entry.offset;
             if (start === null && startAt === 'earliest') start = entry.logStartOffset;
             if (start === null && startAt === 'latest') start = entry.highWatermark;
-            if (start === null) byTime.push(entry.partition);
-            else setStart(state, start, entry.offset);
+            if (start !== null) setStart(state, start, entry.offset);
+            // Epoch 0 fences nothing: for a partition the broker answered unasked.
+            else byTime.push({ partition: entry.partition, epoch: epochs.get(entry.partition) ?? 0 });
           });
           if (byTime.length > 0) await this.startAtTime(url, byTime);
         } catch (error) {
@@ -85,11 +87,11 @@ export class Offsets {
   }
 
   /** Starts `partitions` (no committed offset) at the first record at or after the `startAt` time. */
-  private async startAtTime(url: string, partitions: number[]): Promise<void> {
+  private async startAtTime(url: string, partitions: RoutedPartition[]): Promise<void> {
     const { topic, startAt } = this.context;
     if (typeof startAt !== 'object') throw new Error('startAtTime: startAt is not a time');
     const answer = await this.context.connection.broker<ListOffsetsResponse>(url, BROKER_ROUTES.listOffsets, {}, {
-      partitions: partitions.map((partition) => ({ topic, partition, at: startAt })),
+      partitions: partitions.map(({ partition, epoch }) => ({ topic, partition, epoch, at: startAt })),
     });
     this.eachWaiting(answer.partitions, (state, entry) => setStart(state, entry.offset, null));
   }
