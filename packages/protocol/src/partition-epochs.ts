@@ -10,6 +10,7 @@
  */
 import { decodeFrame, encodeFrame } from './batch/frame.js';
 import { isTesseraError } from './errors.js';
+import { RefusedPeers } from './refused-peers.js';
 
 /** How long a broker that refused partition epochs gets calls without them before it is asked again. */
 export const EPOCHS_ASKED_AGAIN_MS = 60_000;
@@ -51,36 +52,24 @@ export function refusesEpochs(error: unknown): boolean {
   return Array.isArray(issues) && issues.some((issue: { message?: unknown }) => typeof issue?.message === 'string' && issue.message.includes('"epoch"'));
 }
 
-/** The brokers (by URL) that refused partition epochs lately, and the calls to them. */
+/** Calls to brokers, leaving partition epochs out for those (by URL) that refused them lately. */
 export class EpochRefusals {
-  /** Until when (performance.now()) each broker gets calls without epochs. */
-  private readonly until = new Map<string, number>();
+  private readonly refused = new RefusedPeers();
 
   /**
    * Sends `body` to the broker at `url` (`call`), without epochs (`strip`) while it refused them
    * lately; when it refuses the field now, sends it again without them.
    */
   async send<B, T>(url: string, body: B, strip: (body: B) => B, call: (body: B) => Promise<T>): Promise<T> {
-    if (this.refusedBy(url)) return call(strip(body));
+    if (this.refused.has(url)) return call(strip(body));
     try {
       return await call(body);
     } catch (error) {
       if (!refusesEpochs(error)) throw error;
       const stripped = strip(body);
       if (stripped === body) throw error;
-      // Bounded like every cache here: a few entries per broker address.
-      if (this.until.size >= 4_096) this.until.clear();
-      this.until.set(url, performance.now() + EPOCHS_ASKED_AGAIN_MS);
+      this.refused.note(url, EPOCHS_ASKED_AGAIN_MS);
       return call(stripped);
     }
-  }
-
-  private refusedBy(url: string): boolean {
-    if (this.until.size === 0) return false;
-    const until = this.until.get(url);
-    if (until === undefined) return false;
-    if (performance.now() < until) return true;
-    this.until.delete(url);
-    return false;
   }
 }

@@ -25,6 +25,7 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { TesseraError } from '../errors.js';
 import { noAnswerError, parseJsonAnswer } from '../http-client.js';
+import { RefusedPeers } from '../refused-peers.js';
 import type { TlsClientOptions } from '../tls.js';
 import { MAC_BYTES, MAX_MESSAGE_ID, MessageReader, writeMessage, type MessageSeal } from './framing.js';
 
@@ -52,8 +53,6 @@ export interface StreamClientOptions {
 export const STREAM_UNSUPPORTED_FOR_MS = 60_000;
 /** The most of a refused upgrade's body that is read for its error. */
 const MAX_REFUSAL_BYTES = 64 * 1024;
-/** Peers remembered as offering no stream, at most (a client talks to a cluster's brokers, not thousands of peers). */
-const MAX_UNSUPPORTED_PEERS = 4_096;
 
 /**
  * Statuses with which something that is not a Tessera service (a proxy that passes no
@@ -81,8 +80,8 @@ export class StreamUnsupported extends Error {
 
 export class StreamClient {
   private readonly connections = new Map<string, StreamConnection>();
-  /** Peers that refused the stream lately, and until when (performance.now()) they are taken to offer none. */
-  private readonly unsupportedUntil = new Map<string, number>();
+  /** Peers that refused the stream lately: taken to offer none for `unsupportedForMs`. */
+  private readonly unsupported = new RefusedPeers();
   private closed = false;
 
   constructor(private readonly options: StreamClientOptions) {}
@@ -92,11 +91,7 @@ export class StreamClient {
    * `unsupportedForMs` ago): its callers send HTTP requests instead of calling here.
    */
   offersStream(baseUrl: string): boolean {
-    const until = this.unsupportedUntil.get(baseUrl);
-    if (until === undefined) return true;
-    if (performance.now() < until) return false;
-    this.unsupportedUntil.delete(baseUrl);
-    return true;
+    return !this.unsupported.has(baseUrl);
   }
 
   /**
@@ -112,8 +107,7 @@ export class StreamClient {
       connection = new StreamConnection(baseUrl, credential, this.options);
       connection.ready.catch((error: unknown) => {
         if (!(error instanceof StreamUnsupported)) return;
-        if (this.unsupportedUntil.size >= MAX_UNSUPPORTED_PEERS) this.unsupportedUntil.clear();
-        this.unsupportedUntil.set(baseUrl, performance.now() + (this.options.unsupportedForMs ?? STREAM_UNSUPPORTED_FOR_MS));
+        this.unsupported.note(baseUrl, this.options.unsupportedForMs ?? STREAM_UNSUPPORTED_FOR_MS);
       });
       this.connections.set(baseUrl, connection);
     }
