@@ -111,6 +111,7 @@ export interface ReplicaOptions {
 const REPLICATE_RETRY: RetryOptions = { retries: 0, initialMs: 25, multiplier: 2, maxMs: 250, jitter: 0.2 };
 /** Coordinator answers to an ISR expansion or a move completion that are a decision, not a lost request. */
 const REFUSALS = new Set(['STALE_EPOCH', 'STALE_ASSIGNMENT', 'NOT_PRIMARY', 'INVALID_REQUEST', 'NOT_FOUND', 'TOPIC_NOT_FOUND', 'PARTITION_NOT_FOUND']);
+const isRefusal = (error: unknown): boolean => isTesseraError(error) && REFUSALS.has(error.code);
 /** Most produce requests, and most commits, waiting for a flush in one partition. */
 const MAX_QUEUED_PRODUCES = 10_000;
 const MAX_QUEUED_COMMITS = 10_000;
@@ -769,13 +770,9 @@ export class Partition {
       // that request could still be applied later at the same version, counting the secondary
       // in sync while it lacks what was acknowledged meanwhile. Not stopped with the catch-up
       // (any map stops it once the secondary is counted); only a new role or epoch ends it.
-      assignment = await retry(() => this.options.cluster.changeIsr(request), {
-        ...CATCH_UP_RETRY,
-        retries: Number.MAX_SAFE_INTEGER,
-        shouldRetry: (error) =>
-          !(isTesseraError(error) && REFUSALS.has(error.code)) && !this.closed && this.role === 'primary' && this.epoch === epoch,
-        onRetry: (error, attempt) => this.logger.warn({ secondary, attempt, err: errorSummary(error) }, 'ISR expansion not answered; asking again'),
-      });
+      assignment = await this.askUntilAnswered(epoch, () => this.options.cluster.changeIsr(request), (error, attempt) =>
+        this.logger.warn({ secondary, attempt, err: errorSummary(error) }, 'ISR expansion not answered; asking again'),
+      );
     } finally {
       this.isrSeq = this.options.cluster.nextIsrSeq();
       // Maps applied meanwhile changed nothing of the ISR, secondary or replica being added here
@@ -841,22 +838,38 @@ export class Partition {
    */
   private async completeReassignment(epoch: number, target: number, signal: AbortSignal): Promise<PartitionAssignment | undefined> {
     const request = { brokerId: this.options.cluster.brokerId, topic: this.topic, partition: this.partition, epoch, target, ...this.versionField() };
-    const refusal = (error: unknown) => isTesseraError(error) && REFUSALS.has(error.code);
-    const wanted = () => !signal.aborted && !this.closed && this.role === 'primary' && this.epoch === epoch;
     try {
-      return await retry(() => this.options.cluster.completeReassignment(request), {
-        ...CATCH_UP_RETRY,
-        retries: Number.MAX_SAFE_INTEGER,
+      return await this.askUntilAnswered(
+        epoch,
+        () => this.options.cluster.completeReassignment(request),
+        (error, attempt) => this.logger.warn({ target, attempt, err: errorSummary(error) }, 'move completion not answered; asking again'),
         signal,
-        shouldRetry: (error) => !refusal(error) && wanted(),
-        onRetry: (error, attempt) => this.logger.warn({ target, attempt, err: errorSummary(error) }, 'move completion not answered; asking again'),
-      });
+      );
     } catch (error) {
       // Decided on an older assignment: the catch-up asks again with the version of the next map.
       if (isTesseraError(error, 'STALE_ASSIGNMENT')) this.options.cluster.requestMetadataRefresh(`move of ${this.topic}/${this.partition}: ${error.message}`);
-      if (refusal(error) || wanted()) throw error;
+      if (isRefusal(error) || this.primaryOf(epoch, signal)) throw error;
       return undefined;
     }
+  }
+
+  /**
+   * Asks the coordinator (`ask`) until it answers or refuses (REFUSALS), while this replica is
+   * still primary of `epoch` and `signal` is not aborted: an ISR expansion or a move completion.
+   */
+  private askUntilAnswered<T>(epoch: number, ask: () => Promise<T>, onRetry: (error: unknown, attempt: number) => void, signal?: AbortSignal): Promise<T> {
+    return retry(ask, {
+      ...CATCH_UP_RETRY,
+      retries: Number.MAX_SAFE_INTEGER,
+      ...(signal === undefined ? {} : { signal }),
+      shouldRetry: (error) => !isRefusal(error) && this.primaryOf(epoch, signal),
+      onRetry,
+    });
+  }
+
+  /** Whether this replica is still open and primary of `epoch`, and `signal` (if any) not aborted. */
+  private primaryOf(epoch: number, signal?: AbortSignal): boolean {
+    return signal?.aborted !== true && !this.closed && this.role === 'primary' && this.epoch === epoch;
   }
 
 
@@ -968,7 +981,7 @@ export class Partition {
       this.sync = undefined;
       this.stopAdding();
       this.addingId = assignment.adding ?? null;
-      this.assignmentVersion = assignment.version;
+      this.noteVersion(assignment);
       // A replica's first role is routine (one line per replica of every new topic): debug.
       this.logger[initial ? 'debug' : 'info'](
         { role, epoch: this.epoch, isr: this.isr, primary: this.primaryId, secondary: this.secondaryId, leo: this.leo, hw: this.hw },
