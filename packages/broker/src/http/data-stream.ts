@@ -153,7 +153,7 @@ export class DataStreamServer implements UpgradeTarget {
   private refusal(error: TesseraError): Buffer[] {
     const refusal = refusalOf(error, this.options.logger, 'STREAM', DATA_STREAM_PATH);
     this.options.metrics.requestDuration.observe({ method: 'STREAM', route: 'unmatched', status: String(refusal.status) }, 0);
-    return encodeDataAnswer(refusal.status, DATA_ANSWER_JSON, [Buffer.from(JSON.stringify(refusal.toBody()), 'utf8')]);
+    return json(refusal.toBody(), refusal.status);
   }
 
   private async serve(request: IncomingMessage, gone: Gone, message: Buffer, waiting: () => void): Promise<Buffer[] | undefined> {
@@ -184,7 +184,7 @@ export class DataStreamServer implements UpgradeTarget {
       }
       const refusal = refusalOf(error, this.options.logger, 'STREAM', route ?? DATA_STREAM_PATH);
       status = refusal.status;
-      return encodeDataAnswer(status, DATA_ANSWER_JSON, [Buffer.from(JSON.stringify(refusal.toBody()), 'utf8')]);
+      return json(refusal.toBody(), status);
     } finally {
       stop({ method: 'STREAM', route: route ?? 'unmatched', status: String(status) });
     }
@@ -214,8 +214,9 @@ class Gone {
   }
 }
 
-function json(answer: unknown): Buffer[] {
-  return encodeDataAnswer(200, DATA_ANSWER_JSON, [Buffer.from(JSON.stringify(answer), 'utf8')]);
+/** A JSON answer (a route's answer, or an error body with its status). */
+function json(answer: unknown, status = 200): Buffer[] {
+  return encodeDataAnswer(status, DATA_ANSWER_JSON, [Buffer.from(JSON.stringify(answer), 'utf8')]);
 }
 
 function parseJson(payload: Buffer): unknown {

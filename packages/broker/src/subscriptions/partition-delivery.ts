@@ -176,7 +176,6 @@ export class PartitionDelivery {
    * loop repeat up to COMMIT_EVERY_MS of records the receiver acknowledged.
    */
   private async commitFinal(): Promise<void> {
-    this.lastCommitMs = Date.now();
     try {
       await retry(() => this.tryCommit(), {
         ...FINAL_COMMIT_RETRY,
