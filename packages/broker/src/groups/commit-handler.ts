@@ -14,6 +14,7 @@ import {
   parseOrThrow,
   type CommitResponse,
   type CommittedOffsetsResponse,
+  type PartitionAtEpoch,
 } from '@tessera/protocol';
 import type { Context } from '@tessera/service';
 import type { Partition } from '../partition/index.js';
@@ -64,7 +65,7 @@ export async function handleAdminGroupOffsets(deps: HandlerDeps, ctx: Context): 
 /** Commits one offset per entry on this broker's primaries; each partition answers on its own. */
 async function commitEach(
   deps: HandlerDeps,
-  entries: Array<{ topic: string; partition: number; offset: number; epoch?: number }>,
+  entries: Array<PartitionAtEpoch & { offset: number }>,
   commit: (replica: Partition, offset: number) => Promise<void>,
 ): Promise<Results> {
   const replicas = await findReplicas(deps, entries);

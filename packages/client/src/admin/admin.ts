@@ -46,8 +46,7 @@ import {
   rotateSecretRequest,
 } from '@tessera/protocol';
 import type { Connection } from '../connection/connection.js';
-import { needsMetadataRefresh, routeIn, type MetadataCache } from '../cluster/metadata-cache.js';
-import type { RoutedPartition } from '../consumer/routing.js';
+import { addRoute, needsMetadataRefresh, type MetadataCache, type RoutedPartition } from '../cluster/metadata-cache.js';
 
 /** Lag of one partition of a group's topic. */
 export interface PartitionLag {
@@ -281,10 +280,7 @@ export class AdminClient implements Admin {
         const byPrimary = new Map<string, RoutedPartition[]>();
         for (const partition of partitions ?? topic.partitions.map((p) => p.partition)) {
           // PARTITION_NOT_FOUND for a partition the topic does not have, PARTITION_OFFLINE for one without a primary.
-          const { url, epoch } = routeIn(metadata, topic, partition);
-          const list = byPrimary.get(url);
-          if (list === undefined) byPrimary.set(url, [{ partition, epoch }]);
-          else list.push({ partition, epoch });
+          addRoute(byPrimary, metadata, topic, partition);
         }
         const answers = await Promise.all([...byPrimary].map(([url, list]) => ask(url, topic.name, list)));
         return answers.flat();

@@ -101,7 +101,7 @@ export class MetadataCache {
 
   /** A topic's map and the map it is part of (for its brokers' URLs), as `topic()`. */
   async lookup(name: string): Promise<{ metadata: MetadataResponse; topic: TopicMetadata }> {
-    if (!this.changedSince(name)) {
+    if (!this.changed.has(name)) {
       const metadata = await this.get();
       const cached = metadata.topics.find((topic) => topic.name === name);
       if (cached !== undefined) return { metadata, topic: cached };
@@ -118,17 +118,12 @@ export class MetadataCache {
    */
   cachedTopic(name: string): TopicMetadata | undefined {
     if (this.current === null) return undefined;
-    if (this.changedSince(name)) {
+    if (this.changed.has(name)) {
       this.refreshInBackground();
       return undefined;
     }
     if (performance.now() - this.fetchedAtMs > this.maxAgeMs) this.refreshInBackground();
     return this.current.topics.find((topic) => topic.name === name);
-  }
-
-  /** Whether this client changed `topic` after the cached map was fetched. */
-  private changedSince(topic: string): boolean {
-    return this.changed.has(topic);
   }
 
   /**
@@ -193,6 +188,20 @@ export class MetadataCache {
 export interface PartitionRoute {
   url: string;
   epoch: number;
+}
+
+/** A partition and its epoch in the map it was routed by (calls name it). */
+export interface RoutedPartition {
+  partition: number;
+  epoch: number;
+}
+
+/** Adds `partition` of `topic` to the list of its primary's URL in `byPrimary`; throws routeIn's errors. */
+export function addRoute(byPrimary: Map<string, RoutedPartition[]>, metadata: MetadataResponse, topic: TopicMetadata, partition: number): void {
+  const { url, epoch } = routeIn(metadata, topic, partition);
+  const list = byPrimary.get(url);
+  if (list === undefined) byPrimary.set(url, [{ partition, epoch }]);
+  else list.push({ partition, epoch });
 }
 
 /** Finds the primary of `partition` in a map. */

@@ -28,8 +28,8 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { groupId, MAX_PARTITIONS, parseOrThrow, TesseraError, topicName } from '@tessera/protocol';
-import { needsMetadataRefresh } from '../cluster/metadata-cache.js';
-import { groupByPrimary, type RoutedPartition } from './routing.js';
+import { needsMetadataRefresh, type RoutedPartition } from '../cluster/metadata-cache.js';
+import { groupByPrimary } from './routing.js';
 import { Wakeup } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import { Membership } from './membership.js';

@@ -26,7 +26,7 @@ import { delay } from '../internal/signal.js';
 import type { ConsumedRecord } from '../records.js';
 import type { PartitionState } from './partition-state.js';
 import { outOfRangeOffset, type OffsetReset } from './positions.js';
-import type { RoutedPartition } from './routing.js';
+import type { RoutedPartition } from '../cluster/metadata-cache.js';
 
 export interface FetcherContext {
   topic: string;

@@ -18,10 +18,9 @@ import {
   type RetryOptions,
 } from '@tessera/protocol';
 import type { Connection } from '../connection/connection.js';
-import { needsMetadataRefresh, type MetadataCache } from '../cluster/metadata-cache.js';
+import { needsMetadataRefresh, type MetadataCache, type RoutedPartition } from '../cluster/metadata-cache.js';
 import type { PartitionState } from './partition-state.js';
 import type { StartAt } from './positions.js';
-import type { RoutedPartition } from './routing.js';
 
 /**
  * How long a commit keeps retrying retriable errors (each retry after a backoff, and a

@@ -1,11 +1,5 @@
 /** Which broker to ask for which partitions: shared by the group consumer and the reader. */
-import { routeIn, type MetadataCache } from '../cluster/metadata-cache.js';
-
-/** A partition and its epoch in the map it was routed by (calls name it, see metadata-cache.ts). */
-export interface RoutedPartition {
-  partition: number;
-  epoch: number;
-}
+import { addRoute, type MetadataCache, type RoutedPartition } from '../cluster/metadata-cache.js';
 
 /**
  * Groups partitions of `topic` by their primary's URL. Partitions without a known primary are
@@ -29,10 +23,7 @@ export async function groupByPrimary(
   }
   for (const partition of partitions) {
     try {
-      const { url, epoch } = routeIn(metadata, topic, partition);
-      const list = byPrimary.get(url);
-      if (list === undefined) byPrimary.set(url, [{ partition, epoch }]);
-      else list.push({ partition, epoch });
+      addRoute(byPrimary, metadata, topic, partition);
     } catch (error) {
       report.onPartitionError(error);
     }
