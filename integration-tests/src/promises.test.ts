@@ -1,12 +1,13 @@
 // Tessera's promises, one fault at a time, each in a scenario small enough to read: a deposed
-// primary acknowledges nothing (4), produce and consume go on while the coordinator is down (5),
-// minInsyncReplicas=2 refuses what one replica alone would store, a partition with no live
-// in-sync replica goes offline instead of serving stale data, and a crashed group member's
-// partitions move to the others without losing records (3).
+// primary acknowledges nothing (4), produce and consume go on while the coordinator is down,
+// also when a secondary rejoins meanwhile (5), minInsyncReplicas=2 refuses what one replica
+// alone would store, a partition with no live in-sync replica goes offline instead of serving
+// stale data, and a crashed group member's partitions move to the others without losing
+// records (3).
 import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TesseraClient } from '@tessera/client';
-import { sleep } from '@tessera/protocol';
+import { JsonHttpClient, sleep } from '@tessera/protocol';
 import { type Cluster, startCluster, waitFor } from './harness/cluster.js';
 import { History, describeReport } from './harness/history.js';
 import { ENTRY_POINTS } from './harness/process.js';
@@ -47,6 +48,17 @@ async function readAll(client: TesseraClient, topic: string, group: string, expe
     { what: `${expected} records in ${topic}`, timeoutMs: 30_000 },
   ).finally(() => consumer.close());
   return values;
+}
+
+/** The primary's count of partitions whose secondary is out of its ISR (`/metrics`). */
+async function underReplicated(url: string): Promise<number> {
+  const http = new JsonHttpClient({ timeoutMs: 3_000, tls: cluster!.tls });
+  try {
+    const text = await http.getText(`${url}/metrics`);
+    return Number(/^tessera_broker_under_replicated_partitions (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
+  } finally {
+    http.close();
+  }
 }
 
 describe('Tessera promises', () => {
@@ -116,6 +128,39 @@ describe('Tessera promises', () => {
     const report = history.check('g');
     expect(report.lost, describeReport(report)).toEqual([]);
     expect(report.reordered).toEqual([]);
+  });
+
+  it('acknowledges while a secondary catches up and rejoins with the coordinator down (5)', async () => {
+    const { cluster, client } = await start('rejoin-coordinator-down', true);
+    await client.admin.createTopic({ name: 'rejoin', partitions: 1 });
+    const { primary, secondary } = (await client.admin.describeTopic('rejoin')).partitions[0];
+    const producer = client.producer({ lingerMs: 0 });
+    const sent: string[] = [];
+    const send = async (value: string) => {
+      await producer.send({ topic: 'rejoin', key: 'k', value });
+      sent.push(value);
+    };
+    for (let i = 0; i < 10; i++) await send(`before-${i}`);
+
+    // The secondary falls out of the ISR while the coordinator is up, then the coordinator dies.
+    const secondaryLink = cluster.links!.get(secondary!)!.inbound;
+    secondaryLink.set('cut');
+    for (let i = 0; i < 10; i++) await send(`alone-${i}`);
+    await waitFor(async () => (await client.admin.describeTopic('rejoin')).partitions[0].isr.length === 1, { what: 'the ISR to shrink' });
+    await cluster.coordinator.kill();
+
+    // Reachable again, the secondary is caught up and counted by the primary (its under-replicated
+    // gauge falls to 0), whose request to put it back in the ISR nobody answers.
+    secondaryLink.set('pass');
+    const primaryUrl = cluster.broker(primary!).url;
+    await waitFor(async () => (await underReplicated(primaryUrl)) === 0, { what: 'the secondary to be caught up' });
+    for (let i = 0; i < 10; i++) await send(`rejoined-${i}`);
+    expect(sent).toHaveLength(30);
+
+    await cluster.coordinator.start();
+    await waitFor(async () => (await client.admin.describeTopic('rejoin')).partitions[0].isr.length === 2, { what: 'the ISR to expand' });
+    const values = await readAll(client, 'rejoin', 'audit', 30);
+    expect([...values].sort()).toEqual([...sent].sort());
   });
 
   it('refuses with NOT_ENOUGH_REPLICAS what only one replica would hold when minInsyncReplicas is 2', async () => {

@@ -215,8 +215,61 @@ describe('the ISR and the flush loop', () => {
     // Acknowledged only once the secondary holds the record.
     expect(await acked).toBe(1);
     // The map skipped meanwhile is fetched again, now that the answer is in.
+    while (primary.isrKind !== 'committed') await new Promise((resolve) => setTimeout(resolve, 5));
     expect(refreshes).toEqual(['ISR expansion of t/0 answered']);
     expect(primary.isr).toEqual([1, 2]);
+  });
+
+  it('acknowledges produces while the coordinator does not answer an ISR expansion, and asks no shrink on top of it', async () => {
+    // The secondary catches up while the coordinator is unreachable: it counts from then on, so
+    // produces are pushed to it and acknowledged without waiting for the coordinator's answer.
+    const [primaryStore, secondaryStore] = stores;
+    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
+    const alone: PartitionAssignment = { ...ASSIGNMENT, isr: [1] };
+    secondary.applyAssignment(alone, 1, true);
+    const asked: number[][] = [];
+    let answer: PartitionAssignment | undefined;
+    const coordinator: ClusterPort = {
+      ...cluster(1),
+      changeIsr: (request) => {
+        asked.push([...request.isr]);
+        return new Promise((resolve, reject) =>
+          setImmediate(() => (answer === undefined ? reject(new TesseraError('UNAVAILABLE', 'coordinator unreachable')) : resolve(answer))),
+        );
+      },
+    };
+    let secondaryDown = false;
+    const toSecondary = pushesTo(() => secondary);
+    const client: ReplicationPort = {
+      push: (url, head, batches) => (secondaryDown ? Promise.reject(new TesseraError('UNAVAILABLE', 'secondary down')) : toSecondary.push(url, head, batches)),
+    };
+    const primary = new Partition({ topic: 't', partition: 0, store: primaryStore.log('t', 0), cluster: coordinator, client, logger, replicaTimeoutMs: 100, limits: DEFAULT_LIMITS });
+    partitions.push(primary);
+    primary.applyAssignment(alone, 1, true);
+    while (asked.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(primary.isrKind).toBe('pending-expand');
+
+    const first = await primary.produce(incoming(['x']));
+    expect(first.lastOffset).toBe(0);
+    expect(valuesOf(secondaryStore, 0, 1)).toEqual(['0:x']);
+
+    // The secondary fails now: no shrink is asked while the expansion is unanswered, so nothing is acknowledged alone.
+    secondaryDown = true;
+    let acknowledged = false;
+    const second = primary.produce(incoming(['y'])).then((result) => {
+      acknowledged = true;
+      return result;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(acknowledged).toBe(false);
+    expect(asked.every((isr) => isr.length === 2)).toBe(true);
+
+    // The coordinator answers the expansion; the shrink is asked after it and the produce goes on alone.
+    answer = { ...ASSIGNMENT };
+    while (!asked.some((isr) => isr.length === 1)) await new Promise((resolve) => setTimeout(resolve, 5));
+    answer = { ...ASSIGNMENT, isr: [1] };
+    expect((await second).lastOffset).toBe(1);
+    expect(primary.isr).toEqual([1]);
   });
 
   it('waits between ISR shrinks that the coordinator does not answer', async () => {

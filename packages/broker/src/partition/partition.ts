@@ -583,6 +583,12 @@ export class Partition {
 
   /** Asks the coordinator for ISR = [self]; false when unanswered (coordinator unreachable). Throws NOT_PRIMARY when refused. */
   private async shrinkIsr(epoch: number, secondary: number): Promise<boolean> {
+    // One ISR change at a time: while an expansion is unanswered, its answer (or the next map
+    // after it) says what the coordinator holds before anything is asked on top of it.
+    if (this.isrState.kind === 'pending-expand') {
+      this.logger.debug({ secondary }, 'ISR shrink waits for the answer to the pending expansion');
+      return false;
+    }
     const self = this.options.cluster.brokerId;
     this.isrState = shrinkingIsr(this.isrState, secondary);
     try {
@@ -678,9 +684,11 @@ export class Partition {
    * batches from the follower's LEO, one push per turn of the partition's lock (so flushes
    * interleave), with backoff on errors (the protocol's retry policy). When the follower
    * reaches the LEO, checked under the lock so no flush can slip in between, it finishes in
-   * that same step: a secondary is put back in the ISR through the coordinator; a replica
-   * being added is swapped in for the secondary (`reassign-complete`), so no record is
-   * acknowledged on the old pair after the target caught up.
+   * that same step. A secondary starts counting for the HW there (pending expansion), and the
+   * coordinator is asked after the lock is let go: flushes go on meanwhile, pushed to it like
+   * to any in-sync secondary, so produce does not wait for the coordinator. A replica being
+   * added is swapped in for the secondary (`reassign-complete`) under the lock, so no record
+   * is acknowledged on the old pair after the target caught up.
    */
   private async catchUpLoop(epoch: number, target: CatchUpTarget, signal: AbortSignal): Promise<void> {
     this.logger.info({ follower: target.broker, kind: target.kind, epoch }, 'catching up a follower');
@@ -690,28 +698,36 @@ export class Partition {
       this.role === 'primary' &&
       this.epoch === epoch &&
       (target.kind === 'secondary' ? this.secondaryId === target.broker && this.isrSecondary() === undefined : this.addingId === target.broker);
-    /** One push under the lock; true when the loop is done (caught up, or no longer wanted). */
+    /**
+     * One push under the lock: 'pushed' while the follower lags, 'expanding' when a secondary
+     * caught up and counts from now on, 'done' when the loop is over (swapped in, or no longer wanted).
+     */
     const step = () =>
-      this.lock.run(async (): Promise<boolean> => {
-        if (!still()) return true;
+      this.lock.run(async (): Promise<'pushed' | 'expanding' | 'done'> => {
+        if (!still()) return 'done';
         const sync = target.kind === 'secondary' ? this.syncFor(target.broker) : this.addingSyncFor(target.broker);
         // Up to what is durable here: a flush written but not yet committed follows in its own push.
         const leo = this.store.durableLeo;
         const outcome = await sync.pushOnce(leo, this.hw, undefined, this.options.limits.catchUpBatchBytes);
-        if (outcome !== 'appended' || sync.secondaryLeo !== leo) return false;
-        if (target.kind === 'secondary') await this.expandIsr(epoch, target.broker);
-        else {
-          const assignment = await this.completeReassignment(epoch, target.broker, signal);
-          if (assignment !== undefined) this.swapIn(target.broker, sync, assignment);
+        if (outcome !== 'appended' || sync.secondaryLeo !== leo) return 'pushed';
+        if (target.kind === 'secondary') {
+          this.proposeExpansion(epoch, target.broker);
+          return 'expanding';
         }
-        return true;
+        const assignment = await this.completeReassignment(epoch, target.broker, signal);
+        if (assignment !== undefined) this.swapIn(target.broker, sync, assignment);
+        return 'done';
       });
     // A catch-up that keeps failing says so now and then (a stuck move is otherwise silent).
     let reportedMs: number | undefined;
     try {
       await retry(
         async () => {
-          while (!(await step()));
+          for (;;) {
+            const outcome = await step();
+            if (outcome === 'done') return;
+            if (outcome === 'expanding') return await this.expandIsr(epoch, target.broker);
+          }
         },
         {
           ...CATCH_UP_RETRY,
@@ -748,28 +764,37 @@ export class Partition {
   }
 
   /**
-   * The caught-up secondary goes back in the ISR through the coordinator. It counts for the HW
-   * from before the coordinator is asked: if the answer is lost, the coordinator may already
-   * count the secondary in the ISR (and could promote it), so this primary must not acknowledge
-   * anything the secondary lacks. Should the coordinator not have applied it, its next map
-   * brings the ISR back to this primary alone.
+   * The caught-up secondary counts for the HW from now on (under the lock, with nothing in
+   * flight that it lacks): from before the coordinator is asked, since if the answer is lost
+   * the coordinator may already count the secondary in the ISR (and could promote it), so this
+   * primary must not acknowledge anything the secondary lacks. Should the coordinator not have
+   * applied it, its next map brings the ISR back to this primary alone.
    */
-  private async expandIsr(epoch: number, secondary: number): Promise<void> {
-    const self = this.options.cluster.brokerId;
-    this.isrState = expandingIsr(committedIsr([self]), secondary);
+  private proposeExpansion(epoch: number, secondary: number): void {
+    this.isrState = expandingIsr(committedIsr([this.options.cluster.brokerId]), secondary);
     this.logger.info({ epoch, isr: this.isr, secondary }, 'ISR expanding: secondary caught up');
     // While the request is out, no map says what the coordinator did with it: one fetched now
     // may be answered before the coordinator applies the request and would take the secondary
     // out of the count. Only maps fetched after the answer (or its refusal) apply their ISR.
     this.isrSeq = Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Asks the coordinator to put the secondary proposed by proposeExpansion back in the ISR.
+   * Runs outside the lock: flushes meanwhile are pushed to the secondary and wait for it, as
+   * for any ISR member, so produce goes on while the coordinator does not answer.
+   */
+  private async expandIsr(epoch: number, secondary: number): Promise<void> {
+    const self = this.options.cluster.brokerId;
     const request = { brokerId: self, topic: this.topic, partition: this.partition, epoch, isr: [self, secondary], ...this.versionField() };
     let assignment: PartitionAssignment;
     try {
-      // Asked until the coordinator answers either way (under the lock, so flushes wait): were
-      // this primary to go back to acknowledging alone after a request that went unanswered,
-      // that request could still be applied later at the same version, counting the secondary
-      // in sync while it lacks what was acknowledged meanwhile. Not stopped with the catch-up
-      // (any map stops it once the secondary is counted); only a new role or epoch ends it.
+      // Asked until the coordinator answers either way: were this primary to go back to
+      // acknowledging alone after a request that went unanswered, that request could still be
+      // applied later at the same version, counting the secondary in sync while it lacks what
+      // was acknowledged meanwhile. No ISR shrink is asked for meanwhile (see shrinkIsr). Not
+      // stopped with the catch-up (any map stops it once the secondary is counted); only a new
+      // role or epoch ends it.
       assignment = await this.askUntilAnswered(epoch, () => this.options.cluster.changeIsr(request), (error, attempt) =>
         this.logger.warn({ secondary, attempt, err: errorSummary(error) }, 'ISR expansion not answered; asking again'),
       );
