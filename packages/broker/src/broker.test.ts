@@ -948,6 +948,9 @@ describe('broker over HTTP with a stub coordinator', () => {
       (await post(`${url(1)}/list-offsets`, { partitions: [{ topic: 'behind', partition: 0, epoch, at: 'latest' }] })).body.partitions[0];
     const committed = async (epoch: number) =>
       (await post(`${url(1)}/offsets`, { group: 'g-behind', partitions: [{ topic: 'behind', partition: 0, epoch }] })).body.partitions[0];
+    // The coordinator's own store of a group's offsets (a reset), at a generation it just made.
+    const reset = async (epoch: number) =>
+      (await post(`${url(1)}/internal/group-offsets`, { group: 'g-reset', generation: 1, offsets: [{ topic: 'behind', partition: 0, offset: 0, epoch }] })).body.results[0];
     coordinator.groups['g-behind'] = 0;
 
     // A caller whose map is older than the broker's is served as one that names no epoch.
@@ -964,7 +967,9 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect((await commit(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
     expect((await positions(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
     expect((await committed(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
+    expect((await reset(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
     expect(onDisk(dataDir(1), 'behind', 0).values).toEqual(['older-map']);
+    expect(onDisk(dataDir(1), 'behind', 0).groups).toEqual([]);
     coordinator.down = false;
 
     // The refusals made the broker fetch the map: the same calls go through at epoch 3.
@@ -973,6 +978,7 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect((await commit(3)).error).toBeUndefined();
     expect(await positions(3)).toMatchObject({ offset: 2 });
     expect(await committed(3)).toMatchObject({ offset: 0 });
+    expect((await reset(3)).error).toBeUndefined();
   });
 
   it('drops what it kept of a deleted topic when a topic of the same name is made again above its epochs, though it never heard of the deletion', async () => {

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { MAX_PARTITIONS } from './limits.js';
-import { epoch, groupId, offset, partitionAtEpoch, partitionNumber, partitionRef, topicName } from './schemas.js';
+import { epoch, groupId, offset, partitionAtEpoch, partitionNumber, topicName } from './schemas.js';
 import type { ErrorBody } from './errors.js';
 
 /** A record timestamp in epoch milliseconds (RecordBatch timestamps are int64 ms). */
@@ -54,14 +54,15 @@ export const DELETED_GROUP_OFFSET = -1;
 /**
  * `POST /internal/group-offsets` on a partition's primary, from the coordinator only: store the
  * group's offsets (or `DELETED_GROUP_OFFSET`) at `generation`, which the coordinator has just
- * made the group's newest, so any commit of an older generation is refused from then on.
+ * made the group's newest, so any commit of an older generation is refused from then on. Each
+ * entry names the partition's epoch in the coordinator's map, as a member's commit does.
  */
 export const adminGroupOffsetsRequest = z
   .object({
     group: groupId,
     generation: epoch,
     offsets: z
-      .array(partitionRef.extend({ offset: z.union([offset, z.literal(DELETED_GROUP_OFFSET)]) }).strict())
+      .array(partitionAtEpoch.extend({ offset: z.union([offset, z.literal(DELETED_GROUP_OFFSET)]) }).strict())
       .min(1)
       .max(MAX_PARTITIONS),
   })
