@@ -13,16 +13,26 @@
  *   one that commits before the reset lands is simply overwritten by it;
  * - the next member joins after the reset, in a newer generation, and starts from the offsets
  *   the reset stored.
+ *
+ * Every call names each partition's epoch in the coordinator's assignment, so a broker that has
+ * not applied it yet (a topic deleted and made again, a failover it missed) refuses it
+ * (UNKNOWN_EPOCH) instead of reading or writing the offsets of a replica it is about to drop.
  */
 import {
   BROKER_ROUTES,
   DELETED_GROUP_OFFSET,
+  EpochRefusals,
   TesseraError,
+  isTesseraError,
   resetOffsetFor,
+  retry,
+  withoutEpochs,
   type CommitResponse,
   type CommittedOffsetsResponse,
+  type ErrorBody,
   type JsonHttpClient,
   type ListOffsetsResponse,
+  type PartitionAtEpoch,
   type ResetOffsetsRequest,
   type ResetOffsetsResponse,
 } from '@tessera/protocol';
@@ -37,7 +47,19 @@ export interface OffsetAdminDeps {
   timeoutMs: number;
 }
 
+/**
+ * Tries of a call after a primary answered UNKNOWN_EPOCH, and the waits between them: a few
+ * seconds in all, while the primary fetches the map (it does so at once, at most every 250 ms).
+ */
+const UNKNOWN_EPOCH_RETRY = { retries: 5, initialMs: 100, maxMs: 1_000 };
+
+/** A partition's entry in a primary's answer: its error, when it has one. */
+type PartitionAnswer = { topic: string; partition: number; error?: ErrorBody['error'] };
+
 export class GroupOffsetAdmin {
+  /** Brokers of an earlier release, which refuse partition epochs. */
+  private readonly epochs = new EpochRefusals();
+
   constructor(private readonly deps: OffsetAdminDeps) {}
 
   /** A dry run answers the new offsets; `execute` also stores them (refused while the group has members). */
@@ -80,28 +102,25 @@ export class GroupOffsetAdmin {
   private async plan(groupId: string, request: ResetOffsetsRequest, partitions: number[]): Promise<ResetOffsetsResponse['partitions']> {
     const out: ResetOffsetsResponse['partitions'] = [];
     await Promise.all(
-      [...this.byPrimary(request.topic, partitions)].map(async ([url, list]) => {
-        const refs = list.map((partition) => ({ topic: request.topic, partition }));
-        const committed = await this.deps.client.post<CommittedOffsetsResponse>(
-          url + BROKER_ROUTES.committedOffsets,
+      [...this.byPrimary(request.topic, partitions)].map(async ([url, refs]) => {
+        const committed = await this.callPrimary<CommittedOffsetsResponse>(
+          url,
+          BROKER_ROUTES.committedOffsets,
           { group: groupId, partitions: refs },
-          { timeoutMs: this.deps.timeoutMs },
+          (answer) => answer.partitions,
         );
         const target = request.target;
         const atTime = new Map<number, number>();
         if (target.to === 'timestamp') {
-          const found = await this.deps.client.post<ListOffsetsResponse>(
-            url + BROKER_ROUTES.listOffsets,
+          const found = await this.callPrimary<ListOffsetsResponse>(
+            url,
+            BROKER_ROUTES.listOffsets,
             { partitions: refs.map((ref) => ({ ...ref, at: { timestamp: target.timestamp } })) },
-            { timeoutMs: this.deps.timeoutMs },
+            (answer) => answer.partitions,
           );
-          for (const entry of found.partitions) {
-            if (entry.error !== undefined) throw partitionError(request.topic, entry.partition, entry.error);
-            atTime.set(entry.partition, entry.offset);
-          }
+          for (const entry of found.partitions) atTime.set(entry.partition, entry.offset);
         }
         for (const entry of committed.partitions) {
-          if (entry.error !== undefined) throw partitionError(request.topic, entry.partition, entry.error);
           const at = atTime.get(entry.partition);
           const position = { current: entry.offset, logStartOffset: entry.logStartOffset, highWatermark: entry.highWatermark };
           out.push({ partition: entry.partition, ...position, target: resetOffsetFor(target, at === undefined ? position : { ...position, atTimestamp: at }) });
@@ -114,37 +133,62 @@ export class GroupOffsetAdmin {
   /** Stores `offsets` (partition → offset) at `generation` on each partition's primary; any refusal fails the whole call. */
   private async store(groupId: string, generation: number, topic: string, offsets: Map<number, number>): Promise<void> {
     await Promise.all(
-      [...this.byPrimary(topic, [...offsets.keys()])].map(async ([url, list]) => {
-        const answer = await this.deps.client.post<CommitResponse>(
-          url + BROKER_ROUTES.adminGroupOffsets,
-          { group: groupId, generation, offsets: list.map((partition) => ({ topic, partition, offset: offsets.get(partition)! })) },
-          { timeoutMs: this.deps.timeoutMs },
-        );
-        for (const result of answer.results) {
-          if (result.error !== undefined) throw partitionError(topic, result.partition, result.error);
-        }
-      }),
+      [...this.byPrimary(topic, [...offsets.keys()])].map(([url, refs]) =>
+        this.callPrimary<CommitResponse>(
+          url,
+          BROKER_ROUTES.adminGroupOffsets,
+          { group: groupId, generation, offsets: refs.map((ref) => ({ ...ref, offset: offsets.get(ref.partition)! })) },
+          (answer) => answer.results,
+        ),
+      ),
     );
   }
 
-  /** Partitions grouped by their primary's internal URL; PARTITION_OFFLINE when one has no live primary. */
-  private byPrimary(topic: string, partitions: number[]): Map<string, number[]> {
-    const out = new Map<string, number[]>();
+  /**
+   * POSTs `body` to the primary at `url`: its answer when no partition in it has an error, else
+   * the first partition error. A primary behind the epochs named (UNKNOWN_EPOCH) is fetching the
+   * map, so it gets the same call again after a wait, a few times: reading offsets twice is
+   * harmless, and storing the same offsets at the same generation again changes nothing (the
+   * group is held, so no member commits at that generation meanwhile). A broker of an earlier
+   * release, which refuses the epoch field, gets the call without epochs.
+   */
+  private callPrimary<T>(url: string, route: string, body: object, entries: (answer: T) => PartitionAnswer[]): Promise<T> {
+    return retry(
+      async () => {
+        const answer = await this.epochs.send(url, body, withoutEpochs, (sent) =>
+          this.deps.client.post<T>(url + route, sent, { timeoutMs: this.deps.timeoutMs }),
+        );
+        for (const entry of entries(answer)) {
+          if (entry.error !== undefined) throw partitionError(entry.topic, entry.partition, entry.error);
+        }
+        return answer;
+      },
+      { ...UNKNOWN_EPOCH_RETRY, shouldRetry: (error) => isTesseraError(error, 'UNKNOWN_EPOCH') },
+    );
+  }
+
+  /**
+   * Partitions grouped by their primary's internal URL, each with its epoch in the same look at
+   * the assignment; PARTITION_OFFLINE when one has no live primary.
+   */
+  private byPrimary(topic: string, partitions: number[]): Map<string, PartitionAtEpoch[]> {
+    const out = new Map<string, PartitionAtEpoch[]>();
     for (const partition of partitions) {
       const state = this.deps.cluster.partition(topic, partition);
       const broker = state.primary === null ? undefined : this.deps.cluster.brokers.get(state.primary);
       if (broker === undefined || !broker.alive) {
         throw new TesseraError('PARTITION_OFFLINE', `${topic}/${partition} has no live primary; nothing was changed`);
       }
+      const ref = { topic, partition, epoch: state.epoch };
       const list = out.get(broker.internalUrl);
-      if (list === undefined) out.set(broker.internalUrl, [partition]);
-      else list.push(partition);
+      if (list === undefined) out.set(broker.internalUrl, [ref]);
+      else list.push(ref);
     }
     return out;
   }
 }
 
-function partitionError(topic: string, partition: number, body: NonNullable<CommitResponse['results'][number]['error']>): TesseraError {
+function partitionError(topic: string, partition: number, body: ErrorBody['error']): TesseraError {
   const error = TesseraError.fromBody({ error: body }) ?? new TesseraError('INTERNAL', body.message);
   return new TesseraError(error.code, `${topic}/${partition}: ${error.message}`, error.details);
 }

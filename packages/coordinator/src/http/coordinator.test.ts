@@ -1,6 +1,7 @@
 // Proves the coordinator's HTTP API end to end: a real coordinator in this process on an
 // ephemeral port with a temp data dir, fake brokers registered by plain HTTP calls, and a tiny
-// HTTP server standing in for brokers where the coordinator calls them (notifications, produce).
+// HTTP server standing in for brokers where the coordinator calls them (notifications, produce,
+// a group's offsets).
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -60,12 +61,38 @@ function errorCode(answer: Answer): string | undefined {
   return (answer.body as ErrorBody | undefined)?.error?.code;
 }
 
-/** A stand-in broker: answers metadata notifications and produce requests, recording them. */
-async function fakeBroker(options: { notPrimaryFirst?: boolean; earlierRelease?: boolean } = {}) {
+/** A partition named in a call to a broker, with the offset to store (the coordinator's store of a group's offsets). */
+type NamedPartition = { topic: string; partition: number; epoch?: number; offset?: number };
+
+/** The routes of a group's offsets on a broker: committed offsets, the offset lookup, and the coordinator's store. */
+const OFFSET_ROUTES = new Set(['/offsets', '/list-offsets', '/internal/group-offsets']);
+
+/** Answers `res` as a broker refuses bad input: 400 INVALID_REQUEST with one issue. */
+function refuseAsInvalid(res: http.ServerResponse, issue: { path: string; message: string }): void {
+  res.statusCode = 400;
+  res.end(JSON.stringify({ error: { code: 'INVALID_REQUEST', message: `invalid request body: ${issue.path}: ${issue.message}`, retriable: false, issues: [issue] } }));
+}
+
+/** As a broker of the release before partition epochs refuses them: its strict schema does not know the key. */
+const EPOCH_UNKNOWN_KEY = { path: 'partitions.0', message: 'Unrecognized key: "epoch"' };
+
+/**
+ * A stand-in broker: answers metadata notifications, produce requests and a group's offsets calls,
+ * recording them. Its partitions hold offsets 2 to 9; the offset lookup by time answers 5.
+ * `behindOnce`: the first offsets call of each route naming epochs is answered UNKNOWN_EPOCH for
+ * each partition, as by a broker that has not applied the map yet. `refusesGroup`: every offsets
+ * call is refused as bad input for its group name (a refusal that does not concern epochs).
+ */
+async function fakeBroker(options: { notPrimaryFirst?: boolean; earlierRelease?: boolean; behindOnce?: boolean; refusesGroup?: boolean } = {}) {
   const notifications: number[] = [];
   /** The epoch each produce request named for each of its partitions, in arrival order. */
   const epochs: Array<number | undefined> = [];
   const produced: Array<{ topic: string; partition: number; records: Array<{ key?: string | null; value: string }> }> = [];
+  /** The offsets calls, in arrival order: the route and the partitions it named. */
+  const offsetCalls: Array<{ route: string; partitions: NamedPartition[] }> = [];
+  /** The group offsets the coordinator stored, by `topic/partition`. */
+  const stored = new Map<string, number>();
+  const behindOn = new Set<string>();
   const nextOffset = new Map<string, number>();
   let refusedOnce = false;
   const server = http.createServer((req, res) => {
@@ -86,9 +113,7 @@ async function fakeBroker(options: { notPrimaryFirst?: boolean; earlierRelease?:
         const partitions = (head as { partitions: Array<{ topic: string; partition: number; epoch?: number; bytes: number }> }).partitions;
         for (const { epoch } of partitions) epochs.push(epoch);
         if (options.earlierRelease && partitions.some((p) => p.epoch !== undefined)) {
-          // As a broker of the release before the field answers: its strict schema refuses the key.
-          res.statusCode = 400;
-          res.end(JSON.stringify({ error: { code: 'INVALID_REQUEST', message: 'invalid frame head', retriable: false, issues: [{ path: 'partitions.0', message: 'Unrecognized key: "epoch"' }] } }));
+          refuseAsInvalid(res, EPOCH_UNKNOWN_KEY);
           return;
         }
         let at = 0;
@@ -109,6 +134,29 @@ async function fakeBroker(options: { notPrimaryFirst?: boolean; earlierRelease?:
         res.end(JSON.stringify({ partitions: answers }));
         return;
       }
+      if (OFFSET_ROUTES.has(req.url ?? '')) {
+        const route = req.url!;
+        const body = JSON.parse(raw.toString('utf8')) as { partitions?: NamedPartition[]; offsets?: NamedPartition[] };
+        const partitions = body.partitions ?? body.offsets ?? [];
+        offsetCalls.push({ route, partitions });
+        const namesEpochs = partitions.some((p) => p.epoch !== undefined);
+        if (options.earlierRelease && namesEpochs) return refuseAsInvalid(res, EPOCH_UNKNOWN_KEY);
+        if (options.refusesGroup) return refuseAsInvalid(res, { path: 'group', message: 'Too big: expected string to have <=200 characters' });
+        const behind = options.behindOnce === true && namesEpochs && !behindOn.has(route);
+        if (behind) behindOn.add(route);
+        const error = behind ? { error: { code: 'UNKNOWN_EPOCH', message: 'this broker has not applied the map yet', retriable: true, epoch: 0 } } : {};
+        const answers = partitions.map(({ topic, partition, offset }) => {
+          const key = `${topic}/${partition}`;
+          if (route === '/internal/group-offsets') {
+            if (!behind) stored.set(key, offset!);
+            return { topic, partition, ...error };
+          }
+          const position = { topic, partition, logStartOffset: 2, highWatermark: 10, ...error };
+          return route === '/offsets' ? { ...position, offset: stored.get(key) ?? null } : { ...position, offset: 5, timestamp: 1_000 };
+        });
+        res.end(JSON.stringify(route === '/internal/group-offsets' ? { results: answers } : { partitions: answers }));
+        return;
+      }
       res.statusCode = 404;
       res.end('{}');
     });
@@ -122,7 +170,7 @@ async function fakeBroker(options: { notPrimaryFirst?: boolean; earlierRelease?:
         server.closeAllConnections();
       }),
   );
-  return { url, notifications, produced, epochs };
+  return { url, notifications, produced, epochs, offsetCalls, stored };
 }
 
 /** A url that accepts connections and never answers: notifications to it must time out, not block. */
@@ -600,6 +648,93 @@ describe('consumer groups', () => {
     const moved = await call<GroupMembership>(c.url, 'POST', '/groups/g/join', { topic: 'other' });
     expect(moved.body).toMatchObject({ topic: 'other', assignment: [0] });
     expect(moved.body.generation).toBeGreaterThan(b.generation);
+  });
+});
+
+// ---- group offset resets ---------------------------------------------------------------------
+
+describe('group offset resets', () => {
+  /** A coordinator with `broker` as its only broker, and topic `r` (two partitions) deleted and made again, so its epochs are not 0. */
+  async function remadeTopic(broker: { url: string }) {
+    const c = await coordinator();
+    await register(c.url, 1, broker.url);
+    await call(c.url, 'POST', '/topics', { name: 'r', partitions: 2, replicationFactor: 1 });
+    expect((await call(c.url, 'DELETE', '/topics/r')).status).toBe(204);
+    await call(c.url, 'POST', '/topics', { name: 'r', partitions: 2, replicationFactor: 1 });
+    const epochs = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.topics[0].partitions.map((p) => p.epoch);
+    expect(epochs.every((epoch) => epoch > 0)).toBe(true);
+    return { c, epochs };
+  }
+  const toTime = { topic: 'r', target: { to: 'timestamp', timestamp: 1_000 }, execute: true };
+  /** Each offsets call as its route and the epochs it named. */
+  const named = (calls: Array<{ route: string; partitions: NamedPartition[] }>) => calls.map(({ route, partitions }) => [route, partitions.map((p) => p.epoch)]);
+
+  it("names each partition's epoch in the coordinator's map in every call of a reset and a delete to its primary", async () => {
+    const broker = await fakeBroker();
+    const { c, epochs } = await remadeTopic(broker);
+    const reset = await call(c.url, 'POST', '/groups/g/reset-offsets', toTime);
+    expect(reset.status).toBe(200);
+    expect(reset.body.partitions.map((p: { target: number }) => p.target)).toEqual([5, 5]);
+    expect((await call(c.url, 'DELETE', '/groups/g')).status).toBe(204);
+    expect(named(broker.offsetCalls)).toEqual([
+      ['/offsets', epochs],
+      ['/list-offsets', epochs],
+      ['/internal/group-offsets', epochs],
+      ['/internal/group-offsets', epochs],
+    ]);
+    expect([...broker.stored]).toEqual([
+      ['r/0', -1],
+      ['r/1', -1],
+    ]);
+  });
+
+  it('tries each call a primary refused with UNKNOWN_EPOCH (behind the map) again, and the reset then succeeds', async () => {
+    const broker = await fakeBroker({ behindOnce: true });
+    const { c, epochs } = await remadeTopic(broker);
+    const reset = await call(c.url, 'POST', '/groups/g/reset-offsets', toTime);
+    expect(reset.status).toBe(200);
+    expect(reset.body).toMatchObject({ executed: true, partitions: [{ partition: 0, target: 5 }, { partition: 1, target: 5 }] });
+    expect(named(broker.offsetCalls)).toEqual([
+      ['/offsets', epochs],
+      ['/offsets', epochs],
+      ['/list-offsets', epochs],
+      ['/list-offsets', epochs],
+      ['/internal/group-offsets', epochs],
+      ['/internal/group-offsets', epochs],
+    ]);
+    expect([...broker.stored]).toEqual([
+      ['r/0', 5],
+      ['r/1', 5],
+    ]);
+  });
+
+  it('sends a broker of an earlier release, which refuses the epoch field, the call again without it, and its next calls without it too', async () => {
+    const broker = await fakeBroker({ earlierRelease: true });
+    const { c, epochs } = await remadeTopic(broker);
+    expect((await call(c.url, 'POST', '/groups/g/reset-offsets', toTime)).status).toBe(200);
+    expect((await call(c.url, 'POST', '/groups/g/reset-offsets', { ...toTime, target: { to: 'earliest' } })).status).toBe(200);
+    const none = [undefined, undefined];
+    expect(named(broker.offsetCalls)).toEqual([
+      ['/offsets', epochs],
+      ['/offsets', none],
+      ['/list-offsets', none],
+      ['/internal/group-offsets', none],
+      ['/offsets', none],
+      ['/internal/group-offsets', none],
+    ]);
+    expect([...broker.stored]).toEqual([
+      ['r/0', 2],
+      ['r/1', 2],
+    ]);
+  });
+
+  it('fails a reset a primary refuses as bad input for another reason, without sending it again', async () => {
+    const broker = await fakeBroker({ refusesGroup: true });
+    const { c, epochs } = await remadeTopic(broker);
+    const reset = await call(c.url, 'POST', '/groups/g/reset-offsets', toTime);
+    expect(errorCode(reset)).toBe('INVALID_REQUEST');
+    expect(named(broker.offsetCalls)).toEqual([['/offsets', epochs]]);
+    expect(broker.stored.size).toBe(0);
   });
 });
 
