@@ -4,13 +4,19 @@
  * produced as a RecordBatch to the dead-letter partition's primary (the key's partition, like
  * every producer) with `POST /produce`, signed as this broker. It is retried until the primary
  * acknowledges it: delivery moves on only once the record is safely in the dead-letter topic.
+ * The produce names the partition's epoch in this broker's map, which it was routed by, so a
+ * primary that has not applied that map yet (the dead-letter topic deleted and made again, a
+ * failover it missed) refuses it (UNKNOWN_EPOCH, tried again) instead of storing the record in a
+ * replica it is about to drop.
  */
 import {
   BROKER_ROUTES,
+  EpochRefusals,
   TesseraError,
   deadLetterHeaders,
   encodeFrame,
   encodeRecordBatch,
+  frameWithoutEpochs,
   partitionForKey,
   retry,
   type DataHttpClient,
@@ -28,9 +34,15 @@ export interface DeadLetterReason {
 
 const RETRY = { initialMs: 200, maxMs: 10_000, multiplier: 2, jitter: 0.5 };
 
+/** What the writer needs of the coordinator link: the map it routes by, and a refresh of it. */
+export type DeadLetterLink = Pick<CoordinatorLink, 'metadata' | 'brokerUrl' | 'requestMetadataRefresh'>;
+
 export class DeadLetterWriter {
+  /** Brokers of an earlier release, which refuse partition epochs. */
+  private readonly epochs = new EpochRefusals();
+
   constructor(
-    private readonly link: CoordinatorLink,
+    private readonly link: DeadLetterLink,
     private readonly client: DataHttpClient,
   ) {}
 
@@ -73,11 +85,14 @@ export class DeadLetterWriter {
         const partitions = this.link.metadata?.topics.find((t) => t.name === target)?.partitions;
         if (!partitions || partitions.length === 0) throw new TesseraError('TOPIC_NOT_FOUND', `dead-letter topic ${target} does not exist`);
         const to = record.key === null ? partition % partitions.length : partitionForKey(record.key, partitions.length);
-        const primary = partitions[to]?.primary ?? null;
+        const assignment = partitions[to];
+        const primary = assignment?.primary ?? null;
         const url = primary === null ? undefined : this.link.brokerUrl(primary);
-        if (url === undefined) throw new TesseraError('PARTITION_OFFLINE', `dead-letter partition ${target}/${to} has no primary`);
-        const frame = encodeFrame({ partitions: [{ topic: target, partition: to, bytes: batch.length }] }, [batch]);
-        const answer = await this.client.postFrame(url + BROKER_ROUTES.produceBatches, frame, { signal: signals.request });
+        if (assignment === undefined || url === undefined) throw new TesseraError('PARTITION_OFFLINE', `dead-letter partition ${target}/${to} has no primary`);
+        const frame = encodeFrame({ partitions: [{ topic: target, partition: to, epoch: assignment.epoch, bytes: batch.length }] }, [batch]);
+        const answer = await this.epochs.send(url, frame, frameWithoutEpochs, (sent) =>
+          this.client.postFrame(url + BROKER_ROUTES.produceBatches, sent, { signal: signals.request }),
+        );
         const [result] = (JSON.parse(answer.body.toString('utf8')) as { partitions: Array<{ error?: ErrorBody['error'] }> }).partitions;
         if (result?.error) {
           if (result.error.code === 'NOT_PRIMARY') this.link.requestMetadataRefresh('dead letter: not primary');
