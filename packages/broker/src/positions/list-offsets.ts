@@ -10,6 +10,7 @@ import { TesseraError, decodeRecordBatch, listOffsetsRequest, offsetQuery, parse
 import type { Context } from '@tessera/service';
 import { findReplicas, inlineError, requirePrimary, routePartition, type HandlerDeps } from '../http/deps.js';
 import type { Partition } from '../partition/index.js';
+import type { PartitionLog } from '../storage/index.js';
 
 type Entry = ListOffsetsResponse['partitions'][number];
 
@@ -48,12 +49,24 @@ export function offsetAt(replica: Partition, at: OffsetQuery): { offset: number;
   const answer = (offset: number, timestamp: number | null) => ({ offset, timestamp, logStartOffset, highWatermark });
   if (at === 'earliest') return answer(logStartOffset, null);
   if (at === 'latest') return answer(highWatermark, null);
-  const batch = replica.store.firstBatchAtTime(at.timestamp, logStartOffset, highWatermark);
-  if (batch !== undefined) {
+  const found = recordAtTime(replica.store, at.timestamp, logStartOffset, highWatermark);
+  return found === undefined ? answer(highWatermark, null) : answer(found.offset, found.timestamp);
+}
+
+/**
+ * The first record in [from, end) whose timestamp is at or after `timestampMs`, undefined when
+ * there is none. A batch whose max timestamp qualifies may hold no such record in the range (the
+ * log start cuts it, and producers' clocks need not grow with offsets): the search goes on after it.
+ */
+export function recordAtTime(log: PartitionLog, timestampMs: number, from: number, end: number): { offset: number; timestamp: number } | undefined {
+  for (let next = from; next < end; ) {
+    const batch = log.firstBatchAtTime(timestampMs, next, end);
+    if (batch === undefined) return undefined;
     for (const record of decodeRecordBatch(batch.bytes).records) {
-      if (record.offset < logStartOffset || record.offset >= highWatermark) continue;
-      if (record.timestamp >= at.timestamp) return answer(record.offset, record.timestamp);
+      if (record.offset < from || record.offset >= end) continue;
+      if (record.timestamp >= timestampMs) return { offset: record.offset, timestamp: record.timestamp };
     }
+    next = batch.lastOffset + 1;
   }
-  return answer(highWatermark, null);
+  return undefined;
 }

@@ -1,11 +1,13 @@
-// Proves the time lookup's storage half: the first batch in offset order whose max timestamp is at
-// or after a time, within [from, end), when producers' clocks do not grow with offsets; and that a
-// group's deletion mark reads as nothing committed. Real SQLite in a temp dir.
+// Proves the time lookup: the first batch in offset order whose max timestamp is at or after a
+// time, within [from, end), when producers' clocks do not grow with offsets; the first record at
+// or after it when the log start cuts a batch; and that a group's deletion mark reads as nothing
+// committed. Real SQLite in a temp dir.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DELETED_GROUP_OFFSET, encodeRecordBatch } from '@tessera/protocol';
+import { recordAtTime } from '../positions/list-offsets.js';
 import { BrokerStore, storedBatch, type StoredBatch } from './index.js';
 
 let dir: string;
@@ -40,6 +42,20 @@ describe('PartitionLog.firstBatchAtTime', () => {
     expect(log.firstBatchAtTime(0, 3, 7)?.baseOffset).toBe(2);
     expect(log.firstBatchAtTime(600, 0, 6)).toBeUndefined();
     expect(log.firstBatchAtTime(0, 7, 7)).toBeUndefined();
+  });
+
+  it('finds the first record at or after the time past a batch the log start cut', async () => {
+    const log = store.log('t', 0);
+    // Offsets 0..2 at 500, 100, 200; then 3..4 at 300, 600.
+    await log.append([batch(0, [500, 100, 200]), batch(3, [300, 600])]);
+    await log.advanceLogStart(1, 5);
+    // The first batch's max timestamp (500) qualifies, but that record lies below the log start.
+    expect(recordAtTime(log, 250, 1, 5)).toEqual({ offset: 3, timestamp: 300 });
+    expect(recordAtTime(log, 150, 1, 5)).toEqual({ offset: 2, timestamp: 200 });
+    expect(recordAtTime(log, 450, 1, 5)).toEqual({ offset: 4, timestamp: 600 });
+    // Nothing at or after the time below the end (the HW).
+    expect(recordAtTime(log, 450, 1, 4)).toBeUndefined();
+    expect(recordAtTime(log, 700, 1, 5)).toBeUndefined();
   });
 
   it('reads a deletion mark as nothing committed, keeping the row for replication', async () => {
