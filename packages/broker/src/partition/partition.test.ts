@@ -228,13 +228,16 @@ describe('the ISR and the flush loop', () => {
     const alone: PartitionAssignment = { ...ASSIGNMENT, isr: [1] };
     secondary.applyAssignment(alone, 1, true);
     const asked: number[][] = [];
-    let answer: PartitionAssignment | undefined;
+    let coordinatorUp = false;
     const coordinator: ClusterPort = {
       ...cluster(1),
+      // Down: unreachable. Up: applies what it is asked.
       changeIsr: (request) => {
         asked.push([...request.isr]);
         return new Promise((resolve, reject) =>
-          setImmediate(() => (answer === undefined ? reject(new TesseraError('UNAVAILABLE', 'coordinator unreachable')) : resolve(answer))),
+          setImmediate(() =>
+            coordinatorUp ? resolve({ ...ASSIGNMENT, isr: [...request.isr] }) : reject(new TesseraError('UNAVAILABLE', 'coordinator unreachable')),
+          ),
         );
       },
     };
@@ -265,11 +268,53 @@ describe('the ISR and the flush loop', () => {
     expect(asked.every((isr) => isr.length === 2)).toBe(true);
 
     // The coordinator answers the expansion; the shrink is asked after it and the produce goes on alone.
-    answer = { ...ASSIGNMENT };
-    while (!asked.some((isr) => isr.length === 1)) await new Promise((resolve) => setTimeout(resolve, 5));
-    answer = { ...ASSIGNMENT, isr: [1] };
+    coordinatorUp = true;
     expect((await second).lastOffset).toBe(1);
     expect(primary.isr).toEqual([1]);
+    const firstShrink = asked.findIndex((isr) => isr.length === 1);
+    expect(asked.slice(0, firstShrink).every((isr) => isr.length === 2)).toBe(true);
+  });
+
+  it('keeps maps from applying their ISR while a newer epoch\'s expansion is out, whatever an older one\'s end does', async () => {
+    // Primary at epoch 3 asks for an expansion the coordinator never answers; it becomes primary
+    // again at epoch 5 and asks again. The epoch-3 request must neither go out again nor, ending,
+    // let a map fetched now take the secondary out of the count while the epoch-5 one is out.
+    const [primaryStore, secondaryStore] = stores;
+    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
+    const alone: PartitionAssignment = { ...ASSIGNMENT, isr: [1] };
+    secondary.applyAssignment(alone, 1, true);
+    const asked: number[] = [];
+    let answerEpoch5: ((assignment: PartitionAssignment) => void) | undefined;
+    const coordinator: ClusterPort = {
+      ...cluster(1),
+      changeIsr: (request) => {
+        asked.push(request.epoch);
+        if (request.epoch === 5) return new Promise((resolve) => (answerEpoch5 = resolve));
+        return new Promise((_resolve, reject) => setImmediate(() => reject(new TesseraError('UNAVAILABLE', 'coordinator unreachable'))));
+      },
+    };
+    const primary = new Partition({ topic: 't', partition: 0, store: primaryStore.log('t', 0), cluster: coordinator, client: pushesTo(() => secondary), logger, replicaTimeoutMs: 5_000, limits: DEFAULT_LIMITS });
+    partitions.push(primary);
+    primary.applyAssignment(alone, 1, true);
+    // The third attempt failed at once; the next comes after a backoff of about 400 ms.
+    while (asked.length < 3) await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+
+    const again: PartitionAssignment = { ...alone, epoch: 5 };
+    secondary.applyAssignment(again, 1, true);
+    primary.applyAssignment(again, 1, true);
+    const askedAtEpoch3 = asked.filter((epoch) => epoch === 3).length;
+    while (answerEpoch5 === undefined) await new Promise((resolve) => setTimeout(resolve, 5));
+    // Past the epoch-3 loop's longest backoff.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(asked.filter((epoch) => epoch === 3).length).toBe(askedAtEpoch3);
+    expect(primary.isrKind).toBe('pending-expand');
+    expect(primary.isrSeq).toBe(Number.POSITIVE_INFINITY);
+
+    answerEpoch5({ ...ASSIGNMENT, epoch: 5 });
+    while (primary.isrKind !== 'committed') await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(primary.isr).toEqual([1, 2]);
+    expect(primary.isrSeq).toBeLessThan(Number.POSITIVE_INFINITY);
   });
 
   it('waits between ISR shrinks that the coordinator does not answer', async () => {

@@ -84,6 +84,12 @@ function rejectFlush(flush: PreparedFlush, error: unknown): void {
   for (const entry of flush.committed) entry.reject(error);
 }
 
+/** An ISR expansion a primary asks for: `secondary` back in the ISR at `epoch`. */
+interface Expansion {
+  epoch: number;
+  secondary: number;
+}
+
 /** A follower outside the ISR that the catch-up loop feeds: the assigned secondary, or a replica being added by a move. */
 interface CatchUpTarget {
   broker: number;
@@ -170,6 +176,12 @@ export class Partition {
   private flushLoopDone: Promise<void> = Promise.resolve();
   /** Serializes flushes and catch-up batches: the secondary sees one push at a time. */
   private readonly lock = new Mutex();
+  /**
+   * The ISR expansion asked of the coordinator and not answered yet (proposeExpansion to the end
+   * of expandIsr). Only that expansion's end lets maps apply their ISR again: one of an older
+   * epoch, refused late, must not do so while a newer one is out.
+   */
+  private expansion: Expansion | undefined;
   /**
    * The epoch in which this replica learned it was deposed (a secondary or the coordinator knew
    * a newer one): a map of that epoch or older that names it primary was fetched before the
@@ -583,9 +595,9 @@ export class Partition {
 
   /** Asks the coordinator for ISR = [self]; false when unanswered (coordinator unreachable). Throws NOT_PRIMARY when refused. */
   private async shrinkIsr(epoch: number, secondary: number): Promise<boolean> {
-    // One ISR change at a time: while an expansion is unanswered, its answer (or the next map
-    // after it) says what the coordinator holds before anything is asked on top of it.
-    if (this.isrState.kind === 'pending-expand') {
+    // One ISR change at a time: while an expansion of this epoch is unanswered, its answer says
+    // what the coordinator holds before anything is asked on top of it.
+    if (this.expansion?.epoch === epoch) {
       this.logger.debug({ secondary }, 'ISR shrink waits for the answer to the pending expansion');
       return false;
     }
@@ -699,21 +711,23 @@ export class Partition {
       this.epoch === epoch &&
       (target.kind === 'secondary' ? this.secondaryId === target.broker && this.isrSecondary() === undefined : this.addingId === target.broker);
     /**
-     * One push under the lock: 'pushed' while the follower lags, 'expanding' when a secondary
-     * caught up and counts from now on, 'done' when the loop is over (swapped in, or no longer wanted).
+     * One push under the lock: 'pushed' while the follower lags, the expansion to ask for when a
+     * secondary caught up and counts from now on, 'done' when the loop is over (swapped in, or
+     * no longer wanted).
      */
     const step = () =>
-      this.lock.run(async (): Promise<'pushed' | 'expanding' | 'done'> => {
+      this.lock.run(async (): Promise<'pushed' | 'done' | Expansion> => {
         if (!still()) return 'done';
         const sync = target.kind === 'secondary' ? this.syncFor(target.broker) : this.addingSyncFor(target.broker);
         // Up to what is durable here: a flush written but not yet committed follows in its own push.
         const leo = this.store.durableLeo;
         const outcome = await sync.pushOnce(leo, this.hw, undefined, this.options.limits.catchUpBatchBytes);
-        if (outcome !== 'appended' || sync.secondaryLeo !== leo) return 'pushed';
-        if (target.kind === 'secondary') {
-          this.proposeExpansion(epoch, target.broker);
-          return 'expanding';
-        }
+        // A map applied during the push may have ended this loop's reason to be.
+        if (!still()) return 'done';
+        // Caught up also with the HW, which a map leaving this primary alone may have advanced
+        // during the push (outside the lock) to records the push did not carry.
+        if (outcome !== 'appended' || sync.secondaryLeo !== leo || this.hw > leo) return 'pushed';
+        if (target.kind === 'secondary') return this.proposeExpansion(epoch, target.broker);
         const assignment = await this.completeReassignment(epoch, target.broker, signal);
         if (assignment !== undefined) this.swapIn(target.broker, sync, assignment);
         return 'done';
@@ -726,7 +740,7 @@ export class Partition {
           for (;;) {
             const outcome = await step();
             if (outcome === 'done') return;
-            if (outcome === 'expanding') return await this.expandIsr(epoch, target.broker);
+            if (outcome !== 'pushed') return await this.expandIsr(outcome);
           }
         },
         {
@@ -764,19 +778,23 @@ export class Partition {
   }
 
   /**
-   * The caught-up secondary counts for the HW from now on (under the lock, with nothing in
-   * flight that it lacks): from before the coordinator is asked, since if the answer is lost
-   * the coordinator may already count the secondary in the ISR (and could promote it), so this
-   * primary must not acknowledge anything the secondary lacks. Should the coordinator not have
-   * applied it, its next map brings the ISR back to this primary alone.
+   * The caught-up secondary counts for the HW from now on (under the lock): from before the
+   * coordinator is asked, since if the answer is lost the coordinator may already count the
+   * secondary in the ISR (and could promote it), so this primary must not acknowledge anything
+   * the secondary lacks. A flush stamped before this step and not finished yet is pushed to the
+   * secondary when it finishes, as to any ISR member. Should the coordinator not have applied
+   * the expansion, its next map brings the ISR back to this primary alone.
    */
-  private proposeExpansion(epoch: number, secondary: number): void {
+  private proposeExpansion(epoch: number, secondary: number): Expansion {
+    const expansion = { epoch, secondary };
+    this.expansion = expansion;
     this.isrState = expandingIsr(committedIsr([this.options.cluster.brokerId]), secondary);
     this.logger.info({ epoch, isr: this.isr, secondary }, 'ISR expanding: secondary caught up');
     // While the request is out, no map says what the coordinator did with it: one fetched now
     // may be answered before the coordinator applies the request and would take the secondary
     // out of the count. Only maps fetched after the answer (or its refusal) apply their ISR.
     this.isrSeq = Number.POSITIVE_INFINITY;
+    return expansion;
   }
 
   /**
@@ -784,7 +802,8 @@ export class Partition {
    * Runs outside the lock: flushes meanwhile are pushed to the secondary and wait for it, as
    * for any ISR member, so produce goes on while the coordinator does not answer.
    */
-  private async expandIsr(epoch: number, secondary: number): Promise<void> {
+  private async expandIsr(expansion: Expansion): Promise<void> {
+    const { epoch, secondary } = expansion;
     const self = this.options.cluster.brokerId;
     const request = { brokerId: self, topic: this.topic, partition: this.partition, epoch, isr: [self, secondary], ...this.versionField() };
     let assignment: PartitionAssignment;
@@ -793,17 +812,21 @@ export class Partition {
       // acknowledging alone after a request that went unanswered, that request could still be
       // applied later at the same version, counting the secondary in sync while it lacks what
       // was acknowledged meanwhile. No ISR shrink is asked for meanwhile (see shrinkIsr). Not
-      // stopped with the catch-up (any map stops it once the secondary is counted); only a new
+      // stopped with the catch-up (no map stops it while the secondary is counted); only a new
       // role or epoch ends it.
       assignment = await this.askUntilAnswered(epoch, () => this.options.cluster.changeIsr(request), (error, attempt) =>
         this.logger.warn({ secondary, attempt, err: errorSummary(error) }, 'ISR expansion not answered; asking again'),
       );
     } finally {
-      this.isrSeq = this.options.cluster.nextIsrSeq();
-      // Maps applied meanwhile changed nothing of the ISR, secondary or replica being added here
-      // (the coordinator may have moved the secondary without a new epoch): a new one says what
-      // holds, and the version a refused expansion asks again with.
-      this.options.cluster.requestMetadataRefresh(`ISR expansion of ${this.topic}/${this.partition} answered`);
+      // Unless a newer epoch's expansion is out now (that one's end does this).
+      if (this.expansion === expansion) {
+        this.expansion = undefined;
+        this.isrSeq = this.options.cluster.nextIsrSeq();
+        // Maps applied meanwhile changed nothing of the ISR, secondary or replica being added here
+        // (the coordinator may have moved the secondary without a new epoch): a new one says what
+        // holds, and the version a refused expansion asks again with.
+        this.options.cluster.requestMetadataRefresh(`ISR expansion of ${this.topic}/${this.partition} answered`);
+      }
     }
     if (this.role === 'primary' && this.epoch === epoch) {
       this.setIsr(assignment.isr, 'ISR expanded: secondary caught up');
@@ -883,7 +906,14 @@ export class Partition {
    * still primary of `epoch` and `signal` is not aborted: an ISR expansion or a move completion.
    */
   private askUntilAnswered<T>(epoch: number, ask: () => Promise<T>, onRetry: (error: unknown, attempt: number) => void, signal?: AbortSignal): Promise<T> {
-    return retry(ask, {
+    const askWhilePrimary = () => {
+      // Checked before every attempt too: the role or epoch may have changed during the backoff.
+      if (!this.primaryOf(epoch, signal)) {
+        return Promise.reject(new TesseraError('UNAVAILABLE', `${this.topic}/${this.partition}: no longer primary of epoch ${epoch}; not asked`));
+      }
+      return ask();
+    };
+    return retry(askWhilePrimary, {
       ...CATCH_UP_RETRY,
       retries: Number.MAX_SAFE_INTEGER,
       ...(signal === undefined ? {} : { signal }),
