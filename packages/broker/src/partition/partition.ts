@@ -84,10 +84,11 @@ function rejectFlush(flush: PreparedFlush, error: unknown): void {
   for (const entry of flush.committed) entry.reject(error);
 }
 
-/** An ISR expansion a primary asks for: `secondary` back in the ISR at `epoch`. */
+/** An ISR expansion a primary asks for: `secondary` back in the ISR at `epoch`; `abort` ends the asking (close, step down). */
 interface Expansion {
   epoch: number;
   secondary: number;
+  abort: AbortController;
 }
 
 /** A follower outside the ISR that the catch-up loop feeds: the assigned secondary, or a replica being added by a move. */
@@ -145,7 +146,7 @@ export class Partition {
   hw: number;
   /**
    * The seq of the last ISR taken from a coordinator answer (metadata older than it keeps ours);
-   * infinite while an ISR expansion is asked for and not answered.
+   * infinite while an ISR expansion is asked for and not answered (the newest one, `expansion`).
    */
   isrSeq = 0;
   /**
@@ -724,9 +725,8 @@ export class Partition {
         const outcome = await sync.pushOnce(leo, this.hw, undefined, this.options.limits.catchUpBatchBytes);
         // A map applied during the push may have ended this loop's reason to be.
         if (!still()) return 'done';
-        // Caught up also with the HW, which a map leaving this primary alone may have advanced
-        // during the push (outside the lock) to records the push did not carry.
-        if (outcome !== 'appended' || sync.secondaryLeo !== leo || this.hw > leo) return 'pushed';
+        // The HW moves only under the lock, so it is still at most `leo` here.
+        if (outcome !== 'appended' || sync.secondaryLeo !== leo) return 'pushed';
         if (target.kind === 'secondary') return this.proposeExpansion(epoch, target.broker);
         const assignment = await this.completeReassignment(epoch, target.broker, signal);
         if (assignment !== undefined) this.swapIn(target.broker, sync, assignment);
@@ -786,7 +786,7 @@ export class Partition {
    * the expansion, its next map brings the ISR back to this primary alone.
    */
   private proposeExpansion(epoch: number, secondary: number): Expansion {
-    const expansion = { epoch, secondary };
+    const expansion = { epoch, secondary, abort: new AbortController() };
     this.expansion = expansion;
     this.isrState = expandingIsr(committedIsr([this.options.cluster.brokerId]), secondary);
     this.logger.info({ epoch, isr: this.isr, secondary }, 'ISR expanding: secondary caught up');
@@ -812,11 +812,20 @@ export class Partition {
       // acknowledging alone after a request that went unanswered, that request could still be
       // applied later at the same version, counting the secondary in sync while it lacks what
       // was acknowledged meanwhile. No ISR shrink is asked for meanwhile (see shrinkIsr). Not
-      // stopped with the catch-up (no map stops it while the secondary is counted); only a new
-      // role or epoch ends it.
-      assignment = await this.askUntilAnswered(epoch, () => this.options.cluster.changeIsr(request), (error, attempt) =>
-        this.logger.warn({ secondary, attempt, err: errorSummary(error) }, 'ISR expansion not answered; asking again'),
+      // stopped with the catch-up (any map stops that once the secondary is counted); only a
+      // new role or epoch, or closing, ends it.
+      assignment = await this.askUntilAnswered(
+        epoch,
+        () => this.options.cluster.changeIsr(request),
+        (error, attempt) => this.logger.warn({ secondary, attempt, err: errorSummary(error) }, 'ISR expansion not answered; asking again'),
+        expansion.abort.signal,
       );
+    } catch (error) {
+      // Refused as no longer the primary of this epoch (and still acting as it): step down now.
+      if ((isTesseraError(error, 'STALE_EPOCH') || isTesseraError(error, 'NOT_PRIMARY')) && this.primaryOf(epoch)) {
+        this.deposed(`coordinator refused the ISR expansion: ${error.code}`);
+      }
+      throw error;
     } finally {
       // Unless a newer epoch's expansion is out now (that one's end does this).
       if (this.expansion === expansion) {
@@ -975,6 +984,7 @@ export class Partition {
     this.deposedAt = this.epoch;
     this.role = 'secondary';
     this.primaryId = null;
+    this.expansion?.abort.abort();
     this.stopCatchUp();
     this.stopAdding();
     this.sync = undefined;
@@ -1072,7 +1082,12 @@ export class Partition {
     this.ensureAdding();
     const secondary = this.isrSecondary();
     if (secondary === undefined) {
-      this.advanceHw(this.store.durableLeo);
+      // Under the lock, like every HW move: a catch-up step may be counting a follower in
+      // meanwhile (a secondary proposed, a replica being added swapped in), which must not find
+      // the HW past what it pushed. A broken invariant fails the process, as in the flush loop.
+      void this.lock.run(async () => {
+        if (!this.closed && this.role === 'primary' && this.isrSecondary() === undefined) this.advanceHw(this.store.durableLeo);
+      });
       this.ensureCatchUp();
       return;
     }
@@ -1086,6 +1101,7 @@ export class Partition {
   }
 
   private stepDown(newPrimary: number | null): void {
+    this.expansion?.abort.abort();
     this.stopCatchUp();
     this.stopAdding();
     this.sync = undefined;
@@ -1244,6 +1260,7 @@ export class Partition {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.expansion?.abort.abort();
     this.stopCatchUp();
     this.stopAdding();
     this.failQueue(new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is closing`));
