@@ -1,5 +1,6 @@
 // Proves the broker's link to the coordinator keeps heartbeating while a cluster map is being
-// applied (a map that drops a large replica deletes its whole log first): a real HTTP server
+// applied (a map that drops a large replica deletes its whole log first), and fetches again a
+// map whose requested refresh failed, though the version did not change: a real HTTP server
 // plays the coordinator and counts the heartbeats.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -52,5 +53,55 @@ describe('CoordinatorLink', () => {
     expect(applying).toBe(1);
     finishApplying();
     await expect.poll(() => link.loaded, { timeout: 5_000 }).toBe(true);
+  });
+
+  it('fetches the map again after a requested refresh failed, though its version did not change', async () => {
+    let metadataGets = 0;
+    let failMetadata = false;
+    const server = http.createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        response.setHeader('content-type', 'application/json');
+        if (request.url === '/metadata') {
+          metadataGets++;
+          if (failMetadata) {
+            // Not retriable, so the HTTP client gives up at once and the refresh fails.
+            response.statusCode = 400;
+            return response.end(JSON.stringify({ error: { code: 'INVALID_REQUEST', message: 'not now', retriable: false } }));
+          }
+          return response.end(JSON.stringify({ version: 2, brokers: [], topics: [] }));
+        }
+        response.end(JSON.stringify({ metadataVersion: 2 }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    let applied = 0;
+    const link = new CoordinatorLink({
+      brokerId: 1,
+      url: 'http://127.0.0.1:1',
+      coordinatorUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      heartbeatMs: 20,
+      timeoutMs: 2_000,
+      logger,
+      reports: () => [],
+      apply: async () => {
+        applied++;
+      },
+    });
+    link.start();
+    cleanups.push(() => link.stop());
+    await expect.poll(() => link.loaded, { timeout: 5_000 }).toBe(true);
+
+    failMetadata = true;
+    const before = metadataGets;
+    link.requestMetadataRefresh('test');
+    await expect.poll(() => metadataGets, { timeout: 5_000 }).toBeGreaterThan(before);
+    failMetadata = false;
+    const appliedBefore = applied;
+    await expect.poll(() => applied, { timeout: 5_000 }).toBe(appliedBefore + 1);
+    // Owed once: no fetch on every heartbeat after it.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(applied).toBe(appliedBefore + 1);
   });
 });

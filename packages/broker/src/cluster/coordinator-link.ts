@@ -65,6 +65,12 @@ export class CoordinatorLink implements ClusterPort {
   private queuedRefresh: Promise<void> | undefined;
   private unreachableSinceMs: number | undefined;
   private lastCallerRefreshMs = -Infinity;
+  /**
+   * A refresh asked for failed (the coordinator did not answer): the next heartbeat answered
+   * fetches the map, even at the version already applied. The caller asked because the map it
+   * applied says less than it needs (an ISR skipped while an expansion was out, a deposition).
+   */
+  private refreshOwed = false;
 
   constructor(private readonly options: CoordinatorLinkOptions) {
     this.brokerId = options.brokerId;
@@ -122,6 +128,8 @@ export class CoordinatorLink implements ClusterPort {
       // coordinator declares a broker dead whose heartbeats stop for brokerTimeoutMs.
       if ((!this.loaded && this.runningRefresh === undefined) || (this.loaded && answer.metadataVersion !== this.appliedVersion)) {
         this.requestMetadataRefresh(`map version ${answer.metadataVersion}`);
+      } else if (this.refreshOwed) {
+        this.requestMetadataRefresh('a refresh asked for earlier failed');
       }
     } catch (error) {
       if (this.unreachableSinceMs === undefined) {
@@ -171,9 +179,11 @@ export class CoordinatorLink implements ClusterPort {
   requestMetadataRefresh(reason: string): void {
     if (this.stopped) return;
     this.options.logger.debug({ reason }, 'metadata refresh requested');
-    this.refreshMetadata().catch((error: Error) =>
-      this.options.logger.warn({ err: error.message, reason }, 'metadata refresh failed'),
-    );
+    this.refreshOwed = false;
+    this.refreshMetadata().catch((error: Error) => {
+      this.refreshOwed = true;
+      this.options.logger.warn({ err: error.message, reason }, 'metadata refresh failed; fetching again after the next heartbeat');
+    });
   }
 
   private async fetchAndApply(): Promise<void> {
