@@ -130,9 +130,14 @@ export class GroupOffsetAdmin {
     return out.sort((a, b) => a.partition - b.partition);
   }
 
-  /** Stores `offsets` (partition → offset) at `generation` on each partition's primary; any refusal fails the whole call. */
+  /**
+   * Stores `offsets` (partition → offset) at `generation` on each partition's primary; any
+   * refusal fails the whole call. Every primary's call ends (answered, or its retries spent)
+   * before this returns: the group is released after it, and a call still being retried then
+   * could store this generation's offsets over what the group's next owner does.
+   */
   private async store(groupId: string, generation: number, topic: string, offsets: Map<number, number>): Promise<void> {
-    await Promise.all(
+    await allOrFirstError(
       [...this.byPrimary(topic, [...offsets.keys()])].map(([url, refs]) =>
         this.callPrimary<CommitResponse>(
           url,
@@ -186,6 +191,12 @@ export class GroupOffsetAdmin {
     }
     return out;
   }
+}
+
+/** Waits for every promise to settle; then throws the first rejection, if any. */
+async function allOrFirstError(promises: Array<Promise<unknown>>): Promise<void> {
+  const failed = (await Promise.allSettled(promises)).find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
 }
 
 function partitionError(topic: string, partition: number, body: ErrorBody['error']): TesseraError {

@@ -82,8 +82,11 @@ const EPOCH_UNKNOWN_KEY = { path: 'partitions.0', message: 'Unrecognized key: "e
  * `behindOnce`: the first offsets call of each route naming epochs is answered UNKNOWN_EPOCH for
  * each partition, as by a broker that has not applied the map yet. `refusesGroup`: every offsets
  * call is refused as bad input for its group name (a refusal that does not concern epochs).
+ * `refusesStore`: storing group offsets is refused for each partition (a full disk).
  */
-async function fakeBroker(options: { notPrimaryFirst?: boolean; earlierRelease?: boolean; behindOnce?: boolean; refusesGroup?: boolean } = {}) {
+async function fakeBroker(
+  options: { notPrimaryFirst?: boolean; earlierRelease?: boolean; behindOnce?: boolean; refusesGroup?: boolean; refusesStore?: boolean } = {},
+) {
   const notifications: number[] = [];
   /** The epoch each produce request named for each of its partitions, in arrival order. */
   const epochs: Array<number | undefined> = [];
@@ -148,6 +151,7 @@ async function fakeBroker(options: { notPrimaryFirst?: boolean; earlierRelease?:
         const answers = partitions.map(({ topic, partition, offset }) => {
           const key = `${topic}/${partition}`;
           if (route === '/internal/group-offsets') {
+            if (options.refusesStore) return { topic, partition, error: { code: 'STORAGE_FULL', message: 'the disk is full', retriable: true } };
             if (!behind) stored.set(key, offset!);
             return { topic, partition, ...error };
           }
@@ -658,6 +662,8 @@ describe('group offset resets', () => {
   async function remadeTopic(broker: { url: string }) {
     const c = await coordinator();
     await register(c.url, 1, broker.url);
+    // Alive however long a test takes (a broker without heartbeats is declared dead after 3 s).
+    heartbeats(c.url, new Map([[1, broker.url]]));
     await call(c.url, 'POST', '/topics', { name: 'r', partitions: 2, replicationFactor: 1 });
     expect((await call(c.url, 'DELETE', '/topics/r')).status).toBe(204);
     await call(c.url, 'POST', '/topics', { name: 'r', partitions: 2, replicationFactor: 1 });
@@ -726,6 +732,26 @@ describe('group offset resets', () => {
       ['r/0', 2],
       ['r/1', 2],
     ]);
+  });
+
+  it('answers a reset one primary refused only once every other primary is done storing it', async () => {
+    // Answered earlier, the group would be free while the other primary's tries go on storing
+    // the reset's offsets, over what the group's next owner (or a delete) stores.
+    const full = await fakeBroker({ refusesStore: true });
+    const behind = await fakeBroker({ behindOnce: true });
+    const c = await coordinator();
+    await register(c.url, 1, full.url);
+    await register(c.url, 2, behind.url);
+    heartbeats(c.url, new Map([[1, full.url], [2, behind.url]]));
+    await call(c.url, 'POST', '/topics', { name: 'r', partitions: 2, replicationFactor: 1 });
+    const primaries = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.topics[0].partitions.map((p) => p.primary);
+    expect([...primaries].sort()).toEqual([1, 2]);
+    const reset = await call(c.url, 'POST', '/groups/g/reset-offsets', toTime);
+    expect(errorCode(reset)).toBe('STORAGE_FULL');
+    expect([...behind.stored]).toEqual([[`r/${primaries.indexOf(2)}`, 5]]);
+    const calls = behind.offsetCalls.length;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(behind.offsetCalls.length).toBe(calls);
   });
 
   it('fails a reset a primary refuses as bad input for another reason, without sending it again', async () => {
