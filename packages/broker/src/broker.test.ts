@@ -951,6 +951,8 @@ describe('broker over HTTP with a stub coordinator', () => {
     // The coordinator's own store of a group's offsets (a reset), at a generation it just made.
     const reset = async (epoch: number) =>
       (await post(`${url(1)}/internal/group-offsets`, { group: 'g-reset', generation: 1, offsets: [{ topic: 'behind', partition: 0, offset: 0, epoch }] })).body.results[0];
+    // The coordinator's purge of the topic (the log start moves to the HW).
+    const purge = async (epoch: number) => await post(`${url(1)}/internal/purge`, { topic: 'behind', partition: 0, epoch });
     coordinator.groups['g-behind'] = 0;
 
     // A caller whose map is older than the broker's is served as one that names no epoch.
@@ -968,17 +970,22 @@ describe('broker over HTTP with a stub coordinator', () => {
     expect((await positions(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
     expect((await committed(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
     expect((await reset(3)).error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
+    const purgeRefused = await purge(3);
+    expect(purgeRefused.status).toBe(409);
+    expect(purgeRefused.body.error).toMatchObject({ code: 'UNKNOWN_EPOCH' });
     expect(onDisk(dataDir(1), 'behind', 0).values).toEqual(['older-map']);
     expect(onDisk(dataDir(1), 'behind', 0).groups).toEqual([]);
     coordinator.down = false;
 
-    // The refusals made the broker fetch the map: the same calls go through at epoch 3.
+    // The refusals made the broker fetch the map: the same calls go through at epoch 3 (the
+    // refused purge moved nothing: the log still starts at 0).
     await vi.waitFor(async () => expect(await produce(3, 'newer-map')).toMatchObject({ baseOffset: 1, epoch: 3 }));
     expect((await read(3)).records.map((r: { value: string }) => r.value)).toEqual(['older-map', 'newer-map']);
     expect((await commit(3)).error).toBeUndefined();
     expect(await positions(3)).toMatchObject({ offset: 2 });
     expect(await committed(3)).toMatchObject({ offset: 0 });
     expect((await reset(3)).error).toBeUndefined();
+    expect((await purge(3)).body).toMatchObject({ logStartOffset: 2, highWatermark: 2 });
   });
 
   it('drops what it kept of a deleted topic when a topic of the same name is made again above its epochs, though it never heard of the deletion', async () => {

@@ -69,8 +69,11 @@ export const alterTopicRequest = z
   .strict();
 export type AlterTopicRequest = z.infer<typeof alterTopicRequest>;
 
-/** `POST /internal/purge` (coordinator to a primary): the partition's log start moves to its HW. */
-export const purgePartitionRequest = z.object({ topic: topicName, partition: partitionNumber }).strict();
+/**
+ * `POST /internal/purge` (coordinator to a primary): the partition's log start moves to its HW.
+ * `epoch`: the partition's epoch in the coordinator's map (a broker behind it refuses the purge).
+ */
+export const purgePartitionRequest = z.object({ topic: topicName, partition: partitionNumber, epoch: epoch.optional() }).strict();
 export type PurgePartitionRequest = z.infer<typeof purgePartitionRequest>;
 
 // ---- coordinator: topics -------------------------------------------------------------

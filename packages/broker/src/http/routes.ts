@@ -17,7 +17,7 @@ import { handleListOffsets, handlePartitionOffsets } from '../positions/list-off
 import { FetchHandler } from '../fetch/fetch-handler.js';
 import { handleProduceBatches, handleProduceJson } from '../produce/produce-handler.js';
 import { applyPush, type ParsedPush } from '../replication/index.js';
-import { findReplicas, inlineError, notHeldHere, parseFrame, requireFrame, type HandlerDeps } from './deps.js';
+import { findReplicas, inlineError, parseFrame, requireFrame, requirePrimary, type HandlerDeps } from './deps.js';
 
 export function mountRoutes(
   service: HttpService,
@@ -81,12 +81,15 @@ export async function replicateExchange(deps: HandlerDeps, frame: Buffer): Promi
   return { answers, features: [...REPLICATE_FEATURES] };
 }
 
-/** `POST /internal/purge {topic, partition}` (from the coordinator): this primary's log start moves to its HW. */
+/**
+ * `POST /internal/purge {topic, partition, epoch?}` (from the coordinator): this primary's log
+ * start moves to its HW. A newer epoch than this broker's is refused (UNKNOWN_EPOCH), as in data
+ * calls: the replica here may be one the map it has not applied yet drops.
+ */
 async function handlePurge(deps: HandlerDeps, ctx: Context): Promise<void> {
   const request = parseOrThrow(purgePartitionRequest, ctx.state.body);
   const [replica] = await findReplicas(deps, [request]);
-  if (replica === undefined || replica.isClosed) throw notHeldHere(deps, request);
-  ctx.body = await replica.purge();
+  ctx.body = await requirePrimary(deps, replica, request).purge();
 }
 
 /** `POST /internal/metadata-changed {version}`: the coordinator changed the map; apply it before answering. */

@@ -95,6 +95,8 @@ async function fakeBroker(
   const offsetCalls: Array<{ route: string; partitions: NamedPartition[] }> = [];
   /** The group offsets the coordinator stored, by `topic/partition`. */
   const stored = new Map<string, number>();
+  /** The epoch each purge call named, in arrival order. */
+  const purgeEpochs: Array<number | undefined> = [];
   const behindOn = new Set<string>();
   const nextOffset = new Map<string, number>();
   let refusedOnce = false;
@@ -137,6 +139,20 @@ async function fakeBroker(
         res.end(JSON.stringify({ partitions: answers }));
         return;
       }
+      // A purge moves the log start to the HW (10); `behindOnce` and `earlierRelease` as for offsets calls.
+      if (req.url === '/internal/purge') {
+        const body = JSON.parse(raw.toString('utf8')) as { partition: number; epoch?: number };
+        purgeEpochs.push(body.epoch);
+        if (options.earlierRelease && body.epoch !== undefined) return refuseAsInvalid(res, { path: '', message: 'Unrecognized key: "epoch"' });
+        if (options.behindOnce && body.epoch !== undefined && !behindOn.has(`purge ${body.partition}`)) {
+          behindOn.add(`purge ${body.partition}`);
+          res.statusCode = 409;
+          res.end(JSON.stringify({ error: { code: 'UNKNOWN_EPOCH', message: 'this broker has not applied the map yet', retriable: true, epoch: 0 } }));
+          return;
+        }
+        res.end(JSON.stringify({ logStartOffset: 10, highWatermark: 10 }));
+        return;
+      }
       if (OFFSET_ROUTES.has(req.url ?? '')) {
         const route = req.url!;
         const body = JSON.parse(raw.toString('utf8')) as { partitions?: NamedPartition[]; offsets?: NamedPartition[] };
@@ -174,7 +190,7 @@ async function fakeBroker(
         server.closeAllConnections();
       }),
   );
-  return { url, notifications, produced, epochs, offsetCalls, stored };
+  return { url, notifications, produced, epochs, offsetCalls, stored, purgeEpochs };
 }
 
 /** A url that accepts connections and never answers: notifications to it must time out, not block. */
@@ -752,6 +768,26 @@ describe('group offset resets', () => {
     const calls = behind.offsetCalls.length;
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(behind.offsetCalls.length).toBe(calls);
+  });
+
+  it("names each partition's epoch in a purge, asks a primary behind the map again, and leaves the epoch out for a broker of an earlier release", async () => {
+    const behind = await fakeBroker({ behindOnce: true });
+    const { c, epochs } = await remadeTopic(behind);
+    const purged = await call(c.url, 'POST', '/topics/r/purge');
+    expect(purged.status).toBe(200);
+    expect(purged.body.partitions).toEqual([
+      { partition: 0, logStartOffset: 10, highWatermark: 10 },
+      { partition: 1, logStartOffset: 10, highWatermark: 10 },
+    ]);
+    // Each partition refused once (UNKNOWN_EPOCH), then purged: four calls, each naming its epoch.
+    expect([...behind.purgeEpochs].sort()).toEqual([epochs[0], epochs[0], epochs[1], epochs[1]].sort());
+
+    const earlier = await fakeBroker({ earlierRelease: true });
+    const remade = await remadeTopic(earlier);
+    expect((await call(remade.c.url, 'POST', '/topics/r/purge')).status).toBe(200);
+    // Refused with the field, then without it; a minute passes before it is named to that broker again.
+    expect(earlier.purgeEpochs.filter((epoch) => epoch === undefined)).toHaveLength(2);
+    expect(earlier.purgeEpochs.filter((epoch) => epoch !== undefined).length).toBeGreaterThanOrEqual(1);
   });
 
   it('fails a reset a primary refuses as bad input for another reason, without sending it again', async () => {

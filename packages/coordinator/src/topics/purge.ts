@@ -3,9 +3,14 @@
  * (`POST /internal/purge`), the topic, its offset numbering and its groups stay. The coordinator
  * asks the primaries in parallel and retries each partition (through the protocol's retry
  * helper) while its primary is changing; the answer names where each partition starts now.
+ * Each call names the partition's epoch in the coordinator's map, so a broker that has not
+ * applied it yet (a topic deleted and made again) refuses it (UNKNOWN_EPOCH, asked again)
+ * instead of purging a replica it is about to drop; a broker of an earlier release, which
+ * refuses the field, gets the call without it.
  */
 import {
   BROKER_ROUTES,
+  EpochRefusals,
   TesseraError,
   isTesseraError,
   retry,
@@ -16,9 +21,14 @@ import {
 import type { Cluster } from '../cluster/cluster.js';
 
 /** Answers that mean "ask again, maybe elsewhere": the primary moved or is not ready yet. */
-const TRANSIENT = new Set(['NOT_PRIMARY', 'PARTITION_NOT_FOUND', 'UNAVAILABLE', 'TIMEOUT', 'PARTITION_OFFLINE', 'INTERNAL']);
+const TRANSIENT = new Set(['NOT_PRIMARY', 'UNKNOWN_EPOCH', 'PARTITION_NOT_FOUND', 'UNAVAILABLE', 'TIMEOUT', 'PARTITION_OFFLINE', 'INTERNAL']);
+
+type PurgeCall = { topic: string; partition: number; epoch?: number };
 
 export class TopicPurger {
+  /** Brokers of an earlier release, which refuse partition epochs. */
+  private readonly epochs = new EpochRefusals();
+
   constructor(
     private readonly cluster: Cluster,
     private readonly client: JsonHttpClient,
@@ -40,10 +50,13 @@ export class TopicPurger {
         if (primary === null) {
           throw new TesseraError('PARTITION_OFFLINE', `${topic}/${partition} has no live primary; nothing was purged there`);
         }
-        const answer = await this.client.post<{ logStartOffset: number; highWatermark: number }>(
-          `${primary.internalUrl}${BROKER_ROUTES.purge}`,
-          { topic, partition },
-          { timeoutMs: this.timeoutMs },
+        const url = `${primary.internalUrl}${BROKER_ROUTES.purge}`;
+        const body: PurgeCall = { topic, partition, epoch: state.epoch };
+        const answer = await this.epochs.send(
+          primary.internalUrl,
+          body,
+          ({ epoch: _epoch, ...rest }: PurgeCall): PurgeCall => rest,
+          (sent) => this.client.post<{ logStartOffset: number; highWatermark: number }>(url, sent, { timeoutMs: this.timeoutMs }),
         );
         return { partition, ...answer };
       },
