@@ -14,6 +14,23 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** A link of broker 1 to the coordinator `server` plays, heartbeating every 20 ms, started; `apply` takes each map. */
+function startLink(server: http.Server, apply: () => Promise<void>): CoordinatorLink {
+  const link = new CoordinatorLink({
+    brokerId: 1,
+    url: 'http://127.0.0.1:1',
+    coordinatorUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    heartbeatMs: 20,
+    timeoutMs: 2_000,
+    logger,
+    reports: () => [],
+    apply,
+  });
+  link.start();
+  cleanups.push(() => link.stop());
+  return link;
+}
+
 describe('CoordinatorLink', () => {
   it('keeps heartbeating while a cluster map takes long to apply', async () => {
     let heartbeats = 0;
@@ -30,22 +47,11 @@ describe('CoordinatorLink', () => {
     cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     let applying = 0;
     let finishApplying!: () => void;
-    const link = new CoordinatorLink({
-      brokerId: 1,
-      url: 'http://127.0.0.1:1',
-      coordinatorUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      heartbeatMs: 20,
-      timeoutMs: 2_000,
-      logger,
-      reports: () => [],
-      // The first map takes until the test lets it finish.
-      apply: () => {
-        applying++;
-        return new Promise<void>((resolve) => (finishApplying = resolve));
-      },
+    // The first map takes until the test lets it finish.
+    const link = startLink(server, () => {
+      applying++;
+      return new Promise<void>((resolve) => (finishApplying = resolve));
     });
-    link.start();
-    cleanups.push(() => link.stop());
     await expect.poll(() => applying, { timeout: 5_000 }).toBe(1);
     const before = heartbeats;
     await expect.poll(() => heartbeats - before, { timeout: 5_000 }).toBeGreaterThanOrEqual(5);
@@ -77,20 +83,9 @@ describe('CoordinatorLink', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     let applied = 0;
-    const link = new CoordinatorLink({
-      brokerId: 1,
-      url: 'http://127.0.0.1:1',
-      coordinatorUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      heartbeatMs: 20,
-      timeoutMs: 2_000,
-      logger,
-      reports: () => [],
-      apply: async () => {
-        applied++;
-      },
+    const link = startLink(server, async () => {
+      applied++;
     });
-    link.start();
-    cleanups.push(() => link.stop());
     await expect.poll(() => link.loaded, { timeout: 5_000 }).toBe(true);
 
     failMetadata = true;
