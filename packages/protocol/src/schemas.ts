@@ -69,13 +69,6 @@ export const alterTopicRequest = z
   .strict();
 export type AlterTopicRequest = z.infer<typeof alterTopicRequest>;
 
-/**
- * `POST /internal/purge` (coordinator to a primary): the partition's log start moves to its HW.
- * `epoch`: the partition's epoch in the coordinator's map (a broker behind it refuses the purge).
- */
-export const purgePartitionRequest = z.object({ topic: topicName, partition: partitionNumber, epoch: epoch.optional() }).strict();
-export type PurgePartitionRequest = z.infer<typeof purgePartitionRequest>;
-
 // ---- coordinator: topics -------------------------------------------------------------
 
 export const createTopicRequest = z
@@ -250,6 +243,13 @@ const knownEpoch = epoch.optional();
 /** A partition named by a data-path call, with the epoch of the caller's map. */
 export const partitionAtEpoch = partitionRef.extend({ epoch: knownEpoch }).strict();
 export type PartitionAtEpoch = z.infer<typeof partitionAtEpoch>;
+
+/**
+ * `POST /internal/purge` (coordinator to a primary): the partition's log start moves to its HW.
+ * `epoch`: the partition's epoch in the coordinator's map (a broker behind it refuses the purge).
+ */
+export const purgePartitionRequest = partitionAtEpoch;
+export type PurgePartitionRequest = PartitionAtEpoch;
 
 /** Fetch from several partitions led by one broker; waits up to `waitMs` when none has records. */
 export const fetchRequest = z

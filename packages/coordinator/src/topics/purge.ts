@@ -15,6 +15,7 @@ import {
   isTesseraError,
   retry,
   type JsonHttpClient,
+  type PurgePartitionRequest,
   type PurgeTopicResponse,
   type PurgedPartition,
 } from '@tessera/protocol';
@@ -22,8 +23,6 @@ import type { Cluster } from '../cluster/cluster.js';
 
 /** Answers that mean "ask again, maybe elsewhere": the primary moved or is not ready yet. */
 const TRANSIENT = new Set(['NOT_PRIMARY', 'UNKNOWN_EPOCH', 'PARTITION_NOT_FOUND', 'UNAVAILABLE', 'TIMEOUT', 'PARTITION_OFFLINE', 'INTERNAL']);
-
-type PurgeCall = { topic: string; partition: number; epoch?: number };
 
 export class TopicPurger {
   /** Brokers of an earlier release, which refuse partition epochs. */
@@ -51,11 +50,11 @@ export class TopicPurger {
           throw new TesseraError('PARTITION_OFFLINE', `${topic}/${partition} has no live primary; nothing was purged there`);
         }
         const url = `${primary.internalUrl}${BROKER_ROUTES.purge}`;
-        const body: PurgeCall = { topic, partition, epoch: state.epoch };
+        const body: PurgePartitionRequest = { topic, partition, epoch: state.epoch };
         const answer = await this.epochs.send(
           primary.internalUrl,
           body,
-          ({ epoch: _epoch, ...rest }: PurgeCall): PurgeCall => rest,
+          ({ epoch: _epoch, ...rest }: PurgePartitionRequest): PurgePartitionRequest => rest,
           (sent) => this.client.post<{ logStartOffset: number; highWatermark: number }>(url, sent, { timeoutMs: this.timeoutMs }),
         );
         return { partition, ...answer };
