@@ -179,6 +179,65 @@ describe('a follower reset past its end', () => {
   });
 });
 
+describe('a follower without records that starts beyond the primary\'s log', () => {
+  // A replica reset past its end by retention holds no records and no epoch history, so when its
+  // topic is deleted and made again while its broker is down, nothing tells it from a replica of
+  // the new topic: it starts at an offset the new primary's log has not reached.
+
+  it('starts again, empty, at the primary\'s log start and follows it', async () => {
+    const [primaryStore, secondaryStore] = stores;
+    await primaryStore.log('t', 0).append([batch(0, range(0, 10, 'a'), 3)], [], 10);
+    await secondaryStore.log('t', 0).resetTo(40);
+
+    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
+    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const primary = partition(1, primaryStore, pushesTo(() => secondary));
+    primary.applyAssignment(ASSIGNMENT, 1, true);
+
+    const result = await primary.produce(incoming(['b']));
+    expect(result.baseOffset).toBe(10);
+    expect(primary.hw).toBe(11);
+    expect(secondary.store.logStartOffset).toBe(0);
+    expect(secondary.store.leo).toBe(11);
+    expect(valuesOf(secondaryStore, 0, 11)).toEqual([...range(0, 10, 'a'), 'b'].map((value, offset) => `${offset}:${value}`));
+    expect(valuesOf(secondaryStore, 0, 11)).toEqual(valuesOf(primaryStore, 0, 11));
+  });
+
+  it('is refused, changing nothing, while its old batches below its log start are still stored', async () => {
+    const [, secondaryStore] = stores;
+    const followerLog = secondaryStore.log('t', 0);
+    await followerLog.append([batch(0, range(0, 20, 'old'), 1)], [], 20);
+    await followerLog.resetTo(40);
+    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
+    secondary.applyAssignment(ASSIGNMENT, 1, true);
+
+    const sent = batch(0, range(0, 10, 'new'), 3);
+    const push: ParsedPush = {
+      topic: 't',
+      partition: 0,
+      epoch: 3,
+      primaryId: 1,
+      baseOffset: 0,
+      truncateTo: 0,
+      truncateSeen: { leo: 40 },
+      hw: 10,
+      logStartOffset: 0,
+      bytes: sent.bytes.length,
+      commits: [],
+    };
+    const apply = () => secondary.followerTurn(() => applyPush(secondary, push, sent.bytes));
+
+    const log = secondary.store;
+    await expect(apply()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect([log.logStartOffset, log.leo]).toEqual([40, 40]);
+
+    while ((await log.deleteBelowLogStart(1_000)).more);
+    await expect(apply()).resolves.toMatchObject({ leo: 10 });
+    expect([log.logStartOffset, log.leo]).toEqual([0, 10]);
+    expect(valuesOf(secondaryStore, 0, 10)).toEqual(range(0, 10, 'new').map((value, offset) => `${offset}:${value}`));
+  });
+});
+
 describe('the ISR and the flush loop', () => {
   it('counts a joining secondary until the coordinator answers, whatever a map fetched meanwhile says', async () => {
     // The primary asks the coordinator to put the caught-up secondary back. A map fetched while

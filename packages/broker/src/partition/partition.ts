@@ -1160,12 +1160,24 @@ export class Partition {
     return true;
   }
 
-  async followerWrite(write: { truncateTo?: number; batches: StoredBatch[]; commits: GroupOffset[]; hw: number; logStartOffset?: number }): Promise<void> {
+  async followerWrite(write: {
+    truncateTo?: number | undefined;
+    /** The log holds no records and starts beyond the primary's: it starts again, empty, here (see applyPush). */
+    restartAt?: number;
+    batches: StoredBatch[];
+    commits: GroupOffset[];
+    hw: number;
+    logStartOffset?: number;
+  }): Promise<void> {
     assert(this.role === 'secondary', `${this.topic}/${this.partition}: a primary does not take pushes`);
     const log = this.store;
     const epoch = this.epoch;
     const pending: Array<Promise<void>> = [];
-    if (write.truncateTo !== undefined && write.truncateTo < log.leo) {
+    if (write.restartAt !== undefined) {
+      this.logger.info({ logStartOffset: log.logStartOffset, restartAt: write.restartAt }, "log holds no records and starts beyond the primary's: starting empty at its log start");
+      pending.push(log.resetTo(write.restartAt));
+      if (this.hw > write.restartAt) this.hw = write.restartAt;
+    } else if (write.truncateTo !== undefined && write.truncateTo < log.leo) {
       const to = Math.max(write.truncateTo, log.logStartOffset);
       // Reads the committed log (waiting for queued writes): pushes of this partition are serialized (followerTurn).
       const straddling = to > log.logStartOffset ? await log.batchAt(to - 1) : undefined;

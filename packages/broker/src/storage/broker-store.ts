@@ -622,26 +622,46 @@ export class PartitionLog {
   }
 
   /**
-   * A follower whose whole log lies below the primary's log start (it was away while retention
-   * deleted what it lacks): the log becomes empty at `offset`, with no epoch history (nothing of
-   * it is comparable with the primary's any more). Its old batches are deleted in the background
-   * like any batch below the log start.
+   * The log becomes empty at `offset`, with no epoch history (nothing of it is comparable with
+   * the primary's any more). Two cases:
+   * - forward, past the LEO: a follower whose whole log lies below the primary's log start (it
+   *   was away while retention deleted what it lacks). Its old batches are deleted in the
+   *   background like any batch below the log start;
+   * - back, below the log start: a log that holds no records and no stored batch (see
+   *   `isBare`) behind a primary whose log ends before it starts (a replica left by a topic
+   *   of the same name, reset by retention, so nothing tells it from the new topic's). There is
+   *   nothing in it to keep, and nothing stored that the lower offsets could meet again.
    */
   resetTo(offset: number): Promise<void> {
     const { topic, partition } = this;
-    assert(offset > this.leoValue, `${topic}/${partition}: reset to ${offset} within the log (leo ${this.leoValue})`);
+    const back = offset <= this.leoValue;
+    assert(!back || this.isBare(), `${topic}/${partition}: reset to ${offset} within a log that holds records (log start ${this.logStartValue}, leo ${this.leoValue})`);
     this.logStartValue = offset;
     this.leoValue = offset;
     this.epochHistory = [];
     this.checkpointedHw = offset;
+    if (back) {
+      this.sizeBytesValue = 0;
+      this.sizeStale = false;
+    }
     return this.store
       .write([
         ['deleteEpochs', topic, partition],
         ['upsertPartition', topic, partition, offset, offset],
       ])
       .then(() => {
-        this.durableLeoValue = Math.max(this.durableLeoValue, offset);
+        // Writes complete in queue order, so nothing queued after the reset has completed yet.
+        this.durableLeoValue = back ? offset : Math.max(this.durableLeoValue, offset);
       });
+  }
+
+  /**
+   * True when the log holds no records (its LEO is its log start) and no batch of it is stored
+   * any more, not even below the log start (the background pass deleted them all).
+   */
+  isBare(): boolean {
+    this.store.assertOpen();
+    return this.leoValue === this.logStartValue && this.store.stmt.firstBatch.get(this.topic, this.partition) === undefined;
   }
 
   /**

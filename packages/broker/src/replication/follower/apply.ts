@@ -48,10 +48,26 @@ export async function applyPush(replica: Partition, push: ParsedPush, tail: Buff
   const leo = push.truncateTo !== undefined && push.truncateTo < log.leo ? Math.max(push.truncateTo, log.logStartOffset) : log.leo;
   // A log wholly below the primary's log start becomes empty there (see PartitionLog.resetTo).
   const reset = push.logStartOffset !== undefined && push.logStartOffset > leo;
-  if (push.baseOffset !== (reset ? push.logStartOffset : leo)) throw offsetMismatch(replica, `push starts at ${push.baseOffset}`);
+  // A log without records that starts beyond the primary's log (its truncation point lies below
+  // our log start) starts again, empty, at the primary's log start, once none of its old
+  // batches is stored any more.
+  const restart =
+    !reset &&
+    push.logStartOffset !== undefined &&
+    push.truncateTo !== undefined &&
+    push.truncateTo < log.logStartOffset &&
+    log.leo === log.logStartOffset &&
+    push.baseOffset === push.logStartOffset;
+  if (restart && !log.isBare()) {
+    throw new TesseraError(
+      'UNAVAILABLE',
+      `${replica.topic}/${replica.partition}: the old batches below the log start (${log.logStartOffset}) are still being deleted`,
+    );
+  }
+  if (push.baseOffset !== (reset || restart ? push.logStartOffset : leo)) throw offsetMismatch(replica, `push starts at ${push.baseOffset}`);
   // Same offset, same epoch means same record, and every earlier record the same too (each push
   // is checked this way). A different epoch before baseOffset means the logs diverged earlier.
-  if (!reset && push.prevEpoch !== undefined && push.baseOffset > log.logStartOffset) {
+  if (!reset && !restart && push.prevEpoch !== undefined && push.baseOffset > log.logStartOffset) {
     const ownEpoch = log.epochAt(push.baseOffset - 1);
     if (ownEpoch !== push.prevEpoch) {
       throw offsetMismatch(replica, `record ${push.baseOffset - 1} has epoch ${ownEpoch}, the primary's has ${push.prevEpoch}`);
@@ -60,7 +76,7 @@ export async function applyPush(replica: Partition, push: ParsedPush, tail: Buff
 
   const batches: StoredBatch[] = [];
   let expected = push.baseOffset;
-  let previousEpoch = !reset && push.baseOffset > log.logStartOffset ? log.epochAt(push.baseOffset - 1) : undefined;
+  let previousEpoch = !reset && !restart && push.baseOffset > log.logStartOffset ? log.epochAt(push.baseOffset - 1) : undefined;
   for (const { at, header } of iterateBatches(tail)) {
     const batch = storedBatch(tail.subarray(at, at + batchSize(header)), header);
     if (batch.baseOffset !== expected) {
@@ -78,7 +94,7 @@ export async function applyPush(replica: Partition, push: ParsedPush, tail: Buff
     batches.push(batch);
   }
   await replica.followerWrite({
-    truncateTo: push.truncateTo,
+    ...(restart ? { restartAt: push.logStartOffset } : { truncateTo: push.truncateTo }),
     batches,
     commits: push.commits,
     hw: push.hw,
