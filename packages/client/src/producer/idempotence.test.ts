@@ -1,9 +1,12 @@
 // Proves the idempotent producer's numbering against stub services: batches carry the id the
 // coordinator gave and per-partition sequence numbers, a retried batch is the same bytes, and a
-// refused numbering fails the batch and starts a new producer id at sequence 0.
+// refused numbering fails the batch and starts a new producer id at sequence 0; and that batches
+// waiting for the producer id each wait until their own deadline.
 import { afterEach, describe, expect, it } from 'vitest';
-import { batchSize, iterateBatches, TesseraError } from '@tessera/protocol';
+import { batchSize, iterateBatches, sleep, TesseraError } from '@tessera/protocol';
 import { TesseraClient } from '../client.js';
+import { Connection } from '../connection/connection.js';
+import { IdempotenceManager } from './idempotence.js';
 import {
   closeAfterTest,
   closeTestResources,
@@ -16,6 +19,7 @@ import {
   type StubRequest,
   type StubServer,
 } from '../test-support/stub-server.js';
+import type { ProducerIdentity } from './idempotence.js';
 
 afterEach(closeTestResources);
 
@@ -130,5 +134,134 @@ describe('idempotent producer', () => {
       [0, 0],
       [0, 0],
     ]);
+  });
+});
+
+/** An IdempotenceManager asking `coordinator`, and how many `POST /producers` attempts it started. */
+function manager(coordinator: StubServer) {
+  const connection = new Connection({ coordinatorUrl: coordinator.url, requestTimeoutMs: 2_000 });
+  closeAfterTest(() => connection.close());
+  const attempts = { started: 0 };
+  const call = connection.coordinator.bind(connection);
+  connection.coordinator = (...args) => {
+    attempts.started++;
+    return call(...args);
+  };
+  return { idempotence: new IdempotenceManager(connection, { retries: 0, initialMs: 10, multiplier: 1, maxMs: 10, jitter: 0 }), attempts };
+}
+
+/** Records, in `events`, when `identity` settles and how, under `name`. */
+function watch(name: string, identity: Promise<ProducerIdentity>, events: string[]): Promise<ProducerIdentity | TesseraError> {
+  return identity.then(
+    (value) => {
+      events.push(`${name} resolved`);
+      return value;
+    },
+    (error: TesseraError) => {
+      events.push(`${name} rejected`);
+      return error;
+    },
+  );
+}
+
+describe('waiting for the producer id', () => {
+  it('fails a batch at its own deadline while a batch with a later one, asking meanwhile, gets the id', async () => {
+    // The coordinator refuses until the early batch has failed, then answers.
+    const coordinator = await stub('coordinator');
+    let unavailable = true;
+    coordinator.on('POST', '/producers', () => (unavailable ? errorAnswer('UNAVAILABLE', 'no coordinator leader') : { producerId: 7, producerEpoch: 3 }));
+    const { idempotence, attempts } = manager(coordinator);
+    const events: string[] = [];
+    const early = watch('early', idempotence.current(performance.now() + 100), events);
+    await sleep(30);
+    const late = watch('late', idempotence.current(performance.now() + 5_000), events);
+    const failed = (await early) as TesseraError;
+    unavailable = false;
+    const identity = await late;
+    expect(events).toEqual(['early rejected', 'late resolved']);
+    expect(identity).toMatchObject({ producerId: 7, producerEpoch: 3 });
+    expect(failed).toBeInstanceOf(TesseraError);
+    expect(failed.code).toBe('TIMEOUT');
+    expect(failed.message).toContain('no coordinator leader');
+    // One request served both: its attempts came one after another, and the id is kept.
+    expect(attempts.started).toBe(coordinator.calls('POST', '/producers').length);
+    expect(await idempotence.current(performance.now() + 100)).toMatchObject({ producerId: 7 });
+    expect(attempts.started).toBe(coordinator.calls('POST', '/producers').length);
+  });
+
+  it('fails a batch whose deadline comes before the first batch\'s at its own deadline, while the attempt is still out', async () => {
+    // The coordinator holds the only attempt until the early batch has failed (or 1 s at most).
+    const coordinator = await stub('coordinator');
+    let earlyFailed: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (earlyFailed = resolve));
+    coordinator.on('POST', '/producers', async () => {
+      await Promise.race([held, sleep(1_000)]);
+      return { producerId: 4, producerEpoch: 0 };
+    });
+    const { idempotence, attempts } = manager(coordinator);
+    const events: string[] = [];
+    const first = watch('first', idempotence.current(performance.now() + 5_000), events);
+    const early = watch('early', idempotence.current(performance.now() + 100), events);
+    const failed = await early;
+    earlyFailed();
+    const identity = await first;
+    expect(events).toEqual(['early rejected', 'first resolved']);
+    expect(identity).toMatchObject({ producerId: 4 });
+    expect(failed).toBeInstanceOf(TesseraError);
+    expect((failed as TesseraError).code).toBe('TIMEOUT');
+    expect(attempts.started).toBe(1);
+  });
+
+  it('delivers a batch sent while an earlier batch waits for the id, after that one timed out', async () => {
+    // The coordinator refuses ids until the first send has failed; the second send, to another
+    // partition and 50 ms later, has 50 ms more and gets the id once the coordinator answers.
+    const { coordinator, broker } = await cluster(2);
+    const logs: StoredLogs = new Map();
+    broker.on('POST', '/produce', storingProduceHandler(logs));
+    let unavailable = true;
+    coordinator.on('POST', '/producers', () => (unavailable ? errorAnswer('UNAVAILABLE') : { producerId: 5, producerEpoch: 0 }));
+    const producer = client(coordinator).producer({ deliveryTimeoutMs: 150 });
+    const outcomes: string[] = [];
+    const first = producer.send({ topic: 't', partition: 0, value: 'first' }).then(
+      () => outcomes.push('first stored'),
+      (error: TesseraError) => {
+        outcomes.push(`first ${error.code}`);
+        unavailable = false;
+      },
+    );
+    await sleep(50);
+    const second = producer.send({ topic: 't', partition: 1, value: 'second' }).then(
+      () => outcomes.push('second stored'),
+      (error: TesseraError) => outcomes.push(`second ${error.code}`),
+    );
+    await Promise.all([first, second]);
+    expect(outcomes).toEqual(['first TIMEOUT', 'second stored']);
+    expect(broker.requests.flatMap(sentBatches).map((b) => [b.partition, b.producerId])).toEqual([[1, 5]]);
+  });
+
+  it('keeps an id that arrives after every batch asking for it failed, and stops asking once none waits', async () => {
+    const coordinator = await stub('coordinator');
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    coordinator.on('POST', '/producers', async () => {
+      await Promise.race([held, sleep(1_000)]);
+      return { producerId: 9, producerEpoch: 1 };
+    });
+    const { idempotence, attempts } = manager(coordinator);
+    await expect(idempotence.current(performance.now() + 50)).rejects.toMatchObject({ code: 'TIMEOUT' });
+    release();
+    await sleep(100);
+    // Answered after the batch gave up: the next batch takes the id without asking again.
+    expect(await idempotence.current(performance.now() + 50)).toMatchObject({ producerId: 9, producerEpoch: 1 });
+    expect(attempts.started).toBe(1);
+
+    // A coordinator that keeps refusing is asked no more once the last batch waiting has failed.
+    idempotence.reset();
+    coordinator.on('POST', '/producers', () => errorAnswer('UNAVAILABLE'));
+    await expect(idempotence.current(performance.now() + 100)).rejects.toMatchObject({ code: 'TIMEOUT' });
+    const asked = attempts.started;
+    expect(asked).toBeGreaterThan(1);
+    await sleep(100);
+    expect(attempts.started).toBe(asked);
   });
 });

@@ -17,8 +17,20 @@
  *   If the batch had been sent more than once, an earlier attempt may have been stored, so the
  *   identity is dropped as above (reusing its numbers could make different records look like a
  *   duplicate).
+ *
+ * While the coordinator does not answer, batches that need the identity share one request: it is
+ * tried again as long as any of them still waits, and each batch waits until its own deadline.
  */
-import { addSequence, isTesseraError, retry, type InitProducerResponse, COORDINATOR_ROUTES, type RetryOptions } from '@tessera/protocol';
+import {
+  addSequence,
+  isRetriable,
+  isTesseraError,
+  retry,
+  TesseraError,
+  type InitProducerResponse,
+  COORDINATOR_ROUTES,
+  type RetryOptions,
+} from '@tessera/protocol';
 import type { Connection } from '../connection/connection.js';
 
 /** A producer id and epoch, and which identity of this producer it is (a new one after every reset). */
@@ -40,9 +52,27 @@ export interface BatchSequence {
   generation: number;
 }
 
+/** A batch waiting for the identity until its own deadline. */
+interface IdentityWaiter {
+  resolve(identity: ProducerIdentity): void;
+  reject(error: unknown): void;
+  deadlineTimer: NodeJS.Timeout;
+}
+
+/** The one `POST /producers` of a generation in progress, and the batches waiting for its answer. */
+interface IdentityRequest {
+  generation: number;
+  waiters: Set<IdentityWaiter>;
+  /** Whether an attempt is out (rather than the wait before the next one). */
+  attempting: boolean;
+  lastError: unknown;
+  /** Cuts the wait before the next attempt short once no batch waits any more. */
+  stop: AbortController;
+}
+
 export class IdempotenceManager {
   private identity: ProducerIdentity | undefined;
-  private pending: Promise<ProducerIdentity> | undefined;
+  private request: IdentityRequest | undefined;
   private generation = 0;
 
   constructor(
@@ -50,27 +80,90 @@ export class IdempotenceManager {
     private readonly retryOptions: RetryOptions,
   ) {}
 
-  /** The current identity, asked of the coordinator (retried until `deadlineMs`) when there is none. */
-  async current(deadlineMs: number): Promise<ProducerIdentity> {
-    if (this.identity !== undefined) return this.identity;
-    if (this.pending === undefined) {
-      const generation = this.generation;
-      const request = retry(() => this.connection.coordinator<InitProducerResponse>('POST', COORDINATOR_ROUTES.producers, {}, {}), {
-        ...this.retryOptions,
-        retries: Infinity,
-        deadlineMs,
-      }).then((answer) => {
-        const identity = { producerId: answer.producerId, producerEpoch: answer.producerEpoch, generation };
-        if (this.generation === generation) this.identity = identity;
-        return identity;
-      });
-      this.pending = request;
-      void request.then(
-        () => this.pending === request && (this.pending = undefined),
-        () => this.pending === request && (this.pending = undefined),
-      );
+  /**
+   * The current identity, asked of the coordinator when there is none. Waits until `deadlineMs`
+   * (`performance.now()` milliseconds) at most, then fails with TIMEOUT; the request goes on
+   * while another batch waits, and an identity it gets later is kept for the next batch.
+   */
+  current(deadlineMs: number): Promise<ProducerIdentity> {
+    if (this.identity !== undefined) return Promise.resolve(this.identity);
+    const request = this.request ?? this.startRequest();
+    return new Promise((resolve, reject) => {
+      const waiter: IdentityWaiter = {
+        resolve,
+        reject,
+        deadlineTimer: setTimeout(() => this.gaveUp(request, waiter), Math.max(0, deadlineMs - performance.now())),
+      };
+      request.waiters.add(waiter);
+    });
+  }
+
+  /**
+   * Asks the coordinator for an identity, again after every retriable error while any batch
+   * waits. Starts without waiters: its caller adds one in the same turn of the event loop,
+   * before any attempt can end.
+   */
+  private startRequest(): IdentityRequest {
+    const request: IdentityRequest = { generation: this.generation, waiters: new Set(), attempting: false, lastError: undefined, stop: new AbortController() };
+    this.request = request;
+    const attempt = async () => {
+      request.attempting = true;
+      try {
+        return await this.connection.coordinator<InitProducerResponse>('POST', COORDINATOR_ROUTES.producers, {}, {});
+      } catch (error) {
+        request.lastError = error;
+        throw error;
+      } finally {
+        request.attempting = false;
+      }
+    };
+    retry(attempt, {
+      ...this.retryOptions,
+      retries: Infinity,
+      // No deadline of its own: the request ends when the last of its waiters' deadlines passes.
+      shouldRetry: (error) => {
+        if (!isRetriable(error)) return false;
+        if (request.waiters.size > 0) return true;
+        // Ending: a batch asking from now on starts a new request rather than hear this error.
+        if (this.request === request) this.request = undefined;
+        return false;
+      },
+      signal: request.stop.signal,
+    }).then(
+      (answer) => {
+        const identity = { producerId: answer.producerId, producerEpoch: answer.producerEpoch, generation: request.generation };
+        // After a reset, the answer only serves the batches that asked before it.
+        if (this.generation === request.generation) this.identity = identity;
+        this.ended(request, (waiter) => waiter.resolve(identity));
+      },
+      // A retriable error ends the request only once no batch waits, so waiters see only a refusal.
+      (error: unknown) => this.ended(request, (waiter) => waiter.reject(error)),
+    );
+    return request;
+  }
+
+  /** A waiter's deadline passed: it fails, and the request stops once no batch waits any more. */
+  private gaveUp(request: IdentityRequest, waiter: IdentityWaiter): void {
+    request.waiters.delete(waiter);
+    const lastError = request.lastError instanceof Error ? ` (last error: ${request.lastError.message})` : '';
+    waiter.reject(new TesseraError('TIMEOUT', `no producer id from the coordinator by the batch's deadline${lastError}`, {}, { cause: request.lastError }));
+    if (request.waiters.size > 0) return;
+    // An attempt already out is let finish: its identity is kept, and a batch asking meanwhile
+    // waits for it rather than starting a second request. Between attempts, the request ends now.
+    if (!request.attempting) {
+      request.stop.abort();
+      if (this.request === request) this.request = undefined;
     }
-    return this.pending;
+  }
+
+  /** The request ended: every batch still waiting hears of it. */
+  private ended(request: IdentityRequest, settle: (waiter: IdentityWaiter) => void): void {
+    if (this.request === request) this.request = undefined;
+    for (const waiter of request.waiters) {
+      clearTimeout(waiter.deadlineTimer);
+      settle(waiter);
+    }
+    request.waiters.clear();
   }
 
   /** Numbers a batch of `records` records of a partition (mutates `sequence`). */
@@ -102,6 +195,6 @@ export class IdempotenceManager {
   reset(): void {
     this.generation++;
     this.identity = undefined;
-    this.pending = undefined;
+    this.request = undefined;
   }
 }
