@@ -215,6 +215,18 @@ describe('BrokerStore', () => {
     expect(await reset.deleteBelowLogStart(100)).toEqual({ deleted: 4, more: false });
     expect(values(reset.readBatches(40, 42, 1 << 20))).toEqual(['40:v40', '41:v41']);
     expect(reset.sizeBytes).toBe(reset.readBatches(40, 42, 1 << 20)[0].bytes.length);
+    // Back below its log start only without records and with no batch stored, and kept across a reopen.
+    expect(() => reset.resetTo(10)).toThrow(InvariantError);
+    await reset.advanceLogStart(42, 42);
+    expect(reset.isBare()).toBe(false);
+    expect(() => reset.resetTo(10)).toThrow(InvariantError);
+    await reset.deleteBelowLogStart(100);
+    expect(reset.isBare()).toBe(true);
+    await reset.resetTo(10);
+    await store.close();
+    store = BrokerStore.open(dir, 'full');
+    const back = store.log('t', 0);
+    expect([back.logStartOffset, back.leo, back.hwCheckpoint, back.sizeBytes, back.epochs()]).toEqual([10, 10, 10, 0, []]);
   });
 });
 
