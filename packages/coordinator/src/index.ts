@@ -154,7 +154,13 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const produceClient = new DataHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs, ...(config.clientTls ? { tls: config.clientTls } : {}), ...(signer ? { signer } : {}) });
   // Group offset administration reads and writes offsets on the primaries, as the coordinator.
   const offsetAdminClient = new JsonHttpClient({ timeoutMs: GROUP_OFFSETS_TIMEOUT_MS, maxSockets: 8, tls: config.clientTls, signer });
-  const offsetAdmin = new GroupOffsetAdmin({ cluster: theCluster, groups, client: offsetAdminClient, timeoutMs: GROUP_OFFSETS_TIMEOUT_MS });
+  const offsetAdmin = new GroupOffsetAdmin({
+    cluster: theCluster,
+    groups,
+    client: offsetAdminClient,
+    timeoutMs: GROUP_OFFSETS_TIMEOUT_MS,
+    brokerTimeoutMs: config.brokerTimeoutMs,
+  });
   registerRoutes(service.router, {
     cluster: theCluster,
     allocateProducerId: () => store.allocateProducerId(),

@@ -82,10 +82,12 @@ const EPOCH_UNKNOWN_KEY = { path: 'partitions.0', message: 'Unrecognized key: "e
  * `behindOnce`: the first offsets call of each route naming epochs is answered UNKNOWN_EPOCH for
  * each partition, as by a broker that has not applied the map yet. `refusesGroup`: every offsets
  * call is refused as bad input for its group name (a refusal that does not concern epochs).
- * `refusesStore`: storing group offsets is refused for each partition (a full disk).
+ * `refusesStore`: storing group offsets is refused for each partition (a full disk). `deposed`:
+ * every offsets call is answered NOT_PRIMARY for each partition, as by a primary that stepped
+ * down. `close` stops it, so calls to it are refused.
  */
 async function fakeBroker(
-  options: { notPrimaryFirst?: boolean; earlierRelease?: boolean; behindOnce?: boolean; refusesGroup?: boolean; refusesStore?: boolean } = {},
+  options: { notPrimaryFirst?: boolean; earlierRelease?: boolean; behindOnce?: boolean; refusesGroup?: boolean; refusesStore?: boolean; deposed?: boolean } = {},
 ) {
   const notifications: number[] = [];
   /** The epoch each produce request named for each of its partitions, in arrival order. */
@@ -161,6 +163,11 @@ async function fakeBroker(
         const namesEpochs = partitions.some((p) => p.epoch !== undefined);
         if (options.earlierRelease && namesEpochs) return refuseAsInvalid(res, EPOCH_UNKNOWN_KEY);
         if (options.refusesGroup) return refuseAsInvalid(res, { path: 'group', message: 'Too big: expected string to have <=200 characters' });
+        if (options.deposed) {
+          const refused = partitions.map(({ topic, partition }) => ({ topic, partition, error: { code: 'NOT_PRIMARY', message: 'stepped down', retriable: true, primary: null } }));
+          res.end(JSON.stringify(route === '/internal/group-offsets' ? { results: refused } : { partitions: refused }));
+          return;
+        }
         const behind = options.behindOnce === true && namesEpochs && !behindOn.has(route);
         if (behind) behindOn.add(route);
         const error = behind ? { error: { code: 'UNKNOWN_EPOCH', message: 'this broker has not applied the map yet', retriable: true, epoch: 0 } } : {};
@@ -183,14 +190,14 @@ async function fakeBroker(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  );
-  return { url, notifications, produced, epochs, offsetCalls, stored, purgeEpochs };
+  const close = () =>
+    new Promise<void>((resolve) => {
+      if (!server.listening) return resolve();
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  cleanups.push(close);
+  return { url, notifications, produced, epochs, offsetCalls, stored, purgeEpochs, close };
 }
 
 /** A url that accepts connections and never answers: notifications to it must time out, not block. */
@@ -764,6 +771,8 @@ describe('group offset resets', () => {
     expect([...primaries].sort()).toEqual([1, 2]);
     const reset = await call(c.url, 'POST', '/groups/g/reset-offsets', toTime);
     expect(errorCode(reset)).toBe('STORAGE_FULL');
+    // A full disk is not a failover: the store it refused is not sent again.
+    expect(full.offsetCalls.filter((sent) => sent.route === '/internal/group-offsets')).toHaveLength(1);
     expect([...behind.stored]).toEqual([[`r/${primaries.indexOf(2)}`, 5]]);
     const calls = behind.offsetCalls.length;
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -788,6 +797,72 @@ describe('group offset resets', () => {
     // Refused with the field, then without it; a minute passes before it is named to that broker again.
     expect(earlier.purgeEpochs.filter((epoch) => epoch === undefined)).toHaveLength(2);
     expect(earlier.purgeEpochs.filter((epoch) => epoch !== undefined).length).toBeGreaterThanOrEqual(1);
+  });
+
+  /**
+   * A coordinator with brokers 1 (`first`) and 2 (`second`), each heartbeating on its own, and
+   * topic `r` (two partitions, both brokers in each ISR): `moved` is the partition broker 1 leads,
+   * which fails over to broker 2 once broker 1 is silent (`silence`) for the broker timeout.
+   */
+  async function failingOver(first: { url: string }, second: { url: string }) {
+    const c = await coordinator({ heartbeatMs: 50, brokerTimeoutMs: 1_500 });
+    await register(c.url, 1, first.url);
+    await register(c.url, 2, second.url);
+    const beats = heartbeats(c.url, new Map([[1, first.url]]));
+    heartbeats(c.url, new Map([[2, second.url]]));
+    await call(c.url, 'POST', '/topics', { name: 'r', partitions: 2, replicationFactor: 2 });
+    const before = (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.topics[0].partitions;
+    const moved = before.find((p) => p.primary === 1)!;
+    expect(moved).toMatchObject({ secondary: 2, isr: expect.arrayContaining([1, 2]) });
+    const after = async () => (await call<MetadataResponse>(c.url, 'GET', '/metadata')).body.topics[0].partitions;
+    return { c, moved, silence: () => beats.stop(), after };
+  }
+
+  it('sends a reset its primary refuses with NOT_PRIMARY during a failover again to the new primary at the new epoch, and stores it there', async () => {
+    // Broker 1 stepped down and then falls silent: until the coordinator fails its partition
+    // over, its tries go to broker 1 and are refused; then they go to broker 2, at the new epoch.
+    const first = await fakeBroker({ deposed: true });
+    const second = await fakeBroker();
+    const { c, moved, silence, after } = await failingOver(first, second);
+    silence();
+    const reset = await call(c.url, 'POST', '/groups/g/reset-offsets', toTime);
+    expect(reset.status).toBe(200);
+    expect(reset.body.partitions.map((p: { target: number }) => p.target)).toEqual([5, 5]);
+    const partitions = await after();
+    expect(partitions[moved.partition]).toMatchObject({ primary: 2, epoch: moved.epoch + 1 });
+    // Broker 1 was asked first, and refused: nothing was read or stored there.
+    expect(first.offsetCalls.length).toBeGreaterThanOrEqual(1);
+    expect(first.offsetCalls.every((sent) => sent.route === '/offsets' && sent.partitions[0].epoch === moved.epoch)).toBe(true);
+    expect(named(second.offsetCalls.filter((sent) => sent.route === '/internal/group-offsets'))).toEqual([
+      ['/internal/group-offsets', partitions.map((p) => p.epoch)],
+    ]);
+    expect([...second.stored]).toEqual([
+      ['r/0', 5],
+      ['r/1', 5],
+    ]);
+  });
+
+  it('sends a group delete whose primary went away (no answer) again to the new primary once the partition failed over', async () => {
+    // Broker 1 stops (its calls are refused at the socket) and falls silent: the delete's store
+    // of its partition fails until the coordinator fails it over, then goes to broker 2.
+    const first = await fakeBroker();
+    const second = await fakeBroker();
+    const { c, moved, silence, after } = await failingOver(first, second);
+    // Made by a reset: the group exists, with offsets on both primaries.
+    expect((await call(c.url, 'POST', '/groups/g/reset-offsets', { topic: 'r', target: { to: 'latest' }, execute: true })).status).toBe(200);
+    expect([...first.stored]).toEqual([[`r/${moved.partition}`, 10]]);
+    silence();
+    await first.close();
+    expect((await call(c.url, 'DELETE', '/groups/g')).status).toBe(204);
+    const partitions = await after();
+    expect(partitions[moved.partition]).toMatchObject({ primary: 2, epoch: moved.epoch + 1 });
+    expect([...second.stored].sort()).toEqual([
+      ['r/0', -1],
+      ['r/1', -1],
+    ]);
+    // Broker 2's own partition was stored at once; the moved one alone, once it led it.
+    const stores = second.offsetCalls.filter((sent) => sent.route === '/internal/group-offsets');
+    expect(stores.at(-1)!.partitions).toEqual([{ topic: 'r', partition: moved.partition, epoch: moved.epoch + 1, offset: -1 }]);
   });
 
   it('fails a reset a primary refuses as bad input for another reason, without sending it again', async () => {
