@@ -284,6 +284,12 @@ export class PartitionProducers {
     }
   }
 
+  /** Forgets every producer: a log that starts again empty holds none of their batches. */
+  clear(): void {
+    for (const producerId of this.entries.keys()) this.changed.add(producerId);
+    this.entries.clear();
+  }
+
   /** Drops every expired entry. */
   expire(nowMs: number): void {
     for (const [producerId, entry] of this.entries) {

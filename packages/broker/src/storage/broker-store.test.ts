@@ -237,6 +237,20 @@ describe('BrokerStore producer state', () => {
     return storedBatch(encodeRecordBatch(records, { baseOffset: base, partitionLeaderEpoch: 0, producerId, producerEpoch: 0, baseSequence: sequence }));
   }
 
+  it('forgets every producer when the log starts again empty, so a producer whose batches it lost is not refused', async () => {
+    // A follower that was away while retention deleted a producer's later batches on the primary
+    // is reset past its end: its entry (last sequence 1) is older than the producer's next batch.
+    const log = store.log('t', 0);
+    await log.append([sequenced(0, 2, 9, 0)]);
+    const next = { producerId: 9, producerEpoch: 0, baseSequence: 6, lastOffsetDelta: 0 };
+    expect(log.producers.check(next, Date.now()).kind).toBe('out-of-order');
+    await log.resetTo(40);
+    expect(log.producers.check(next, Date.now())).toEqual({ kind: 'append' });
+    await store.close();
+    store = BrokerStore.open(dir, 'full');
+    expect(store.log('t', 0).producers.check(next, Date.now())).toEqual({ kind: 'append' });
+  });
+
   it('derives it from appended batches, forgets truncated ones (a cut batch keeps its records), and restores it after a reopen', async () => {
     // Proves the follower's path: state from the batch headers alone, stored with the log.
     const log = store.log('t', 0);

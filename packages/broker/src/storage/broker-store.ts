@@ -644,11 +644,17 @@ export class PartitionLog {
       this.sizeBytesValue = 0;
       this.sizeStale = false;
     }
+    // The producers' last sequences were written by batches this log no longer has: kept, they
+    // would refuse a producer's next batch as out of order once this replica is promoted.
+    // Forgotten, each producer's next batch starts its entry again, as for a producer never seen.
+    this.producers.clear();
+    const ops: WriteOp[] = [
+      ['deleteEpochs', topic, partition],
+      ['upsertPartition', topic, partition, offset, offset],
+    ];
+    this.recordProducers([], ops);
     return this.store
-      .write([
-        ['deleteEpochs', topic, partition],
-        ['upsertPartition', topic, partition, offset, offset],
-      ])
+      .write(ops)
       .then(() => {
         // Writes complete in queue order, so nothing queued after the reset has completed yet.
         this.durableLeoValue = back ? offset : Math.max(this.durableLeoValue, offset);
