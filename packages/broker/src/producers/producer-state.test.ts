@@ -120,6 +120,17 @@ describe('PartitionProducers', () => {
     expect(producers.takeChanges()).toEqual([[PID, undefined]]);
   });
 
+  it('starts a new entry for a producer back after the expiry, before its old entry is swept', () => {
+    const producers = new PartitionProducers(1_000, 1_000);
+    producers.apply(batch(0, 2), 0, 1, 10_000);
+    // Back after the expiry at sequence 5 (accepted as unknown), stored at offsets 10..10.
+    expect(producers.check(batch(5, 1), 11_000).kind).toBe('append');
+    producers.apply(batch(5, 1), 10, 10, 11_000);
+    // Its old batch is not a duplicate any more: a new batch at sequence 0 follows nothing.
+    expect(producers.check(batch(0, 2), 11_500).kind).toBe('out-of-order');
+    expect(producers.check(batch(5, 1), 11_500)).toEqual({ kind: 'duplicate', baseOffset: 10, lastOffset: 10 });
+  });
+
   it('after a truncation holds what a log that never had the removed batches holds', () => {
     const kept = [batch(0, 2), batch(0, 3, 0, 8), batch(2, 1)];
     const removed = [batch(3, 4), batch(3, 1, 0, 8), batch(0, 1, 0, 9)];

@@ -258,7 +258,9 @@ export class PartitionProducers {
   /** Records a stored batch; returns the entry it replaced, for `restore`. */
   apply(batch: SequencedBatch, baseOffset: number, lastOffset: number, nowMs: number): ProducerEntry | undefined {
     const before = this.entries.get(batch.producerId);
-    const after = applyBatch(before, batch, baseOffset, lastOffset, nowMs);
+    // An expired entry not swept yet is gone for `check`: a batch accepted on that ground starts
+    // a new entry rather than joining spans that could answer a later batch as a duplicate.
+    const after = applyBatch(this.entry(batch.producerId, nowMs), batch, baseOffset, lastOffset, nowMs);
     if (after !== before) {
       this.entries.set(batch.producerId, after);
       this.changed.add(batch.producerId);
