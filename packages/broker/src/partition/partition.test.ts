@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TesseraError, decodeRecordBatch, encodeRecordBatch, type PartitionAssignment } from '@tessera/protocol';
 import { createLogger } from '@tessera/service';
@@ -176,6 +177,50 @@ describe('a follower reset past its end', () => {
     expect(truncations).toEqual([]);
     expect(valuesOf(secondaryStore, 15, 31)).toEqual(valuesOf(primaryStore, 15, 31));
     expect(valuesOf(secondaryStore, 15, 31)).toHaveLength(16);
+  });
+});
+
+describe('purge', () => {
+  it('is answered only once the in-sync secondary holds the new log start', async () => {
+    // Answered earlier, a failover to the secondary before its next push would bring back the
+    // records the purge was answered as having removed.
+    const [primaryStore, secondaryStore] = stores;
+    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
+    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const port = pushesTo(() => secondary);
+    let holding = false;
+    let arrived!: () => void;
+    const pushArrived = new Promise<void>((resolve) => (arrived = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const gate: ReplicationPort = {
+      push: async (url, head, batches, timeoutMs) => {
+        if (holding) {
+          arrived();
+          await released;
+        }
+        return port.push(url, head, batches, timeoutMs);
+      },
+    };
+    const primary = partition(1, primaryStore, gate);
+    primary.applyAssignment(ASSIGNMENT, 1, true);
+    await primary.produce(incoming(range(0, 10, 'a')));
+
+    holding = true;
+    let answered = false;
+    const purge = primary.purge().then((result) => {
+      answered = true;
+      return result;
+    });
+    await pushArrived;
+    // Long enough for the primary's own write of the log start to be durable many times over.
+    await sleep(200);
+    expect(answered).toBe(false);
+    expect(secondary.store.logStartOffset).toBe(0);
+
+    release();
+    expect(await purge).toEqual({ logStartOffset: 10, highWatermark: 10 });
+    expect(secondary.store.logStartOffset).toBe(10);
   });
 });
 

@@ -72,6 +72,8 @@ interface PreparedFlush {
   commits: GroupOffset[];
   produced: Array<{ entry: ProduceEntry; result: ProduceResult }>;
   committed: CommitEntry[];
+  /** Waiting for a push made after they asked (a purge's new log start): answered with the flush. */
+  synced: SyncWaiter[];
   startedMs: number;
   queuedAtMs: number;
   /** Resolves when this broker's own write of the flush is durable; storedMs is set then. */
@@ -79,9 +81,15 @@ interface PreparedFlush {
   storedMs: number;
 }
 
+interface SyncWaiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 function rejectFlush(flush: PreparedFlush, error: unknown): void {
   for (const { entry } of flush.produced) entry.reject(error);
   for (const entry of flush.committed) entry.reject(error);
+  for (const waiter of flush.synced) waiter.reject(error);
 }
 
 /** An ISR expansion a primary asks for: `secondary` back in the ISR at `epoch`; `abort` ends the asking (close, step down). */
@@ -174,6 +182,8 @@ export class Partition {
   private readonly queuedGenerations = new Map<string, number>();
   private flushing = false;
   private syncRequested = false;
+  /** Waiting for the next flush to reach the in-sync secondary (see `nextSync`). */
+  private syncWaiters: SyncWaiter[] = [];
   private flushLoopDone: Promise<void> = Promise.resolve();
   /** Serializes flushes and catch-up batches: the secondary sees one push at a time. */
   private readonly lock = new Mutex();
@@ -432,7 +442,9 @@ export class Partition {
       }
     }
     // A flush of duplicates alone still runs: they are answered once the HW covers their first storing.
-    if (batches.length === 0 && commits.length === 0 && produced.length === 0 && entries.length > 0) return undefined;
+    if (batches.length === 0 && commits.length === 0 && produced.length === 0 && entries.length > 0 && this.syncWaiters.length === 0) return undefined;
+    const synced = this.syncWaiters;
+    this.syncWaiters = [];
     const flush: PreparedFlush = {
       epoch,
       baseOffset,
@@ -441,6 +453,7 @@ export class Partition {
       commits,
       produced,
       committed,
+      synced,
       startedMs,
       queuedAtMs,
       durable: Promise.resolve(),
@@ -542,10 +555,27 @@ export class Partition {
       }
     }
     for (const entry of committed) entry.resolve();
+    for (const waiter of flush.synced) waiter.resolve();
   }
 
   private failQueue(error: unknown): void {
     this.queue.failAll(error);
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    for (const waiter of waiters) waiter.reject(error);
+  }
+
+  /**
+   * Resolves once a flush prepared from now on has reached the in-sync secondary (or left it out
+   * of the ISR), so the secondary holds the log start, HW and commits of this moment too.
+   */
+  private nextSync(): Promise<void> {
+    if (this.closed) return Promise.reject(new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is closing`));
+    return new Promise((resolve, reject) => {
+      this.syncWaiters.push({ resolve, reject });
+      this.syncRequested = true;
+      this.scheduleFlush();
+    });
   }
 
   /**
@@ -1248,6 +1278,9 @@ export class Partition {
   async purge(): Promise<{ logStartOffset: number; highWatermark: number }> {
     this.checkCanWrite();
     await this.moveLogStart(this.hw, 'purge');
+    // Answered once the in-sync secondary holds the new log start too: a failover to it in the
+    // meantime would otherwise bring back what the purge was answered as having removed.
+    if (this.isrSecondary() !== undefined) await this.nextSync();
     return { logStartOffset: this.store.logStartOffset, highWatermark: this.hw };
   }
 
