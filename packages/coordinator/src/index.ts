@@ -163,7 +163,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   });
   registerRoutes(service.router, {
     cluster: theCluster,
-    allocateProducerId: () => store.allocateProducerId(),
+    allocateProducerId: () => store.allocateProducerId(Date.now()),
     groups,
     offsetAdmin,
     router: new ProduceRouter(theCluster, produceClient),

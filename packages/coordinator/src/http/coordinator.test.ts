@@ -7,8 +7,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeFrame, decodeRecordBatch, openApiDocument, partitionForKey, responseSchemas, type ErrorBody, type GroupMembership, type MetadataResponse, type TopicDescription } from '@tessera/protocol';
+import { decodeFrame, decodeRecordBatch, openApiDocument, partitionForKey, responseSchemas, type ErrorBody, type GroupMembership, type InitProducerResponse, type MetadataResponse, type TopicDescription } from '@tessera/protocol';
 import { defaultConfig, startCoordinator, type CoordinatorConfig, type RunningCoordinator } from '../index.js';
 
 // ---- harness ---------------------------------------------------------------------------
@@ -1031,6 +1032,36 @@ describe('moves', () => {
       return meta.topics[0].partitions.find((p) => p.secondary === 3 && typeof p.adding === 'number');
     });
     expect(moving.adding).not.toBe(3);
+  });
+});
+
+// ---- producer ids ------------------------------------------------------------------------
+
+describe('POST /producers', () => {
+  it('hands out ids above every id handed out before, also after coordinator.db is restored from a backup', async () => {
+    const dataDir = tempDir();
+    const backup = path.join(tempDir(), 'coordinator-backup.db');
+    const c = await coordinator({}, dataDir);
+    const allocate = async () => {
+      const answer = await call<InitProducerResponse>(c.url, 'POST', '/producers');
+      expect(answer.status).toBe(200);
+      expect(answer.body.producerEpoch).toBe(0);
+      return answer.body.producerId;
+    };
+    const handedOut = [await allocate(), await allocate()];
+    // The online backup of docs/operations.md, with SQLite's backup API while the coordinator runs.
+    const db = new Database(path.join(dataDir, 'coordinator.db'));
+    await db.backup(backup);
+    db.close();
+    for (let i = 0; i < 3; i++) handedOut.push(await allocate());
+    for (let i = 1; i < handedOut.length; i++) expect(handedOut[i]).toBeGreaterThan(handedOut[i - 1]!);
+    await c.close();
+
+    fs.copyFileSync(backup, path.join(dataDir, 'coordinator.db'));
+    const restored = await coordinator({}, dataDir);
+    const answer = await call<InitProducerResponse>(restored.url, 'POST', '/producers');
+    expect(answer.body.producerId).toBeGreaterThan(Math.max(...handedOut));
+    expect(answer.body.producerId).toBeLessThan(2 ** 52);
   });
 });
 

@@ -1,7 +1,7 @@
 // Proves the store round-trips the whole coordinator state through SQLite: what was written
 // before a close is exactly what a new Store on the same directory loads; that a write SQLite
-// refuses is reported (the coordinator stops on it); and that migration 6 tells who created each
-// existing subscription as documented.
+// refuses is reported (the coordinator stops on it); that migration 6 tells who created each
+// existing subscription as documented; and that producer ids stay unique after a restored backup.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -132,6 +132,51 @@ describe('Store', () => {
     const reopened = new Store(dir);
     expect(reopened.topicEpochFloor()).toBe(6);
     reopened.close();
+  });
+
+  it('hands out producer ids strictly increasing from a floor of 100 per millisecond of the wall clock, also when the clock goes back', () => {
+    const dir = tempDir();
+    const store = new Store(dir);
+    const wallMs = 1_750_000_000_000;
+    expect(store.allocateProducerId(wallMs)).toBe(175_000_000_000_000);
+    // In the same millisecond, and after the clock went back an hour, the stored counter wins.
+    expect(store.allocateProducerId(wallMs)).toBe(175_000_000_000_001);
+    expect(store.allocateProducerId(wallMs - 3_600_000)).toBe(175_000_000_000_002);
+    store.close();
+    const reopened = new Store(dir);
+    expect(reopened.allocateProducerId(wallMs - 3_600_000)).toBe(175_000_000_000_003);
+    // The floor of a later millisecond is above every id of an earlier one.
+    expect(reopened.allocateProducerId(wallMs + 1)).toBe(175_000_000_000_100);
+    reopened.close();
+  });
+
+  it('gives a restored backup of the database producer ids above every id handed out before the restore', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'coordinator.db');
+    const backup = path.join(tempDir(), 'coordinator-backup.db');
+    const store = new Store(dir);
+    const wallMs = 1_750_000_000_000;
+    const before = [store.allocateProducerId(wallMs), store.allocateProducerId(wallMs + 5)];
+    // The backup as docs/operations.md takes it offline: a copy of the closed database.
+    store.close();
+    fs.copyFileSync(file, backup);
+    const again = new Store(dir);
+    for (let i = 0; i < 250; i++) before.push(again.allocateProducerId(wallMs + 10 + Math.floor(i / 100)));
+    again.close();
+    fs.copyFileSync(backup, file);
+    const restored = new Store(dir);
+    expect(restored.allocateProducerId(wallMs + 13)).toBeGreaterThan(Math.max(...before));
+    restored.close();
+  });
+
+  it('refuses to hand out a producer id from 2^52 (the ids of idempotency keys)', () => {
+    const store = new Store(tempDir());
+    // The last millisecond whose floor is below 2^52 still has ids; the next has none.
+    expect(store.allocateProducerId(45_035_996_273_704)).toBe(4_503_599_627_370_400);
+    expect(() => store.allocateProducerId(45_035_996_273_705)).toThrow(/no producer id left below 2\^52/);
+    store.setMeta('next_producer_id', String(2 ** 52));
+    expect(() => store.allocateProducerId(0)).toThrow(/not a producer id/);
+    store.close();
   });
 
   it('counts the pages deleted rows leave as free bytes, and nothing once closed', () => {

@@ -10,8 +10,16 @@ import { isStorageFull, sqliteFreePageBytes } from '@tessera/service';
 import type { AclEntry } from '@tessera/protocol';
 import type { ClusterEvent, GroupState, MemberState, MoveReason, MoveState, PartitionState, TopicState } from '../model.js';
 
-/** The `meta` key of the next producer id to hand out. */
+/** The `meta` key of the next producer id to hand out (the lowest, if the clock's floor is not higher). */
 const NEXT_PRODUCER_ID = 'next_producer_id';
+/**
+ * How fast the floor of the next producer id rises with the wall clock: ids per millisecond
+ * since the Unix epoch (about 1.8e14 in 2026). 1,000 would reach PRODUCER_ID_LIMIT in 2112; 100
+ * reaches it in 3397, and still outruns any rate a coordinator hands ids out at.
+ */
+const PRODUCER_IDS_PER_MS = 100;
+/** Ids from 2^52 are the brokers' ids of idempotency keys (`KEYED_PRODUCER_ID_BASE`). */
+const PRODUCER_ID_LIMIT = 2 ** 52;
 /** The `meta` key of the lowest epoch a new topic may start at: above every epoch of a deleted topic. */
 const TOPIC_EPOCH_FLOOR = 'topic_epoch_floor';
 
@@ -486,14 +494,25 @@ export class Store {
   }
 
   /**
-   * A new producer id for an idempotent producer: the next of a counter kept in `meta`, so an id
-   * is never handed out twice, across restarts included (persisted before it is answered).
+   * A new producer id for an idempotent producer: the larger of a counter kept in `meta` and a
+   * floor that rises with the wall clock (`wallMs` × PRODUCER_IDS_PER_MS), persisted as the next
+   * id before it is answered. The counter alone makes ids strictly increasing and never handed
+   * out twice, across restarts and a clock set back; the floor keeps them unique after
+   * `coordinator.db` is restored from a backup, whose counter is behind ids brokers may still
+   * hold producer state for: an id handed out before is below the floor of a later millisecond
+   * as long as ids were not handed out faster than PRODUCER_IDS_PER_MS per millisecond (each is
+   * a commit synced to disk: thousands per second at most) and the clock was not set back
+   * (docs/architecture.md, "Producer ids").
    */
-  allocateProducerId(): number {
+  allocateProducerId(wallMs: number): number {
     return this.transaction(() => {
-      const id = Number(this.statements.getMeta.get(NEXT_PRODUCER_ID)?.value ?? 0);
-      // Ids from 2^52 are the brokers' ids of idempotency keys.
-      if (!Number.isSafeInteger(id) || id < 0 || id >= 2 ** 52) throw new Error(`coordinator.db: meta ${NEXT_PRODUCER_ID} is ${id}, not a producer id`);
+      const next = Number(this.statements.getMeta.get(NEXT_PRODUCER_ID)?.value ?? 0);
+      if (!Number.isSafeInteger(next) || next < 0 || next >= PRODUCER_ID_LIMIT) {
+        throw new Error(`coordinator.db: meta ${NEXT_PRODUCER_ID} is ${next}, not a producer id`);
+      }
+      const id = Math.max(next, Math.floor(wallMs) * PRODUCER_IDS_PER_MS);
+      // Reached only with a clock past the year 3397: refused rather than handing out an id of an idempotency key.
+      if (!(id < PRODUCER_ID_LIMIT)) throw new Error(`no producer id left below 2^52 at wall clock ${wallMs} ms (next id ${next})`);
       this.statements.setMeta.run(NEXT_PRODUCER_ID, String(id + 1));
       return id;
     });

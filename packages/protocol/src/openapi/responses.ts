@@ -233,7 +233,7 @@ export const clusterEventsResponse = z.object({
 });
 
 export const initProducerResponse = z.object({
-  producerId: int.describe('unique in the cluster, never handed out twice (also across coordinator restarts)'),
+  producerId: int.describe('unique in the cluster, never handed out twice (also across coordinator restarts and a restore of its database from a backup); below 2^52'),
   producerEpoch: int.describe('the epoch of this producer id (0 for a new id)'),
 });
 
