@@ -4,7 +4,9 @@
 // policy; a reader with 'error' stops naming the log start, one with 'latest' skips to the HW), a fetch below it is
 // OFFSET_OUT_OF_RANGE naming the log start, both replicas agree on it (also after a failover
 // and a restart of the whole cluster), and a purge empties a topic while its offsets numbering
-// and its groups stay. The operator commands are run as a user runs them (`tessera topics alter|purge`).
+// and its groups stay. A secondary reset past its end that then misses the deletion of its topic
+// follows the topic made again under its name. The operator commands are run as a user runs
+// them (`tessera topics alter|purge`).
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TesseraClient } from '@tessera/client';
 import { type Cluster, startCluster, waitFor } from './harness/cluster.js';
@@ -21,14 +23,18 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-async function start(name: string, brokers = 3): Promise<{ cluster: Cluster; client: TesseraClient }> {
+async function start(
+  name: string,
+  brokers = 3,
+  { brokerTimeoutMs = 1_500, retentionCheckMs = RETENTION_CHECK_MS }: { brokerTimeoutMs?: number; retentionCheckMs?: number } = {},
+): Promise<{ cluster: Cluster; client: TesseraClient }> {
   cluster = await startCluster({
     name,
     brokers,
-    brokerTimeoutMs: 1_500,
+    brokerTimeoutMs,
     replicaTimeoutMs: 800,
     groupSessionTimeoutMs: 3_000,
-    serviceEnv: { TESSERA_RETENTION_CHECK_MS: String(RETENTION_CHECK_MS) },
+    serviceEnv: { TESSERA_RETENTION_CHECK_MS: String(retentionCheckMs) },
   });
   return { cluster, client: cluster.client({ requestTimeoutMs: 3_000 }) };
 }
@@ -239,6 +245,83 @@ describe('retention and purge', () => {
     expect(read.map((r) => r.value.split(':')[0])).toEqual(read.map((r) => String(r.offset)));
     expect((await producer.send({ topic: 'lagging', key: 'k', value: 'next' })).offset).toBe(50);
   });
+
+  it.each([
+    ['deleted', RETENTION_CHECK_MS],
+    ['still stored', 5_000],
+  ] as const)(
+    'a secondary reset past its end, stopped while its topic is deleted and made again, starts again empty at the new primary\'s log start and holds only the new topic\'s records (its old batches %s when it comes back)',
+    async (oldBatches, retentionCheckMs) => {
+      // The secondary misses a purge and is reset past its end (no records, no epoch history),
+      // then misses the deletion of its topic: nothing tells its replica from one of the topic
+      // made again, whose primary has not reached its log start. It must follow from that
+      // primary's log start, and only once the batches of its old log are deleted (its own
+      // retention pass: right away in the first case, 5 s after it starts in the second). Nor
+      // may it keep the old topic's group offsets or producer state. A broker stays alive in the
+      // coordinator's eyes for 3 s after its last heartbeat, so the secondary, stopped just
+      // before, is placed in the topic made again (two brokers: the same two replicas as before).
+      const { cluster, client } = await start(`remade-after-reset-${oldBatches.replace(' ', '-')}`, 2, { brokerTimeoutMs: 3_000, retentionCheckMs });
+      await client.admin.createTopic({ name: 'remade', partitions: 1, replicationFactor: 2 });
+      const before = (await client.admin.describeTopic('remade')).partitions[0];
+      const primary = before.primary!;
+      const secondary = before.secondary!;
+      expect(before.isr.sort()).toEqual([primary, secondary].sort());
+      const producer = client.producer({ lingerMs: 0 });
+      for (let i = 0; i < 10; i++) await producer.send({ topic: 'remade', key: 'k', value: `old-${i}` });
+      // A group reads the first 3 records and commits: both replicas store its offset.
+      const early = client.consumer({ group: 'workers', topic: 'remade', fromBeginning: true, waitMs: 200 });
+      const earlyOffsets: number[] = [];
+      while (earlyOffsets.length < 3) {
+        const records = (await early.poll({ maxRecords: 3 - earlyOffsets.length })).slice(0, 3 - earlyOffsets.length);
+        await early.commit(records);
+        earlyOffsets.push(...records.map((r) => r.offset));
+      }
+      await early.close();
+      expect(earlyOffsets).toEqual([0, 1, 2]);
+
+      // Away while the primary goes on alone and the topic is purged: it comes back reset to 30.
+      await cluster.broker(secondary).stop();
+      for (let i = 10; i < 30; i++) await producer.send({ topic: 'remade', key: 'k', value: `old-${i}` });
+      expect((await client.admin.purgeTopic('remade')).partitions).toEqual([{ partition: 0, logStartOffset: 30, highWatermark: 30 }]);
+      await cluster.broker(secondary).start();
+      await waitFor(async () => (await client.admin.describeTopic('remade')).partitions[0].isr.length === 2, { what: 'the secondary back in the ISR' });
+      await bothStartAt(cluster, client, 'remade', 30);
+      const storedBytes = () => gauge(cluster.broker(secondary).url, 'tessera_broker_replica_log_size_bytes', 'remade');
+      if (oldBatches === 'deleted') {
+        await waitFor(async () => (await storedBytes()) === 0, { what: "the secondary's old batches to be deleted" });
+      } else {
+        // Its first retention pass comes 5 s after it started; it rejoined well before.
+        expect(await storedBytes()).toBeGreaterThan(0);
+      }
+
+      // Away again while the topic is deleted and made again; the new one gets 5 records.
+      await cluster.broker(secondary).stop();
+      await client.admin.deleteTopic('remade');
+      await client.admin.createTopic({ name: 'remade', partitions: 1, replicationFactor: 2 });
+      const remade = (await client.admin.describeTopic('remade')).partitions[0];
+      expect({ primary: remade.primary, secondary: remade.secondary }).toEqual({ primary, secondary });
+      expect(remade.epoch).toBeGreaterThan(before.epoch);
+      // Acknowledged by the primary alone once the ISR has shrunk.
+      for (let i = 0; i < 5; i++) expect((await producer.send({ topic: 'remade', key: 'k', value: `new-${i}` })).offset).toBe(i);
+
+      await cluster.broker(secondary).start();
+      await waitFor(async () => (await client.admin.describeTopic('remade')).partitions[0].isr.length === 2, {
+        what: 'the secondary in the ISR of the topic made again',
+        timeoutMs: 20_000,
+      });
+      await bothStartAt(cluster, client, 'remade', 0);
+
+      // It holds the new topic's records and none of the old one's: read it after a failover.
+      await cluster.broker(primary).stop();
+      await waitFor(async () => (await client.admin.describeTopic('remade')).partitions[0].primary === secondary, { what: 'failover to the secondary' });
+      const newRecords = Array.from({ length: 5 }, (_, i) => ({ offset: i, value: `new-${i}` }));
+      expect(await readGroup(client, 'remade', 'after-failover', 5)).toEqual(newRecords);
+      // The group's offset in the deleted topic is gone with it: it reads the new topic from its start.
+      expect(await readGroup(client, 'remade', 'workers', 5)).toEqual(newRecords);
+      // Its producer state is the new topic's: the producer's next record is in order there.
+      expect((await producer.send({ topic: 'remade', key: 'k', value: 'next' })).offset).toBe(5);
+    },
+  );
 
   it('retention by time drops the batches whose newest record is older than retentionMs, and only those', async () => {
     const { cluster, client } = await start('retention-time');

@@ -280,6 +280,31 @@ describe('BrokerStore producer state', () => {
     expect(store.log('t', 0).producers.size).toBe(0);
   });
 
+  it('forgets the producers and group offsets of a log without records that starts again below its log start', async () => {
+    // A replica of a deleted topic, reset past its end, taken for the new topic's: what it kept
+    // of the old topic's producers and groups must not be taken for the new topic's.
+    const log = store.log('t', 0);
+    await log.append([sequenced(0, 5, 9, 0)], [{ group: 'g', offset: 3, generation: 1 }], 5);
+    await log.resetTo(30);
+    // A reset forward keeps the group offsets (the log is the same topic's, only further on)
+    // and forgets the producers (their later batches are not in it).
+    expect(log.producers.size).toBe(0);
+    expect(log.groupOffset('g')).toEqual({ group: 'g', offset: 3, generation: 1 });
+    while ((await log.deleteBelowLogStart(1_000)).more);
+
+    await log.resetTo(0);
+    expect(log.producers.size).toBe(0);
+    expect(log.groupOffsets()).toEqual([]);
+    // The new topic's first batch of producer 9 is recorded, not taken for one it already holds.
+    await log.append([sequenced(0, 2, 9, 30)], [], 2);
+    expect(log.producers.check({ producerId: 9, producerEpoch: 0, baseSequence: 32, lastOffsetDelta: 0 }, Date.now()).kind).toBe('append');
+    await store.close();
+    store = BrokerStore.open(dir, 'full');
+    const reopened = store.log('t', 0);
+    expect(reopened.producers.entry(9, Date.now())?.batches).toEqual([{ firstSeq: 30, lastSeq: 31, baseOffset: 0, lastOffset: 1 }]);
+    expect(reopened.groupOffsets()).toEqual([]);
+  });
+
   it('migrates a database of schema 2 (no producer state) and refuses an unknown schema', async () => {
     await store.log('t', 0).append([batch(0, 2, 0)]);
     await store.close();

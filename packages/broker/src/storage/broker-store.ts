@@ -630,7 +630,10 @@ export class PartitionLog {
    * - back, below the log start: a log that holds no records and no stored batch (see
    *   `isBare`) behind a primary whose log ends before it starts (a replica left by a topic
    *   of the same name, reset by retention, so nothing tells it from the new topic's). There is
-   *   nothing in it to keep, and nothing stored that the lower offsets could meet again.
+   *   nothing in it to keep, and nothing stored that the lower offsets could meet again. Its
+   *   group offsets are the old topic's too, so they go (as when a replica is dropped): a group
+   *   the new topic lacks would otherwise resume it, after a failover here, at its offset in the
+   *   old one (the catch-up's commits overwrite only the groups the primary has).
    */
   resetTo(offset: number): Promise<void> {
     const { topic, partition } = this;
@@ -652,6 +655,7 @@ export class PartitionLog {
       ['deleteEpochs', topic, partition],
       ['upsertPartition', topic, partition, offset, offset],
     ];
+    if (back) ops.push(['deleteGroupOffsets', topic, partition]);
     this.recordProducers([], ops);
     return this.store
       .write(ops)
