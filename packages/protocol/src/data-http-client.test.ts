@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame, FRAME_CONTENT_TYPE } from './batch/frame.js';
 import { DataHttpClient } from './data-http-client.js';
@@ -7,7 +8,8 @@ import { refusedUrl, startLoopbackServer, type LoopbackServer } from './test-sup
 
 // The data-path client against a real node:http server on loopback: JSON and frames both
 // ways over kept-alive connections, error bodies back to TesseraErrors, calls without an
-// answer as retriable network errors (ETIMEDOUT, ECONNREFUSED, a reset), aborts not retriable.
+// answer as retriable network errors (ETIMEDOUT, ECONNREFUSED, a reset), aborts not retriable;
+// a caller's long-lived signal keeps nothing of the calls made under it.
 describe('DataHttpClient', () => {
   let server: LoopbackServer;
   let base: string;
@@ -87,6 +89,19 @@ describe('DataHttpClient', () => {
     expect((refused as { code?: string }).code).toBe('ECONNREFUSED');
     expect(isRetriable(refused)).toBe(true);
     expect((refused as Error).message).toContain(`POST ${url}: ECONNREFUSED`);
+  });
+
+  it('leaves nothing on a signal that many calls are made under, and still times out as ETIMEDOUT under it', async () => {
+    const stop = new AbortController();
+    const listenersBefore = getEventListeners(stop.signal, 'abort').length;
+    const keysBefore = Reflect.ownKeys(stop.signal);
+    for (let i = 0; i < 200; i++) await client.postJson(`${base}/echo-json`, { i }, { signal: stop.signal });
+    const timedOut = await client.postJson(`${base}/slow`, {}, { timeoutMs: 100, signal: stop.signal }).catch((e: unknown) => e);
+    expect((timedOut as { code?: string }).code).toBe('ETIMEDOUT');
+    expect(isRetriable(timedOut)).toBe(true);
+    // Node keeps each signal AbortSignal.any made on its sources, under a key of its own: none was made.
+    expect(getEventListeners(stop.signal, 'abort').length).toBe(listenersBefore);
+    expect(Reflect.ownKeys(stop.signal)).toEqual(keysBefore);
   });
 
   it('stops at once when its signal aborts, and that is not retriable', async () => {

@@ -9,6 +9,7 @@ import { Agent, errors as undiciErrors } from 'undici';
 import { FRAME_CONTENT_TYPE } from './batch/frame.js';
 import { CLUSTER_AUTH_HEADER, type ClusterSigner } from './cluster-auth.js';
 import { noAnswerError, parseJsonAnswer } from './http-client.js';
+import { linkedAbort } from './linked-abort.js';
 import type { TlsClientOptions } from './tls.js';
 
 export interface DataHttpClientOptions {
@@ -99,9 +100,9 @@ export class DataHttpClient {
     if (this.signer) headers[CLUSTER_AUTH_HEADER] = this.signer.header('POST', path, body);
     // The whole call has one deadline: undici's own timeouts only bound the wait for the
     // headers and each gap between body chunks, so a trickling answer (or a request queued
-    // behind stuck connections) could otherwise take forever.
-    const deadline = AbortSignal.timeout(timeoutMs);
-    const signal = options.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline]);
+    // behind stuck connections) could otherwise take forever. The caller's signal may live for
+    // many calls: the call's own signal lets go of it when the call ends.
+    const deadline = linkedAbort(options.signal, timeoutMs);
     try {
       const response = await this.agent.request({
         origin: new URL(url).origin,
@@ -111,15 +112,17 @@ export class DataHttpClient {
         body,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
-        signal,
+        signal: deadline.signal,
       });
       status = response.statusCode;
       const header = response.headers['content-type'];
       answerType = (Array.isArray(header) ? header[0] : header) ?? '';
       bytes = Buffer.from(await response.body.arrayBuffer());
     } catch (error) {
-      if (deadline.aborted && options.signal?.aborted !== true) throw timeoutError(url, timeoutMs, error);
+      if (deadline.timedOut && options.signal?.aborted !== true) throw timeoutError(url, timeoutMs, error);
       throw networkError(error, url, timeoutMs);
+    } finally {
+      deadline.dispose();
     }
     if (status >= 400) parseJsonAnswer(status, bytes.toString('utf8'), 'POST', url);
     return { contentType: answerType.split(';')[0]!.trim().toLowerCase(), body: bytes };

@@ -14,6 +14,7 @@ export * from './cluster-auth.js';
 export * from './tls.js';
 export * from './certificates.js';
 export * from './data-http-client.js';
+export * from './linked-abort.js';
 export * from './invariant.js';
 export * from './batch/record-batch.js';
 export * from './batch/frame.js';

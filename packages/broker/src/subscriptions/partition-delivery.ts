@@ -13,6 +13,7 @@ import {
   decodeRecordBatch,
   recordToJson,
   isRetriable,
+  linkedAbort,
   retry,
   signDelivery,
   type DecodedRecord,
@@ -288,6 +289,8 @@ export class PartitionDelivery {
     const release = await this.runtime.slots.acquire(this.ending);
     const started = process.hrtime.bigint();
     let result: AttemptResult = 'ok';
+    // The loop's signal lives as long as the partition is delivered: each attempt's own signal lets go of it when the attempt ends.
+    const deadline = linkedAbort(this.abort.signal, subscription.timeoutMs);
     try {
       if (this.runtime.refusedTarget !== null) throw new Error(this.runtime.refusedTarget);
       const delivery: DeliveryBody = { subscription: subscription.name, topic: this.replica.topic, partition: this.replica.partition, attempt, ...json };
@@ -305,7 +308,7 @@ export class PartitionDelivery {
         body,
         headersTimeout: subscription.timeoutMs,
         bodyTimeout: subscription.timeoutMs,
-        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(subscription.timeoutMs)]),
+        signal: deadline.signal,
       });
       // The answer's body is not used; dump reads at most a bounded amount and closes it.
       await response.body.dump();
@@ -325,6 +328,7 @@ export class PartitionDelivery {
       this.lastError = `attempt ${attempt}: ${message}`.slice(0, MAX_ERROR_CHARS);
       throw error;
     } finally {
+      deadline.dispose();
       release();
       metrics.deliveryLatency.observe(Number(process.hrtime.bigint() - started) / 1e9, { subscription: subscription.name });
       metrics.attempts.inc({ subscription: subscription.name, result });
