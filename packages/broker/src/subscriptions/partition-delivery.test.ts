@@ -4,14 +4,15 @@
 // that a delivery stopped in the middle of a stream (a pause, a suspension) lets its attempt in
 // flight finish and commits its progress, so the next one neither repeats nor skips a record: the
 // commit is tried again while the disk is full for a moment, and when it cannot be stored the
-// next loop on this broker goes on from where the stopped one ended.
+// next loop on this broker goes on from where the stopped one ended; and that no attempt starts
+// after a stop that lands during a commit, nor does the idle loop wait for records after it.
 // A real partition (real SQLite store) and a real HTTP receiver on loopback.
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeRecordBatch, TargetPolicy, TesseraError } from '@tessera/protocol';
 import { StorageSpace, createLogger } from '@tessera/service';
 import { DEFAULT_LIMITS } from '../config.js';
@@ -22,6 +23,9 @@ import { SubscriptionMetrics } from './metrics.js';
 import { PartitionDelivery } from './partition-delivery.js';
 import { heldSubscription, type HeldSubscriptionOverrides } from '../test-support/subscription.js';
 import { SubscriptionRuntime } from './runtime.js';
+
+/** The real setTimeout, for a bound on a wait while the test fakes timers. */
+const realSetTimeout = globalThis.setTimeout;
 
 const logger = createLogger('broker', { test: 'partition-delivery' }, { level: process.env.TESSERA_TEST_LOG_LEVEL ?? 'silent' });
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -169,5 +173,74 @@ describe('PartitionDelivery', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(received).toEqual(values.map((_, offset) => offset));
     await expect.poll(() => store.log('t', 0).groupOffset('subscription.s.0')?.offset, { timeout: 5_000 }).toBe(values.length);
+  });
+
+  it('starts no attempt after a stop that lands during its periodic commit', async () => {
+    // Answers take 20 ms, so 200 records outlast the first periodic commit (after a second of
+    // delivering); the stop is made from inside that commit (the partition's storage check).
+    const { url, received } = await receiver(20);
+    const values = Array.from({ length: 200 }, (_, i) => `v${i}`);
+    let onCommit = (): void => undefined;
+    const { replica, store } = await ledPartition(values, (what) => {
+      if (what.startsWith('commit')) onCommit();
+    });
+    const delivery = new PartitionDelivery(runtimeFor(url, { maxInFlight: 1 }), replica, logger);
+    cleanups.push(() => delivery.stop('abort'));
+    let stoppedAfter = -1;
+    let stopped: Promise<void> | undefined;
+    onCommit = () => {
+      if (stopped !== undefined) return;
+      stoppedAfter = received.length;
+      stopped = delivery.stop('finish');
+    };
+    await expect.poll(() => stopped !== undefined, { timeout: 10_000 }).toBe(true);
+    await stopped;
+    expect(stoppedAfter).toBeGreaterThan(0);
+    expect(stoppedAfter).toBeLessThan(values.length);
+    // Nothing was sent after the stop: the receiver got only what it had when the commit began.
+    expect(received).toEqual(values.slice(0, stoppedAfter).map((_, offset) => offset));
+    // Nor was one begun: no attempt of the next record is reported.
+    expect(delivery.report().attempts).toBe(0);
+    expect(delivery.nextOffset).toBe(stoppedAfter);
+    expect(store.log('t', 0).groupOffset('subscription.s.0')?.offset).toBe(stoppedAfter);
+  });
+
+  it('ends without waiting for records when stopped during its idle commit', async () => {
+    // The commit after the one record fails (the disk is full for a moment), so the idle loop
+    // commits again before it waits for records; the stop is made from inside that commit. From
+    // then on timers are faked and never run: the loop has to end without its idle wait's timer.
+    const { url, received } = await receiver();
+    let commits = 0;
+    let onIdleCommit = (): void => undefined;
+    const { replica, store } = await ledPartition(['a'], (what) => {
+      if (!what.startsWith('commit')) return;
+      commits++;
+      if (commits === 1) throw new TesseraError('STORAGE_FULL', 'the disk is full for a moment');
+      if (commits === 2) onIdleCommit();
+    });
+    const delivery = new PartitionDelivery(runtimeFor(url, { maxInFlight: 1 }), replica, logger);
+    cleanups.push(() => delivery.stop('abort'));
+    let stopped: Promise<void> | undefined;
+    onIdleCommit = () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      stopped = delivery.stop('finish');
+    };
+    try {
+      await expect.poll(() => stopped !== undefined, { timeout: 5_000 }).toBe(true);
+      // The bound only turns a loop that never ends into a failure; the loop needs no time to end.
+      const outcome = await Promise.race([
+        stopped!.then(() => 'ended'),
+        new Promise((resolve) => realSetTimeout(() => resolve('still waiting'), 5_000)),
+      ]);
+      expect(outcome).toBe('ended');
+    } finally {
+      // Lets a loop that still waits end, so the cleanup does not wait for it.
+      vi.runOnlyPendingTimers();
+      vi.useRealTimers();
+    }
+    expect(delivery.finished).toBe(true);
+    expect(commits).toBe(2);
+    expect(received).toEqual([0]);
+    expect(store.log('t', 0).groupOffset('subscription.s.0')?.offset).toBe(1);
   });
 });

@@ -216,7 +216,11 @@ export class PartitionDelivery {
           if (!(await this.handle(record))) return;
           this.offset = record.offset + 1;
           if (signal.aborted) return;
-          if (Date.now() - this.lastCommitMs >= COMMIT_EVERY_MS) await this.commit();
+          if (Date.now() - this.lastCommitMs >= COMMIT_EVERY_MS) {
+            await this.commit();
+            // A stop that landed during the commit: no attempt starts after it.
+            if (signal.aborted) return;
+          }
         }
       }
       await this.commit();
@@ -356,6 +360,8 @@ export class PartitionDelivery {
   }
 
   private waitForRecords(signal: AbortSignal): Promise<void> {
+    // Stopped during the commit before it: a listener added now would never be called.
+    if (signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const finish = () => {
         clearTimeout(timer);

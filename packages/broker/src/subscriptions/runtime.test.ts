@@ -1,5 +1,6 @@
 // Proves a subscription's connections go only to addresses its target policy allows (the host is
-// resolved again on every connection), and that its in-flight bound holds.
+// resolved again on every connection), and that its in-flight bound holds and lets no holder in
+// once its signal aborted.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -93,6 +94,15 @@ describe('slots', () => {
     await expect(waiting).rejects.toThrow('stopped');
     release();
     // The aborted waiter took no slot.
+    (await slots.acquire(new AbortController().signal))();
+  });
+
+  it('lets no holder in once its signal aborted, though a slot is free', async () => {
+    const slots = new Slots(1);
+    const abort = new AbortController();
+    abort.abort(new Error('stopped'));
+    await expect(slots.acquire(abort.signal)).rejects.toThrow('stopped');
+    // The refused holder took no slot.
     (await slots.acquire(new AbortController().signal))();
   });
 });

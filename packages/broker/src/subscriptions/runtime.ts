@@ -18,7 +18,9 @@ export class Slots {
 
   constructor(private readonly limit: number) {}
 
+  /** Rejects with the signal's reason once it aborted, even when a slot is free: no holder starts after a stop. */
   async acquire(signal: AbortSignal): Promise<() => void> {
+    if (signal.aborted) throw signal.reason;
     if (this.held >= this.limit) {
       await new Promise<void>((resolve, reject) => {
         const onAbort = () => {
