@@ -221,6 +221,20 @@ describe('purge', () => {
     release();
     expect(await purge).toEqual({ logStartOffset: 10, highWatermark: 10 });
     expect(secondary.store.logStartOffset).toBe(10);
+    });
+
+  it('is not answered as done when its primary is deposed while it moves the log start', async () => {
+    const [primaryStore, secondaryStore] = stores;
+    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
+    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const primary = partition(1, primaryStore, pushesTo(() => secondary));
+    primary.applyAssignment(ASSIGNMENT, 1, true);
+    await primary.produce(incoming(range(0, 10, 'a')));
+
+    const purge = primary.purge();
+    // A failover while the log start is being written: the new primary has the old log start.
+    primary.applyAssignment({ partition: 0, primary: 2, secondary: 1, epoch: 4, isr: [2] }, 1, true);
+    await expect(purge).rejects.toMatchObject({ code: 'NOT_PRIMARY' });
   });
 });
 

@@ -1277,10 +1277,14 @@ export class Partition {
    */
   async purge(): Promise<{ logStartOffset: number; highWatermark: number }> {
     this.checkCanWrite();
+    const epoch = this.epoch;
     await this.moveLogStart(this.hw, 'purge');
     // Answered once the in-sync secondary holds the new log start too: a failover to it in the
-    // meantime would otherwise bring back what the purge was answered as having removed.
+    // meantime would otherwise bring back what the purge was answered as having removed. Deposed
+    // (or closed) meanwhile, it is not answered as done: the new primary may not have it.
+    this.checkStillPrimary(epoch);
     if (this.isrSecondary() !== undefined) await this.nextSync();
+    this.checkStillPrimary(epoch);
     return { logStartOffset: this.store.logStartOffset, highWatermark: this.hw };
   }
 

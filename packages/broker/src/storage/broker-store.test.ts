@@ -89,7 +89,10 @@ describe('BrokerStore', () => {
     const straddling = (await log.batchAt(5))!;
     expect(straddling.baseOffset).toBe(4);
     const { cutBatch } = await import('./batch-index.js');
-    await log.truncate(6, cutBatch(straddling, straddling.baseOffset, 6));
+    const truncating = log.truncate(6, cutBatch(straddling, straddling.baseOffset, 6));
+    // Not counted durable past the cut while it is being committed (a replica promoted meanwhile takes its HW from it).
+    expect(log.durableLeo).toBe(6);
+    await truncating;
     expect(log.leo).toBe(6);
     expect(log.hwCheckpoint).toBe(6);
     expect(values(log.readBatches(0, 100, 1 << 20))).toEqual(['0:v0', '1:v1', '2:v2', '3:v3', '4:v4', '5:v5']);
@@ -222,7 +225,10 @@ describe('BrokerStore', () => {
     expect(() => reset.resetTo(10)).toThrow(InvariantError);
     await reset.deleteBelowLogStart(100);
     expect(reset.isBare()).toBe(true);
-    await reset.resetTo(10);
+    // Never counted durable past the log as it will be, while the reset is being committed.
+    const resetting = reset.resetTo(10);
+    expect([reset.leo, reset.durableLeo]).toEqual([10, 10]);
+    await resetting;
     await store.close();
     store = BrokerStore.open(dir, 'full');
     const back = store.log('t', 0);

@@ -555,6 +555,8 @@ export class PartitionLog {
       assert(cut.lastOffset === toOffset - 1, `${topic}/${partition}: cut batch ends at ${cut.lastOffset}, not ${toOffset - 1}`);
     }
     this.leoValue = toOffset;
+    // Not counted as durable past the cut from now on: a replica promoted meanwhile takes its HW from it.
+    this.durableLeoValue = Math.min(this.durableLeoValue, toOffset);
     this.sizeStale = true;
     this.epochHistory = this.epochHistory.filter((entry) => entry[1] < toOffset);
     this.checkpointedHw = Math.min(this.checkpointedHw, toOffset);
@@ -643,10 +645,10 @@ export class PartitionLog {
     this.leoValue = offset;
     this.epochHistory = [];
     this.checkpointedHw = offset;
-    if (back) {
-      this.sizeBytesValue = 0;
-      this.sizeStale = false;
-    }
+    // What is durable is never counted past the log as it will be (a replica promoted while the
+    // reset is being committed takes its HW from it). A deletion below the old log start that
+    // committed but has not answered yet still subtracts its bytes: the size is left to it.
+    if (back) this.durableLeoValue = Math.min(this.durableLeoValue, offset);
     // The producers' last sequences were written by batches this log no longer has: kept, they
     // would refuse a producer's next batch as out of order once this replica is promoted.
     // Forgotten, each producer's next batch starts its entry again, as for a producer never seen.
