@@ -141,15 +141,16 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   );
   groupsRead = groups;
 
-  const subscriptions = new SubscriptionManager({
+  const subscriptions = await SubscriptionManager.open({
     store,
     cluster: theCluster,
     targets: new TargetPolicy(config.subscriptionAllowedTargets),
     access: auth,
+    logger,
   });
   subscriptionsRead = subscriptions;
   // A subscription delivers on its creator's behalf: each change of principals or ACLs suspends or reinstates those it affects.
-  auth.onChange(() => subscriptions.checkAccess());
+  auth.onChange(() => subscriptions.checkSuspensions());
 
   const produceClient = new DataHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs, ...(config.clientTls ? { tls: config.clientTls } : {}), ...(signer ? { signer } : {}) });
   // Group offset administration reads and writes offsets on the primaries, as the coordinator.

@@ -56,7 +56,8 @@ export type SubscriptionState = 'active' | 'paused';
 /**
  * Why a subscription does not deliver although nobody paused it: the principal that created it
  * may no longer read its topic (deleted, or an ACL removed), or no longer produce to its
- * dead-letter topic. The coordinator sets and clears it as principals and ACLs change.
+ * dead-letter topic; or the target policy the coordinator started with refuses its URL. The
+ * coordinator sets and clears it as principals and ACLs change, and at its start.
  */
 export interface SubscriptionSuspension {
   reason: string;
@@ -78,7 +79,7 @@ export interface Subscription {
   maxInFlight: number;
   timeoutMs: number;
   state: SubscriptionState;
-  /** Set while the creator's access does not cover the subscription: nothing is delivered, whatever `state` says. */
+  /** Set while the creator's access or the target policy does not cover the subscription: nothing is delivered, whatever `state` says. */
   suspended: SubscriptionSuspension | null;
   /** The consumer group whose committed offsets are this subscription's progress. */
   group: string;
@@ -121,7 +122,7 @@ export interface SubscriptionListResponse {
 /** `GET /internal/subscriptions` (cluster members only): everything a broker needs to deliver. */
 export interface SubscriptionsStateResponse {
   version: number;
-  /** The target policy (`parseTargetPolicy`), so brokers enforce what the coordinator checked. */
+  /** The target policy (`TargetPolicy`'s spec), so brokers enforce what the coordinator checked; a new one comes with a new version. */
   allowedTargets: string;
   /** Every subscription except the suspended ones (paused ones included: the brokers deliver the active ones). */
   subscriptions: Array<Subscription & { secret: string; startOffsets: Record<string, number> }>;
@@ -235,6 +236,9 @@ const LOOPBACK: ReadonlyArray<[string, number, 'ipv4' | 'ipv6']> = [
   ['::1', 128, 'ipv6'],
 ];
 
+/** What a `TargetPolicy` says of a URL; `checkUrl` refuses it with `url: ${reason}`. */
+export type TargetVerdict = { allowed: true } | { allowed: false; reason: string; unresolved: boolean };
+
 /** The default: public addresses only. Loopback and private ranges need to be listed. */
 export const DEFAULT_ALLOWED_TARGETS = 'public';
 
@@ -295,25 +299,37 @@ export class TargetPolicy {
    * since a name can resolve elsewhere later.
    */
   async checkUrl(url: string): Promise<void> {
+    const verdict = await this.judgeUrl(url);
+    if (!verdict.allowed) throw new TesseraError('INVALID_REQUEST', `url: ${verdict.reason}`);
+  }
+
+  /**
+   * What the policy says of `url` now, as `checkUrl` judges it; `unresolved` when the only
+   * reason is that its host resolves to nothing (which may pass: a DNS failure).
+   */
+  async judgeUrl(url: string): Promise<TargetVerdict> {
     let parsed: URL;
     try {
       parsed = new URL(url);
     } catch {
-      throw new TesseraError('INVALID_REQUEST', `url: ${url} is not a URL`);
+      return { allowed: false, reason: `${url} is not a URL`, unresolved: false };
     }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new TesseraError('INVALID_REQUEST', 'url: only http and https URLs can be subscribed');
-    if (parsed.username !== '' || parsed.password !== '') throw new TesseraError('INVALID_REQUEST', 'url: credentials in the URL are refused; verify the signature instead');
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return { allowed: false, reason: 'only http and https URLs can be subscribed', unresolved: false };
+    if (parsed.username !== '' || parsed.password !== '') {
+      return { allowed: false, reason: 'credentials in the URL are refused; verify the signature instead', unresolved: false };
+    }
     const host = parsed.hostname.replace(/^\[|\]$/g, '');
-    if (this.allowsHostName(host)) return;
+    if (this.allowsHostName(host)) return { allowed: true };
     const addresses = isIP(host) !== 0 ? [host] : await resolveAll(host);
     const refused = addresses.filter((address) => !this.allowsAddress(address));
-    if (refused.length > 0 || addresses.length === 0) {
-      throw new TesseraError(
-        'INVALID_REQUEST',
-        `url: ${host} ${isIP(host) !== 0 ? 'is' : `resolves to ${refused.join(', ') || 'nothing'}, which is`} not an allowed target ` +
-          `(allowed: ${this.spec}; the operator sets --subscription-allowed-targets)`,
-      );
-    }
+    if (refused.length === 0 && addresses.length > 0) return { allowed: true };
+    return {
+      allowed: false,
+      reason:
+        `${host} ${isIP(host) !== 0 ? 'is' : `resolves to ${refused.join(', ') || 'nothing'}, which is`} not an allowed target ` +
+        `(allowed: ${this.spec}; the operator sets --subscription-allowed-targets)`,
+      unresolved: addresses.length === 0,
+    };
   }
 
   /** A `lookup` for net.connect that resolves only to allowed addresses (or fails the connection). */

@@ -41,7 +41,7 @@ export interface GaugeSources {
   groupMembers(): Array<{ group: string; members: number }>;
   /** Most minus fewest primaries over the live, not draining brokers. */
   primarySpread(): number;
-  /** Push subscriptions by state: delivering, paused by a user, suspended (their creator lacks access). */
+  /** Push subscriptions by state: delivering, paused by a user, suspended (their creator lacks access, or the target policy refuses their URL). */
   subscriptionsByState(): { active: number; paused: number; suspended: number };
 }
 
@@ -112,7 +112,7 @@ export function registerCoordinatorMetrics(registry: Registry, sources: GaugeSou
   add('tessera_coordinator_group_members', 'Members of each consumer group', 'gauge', () =>
     sources.groupMembers().map((g) => ({ value: g.members, labels: { group: g.group } })),
   );
-  add('tessera_coordinator_subscriptions', 'Push subscriptions by state (active, paused, suspended: their creator lacks access)', 'gauge', () => {
+  add('tessera_coordinator_subscriptions', 'Push subscriptions by state (active, paused, suspended: their creator lacks access, or the target policy refuses their URL)', 'gauge', () => {
     const counts = sources.subscriptionsByState();
     return (['active', 'paused', 'suspended'] as const).map((state) => ({ value: counts[state], labels: { state } }));
   });

@@ -1,13 +1,15 @@
 // Proves a push subscription is suspended while its creator may not read its topic (or write its
 // dead-letter topic) and reinstated when it may again: on each change of principals and ACLs, and
-// at start when authentication was turned on or off. A real coordinator in this process (ephemeral
-// port, temp data dir) answers the API; the subscriptions are stored rows, as an earlier run left
-// them (creating one needs live brokers for its topic: the integration test does that).
+// at start when authentication was turned on or off; and while the target policy refuses its URL,
+// which a coordinator started with another policy ships to the brokers under a new version. A real
+// coordinator in this process (ephemeral port, temp data dir) answers the API, and plain HTTP calls
+// stand in for a broker's heartbeat; the subscriptions are stored rows, as an earlier run left them
+// (creating one needs live brokers for its topic: the integration test does that).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ClusterEvent, Subscription, SubscriptionsStateResponse } from '@tessera/protocol';
+import type { BrokerHeartbeatResponse, ClusterEvent, Subscription, SubscriptionsStateResponse } from '@tessera/protocol';
 import { defaultConfig, startCoordinator, type CoordinatorConfig, type RunningCoordinator } from '../index.js';
 import { Store, type SubscriptionRow } from '../store/store.js';
 
@@ -24,8 +26,11 @@ function tempDir(): string {
   return dir;
 }
 
+/** The stored subscriptions target loopback, which the tests allow (as `tessera dev` does). */
 async function coordinator(dataDir: string, overrides: Partial<CoordinatorConfig> = {}): Promise<RunningCoordinator> {
-  const running = await startCoordinator(defaultConfig({ port: 0, dataDir, logLevel: 'silent', bootstrapAdminSecret: ADMIN_SECRET, ...overrides }));
+  const running = await startCoordinator(
+    defaultConfig({ port: 0, dataDir, logLevel: 'silent', bootstrapAdminSecret: ADMIN_SECRET, subscriptionAllowedTargets: 'loopback', ...overrides }),
+  );
   let closed = false;
   cleanups.push(() => (closed ? undefined : running.close()));
   return {
@@ -54,12 +59,16 @@ async function token(base: string, principal: string, secret: string): Promise<s
   return ((await response.json()) as { token: string }).token;
 }
 
-/** A subscription row as the coordinator stores it. */
-function row(name: string, creator: Pick<SubscriptionRow, 'created_by' | 'creator_kind'>, deadLetterTopic: string | null = null): SubscriptionRow {
-  const config = { url: 'http://127.0.0.1:9/hook', filterKeyPrefix: null, maxAttempts: deadLetterTopic === null ? null : 3, backoffInitialMs: 500, backoffMaxMs: 60_000, deadLetterTopic, maxInFlight: 16, timeoutMs: 10_000 };
+/** A subscription row as the coordinator stores it (on topic orders, to a loopback URL, unless told). */
+function row(
+  name: string,
+  creator: Pick<SubscriptionRow, 'created_by' | 'creator_kind'>,
+  { deadLetterTopic = null, url = 'http://127.0.0.1:9/hook', topic = 'orders' }: { deadLetterTopic?: string | null; url?: string; topic?: string } = {},
+): SubscriptionRow {
+  const config = { url, filterKeyPrefix: null, maxAttempts: deadLetterTopic === null ? null : 3, backoffInitialMs: 500, backoffMaxMs: 60_000, deadLetterTopic, maxInFlight: 16, timeoutMs: 10_000 };
   return {
     name,
-    topic: 'orders',
+    topic,
     config: JSON.stringify(config),
     secret: 'whsec_x',
     state: 'active',
@@ -84,7 +93,7 @@ describe('subscriptions and their creator’s access', () => {
     const dataDir = tempDir();
     storeSubscriptions(dataDir, [
       row('by-alice', { created_by: 'alice', creator_kind: 'principal' }),
-      row('by-alice-dlq', { created_by: 'alice', creator_kind: 'principal' }, 'orders-dlq'),
+      row('by-alice-dlq', { created_by: 'alice', creator_kind: 'principal' }, { deadLetterTopic: 'orders-dlq' }),
       row('by-member', { created_by: 'member', creator_kind: 'member' }),
     ]);
     const first = await coordinator(dataDir);
@@ -182,5 +191,72 @@ describe('subscriptions and their creator’s access', () => {
       'subscription_suspended',
       'subscription_reinstated',
     ]);
+  });
+});
+
+describe('subscriptions and the target policy', () => {
+  it('gives the brokers a new version when the coordinator starts with a stricter --subscription-allowed-targets, ships that policy, and suspends the subscriptions it refuses', async () => {
+    const dataDir = tempDir();
+    const member = { created_by: 'member', creator_kind: 'member' } as const;
+    storeSubscriptions(dataDir, [
+      row('to-loopback', member),
+      // A host name is judged by what it resolves to, as at creation.
+      row('to-localhost', member, { url: 'http://localhost:9/hook' }),
+      row('to-public', member, { url: 'https://203.0.113.10/hook' }),
+    ]);
+    /** What a broker's heartbeat gets back (a broker without a cluster secret calls anonymously). */
+    const heartbeat = async (base: string) =>
+      (await call<BrokerHeartbeatResponse>(base, 'POST', '/brokers/heartbeat', undefined, { id: 1, url: 'http://127.0.0.1:9', replicas: [] })).subscriptionsVersion;
+    const state = (base: string) => call<SubscriptionsStateResponse>(base, 'GET', '/internal/subscriptions');
+
+    const loose = await coordinator(dataDir, { subscriptionAllowedTargets: 'public,loopback' });
+    await call(loose.url, 'POST', '/brokers/register', undefined, { id: 1, url: 'http://127.0.0.1:9' });
+    const looseVersion = await heartbeat(loose.url);
+    expect((await state(loose.url)).allowedTargets).toBe('public,loopback');
+    expect((await state(loose.url)).subscriptions.map((s) => s.name)).toEqual(['to-localhost', 'to-loopback', 'to-public']);
+    const adminBefore = await token(loose.url, 'admin', ADMIN_SECRET);
+    const publicBefore = await call<Subscription>(loose.url, 'GET', '/subscriptions/to-public', adminBefore);
+    await loose.close();
+
+    // Restarted with public only: nothing about a subscription changed, yet the version moves, so
+    // every broker fetches the state, and with it the policy it enforces on each connection.
+    const strict = await coordinator(dataDir, { subscriptionAllowedTargets: 'public' });
+    const strictVersion = await heartbeat(strict.url);
+    expect(strictVersion).not.toBe(looseVersion);
+    const shipped = await state(strict.url);
+    expect(shipped).toMatchObject({ version: strictVersion, allowedTargets: 'public' });
+    // What the policy now refuses is suspended, so no broker holds it (a suspension's state and offsets stay).
+    expect(shipped.subscriptions.map((s) => s.name)).toEqual(['to-public']);
+    const admin = await token(strict.url, 'admin', ADMIN_SECRET);
+    const get = (name: string) => call<Subscription>(strict.url, 'GET', `/subscriptions/${name}`, admin);
+    expect(await get('to-loopback')).toMatchObject({
+      state: 'active',
+      suspended: {
+        reason: 'its URL is not an allowed target any more: 127.0.0.1 is not an allowed target (allowed: public; the operator sets --subscription-allowed-targets)',
+        sinceMs: expect.any(Number),
+      },
+    });
+    expect((await get('to-localhost')).suspended?.reason).toMatch(/^its URL is not an allowed target any more: localhost resolves to .+, which is not an allowed target \(allowed: public;/);
+    // The one still allowed is untouched.
+    expect(await get('to-public')).toEqual(publicBefore);
+    const events = (await call<{ events: ClusterEvent[] }>(strict.url, 'GET', '/cluster/events', admin)).events.filter((e) => e.type.startsWith('subscription_'));
+    expect(events.map((e) => [e.type, e.name]).sort()).toEqual([
+      ['subscription_suspended', 'to-localhost'],
+      ['subscription_suspended', 'to-loopback'],
+    ]);
+    const suspension = (await get('to-loopback')).suspended;
+    await strict.close();
+
+    // The same policy again: no new version, and the suspension stays as it was.
+    const again = await coordinator(dataDir, { subscriptionAllowedTargets: 'public' });
+    expect(await heartbeat(again.url)).toBe(strictVersion);
+    const adminAgain = await token(again.url, 'admin', ADMIN_SECRET);
+    expect((await call<Subscription>(again.url, 'GET', '/subscriptions/to-loopback', adminAgain)).suspended).toEqual(suspension);
+    await again.close();
+
+    // Loosened again: a new version, and the subscriptions it allows are reinstated.
+    const loosened = await coordinator(dataDir, { subscriptionAllowedTargets: 'public,loopback' });
+    expect(await heartbeat(loosened.url)).not.toBe(strictVersion);
+    expect((await state(loosened.url)).subscriptions.map((s) => s.name)).toEqual(['to-localhost', 'to-loopback', 'to-public']);
   });
 });

@@ -9,6 +9,10 @@
  * as long as it lives, so it delivers only while its creator may: on every change of the
  * principals or ACLs, and at start, each is suspended or reinstated to match, and a suspended
  * one is left out of the brokers' state (so they stop it within a heartbeat, keeping its offsets).
+ * It also delivers only while the target policy (`--subscription-allowed-targets`) allows its
+ * URL: the policy travels with the state, and at start, before the coordinator listens, a policy
+ * other than the one the brokers were last given moves the version (so they fetch it with their
+ * next heartbeat) and every stored URL is judged again; one the policy refuses is suspended.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -24,8 +28,10 @@ import {
   type SubscriptionState,
   type SubscriptionsStateResponse,
   type TargetPolicy,
+  type TargetVerdict,
   type CreateSubscriptionInput,
 } from '@tessera/protocol';
+import type { Logger } from '@tessera/service';
 import type { Cluster } from '../cluster/cluster.js';
 import type { Store, SubscriptionRow } from '../store/store.js';
 
@@ -33,6 +39,14 @@ import type { Store, SubscriptionRow } from '../store/store.js';
 export const SUBSCRIPTION_GROUP_PREFIX = 'subscription.';
 
 const VERSION_META = 'subscriptions_version';
+/** The target policy the brokers were last given (with the state of `VERSION_META`). */
+const TARGETS_META = 'subscriptions_allowed_targets';
+
+/** The start of the reason a subscription whose URL the target policy refuses is suspended with. */
+const TARGET_REFUSED = 'its URL is not an allowed target any more: ';
+/** Stored URLs judged at once at start, and the longest one host's lookup may hold the start. */
+const START_TARGET_CHECKS = 8;
+const START_TARGET_CHECK_MS = 5_000;
 
 /** The delivery settings kept as JSON in the row's `config`. */
 type DeliveryConfig = Pick<
@@ -56,6 +70,7 @@ export interface SubscriptionManagerOptions {
   cluster: Cluster;
   targets: TargetPolicy;
   access: CreatorAccess;
+  logger: Logger;
   /** Wall clock (createdMs, report ages). */
   nowMs?: () => number;
 }
@@ -70,13 +85,27 @@ export class SubscriptionManager {
   private versionNumber: number;
   /** The latest report per subscription, partition and broker (only the current primary's is shown). */
   private readonly reports = new Map<string, Map<string, HeldReport>>();
+  /** Why the target policy refuses each subscription's URL, as judged at start (none: it allows it). */
+  private readonly targetRefusals = new Map<string, string>();
 
-  constructor(private readonly options: SubscriptionManagerOptions) {
+  /**
+   * Loads the stored subscriptions and, before the coordinator serves anything, brings them in
+   * line with the target policy and the access in force now: either may have changed while the
+   * coordinator was down.
+   */
+  static async open(options: SubscriptionManagerOptions): Promise<SubscriptionManager> {
+    const manager = new SubscriptionManager(options);
+    manager.recordTargetPolicy();
+    await manager.judgeTargets();
+    // Also covers authentication turned on or off, and a stop between an ACL change and the
+    // suspension it caused.
+    manager.checkSuspensions();
+    return manager;
+  }
+
+  private constructor(private readonly options: SubscriptionManagerOptions) {
     for (const row of options.store.subscriptions()) this.rows.set(row.name, row);
     this.versionNumber = Number(options.store.getMeta(VERSION_META) ?? 0);
-    // The access may have changed while the coordinator was down (authentication turned on or
-    // off), or a stop came between an ACL change and the suspension it caused.
-    this.checkAccess();
   }
 
   get version(): number {
@@ -173,6 +202,7 @@ export class SubscriptionManager {
     this.change(() => this.options.store.deleteSubscription(name));
     this.rows.delete(name);
     this.reports.delete(name);
+    this.targetRefusals.delete(name);
     this.options.cluster.recordEvent('subscription_deleted', { name });
   }
 
@@ -213,14 +243,15 @@ export class SubscriptionManager {
   }
 
   /**
-   * Suspends each subscription its creator's access no longer covers, and reinstates each it
-   * covers again, in one change (one new version for the brokers). Run on every change of the
-   * principals or ACLs, and at start.
+   * Suspends each subscription its creator's access or the target policy no longer covers, and
+   * reinstates each both cover again, in one change (one new version for the brokers). Run on
+   * every change of the principals or ACLs, and at start.
    */
-  checkAccess(): void {
+  checkSuspensions(): void {
     const changed: Array<{ row: SubscriptionRow; problem: string | null }> = [];
     for (const row of this.rows.values()) {
-      const problem = this.accessProblem(row);
+      // The creator's access first: it is what an operator can change without a restart.
+      const problem = this.accessProblem(row) ?? this.targetRefusals.get(row.name) ?? null;
       if (problem !== row.suspended_reason) changed.push({ row, problem });
     }
     if (changed.length === 0) return;
@@ -241,6 +272,54 @@ export class SubscriptionManager {
       if (was.suspended_reason === null) this.options.cluster.recordEvent('subscription_suspended', { ...details, reason: row.suspended_reason });
       else if (row.suspended_reason === null) this.options.cluster.recordEvent('subscription_reinstated', details);
     }
+  }
+
+  /**
+   * Moves the version when the target policy differs from the one the brokers were last given
+   * (the coordinator was started with another `--subscription-allowed-targets`): the policy
+   * travels only in the state they fetch, and they fetch it only on a new version. A database
+   * that names no policy yet (a new one, or one of an earlier release) counts as a change too.
+   */
+  private recordTargetPolicy(): void {
+    const { store, targets, logger } = this.options;
+    const given = store.getMeta(TARGETS_META);
+    if (given === targets.spec) return;
+    this.change(() => store.setMeta(TARGETS_META, targets.spec));
+    logger.info(
+      { allowedTargets: targets.spec, previously: given ?? null, subscriptionsVersion: this.versionNumber },
+      'subscription target policy changed: brokers fetch it with their next heartbeat',
+    );
+  }
+
+  /**
+   * Judges every stored subscription's URL against the target policy, as a creation would
+   * (resolving its host), at most `START_TARGET_CHECKS` at once. A host that resolves to nothing
+   * now, or not within `START_TARGET_CHECK_MS`, gets no new verdict (a DNS failure may pass): it
+   * keeps a refusal it was suspended with, and is otherwise left to the brokers, which check the
+   * addresses of every connection.
+   */
+  private async judgeTargets(): Promise<void> {
+    const { targets, logger } = this.options;
+    const rows = [...this.rows.values()];
+    let next = 0;
+    const judgeNext = async (): Promise<void> => {
+      for (let row = rows[next++]; row !== undefined; row = rows[next++]) {
+        const { url } = JSON.parse(row.config) as DeliveryConfig;
+        const verdict = await judgeWithin(targets, url, START_TARGET_CHECK_MS);
+        if (verdict.allowed) continue;
+        if (verdict.unresolved) {
+          // The stored reason is the only trace of an earlier start's verdict.
+          if (row.suspended_reason?.startsWith(TARGET_REFUSED)) this.targetRefusals.set(row.name, row.suspended_reason);
+          logger.warn({ subscription: row.name, topic: row.topic, reason: verdict.reason }, 'subscription target not judged at start: its host did not resolve');
+          continue;
+        }
+        // The reason names the host, not the URL: its path and query may hold the receiver's credentials.
+        const reason = `${TARGET_REFUSED}${verdict.reason}`;
+        this.targetRefusals.set(row.name, reason);
+        logger.warn({ subscription: row.name, topic: row.topic, reason }, 'subscription suspended: the target policy refuses its URL');
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(START_TARGET_CHECKS, rows.length) }, judgeNext));
   }
 
   /** Why the subscription's creator may not have it delivered now, or null when it may. */
@@ -294,6 +373,19 @@ export class SubscriptionManager {
       this.options.store.setMeta(VERSION_META, String(next));
     });
     this.versionNumber = next;
+  }
+}
+
+/** `targets.judgeUrl(url)`, or no verdict (unresolved) once `timeoutMs` passed without one. */
+async function judgeWithin(targets: TargetPolicy, url: string, timeoutMs: number): Promise<TargetVerdict> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<TargetVerdict>((resolve) => {
+    timer = setTimeout(() => resolve({ allowed: false, reason: `its host was not resolved within ${timeoutMs} ms`, unresolved: true }), timeoutMs);
+  });
+  try {
+    return await Promise.race([targets.judgeUrl(url), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -25,8 +25,9 @@ export const subscription = z.object({
     })
     .nullable()
     .describe(
-      'set while the principal that created the subscription may no longer consume from its topic (or produce to its dead-letter topic): ' +
-        'nothing is delivered, whatever the state, and the offsets are kept; cleared when the access is granted again',
+      'set while the principal that created the subscription may no longer consume from its topic (or produce to its dead-letter topic), ' +
+        "or while the coordinator's allowed targets refuse its URL (judged at each coordinator start): " +
+        'nothing is delivered, whatever the state, and the offsets are kept; cleared when the access is granted (or the target allowed) again',
     ),
   group: z.string().describe("the consumer group whose committed offsets are the subscription's progress"),
   createdMs: int,
