@@ -71,7 +71,7 @@ export function registerSubscriptions(program: Command, runtime: Runtime): void 
   subscriptions
     .command('list')
     .alias('ls')
-    .description('list subscriptions')
+    .description('list the subscriptions on topics you may consume from (every one for a cluster admin)')
     .addOption(jsonOption())
     .action(async (options: { json?: boolean }) => {
       const list = await runtime.client().subscriptions.list();

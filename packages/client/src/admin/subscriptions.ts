@@ -25,11 +25,12 @@ export class Subscriptions {
     return this.connection.coordinator<CreatedSubscription>('POST', COORDINATOR_ROUTES.subscriptions, {}, body);
   }
 
+  /** The subscriptions on topics the caller may consume from (every one for a cluster admin). */
   async list(): Promise<Subscription[]> {
     return (await this.connection.coordinator<SubscriptionListResponse>('GET', COORDINATOR_ROUTES.subscriptions)).subscriptions;
   }
 
-  /** Settings, state, and per partition: the delivering broker, next offset, lag, attempts and last error. */
+  /** Settings, state, and per partition: the delivering broker, next offset, lag, attempts and last error; needs consume on its topic. */
   describe(name: string): Promise<SubscriptionDescription> {
     return this.connection.coordinator<SubscriptionDescription>('GET', COORDINATOR_ROUTES.subscription, { subscription: this.name(name) });
   }

@@ -61,7 +61,9 @@ export const COORDINATOR_RULES: RuleTable = {
   [`GET ${R.authState}`]: () => member,
 
   // Push subscriptions: creating one needs consume on its topic (and produce on its dead-letter
-  // topic, checked by the handler); pause, resume and delete check consume on its topic in the handler.
+  // topic, checked by the handler); describe, pause, resume and delete check consume on its topic
+  // in the handler, and the list holds only the subscriptions on topics the caller may consume
+  // (their URLs may carry the receivers' credentials).
   [`POST ${R.subscriptions}`]: ({ body }) => ({ kind: 'topic', operation: 'consume', topics: [stringIn(body, 'topic')] }),
   [`GET ${R.subscriptions}`]: () => authenticated,
   [`GET ${R.subscription}`]: () => authenticated,

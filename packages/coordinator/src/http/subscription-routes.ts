@@ -2,10 +2,13 @@
  * The push subscriptions API: create, list, describe, pause, resume, delete, and the state the
  * brokers fetch. Creating needs `consume` on the topic (the access rule) and, with a
  * dead-letter topic, `produce` on it too (checked here, since the brokers write there on the
- * creator's behalf); changing or deleting one needs `consume` on its topic. The creator is
- * recorded: the subscription delivers only while it keeps that access (`SubscriptionManager`).
+ * creator's behalf); describing, changing or deleting one needs `consume` on its topic, and the
+ * list holds only the subscriptions on topics the caller may consume (all for a cluster admin),
+ * since a webhook URL often carries the receiver's credentials and the last errors echo its
+ * answers. The creator is recorded: the subscription delivers only while it keeps that access
+ * (`SubscriptionManager`).
  */
-import { COORDINATOR_ROUTES as R, createSubscriptionRequest, parseOrThrow, subscriptionName } from '@tessera/protocol';
+import { COORDINATOR_ROUTES as R, TesseraError, createSubscriptionRequest, parseOrThrow, subscriptionName } from '@tessera/protocol';
 import type { Caller, Context, HttpService, Requirement } from '@tessera/service';
 import type { Creator, SubscriptionManager } from '../subscriptions/subscriptions.js';
 
@@ -25,6 +28,16 @@ export function registerSubscriptionRoutes(service: HttpService, deps: Subscript
     deps.authorize(ctx, { kind: 'topic', operation: 'consume', topics: [subscription.topic] });
     return subscription;
   };
+  /** Whether the caller may consume `topic` (a cluster admin, a member, anyone with authentication off may). */
+  const mayConsume = (ctx: Context, topic: string) => {
+    try {
+      deps.authorize(ctx, { kind: 'topic', operation: 'consume', topics: [topic] });
+      return true;
+    } catch (error) {
+      if (error instanceof TesseraError && error.code === 'FORBIDDEN') return false;
+      throw error;
+    }
+  };
 
   router.post(R.subscriptions, async (ctx) => {
     const request = parseOrThrow(createSubscriptionRequest, ctx.state.body);
@@ -35,10 +48,10 @@ export function registerSubscriptionRoutes(service: HttpService, deps: Subscript
     ctx.body = await subscriptions.create(request, creator);
   });
   router.get(R.subscriptions, (ctx) => {
-    ctx.body = subscriptions.list();
+    ctx.body = subscriptions.list((subscription) => mayConsume(ctx, subscription.topic));
   });
   router.get(R.subscription, (ctx) => {
-    ctx.body = subscriptions.describe(nameParam(ctx));
+    ctx.body = subscriptions.describe(owned(ctx).name);
   });
   router.post(R.subscriptionPause, (ctx) => {
     ctx.body = subscriptions.setState(owned(ctx).name, 'paused');

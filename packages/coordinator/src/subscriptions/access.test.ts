@@ -1,7 +1,8 @@
 // Proves a push subscription is suspended while its creator may not read its topic (or write its
 // dead-letter topic) and reinstated when it may again: on each change of principals and ACLs, and
 // at start when authentication was turned on or off; and while the target policy refuses its URL,
-// which a coordinator started with another policy ships to the brokers under a new version. A real
+// which a coordinator started with another policy ships to the brokers under a new version; and
+// that a principal sees only the subscriptions on topics it may consume from. A real
 // coordinator in this process (ephemeral port, temp data dir) answers the API, and plain HTTP calls
 // stand in for a broker's heartbeat; the subscriptions are stored rows, as an earlier run left them
 // (creating one needs live brokers for its topic: the integration test does that).
@@ -258,5 +259,39 @@ describe('subscriptions and the target policy', () => {
     const loosened = await coordinator(dataDir, { subscriptionAllowedTargets: 'public,loopback' });
     expect(await heartbeat(loosened.url)).not.toBe(strictVersion);
     expect((await state(loosened.url)).subscriptions.map((s) => s.name)).toEqual(['to-localhost', 'to-loopback', 'to-public']);
+  });
+});
+
+describe('who sees a subscription', () => {
+  it('lists and describes for a principal only the subscriptions on topics it may consume from, and every one for an admin', async () => {
+    const dataDir = tempDir();
+    const member = { created_by: 'member', creator_kind: 'member' } as const;
+    // Webhook URLs often carry the receiver's credentials: only those who may read the topic see them.
+    storeSubscriptions(dataDir, [
+      row('orders-hook', member, { url: 'http://127.0.0.1:9/hook?token=orders-secret' }),
+      row('payments-hook', member, { topic: 'payments', url: 'http://127.0.0.1:9/hook?token=payments-secret' }),
+    ]);
+    const { url } = await coordinator(dataDir);
+    const admin = await token(url, 'admin', ADMIN_SECRET);
+    const { secret } = await call<{ secret: string }>(url, 'POST', '/users', admin, { name: 'alice' });
+    await call(url, 'POST', '/acls', admin, { principal: 'alice', resource: 'topic', name: 'orders', operation: 'consume' });
+    // Produce is not consume: it shows nothing of the topic's subscriptions.
+    await call(url, 'POST', '/acls', admin, { principal: 'alice', resource: 'topic', name: 'payments', operation: 'produce' });
+    const alice = await token(url, 'alice', secret);
+    const names = async (caller: string) => (await call<{ subscriptions: Subscription[] }>(url, 'GET', '/subscriptions', caller)).subscriptions.map((s) => s.name);
+
+    expect(await names(alice)).toEqual(['orders-hook']);
+    expect(await call<Subscription>(url, 'GET', '/subscriptions/orders-hook', alice)).toMatchObject({ name: 'orders-hook', url: 'http://127.0.0.1:9/hook?token=orders-secret' });
+    // Refused as pausing it is.
+    const refused = '403 {"error":{"code":"FORBIDDEN","message":"principal alice is not allowed to consume from topic payments"';
+    await expect(call(url, 'GET', '/subscriptions/payments-hook', alice)).rejects.toThrow(refused);
+    await expect(call(url, 'POST', '/subscriptions/payments-hook/pause', alice, {})).rejects.toThrow(refused);
+
+    // The cluster admin sees and describes both.
+    expect(await names(admin)).toEqual(['orders-hook', 'payments-hook']);
+    expect((await call<Subscription>(url, 'GET', '/subscriptions/payments-hook', admin)).url).toBe('http://127.0.0.1:9/hook?token=payments-secret');
+    // A principal without any consume sees an empty list, not a refusal.
+    const { secret: bobSecret } = await call<{ secret: string }>(url, 'POST', '/users', admin, { name: 'bob' });
+    expect(await names(await token(url, 'bob', bobSecret))).toEqual([]);
   });
 });

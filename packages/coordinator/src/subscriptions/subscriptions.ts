@@ -182,8 +182,9 @@ export class SubscriptionManager {
     return counts;
   }
 
-  list(): SubscriptionListResponse {
-    return { subscriptions: [...this.rows.values()].map(toSubscription) };
+  /** The subscriptions `visible` keeps (the caller's view). */
+  list(visible: (subscription: Subscription) => boolean): SubscriptionListResponse {
+    return { subscriptions: [...this.rows.values()].map(toSubscription).filter(visible) };
   }
 
   setState(name: string, state: SubscriptionState): Subscription {
