@@ -141,7 +141,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   );
   groupsRead = groups;
 
-  const subscriptions = await SubscriptionManager.open({
+  const subscriptions = SubscriptionManager.open({
     store,
     cluster: theCluster,
     targets: new TargetPolicy(config.subscriptionAllowedTargets),
@@ -251,6 +251,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
         stopping = true;
         ready = false;
         await service.close();
+        await subscriptions.stop();
         // A deletion under way finishes (its writes to the brokers, then the store) before the store closes.
         await sweep;
         await notifier!.close();

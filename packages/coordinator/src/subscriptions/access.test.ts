@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { BrokerHeartbeatResponse, ClusterEvent, Subscription, SubscriptionsStateResponse } from '@tessera/protocol';
 import { defaultConfig, startCoordinator, type CoordinatorConfig, type RunningCoordinator } from '../index.js';
 import { Store, type SubscriptionRow } from '../store/store.js';
@@ -222,12 +222,15 @@ describe('subscriptions and the target policy', () => {
     // Restarted with public only: nothing about a subscription changed, yet the version moves, so
     // every broker fetches the state, and with it the policy it enforces on each connection.
     const strict = await coordinator(dataDir, { subscriptionAllowedTargets: 'public' });
+    const atStart = await state(strict.url);
+    expect(atStart.allowedTargets).toBe('public');
+    expect(atStart.version).not.toBe(looseVersion);
+    // The stored URLs are judged in the background after the start (their hosts are looked up):
+    // what the policy now refuses is suspended, so no broker holds it (a suspension's state and offsets stay).
+    await vi.waitFor(async () => expect((await state(strict.url)).subscriptions.map((s) => s.name)).toEqual(['to-public']), { timeout: 10_000, interval: 20 });
     const strictVersion = await heartbeat(strict.url);
     expect(strictVersion).not.toBe(looseVersion);
-    const shipped = await state(strict.url);
-    expect(shipped).toMatchObject({ version: strictVersion, allowedTargets: 'public' });
-    // What the policy now refuses is suspended, so no broker holds it (a suspension's state and offsets stay).
-    expect(shipped.subscriptions.map((s) => s.name)).toEqual(['to-public']);
+    expect(await state(strict.url)).toMatchObject({ version: strictVersion, allowedTargets: 'public' });
     const admin = await token(strict.url, 'admin', ADMIN_SECRET);
     const get = (name: string) => call<Subscription>(strict.url, 'GET', `/subscriptions/${name}`, admin);
     expect(await get('to-loopback')).toMatchObject({
@@ -258,7 +261,10 @@ describe('subscriptions and the target policy', () => {
     // Loosened again: a new version, and the subscriptions it allows are reinstated.
     const loosened = await coordinator(dataDir, { subscriptionAllowedTargets: 'public,loopback' });
     expect(await heartbeat(loosened.url)).not.toBe(strictVersion);
-    expect((await state(loosened.url)).subscriptions.map((s) => s.name)).toEqual(['to-localhost', 'to-loopback', 'to-public']);
+    await vi.waitFor(
+      async () => expect((await state(loosened.url)).subscriptions.map((s) => s.name)).toEqual(['to-localhost', 'to-loopback', 'to-public']),
+      { timeout: 10_000, interval: 20 },
+    );
   });
 });
 

@@ -12,7 +12,8 @@
  * It also delivers only while the target policy (`--subscription-allowed-targets`) allows its
  * URL: the policy travels with the state, and at start, before the coordinator listens, a policy
  * other than the one the brokers were last given moves the version (so they fetch it with their
- * next heartbeat) and every stored URL is judged again; one the policy refuses is suspended.
+ * next heartbeat and enforce it on every connection). Every stored URL is then judged again in
+ * the background (host lookups must not hold the start); one the policy refuses is suspended.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -88,15 +89,20 @@ export class SubscriptionManager {
   /** Why the target policy refuses each subscription's URL, as judged at start (none: it allows it). */
   private readonly targetRefusals = new Map<string, string>();
 
+  /** Settles once the stored URLs were judged against the target policy after the start (or `stop` ended it). */
+  private readonly targetsJudged: Promise<void>;
+  private readonly stopJudging = new AbortController();
+
   /**
    * Loads the stored subscriptions and, before the coordinator serves anything, brings them in
-   * line with the target policy and the access in force now: either may have changed while the
-   * coordinator was down.
+   * line with the access and the target policy in force now: either may have changed while the
+   * coordinator was down. The stored URLs are judged in the background: their hosts are looked
+   * up, and a start must not wait on a slow resolver (the brokers enforce the new policy on every
+   * connection from their next heartbeat on, whatever the verdicts).
    */
-  static async open(options: SubscriptionManagerOptions): Promise<SubscriptionManager> {
+  static open(options: SubscriptionManagerOptions): SubscriptionManager {
     const manager = new SubscriptionManager(options);
     manager.recordTargetPolicy();
-    await manager.judgeTargets();
     // Also covers authentication turned on or off, and a stop between an ACL change and the
     // suspension it caused.
     manager.checkSuspensions();
@@ -104,8 +110,27 @@ export class SubscriptionManager {
   }
 
   private constructor(private readonly options: SubscriptionManagerOptions) {
-    for (const row of options.store.subscriptions()) this.rows.set(row.name, row);
+    for (const row of options.store.subscriptions()) {
+      this.rows.set(row.name, row);
+      // An earlier start's verdict holds until this start's judging (below) gives a new one.
+      if (row.suspended_reason?.startsWith(TARGET_REFUSED) === true) this.targetRefusals.set(row.name, row.suspended_reason);
+    }
     this.versionNumber = Number(options.store.getMeta(VERSION_META) ?? 0);
+    this.targetsJudged = Promise.resolve()
+      .then(() => this.judgeTargets())
+      .then(() => {
+        if (!this.stopJudging.signal.aborted) this.checkSuspensions();
+      })
+      .catch((error: unknown) => {
+        // The coordinator stopped meanwhile (its store is closed), or a lookup failed oddly: the next start judges again.
+        options.logger.warn({ err: error }, 'subscription targets not judged after the start');
+      });
+  }
+
+  /** Ends the judging of the stored URLs begun at start (the coordinator stops): resolves once it ended. */
+  stop(): Promise<void> {
+    this.stopJudging.abort();
+    return this.targetsJudged;
   }
 
   get version(): number {
@@ -304,13 +329,16 @@ export class SubscriptionManager {
     const rows = [...this.rows.values()];
     let next = 0;
     const judgeNext = async (): Promise<void> => {
-      for (let row = rows[next++]; row !== undefined; row = rows[next++]) {
+      for (let row = rows[next++]; row !== undefined && !this.stopJudging.signal.aborted; row = rows[next++]) {
         const { url } = JSON.parse(row.config) as DeliveryConfig;
-        const verdict = await judgeWithin(targets, url, START_TARGET_CHECK_MS);
-        if (verdict.allowed) continue;
+        const verdict = await judgeWithin(targets, url, START_TARGET_CHECK_MS, this.stopJudging.signal);
+        if (this.stopJudging.signal.aborted) continue;
+        if (verdict.allowed) {
+          this.targetRefusals.delete(row.name);
+          continue;
+        }
         if (verdict.unresolved) {
-          // The stored reason is the only trace of an earlier start's verdict.
-          if (row.suspended_reason?.startsWith(TARGET_REFUSED)) this.targetRefusals.set(row.name, row.suspended_reason);
+          // No new verdict: an earlier start's stays.
           logger.warn({ subscription: row.name, topic: row.topic, reason: verdict.reason }, 'subscription target not judged at start: its host did not resolve');
           continue;
         }
@@ -377,16 +405,21 @@ export class SubscriptionManager {
   }
 }
 
-/** `targets.judgeUrl(url)`, or no verdict (unresolved) once `timeoutMs` passed without one. */
-async function judgeWithin(targets: TargetPolicy, url: string, timeoutMs: number): Promise<TargetVerdict> {
+/** `targets.judgeUrl(url)`, or no verdict (unresolved) once `timeoutMs` passed without one or `signal` aborted. */
+async function judgeWithin(targets: TargetPolicy, url: string, timeoutMs: number, signal: AbortSignal): Promise<TargetVerdict> {
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   const late = new Promise<TargetVerdict>((resolve) => {
-    timer = setTimeout(() => resolve({ allowed: false, reason: `its host was not resolved within ${timeoutMs} ms`, unresolved: true }), timeoutMs);
+    const none = (why: string) => resolve({ allowed: false, reason: why, unresolved: true });
+    timer = setTimeout(() => none(`its host was not resolved within ${timeoutMs} ms`), timeoutMs);
+    onAbort = () => none('the coordinator is stopping');
+    signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
     return await Promise.race([targets.judgeUrl(url), late]);
   } finally {
     clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort!);
   }
 }
 
