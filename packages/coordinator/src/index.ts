@@ -30,6 +30,8 @@ const GROUP_OFFSETS_TIMEOUT_MS = 5_000;
 const COUNTED_MOVE_STEPS = new Set(['replica_reassigned', 'leadership_transferred', 'replica_dropped']);
 /** Most time between two looks for expired groups (less for a short retention). */
 const GROUP_EXPIRY_SWEEP_MS = 60_000;
+/** How often the deleted subscriptions' groups not marked deleted on every partition yet are tried again. */
+const DELETED_GROUP_MARKS_RETRY_MS = 10_000;
 
 export interface RunningCoordinator {
   url: string;
@@ -141,17 +143,6 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   );
   groupsRead = groups;
 
-  const subscriptions = SubscriptionManager.open({
-    store,
-    cluster: theCluster,
-    targets: new TargetPolicy(config.subscriptionAllowedTargets),
-    access: auth,
-    logger,
-  });
-  subscriptionsRead = subscriptions;
-  // A subscription delivers on its creator's behalf: each change of principals or ACLs suspends or reinstates those it affects.
-  auth.onChange(() => subscriptions.checkSuspensions());
-
   const produceClient = new DataHttpClient({ timeoutMs: DEFAULT_ROUTING.timeoutMs, ...(config.clientTls ? { tls: config.clientTls } : {}), ...(signer ? { signer } : {}) });
   // Group offset administration reads and writes offsets on the primaries, as the coordinator.
   const offsetAdminClient = new JsonHttpClient({ timeoutMs: GROUP_OFFSETS_TIMEOUT_MS, maxSockets: 8, tls: config.clientTls, signer });
@@ -162,6 +153,18 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     timeoutMs: GROUP_OFFSETS_TIMEOUT_MS,
     brokerTimeoutMs: config.brokerTimeoutMs,
   });
+
+  const subscriptions = SubscriptionManager.open({
+    store,
+    cluster: theCluster,
+    targets: new TargetPolicy(config.subscriptionAllowedTargets),
+    access: auth,
+    marks: offsetAdmin,
+    logger,
+  });
+  subscriptionsRead = subscriptions;
+  // A subscription delivers on its creator's behalf: each change of principals or ACLs suspends or reinstates those it affects.
+  auth.onChange(() => subscriptions.checkSuspensions());
   registerRoutes(service.router, {
     cluster: theCluster,
     allocateProducerId: () => store.allocateProducerId(Date.now()),
@@ -238,6 +241,10 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
           },
           Math.max(100, Math.min(GROUP_EXPIRY_SWEEP_MS, Math.floor(config.groupRetentionMs / 4))),
         );
+  // Deleted subscriptions' groups left without their deletion marks (a primary was down, or the
+  // coordinator stopped first) are marked now, and tried again until they are.
+  void subscriptions.markDeletedGroups();
+  const marksTimer = setInterval(() => void subscriptions.markDeletedGroups(), DELETED_GROUP_MARKS_RETRY_MS);
   ready = true;
   logger.info({ url }, 'listening');
 
@@ -248,12 +255,13 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       closing ??= (async () => {
         clearInterval(timer);
         clearInterval(expiryTimer);
+        clearInterval(marksTimer);
         stopping = true;
         ready = false;
         await service.close();
-        await subscriptions.stop();
         // A deletion under way finishes (its writes to the brokers, then the store) before the store closes.
         await sweep;
+        await subscriptions.close();
         await notifier!.close();
         notifyClient.close();
         offsetAdminClient.close();

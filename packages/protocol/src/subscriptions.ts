@@ -19,6 +19,20 @@ export const SUBSCRIPTION_DEFAULTS = {
   timeoutMs: 10_000,
 } as const;
 
+/**
+ * The group generation a push subscription's deliveries commit their progress at: the brokers
+ * commit it on each partition directly, where no member generations apply.
+ */
+export const SUBSCRIPTION_DELIVERY_GENERATION = 0;
+
+/**
+ * The generation of the deletion mark (`DELETED_GROUP_OFFSET`) the coordinator stores on every
+ * partition of a deleted subscription's topic for its group. It is newer than the deliveries',
+ * and their commits count a mark's generation (`fencedByDeletion`), so a delivery loop still
+ * stopping cannot store its progress over the mark.
+ */
+export const DELETED_SUBSCRIPTION_GENERATION = SUBSCRIPTION_DELIVERY_GENERATION + 1;
+
 export const createSubscriptionRequest = z
   .object({
     name: subscriptionName,

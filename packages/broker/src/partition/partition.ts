@@ -302,11 +302,18 @@ export class Partition {
     return result;
   }
 
-  /** Stores a committed offset on this primary and its in-sync secondary (through the flush queue). */
-  commit(commit: GroupOffset): Promise<void> {
+  /**
+   * Stores a committed offset on this primary and its in-sync secondary (through the flush
+   * queue). A commit of an older generation than the group's newest is refused
+   * (GENERATION_MISMATCH). A deletion mark's generation does not count for that, since a group
+   * made again under the name starts its generations anew, except with `fencedByDeletion`: for a
+   * commit whose group is never made again (a push subscription's delivery), so one queued after
+   * the coordinator deleted the group cannot store a position over the mark.
+   */
+  commit(commit: GroupOffset, options: { fencedByDeletion?: boolean } = {}): Promise<void> {
     this.checkCanWrite();
     this.checkStorage('commit');
-    const done = this.queue.commit(commit);
+    const done = this.queue.commit(commit, options.fencedByDeletion === true);
     this.scheduleFlush();
     return done;
   }
@@ -314,11 +321,11 @@ export class Partition {
   /**
    * The newest generation this replica has stored for `group`, or queued to store in a flush
    * whose group commit is still under way (-1 when none). The row a group delete leaves does not
-   * count: a group created again under the same name starts its generations anew at the
-   * coordinator.
+   * count unless `countDeletion`: a group created again under the same name starts its
+   * generations anew at the coordinator.
    */
-  storedGeneration(group: string): number {
-    const stored = this.store.groupOffset(group)?.generation ?? -1;
+  storedGeneration(group: string, countDeletion = false): number {
+    const stored = (countDeletion ? this.store.groupGeneration(group) : this.store.groupOffset(group)?.generation) ?? -1;
     const queued = this.queuedGenerations.get(group);
     return queued === undefined ? stored : Math.max(stored, queued);
   }
@@ -428,8 +435,9 @@ export class Partition {
         next = stamped.next;
         produced.push({ entry, result: stamped.result });
       } else {
-        // A commit of an older generation than one already stored (or earlier in this batch) is refused.
-        const known = generations.get(entry.commit.group) ?? this.storedGeneration(entry.commit.group);
+        // A commit of an older generation than one already stored (or earlier in this batch) is
+        // refused; one fenced by deletion counts a deletion mark's generation too.
+        const known = generations.get(entry.commit.group) ?? this.storedGeneration(entry.commit.group, entry.fencedByDeletion);
         if (entry.commit.generation < known) {
           entry.reject(
             new TesseraError('GENERATION_MISMATCH', `group ${entry.commit.group} is at generation ${known}`, { generation: known }),

@@ -38,6 +38,8 @@ export interface CommitEntry {
   kind: 'commit';
   queuedAtMs: number;
   commit: GroupOffset;
+  /** Refused after a deletion mark of a newer generation, too (see `Partition.commit`). */
+  fencedByDeletion: boolean;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -88,12 +90,12 @@ export class WriteQueue {
   }
 
   /** Queues a commit; throws UNAVAILABLE when the queue holds too many. */
-  commit(commit: GroupOffset): Promise<void> {
+  commit(commit: GroupOffset, fencedByDeletion = false): Promise<void> {
     if (this.commits >= this.limits.maxCommits) {
       throw new TesseraError('UNAVAILABLE', `${this.name}: too many commits waiting, retry`);
     }
     return new Promise<void>((resolve, reject) => {
-      this.entries.push({ kind: 'commit', queuedAtMs: performance.now(), commit, resolve, reject });
+      this.entries.push({ kind: 'commit', queuedAtMs: performance.now(), commit, fencedByDeletion, resolve, reject });
       this.commits++;
     });
   }

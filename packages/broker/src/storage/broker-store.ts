@@ -748,6 +748,17 @@ export class PartitionLog {
     return row === undefined || row.offset === DELETED_GROUP_OFFSET ? undefined : { group, offset: row.offset, generation: row.generation };
   }
 
+  /**
+   * The generation of the group's stored row, a deletion mark's included; undefined when it has
+   * none. Only commits that must never follow a delete of their group (a push subscription's
+   * delivery, whose group is never made again) count a mark's generation (`Partition.commit`).
+   */
+  groupGeneration(group: string): number | undefined {
+    this.store.assertOpen();
+    const row = this.store.stmt.selectGroupOffset.get(this.topic, this.partition, group) as { generation: number } | undefined;
+    return row?.generation;
+  }
+
   /** Every stored group offset row, deleted groups' included (replication sends them all). */
   groupOffsets(): GroupOffset[] {
     this.store.assertOpen();

@@ -139,7 +139,8 @@ export class SubscriptionDeliveries {
     this.stopping.set(key, delivery);
     return delivery.stop(inFlight).finally(() => {
       if (this.stopping.get(key) === delivery) this.stopping.delete(key);
-      if (inFlight === 'finish' && !delivery.progressStored) {
+      // A deleted subscription's group is marked deleted: there is nothing to go on from.
+      if (inFlight === 'finish' && !delivery.progressStored && !delivery.groupDeleted) {
         this.resumeAt.set(key, { replica: delivery.replica, group: delivery.group, createdMs: delivery.createdMs, offset: delivery.nextOffset });
       }
     });

@@ -5,7 +5,9 @@
 // flight finish and commits its progress, so the next one neither repeats nor skips a record: the
 // commit is tried again while the disk is full for a moment, and when it cannot be stored the
 // next loop on this broker goes on from where the stopped one ended; and that no attempt starts
-// after a stop that lands during a commit, nor does the idle loop wait for records after it.
+// after a stop that lands during a commit, nor does the idle loop wait for records after it; and
+// that once the coordinator stored the deletion mark of a deleted subscription's group, no commit
+// of its loop replaces it.
 // A real partition (real SQLite store) and a real HTTP receiver on loopback.
 import fs from 'node:fs';
 import http from 'node:http';
@@ -13,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { encodeRecordBatch, TargetPolicy, TesseraError } from '@tessera/protocol';
+import { DELETED_GROUP_OFFSET, DELETED_SUBSCRIPTION_GENERATION, encodeRecordBatch, TargetPolicy, TesseraError } from '@tessera/protocol';
 import { StorageSpace, createLogger } from '@tessera/service';
 import { DEFAULT_LIMITS } from '../config.js';
 import { Partition } from '../partition/index.js';
@@ -242,5 +244,24 @@ describe('PartitionDelivery', () => {
     expect(commits).toBe(2);
     expect(received).toEqual([0]);
     expect(store.log('t', 0).groupOffset('subscription.s.0')?.offset).toBe(1);
+  });
+
+  it("commits nothing over its group's deletion mark: a loop that delivered on after the coordinator marked the group deleted stores no position", async () => {
+    const { url, received } = await receiver(50);
+    const values = Array.from({ length: 20 }, (_, i) => `v${i}`);
+    const { replica, store } = await ledPartition(values);
+    const delivery = new PartitionDelivery(runtimeFor(url, { maxInFlight: 1 }), replica, logger);
+    cleanups.push(() => delivery.stop('abort'));
+    await expect.poll(() => received.length, { timeout: 5_000, interval: 5 }).toBeGreaterThanOrEqual(3);
+    // The subscription is deleted: the coordinator stores the mark as `POST /internal/group-offsets` does, while this
+    // broker has not heard of the delete yet. The loop delivers on, then stops and commits what it delivered.
+    await replica.commit({ group: 'subscription.s.0', offset: DELETED_GROUP_OFFSET, generation: DELETED_SUBSCRIPTION_GENERATION });
+    const marked = received.length;
+    await expect.poll(() => received.length, { timeout: 5_000, interval: 5 }).toBeGreaterThanOrEqual(marked + 2);
+    await delivery.stop('finish');
+    // Its commit was refused, and the mark stays: no position, so no lag, for a group nobody consumes any more.
+    expect(store.log('t', 0).groupOffsets()).toEqual([{ group: 'subscription.s.0', offset: DELETED_GROUP_OFFSET, generation: DELETED_SUBSCRIPTION_GENERATION }]);
+    expect(store.log('t', 0).groupOffset('subscription.s.0')).toBeUndefined();
+    expect(delivery.groupDeleted).toBe(true);
   });
 });

@@ -9,8 +9,10 @@
  */
 import {
   SIGNATURE_HEADER,
+  SUBSCRIPTION_DELIVERY_GENERATION,
   SUBSCRIPTION_HEADER,
   decodeRecordBatch,
+  isTesseraError,
   recordToJson,
   isRetriable,
   linkedAbort,
@@ -66,6 +68,12 @@ export class PartitionDelivery {
   private committed: number;
   /** True once the loop ended (stopped, or the partition is not led here any more). */
   finished = false;
+  /**
+   * True once the partition refused a commit as of an older generation: the coordinator deleted
+   * the subscription and stored its group's deletion mark, which no commit may overwrite. Nothing
+   * is committed from then on, and where the loop ended is not kept (`SubscriptionDeliveries`).
+   */
+  groupDeleted = false;
 
   /**
    * `resumeAt`: where an earlier loop of this subscription on this replica stopped, when its last
@@ -180,10 +188,14 @@ export class PartitionDelivery {
     try {
       await retry(() => this.tryCommit(), {
         ...FINAL_COMMIT_RETRY,
-        shouldRetry: (error) => this.leading && isRetriable(error),
+        shouldRetry: (error) => this.leading && isRetriable(error) && !this.groupDeleted,
         signal: this.abort.signal,
       });
     } catch (error) {
+      if (this.groupDeleted) {
+        this.logger.info({ offset: this.offset }, 'subscription deleted: its group is marked deleted, so the stopped delivery commits nothing');
+        return;
+      }
       this.logger.warn(
         { err: (error as Error).message, offset: this.offset, committed: this.committed },
         'subscription progress not committed when its delivery stopped; a delivery started again here goes on from it, one on another broker from the last commit',
@@ -350,12 +362,22 @@ export class PartitionDelivery {
     }
   }
 
-  /** Commits the next offset to deliver, when it moved and this broker leads; throws what the partition's commit threw. */
+  /**
+   * Commits the next offset to deliver, when it moved and this broker leads; throws what the
+   * partition's commit threw. Fenced by deletion: once the coordinator stored the group's deletion
+   * mark (at DELETED_SUBSCRIPTION_GENERATION), the partition refuses it with GENERATION_MISMATCH,
+   * so a loop that has not heard of the delete yet cannot bring back a position for the group.
+   */
   private async tryCommit(): Promise<void> {
-    if (this.offset === this.committed || !this.leading) return;
+    if (this.offset === this.committed || !this.leading || this.groupDeleted) return;
     const offset = this.offset;
     assert(offset <= this.replica.leo, `${this.replica.topic}/${this.replica.partition}: delivery at ${offset} beyond the log end ${this.replica.leo}`);
-    await this.replica.commit({ group: this.runtime.subscription.group, offset, generation: 0 });
+    try {
+      await this.replica.commit({ group: this.runtime.subscription.group, offset, generation: SUBSCRIPTION_DELIVERY_GENERATION }, { fencedByDeletion: true });
+    } catch (error) {
+      if (isTesseraError(error, 'GENERATION_MISMATCH')) this.groupDeleted = true;
+      throw error;
+    }
     this.committed = offset;
   }
 

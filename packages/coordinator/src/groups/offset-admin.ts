@@ -126,6 +126,18 @@ export class GroupOffsetAdmin {
     }
   }
 
+  /**
+   * Stores the deletion mark at `generation` on every partition of `topic`, for a group the
+   * group manager does not hold: a deleted push subscription's, whose only committers are the
+   * brokers' delivery loops (at SUBSCRIPTION_DELIVERY_GENERATION, fenced by deletion). Nobody
+   * joins such a group, so there is nothing to take or release; storing the mark again, after a
+   * failure part of the way, is harmless. PARTITION_OFFLINE when a partition has no live primary.
+   */
+  async markDeleted(groupId: string, topic: string, generation: number): Promise<void> {
+    const partitions = this.deps.cluster.topic(topic).partitions;
+    await this.store(groupId, generation, topic, new Map(partitions.map((p) => [p.partition, DELETED_GROUP_OFFSET])), this.failoverDeadlineMs());
+  }
+
   /** Reads each partition's committed offset, log start and HW (and the time lookup) on its primary, and computes the targets. */
   private async plan(groupId: string, request: ResetOffsetsRequest, partitions: number[], deadlineMs: number): Promise<ResetOffsetsResponse['partitions']> {
     const committed = await this.callPrimaries(

@@ -83,7 +83,8 @@ const EPOCH_UNKNOWN_KEY = { path: 'partitions.0', message: 'Unrecognized key: "e
  * `behindOnce`: the first offsets call of each route naming epochs is answered UNKNOWN_EPOCH for
  * each partition, as by a broker that has not applied the map yet. `refusesGroup`: every offsets
  * call is refused as bad input for its group name (a refusal that does not concern epochs).
- * `refusesStore`: storing group offsets is refused for each partition (a full disk). `deposed`:
+ * `refusesStore`: storing group offsets is refused for each partition (a full disk; read at each
+ * call, so a test may clear it). `deposed`:
  * every offsets call is answered NOT_PRIMARY for each partition, as by a primary that stepped
  * down. `close` stops it, so calls to it are refused.
  */
@@ -94,8 +95,8 @@ async function fakeBroker(
   /** The epoch each produce request named for each of its partitions, in arrival order. */
   const epochs: Array<number | undefined> = [];
   const produced: Array<{ topic: string; partition: number; records: Array<{ key?: string | null; value: string }> }> = [];
-  /** The offsets calls, in arrival order: the route and the partitions it named. */
-  const offsetCalls: Array<{ route: string; partitions: NamedPartition[] }> = [];
+  /** The offsets calls, in arrival order: the route, the partitions it named, and the group and generation it named. */
+  const offsetCalls: Array<{ route: string; partitions: NamedPartition[]; group?: string; generation?: number }> = [];
   /** The group offsets the coordinator stored, by `topic/partition`. */
   const stored = new Map<string, number>();
   /** The epoch each purge call named, in arrival order. */
@@ -158,9 +159,9 @@ async function fakeBroker(
       }
       if (OFFSET_ROUTES.has(req.url ?? '')) {
         const route = req.url!;
-        const body = JSON.parse(raw.toString('utf8')) as { partitions?: NamedPartition[]; offsets?: NamedPartition[] };
+        const body = JSON.parse(raw.toString('utf8')) as { partitions?: NamedPartition[]; offsets?: NamedPartition[]; group?: string; generation?: number };
         const partitions = body.partitions ?? body.offsets ?? [];
-        offsetCalls.push({ route, partitions });
+        offsetCalls.push({ route, partitions, group: body.group, generation: body.generation });
         const namesEpochs = partitions.some((p) => p.epoch !== undefined);
         if (options.earlierRelease && namesEpochs) return refuseAsInvalid(res, EPOCH_UNKNOWN_KEY);
         if (options.refusesGroup) return refuseAsInvalid(res, { path: 'group', message: 'Too big: expected string to have <=200 characters' });
@@ -873,6 +874,74 @@ describe('group offset resets', () => {
     expect(errorCode(reset)).toBe('INVALID_REQUEST');
     expect(named(broker.offsetCalls)).toEqual([['/offsets', epochs]]);
     expect(broker.stored.size).toBe(0);
+  });
+});
+
+// ---- push subscriptions -------------------------------------------------------------------
+
+describe('push subscriptions', () => {
+  /** Subscriptions of these tests target a receiver on loopback (nothing delivers here: the brokers are stand-ins). */
+  const subscription = (name: string, extra: object = {}) => ({ name, topic: 's', url: 'http://127.0.0.1:9/hook', ...extra });
+  const withLoopback = { subscriptionAllowedTargets: 'loopback' };
+
+  /**
+   * Keeps broker 1 heartbeating to the coordinator `base()` names, as the primary of topic `s`'s
+   * partitions reporting `hws.value` (partition → HW; null: no report of that partition).
+   */
+  function reportingBeats(base: () => string, url: string, hws: { value: Array<number | null> }) {
+    const timer = setInterval(() => {
+      const replicas = hws.value.flatMap((hw, partition) => (hw === null ? [] : [{ topic: 's', partition, epoch: 0, leo: hw, hw, role: 'primary' }]));
+      void call(base(), 'POST', '/brokers/heartbeat', { id: 1, url, replicas }).catch(() => {});
+    }, 30);
+    cleanups.push(() => clearInterval(timer));
+  }
+
+  /** Waits until the coordinator knows the HW of every partition of topic `s` (its describe shows them). */
+  const reported = (base: string) =>
+    waitFor('the HWs to be reported', async () => (await call<TopicDescription>(base, 'GET', '/topics/s')).body.partitions.every((p) => p.highWatermark !== null));
+
+  it("marks a deleted subscription's group deleted on every partition, at the generation above its deliveries', tried again until stored, across a restart", async () => {
+    const dataDir = tempDir();
+    // The disk of broker 1 is full at first: the first try of the marks is refused.
+    const options = { refusesStore: true };
+    const broker = await fakeBroker(options);
+    let c = await coordinator(withLoopback, dataDir);
+    await register(c.url, 1, broker.url);
+    reportingBeats(() => c.url, broker.url, { value: [7, 9] });
+    await call(c.url, 'POST', '/topics', { name: 's', partitions: 2, replicationFactor: 1 });
+    await reported(c.url);
+    const created = (await call<{ group: string }>(c.url, 'POST', '/subscriptions', subscription('orders-hook'))).body;
+    expect(created.group).toMatch(/^subscription\.orders-hook\./);
+
+    expect((await call(c.url, 'DELETE', '/subscriptions/orders-hook')).status).toBe(204);
+    // Tried at once, in the background: refused (the disk is full), so nothing is stored yet.
+    const marks = () => broker.offsetCalls.filter((sent) => sent.route === '/internal/group-offsets');
+    await waitFor('the first try of the marks', async () => marks().length > 0);
+    expect(broker.stored.size).toBe(0);
+    // The name is free at once; the new subscription has a group of its own.
+    const again = await call(c.url, 'POST', '/subscriptions', subscription('orders-hook'));
+    expect(again.status).toBe(201);
+    expect(again.body.group).not.toBe(created.group);
+    expect((await call(c.url, 'DELETE', '/subscriptions/orders-hook')).status).toBe(204);
+
+    // The coordinator restarts with both groups still to mark, and the disk has room again.
+    await c.close();
+    options.refusesStore = false;
+    c = await coordinator(withLoopback, dataDir);
+    await waitFor('both groups marked', async () => new Set(marks().filter((sent) => sent.generation === 1).map((sent) => sent.group)).size === 2);
+    for (const group of [created.group, again.body.group]) {
+      const stored = marks().filter((sent) => sent.group === group && sent.generation === 1);
+      // Every partition of the topic, with the deletion mark, at the generation above the deliveries' (0).
+      expect(stored.at(-1)!.partitions).toEqual([
+        { topic: 's', partition: 0, epoch: 0, offset: -1 },
+        { topic: 's', partition: 1, epoch: 0, offset: -1 },
+      ]);
+    }
+    expect(marks().every((sent) => sent.generation === 1)).toBe(true);
+    expect([...broker.stored].sort()).toEqual([
+      ['s/0', -1],
+      ['s/1', -1],
+    ]);
   });
 });
 

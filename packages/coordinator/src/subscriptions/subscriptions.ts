@@ -14,9 +14,23 @@
  * other than the one the brokers were last given moves the version (so they fetch it with their
  * next heartbeat and enforce it on every connection). Every stored URL is then judged again in
  * the background (host lookups must not hold the start); one the policy refuses is suspended.
+ *
+ * Deleting one also deletes its group's committed offsets on the brokers: left there, they would
+ * read as a group that stopped consuming (its lag growing forever, the lag alert firing), and no
+ * group delete could remove them (the group manager never held the group). The coordinator stores
+ * the deletion mark (DELETED_GROUP_OFFSET) on every partition of the topic through the group
+ * offsets path, at DELETED_SUBSCRIPTION_GENERATION: newer than the generation the deliveries
+ * commit at, and their commits count a mark's generation, so the last commit of a loop that is
+ * still stopping when the mark lands (the brokers learn of the delete with their next heartbeat,
+ * and a stopping loop waits for its attempt in flight, then commits) is refused instead of
+ * storing a position over it. So the marks need not wait for the brokers: they are stored right
+ * after the delete, in the background. Which groups still need them is stored with the delete,
+ * in the same transaction, and tried again until every partition took the mark (a primary down
+ * or unreachable), across restarts.
  */
 import { randomBytes } from 'node:crypto';
 import {
+  DELETED_SUBSCRIPTION_GENERATION,
   TesseraError,
   type AclOperation,
   type CreateSubscriptionRequest,
@@ -49,6 +63,22 @@ const TARGET_REFUSED = 'its URL is not an allowed target any more: ';
 const START_TARGET_CHECKS = 8;
 const START_TARGET_CHECK_MS = 5_000;
 
+/** The deleted subscriptions' groups whose deletion marks are not stored yet (JSON: a short list, emptied as they are). */
+const UNMARKED_GROUPS_META = 'deleted_subscription_groups';
+
+/** A deleted subscription's group whose deletion mark is not stored on every partition of its topic yet. */
+interface UnmarkedGroup {
+  group: string;
+  topic: string;
+  /** The topic's first epoch when the subscription was deleted: a topic made again under its name since is another one. */
+  topicFirstEpoch: number;
+}
+
+/** Stores a group's deletion mark on every partition of a topic (`GroupOffsetAdmin.markDeleted`). */
+export interface DeletedGroupMarks {
+  markDeleted(group: string, topic: string, generation: number): Promise<void>;
+}
+
 /** The delivery settings kept as JSON in the row's `config`. */
 type DeliveryConfig = Pick<
   Subscription,
@@ -71,6 +101,8 @@ export interface SubscriptionManagerOptions {
   cluster: Cluster;
   targets: TargetPolicy;
   access: CreatorAccess;
+  /** Where deleted subscriptions' groups get their deletion marks. */
+  marks: DeletedGroupMarks;
   logger: Logger;
   /** Wall clock (createdMs, report ages). */
   nowMs?: () => number;
@@ -88,6 +120,12 @@ export class SubscriptionManager {
   private readonly reports = new Map<string, Map<string, HeldReport>>();
   /** Why the target policy refuses each subscription's URL, as judged at start (none: it allows it). */
   private readonly targetRefusals = new Map<string, string>();
+  /** Deleted subscriptions' groups still to be marked deleted on the brokers (stored under UNMARKED_GROUPS_META). */
+  private unmarked: UnmarkedGroup[];
+  /** The run of `markDeletedGroups` under way; `markAgain` when a delete came meanwhile. */
+  private marking: Promise<void> | undefined;
+  private markAgain = false;
+  private closed = false;
 
   /** Settles once the stored URLs were judged against the target policy after the start (or `stop` ended it). */
   private readonly targetsJudged: Promise<void>;
@@ -116,6 +154,7 @@ export class SubscriptionManager {
       if (row.suspended_reason?.startsWith(TARGET_REFUSED) === true) this.targetRefusals.set(row.name, row.suspended_reason);
     }
     this.versionNumber = Number(options.store.getMeta(VERSION_META) ?? 0);
+    this.unmarked = JSON.parse(options.store.getMeta(UNMARKED_GROUPS_META) ?? '[]') as UnmarkedGroup[];
     this.targetsJudged = Promise.resolve()
       .then(() => this.judgeTargets())
       .then(() => {
@@ -223,13 +262,80 @@ export class SubscriptionManager {
     return toSubscription(this.row(name));
   }
 
+  /**
+   * Deletes the subscription at once (brokers stop its loops with their next heartbeat), and
+   * marks its group deleted on the brokers in the background (see the top of this module).
+   */
   delete(name: string): void {
-    this.row(name);
-    this.change(() => this.options.store.deleteSubscription(name));
+    const row = this.row(name);
+    const topic = this.options.cluster.topics.get(row.topic);
+    // A topic deleted since took its partitions, and the group's offsets in them, along.
+    const unmarked =
+      topic === undefined ? this.unmarked : [...this.unmarked, { group: row.group_id, topic: topic.name, topicFirstEpoch: topic.firstEpoch }];
+    this.change(() => {
+      this.options.store.deleteSubscription(name);
+      this.options.store.setMeta(UNMARKED_GROUPS_META, JSON.stringify(unmarked));
+    });
+    this.unmarked = unmarked;
     this.rows.delete(name);
     this.reports.delete(name);
     this.targetRefusals.delete(name);
     this.options.cluster.recordEvent('subscription_deleted', { name });
+    void this.markDeletedGroups();
+  }
+
+  /**
+   * Stores the deletion mark of each deleted subscription's group that does not have it yet, on
+   * every partition of its topic; one that fails (a primary down or unreachable) stays listed and
+   * is tried again at the next run. Run after each delete, at start and periodically; one run at
+   * a time (a delete during a run makes it go round again).
+   */
+  markDeletedGroups(): Promise<void> {
+    if (this.marking !== undefined) {
+      this.markAgain = true;
+      return this.marking;
+    }
+    this.marking = (async () => {
+      do {
+        this.markAgain = false;
+        for (const entry of [...this.unmarked]) {
+          if (this.closed) return;
+          await this.markDeleted(entry);
+        }
+      } while (this.markAgain && !this.closed);
+    })().finally(() => (this.marking = undefined));
+    return this.marking;
+  }
+
+  /**
+   * Stops marking deleted groups and judging the stored URLs: waits for the runs under way (a
+   * marking's calls to the brokers, then the store).
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([this.stop(), this.marking]);
+  }
+
+  private async markDeleted(entry: UnmarkedGroup): Promise<void> {
+    const topic = this.options.cluster.topics.get(entry.topic);
+    if (topic !== undefined && topic.firstEpoch === entry.topicFirstEpoch) {
+      try {
+        await this.options.marks.markDeleted(entry.group, entry.topic, DELETED_SUBSCRIPTION_GENERATION);
+        this.options.logger.info({ group: entry.group, topic: entry.topic }, 'deleted subscription: its group is marked deleted on every partition');
+      } catch (error) {
+        if (!this.closed) {
+          this.options.logger.warn(
+            { group: entry.group, topic: entry.topic, err: error },
+            'deleted subscription: its group is not marked deleted on every partition yet; trying again later',
+          );
+        }
+        return;
+      }
+    }
+    // Marked, or its topic was deleted since (with the offsets in it).
+    const rest = this.unmarked.filter((other) => other.group !== entry.group);
+    this.options.store.transaction(() => this.options.store.setMeta(UNMARKED_GROUPS_META, JSON.stringify(rest)));
+    this.unmarked = rest;
   }
 
   /** What a broker says about the partitions it delivers (every heartbeat). */

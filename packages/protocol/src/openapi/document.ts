@@ -428,7 +428,7 @@ const SUBSCRIPTION_OPERATIONS: Operation[] = [
     method: 'delete',
     path: C.subscription,
     operationId: 'deleteSubscription',
-    summary: 'Delete a subscription; needs consume on its topic',
+    summary: "Delete a subscription; its group's committed offsets are then marked deleted on every partition, in the background; needs consume on its topic",
     tag: 'subscriptions',
     response: { status: 204, description: 'deleted' },
   },
