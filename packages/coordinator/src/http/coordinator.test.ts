@@ -900,6 +900,12 @@ describe('push subscriptions', () => {
   const reported = (base: string) =>
     waitFor('the HWs to be reported', async () => (await call<TopicDescription>(base, 'GET', '/topics/s')).body.partitions.every((p) => p.highWatermark !== null));
 
+  /** The start offsets the brokers are given for subscription `name`. */
+  async function startOffsets(base: string, name: string) {
+    const state = (await call<{ subscriptions: Array<{ name: string; startOffsets: Record<string, number> }> }>(base, 'GET', '/internal/subscriptions')).body;
+    return state.subscriptions.find((s) => s.name === name)?.startOffsets;
+  }
+
   it("marks a deleted subscription's group deleted on every partition, at the generation above its deliveries', tried again until stored, across a restart", async () => {
     const dataDir = tempDir();
     // The disk of broker 1 is full at first: the first try of the marks is refused.
@@ -942,6 +948,46 @@ describe('push subscriptions', () => {
       ['s/0', -1],
       ['s/1', -1],
     ]);
+  });
+
+  it('refuses to start a subscription at the end of its topic, as retriable, while the end of a partition is not known (after a restart), and starts at the HWs once reported', async () => {
+    const dataDir = tempDir();
+    const broker = await fakeBroker();
+    let c = await coordinator(withLoopback, dataDir);
+    await register(c.url, 1, broker.url);
+    const hws: { value: Array<number | null> } = { value: [7, 9] };
+    reportingBeats(() => c.url, broker.url, hws);
+    await call(c.url, 'POST', '/topics', { name: 's', partitions: 2, replicationFactor: 1 });
+    await reported(c.url);
+    expect((await call(c.url, 'POST', '/subscriptions', subscription('before'))).status).toBe(201);
+    expect(await startOffsets(c.url, 'before')).toEqual({ '0': 7, '1': 9 });
+
+    // The reports are in memory only: after a restart, no partition's end is known until its primary reports it.
+    hws.value = [null, null];
+    await c.close();
+    c = await coordinator(withLoopback, dataDir);
+    const refused = await call(c.url, 'POST', '/subscriptions', subscription('after'));
+    expect(refused.status).toBe(503);
+    expect(refused.body.error).toMatchObject({ code: 'UNAVAILABLE', retriable: true });
+    expect(refused.body.error.message).toBe(
+      'cannot start subscription after at the end of topic s: the end of partitions 0, 1 is not known yet ' +
+        '(no report from the primary since the coordinator started, or no live primary); retry in a few seconds, or create it from the beginning (fromBeginning, --from-beginning)',
+    );
+    // From the beginning needs no end.
+    expect((await call(c.url, 'POST', '/subscriptions', subscription('everything', { fromBeginning: true }))).status).toBe(201);
+    expect(await startOffsets(c.url, 'everything')).toEqual({});
+
+    // One partition reported: the other is still named.
+    hws.value = [12, null];
+    const partly = await waitFor('partition 0 reported', async () => {
+      const answer = await call(c.url, 'POST', '/subscriptions', subscription('after'));
+      return /partition 1 is not known/.test(answer.body?.error?.message ?? '') ? answer : undefined;
+    });
+    expect(errorCode(partly)).toBe('UNAVAILABLE');
+    hws.value = [12, 15];
+    await reported(c.url);
+    expect((await call(c.url, 'POST', '/subscriptions', subscription('after'))).status).toBe(201);
+    expect(await startOffsets(c.url, 'after')).toEqual({ '0': 12, '1': 15 });
   });
 });
 

@@ -66,6 +66,9 @@ const START_TARGET_CHECK_MS = 5_000;
 /** The deleted subscriptions' groups whose deletion marks are not stored yet (JSON: a short list, emptied as they are). */
 const UNMARKED_GROUPS_META = 'deleted_subscription_groups';
 
+/** Most partitions a refusal names one by one (a topic may have hundreds). */
+const MAX_PARTITIONS_NAMED = 10;
+
 /** A deleted subscription's group whose deletion mark is not stored on every partition of its topic yet. */
 interface UnmarkedGroup {
   group: string;
@@ -191,10 +194,24 @@ export class SubscriptionManager {
     await this.options.targets.checkUrl(request.url);
     this.refuseTaken(request.name);
     // From the end by default: each partition's HW as its primary last reported it (within one
-    // heartbeat of now), so records acknowledged after the answer are all delivered.
+    // heartbeat of now), so records acknowledged after the answer are all delivered. The reports
+    // are in memory only: right after the coordinator started, or for a partition without a
+    // live primary, the end is not known, and no guess will do (0 would start at the log start,
+    // delivering the whole history): refused as retriable until the primaries have reported.
     const startOffsets: Record<string, number> = {};
     if (!request.fromBeginning) {
-      for (const p of cluster.describeTopic(topic.name).partitions) startOffsets[String(p.partition)] = p.highWatermark ?? 0;
+      const partitions = cluster.describeTopic(topic.name).partitions;
+      const unknown = partitions.filter((p) => p.highWatermark === null).map((p) => p.partition);
+      if (unknown.length > 0) {
+        const more = unknown.length > MAX_PARTITIONS_NAMED ? ` and ${unknown.length - MAX_PARTITIONS_NAMED} more` : '';
+        const listed = `${unknown.length === 1 ? 'partition' : 'partitions'} ${unknown.slice(0, MAX_PARTITIONS_NAMED).join(', ')}${more}`;
+        throw new TesseraError(
+          'UNAVAILABLE',
+          `cannot start subscription ${request.name} at the end of topic ${topic.name}: the end of ${listed} is not known yet ` +
+            '(no report from the primary since the coordinator started, or no live primary); retry in a few seconds, or create it from the beginning (fromBeginning, --from-beginning)',
+        );
+      }
+      for (const p of partitions) startOffsets[String(p.partition)] = p.highWatermark!;
     }
     const config: DeliveryConfig = {
       url: request.url,

@@ -387,7 +387,8 @@ const SUBSCRIPTION_OPERATIONS: Operation[] = [
     operationId: 'createSubscription',
     summary:
       "Push a topic's records to an HTTP endpoint (signed, in order per partition, retried, dead-lettered); needs consume on the topic and produce on the dead-letter topic, " +
-      'and is suspended while its creator loses either; 409 SUBSCRIPTION_EXISTS',
+      'and is suspended while its creator loses either; 409 SUBSCRIPTION_EXISTS; 503 UNAVAILABLE (retry) when it starts from the end (the default) and the end of a partition ' +
+      'is not known yet (no report from its primary since the coordinator started, or no live primary)',
     tag: 'subscriptions',
     request: { id: 'CreateSubscriptionRequest', schema: createSubscriptionRequest },
     response: { status: 201, description: 'created, with its signing secret (shown once)', id: 'CreatedSubscription', schema: subscriptionResponses.createdSubscription },
