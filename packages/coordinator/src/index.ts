@@ -161,6 +161,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     access: auth,
     marks: offsetAdmin,
     logger,
+    heartbeatMs: config.heartbeatMs,
   });
   subscriptionsRead = subscriptions;
   // A subscription delivers on its creator's behalf: each change of principals or ACLs suspends or reinstates those it affects.

@@ -246,6 +246,19 @@ describe('PartitionDelivery', () => {
     expect(store.log('t', 0).groupOffset('subscription.s.0')?.offset).toBe(1);
   });
 
+  it('delivers nothing when its group was marked deleted before it started, rather than everything again', async () => {
+    // A broker that has not heard of the delete yet starts a loop (it took the partition over).
+    const { url, received } = await receiver();
+    const { replica } = await ledPartition(['a', 'b', 'c']);
+    await replica.commit({ group: 'subscription.s.0', offset: 2, generation: 0 }, { fencedByDeletion: true });
+    await replica.commit({ group: 'subscription.s.0', offset: DELETED_GROUP_OFFSET, generation: DELETED_SUBSCRIPTION_GENERATION });
+    const delivery = new PartitionDelivery(runtimeFor(url, { maxInFlight: 1 }), replica, logger);
+    cleanups.push(() => delivery.stop('abort'));
+    await expect.poll(() => delivery.finished, { timeout: 5_000 }).toBe(true);
+    expect(received).toEqual([]);
+    expect(delivery.groupDeleted).toBe(true);
+  });
+
   it("commits nothing over its group's deletion mark: a loop that delivered on after the coordinator marked the group deleted stores no position", async () => {
     const { url, received } = await receiver(50);
     const values = Array.from({ length: 20 }, (_, i) => `v${i}`);

@@ -9,6 +9,7 @@
  */
 import {
   SIGNATURE_HEADER,
+  DELETED_SUBSCRIPTION_GENERATION,
   SUBSCRIPTION_DELIVERY_GENERATION,
   SUBSCRIPTION_HEADER,
   decodeRecordBatch,
@@ -94,6 +95,9 @@ export class PartitionDelivery {
     // again under its name): this log is delivered from its start, not from where that one was.
     this.offset = start > replica.store.leo ? replica.logStartOffset : Math.max(start, replica.logStartOffset);
     this.committed = stored ?? -1;
+    // The coordinator already marked the group deleted (the subscription was deleted; this broker
+    // has not heard yet): nothing is delivered, rather than everything again from its start.
+    this.groupDeleted = stored === undefined && (replica.store.groupGeneration(subscription.group) ?? -1) >= DELETED_SUBSCRIPTION_GENERATION;
     // Losing the partition stops delivery at once, including an attempt in flight: the next primary delivers from the last commit.
     const watch = () => {
       if (!this.leading) this.abort.abort(new Error('not the primary any more'));
@@ -169,6 +173,10 @@ export class PartitionDelivery {
   }
 
   private async run(): Promise<void> {
+    if (this.groupDeleted) {
+      this.logger.info('subscription deleted: its group is marked deleted, so nothing is delivered');
+      return;
+    }
     try {
       await this.deliver();
     } finally {

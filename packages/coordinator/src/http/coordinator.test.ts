@@ -958,7 +958,7 @@ describe('push subscriptions', () => {
     const hws: { value: Array<number | null> } = { value: [7, 9] };
     reportingBeats(() => c.url, broker.url, hws);
     await call(c.url, 'POST', '/topics', { name: 's', partitions: 2, replicationFactor: 1 });
-    await reported(c.url);
+    // Right after the topic was created its primaries have not reported yet: the creation waits for them.
     expect((await call(c.url, 'POST', '/subscriptions', subscription('before'))).status).toBe(201);
     expect(await startOffsets(c.url, 'before')).toEqual({ '0': 7, '1': 9 });
 

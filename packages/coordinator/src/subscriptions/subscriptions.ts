@@ -29,7 +29,9 @@
  * or unreachable), across restarts.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  DEFAULT_HEARTBEAT_MS,
   DELETED_SUBSCRIPTION_GENERATION,
   TesseraError,
   type AclOperation,
@@ -38,6 +40,7 @@ import {
   type Subscription,
   type SubscriptionDescription,
   type SubscriptionListResponse,
+  type TopicDescription,
   type SubscriptionPartitionStatus,
   type SubscriptionReport,
   type SubscriptionState,
@@ -54,6 +57,8 @@ import type { Store, SubscriptionRow } from '../store/store.js';
 export const SUBSCRIPTION_GROUP_PREFIX = 'subscription.';
 
 const VERSION_META = 'subscriptions_version';
+/** Heartbeats a creation from the end waits for the ends of its topic's partitions to be reported. */
+const END_REPORT_HEARTBEATS = 4;
 /** The target policy the brokers were last given (with the state of `VERSION_META`). */
 const TARGETS_META = 'subscriptions_allowed_targets';
 
@@ -107,6 +112,8 @@ export interface SubscriptionManagerOptions {
   /** Where deleted subscriptions' groups get their deletion marks. */
   marks: DeletedGroupMarks;
   logger: Logger;
+  /** How often the brokers heartbeat (and so report their partitions' HWs). */
+  heartbeatMs?: number;
   /** Wall clock (createdMs, report ages). */
   nowMs?: () => number;
 }
@@ -195,12 +202,13 @@ export class SubscriptionManager {
     this.refuseTaken(request.name);
     // From the end by default: each partition's HW as its primary last reported it (within one
     // heartbeat of now), so records acknowledged after the answer are all delivered. The reports
-    // are in memory only: right after the coordinator started, or for a partition without a
-    // live primary, the end is not known, and no guess will do (0 would start at the log start,
-    // delivering the whole history): refused as retriable until the primaries have reported.
+    // are in memory only: right after the coordinator started or the topic was created (its
+    // primaries report with their next heartbeat), or for a partition without a live primary, the
+    // end is not known, and no guess will do (0 would start at the log start, delivering the whole
+    // history): the creation waits a few heartbeats for the reports, then is refused as retriable.
     const startOffsets: Record<string, number> = {};
     if (!request.fromBeginning) {
-      const partitions = cluster.describeTopic(topic.name).partitions;
+      const partitions = await this.reportedEnds(topic.name);
       const unknown = partitions.filter((p) => p.highWatermark === null).map((p) => p.partition);
       if (unknown.length > 0) {
         const more = unknown.length > MAX_PARTITIONS_NAMED ? ` and ${unknown.length - MAX_PARTITIONS_NAMED} more` : '';
@@ -244,6 +252,8 @@ export class SubscriptionManager {
     if (problem !== null) throw new TesseraError('FORBIDDEN', problem);
     this.change(() => this.options.store.saveSubscription(row));
     this.rows.set(row.name, row);
+    // Its URL was judged just now: a verdict on an earlier subscription of the name does not hold.
+    this.targetRefusals.delete(row.name);
     cluster.recordEvent('subscription_created', { name: row.name, topic: row.topic, by: row.created_by });
     return { ...toSubscription(row), secret: row.secret };
   }
@@ -455,7 +465,9 @@ export class SubscriptionManager {
       for (let row = rows[next++]; row !== undefined && !this.stopJudging.signal.aborted; row = rows[next++]) {
         const { url } = JSON.parse(row.config) as DeliveryConfig;
         const verdict = await judgeWithin(targets, url, START_TARGET_CHECK_MS, this.stopJudging.signal);
-        if (this.stopJudging.signal.aborted) continue;
+        // Deleted while its host was looked up (and maybe created again under its name, with
+        // another URL, judged at its creation): the verdict is of a subscription that is gone.
+        if (this.stopJudging.signal.aborted || this.rows.get(row.name)?.group_id !== row.group_id) continue;
         if (verdict.allowed) {
           this.targetRefusals.delete(row.name);
           continue;
@@ -472,6 +484,17 @@ export class SubscriptionManager {
       }
     };
     await Promise.all(Array.from({ length: Math.min(START_TARGET_CHECKS, rows.length) }, judgeNext));
+  }
+
+  /** The topic's partitions once every one's HW is reported, or as they are after END_REPORT_HEARTBEATS heartbeats. */
+  private async reportedEnds(topic: string): Promise<TopicDescription['partitions']> {
+    const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    const deadline = performance.now() + END_REPORT_HEARTBEATS * heartbeatMs;
+    for (;;) {
+      const { partitions } = this.options.cluster.describeTopic(topic);
+      if (partitions.every((p) => p.highWatermark !== null) || performance.now() >= deadline) return partitions;
+      await sleep(Math.min(25, heartbeatMs));
+    }
   }
 
   /** Why the subscription's creator may not have it delivered now, or null when it may. */
