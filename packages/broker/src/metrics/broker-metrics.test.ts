@@ -102,4 +102,20 @@ describe('broker metrics', () => {
     expect(text).toContain('tessera_subscription_delivery_seconds_bucket{subscription="other",le="0.025"} 0');
     expect(text).toContain('tessera_subscription_delivery_seconds_count{subscription="other"} 1');
   });
+
+  it("drops a subscription's series once it is no longer in the cluster's state (deleted), and keeps the others'", async () => {
+    const { registry } = createMetrics('broker');
+    const subscriptions = new SubscriptionMetrics();
+    subscriptions.register({ registry } as HttpService, () => []);
+    subscriptions.start('kept');
+    subscriptions.start('deleted');
+    subscriptions.deliveries.inc({ subscription: 'deleted', outcome: 'delivered' });
+    subscriptions.deliveryLatency.observe(0.02, { subscription: 'deleted' });
+    subscriptions.retain(new Set(['kept']));
+    const text = await registry.metrics();
+    expect(text).not.toContain('subscription="deleted"');
+    expect(text).toContain('tessera_subscription_deliveries_total{subscription="kept",outcome="delivered"} 0');
+    expect(text).toContain('tessera_subscription_delivery_attempts_total{subscription="kept",result="ok"} 0');
+    expect(text).toContain('tessera_subscription_delivery_seconds_count{subscription="kept"} 0');
+  });
 });

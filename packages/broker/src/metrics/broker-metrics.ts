@@ -30,6 +30,10 @@ export class CounterMetric implements CollectorMetric {
     const key = labelKey(labels);
     if (!this.values.has(key)) this.values.set(key, { value: 0, labels });
   }
+  /** Stops exporting the series whose labels `gone` picks (what they counted is gone with them). */
+  remove(gone: (labels: Labels) => boolean): void {
+    for (const [key, sample] of this.values) if (gone(sample.labels)) this.values.delete(key);
+  }
   async get() {
     return { name: this.name, help: this.help, type: this.type, values: [...this.values.values()], aggregator: 'sum' };
   }
@@ -83,6 +87,10 @@ export class HistogramMetric implements CollectorMetric {
   /** Exports the series at 0 until its first observation. */
   zero(labels: Labels): void {
     this.seriesOf(labels);
+  }
+  /** Stops exporting the series whose labels `gone` picks. */
+  remove(gone: (labels: Labels) => boolean): void {
+    for (const [key, series] of this.series) if (gone(series.labels)) this.series.delete(key);
   }
   /** Starts a timer; calling the returned function observes the elapsed seconds. */
   startTimer(): () => void {

@@ -128,6 +128,10 @@ export class SubscriptionDeliveries {
     for (const [key, delivery] of this.running) {
       if (!wanted.has(key)) void this.stop(key, delivery, 'finish');
     }
+    // A deleted subscription's series go once its loops here have ended (their last counts included).
+    const known = new Set(this.state.subscriptions.map((s) => s.name));
+    for (const key of this.stopping.keys()) known.add(key.slice(0, key.lastIndexOf('/')));
+    this.options.metrics.retain(known);
     for (const [key, resume] of this.resumeAt) {
       if (resume.replica.isClosed || (resume.replica.store.groupOffset(resume.group)?.offset ?? -1) >= resume.offset) this.resumeAt.delete(key);
     }

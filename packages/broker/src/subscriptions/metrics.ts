@@ -27,6 +27,18 @@ export class SubscriptionMetrics {
     this.deliveryLatency.zero({ subscription });
   }
 
+  /**
+   * Keeps the series of the subscriptions in `known` (the cluster's, whatever their state) and
+   * drops the others': a deleted subscription's series would otherwise be exported until the
+   * broker restarts, one set more for every subscription ever made.
+   */
+  retain(known: ReadonlySet<string>): void {
+    const gone = (labels: Record<string, unknown>) => !known.has(String(labels.subscription));
+    this.deliveries.remove(gone);
+    this.attempts.remove(gone);
+    this.deliveryLatency.remove(gone);
+  }
+
   register(service: HttpService, lag: () => Array<{ subscription: string; topic: string; partition: number; lag: number }>): void {
     const gauge = new CollectedGauge('tessera_subscription_lag_records', 'High watermark minus the next offset to deliver, per subscription and partition delivered here', () =>
       lag().map((p) => ({ value: p.lag, labels: { subscription: p.subscription, topic: p.topic, partition: p.partition } })),
