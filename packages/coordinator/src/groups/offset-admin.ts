@@ -131,11 +131,18 @@ export class GroupOffsetAdmin {
    * group manager does not hold: a deleted push subscription's, whose only committers are the
    * brokers' delivery loops (at SUBSCRIPTION_DELIVERY_GENERATION, fenced by deletion). Nobody
    * joins such a group, so there is nothing to take or release; storing the mark again, after a
-   * failure part of the way, is harmless. PARTITION_OFFLINE when a partition has no live primary.
+   * failure part of the way, is harmless. Only `partitions` when given (those a run before did not
+   * mark). A partition without a live primary is left out rather than holding the others back:
+   * the answer is the partitions not marked (an offline one keeps the group's offsets until its
+   * primary is back, and is marked then).
    */
-  async markDeleted(groupId: string, topic: string, generation: number): Promise<void> {
-    const partitions = this.deps.cluster.topic(topic).partitions;
-    await this.store(groupId, generation, topic, new Map(partitions.map((p) => [p.partition, DELETED_GROUP_OFFSET])), this.failoverDeadlineMs());
+  async markDeleted(groupId: string, topic: string, generation: number, partitions?: readonly number[]): Promise<number[]> {
+    const wanted = partitions ?? this.deps.cluster.topic(topic).partitions.map((p) => p.partition);
+    const online = wanted.filter((partition) => this.hasLivePrimary(topic, partition));
+    if (online.length > 0) {
+      await this.store(groupId, generation, topic, new Map(online.map((partition) => [partition, DELETED_GROUP_OFFSET])), this.failoverDeadlineMs());
+    }
+    return wanted.filter((partition) => !online.includes(partition));
   }
 
   /** Reads each partition's committed offset, log start and HW (and the time lookup) on its primary, and computes the targets. */
@@ -273,6 +280,11 @@ export class GroupOffsetAdmin {
    * Partitions grouped by their primary's internal URL, each with its epoch in the same look at
    * the assignment; PARTITION_OFFLINE when one has no live primary.
    */
+  private hasLivePrimary(topic: string, partition: number): boolean {
+    const state = this.deps.cluster.partition(topic, partition);
+    return state.primary !== null && this.deps.cluster.brokers.get(state.primary)?.alive === true;
+  }
+
   private byPrimary(topic: string, partitions: number[]): Map<string, PartitionAtEpoch[]> {
     const out = new Map<string, PartitionAtEpoch[]>();
     for (const partition of partitions) {

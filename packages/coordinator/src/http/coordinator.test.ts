@@ -950,6 +950,40 @@ describe('push subscriptions', () => {
     ]);
   });
 
+  it("marks a deleted subscription's group on the partitions with a live primary while another is offline, and that one once its primary is back", async () => {
+    const dataDir = tempDir();
+    const brokers = [await fakeBroker(), await fakeBroker()];
+    let c = await coordinator({ ...withLoopback, heartbeatMs: 30, brokerTimeoutMs: 1_000 }, dataDir);
+    const beating = brokers.map((broker, i) => {
+      const timer = setInterval(() => void call(c.url, 'POST', '/brokers/heartbeat', { id: i + 1, url: broker.url, replicas: [] }).catch(() => {}), 30);
+      cleanups.push(() => clearInterval(timer));
+      return timer;
+    });
+    for (const [i, broker] of brokers.entries()) await register(c.url, i + 1, broker.url);
+    await call(c.url, 'POST', '/topics', { name: 's', partitions: 2, replicationFactor: 1 });
+    const placed = (await call<TopicDescription>(c.url, 'GET', '/topics/s')).body.partitions;
+    const onTwo = placed.find((p) => p.primary === 2)!.partition;
+    const onOne = placed.find((p) => p.primary === 1)!.partition;
+    expect((await call(c.url, 'POST', '/subscriptions', subscription('orders-hook', { fromBeginning: true }))).status).toBe(201);
+
+    // Broker 2 goes silent: its partition has no live primary.
+    clearInterval(beating[1]);
+    await waitFor('broker 2 declared dead', async () => (await call<TopicDescription>(c.url, 'GET', '/topics/s')).body.partitions[onTwo].status === 'offline');
+    expect((await call(c.url, 'DELETE', '/subscriptions/orders-hook')).status).toBe(204);
+    // The partition led by a live broker is marked at once; the offline one's is not held back by it, nor sent.
+    await waitFor('the mark on the live partition', async () => brokers[0].stored.get(`s/${onOne}`) === -1);
+    expect(brokers[1].stored.size).toBe(0);
+
+    // Back (the coordinator restarted meanwhile): the partition left is marked, and only it.
+    await c.close();
+    c = await coordinator({ ...withLoopback, heartbeatMs: 30, brokerTimeoutMs: 1_000 }, dataDir);
+    const timer = setInterval(() => void call(c.url, 'POST', '/brokers/heartbeat', { id: 2, url: brokers[1].url, replicas: [] }).catch(() => {}), 30);
+    cleanups.push(() => clearInterval(timer));
+    await waitFor('the mark on the partition back', async () => brokers[1].stored.get(`s/${onTwo}`) === -1);
+    const marksOnOne = brokers[0].offsetCalls.filter((sent) => sent.route === '/internal/group-offsets');
+    expect(marksOnOne.map((sent) => sent.partitions.map((p) => p.partition))).toEqual([[onOne]]);
+  });
+
   it('refuses to start a subscription at the end of its topic, as retriable, while the end of a partition is not known (after a restart), and starts at the HWs once reported', async () => {
     const dataDir = tempDir();
     const broker = await fakeBroker();

@@ -80,11 +80,14 @@ interface UnmarkedGroup {
   topic: string;
   /** The topic's first epoch when the subscription was deleted: a topic made again under its name since is another one. */
   topicFirstEpoch: number;
+  /** The partitions still to mark, when a run marked the others (none: every partition). */
+  partitions?: number[];
 }
 
 /** Stores a group's deletion mark on every partition of a topic (`GroupOffsetAdmin.markDeleted`). */
 export interface DeletedGroupMarks {
-  markDeleted(group: string, topic: string, generation: number): Promise<void>;
+  /** Marks `partitions` (none: all) and answers those it could not (no live primary). */
+  markDeleted(group: string, topic: string, generation: number, partitions?: readonly number[]): Promise<number[]>;
 }
 
 /** The delivery settings kept as JSON in the row's `config`. */
@@ -347,7 +350,18 @@ export class SubscriptionManager {
     const topic = this.options.cluster.topics.get(entry.topic);
     if (topic !== undefined && topic.firstEpoch === entry.topicFirstEpoch) {
       try {
-        await this.options.marks.markDeleted(entry.group, entry.topic, DELETED_SUBSCRIPTION_GENERATION);
+        const left = await this.options.marks.markDeleted(entry.group, entry.topic, DELETED_SUBSCRIPTION_GENERATION, entry.partitions);
+        if (left.length > 0) {
+          // Offline partitions: the others are marked; these are tried again later.
+          if (!this.closed) {
+            this.options.logger.warn(
+              { group: entry.group, topic: entry.topic, partitions: left },
+              'deleted subscription: its group is not marked deleted on every partition yet (no live primary); trying again later',
+            );
+          }
+          this.replaceUnmarked(entry, { ...entry, partitions: left });
+          return;
+        }
         this.options.logger.info({ group: entry.group, topic: entry.topic }, 'deleted subscription: its group is marked deleted on every partition');
       } catch (error) {
         if (!this.closed) {
@@ -360,7 +374,12 @@ export class SubscriptionManager {
       }
     }
     // Marked, or its topic was deleted since (with the offsets in it).
-    const rest = this.unmarked.filter((other) => other.group !== entry.group);
+    this.replaceUnmarked(entry, undefined);
+  }
+
+  /** Stores the pending list with `entry` replaced by `next` (none: removed). */
+  private replaceUnmarked(entry: UnmarkedGroup, next: UnmarkedGroup | undefined): void {
+    const rest = this.unmarked.flatMap((other) => (other.group !== entry.group ? [other] : next === undefined ? [] : [next]));
     this.options.store.transaction(() => this.options.store.setMeta(UNMARKED_GROUPS_META, JSON.stringify(rest)));
     this.unmarked = rest;
   }
