@@ -111,7 +111,10 @@ export class SubscriptionDeliveries {
         const key = `${subscription.name}/${replica.partition}`;
         wanted.add(key);
         // A loop that ended by itself (the partition was lost and led here again within a tick) is started again.
-        if (this.running.get(key)?.finished === false || this.stopping.has(key)) continue;
+        const running = this.running.get(key);
+        // A loop that found its group marked deleted is not started again: the subscription is
+        // gone, and this broker will hear so with its next state.
+        if (running?.finished === false || running?.groupDeleted === true || this.stopping.has(key)) continue;
         if (!runtime) {
           runtime = new SubscriptionRuntime(subscription, new TargetPolicy(policy), this.options.metrics, this.options.deadLetters);
           this.runtimes.set(subscription.name, runtime);
@@ -128,7 +131,7 @@ export class SubscriptionDeliveries {
     for (const [key, delivery] of this.running) {
       if (!wanted.has(key)) void this.stop(key, delivery, 'finish');
     }
-    // A deleted subscription's series go once its loops here have ended (their last counts included).
+    // A deleted (or suspended) subscription's series go once its loops here have ended (their last counts included).
     const known = new Set(this.state.subscriptions.map((s) => s.name));
     for (const key of this.stopping.keys()) known.add(key.slice(0, key.lastIndexOf('/')));
     this.options.metrics.retain(known);

@@ -28,9 +28,10 @@ export class SubscriptionMetrics {
   }
 
   /**
-   * Keeps the series of the subscriptions in `known` (the cluster's, whatever their state) and
-   * drops the others': a deleted subscription's series would otherwise be exported until the
-   * broker restarts, one set more for every subscription ever made.
+   * Keeps the series of the subscriptions in `known` (those in the state the brokers get: active
+   * or paused) and drops the others': a deleted subscription's series would otherwise be exported
+   * until the broker restarts, one set more for every subscription ever made. A suspended one is
+   * not in that state either: its series go too, and start again at 0 once it is reinstated.
    */
   retain(known: ReadonlySet<string>): void {
     const gone = (labels: Record<string, unknown>) => !known.has(String(labels.subscription));

@@ -276,15 +276,15 @@ export class GroupOffsetAdmin {
     return performance.now() + this.deps.brokerTimeoutMs + MAP_APPLIED_MS;
   }
 
-  /**
-   * Partitions grouped by their primary's internal URL, each with its epoch in the same look at
-   * the assignment; PARTITION_OFFLINE when one has no live primary.
-   */
   private hasLivePrimary(topic: string, partition: number): boolean {
     const state = this.deps.cluster.partition(topic, partition);
     return state.primary !== null && this.deps.cluster.brokers.get(state.primary)?.alive === true;
   }
 
+  /**
+   * Partitions grouped by their primary's internal URL, each with its epoch in the same look at
+   * the assignment; PARTITION_OFFLINE when one has no live primary.
+   */
   private byPrimary(topic: string, partitions: number[]): Map<string, PartitionAtEpoch[]> {
     const out = new Map<string, PartitionAtEpoch[]>();
     for (const partition of partitions) {

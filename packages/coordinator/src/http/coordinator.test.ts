@@ -984,6 +984,24 @@ describe('push subscriptions', () => {
     expect(marksOnOne.map((sent) => sent.partitions.map((p) => p.partition))).toEqual([[onOne]]);
   });
 
+  it('refuses a creation from the end that waited for the reports while another took its name', async () => {
+    const broker = await fakeBroker();
+    const c = await coordinator(withLoopback);
+    await register(c.url, 1, broker.url);
+    const hws: { value: Array<number | null> } = { value: [null, null] };
+    reportingBeats(() => c.url, broker.url, hws);
+    await call(c.url, 'POST', '/topics', { name: 's', partitions: 2, replicationFactor: 1 });
+    // The first waits for its topic's ends; meanwhile another creates the name from the beginning.
+    const fromEnd = call(c.url, 'POST', '/subscriptions', subscription('dup', { url: 'http://127.0.0.1:9/first' }));
+    const fromBeginning = await call(c.url, 'POST', '/subscriptions', subscription('dup', { fromBeginning: true, url: 'http://127.0.0.1:9/second' }));
+    expect(fromBeginning.status).toBe(201);
+    hws.value = [3, 4];
+    const late = await fromEnd;
+    expect(late.status).toBe(409);
+    expect(late.body.error).toMatchObject({ code: 'SUBSCRIPTION_EXISTS' });
+    expect(await startOffsets(c.url, 'dup')).toEqual({});
+  });
+
   it('refuses to start a subscription at the end of its topic, as retriable, while the end of a partition is not known (after a restart), and starts at the HWs once reported', async () => {
     const dataDir = tempDir();
     const broker = await fakeBroker();

@@ -59,6 +59,7 @@ export const SUBSCRIPTION_GROUP_PREFIX = 'subscription.';
 const VERSION_META = 'subscriptions_version';
 /** Heartbeats a creation from the end waits for the ends of its topic's partitions to be reported. */
 const END_REPORT_HEARTBEATS = 4;
+const END_REPORT_MAX_WAIT_MS = 5_000;
 /** The target policy the brokers were last given (with the state of `VERSION_META`). */
 const TARGETS_META = 'subscriptions_allowed_targets';
 
@@ -223,6 +224,8 @@ export class SubscriptionManager {
         );
       }
       for (const p of partitions) startOffsets[String(p.partition)] = p.highWatermark!;
+      // Another create may have taken the name while this one waited for the reports.
+      this.refuseTaken(request.name);
     }
     const config: DeliveryConfig = {
       url: request.url,
@@ -508,7 +511,8 @@ export class SubscriptionManager {
   /** The topic's partitions once every one's HW is reported, or as they are after END_REPORT_HEARTBEATS heartbeats. */
   private async reportedEnds(topic: string): Promise<TopicDescription['partitions']> {
     const heartbeatMs = this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-    const deadline = performance.now() + END_REPORT_HEARTBEATS * heartbeatMs;
+    // Bounded whatever the heartbeat: the caller waits for the answer (a client's requests time out after 10 s).
+    const deadline = performance.now() + Math.min(END_REPORT_HEARTBEATS * heartbeatMs, END_REPORT_MAX_WAIT_MS);
     for (;;) {
       const { partitions } = this.options.cluster.describeTopic(topic);
       if (partitions.every((p) => p.highWatermark !== null) || performance.now() >= deadline) return partitions;
