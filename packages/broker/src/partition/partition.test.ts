@@ -79,6 +79,20 @@ function partition(brokerId: number, store: BrokerStore, client: ReplicationPort
   return created;
 }
 
+/** The follower of these tests: broker 2 on the second store, with `assignment` applied. */
+function follower(assignment: PartitionAssignment = ASSIGNMENT): Partition {
+  const secondary: Partition = partition(2, stores[1], pushesTo(() => secondary));
+  secondary.applyAssignment(assignment, 1, true);
+  return secondary;
+}
+
+/** The primary of these tests: broker 1 on the first store, pushing through `port`. */
+function leader(port: ReplicationPort): Partition {
+  const primary = partition(1, stores[0], port);
+  primary.applyAssignment(ASSIGNMENT, 1, true);
+  return primary;
+}
+
 function batch(base: number, values: string[], epoch: number): StoredBatch {
   const records = values.map((value, i) => ({ key: Buffer.from('k'), value: Buffer.from(value), timestamp: 1_000 + base + i }));
   return storedBatch(encodeRecordBatch(records, { baseOffset: base, partitionLeaderEpoch: epoch }));
@@ -103,10 +117,8 @@ const range = (from: number, count: number, prefix: string) => Array.from({ leng
 describe('Partition (primary write path)', () => {
   it('acknowledges a produce once both replicas hold it, with the same bytes at the same offsets', async () => {
     const [primaryStore, secondaryStore] = stores;
-    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
-    secondary.applyAssignment(ASSIGNMENT, 1, true);
-    const primary = partition(1, primaryStore, pushesTo(() => secondary));
-    primary.applyAssignment(ASSIGNMENT, 1, true);
+    const secondary = follower();
+    const primary = leader(pushesTo(() => secondary));
 
     const results = await Promise.all([primary.produce(incoming(['a', 'b'])), primary.produce(incoming(['c']))]);
     expect(results.map((r) => [r.baseOffset, r.lastOffset, r.epoch])).toEqual([
@@ -128,11 +140,9 @@ describe('Partition (primary write path)', () => {
     await primaryStore.log('t', 0).append([common], [], 10);
     await secondaryStore.log('t', 0).append([common, batch(10, range(10, 10, 'lost'), 3)], [], 10);
 
-    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
-    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const secondary = follower();
     const port = pushesTo(() => secondary);
-    const primary = partition(1, primaryStore, port);
-    primary.applyAssignment(ASSIGNMENT, 1, true);
+    const primary = leader(port);
 
     const result = await primary.produce(incoming(['n0', 'n1', 'n2', 'n3', 'n4']));
     expect(result.baseOffset).toBe(10);
@@ -159,8 +169,7 @@ describe('a follower reset past its end', () => {
     await followerLog.resetTo(15);
     await followerLog.append(batches.slice(2), [], 25);
 
-    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
-    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const secondary = follower();
     const port = pushesTo(() => secondary);
     const truncations: number[] = [];
     const recording: ReplicationPort = {
@@ -169,8 +178,7 @@ describe('a follower reset past its end', () => {
         return port.push(url, head, batches, timeoutMs);
       },
     };
-    const primary = partition(1, primaryStore, recording);
-    primary.applyAssignment(ASSIGNMENT, 1, true);
+    const primary = leader(recording);
 
     const result = await primary.produce(incoming(['f']));
     expect(result.baseOffset).toBe(30);
@@ -184,9 +192,7 @@ describe('purge', () => {
   it('is answered only once the in-sync secondary holds the new log start', async () => {
     // Answered earlier, a failover to the secondary before its next push would bring back the
     // records the purge was answered as having removed.
-    const [primaryStore, secondaryStore] = stores;
-    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
-    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const secondary = follower();
     const port = pushesTo(() => secondary);
     let holding = false;
     let arrived!: () => void;
@@ -202,8 +208,7 @@ describe('purge', () => {
         return port.push(url, head, batches, timeoutMs);
       },
     };
-    const primary = partition(1, primaryStore, gate);
-    primary.applyAssignment(ASSIGNMENT, 1, true);
+    const primary = leader(gate);
     await primary.produce(incoming(range(0, 10, 'a')));
 
     holding = true;
@@ -224,11 +229,8 @@ describe('purge', () => {
     });
 
   it('is not answered as done when its primary is deposed while it moves the log start', async () => {
-    const [primaryStore, secondaryStore] = stores;
-    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
-    secondary.applyAssignment(ASSIGNMENT, 1, true);
-    const primary = partition(1, primaryStore, pushesTo(() => secondary));
-    primary.applyAssignment(ASSIGNMENT, 1, true);
+    const secondary = follower();
+    const primary = leader(pushesTo(() => secondary));
     await primary.produce(incoming(range(0, 10, 'a')));
 
     const purge = primary.purge();
@@ -248,10 +250,8 @@ describe('a follower without records that starts beyond the primary\'s log', () 
     await primaryStore.log('t', 0).append([batch(0, range(0, 10, 'a'), 3)], [], 10);
     await secondaryStore.log('t', 0).resetTo(40);
 
-    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
-    secondary.applyAssignment(ASSIGNMENT, 1, true);
-    const primary = partition(1, primaryStore, pushesTo(() => secondary));
-    primary.applyAssignment(ASSIGNMENT, 1, true);
+    const secondary = follower();
+    const primary = leader(pushesTo(() => secondary));
 
     const result = await primary.produce(incoming(['b']));
     expect(result.baseOffset).toBe(10);
@@ -267,8 +267,7 @@ describe('a follower without records that starts beyond the primary\'s log', () 
     const followerLog = secondaryStore.log('t', 0);
     await followerLog.append([batch(0, range(0, 20, 'old'), 1)], [], 20);
     await followerLog.resetTo(40);
-    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
-    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const secondary = follower();
 
     const sent = batch(0, range(0, 10, 'new'), 3);
     const push: ParsedPush = {
@@ -546,9 +545,7 @@ describe('a push held up on the way', () => {
   it('is refused once a later push of the same primary applied, so committed offsets do not go back', async () => {
     // The primary stops waiting for a push (its exchange timed out) and sends the next one,
     // perhaps over another connection; the first arrives after it. Its commit is older.
-    const [primaryStore, secondaryStore] = stores;
-    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
-    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const secondary = follower();
     const port = pushesTo(() => secondary);
     const sent: Array<{ head: Omit<ParsedPush, 'bytes'>; tail: Buffer }> = [];
     const recording: ReplicationPort = {
@@ -557,8 +554,7 @@ describe('a push held up on the way', () => {
         return port.push(url, head, batches, timeoutMs);
       },
     };
-    const primary = partition(1, primaryStore, recording);
-    primary.applyAssignment(ASSIGNMENT, 1, true);
+    const primary = leader(recording);
     await primary.produce(incoming(['a', 'b', 'c']));
     await primary.commit({ group: 'g', offset: 1, generation: 1 });
     const held = sent.findLast((push) => push.head.commits?.some((commit) => commit.offset === 1));
@@ -591,8 +587,7 @@ describe('SecondarySync (a flush that a catch-up overtook)', () => {
     const [a, b, c] = [batch(0, range(0, 10, 'a'), 3), batch(10, range(10, 5, 'b'), 3), batch(15, range(15, 5, 'c'), 3)];
     await primaryStore.log('t', 0).append([a, b, c], [], 20);
     await secondaryStore.log('t', 0).append([a], [], 10);
-    const secondary = partition(2, secondaryStore, pushesTo(() => secondary));
-    secondary.applyAssignment(ASSIGNMENT, 1, true);
+    const secondary = follower();
     const port = pushesTo(() => secondary);
     const capped: ReplicationPort = {
       push: (...args) => (port.pushes >= 5 ? Promise.reject(new Error('pushUntil keeps pushing')) : port.push(...args)),
