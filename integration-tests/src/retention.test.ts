@@ -80,6 +80,22 @@ async function fetchAt(c: Cluster, client: TesseraClient, topic: string, offset:
 }
 
 /** Every record a group reads until it reaches `endOffset` (offsets and values). */
+/** A new consumer of `group` reads the first `count` records of `topic`, commits them and stops: its offsets. */
+async function readFirst(client: TesseraClient, topic: string, group: string, count: number): Promise<number[]> {
+  const consumer = client.consumer({ group, topic, fromBeginning: true, waitMs: 200 });
+  const offsets: number[] = [];
+  try {
+    while (offsets.length < count) {
+      const records = (await consumer.poll({ maxRecords: count - offsets.length })).slice(0, count - offsets.length);
+      await consumer.commit(records);
+      offsets.push(...records.map((r) => r.offset));
+    }
+  } finally {
+    await consumer.close();
+  }
+  return offsets;
+}
+
 async function readGroup(client: TesseraClient, topic: string, group: string, endOffset: number): Promise<Array<{ offset: number; value: string }>> {
   const consumer = client.consumer({ group, topic, fromBeginning: true, waitMs: 200 });
   const seen: Array<{ offset: number; value: string }> = [];
@@ -109,15 +125,7 @@ describe('retention and purge', () => {
     for (let i = 0; i < 40; i++) await producer.send({ topic: 'sized', key: 'k', value: `${i}:${value}` });
 
     // A group reads the first 5 records and commits, then stops: it is behind what retention will keep.
-    const early = client.consumer({ group: 'slow', topic: 'sized', fromBeginning: true, waitMs: 200 });
-    const firstRecords: number[] = [];
-    while (firstRecords.length < 5) {
-      const records = (await early.poll({ maxRecords: 5 - firstRecords.length })).slice(0, 5 - firstRecords.length);
-      await early.commit(records);
-      firstRecords.push(...records.map((r) => r.offset));
-    }
-    await early.close();
-    expect(firstRecords).toEqual([0, 1, 2, 3, 4]);
+    expect(await readFirst(client, 'sized', 'slow', 5)).toEqual([0, 1, 2, 3, 4]);
 
     // The cluster default keeps everything (7 days, no size limit); describe shows it.
     const before = await client.admin.describeTopic('sized');
@@ -269,15 +277,7 @@ describe('retention and purge', () => {
       const producer = client.producer({ lingerMs: 0 });
       for (let i = 0; i < 10; i++) await producer.send({ topic: 'remade', key: 'k', value: `old-${i}` });
       // A group reads the first 3 records and commits: both replicas store its offset.
-      const early = client.consumer({ group: 'workers', topic: 'remade', fromBeginning: true, waitMs: 200 });
-      const earlyOffsets: number[] = [];
-      while (earlyOffsets.length < 3) {
-        const records = (await early.poll({ maxRecords: 3 - earlyOffsets.length })).slice(0, 3 - earlyOffsets.length);
-        await early.commit(records);
-        earlyOffsets.push(...records.map((r) => r.offset));
-      }
-      await early.close();
-      expect(earlyOffsets).toEqual([0, 1, 2]);
+      expect(await readFirst(client, 'remade', 'workers', 3)).toEqual([0, 1, 2]);
 
       // Away while the primary goes on alone and the topic is purged: it comes back reset to 30.
       await cluster.broker(secondary).stop();
