@@ -979,10 +979,11 @@ describe('push subscriptions', () => {
     c = await coordinator({ ...withLoopback, heartbeatMs: 30, brokerTimeoutMs: 1_000 }, dataDir);
     const timer = setInterval(() => void call(c.url, 'POST', '/brokers/heartbeat', { id: 2, url: brokers[1].url, replicas: [] }).catch(() => {}), 30);
     cleanups.push(() => clearInterval(timer));
-    await waitFor('the mark on the partition back', async () => brokers[1].stored.get(`s/${onTwo}`) === -1);
+    // Tried at the start (before broker 2 is heard again, so still left) and then every 10 s.
+    await waitFor('the mark on the partition back', async () => brokers[1].stored.get(`s/${onTwo}`) === -1, 20_000);
     const marksOnOne = brokers[0].offsetCalls.filter((sent) => sent.route === '/internal/group-offsets');
     expect(marksOnOne.map((sent) => sent.partitions.map((p) => p.partition))).toEqual([[onOne]]);
-  });
+  }, 40_000);
 
   it('refuses a creation from the end that waited for the reports while another took its name', async () => {
     const broker = await fakeBroker();
