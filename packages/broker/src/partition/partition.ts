@@ -276,6 +276,10 @@ export class Partition {
   }
 
   /** PARTITION_NOT_FOUND: this replica was closed (dropped, or the broker is stopping). */
+  private closing(): TesseraError {
+    return new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is closing`);
+  }
+
   private notHeld(): TesseraError {
     return new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is not held here any more`);
   }
@@ -578,12 +582,17 @@ export class Partition {
    * of the ISR), so the secondary holds the log start, HW and commits of this moment too.
    */
   private nextSync(): Promise<void> {
-    if (this.closed) return Promise.reject(new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is closing`));
+    if (this.closed) return Promise.reject(this.closing());
     return new Promise((resolve, reject) => {
       this.syncWaiters.push({ resolve, reject });
-      this.syncRequested = true;
-      this.scheduleFlush();
+      this.requestSync();
     });
+  }
+
+  /** A flush runs even with nothing queued: it pushes the HW, log start and commits of now to the in-sync secondary. */
+  private requestSync(): void {
+    this.syncRequested = true;
+    this.scheduleFlush();
   }
 
   /**
@@ -1133,8 +1142,7 @@ export class Partition {
     if (this.hw < this.store.leo || this.sync?.secondaryLeo === undefined) {
       // Records not yet known to be on the secondary (e.g. after a restart): a sync flush
       // establishes where the secondary is and advances the HW.
-      this.syncRequested = true;
-      this.scheduleFlush();
+      this.requestSync();
     }
   }
 
@@ -1304,11 +1312,9 @@ export class Partition {
     // A purge is one line; retention says once per pass where it moved the log start (retentionPass).
     this.logger[reason === 'purge' ? 'info' : 'debug']({ reason, from, to: this.store.logStartOffset, hw: this.hw }, 'log start moved');
     // The in-sync secondary learns it now, even when nothing is produced: an empty sync push
-    // carries it. An out-of-ISR follower gets it with its catch-up pushes.
-    if (this.isrSecondary() !== undefined) {
-      this.syncRequested = true;
-      this.scheduleFlush();
-    }
+    // carries it (a purge asks for its own and waits for it). An out-of-ISR follower gets it
+    // with its catch-up pushes.
+    if (reason === 'retention' && this.isrSecondary() !== undefined) this.requestSync();
   }
 
   // ---- lifecycle ---------------------------------------------------------------------
@@ -1320,7 +1326,7 @@ export class Partition {
     this.expansion?.abort.abort();
     this.stopCatchUp();
     this.stopAdding();
-    this.failQueue(new TesseraError('PARTITION_NOT_FOUND', `${this.topic}/${this.partition} is closing`));
+    this.failQueue(this.closing());
     this.notify();
     await Promise.allSettled([this.flushLoopDone, this.catchUpDone, this.addingDone, this.lock.idle(), this.followerLock.idle()]);
     await this.store.checkpointHw(Math.min(this.hw, this.store.leo));
