@@ -743,8 +743,7 @@ export class PartitionLog {
    * committed, or deleted: the DELETED_GROUP_OFFSET mark a delete leaves is not a position).
    */
   groupOffset(group: string): GroupOffset | undefined {
-    this.store.assertOpen();
-    const row = this.store.stmt.selectGroupOffset.get(this.topic, this.partition, group) as { offset: number; generation: number } | undefined;
+    const row = this.groupRow(group);
     return row === undefined || row.offset === DELETED_GROUP_OFFSET ? undefined : { group, offset: row.offset, generation: row.generation };
   }
 
@@ -754,9 +753,13 @@ export class PartitionLog {
    * delivery, whose group is never made again) count a mark's generation (`Partition.commit`).
    */
   groupGeneration(group: string): number | undefined {
+    return this.groupRow(group)?.generation;
+  }
+
+  /** The group's stored row as it is (a deletion mark's included). */
+  private groupRow(group: string): { offset: number; generation: number } | undefined {
     this.store.assertOpen();
-    const row = this.store.stmt.selectGroupOffset.get(this.topic, this.partition, group) as { generation: number } | undefined;
-    return row?.generation;
+    return this.store.stmt.selectGroupOffset.get(this.topic, this.partition, group) as { offset: number; generation: number } | undefined;
   }
 
   /** Every stored group offset row, deleted groups' included (replication sends them all). */
