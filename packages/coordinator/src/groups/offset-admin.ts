@@ -138,7 +138,7 @@ export class GroupOffsetAdmin {
    */
   async markDeleted(groupId: string, topic: string, generation: number, partitions?: readonly number[]): Promise<number[]> {
     const wanted = partitions ?? this.deps.cluster.topic(topic).partitions.map((p) => p.partition);
-    const online = wanted.filter((partition) => this.hasLivePrimary(topic, partition));
+    const online = wanted.filter((partition) => this.livePrimary(topic, partition) !== undefined);
     if (online.length > 0) {
       await this.store(groupId, generation, topic, new Map(online.map((partition) => [partition, DELETED_GROUP_OFFSET])), this.failoverDeadlineMs());
     }
@@ -276,9 +276,11 @@ export class GroupOffsetAdmin {
     return performance.now() + this.deps.brokerTimeoutMs + MAP_APPLIED_MS;
   }
 
-  private hasLivePrimary(topic: string, partition: number): boolean {
+  /** The partition's primary, when alive, and its epoch, in one look at the assignment. */
+  private livePrimary(topic: string, partition: number): { internalUrl: string; epoch: number } | undefined {
     const state = this.deps.cluster.partition(topic, partition);
-    return state.primary !== null && this.deps.cluster.brokers.get(state.primary)?.alive === true;
+    const broker = state.primary === null ? undefined : this.deps.cluster.brokers.get(state.primary);
+    return broker?.alive === true ? { internalUrl: broker.internalUrl, epoch: state.epoch } : undefined;
   }
 
   /**
@@ -288,14 +290,11 @@ export class GroupOffsetAdmin {
   private byPrimary(topic: string, partitions: number[]): Map<string, PartitionAtEpoch[]> {
     const out = new Map<string, PartitionAtEpoch[]>();
     for (const partition of partitions) {
-      const state = this.deps.cluster.partition(topic, partition);
-      const broker = state.primary === null ? undefined : this.deps.cluster.brokers.get(state.primary);
-      if (broker === undefined || !broker.alive) {
-        throw new TesseraError('PARTITION_OFFLINE', `${topic}/${partition} has no live primary`);
-      }
-      const ref = { topic, partition, epoch: state.epoch };
-      const list = out.get(broker.internalUrl);
-      if (list === undefined) out.set(broker.internalUrl, [ref]);
+      const primary = this.livePrimary(topic, partition);
+      if (primary === undefined) throw new TesseraError('PARTITION_OFFLINE', `${topic}/${partition} has no live primary`);
+      const ref = { topic, partition, epoch: primary.epoch };
+      const list = out.get(primary.internalUrl);
+      if (list === undefined) out.set(primary.internalUrl, [ref]);
       else list.push(ref);
     }
     return out;
