@@ -34,6 +34,7 @@ import {
   DEFAULT_HEARTBEAT_MS,
   DELETED_SUBSCRIPTION_GENERATION,
   TesseraError,
+  linkedAbort,
   type AclOperation,
   type CreateSubscriptionRequest,
   type CreatedSubscription,
@@ -139,11 +140,10 @@ export class SubscriptionManager {
   /** The run of `markDeletedGroups` under way; `markAgain` when a delete came meanwhile. */
   private marking: Promise<void> | undefined;
   private markAgain = false;
-  private closed = false;
-
-  /** Settles once the stored URLs were judged against the target policy after the start (or `stop` ended it). */
+  /** Settles once the stored URLs were judged against the target policy after the start (or `close` ended it). */
   private readonly targetsJudged: Promise<void>;
-  private readonly stopJudging = new AbortController();
+  /** Aborted by `close`: the background work (judging, marking) ends. */
+  private readonly closing = new AbortController();
 
   /**
    * Loads the stored subscriptions and, before the coordinator serves anything, brings them in
@@ -172,18 +172,12 @@ export class SubscriptionManager {
     this.targetsJudged = Promise.resolve()
       .then(() => this.judgeTargets())
       .then(() => {
-        if (!this.stopJudging.signal.aborted) this.checkSuspensions();
+        if (!this.closed) this.checkSuspensions();
       })
       .catch((error: unknown) => {
         // The coordinator stopped meanwhile (its store is closed), or a lookup failed oddly: the next start judges again.
         options.logger.warn({ err: error }, 'subscription targets not judged after the start');
       });
-  }
-
-  /** Ends the judging of the stored URLs begun at start (the coordinator stops): resolves once it ended. */
-  stop(): Promise<void> {
-    this.stopJudging.abort();
-    return this.targetsJudged;
   }
 
   get version(): number {
@@ -345,8 +339,12 @@ export class SubscriptionManager {
    * marking's calls to the brokers, then the store).
    */
   async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all([this.stop(), this.marking]);
+    this.closing.abort();
+    await Promise.all([this.targetsJudged, this.marking]);
+  }
+
+  private get closed(): boolean {
+    return this.closing.signal.aborted;
   }
 
   private async markDeleted(entry: UnmarkedGroup): Promise<void> {
@@ -484,12 +482,12 @@ export class SubscriptionManager {
     const rows = [...this.rows.values()];
     let next = 0;
     const judgeNext = async (): Promise<void> => {
-      for (let row = rows[next++]; row !== undefined && !this.stopJudging.signal.aborted; row = rows[next++]) {
+      for (let row = rows[next++]; row !== undefined && !this.closed; row = rows[next++]) {
         const { url } = JSON.parse(row.config) as DeliveryConfig;
-        const verdict = await judgeWithin(targets, url, START_TARGET_CHECK_MS, this.stopJudging.signal);
+        const verdict = await judgeWithin(targets, url, START_TARGET_CHECK_MS, this.closing.signal);
         // Deleted while its host was looked up (and maybe created again under its name, with
         // another URL, judged at its creation): the verdict is of a subscription that is gone.
-        if (this.stopJudging.signal.aborted || this.rows.get(row.name)?.group_id !== row.group_id) continue;
+        if (this.closed || this.rows.get(row.name)?.group_id !== row.group_id) continue;
         if (verdict.allowed) {
           this.targetRefusals.delete(row.name);
           continue;
@@ -576,19 +574,16 @@ export class SubscriptionManager {
 
 /** `targets.judgeUrl(url)`, or no verdict (unresolved) once `timeoutMs` passed without one or `signal` aborted. */
 async function judgeWithin(targets: TargetPolicy, url: string, timeoutMs: number, signal: AbortSignal): Promise<TargetVerdict> {
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const late = new Promise<TargetVerdict>((resolve) => {
-    const none = (why: string) => resolve({ allowed: false, reason: why, unresolved: true });
-    timer = setTimeout(() => none(`its host was not resolved within ${timeoutMs} ms`), timeoutMs);
-    onAbort = () => none('the coordinator is stopping');
-    signal.addEventListener('abort', onAbort, { once: true });
+  const deadline = linkedAbort(signal, timeoutMs);
+  const none = new Promise<TargetVerdict>((resolve) => {
+    const why = () => (deadline.timedOut ? `its host was not resolved within ${timeoutMs} ms` : 'the coordinator is stopping');
+    if (deadline.signal.aborted) resolve({ allowed: false, reason: why(), unresolved: true });
+    else deadline.signal.addEventListener('abort', () => resolve({ allowed: false, reason: why(), unresolved: true }), { once: true });
   });
   try {
-    return await Promise.race([targets.judgeUrl(url), late]);
+    return await Promise.race([targets.judgeUrl(url), none]);
   } finally {
-    clearTimeout(timer);
-    signal.removeEventListener('abort', onAbort!);
+    deadline.dispose();
   }
 }
 
