@@ -164,6 +164,18 @@ function watch(name: string, identity: Promise<ProducerIdentity>, events: string
   );
 }
 
+/** A coordinator that holds each id request until `release()` (or 1 s at most), then answers `answer`. */
+async function holdingCoordinator(answer: { producerId: number; producerEpoch: number }) {
+  const coordinator = await stub('coordinator');
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  coordinator.on('POST', '/producers', async () => {
+    await Promise.race([held, sleep(1_000)]);
+    return answer;
+  });
+  return { coordinator, release: () => release() };
+}
+
 describe('waiting for the producer id', () => {
   it('fails a batch at its own deadline while a batch with a later one, asking meanwhile, gets the id', async () => {
     // The coordinator refuses until the early batch has failed, then answers.
@@ -191,13 +203,7 @@ describe('waiting for the producer id', () => {
 
   it('fails a batch whose deadline comes before the first batch\'s at its own deadline, while the attempt is still out', async () => {
     // The coordinator holds the only attempt until the early batch has failed (or 1 s at most).
-    const coordinator = await stub('coordinator');
-    let earlyFailed: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => (earlyFailed = resolve));
-    coordinator.on('POST', '/producers', async () => {
-      await Promise.race([held, sleep(1_000)]);
-      return { producerId: 4, producerEpoch: 0 };
-    });
+    const { coordinator, release: earlyFailed } = await holdingCoordinator({ producerId: 4, producerEpoch: 0 });
     const { idempotence, attempts } = manager(coordinator);
     const events: string[] = [];
     const first = watch('first', idempotence.current(performance.now() + 5_000), events);
@@ -240,13 +246,7 @@ describe('waiting for the producer id', () => {
   });
 
   it('keeps an id that arrives after every batch asking for it failed, and stops asking once none waits', async () => {
-    const coordinator = await stub('coordinator');
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    coordinator.on('POST', '/producers', async () => {
-      await Promise.race([held, sleep(1_000)]);
-      return { producerId: 9, producerEpoch: 1 };
-    });
+    const { coordinator, release } = await holdingCoordinator({ producerId: 9, producerEpoch: 1 });
     const { idempotence, attempts } = manager(coordinator);
     await expect(idempotence.current(performance.now() + 50)).rejects.toMatchObject({ code: 'TIMEOUT' });
     release();
